@@ -1,0 +1,68 @@
+// The `grpo` command line: subcommands register themselves; each declares its options, so
+// `grpo CMD --help` and error messages come from one place.
+//
+//   static int run_tokenize(const grpo::Args& a) { ... }
+//   GRPO_COMMAND(tokenize, "JSONL text <-> token ids on stdin/stdout",
+//                {{"tokenizer", "PATH", "tokenizer.json or its directory", true},
+//                 {"decode", "", "ids -> text instead", false}},
+//                run_tokenize);
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace grpo {
+
+struct Option {
+  std::string name;      // without the leading --
+  std::string metavar;   // empty: a flag without value
+  std::string help;
+  bool required = false;
+  std::string fallback;  // default shown in --help (and returned by get() when absent)
+};
+
+class Args {
+ public:
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  std::string get(const std::string& name) const;  // value or the option's default
+  int get_int(const std::string& name) const;
+  double get_double(const std::string& name) const;
+  bool flag(const std::string& name) const { return has(name); }
+  const std::vector<std::string>& positional() const { return positional_; }
+  // `key.path=value` arguments and repeated --set values, in order.
+  const std::vector<std::string>& overrides() const { return overrides_; }
+
+ private:
+  friend struct Command;
+  std::map<std::string, std::string> values_;
+  std::map<std::string, std::string> defaults_;
+  std::vector<std::string> positional_, overrides_;
+};
+
+struct Command {
+  std::string name, summary;
+  std::vector<Option> options;
+  std::function<int(const Args&)> run;
+  std::string usage_extra;  // e.g. "CONFIG [key.path=value ...]"
+
+  std::string help() const;
+  // Throws InputError naming the option for unknown/missing/valueless options.
+  Args parse(const std::vector<std::string>& argv) const;
+};
+
+std::map<std::string, Command>& command_registry();
+struct CommandRegistrar {
+  explicit CommandRegistrar(Command c);
+};
+
+// Entry point used by apps/main.cpp.
+int run_cli(int argc, char** argv);
+
+}  // namespace grpo
+
+#define GRPO_CONCAT_(a, b) a##b
+#define GRPO_CONCAT(a, b) GRPO_CONCAT_(a, b)
+#define GRPO_COMMAND(name, summary, usage_extra, options, fn) \
+  static ::grpo::CommandRegistrar GRPO_CONCAT(grpo_cmd_, __LINE__)(  \
+      ::grpo::Command{name, summary, std::vector<::grpo::Option> options, fn, usage_extra})

@@ -1,0 +1,238 @@
+#include "common/config.h"
+
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <sstream>
+
+namespace grpo {
+namespace {
+
+std::vector<std::string> split_key(const std::string& key) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : key) {
+    if (c == '.') {
+      parts.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  parts.push_back(cur);
+  return parts;
+}
+
+std::string show(const YAML::Node& n) {
+  if (n.IsScalar()) return "\"" + n.Scalar() + "\"";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a map";
+  return "null";
+}
+
+template <class T> bool convert_scalar(const YAML::Node& n, T& out);
+
+template <> bool convert_scalar<std::string>(const YAML::Node& n, std::string& out) {
+  if (!n.IsScalar()) return false;
+  out = n.Scalar();
+  return true;
+}
+template <> bool convert_scalar<bool>(const YAML::Node& n, bool& out) {
+  if (!n.IsScalar()) return false;
+  const std::string& s = n.Scalar();
+  if (s == "true" || s == "True" || s == "yes" || s == "on") { out = true; return true; }
+  if (s == "false" || s == "False" || s == "no" || s == "off") { out = false; return true; }
+  return false;
+}
+template <> bool convert_scalar<int64_t>(const YAML::Node& n, int64_t& out) {
+  if (!n.IsScalar()) return false;
+  const std::string& s = n.Scalar();
+  if (s.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s.c_str(), &end, 10);
+  if (errno || *end != '\0') {
+    // Accept 1e6 style integers when they are exact.
+    double d = std::strtod(s.c_str(), &end);
+    if (*end != '\0' || !std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9e18) return false;
+    v = static_cast<long long>(d);
+  }
+  out = v;
+  return true;
+}
+template <> bool convert_scalar<int>(const YAML::Node& n, int& out) {
+  int64_t v;
+  if (!convert_scalar<int64_t>(n, v) || v < INT32_MIN || v > INT32_MAX) return false;
+  out = static_cast<int>(v);
+  return true;
+}
+template <> bool convert_scalar<double>(const YAML::Node& n, double& out) {
+  if (!n.IsScalar()) return false;
+  const std::string& s = n.Scalar();
+  if (s == ".inf" || s == "inf") { out = INFINITY; return true; }
+  if (s == "-.inf" || s == "-inf") { out = -INFINITY; return true; }
+  char* end = nullptr;
+  out = std::strtod(s.c_str(), &end);
+  return !s.empty() && *end == '\0';
+}
+
+template <class T> const char* type_name();
+template <> const char* type_name<bool>() { return "a boolean (true/false)"; }
+template <> const char* type_name<int>() { return "an integer"; }
+template <> const char* type_name<int64_t>() { return "an integer"; }
+template <> const char* type_name<double>() { return "a number"; }
+template <> const char* type_name<std::string>() { return "a string"; }
+
+}  // namespace
+
+Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Config c = parse(ss.str(), path);
+  for (const auto& o : overrides) c.apply_override(o);
+  return c;
+}
+
+Config Config::parse(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw InputError(source + ": invalid YAML at line " + std::to_string(e.mark.line + 1) + ", column " +
+                     std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) throw InputError(source + ": expected a YAML map at the top level");
+  return Config(root, source, "");
+}
+
+void Config::apply_override(const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InputError("override '" + assignment + "': expected key.path=value");
+  std::string key = assignment.substr(0, eq);
+  std::string text = assignment.substr(eq + 1);
+  YAML::Node value;
+  try {
+    value = YAML::Load(text);
+  } catch (const YAML::Exception&) {
+    value = YAML::Node(text);
+  }
+  auto parts = split_key(key);
+  // yaml-cpp nodes are handles whose operator= writes through; reset() rebinds.
+  YAML::Node cur;
+  cur.reset(root_);
+  std::string path;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    if (parts[i].empty()) throw InputError("override '" + assignment + "': empty key segment");
+    path += (path.empty() ? "" : ".") + parts[i];
+    YAML::Node child = cur[parts[i]];
+    if (!child.IsDefined() || child.IsNull()) {
+      cur[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      child.reset(cur[parts[i]]);
+    } else if (!child.IsMap()) {
+      throw InputError("override '" + assignment + "': " + where(path) + " is not a map");
+    }
+    cur.reset(child);
+  }
+  cur[parts.back()] = value;
+}
+
+YAML::Node Config::find(const std::string& key) const {
+  // yaml-cpp's operator= writes through the handle; reset() rebinds it.
+  YAML::Node cur;
+  cur.reset(root_);
+  for (const auto& part : split_key(key)) {
+    if (!cur.IsMap()) return YAML::Node();
+    YAML::Node next = static_cast<const YAML::Node&>(cur)[part];
+    if (!next.IsDefined()) return YAML::Node();
+    cur.reset(next);
+  }
+  return cur;
+}
+
+bool Config::has(const std::string& key) const {
+  YAML::Node n = find(key);
+  return n.IsDefined() && !n.IsNull();
+}
+
+std::string Config::where(const std::string& key) const {
+  return source_ + ": key '" + (prefix_.empty() ? key : prefix_ + "." + key) + "'";
+}
+
+void Config::type_error(const std::string& key, const char* expected, const YAML::Node& n) const {
+  throw InputError(where(key) + ": expected " + expected + ", got " + show(n));
+}
+
+template <class T> T Config::get(const std::string& key) const {
+  YAML::Node n = find(key);
+  if (!n.IsDefined() || n.IsNull()) throw InputError(where(key) + ": required key is missing");
+  if constexpr (std::is_same_v<T, std::vector<int>> || std::is_same_v<T, std::vector<int64_t>> ||
+                std::is_same_v<T, std::vector<double>> || std::is_same_v<T, std::vector<std::string>>) {
+    using E = typename T::value_type;
+    if (!n.IsSequence()) type_error(key, (std::string("a list of ") + type_name<E>()).c_str(), n);
+    T out;
+    for (size_t i = 0; i < n.size(); ++i) {
+      E e;
+      if (!convert_scalar<E>(n[i], e))
+        type_error(key + "[" + std::to_string(i) + "]", type_name<E>(), n[i]);
+      out.push_back(e);
+    }
+    return out;
+  } else {
+    T out;
+    if (!convert_scalar<T>(n, out)) type_error(key, type_name<T>(), n);
+    return out;
+  }
+}
+
+template <class T> T Config::get(const std::string& key, const T& fallback) const {
+  return has(key) ? get<T>(key) : fallback;
+}
+
+Config Config::sub(const std::string& key) const {
+  YAML::Node n = find(key);
+  std::string prefix = prefix_.empty() ? key : prefix_ + "." + key;
+  if (!n.IsDefined() || n.IsNull()) return Config(YAML::Node(YAML::NodeType::Map), source_, prefix);
+  if (!n.IsMap()) type_error(key, "a map", n);
+  return Config(n, source_, prefix);
+}
+
+std::vector<std::string> Config::keys() const {
+  std::vector<std::string> out;
+  for (auto it = root_.begin(); it != root_.end(); ++it) out.push_back(it->first.Scalar());
+  return out;
+}
+
+void Config::require_known(const std::set<std::string>& allowed) const {
+  for (const auto& k : keys()) {
+    if (allowed.count(k)) continue;
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    throw InputError(where(k) + ": unknown key (expected one of: " + list + ")");
+  }
+}
+
+std::string Config::dump() const {
+  YAML::Emitter out;
+  out << root_;
+  return out.c_str();
+}
+
+#define GRPO_CONFIG_INSTANTIATE(T)                             \
+  template T Config::get<T>(const std::string&) const;         \
+  template T Config::get<T>(const std::string&, const T&) const;
+GRPO_CONFIG_INSTANTIATE(bool)
+GRPO_CONFIG_INSTANTIATE(int)
+GRPO_CONFIG_INSTANTIATE(int64_t)
+GRPO_CONFIG_INSTANTIATE(double)
+GRPO_CONFIG_INSTANTIATE(std::string)
+GRPO_CONFIG_INSTANTIATE(std::vector<int>)
+GRPO_CONFIG_INSTANTIATE(std::vector<int64_t>)
+GRPO_CONFIG_INSTANTIATE(std::vector<double>)
+GRPO_CONFIG_INSTANTIATE(std::vector<std::string>)
+#undef GRPO_CONFIG_INSTANTIATE
+
+}  // namespace grpo

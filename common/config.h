@@ -1,0 +1,59 @@
+// YAML configs with `a.b=c` overrides and typed, validated access.
+//
+//   auto cfg = Config::load("configs/tiny-zero.yaml", {"train.steps=10"});
+//   int steps = cfg.get<int>("train.steps");          // required
+//   double lr = cfg.get<double>("optim.lr", 1e-6);      // with default
+//
+// Every error is an InputError naming the file, the dotted key and the expected type, e.g.
+//   configs/x.yaml: key 'train.steps': expected an integer, got "ten"
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace grpo {
+
+class Config {
+ public:
+  Config() = default;
+  static Config load(const std::string& path, const std::vector<std::string>& overrides = {});
+  static Config parse(const std::string& yaml_text, const std::string& source);
+
+  // "a.b.c=value": the value is read as YAML (so 3 is an int, [1,2] a list, "x" a string);
+  // missing intermediate maps are created.
+  void apply_override(const std::string& assignment);
+
+  bool has(const std::string& key) const;
+  template <class T> T get(const std::string& key) const;
+  template <class T> T get(const std::string& key, const T& fallback) const;
+  // The sub-tree at key (an empty map when absent), keeping the source name and key prefix.
+  Config sub(const std::string& key) const;
+  // Keys directly under this node.
+  std::vector<std::string> keys() const;
+  // Fails naming the first key not in `allowed` (catches typos such as `trian.steps`).
+  void require_known(const std::set<std::string>& allowed) const;
+
+  const std::string& source() const { return source_; }
+  const YAML::Node& node() const { return root_; }
+  std::string dump() const;
+
+ private:
+  Config(YAML::Node root, std::string source, std::string prefix)
+      : root_(root), source_(std::move(source)), prefix_(std::move(prefix)) {}
+  YAML::Node find(const std::string& key) const;  // null node when absent
+  std::string where(const std::string& key) const;
+  [[noreturn]] void type_error(const std::string& key, const char* expected, const YAML::Node& n) const;
+
+  YAML::Node root_ = YAML::Node(YAML::NodeType::Map);
+  std::string source_ = "<config>";
+  std::string prefix_;
+};
+
+// Explicit instantiations live in config.cpp for: bool, int, int64_t, double, std::string,
+// std::vector<int>, std::vector<int64_t>, std::vector<double>, std::vector<std::string>.
+
+}  // namespace grpo

@@ -1,0 +1,1 @@
+// Anchor for the precompiled torch header (common/torch_pch.h).

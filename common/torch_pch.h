@@ -1,0 +1,4 @@
+// The torch headers every model/learner file uses; precompiled once (see CMakeLists.txt).
+#pragma once
+#include <ATen/ATen.h>
+#include <torch/types.h>
