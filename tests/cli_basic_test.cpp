@@ -1,0 +1,53 @@
+// Runs the grpo binary as users do.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace {
+struct Outcome {
+  int code;
+  std::string out;
+};
+Outcome run(const std::string& args) {
+  std::string cmd = std::string(GRPO_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+}  // namespace
+
+TEST(Cli, HelpListsCommands) {
+  Outcome r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("info"), std::string::npos) << r.out;
+  Outcome bare = run("");
+  EXPECT_EQ(bare.code, 2);
+}
+
+TEST(Cli, UnknownCommandAndOption) {
+  Outcome r = run("no-such-command");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("unknown command 'no-such-command'"), std::string::npos) << r.out;
+  Outcome o = run("info --bogus 1");
+  EXPECT_EQ(o.code, 2);
+  EXPECT_NE(o.out.find("unknown option --bogus"), std::string::npos) << o.out;
+  Outcome t = run("info --threads many");
+  EXPECT_EQ(t.code, 2);
+  EXPECT_NE(t.out.find("--threads: expected an integer"), std::string::npos) << t.out;
+}
+
+TEST(Cli, SubcommandHelpAndInfo) {
+  Outcome h = run("info --help");
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("usage: grpo info"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("--threads N"), std::string::npos) << h.out;
+  Outcome i = run("info --threads 2");
+  EXPECT_EQ(i.code, 0) << i.out;
+  EXPECT_NE(i.out.find("openblas"), std::string::npos) << i.out;
+}
