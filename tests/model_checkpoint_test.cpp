@@ -18,7 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using testing::TempDir;
+using ckpt_test::TempDir;
 
 const std::string kTiny = std::string(GRPO_TEST_DATA) + "/dsv3-tiny";
 

@@ -2,13 +2,19 @@
 #pragma once
 #include <unistd.h>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
-namespace grpo::testing {
+#include "common/error.h"
+
+namespace grpo::ckpt_test {
 
 // A fresh directory under the system temp dir, removed with everything in it at scope end.
 class TempDir {
@@ -42,4 +48,15 @@ inline void write_raw_safetensors(const std::string& path, const std::string& he
   write_bytes(path, std::string(reinterpret_cast<const char*>(&n), 8) + header + data);
 }
 
-}  // namespace grpo::testing
+// Runs `f`, which must throw grpo::InputError whose message contains every one of `parts`.
+template <typename F>
+void expect_input_error(F f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    ADD_FAILURE() << "no InputError thrown";
+  } catch (const InputError& e) {
+    for (const auto& p : parts) EXPECT_THAT(e.what(), ::testing::HasSubstr(p));
+  }
+}
+
+}  // namespace grpo::ckpt_test

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -16,7 +17,8 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using testing::TempDir;
+using ckpt_test::expect_input_error;
+using ckpt_test::TempDir;
 
 // Random bytes of the given storage, so round trips compare exact bit patterns (incl. NaN codes).
 at::Tensor random_bytes_tensor(at::IntArrayRef shape, at::ScalarType storage) {
@@ -71,7 +73,7 @@ TEST(Safetensors, HeaderIsSpacePaddedAndTensorsAlignedWithoutGaps) {
   write_safetensors(path, {{"b", {at::ones({3}, at::kByte), DType::U8}},
                            {"h", {at::ones({3}, at::kHalf), DType::F16}},
                            {"d", {at::ones({2}, at::kDouble), DType::F64}}});
-  const std::string bytes = testing::read_bytes(path);
+  const std::string bytes = ckpt_test::read_bytes(path);
   uint64_t n;
   std::memcpy(&n, bytes.data(), 8);
   EXPECT_EQ(n % 8, 0u);
@@ -113,6 +115,139 @@ TEST(Safetensors, TensorsOutliveTheReaderAndWritesStayPrivate) {
   EXPECT_FLOAT_EQ(x[7].item<float>(), 7.0f);
   x.fill_(-1.0f);  // copy-on-write mapping: the file keeps its values
   EXPECT_FLOAT_EQ(SafetensorsReader(path).get("x").data[7].item<float>(), 7.0f);
+}
+
+// ---- malformed input: every case is an InputError naming the file (and the tensor where one is involved)
+
+// A one-tensor file with the given header entry for tensor "w" and `data_bytes` bytes of data.
+std::string file_with_entry(const TempDir& dir, const std::string& entry, size_t data_bytes = 16) {
+  const std::string path = dir / "bad.safetensors";
+  ckpt_test::write_raw_safetensors(path, "{\"w\":" + entry + "}", std::string(data_bytes, '\0'));
+  return path;
+}
+
+TEST(SafetensorsBadInput, MissingFile) {
+  TempDir dir;
+  expect_input_error([&] { SafetensorsReader r(dir / "none.safetensors"); }, {dir / "none.safetensors", "cannot open"});
+}
+
+TEST(SafetensorsBadInput, FileShorterThanTheLengthPrefix) {
+  TempDir dir;
+  ckpt_test::write_bytes(dir / "t.safetensors", "abc");
+  expect_input_error([&] { SafetensorsReader r(dir / "t.safetensors"); }, {dir / "t.safetensors", "truncated", "3 bytes"});
+}
+
+TEST(SafetensorsBadInput, HeaderLengthBeyondTheFile) {
+  TempDir dir;
+  const std::string path = dir / "t.safetensors";
+  uint64_t n = 1000;
+  ckpt_test::write_bytes(path, std::string(reinterpret_cast<const char*>(&n), 8) + "{}");
+  expect_input_error([&] { SafetensorsReader r(path); }, {path, "header length 1000", "exceeds the file"});
+}
+
+TEST(SafetensorsBadInput, HeaderLengthBeyondTheLimit) {
+  TempDir dir;
+  const std::string path = dir / "t.safetensors";
+  write_safetensors(path, {{"x", {at::zeros({64}), DType::F32}}});
+  expect_input_error([&] { SafetensorsReader r(path, SafetensorsLimits{16}); }, {path, "exceeds the limit of 16"});
+}
+
+TEST(SafetensorsBadInput, InvalidJson) {
+  TempDir dir;
+  const std::string path = dir / "t.safetensors";
+  ckpt_test::write_raw_safetensors(path, "{\"w\": {\"dtype\": ", "");
+  expect_input_error([&] { SafetensorsReader r(path); }, {path, "not valid JSON"});
+  ckpt_test::write_raw_safetensors(path, "[1, 2]", "");
+  expect_input_error([&] { SafetensorsReader r(path); }, {path, "not a JSON object"});
+}
+
+TEST(SafetensorsBadInput, EntryLacksAKey) {
+  TempDir dir;
+  for (const auto& [entry, key] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"shape":[4],"data_offsets":[0,16]})", "dtype"},
+           {R"({"dtype":"F32","data_offsets":[0,16]})", "shape"},
+           {R"({"dtype":"F32","shape":[4]})", "data_offsets"}}) {
+    const std::string path = file_with_entry(dir, entry);
+    expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'w'", "no '" + key + "'"});
+  }
+  const std::string path = file_with_entry(dir, "7");
+  expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'w'", "not a JSON object"});
+}
+
+TEST(SafetensorsBadInput, UnknownDtype) {
+  TempDir dir;
+  const std::string path = file_with_entry(dir, R"({"dtype":"F7","shape":[4],"data_offsets":[0,16]})");
+  expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'w'", "unknown dtype 'F7'"});
+}
+
+TEST(SafetensorsBadInput, BadShape) {
+  TempDir dir;
+  for (const std::string shape : {"[-4]", "[2.5]", "\"4\"", "[4294967296, 4294967296]"}) {
+    const std::string path = file_with_entry(dir, R"({"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,16]})");
+    expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'w'", "shape"});
+  }
+}
+
+TEST(SafetensorsBadInput, BadOffsets) {
+  TempDir dir;
+  for (const std::string off : {"[16, 0]", "[0]", "[0, -16]", "[0, \"16\"]"}) {
+    const std::string path = file_with_entry(dir, R"({"dtype":"F32","shape":[4],"data_offsets":)" + off + "}");
+    expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'w'", "data_offsets"});
+  }
+}
+
+TEST(SafetensorsBadInput, SizeDoesNotMatchDtypeAndShape) {
+  TempDir dir;
+  const std::string path = file_with_entry(dir, R"({"dtype":"BF16","shape":[2,3],"data_offsets":[0,16]})");
+  expect_input_error([&] { SafetensorsReader r(path); },
+                     {path, "tensor 'w'", "span 16 bytes", "BF16", "[2,3]", "needs 12"});
+}
+
+TEST(SafetensorsBadInput, TruncatedData) {
+  TempDir dir;
+  const std::string path = dir / "t.safetensors";
+  write_safetensors(path, {{"a", {at::zeros({4}), DType::F32}}, {"b", {at::zeros({4}), DType::F32}}});
+  std::string bytes = ckpt_test::read_bytes(path);
+  ckpt_test::write_bytes(path, bytes.substr(0, bytes.size() - 5));
+  expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'b'", "past the data section", "truncated"});
+}
+
+TEST(SafetensorsBadInput, OverlappingTensors) {
+  TempDir dir;
+  const std::string path = dir / "t.safetensors";
+  ckpt_test::write_raw_safetensors(path,
+                                 R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                                 R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+                                 std::string(24, '\0'));
+  expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'b'", "overlap", "'a'"});
+}
+
+TEST(SafetensorsBadInput, MetadataMustBeStrings) {
+  TempDir dir;
+  const std::string path = dir / "t.safetensors";
+  ckpt_test::write_raw_safetensors(path, R"({"__metadata__":{"format":1}})", "");
+  expect_input_error([&] { SafetensorsReader r(path); }, {path, "__metadata__", "format"});
+}
+
+TEST(SafetensorsBadInput, AskingForAnAbsentTensor) {
+  TempDir dir;
+  const std::string path = dir / "t.safetensors";
+  write_safetensors(path, {{"a", {at::zeros({4}), DType::F32}}});
+  SafetensorsReader r(path);
+  expect_input_error([&] { r.get("zz"); }, {path, "tensor 'zz'", "no such tensor"});
+  expect_input_error([&] { r.shape("zz"); }, {path, "tensor 'zz'"});
+}
+
+TEST(SafetensorsBadInput, WriterRejectsDataThatIsNotItsDtypeAndDuplicates) {
+  TempDir dir;
+  const std::string path = dir / "t.safetensors";
+  expect_input_error([&] { write_safetensors(path, {{"q", {at::zeros({4}), DType::F8_E4M3}}}); },
+                     {path, "tensor 'q'", "F8_E4M3", "Byte"});
+  expect_input_error(
+      [&] { write_safetensors(path, {{"a", {at::zeros({4}), DType::F32}}, {"a", {at::zeros({2}), DType::F32}}}); },
+      {path, "tensor 'a'", "duplicate"});
+  EXPECT_FALSE(std::filesystem::exists(path));  // nothing half-written
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 }  // namespace
