@@ -88,8 +88,10 @@ RawCheckpoint read_raw(const std::string& path) {
     if (!fs::exists(p / kSingleFile))
       throw InputError("checkpoint directory '" + path + "' has neither " + kSingleFile + " nor " + kIndexFile);
     add_file(raw, SafetensorsReader((p / kSingleFile).string()));
+  } else if (fs::exists(p)) {
+    add_file(raw, SafetensorsReader(path));
   } else {
-    add_file(raw, SafetensorsReader(path));  // names the file if it is missing or malformed
+    throw InputError("checkpoint '" + path + "': no such file or directory");
   }
   return raw;
 }
@@ -134,6 +136,36 @@ void write_text_atomic(const fs::path& path, const std::string& text) {
   write_file_atomic(path.string(), [&](int fd) { write_all(fd, text.data(), text.size(), path.string()); });
 }
 
+// DIR/model.safetensors, or greedy shards (in name order) of at most max_shard_bytes plus the index.
+void write_weights(const fs::path& dir, const std::map<std::string, StoredTensor>& raw, int64_t max_shard_bytes) {
+  std::vector<std::vector<std::pair<std::string, StoredTensor>>> shards(1);
+  int64_t in_shard = 0, total = 0;
+  for (const auto& [name, t] : raw) {
+    const int64_t nbytes = t.data.numel() * static_cast<int64_t>(dtype_size(t.dtype));
+    if (in_shard > 0 && in_shard + nbytes > max_shard_bytes) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    shards.back().emplace_back(name, t);
+    in_shard += nbytes;
+    total += nbytes;
+  }
+  const std::map<std::string, std::string> meta{{"format", "pt"}};
+  if (shards.size() == 1) {
+    write_safetensors((dir / kSingleFile).string(), shards[0], meta);
+    return;
+  }
+  nlohmann::json weight_map = nlohmann::json::object();
+  char name[64];
+  for (size_t i = 0; i < shards.size(); ++i) {
+    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    write_safetensors((dir / name).string(), shards[i], meta);
+    for (const auto& entry : shards[i]) weight_map[entry.first] = name;
+  }
+  const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  write_text_atomic(dir / kIndexFile, index.dump(2) + "\n");
+}
+
 // Moves the finished `stage` directory onto `dir`, keeping nothing of the old `dir` but what was
 // copied into `stage` already.
 void publish_dir(const fs::path& stage, const fs::path& dir) {
@@ -167,46 +199,23 @@ void save_checkpoint_raw(const std::string& dir_in, const std::map<std::string, 
   try {
     fs::remove_all(stage);  // leftover of an interrupted save
     fs::create_directories(stage);
-    if (fs::is_directory(dir))
-      for (const auto& e : fs::directory_iterator(dir))
-        if (!is_weight_file(e.path().filename().string()) || (config.is_null() && e.path().filename() == kConfigFile))
-          fs::copy(e.path(), stage / e.path().filename(), fs::copy_options::recursive);
-  } catch (const fs::filesystem_error& e) {
-    throw InputError("cannot prepare '" + stage.string() + "': " + e.what());
-  }
-
-  // Greedy shards in name order.
-  std::vector<std::vector<std::pair<std::string, StoredTensor>>> shards(1);
-  int64_t in_shard = 0, total = 0;
-  for (const auto& [name, t] : raw) {
-    const int64_t nbytes = t.data.numel() * static_cast<int64_t>(dtype_size(t.dtype));
-    if (in_shard > 0 && in_shard + nbytes > max_shard_bytes) {
-      shards.emplace_back();
-      in_shard = 0;
-    }
-    shards.back().emplace_back(name, t);
-    in_shard += nbytes;
-    total += nbytes;
-  }
-  const std::map<std::string, std::string> meta{{"format", "pt"}};
-  if (shards.size() == 1) {
-    write_safetensors((stage / kSingleFile).string(), shards[0], meta);
-  } else {
-    nlohmann::json weight_map = nlohmann::json::object();
-    char name[64];
-    for (size_t i = 0; i < shards.size(); ++i) {
-      std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
-      write_safetensors((stage / name).string(), shards[i], meta);
-      for (const auto& [tensor, t] : shards[i]) weight_map[tensor] = name;
-    }
-    const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
-    write_text_atomic(stage / kIndexFile, index.dump(2) + "\n");
-  }
-  if (!config.is_null()) write_text_atomic(stage / kConfigFile, config.dump(2) + "\n");
-  try {
+    if (fs::is_directory(dir))  // keep tokenizer files and the like
+      for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string name = e.path().filename().string();
+        if (!is_weight_file(name) || (config.is_null() && name == kConfigFile))
+          fs::copy(e.path(), stage / name, fs::copy_options::recursive);
+      }
+    write_weights(stage, raw, max_shard_bytes);
+    if (!config.is_null()) write_text_atomic(stage / kConfigFile, config.dump(2) + "\n");
     publish_dir(stage, dir);
   } catch (const fs::filesystem_error& e) {
-    throw InputError("cannot move '" + stage.string() + "' to '" + dir.string() + "': " + e.what());
+    std::error_code ignored;
+    fs::remove_all(stage, ignored);
+    throw InputError("cannot write checkpoint '" + dir.string() + "': " + e.what());
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(stage, ignored);
+    throw;
   }
 }
 

@@ -57,6 +57,10 @@ SafetensorsReader::SafetensorsReader(const std::string& path, const SafetensorsL
     ::close(fd);
     fail(ctx, std::string("cannot stat: ") + std::strerror(err));
   }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(ctx, "not a regular file");
+  }
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);

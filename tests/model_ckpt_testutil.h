@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -57,6 +59,16 @@ void expect_input_error(F f, const std::vector<std::string>& parts) {
   } catch (const InputError& e) {
     for (const auto& p : parts) EXPECT_THAT(e.what(), ::testing::HasSubstr(p));
   }
+}
+
+// Largest |x - x_hat| e4m3 block scaling allows for an element x of a block with scale s:
+// y = x / s lies in [-448, 448]; a normal e4m3 (|y| >= 2^-6) has 3 mantissa bits, so rounding moves
+// it by at most half an ulp, |y| * 2^-4; below 2^-6 the subnormal step is 2^-9, so at most 2^-10.
+// Scaling back multiplies by s; float32 rounding of x / s and q * s adds a few 2^-24 relative.
+inline double fp8_element_bound(double x, double s) {
+  const double y = std::fabs(x) / s;
+  return s * std::max(y * std::ldexp(1.0, -4), std::ldexp(1.0, -10)) * (1 + 1e-6) +
+         std::fabs(x) * std::ldexp(1.0, -21);
 }
 
 }  // namespace grpo::ckpt_test

@@ -129,17 +129,8 @@ TEST(Fp8E5M2, DecodeMatchesDefinition) {
   EXPECT_EQ(v[0x3C].item<float>(), 1.0f);
 }
 
-// Largest |x - x_hat| e4m3 block scaling allows for an element x of a block with scale s:
-// y = x / s lies in [-448, 448]; a normal e4m3 (|y| >= 2^-6) has 3 mantissa bits, so rounding moves
-// it by at most |y| * 2^-4; below 2^-6 the subnormal step is 2^-9, so at most 2^-10. Scaling back
-// multiplies by s; float32 rounding of x / s and q * s adds a few 2^-24 relative.
-double element_bound(double x, double s) {
-  const double y = std::fabs(x) / s;
-  return s * std::max(y * std::ldexp(1.0, -4), std::ldexp(1.0, -10)) * (1 + 1e-6) + std::fabs(x) * std::ldexp(1.0, -21);
-}
-
 // Checks q/scale against the definition for blocks of br x bc: scale = amax/448 (1 for zero
-// blocks), q = encode(x / scale), dequantised within element_bound. Returns the largest
+// blocks), q = encode(x / scale), dequantised within fp8_element_bound. Returns the largest
 // error / bound ratio seen.
 double check_blocks(const at::Tensor& x, const Fp8Blocks& b, const at::Tensor& xhat, int64_t br, int64_t bc) {
   const int64_t R = x.size(0), C = x.size(1);
@@ -161,7 +152,7 @@ double check_blocks(const at::Tensor& x, const Fp8Blocks& b, const at::Tensor& x
         for (int64_t c = j * bc; c < std::min(C, (j + 1) * bc); ++c) {
           EXPECT_EQ(qa[r][c], fp8_e4m3_encode(xa[r][c] / s));
           const double err = std::fabs((double)ha[r][c] - xa[r][c]);
-          const double bound = element_bound(xa[r][c], s);
+          const double bound = ckpt_test::fp8_element_bound(xa[r][c], s);
           EXPECT_LE(err, bound) << "at " << r << "," << c << " x=" << xa[r][c];
           worst = std::max(worst, err / bound);
         }
