@@ -12,12 +12,49 @@
 namespace grpo {
 namespace {
 
+// Oniguruma's classes written as PCRE2 class items; each was checked against libonig 6.9 over
+// every code point. A quirk: a lone \w (not inside [...]) also takes superscripts 1-3 and the
+// vulgar fractions, from the Latin-1 table Oniguruma uses below U+0100.
 constexpr const char* kSpace = "\\p{White_Space}";
 constexpr const char* kNotSpace = "\\P{White_Space}";
-constexpr const char* kWordItems = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}";
+constexpr const char* kWordItems = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}";
+constexpr const char* kLoneWordItems = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{B2}\\x{B3}\\x{B9}\\x{BC}-\\x{BE}";
 constexpr const char* kHexItems = "0-9a-fA-F";
 // Escapes that mean the same in Oniguruma and PCRE2 (besides the rewritten ones).
-constexpr std::string_view kSameEscapes = "dDnrtfeabBAzZGRXKNkgc";
+constexpr std::string_view kSameEscapes = "dDnrtfeaAzZGRXKNkgc";
+
+// POSIX brackets -> PCRE2 class items (Oniguruma's Unicode meaning, not PCRE2's).
+struct PosixClass {
+  const char* name;
+  const char* items;
+  const char* negated;  // a single item for [:^name:], or nullptr when it has none
+};
+constexpr PosixClass kPosix[] = {
+    {"alpha", "\\p{Alphabetic}", "\\P{Alphabetic}"},
+    {"upper", "\\p{Uppercase}", "\\P{Uppercase}"},
+    {"lower", "\\p{Lowercase}", "\\P{Lowercase}"},
+    {"digit", "\\p{Nd}", "\\P{Nd}"},
+    {"punct", "\\p{P}", "\\P{P}"},
+    {"space", "\\p{White_Space}", "\\P{White_Space}"},
+    {"cntrl", "\\p{Cc}", "\\P{Cc}"},
+    {"alnum", "\\p{Alphabetic}\\p{Nd}", nullptr},
+    {"word", "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}", nullptr},
+    {"xdigit", "0-9a-fA-F", nullptr},
+    {"blank", "\\p{Zs}\\t", nullptr},
+};
+
+// True when NAME is a script PCRE2 knows. Oniguruma's \p{Han} tests the Script property, PCRE2's
+// tests Script_Extensions, so scripts are rewritten to \p{sc:Han}.
+bool is_script(const std::string& name) {
+  const std::string probe = "\\p{sc:" + name + "}";
+  int err = 0;
+  PCRE2_SIZE offset = 0;
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(probe.data()), probe.size(), PCRE2_UTF, &err,
+                                   &offset, nullptr);
+  if (!code) return false;
+  pcre2_code_free(code);
+  return true;
+}
 
 bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
@@ -74,7 +111,7 @@ class OnigTranslator {
       case 'S': out_ += kNotSpace; return;
       case 'v': out_ += "\\x0B"; return;
       case 'w':
-        out_ += in_class ? std::string(kWordItems) : "[" + std::string(kWordItems) + "]";
+        out_ += in_class ? std::string(kWordItems) : "[" + std::string(kLoneWordItems) + "]";
         return;
       case 'h':
         out_ += in_class ? std::string(kHexItems) : "[" + std::string(kHexItems) + "]";
@@ -82,10 +119,21 @@ class OnigTranslator {
       case 'W':
       case 'H':
         if (in_class) fail(std::string("\\") + c + " inside a character class is not supported");
-        out_ += "[^" + std::string(c == 'W' ? kWordItems : kHexItems) + "]";
+        out_ += "[^" + std::string(c == 'W' ? kLoneWordItems : kHexItems) + "]";
         return;
       case 'p':
       case 'P':
+        return property(c);
+      case 'b':
+      case 'B':
+        if (in_class) {  // backspace
+          out_ += "\\x08";
+        } else {  // word boundary under Oniguruma's \w
+          const std::string w = "[" + std::string(kLoneWordItems) + "]";
+          out_ += c == 'b' ? "(?:(?<=" + w + ")(?!" + w + ")|(?<!" + w + ")(?=" + w + "))"
+                           : "(?:(?<=" + w + ")(?=" + w + ")|(?<!" + w + ")(?!" + w + "))";
+        }
+        return;
       case 'x':
       case 'o':
         out_ += '\\';
@@ -105,6 +153,20 @@ class OnigTranslator {
     // Escaped punctuation, digits (back-references, octal) or a non-ASCII character: as is.
     out_ += '\\';
     out_ += c;
+  }
+
+  // \p{Name}, \p{^Name}, \P{Name}: scripts become \p{sc:Name}; the rest is passed on.
+  void property(char c) {
+    if (i_ >= p_.size() || p_[i_] != '{') fail(std::string("\\") + c + " must be followed by {name}");
+    size_t end = p_.find('}', i_);
+    if (end == std::string_view::npos) fail("unterminated property name");
+    std::string name(p_.substr(i_ + 1, end - i_ - 1));
+    i_ = end + 1;
+    bool negated = c == 'P';
+    if (!name.empty() && name[0] == '^') negated = !negated, name.erase(0, 1);
+    out_ += negated ? "\\P{" : "\\p{";
+    out_ += is_script(name) ? "sc:" + name : name;
+    out_ += '}';
   }
 
   void plain_char() {
@@ -156,6 +218,23 @@ class OnigTranslator {
     i_ = j;
   }
 
+  // [:name:] or [:^name:] inside a class.
+  void posix_bracket() {
+    size_t end = p_.find(":]", i_ + 2);
+    if (end == std::string_view::npos) fail("unterminated POSIX bracket");
+    std::string name(p_.substr(i_ + 2, end - i_ - 2));
+    bool negated = !name.empty() && name[0] == '^';
+    if (negated) name.erase(0, 1);
+    for (const PosixClass& pc : kPosix) {
+      if (name != pc.name) continue;
+      if (negated && !pc.negated) fail("POSIX bracket [:^" + name + ":] is not supported");
+      out_ += negated ? pc.negated : pc.items;
+      i_ = end + 2;
+      return;
+    }
+    fail("POSIX bracket [:" + std::string(negated ? "^" : "") + name + ":] is not supported");
+  }
+
   void class_char() {
     const char c = p_[i_];
     if (c == '\\') return escape(true);
@@ -166,13 +245,7 @@ class OnigTranslator {
       return;
     }
     if (c == '[') {
-      if (i_ + 1 < p_.size() && p_[i_ + 1] == ':') {  // POSIX bracket [:alpha:]
-        size_t end = p_.find(":]", i_ + 2);
-        if (end == std::string_view::npos) fail("unterminated POSIX bracket");
-        out_.append(p_.substr(i_, end + 2 - i_));
-        i_ = end + 2;
-        return;
-      }
+      if (i_ + 1 < p_.size() && p_[i_ + 1] == ':') return posix_bracket();
       fail("nested character classes are not supported");
     }
     if (c == '&' && i_ + 1 < p_.size() && p_[i_ + 1] == '&') fail("class intersection (&&) is not supported");

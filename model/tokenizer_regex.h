@@ -1,11 +1,12 @@
 // Regular expressions of tokenizer.json on PCRE2.
 //
 // HF tokenizers compiles Split patterns with Oniguruma (its default syntax, no options). PCRE2
-// (UTF + UCP + MULTILINE, newline = LF) agrees with it once a few constructs are rewritten:
-// \uHHHH escapes, \s/\S (Oniguruma: Unicode White_Space, which includes U+0085), \w/\W
-// (Alphabetic|Mark|Nd|Pc|Join_Control), \h/\H (hex digit), \v (vertical tab only), {,n},
-// (?m) (dot matches newline), and ^/$ (always line anchors). Constructs PCRE2 lacks (class
-// intersection &&, nested classes, absent operator, other escapes) are rejected with the reason.
+// (UTF + UCP + MULTILINE, newline = LF) agrees with it once these are rewritten: \uHHHH escapes;
+// \s \S (White_Space, so U+0085 too); \w \W \b \B (Oniguruma's word set); \h \H (hex digit);
+// \v (vertical tab only); \p{Script} (Script, not Script_Extensions); POSIX brackets (their
+// Unicode meaning); {,n}; (?m) (dot matches newline); ^ and $ (always line anchors). Constructs
+// PCRE2 lacks (class intersection &&, nested classes, absent operator, other escapes) are
+// rejected with the reason. tests/tokenizer_regex_test.cpp checks all this against libonig.
 //
 // Subjects may hold invalid UTF-8: such bytes never match (PCRE2_MATCH_INVALID_UTF) and end up
 // between matches, so no byte is lost.
