@@ -24,6 +24,10 @@ struct ModelOptions {
   at::ScalarType compute_dtype = at::kFloat;  // kFloat, kBFloat16 or kDouble
   at::ScalarType param_dtype = at::kFloat;    // storage of the parameters
   bool mtp = false;                           // build the num_nextn_predict_layers MTP modules
+
+  // Compute and parameters in one dtype named as the CLI spells it: "fp32" (or "float32"),
+  // "bf16" (or "bfloat16"). Throws InputError for anything else.
+  static ModelOptions for_dtype(const std::string& name);
 };
 
 struct DecoderLayer {
