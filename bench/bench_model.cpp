@@ -106,6 +106,8 @@ int main(int argc, char** argv) {
   json result = {{"config", config_path}, {"batch", batch}, {"seq", seq}, {"best_of_runs", reps},
                  {"cores", std::thread::hardware_concurrency()}, {"load_average_start", load_average()}};
   std::printf("load average %.2f on %u cores\n", load_average(), std::thread::hardware_concurrency());
+  if (load_average() > std::thread::hardware_concurrency())
+    std::printf("warning: the machine is oversubscribed; multi-thread figures mostly measure waiting for cores\n");
 
   // 1. Whole model.
   std::printf("DeepSeek model %s: %lld layers, hidden %lld, %lld experts top-%lld; batch %lldx%lld tokens\n",
@@ -205,6 +207,8 @@ int main(int argc, char** argv) {
     }
   }
   result["load_average_end"] = load_average();
+  result["oversubscribed"] = std::max(result["load_average_start"].get<double>(), load_average()) >
+                             std::thread::hardware_concurrency();
   std::printf("\nload average %.2f at the end\n", load_average());
   write_json_atomic(out_path, result);
   std::printf("\nwrote %s\n", out_path.c_str());

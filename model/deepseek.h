@@ -71,22 +71,29 @@ class DeepseekModel {
 
   // Final hidden states (after model.norm) [B, T, D] in compute dtype. ids: [B, T] int64;
   // positions: [B, T] or [T] int64, default cache length + 0..T-1. See mla_forward for `cache`.
+  // With `expert_load`: one entry per decoder layer, the [E] token counts of its routed experts
+  // (undefined for dense layers), for update_correction_biases.
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, LatentCache* cache = nullptr,
-                           AttentionForm form = AttentionForm::kAuto) const;
+                           AttentionForm form = AttentionForm::kAuto,
+                           std::vector<at::Tensor>* expert_load = nullptr) const;
   // Logits [B, T, V], fp32 (fp64 in fp64 compute).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& positions = {}, LatentCache* cache = nullptr,
-                     AttentionForm form = AttentionForm::kAuto) const;
+                     AttentionForm form = AttentionForm::kAuto, std::vector<at::Tensor>* expert_load = nullptr) const;
   // log p(ids[:, t+1] | ids[:, :t+1]) for t < T-1: [B, T-1], fp32 (fp64 in fp64 compute).
   at::Tensor logprobs(const at::Tensor& ids) const;
   // MTP depth k (1-based) logits [B, T-k, V]: entry i predicts ids[:, i + k + 1]. Needs options.mtp.
   std::vector<at::Tensor> mtp_logits(const at::Tensor& ids) const;
+
+  // Aux-loss-free balancing step on every noaux_tc layer's e_score_correction_bias (outside
+  // autograd): see balanced_bias. `expert_load` as filled by forward().
+  void update_correction_biases(const std::vector<at::Tensor>& expert_load, double gamma);
 
   LatentCache make_cache(int64_t batch, int64_t capacity) const;
   const at::Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
 
  private:
   at::Tensor decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                           LatentCache* cache, int64_t index, AttentionForm form) const;
+                           LatentCache* cache, int64_t index, AttentionForm form, at::Tensor* load = nullptr) const;
   at::Tensor embed(const at::Tensor& table, const at::Tensor& ids) const;
   at::Tensor head(const at::Tensor& weight, const at::Tensor& h) const;
 
