@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <vector>
 
 #include "common/error.h"
 #include "common/progress.h"
@@ -22,26 +24,29 @@ struct GroupInfo {
   const char* id;
   const char* title;
   const char* y_label;
-  int better;  // +1 higher is better, -1 lower is better, 0 no direction
-  bool stacked;
+  int better;     // +1 higher is better, -1 lower is better, 0 no direction
+  bool stacked;   // areas stacked in `first` order (time split)
+  bool smoothed;  // draw an EMA line (not for schedules such as the learning rate)
+  std::vector<std::string> first;  // keys drawn first, in this order; the rest alphabetically
 };
 
 // Known groups in page order (DESIGN §4's per-step log).
-const GroupInfo kGroups[] = {
-    {"reward", "Reward", "reward", +1, false},
-    {"accuracy", "Accuracy", "fraction correct", +1, false},
-    {"response_length", "Response length", "tokens", 0, false},
-    {"response_clipped_fraction", "Responses cut at the length limit", "fraction", -1, false},
-    {"kl", "KL to the reference policy", "KL", 0, false},
-    {"entropy", "Entropy", "nats / token", 0, false},
-    {"clip", "Clip fraction", "fraction of tokens", 0, false},
-    {"mismatch", "Rollout\u2013trainer log-prob mismatch", "", -1, false},
-    {"time", "Time per step (stacked)", "seconds", -1, true},
-    {"grad_norm", "Gradient norm", "", 0, false},
-    {"lr", "Learning rate", "", 0, false},
-    {"throughput", "Throughput", "", +1, false},
+const std::vector<GroupInfo> kGroups = {
+    {"reward", "Reward", "reward", +1, false, true, {"reward/mean", "reward/std"}},
+    {"accuracy", "Accuracy", "fraction correct", +1, false, true, {}},
+    {"response_length", "Response length", "tokens", 0, false, true, {"response_length/mean"}},
+    {"response_clipped_fraction", "Responses cut at the length limit", "fraction", -1, false, true, {}},
+    {"kl", "KL to the reference policy", "KL", 0, false, true, {}},
+    {"entropy", "Entropy", "nats / token", 0, false, true, {}},
+    {"clip", "Clip fraction", "fraction of tokens", 0, false, true, {"clip/fraction"}},
+    {"mismatch", "Rollout\u2013trainer log-prob mismatch", "", -1, false, true, {}},
+    {"time", "Time per step (stacked)", "seconds", -1, true, false,
+     {"time/generate", "time/score", "time/train", "time/sync"}},
+    {"grad_norm", "Gradient norm", "", 0, false, true, {}},
+    {"lr", "Learning rate", "", 0, false, false, {}},
+    {"throughput", "Throughput", "", +1, false, true, {}},
 };
-constexpr size_t kNumKnown = sizeof kGroups / sizeof kGroups[0];
+const size_t kNumKnown = kGroups.size();
 
 std::string group_of(const std::string& key) { return key.substr(0, key.find('/')); }
 
@@ -64,13 +69,21 @@ std::string value_text(double v) {
   return buf;
 }
 
-// Groups in page order, each with its keys sorted.
+// Groups in page order, each with its keys in drawing order.
 std::vector<std::pair<std::string, std::vector<std::string>>> grouped_keys(const MetricsHistory& m) {
-  std::map<std::string, std::vector<std::string>> groups;
+  std::map<std::string, std::vector<std::string>> groups;  // keys come sorted from the series map
   for (const auto& [key, points] : m.series) groups[group_of(key)].push_back(key);
   std::vector<std::pair<std::string, std::vector<std::string>>> out(groups.begin(), groups.end());
   std::stable_sort(out.begin(), out.end(),
                    [](const auto& a, const auto& b) { return group_rank(a.first) < group_rank(b.first); });
+  for (auto& [id, keys] : out) {
+    const GroupInfo* info = known_group(id);
+    if (!info) continue;
+    auto rank = [&](const std::string& k) {
+      return std::find(info->first.begin(), info->first.end(), k) - info->first.begin();
+    };
+    std::stable_sort(keys.begin(), keys.end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+  }
   return out;
 }
 
@@ -147,7 +160,7 @@ std::string render_report(const MetricsHistory& m, const std::string& title, con
   for (const auto& [id, keys] : groups) {
     const GroupInfo* info = known_group(id);
     PlotOptions po;
-    po.smoothing = options.smoothing;
+    po.smoothing = !info || info->smoothed ? options.smoothing : 0;
     po.max_markers = options.max_markers;
     po.stacked = info && info->stacked;
     po.y_label = info ? info->y_label : "";
@@ -165,18 +178,20 @@ std::string render_report(const MetricsHistory& m, const std::string& title, con
   out += "</div>\n";
 
   if (!groups.empty()) {
-    out += "<h2>Summary</h2>\n<table>\n<tr><th>metric</th><th>first</th><th>last</th><th>best</th><th>min</th>"
+    out += "<h2 id=\"summary\">Summary</h2>\n<table>\n<tr><th>metric</th><th>first</th><th>last</th><th>best</th><th>min</th>"
            "<th>max</th><th>points</th></tr>\n";
     for (const auto& [id, keys] : groups) {
       const GroupInfo* info = known_group(id);
       for (const std::string& key : keys) {
-        summary_row(out, key, m.series.at(key), info ? info->better : 0);
+        // A spread (".../std") has no better direction even in a group that has one.
+        const bool spread = key.size() > 4 && key.compare(key.size() - 4, 4, "/std") == 0;
+        summary_row(out, key, m.series.at(key), info && !spread ? info->better : 0);
         out += "\n";
       }
     }
     out += "</table>\n";
   }
-  if (!config_yaml.empty()) out += "<h2>Config</h2>\n<pre>" + html_escape(config_yaml) + "</pre>\n";
+  if (!config_yaml.empty()) out += "<h2 id=\"config\">Config</h2>\n<pre>" + html_escape(config_yaml) + "</pre>\n";
   return out + "</body>\n</html>\n";
 }
 

@@ -4,7 +4,8 @@
 //     groups first in a fixed order with titles (reward, accuracy, response length, KL, entropy,
 //     clip fraction, rollout-trainer mismatch, time split stacked, grad norm, learning rate,
 //     throughput), then any other groups alphabetically; raw points plus an EMA line;
-//   * a summary table: first, last, best (for metrics with a direction), min, max per key;
+//   * a summary table: first, last, best (max for reward/accuracy/throughput, min for the clipped
+//     fraction, mismatch and time; none for ".../std" keys and other groups), min, max per key;
 //   * RUN_DIR/config.yaml verbatim, when present.
 #pragma once
 #include <string>

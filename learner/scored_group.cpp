@@ -1,5 +1,6 @@
 #include "learner/scored_group.h"
 
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -10,51 +11,37 @@ namespace grpo {
 namespace {
 
 static_assert(sizeof(float) == 4 && sizeof(double) == 8, "IEEE 754 float/double expected");
+// The format is little-endian; on a little-endian host (x86-64, aarch64) values are copied as is.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the record codec assumes a little-endian host");
 
-// Little-endian appends. The host is little-endian (x86-64, aarch64); the byte loops make the
-// format independent of that anyway and compile to plain stores.
 class Writer {
  public:
   explicit Writer(std::string& out) : out_(out) {}
-  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u32(uint32_t v) {
-    for (int i = 0; i < 4; ++i) out_.push_back(static_cast<char>(v >> (8 * i)));
-  }
-  void u64(uint64_t v) {
-    for (int i = 0; i < 8; ++i) out_.push_back(static_cast<char>(v >> (8 * i)));
-  }
-  void i64(int64_t v) { u64(static_cast<uint64_t>(v)); }
-  void f64(double v) {
-    uint64_t b;
-    std::memcpy(&b, &v, 8);
-    u64(b);
+  template <typename T>  // a fixed-width scalar: uint8_t, uint32_t, int64_t, double
+  void put(T v) {
+    out_.append(reinterpret_cast<const char*>(&v), sizeof v);
   }
   void count(size_t n, const char* field) {
     if (n > std::numeric_limits<uint32_t>::max())
       throw InputError(std::string("scored group: ") + field + " has " + std::to_string(n) +
                        " elements/bytes, more than the record format's 2^32-1");
-    u32(static_cast<uint32_t>(n));
+    put(static_cast<uint32_t>(n));
   }
   void str(const std::string& s, const char* field) {
     count(s.size(), field);
     out_.append(s);
   }
-  template <typename T>  // int32_t or float: 4-byte elements
+  template <typename T>  // int32_t or float
   void words(const std::vector<T>& v, const char* field) {
-    static_assert(sizeof(T) == 4, "4-byte elements");
     count(v.size(), field);
-    for (T x : v) {
-      uint32_t b;
-      std::memcpy(&b, &x, 4);
-      u32(b);
-    }
+    out_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
   }
 
  private:
   std::string& out_;
 };
 
-// Bounds-checked little-endian reads; the first failure is kept and all later reads return zeros.
+// Bounds-checked reads; the first failure is kept and all later reads return zeros.
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
@@ -65,54 +52,36 @@ class Reader {
     if (error_.empty()) error_ = msg;
   }
 
-  uint8_t u8(const std::string& field) { return static_cast<uint8_t>(take(1, field)[0]); }
-  uint32_t u32(const std::string& field) {
-    const char* p = take(4, field);
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= uint32_t(static_cast<unsigned char>(p[i])) << (8 * i);
-    return v;
-  }
-  uint64_t u64(const std::string& field) {
-    const char* p = take(8, field);
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
-    return v;
-  }
-  int64_t i64(const std::string& field) { return static_cast<int64_t>(u64(field)); }
-  double f64(const std::string& field) {
-    uint64_t b = u64(field);
-    double v;
-    std::memcpy(&v, &b, 8);
+  template <typename T>
+  T get(const std::string& field) {
+    T v{};
+    if (const char* p = take(sizeof v, field)) std::memcpy(&v, p, sizeof v);
     return v;
   }
   std::string str(const std::string& field) {
-    uint32_t n = u32(field + " length");
+    const auto n = get<uint32_t>(field + " length");
     const char* p = take(n, field);
-    return ok() ? std::string(p, n) : std::string();
+    return p ? std::string(p, n) : std::string();
   }
-  template <typename T>
+  template <typename T>  // int32_t or float
   std::vector<T> words(const std::string& field) {
-    uint32_t n = u32(field + " count");
-    const char* p = take(uint64_t(n) * 4, field);  // checked before anything is allocated
+    const auto n = get<uint32_t>(field + " count");
     std::vector<T> v;
-    if (!ok()) return v;
-    v.resize(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      uint32_t b = 0;
-      for (int k = 0; k < 4; ++k) b |= uint32_t(static_cast<unsigned char>(p[4 * i + k])) << (8 * k);
-      std::memcpy(&v[i], &b, 4);
+    if (const char* p = take(uint64_t(n) * sizeof(T), field)) {  // checked before allocating
+      v.resize(n);
+      std::memcpy(v.data(), p, n * sizeof(T));
     }
     return v;
   }
 
  private:
+  // Pointer to the next n bytes, or nullptr (and the error set) when there are fewer.
   const char* take(uint64_t n, const std::string& field) {
-    static const char kZeros[8] = {};
-    if (!ok()) return kZeros;
+    if (!ok()) return nullptr;
     if (n > left()) {
       fail("truncated: " + field + " needs " + std::to_string(n) + " bytes, " + std::to_string(left()) +
            " left at offset " + std::to_string(pos_));
-      return kZeros;
+      return nullptr;
     }
     const char* p = in_.data() + pos_;
     pos_ += n;
@@ -125,11 +94,10 @@ class Reader {
 
 constexpr size_t kHeaderBytes = 5;  // version + crc
 
-char hex_digit(unsigned v) { return "0123456789abcdef"[v & 15]; }
 std::string hex32(uint32_t v) {
-  std::string s = "0x";
-  for (int i = 7; i >= 0; --i) s.push_back(hex_digit(v >> (4 * i)));
-  return s;
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
 }
 
 bool decode_completion(Reader& r, const std::string& where, Completion& c) {
@@ -139,25 +107,25 @@ bool decode_completion(Reader& r, const std::string& where, Completion& c) {
   if (r.ok() && c.logprobs.size() != c.token_ids.size())
     r.fail(where + ": " + std::to_string(c.token_ids.size()) + " token_ids but " +
            std::to_string(c.logprobs.size()) + " logprobs");
-  c.reward = r.f64(where + " reward");
-  const uint32_t k = r.u32(where + " reward component count");
+  c.reward = r.get<double>(where + " reward");
+  const uint32_t k = r.get<uint32_t>(where + " reward component count");
   for (uint32_t i = 0; i < k && r.ok(); ++i) {
     std::string name = r.str(where + " reward component name");
-    double v = r.f64(where + " reward component '" + name + "'");
+    double v = r.get<double>(where + " reward component '" + name + "'");
     if (r.ok() && !c.reward_components.empty() && !(c.reward_components.rbegin()->first < name))
       r.fail(where + ": reward component '" + name + "' out of order or repeated");
     c.reward_components.emplace_hint(c.reward_components.end(), std::move(name), v);
   }
   c.reward_reason = r.str(where + " reward_reason");
-  const uint8_t correct = r.u8(where + " correct");
+  const uint8_t correct = r.get<uint8_t>(where + " correct");
   if (r.ok() && correct > 1) r.fail(where + ": correct flag is " + std::to_string(correct) + ", expected 0 or 1");
   c.correct = correct == 1;
-  const uint8_t finish = r.u8(where + " finish_reason");
+  const uint8_t finish = r.get<uint8_t>(where + " finish_reason");
   if (r.ok() && finish > static_cast<uint8_t>(FinishReason::kAbort))
     r.fail(where + ": unknown finish_reason code " + std::to_string(finish));
   c.finish_reason = static_cast<FinishReason>(finish);
-  c.weight_version = r.i64(where + " weight_version");
-  c.finished_us = r.i64(where + " finished_us");
+  c.weight_version = r.get<int64_t>(where + " weight_version");
+  c.finished_us = r.get<int64_t>(where + " finished_us");
   return r.ok();
 }
 
@@ -177,13 +145,13 @@ std::string encode_scored_group(const ScoredGroup& g) {
   std::string out(kHeaderBytes, '\0');
   Writer w(out);
   w.str(g.run_id, "run_id");
-  w.i64(g.step);
+  w.put(g.step);
   w.str(g.prompt_id, "prompt_id");
   w.str(g.prompt_text, "prompt_text");
   w.words(g.prompt_token_ids, "prompt_token_ids");
   w.str(g.reference_answer, "reference_answer");
-  w.i64(g.created_us);
-  w.i64(g.scored_us);
+  w.put(g.created_us);
+  w.put(g.scored_us);
   w.count(g.completions.size(), "completions");
   for (size_t i = 0; i < g.completions.size(); ++i) {
     const Completion& c = g.completions[i];
@@ -197,21 +165,21 @@ std::string encode_scored_group(const ScoredGroup& g) {
     w.str(c.text, "completion text");
     w.words(c.token_ids, "completion token_ids");
     w.words(c.logprobs, "completion logprobs");
-    w.f64(c.reward);
+    w.put(c.reward);
     w.count(c.reward_components.size(), "reward_components");
     for (const auto& [name, v] : c.reward_components) {
       w.str(name, "reward component name");
-      w.f64(v);
+      w.put(v);
     }
     w.str(c.reward_reason, "reward_reason");
-    w.u8(c.correct ? 1 : 0);
-    w.u8(static_cast<uint8_t>(c.finish_reason));
-    w.i64(c.weight_version);
-    w.i64(c.finished_us);
+    w.put(static_cast<uint8_t>(c.correct ? 1 : 0));
+    w.put(static_cast<uint8_t>(c.finish_reason));
+    w.put(c.weight_version);
+    w.put(c.finished_us);
   }
   const uint32_t crc = crc32c(out.data() + kHeaderBytes, out.size() - kHeaderBytes);
   out[0] = static_cast<char>(kScoredGroupFormatVersion);
-  for (int i = 0; i < 4; ++i) out[1 + i] = static_cast<char>(crc >> (8 * i));
+  std::memcpy(&out[1], &crc, 4);
   return out;
 }
 
@@ -227,23 +195,23 @@ std::optional<ScoredGroup> decode_scored_group(std::string_view record, std::str
                   std::to_string(kScoredGroupFormatVersion) + ")");
   if (record.size() < kHeaderBytes)
     return failed("truncated: " + std::to_string(record.size()) + " bytes, shorter than the record header");
-  Reader header(record.substr(1, 4));
-  const uint32_t stored = header.u32("crc");
+  uint32_t stored;
+  std::memcpy(&stored, record.data() + 1, 4);
   const uint32_t computed = crc32c(record.data() + kHeaderBytes, record.size() - kHeaderBytes);
   if (stored != computed) return failed("checksum mismatch: stored " + hex32(stored) + ", computed " + hex32(computed));
 
   Reader r(record.substr(kHeaderBytes));
   ScoredGroup g;
   g.run_id = r.str("run_id");
-  g.step = r.i64("step");
+  g.step = r.get<int64_t>("step");
   if (r.ok() && g.step < 0) r.fail("step is " + std::to_string(g.step) + ", expected >= 0");
   g.prompt_id = r.str("prompt_id");
   g.prompt_text = r.str("prompt_text");
   g.prompt_token_ids = r.words<int32_t>("prompt_token_ids");
   g.reference_answer = r.str("reference_answer");
-  g.created_us = r.i64("created_us");
-  g.scored_us = r.i64("scored_us");
-  const uint32_t n = r.u32("completion count");
+  g.created_us = r.get<int64_t>("created_us");
+  g.scored_us = r.get<int64_t>("scored_us");
+  const uint32_t n = r.get<uint32_t>("completion count");
   // Each completion takes at least 46 bytes, so a garbage count fails before a huge allocation.
   if (r.ok() && n > r.left() / 46) r.fail("truncated: " + std::to_string(n) + " completions cannot fit in " +
                                           std::to_string(r.left()) + " bytes");

@@ -143,11 +143,9 @@ std::string svg_plot(const std::vector<PlotSeries>& series, const PlotOptions& o
   std::vector<std::vector<std::pair<int64_t, double>>> pts;
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
   for (const PlotSeries& s : series) {
+    for (const auto& p : s.points) xlo = std::min(xlo, double(p.first)), xhi = std::max(xhi, double(p.first));
     pts.push_back(finite_points(s));
-    for (const auto& [step, v] : pts.back()) {
-      xlo = std::min(xlo, double(step)), xhi = std::max(xhi, double(step));
-      ylo = std::min(ylo, v), yhi = std::max(yhi, v);
-    }
+    for (const auto& p : pts.back()) ylo = std::min(ylo, p.second), yhi = std::max(yhi, p.second);
   }
   // Stacked: cumulative sums over the union of steps (a missing value counts as 0).
   std::vector<int64_t> steps;
@@ -166,7 +164,8 @@ std::string svg_plot(const std::vector<PlotSeries>& series, const PlotOptions& o
     for (const auto& c : cum)
       for (double v : c) ylo = std::min(ylo, v), yhi = std::max(yhi, v);
   }
-  if (!(xlo <= xhi)) xlo = 0, xhi = 1, ylo = 0, yhi = 1;  // nothing finite to draw
+  if (!(xlo <= xhi)) xlo = 0, xhi = 1;  // no points
+  if (!(ylo <= yhi)) ylo = 0, yhi = 1;  // nothing finite
   if (xlo == xhi) xlo -= 1, xhi += 1;
   std::tie(ylo, yhi) = o.stacked && ylo == 0 && yhi > 0 ? std::make_pair(0.0, yhi * 1.05) : padded(ylo, yhi, 0.05);
   const Scale x{xlo, xhi, kLeft, W - kRight}, y{ylo, yhi, H - kBottom, kTop};
@@ -194,6 +193,10 @@ std::string svg_plot(const std::vector<PlotSeries>& series, const PlotOptions& o
       } else {
         out += polyline("raw", color, 1, o.smoothing > 0 ? 0.3 : 0.9, raw);
       }
+      for (const auto& [step, v] : series[k].points)  // NaN/inf: a red tick on the step axis
+        if (!std::isfinite(v))
+          out += "<line class=\"nonfinite\" x1=\"" + num(x(step)) + "\" x2=\"" + num(x(step)) + "\" y1=\"" + num(y.a) +
+                 "\" y2=\"" + num(y.a - 9) + "\" stroke=\"#d00\" stroke-width=\"2\"/>";
       if (o.smoothing > 0 && p.size() > 1) {
         std::vector<double> v;
         for (const auto& q : p) v.push_back(q.second);

@@ -4,8 +4,9 @@
 //
 // Structure (tests rely on it): one <g class="series" data-key="KEY"> per series holding
 //   line plots:    one <circle> per finite point (up to max_markers; beyond that the raw points
-//                  are drawn as one <polyline class="raw">), and a <polyline class="ema"> when
-//                  smoothing > 0;
+//                  are drawn as one <polyline class="raw">), a <polyline class="ema"> when
+//                  smoothing > 0, and a red <line class="nonfinite"> tick on the step axis for each
+//                  NaN/inf value;
 //   stacked plots: one <polygon class="area"> with 2 vertices per step (top edge left to right,
 //                  bottom edge right to left).
 #pragma once

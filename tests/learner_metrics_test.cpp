@@ -61,7 +61,7 @@ std::vector<std::string> read_tfrecords(const std::string& path) {
 }
 
 struct Field {
-  uint32_t number, type;
+  uint32_t number = 0, type = 0;
   uint64_t varint = 0;  // types 0, 1, 5 (fixed values as raw bits)
   std::string bytes;    // type 2
 };
@@ -81,7 +81,9 @@ std::vector<Field> decode_message(const std::string& m) {
   };
   while (at < m.size()) {
     const uint64_t key = varint();
-    Field f{static_cast<uint32_t>(key >> 3), static_cast<uint32_t>(key & 7)};
+    Field f;
+    f.number = static_cast<uint32_t>(key >> 3);
+    f.type = static_cast<uint32_t>(key & 7);
     if (f.type == 0) f.varint = varint();
     else if (f.type == 1) f.varint = le(m, at, 8), at += 8;
     else if (f.type == 5) f.varint = le(m, at, 4), at += 4;

@@ -140,14 +140,22 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   EXPECT_THAT(html, HasSubstr("<h3>Rollout\u2013trainer log-prob mismatch</h3>"));
 
   // Line plots: one dot per finite point and an EMA line through them.
-  for (const std::string key : {"reward/mean", "reward/std", "accuracy", "kl", "lr", "custom/thing"}) {
+  for (const std::string key : {"reward/mean", "reward/std", "accuracy", "kl", "custom/thing"}) {
     const std::string g = series_markup(html, key);
     ASSERT_FALSE(g.empty()) << key;
     EXPECT_EQ(count_of(g, "<circle"), size_t(kSteps)) << key;
     EXPECT_EQ(point_pairs(g, "polyline class=\"ema\""), size_t(kSteps)) << key;
+    EXPECT_EQ(count_of(g, "nonfinite"), 0u) << key;
   }
+  // The learning rate is a schedule: points, no smoothed line.
+  EXPECT_EQ(count_of(series_markup(html, "lr"), "<circle"), size_t(kSteps));
+  EXPECT_EQ(count_of(series_markup(html, "lr"), "ema"), 0u);
+  // The NaN is not a dot but a red tick on the step axis.
   EXPECT_EQ(count_of(series_markup(html, "grad_norm"), "<circle"), size_t(kSteps - 1));
-  // Time split: four stacked areas, two vertices per step each, no dots.
+  EXPECT_EQ(count_of(series_markup(html, "grad_norm"), "class=\"nonfinite\""), 1u);
+  // Time split: four stacked areas, two vertices per step each, no dots, in pipeline order.
+  EXPECT_LT(html.find("data-key=\"time/score\""), html.find("data-key=\"time/train\""));
+  EXPECT_LT(html.find("data-key=\"time/train\""), html.find("data-key=\"time/sync\""));
   for (const std::string key : {"time/generate", "time/score", "time/train", "time/sync"}) {
     const std::string g = series_markup(html, key);
     EXPECT_EQ(point_pairs(g, "polygon"), size_t(2 * kSteps)) << key;
@@ -158,6 +166,7 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   EXPECT_EQ(count_of(html, "<tr><td>"), 16u);
   EXPECT_THAT(html, HasSubstr("<tr><td>accuracy</td><td>0.2</td><td>0.785</td><td>0.785 <small>@39</small>"));
   EXPECT_THAT(html, HasSubstr("<tr><td>time/score</td><td>2</td><td>2</td><td>2 <small>@0</small>"));
+  EXPECT_THAT(html, HasSubstr("<tr><td>reward/std</td><td>0.5</td><td>0.305</td><td>\u2014</td>"));
   EXPECT_THAT(html, HasSubstr("39 <span class=\"warn\">(1 non-finite)</span>"));
   EXPECT_THAT(html, HasSubstr("steps 0\u201339 (40 logged)"));
   // Config verbatim, escaped.

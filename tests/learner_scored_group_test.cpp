@@ -66,7 +66,9 @@ TEST(ScoredGroupRecord, EveryTruncationIsReported) {
     std::string err = decode_error(rec.substr(0, n));
     EXPECT_FALSE(err.empty()) << n;
     // Past the header the checksum no longer matches; resealed, the parser finds the cut.
-    if (n > 5) EXPECT_THAT(decode_error(reseal(rec.substr(0, n))), HasSubstr("truncated")) << n;
+    if (n > 5) {
+      EXPECT_THAT(decode_error(reseal(rec.substr(0, n))), HasSubstr("truncated")) << n;
+    }
   }
 }
 
@@ -76,8 +78,7 @@ TEST(ScoredGroupRecord, EveryFlippedByteIsReported) {
     std::string bad = rec;
     bad[i] = static_cast<char>(bad[i] ^ 0x40);
     std::string err = decode_error(bad);
-    if (i == 0) EXPECT_THAT(err, HasSubstr("unknown format version 65")) << i;
-    else EXPECT_THAT(err, HasSubstr("checksum mismatch")) << i;
+    EXPECT_THAT(err, HasSubstr(i == 0 ? "unknown format version 65" : "checksum mismatch")) << i;
   }
 }
 
