@@ -1,7 +1,9 @@
 // `grpo report --run DIR`: (re)writes DIR/report.html from DIR/metrics.jsonl (and DIR/config.yaml).
 #include <iostream>
+#include <string>
 
 #include "common/cli.h"
+#include "common/error.h"
 #include "learner/report.h"
 
 namespace {
@@ -9,7 +11,9 @@ namespace {
 int run_report(const grpo::Args& args) {
   grpo::ReportOptions options;
   options.smoothing = args.get_double("smoothing");
-  options.max_markers = static_cast<size_t>(std::max(0, args.get_int("max-markers")));
+  const int markers = args.get_int("max-markers");
+  if (markers < 0) throw grpo::InputError("--max-markers: expected N >= 0, got " + std::to_string(markers));
+  options.max_markers = static_cast<size_t>(markers);
   std::cout << grpo::write_report(args.get("run"), options) << "\n";
   return 0;
 }

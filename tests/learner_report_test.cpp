@@ -243,6 +243,9 @@ TEST(ReportCommand, RegeneratesTheReport) {
   out = sh("--run " + run + " --smoothing 1.5", &code);
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("smoothing"));
+  out = sh("--run " + run + " --max-markers -1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--max-markers: expected N >= 0"));
   out = sh("", &code);
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("--run"));
