@@ -42,7 +42,7 @@ GRPO_COMMAND("chat-template",
              "< in.jsonl > out.jsonl",
              ({{"template", "NAME|FILE.yaml", "r1-zero, r1-zero-boxed, chatml, or a template YAML file", true},
                {"no-generation-prompt", "", "do not open the assistant's turn at the end", false},
-               {"max-line-bytes", "N", "longest input line accepted", false, "67108864"}}),
+               {"max-line-bytes", "N", "longest input line accepted", false, "16777216"}}),
              run_chat_template);
 
 }  // namespace

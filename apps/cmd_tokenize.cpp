@@ -33,7 +33,7 @@ GRPO_COMMAND("tokenize", "Token ids of JSONL {\"text\": ...} lines on stdin (or 
              ({{"tokenizer", "PATH", "tokenizer.json or the directory holding it", true},
                {"decode", "", "read {\"ids\": [...]} lines and write {\"text\": ...}", false},
                {"skip-special", "", "with --decode: leave special tokens out of the text", false},
-               {"max-line-bytes", "N", "longest input line accepted", false, "67108864"}}),
+               {"max-line-bytes", "N", "longest input line accepted", false, "16777216"}}),
              run_tokenize);
 
 }  // namespace

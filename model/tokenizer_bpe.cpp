@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "model/tokenizer_bytes.h"
+#include "model/tokenizer_scratch.h"
 #include "model/tokenizer_utf8.h"
 
 namespace grpo {
@@ -244,6 +245,8 @@ void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
   }
   for (const Symbol& s : sym)
     if (s.alive) out.push_back(s.id);
+  trim_scratch(sym);
+  trim_scratch(heap);
 }
 
 }  // namespace grpo
