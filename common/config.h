@@ -38,6 +38,8 @@ class Config {
   void require_known(const std::set<std::string>& allowed) const;
 
   const std::string& source() const { return source_; }
+  // "file: key 'prefix.key'": how errors name a key of this config.
+  std::string where(const std::string& key) const;
   const YAML::Node& node() const { return root_; }
   std::string dump() const;
 
@@ -45,7 +47,6 @@ class Config {
   Config(YAML::Node root, std::string source, std::string prefix)
       : root_(root), source_(std::move(source)), prefix_(std::move(prefix)) {}
   YAML::Node find(const std::string& key) const;  // null node when absent
-  std::string where(const std::string& key) const;
   [[noreturn]] void type_error(const std::string& key, const char* expected, const YAML::Node& n) const;
 
   YAML::Node root_ = YAML::Node(YAML::NodeType::Map);
