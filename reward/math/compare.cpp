@@ -264,8 +264,15 @@ class Comparer {
     if (gk == Kind::Tuple && pk == Kind::Tuple) return ordered_equal(*g, *p);
     if ((gk == Kind::Tuple && pk == Kind::List) || (gk == Kind::List && pk == Kind::Tuple)) return ordered_equal(*g, *p);
     if (g_unordered && p_unordered) return unordered_equal(*g, *p);
-    if (g_unordered && g->args.size() == 1 && is_scalar(*p)) return equal(g->args[0], p);
-    if (p_unordered && p->args.size() == 1 && is_scalar(*g)) return equal(g, p->args[0]);
+    // A collection of one distinct value against a scalar: "\{5\}" == 5, "15 3/4 or 63/4" == 63/4.
+    if (g_unordered && is_scalar(*p) && g->args.size() <= kMaxElements) {
+      std::vector<NodePtr> d = dedupe(g->args);
+      return d.size() == 1 && equal(d[0], p);
+    }
+    if (p_unordered && is_scalar(*g) && p->args.size() <= kMaxElements) {
+      std::vector<NodePtr> d = dedupe(p->args);
+      return d.size() == 1 && equal(g, d[0]);
+    }
     return false;
   }
 
@@ -519,7 +526,10 @@ class Comparer {
 
   static bool contains(const std::vector<Piece>& pieces, long double t) {
     for (const auto& pc : pieces) {
-      long double tol = 1e-9L * std::max({1.0L, std::fabs(pc.vlo), std::fabs(pc.vhi)});
+      long double scale = 1.0L;
+      for (long double v : {pc.vlo, pc.vhi})
+        if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
+      long double tol = 1e-9L * scale;
       if (pc.point) {
         if (std::fabs(t - pc.vlo) <= tol) return true;
         continue;

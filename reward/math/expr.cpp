@@ -159,6 +159,7 @@ std::string to_string(const Node& n) {
   switch (n.kind) {
     case Kind::Number:
       if (n.exact) return n.q.str();
+      if (!n.name.empty()) return n.name;  // an integer literal beyond 128 bits
       return format_float(n.approx);
     case Kind::Symbol:
     case Kind::Constant:

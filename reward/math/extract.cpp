@@ -162,6 +162,7 @@ bool followed_by_percent(std::string_view t, size_t pos) {
 struct Box {
   size_t start = 0, end = 0;
   std::string_view content;
+  bool closed = true;  // false: no matching brace before the scan limit
 };
 
 std::optional<Box> parse_box(std::string_view t, size_t pos, size_t limit) {
@@ -180,7 +181,7 @@ std::optional<Box> parse_box(std::string_view t, size_t pos, size_t limit) {
       if (t[k] == '{') ++depth;
       if (t[k] == '}' && --depth == 0) return Box{pos, k + 1, t.substr(j + 1, k - j - 1)};
     }
-    return Box{pos, limit, t.substr(j + 1, limit - j - 1)};  // unbalanced: the rest
+    return Box{pos, limit, t.substr(j + 1, limit - j - 1), false};  // unbalanced: the rest
   }
   size_t k = j;
   while (k < limit && !is_space(t[k]) && t[k] != '$') ++k;
@@ -214,7 +215,7 @@ std::optional<Extraction> extract_boxed(std::string_view t) {
     --k;
     const Box& cur = picked.back();
     auto b = parse_box(t, s, cur.start);
-    if (!b || b->end > cur.start) continue;  // a box that contains the current one
+    if (!b || !b->closed) break;  // an unclosed box swallows the current one
     if (!is_connector(t.substr(b->end, cur.start - b->end))) break;
     picked.push_back(*b);
   }

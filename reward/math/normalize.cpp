@@ -164,7 +164,7 @@ void replace_spacing(std::string& s) {
   s = std::move(out);
 }
 
-// 1{,}000 and 1,\!000 are thousands separators whatever follows.
+// 1{,}000, 1,\!000 and 1\,000 are thousands separators when three digits follow.
 void join_explicit_thousands(std::string& s) {
   std::string out;
   out.reserve(s.size());
@@ -177,6 +177,7 @@ void join_explicit_thousands(std::string& s) {
       if (s.compare(j, 3, "{,}") == 0) k = j + 3;
       else if (s.compare(j, 4, "{, }") == 0) k = j + 4;
       else if (s.compare(j, 3, ",\\!") == 0) k = j + 3;
+      else if (s.compare(j, 2, "\\,") == 0) k = j + 2;
       if (k != std::string::npos) {
         while (k < s.size() && s[k] == ' ') ++k;
         if (k + 2 < s.size() && is_digit(s[k]) && is_digit(s[k + 1]) && is_digit(s[k + 2])) {
@@ -408,7 +409,7 @@ std::string sanitize_utf8(std::string_view text) {
                (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF))
       ok = false;
     if (!ok) {
-      out.push_back('?');
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
       ++i;
       continue;
     }

@@ -89,6 +89,21 @@ bool contains_number(const Node& n) {
   return false;
 }
 
+bool is_integer_literal(const Node& n) {
+  return n.kind == Kind::Number && n.exact && !n.decimal && n.q.is_integer();
+}
+
+// a/b with integer literals 0 < a < b, as \frac{1}{2} parses: Mul(a, Pow(b, -1)).
+bool is_proper_fraction(const Node& n) {
+  if (n.kind != Kind::Mul || n.args.size() != 2) return false;
+  const Node& a = *n.args[0];
+  const Node& p = *n.args[1];
+  if (!is_integer_literal(a) || p.kind != Kind::Pow || !is_integer_literal(*p.args[0])) return false;
+  const Node& e = *p.args[1];
+  if (!is_integer_literal(e) || e.q != Rational(-1)) return false;
+  return a.q.sign() > 0 && compare(a.q, p.args[0]->q) < 0;
+}
+
 class Parser {
  public:
   Parser(std::vector<Token> tokens, const ParseOptions& options, WorkBudget& budget, int depth = 0)
@@ -312,7 +327,14 @@ class Parser {
         continue;
       } else if (starts_factor(peek())) {
         size_t before = pos_;
+        bool mixed_candidate = factors.size() == 1 && is_integer_literal(*factors[0]) && cmd("frac");
         NodePtr f = parse_power();
+        if (f && mixed_candidate && is_proper_fraction(*f)) {
+          // 2\frac{1}{2} is the mixed number 2 + 1/2 (and -1\frac14 is -(1 + 1/4)).
+          bool negative = factors[0]->q.sign() < 0;
+          factors[0] = make_node(Kind::Add, {factors[0], negative ? make_neg(f) : f});
+          f = nullptr;
+        }
         if (f) factors.push_back(f);
         if (pos_ == before) throw ParseError("unexpected '" + peek().text + "'");
       } else {
@@ -886,10 +908,7 @@ class Parser {
       case TokenType::Number: {
         std::string text = next().text;
         NodePtr n = number(text);
-        if (sym("_")) {  // 204_5: a number in base 5, compared as written
-          std::string base = subscript_suffix();
-          return make_symbol(text + base);
-        }
+        if (sym("_")) subscript_suffix();  // 204_5: digits in base 5, compared as written (204)
         return n;
       }
       case TokenType::Word:
