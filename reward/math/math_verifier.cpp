@@ -193,7 +193,7 @@ MathVerifierOptions MathVerifierOptions::from_json(const nlohmann::json& j, cons
     } else if (key == "plain_reference") {
       o.plain_reference = get_bool(v, where, key);
     } else if (key == "max_depth") {
-      o.max_depth = static_cast<int>(get_int(v, where, key, 1, 10000));
+      o.max_depth = static_cast<int>(get_int(v, where, key, 1, 1000));
     } else if (key == "max_answer_bytes") {
       o.extract.max_answer_bytes = static_cast<size_t>(get_int(v, where, key, 1, 1 << 20));
     } else if (key == "max_work") {

@@ -193,7 +193,6 @@ class Parser {
   }
 
   NodePtr parse_relation() {
-    DepthGuard g(*this);
     NodePtr first = parse_union();
     std::vector<NodePtr> parts{first};
     std::vector<RelOp> ops;
@@ -304,7 +303,6 @@ class Parser {
   }
 
   NodePtr parse_term() {
-    DepthGuard g(*this);
     std::vector<NodePtr> factors;
     NodePtr first = parse_unary();
     if (first) factors.push_back(first);
@@ -356,7 +354,8 @@ class Parser {
   }
 
   NodePtr parse_unary() {
-    DepthGuard g(*this);
+    if (!(sym("-") || sym("+") || cmd("pm") || cmd("mp"))) return parse_power();
+    DepthGuard g(*this);  // each sign of "- - - 1" is a level
     if (sym("-")) {
       next();
       NodePtr x = parse_unary();
@@ -377,7 +376,6 @@ class Parser {
   }
 
   NodePtr parse_power() {
-    DepthGuard g(*this);
     NodePtr base = parse_postfix(parse_primary());
     if (!base) return nullptr;
     if (sym("^")) {
@@ -458,7 +456,6 @@ class Parser {
 
   // A LaTeX macro argument: {group}, one digit / letter, or one command.
   NodePtr parse_arg() {
-    DepthGuard g(*this);
     if (sym("{")) {
       NodePtr x = parse_brace_group();
       if (!x) throw ParseError("empty argument");
@@ -543,6 +540,7 @@ class Parser {
     if (head->kind != Kind::Symbol || !sym("(")) return head;
     std::string base = head->name.substr(0, 1);
     if (!one_of(base, {"f", "g", "h", "F", "G", "H"})) return head;
+    DepthGuard g(*this);
     next();
     std::vector<NodePtr> args = parse_items({")"}, true);
     expect(")");
@@ -902,7 +900,6 @@ class Parser {
   }
 
   NodePtr parse_primary() {
-    DepthGuard g(*this);
     const Token& t = peek();
     switch (t.type) {
       case TokenType::Number: {

@@ -21,7 +21,9 @@
 namespace grpo::reward::math {
 
 struct ParseOptions {
-  int max_depth = 100;  // nesting of brackets / commands / unary operators
+  // Nesting levels: brackets, braces, |..|, commands with arguments, exponents, signs. Each
+  // level costs a bounded number of stack frames, so the limit also bounds stack use.
+  int max_depth = 100;
   bool plain = false;   // the answer came from plain text: unknown words are words, not letters
 };
 
