@@ -8,6 +8,7 @@
 #include <set>
 
 #include "reward/math/evaluate.h"
+#include "reward/math/modular.h"
 #include "reward/math/polynomial.h"
 #include "reward/math/simplify.h"
 
@@ -598,6 +599,8 @@ class Comparer {
       if (!dec) {
         auto qg = exact_value(*g, budget_), qp = exact_value(*p, budget_);
         if (qg && qp) return *qg == *qp;
+        Verdict m = modular_equal(*g, *p, budget_);  // rationals past 128 bits: 10^{100} + 1
+        if (m != Verdict::Unknown) return m == Verdict::Equal;
         if (exact_equal(*g, *p, budget_) == Verdict::Equal) return true;
       }
       Complex vg = evaluate(*g, SamplePoint{}, budget_), vp = evaluate(*p, SamplePoint{}, budget_);

@@ -5,7 +5,8 @@
 //   (0.333333, 1.5e3) both are rounded to `float_rounding` decimal places, so 1/3 == 0.333333
 //   but 1/2 != 0.52 (values that both round to 0 compare by significant digits instead).
 // * Constant expressions (\sqrt{8}, 2\sqrt2, \pi/2, 3+4i): exact when rational, otherwise numeric
-//   in long double with relative tolerance `rel_tol`.
+//   in long double with relative tolerance `rel_tol`; rationals past 128 bits (10^{100}+1,
+//   2^{10^{10}}) compare by residues modulo three 61-bit primes (modular.h).
 // * Expressions with variables: exact as rational functions where possible (x/7 + 2/7 ==
 //   (x+2)/7); otherwise evaluated at 12 sample points (6 with positive variables, 6 of mixed
 //   sign where only real values are compared, so x^{2/3} == \sqrt[3]{x}^2 but \sqrt{x^2} != x).
@@ -34,7 +35,7 @@ namespace grpo::reward::math {
 
 struct CompareOptions {
   int float_rounding = 6;   // decimal places kept when a decimal literal is involved
-  double rel_tol = 1e-9;    // relative tolerance of numeric comparisons of exact expressions
+  double rel_tol = 1e-12;   // relative tolerance of numeric comparisons of exact expressions
   bool allow_percent = true;
   bool strict = true;
   bool allow_set_relation_comp = false;

@@ -5,7 +5,7 @@
 //   extract                  ["boxed", "answer_tag", "answer_is", "last_latex", "last_number"]
 //                            methods tried in order (extract.h)
 //   float_rounding           6      decimal places compared when a decimal literal is involved
-//   rel_tol                  1e-9   relative tolerance of numeric comparisons
+//   rel_tol                  1e-12  relative tolerance of numeric comparisons
 //   allow_percent            true   50\% matches 50 and 0.5
 //   strict                   true   false: variable names do not matter (f(x) == f(y))
 //   allow_set_relation_comp  false  a gold set may match a predicted inequality
