@@ -74,8 +74,11 @@ class WorkBudget {
  public:
   explicit WorkBudget(int64_t limit) : limit_(limit) {}
   void charge(int64_t units = 1) {
+    if (units > limit_ - used_) {
+      used_ = limit_;
+      throw BudgetExceeded("work budget of " + std::to_string(limit_) + " units exceeded");
+    }
     used_ += units;
-    if (used_ > limit_) throw BudgetExceeded("work budget of " + std::to_string(limit_) + " exceeded");
   }
   int64_t used() const { return used_; }
   int64_t limit() const { return limit_; }

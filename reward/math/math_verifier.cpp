@@ -168,7 +168,10 @@ MathVerifierOptions MathVerifierOptions::from_json(const nlohmann::json& j, cons
                                                    const std::string& where) {
   MathVerifierOptions o = base;
   if (j.is_null()) return o;
-  if (!j.is_object()) throw InputError("math verifier: " + where + " must be an object, got " + j.dump());
+  if (!j.is_object()) {
+    std::string name = where.empty() ? "options" : where.substr(0, where.size() - 1);
+    throw InputError("math verifier: " + name + " must be an object, got " + j.dump());
+  }
   for (const auto& [key, v] : j.items()) {
     if (key == "extract") {
       if (!v.is_array() || v.empty()) bad(where, key, "a non-empty array of method names", v);
