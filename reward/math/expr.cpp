@@ -4,6 +4,21 @@
 #include <sstream>
 
 namespace grpo::reward::math {
+namespace {
+
+// Every operand must exist: a missing one is a parse error, never a null child.
+const std::vector<NodePtr>& checked(const std::vector<NodePtr>& args) {
+  for (const auto& a : args)
+    if (!a) throw ParseError("missing operand");
+  return args;
+}
+
+const NodePtr& checked(const NodePtr& a) {
+  if (!a) throw ParseError("missing operand");
+  return a;
+}
+
+}  // namespace
 
 NodePtr make_number(const Rational& q, bool decimal) {
   auto n = std::make_shared<Node>();
@@ -50,6 +65,7 @@ NodePtr make_text(std::string words) {
 NodePtr make_node(Kind kind, std::vector<NodePtr> args) {
   auto n = std::make_shared<Node>();
   n->kind = kind;
+  checked(args);
   n->args = std::move(args);
   return n;
 }
@@ -58,12 +74,14 @@ NodePtr make_func(std::string name, std::vector<NodePtr> args, bool undefined) {
   auto n = std::make_shared<Node>();
   n->kind = Kind::Func;
   n->name = std::move(name);
+  checked(args);
   n->args = std::move(args);
   n->undefined_function = undefined;
   return n;
 }
 
 NodePtr make_neg(NodePtr a) {
+  checked(a);
   if (a->kind == Kind::Number && a->exact) return make_number(neg(a->q), a->decimal);
   if (a->kind == Kind::Number) return make_float(-a->approx, a->decimal);
   return make_node(Kind::Mul, {make_int(-1), std::move(a)});
@@ -82,7 +100,7 @@ NodePtr make_div(NodePtr a, NodePtr b) {
 NodePtr make_interval(NodePtr lo, NodePtr hi, bool left_closed, bool right_closed) {
   auto n = std::make_shared<Node>();
   n->kind = Kind::Interval;
-  n->args = {std::move(lo), std::move(hi)};
+  n->args = checked(std::vector<NodePtr>{std::move(lo), std::move(hi)});
   n->left_closed = left_closed;
   n->right_closed = right_closed;
   return n;
@@ -91,6 +109,7 @@ NodePtr make_interval(NodePtr lo, NodePtr hi, bool left_closed, bool right_close
 NodePtr make_relation(std::vector<NodePtr> parts, std::vector<RelOp> ops) {
   auto n = std::make_shared<Node>();
   n->kind = Kind::Relation;
+  checked(parts);
   n->args = std::move(parts);
   n->rel_ops = std::move(ops);
   return n;
@@ -101,13 +120,12 @@ NodePtr make_matrix(int rows, int cols, std::vector<NodePtr> cells) {
   n->kind = Kind::Matrix;
   n->rows = rows;
   n->cols = cols;
+  checked(cells);
   n->args = std::move(cells);
   return n;
 }
 
-bool is_collection(Kind k) { return k == Kind::Tuple || k == Kind::List || k == Kind::Set; }
-
-bool is_set_like(Kind k) { return k == Kind::Interval || k == Kind::Union || k == Kind::Set; }
+namespace {
 
 const char* rel_op_str(RelOp op) {
   switch (op) {
@@ -122,8 +140,6 @@ const char* rel_op_str(RelOp op) {
   }
   return "?";
 }
-
-namespace {
 
 std::string format_float(long double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -227,12 +243,6 @@ std::string to_string(const Node& n) {
       return wrapped(*n.args[0]) + ":" + wrapped(*n.args[1]);
   }
   return "?";
-}
-
-size_t node_count(const Node& n) {
-  size_t c = 1;
-  for (const auto& a : n.args) c += node_count(*a);
-  return c;
 }
 
 }  // namespace grpo::reward::math

@@ -105,16 +105,8 @@ NodePtr make_interval(NodePtr lo, NodePtr hi, bool left_closed, bool right_close
 NodePtr make_relation(std::vector<NodePtr> parts, std::vector<RelOp> ops);
 NodePtr make_matrix(int rows, int cols, std::vector<NodePtr> cells);
 
-bool is_collection(Kind k);  // Tuple, List, Set
-bool is_set_like(Kind k);    // Interval, Union, Set (and Tuple as open interval, by context)
-
 // A readable, deterministic rendering ("(x+1)^2", "{1, 2}", "[0, 1)"); used in reasons and as
 // the key of opaque sub-expressions, so equal trees render equally.
 std::string to_string(const Node& n);
-
-const char* rel_op_str(RelOp op);
-
-// Tree size and depth (for limits).
-size_t node_count(const Node& n);
 
 }  // namespace grpo::reward::math

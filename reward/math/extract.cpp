@@ -246,8 +246,6 @@ std::optional<Extraction> extract_last_latex(std::string_view t) {
   return e;
 }
 
-std::optional<Extraction> extract_answer_tag(std::string_view t);
-
 bool looks_plain(std::string_view s) { return s.find('\\') == std::string_view::npos && s.find('{') == std::string_view::npos; }
 
 // The sentence after "answer is" / "answer:".

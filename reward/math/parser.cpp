@@ -463,7 +463,11 @@ class Parser {
     }
     if (peek().type == TokenType::Number) return number(take_char());
     if (peek().type == TokenType::Word) return single_letter_arg();
-    if (peek().type == TokenType::Command) return parse_primary();
+    if (peek().type == TokenType::Command) {
+      NodePtr x = parse_primary();
+      if (!x) throw ParseError("argument missing after command");
+      return x;
+    }
     throw ParseError("argument missing after command");
   }
 
@@ -939,8 +943,6 @@ class Parser {
 };
 
 }  // namespace
-
-bool is_known_function(std::string_view name) { return is_function_name(name); }
 
 NodePtr parse_answer(std::string_view normalized, const ParseOptions& options, WorkBudget& budget) {
   Parser p(tokenize(normalized, budget), options, budget);

@@ -31,7 +31,4 @@ struct ParseOptions {
 // BudgetExceeded when `budget` runs out.
 NodePtr parse_answer(std::string_view normalized, const ParseOptions& options, WorkBudget& budget);
 
-// True for names the evaluator knows as functions (sin, log, sqrt, ...).
-bool is_known_function(std::string_view name);
-
 }  // namespace grpo::reward::math
