@@ -92,7 +92,9 @@ const std::vector<std::string>& system_view_args() {
   return args;
 }
 
-void validate(const SandboxSpec& spec) {
+}  // namespace
+
+void validate_spec(const SandboxSpec& spec) {
   if (spec.argv.empty()) throw InputError("sandbox spec: argv is empty");
   if (spec.argv[0].empty() || spec.argv[0][0] != '/')
     throw InputError("sandbox spec: argv[0] must be an absolute path inside the sandbox, got '" +
@@ -125,6 +127,16 @@ void validate(const SandboxSpec& spec) {
                        std::to_string(value));
 }
 
+std::vector<std::pair<std::string, std::string>> sandbox_environment(const SandboxSpec& spec) {
+  std::vector<std::pair<std::string, std::string>> env = {
+      {"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", "/work"}, {"PWD", "/work"},
+      {"LANG", "C.UTF-8"}, {"TMPDIR", "/tmp"}, {"PYTHONDONTWRITEBYTECODE", "1"}};
+  env.insert(env.end(), spec.env.begin(), spec.env.end());
+  return env;
+}
+
+namespace {
+
 // Fixed fd numbers inside the sandbox (bwrap closes the info and file fds after use; the
 // program's shell prologue closes the ready fd).
 constexpr int kReadyFd = 3, kControlFd = 4, kInfoFd = 5, kFirstFileFd = 6;
@@ -140,11 +152,8 @@ std::vector<std::string> bwrap_argv(const SandboxSpec& spec, bool nested_userns)
   std::vector<std::string> a = {spec.bwrap, "--unshare-all", "--unshare-user"};
   if (!nested_userns) a.push_back("--disable-userns");
   a.insert(a.end(), {"--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
-                     "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv",
-                     "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "HOME", "/work",
-                     "--setenv", "LANG", "C.UTF-8", "--setenv", "TMPDIR", "/tmp", "--setenv",
-                     "PYTHONDONTWRITEBYTECODE", "1"});
-  for (const auto& [k, v] : spec.env) a.insert(a.end(), {"--setenv", k, v});
+                     "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"});
+  for (const auto& [k, v] : sandbox_environment(spec)) a.insert(a.end(), {"--setenv", k, v});
   const auto& sys = system_view_args();
   a.insert(a.end(), sys.begin(), sys.end());
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/dev/shm",
@@ -223,6 +232,27 @@ Fd memfd_with(const char* name, const std::string& content) {
   return fd;
 }
 
+Fd stdin_source(const std::string& data) {
+  int p[2];
+  if (data.size() <= (1u << 20) && ::pipe2(p, O_CLOEXEC) == 0) {
+    Fd r(p[0]), w(p[1]);
+    int capacity = ::fcntl(w.get(), F_GETPIPE_SZ);
+    if (capacity < static_cast<int>(data.size()))
+      capacity = ::fcntl(w.get(), F_SETPIPE_SZ, static_cast<int>(data.size()));
+    if (capacity >= static_cast<int>(data.size())) {
+      size_t done = 0;
+      while (done < data.size()) {
+        ssize_t n = ::write(w.get(), data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+      if (done == data.size()) return r;
+    }
+  }
+  return memfd_with("stdin", data);
+}
+
 void CappedStream::read_available() {
   if (!fd || eof) return;
   char buf[65536];
@@ -284,7 +314,7 @@ void classify(const ExitFacts& f, const SandboxLimits& limits, SandboxResult& r)
 }
 
 SandboxProcess::SandboxProcess(const SandboxSpec& spec, const Options& options) {
-  validate(spec);
+  validate_spec(spec);
   out_.cap = spec.limits.output_bytes;
   err_.cap = spec.limits.output_bytes;
 
@@ -307,7 +337,7 @@ SandboxProcess::SandboxProcess(const SandboxSpec& spec, const Options& options) 
   make_pipe(err_.fd, child_err, true);
   make_pipe(ready_, child_ready, true);
   make_pipe(info_, child_info, true);
-  Fd stdin_fd = memfd_with("stdin", spec.stdin_data);
+  Fd stdin_fd = stdin_source(spec.stdin_data);
   std::vector<Fd> file_fds;
   for (const auto& f : spec.files) file_fds.push_back(memfd_with("file", f.content));
 

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "reward/sandbox.h"
 
@@ -35,6 +37,16 @@ class Fd {
 
 // A sealed in-memory file holding `content` (used for stdin and for files placed in the sandbox).
 Fd memfd_with(const char* name, const std::string& content);
+
+// Throws InputError naming the first malformed field of `spec` (see run_sandboxed()).
+void validate_spec(const SandboxSpec& spec);
+
+// The whole environment a sandboxed program gets: the clean base plus spec.env.
+std::vector<std::pair<std::string, std::string>> sandbox_environment(const SandboxSpec& spec);
+
+// The program's stdin: a pipe already holding `data` (read once, like a real pipe) when it fits in
+// a pipe buffer of up to 1 MiB, else a sealed memfd.
+Fd stdin_source(const std::string& data);
 
 // Appends what a non-blocking pipe delivers, keeping at most `cap` bytes; more sets `truncated`.
 struct CappedStream {

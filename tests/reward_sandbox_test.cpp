@@ -1,6 +1,9 @@
 // The sandbox for untrusted code: what a normal program gets, and the attack suite. Every attack
 // asserts a clear verdict and that a normal run in the same process still works afterwards.
+// Python attacks run twice: in a fresh sandbox per run and in the warm zygote pool.
 #include "reward/sandbox.h"
+
+#include "reward/python_pool.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -35,7 +38,14 @@ SandboxLimits small_limits() {
   return l;
 }
 
-SandboxResult run_python(const std::string& code, SandboxLimits limits = small_limits(),
+enum class Mode { fresh, pool };
+
+PythonPool& shared_pool() {
+  static PythonPool pool({});
+  return pool;
+}
+
+SandboxResult run_python(Mode mode, const std::string& code, SandboxLimits limits = small_limits(),
                          const std::string& stdin_data = "", const std::string& export_dir = "") {
   SandboxSpec spec;
   spec.argv = {"/usr/bin/python3", "main.py"};
@@ -43,7 +53,12 @@ SandboxResult run_python(const std::string& code, SandboxLimits limits = small_l
   spec.stdin_data = stdin_data;
   spec.limits = limits;
   spec.export_dir = export_dir;
-  return run_sandboxed(spec);
+  return mode == Mode::pool ? shared_pool().run(spec) : run_sandboxed(spec);
+}
+
+SandboxResult run_python(const std::string& code, SandboxLimits limits = small_limits(),
+                         const std::string& stdin_data = "", const std::string& export_dir = "") {
+  return run_python(Mode::fresh, code, limits, stdin_data, export_dir);
 }
 
 SandboxResult run_shell(const std::string& script, SandboxLimits limits = small_limits()) {
@@ -60,9 +75,10 @@ std::string describe(const SandboxResult& r) {
 }
 
 // A normal program still runs correctly (called after every attack).
-void expect_healthy() {
-  SandboxResult r = run_python("import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n",
-                               small_limits(), "40 2\n");
+void expect_healthy(Mode mode = Mode::fresh) {
+  SandboxResult r = run_python(
+      mode, "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n", small_limits(),
+      "40 2\n");
   EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_EQ(r.stdout_data, "42\n");
 }
@@ -210,10 +226,15 @@ TEST(Sandbox, ConcurrentRunsAreIndependent) {
 
 // ---- attacks ----
 
-TEST(SandboxAttack, ForkBombIsContainedByTheProcessLimit) {
+class PythonAttack : public ::testing::TestWithParam<Mode> {};
+INSTANTIATE_TEST_SUITE_P(FreshAndPool, PythonAttack, ::testing::Values(Mode::fresh, Mode::pool),
+                         [](const auto& info) { return info.param == Mode::pool ? "pool" : "fresh"; });
+
+TEST_P(PythonAttack, ForkBombIsContainedByTheProcessLimit) {
+  const Mode mode = GetParam();
   // Counts how many processes it can make before fork fails; the children sleep meanwhile.
   const std::string token = unique_token("forkcount");
-  SandboxResult r = run_python(
+  SandboxResult r = run_python(mode, 
       "import os, sys, time\nn = 0\ntry:\n    for i in range(10000):\n"
       "        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n"
       "        n += 1\nexcept OSError as e:\n    print('fork failed after', n, e.errno)\n"
@@ -225,7 +246,7 @@ TEST(SandboxAttack, ForkBombIsContainedByTheProcessLimit) {
   EXPECT_LT(forked, small_limits().processes);
   EXPECT_LT(r.wall_ms, 4000) << "the sleeping children must not outlive the program";
   EXPECT_EQ(processes_with(token), 0);
-  expect_healthy();
+  expect_healthy(mode);
 }
 
 TEST(SandboxAttack, ClassicShellForkBombEndsAtTheDeadline) {
@@ -239,38 +260,42 @@ TEST(SandboxAttack, ClassicShellForkBombEndsAtTheDeadline) {
   expect_healthy();
 }
 
-TEST(SandboxAttack, MemoryBombHitsTheMemoryLimit) {
-  SandboxResult r = run_python("x = bytearray(10 * 2**30)\nprint(len(x))\n");
+TEST_P(PythonAttack, MemoryBombHitsTheMemoryLimit) {
+  const Mode mode = GetParam();
+  SandboxResult r = run_python(mode, "x = bytearray(10 * 2**30)\nprint(len(x))\n");
   EXPECT_EQ(r.verdict, Verdict::memory_limit) << describe(r);
   EXPECT_EQ(r.detail, "memory limit of 512 MB");
-  r = run_python("chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))\n");
+  r = run_python(mode, "chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))\n");
   EXPECT_EQ(r.verdict, Verdict::memory_limit) << describe(r);
-  expect_healthy();
+  expect_healthy(mode);
 }
 
-TEST(SandboxAttack, InfiniteLoopHitsTheCpuLimit) {
+TEST_P(PythonAttack, InfiniteLoopHitsTheCpuLimit) {
+  const Mode mode = GetParam();
   SandboxLimits l = small_limits();
   l.cpu_ms = 1000;
   l.wall_ms = 8000;
-  SandboxResult r = run_python("while True:\n    pass\n", l);
+  SandboxResult r = run_python(mode, "while True:\n    pass\n", l);
   EXPECT_EQ(r.verdict, Verdict::timeout) << describe(r);
   EXPECT_EQ(r.detail, "CPU time limit of 1000 ms");
   EXPECT_GE(r.cpu_ms, 900);
-  expect_healthy();
+  expect_healthy(mode);
 }
 
-TEST(SandboxAttack, SleepingForeverHitsTheWallLimit) {
+TEST_P(PythonAttack, SleepingForeverHitsTheWallLimit) {
+  const Mode mode = GetParam();
   SandboxLimits l = small_limits();
   l.wall_ms = 1000;
-  SandboxResult r = run_python("import time\ntime.sleep(10**6)\n", l);
+  SandboxResult r = run_python(mode, "import time\ntime.sleep(10**6)\n", l);
   EXPECT_EQ(r.verdict, Verdict::timeout) << describe(r);
   EXPECT_EQ(r.detail, "wall time limit of 1000 ms");
   EXPECT_GE(r.wall_ms, 1000);
   EXPECT_LT(r.wall_ms, 4000);
-  expect_healthy();
+  expect_healthy(mode);
 }
 
-TEST(SandboxAttack, CannotWriteOutsideItsDirectory) {
+TEST_P(PythonAttack, CannotWriteOutsideItsDirectory) {
+  const Mode mode = GetParam();
   const std::string token = unique_token("written");
   const char* home = std::getenv("HOME");
   std::vector<std::string> targets = {"/etc/" + token, "/usr/" + token, "/" + token,
@@ -282,20 +307,21 @@ TEST(SandboxAttack, CannotWriteOutsideItsDirectory) {
   for (auto& t : targets) code += "'" + t + "',";
   code += "]:\n    try:\n        open(p, 'w').write('x')\n        print('wrote', p)\n"
           "    except OSError as e:\n        print('denied', p, e.errno)\n";
-  SandboxResult r = run_python(code);
+  SandboxResult r = run_python(mode, code);
   ASSERT_EQ(r.verdict, Verdict::ok) << describe(r);
   for (auto& t : targets) EXPECT_FALSE(exists(t)) << t << " was created on the host\n" << describe(r);
   // Only its own tmpfs /tmp took the write; everything else was refused.
   EXPECT_NE(r.stdout_data.find("wrote /tmp/" + token), std::string::npos) << describe(r);
   EXPECT_NE(r.stdout_data.find("denied /etc/" + token), std::string::npos) << describe(r);
   EXPECT_NE(r.stdout_data.find("denied /usr/" + token), std::string::npos) << describe(r);
-  expect_healthy();
+  expect_healthy(mode);
 }
 
-TEST(SandboxAttack, CannotReadSecretsOrTheServersEnvironment) {
+TEST_P(PythonAttack, CannotReadSecretsOrTheServersEnvironment) {
+  const Mode mode = GetParam();
   const std::string secret = unique_token("secret");
   ::setenv("GRPO_TEST_SECRET", secret.c_str(), 1);
-  SandboxResult r = run_python(
+  SandboxResult r = run_python(mode, 
       "import os\nprint(dict(os.environ))\n"
       "for p in ['/etc/shadow', '/etc/passwd', '/root/.bash_history', '/proc/1/environ',\n"
       "          '/proc/self/environ', '/proc/%d/environ' % os.getppid()]:\n"
@@ -307,12 +333,14 @@ TEST(SandboxAttack, CannotReadSecretsOrTheServersEnvironment) {
   EXPECT_EQ(r.stdout_data.find(secret), std::string::npos) << describe(r);
   EXPECT_NE(r.stdout_data.find("denied /etc/shadow 2"), std::string::npos) << describe(r);
   EXPECT_NE(r.stdout_data.find("denied /root/.bash_history 2"), std::string::npos) << describe(r);
-  // Its own PID namespace: only the namespace init, the sandbox's shell and itself are visible.
-  EXPECT_NE(r.stdout_data.find("[1, 2, 3]"), std::string::npos) << describe(r);
-  expect_healthy();
+  // Its own PID namespace: only the namespace init, (fresh: the sandbox's shell) and itself.
+  EXPECT_NE(r.stdout_data.find(mode == Mode::pool ? "[1, 2]" : "[1, 2, 3]"), std::string::npos)
+      << describe(r);
+  expect_healthy(mode);
 }
 
-TEST(SandboxAttack, HasNoNetwork) {
+TEST_P(PythonAttack, HasNoNetwork) {
+  const Mode mode = GetParam();
   int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   ASSERT_GE(listener, 0);
   sockaddr_in addr{};
@@ -324,7 +352,7 @@ TEST(SandboxAttack, HasNoNetwork) {
   ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
   int port = ntohs(addr.sin_port);
 
-  SandboxResult r = run_python(
+  SandboxResult r = run_python(mode, 
       "import socket\nfor host, port in [('127.0.0.1', " + std::to_string(port) +
       "), ('1.1.1.1', 53), ('8.8.8.8', 443)]:\n"
       "    try:\n        socket.create_connection((host, port), timeout=2)\n"
@@ -341,10 +369,11 @@ TEST(SandboxAttack, HasNoNetwork) {
   EXPECT_LT(conn, 0);
   EXPECT_EQ(errno, EAGAIN);
   ::close(listener);
-  expect_healthy();
+  expect_healthy(mode);
 }
 
-TEST(SandboxAttack, CannotKillItsParentOrHostProcesses) {
+TEST_P(PythonAttack, CannotKillItsParentOrHostProcesses) {
+  const Mode mode = GetParam();
   // A host process running as the sandbox's host user: kill(-1) inside must not reach it.
   pid_t bystander = ::fork();
   if (bystander == 0) {
@@ -353,22 +382,25 @@ TEST(SandboxAttack, CannotKillItsParentOrHostProcesses) {
     ::_exit(1);
   }
   ::usleep(100 * 1000);
-  // Its parent is the sandbox's shell: killing it ends the run with a clear verdict.
-  SandboxResult r = run_python("import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\ntime.sleep(5)\n");
-  EXPECT_EQ(r.verdict, Verdict::killed) << describe(r);
-  EXPECT_LT(r.wall_ms, 4000);
-  r = run_python(
-      "import os, signal\nfor pid in [1, -1]:\n"
-      "    try:\n        os.kill(pid, signal.SIGKILL)\n        print('sent', pid)\n"
+  // Fresh: its parent is the sandbox's shell, whose death ends the run (verdict killed). Pool: its
+  // parent is the namespace init, which ignores the signal. Either way only the sandbox is hit.
+  SandboxResult r = run_python(
+      mode, "import os, signal\nfor pid in [os.getppid(), 1, -1]:\n"
+      "    try:\n        os.kill(pid, signal.SIGKILL)\n        print('sent', pid, flush=True)\n"
       "    except OSError as e:\n        print('failed', pid, e.errno)\n"
       "print('still here')\n");
-  // kill(-1) reaches only the sandbox's own shell, which takes the run down with it.
-  EXPECT_EQ(r.verdict, Verdict::killed) << describe(r);
+  if (mode == Mode::pool) {
+    EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
+    EXPECT_NE(r.stdout_data.find("still here"), std::string::npos) << describe(r);
+  } else {
+    EXPECT_EQ(r.verdict, Verdict::killed) << describe(r);
+  }
+  EXPECT_LT(r.wall_ms, 4000);
   int status = 0;
   EXPECT_EQ(::waitpid(bystander, &status, WNOHANG), 0) << "the host process was killed";
   ::kill(bystander, SIGKILL);
   ::waitpid(bystander, &status, 0);
-  expect_healthy();
+  expect_healthy(mode);
 }
 
 TEST(SandboxAttack, DaemonsDieWithTheRun) {
@@ -391,31 +423,113 @@ TEST(SandboxAttack, DaemonsDieWithTheRun) {
   expect_healthy();
 }
 
-TEST(SandboxAttack, OutputFloodHitsTheOutputLimit) {
-  SandboxResult r = run_python("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n");
+TEST_P(PythonAttack, OutputFloodHitsTheOutputLimit) {
+  const Mode mode = GetParam();
+  SandboxResult r = run_python(mode, "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n");
   EXPECT_EQ(r.verdict, Verdict::output_limit) << describe(r);
   EXPECT_TRUE(r.stdout_truncated);
   EXPECT_EQ(r.stdout_data.size(), static_cast<size_t>(small_limits().output_bytes));
   EXPECT_EQ(r.detail, "stdout exceeded 65536 bytes");
-  r = run_python("import sys\nwhile True:\n    sys.stderr.write('e' * 1000)\n");
+  r = run_python(mode, "import sys\nwhile True:\n    sys.stderr.write('e' * 1000)\n");
   EXPECT_EQ(r.verdict, Verdict::output_limit) << describe(r);
   EXPECT_TRUE(r.stderr_truncated);
   EXPECT_EQ(r.stderr_data.size(), static_cast<size_t>(small_limits().output_bytes));
-  expect_healthy();
+  expect_healthy(mode);
 }
 
-TEST(SandboxAttack, FillingTheDiskHitsTheDiskLimit) {
+TEST_P(PythonAttack, FillingTheDiskHitsTheDiskLimit) {
+  const Mode mode = GetParam();
   // One 10 GB file: stopped by the file-size limit.
-  SandboxResult r = run_python(
+  SandboxResult r = run_python(mode, 
       "with open('big', 'wb') as f:\n    for i in range(10 * 1024):\n"
       "        f.write(b'x' * 2**20)\n");
   EXPECT_EQ(r.verdict, Verdict::disk_limit) << describe(r);
   EXPECT_EQ(r.detail, "disk limit of 16 MB");
   // Many smaller files: stopped by the size of the tmpfs.
-  r = run_python(
+  r = run_python(mode, 
       "for i in range(10000):\n    with open('/tmp/f%d' % i, 'wb') as f:\n"
       "        f.write(b'x' * 2**20)\n");
   EXPECT_EQ(r.verdict, Verdict::disk_limit) << describe(r);
   EXPECT_NE(r.stderr_data.find("No space left on device"), std::string::npos) << describe(r);
-  expect_healthy();
+  expect_healthy(mode);
+}
+
+TEST_P(PythonAttack, CannotCreateNamespacesOrGainCapabilities) {
+  const Mode mode = GetParam();
+  SandboxResult r = run_python(
+      mode, "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+      "for name, flag in [('user', 0x10000000), ('mount', 0x20000), ('net', 0x40000000)]:\n"
+      "    ok = libc.unshare(flag) == 0\n"
+      "    print(name, 'created' if ok else 'denied')\n"
+      "print([l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1])\n"
+      "ok = libc.mount(b'tmpfs', b'/work', b'tmpfs', 0, b'size=100g') == 0\n"
+      "print('mount', 'created' if ok else 'denied')\n");
+  ASSERT_EQ(r.verdict, Verdict::ok) << describe(r);
+  EXPECT_EQ(r.stdout_data, "user denied\nmount denied\nnet denied\n0000000000000000\nmount denied\n");
+  expect_healthy(mode);
+}
+
+TEST(SandboxAttack, DaemonsDieWithTheJobInThePool) {
+  const std::string token = unique_token("pooldaemon");
+  PythonPool pool({1});  // one zygote: the next job is served by the same zygote
+  auto run = [&](const std::string& code) {
+    SandboxSpec spec;
+    spec.argv = {"/usr/bin/python3", "main.py"};
+    spec.files = {{"main.py", code}};
+    spec.limits = small_limits();
+    return pool.run(spec);
+  };
+  SandboxResult r = run(
+      "import os, time\nopen('/tmp/left', 'w').write('x')\nopen('/work/left', 'w').write('x')\n"
+      "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n"
+      "    os._exit(0)\nprint('parent done')\n# " + token + "\n");
+  EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
+  EXPECT_LT(r.wall_ms, 1500) << "the job waited for its daemon";
+  EXPECT_EQ(processes_with(token), 0) << "a daemon survived its job";
+  // The next job sees nothing of the last one: no files, no processes.
+  r = run("import os\nprint(os.path.exists('/tmp/left'), os.listdir('.'),\n"
+          "      sorted(int(d) for d in os.listdir('/proc') if d.isdigit()))\n");
+  EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
+  EXPECT_EQ(r.stdout_data, "False ['main.py'] [1, 2]\n");
+}
+
+TEST(PythonPool, RunsLikeAFreshInterpreter) {
+  const std::string code =
+      "import sys, os\nprint(__name__, sys.argv, os.getcwd(), sorted(os.environ))\n"
+      "print(input())\nimport atexit\natexit.register(lambda: print('atexit ran'))\n"
+      "def f():\n    raise ValueError('boom')\nf()\n";
+  SandboxResult fresh = run_python(Mode::fresh, code, small_limits(), "line\n");
+  SandboxResult pooled = run_python(Mode::pool, code, small_limits(), "line\n");
+  EXPECT_EQ(fresh.verdict, Verdict::runtime_error);
+  EXPECT_EQ(pooled.verdict, Verdict::runtime_error);
+  EXPECT_EQ(fresh.exit_code, 1);
+  EXPECT_EQ(pooled.exit_code, 1);
+  EXPECT_EQ(pooled.stdout_data, fresh.stdout_data);
+  EXPECT_EQ(pooled.stderr_data, fresh.stderr_data);
+  // sys.exit codes and syntax errors too.
+  for (const std::string& c : {std::string("import sys\nsys.exit(7)\n"), std::string("def f(:\n")}) {
+    fresh = run_python(Mode::fresh, c);
+    pooled = run_python(Mode::pool, c);
+    EXPECT_EQ(pooled.exit_code, fresh.exit_code) << c;
+    EXPECT_EQ(pooled.stderr_data, fresh.stderr_data) << c;
+  }
+}
+
+TEST(PythonPool, ServesMoreThreadsThanZygotes) {
+  PythonPool pool({2});
+  std::vector<std::thread> threads;
+  std::vector<SandboxResult> results(6);
+  for (int i = 0; i < 6; ++i)
+    threads.emplace_back([&, i] {
+      SandboxSpec spec;
+      spec.argv = {"/usr/bin/python3", "main.py"};
+      spec.files = {{"main.py", "print(int(input()) * 2)\n"}};
+      spec.stdin_data = std::to_string(i);
+      results[i] = pool.run(spec);
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(results[i].verdict, Verdict::ok) << describe(results[i]);
+    EXPECT_EQ(results[i].stdout_data, std::to_string(2 * i) + "\n");
+  }
 }
