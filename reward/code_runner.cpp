@@ -82,6 +82,7 @@ BuildResult CodeRunner::build(Language language, const std::string& source) cons
   spec.argv.insert(spec.argv.end(), options_.cxx_flags.begin(), options_.cxx_flags.end());
   spec.argv.insert(spec.argv.end(), {"-o", "/out/main", "main.cpp"});
   spec.files = {{"main.cpp", source}};
+  spec.env = {{"LC_ALL", "C"}};  // plain ASCII quotes in diagnostics
   spec.export_dir = out.path();
   spec.limits = options_.compile_limits;
   b.compile = run_sandboxed(spec);

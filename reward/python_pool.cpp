@@ -75,14 +75,62 @@ struct PythonPool::Zygote {
 
 PythonPool::PythonPool(Options options) : options_(std::move(options)) {
   if (options_.size <= 0) throw InputError("python pool: size must be positive");
+  spawner_ = std::thread([this] { spawner_loop(); });
   std::vector<std::unique_ptr<Zygote>> started;
-  for (int i = 0; i < options_.size; ++i) started.push_back(start_zygote());
+  try {
+    for (int i = 0; i < options_.size; ++i) started.push_back(spawn());
+  } catch (...) {
+    started.clear();
+    {
+      std::lock_guard<std::mutex> lock(spawn_mu_);
+      stopping_ = true;
+    }
+    spawn_cv_.notify_one();
+    spawner_.join();
+    throw;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   live_ = options_.size;
   idle_ = std::move(started);
 }
 
-PythonPool::~PythonPool() = default;
+PythonPool::~PythonPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.clear();  // closes the control sockets and kills the zygotes
+  }
+  {
+    std::lock_guard<std::mutex> lock(spawn_mu_);
+    stopping_ = true;
+  }
+  spawn_cv_.notify_one();
+  spawner_.join();
+}
+
+void PythonPool::spawner_loop() {
+  while (true) {
+    std::packaged_task<std::unique_ptr<Zygote>()> task;
+    {
+      std::unique_lock<std::mutex> lock(spawn_mu_);
+      spawn_cv_.wait(lock, [&] { return stopping_ || !spawn_queue_.empty(); });
+      if (spawn_queue_.empty()) return;
+      task = std::move(spawn_queue_.front());
+      spawn_queue_.pop_front();
+    }
+    task();
+  }
+}
+
+std::unique_ptr<PythonPool::Zygote> PythonPool::spawn() {
+  std::packaged_task<std::unique_ptr<Zygote>()> task([this] { return start_zygote(); });
+  std::future<std::unique_ptr<Zygote>> done = task.get_future();
+  {
+    std::lock_guard<std::mutex> lock(spawn_mu_);
+    spawn_queue_.push_back(std::move(task));
+  }
+  spawn_cv_.notify_one();
+  return done.get();
+}
 
 std::unique_ptr<PythonPool::Zygote> PythonPool::start_zygote() const {
   int sv[2];
@@ -131,7 +179,7 @@ std::unique_ptr<PythonPool::Zygote> PythonPool::acquire() {
       ++live_;
       lock.unlock();
       try {
-        return start_zygote();
+        return spawn();
       } catch (...) {
         release(nullptr);
         throw;
@@ -222,9 +270,12 @@ SandboxResult PythonPool::run(const SandboxSpec& spec) {
       zygote_lost = true;
     }
   }
+  std::string zygote_said;
   if (reply.is_null()) {
     // Timeout, flood or a lost zygote: the zygote goes down with the job and is replaced.
     z->process->finish();
+    z->process->err().read_available();
+    zygote_said = z->process->err().data.substr(0, 1000);
     z.reset();
   }
   release(std::move(z));
@@ -247,7 +298,7 @@ SandboxResult PythonPool::run(const SandboxSpec& spec) {
     if (!reply.is_object() || !reply.contains("status")) {
       r.verdict = Verdict::sandbox_error;
       r.detail = reply.is_object() ? reply.value("error", "bad reply from the zygote")
-                                   : "the python zygote died";
+                                   : "the python zygote died: " + zygote_said;
       return r;
     }
     int status = reply["status"].get<int>();

@@ -11,9 +11,12 @@
 // namespace's init (pid 1), not the sandbox's shell.
 #pragma once
 #include <condition_variable>
+#include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "reward/sandbox.h"
@@ -44,6 +47,10 @@ class PythonPool {
  private:
   struct Zygote;
   std::unique_ptr<Zygote> start_zygote() const;
+  // Starts a zygote on the spawner thread: bubblewrap's --die-with-parent ties a sandbox to the
+  // thread that forked it, so zygotes are forked by one thread that lives as long as the pool.
+  std::unique_ptr<Zygote> spawn();
+  void spawner_loop();
   std::unique_ptr<Zygote> acquire();
   void release(std::unique_ptr<Zygote> zygote);  // null: it died
 
@@ -52,6 +59,11 @@ class PythonPool {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Zygote>> idle_;
   int live_ = 0;
+  std::mutex spawn_mu_;
+  std::condition_variable spawn_cv_;
+  std::deque<std::packaged_task<std::unique_ptr<Zygote>()>> spawn_queue_;
+  bool stopping_ = false;
+  std::thread spawner_;
 };
 
 }  // namespace grpo::reward

@@ -143,8 +143,10 @@ constexpr int kReadyFd = 3, kControlFd = 4, kInfoFd = 5, kFirstFileFd = 6;
 
 // The shell the program runs under: says "started" on fd 3, runs the program without fd 3, then
 // reports the program's CPU time (`times`: user and system time of the shell, then of its
-// children) and passes its exit status on.
-constexpr const char* kPrologue = "printf R >&3; \"$@\" 3>&-; s=$?; times >&3; exit $s";
+// children) and passes its exit status on. The shell's own messages ("Aborted") go to /dev/null;
+// the program (exec'd from a subshell) gets the real stderr back, kept on fd 9 meanwhile.
+constexpr const char* kPrologue =
+    "exec 9>&2 2>/dev/null; printf R >&3; (exec \"$@\" 2>&9 3>&- 9>&-); s=$?; times >&3; exit $s";
 
 std::vector<std::string> bwrap_argv(const SandboxSpec& spec, bool nested_userns) {
   const SandboxLimits& l = spec.limits;
