@@ -123,8 +123,15 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/grpo-bench-code-XXXXXX";
   const std::string dir = ::mkdtemp(tmpl);
 
-  std::printf("HumanEval canonical solutions (%d), %u hardware threads\n", problems,
-              std::thread::hardware_concurrency());
+  auto loadavg = [] {
+    std::ifstream f("/proc/loadavg");
+    double one = 0;
+    f >> one;
+    return one;
+  };
+  const double load_before = loadavg();
+  std::printf("HumanEval canonical solutions (%d), %u hardware threads, load average %.2f\n",
+              problems, std::thread::hardware_concurrency(), load_before);
   std::printf("%-12s %7s %9s %9s %9s %9s\n", "mode", "clients", "exec/s", "p50 ms", "p99 ms", "passed");
   std::vector<Row> results;
   for (int clients : {1, 2, 4}) {
@@ -145,6 +152,8 @@ int main(int argc, char** argv) {
   nlohmann::json j;
   j["benchmark"] = "code verifier, HumanEval canonical solutions";
   j["hardware_threads"] = std::thread::hardware_concurrency();
+  j["load_average_before"] = load_before;
+  j["load_average_after"] = loadavg();
   for (const Row& r : results)
     j["rows"].push_back({{"mode", r.mode}, {"clients", r.clients}, {"executions_per_s", r.per_s},
                          {"p50_ms", r.p50_ms}, {"p99_ms", r.p99_ms}, {"passed", r.passed},

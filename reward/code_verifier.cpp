@@ -125,6 +125,12 @@ class CodeVerifier : public Verifier {
     require_known(request.options, {"reward", "require_fence", "language"}, "options");
     if (request.options.is_object()) apply_settings(request.options, "options", s);
     TestSuite suite = parse_test_suite(request.reference, s.language);
+    const Limits& lim = request.limits;
+    for (auto [name, value] : {std::pair<const char*, int64_t>{"timeout_ms", lim.timeout_ms},
+                               {"cpu_ms", lim.cpu_ms}, {"memory_mb", lim.memory_mb},
+                               {"max_completion_bytes", lim.max_completion_bytes}})
+      if (value <= 0 || value > (int64_t{1} << 40))
+        throw InputError(std::string("limits.") + name + ": must be in 1..2^40, got " + std::to_string(value));
 
     const std::string& completion = request.completion;
     if (static_cast<int64_t>(completion.size()) > request.limits.max_completion_bytes)

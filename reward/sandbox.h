@@ -92,7 +92,7 @@ struct SandboxResult {
 
 // Blocks until the program and everything it started are gone. Never throws for anything the
 // program does; throws grpo::InputError for a malformed spec (empty argv, relative argv[0],
-// file paths that leave the working dir, non-positive limits).
+// file paths that leave the working dir, limits outside 1..2^40).
 SandboxResult run_sandboxed(const SandboxSpec& spec);
 
 }  // namespace grpo::reward

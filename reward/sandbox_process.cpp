@@ -123,8 +123,8 @@ void validate_spec(const SandboxSpec& spec) {
       {"output_bytes", l.output_bytes}, {"disk_mb", l.disk_mb}, {"processes", l.processes},
       {"open_files", l.open_files}};
   for (auto& [name, value] : limits)
-    if (value <= 0)
-      throw InputError(std::string("sandbox spec: limits.") + name + " must be positive, got " +
+    if (value <= 0 || value > (int64_t{1} << 40))
+      throw InputError(std::string("sandbox spec: limits.") + name + " must be in 1..2^40, got " +
                        std::to_string(value));
 }
 

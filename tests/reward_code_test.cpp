@@ -49,8 +49,15 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 // Runs `count` requests on `threads` threads; returns the indices whose `correct` != expected.
-std::vector<int> run_all(int count, int threads, const std::function<VerifyRequest(int)>& make,
+// Generous limits: some reference solutions need seconds of CPU (MBPP 123 about 3 s), and CI
+// machines are shared.
+std::vector<int> run_all(int count, int threads, const std::function<VerifyRequest(int)>& make_request,
                          bool expected, std::vector<std::string>* reasons) {
+  auto make = [&](int i) {
+    VerifyRequest r = make_request(i);
+    r.limits.timeout_ms = r.limits.cpu_ms = 60'000;
+    return r;
+  };
   std::atomic<int> next{0};
   std::mutex mu;
   std::vector<int> wrong;
@@ -296,6 +303,10 @@ TEST(CodeVerifier, BadReferencesAreInputErrorsNamingTheField) {
             "code verifier options: unknown option 'colour'");
   EXPECT_EQ(error_of([] { make_code_verifier({{"disk_mb", -1}}); }),
             "code verifier options.disk_mb: must be positive, got -1");
+  Limits bad;
+  bad.timeout_ms = 0;
+  EXPECT_EQ(error_of([&] { verify(ok, kDoubleTests, nullptr, bad); }),
+            "limits.timeout_ms: must be in 1..2^40, got 0");
   // A reference given as a JSON string works like the object.
   EXPECT_TRUE(verify(py("def double(x):\n    return 2 * x\n"), kDoubleTests.dump()).correct);
 }
@@ -364,4 +375,22 @@ TEST(CodeDatasets, AllMbppReferenceSolutionsPassAndStubsPassNone) {
   std::printf("MBPP: 974 references in %lld ms, 974 stubs in %lld ms\n",
               static_cast<long long>(std::chrono::duration_cast<ms>(t1 - t0).count()),
               static_cast<long long>(std::chrono::duration_cast<ms>(t2 - t1).count()));
+}
+
+TEST(CodeVerifier, CompilerIsSandboxedAndLimited) {
+  auto v = make_code_verifier({{"python_pool", 0}, {"compile_timeout_ms", 10000}, {"compile_memory_mb", 512}});
+  nlohmann::json ref = {{"language", "cpp"}, {"cases", {{{"stdin", ""}, {"stdout", "1"}}}}};
+  VerifyRequest req;
+  req.reference = ref;
+  // An endless include: stopped by the compiler's memory (or time) limit.
+  req.completion = cpp("#include \"/dev/zero\"\n");
+  VerifyResult r = v->verify(req);
+  EXPECT_FALSE(r.correct);
+  EXPECT_TRUE(r.reason.rfind("compile memory_limit: ", 0) == 0 || r.reason.rfind("compile timeout: ", 0) == 0)
+      << r.reason;
+  // Secrets of the host are not there to include.
+  req.completion = cpp("#include \"/etc/shadow\"\nint main() {}\n");
+  r = v->verify(req);
+  EXPECT_EQ(r.reason.rfind("compile error: main.cpp:1:10: fatal error: /etc/shadow: No such file or directory", 0), 0u)
+      << r.reason;
 }
