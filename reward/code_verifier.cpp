@@ -61,11 +61,12 @@ std::string last_line(const std::string& text) {
   return text.substr(start, std::min<size_t>(end + 1 - start, 200));
 }
 
-VerifyResult zero(const std::string& reason, const std::string& extracted = "") {
+// Reward 0: no program to run (or `fraction_key` set: the program did not build).
+VerifyResult zero(const std::string& reason, const char* fraction_key = nullptr) {
   VerifyResult r;
   r.reason = reason;
-  r.extracted = extracted;
   r.components["accuracy"] = 0.0;
+  if (fraction_key) r.components[fraction_key] = 0.0;
   return r;
 }
 
@@ -167,7 +168,7 @@ class CodeVerifier : public Verifier {
     const std::string token = new_run_token();
     HarnessProgram program = build_harness(suite, code, token);
     BuildResult built = runner_->build(suite.language, program.source);
-    if (!built.ok) return zero(built.error);
+    if (!built.ok) return zero(built.error, "tests_passed_fraction");
     SandboxResult run = runner_->run(built.program, program.stdin_data, limits);
     TestReport report = read_report(suite, program, run, token);
     VerifyResult r;
@@ -186,7 +187,7 @@ class CodeVerifier : public Verifier {
   VerifyResult run_cases(const TestSuite& suite, const std::string& code, SandboxLimits limits,
                          int64_t deadline, const Settings& s) const {
     BuildResult built = runner_->build(suite.language, code);
-    if (!built.ok) return zero(built.error);
+    if (!built.ok) return zero(built.error, "cases_passed_fraction");
     int passed = 0;
     std::string failure;
     for (size_t i = 0; i < suite.cases.size(); ++i) {
