@@ -118,6 +118,8 @@ class ServiceImpl : public ServiceBase {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(options_.address, grpc::InsecureServerCredentials(), &port);
+    // One server per port: without this, gRPC sets SO_REUSEPORT and a second server would share it.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
     builder.SetMaxSendMessageSize(options_.max_message_bytes);
     builder.RegisterService(this);
@@ -206,15 +208,15 @@ class ServiceImpl : public ServiceBase {
     t->set_queue_us(micros(start - p.enqueued));
     const auto deadline = context->deadline();
     const auto now = std::chrono::system_clock::now();
-    if (context->IsCancelled()) {
-      set_error(&out, Status(StatusCode::CANCELLED, "the client cancelled the call"));
-      return out;
-    }
     if (now >= deadline) {
       ++expired_;
       set_error(&out, Status(StatusCode::DEADLINE_EXCEEDED,
                              "deadline passed after " + std::to_string(t->queue_us() / 1000) +
                                  " ms waiting for a worker"));
+      return out;
+    }
+    if (context->IsCancelled()) {
+      set_error(&out, Status(StatusCode::CANCELLED, "the client cancelled the call"));
       return out;
     }
     if (deadline != std::chrono::system_clock::time_point::max()) {
