@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "reward/format.h"
+#include "reward/math/math_verifier.h"
 #include "reward/registry.h"
 
 namespace grpo::reward {
@@ -13,8 +14,7 @@ void register_builtin(VerifierRegistry& registry, const nlohmann::json& defaults
       {"format", make_format_verifier},
       {"language", make_language_verifier},
       {"overlong", make_overlong_verifier},
-      // INTEGRATION: once branch `math` is merged, #include "reward/math/math_verifier.h" and add
-      //   {"math", make_math_verifier},
+      {"math", make_math_verifier},
       // INTEGRATION: once branch `code` is merged, #include "reward/code_verifier.h" and add
       //   {"code", make_code_verifier},
   };

@@ -90,6 +90,17 @@ TEST(CliVerify, ScoresJsonlAndReportsBadLines) {
   EXPECT_EQ(r.status, 0);
   EXPECT_EQ(lines_of(r.out)[0], json::parse(R"({"reward": 1.0, "correct": true, "reason": "ok",
                                                 "components": {"format": 1.0}, "extracted": "4"})"));
+  // The R1 composite from the config: math accuracy + 0.1 format + overlong.
+  r = run({"verify", "--verifier", "r1", "--config", kConfig},
+          "{\"completion\": \"<think>2+2</think> \\\\boxed{4}\", \"reference\": \"4\"}\n"
+          "{\"completion\": \"<think>2+2</think> \\\\boxed{5}\", \"reference\": \"4\"}\n");
+  EXPECT_EQ(r.status, 0) << r.out;
+  auto r1 = lines_of(r.out);
+  ASSERT_EQ(r1.size(), 2u);
+  EXPECT_DOUBLE_EQ(r1[0]["reward"].get<double>(), 1.1);
+  EXPECT_EQ(r1[0]["correct"], true);
+  EXPECT_DOUBLE_EQ(r1[1]["reward"].get<double>(), 0.1);
+  EXPECT_EQ(r1[1]["correct"], false);
   r = run({"verify", "--verifier", "format", "--options", "{\"answer_tags\": true}"},
           "{\"completion\": \"<think>a</think> 4\"}\n");
   EXPECT_EQ(lines_of(r.out)[0]["reason"], "no <answer>…</answer> after </think>");
@@ -98,7 +109,7 @@ TEST(CliVerify, ScoresJsonlAndReportsBadLines) {
 TEST(CliVerify, UsageErrors) {
   Result r = run({"verify", "--verifier", "nope"}, "", true);
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.out.find("unknown verifier 'nope' (registered: format, language, overlong)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unknown verifier 'nope' (registered: format, language, math, overlong)"), std::string::npos) << r.out;
   r = run({"verify", "--verifier", "format", "--options", "[1"}, "", true);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("--options: invalid JSON"), std::string::npos) << r.out;
@@ -114,7 +125,7 @@ TEST(CliRewardServer, ServesVerifyAndStopsOnSigterm) {
   const std::string prefix = "reward-server listening on ";
   ASSERT_EQ(first.rfind(prefix, 0), 0u) << first;
   std::string address = first.substr(prefix.size(), first.find(' ', prefix.size()) - prefix.size());
-  EXPECT_NE(first.find("verifiers: format, language, overlong, shaped"), std::string::npos) << first;
+  EXPECT_NE(first.find("verifiers: format, language, math, overlong, r1, shaped"), std::string::npos) << first;
 
   // Through the server, the same lines come back as from the in-process registry.
   Result local = run({"verify", "--verifier", "shaped", "--config", kConfig}, kInput);

@@ -301,7 +301,7 @@ TEST_F(CompositeTest, WithoutAccuracyPartAllMustPass) {
 
 TEST_F(CompositeTest, SpecErrorsNameThePart) {
   EXPECT_EQ(error_of([&] { make_composite_verifier("r1", {{"accuracy", {{"verifier", "mth"}}}}, registry_); }),
-            "r1.accuracy: unknown verifier 'mth' (registered: exact, format, language, overlong)");
+            "r1.accuracy: unknown verifier 'mth' (registered: exact, format, language, math, overlong)");
   EXPECT_NE(error_of([&] {
               make_composite_verifier("r1", {{"overlong", {{"max_len", 10}, {"cache", 40}}}}, registry_);
             }).find("r1.overlong: verifier 'overlong': option 'cache'"),

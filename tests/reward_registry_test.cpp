@@ -29,10 +29,10 @@ std::shared_ptr<const VerifierRegistry> from_yaml(const std::string& yaml) {
 TEST(Registry, BuiltinsAreRegistered) {
   VerifierRegistry r;
   register_builtin(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"format", "language", "overlong"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"format", "language", "math", "overlong"}));
   EXPECT_TRUE(r.is_builtin("format"));
   EXPECT_EQ(r.get("format")->name(), "format");
-  EXPECT_EQ(error_of([&] { r.get("nope"); }), "unknown verifier 'nope' (registered: format, language, overlong)");
+  EXPECT_EQ(error_of([&] { r.get("nope"); }), "unknown verifier 'nope' (registered: format, language, math, overlong)");
   EXPECT_THROW(r.get("nope"), UnknownVerifier);
   EXPECT_NE(error_of([&] { register_builtin(r); }).find("'format' is already registered (as builtin)"),
             std::string::npos);
@@ -59,7 +59,7 @@ composites:
     format: {weight: 1.0}
     overlong: {max_len: 10, cache: 5}
 )");
-  EXPECT_EQ(r->names(), (std::vector<std::string>{"basic", "format", "language", "overlong", "shaped"}));
+  EXPECT_EQ(r->names(), (std::vector<std::string>{"basic", "format", "language", "math", "overlong", "shaped"}));
   auto list = r->list();
   EXPECT_EQ(list[0].kind, "composite");
   EXPECT_EQ(list[1].kind, "builtin");
@@ -79,12 +79,12 @@ TEST(Registry, ConfigErrorsNameFileAndKey) {
             "reward.yaml: key 'sever': unknown key (expected one of: composites, limits, remote, server, verifiers)");
   EXPECT_EQ(error_of([] { from_yaml("verifiers:\n  fromat: {}\n"); }),
             "reward.yaml: key 'verifiers': verifiers.fromat: not a built-in verifier (built-ins: format, language, "
-            "overlong)");
+            "overlong, math)");
   EXPECT_NE(error_of([] { from_yaml("verifiers:\n  overlong: {max_len: 10, cache: 0}\n"); })
                 .find("reward.yaml: key 'verifiers': verifier 'overlong': option 'cache': must be in (0, max_len=10]"),
             std::string::npos);
   EXPECT_EQ(error_of([] { from_yaml("composites:\n  r1:\n    accuracy: {verifier: mth}\n"); }),
-            "reward.yaml: key 'composites.r1': unknown verifier 'mth' (registered: format, language, overlong)");
+            "reward.yaml: key 'composites.r1': unknown verifier 'mth' (registered: format, language, math, overlong)");
   EXPECT_EQ(error_of([] { from_yaml("composites:\n  a: {x: {verifier: b}}\n  b: {y: {verifier: a}}\n"); }),
             "reward.yaml: key 'composites': composites refer to each other in a cycle (a, …)");
   EXPECT_EQ(error_of([] { from_yaml("composites:\n  a: {x: {verifier: a}}\n"); }),

@@ -179,6 +179,27 @@ TEST_F(ServerTest, ScoreRoundTrip) {
   EXPECT_DOUBLE_EQ(client_->score(w).reward(), 0.25);
 }
 
+TEST_F(ServerTest, MathVerifierOverTheWire) {
+  v1::ScoreRequest r = make("math", "<think>one half</think> The answer is \\boxed{0.5}");
+  r.set_reference("\\frac{1}{2}");
+  v1::ScoreResponse out = client_->score(r);
+  EXPECT_TRUE(out.correct()) << out.reason();
+  EXPECT_DOUBLE_EQ(out.reward(), 1.0);
+  EXPECT_DOUBLE_EQ(out.components().at("accuracy"), 1.0);
+  EXPECT_FALSE(out.extracted().empty());
+  // A structured reference travels as JSON text.
+  r.set_completion("\\boxed{42}");
+  r.set_reference(R"({"answer": 42})");
+  r.set_reference_is_json(true);
+  EXPECT_TRUE(client_->score(r).correct());
+  r.set_completion("\\boxed{41}");
+  EXPECT_FALSE(client_->score(r).correct());
+  r.set_reference(R"({"answr": 42})");
+  std::string msg;
+  EXPECT_EQ(code_of([&] { client_->score(r); }, &msg), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(msg.find("reference"), std::string::npos) << msg;
+}
+
 TEST_F(ServerTest, BatchKeepsOrderAndReportsItemErrors) {
   std::vector<v1::ScoreRequest> batch = {make("format", "<think>a</think> b", "a"), make("nope", "x", "b"),
                                          make("format", "no think", "c"), make("faulty", "x", "d")};
@@ -225,7 +246,7 @@ TEST_F(ServerTest, ListVerifiersAndHealth) {
   auto list = client_->list_verifiers();
   std::vector<std::string> names;
   for (const auto& v : list) names.push_back(v.name());
-  EXPECT_EQ(names, (std::vector<std::string>{"faulty", "format", "gate", "language", "overlong", "slow"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"faulty", "format", "gate", "language", "math", "overlong", "slow"}));
   EXPECT_EQ(list[1].kind(), "builtin");
   EXPECT_EQ(list[2].kind(), "test");
   EXPECT_NE(list[1].description().find("R1 format"), std::string::npos);
