@@ -5,7 +5,7 @@
 
 namespace grpo::reward {
 
-BoundedExecutor::BoundedExecutor(int workers, int max_queue) : workers_(workers), max_queue_(max_queue) {
+BoundedExecutor::BoundedExecutor(int workers, int max_queue) : max_queue_(max_queue) {
   if (workers < 1 || max_queue < 0)
     throw std::invalid_argument("BoundedExecutor: need workers >= 1 and max_queue >= 0, got " +
                                 std::to_string(workers) + " and " + std::to_string(max_queue));
@@ -13,16 +13,6 @@ BoundedExecutor::BoundedExecutor(int workers, int max_queue) : workers_(workers)
 }
 
 BoundedExecutor::~BoundedExecutor() { stop(); }
-
-bool BoundedExecutor::try_submit(Task task) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || static_cast<int64_t>(queue_.size()) >= max_queue_) return false;
-    queue_.push_back(std::move(task));
-  }
-  ready_.notify_one();
-  return true;
-}
 
 bool BoundedExecutor::try_submit_all(std::vector<Task>& tasks) {
   {

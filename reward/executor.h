@@ -20,22 +20,19 @@ class BoundedExecutor {
   BoundedExecutor(const BoundedExecutor&) = delete;
   BoundedExecutor& operator=(const BoundedExecutor&) = delete;
 
-  // False (and the task is dropped) when the queue is full or the executor is stopping.
-  bool try_submit(Task task);
-  // All or nothing: false when fewer than tasks.size() queue slots are free.
+  // All or nothing: false (tasks left as they are) when fewer than tasks.size() queue slots are
+  // free or the executor is stopping.
   bool try_submit_all(std::vector<Task>& tasks);
   // Refuses new tasks, runs those already queued, joins the workers. Idempotent.
   void stop();
 
-  int workers() const { return workers_; }
-  int max_queue() const { return max_queue_; }
   int64_t queued() const;
   int64_t running() const;
 
  private:
   void work();
 
-  const int workers_, max_queue_;
+  const int max_queue_;
   mutable std::mutex mu_;
   std::condition_variable ready_;
   std::deque<Task> queue_;

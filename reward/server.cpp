@@ -56,6 +56,7 @@ struct Prepared {
   std::shared_ptr<const Verifier> verifier;
   VerifyRequest request;
   std::map<std::string, double> weights;
+  int64_t bytes = 0;  // request data it holds (counts against server.max_pending_mb)
   Clock::time_point received, enqueued;
 };
 
@@ -80,7 +81,7 @@ int64_t config_int64(const Config& c, const std::string& key, int64_t fallback, 
 ServerOptions server_options_from_config(const Config& config) {
   config.require_known({"server", "limits", "verifiers", "composites", "remote"});
   config.sub("server").require_known(
-      {"address", "workers", "max_queue", "max_message_mb", "stream_window", "shutdown_grace_ms"});
+      {"address", "workers", "max_queue", "max_pending_mb", "max_message_mb", "stream_window", "shutdown_grace_ms"});
   config.sub("limits").require_known({"max_completion_bytes", "timeout_ms", "cpu_ms", "memory_mb"});
   ServerOptions o;
   o.address = config.get<std::string>("server.address", o.address);
@@ -89,6 +90,11 @@ ServerOptions server_options_from_config(const Config& config) {
   o.max_message_bytes = config_int(config, "server.max_message_mb", o.max_message_bytes >> 20, 1);
   if (o.max_message_bytes > 2047)
     throw InputError(config.source() + ": key 'server.max_message_mb': must be < 2048 (gRPC's limit)");
+  o.max_pending_bytes = config_int64(config, "server.max_pending_mb", o.max_pending_bytes >> 20, 1);
+  if (o.max_pending_bytes < o.max_message_bytes)
+    throw InputError(config.source() + ": key 'server.max_pending_mb': must be >= server.max_message_mb (" +
+                     std::to_string(o.max_message_bytes) + "), or the largest requests could never run");
+  o.max_pending_bytes <<= 20;
   o.max_message_bytes <<= 20;
   o.stream_window = config_int(config, "server.stream_window", o.stream_window, 1);
   o.shutdown_grace_ms = config_int64(config, "server.shutdown_grace_ms", o.shutdown_grace_ms, 0);
@@ -159,6 +165,7 @@ class ServiceImpl : public ServiceBase {
     h.set_served(served_);
     h.set_rejected(rejected_);
     h.set_expired(expired_);
+    h.set_pending_bytes(pending_bytes_);
     h.set_uptime_ms(serving_ ? micros(Clock::now() - started_) / 1000 : 0);
     return h;
   }
@@ -182,6 +189,7 @@ class ServiceImpl : public ServiceBase {
       *status = Status(StatusCode::NOT_FOUND, e.what());
       return false;
     }
+    p->bytes = static_cast<int64_t>(r.completion().size() + r.reference().size() + r.options().size());
     try {
       p->request = request_from_proto(r, options_.limits);
     } catch (const InputError& e) {
@@ -258,13 +266,38 @@ class ServiceImpl : public ServiceBase {
     return false;
   }
 
-  Status queue_full(size_t needed) {
-    ++rejected_;
-    return Status(StatusCode::RESOURCE_EXHAUSTED,
-                  "reward server busy: " + std::to_string(executor_->queued()) + " tasks queued, " +
-                      std::to_string(needed) + " more do not fit (server.max_queue=" +
-                      std::to_string(options_.max_queue) + "); retry later");
+  // Queues `tasks` (all or none) that hold `bytes` of request data, or says why not: the queue
+  // is full (server.max_queue) or admitted requests hold too much data (server.max_pending_mb).
+  // Each task must call release(its bytes) when done.
+  bool admit(std::vector<BoundedExecutor::Task>& tasks, int64_t bytes, Status* refusal) {
+    const int64_t held = pending_bytes_.fetch_add(bytes) + bytes;
+    const size_t n = tasks.size();
+    if (held > options_.max_pending_bytes) {
+      release(bytes);
+      ++rejected_;
+      *refusal = Status(StatusCode::RESOURCE_EXHAUSTED,
+                        "reward server busy: admitted requests hold " + std::to_string((held - bytes) >> 20) +
+                            " MiB, " + std::to_string(bytes) + " more bytes do not fit (server.max_pending_mb=" +
+                            std::to_string(options_.max_pending_bytes >> 20) + "); retry later");
+      return false;
+    }
+    if (!executor_->try_submit_all(tasks)) {
+      release(bytes);
+      ++rejected_;
+      *refusal = Status(StatusCode::RESOURCE_EXHAUSTED,
+                        "reward server busy: " + std::to_string(executor_->queued()) + " tasks queued, " +
+                            std::to_string(n) + " more do not fit (server.max_queue=" +
+                            std::to_string(options_.max_queue) + "); retry later");
+      return false;
+    }
+    return true;
   }
+  bool admit(BoundedExecutor::Task task, int64_t bytes, Status* refusal) {
+    std::vector<BoundedExecutor::Task> one;
+    one.push_back(std::move(task));
+    return admit(one, bytes, refusal);
+  }
+  void release(int64_t bytes) { pending_bytes_ -= bytes; }
 
   // ---- RPCs ---------------------------------------------------------------------------------
 
@@ -279,16 +312,17 @@ class ServiceImpl : public ServiceBase {
       return reactor;
     }
     p->enqueued = Clock::now();
-    bool queued = executor_->try_submit([this, p, context, reactor, response] {
+    auto task = [this, p, context, reactor, response] {
       v1::ScoreResponse out = execute(*p, context);
+      release(p->bytes);
       if (out.error_code() != 0) {
         reactor->Finish(error_of(out));
         return;
       }
       to_buffer(out, response);
       reactor->Finish(Status::OK);
-    });
-    if (!queued) reactor->Finish(queue_full(1));
+    };
+    if (!admit(task, p->bytes, &status)) reactor->Finish(status);
     return reactor;
   }
 
@@ -314,6 +348,7 @@ class ServiceImpl : public ServiceBase {
     };
     std::vector<BoundedExecutor::Task> tasks;
     std::vector<std::shared_ptr<Prepared>> prepared;
+    int64_t bytes = 0;
     for (int i = 0; i < n; ++i) {
       auto p = std::make_shared<Prepared>();
       v1::ScoreResponse* slot = batch->out.mutable_responses(i);
@@ -324,8 +359,10 @@ class ServiceImpl : public ServiceBase {
         continue;
       }
       prepared.push_back(p);
+      bytes += p->bytes;
       tasks.push_back([this, p, slot, context, batch, finish] {
         *slot = execute(*p, context);
+        release(p->bytes);
         if (--batch->remaining == 0) finish();
       });
     }
@@ -336,8 +373,7 @@ class ServiceImpl : public ServiceBase {
     }
     const Clock::time_point now = Clock::now();
     for (auto& p : prepared) p->enqueued = now;
-    const size_t needed = tasks.size();
-    if (!executor_->try_submit_all(tasks)) reactor->Finish(queue_full(needed));
+    if (!admit(tasks, bytes, &status)) reactor->Finish(status);
     return reactor;
   }
 
@@ -364,7 +400,6 @@ class ServiceImpl : public ServiceBase {
     return reactor;
   }
 
-  BoundedExecutor& executor() { return *executor_; }
   const ServerOptions& options() const { return options_; }
 
  private:
@@ -376,6 +411,7 @@ class ServiceImpl : public ServiceBase {
   Clock::time_point started_;
   std::atomic<bool> serving_{false};
   std::atomic<uint64_t> served_{0}, rejected_{0}, expired_{0};
+  std::atomic<int64_t> pending_bytes_{0};
   std::mutex shutdown_mu_;
   bool stopped_ = false;
 };
@@ -458,12 +494,16 @@ class StreamReactor : public grpc::ServerBidiReactor<ByteBuffer, ByteBuffer> {
       ++in_flight_;
     }
     p->enqueued = Clock::now();
-    bool queued = server_->executor().try_submit([this, p] { deliver(server_->execute(*p, context_), true); });
-    if (!queued) {
+    auto task = [this, p] {
+      v1::ScoreResponse out = server_->execute(*p, context_);
+      server_->release(p->bytes);
+      deliver(out, true);
+    };
+    if (!server_->admit(task, p->bytes, &status)) {
       v1::ScoreResponse failed;
       failed.set_id(p->id);
       failed.set_verifier(p->verifier_name);
-      set_error(&failed, server_->queue_full(1));
+      set_error(&failed, status);
       deliver(failed, true);
     }
   }

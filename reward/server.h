@@ -7,8 +7,9 @@
 //   server.shutdown();                    // stops accepting, finishes in-flight work
 //
 // gRPC's callback API receives requests; verification runs on a BoundedExecutor of
-// `workers` threads with at most `max_queue` waiting tasks. When the queue is full a call is
-// refused at once with RESOURCE_EXHAUSTED. A task whose call deadline passed while it waited is
+// `workers` threads with at most `max_queue` waiting tasks holding at most max_pending_bytes of
+// request data. When either is full a call is refused at once with RESOURCE_EXHAUSTED, so memory
+// stays bounded however fast clients send. A task whose call deadline passed while it waited is
 // answered DEADLINE_EXCEEDED without running; a running verifier gets its timeout lowered to the
 // time left. Bad requests get a status (see proto/reward.proto), never a crash: verifier
 // exceptions become INTERNAL (InputError: INVALID_ARGUMENT) and the server keeps serving.
@@ -26,6 +27,8 @@ struct ServerOptions {
   std::string address = "127.0.0.1:50051";  // port 0 picks a free port
   int workers = 4;                          // verification threads
   int max_queue = 1024;                     // tasks waiting for a worker; more -> RESOURCE_EXHAUSTED
+  int64_t max_pending_bytes = 1LL << 30;    // request data held by admitted (queued or running)
+                                            // requests; more -> RESOURCE_EXHAUSTED
   int max_message_bytes = 64 << 20;         // largest request or response
   int stream_window = 64;                   // unanswered requests one ScoreStream may have
   int64_t shutdown_grace_ms = 5'000;        // in-flight calls get this long, then are cancelled

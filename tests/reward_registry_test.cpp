@@ -114,6 +114,7 @@ TEST(ServerOptions, FromConfigWithErrorsNamingKeys) {
   EXPECT_EQ(o.workers, 2);
   EXPECT_EQ(o.max_queue, 8);
   EXPECT_EQ(o.max_message_bytes, 4 << 20);
+  EXPECT_EQ(o.max_pending_bytes, 1LL << 30);
   EXPECT_EQ(o.limits.max_completion_bytes, 1000);
   EXPECT_EQ(o.limits.timeout_ms, 500);
   EXPECT_EQ(o.limits.memory_mb, Limits().memory_mb);
@@ -121,6 +122,10 @@ TEST(ServerOptions, FromConfigWithErrorsNamingKeys) {
             "r.yaml: key 'server.workers': must be >= 1, got 0");
   EXPECT_EQ(error_of([] { server_options_from_config(Config::parse("server: {workers: many}\n", "r.yaml")); }),
             "r.yaml: key 'server.workers': expected an integer, got \"many\"");
+  EXPECT_NE(error_of([] {
+              server_options_from_config(Config::parse("server: {max_message_mb: 8, max_pending_mb: 4}\n", "r.yaml"));
+            }).find("r.yaml: key 'server.max_pending_mb': must be >= server.max_message_mb"),
+            std::string::npos);
   EXPECT_NE(error_of([] { server_options_from_config(Config::parse("server: {max_qeue: 3}\n", "r.yaml")); })
                 .find("r.yaml: key 'server.max_qeue': unknown key"),
             std::string::npos);

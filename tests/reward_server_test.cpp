@@ -393,6 +393,26 @@ TEST_F(ServerTest, FullQueueIsRefusedAtOnce) {
   EXPECT_DOUBLE_EQ(client_->score(make("format", "<think>a</think> b")).reward(), 1.0);
 }
 
+TEST_F(ServerTest, PendingRequestDataIsBounded) {
+  ServerOptions o;
+  o.workers = 2;
+  o.max_message_bytes = 1 << 20;
+  o.max_pending_bytes = 1 << 20;
+  start(o);
+  const std::string big(600 << 10, 'a');
+  auto held = std::async(std::launch::async, [&] { return client_->score(make("gate", big)); });
+  gate_->wait_entered(1);
+  EXPECT_EQ(server_->health().pending_bytes(), 600 << 10);
+  std::string msg;
+  EXPECT_EQ(code_of([&] { client_->score(make("format", big)); }, &msg), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_NE(msg.find("more bytes do not fit (server.max_pending_mb=1)"), std::string::npos) << msg;
+  EXPECT_DOUBLE_EQ(client_->score(make("format", "<think>small</think> ok")).reward(), 1.0);  // small still fits
+  gate_->open();
+  held.get();
+  EXPECT_EQ(server_->health().pending_bytes(), 0);
+  EXPECT_DOUBLE_EQ(client_->score(make("format", "<think>" + big + "</think> 4")).reward(), 1.0);
+}
+
 TEST_F(ServerTest, DeadlinesAreHonoured) {
   // The verifier runs past the call's deadline: the client gets DEADLINE_EXCEEDED.
   RewardClient quick(server_->address(), client_options(100));
