@@ -2,8 +2,10 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <thread>
 
 #include "common/cli.h"
 #include "reward/server.h"
@@ -41,7 +43,13 @@ int run_reward_server(const grpo::Args& a) {
   int sig = 0;
   sigwait(&stop, &sig);
   std::cerr << "reward-server: " << strsignal(sig) << ", shutting down (grace " << options.shutdown_grace_ms
-            << " ms)" << std::endl;
+            << " ms; a second signal exits at once)" << std::endl;
+  std::thread([stop] {
+    int again = 0;
+    sigwait(&stop, &again);
+    std::cerr << "reward-server: " << strsignal(again) << " again, exiting now" << std::endl;
+    std::_Exit(1);
+  }).detach();
   server.shutdown();
   std::cerr << "reward-server: stopped after " << server.health().served() << " verdicts" << std::endl;
   return 0;

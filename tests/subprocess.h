@@ -22,6 +22,11 @@ class Subprocess {
   // pipe, stderr on a pipe merged into stdout when merge_stderr, else inherited.
   explicit Subprocess(const std::vector<std::string>& argv, const std::string& stdin_path = "/dev/null",
                       bool merge_stderr = false) {
+    // Everything the child needs is prepared before fork: after it, only async-signal-safe calls
+    // (the test process has gRPC threads that may hold the allocator's locks).
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
     int fds[2];
     if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
     pid_ = fork();
@@ -33,9 +38,6 @@ class Subprocess {
       if (merge_stderr) dup2(fds[1], 2);
       close(fds[0]);
       close(fds[1]);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
       execvp(args[0], args.data());
       _exit(127);
     }
