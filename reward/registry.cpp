@@ -18,9 +18,11 @@ void VerifierRegistry::insert(const std::string& name, Entry e) {
   entries_.emplace(name, std::move(e));
 }
 
-void VerifierRegistry::add_builtin(const std::string& name, VerifierFactory factory, const nlohmann::json& defaults) {
+void VerifierRegistry::add_builtin(const std::string& name, VerifierFactory factory, const nlohmann::json& defaults,
+                                   const std::string& lazy_description) {
   Entry e;
-  e.verifier = std::shared_ptr<const Verifier>(factory(defaults));
+  if (lazy_description.empty()) e.verifier = std::shared_ptr<const Verifier>(factory(defaults));
+  e.lazy_description = lazy_description;
   e.kind = "builtin";
   e.factory = std::move(factory);
   e.defaults = defaults;
@@ -37,7 +39,13 @@ void VerifierRegistry::add(std::shared_ptr<const Verifier> verifier, const std::
 
 std::shared_ptr<const Verifier> VerifierRegistry::get(const std::string& name) const {
   auto it = entries_.find(name);
-  if (it != entries_.end()) return it->second.verifier;
+  if (it != entries_.end()) {
+    const Entry& e = it->second;
+    if (auto v = std::atomic_load(&e.verifier)) return v;
+    std::lock_guard<std::mutex> lock(lazy_mu_);  // a lazy built-in: the first caller makes it
+    if (!e.verifier) std::atomic_store(&e.verifier, std::shared_ptr<const Verifier>(e.factory(e.defaults)));
+    return e.verifier;
+  }
   std::string list;
   for (const auto& n : names()) list += (list.empty() ? "" : ", ") + n;
   throw UnknownVerifier("unknown verifier '" + name + "' (registered: " + (list.empty() ? "none" : list) + ")");
@@ -61,7 +69,10 @@ std::unique_ptr<Verifier> VerifierRegistry::make_builtin(const std::string& name
 
 std::vector<VerifierInfo> VerifierRegistry::list() const {
   std::vector<VerifierInfo> out;
-  for (const auto& [name, e] : entries_) out.push_back({name, e.kind, e.verifier->description()});
+  for (const auto& [name, e] : entries_) {
+    auto v = std::atomic_load(&e.verifier);
+    out.push_back({name, e.kind, v ? v->description() : e.lazy_description + " (starts on first use)"});
+  }
   return out;
 }
 

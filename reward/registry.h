@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -40,12 +41,17 @@ class VerifierRegistry {
  public:
   // A built-in, made now with `defaults` (bad defaults fail here); composites make further
   // instances of it with their parts' options. Throws InputError for a duplicate name.
-  void add_builtin(const std::string& name, VerifierFactory factory, const nlohmann::json& defaults = nullptr);
+  // With a non-empty `lazy_description` it is made on first get() instead (for verifiers whose
+  // construction is costly, e.g. starts sandboxed processes); list() shows that description
+  // until then.
+  void add_builtin(const std::string& name, VerifierFactory factory, const nlohmann::json& defaults = nullptr,
+                   const std::string& lazy_description = "");
   // Any other verifier, under verifier->name(). Throws InputError for a duplicate name.
   void add(std::shared_ptr<const Verifier> verifier, const std::string& kind);
 
   bool contains(const std::string& name) const { return entries_.count(name) > 0; }
-  // Throws UnknownVerifier naming the registered verifiers.
+  // Throws UnknownVerifier naming the registered verifiers; for a lazy built-in that fails to
+  // start, what its factory threw.
   std::shared_ptr<const Verifier> get(const std::string& name) const;
   // A new instance of built-in `name` with `options` merged over its defaults (JSON merge patch).
   // Throws UnknownVerifier when `name` is not a built-in.
@@ -56,17 +62,21 @@ class VerifierRegistry {
 
  private:
   struct Entry {
-    std::shared_ptr<const Verifier> verifier;
+    mutable std::shared_ptr<const Verifier> verifier;  // null until a lazy built-in is made
     std::string kind;
     VerifierFactory factory;  // built-ins only
     nlohmann::json defaults;
+    std::string lazy_description;
   };
   void insert(const std::string& name, Entry e);
   std::map<std::string, Entry> entries_;
+  mutable std::mutex lazy_mu_;
 };
 
 // Registers the built-in verifiers; defaults: {"<name>": {options}} (the config's `verifiers`).
-// Throws InputError naming the verifier for bad defaults or a name that is not a built-in.
+// Those that start processes (code) are made on first use unless `defaults` names them, which
+// makes them now, so a broken sandbox fails at startup. Throws InputError naming the verifier for
+// bad defaults or a name that is not a built-in.
 void register_builtin(VerifierRegistry& registry, const nlohmann::json& defaults = nlohmann::json::object());
 
 // The registry a reward config describes (configs/reward.yaml): built-ins with the options under

@@ -188,6 +188,9 @@ class ServiceImpl : public ServiceBase {
     } catch (const UnknownVerifier& e) {
       *status = Status(StatusCode::NOT_FOUND, e.what());
       return false;
+    } catch (const std::exception& e) {  // a lazy built-in that cannot start (server-side)
+      *status = Status(StatusCode::INTERNAL, "verifier '" + r.verifier() + "' could not start: " + e.what());
+      return false;
     }
     p->bytes = static_cast<int64_t>(r.completion().size() + r.reference().size() + r.options().size());
     try {

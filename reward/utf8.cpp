@@ -47,7 +47,7 @@ std::vector<char32_t> decode_utf8(std::string_view s) {
   return out;
 }
 
-bool is_valid_utf8(std::string_view s) {
+bool is_well_formed_utf8(std::string_view s) {
   char32_t cp;
   for (size_t pos = 0; pos < s.size();)
     if (!next_code_point(s, pos, cp)) return false;
@@ -73,7 +73,7 @@ void append_utf8(std::string& out, char32_t cp) {
 }
 
 std::string sanitize_utf8(std::string_view s) {
-  if (is_valid_utf8(s)) return std::string(s);
+  if (is_well_formed_utf8(s)) return std::string(s);
   std::string out;
   out.reserve(s.size() + 8);
   char32_t cp;

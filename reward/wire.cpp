@@ -37,7 +37,7 @@ std::string invalid_utf8_field(const std::string& bytes, const Descriptor* type,
     int index = seen[f.number()]++;
     std::string path = prefix + fd->name();
     if (fd->is_repeated() && !fd->is_map()) path += "[" + std::to_string(index) + "]";
-    if (fd->type() == FieldDescriptor::TYPE_STRING && !is_valid_utf8(f.length_delimited())) return path;
+    if (fd->type() == FieldDescriptor::TYPE_STRING && !is_well_formed_utf8(f.length_delimited())) return path;
     if (fd->type() == FieldDescriptor::TYPE_MESSAGE) {
       std::string inner = invalid_utf8_field(f.length_delimited(), fd->message_type(), path + ".");
       if (!inner.empty()) return inner;

@@ -109,7 +109,7 @@ TEST(CliVerify, ScoresJsonlAndReportsBadLines) {
 TEST(CliVerify, UsageErrors) {
   Result r = run({"verify", "--verifier", "nope"}, "", true);
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.out.find("unknown verifier 'nope' (registered: format, language, math, overlong)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unknown verifier 'nope' (registered: code, format, language, math, overlong)"), std::string::npos) << r.out;
   r = run({"verify", "--verifier", "format", "--options", "[1"}, "", true);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("--options: invalid JSON"), std::string::npos) << r.out;
@@ -125,7 +125,7 @@ TEST(CliRewardServer, ServesVerifyAndStopsOnSigterm) {
   const std::string prefix = "reward-server listening on ";
   ASSERT_EQ(first.rfind(prefix, 0), 0u) << first;
   std::string address = first.substr(prefix.size(), first.find(' ', prefix.size()) - prefix.size());
-  EXPECT_NE(first.find("verifiers: format, language, math, overlong, r1, shaped"), std::string::npos) << first;
+  EXPECT_NE(first.find("verifiers: code, format, language, math, overlong, r1, shaped"), std::string::npos) << first;
 
   // Through the server, the same lines come back as from the in-process registry.
   Result local = run({"verify", "--verifier", "shaped", "--config", kConfig}, kInput);

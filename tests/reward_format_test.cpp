@@ -52,12 +52,12 @@ class ExactVerifier : public Verifier {
 }  // namespace
 
 TEST(Utf8, DecodesStrictlyAndSanitizes) {
-  EXPECT_TRUE(is_valid_utf8("héllo 中文 😀"));
+  EXPECT_TRUE(is_well_formed_utf8("héllo 中文 😀"));
   EXPECT_EQ(decode_utf8("a\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80"), (std::vector<char32_t>{'a', 0xE9, 0x4E2D, 0x1F600}));
-  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong '/'
-  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate U+D800
-  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("ab\xE4\xB8"));        // cut in the middle of 中
+  EXPECT_FALSE(is_well_formed_utf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(is_well_formed_utf8("\xED\xA0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(is_well_formed_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(is_well_formed_utf8("ab\xE4\xB8"));        // cut in the middle of 中
   EXPECT_EQ(sanitize_utf8("ab\xE4\xB8"), "ab\xEF\xBF\xBD\xEF\xBF\xBD");  // one U+FFFD per bad byte
   EXPECT_EQ(sanitize_utf8("ok 中"), "ok 中");
   EXPECT_EQ(count_chars("h\xC3\xA9llo\xFF"), 6);
@@ -301,7 +301,7 @@ TEST_F(CompositeTest, WithoutAccuracyPartAllMustPass) {
 
 TEST_F(CompositeTest, SpecErrorsNameThePart) {
   EXPECT_EQ(error_of([&] { make_composite_verifier("r1", {{"accuracy", {{"verifier", "mth"}}}}, registry_); }),
-            "r1.accuracy: unknown verifier 'mth' (registered: exact, format, language, math, overlong)");
+            "r1.accuracy: unknown verifier 'mth' (registered: code, exact, format, language, math, overlong)");
   EXPECT_NE(error_of([&] {
               make_composite_verifier("r1", {{"overlong", {{"max_len", 10}, {"cache", 40}}}}, registry_);
             }).find("r1.overlong: verifier 'overlong': option 'cache'"),

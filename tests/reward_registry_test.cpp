@@ -29,10 +29,10 @@ std::shared_ptr<const VerifierRegistry> from_yaml(const std::string& yaml) {
 TEST(Registry, BuiltinsAreRegistered) {
   VerifierRegistry r;
   register_builtin(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"format", "language", "math", "overlong"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"code", "format", "language", "math", "overlong"}));
   EXPECT_TRUE(r.is_builtin("format"));
   EXPECT_EQ(r.get("format")->name(), "format");
-  EXPECT_EQ(error_of([&] { r.get("nope"); }), "unknown verifier 'nope' (registered: format, language, math, overlong)");
+  EXPECT_EQ(error_of([&] { r.get("nope"); }), "unknown verifier 'nope' (registered: code, format, language, math, overlong)");
   EXPECT_THROW(r.get("nope"), UnknownVerifier);
   EXPECT_NE(error_of([&] { register_builtin(r); }).find("'format' is already registered (as builtin)"),
             std::string::npos);
@@ -44,6 +44,20 @@ TEST(Registry, BuiltinsAreRegistered) {
   EXPECT_DOUBLE_EQ(d.get("overlong")->verify(req).reward, -0.5);
   // cache 2 over the defaults: free up to 8 - 2 = 6 words -> no penalty.
   EXPECT_DOUBLE_EQ(d.make_builtin("overlong", {{"cache", 2}})->verify(req).reward, 0.0);
+}
+
+TEST(Registry, CodeStartsOnFirstUseUnlessConfigured) {
+  VerifierRegistry r;
+  register_builtin(r);
+  EXPECT_EQ(r.list()[0].name, "code");
+  EXPECT_NE(r.list()[0].description.find("(starts on first use)"), std::string::npos);
+  auto code = r.get("code");  // starts its sandbox now
+  EXPECT_EQ(code->name(), "code");
+  EXPECT_EQ(r.get("code"), code);  // made once
+  EXPECT_EQ(r.list()[0].description, code->description());
+  // Named in the config: made at once, so bad options fail at startup.
+  EXPECT_NE(error_of([] { from_yaml("verifiers:\n  code: {reward: most}\n"); }).find("key 'verifiers'"),
+            std::string::npos);
 }
 
 TEST(Registry, FromConfig) {
@@ -59,10 +73,10 @@ composites:
     format: {weight: 1.0}
     overlong: {max_len: 10, cache: 5}
 )");
-  EXPECT_EQ(r->names(), (std::vector<std::string>{"basic", "format", "language", "math", "overlong", "shaped"}));
+  EXPECT_EQ(r->names(), (std::vector<std::string>{"basic", "code", "format", "language", "math", "overlong", "shaped"}));
   auto list = r->list();
   EXPECT_EQ(list[0].kind, "composite");
-  EXPECT_EQ(list[1].kind, "builtin");
+  EXPECT_EQ(list[2].kind, "builtin");
   EXPECT_EQ(list[0].description, "composite: 1*format(format) + 1*overlong(overlong)");
   VerifyRequest req;
   req.completion = "<think>just words</think> <answer>4</answer>";  // 4 words, format ok (tags required)
@@ -79,12 +93,12 @@ TEST(Registry, ConfigErrorsNameFileAndKey) {
             "reward.yaml: key 'sever': unknown key (expected one of: composites, limits, remote, server, verifiers)");
   EXPECT_EQ(error_of([] { from_yaml("verifiers:\n  fromat: {}\n"); }),
             "reward.yaml: key 'verifiers': verifiers.fromat: not a built-in verifier (built-ins: format, language, "
-            "overlong, math)");
+            "overlong, math, code)");
   EXPECT_NE(error_of([] { from_yaml("verifiers:\n  overlong: {max_len: 10, cache: 0}\n"); })
                 .find("reward.yaml: key 'verifiers': verifier 'overlong': option 'cache': must be in (0, max_len=10]"),
             std::string::npos);
   EXPECT_EQ(error_of([] { from_yaml("composites:\n  r1:\n    accuracy: {verifier: mth}\n"); }),
-            "reward.yaml: key 'composites.r1': unknown verifier 'mth' (registered: format, language, math, overlong)");
+            "reward.yaml: key 'composites.r1': unknown verifier 'mth' (registered: code, format, language, math, overlong)");
   EXPECT_EQ(error_of([] { from_yaml("composites:\n  a: {x: {verifier: b}}\n  b: {y: {verifier: a}}\n"); }),
             "reward.yaml: key 'composites': composites refer to each other in a cycle (a, …)");
   EXPECT_EQ(error_of([] { from_yaml("composites:\n  a: {x: {verifier: a}}\n"); }),

@@ -200,6 +200,24 @@ TEST_F(ServerTest, MathVerifierOverTheWire) {
   EXPECT_NE(msg.find("reference"), std::string::npos) << msg;
 }
 
+TEST_F(ServerTest, CodeVerifierWithJsonReference) {
+  // Code tests travel as JSON text; the program runs in the sandbox.
+  v1::ScoreRequest r = make("code", "<think>add one</think>\n```python\ndef f(x):\n    return x + 1\n```");
+  r.set_reference(R"({"language": "python", "tests": ["assert f(1) == 2", "assert f(-1) == 0"]})");
+  r.set_reference_is_json(true);
+  v1::ScoreResponse out = client_->score(r);
+  EXPECT_TRUE(out.correct()) << out.reason();
+  EXPECT_DOUBLE_EQ(out.reward(), 1.0);
+  r.set_completion("```python\ndef f(x):\n    return x\n```");
+  out = client_->score(r);
+  EXPECT_FALSE(out.correct());
+  EXPECT_NE(out.reason().find("assert f(1) == 2"), std::string::npos) << out.reason();
+  r.set_reference(R"({"language": "python"})");
+  std::string msg;
+  EXPECT_EQ(code_of([&] { client_->score(r); }, &msg), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(msg.find("reference"), std::string::npos) << msg;
+}
+
 TEST_F(ServerTest, BatchKeepsOrderAndReportsItemErrors) {
   std::vector<v1::ScoreRequest> batch = {make("format", "<think>a</think> b", "a"), make("nope", "x", "b"),
                                          make("format", "no think", "c"), make("faulty", "x", "d")};
@@ -246,10 +264,10 @@ TEST_F(ServerTest, ListVerifiersAndHealth) {
   auto list = client_->list_verifiers();
   std::vector<std::string> names;
   for (const auto& v : list) names.push_back(v.name());
-  EXPECT_EQ(names, (std::vector<std::string>{"faulty", "format", "gate", "language", "math", "overlong", "slow"}));
-  EXPECT_EQ(list[1].kind(), "builtin");
-  EXPECT_EQ(list[2].kind(), "test");
-  EXPECT_NE(list[1].description().find("R1 format"), std::string::npos);
+  EXPECT_EQ(names, (std::vector<std::string>{"code", "faulty", "format", "gate", "language", "math", "overlong", "slow"}));
+  EXPECT_EQ(list[2].kind(), "builtin");
+  EXPECT_EQ(list[3].kind(), "test");
+  EXPECT_NE(list[2].description().find("R1 format"), std::string::npos);
   client_->score(make("format", "x"));
   v1::HealthResponse h = client_->health();
   EXPECT_EQ(h.status(), v1::HealthResponse::SERVING);
@@ -262,7 +280,7 @@ TEST_F(ServerTest, ListVerifiersAndHealth) {
 TEST_F(ServerTest, BadRequestsGetStatusesAndServingContinues) {
   std::string msg;
   EXPECT_EQ(code_of([&] { client_->score(make("mth", "x")); }, &msg), grpc::NOT_FOUND);
-  EXPECT_NE(msg.find("unknown verifier 'mth' (registered: faulty, format, gate"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown verifier 'mth' (registered: code, faulty, format, gate"), std::string::npos) << msg;
   EXPECT_EQ(code_of([&] { client_->score(make("", "x")); }, &msg), grpc::INVALID_ARGUMENT);
   EXPECT_NE(msg.find("verifier: required"), std::string::npos);
 
