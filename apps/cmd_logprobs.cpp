@@ -1,0 +1,72 @@
+// `grpo logprobs`: per-token log-probabilities of token sequences under a checkpoint.
+//   stdin:  {"ids": [t0, t1, ...]}          one JSON object per line
+//   stdout: {"logprobs": [lp1, ...]}       log p(t_i | t_<i) for i >= 1 (len(ids) - 1 values)
+// A bad line answers {"error": "line N: ..."} and processing goes on; the exit code is 1 if any
+// line failed.
+#include <iostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/cli.h"
+#include "common/error.h"
+#include "model/pretrained.h"
+#include "model/runtime.h"
+
+namespace {
+
+using nlohmann::json;
+
+std::vector<int64_t> parse_ids(const std::string& line, int64_t vocab) {
+  json j;
+  try {
+    j = json::parse(line);
+  } catch (const json::parse_error& e) {
+    throw grpo::InputError(std::string("invalid JSON: ") + e.what());
+  }
+  if (!j.is_object() || !j.contains("ids")) throw grpo::InputError("expected an object with \"ids\"");
+  const json& a = j.at("ids");
+  if (!a.is_array()) throw grpo::InputError("\"ids\" must be an array of token ids");
+  if (a.size() < 2) throw grpo::InputError("\"ids\" needs at least 2 tokens");
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].is_number_integer()) throw grpo::InputError("\"ids\"[" + std::to_string(i) + "] is not an integer");
+    int64_t id = a[i].get<int64_t>();
+    if (id < 0 || id >= vocab)
+      throw grpo::InputError("\"ids\"[" + std::to_string(i) + "] = " + std::to_string(id) + " is outside [0, " +
+                             std::to_string(vocab) + ")");
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+int run_logprobs(const grpo::Args& args) {
+  grpo::set_torch_threads(args.get_int("threads"));
+  grpo::DeepseekModel model =
+      grpo::load_pretrained(args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype")));
+  at::NoGradGuard no_grad;
+  bool failed = false;
+  std::string line;
+  for (int64_t n = 1; std::getline(std::cin, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json out;
+    try {
+      std::vector<int64_t> ids = parse_ids(line, model.config().vocab_size);
+      at::Tensor lp = model.logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kFloat).contiguous();
+      out["logprobs"] = std::vector<float>(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel());
+    } catch (const std::exception& e) {
+      out = {{"error", "line " + std::to_string(n) + ": " + e.what()}};
+      failed = true;
+    }
+    std::cout << out.dump() << "\n" << std::flush;
+  }
+  return failed ? 1 : 0;
+}
+
+GRPO_COMMAND("logprobs", "Per-token log-probs of JSONL {\"ids\": [...]} lines under a checkpoint", "< ids.jsonl",
+             ({{"model", "DIR", "HF checkpoint directory (config.json + safetensors)", true},
+               {"dtype", "TYPE", "compute dtype: fp32 or bf16", false, "fp32"},
+               {"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}),
+             run_logprobs);
+
+}  // namespace

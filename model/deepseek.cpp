@@ -1,0 +1,305 @@
+#include "model/deepseek.h"
+
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+#include "model/project.h"
+#include "model/rms_norm.h"
+#include "model/rope.h"
+
+namespace grpo {
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+MlpWeights make_mlp(int64_t d, int64_t inter, const at::TensorOptions& o) {
+  return {at::zeros({inter, d}, o), at::zeros({inter, d}, o), at::zeros({d, inter}, o)};
+}
+
+DecoderLayer make_layer(const ModelConfig& c, int64_t index, const at::TensorOptions& o) {
+  const int64_t d = c.hidden_size, h = c.num_attention_heads;
+  DecoderLayer l;
+  l.input_layernorm = at::zeros({d}, o);
+  l.post_attention_layernorm = at::zeros({d}, o);
+  MlaWeights& a = l.self_attn;
+  if (c.q_lora_rank) {
+    a.q_a_proj = at::zeros({*c.q_lora_rank, d}, o);
+    a.q_a_layernorm = at::zeros({*c.q_lora_rank}, o);
+    a.q_b_proj = at::zeros({h * c.qk_head_dim(), *c.q_lora_rank}, o);
+  } else {
+    a.q_proj = at::zeros({h * c.qk_head_dim(), d}, o);
+  }
+  a.kv_a_proj_with_mqa = at::zeros({c.kv_lora_rank + c.qk_rope_head_dim, d}, o);
+  a.kv_a_layernorm = at::zeros({c.kv_lora_rank}, o);
+  a.kv_b_proj = at::zeros({h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank}, o);
+  a.o_proj = at::zeros({d, h * c.v_head_dim}, o);
+  l.is_moe = c.is_moe_layer(index);
+  if (!l.is_moe) {
+    l.mlp = make_mlp(d, c.intermediate_size, o);
+    return l;
+  }
+  // The router and its bias stay fp32 (or fp64): the gate runs in at least fp32.
+  auto ro = o.dtype(o.dtype() == at::kDouble ? at::kDouble : at::kFloat);
+  l.moe.gate = at::zeros({c.n_routed_experts, d}, ro);
+  if (c.topk_method == TopkMethod::kNoauxTc) l.moe.e_score_correction_bias = at::zeros({c.n_routed_experts}, ro);
+  for (int64_t e = 0; e < c.n_routed_experts; ++e) l.moe.experts.push_back(make_mlp(d, c.moe_intermediate_size, o));
+  if (c.n_shared_experts > 0) l.moe.shared_experts = make_mlp(d, c.moe_intermediate_size * c.n_shared_experts, o);
+  return l;
+}
+
+using Visitor = std::function<void(const std::string&, at::Tensor&)>;
+
+void visit_mlp(MlpWeights& m, const std::string& p, const Visitor& f) {
+  f(p + "gate_proj.weight", m.gate_proj);
+  f(p + "up_proj.weight", m.up_proj);
+  f(p + "down_proj.weight", m.down_proj);
+}
+
+void visit_layer(DecoderLayer& l, const std::string& p, const Visitor& f) {
+  f(p + "input_layernorm.weight", l.input_layernorm);
+  f(p + "post_attention_layernorm.weight", l.post_attention_layernorm);
+  MlaWeights& a = l.self_attn;
+  const std::string s = p + "self_attn.";
+  if (a.q_proj.defined()) {
+    f(s + "q_proj.weight", a.q_proj);
+  } else {
+    f(s + "q_a_proj.weight", a.q_a_proj);
+    f(s + "q_a_layernorm.weight", a.q_a_layernorm);
+    f(s + "q_b_proj.weight", a.q_b_proj);
+  }
+  f(s + "kv_a_proj_with_mqa.weight", a.kv_a_proj_with_mqa);
+  f(s + "kv_a_layernorm.weight", a.kv_a_layernorm);
+  f(s + "kv_b_proj.weight", a.kv_b_proj);
+  f(s + "o_proj.weight", a.o_proj);
+  const std::string m = p + "mlp.";
+  if (!l.is_moe) {
+    visit_mlp(l.mlp, m, f);
+    return;
+  }
+  f(m + "gate.weight", l.moe.gate);
+  if (l.moe.e_score_correction_bias.defined()) f(m + "gate.e_score_correction_bias", l.moe.e_score_correction_bias);
+  for (size_t e = 0; e < l.moe.experts.size(); ++e)
+    visit_mlp(l.moe.experts[e], m + "experts." + std::to_string(e) + ".", f);
+  if (l.moe.shared_experts.gate_proj.defined()) visit_mlp(l.moe.shared_experts, m + "shared_experts.", f);
+}
+
+bool is_buffer(const std::string& name) {
+  static const std::string suffix = "e_score_correction_bias";
+  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+ModelOptions ModelOptions::for_dtype(const std::string& name) {
+  ModelOptions o;
+  if (name == "fp32" || name == "float32") {
+    o.compute_dtype = o.param_dtype = at::kFloat;
+  } else if (name == "bf16" || name == "bfloat16") {
+    o.compute_dtype = o.param_dtype = at::kBFloat16;
+  } else {
+    throw InputError("--dtype: expected fp32 or bf16, got \"" + name + "\"");
+  }
+  return o;
+}
+
+DeepseekModel::DeepseekModel(ModelConfig config, ModelOptions options)
+    : config_(std::move(config)), options_(options), gate_(GateSpec::from(config_)) {
+  for (at::ScalarType t : {options_.compute_dtype, options_.param_dtype})
+    if (t != at::kFloat && t != at::kBFloat16 && t != at::kDouble)
+      throw InputError(std::string("model dtype must be float32, bfloat16 or float64, got ") + c10::toString(t));
+  const auto o = at::TensorOptions().dtype(options_.param_dtype);
+  const int64_t v = config_.vocab_size, d = config_.hidden_size;
+  embed_tokens_ = at::zeros({v, d}, o);
+  norm_ = at::zeros({d}, o);
+  if (!config_.tie_word_embeddings) lm_head_ = at::zeros({v, d}, o);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.push_back(make_layer(config_, i, o));
+  if (options_.mtp) {
+    for (int64_t k = 0; k < config_.num_nextn_predict_layers; ++k) {
+      MtpModule m;
+      m.enorm = at::zeros({d}, o);
+      m.hnorm = at::zeros({d}, o);
+      m.eh_proj = at::zeros({d, 2 * d}, o);
+      m.embed_tokens = at::zeros({v, d}, o);
+      m.shared_head_norm = at::zeros({d}, o);
+      m.shared_head_head = at::zeros({v, d}, o);
+      m.block = make_layer(config_, config_.num_hidden_layers + k, o);
+      mtp_.push_back(std::move(m));
+    }
+  }
+}
+
+std::vector<std::pair<std::string, at::Tensor*>> DeepseekModel::named_parameters() {
+  std::vector<std::pair<std::string, at::Tensor*>> out;
+  Visitor f = [&](const std::string& n, at::Tensor& t) { out.emplace_back(n, &t); };
+  f("model.embed_tokens.weight", embed_tokens_);
+  for (size_t i = 0; i < layers_.size(); ++i) visit_layer(layers_[i], "model.layers." + std::to_string(i) + ".", f);
+  f("model.norm.weight", norm_);
+  if (!config_.tie_word_embeddings) f("lm_head.weight", lm_head_);
+  for (size_t k = 0; k < mtp_.size(); ++k) {
+    MtpModule& m = mtp_[k];
+    const std::string p = "model.layers." + std::to_string(config_.num_hidden_layers + k) + ".";
+    f(p + "enorm.weight", m.enorm);
+    f(p + "hnorm.weight", m.hnorm);
+    f(p + "eh_proj.weight", m.eh_proj);
+    f(p + "embed_tokens.weight", m.embed_tokens);
+    f(p + "shared_head.norm.weight", m.shared_head_norm);
+    f(p + "shared_head.head.weight", m.shared_head_head);
+    visit_layer(m.block, p, f);
+  }
+  return out;
+}
+
+std::map<std::string, at::Tensor> DeepseekModel::state_dict() const {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, t] : const_cast<DeepseekModel*>(this)->named_parameters()) out[name] = t->detach();
+  return out;
+}
+
+std::vector<at::Tensor> DeepseekModel::trainable_parameters() const {
+  std::vector<at::Tensor> out;
+  for (auto& [name, t] : const_cast<DeepseekModel*>(this)->named_parameters())
+    if (!is_buffer(name)) out.push_back(*t);
+  return out;
+}
+
+void DeepseekModel::set_requires_grad(bool on) {
+  for (auto& [name, t] : named_parameters())
+    if (!is_buffer(name)) t->requires_grad_(on);
+}
+
+void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source) {
+  auto params = named_parameters();
+  std::set<std::string> expected;
+  std::vector<std::string> missing;
+  for (auto& [name, t] : params) {
+    expected.insert(name);
+    auto it = weights.find(name);
+    if (it == weights.end()) {
+      missing.push_back(name);
+      continue;
+    }
+    if (it->second.sizes() != t->sizes())
+      throw InputError(source + ": " + name + ": expected shape " + shape_str(t->sizes()) + ", got " +
+                       shape_str(it->second.sizes()));
+  }
+  const std::string mtp_prefix = "model.layers.";
+  std::vector<std::string> unexpected;
+  for (const auto& [name, w] : weights) {
+    if (expected.count(name)) continue;
+    if (name == "lm_head.weight" && config_.tie_word_embeddings) continue;
+    if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;
+    if (!options_.mtp && name.rfind(mtp_prefix, 0) == 0) {
+      int64_t layer = std::atoll(name.c_str() + mtp_prefix.size());
+      if (layer >= config_.num_hidden_layers) continue;  // MTP weights of a model built without MTP
+    }
+    unexpected.push_back(name);
+  }
+  auto listing = [](const std::vector<std::string>& names) {
+    std::string s;
+    for (size_t i = 0; i < names.size() && i < 8; ++i) s += (i ? ", " : "") + names[i];
+    if (names.size() > 8) s += ", ... (" + std::to_string(names.size()) + " in all)";
+    return s;
+  };
+  if (!missing.empty()) throw InputError(source + ": missing tensors: " + listing(missing));
+  if (!unexpected.empty()) throw InputError(source + ": unexpected tensors: " + listing(unexpected));
+  at::NoGradGuard no_grad;
+  for (auto& [name, t] : params) {
+    const at::Tensor& w = weights.at(name);
+    bool grad = t->requires_grad();
+    *t = w.to(t->scalar_type()).contiguous();  // shares storage with `weights` when nothing changes
+    if (grad) t->requires_grad_(true);
+  }
+}
+
+at::Tensor DeepseekModel::embed(const at::Tensor& table, const at::Tensor& ids) const {
+  return at::embedding(table, ids).to(options_.compute_dtype);
+}
+
+at::Tensor DeepseekModel::head(const at::Tensor& weight, const at::Tensor& h) const {
+  return project(h, weight).to(options_.compute_dtype == at::kDouble ? at::kDouble : at::kFloat);
+}
+
+at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos,
+                                        const at::Tensor& sin, LatentCache* cache, int64_t index,
+                                        AttentionForm form) const {
+  const double eps = config_.rms_norm_eps;
+  at::Tensor attn_in = rms_norm(x, like(l.input_layernorm, x), eps);
+  at::Tensor h = x + mla_forward(l.self_attn, config_, attn_in, cos, sin, cache, index, form);  // [B, T, D]
+  at::Tensor y = rms_norm(h, like(l.post_attention_layernorm, h), eps);
+  at::Tensor ffn = l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)})).view_as(y)
+                            : mlp_forward(l.mlp, y);
+  return h + ffn;
+}
+
+at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor& positions, LatentCache* cache,
+                                        AttentionForm form) const {
+  if (ids.dim() != 2 || ids.scalar_type() != at::kLong)
+    throw InputError("model input: expected int64 ids of shape [B, T], got " + shape_str(ids.sizes()) + " " +
+                     c10::toString(ids.scalar_type()));
+  const int64_t b = ids.size(0), t = ids.size(1);
+  if (t == 0) throw InputError("model input: empty sequence");
+  int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+  if (lo < 0 || hi >= config_.vocab_size)
+    throw InputError("model input: token id " + std::to_string(lo < 0 ? lo : hi) + " outside [0, " +
+                     std::to_string(config_.vocab_size) + ")");
+  if (cache && cache->num_layers() != config_.num_hidden_layers)
+    throw InputError("latent cache has " + std::to_string(cache->num_layers()) + " layers, the model " +
+                     std::to_string(config_.num_hidden_layers));
+  const int64_t offset = cache ? cache->length() : 0;
+  at::Tensor pos = positions.defined() ? positions : at::arange(offset, offset + t, at::kLong);
+  if (pos.dim() == 1) pos = pos.unsqueeze(0);
+  pos = pos.expand({b, t});
+  auto [cos, sin] = rope_cos_sin(config_, pos, options_.compute_dtype);  // [B, T, rope/2]
+
+  at::Tensor x = embed(embed_tokens_, ids);  // [B, T, D]
+  for (size_t i = 0; i < layers_.size(); ++i)
+    x = decoder_layer(layers_[i], x, cos, sin, cache, static_cast<int64_t>(i), form);
+  if (cache) cache->advance(t);
+  return rms_norm(x, like(norm_, x), config_.rms_norm_eps);
+}
+
+at::Tensor DeepseekModel::forward(const at::Tensor& ids, const at::Tensor& positions, LatentCache* cache,
+                                  AttentionForm form) const {
+  return head(lm_head(), hidden_states(ids, positions, cache, form));
+}
+
+at::Tensor DeepseekModel::logprobs(const at::Tensor& ids) const {
+  const int64_t t = ids.size(1);
+  at::Tensor logits = forward(ids.narrow(1, 0, t - 1));  // [B, T-1, V]
+  return logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
+}
+
+std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {
+  if (mtp_.empty()) throw InputError("mtp_logits: the model was built without MTP modules");
+  const int64_t t = ids.size(1), first_mtp_layer = config_.num_hidden_layers;
+  const double eps = config_.rms_norm_eps;
+  at::Tensor prev = hidden_states(ids);  // [B, T, D]
+  std::vector<at::Tensor> out;
+  for (size_t k = 1; k <= mtp_.size(); ++k) {
+    const int64_t n = t - static_cast<int64_t>(k);
+    if (n <= 0) break;
+    const MtpModule& m = mtp_[k - 1];
+    at::Tensor e = rms_norm(embed(m.embed_tokens, ids.narrow(1, k, n)), like(m.enorm, prev), eps);  // t_{i+k}
+    at::Tensor hp = rms_norm(prev.narrow(1, 0, n), like(m.hnorm, prev), eps);                     // h_i
+    at::Tensor z = project(at::cat({e, hp}, -1), m.eh_proj);                                        // [B, n, D]
+    auto [cos, sin] = rope_cos_sin(config_, at::arange(n, at::kLong).unsqueeze(0).expand({ids.size(0), n}),
+                                   options_.compute_dtype);
+    z = decoder_layer(m.block, z, cos, sin, nullptr, first_mtp_layer + static_cast<int64_t>(k) - 1, AttentionForm::kNaive);
+    out.push_back(head(m.shared_head_head, rms_norm(z, like(m.shared_head_norm, z), eps)));
+    prev = z;
+  }
+  return out;
+}
+
+LatentCache DeepseekModel::make_cache(int64_t batch, int64_t capacity) const {
+  return LatentCache::for_model(config_, batch, capacity, options_.compute_dtype);
+}
+
+}  // namespace grpo

@@ -1,0 +1,101 @@
+// The DeepSeek V2/V3 causal LM (DESIGN §3): embeddings, decoder layers (MLA + dense MLP or
+// DeepSeekMoE), final RMSNorm, lm_head, and the optional multi-token-prediction (MTP) modules.
+//
+// Parameters are plain tensors named exactly by the HF checkpoint keys (`named_parameters`), so
+// loading and saving are map look-ups. Parameters are stored in ModelOptions::param_dtype and
+// cast to ModelOptions::compute_dtype where they are used: param fp32 + compute bf16 is "bf16
+// training with fp32 master weights" (autograd flows back to the fp32 tensors).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/latent_cache.h"
+#include "model/mla.h"
+#include "model/model_config.h"
+#include "model/moe.h"
+
+namespace grpo {
+
+struct ModelOptions {
+  at::ScalarType compute_dtype = at::kFloat;  // kFloat, kBFloat16 or kDouble
+  at::ScalarType param_dtype = at::kFloat;    // storage of the parameters
+  bool mtp = false;                           // build the num_nextn_predict_layers MTP modules
+
+  // Compute and parameters in one dtype named as the CLI spells it: "fp32" (or "float32"),
+  // "bf16" (or "bfloat16"). Throws InputError for anything else.
+  static ModelOptions for_dtype(const std::string& name);
+};
+
+struct DecoderLayer {
+  at::Tensor input_layernorm, post_attention_layernorm;  // [D]
+  MlaWeights self_attn;
+  bool is_moe = false;
+  MlpWeights mlp;  // dense layers (intermediate_size)
+  MoeWeights moe;  // MoE layers
+};
+
+// One MTP depth (DeepSeek-V3 §2.2), stored as model.layers.{num_hidden_layers + k}.*:
+// h' = block(eh_proj([enorm(embed(t_{i+k})) ; hnorm(h_i)])), logits = head(shared_head.norm(h')).
+struct MtpModule {
+  at::Tensor enorm, hnorm;  // [D]
+  at::Tensor eh_proj;       // [D, 2D]
+  at::Tensor embed_tokens;  // [V, D]
+  at::Tensor shared_head_norm, shared_head_head;  // [D], [V, D]
+  DecoderLayer block;
+};
+
+class DeepseekModel {
+ public:
+  // Allocates every parameter (zeros) with its shape; fill with load_state() or init_weights().
+  explicit DeepseekModel(ModelConfig config, ModelOptions options = {});
+
+  const ModelConfig& config() const { return config_; }
+  const ModelOptions& options() const { return options_; }
+
+  // Every checkpoint tensor (parameters and the e_score_correction_bias buffers), by HF name,
+  // in a stable order. With tied embeddings there is no lm_head.weight entry.
+  std::vector<std::pair<std::string, at::Tensor*>> named_parameters();
+  std::map<std::string, at::Tensor> state_dict() const;
+  // The tensors SGD updates (all of named_parameters() except e_score_correction_bias).
+  std::vector<at::Tensor> trainable_parameters() const;
+  void set_requires_grad(bool on);
+
+  // Copies `weights` in (cast to param_dtype). Throws InputError naming `source` and the tensor
+  // for a shape mismatch, and listing missing and unexpected names. Ignored: lm_head.weight when
+  // embeddings are tied, rotary inv_freq buffers, and MTP layers when the model has none.
+  void load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source);
+
+  // Final hidden states (after model.norm) [B, T, D] in compute dtype. ids: [B, T] int64;
+  // positions: [B, T] or [T] int64, default cache length + 0..T-1. See mla_forward for `cache`.
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, LatentCache* cache = nullptr,
+                           AttentionForm form = AttentionForm::kAuto) const;
+  // Logits [B, T, V], fp32 (fp64 in fp64 compute).
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& positions = {}, LatentCache* cache = nullptr,
+                     AttentionForm form = AttentionForm::kAuto) const;
+  // log p(ids[:, t+1] | ids[:, :t+1]) for t < T-1: [B, T-1], fp32 (fp64 in fp64 compute).
+  at::Tensor logprobs(const at::Tensor& ids) const;
+  // MTP depth k (1-based) logits [B, T-k, V]: entry i predicts ids[:, i + k + 1]. Needs options.mtp.
+  std::vector<at::Tensor> mtp_logits(const at::Tensor& ids) const;
+
+  LatentCache make_cache(int64_t batch, int64_t capacity) const;
+  const at::Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
+
+ private:
+  at::Tensor decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                           LatentCache* cache, int64_t index, AttentionForm form) const;
+  at::Tensor embed(const at::Tensor& table, const at::Tensor& ids) const;
+  at::Tensor head(const at::Tensor& weight, const at::Tensor& h) const;
+
+  ModelConfig config_;
+  ModelOptions options_;
+  GateSpec gate_;
+  at::Tensor embed_tokens_, norm_, lm_head_;
+  std::vector<DecoderLayer> layers_;
+  std::vector<MtpModule> mtp_;
+};
+
+}  // namespace grpo

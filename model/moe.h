@@ -1,0 +1,42 @@
+// DeepSeekMoE feed-forward (DESIGN §3): routed experts chosen by moe_gate plus always-on shared
+// experts; and the dense SwiGLU MLP used by the first `first_k_dense_replace` layers.
+//
+// Routed experts run grouped by expert: the (token, expert) pairs are sorted by expert, each
+// active expert does one gate/up/down matmul on its contiguous slice of tokens, and the
+// weighted outputs are summed back per token with one index_add (accumulated in the router's
+// dtype, at least fp32, then cast to the activations' dtype).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "model/moe_gate.h"
+
+namespace grpo {
+
+// SwiGLU MLP: down(silu(gate x) * up x). gate_proj/up_proj: [I, D], down_proj: [D, I].
+struct MlpWeights {
+  at::Tensor gate_proj, up_proj, down_proj;
+};
+
+struct MoeWeights {
+  at::Tensor gate;                     // router [E, D]
+  at::Tensor e_score_correction_bias;  // [E] (noaux_tc only; a buffer, not trained by SGD)
+  std::vector<MlpWeights> experts;     // E routed experts, intermediate moe_intermediate_size
+  MlpWeights shared_experts;           // undefined tensors when n_shared_experts == 0
+};
+
+// x: [N, D] -> [N, D]
+at::Tensor mlp_forward(const MlpWeights& w, const at::Tensor& x);
+
+// Router logits [N, E] in at least fp32 (x and the router weight are upcast before the matmul).
+at::Tensor router_logits(const MoeWeights& w, const at::Tensor& x);
+
+// Routed experts only, for a given routing: sum_k weights[n,k] · expert_{experts[n,k]}(x[n]).
+// x: [N, D] -> [N, D] in x's dtype.
+at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, const at::Tensor& x);
+
+// The whole MoE block: gate, routed experts, shared experts. x: [N, D] -> [N, D].
+at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x);
+
+}  // namespace grpo

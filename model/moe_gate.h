@@ -1,0 +1,36 @@
+// DeepSeekMoE routing as a pure function: router logits -> (expert ids, expert weights).
+// DESIGN §3: V3 (noaux_tc, sigmoid) selects with scores + e_score_correction_bias inside the
+// topk_group groups ranked by the sum of their top-2 biased scores, and weighs with the unbiased
+// scores; V2 (greedy / group_limited_greedy, softmax) takes the top-k scores (inside the groups
+// with the largest max score). Experts of unkept groups are excluded with -inf.
+//
+// Weights: V3 family: normalised (sum + 1e-20) if norm_topk_prob, then × routed_scaling_factor.
+// V2 family (DeepSeek-V2's own rule): normalised if top_k > 1 and norm_topk_prob, otherwise
+// × routed_scaling_factor (never both).
+#pragma once
+#include <ATen/ATen.h>
+
+#include "model/model_config.h"
+
+namespace grpo {
+
+struct GateSpec {
+  ModelFamily family = ModelFamily::kDeepseekV3;
+  ScoringFunc scoring = ScoringFunc::kSigmoid;
+  TopkMethod method = TopkMethod::kNoauxTc;
+  int64_t top_k = 1, n_group = 1, topk_group = 1;
+  bool norm_topk_prob = true;
+  double routed_scaling_factor = 1.0;
+
+  static GateSpec from(const ModelConfig& c);
+};
+
+struct Routing {
+  at::Tensor experts;  // [N, k] int64, no particular order
+  at::Tensor weights;  // [N, k] in the logits' dtype; differentiable w.r.t. the logits
+};
+
+// logits: [N, E] (fp32 or fp64: the router runs in at least fp32); bias: [E] or undefined.
+Routing moe_gate(const at::Tensor& logits, const at::Tensor& bias, const GateSpec& spec);
+
+}  // namespace grpo

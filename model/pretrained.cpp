@@ -1,0 +1,19 @@
+#include "model/pretrained.h"
+
+namespace grpo {
+
+DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
+  ModelConfig config = ModelConfig::load(dir);
+  std::map<std::string, at::Tensor> weights = load_weights(dir, options.param_dtype);
+  options.mtp = config.num_nextn_predict_layers > 0 &&
+                weights.count("model.layers." + std::to_string(config.num_hidden_layers) + ".eh_proj.weight");
+  DeepseekModel model(std::move(config), options);
+  model.load_state(weights, dir);
+  return model;
+}
+
+void save_pretrained(const DeepseekModel& model, const std::string& dir, const SaveOptions& opt) {
+  save_weights(dir, model.state_dict(), model.config().raw, opt);
+}
+
+}  // namespace grpo

@@ -1,0 +1,19 @@
+// A DeepseekModel from / to a HuggingFace checkpoint directory (config.json + safetensors,
+// sharded or not, FP8 dequantised on load). Errors are grpo::InputError naming the file and, for
+// tensors, the tensor name and the expected and found shapes.
+#pragma once
+#include <string>
+
+#include "model/checkpoint.h"
+#include "model/deepseek.h"
+
+namespace grpo {
+
+// The MTP modules are built (options.mtp) exactly when num_nextn_predict_layers > 0 and the
+// checkpoint holds their weights (model.layers.{num_hidden_layers}.eh_proj.weight).
+DeepseekModel load_pretrained(const std::string& dir, ModelOptions options = {});
+
+// config.json (the model's own, dtype keys adjusted by save_weights) + weights, atomically.
+void save_pretrained(const DeepseekModel& model, const std::string& dir, const SaveOptions& opt = {});
+
+}  // namespace grpo

@@ -1,0 +1,16 @@
+// y = x · wᵀ with the weight cast to the activations' dtype at the point of use, so fp32 master
+// weights drive a bf16 forward and autograd carries the gradient back to the fp32 tensor.
+#pragma once
+#include <ATen/ATen.h>
+
+namespace grpo {
+
+// w cast to x's dtype (a no-op when they already agree).
+inline at::Tensor like(const at::Tensor& w, const at::Tensor& x) {
+  return w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
+}
+
+// x: [..., in], w: [out, in] -> [..., out]
+inline at::Tensor project(const at::Tensor& x, const at::Tensor& w) { return at::linear(x, like(w, x)); }
+
+}  // namespace grpo

@@ -1,0 +1,185 @@
+// `grpo logprobs`, `grpo generate`, `grpo init-model` run as a user runs them, against the
+// dsv3-tiny fixture and the in-process model.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/init.h"
+#include "model/pretrained.h"
+#include "model/safetensors.h"
+#include "model/tokenizer.h"
+
+using nlohmann::json;
+
+namespace {
+
+const std::string kFixture = std::string(GRPO_TEST_DATA) + "/dsv3-tiny";
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+class CliModel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "grpo_cli_model_XXXXXX").string();
+    dir_ = ::mkdtemp(tmpl.data());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+  // Runs `grpo ARGS` with `input` on stdin; stdout and stderr kept apart.
+  Result run(const std::string& args, const std::string& input = "") const {
+    std::ofstream(path("stdin")) << input;
+    std::string cmd = std::string(GRPO_BINARY) + " " + args + " < " + path("stdin") + " 2> " + path("stderr");
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    int status = pclose(p);
+    std::stringstream err;
+    err << std::ifstream(path("stderr")).rdbuf();
+    return {WEXITSTATUS(status), out, err.str()};
+  }
+
+  static std::vector<json> lines(const std::string& out) {
+    std::vector<json> v;
+    std::stringstream ss(out);
+    std::string l;
+    while (std::getline(ss, l)) v.push_back(json::parse(l));
+    return v;
+  }
+
+  static at::Tensor reference(const std::string& name) {
+    return grpo::SafetensorsReader(kFixture + "/reference.safetensors").get(name).data.clone();
+  }
+  static std::vector<int64_t> row(const at::Tensor& t) {
+    at::Tensor r = t.contiguous();
+    return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
+  }
+
+  std::string dir_;
+};
+
+TEST_F(CliModel, LogprobsEqualInProcessAndHf) {
+  at::NoGradGuard no_grad;
+  at::Tensor ids = reference("input_ids");  // [2, 24]
+  std::string input = json({{"ids", row(ids[0])}}).dump() + "\n{\"ids\": [1, 2\n" +
+                      json({{"ids", row(ids[1])}}).dump() + "\n{\"ids\": [1, 512]}\n";
+  Result r = run("logprobs --model " + kFixture + " --threads 1", input);
+  EXPECT_EQ(r.code, 1) << r.err;  // two bad lines
+  std::vector<json> out = lines(r.out);
+  ASSERT_EQ(out.size(), 4u) << r.out;
+  EXPECT_EQ(out[1]["error"].get<std::string>().rfind("line 2: invalid JSON", 0), 0u) << out[1];
+  EXPECT_EQ(out[3]["error"], "line 4: \"ids\"[1] = 512 is outside [0, 512)");
+
+  grpo::DeepseekModel m = grpo::load_pretrained(kFixture);
+  at::Tensor in_process = at::cat({m.logprobs(ids.narrow(0, 0, 1)), m.logprobs(ids.narrow(0, 1, 1))});  // [2, 23]
+  at::Tensor hf = reference("logits").narrow(1, 0, 23).log_softmax(-1).gather(-1, ids.narrow(1, 1, 23).unsqueeze(-1)).squeeze(-1);
+  for (int b = 0; b < 2; ++b) {
+    std::vector<float> got = out[b * 2]["logprobs"].get<std::vector<float>>();
+    ASSERT_EQ(got.size(), 23u);
+    for (int t = 0; t < 23; ++t) {
+      EXPECT_NEAR(got[t], in_process[b][t].item<float>(), 1e-6) << b << "," << t;
+      EXPECT_NEAR(got[t], hf[b][t].item<float>(), 1e-4) << b << "," << t;
+    }
+  }
+}
+
+TEST_F(CliModel, GenerateEqualsHfGreedyContinuation) {
+  std::vector<int64_t> prompt = row(reference("greedy_prompt")[0]), want = row(reference("greedy_output")[0]);
+  std::string ids;
+  for (int64_t id : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  Result r = run("generate --model " + kFixture + " --prompt-ids " + ids + " --max-new-tokens 16 --temperature 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<json> out = lines(r.out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0]["output_ids"].get<std::vector<int64_t>>(), std::vector<int64_t>(want.begin() + 8, want.end()));
+
+  // Sampling is reproducible for a seed.
+  std::string args = "generate --model " + kFixture + " --prompt-ids " + ids +
+                     " --max-new-tokens 12 --temperature 1 --top-p 0.9 --top-k 50 --seed 5";
+  EXPECT_EQ(run(args).out, run(args).out);
+}
+
+TEST_F(CliModel, InitModelThenLogprobsAndPromptGeneration) {
+  json config = json::parse(std::ifstream(kFixture + "/config.json"));
+  config["vocab_size"] = 3000;  // the bpe-tokenizer fixture's vocabulary
+  std::filesystem::create_directories(path("cfg"));
+  std::ofstream(path("cfg/config.json")) << config.dump(2);
+
+  for (std::string dtype : {"fp32", "bf16", "fp8"}) {
+    std::string out = path("ckpt-" + dtype);
+    Result init = run("init-model --config " + path("cfg/config.json") + " --out " + out + " --seed 3 --dtype " + dtype);
+    ASSERT_EQ(init.code, 0) << init.err;
+    Result lp = run("logprobs --model " + out, "{\"ids\": [5, 17, 2999, 4]}\n");
+    ASSERT_EQ(lp.code, 0) << lp.err;
+    std::vector<float> got = lines(lp.out)[0]["logprobs"].get<std::vector<float>>();
+    ASSERT_EQ(got.size(), 3u);
+    for (float v : got) EXPECT_TRUE(std::isfinite(v) && v < 0) << dtype;
+    if (dtype == "fp32") {  // the same weights as init_weights(seed 3) in process
+      at::NoGradGuard no_grad;
+      grpo::ModelOptions o;
+      o.mtp = true;
+      grpo::DeepseekModel m(grpo::ModelConfig::load(path("cfg")), o);
+      grpo::init_weights(m, 3);
+      at::Tensor want = m.logprobs(at::tensor(std::vector<int64_t>{5, 17, 2999, 4}, at::kLong).unsqueeze(0))[0];
+      for (int t = 0; t < 3; ++t) EXPECT_NEAR(got[t], want[t].item<float>(), 1e-6);
+      EXPECT_TRUE(std::filesystem::exists(out + "/config.json"));
+    }
+  }
+
+  std::string tok = std::string(GRPO_TEST_DATA) + "/bpe-tokenizer/tokenizer.json";
+  Result g = run("generate --model " + path("ckpt-fp32") + " --tokenizer " + tok +
+              " --prompt 'Solve 2+2. <think>' --max-new-tokens 6");
+  ASSERT_EQ(g.code, 0) << g.err;
+  json j = lines(g.out)[0];
+  std::vector<int64_t> got = j["output_ids"].get<std::vector<int64_t>>();
+  EXPECT_GE(got.size(), 1u);
+  grpo::Tokenizer t = grpo::Tokenizer::load(tok);
+  EXPECT_EQ(j["text"], t.decode(std::vector<int32_t>(got.begin(), got.end()), true));
+}
+
+TEST_F(CliModel, BadConfigNamesFileAndKey) {
+  json good = json::parse(std::ifstream(kFixture + "/config.json"));
+  std::string text = good.dump();
+  struct Bad {
+    std::string name, content, expect;
+  };
+  json missing = good;
+  missing.erase("kv_lora_rank");
+  json arch = good;
+  arch["architectures"] = {"LlamaForCausalLM"};
+  std::vector<Bad> bad = {
+      {"truncated", text.substr(0, text.size() / 2), "invalid JSON"},
+      {"missing", missing.dump(), "key 'kv_lora_rank': missing (required)"},
+      {"arch", arch.dump(), "key 'architectures': unknown architecture 'LlamaForCausalLM'"},
+  };
+  for (const Bad& b : bad) {
+    std::string d = path(b.name);
+    std::filesystem::create_directories(d);
+    std::ofstream(d + "/config.json") << b.content;
+    Result init = run("init-model --config " + d + "/config.json --out " + path(b.name + "-out"));
+    EXPECT_NE(init.code, 0) << b.name;
+    EXPECT_NE(init.err.find(d + "/config.json"), std::string::npos) << init.err;
+    EXPECT_NE(init.err.find(b.expect), std::string::npos) << init.err;
+    EXPECT_FALSE(std::filesystem::exists(path(b.name + "-out")));
+    // A checkpoint directory with that config.json.
+    std::filesystem::copy_file(kFixture + "/model.safetensors", d + "/model.safetensors");
+    Result lp = run("logprobs --model " + d, "{\"ids\": [1, 2]}\n");
+    EXPECT_NE(lp.code, 0) << b.name;
+    EXPECT_NE(lp.err.find(b.expect), std::string::npos) << lp.err;
+    EXPECT_EQ(lp.out, "");
+  }
+}
+
+}  // namespace

@@ -1,0 +1,74 @@
+// Helpers shared by the safetensors / FP8 / checkpoint tests: a scratch directory and raw file I/O.
+#pragma once
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace grpo::ckpt_test {
+
+// A fresh directory under the system temp dir, removed with everything in it at scope end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "grpo_ckpt_XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path() const { return path_.string(); }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// A safetensors file from a header text, written verbatim with its 8-byte length, then `data`.
+inline void write_raw_safetensors(const std::string& path, const std::string& header, const std::string& data) {
+  uint64_t n = header.size();
+  write_bytes(path, std::string(reinterpret_cast<const char*>(&n), 8) + header + data);
+}
+
+// Runs `f`, which must throw grpo::InputError whose message contains every one of `parts`.
+template <typename F>
+void expect_input_error(F f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    ADD_FAILURE() << "no InputError thrown";
+  } catch (const InputError& e) {
+    for (const auto& p : parts) EXPECT_THAT(e.what(), ::testing::HasSubstr(p));
+  }
+}
+
+// Largest |x - x_hat| e4m3 block scaling allows for an element x of a block with scale s:
+// y = x / s lies in [-448, 448]; a normal e4m3 (|y| >= 2^-6) has 3 mantissa bits, so rounding moves
+// it by at most half an ulp, |y| * 2^-4; below 2^-6 the subnormal step is 2^-9, so at most 2^-10.
+// Scaling back multiplies by s; float32 rounding of x / s and q * s adds a few 2^-24 relative.
+inline double fp8_element_bound(double x, double s) {
+  const double y = std::fabs(x) / s;
+  return s * std::max(y * std::ldexp(1.0, -4), std::ldexp(1.0, -10)) * (1 + 1e-6) +
+         std::fabs(x) * std::ldexp(1.0, -21);
+}
+
+}  // namespace grpo::ckpt_test

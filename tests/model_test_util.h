@@ -1,0 +1,88 @@
+// Helpers shared by the model tests: small configs, random models, fixture paths.
+#pragma once
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/deepseek.h"
+#include "model/init.h"
+#include "model/model_config.h"
+
+namespace grpo::testing {
+
+inline std::string fixture_dir() { return std::string(GRPO_TEST_DATA) + "/dsv3-tiny"; }
+
+// A tiny V3 config (3 layers, layer 0 dense; 8 experts in 4 groups) with the keys of `patch`
+// replaced (a null value is written as null). Weights are drawn with std 0.3 so that every part of
+// the model moves the logits.
+inline nlohmann::json tiny_config_json(const nlohmann::json& patch = nlohmann::json::object()) {
+  nlohmann::json j = {
+      {"architectures", {"DeepseekV3ForCausalLM"}},
+      {"model_type", "deepseek_v3"},
+      {"vocab_size", 64},
+      {"hidden_size", 32},
+      {"intermediate_size", 48},
+      {"moe_intermediate_size", 16},
+      {"num_hidden_layers", 3},
+      {"num_attention_heads", 4},
+      {"q_lora_rank", 16},
+      {"kv_lora_rank", 12},
+      {"qk_nope_head_dim", 8},
+      {"qk_rope_head_dim", 8},
+      {"v_head_dim", 6},
+      {"n_routed_experts", 8},
+      {"n_shared_experts", 1},
+      {"num_experts_per_tok", 3},
+      {"first_k_dense_replace", 1},
+      {"n_group", 4},
+      {"topk_group", 2},
+      {"topk_method", "noaux_tc"},
+      {"scoring_func", "sigmoid"},
+      {"norm_topk_prob", true},
+      {"routed_scaling_factor", 2.5},
+      {"rms_norm_eps", 1e-6},
+      {"initializer_range", 0.3},
+      {"max_position_embeddings", 256},
+      {"rope_theta", 100.0},
+      {"bos_token_id", 0},
+      {"eos_token_id", 1},
+  };
+  for (const auto& [key, value] : patch.items()) j[key] = value;
+  return j;
+}
+
+inline ModelConfig tiny_config(const nlohmann::json& patch = nlohmann::json::object()) {
+  return ModelConfig::from_json(tiny_config_json(patch), "test config");
+}
+
+// A model with init_weights(seed) and, for noaux_tc, a random non-zero correction bias
+// (std 0.3, comparable to the sigmoid scores, so it changes which experts win).
+inline DeepseekModel random_model(const ModelConfig& c, ModelOptions opts = {}, uint64_t seed = 7) {
+  DeepseekModel m(c, opts);
+  init_weights(m, seed);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
+  at::NoGradGuard no_grad;
+  for (auto& [name, t] : m.named_parameters())
+    if (name.find("e_score_correction_bias") != std::string::npos)
+      t->copy_(at::empty(t->sizes(), at::kFloat).normal_(0.0, 0.3, gen));
+  return m;
+}
+
+inline at::Tensor random_ids(int64_t b, int64_t t, int64_t vocab, uint64_t seed = 3) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(vocab, {b, t}, gen, at::TensorOptions().dtype(at::kLong));
+}
+
+inline std::vector<int64_t> row(const at::Tensor& ids, int64_t b) {
+  at::Tensor r = ids[b].contiguous();
+  return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
+}
+
+inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+}  // namespace grpo::testing
