@@ -223,7 +223,8 @@ void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
     std::push_heap(heap.begin(), heap.end());
   };
   for (int32_t i = 0; i + 1 < n; ++i)
-    if (const MergeTable::Slot* t = find_merge(sym[i].id, sym[i + 1].id)) push({t->rank, i, t->id});
+    if (const MergeTable::Slot* t = find_merge(sym[i].id, sym[i + 1].id)) heap.push_back({t->rank, i, t->id});
+  std::make_heap(heap.begin(), heap.end());
 
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end());
