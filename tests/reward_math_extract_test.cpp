@@ -42,6 +42,7 @@ TEST(MathExtract, NeighbouringBoxesJoinOnlyAcrossConnectors) {
 TEST(MathExtract, ThinkBlocks) {
   EXPECT_EQ(final_section("<think>\\boxed{5}</think> so \\boxed{4}").value(), " so \\boxed{4}");
   EXPECT_FALSE(final_section("<think> \\boxed{5} and no end").has_value());
+  EXPECT_FALSE(final_section("<think>a</think> \\boxed{1} <think> second, unclosed").has_value());
   EXPECT_EQ(final_section("no think block \\boxed{3}").value(), "no think block \\boxed{3}");
   EXPECT_EQ(final_section("prompt ended with <think>; ... </think> \\boxed{2}").value(), " \\boxed{2}");
   // An answer inside the think block is not the final one.

@@ -483,9 +483,9 @@ std::string Extraction::text() const {
 
 std::optional<std::string_view> final_section(std::string_view completion) {
   size_t close = completion.rfind("</think>");
-  if (close != std::string_view::npos) return completion.substr(close + 8);
-  if (completion.find("<think>") != std::string_view::npos) return std::nullopt;
-  return completion;
+  std::string_view rest = close == std::string_view::npos ? completion : completion.substr(close + 8);
+  if (rest.find("<think>") != std::string_view::npos) return std::nullopt;  // a think block left open
+  return rest;
 }
 
 namespace {
