@@ -1,5 +1,5 @@
-// End-to-end RewardService throughput and latency: Score over real gRPC on loopback at 1, 4 and
-// 16 concurrent clients, beside the same verifier called in-process by as many threads (the
+// End-to-end RewardService throughput and latency for the format, math and code verifiers: Score
+// over real gRPC on loopback at 1, 4 and 16 concurrent clients, beside the same verifier called in-process by as many threads (the
 // baseline: what the service adds is the difference). Also one client sending ScoreBatch(64) and
 // one ScoreStream. Prints a table and writes bench/results/reward.json.
 //
@@ -107,11 +107,14 @@ int main(int argc, char** argv) {
 
   // A typical R1 completion: ~300 words of reasoning, then the answer.
   struct Case {
-    std::string verifier, completion, reference;
+    std::string verifier, completion;
+    nlohmann::json reference;
   };
   const std::vector<Case> cases = {
       {"format", "<think>" + reasoning(300) + "</think> <answer>42</answer>", ""},
       {"math", "<think>" + reasoning(300) + "</think> The answer is \\boxed{\\frac{1}{2}}", "0.5"},
+      {"code", "<think>" + reasoning(300) + "</think>\n```python\ndef add(a, b):\n    return a + b\n```",
+       {{"language", "python"}, {"tests", {"assert add(1, 2) == 3", "assert add(-1, 1) == 0"}}}},
   };
 
   std::vector<Row> rows;

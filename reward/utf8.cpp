@@ -36,17 +36,6 @@ bool next_code_point(std::string_view s, size_t& pos, char32_t& cp) {
   return true;
 }
 
-std::vector<char32_t> decode_utf8(std::string_view s) {
-  std::vector<char32_t> out;
-  out.reserve(s.size());
-  char32_t cp;
-  for (size_t pos = 0; pos < s.size();) {
-    next_code_point(s, pos, cp);
-    out.push_back(cp);
-  }
-  return out;
-}
-
 bool is_well_formed_utf8(std::string_view s) {
   char32_t cp;
   for (size_t pos = 0; pos < s.size();)

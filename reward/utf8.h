@@ -4,7 +4,6 @@
 #pragma once
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace grpo::reward {
 
@@ -14,7 +13,6 @@ constexpr char32_t kReplacementChar = 0xFFFD;
 // Returns false (and sets cp = U+FFFD) for an invalid sequence.
 bool next_code_point(std::string_view s, size_t& pos, char32_t& cp);
 
-std::vector<char32_t> decode_utf8(std::string_view s);
 // (reward/code_extract.h has a twin, is_valid_utf8; to be folded into this one.)
 bool is_well_formed_utf8(std::string_view s);
 // s with every invalid byte replaced by U+FFFD (valid input comes back unchanged).

@@ -53,7 +53,14 @@ class ExactVerifier : public Verifier {
 
 TEST(Utf8, DecodesStrictlyAndSanitizes) {
   EXPECT_TRUE(is_well_formed_utf8("héllo 中文 😀"));
-  EXPECT_EQ(decode_utf8("a\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80"), (std::vector<char32_t>{'a', 0xE9, 0x4E2D, 0x1F600}));
+  std::string_view s = "a\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80";
+  std::vector<char32_t> decoded;
+  char32_t cp;
+  for (size_t pos = 0; pos < s.size();) {
+    EXPECT_TRUE(next_code_point(s, pos, cp));
+    decoded.push_back(cp);
+  }
+  EXPECT_EQ(decoded, (std::vector<char32_t>{'a', 0xE9, 0x4E2D, 0x1F600}));
   EXPECT_FALSE(is_well_formed_utf8("\xC0\xAF"));          // overlong '/'
   EXPECT_FALSE(is_well_formed_utf8("\xED\xA0\x80"));      // surrogate U+D800
   EXPECT_FALSE(is_well_formed_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
