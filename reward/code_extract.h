@@ -23,7 +23,4 @@ struct ExtractedCode {
 
 ExtractedCode extract_code(std::string_view completion, Language language, bool require_fence);
 
-// Well-formed UTF-8: no overlong forms, surrogates or code points above U+10FFFF.
-bool is_valid_utf8(std::string_view text);
-
 }  // namespace grpo::reward

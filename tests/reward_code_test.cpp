@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "reward/code_extract.h"
+#include "reward/utf8.h"
 #include "reward/test_harness.h"
 #include "tests/code_datasets.h"
 
@@ -113,12 +114,12 @@ TEST(CodeExtract, SaysWhyThereIsNoCode) {
 }
 
 TEST(CodeExtract, ValidatesUtf8) {
-  EXPECT_TRUE(is_valid_utf8("plain ascii, é, 漢字, 😀"));
-  EXPECT_FALSE(is_valid_utf8("\xff"));
-  EXPECT_FALSE(is_valid_utf8("\xc3"));              // truncated
-  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
-  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate
-  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_TRUE(is_well_formed_utf8("plain ascii, é, 漢字, 😀"));
+  EXPECT_FALSE(is_well_formed_utf8("\xff"));
+  EXPECT_FALSE(is_well_formed_utf8("\xc3"));              // truncated
+  EXPECT_FALSE(is_well_formed_utf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(is_well_formed_utf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(is_well_formed_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
 }
 
 TEST(CodeOutputs, CompareIgnoringTrailingWhitespace) {
