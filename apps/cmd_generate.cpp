@@ -67,7 +67,7 @@ int run_generate(const grpo::Args& args) {
   std::vector<int64_t> out = grpo::generate(model, prompt, opt);
   nlohmann::json j = {{"output_ids", out}};
   if (tok) j["text"] = tok->decode(std::vector<int32_t>(out.begin(), out.end()), /*skip_special=*/true);
-  std::cout << j.dump() << "\n";
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 
