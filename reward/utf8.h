@@ -13,7 +13,7 @@ constexpr char32_t kReplacementChar = 0xFFFD;
 // Returns false (and sets cp = U+FFFD) for an invalid sequence.
 bool next_code_point(std::string_view s, size_t& pos, char32_t& cp);
 
-// (reward/code_extract.h has a twin, is_valid_utf8; to be folded into this one.)
+// Well-formed UTF-8: no overlong forms, surrogates or code points above U+10FFFF.
 bool is_well_formed_utf8(std::string_view s);
 // s with every invalid byte replaced by U+FFFD (valid input comes back unchanged).
 std::string sanitize_utf8(std::string_view s);
