@@ -40,7 +40,7 @@ at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, c
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x) {
   Routing r = moe_gate(router_logits(w, x), w.e_score_correction_bias, spec);
   at::Tensor out = routed_experts_forward(w, r, x);
-  if (w.shared_experts.gate_proj.defined()) out = out + mlp_forward(w.shared_experts, x);
+  if (w.shared_experts.gate_proj.weight.defined()) out = out + mlp_forward(w.shared_experts, x);
   return out;
 }
 

@@ -4,7 +4,7 @@ namespace grpo {
 
 DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
   ModelConfig config = ModelConfig::load(dir);
-  std::map<std::string, at::Tensor> weights = load_weights(dir, options.param_dtype);
+  std::map<std::string, at::Tensor> weights = load_weights(dir, options.param_dtype, /*keep_fp8=*/options.fp8);
   options.mtp = config.num_nextn_predict_layers > 0 &&
                 weights.count("model.layers." + std::to_string(config.num_hidden_layers) + ".eh_proj.weight");
   DeepseekModel model(std::move(config), options);
