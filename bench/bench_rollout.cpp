@@ -6,6 +6,11 @@
 // bench/results/rollout.json (run from the repository root).
 //
 //   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick]
+//
+// --threads defaults to 1: on a shared 2-core machine, intra-op parallel regions of 2 threads
+// stall for milliseconds whenever another process holds a core (bf16 GEMMs went from ~40 µs to
+// ~8 ms each in a microbenchmark here), which measures the neighbours, not the engine. The naive
+// baseline and the engine always run with the same thread count.
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -101,7 +106,7 @@ double run_naive(const DeepseekModel& model, int64_t batch, int64_t prompt_len, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 0;
+  int threads = 1;
   bool quick = false;
   std::string out_path = "bench/results/rollout.json";
   for (int i = 1; i < argc; ++i) {

@@ -1,6 +1,5 @@
 #include "model/deepseek.h"
 
-#include <set>
 #include <sstream>
 
 #include "common/error.h"

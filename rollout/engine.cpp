@@ -219,8 +219,10 @@ bool Engine::step() {
   take_inbox();
   apply_pending_weights();
   std::vector<Chunk> chunks = schedule();
-  if (!chunks.empty()) run(chunks);
-  ++counters_.steps;
+  if (!chunks.empty()) {
+    run(chunks);
+    ++counters_.steps;
+  }
   publish_stats();
   std::lock_guard<std::mutex> lock(mutex_);
   return !inbox_.empty() || pending_model_ || !running_.empty() || !waiting_.empty();
@@ -375,7 +377,8 @@ void Engine::run(const std::vector<Chunk>& chunks) {
         last_rows.push_back(i * t + t - 1);
         sampled.push_back(c.seq);
       }
-      (t == 1 ? counters_.decode_tokens : counters_.prefill_tokens) += t;
+      // Prompts (leaders) and recomputes feed prefill tokens; a sample's one pending token is decode.
+      (c.seq->leader() || t > 1 ? counters_.prefill_tokens : counters_.decode_tokens) += t;
     }
     batch_.set_rows(rows, t);
     at::Tensor h = model_->hidden_states(ids_, {}, &batch_);  // [B, T, D]

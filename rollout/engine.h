@@ -96,8 +96,13 @@ struct EngineStats {
   int64_t running_sequences = 0;
   int64_t unfinished_samples = 0;  // samples of accepted requests not yet completed
   int64_t page_size = 0, pages_total = 0, pages_used = 0, peak_pages_used = 0;
-  int64_t steps = 0, prefill_tokens = 0, decode_tokens = 0, generated_tokens = 0;
-  int64_t preemptions = 0, restarts = 0, completions = 0;
+  int64_t steps = 0;             // steps that ran the model
+  int64_t prefill_tokens = 0;    // tokens fed for prompts and recomputes
+  int64_t decode_tokens = 0;     // tokens fed one per sample per step
+  int64_t generated_tokens = 0;  // tokens sampled
+  int64_t preemptions = 0;       // sequences that gave their pages up (recomputed later)
+  int64_t restarts = 0;          // unfinished samples started again after a weight swap
+  int64_t completions = 0;
 };
 
 // The engine's queue is full (max_queued_requests): try again later.
