@@ -201,8 +201,11 @@ void save_checkpoint_raw(const std::string& dir_in, const std::map<std::string, 
     if (fs::is_directory(dir))  // keep tokenizer files and the like
       for (const auto& e : fs::directory_iterator(dir)) {
         const std::string name = e.path().filename().string();
-        if (!is_weight_file(name) || (config.is_null() && name == kConfigFile))
-          fs::copy(e.path(), stage / name, fs::copy_options::recursive);
+        if (!is_weight_file(name) || (config.is_null() && name == kConfigFile)) {
+          std::error_code linked;  // the old DIR goes away after the swap: a hard link is as good as a copy
+          if (e.is_directory() || (fs::create_hard_link(e.path(), stage / name, linked), linked))
+            fs::copy(e.path(), stage / name, fs::copy_options::recursive);
+        }
       }
     write_weights(stage, raw, max_shard_bytes);
     if (!config.is_null()) write_text_atomic(stage / kConfigFile, config.dump(2) + "\n");

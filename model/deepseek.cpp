@@ -294,18 +294,18 @@ at::Tensor DeepseekModel::head(const at::Tensor& weight, const at::Tensor& h) co
 
 at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos,
                                         const at::Tensor& sin, const LatentChunk& chunk, LatentContext* context,
-                                        int64_t index, AttentionForm form) const {
+                                        int64_t index, AttentionForm form, at::Tensor* load) const {
   const double eps = config_.rms_norm_eps;
   at::Tensor attn_in = rms_norm(x, like(l.input_layernorm, x), eps);
   at::Tensor h = x + mla_forward(l.self_attn, config_, attn_in, cos, sin, chunk, context, index, form);  // [B, T, D]
   at::Tensor y = rms_norm(h, like(l.post_attention_layernorm, h), eps);
-  at::Tensor ffn = l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)})).view_as(y)
+  at::Tensor ffn = l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load).view_as(y)
                             : mlp_forward(l.mlp, y);
   return h + ffn;
 }
 
 at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor& positions, LatentContext* context,
-                                        AttentionForm form) const {
+                                        AttentionForm form, std::vector<at::Tensor>* expert_load) const {
   if (ids.dim() != 2 || ids.scalar_type() != at::kLong)
     throw InputError("model input: expected int64 ids of shape [B, T], got " + shape_str(ids.sizes()) + " " +
                      c10::toString(ids.scalar_type()));
@@ -326,15 +326,17 @@ at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor&
   auto [cos, sin] = rope_cos_sin(config_, pos, options_.compute_dtype);  // [B, T, rope/2]
 
   at::Tensor x = embed(embed_tokens_, ids);  // [B, T, D]
+  if (expert_load) expert_load->assign(layers_.size(), at::Tensor());
   for (size_t i = 0; i < layers_.size(); ++i)
-    x = decoder_layer(layers_[i], x, cos, sin, chunk, context, static_cast<int64_t>(i), form);
+    x = decoder_layer(layers_[i], x, cos, sin, chunk, context, static_cast<int64_t>(i), form,
+                      expert_load ? &(*expert_load)[i] : nullptr);
   if (context) context->commit();
   return rms_norm(x, like(norm_, x), config_.rms_norm_eps);
 }
 
 at::Tensor DeepseekModel::forward(const at::Tensor& ids, const at::Tensor& positions, LatentContext* context,
-                                  AttentionForm form) const {
-  return head(lm_head(), hidden_states(ids, positions, context, form));
+                                  AttentionForm form, std::vector<at::Tensor>* expert_load) const {
+  return head(lm_head(), hidden_states(ids, positions, context, form, expert_load));
 }
 
 at::Tensor DeepseekModel::logits_at(const at::Tensor& h, const at::Tensor& rows) const {
@@ -368,6 +370,17 @@ std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {
     prev = z;
   }
   return out;
+}
+
+void DeepseekModel::update_correction_biases(const std::vector<at::Tensor>& expert_load, double gamma) {
+  if (expert_load.size() != layers_.size())
+    throw InputError("update_correction_biases: " + std::to_string(expert_load.size()) + " loads for " +
+                     std::to_string(layers_.size()) + " layers");
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    at::Tensor& bias = layers_[i].moe.e_score_correction_bias;
+    if (bias.defined() && expert_load[i].defined()) bias = balanced_bias(bias, expert_load[i], gamma);
+  }
 }
 
 LatentCache DeepseekModel::make_cache(int64_t batch, int64_t capacity) const {

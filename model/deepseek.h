@@ -84,11 +84,14 @@ class DeepseekModel {
   // Final hidden states (after model.norm) [B, T, D] in compute dtype. ids: [B, T] int64;
   // positions (rope): [B, T] or [T] int64, default the chunk's slots in `context` (0..T-1 without
   // one). With a context the chunk continues its rows' keys and is committed to it.
+  // With `expert_load`: one entry per decoder layer, the [E] token counts of its routed experts
+  // (undefined for dense layers), for update_correction_biases.
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
-                           AttentionForm form = AttentionForm::kAuto) const;
+                           AttentionForm form = AttentionForm::kAuto,
+                           std::vector<at::Tensor>* expert_load = nullptr) const;
   // Logits [B, T, V], fp32 (fp64 in fp64 compute).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
-                     AttentionForm form = AttentionForm::kAuto) const;
+                     AttentionForm form = AttentionForm::kAuto, std::vector<at::Tensor>* expert_load = nullptr) const;
   // Logits [N, V] of the given rows of the final hidden states only (h: [B, T, D], rows: [N]
   // indices into the flattened B*T tokens): the head is applied where logits are needed.
   at::Tensor logits_at(const at::Tensor& h, const at::Tensor& rows) const;
@@ -97,12 +100,17 @@ class DeepseekModel {
   // MTP depth k (1-based) logits [B, T-k, V]: entry i predicts ids[:, i + k + 1]. Needs options.mtp.
   std::vector<at::Tensor> mtp_logits(const at::Tensor& ids) const;
 
+  // Aux-loss-free balancing step on every noaux_tc layer's e_score_correction_bias (outside
+  // autograd): see balanced_bias. `expert_load` as filled by forward().
+  void update_correction_biases(const std::vector<at::Tensor>& expert_load, double gamma);
+
   LatentCache make_cache(int64_t batch, int64_t capacity) const;
   const at::Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
 
  private:
   at::Tensor decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                           const LatentChunk& chunk, LatentContext* context, int64_t index, AttentionForm form) const;
+                           const LatentChunk& chunk, LatentContext* context, int64_t index, AttentionForm form,
+                           at::Tensor* load = nullptr) const;
   at::Tensor embed(const at::Tensor& table, const at::Tensor& ids) const;
   at::Tensor head(const at::Tensor& weight, const at::Tensor& h) const;
 

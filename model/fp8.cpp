@@ -2,12 +2,12 @@
 
 #include <ATen/Parallel.h>
 
-#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 
@@ -25,18 +25,54 @@ float bits_float(uint32_t b) {
   return x;
 }
 
-// 256-entry decode tables, built once.
-const std::array<float, 256>& decode_table(DType fmt) {
-  static const auto make = [](float (*decode)(uint8_t)) {
-    std::array<float, 256> t{};
-    for (int c = 0; c < 256; ++c) t[c] = decode(static_cast<uint8_t>(c));
-    return t;
-  };
-  static const std::array<float, 256> e4m3 = make(fp8_e4m3_decode);
-  static const std::array<float, 256> e5m2 = make(fp8_e5m2_decode);
-  if (fmt == DType::F8_E4M3) return e4m3;
-  if (fmt == DType::F8_E5M2) return e5m2;
-  throw std::invalid_argument(std::string("fp8_decode: ") + dtype_name(fmt) + " is not an FP8 format");
+// Branch-free so that loops over it vectorise; exactness is pinned by tests against a float64
+// nearest-code search.
+inline uint8_t encode_e4m3(float x) {
+  const uint32_t b = float_bits(x);
+  const uint32_t sign = (b >> 24) & 0x80;
+  const uint32_t a = b & 0x7fffffffu;
+  // Normal (|x| >= 2^-6): rebias the exponent (127 -> 7) and round the 23-bit mantissa to 3 bits,
+  // ties to even, by adding 0x7FFFF plus the kept lsb; a carry rolls into the exponent, which is
+  // the correctly rounded result. Anything from 448 up (inf included) saturates to 0x7E.
+  uint32_t normal = ((a + 0x7FFFFu + ((a >> 20) & 1)) >> 20) - (120u << 3);
+  normal = normal > 0x7Eu ? 0x7Eu : normal;
+  // Subnormal (|x| < 2^-6, step 2^-9): |x| * 512 < 8 is exact, and adding 2^23 rounds it to an
+  // integer (ties to even) in the float unit. 8 comes out as 0x08, the smallest normal.
+  const uint32_t sub = float_bits(bits_float(a) * 512.0f + 8388608.0f) - 0x4B000000u;
+  // Selections by mask, not ?: — GCC will not if-convert float math under -ftrapping-math.
+  const uint32_t subnormal = 0u - static_cast<uint32_t>(a < 0x3c800000u);
+  const uint32_t nan = 0u - static_cast<uint32_t>(a > 0x7f800000u);
+  const uint32_t code = sign | (sub & subnormal) | (normal & ~subnormal);
+  return static_cast<uint8_t>((code & ~nan) | (0x7Fu & nan));
+}
+
+// A 1-sign, E-exponent (bias 2^(E-1) - 1), M-mantissa minifloat to float, exactly and branch-free
+// (loops over it vectorise): significand * 2^(exponent - bias - M), where subnormals have no
+// implicit 1 and exponent 1. e4m3fn (kIeeeSpecials false) has only S.1111.111 = NaN; e5m2 has
+// IEEE inf / NaN at exponent all ones.
+template <int E, int M, bool kIeeeSpecials>
+inline float decode_minifloat(uint32_t code) {
+  constexpr uint32_t kBias = (1u << (E - 1)) - 1, kExpMax = (1u << E) - 1;
+  const uint32_t mag = code & 0x7Fu, e = mag >> M, m = mag & ((1u << M) - 1);
+  const uint32_t normal = 0u - static_cast<uint32_t>(e != 0);
+  const uint32_t significand = m | ((1u << M) & normal);
+  const uint32_t exponent = e | (1u & ~normal);
+  const float pow2 = bits_float((exponent + 127 - kBias - M) << 23);
+  uint32_t bits = float_bits(static_cast<float>(static_cast<int32_t>(significand)) * pow2);
+  const uint32_t special = 0u - static_cast<uint32_t>(kIeeeSpecials ? e == kExpMax : mag == 0x7Fu);
+  const uint32_t quiet = kIeeeSpecials ? (0u - static_cast<uint32_t>(m != 0)) & 0x400000u : 0x400000u;
+  bits = (bits & ~special) | ((0x7f800000u | quiet) & special);
+  return bits_float(bits | ((code & 0x80u) << 24));
+}
+constexpr auto decode_e4m3 = decode_minifloat<4, 3, false>;
+constexpr auto decode_e5m2 = decode_minifloat<5, 2, true>;
+
+// Calls f(decode) with the decoder for `fmt`, so loops get it inlined.
+template <typename F>
+void with_decoder(DType fmt, F f) {
+  if (fmt == DType::F8_E4M3) return f([](uint32_t c) { return decode_e4m3(c); });
+  if (fmt == DType::F8_E5M2) return f([](uint32_t c) { return decode_e5m2(c); });
+  throw std::invalid_argument(std::string("fp8 decode: ") + dtype_name(fmt) + " is not an FP8 format");
 }
 
 std::string shape_str(at::IntArrayRef s) {
@@ -65,28 +101,35 @@ Fp8Blocks quantize_blocks(const at::Tensor& x, int64_t br, int64_t bc, const cha
     for (int64_t rb = b0; rb < b1; ++rb) {
       const int64_t r0 = rb * br, r1 = std::min(R, r0 + br);
       float* srow = sp + rb * nc;
-      std::fill(srow, srow + nc, 0.0f);
-      bool bad = false;
+      // |w| maxima as bit patterns: for non-negative floats integer order is float order, NaN and
+      // inf sort above every finite value, and the integer max vectorises.
+      std::vector<uint32_t> amax_bits(nc, 0);
       for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = 0; c < C; ++c) {
-          const float a = std::fabs(wp[r * C + c]);
-          if (!(a <= std::numeric_limits<float>::max())) bad = true;  // inf or NaN
-          float& m = srow[c / bc];
-          m = a > m ? a : m;
+        for (int64_t cb = 0; cb < nc; ++cb) {
+          uint32_t m = amax_bits[cb];
+          for (int64_t c = cb * bc, c1 = std::min(C, c + bc); c < c1; ++c) {
+            const uint32_t a = float_bits(wp[r * C + c]) & 0x7fffffffu;
+            m = a > m ? a : m;
+          }
+          amax_bits[cb] = m;
         }
-      if (bad) {
-        non_finite = true;
-        return;
-      }
       for (int64_t cb = 0; cb < nc; ++cb) {
-        const float amax = srow[cb];
+        if (amax_bits[cb] >= 0x7f800000u) {  // inf or NaN
+          non_finite = true;
+          return;
+        }
+        const float amax = bits_float(amax_bits[cb]);
         float scale = amax / kFp8E4M3Max;
         if (amax == 0.0f) scale = 1.0f;
         else if (scale == 0.0f) scale = std::numeric_limits<float>::denorm_min();
         srow[cb] = scale;
       }
       for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = 0; c < C; ++c) qp[r * C + c] = fp8_e4m3_encode(wp[r * C + c] / srow[c / bc]);
+        for (int64_t cb = 0; cb < nc; ++cb) {
+          const float scale = srow[cb];
+          for (int64_t c = cb * bc, c1 = std::min(C, c + bc); c < c1; ++c)
+            qp[r * C + c] = encode_e4m3(wp[r * C + c] / scale);
+        }
     }
   });
   if (non_finite) throw InputError(std::string(what) + ": input holds inf or NaN, which FP8 blocks cannot scale");
@@ -104,57 +147,34 @@ at::Tensor dequantize_blocks(const at::Tensor& q, const at::Tensor& scale, int64
     throw InputError(std::string(what) + ": scale has shape " + shape_str(scale.sizes()) + " but codes " +
                      shape_str(q.sizes()) + " in " + std::to_string(br) + "x" + std::to_string(bc) +
                      " blocks need [" + std::to_string(nr) + ", " + std::to_string(nc) + "]");
-  const auto& lut = decode_table(fmt);
   const at::Tensor qc = q.contiguous();
   const at::Tensor sc = scale.to(at::kFloat).contiguous();
   at::Tensor out = at::empty({R, C}, at::kFloat);
   const uint8_t* qp = qc.data_ptr<uint8_t>();
   const float* sp = sc.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* srow = sp + (r / br) * nc;
-      for (int64_t c = 0; c < C; ++c) op[r * C + c] = lut[qp[r * C + c]] * srow[c / bc];
-    }
+  with_decoder(fmt, [&](auto decode) {
+    at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* srow = sp + (r / br) * nc;
+        for (int64_t cb = 0; cb < nc; ++cb) {
+          const float scale = srow[cb];
+          for (int64_t c = cb * bc, c1 = std::min(C, c + bc); c < c1; ++c)
+            op[r * C + c] = decode(qp[r * C + c]) * scale;
+        }
+      }
+    });
   });
   return out;
 }
 
 }  // namespace
 
-uint8_t fp8_e4m3_encode(float x) {
-  const uint32_t b = float_bits(x);
-  const uint8_t sign = static_cast<uint8_t>((b >> 24) & 0x80);
-  const uint32_t a = b & 0x7fffffffu;
-  if (a > 0x7f800000u) return 0x7F;                              // NaN
-  if (a >= float_bits(kFp8E4M3Max)) return sign | 0x7E;            // saturate (inf included)
-  if (a < 0x3c800000u) {                                           // |x| < 2^-6: subnormal step 2^-9
-    const float m = std::nearbyint(bits_float(a) * 512.0f);        // exact scaling; ties to even
-    return sign | static_cast<uint8_t>(m);                         // m == 8 is the smallest normal, 0x08
-  }
-  // Normal: rebias the exponent (127 -> 7) and round the 23-bit mantissa to 3 bits, ties to even.
-  // A mantissa carry rolls into the exponent, which is the correctly rounded result.
-  uint32_t q = (((a >> 23) - 120) << 3) | ((a >> 20) & 7);
-  const uint32_t rest = a & 0xfffffu, half = 0x80000u;
-  if (rest > half || (rest == half && (q & 1))) ++q;
-  return sign | static_cast<uint8_t>(q > 0x7E ? 0x7E : q);
-}
+uint8_t fp8_e4m3_encode(float x) { return encode_e4m3(x); }
 
-float fp8_e4m3_decode(uint8_t code) {
-  const float sign = (code & 0x80) ? -1.0f : 1.0f;
-  const int e = (code >> 3) & 0xF, m = code & 7;
-  if (e == 15 && m == 7) return std::numeric_limits<float>::quiet_NaN();
-  if (e == 0) return sign * std::ldexp(static_cast<float>(m), -9);
-  return sign * std::ldexp(static_cast<float>(8 + m), e - 10);
-}
+float fp8_e4m3_decode(uint8_t code) { return decode_e4m3(code); }
 
-float fp8_e5m2_decode(uint8_t code) {
-  const float sign = (code & 0x80) ? -1.0f : 1.0f;
-  const int e = (code >> 2) & 0x1F, m = code & 3;
-  if (e == 31) return m == 0 ? sign * std::numeric_limits<float>::infinity() : std::numeric_limits<float>::quiet_NaN();
-  if (e == 0) return sign * std::ldexp(static_cast<float>(m), -16);
-  return sign * std::ldexp(static_cast<float>(4 + m), e - 17);
-}
+float fp8_e5m2_decode(uint8_t code) { return decode_e5m2(code); }
 
 at::Tensor fp8_e4m3_encode(const at::Tensor& x) {
   const at::Tensor xf = x.to(at::kFloat).contiguous();
@@ -162,7 +182,7 @@ at::Tensor fp8_e4m3_encode(const at::Tensor& x) {
   const float* xp = xf.data_ptr<float>();
   uint8_t* qp = q.data_ptr<uint8_t>();
   at::parallel_for(0, xf.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) qp[i] = fp8_e4m3_encode(xp[i]);
+    for (int64_t i = i0; i < i1; ++i) qp[i] = encode_e4m3(xp[i]);
   });
   return q;
 }
@@ -170,13 +190,14 @@ at::Tensor fp8_e4m3_encode(const at::Tensor& x) {
 at::Tensor fp8_decode(const at::Tensor& codes, DType fmt) {
   if (codes.scalar_type() != at::kByte)
     throw std::invalid_argument(std::string("fp8_decode: codes must be kByte, got ") + c10::toString(codes.scalar_type()));
-  const auto& lut = decode_table(fmt);
   const at::Tensor qc = codes.contiguous();
   at::Tensor out = at::empty(qc.sizes(), at::kFloat);
   const uint8_t* qp = qc.data_ptr<uint8_t>();
   float* op = out.data_ptr<float>();
-  at::parallel_for(0, qc.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) op[i] = lut[qp[i]];
+  with_decoder(fmt, [&](auto decode) {
+    at::parallel_for(0, qc.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) op[i] = decode(qp[i]);
+    });
   });
   return out;
 }

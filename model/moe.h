@@ -38,6 +38,7 @@ at::Tensor router_logits(const MoeWeights& w, const at::Tensor& x);
 at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, const at::Tensor& x);
 
 // The whole MoE block: gate, routed experts, shared experts. x: [N, D] -> [N, D].
-at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x);
+// With `load`, also the tokens routed to each expert ([E] int64, see expert_load).
+at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load = nullptr);
 
 }  // namespace grpo

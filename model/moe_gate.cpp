@@ -60,4 +60,13 @@ Routing moe_gate(const at::Tensor& logits, const at::Tensor& bias, const GateSpe
   return {experts, weights};
 }
 
+at::Tensor expert_load(const Routing& routing, int64_t num_experts) {
+  return routing.experts.reshape({-1}).bincount({}, num_experts);
+}
+
+at::Tensor balanced_bias(const at::Tensor& bias, const at::Tensor& load, double gamma) {
+  at::Tensor l = load.to(at::kDouble);
+  return bias + (gamma * (l.mean() - l).sign()).to(bias.scalar_type());
+}
+
 }  // namespace grpo

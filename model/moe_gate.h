@@ -33,4 +33,11 @@ struct Routing {
 // logits: [N, E] (fp32 or fp64: the router runs in at least fp32); bias: [E] or undefined.
 Routing moe_gate(const at::Tensor& logits, const at::Tensor& bias, const GateSpec& spec);
 
+// Tokens routed to each expert: [E] int64.
+at::Tensor expert_load(const Routing& routing, int64_t num_experts);
+
+// Aux-loss-free balancing (DeepSeek-V3): bias + gamma · sign(mean(load) − load), so overloaded
+// experts become less attractive to the selection (weights never see the bias). [E] -> [E].
+at::Tensor balanced_bias(const at::Tensor& bias, const at::Tensor& load, double gamma);
+
 }  // namespace grpo

@@ -45,7 +45,8 @@ class SafetensorsReader {
   DType dtype(const std::string& name) const;
   std::vector<int64_t> shape(const std::string& name) const;
   // A view of the mapped bytes (copy-on-write private mapping: writing to it never touches the
-  // file); the tensor keeps the mapping alive after the reader is gone.
+  // file); the tensor keeps the mapping alive after the reader is gone. The file must not be
+  // truncated or rewritten in place meanwhile (replacing it by rename, as our writers do, is fine).
   StoredTensor get(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 

@@ -11,6 +11,7 @@
 #include "model/tokenizer_json.h"
 #include "model/tokenizer_normalizer.h"
 #include "model/tokenizer_pretokenizer.h"
+#include "model/tokenizer_scratch.h"
 
 namespace grpo {
 namespace {
@@ -94,6 +95,8 @@ struct Tokenizer::Impl {
     pieces.clear();
     pre_tokenizer.split(text, pieces);
     for (std::string_view p : pieces.pieces) model.encode_piece(p, out);
+    pieces.clear();
+    trim_scratch(pieces.pieces);
   }
 
   // Resolves tokenizer_config.json's bos_token / eos_token (a string or {"content": ...}).

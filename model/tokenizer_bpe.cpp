@@ -5,43 +5,82 @@
 #include <algorithm>
 
 #include "model/tokenizer_bytes.h"
+#include "model/tokenizer_scratch.h"
 #include "model/tokenizer_utf8.h"
 
 namespace grpo {
 
-// Sharded map from piece bytes to ids. A full shard is cleared, so memory stays bounded while the
-// cache follows the text it sees.
+// Piece bytes -> ids, direct-mapped: each piece has one slot (by hash), and a new piece takes it
+// over, so memory is bounded and a hit costs one lock, one compare and one copy. Slots are spread
+// over shards, each with its own mutex, so threads rarely wait on each other.
 class BpeModel::WordCache {
  public:
-  explicit WordCache(size_t capacity) : per_shard_(std::max<size_t>(1, capacity / kShards)) {}
+  // Pieces of a few bytes merge faster than a lookup; long ones rarely repeat. Only the rest is cached.
+  static constexpr size_t kMinKey = 5, kMaxKey = 64;
 
-  static constexpr size_t kMaxKey = 256;  // longer pieces are rare; they are not cached
+  explicit WordCache(size_t capacity) {
+    size_t per_shard = 1;
+    while (per_shard * kShards < capacity) per_shard *= 2;
+    for (Shard& s : shards_) s.slots.resize(per_shard);
+  }
 
-  bool get(const std::string& key, size_t hash, std::vector<int32_t>& out) {
+  bool get(std::string_view key, size_t hash, std::vector<int32_t>& out) {
     Shard& s = shards_[hash % kShards];
     std::lock_guard<std::mutex> lock(s.mutex);
-    auto it = s.map.find(key);
-    if (it == s.map.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
+    const Slot& slot = s.slots[(hash / kShards) & (s.slots.size() - 1)];
+    if (slot.hash != hash || slot.key != key) return false;
+    out.insert(out.end(), slot.ids.begin(), slot.ids.end());
     return true;
   }
 
-  void put(std::string key, size_t hash, const int32_t* ids, size_t n) {
+  void put(std::string_view key, size_t hash, const int32_t* ids, size_t n) {
     Shard& s = shards_[hash % kShards];
     std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.map.size() >= per_shard_) s.map.clear();
-    s.map.emplace(std::move(key), std::vector<int32_t>(ids, ids + n));
+    Slot& slot = s.slots[(hash / kShards) & (s.slots.size() - 1)];
+    slot.hash = hash;
+    slot.key.assign(key.data(), key.size());
+    slot.ids.assign(ids, ids + n);
   }
 
  private:
   static constexpr size_t kShards = 16;
+  struct Slot {
+    size_t hash = 0;
+    std::string key;  // empty: unused (empty pieces are never looked up)
+    std::vector<int32_t> ids;
+  };
   struct Shard {
     std::mutex mutex;
-    std::unordered_map<std::string, std::vector<int32_t>> map;
+    std::vector<Slot> slots;
   };
-  size_t per_shard_;
   Shard shards_[kShards];
 };
+
+void BpeModel::MergeTable::reserve(size_t n) {
+  size_t capacity = 2;
+  while (capacity < 2 * n) capacity *= 2;  // load factor <= 0.5
+  slots_.assign(capacity, Slot());
+  mask_ = capacity - 1;
+  size_ = 0;
+}
+
+void BpeModel::MergeTable::insert_or_assign(int32_t left, int32_t right, int32_t rank, int32_t id) {
+  if (2 * (size_ + 1) > slots_.size()) {  // grow (reserve() normally makes this unnecessary)
+    std::vector<Slot> old = std::move(slots_);
+    reserve(old.size());
+    for (const Slot& s : old)
+      if (s.key != kEmpty) insert_or_assign(static_cast<int32_t>(s.key >> 32), static_cast<int32_t>(s.key), s.rank, s.id);
+  }
+  const uint64_t key = pack(left, right);
+  for (uint64_t i = mix(key) & mask_;; i = (i + 1) & mask_) {
+    Slot& s = slots_[i];
+    if (s.key == kEmpty) ++size_;
+    if (s.key == kEmpty || s.key == key) {
+      s = {key, rank, id};
+      return;
+    }
+  }
+}
 
 BpeModel::BpeModel() { byte_ids_.fill(-1); }
 BpeModel::BpeModel(BpeModel&&) noexcept = default;
@@ -121,7 +160,7 @@ BpeModel BpeModel::from_json(const nlohmann::json& model, const JsonWhere& where
       }
       const int32_t ia = lookup(a, ew), ib = lookup(b, ew);
       const int32_t target = lookup(a + b, ew);
-      m.merges_[(static_cast<uint64_t>(ia) << 32) | static_cast<uint32_t>(ib)] = {static_cast<int32_t>(i), target};
+      m.merges_.insert_or_assign(ia, ib, static_cast<int32_t>(i), target);
     }
   }
   if (cache_capacity > 0) m.cache_ = std::make_unique<WordCache>(cache_capacity);
@@ -130,6 +169,10 @@ BpeModel BpeModel::from_json(const nlohmann::json& model, const JsonWhere& where
 
 void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) const {
   if (bytes.empty()) return;
+  if (bytes.size() == 1 && byte_ids_[static_cast<unsigned char>(bytes[0])] >= 0) {
+    out.push_back(byte_ids_[static_cast<unsigned char>(bytes[0])]);  // nothing to merge
+    return;
+  }
   if (ignore_merges_) {
     auto it = whole_pieces_.find(std::string(bytes));
     if (it != whole_pieces_.end()) {
@@ -137,13 +180,12 @@ void BpeModel::encode_piece(std::string_view bytes, std::vector<int32_t>& out) c
       return;
     }
   }
-  if (!cache_ || bytes.size() > WordCache::kMaxKey) return merge(bytes, out);
-  std::string key(bytes);
-  const size_t hash = std::hash<std::string>()(key);
-  if (cache_->get(key, hash, out)) return;
+  if (!cache_ || bytes.size() < WordCache::kMinKey || bytes.size() > WordCache::kMaxKey) return merge(bytes, out);
+  const size_t hash = std::hash<std::string_view>()(bytes);
+  if (cache_->get(bytes, hash, out)) return;
   const size_t before = out.size();
   merge(bytes, out);
-  cache_->put(std::move(key), hash, out.data() + before, out.size() - before);
+  cache_->put(bytes, hash, out.data() + before, out.size() - before);
 }
 
 void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
@@ -173,10 +215,7 @@ void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
   };
-  auto find_merge = [&](int32_t left, int32_t right) -> const MergeTarget* {
-    auto it = merges_.find((static_cast<uint64_t>(left) << 32) | static_cast<uint32_t>(right));
-    return it == merges_.end() ? nullptr : &it->second;
-  };
+  auto find_merge = [&](int32_t left, int32_t right) { return merges_.find(left, right); };
   thread_local std::vector<Candidate> heap;  // a max-heap under Candidate::operator<
   heap.clear();
   auto push = [&](Candidate c) {
@@ -184,7 +223,7 @@ void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
     std::push_heap(heap.begin(), heap.end());
   };
   for (int32_t i = 0; i + 1 < n; ++i)
-    if (const MergeTarget* t = find_merge(sym[i].id, sym[i + 1].id)) push({t->rank, i, t->id});
+    if (const MergeTable::Slot* t = find_merge(sym[i].id, sym[i + 1].id)) push({t->rank, i, t->id});
 
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end());
@@ -193,19 +232,21 @@ void BpeModel::merge(std::string_view bytes, std::vector<int32_t>& out) const {
     Symbol& left = sym[top.pos];
     if (!left.alive || left.next < 0) continue;
     Symbol& right = sym[left.next];
-    const MergeTarget* t = find_merge(left.id, right.id);
+    const MergeTable::Slot* t = find_merge(left.id, right.id);
     if (!t || t->id != top.id) continue;  // stale: one side changed since it was queued
     left.id = top.id;
     right.alive = false;
     left.next = right.next;
     if (left.next >= 0) sym[left.next].prev = top.pos;
     if (left.prev >= 0)
-      if (const MergeTarget* p = find_merge(sym[left.prev].id, left.id)) push({p->rank, left.prev, p->id});
+      if (const MergeTable::Slot* p = find_merge(sym[left.prev].id, left.id)) push({p->rank, left.prev, p->id});
     if (left.next >= 0)
-      if (const MergeTarget* q = find_merge(left.id, sym[left.next].id)) push({q->rank, top.pos, q->id});
+      if (const MergeTable::Slot* q = find_merge(left.id, sym[left.next].id)) push({q->rank, top.pos, q->id});
   }
   for (const Symbol& s : sym)
     if (s.alive) out.push_back(s.id);
+  trim_scratch(sym);
+  trim_scratch(heap);
 }
 
 }  // namespace grpo

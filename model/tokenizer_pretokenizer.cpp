@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "model/tokenizer_scratch.h"
+
 namespace grpo {
 namespace {
 
@@ -101,6 +103,9 @@ void split_by_pattern(const Regex& regex, SplitBehavior behavior, bool invert, s
   }
   for (const auto& s : merged)
     if (s.end > s.begin) out.push_back(text.substr(s.begin, s.end - s.begin));
+  trim_scratch(matches);
+  trim_scratch(segs);
+  trim_scratch(merged);
 }
 
 void PreTokenizer::parse(const nlohmann::json& node, const JsonWhere& where, std::vector<Step>& steps) {
@@ -178,6 +183,8 @@ void PreTokenizer::split(std::string_view text, PreTokenized& out) const {
     cur.swap(next);
   }
   out.pieces.insert(out.pieces.end(), cur.begin(), cur.end());
+  trim_scratch(cur);
+  trim_scratch(next);
 }
 
 }  // namespace grpo

@@ -3,7 +3,9 @@
 
 #include <pcre2.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <stdexcept>
 
 #include "common/error.h"
@@ -319,6 +321,10 @@ Regex Regex::literal(std::string_view text, const std::string& what) {
 
 void Regex::find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const {
   thread_local MatchScratch scratch;
+  // PCRE2's default step limit (10M) fails on a legitimate 12 MB whitespace run, where a pattern
+  // like \s+$ backtracks once per byte; allow steps in proportion to the subject instead.
+  const uint64_t limit = std::max<uint64_t>(10'000'000, 256 * static_cast<uint64_t>(text.size()));
+  pcre2_set_match_limit(scratch.context, static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX)));
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t last_end = 0;
   bool have_last = false;

@@ -28,6 +28,7 @@ struct VerifyRequest {
   nlohmann::json reference;      // math: "42" or {"answer": "42"}; code: see reward/code_verifier.h
   nlohmann::json options;        // verifier-specific knobs (object; may be null)
   Limits limits;
+  int64_t completion_tokens = 0; // length in model tokens when the caller knows it; 0 = unknown
 };
 
 struct VerifyResult {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -95,6 +96,13 @@ TEST(Fp8E4M3, RandomValuesMatchFloat64NearestCode) {
       xs.push_back(x);
       xs.push_back(-x);
     }
+  }
+  // A stride through every float32 bit pattern from +0 to 512 (float subnormals included).
+  for (uint32_t bits = 0; bits <= 0x44000000u; bits += 16411) {
+    float x;
+    std::memcpy(&x, &bits, 4);
+    xs.push_back(x);
+    xs.push_back(-x);
   }
   for (float x : xs) ASSERT_EQ(fp8_e4m3_encode(x), brute_force_encode(x)) << "x = " << x;
 

@@ -174,3 +174,29 @@ TEST(Moe, GroupedExpertsEqualPerTokenLoop) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Moe, LoadBalancingBiasUpdate) {
+  // Loads 1, 5, 3, 3 (mean 3): the overloaded expert's bias goes down, the underloaded one's up.
+  at::Tensor bias = at::zeros({4});
+  at::Tensor got = balanced_bias(bias, at::tensor({1, 5, 3, 3}, at::kLong), 0.01);
+  EXPECT_LT(max_abs_diff(got, at::tensor({0.01f, -0.01f, 0.0f, 0.0f})), 1e-9);
+
+  ModelConfig c = tiny_config();
+  DeepseekModel m = random_model(c);
+  at::Tensor ids = random_ids(2, 16, c.vocab_size);
+  std::vector<at::Tensor> load;
+  at::NoGradGuard no_grad;
+  at::Tensor logits = m.forward(ids, {}, nullptr, AttentionForm::kAuto, &load);
+  EXPECT_EQ(max_abs_diff(logits, m.forward(ids)), 0.0);
+  ASSERT_EQ(load.size(), 3u);
+  EXPECT_FALSE(load[0].defined());  // dense layer
+  EXPECT_EQ(load[1].sum().item<int64_t>(), 2 * 16 * c.num_experts_per_tok);
+  at::Tensor before = m.state_dict().at("model.layers.1.mlp.gate.e_score_correction_bias").clone();
+  m.update_correction_biases(load, 0.001);
+  at::Tensor after = m.state_dict().at("model.layers.1.mlp.gate.e_score_correction_bias");
+  EXPECT_LT(max_abs_diff(after - before, balanced_bias(at::zeros({8}), load[1], 0.001)), 1e-7);  // fp32 bias
+}
+
+}  // namespace

@@ -79,6 +79,13 @@ TEST(TokenizerRegex, EmptyMatchesFollowOnigurumaIteration) {
   EXPECT_EQ(find_all(literal, "axb a.b"), (std::vector<std::pair<size_t, size_t>>{{4, 7}}));
 }
 
+TEST(TokenizerRegex, LongWhitespaceRunsStayWithinTheMatchLimit) {
+  // \s+$ backtracks once per byte before \s+(?!\S) matches: more steps than PCRE2's default limit.
+  Regex re = Regex::onig(R"(\s+$|\s+(?!\S)|\S+)", "test");
+  const std::string text = std::string(12'000'000, ' ') + "x";
+  EXPECT_EQ(find_all(re, text), (std::vector<std::pair<size_t, size_t>>{{0, 11'999'999}, {12'000'000, 12'000'001}}));
+}
+
 TEST(TokenizerRegex, UnsupportedConstructsNameTheKeyAndTheReason) {
   EXPECT_NE(error_of("[a-z&&[^aeiou]]").find("class intersection"), std::string::npos);
   EXPECT_NE(error_of("[a[bc]]").find("nested character classes"), std::string::npos);

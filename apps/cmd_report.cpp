@@ -1,0 +1,27 @@
+// `grpo report --run DIR`: (re)writes DIR/report.html from DIR/metrics.jsonl (and DIR/config.yaml).
+#include <iostream>
+#include <string>
+
+#include "common/cli.h"
+#include "common/error.h"
+#include "learner/report.h"
+
+namespace {
+
+int run_report(const grpo::Args& args) {
+  grpo::ReportOptions options;
+  options.smoothing = args.get_double("smoothing");
+  const int markers = args.get_int("max-markers");
+  if (markers < 0) throw grpo::InputError("--max-markers: expected N >= 0, got " + std::to_string(markers));
+  options.max_markers = static_cast<size_t>(markers);
+  std::cout << grpo::write_report(args.get("run"), options) << "\n";
+  return 0;
+}
+
+GRPO_COMMAND("report", "Write RUN/report.html (plots, summary, config) from RUN/metrics.jsonl", "",
+             ({{"run", "DIR", "run directory holding metrics.jsonl", true},
+               {"smoothing", "W", "EMA weight of the smoothed lines, in [0, 1); 0 = none", false, "0.9"},
+               {"max-markers", "N", "raw points drawn as dots up to N per series, as a line beyond", false, "1000"}}),
+             run_report);
+
+}  // namespace
