@@ -214,14 +214,13 @@ namespace {
 
 template <typename T>
 void dequantize_into(const uint8_t* qp, const float* sp, T* op, int64_t R, int64_t C, int64_t block) {
-  const auto& lut = decode_table(DType::F8_E4M3);
   const int64_t nr = ceil_div(R, block), nc = ceil_div(C, block);
   at::parallel_for(0, nr * nc, 1, [&](int64_t b0, int64_t b1) {
     std::array<T, 256> table;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t rb = b / nc, cb = b % nc;
       const float s = sp[rb * nc + cb];
-      for (int c = 0; c < 256; ++c) table[c] = static_cast<T>(lut[c] * s);
+      for (uint32_t c = 0; c < 256; ++c) table[c] = static_cast<T>(decode_e4m3(c) * s);
       const int64_t r1 = std::min(R, (rb + 1) * block), c0 = cb * block, c1 = std::min(C, c0 + block);
       for (int64_t r = rb * block; r < r1; ++r) {
         const uint8_t* qrow = qp + r * C;
