@@ -1,6 +1,7 @@
 // `grpo generate`: sample completions with the rollout engine (rollout/engine.h) — the one way the
 // project generates. One prompt (--prompt-ids or --prompt) or many (--prompts FILE, JSONL lines
-// {"prompt": "text"} or {"prompt_ids": [..]}; "-" reads stdin), each continued --n times. Prints
+// {"prompt": "text"}, {"text": "..."} as `grpo chat-template` writes them, or {"prompt_ids": [..]};
+// "-" reads stdin), each continued --n times. Prints
 // one JSON line per completion, ordered by prompt then sample:
 //   {"prompt_index": i, "sample": k, "output_ids": [...], "logprobs": [...],
 //    "finish_reason": "eos" | "stop" | "length", "weight_version": 0, "text": "..." (with a tokenizer)}
@@ -71,11 +72,13 @@ std::vector<std::vector<int64_t>> read_prompts(const std::string& path, const gr
         ids.push_back(v.get<int64_t>());
       }
       prompts.push_back(std::move(ids));
-    } else if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) {
-      if (!tok) throw grpo::InputError(where + "a text \"prompt\" needs --tokenizer");
-      prompts.push_back(encode(*tok, j["prompt"].get<std::string>(), bos));
+    } else if (j.is_object() && (j.contains("prompt") || j.contains("text"))) {
+      const json& text = j.contains("prompt") ? j["prompt"] : j["text"];
+      if (!text.is_string()) throw grpo::InputError(where + "the prompt text must be a string");
+      if (!tok) throw grpo::InputError(where + "a text prompt needs --tokenizer");
+      prompts.push_back(encode(*tok, text.get<std::string>(), bos));
     } else {
-      throw grpo::InputError(where + "expected {\"prompt\": \"text\"} or {\"prompt_ids\": [ids]}");
+      throw grpo::InputError(where + "expected {\"prompt\": \"text\"}, {\"text\": \"...\"} or {\"prompt_ids\": [ids]}");
     }
   }
   return prompts;
@@ -142,7 +145,7 @@ GRPO_COMMAND("generate", "Sample N completions per prompt with the rollout engin
              ({{"model", "DIR", "HF checkpoint directory (config.json + safetensors)", true},
                {"prompt-ids", "IDS", "one prompt as comma-separated token ids, e.g. 1,2,3", false},
                {"prompt", "TEXT", "one prompt as text (needs --tokenizer)", false},
-               {"prompts", "FILE", "JSONL of {\"prompt\": text} or {\"prompt_ids\": [..]} (- = stdin)", false},
+               {"prompts", "FILE", "JSONL of {\"prompt\"|\"text\": text} or {\"prompt_ids\": [..]} (- = stdin)", false},
                {"tokenizer", "PATH", "tokenizer.json or its directory (decodes \"text\", enables --stop)", false},
                {"no-bos", "", "do not prepend the tokenizer's BOS to text prompts", false},
                {"n", "G", "completions per prompt (the group size)", false, "1"},

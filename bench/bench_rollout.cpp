@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +32,12 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+double load_average() {
+  double l = -1;
+  std::ifstream("/proc/loadavg") >> l;
+  return l;
+}
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -133,11 +140,14 @@ int main(int argc, char** argv) {
 
   const int64_t prompt_len = 64, new_tokens = quick ? 8 : 32, naive_tokens = quick ? 2 : 4;
   const std::vector<int64_t> concurrency = {1, 8, 32, 64};
-  json results = {{"config", config_path}, {"threads", threads}, {"prompt_tokens", prompt_len},
-                  {"engine_new_tokens", new_tokens}, {"naive_new_tokens", naive_tokens}};
+  json results = {{"config", config_path},          {"threads", threads},
+                  {"prompt_tokens", prompt_len},       {"engine_new_tokens", new_tokens},
+                  {"naive_new_tokens", naive_tokens},  {"cores", std::thread::hardware_concurrency()},
+                  {"load_average_start", load_average()}};
 
   std::cout << "bench_rollout: dsv3-small (random weights), " << threads << " threads, prompts of " << prompt_len
-            << " tokens\n\n";
+            << " tokens; load average " << load_average() << " on " << std::thread::hardware_concurrency()
+            << " cores\n\n";
   std::cout << std::left << std::setw(6) << "seqs" << std::right << std::setw(14) << "naive bf16" << std::setw(14)
             << "decode bf16" << std::setw(14) << "decode fp8" << std::setw(14) << "prefill bf16" << std::setw(14)
             << "prefill fp8" << std::setw(14) << "decode/naive" << "\n";
@@ -165,7 +175,7 @@ int main(int argc, char** argv) {
 
   // Group prefix sharing: one request with n = 8 over a 128-token prompt against n = 1 (prefill
   // cost), and against 8 separate requests with the same prompt (no sharing).
-  std::cout << "\ngroup of 8 sharing a 128-token prompt (bf16):\n";
+  std::cout << "\ngroup of 8 sharing a 128-token prompt:\n";
   json groups = json::array();
   for (auto [name, model] : {std::pair{"bf16", std::shared_ptr<const DeepseekModel>(bf16)},
                              std::pair{"fp8", std::shared_ptr<const DeepseekModel>(fp8)}}) {
@@ -221,6 +231,7 @@ int main(int argc, char** argv) {
                                   {"bf16_vs_fp32_max", ref.max().item<double>()}};
   }
 
+  results["load_average_end"] = load_average();
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
   std::ofstream(out_path) << results.dump(2) << "\n";
   std::cout << "\nwrote " << out_path << "\n";

@@ -59,12 +59,12 @@ std::string decode_text(const Tokenizer& tok, const std::vector<int64_t>& ids) {
   for (int64_t id : ids)
     if (id < tok.vocab_size()) known.push_back(static_cast<int32_t>(id));
   try {
-    return tok.decode(known, /*skip_special=*/true);
+    return tok.decode(known, /*skip_special=*/false);
   } catch (const InputError&) {  // an id in a gap of the vocabulary: decode the others
     std::string text;
     for (int32_t id : known) {
       try {
-        text += tok.decode({id}, true);
+        text += tok.decode({id}, false);
       } catch (const InputError&) {
       }
     }
@@ -460,7 +460,10 @@ void Engine::complete(Sequence& s, FinishReason reason) {
   c.sample_index = s.sample;
   c.token_ids.assign(s.tokens.begin() + s.prompt_len(), s.tokens.end());
   c.logprobs = s.logprobs;
-  if (tokenizer_) c.text = decode_text(*tokenizer_, c.token_ids);
+  if (tokenizer_) {  // the EOS that ended it is not part of the text
+    const size_t n = c.token_ids.size() - (reason == FinishReason::kEos ? 1 : 0);
+    c.text = decode_text(*tokenizer_, std::vector<int64_t>(c.token_ids.begin(), c.token_ids.begin() + n));
+  }
   c.finish_reason = reason;
   c.weight_version = version_;
   c.prompt_tokens = s.prompt_len();

@@ -22,6 +22,11 @@
 // recomputed (prompt + tokens so far fed again, its own pages; its next tokens are drawn with the
 // same keys, so greedy and seeded results do not change).
 //
+// Ops per step: one forward per distinct chunk length (all decoding samples together: [B, 1]),
+// the head only on the rows that sample, one batched sampler call. The cache pool, the page
+// tables, slot/index tensors, the gather buffer and the input ids are allocated once and reused
+// (PagedBatch, PagePool); nothing is allocated per token outside ATen's own op outputs.
+//
 // Weights: set_weights(version, state) validates the state (InputError, nothing changed) and
 // hands it over; the swap happens at the start of the next step. Policy: RESTART — sequences
 // still unfinished at the swap are discarded (pages freed, tokens dropped) and their samples
@@ -73,7 +78,10 @@ struct Completion {
   int64_t sample_index = 0;            // 0 .. n-1
   std::vector<int64_t> token_ids;      // generated tokens (not the prompt), the stop/EOS token included
   std::vector<float> logprobs;         // one per token: log-prob under the distribution it was drawn from (sampler.h)
-  std::string text;                    // token_ids decoded (special tokens skipped) when a tokenizer is set
+  // With a tokenizer: token_ids decoded with added/special tokens kept (R1's <think> tags are
+  // often added tokens), except the EOS that ended the completion. Stop strings are matched
+  // against this text.
+  std::string text;
   FinishReason finish_reason = FinishReason::kLength;
   int64_t weight_version = 0;          // the weights that produced every token
   int64_t prompt_tokens = 0;

@@ -62,6 +62,12 @@ class CliModel : public ::testing::Test {
   static at::Tensor reference(const std::string& name) {
     return grpo::SafetensorsReader(kFixture + "/reference.safetensors").get(name).data.clone();
   }
+  // A completion's text: its tokens decoded with added tokens kept, less the EOS that ended it.
+  static std::string text_of(const grpo::Tokenizer& t, const json& completion) {
+    std::vector<int32_t> ids = completion["output_ids"].get<std::vector<int32_t>>();
+    if (completion["finish_reason"] == "eos") ids.pop_back();
+    return t.decode(ids, false);
+  }
   static std::vector<int64_t> row(const at::Tensor& t) {
     at::Tensor r = t.contiguous();
     return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
@@ -186,7 +192,19 @@ TEST_F(CliModel, InitModelThenLogprobsAndPromptGeneration) {
   std::vector<int64_t> got = j["output_ids"].get<std::vector<int64_t>>();
   EXPECT_GE(got.size(), 1u);
   grpo::Tokenizer t = grpo::Tokenizer::load(tok);
-  EXPECT_EQ(j["text"], t.decode(std::vector<int32_t>(got.begin(), got.end()), true));
+  EXPECT_EQ(j["text"], text_of(t, j));
+
+  // Text prompts from a file (chat-template's {"text"} lines too), groups, FP8 weights kept FP8.
+  std::ofstream(path("texts.jsonl")) << "{\"text\": \"Solve 2+2. <think>\"}\n{\"prompt\": \"1+1=\"}\n";
+  Result many = run("generate --model " + path("ckpt-fp8") + " --dtype fp8 --tokenizer " + tok + " --prompts " +
+                    path("texts.jsonl") + " --n 2 --max-new-tokens 4 --temperature 1 --seed 2");
+  ASSERT_EQ(many.code, 0) << many.err;
+  std::vector<json> ls = lines(many.out);
+  ASSERT_EQ(ls.size(), 4u) << many.out;
+  for (size_t i = 0; i < ls.size(); ++i) {
+    EXPECT_EQ(ls[i]["prompt_index"], i / 2);
+    EXPECT_EQ(ls[i]["text"], text_of(t, ls[i]));
+  }
 }
 
 TEST_F(CliModel, BadConfigNamesFileAndKey) {

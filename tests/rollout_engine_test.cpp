@@ -263,7 +263,7 @@ TEST(EngineStops, StopStringsAndTextWithTheTokenizer) {
   std::vector<int64_t> prompt;
   for (int32_t id : tok.encode("Solve 2+2. <think>")) prompt.push_back(id);
   std::vector<int64_t> ref = greedy_reference(*shared, prompt, 24);
-  auto text_of = [&](size_t n) { return tok.decode(std::vector<int32_t>(ref.begin(), ref.begin() + n), true); };
+  auto text_of = [&](size_t n) { return tok.decode(std::vector<int32_t>(ref.begin(), ref.begin() + n), false); };
   // A stop string: the last 2 bytes of the text after 6 tokens (found first where it first appears).
   std::string six = text_of(6);
   ASSERT_GE(six.size(), 2u) << "the reference text is too short for this test";
