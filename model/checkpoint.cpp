@@ -22,7 +22,6 @@ namespace {
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
 constexpr const char* kConfigFile = "config.json";
-constexpr const char* kScaleSuffix = "_scale_inv";
 
 // Tensors as stored plus the file each came from (for error messages).
 struct RawCheckpoint {
@@ -222,15 +221,15 @@ void save_checkpoint_raw(const std::string& dir_in, const std::map<std::string, 
   }
 }
 
-std::map<std::string, at::Tensor> load_weights(const std::string& path, at::ScalarType dtype) {
+std::map<std::string, at::Tensor> load_weights(const std::string& path, at::ScalarType dtype, bool keep_fp8) {
   if (!at::isFloatingType(dtype))
     throw std::invalid_argument(std::string("load_weights: dtype must be floating, got ") + c10::toString(dtype));
   RawCheckpoint raw = read_raw(path);
   int64_t block = -1;  // read config.json only when there is something to dequantise
   std::map<std::string, at::Tensor> out;
   for (const auto& [name, st] : raw.tensors) {
-    if (ends_with(name, kScaleSuffix)) {
-      const std::string base = name.substr(0, name.size() - std::strlen(kScaleSuffix));
+    if (ends_with(name, kFp8ScaleSuffix)) {
+      const std::string base = name.substr(0, name.size() - std::strlen(kFp8ScaleSuffix));
       auto it = raw.tensors.find(base);
       if (it != raw.tensors.end() && is_fp8(it->second.dtype)) continue;  // consumed with its weight
     }
@@ -242,7 +241,7 @@ std::map<std::string, at::Tensor> load_weights(const std::string& path, at::Scal
       out[name] = st.data.to(dtype);
       continue;
     }
-    auto scale = raw.tensors.find(name + kScaleSuffix);
+    auto scale = raw.tensors.find(name + kFp8ScaleSuffix);
     if (scale == raw.tensors.end()) {
       out[name] = fp8_decode(st.data, st.dtype).to(dtype);
       continue;
@@ -255,6 +254,13 @@ std::map<std::string, at::Tensor> load_weights(const std::string& path, at::Scal
     if (!is_floating(scale->second.dtype) || is_fp8(scale->second.dtype))
       throw InputError("checkpoint '" + raw.file_of[scale_name] + "', tensor '" + scale_name + "': dtype " +
                        dtype_name(scale->second.dtype) + " is not a float scale");
+    if (keep_fp8 && st.dtype == DType::F8_E4M3 && block == kFp8BlockSize &&
+        scale->second.data.sizes() == at::IntArrayRef({(st.data.size(0) + block - 1) / block,
+                                                       (st.data.size(1) + block - 1) / block})) {
+      out[name] = st.data;
+      out[scale_name] = scale->second.data.to(at::kFloat).contiguous();
+      continue;
+    }
     try {
       out[name] = dequantize_fp8_blocks(st.data, scale->second.data, block, st.dtype).to(dtype);
     } catch (const InputError& e) {
@@ -292,7 +298,7 @@ void save_weights(const std::string& dir, const std::map<std::string, at::Tensor
         throw InputError("saving '" + dir + "', tensor '" + name + "': " + e.what());
       }
       raw[name] = {b.q, DType::F8_E4M3};
-      raw[name + kScaleSuffix] = {b.scale, DType::F32};
+      raw[name + kFp8ScaleSuffix] = {b.scale, DType::F32};
     } else {
       const DType d = ends_with(name, "e_score_correction_bias") ? DType::F32 : plain;
       raw[name] = {t.to(storage_scalar_type(d)).contiguous(), d};

@@ -1,9 +1,9 @@
 #include "model/deepseek.h"
 
-#include <set>
 #include <sstream>
 
 #include "common/error.h"
+#include "model/fp8.h"
 #include "model/project.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
@@ -19,47 +19,62 @@ std::string shape_str(at::IntArrayRef s) {
   return o.str();
 }
 
-MlpWeights make_mlp(int64_t d, int64_t inter, const at::TensorOptions& o) {
-  return {at::zeros({inter, d}, o), at::zeros({inter, d}, o), at::zeros({d, inter}, o)};
+// A zero linear weight [out, in]: dense in the parameter dtype, or FP8 codes with unit scales.
+Linear make_linear(int64_t out, int64_t in, const at::TensorOptions& o, bool fp8) {
+  if (!fp8) return {at::zeros({out, in}, o), {}};
+  auto blocks = [](int64_t n) { return (n + kFp8BlockSize - 1) / kFp8BlockSize; };
+  return {at::zeros({out, in}, o.dtype(at::kByte)), at::ones({blocks(out), blocks(in)}, o.dtype(at::kFloat))};
 }
 
-DecoderLayer make_layer(const ModelConfig& c, int64_t index, const at::TensorOptions& o) {
+MlpWeights make_mlp(int64_t d, int64_t inter, const at::TensorOptions& o, bool fp8) {
+  return {make_linear(inter, d, o, fp8), make_linear(inter, d, o, fp8), make_linear(d, inter, o, fp8)};
+}
+
+DecoderLayer make_layer(const ModelConfig& c, int64_t index, const at::TensorOptions& o, bool fp8) {
   const int64_t d = c.hidden_size, h = c.num_attention_heads;
   DecoderLayer l;
   l.input_layernorm = at::zeros({d}, o);
   l.post_attention_layernorm = at::zeros({d}, o);
   MlaWeights& a = l.self_attn;
   if (c.q_lora_rank) {
-    a.q_a_proj = at::zeros({*c.q_lora_rank, d}, o);
+    a.q_a_proj = make_linear(*c.q_lora_rank, d, o, fp8);
     a.q_a_layernorm = at::zeros({*c.q_lora_rank}, o);
-    a.q_b_proj = at::zeros({h * c.qk_head_dim(), *c.q_lora_rank}, o);
+    a.q_b_proj = make_linear(h * c.qk_head_dim(), *c.q_lora_rank, o, fp8);
   } else {
-    a.q_proj = at::zeros({h * c.qk_head_dim(), d}, o);
+    a.q_proj = make_linear(h * c.qk_head_dim(), d, o, fp8);
   }
-  a.kv_a_proj_with_mqa = at::zeros({c.kv_lora_rank + c.qk_rope_head_dim, d}, o);
+  a.kv_a_proj_with_mqa = make_linear(c.kv_lora_rank + c.qk_rope_head_dim, d, o, fp8);
   a.kv_a_layernorm = at::zeros({c.kv_lora_rank}, o);
-  a.kv_b_proj = at::zeros({h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank}, o);
-  a.o_proj = at::zeros({d, h * c.v_head_dim}, o);
+  a.kv_b_proj = make_linear(h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank, o, fp8);
+  a.o_proj = make_linear(d, h * c.v_head_dim, o, fp8);
   l.is_moe = c.is_moe_layer(index);
   if (!l.is_moe) {
-    l.mlp = make_mlp(d, c.intermediate_size, o);
+    l.mlp = make_mlp(d, c.intermediate_size, o, fp8);
     return l;
   }
   // The router and its bias stay fp32 (or fp64): the gate runs in at least fp32.
   auto ro = o.dtype(o.dtype() == at::kDouble ? at::kDouble : at::kFloat);
   l.moe.gate = at::zeros({c.n_routed_experts, d}, ro);
   if (c.topk_method == TopkMethod::kNoauxTc) l.moe.e_score_correction_bias = at::zeros({c.n_routed_experts}, ro);
-  for (int64_t e = 0; e < c.n_routed_experts; ++e) l.moe.experts.push_back(make_mlp(d, c.moe_intermediate_size, o));
-  if (c.n_shared_experts > 0) l.moe.shared_experts = make_mlp(d, c.moe_intermediate_size * c.n_shared_experts, o);
+  for (int64_t e = 0; e < c.n_routed_experts; ++e)
+    l.moe.experts.push_back(make_mlp(d, c.moe_intermediate_size, o, fp8));
+  if (c.n_shared_experts > 0)
+    l.moe.shared_experts = make_mlp(d, c.moe_intermediate_size * c.n_shared_experts, o, fp8);
   return l;
 }
 
 using Visitor = std::function<void(const std::string&, at::Tensor&)>;
 
+// A linear weight is `name` (weights or FP8 codes) and, for FP8, `name_scale_inv` (block scales).
+void visit_linear(Linear& w, const std::string& name, const Visitor& f) {
+  f(name, w.weight);
+  if (w.is_fp8()) f(name + kFp8ScaleSuffix, w.scale_inv);
+}
+
 void visit_mlp(MlpWeights& m, const std::string& p, const Visitor& f) {
-  f(p + "gate_proj.weight", m.gate_proj);
-  f(p + "up_proj.weight", m.up_proj);
-  f(p + "down_proj.weight", m.down_proj);
+  visit_linear(m.gate_proj, p + "gate_proj.weight", f);
+  visit_linear(m.up_proj, p + "up_proj.weight", f);
+  visit_linear(m.down_proj, p + "down_proj.weight", f);
 }
 
 void visit_layer(DecoderLayer& l, const std::string& p, const Visitor& f) {
@@ -67,17 +82,17 @@ void visit_layer(DecoderLayer& l, const std::string& p, const Visitor& f) {
   f(p + "post_attention_layernorm.weight", l.post_attention_layernorm);
   MlaWeights& a = l.self_attn;
   const std::string s = p + "self_attn.";
-  if (a.q_proj.defined()) {
-    f(s + "q_proj.weight", a.q_proj);
+  if (a.q_proj.weight.defined()) {
+    visit_linear(a.q_proj, s + "q_proj.weight", f);
   } else {
-    f(s + "q_a_proj.weight", a.q_a_proj);
+    visit_linear(a.q_a_proj, s + "q_a_proj.weight", f);
     f(s + "q_a_layernorm.weight", a.q_a_layernorm);
-    f(s + "q_b_proj.weight", a.q_b_proj);
+    visit_linear(a.q_b_proj, s + "q_b_proj.weight", f);
   }
-  f(s + "kv_a_proj_with_mqa.weight", a.kv_a_proj_with_mqa);
+  visit_linear(a.kv_a_proj_with_mqa, s + "kv_a_proj_with_mqa.weight", f);
   f(s + "kv_a_layernorm.weight", a.kv_a_layernorm);
-  f(s + "kv_b_proj.weight", a.kv_b_proj);
-  f(s + "o_proj.weight", a.o_proj);
+  visit_linear(a.kv_b_proj, s + "kv_b_proj.weight", f);
+  visit_linear(a.o_proj, s + "o_proj.weight", f);
   const std::string m = p + "mlp.";
   if (!l.is_moe) {
     visit_mlp(l.mlp, m, f);
@@ -87,13 +102,14 @@ void visit_layer(DecoderLayer& l, const std::string& p, const Visitor& f) {
   if (l.moe.e_score_correction_bias.defined()) f(m + "gate.e_score_correction_bias", l.moe.e_score_correction_bias);
   for (size_t e = 0; e < l.moe.experts.size(); ++e)
     visit_mlp(l.moe.experts[e], m + "experts." + std::to_string(e) + ".", f);
-  if (l.moe.shared_experts.gate_proj.defined()) visit_mlp(l.moe.shared_experts, m + "shared_experts.", f);
+  if (l.moe.shared_experts.gate_proj.weight.defined()) visit_mlp(l.moe.shared_experts, m + "shared_experts.", f);
 }
 
-bool is_buffer(const std::string& name) {
-  static const std::string suffix = "e_score_correction_bias";
-  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+
+bool is_buffer(const std::string& name) { return ends_with(name, "e_score_correction_bias"); }
 
 }  // namespace
 
@@ -103,8 +119,11 @@ ModelOptions ModelOptions::for_dtype(const std::string& name) {
     o.compute_dtype = o.param_dtype = at::kFloat;
   } else if (name == "bf16" || name == "bfloat16") {
     o.compute_dtype = o.param_dtype = at::kBFloat16;
+  } else if (name == "fp8") {
+    o.compute_dtype = o.param_dtype = at::kBFloat16;
+    o.fp8 = true;
   } else {
-    throw InputError("--dtype: expected fp32 or bf16, got \"" + name + "\"");
+    throw InputError("--dtype: expected fp32, bf16 or fp8, got \"" + name + "\"");
   }
   return o;
 }
@@ -119,17 +138,17 @@ DeepseekModel::DeepseekModel(ModelConfig config, ModelOptions options)
   embed_tokens_ = at::zeros({v, d}, o);
   norm_ = at::zeros({d}, o);
   if (!config_.tie_word_embeddings) lm_head_ = at::zeros({v, d}, o);
-  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.push_back(make_layer(config_, i, o));
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.push_back(make_layer(config_, i, o, options_.fp8));
   if (options_.mtp) {
     for (int64_t k = 0; k < config_.num_nextn_predict_layers; ++k) {
       MtpModule m;
       m.enorm = at::zeros({d}, o);
       m.hnorm = at::zeros({d}, o);
-      m.eh_proj = at::zeros({d, 2 * d}, o);
+      m.eh_proj = make_linear(d, 2 * d, o, options_.fp8);
       m.embed_tokens = at::zeros({v, d}, o);
       m.shared_head_norm = at::zeros({d}, o);
       m.shared_head_head = at::zeros({v, d}, o);
-      m.block = make_layer(config_, config_.num_hidden_layers + k, o);
+      m.block = make_layer(config_, config_.num_hidden_layers + k, o, options_.fp8);
       mtp_.push_back(std::move(m));
     }
   }
@@ -147,7 +166,7 @@ std::vector<std::pair<std::string, at::Tensor*>> DeepseekModel::named_parameters
     const std::string p = "model.layers." + std::to_string(config_.num_hidden_layers + k) + ".";
     f(p + "enorm.weight", m.enorm);
     f(p + "hnorm.weight", m.hnorm);
-    f(p + "eh_proj.weight", m.eh_proj);
+    visit_linear(m.eh_proj, p + "eh_proj.weight", f);
     f(p + "embed_tokens.weight", m.embed_tokens);
     f(p + "shared_head.norm.weight", m.shared_head_norm);
     f(p + "shared_head.head.weight", m.shared_head_head);
@@ -176,18 +195,41 @@ void DeepseekModel::set_requires_grad(bool on) {
 
 void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source) {
   auto params = named_parameters();
-  std::set<std::string> expected;
+  const std::map<std::string, at::Tensor*> expected(params.begin(), params.end());
+  auto check_shape = [&](const std::string& name, const at::Tensor& got, at::IntArrayRef want) {
+    if (got.sizes() != want)
+      throw InputError(source + ": " + name + ": expected shape " + shape_str(want) + ", got " + shape_str(got.sizes()));
+  };
+  auto check_float = [&](const std::string& name, const at::Tensor& got) {
+    if (!at::isFloatingType(got.scalar_type()))
+      throw InputError(source + ": " + name + ": expected a floating-point tensor, got " +
+                       c10::toString(got.scalar_type()));
+  };
+  auto is_scale = [](const std::string& name) { return ends_with(name, kFp8ScaleSuffix); };
+  auto scale_of = [](const std::string& name) { return name + kFp8ScaleSuffix; };
+
+  // 1. Names, shapes and dtypes, before anything is converted.
   std::vector<std::string> missing;
   for (auto& [name, t] : params) {
-    expected.insert(name);
+    if (is_scale(name)) continue;  // checked with its codes
     auto it = weights.find(name);
     if (it == weights.end()) {
       missing.push_back(name);
       continue;
     }
-    if (it->second.sizes() != t->sizes())
-      throw InputError(source + ": " + name + ": expected shape " + shape_str(t->sizes()) + ", got " +
-                       shape_str(it->second.sizes()));
+    check_shape(name, it->second, t->sizes());
+    const bool fp8_codes = t->scalar_type() == at::kByte;
+    auto scale = weights.find(scale_of(name));
+    if (fp8_codes && scale != weights.end()) {  // FP8 as stored: codes + block scales
+      if (it->second.scalar_type() != at::kByte)
+        throw InputError(source + ": " + name + ": has " + scale->first + " beside it, so expected FP8 e4m3 codes (uint8), got " +
+                         c10::toString(it->second.scalar_type()));
+      const std::string scale_name = scale_of(name);
+      check_shape(scale_name, scale->second, expected.at(scale_name)->sizes());
+      check_float(scale_name, scale->second);
+    } else {
+      check_float(name, it->second);
+    }
   }
   const std::string mtp_prefix = "model.layers.";
   std::vector<std::string> unexpected;
@@ -209,11 +251,35 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
   };
   if (!missing.empty()) throw InputError(source + ": missing tensors: " + listing(missing));
   if (!unexpected.empty()) throw InputError(source + ": unexpected tensors: " + listing(unexpected));
+
+  // 2. Convert everything (FP8 quantisation can still fail on inf/NaN), then 3. assign.
   at::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> staged;
   for (auto& [name, t] : params) {
+    if (is_scale(name)) continue;
     const at::Tensor& w = weights.at(name);
+    if (t->scalar_type() != at::kByte) {
+      staged[name] = w.to(t->scalar_type()).contiguous();  // shares storage with `weights` when nothing changes
+      continue;
+    }
+    auto scale = weights.find(scale_of(name));
+    if (scale != weights.end()) {
+      staged[name] = w.contiguous();
+      staged[scale_of(name)] = scale->second.to(at::kFloat).contiguous();
+      continue;
+    }
+    Linear q;
+    try {
+      q = quantize_linear(w);
+    } catch (const InputError& e) {
+      throw InputError(source + ": " + name + ": " + e.what());
+    }
+    staged[name] = q.weight;
+    staged[scale_of(name)] = q.scale_inv;
+  }
+  for (auto& [name, t] : params) {
     bool grad = t->requires_grad();
-    *t = w.to(t->scalar_type()).contiguous();  // shares storage with `weights` when nothing changes
+    *t = staged.at(name);
     if (grad) t->requires_grad_(true);
   }
 }
@@ -227,18 +293,18 @@ at::Tensor DeepseekModel::head(const at::Tensor& weight, const at::Tensor& h) co
 }
 
 at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos,
-                                        const at::Tensor& sin, LatentCache* cache, int64_t index,
-                                        AttentionForm form, at::Tensor* load) const {
+                                        const at::Tensor& sin, const LatentChunk& chunk, LatentContext* context,
+                                        int64_t index, AttentionForm form, at::Tensor* load) const {
   const double eps = config_.rms_norm_eps;
   at::Tensor attn_in = rms_norm(x, like(l.input_layernorm, x), eps);
-  at::Tensor h = x + mla_forward(l.self_attn, config_, attn_in, cos, sin, cache, index, form);  // [B, T, D]
+  at::Tensor h = x + mla_forward(l.self_attn, config_, attn_in, cos, sin, chunk, context, index, form);  // [B, T, D]
   at::Tensor y = rms_norm(h, like(l.post_attention_layernorm, h), eps);
   at::Tensor ffn = l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load).view_as(y)
                             : mlp_forward(l.mlp, y);
   return h + ffn;
 }
 
-at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor& positions, LatentCache* cache,
+at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor& positions, LatentContext* context,
                                         AttentionForm form, std::vector<at::Tensor>* expert_load) const {
   if (ids.dim() != 2 || ids.scalar_type() != at::kLong)
     throw InputError("model input: expected int64 ids of shape [B, T], got " + shape_str(ids.sizes()) + " " +
@@ -249,11 +315,12 @@ at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor&
   if (lo < 0 || hi >= config_.vocab_size)
     throw InputError("model input: token id " + std::to_string(lo < 0 ? lo : hi) + " outside [0, " +
                      std::to_string(config_.vocab_size) + ")");
-  if (cache && cache->num_layers() != config_.num_hidden_layers)
-    throw InputError("latent cache has " + std::to_string(cache->num_layers()) + " layers, the model " +
+  if (context && context->num_layers() != config_.num_hidden_layers)
+    throw InputError("latent cache has " + std::to_string(context->num_layers()) + " layers, the model " +
                      std::to_string(config_.num_hidden_layers));
-  const int64_t offset = cache ? cache->length() : 0;
-  at::Tensor pos = positions.defined() ? positions : at::arange(offset, offset + t, at::kLong);
+  LatentChunk chunk = context ? context->begin(b, t)
+                              : LatentChunk{at::arange(t, at::kLong).unsqueeze(0).expand({b, t}), false};
+  at::Tensor pos = positions.defined() ? positions : chunk.slots;
   if (pos.dim() == 1) pos = pos.unsqueeze(0);
   pos = pos.expand({b, t});
   auto [cos, sin] = rope_cos_sin(config_, pos, options_.compute_dtype);  // [B, T, rope/2]
@@ -261,15 +328,19 @@ at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor&
   at::Tensor x = embed(embed_tokens_, ids);  // [B, T, D]
   if (expert_load) expert_load->assign(layers_.size(), at::Tensor());
   for (size_t i = 0; i < layers_.size(); ++i)
-    x = decoder_layer(layers_[i], x, cos, sin, cache, static_cast<int64_t>(i), form,
+    x = decoder_layer(layers_[i], x, cos, sin, chunk, context, static_cast<int64_t>(i), form,
                       expert_load ? &(*expert_load)[i] : nullptr);
-  if (cache) cache->advance(t);
+  if (context) context->commit();
   return rms_norm(x, like(norm_, x), config_.rms_norm_eps);
 }
 
-at::Tensor DeepseekModel::forward(const at::Tensor& ids, const at::Tensor& positions, LatentCache* cache,
+at::Tensor DeepseekModel::forward(const at::Tensor& ids, const at::Tensor& positions, LatentContext* context,
                                   AttentionForm form, std::vector<at::Tensor>* expert_load) const {
-  return head(lm_head(), hidden_states(ids, positions, cache, form, expert_load));
+  return head(lm_head(), hidden_states(ids, positions, context, form, expert_load));
+}
+
+at::Tensor DeepseekModel::logits_at(const at::Tensor& h, const at::Tensor& rows) const {
+  return head(lm_head(), h.reshape({-1, h.size(-1)}).index_select(0, rows));
 }
 
 at::Tensor DeepseekModel::logprobs(const at::Tensor& ids) const {
@@ -291,9 +362,10 @@ std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {
     at::Tensor e = rms_norm(embed(m.embed_tokens, ids.narrow(1, k, n)), like(m.enorm, prev), eps);  // t_{i+k}
     at::Tensor hp = rms_norm(prev.narrow(1, 0, n), like(m.hnorm, prev), eps);                     // h_i
     at::Tensor z = project(at::cat({e, hp}, -1), m.eh_proj);                                        // [B, n, D]
-    auto [cos, sin] = rope_cos_sin(config_, at::arange(n, at::kLong).unsqueeze(0).expand({ids.size(0), n}),
-                                   options_.compute_dtype);
-    z = decoder_layer(m.block, z, cos, sin, nullptr, first_mtp_layer + static_cast<int64_t>(k) - 1, AttentionForm::kNaive);
+    LatentChunk chunk{at::arange(n, at::kLong).unsqueeze(0).expand({ids.size(0), n}), false};
+    auto [cos, sin] = rope_cos_sin(config_, chunk.slots, options_.compute_dtype);
+    z = decoder_layer(m.block, z, cos, sin, chunk, nullptr, first_mtp_layer + static_cast<int64_t>(k) - 1,
+                      AttentionForm::kNaive);
     out.push_back(head(m.shared_head_head, rms_norm(z, like(m.shared_head_norm, z), eps)));
     prev = z;
   }

@@ -5,6 +5,13 @@
 // loading and saving are map look-ups. Parameters are stored in ModelOptions::param_dtype and
 // cast to ModelOptions::compute_dtype where they are used: param fp32 + compute bf16 is "bf16
 // training with fp32 master weights" (autograd flows back to the fp32 tensors).
+//
+// With ModelOptions::fp8 every linear projection (the tensors is_fp8_quantizable names: attention,
+// MLP and expert matrices; not embeddings, lm_head, norms or the router) is held as e4m3 codes
+// plus 128×128 block scales, named like an FP8 checkpoint (`X.weight` codes, `X.weight_scale_inv`),
+// and multiplied through the weight-only CPU reference path of model/linear.h. Such a model is for
+// inference: load it (load_state quantises float weights, or takes codes + scales as they are);
+// it cannot be trained or randomly initialised.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -24,9 +31,11 @@ struct ModelOptions {
   at::ScalarType compute_dtype = at::kFloat;  // kFloat, kBFloat16 or kDouble
   at::ScalarType param_dtype = at::kFloat;    // storage of the parameters
   bool mtp = false;                           // build the num_nextn_predict_layers MTP modules
+  bool fp8 = false;                           // linear weights as FP8 blocks (inference only)
 
   // Compute and parameters in one dtype named as the CLI spells it: "fp32" (or "float32"),
-  // "bf16" (or "bfloat16"). Throws InputError for anything else.
+  // "bf16" (or "bfloat16"), or "fp8" (FP8 linear weights, everything else and the compute
+  // bf16). Throws InputError for anything else.
   static ModelOptions for_dtype(const std::string& name);
 };
 
@@ -42,7 +51,7 @@ struct DecoderLayer {
 // h' = block(eh_proj([enorm(embed(t_{i+k})) ; hnorm(h_i)])), logits = head(shared_head.norm(h')).
 struct MtpModule {
   at::Tensor enorm, hnorm;  // [D]
-  at::Tensor eh_proj;       // [D, 2D]
+  Linear eh_proj;           // [D, 2D]
   at::Tensor embed_tokens;  // [V, D]
   at::Tensor shared_head_norm, shared_head_head;  // [D], [V, D]
   DecoderLayer block;
@@ -64,21 +73,28 @@ class DeepseekModel {
   std::vector<at::Tensor> trainable_parameters() const;
   void set_requires_grad(bool on);
 
-  // Copies `weights` in (cast to param_dtype). Throws InputError naming `source` and the tensor
-  // for a shape mismatch, and listing missing and unexpected names. Ignored: lm_head.weight when
+  // Copies `weights` in (cast to param_dtype) — all or nothing: on any error the model is
+  // unchanged. Throws InputError naming `source` and the tensor for a shape mismatch or a
+  // non-floating tensor, and listing missing and unexpected names. Ignored: lm_head.weight when
   // embeddings are tied, rotary inv_freq buffers, and MTP layers when the model has none.
+  // An FP8 model takes each linear weight either as float (quantised here) or as e4m3 codes
+  // (kByte) with its `X.weight_scale_inv` beside it (kept as they are).
   void load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source);
 
   // Final hidden states (after model.norm) [B, T, D] in compute dtype. ids: [B, T] int64;
-  // positions: [B, T] or [T] int64, default cache length + 0..T-1. See mla_forward for `cache`.
+  // positions (rope): [B, T] or [T] int64, default the chunk's slots in `context` (0..T-1 without
+  // one). With a context the chunk continues its rows' keys and is committed to it.
   // With `expert_load`: one entry per decoder layer, the [E] token counts of its routed experts
   // (undefined for dense layers), for update_correction_biases.
-  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, LatentCache* cache = nullptr,
+  at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
                            AttentionForm form = AttentionForm::kAuto,
                            std::vector<at::Tensor>* expert_load = nullptr) const;
   // Logits [B, T, V], fp32 (fp64 in fp64 compute).
-  at::Tensor forward(const at::Tensor& ids, const at::Tensor& positions = {}, LatentCache* cache = nullptr,
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
                      AttentionForm form = AttentionForm::kAuto, std::vector<at::Tensor>* expert_load = nullptr) const;
+  // Logits [N, V] of the given rows of the final hidden states only (h: [B, T, D], rows: [N]
+  // indices into the flattened B*T tokens): the head is applied where logits are needed.
+  at::Tensor logits_at(const at::Tensor& h, const at::Tensor& rows) const;
   // log p(ids[:, t+1] | ids[:, :t+1]) for t < T-1: [B, T-1], fp32 (fp64 in fp64 compute).
   at::Tensor logprobs(const at::Tensor& ids) const;
   // MTP depth k (1-based) logits [B, T-k, V]: entry i predicts ids[:, i + k + 1]. Needs options.mtp.
@@ -93,7 +109,8 @@ class DeepseekModel {
 
  private:
   at::Tensor decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                           LatentCache* cache, int64_t index, AttentionForm form, at::Tensor* load = nullptr) const;
+                           const LatentChunk& chunk, LatentContext* context, int64_t index, AttentionForm form,
+                           at::Tensor* load = nullptr) const;
   at::Tensor embed(const at::Tensor& table, const at::Tensor& ids) const;
   at::Tensor head(const at::Tensor& weight, const at::Tensor& h) const;
 

@@ -210,6 +210,55 @@ at::Tensor dequantize_fp8_blocks(const at::Tensor& q, const at::Tensor& scale_in
   return dequantize_blocks(q, scale_inv, block, block, fmt, "dequantize_fp8_blocks");
 }
 
+namespace {
+
+template <typename T>
+void dequantize_into(const uint8_t* qp, const float* sp, T* op, int64_t R, int64_t C, int64_t block) {
+  const int64_t nr = ceil_div(R, block), nc = ceil_div(C, block);
+  at::parallel_for(0, nr * nc, 1, [&](int64_t b0, int64_t b1) {
+    std::array<T, 256> table;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t rb = b / nc, cb = b % nc;
+      const float s = sp[rb * nc + cb];
+      for (uint32_t c = 0; c < 256; ++c) table[c] = static_cast<T>(decode_e4m3(c) * s);
+      const int64_t r1 = std::min(R, (rb + 1) * block), c0 = cb * block, c1 = std::min(C, c0 + block);
+      for (int64_t r = rb * block; r < r1; ++r) {
+        const uint8_t* qrow = qp + r * C;
+        T* orow = op + r * C;
+        for (int64_t c = c0; c < c1; ++c) orow[c] = table[qrow[c]];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void dequantize_fp8_blocks_into(const at::Tensor& q, const at::Tensor& scale_inv, at::Tensor& out, int64_t block) {
+  if (block <= 0) throw std::invalid_argument("dequantize_fp8_blocks_into: block size must be positive");
+  if (q.dim() != 2 || q.scalar_type() != at::kByte || !q.is_contiguous())
+    throw std::invalid_argument("dequantize_fp8_blocks_into: codes must be a contiguous 2-D kByte tensor, got " +
+                                std::string(c10::toString(q.scalar_type())) + " " + shape_str(q.sizes()));
+  const int64_t R = q.size(0), C = q.size(1);
+  if (scale_inv.dim() != 2 || scale_inv.size(0) != ceil_div(R, block) || scale_inv.size(1) != ceil_div(C, block) ||
+      scale_inv.scalar_type() != at::kFloat || !scale_inv.is_contiguous())
+    throw InputError("dequantize_fp8_blocks_into: scale has shape " + shape_str(scale_inv.sizes()) + " but codes " +
+                     shape_str(q.sizes()) + " need a contiguous float32 [" + std::to_string(ceil_div(R, block)) +
+                     ", " + std::to_string(ceil_div(C, block)) + "]");
+  if (out.sizes() != q.sizes() || !out.is_contiguous())
+    throw std::invalid_argument("dequantize_fp8_blocks_into: out must be contiguous " + shape_str(q.sizes()) +
+                                ", got " + shape_str(out.sizes()));
+  const uint8_t* qp = q.data_ptr<uint8_t>();
+  const float* sp = scale_inv.data_ptr<float>();
+  switch (out.scalar_type()) {
+    case at::kFloat: return dequantize_into(qp, sp, out.data_ptr<float>(), R, C, block);
+    case at::kBFloat16: return dequantize_into(qp, sp, out.data_ptr<at::BFloat16>(), R, C, block);
+    case at::kDouble: return dequantize_into(qp, sp, out.data_ptr<double>(), R, C, block);
+    default:
+      throw std::invalid_argument(std::string("dequantize_fp8_blocks_into: out dtype ") +
+                                  c10::toString(out.scalar_type()) + " is not float32, bfloat16 or float64");
+  }
+}
+
 Fp8Blocks quantize_fp8_act_tiles(const at::Tensor& x, int64_t tile) {
   return quantize_blocks(x, 1, tile, "quantize_fp8_act_tiles");
 }

@@ -19,6 +19,8 @@ namespace grpo {
 
 inline constexpr float kFp8E4M3Max = 448.0f;
 inline constexpr int64_t kFp8BlockSize = 128;
+// A block-quantised `X` is stored with its scales as `X` + this suffix (X.weight_scale_inv).
+inline constexpr const char* kFp8ScaleSuffix = "_scale_inv";
 
 // Round-to-nearest-even onto e4m3fn; saturates to +-448 (inf included); NaN -> 0x7F.
 uint8_t fp8_e4m3_encode(float x);
@@ -42,6 +44,11 @@ Fp8Blocks quantize_fp8_blocks(const at::Tensor& w, int64_t block = kFp8BlockSize
 // Throws grpo::InputError if scale_inv's shape does not match.
 at::Tensor dequantize_fp8_blocks(const at::Tensor& q, const at::Tensor& scale_inv, int64_t block = kFp8BlockSize,
                                  DType fmt = DType::F8_E4M3);
+// The same values written into `out` (contiguous [out, in], float32, bfloat16 or float64; each
+// value is the float32 product decode(q) · scale_inv rounded to out's dtype), without allocating:
+// one 256-entry table per block, so the inner loop is a table look-up. e4m3 codes.
+void dequantize_fp8_blocks_into(const at::Tensor& q, const at::Tensor& scale_inv, at::Tensor& out,
+                                int64_t block = kFp8BlockSize);
 
 // Activations [M, K] -> codes [M, K], scale [M, ceil(K/tile)] (one per 1 x tile slice of a row).
 Fp8Blocks quantize_fp8_act_tiles(const at::Tensor& x, int64_t tile = kFp8BlockSize);

@@ -2,6 +2,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "common/error.h"
+
 namespace grpo {
 namespace {
 
@@ -12,6 +14,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 void init_weights(DeepseekModel& model, uint64_t seed) {
+  if (model.options().fp8)
+    throw InputError("init_weights: an FP8 model is for inference; initialise a float model and load_state() it");
   at::NoGradGuard no_grad;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const double std = model.config().initializer_range;

@@ -13,10 +13,7 @@ LatentCache::LatentCache(int64_t num_layers, int64_t batch, int64_t capacity, in
     throw InputError("latent cache: batch and capacity must be > 0 (got " + std::to_string(batch) + ", " +
                      std::to_string(capacity) + ")");
   auto opts = at::TensorOptions().dtype(dtype);
-  for (int64_t l = 0; l < num_layers; ++l) {
-    c_kv_.push_back(at::zeros({batch, capacity, kv_lora_rank}, opts));
-    k_rope_.push_back(at::zeros({batch, capacity, rope_dim}, opts));
-  }
+  for (int64_t l = 0; l < num_layers; ++l) kv_.push_back(at::zeros({batch, capacity, kv_lora_rank + rope_dim}, opts));
 }
 
 LatentCache LatentCache::for_model(const ModelConfig& config, int64_t batch, int64_t capacity,
@@ -25,25 +22,27 @@ LatentCache LatentCache::for_model(const ModelConfig& config, int64_t batch, int
                      dtype);
 }
 
-std::pair<at::Tensor, at::Tensor> LatentCache::append(int64_t layer, const at::Tensor& c_kv,
-                                                      const at::Tensor& k_rope) {
-  int64_t t = c_kv.size(1);
-  if (c_kv.size(0) != batch_ || k_rope.size(0) != batch_)
-    throw InputError("latent cache: batch " + std::to_string(c_kv.size(0)) + " does not match the cache's " +
+LatentChunk LatentCache::begin(int64_t batch, int64_t tokens) {
+  if (batch != batch_)
+    throw InputError("latent cache: batch " + std::to_string(batch) + " does not match the cache's " +
                      std::to_string(batch_));
-  if (length_ + t > capacity_)
-    throw InputError("latent cache full: " + std::to_string(length_) + " cached + " + std::to_string(t) +
+  if (length_ + tokens > capacity_)
+    throw InputError("latent cache full: " + std::to_string(length_) + " cached + " + std::to_string(tokens) +
                      " new tokens exceed the capacity of " + std::to_string(capacity_));
-  at::Tensor& c = c_kv_.at(layer);
-  at::Tensor& k = k_rope_.at(layer);
-  c.narrow(1, length_, t).copy_(c_kv.detach());
-  k.narrow(1, length_, t).copy_(k_rope.detach());
-  return {c.narrow(1, 0, length_ + t), k.narrow(1, 0, length_ + t)};
+  chunk_ = tokens;
+  at::Tensor slots = at::arange(length_, length_ + tokens, at::kLong).unsqueeze(0).expand({batch, tokens});
+  return {slots, length_ > 0};
 }
 
-void LatentCache::advance(int64_t tokens) {
-  if (length_ + tokens > capacity_) throw InputError("latent cache: advance past capacity");
-  length_ += tokens;
+at::Tensor LatentCache::store(int64_t layer, const at::Tensor& kv) {
+  at::Tensor& dst = kv_.at(layer);
+  dst.narrow(1, length_, chunk_).copy_(kv.detach());
+  return dst.narrow(1, 0, length_ + chunk_);
+}
+
+void LatentCache::commit() {
+  length_ += chunk_;
+  chunk_ = 0;
 }
 
 }  // namespace grpo

@@ -1,48 +1,48 @@
-// MLA's decode cache (DESIGN §3): per layer only the compressed latent c_kv (already
+// MLA's contiguous decode cache (DESIGN §3): per layer only the compressed latent c_kv (already
 // kv_a_layernorm-ed, kv_lora_rank values) and the shared, already-rotated rope key
-// (qk_rope_head_dim values) of every cached token — never per-head K or V.
+// (qk_rope_head_dim values) of every cached token — never per-head K or V — in one tensor
+// [B, capacity, R + dr] per layer.
 //
-// Every row of the batch holds the same number of tokens (`length()`). A forward step appends
-// its chunk to each layer (`append`) and commits with `advance` once all layers are done, so a
-// step that throws half-way leaves the committed length unchanged. Values are stored detached:
-// the cache is for inference.
+// Every row of the batch holds the same number of tokens (`length()`): the simple LatentContext
+// for one-off generation and tests. The rollout engine's paged cache is the other one. Values are
+// stored detached: the cache is for inference.
 #pragma once
 #include <ATen/ATen.h>
 
-#include <utility>
 #include <vector>
 
+#include "model/latent_context.h"
 #include "model/model_config.h"
 
 namespace grpo {
 
-class LatentCache {
+class LatentCache : public LatentContext {
  public:
   LatentCache(int64_t num_layers, int64_t batch, int64_t capacity, int64_t kv_lora_rank, int64_t rope_dim,
               at::ScalarType dtype);
   // A cache for every decoder layer of `config`.
   static LatentCache for_model(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype);
 
-  int64_t num_layers() const { return static_cast<int64_t>(c_kv_.size()); }
+  int64_t num_layers() const override { return static_cast<int64_t>(kv_.size()); }
   int64_t batch() const { return batch_; }
   int64_t capacity() const { return capacity_; }
   int64_t length() const { return length_; }
   // Values stored per token per layer: kv_lora_rank + qk_rope_head_dim.
   int64_t values_per_token() const { return kv_lora_rank_ + rope_dim_; }
-
-  // Writes c_kv [B, T, kv_lora_rank] and k_rope [B, T, rope_dim] at positions
-  // [length, length + T) of `layer`; returns views of positions [0, length + T).
-  // Throws InputError when the chunk does not fit.
-  std::pair<at::Tensor, at::Tensor> append(int64_t layer, const at::Tensor& c_kv, const at::Tensor& k_rope);
-  void advance(int64_t tokens);  // commits a chunk appended to every layer
   void reset() { length_ = 0; }
 
-  const at::Tensor& c_kv(int64_t layer) const { return c_kv_.at(layer); }      // [B, capacity, R]
-  const at::Tensor& k_rope(int64_t layer) const { return k_rope_.at(layer); }  // [B, capacity, dr]
+  // Slots length .. length + T - 1 in every row. Throws InputError when the chunk does not fit.
+  LatentChunk begin(int64_t batch, int64_t tokens) override;
+  // Writes the chunk at [length, length + T) and returns positions [0, length + T).
+  at::Tensor store(int64_t layer, const at::Tensor& kv) override;
+  void commit() override;
+
+  at::Tensor c_kv(int64_t layer) const { return kv_.at(layer).narrow(-1, 0, kv_lora_rank_); }         // [B, cap, R]
+  at::Tensor k_rope(int64_t layer) const { return kv_.at(layer).narrow(-1, kv_lora_rank_, rope_dim_); }  // [B, cap, dr]
 
  private:
-  std::vector<at::Tensor> c_kv_, k_rope_;
-  int64_t batch_, capacity_, kv_lora_rank_, rope_dim_, length_ = 0;
+  std::vector<at::Tensor> kv_;  // per layer [B, capacity, R + dr]
+  int64_t batch_, capacity_, kv_lora_rank_, rope_dim_, length_ = 0, chunk_ = 0;
 };
 
 }  // namespace grpo

@@ -9,62 +9,69 @@
 namespace grpo {
 namespace {
 
-// Softmax over keys of masked, scaled scores [B, H, T, S] in at least fp32, back in the
-// activations' dtype. Query t (cache slot offset + t) sees keys s <= offset + t.
-at::Tensor causal_softmax(const at::Tensor& scores, int64_t offset, double scale) {
-  int64_t t = scores.size(2), s = scores.size(3);
-  auto iopts = at::TensorOptions().dtype(at::kLong);
-  at::Tensor future = at::arange(s, iopts).unsqueeze(0) > (at::arange(t, iopts) + offset).unsqueeze(1);  // [T, S]
+// Softmax over the keys of scaled scores [B, T, H, S] in at least fp32, back in the activations'
+// dtype; key s of row b is hidden from query (b, t) when s > slots[b, t].
+at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& slots, double scale) {
+  const int64_t s = scores.size(-1);
+  at::Tensor future = at::arange(s, slots.options()).view({1, 1, s}) > slots.unsqueeze(-1);  // [B, T, S]
   at::ScalarType acc = scores.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor z = (scores * scale).masked_fill(future, -std::numeric_limits<double>::infinity());
+  at::Tensor z = (scores * scale).masked_fill(future.unsqueeze(2), -std::numeric_limits<double>::infinity());
   return z.softmax(-1, acc).to(scores.scalar_type());
+}
+
+// [B, T, H, X] -> [H, B*T, X] and back: heads become the batch of a bmm against per-head weights.
+at::Tensor heads_first(const at::Tensor& x) { return x.permute({2, 0, 1, 3}).reshape({x.size(2), -1, x.size(3)}); }
+at::Tensor heads_back(const at::Tensor& x, int64_t b, int64_t t) {
+  return x.view({x.size(0), b, t, x.size(2)}).permute({1, 2, 0, 3});
 }
 
 }  // namespace
 
 at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tensor& x, const at::Tensor& cos,
-                       const at::Tensor& sin, LatentCache* cache, int64_t layer, AttentionForm form) {
+                       const at::Tensor& sin, const LatentChunk& chunk, LatentContext* ctx, int64_t layer,
+                       AttentionForm form) {
   const int64_t b = x.size(0), t = x.size(1), h = c.num_attention_heads;
   const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vd = c.v_head_dim, r = c.kv_lora_rank;
 
   at::Tensor q = c.q_lora_rank ? project(rms_norm(project(x, w.q_a_proj), like(w.q_a_layernorm, x), c.rms_norm_eps),
                                         w.q_b_proj)
                                : project(x, w.q_proj);                  // [B, T, H*(nope+rope)]
-  q = q.view({b, t, h, nope + rope}).transpose(1, 2);                  // [B, H, T, nope+rope]
-  at::Tensor q_nope = q.narrow(-1, 0, nope);                           // [B, H, T, nope]
-  at::Tensor q_rope = apply_rope(q.narrow(-1, nope, rope), cos.unsqueeze(1), sin.unsqueeze(1),
-                                 c.rope_interleave);                   // [B, H, T, rope]
+  q = q.view({b, t, h, nope + rope});
+  at::Tensor q_nope = q.narrow(-1, 0, nope);                            // [B, T, H, nope]
+  at::Tensor q_rope = apply_rope(q.narrow(-1, nope, rope), cos.unsqueeze(2), sin.unsqueeze(2),
+                                 c.rope_interleave);                    // [B, T, H, rope]
 
-  at::Tensor kv_a = project(x, w.kv_a_proj_with_mqa);                   // [B, T, R + rope]
+  at::Tensor kv_a = project(x, w.kv_a_proj_with_mqa);                    // [B, T, R + rope]
   at::Tensor c_kv = rms_norm(kv_a.narrow(-1, 0, r), like(w.kv_a_layernorm, x), c.rms_norm_eps);  // [B, T, R]
   at::Tensor k_rope = apply_rope(kv_a.narrow(-1, r, rope), cos, sin, c.rope_interleave);        // [B, T, rope]
-
-  int64_t offset = 0;
-  if (cache) {
-    offset = cache->length();
-    std::tie(c_kv, k_rope) = cache->append(layer, c_kv, k_rope);  // [B, S, R], [B, S, rope]
-  }
-  if (form == AttentionForm::kAuto) form = offset > 0 ? AttentionForm::kAbsorbed : AttentionForm::kNaive;
-  const int64_t s = c_kv.size(1);
+  at::Tensor keys = at::cat({c_kv, k_rope}, -1);                         // [B, T, R + rope]
+  if (ctx) keys = ctx->store(layer, keys);                               // [B, S, R + rope]
+  const int64_t s = keys.size(1);
+  if (form == AttentionForm::kAuto) form = chunk.continues ? AttentionForm::kAbsorbed : AttentionForm::kNaive;
   const double scale = c.softmax_scale();
-  at::Tensor rope_scores = at::matmul(q_rope, k_rope.unsqueeze(1).transpose(-1, -2));  // [B, H, T, S]
+  at::Tensor latent = keys.narrow(-1, 0, r), k_pe = keys.narrow(-1, r, rope);  // [B, S, R], [B, S, rope]
 
-  at::Tensor out;  // [B, H, T, v]
+  at::Tensor out;  // [B, T, H, v]
   if (form == AttentionForm::kNaive) {
-    at::Tensor kv = project(c_kv, w.kv_b_proj).view({b, s, h, nope + vd}).transpose(1, 2);  // [B, H, S, nope+v]
-    at::Tensor k_nope = kv.narrow(-1, 0, nope), v = kv.narrow(-1, nope, vd);
-    at::Tensor attn = causal_softmax(at::matmul(q_nope, k_nope.transpose(-1, -2)) + rope_scores, offset, scale);
-    out = at::matmul(attn, v);
+    at::Tensor kv = project(latent, w.kv_b_proj).view({b, s, h, nope + vd});   // [B, S, H, nope+v]
+    at::Tensor k_nope = kv.narrow(-1, 0, nope).permute({0, 2, 3, 1});          // [B, H, nope, S]
+    at::Tensor v = kv.narrow(-1, nope, vd).transpose(1, 2);                    // [B, H, S, v]
+    at::Tensor scores = at::matmul(q_nope.transpose(1, 2), k_nope).transpose(1, 2) +  // [B, T, H, S]
+                        at::bmm(q_rope.reshape({b, t * h, rope}), k_pe.transpose(1, 2)).view({b, t, h, s});
+    at::Tensor attn = masked_softmax(scores, chunk.slots, scale);               // [B, T, H, S]
+    out = at::matmul(attn.transpose(1, 2), v).transpose(1, 2);                 // [B, T, H, v]
   } else {
-    at::Tensor wkv = like(w.kv_b_proj, x).view({h, nope + vd, r});  // [H, nope+v, R]
-    at::Tensor w_uk = wkv.narrow(1, 0, nope);                        // [H, nope, R]
-    at::Tensor w_uv = wkv.narrow(1, nope, vd);                       // [H, v, R]
-    at::Tensor q_lat = at::matmul(q_nope, w_uk);                     // [B, H, T, R]
-    at::Tensor lat = c_kv.unsqueeze(1);                              // [B, 1, S, R]
-    at::Tensor attn = causal_softmax(at::matmul(q_lat, lat.transpose(-1, -2)) + rope_scores, offset, scale);
-    out = at::matmul(at::matmul(attn, lat), w_uv.transpose(-1, -2));  // [B, H, T, R] -> [B, H, T, v]
+    at::Tensor wkv = dense_weight(w.kv_b_proj, x.scalar_type()).view({h, nope + vd, r});  // [H, nope+v, R]
+    at::Tensor w_uk = wkv.narrow(1, 0, nope);                                  // [H, nope, R]
+    at::Tensor w_uv = wkv.narrow(1, nope, vd);                                 // [H, v, R]
+    at::Tensor q_lat = heads_back(at::bmm(heads_first(q_nope), w_uk), b, t);  // [B, T, H, R]
+    at::Tensor query = at::cat({q_lat, q_rope}, -1).reshape({b, t * h, r + rope});  // [B, T*H, R + rope]
+    at::Tensor scores = at::bmm(query, keys.transpose(1, 2)).view({b, t, h, s});   // [B, T, H, S]
+    at::Tensor attn = masked_softmax(scores, chunk.slots, scale).view({b, t * h, s});
+    at::Tensor o_lat = at::bmm(attn, latent).view({b, t, h, r});               // [B, T, H, R]
+    out = heads_back(at::bmm(heads_first(o_lat), w_uv.transpose(1, 2)), b, t);  // [B, T, H, v]
   }
-  return project(out.transpose(1, 2).reshape({b, t, h * vd}), w.o_proj);  // [B, T, D]
+  return project(out.reshape({b, t, h * vd}), w.o_proj);  // [B, T, D]
 }
 
 }  // namespace grpo

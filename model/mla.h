@@ -5,39 +5,44 @@
 //   c_kv   = kv_a_layernorm(latent)                                  (what the decode cache keeps)
 //   kv_b_proj viewed as [H, nope + v, kv_lora_rank]: W_UK = first nope rows, W_UV = last v rows
 //
-// Two equivalent forms:
+// Two equivalent forms over the keys K = [c_kv | k_rope] [B, S, R + dr] of each row:
 //  * naive (training, prefill): k_nope = W_UK c_kv, v = W_UV c_kv per head, then attention;
-//  * absorbed (decode over the latent cache): q_lat = q_nope · W_UK (per head, kv_lora_rank
-//    wide), scores = q_lat · c_kv + q_rope · k_rope, output = (attn · c_kv) · W_UVᵀ.
-// Scores are scaled by ModelConfig::softmax_scale(); the softmax runs in fp32 (or fp64).
+//  * absorbed (decode over a latent cache): q_lat = q_nope · W_UK (per head, kv_lora_rank wide),
+//    scores = [q_lat | q_rope] · K (one batched product for all heads), output = (attn · c_kv) · W_UVᵀ.
+// Query (b, t) sees the keys s <= slots[b, t] of its row (causal within the chunk, everything
+// cached before it). Scores are scaled by ModelConfig::softmax_scale(); the softmax runs in fp32
+// (or fp64).
 #pragma once
 #include <ATen/ATen.h>
 
-#include "model/latent_cache.h"
+#include "model/latent_context.h"
+#include "model/linear.h"
 #include "model/model_config.h"
 
 namespace grpo {
 
 struct MlaWeights {
-  at::Tensor q_proj;                             // [H*(nope+rope), D] when q_lora_rank is null
-  at::Tensor q_a_proj, q_a_layernorm, q_b_proj;  // [Rq, D], [Rq], [H*(nope+rope), Rq]
-  at::Tensor kv_a_proj_with_mqa;                 // [R + rope, D]
+  Linear q_proj;                                 // [H*(nope+rope), D] when q_lora_rank is null
+  Linear q_a_proj;                               // [Rq, D]
+  at::Tensor q_a_layernorm;                      // [Rq]
+  Linear q_b_proj;                               // [H*(nope+rope), Rq]
+  Linear kv_a_proj_with_mqa;                     // [R + rope, D]
   at::Tensor kv_a_layernorm;                     // [R]
-  at::Tensor kv_b_proj;                          // [H*(nope+v), R]
-  at::Tensor o_proj;                             // [D, H*v]
+  Linear kv_b_proj;                              // [H*(nope+v), R]
+  Linear o_proj;                                 // [D, H*v]
 };
 
 enum class AttentionForm {
-  kAuto,      // absorbed when continuing a non-empty cache, naive otherwise
+  kAuto,      // absorbed when the chunk continues earlier keys, naive otherwise
   kNaive,
   kAbsorbed,
 };
 
-// x: [B, T, D]; cos/sin: [B, T, rope/2] for the chunk's positions. Without a cache the chunk
-// attends causally to itself. With a cache, the chunk's latents are appended to `layer` and the
-// chunk attends to every cached position, causally within the chunk. Returns [B, T, D].
+// x: [B, T, D]; cos/sin: [B, T, rope/2] for the chunk's positions; `chunk` as ctx->begin(B, T)
+// returned it, or without a context {slots 0..T-1 per row, false}: the chunk attends causally to
+// itself. With a context the chunk's keys are stored at `layer` first. Returns [B, T, D].
 at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& config, const at::Tensor& x, const at::Tensor& cos,
-                       const at::Tensor& sin, LatentCache* cache = nullptr, int64_t layer = 0,
-                       AttentionForm form = AttentionForm::kAuto);
+                       const at::Tensor& sin, const LatentChunk& chunk, LatentContext* ctx = nullptr,
+                       int64_t layer = 0, AttentionForm form = AttentionForm::kAuto);
 
 }  // namespace grpo

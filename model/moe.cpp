@@ -41,7 +41,7 @@ at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tens
   Routing r = moe_gate(router_logits(w, x), w.e_score_correction_bias, spec);
   if (load) *load = expert_load(r, static_cast<int64_t>(w.experts.size()));
   at::Tensor out = routed_experts_forward(w, r, x);
-  if (w.shared_experts.gate_proj.defined()) out = out + mlp_forward(w.shared_experts, x);
+  if (w.shared_experts.gate_proj.weight.defined()) out = out + mlp_forward(w.shared_experts, x);
   return out;
 }
 

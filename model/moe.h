@@ -10,20 +10,21 @@
 
 #include <vector>
 
+#include "model/linear.h"
 #include "model/moe_gate.h"
 
 namespace grpo {
 
 // SwiGLU MLP: down(silu(gate x) * up x). gate_proj/up_proj: [I, D], down_proj: [D, I].
 struct MlpWeights {
-  at::Tensor gate_proj, up_proj, down_proj;
+  Linear gate_proj, up_proj, down_proj;
 };
 
 struct MoeWeights {
   at::Tensor gate;                     // router [E, D]
   at::Tensor e_score_correction_bias;  // [E] (noaux_tc only; a buffer, not trained by SGD)
   std::vector<MlpWeights> experts;     // E routed experts, intermediate moe_intermediate_size
-  MlpWeights shared_experts;           // undefined tensors when n_shared_experts == 0
+  MlpWeights shared_experts;           // undefined weights when n_shared_experts == 0
 };
 
 // x: [N, D] -> [N, D]

@@ -4,7 +4,9 @@ namespace grpo {
 
 DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
   ModelConfig config = ModelConfig::load(dir);
-  std::map<std::string, at::Tensor> weights = load_weights(dir, options.param_dtype);
+  // Read in at least fp32: the router and its bias stay fp32 in the model (load_state casts every
+  // other tensor to the parameter dtype), so they must not pass through bf16 on the way.
+  std::map<std::string, at::Tensor> weights = load_weights(dir, options.param_dtype == at::kDouble ? at::kDouble : at::kFloat, /*keep_fp8=*/options.fp8);
   options.mtp = config.num_nextn_predict_layers > 0 &&
                 weights.count("model.layers." + std::to_string(config.num_hidden_layers) + ".eh_proj.weight");
   DeepseekModel model(std::move(config), options);

@@ -9,6 +9,8 @@
 
 namespace grpo {
 
+// With options.fp8 the linear weights are FP8: taken as stored from an FP8 (e4m3, 128×128)
+// checkpoint, quantised on load from a float one.
 // The MTP modules are built (options.mtp) exactly when num_nextn_predict_layers > 0 and the
 // checkpoint holds their weights (model.layers.{num_hidden_layers}.eh_proj.weight).
 DeepseekModel load_pretrained(const std::string& dir, ModelOptions options = {});

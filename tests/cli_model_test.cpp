@@ -62,6 +62,12 @@ class CliModel : public ::testing::Test {
   static at::Tensor reference(const std::string& name) {
     return grpo::SafetensorsReader(kFixture + "/reference.safetensors").get(name).data.clone();
   }
+  // A completion's text: its tokens decoded with added tokens kept, less the EOS that ended it.
+  static std::string text_of(const grpo::Tokenizer& t, const json& completion) {
+    std::vector<int32_t> ids = completion["output_ids"].get<std::vector<int32_t>>();
+    if (completion["finish_reason"] == "eos") ids.pop_back();
+    return t.decode(ids, false);
+  }
   static std::vector<int64_t> row(const at::Tensor& t) {
     at::Tensor r = t.contiguous();
     return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
@@ -111,6 +117,46 @@ TEST_F(CliModel, GenerateEqualsHfGreedyContinuation) {
   EXPECT_EQ(run(args).out, run(args).out);
 }
 
+// `--n` samples per prompt through the rollout engine; at T = 1 without truncation the reported
+// log-probs are what `grpo logprobs` says about the same tokens.
+TEST_F(CliModel, GenerateGroupsLogprobsEqualLogprobsCommand) {
+  std::ofstream(path("prompts.jsonl")) << "{\"prompt_ids\": [3, 17, 40, 2]}\n\n{\"prompt_ids\": [9]}\n";
+  Result r = run("generate --model " + kFixture + " --prompts " + path("prompts.jsonl") +
+                 " --n 3 --max-new-tokens 7 --temperature 1 --seed 4 --max-seqs 4");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<json> out = lines(r.out);
+  ASSERT_EQ(out.size(), 6u) << r.out;
+  std::string lp_input;
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i]["prompt_index"], i / 3);
+    EXPECT_EQ(out[i]["sample"], i % 3);
+    EXPECT_EQ(out[i]["weight_version"], 0);
+    std::vector<int64_t> ids = i < 3 ? std::vector<int64_t>{3, 17, 40, 2} : std::vector<int64_t>{9};
+    std::vector<int64_t> gen = out[i]["output_ids"].get<std::vector<int64_t>>();
+    EXPECT_EQ(out[i]["logprobs"].size(), gen.size());
+    EXPECT_EQ(out[i]["finish_reason"], gen.size() == 7 ? "length" : "eos");
+    ids.insert(ids.end(), gen.begin(), gen.end());
+    lp_input += json({{"ids", ids}}).dump() + "\n";
+  }
+  Result lp = run("logprobs --model " + kFixture, lp_input);
+  ASSERT_EQ(lp.code, 0) << lp.err;
+  std::vector<json> want = lines(lp.out);
+  for (size_t i = 0; i < out.size(); ++i) {
+    std::vector<float> got = out[i]["logprobs"].get<std::vector<float>>();
+    std::vector<float> all = want[i]["logprobs"].get<std::vector<float>>();
+    for (size_t t = 0; t < got.size(); ++t) EXPECT_NEAR(got[t], all[all.size() - got.size() + t], 1e-4) << i << "," << t;
+  }
+  // Seeded: the same command gives the same lines.
+  EXPECT_EQ(run("generate --model " + kFixture + " --prompts " + path("prompts.jsonl") +
+                " --n 3 --max-new-tokens 7 --temperature 1 --seed 4 --max-seqs 4").out, r.out);
+  // Bad input names the prompt and the field; nothing is printed.
+  Result bad = run("generate --model " + kFixture + " --prompt-ids 1,2,512 --max-new-tokens 3");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("prompt 0: prompt[2]: token id 512 is outside the vocabulary [0, 512)"), std::string::npos)
+      << bad.err;
+  EXPECT_EQ(bad.out, "");
+}
+
 TEST_F(CliModel, InitModelThenLogprobsAndPromptGeneration) {
   json config = json::parse(std::ifstream(kFixture + "/config.json"));
   config["vocab_size"] = 3000;  // the bpe-tokenizer fixture's vocabulary
@@ -146,7 +192,19 @@ TEST_F(CliModel, InitModelThenLogprobsAndPromptGeneration) {
   std::vector<int64_t> got = j["output_ids"].get<std::vector<int64_t>>();
   EXPECT_GE(got.size(), 1u);
   grpo::Tokenizer t = grpo::Tokenizer::load(tok);
-  EXPECT_EQ(j["text"], t.decode(std::vector<int32_t>(got.begin(), got.end()), true));
+  EXPECT_EQ(j["text"], text_of(t, j));
+
+  // Text prompts from a file (chat-template's {"text"} lines too), groups, FP8 weights kept FP8.
+  std::ofstream(path("texts.jsonl")) << "{\"text\": \"Solve 2+2. <think>\"}\n{\"prompt\": \"1+1=\"}\n";
+  Result many = run("generate --model " + path("ckpt-fp8") + " --dtype fp8 --tokenizer " + tok + " --prompts " +
+                    path("texts.jsonl") + " --n 2 --max-new-tokens 4 --temperature 1 --seed 2");
+  ASSERT_EQ(many.code, 0) << many.err;
+  std::vector<json> ls = lines(many.out);
+  ASSERT_EQ(ls.size(), 4u) << many.out;
+  for (size_t i = 0; i < ls.size(); ++i) {
+    EXPECT_EQ(ls[i]["prompt_index"], i / 2);
+    EXPECT_EQ(ls[i]["text"], text_of(t, ls[i]));
+  }
 }
 
 TEST_F(CliModel, BadConfigNamesFileAndKey) {

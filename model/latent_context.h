@@ -1,0 +1,41 @@
+// Where MLA's latent keys live during a forward (DESIGN §3): one row per sequence of the batch,
+// each row a chunk of T new tokens continuing that sequence's keys. Per layer the chunk's rows
+// (c_kv | rotated k_rope) are stored and every key the row's queries may see is read back in one
+// tensor, so the attention math (model/mla.h) is the same for a contiguous cache
+// (model/latent_cache.h), a paged one (rollout/) or none.
+//
+// Protocol for one forward: begin(B, T) once; store(layer, kv) once per layer in order; commit()
+// once all layers are done (a forward that throws never commits, so the context is unchanged as
+// far as its owner can see).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+namespace grpo {
+
+struct LatentChunk {
+  // [B, T] int64: the key index of every query of the chunk inside its own sequence (its
+  // position in that sequence). Query (b, t) attends to keys s <= slots[b, t] of row b.
+  at::Tensor slots;
+  // Some row continues keys stored before this chunk (decode, a later prefill chunk).
+  bool continues = false;
+};
+
+class LatentContext {
+ public:
+  virtual ~LatentContext() = default;
+
+  virtual int64_t num_layers() const = 0;
+  // Starts a chunk of `tokens` new tokens for each of `batch` rows. Throws InputError when it
+  // does not fit (wrong batch, no room).
+  virtual LatentChunk begin(int64_t batch, int64_t tokens) = 0;
+  // kv: [B, T, R + dr] the chunk's normed latent and rotated rope key at `layer`. Returns the keys
+  // of `layer` [B, S, R + dr], row s = key s of that sequence (S covers every slot; entries past a
+  // row's last slot are never attended to). Valid until the next store().
+  virtual at::Tensor store(int64_t layer, const at::Tensor& kv) = 0;
+  // The chunk becomes part of every row's keys.
+  virtual void commit() = 0;
+};
+
+}  // namespace grpo

@@ -1,0 +1,37 @@
+// The weight of a linear map y = x · Wᵀ (W: [out, in]) and the one place it is applied.
+//
+// Dense: `weight` holds W in any float dtype, cast to the activations' dtype where it is used, so
+// fp32 master weights drive a bf16 forward and autograd reaches the fp32 tensor.
+// FP8 (inference only): `weight` holds e4m3 codes (kByte, [out, in]) and `scale_inv` DeepSeek-V3's
+// block scales (fp32 [ceil(out/128), ceil(in/128)]): W = decode(codes) × scale_inv per 128×128 block
+// (DESIGN §3). The CPU reference path is weight-only FP8: W is dequantised block-wise into a
+// reusable per-thread buffer in the activations' dtype (bf16 or fp32) and multiplied there.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <utility>
+
+namespace grpo {
+
+struct Linear {
+  Linear() = default;
+  // Implicit: a plain tensor is a dense weight (never mistaken for codes + scales by brace elision).
+  Linear(at::Tensor w, at::Tensor s = {}) : weight(std::move(w)), scale_inv(std::move(s)) {}
+
+  at::Tensor weight;     // dense W [out, in], or FP8 codes [out, in]
+  at::Tensor scale_inv;  // FP8 only: fp32 [ceil(out/128), ceil(in/128)]; undefined when dense
+
+  bool is_fp8() const { return scale_inv.defined(); }
+};
+
+// Block-quantises a dense float W [out, in] (128×128 blocks). Throws InputError for inf/NaN.
+Linear quantize_linear(const at::Tensor& w);
+
+// W as a dense tensor in `dtype` [out, in]: a cast of a dense weight (none when the dtype agrees),
+// a fresh block-wise dequantisation of an FP8 one.
+at::Tensor dense_weight(const Linear& w, at::ScalarType dtype);
+
+// x: [..., in] -> [..., out] in x's dtype.
+at::Tensor project(const at::Tensor& x, const Linear& w);
+
+}  // namespace grpo

@@ -1,0 +1,492 @@
+#include "rollout/engine.h"
+
+#include <algorithm>
+#include <set>
+
+#include "common/error.h"
+
+namespace grpo::rollout {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kEos: return "eos";
+  }
+  return "?";
+}
+
+struct Engine::Group {
+  uint64_t id;
+  Request request;
+  int64_t unfinished;  // samples not completed yet
+};
+
+// A sequence in the cache: a group's leader (feeds the prompt once, then forks into `samples`)
+// or one sample. tokens[0, cached) have their keys in `pages`; the rest are fed next.
+struct Engine::Sequence {
+  std::shared_ptr<Group> group;
+  int64_t sample = -1;           // -1: leader
+  std::vector<int64_t> samples;  // leader only: the sample indices it forks into
+  std::vector<int64_t> tokens;   // prompt + generated
+  std::vector<float> logprobs;   // one per generated token
+  std::vector<int32_t> pages;
+  int64_t cached = 0;
+  std::string text;  // decoded so far (for stop strings)
+  bool done = false;
+
+  bool leader() const { return sample < 0; }
+  int64_t prompt_len() const { return static_cast<int64_t>(group->request.prompt.size()); }
+  int64_t generated() const { return static_cast<int64_t>(tokens.size()) - prompt_len(); }
+  int64_t pending() const { return static_cast<int64_t>(tokens.size()) - cached; }
+  int64_t width() const { return leader() ? static_cast<int64_t>(samples.size()) : 1; }  // sequences it stands for
+  std::pair<uint64_t, int64_t> priority() const { return {group->id, sample}; }  // smaller runs first
+};
+
+namespace {
+
+template <typename Ptr>
+void insert_by_priority(std::vector<Ptr>& list, Ptr s) {
+  auto at = std::lower_bound(list.begin(), list.end(), s,
+                             [](const Ptr& a, const Ptr& b) { return a->priority() < b->priority(); });
+  list.insert(at, std::move(s));
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+std::string decode_text(const Tokenizer& tok, const std::vector<int64_t>& ids) {
+  std::vector<int32_t> known;
+  for (int64_t id : ids)
+    if (id < tok.vocab_size()) known.push_back(static_cast<int32_t>(id));
+  try {
+    return tok.decode(known, /*skip_special=*/false);
+  } catch (const InputError&) {  // an id in a gap of the vocabulary: decode the others
+    std::string text;
+    for (int32_t id : known) {
+      try {
+        text += tok.decode({id}, false);
+      } catch (const InputError&) {
+      }
+    }
+    return text;
+  }
+}
+
+void check_option(bool ok, const std::string& what) {
+  if (!ok) throw InputError("engine options: " + what);
+}
+
+}  // namespace
+
+Engine::Engine(std::shared_ptr<const DeepseekModel> model, int64_t weight_version, EngineOptions options,
+               const Tokenizer* tokenizer)
+    : config_(model->config()),
+      model_options_([&] {
+        ModelOptions o = model->options();
+        o.mtp = false;  // the engine never uses the MTP modules; new weights may leave them out
+        return o;
+      }()),
+      options_([&] {
+        if (options.max_context == 0) options.max_context = model->config().max_position_embeddings;
+        check_option(options.page_size > 0, "page_size must be > 0");
+        check_option(options.num_pages > 0, "num_pages must be > 0");
+        check_option(options.max_seqs > 0, "max_seqs must be > 0");
+        check_option(options.max_batched_tokens >= options.max_seqs,
+                     "max_batched_tokens (" + std::to_string(options.max_batched_tokens) +
+                         ") must be >= max_seqs (" + std::to_string(options.max_seqs) + ")");
+        check_option(options.max_new_tokens_limit > 0, "max_new_tokens_limit must be > 0");
+        check_option(options.max_context > 0, "max_context must be > 0");
+        check_option(options.max_queued_requests > 0, "max_queued_requests must be > 0");
+        return options;
+      }()),
+      tokenizer_(tokenizer),
+      eos_ids_(config_.eos_token_ids),
+      model_(std::move(model)),
+      version_(weight_version),
+      pool_(config_.num_hidden_layers, options_.num_pages, options_.page_size,
+            config_.kv_lora_rank + config_.qk_rope_head_dim, model_options_.compute_dtype),
+      batch_(pool_),
+      ids_(at::empty({0, 0}, at::kLong)),
+      latest_version_(weight_version) {
+  if (tokenizer_ && tokenizer_->eos_id() >= 0) eos_ids_.push_back(tokenizer_->eos_id());
+  publish_stats();
+}
+
+Engine::~Engine() = default;
+
+int64_t Engine::mha_cache_bytes_per_token() const {
+  const int64_t values = config_.num_attention_heads * (config_.qk_head_dim() + config_.v_head_dim);
+  return config_.num_hidden_layers * values * static_cast<int64_t>(c10::elementSize(model_options_.compute_dtype));
+}
+
+void Engine::validate(const Request& r) const {
+  const int64_t vocab = config_.vocab_size, p = static_cast<int64_t>(r.prompt.size());
+  const GenerationParams& g = r.params;
+  if (r.prompt.empty()) throw InputError("prompt: empty (a request needs at least one token)");
+  if (p > options_.max_context)
+    throw InputError("prompt: " + std::to_string(p) + " tokens exceed the context of " +
+                     std::to_string(options_.max_context) + " (max_context)");
+  for (size_t i = 0; i < r.prompt.size(); ++i)
+    if (r.prompt[i] < 0 || r.prompt[i] >= vocab)
+      throw InputError("prompt[" + std::to_string(i) + "]: token id " + std::to_string(r.prompt[i]) +
+                       " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  if (r.n < 1 || r.n > options_.max_seqs)
+    throw InputError("n: the number of samples must be in [1, " + std::to_string(options_.max_seqs) +
+                     "] (max_seqs), got " + std::to_string(r.n));
+  if (g.max_new_tokens < 1)
+    throw InputError("max_new_tokens: must be >= 1, got " + std::to_string(g.max_new_tokens));
+  if (g.max_new_tokens > options_.max_new_tokens_limit)
+    throw InputError("max_new_tokens: " + std::to_string(g.max_new_tokens) + " exceeds the limit of " +
+                     std::to_string(options_.max_new_tokens_limit) + " (max_new_tokens_limit)");
+  validate_sampling(g.sampling);
+  for (size_t i = 0; i < g.stop_token_ids.size(); ++i)
+    if (g.stop_token_ids[i] < 0 || g.stop_token_ids[i] >= vocab)
+      throw InputError("stop_token_ids[" + std::to_string(i) + "]: token id " + std::to_string(g.stop_token_ids[i]) +
+                       " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  if (!g.stop_strings.empty() && !tokenizer_)
+    throw InputError("stop_strings: need a tokenizer (the engine has none)");
+  for (size_t i = 0; i < g.stop_strings.size(); ++i)
+    if (g.stop_strings[i].empty()) throw InputError("stop_strings[" + std::to_string(i) + "]: empty");
+  const int64_t longest = std::min(p + g.max_new_tokens, options_.max_context);
+  if (ceil_div(longest, options_.page_size) > options_.num_pages)
+    throw InputError("max_new_tokens: prompt (" + std::to_string(p) + ") + max_new_tokens (" +
+                     std::to_string(g.max_new_tokens) + ") need " +
+                     std::to_string(ceil_div(longest, options_.page_size)) + " cache pages, the engine has " +
+                     std::to_string(options_.num_pages) + " (num_pages)");
+}
+
+uint64_t Engine::submit(Request request) {
+  validate(request);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (static_cast<int64_t>(inbox_.size()) >= options_.max_queued_requests)
+    throw EngineFull("rollout engine: " + std::to_string(inbox_.size()) +
+                     " requests queued (max_queued_requests); try again later");
+  const uint64_t id = next_id_++;
+  inbox_.emplace_back(id, std::move(request));
+  work_.notify_all();
+  return id;
+}
+
+void Engine::set_weights(int64_t version, const std::map<std::string, at::Tensor>& state) {
+  auto check_version = [&] {
+    if (version <= latest_version_)
+      throw InputError("version: " + std::to_string(version) + " is not above the latest version " +
+                       std::to_string(latest_version_));
+  };
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    check_version();
+  }
+  auto model = std::make_shared<DeepseekModel>(config_, model_options_);
+  model->load_state(state, "weights version " + std::to_string(version));
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_version();
+  pending_model_ = std::move(model);
+  pending_version_ = latest_version_ = version;
+  work_.notify_all();
+}
+
+std::vector<Completion> Engine::poll() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Completion> out;
+  out.swap(done_);
+  return out;
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  EngineStats s = published_;
+  s.queued_requests = static_cast<int64_t>(inbox_.size());
+  return s;
+}
+
+bool Engine::wait_for_work(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto busy = [&] {
+    return !inbox_.empty() || pending_model_ || published_.running_sequences + published_.waiting_sequences > 0;
+  };
+  return work_.wait_for(lock, timeout, busy);
+}
+
+std::vector<Completion> Engine::run_until_idle() {
+  while (step()) {
+  }
+  return poll();
+}
+
+bool Engine::step() {
+  std::lock_guard<std::mutex> step_lock(step_mutex_);
+  take_inbox();
+  apply_pending_weights();
+  std::vector<Chunk> chunks = schedule();
+  if (!chunks.empty()) {
+    run(chunks);
+    ++counters_.steps;
+  }
+  publish_stats();
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !inbox_.empty() || pending_model_ || !running_.empty() || !waiting_.empty();
+}
+
+void Engine::take_inbox() {
+  std::deque<std::pair<uint64_t, Request>> arrived;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    arrived.swap(inbox_);
+  }
+  for (auto& [id, request] : arrived) {
+    auto group = std::make_shared<Group>(Group{id, std::move(request), 0});
+    group->unfinished = group->request.n;
+    auto leader = std::make_unique<Sequence>();
+    leader->group = group;
+    for (int64_t k = 0; k < group->request.n; ++k) leader->samples.push_back(k);
+    leader->tokens = group->request.prompt;
+    groups_[id] = group;
+    insert_by_priority(waiting_, std::move(leader));
+  }
+}
+
+void Engine::apply_pending_weights() {
+  std::shared_ptr<const DeepseekModel> next;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!pending_model_) return;
+    next = std::move(pending_model_);
+    version_ = pending_version_;
+  }
+  model_ = std::move(next);
+  // RESTART: every unfinished sample starts again from its prompt on the new weights; one
+  // leader per request prefills the prompt again for them.
+  std::map<uint64_t, std::set<int64_t>> restart;
+  auto collect = [&](std::vector<SeqPtr>& list) {
+    for (SeqPtr& s : list) {
+      release_pages(*s);
+      auto& samples = restart[s->group->id];
+      if (s->leader()) {
+        samples.insert(s->samples.begin(), s->samples.end());
+      } else {
+        samples.insert(s->sample);
+        ++counters_.restarts;
+      }
+    }
+    list.clear();
+  };
+  collect(running_);
+  collect(waiting_);
+  for (auto& [id, samples] : restart) {
+    auto leader = std::make_unique<Sequence>();
+    leader->group = groups_.at(id);
+    leader->samples.assign(samples.begin(), samples.end());
+    leader->tokens = leader->group->request.prompt;
+    waiting_.push_back(std::move(leader));  // ids ascending: already in priority order
+  }
+}
+
+void Engine::release_pages(Sequence& s) {
+  for (int32_t p : s.pages) pool_.release(p);
+  s.pages.clear();
+  s.cached = 0;
+}
+
+// Gives `s` exclusively owned pages for slots [cached, cached + tokens): a copy of a shared page
+// it writes into, fresh pages past its last one. All or nothing: false (and no change) when the
+// pool has too few free pages.
+bool Engine::make_writable(Sequence& s, int64_t tokens) {
+  const int64_t ps = pool_.page_size();
+  const int64_t first = s.cached / ps, last = (s.cached + tokens - 1) / ps;
+  const int64_t have = static_cast<int64_t>(s.pages.size());
+  const bool cow = first < have && pool_.refcount(s.pages[first]) > 1;
+  const int64_t fresh = std::max<int64_t>(0, last + 1 - have);
+  if (pool_.free_pages() < fresh + (cow ? 1 : 0)) return false;
+  if (cow) {
+    const int32_t copy = pool_.allocate();
+    pool_.copy(s.pages[first], copy, s.cached % ps);
+    pool_.release(s.pages[first]);
+    s.pages[first] = copy;
+  }
+  for (int64_t i = 0; i < fresh; ++i) s.pages.push_back(pool_.allocate());
+  return true;
+}
+
+void Engine::preempt(Sequence& victim) {
+  release_pages(victim);
+  ++counters_.preemptions;
+  auto it = std::find_if(running_.begin(), running_.end(), [&](const SeqPtr& p) { return p.get() == &victim; });
+  SeqPtr owned = std::move(*it);
+  running_.erase(it);
+  insert_by_priority(waiting_, std::move(owned));
+}
+
+std::vector<Engine::Chunk> Engine::schedule() {
+  std::vector<Chunk> chunks;
+  int64_t budget = options_.max_batched_tokens;
+  // 1. Running sequences, highest priority first; the lowest-priority ones give their pages up
+  //    when the cache runs out.
+  for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+    Sequence& s = *running_[i];
+    const int64_t n = std::min(s.pending(), budget);
+    bool preempted_self = false;
+    while (!make_writable(s, n)) {
+      Sequence& victim = *running_.back();
+      preempted_self = &victim == &s;
+      preempt(victim);
+      if (preempted_self) break;
+    }
+    if (preempted_self) break;
+    chunks.push_back({&s, s.cached, n});
+    budget -= n;
+  }
+  // 2. Waiting sequences join in priority order while sequences, tokens and pages allow.
+  int64_t in_flight = 0;
+  for (const SeqPtr& s : running_) in_flight += s->width();
+  while (!waiting_.empty() && budget > 0) {
+    Sequence& s = *waiting_.front();
+    if (in_flight + s.width() > options_.max_seqs) break;
+    const int64_t n = std::min(s.pending(), budget);
+    const int64_t need = ceil_div(s.cached + n, pool_.page_size()) - static_cast<int64_t>(s.pages.size());
+    const int64_t reserve = running_.empty() ? 0 : s.width();  // room for their first generated tokens
+    if (pool_.free_pages() < need + reserve || !make_writable(s, n)) break;
+    chunks.push_back({&s, s.cached, n});
+    budget -= n;
+    in_flight += s.width();
+    SeqPtr owned = std::move(waiting_.front());
+    waiting_.erase(waiting_.begin());
+    insert_by_priority(running_, std::move(owned));
+  }
+  return chunks;
+}
+
+void Engine::run(const std::vector<Chunk>& chunks) {
+  at::NoGradGuard no_grad;
+  // One forward per distinct chunk length (all decoding sequences together).
+  std::map<int64_t, std::vector<const Chunk*>> by_length;
+  for (const Chunk& c : chunks) by_length[c.tokens].push_back(&c);
+  std::vector<at::Tensor> logits;       // [n_i, V] per forward
+  std::vector<Sequence*> sampled;       // sequences whose chunk reached their last token, in logits order
+  for (auto& [t, group] : by_length) {
+    const int64_t b = static_cast<int64_t>(group.size());
+    std::vector<PagedBatch::Row> rows;
+    ids_.resize_({b, t});
+    int64_t* ids = ids_.data_ptr<int64_t>();
+    std::vector<int64_t> last_rows;
+    for (int64_t i = 0; i < b; ++i) {
+      const Chunk& c = *group[i];
+      rows.push_back({&c.seq->pages, c.start});
+      std::copy_n(c.seq->tokens.begin() + c.start, t, ids + i * t);
+      if (c.start + t == static_cast<int64_t>(c.seq->tokens.size())) {
+        last_rows.push_back(i * t + t - 1);
+        sampled.push_back(c.seq);
+      }
+      // Prompts (leaders) and recomputes feed prefill tokens; a sample's one pending token is decode.
+      (c.seq->leader() || t > 1 ? counters_.prefill_tokens : counters_.decode_tokens) += t;
+    }
+    batch_.set_rows(rows, t);
+    at::Tensor h = model_->hidden_states(ids_, {}, &batch_);  // [B, T, D]
+    if (!last_rows.empty()) logits.push_back(model_->logits_at(h, at::tensor(last_rows, at::kLong)));
+  }
+  for (const Chunk& c : chunks) c.seq->cached += c.tokens;
+  if (sampled.empty()) return;
+
+  // One draw per sample: a leader's logits row serves every sample it forks into.
+  std::vector<int64_t> source;  // logits row of each draw
+  std::vector<SampleRow> rows;
+  for (size_t i = 0; i < sampled.size(); ++i) {
+    const Sequence& s = *sampled[i];
+    const SamplingParams* p = &s.group->request.params.sampling;
+    if (s.leader()) {
+      for (int64_t k : s.samples) {
+        source.push_back(static_cast<int64_t>(i));
+        rows.push_back({p, static_cast<uint64_t>(k), 0});
+      }
+    } else {
+      source.push_back(static_cast<int64_t>(i));
+      rows.push_back({p, static_cast<uint64_t>(s.sample), static_cast<uint64_t>(s.generated())});
+    }
+  }
+  at::Tensor all = at::cat(logits, 0);
+  if (static_cast<int64_t>(source.size()) != all.size(0)) all = all.index_select(0, at::tensor(source, at::kLong));
+  std::vector<Draw> draws = sample_tokens(all, rows);
+
+  size_t d = 0;
+  for (Sequence* s : sampled) {
+    if (!s->leader()) {
+      finish_token(*s, draws[d].token, draws[d].logprob);
+      ++d;
+      continue;
+    }
+    // Fork: every sample shares the prompt's pages.
+    for (int64_t k : s->samples) {
+      auto m = std::make_unique<Sequence>();
+      m->group = s->group;
+      m->sample = k;
+      m->tokens = s->tokens;
+      m->pages = s->pages;
+      for (int32_t p : m->pages) pool_.retain(p);
+      m->cached = s->cached;
+      Sequence& member = *m;
+      insert_by_priority(running_, std::move(m));
+      finish_token(member, draws[d].token, draws[d].logprob);
+      ++d;
+    }
+    release_pages(*s);
+    s->done = true;
+  }
+  running_.erase(std::remove_if(running_.begin(), running_.end(), [](const SeqPtr& s) { return s->done; }),
+                 running_.end());
+}
+
+void Engine::finish_token(Sequence& s, int64_t token, float logprob) {
+  s.tokens.push_back(token);
+  s.logprobs.push_back(logprob);
+  ++counters_.generated_tokens;
+  const GenerationParams& g = s.group->request.params;
+  auto has = [token](const std::vector<int64_t>& ids) { return std::find(ids.begin(), ids.end(), token) != ids.end(); };
+  if (has(eos_ids_)) return complete(s, FinishReason::kEos);
+  if (has(g.stop_token_ids)) return complete(s, FinishReason::kStop);
+  if (!g.stop_strings.empty()) {
+    const size_t before = s.text.size();
+    s.text += decode_text(*tokenizer_, {token});
+    for (const std::string& stop : g.stop_strings)
+      if (s.text.find(stop, before >= stop.size() ? before - stop.size() + 1 : 0) != std::string::npos)
+        return complete(s, FinishReason::kStop);
+  }
+  if (s.generated() >= g.max_new_tokens || static_cast<int64_t>(s.tokens.size()) >= options_.max_context)
+    return complete(s, FinishReason::kLength);
+}
+
+void Engine::complete(Sequence& s, FinishReason reason) {
+  Completion c;
+  c.request_id = s.group->id;
+  c.sample_index = s.sample;
+  c.token_ids.assign(s.tokens.begin() + s.prompt_len(), s.tokens.end());
+  c.logprobs = s.logprobs;
+  if (tokenizer_) {  // the EOS that ended it is not part of the text
+    const size_t n = c.token_ids.size() - (reason == FinishReason::kEos ? 1 : 0);
+    c.text = decode_text(*tokenizer_, std::vector<int64_t>(c.token_ids.begin(), c.token_ids.begin() + n));
+  }
+  c.finish_reason = reason;
+  c.weight_version = version_;
+  c.prompt_tokens = s.prompt_len();
+  release_pages(s);
+  s.done = true;
+  ++counters_.completions;
+  if (--s.group->unfinished == 0) groups_.erase(s.group->id);
+  std::lock_guard<std::mutex> lock(mutex_);
+  done_.push_back(std::move(c));
+}
+
+void Engine::publish_stats() {
+  EngineStats s = counters_;
+  s.weight_version = version_;
+  s.waiting_sequences = static_cast<int64_t>(waiting_.size());
+  s.running_sequences = static_cast<int64_t>(running_.size());
+  for (const auto& [id, g] : groups_) s.unfinished_samples += g->unfinished;
+  s.page_size = pool_.page_size();
+  s.pages_total = pool_.num_pages();
+  s.pages_used = pool_.used_pages();
+  s.peak_pages_used = pool_.peak_used_pages();
+  std::lock_guard<std::mutex> lock(mutex_);
+  published_ = s;
+}
+
+}  // namespace grpo::rollout

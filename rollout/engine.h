@@ -1,0 +1,211 @@
+// The rollout engine: prompts in, groups of G sampled completions out, with the per-token
+// log-probs the learner needs (DESIGN §1, §4). CPU LibTorch; few large ops per step.
+//
+//   grpo::rollout::Engine engine(model, /*version=*/0, options, &tokenizer);
+//   uint64_t id = engine.submit({prompt_ids, /*n=*/8, params});       // any thread
+//   while (engine.step()) {}                                          // one thread drives it
+//   for (Completion& c : engine.poll()) ...                           // any thread
+//
+// Threads: submit, poll, set_weights, stats and wait_for_work may be called from any thread at
+// any time; step() from one thread at a time (the engine loop). step() never holds the lock that
+// the others take while it computes.
+//
+// Per step (continuous batching): finished sequences have left; running sequences each feed
+// their pending tokens (1 when decoding; a prompt or a recompute is fed in chunks), highest
+// priority (oldest request, then sample index) first, within max_batched_tokens; waiting
+// requests join while max_seqs, the token budget and free cache pages allow (first come, first
+// served: the queue head is never skipped). A request is prefilled ONCE: its prompt is fed by one
+// leader sequence, and when the prompt is cached the leader forks into the G samples, which share
+// the prompt's pages by reference count; a shared, partially filled last page is copied when a
+// sample first writes to it (copy-on-write). When a sequence needs a page and none is free, the
+// lowest-priority running sequence is preempted: its pages are released and it waits to be
+// recomputed (prompt + tokens so far fed again, its own pages; its next tokens are drawn with the
+// same keys, so greedy and seeded results do not change).
+//
+// Ops per step: one forward per distinct chunk length (all decoding samples together: [B, 1]),
+// the head only on the rows that sample, one batched sampler call. The cache pool, the page
+// tables, slot/index tensors, the gather buffer and the input ids are allocated once and reused
+// (PagedBatch, PagePool); nothing is allocated per token outside ATen's own op outputs.
+//
+// Weights: set_weights(version, state) validates the state (InputError, nothing changed) and
+// hands it over; the swap happens at the start of the next step. Policy: RESTART — sequences
+// still unfinished at the swap are discarded (pages freed, tokens dropped) and their samples
+// start again from the prompt on the new weights, so every Completion is produced by exactly one
+// version, the one it reports. Completions finished before the swap keep the old version.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <condition_variable>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model/deepseek.h"
+#include "model/tokenizer.h"
+#include "rollout/page_pool.h"
+#include "rollout/paged_batch.h"
+#include "rollout/sampler.h"
+
+namespace grpo::rollout {
+
+struct GenerationParams {
+  SamplingParams sampling;       // temperature, top_p, top_k, seed (see sampler.h)
+  int64_t max_new_tokens = 256;  // 1 .. EngineOptions::max_new_tokens_limit
+  // Generation ends after emitting one of these, or once the decoded text contains one of these
+  // strings (needs a tokenizer); the token and the text are kept. The model's EOS ids (and the
+  // tokenizer's) always end it too, reported as kEos.
+  std::vector<int64_t> stop_token_ids;
+  std::vector<std::string> stop_strings;
+};
+
+struct Request {
+  std::vector<int64_t> prompt;  // token ids, 1 .. max_context of them
+  int64_t n = 1;                // samples (the group size G)
+  GenerationParams params;
+};
+
+enum class FinishReason { kStop, kLength, kEos };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "eos"
+
+struct Completion {
+  uint64_t request_id = 0;
+  int64_t sample_index = 0;            // 0 .. n-1
+  std::vector<int64_t> token_ids;      // generated tokens (not the prompt), the stop/EOS token included
+  std::vector<float> logprobs;         // one per token: log-prob under the distribution it was drawn from (sampler.h)
+  // With a tokenizer: token_ids decoded with added/special tokens kept (R1's <think> tags are
+  // often added tokens), except the EOS that ended the completion. Stop strings are matched
+  // against this text.
+  std::string text;
+  FinishReason finish_reason = FinishReason::kLength;
+  int64_t weight_version = 0;          // the weights that produced every token
+  int64_t prompt_tokens = 0;
+};
+
+struct EngineOptions {
+  int64_t page_size = 16;                 // token slots per cache page
+  int64_t num_pages = 2048;               // cache capacity: num_pages × page_size token slots
+  int64_t max_seqs = 64;                  // sequences in flight (a group counts G)
+  int64_t max_batched_tokens = 2048;      // tokens fed per step (prefill chunks + decode); >= max_seqs
+  int64_t max_new_tokens_limit = 32768;   // requests asking for more are refused
+  int64_t max_context = 0;                // prompt + completion; 0: the model's max_position_embeddings
+  int64_t max_queued_requests = 4096;     // submitted but not started; more are refused (EngineFull)
+};
+
+struct EngineStats {
+  int64_t weight_version = 0;
+  int64_t queued_requests = 0;     // submitted, not yet picked up by the step thread
+  int64_t waiting_sequences = 0;   // waiting to start or to be recomputed (a fresh group counts 1)
+  int64_t running_sequences = 0;
+  int64_t unfinished_samples = 0;  // samples of accepted requests not yet completed
+  int64_t page_size = 0, pages_total = 0, pages_used = 0, peak_pages_used = 0;
+  int64_t steps = 0;             // steps that ran the model
+  int64_t prefill_tokens = 0;    // tokens fed for prompts and recomputes
+  int64_t decode_tokens = 0;     // tokens fed one per sample per step
+  int64_t generated_tokens = 0;  // tokens sampled
+  int64_t preemptions = 0;       // sequences that gave their pages up (recomputed later)
+  int64_t restarts = 0;          // unfinished samples started again after a weight swap
+  int64_t completions = 0;
+};
+
+// The engine's queue is full (max_queued_requests): try again later.
+class EngineFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Engine {
+ public:
+  // `tokenizer` (optional, must outlive the engine) enables Completion::text and stop strings.
+  Engine(std::shared_ptr<const DeepseekModel> model, int64_t weight_version, EngineOptions options = {},
+         const Tokenizer* tokenizer = nullptr);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates and queues a request; returns its id. Throws InputError naming the field (prompt,
+  // n, max_new_tokens, temperature, top_p, top_k, stop_token_ids, stop_strings) and EngineFull;
+  // nothing is queued then.
+  uint64_t submit(Request request);
+
+  // One scheduling step (see above). Returns whether work remains (queued, waiting or running).
+  bool step();
+  // Steps until no work remains; returns everything finished (including earlier unpolled ones).
+  std::vector<Completion> run_until_idle();
+
+  // Completions finished since the last poll, in finishing order.
+  std::vector<Completion> poll();
+
+  // Builds the new weights from `state` (HF names; float tensors, or FP8 codes + scale_inv for an
+  // FP8 engine; the same checks as DeepseekModel::load_state) and schedules the swap for the next
+  // step. Throws InputError (and changes nothing) for wrong names, shapes, dtypes, or a version
+  // not above every version given before.
+  void set_weights(int64_t version, const std::map<std::string, at::Tensor>& state);
+
+  EngineStats stats() const;
+  // Blocks until work is queued or `timeout` passes; returns whether there is work.
+  bool wait_for_work(std::chrono::milliseconds timeout);
+
+  const EngineOptions& options() const { return options_; }
+  const ModelConfig& config() const { return config_; }
+  // Bytes of latent cache per token (all layers), and what a standard MHA cache of the same
+  // model would need: heads × (qk_head_dim + v_head_dim) values per token per layer.
+  int64_t cache_bytes_per_token() const { return pool_.bytes_per_token(); }
+  int64_t mha_cache_bytes_per_token() const;
+
+ private:
+  struct Group;
+  struct Sequence;
+  struct Chunk {
+    Sequence* seq;
+    int64_t start, tokens;
+  };
+  using SeqPtr = std::unique_ptr<Sequence>;
+
+  void validate(const Request& r) const;
+  void take_inbox();
+  void apply_pending_weights();
+  std::vector<Chunk> schedule();
+  bool make_writable(Sequence& s, int64_t tokens);
+  void preempt(Sequence& victim);
+  void release_pages(Sequence& s);
+  void run(const std::vector<Chunk>& chunks);
+  void finish_token(Sequence& s, int64_t token, float logprob);
+  void complete(Sequence& s, FinishReason reason);
+  void publish_stats();
+
+  const ModelConfig config_;
+  const ModelOptions model_options_;
+  const EngineOptions options_;
+  const Tokenizer* tokenizer_;
+  std::vector<int64_t> eos_ids_;
+
+  // Step thread only.
+  std::shared_ptr<const DeepseekModel> model_;
+  int64_t version_;
+  PagePool pool_;
+  PagedBatch batch_;
+  at::Tensor ids_;  // [B, T] int64 input of the current forward, reused
+  std::map<uint64_t, std::shared_ptr<Group>> groups_;
+  std::vector<SeqPtr> running_;  // in priority order
+  std::vector<SeqPtr> waiting_;  // in priority order
+  EngineStats counters_;
+  std::mutex step_mutex_;
+
+  // Shared with the other threads, under mutex_.
+  mutable std::mutex mutex_;
+  std::condition_variable work_;
+  std::deque<std::pair<uint64_t, Request>> inbox_;
+  std::vector<Completion> done_;
+  std::shared_ptr<const DeepseekModel> pending_model_;
+  int64_t pending_version_ = 0, latest_version_ = 0;
+  uint64_t next_id_ = 1;
+  EngineStats published_;
+};
+
+}  // namespace grpo::rollout
