@@ -1,0 +1,102 @@
+#include "learner/optim.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace grpo {
+
+LrDecay parse_lr_decay(const std::string& name) {
+  if (name == "constant") return LrDecay::kConstant;
+  if (name == "linear") return LrDecay::kLinear;
+  if (name == "cosine") return LrDecay::kCosine;
+  throw InputError("lr decay '" + name + "': expected constant, linear or cosine");
+}
+
+double lr_at(const LrSchedule& s, int64_t step) {
+  if (s.warmup_steps > 0 && step < s.warmup_steps) return s.peak * double(step + 1) / double(s.warmup_steps);
+  if (s.decay == LrDecay::kConstant || s.total_steps <= s.warmup_steps) return s.peak;
+  const double span = double(s.total_steps - s.warmup_steps);
+  const double progress = std::min(1.0, double(step - s.warmup_steps) / span);
+  const double floor = s.min_ratio * s.peak;
+  const double shape = s.decay == LrDecay::kLinear ? 1.0 - progress : 0.5 * (1.0 + std::cos(M_PI * progress));
+  return floor + (s.peak - floor) * shape;
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  double sq = 0;
+  for (const auto& p : params)
+    if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (const auto& p : params)
+      if (p.grad().defined()) p.mutable_grad().mul_(scale);
+  }
+  return norm;
+}
+
+AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options)
+    : params_(std::move(params)), options_(options) {
+  for (const auto& [name, p] : params_) {
+    if (!at::isFloatingType(p.scalar_type()) || p.scalar_type() == at::kBFloat16 || p.scalar_type() == at::kHalf)
+      throw InputError("AdamW: parameter " + name + " must be float32 or float64 (master weights), got " +
+                       std::string(c10::toString(p.scalar_type())));
+    exp_avg_.push_back(at::zeros_like(p));
+    exp_avg_sq_.push_back(at::zeros_like(p));
+  }
+}
+
+void AdamW::step(double lr) {
+  at::NoGradGuard no_grad;
+  ++steps_;
+  const double bc1 = 1.0 - std::pow(options_.beta1, double(steps_));
+  const double bc2 = 1.0 - std::pow(options_.beta2, double(steps_));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor p = params_[i].second;
+    if (!p.grad().defined()) continue;
+    const at::Tensor g = p.grad().to(p.scalar_type());
+    if (options_.weight_decay != 0) p.mul_(1.0 - lr * options_.weight_decay);
+    exp_avg_[i].mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
+    exp_avg_sq_[i].mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
+    const at::Tensor denom = (exp_avg_sq_[i] / bc2).sqrt_().add_(options_.eps);
+    p.addcdiv_(exp_avg_[i], denom, -lr / bc1);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& [name, p] : params_)
+    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+}
+
+std::map<std::string, at::Tensor> AdamW::state() const {
+  std::map<std::string, at::Tensor> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    out[params_[i].first + ".exp_avg"] = exp_avg_[i];
+    out[params_[i].first + ".exp_avg_sq"] = exp_avg_sq_[i];
+  }
+  out["step"] = at::full({1}, steps_, at::kLong);
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, at::Tensor>& state, const std::string& source) {
+  auto find = [&](const std::string& key, const at::Tensor& like) -> const at::Tensor& {
+    auto it = state.find(key);
+    if (it == state.end()) throw InputError(source + ": optimizer state has no entry '" + key + "'");
+    if (it->second.sizes() != like.sizes())
+      throw InputError(source + ": optimizer state '" + key + "' has shape " + c10::str(it->second.sizes()) +
+                       ", expected " + c10::str(like.sizes()));
+    return it->second;
+  };
+  const at::Tensor& step = find("step", at::empty({1}));
+  std::vector<at::Tensor> m, v;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    m.push_back(find(params_[i].first + ".exp_avg", params_[i].second).to(params_[i].second.scalar_type()).clone());
+    v.push_back(find(params_[i].first + ".exp_avg_sq", params_[i].second).to(params_[i].second.scalar_type()).clone());
+  }
+  exp_avg_ = std::move(m);
+  exp_avg_sq_ = std::move(v);
+  steps_ = step.to(at::kLong).item<int64_t>();
+}
+
+}  // namespace grpo
