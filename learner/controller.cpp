@@ -1,0 +1,513 @@
+#include "learner/controller.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/error.h"
+#include "common/progress.h"
+#include "learner/experience_store.h"
+#include "learner/group_metrics.h"
+#include "learner/local_services.h"
+#include "learner/metrics.h"
+#include "learner/prompt_dataset.h"
+#include "learner/prompt_schedule.h"
+#include "learner/report.h"
+#include "learner/rollout_pool.h"
+#include "learner/run_config.h"
+#include "learner/trainer.h"
+#include "model/chat_template.h"
+#include "model/pretrained.h"
+#include "model/tokenizer.h"
+#include "reward/client.h"
+
+namespace fs = std::filesystem;
+
+namespace grpo {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+int64_t unix_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string checkpoint_name(int64_t step) {
+  std::ostringstream s;
+  s << "step-" << std::setw(6) << std::setfill('0') << step;
+  return s.str();
+}
+
+// Checkpoint directories, newest first.
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || name.rfind("step-", 0) != 0 || name.find('.') != std::string::npos) continue;
+    try {
+      out.emplace_back(std::stoll(name.substr(5)), e.path());
+    } catch (...) {
+    }
+  }
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
+// A prompt ready to generate from: the dataset item, its rendered prompt and its token ids.
+struct Prompt {
+  PromptItem item;
+  std::string text;
+  std::vector<int64_t> ids;
+};
+
+FinishReason stored_finish(rollout::FinishReason r) {
+  return r == rollout::FinishReason::kLength ? FinishReason::kLength : FinishReason::kStop;
+}
+
+// What the generation thread hands the trainer: every group generated (or found in the store)
+// for one step, and how long that took.
+struct StepGroups {
+  int64_t step = 0;
+  std::vector<ScoredGroup> groups;
+  int64_t reused = 0;  // groups found in the store (resume)
+  double generate_s = 0, score_s = 0, store_s = 0;
+  int64_t generated_tokens = 0;
+  int64_t reward_errors = 0;
+};
+
+class Loop {
+ public:
+  Loop(const Config& config, bool progress) : config_(config), cfg_(run_config_from(config)), progress_(progress) {}
+
+  TrainSummary run() {
+    setup();
+    TrainSummary summary;
+    summary.out_dir = cfg_.out_dir;
+    summary.start_step = trainer_->steps_done();
+    const int64_t start = summary.start_step;
+    if (start >= cfg_.steps) {
+      std::cerr << "train: " << start << " of " << cfg_.steps << " steps already done (" << cfg_.out_dir << ")"
+                << std::endl;
+      summary.steps_done = start;
+      write_report(cfg_.out_dir);
+      return summary;
+    }
+    publish(start);
+    if (cfg_.eval_every > 0) summary.first_eval_accuracy = evaluate(start);
+
+    std::thread producer([&] { produce(start); });
+    Progress bar("train", cfg_.steps - start, progress_);
+    try {
+      for (int64_t step = start; step < cfg_.steps; ++step) {
+        StepGroups batch = take(step);
+        const std::string status = train_step(batch);
+        const int64_t done = step + 1;
+        if (cfg_.eval_every > 0 && (done % cfg_.eval_every == 0 || done == cfg_.steps))
+          summary.last_eval_accuracy = evaluate(done);
+        if (done % cfg_.checkpoint_every == 0 || done == cfg_.steps) checkpoint(done);
+        write_report(cfg_.out_dir);
+        bar.advance(1, status);
+      }
+    } catch (...) {
+      stop_producer();
+      producer.join();
+      throw;
+    }
+    producer.join();
+    bar.finish();
+    summary.steps_done = trainer_->steps_done();
+    return summary;
+  }
+
+ private:
+  void setup() {
+    at::set_num_threads(cfg_.threads);
+    fs::create_directories(cfg_.out_dir);
+    {
+      std::ofstream(fs::path(cfg_.out_dir) / "config.yaml") << config_.dump() << "\n";
+    }
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(cfg_.tokenizer_path));
+    template_ = ChatTemplate::load(cfg_.chat_template);
+    train_ = prepare(load_prompt_dataset(cfg_.train_data), "data.train");
+    if (cfg_.has_heldout) {
+      heldout_ = prepare(load_prompt_dataset(cfg_.heldout_data), "data.heldout");
+      if (cfg_.eval_limit > 0 && int64_t(heldout_.size()) > cfg_.eval_limit) heldout_.resize(cfg_.eval_limit);
+    }
+
+    trainer_options_ = trainer_options_from_config(config_.sub("trainer"));
+    auto policy = std::make_shared<DeepseekModel>(load_pretrained(cfg_.model_path, trainer_options_.model_options()));
+    trainer_ = std::make_unique<Trainer>(policy, trainer_options_);
+    resume();
+
+    services_ = std::make_unique<LocalServices>(cfg_);
+    rollouts_ = std::make_unique<RolloutPool>(services_->rollout_addresses(), cfg_.rollout_timeout_ms,
+                                              cfg_.rollout_retries);
+    reward::ClientOptions ro;
+    ro.timeout_ms = cfg_.reward_timeout_ms;
+    ro.retries = cfg_.reward_retries;
+    ro.backoff_ms = 200;
+    reward_ = std::make_unique<reward::RewardClient>(services_->reward_address(), ro);
+    reward_->health();  // fails early, with retries, when the reward service is unreachable
+
+    store_ = ExperienceStore::open((fs::path(cfg_.out_dir) / "store").string());
+    metrics_ = std::make_unique<MetricsWriter>(cfg_.out_dir);
+  }
+
+  std::vector<Prompt> prepare(std::vector<PromptItem> items, const std::string& what) {
+    if (items.empty()) throw InputError(config_.where(what) + ": the dataset has no prompts");
+    std::vector<Prompt> out;
+    out.reserve(items.size());
+    for (auto& item : items) {
+      Prompt p;
+      p.text = template_.render({{"user", item.prompt}}, /*add_generation_prompt=*/true);
+      if (tokenizer_->bos_id() >= 0) p.ids.push_back(tokenizer_->bos_id());
+      for (int32_t id : tokenizer_->encode(p.text)) p.ids.push_back(id);
+      p.item = std::move(item);
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  void resume() {
+    const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
+    for (const auto& [step, path] : list_checkpoints(dir)) {
+      try {
+        trainer_->load_checkpoint(path.string());
+        std::cerr << "train: resuming from " << path.string() << " (" << trainer_->steps_done() << " steps done)"
+                  << std::endl;
+        return;
+      } catch (const std::exception& e) {
+        std::cerr << "train: skipping checkpoint " << path.string() << ": " << e.what() << std::endl;
+      }
+    }
+  }
+
+  // ---- generation thread -------------------------------------------------------------
+
+  void produce(int64_t start) {
+    try {
+      for (int64_t step = start; step < cfg_.steps; ++step) {
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          // Rollouts for `step` may use weights from step - max_staleness on: wait until those
+          // are published, and keep at most max_staleness + 1 steps queued.
+          cv_.wait(lock, [&] { return stop_ || (published_ >= step - cfg_.max_staleness); });
+          if (stop_) return;
+        }
+        StepGroups batch = collect(step);
+        std::lock_guard<std::mutex> lock(mu_);
+        ready_.push_back(std::move(batch));
+        cv_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      failure_ = std::current_exception();
+      cv_.notify_all();
+    }
+  }
+
+  StepGroups take(int64_t step) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return failure_ || !ready_.empty(); });
+    if (!ready_.empty()) {
+      StepGroups b = std::move(ready_.front());
+      ready_.pop_front();
+      if (b.step != step) throw std::logic_error("train: step order broken");
+      return b;
+    }
+    std::rethrow_exception(failure_);
+  }
+
+  void stop_producer() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+
+  // The step's groups: the ones already stored (resume), then newly generated ones, in the
+  // step's prompt order; with dynamic sampling, refill rounds until prompts_per_step groups
+  // have reward variance (or the rounds are spent).
+  StepGroups collect(int64_t step) {
+    StepGroups out;
+    out.step = step;
+    std::map<std::string, ScoredGroup> stored;
+    store_->scan(step, step, [&](const GroupKey&, const ScoredGroup& g) {
+      stored.emplace(g.prompt_id, g);
+      return true;
+    });
+    const std::vector<size_t> order = step_prompt_order(train_.size(), cfg_.seed, step);
+    size_t next = 0;
+    int64_t useful = 0;
+    for (int round = 0; round <= (cfg_.dynamic_sampling ? cfg_.max_refill_rounds : 0); ++round) {
+      const int64_t need = cfg_.prompts_per_step - (cfg_.dynamic_sampling ? useful : 0);
+      if (need <= 0 || next >= order.size()) break;
+      std::vector<const Prompt*> todo;
+      for (int64_t k = 0; k < need && next < order.size(); ++k) {
+        const Prompt& p = train_[order[next++]];
+        auto it = stored.find(p.item.id);
+        if (it != stored.end()) {
+          useful += has_reward_variance(it->second);
+          out.groups.push_back(std::move(it->second));
+          stored.erase(it);
+          ++out.reused;
+        } else {
+          todo.push_back(&p);
+        }
+      }
+      if (todo.empty()) continue;
+      std::vector<ScoredGroup> fresh = generate_and_score(todo, step, out);
+      const auto t0 = Clock::now();
+      store_->put_batch(fresh);  // durable before anything trains on it
+      out.store_s += seconds_since(t0);
+      for (auto& g : fresh) {
+        useful += has_reward_variance(g);
+        out.groups.push_back(std::move(g));
+      }
+      if (!cfg_.dynamic_sampling) break;
+    }
+    return out;
+  }
+
+  std::vector<ScoredGroup> generate_and_score(const std::vector<const Prompt*>& todo, int64_t step, StepGroups& acc) {
+    rollout::GenerationParams params;
+    params.max_new_tokens = cfg_.max_new_tokens;
+    params.sampling.temperature = cfg_.temperature;
+    params.sampling.top_p = cfg_.top_p;
+    params.sampling.top_k = cfg_.top_k;
+    std::vector<rollout::GeneratePrompt> prompts;
+    for (const Prompt* p : todo) {
+      rollout::GeneratePrompt g;
+      g.token_ids = p->ids;
+      g.n = cfg_.group_size;
+      g.seed = group_seed(cfg_.seed, step, p->item.id);
+      prompts.push_back(std::move(g));
+    }
+    const int64_t created = unix_us();
+    auto t0 = Clock::now();
+    auto samples = rollouts_->generate(prompts, params, step - cfg_.max_staleness);
+    acc.generate_s += seconds_since(t0);
+
+    std::vector<ScoredGroup> groups(todo.size());
+    std::vector<reward::v1::ScoreRequest> requests;
+    for (size_t i = 0; i < todo.size(); ++i) {
+      ScoredGroup& g = groups[i];
+      g.run_id = cfg_.name;
+      g.step = step;
+      g.prompt_id = todo[i]->item.id;
+      g.prompt_text = todo[i]->text;
+      g.prompt_token_ids.assign(todo[i]->ids.begin(), todo[i]->ids.end());
+      g.reference_answer = todo[i]->item.reference;
+      g.created_us = created;
+      for (auto& s : samples[i]) {
+        Completion c;
+        c.text = s.text;
+        c.token_ids.assign(s.token_ids.begin(), s.token_ids.end());
+        c.logprobs = s.logprobs;
+        c.finish_reason = stored_finish(s.finish_reason);
+        c.weight_version = s.weight_version;
+        c.finished_us = unix_us();
+        acc.generated_tokens += int64_t(s.token_ids.size());
+        g.completions.push_back(std::move(c));
+
+        reward::v1::ScoreRequest r;
+        r.set_id(std::to_string(requests.size()));
+        r.set_verifier(todo[i]->item.verifier.empty() ? cfg_.verifier : todo[i]->item.verifier);
+        r.set_completion(s.text);
+        r.set_reference(todo[i]->item.reference);
+        r.set_reference_is_json(todo[i]->item.reference_is_json);
+        r.set_completion_tokens(int64_t(s.token_ids.size()));
+        requests.push_back(std::move(r));
+      }
+    }
+    t0 = Clock::now();
+    std::vector<reward::v1::ScoreResponse> verdicts;
+    constexpr size_t kBatch = 256;  // keeps each ScoreBatch message small
+    for (size_t b = 0; b < requests.size(); b += kBatch) {
+      std::vector<reward::v1::ScoreRequest> part(requests.begin() + b,
+                                                 requests.begin() + std::min(requests.size(), b + kBatch));
+      for (auto& v : reward_->score_batch(part)) verdicts.push_back(std::move(v));
+    }
+    acc.score_s += seconds_since(t0);
+    size_t k = 0;
+    for (auto& g : groups) {
+      for (auto& c : g.completions) {
+        const auto& v = verdicts.at(k++);
+        if (v.error_code() != 0) {  // a verifier that failed or timed out scores 0, and is counted
+          ++acc.reward_errors;
+          c.reward = 0;
+          c.reward_reason = "reward error " + std::to_string(v.error_code()) + ": " + v.error_message();
+          continue;
+        }
+        c.reward = v.reward();
+        c.correct = v.correct();
+        c.reward_reason = v.reason();
+        for (const auto& [name, value] : v.components()) c.reward_components[name] = value;
+      }
+      g.scored_us = unix_us();
+    }
+    return groups;
+  }
+
+  // ---- learner side ------------------------------------------------------------------
+
+  std::string train_step(StepGroups& batch) {
+    const int64_t step = batch.step;
+    std::map<std::string, double> m = group_metrics(batch.groups);
+    std::vector<ScoredGroup> used;
+    for (auto& g : batch.groups) {
+      if (cfg_.dynamic_sampling && !has_reward_variance(g)) continue;
+      if (int64_t(used.size()) == cfg_.prompts_per_step) break;
+      used.push_back(g);
+    }
+    if (cfg_.overlong_filter)
+      for (auto& g : used)
+        for (auto& c : g.completions)
+          if (c.finish_reason == FinishReason::kLength) c.loss_weight = 0;
+    int64_t min_version = step;
+    for (const auto& g : batch.groups)
+      for (const auto& c : g.completions) min_version = std::min(min_version, c.weight_version);
+
+    auto t0 = Clock::now();
+    if (!used.empty()) {
+      for (const auto& [k, v] : trainer_->step(used).as_map()) m["train/" + k] = v;
+    } else {
+      trainer_->skip_step();  // nothing to learn from: the step counts, the weights stay
+    }
+    const double train_s = seconds_since(t0);
+    store_->mark_trained(step);
+    const PublishStats sync = publish(step + 1);
+
+    m["groups/trained"] = double(used.size());
+    m["groups/generated"] = double(batch.groups.size());
+    m["groups/reused_from_store"] = double(batch.reused);
+    m["rollout/staleness"] = double(step - min_version);
+    m["rollout/workers"] = double(rollouts_->live_workers());
+    m["reward/errors"] = double(batch.reward_errors);
+    m["time/generate"] = batch.generate_s;
+    m["time/score"] = batch.score_s;
+    m["time/store"] = batch.store_s;
+    m["time/train"] = train_s;
+    m["time/sync"] = sync.seconds;
+    m["sync/bytes"] = double(sync.bytes);
+    m["sync/gb_per_s"] = sync.seconds > 0 ? double(sync.bytes) / sync.seconds / 1e9 : 0;
+    if (batch.generate_s > 0) m["throughput/generate_tokens_per_s"] = double(batch.generated_tokens) / batch.generate_s;
+    metrics_->log(step + 1, m);
+
+    std::ostringstream status;
+    status << std::fixed << std::setprecision(3) << "reward=" << m["reward/mean"] << " acc=" << m["accuracy"]
+           << " len=" << std::setprecision(1) << m["response_length/mean"];
+    if (last_eval_ >= 0) status << " heldout=" << std::setprecision(3) << last_eval_;
+    return status.str();
+  }
+
+  PublishStats publish(int64_t version) {
+    PublishStats s = rollouts_->publish(version, trainer_->policy()->state_dict(), cfg_.rollout_dtype == "fp8");
+    std::lock_guard<std::mutex> lock(mu_);
+    published_ = version;
+    cv_.notify_all();
+    return s;
+  }
+
+  // Held-out accuracy at the current weights (eval.samples per prompt), logged at `step`.
+  double evaluate(int64_t step) {
+    rollout::GenerationParams params;
+    params.max_new_tokens = cfg_.max_new_tokens;
+    params.sampling.temperature = cfg_.eval_temperature;
+    std::vector<rollout::GeneratePrompt> prompts;
+    for (const auto& p : heldout_) {
+      rollout::GeneratePrompt g;
+      g.token_ids = p.ids;
+      g.n = cfg_.eval_samples;
+      g.seed = group_seed(cfg_.seed ^ 0x5eedull, 0, p.item.id);  // the same draws at every evaluation
+      prompts.push_back(std::move(g));
+    }
+    const auto t0 = Clock::now();
+    auto samples = rollouts_->generate(prompts, params, step);
+    std::vector<reward::v1::ScoreRequest> requests;
+    double len = 0;
+    for (size_t i = 0; i < heldout_.size(); ++i)
+      for (const auto& s : samples[i]) {
+        reward::v1::ScoreRequest r;
+        r.set_id(std::to_string(requests.size()));
+        r.set_verifier(heldout_[i].item.verifier.empty() ? cfg_.verifier : heldout_[i].item.verifier);
+        r.set_completion(s.text);
+        r.set_reference(heldout_[i].item.reference);
+        r.set_reference_is_json(heldout_[i].item.reference_is_json);
+        r.set_completion_tokens(int64_t(s.token_ids.size()));
+        requests.push_back(std::move(r));
+        len += double(s.token_ids.size());
+      }
+    double correct = 0, format = 0, reward = 0;
+    for (size_t b = 0; b < requests.size(); b += 256) {
+      std::vector<reward::v1::ScoreRequest> part(requests.begin() + b,
+                                                 requests.begin() + std::min(requests.size(), b + 256));
+      for (const auto& v : reward_->score_batch(part)) {
+        correct += v.correct();
+        reward += v.reward();
+        auto f = v.components().find("format");
+        if (f != v.components().end()) format += f->second > 0;
+      }
+    }
+    const double n = double(requests.size());
+    last_eval_ = correct / n;
+    metrics_->log(step, {{"eval/accuracy", correct / n},
+                         {"eval/reward", reward / n},
+                         {"eval/format_rate", format / n},
+                         {"eval/response_length", len / n},
+                         {"time/eval", seconds_since(t0)}});
+    std::cerr << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
+                << " over " << heldout_.size() << " prompts x " << cfg_.eval_samples << ", mean length "
+                << std::setprecision(1) << len / n << " tokens" << std::endl;
+    return last_eval_;
+  }
+
+  void checkpoint(int64_t step) {
+    const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
+    fs::create_directories(dir);
+    trainer_->save_checkpoint((dir / checkpoint_name(step)).string());
+    auto all = list_checkpoints(dir);
+    for (size_t i = size_t(cfg_.keep_checkpoints); i < all.size(); ++i) fs::remove_all(all[i].second);
+  }
+
+  const Config& config_;
+  RunConfig cfg_;
+  bool progress_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  ChatTemplate template_;
+  std::vector<Prompt> train_, heldout_;
+  TrainerOptions trainer_options_;
+  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<LocalServices> services_;
+  std::unique_ptr<RolloutPool> rollouts_;
+  std::unique_ptr<reward::RewardClient> reward_;
+  std::unique_ptr<ExperienceStore> store_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  double last_eval_ = -1;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<StepGroups> ready_;
+  int64_t published_ = -1;
+  bool stop_ = false;
+  std::exception_ptr failure_;
+};
+
+}  // namespace
+
+TrainSummary run_training(const Config& config, bool progress) { return Loop(config, progress).run(); }
+
+}  // namespace grpo

@@ -1,0 +1,42 @@
+// The R1-Zero loop (DESIGN §1): `grpo train CONFIG`.
+//
+// Per step n: pick the step's prompts (learner/prompt_schedule.h) → ask the rollout workers for
+// G samples each, on weights of version >= n - max_staleness → score every completion through
+// the RewardService → write every scored group to the experience store (before it is used) →
+// dynamic sampling / overlong filtering → one trainer update → publish weights version n + 1 to
+// every rollout worker → metrics, held-out evaluation, checkpoint.
+//
+// Generation runs on its own thread one step ahead at most max_staleness steps (0 = synchronous).
+//
+// Services: with no addresses configured, the controller starts the reward server and
+// `rollout.workers` rollout servers in this process on 127.0.0.1 (free ports) and talks to them
+// over gRPC exactly as it talks to remote ones.
+//
+// Run directory (run.out_dir): config.yaml (the resolved config), store/ (RocksDB experience
+// store), checkpoints/step-NNNNNN/ (HF checkpoint + optimizer + trainer state), metrics.jsonl,
+// tb/ (TensorBoard), report.html.
+//
+// Resume: started again with the same config (after a crash, kill -9, or with a larger
+// train.steps), the controller loads the newest checkpoint that loads, then replays the steps
+// after it: a step whose groups are already in the store trains on those (no group is generated
+// twice or lost), the others are generated. Weights are only ever changed by loading a
+// checkpoint or by one update per step, so no update is applied twice.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "common/config.h"
+
+namespace grpo {
+
+struct TrainSummary {
+  int64_t start_step = 0;   // steps already done when this run started (resume)
+  int64_t steps_done = 0;   // after the run
+  double first_eval_accuracy = -1, last_eval_accuracy = -1;  // held-out; -1 when not evaluated
+  std::string out_dir;
+};
+
+// Runs the loop described above to train.steps. `progress`: the progress line on stderr.
+TrainSummary run_training(const Config& config, bool progress = true);
+
+}  // namespace grpo
