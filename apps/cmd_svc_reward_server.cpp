@@ -1,13 +1,9 @@
 // `grpo reward-server`: serves RewardService (proto/reward.proto) until SIGINT/SIGTERM.
-#include <pthread.h>
-#include <signal.h>
-
-#include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <thread>
 
 #include "common/cli.h"
+#include "common/stop_signals.h"
 #include "reward/server.h"
 
 namespace {
@@ -22,13 +18,7 @@ grpo::Config load_config(const grpo::Args& a) {
 int run_reward_server(const grpo::Args& a) {
   using namespace grpo::reward;
   if (!a.positional().empty()) throw grpo::InputError("reward-server: unexpected argument '" + a.positional()[0] + "'");
-  // Block the stop signals before any thread starts (gRPC's inherit the mask); sigwait below
-  // receives them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  grpo::StopSignals stop;  // before any thread starts
 
   grpo::Config config = load_config(a);
   ServerOptions options = server_options_from_config(config);
@@ -40,16 +30,9 @@ int run_reward_server(const grpo::Args& a) {
   std::cout << "reward-server listening on " << server.address() << " (" << options.workers << " workers; verifiers: "
             << names << ")" << std::endl;
 
-  int sig = 0;
-  sigwait(&stop, &sig);
+  const int sig = stop.wait("reward-server");
   std::cerr << "reward-server: " << strsignal(sig) << ", shutting down (grace " << options.shutdown_grace_ms
             << " ms; a second signal exits at once)" << std::endl;
-  std::thread([stop] {
-    int again = 0;
-    sigwait(&stop, &again);
-    std::cerr << "reward-server: " << strsignal(again) << " again, exiting now" << std::endl;
-    std::_Exit(1);
-  }).detach();
   server.shutdown();
   std::cerr << "reward-server: stopped after " << server.health().served() << " verdicts" << std::endl;
   return 0;

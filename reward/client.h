@@ -12,33 +12,18 @@
 
 #include <functional>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "common/rpc.h"
 #include "proto/reward.grpc.pb.h"
 #include "reward/verifier.h"
 
 namespace grpo::reward {
 
-
-// A failed call: the gRPC status code and a message naming the server, the method and the number
-// of attempts.
-class RpcError : public std::runtime_error {
- public:
-  RpcError(grpc::StatusCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
-  grpc::StatusCode code() const { return code_; }
-
- private:
-  grpc::StatusCode code_;
-};
-
-struct ClientOptions {
-  int64_t timeout_ms = 30'000;             // deadline of each attempt (streams: of the whole stream)
-  int retries = 0;                         // extra attempts on UNAVAILABLE / DEADLINE_EXCEEDED
-  int64_t backoff_ms = 50;                 // before the first retry; doubles after each
-  int max_message_bytes = 64 << 20;        // largest message sent or received
-};
+// RpcError and ClientOptions live in common/rpc.h (shared with the rollout client).
+using grpo::ClientOptions;
+using grpo::RpcError;
 
 class RewardClient {
  public:

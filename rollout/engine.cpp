@@ -1,7 +1,6 @@
 #include "rollout/engine.h"
 
 #include <algorithm>
-#include <set>
 
 #include "common/error.h"
 
@@ -157,14 +156,35 @@ void Engine::validate(const Request& r) const {
 
 uint64_t Engine::submit(Request request) {
   validate(request);
+  std::vector<Request> one;
+  one.push_back(std::move(request));
+  return enqueue(one).front();
+}
+
+std::vector<uint64_t> Engine::submit(std::vector<Request> requests) {
+  for (size_t i = 0; i < requests.size(); ++i) {
+    try {
+      validate(requests[i]);
+    } catch (const InputError& e) {
+      throw InputError("requests[" + std::to_string(i) + "]: " + e.what());
+    }
+  }
+  return enqueue(requests);
+}
+
+std::vector<uint64_t> Engine::enqueue(std::vector<Request>& requests) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (static_cast<int64_t>(inbox_.size()) >= options_.max_queued_requests)
-    throw EngineFull("rollout engine: " + std::to_string(inbox_.size()) +
-                     " requests queued (max_queued_requests); try again later");
-  const uint64_t id = next_id_++;
-  inbox_.emplace_back(id, std::move(request));
+  if (static_cast<int64_t>(inbox_.size() + requests.size()) > options_.max_queued_requests)
+    throw EngineFull("rollout engine: " + std::to_string(inbox_.size()) + " requests queued, " +
+                     std::to_string(requests.size()) + " more exceed max_queued_requests (" +
+                     std::to_string(options_.max_queued_requests) + "); try again later");
+  std::vector<uint64_t> ids;
+  for (Request& r : requests) {
+    ids.push_back(next_id_++);
+    inbox_.emplace_back(ids.back(), std::move(r));
+  }
   work_.notify_all();
-  return id;
+  return ids;
 }
 
 void Engine::set_weights(int64_t version, const std::map<std::string, at::Tensor>& state) {
@@ -186,6 +206,24 @@ void Engine::set_weights(int64_t version, const std::map<std::string, at::Tensor
   work_.notify_all();
 }
 
+void Engine::cancel(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto queued = std::find_if(inbox_.begin(), inbox_.end(), [id](const auto& r) { return r.first == id; });
+  if (queued != inbox_.end()) {
+    inbox_.erase(queued);
+    return;
+  }
+  done_.erase(std::remove_if(done_.begin(), done_.end(), [id](const Completion& c) { return c.request_id == id; }),
+              done_.end());
+  if (id < next_id_) cancelled_.insert(id);
+  work_.notify_all();
+}
+
+int64_t Engine::latest_weight_version() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return latest_version_;
+}
+
 std::vector<Completion> Engine::poll() {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<Completion> out;
@@ -203,7 +241,8 @@ EngineStats Engine::stats() const {
 bool Engine::wait_for_work(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto busy = [&] {
-    return !inbox_.empty() || pending_model_ || published_.running_sequences + published_.waiting_sequences > 0;
+    return !inbox_.empty() || !cancelled_.empty() || pending_model_ ||
+           published_.running_sequences + published_.waiting_sequences > 0;
   };
   return work_.wait_for(lock, timeout, busy);
 }
@@ -225,15 +264,18 @@ bool Engine::step() {
   }
   publish_stats();
   std::lock_guard<std::mutex> lock(mutex_);
-  return !inbox_.empty() || pending_model_ || !running_.empty() || !waiting_.empty();
+  return !inbox_.empty() || !cancelled_.empty() || pending_model_ || !running_.empty() || !waiting_.empty();
 }
 
 void Engine::take_inbox() {
   std::deque<std::pair<uint64_t, Request>> arrived;
+  std::set<uint64_t> cancelled;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     arrived.swap(inbox_);
+    cancelled.swap(cancelled_);
   }
+  drop_cancelled(cancelled);
   for (auto& [id, request] : arrived) {
     auto group = std::make_shared<Group>(Group{id, std::move(request), 0});
     group->unfinished = group->request.n;
@@ -244,6 +286,19 @@ void Engine::take_inbox() {
     groups_[id] = group;
     insert_by_priority(waiting_, std::move(leader));
   }
+}
+
+void Engine::drop_cancelled(const std::set<uint64_t>& ids) {
+  if (ids.empty()) return;
+  auto drop = [&](std::vector<SeqPtr>& list) {
+    for (SeqPtr& s : list)
+      if (ids.count(s->group->id)) release_pages(*s);
+    list.erase(std::remove_if(list.begin(), list.end(), [&](const SeqPtr& s) { return ids.count(s->group->id) > 0; }),
+               list.end());
+  };
+  drop(running_);
+  drop(waiting_);
+  for (uint64_t id : ids) groups_.erase(id);
 }
 
 void Engine::apply_pending_weights() {
@@ -472,7 +527,7 @@ void Engine::complete(Sequence& s, FinishReason reason) {
   ++counters_.completions;
   if (--s.group->unfinished == 0) groups_.erase(s.group->id);
   std::lock_guard<std::mutex> lock(mutex_);
-  done_.push_back(std::move(c));
+  if (!cancelled_.count(c.request_id)) done_.push_back(std::move(c));
 }
 
 void Engine::publish_stats() {

@@ -6,8 +6,8 @@
 //   while (engine.step()) {}                                          // one thread drives it
 //   for (Completion& c : engine.poll()) ...                           // any thread
 //
-// Threads: submit, poll, set_weights, stats and wait_for_work may be called from any thread at
-// any time; step() from one thread at a time (the engine loop). step() never holds the lock that
+// Threads: submit, cancel, poll, set_weights, stats and wait_for_work may be called from any
+// thread at any time; step() from one thread at a time (the engine loop). step() never holds the lock that
 // the others take while it computes.
 //
 // Per step (continuous batching): finished sequences have left; running sequences each feed
@@ -42,6 +42,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -132,6 +133,17 @@ class Engine {
   // n, max_new_tokens, temperature, top_p, top_k, stop_token_ids, stop_strings) and EngineFull;
   // nothing is queued then.
   uint64_t submit(Request request);
+  // Several requests at once, all or none (consecutive ids, taken by the same step); InputError
+  // messages start with "requests[i]: ".
+  std::vector<uint64_t> submit(std::vector<Request> requests);
+  // The checks submit() makes, without queueing (InputError naming the field).
+  void validate(const Request& r) const;
+
+  // Drops request `id` (its caller went away): nothing of it reaches poll() from now on (its
+  // completions not yet polled are discarded too); its queued or unfinished samples are removed
+  // at the start of the next step, which frees their cache pages. Finished-and-polled or unknown
+  // ids are ignored.
+  void cancel(uint64_t id);
 
   // One scheduling step (see above). Returns whether work remains (queued, waiting or running).
   bool step();
@@ -148,11 +160,15 @@ class Engine {
   void set_weights(int64_t version, const std::map<std::string, at::Tensor>& state);
 
   EngineStats stats() const;
+  // The newest version given to set_weights (or the constructor's): every request submitted from
+  // now on runs on weights of at least this version.
+  int64_t latest_weight_version() const;
   // Blocks until work is queued or `timeout` passes; returns whether there is work.
   bool wait_for_work(std::chrono::milliseconds timeout);
 
   const EngineOptions& options() const { return options_; }
   const ModelConfig& config() const { return config_; }
+  const ModelOptions& model_options() const { return model_options_; }
   // Bytes of latent cache per token (all layers), and what a standard MHA cache of the same
   // model would need: heads × (qk_head_dim + v_head_dim) values per token per layer.
   int64_t cache_bytes_per_token() const { return pool_.bytes_per_token(); }
@@ -167,8 +183,9 @@ class Engine {
   };
   using SeqPtr = std::unique_ptr<Sequence>;
 
-  void validate(const Request& r) const;
+  std::vector<uint64_t> enqueue(std::vector<Request>& validated);
   void take_inbox();
+  void drop_cancelled(const std::set<uint64_t>& ids);
   void apply_pending_weights();
   std::vector<Chunk> schedule();
   bool make_writable(Sequence& s, int64_t tokens);
@@ -202,6 +219,7 @@ class Engine {
   std::condition_variable work_;
   std::deque<std::pair<uint64_t, Request>> inbox_;
   std::vector<Completion> done_;
+  std::set<uint64_t> cancelled_;  // dropped by cancel(), not yet removed by the step thread
   std::shared_ptr<const DeepseekModel> pending_model_;
   int64_t pending_version_ = 0, latest_version_ = 0;
   uint64_t next_id_ = 1;
