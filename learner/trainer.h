@@ -90,6 +90,7 @@ struct TrainStats {
   double approx_kl = 0;          // mean 0.5 (logp - old_logp)^2
   double grad_norm_mean = 0;     // pre-clip global grad norm, over optimizer steps
   double grad_norm_max = 0;
+  double skipped_steps = 0;      // optimizer steps skipped for a non-finite gradient norm
   double lr = 0;
   // Rollout–trainer mismatch: mean over completion tokens of |old_logp - rollout_logp|, the old
   // log-probs being the trainer's recomputation at the start of the step.
