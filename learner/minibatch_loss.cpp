@@ -28,8 +28,10 @@ MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatc
   const int64_t n = mb.rows(), step = std::max<int64_t>(1, micro_batch_size);
   MiniBatchStats s;
   s.tokens = mb.tokens();
+  // Micro-batches of similar lengths pad less (the sum over micro-batches is the same in any order).
+  const at::Tensor by_length = std::get<1>(mb.lengths.sort(c10::optional<bool>(true), 0));  // [b]
   for (int64_t begin = 0; begin < n; begin += step) {
-    const TrainBatch micro = mb.select(at::arange(begin, std::min(n, begin + step), at::kLong));
+    const TrainBatch micro = mb.select(by_length.narrow(0, begin, std::min(n, begin + step) - begin));
     const double micro_tokens = micro.tokens();
     const double weight = whole > 0 ? normaliser(micro, mode) / whole : 0.0;
     CompletionForward f = completion_forward(policy, micro.ids, micro.mask, spec.entropy_coef != 0);

@@ -31,7 +31,8 @@ struct MiniBatchStats {
 };
 
 // Forwards and back-propagates `mb` (old_logp and advantages set; ref_logp when kl_coef > 0)
-// through `policy`, `micro_batch_size` rows at a time, adding the mini-batch loss's gradient to
+// through `policy`, `micro_batch_size` rows at a time (rows sorted by length, so that each
+// micro-batch pads little), adding the mini-batch loss's gradient to
 // the .grad() of the policy's trainable parameters.
 MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatch& mb, const LossSpec& spec,
                                     int64_t micro_batch_size);

@@ -138,12 +138,14 @@ CompletionForward completion_forward(const DeepseekModel& model, const at::Tenso
 at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward) {
   at::NoGradGuard no_grad;
   const int64_t n = batch.rows(), step = std::max<int64_t>(1, rows_per_forward);
+  const int64_t width = batch.mask.size(1);
+  const at::Tensor by_length = std::get<1>(batch.lengths.sort(c10::optional<bool>(true), 0));  // [B]: less padding
   at::Tensor out = at::zeros_like(batch.mask);  // [B, T-1]
   for (int64_t s = 0; s < n; s += step) {
-    const int64_t e = std::min(n, s + step);
-    TrainBatch part = batch.select(at::arange(s, e, at::kLong));
-    at::Tensor lp = completion_forward(model, part.ids, part.mask).logp;  // [e-s, T'-1]
-    out.narrow(0, s, e - s).narrow(1, 0, lp.size(1)).copy_(lp);
+    const at::Tensor rows = by_length.narrow(0, s, std::min(n, s + step) - s);
+    TrainBatch part = batch.select(rows);
+    at::Tensor lp = completion_forward(model, part.ids, part.mask).logp;  // [rows, T'-1]
+    out.index_copy_(0, rows, at::constant_pad_nd(lp, {0, width - lp.size(1)}));
   }
   return out;
 }

@@ -46,7 +46,7 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
                             at::ScalarType dtype);
 
 // One forward of `model` over ids [b, T] (no grad unless autograd is on) with the head applied at
-// the masked positions only.
+// the masked positions only. The expert loads count every position of ids[:, :-1], padding included.
 struct CompletionForward {
   at::Tensor logp;                       // [b, T-1] log p(ids[:, t+1]) on the mask, 0 elsewhere
   at::Tensor entropy;                    // [b, T-1] entropy of the next-token distribution on the mask
@@ -57,7 +57,7 @@ CompletionForward completion_forward(const DeepseekModel& model, const at::Tenso
                                      bool entropy_grad = false);
 
 // The log-probs of batch.mask's positions under `model`, without grad, `rows_per_forward` rows at a
-// time: [B, T-1], 0 off the mask.
+// time (rows of similar length together): [B, T-1], 0 off the mask.
 at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward);
 
 }  // namespace grpo

@@ -217,7 +217,9 @@ TEST(Trainer, MismatchMeasuresOldMinusRolloutLogprobs) {
 }
 
 TEST(Trainer, RewardedCompletionGainsProbability) {
-  auto policy = make_policy("fp32");
+  for (const char* dtype : {"fp32", "bf16"}) {  // bf16: bf16 compute on fp32 master weights
+  SCOPED_TRACE(dtype);
+  auto policy = make_policy(dtype);
   auto groups = make_groups(2, 2, 15);
   for (auto& g : groups) {
     g.completions[0].reward = 1.0;
@@ -229,6 +231,7 @@ TEST(Trainer, RewardedCompletionGainsProbability) {
     bad0.push_back(sum_logprob(*policy, g, 1));
   }
   TrainerOptions o;
+  o.dtype = dtype;
   o.lr = 1e-3;
   o.mini_batches = 2;
   o.micro_batch_size = 1;
@@ -238,6 +241,37 @@ TEST(Trainer, RewardedCompletionGainsProbability) {
     EXPECT_GT(sum_logprob(*policy, groups[i], 0), good0[i] + 0.1) << "group " << i;
     EXPECT_LT(sum_logprob(*policy, groups[i], 1), bad0[i] - 0.1) << "group " << i;
   }
+  for (const at::Tensor& p : policy->trainable_parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
+  }
+}
+
+TEST(Trainer, PpoEpochsAndMiniBatchesMakeOptimizerStepsAndClip) {
+  auto policy = make_policy("fp32");
+  const auto groups = make_groups(3, 4, 24);
+  TrainerOptions o;
+  o.lr = 5e-3;  // large, so that the later mini-batches leave the trust region
+  o.ppo_epochs = 3;
+  o.mini_batches = 2;
+  o.micro_batch_size = 4;
+  o.max_grad_norm = 0.5;
+  Trainer trainer(policy, o);
+  TrainStats s = trainer.step(groups);
+  EXPECT_EQ(s.optimizer_steps, 6);
+  EXPECT_GT(s.clip_fraction, 0.0);
+  EXPECT_GT(s.approx_kl, 0.0);
+  EXPECT_GT(s.grad_norm_max, 0.5);  // reported before clipping
+  EXPECT_GE(s.grad_norm_max, s.grad_norm_mean);
+  EXPECT_GT(s.entropy, 0.0);
+  EXPECT_LT(s.entropy, std::log(64.0) + 1e-9);
+  EXPECT_EQ(s.lr, 5e-3);
+  EXPECT_EQ(s.skipped_steps, 0);
+  const auto m = s.as_map();
+  for (const char* key : {"loss", "policy_loss", "kl", "entropy", "clip_fraction", "dual_clip_fraction", "approx_kl",
+                          "grad_norm_mean", "grad_norm_max", "lr", "rollout_mismatch", "tokens", "sequences",
+                          "optimizer_steps", "seconds", "expert_load_imbalance"})
+    EXPECT_EQ(m.count(key), 1u) << key;
+  EXPECT_EQ(m.at("optimizer_steps"), 6);
+  EXPECT_EQ(m.at("clip_fraction"), s.clip_fraction);
 }
 
 TEST(Trainer, KlToReferenceStartsAtZeroGrowsAndResetsOnRefresh) {
