@@ -165,9 +165,10 @@ void write_weights(const fs::path& dir, const std::map<std::string, StoredTensor
   write_text_atomic(dir / kIndexFile, index.dump(2) + "\n");
 }
 
-// Moves the finished `stage` directory onto `dir`, keeping nothing of the old `dir` but what was
-// copied into `stage` already.
-void publish_dir(const fs::path& stage, const fs::path& dir) {
+}  // namespace
+
+void publish_dir(const std::string& stage_in, const std::string& dir_in) {
+  const fs::path stage(stage_in), dir(dir_in);
   fsync_dir(stage);
   if (!fs::exists(dir)) {
     fs::rename(stage, dir);
@@ -185,8 +186,6 @@ void publish_dir(const fs::path& stage, const fs::path& dir) {
   }
   fsync_dir(dir.has_parent_path() ? dir.parent_path() : fs::path("."));
 }
-
-}  // namespace
 
 std::map<std::string, StoredTensor> load_checkpoint_raw(const std::string& path) { return read_raw(path).tensors; }
 

@@ -35,6 +35,11 @@ void save_checkpoint_raw(const std::string& dir, const std::map<std::string, Sto
 std::map<std::string, at::Tensor> load_weights(const std::string& path, at::ScalarType dtype = at::kFloat,
                                                bool keep_fp8 = false);
 
+// Moves the finished directory `stage` onto `dir` (an atomic exchange when `dir` exists, else a
+// rename), then syncs; nothing of the old `dir` is kept. For writers of checkpoint directories that
+// hold more than the weights (the trainer's optimizer state).
+void publish_dir(const std::string& stage, const std::string& dir);
+
 struct SaveOptions {
   int64_t max_shard_bytes = 5LL << 30;
   // F64 / F32 / F16 / BF16: every floating tensor in that type. F8_E4M3: 2-D `.weight` matrices are

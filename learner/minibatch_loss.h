@@ -1,0 +1,40 @@
+// One mini-batch's GRPO loss and its gradient, accumulated over micro-batches.
+//
+// loss = policy_loss + kl_coef · agg(KL(logp, ref_logp)) − entropy_coef · agg(entropy), every term
+// aggregated over the whole mini-batch with the policy loss's aggregation mode. Micro-batch i's
+// loss is weighted by its share of the mini-batch's normaliser — its completion-token count over
+// the mini-batch's for token-mean, its row count over the mini-batch's for the seq-mean modes — so
+// the summed gradient equals the gradient of the mini-batch loss computed in one piece.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "learner/grpo.h"
+#include "learner/train_batch.h"
+#include "model/deepseek.h"
+
+namespace grpo {
+
+struct LossSpec {
+  PolicyLossOptions policy;
+  double kl_coef = 0;            // KL term in the loss (0: none; needs batch.ref_logp otherwise)
+  KlEstimator kl_estimator = KlEstimator::kK3;
+  double entropy_coef = 0;
+};
+
+struct MiniBatchStats {
+  double loss = 0, policy_loss = 0;  // the mini-batch's loss terms
+  double kl = 0, entropy = 0;        // means over its completion tokens
+  double clip_fraction = 0, dual_clip_fraction = 0, approx_kl = 0;  // means over its completion tokens
+  double tokens = 0;
+  std::vector<at::Tensor> expert_load;  // per decoder layer [E], summed over the micro-batches
+};
+
+// Forwards and back-propagates `mb` (old_logp and advantages set; ref_logp when kl_coef > 0)
+// through `policy`, `micro_batch_size` rows at a time (rows sorted by length, so that each
+// micro-batch pads little), adding the mini-batch loss's gradient to
+// the .grad() of the policy's trainable parameters.
+MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatch& mb, const LossSpec& spec,
+                                    int64_t micro_batch_size);
+
+}  // namespace grpo

@@ -1,0 +1,153 @@
+#include "learner/train_batch.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+#include "learner/grpo.h"
+
+namespace grpo {
+namespace {
+
+std::string group_name(const std::vector<ScoredGroup>& groups, size_t g) {
+  return "group " + std::to_string(g) + " (prompt_id '" + groups[g].prompt_id + "')";
+}
+
+void check_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string& what) {
+  if (vocab <= 0) return;
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      throw InputError(what + "[" + std::to_string(i) + "] = " + std::to_string(ids[i]) + " is outside the vocabulary [0, " +
+                       std::to_string(vocab) + ")");
+}
+
+}  // namespace
+
+double TrainBatch::tokens() const { return mask.sum().item<double>(); }
+
+TrainBatch TrainBatch::select(const at::Tensor& index) const {
+  // At least 2 columns (one prediction) even when every chosen row is a 1-token prompt with an
+  // empty completion; the batch itself always has them (make_train_batch wants a completion token).
+  const int64_t longest = index.numel() ? lengths.index_select(0, index).max().item<int64_t>() : 0;
+  const int64_t t = std::min(ids.size(1), std::max<int64_t>(2, longest));
+  auto rows = [&](const at::Tensor& x, int64_t width) {
+    return x.defined() ? x.index_select(0, index).narrow(1, 0, width).contiguous() : at::Tensor();
+  };
+  TrainBatch out;
+  out.ids = rows(ids, t);
+  out.mask = rows(mask, t - 1);
+  out.rollout_logp = rows(rollout_logp, t - 1);
+  out.old_logp = rows(old_logp, t - 1);
+  out.ref_logp = rows(ref_logp, t - 1);
+  out.rewards = rewards.index_select(0, index);
+  out.lengths = lengths.index_select(0, index);
+  if (advantages.defined()) out.advantages = advantages.index_select(0, index);
+  out.group_size = group_size;
+  return out;
+}
+
+TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainBatchLimits& limits, int64_t pad_id,
+                            at::ScalarType dtype) {
+  if (groups.empty()) throw InputError("training batch: no groups");
+  const size_t g_size = groups[0].completions.size();
+  int64_t rows = 0, longest = 0, tokens = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const ScoredGroup& grp = groups[g];
+    const std::string name = group_name(groups, g);
+    if (grp.completions.empty()) throw InputError(name + ": no completions");
+    if (grp.completions.size() != g_size)
+      throw InputError(name + ": has " + std::to_string(grp.completions.size()) + " completions, group 0 has " +
+                       std::to_string(g_size) + " (all groups of a batch need the same G)");
+    if (grp.prompt_token_ids.empty()) throw InputError(name + ": prompt_token_ids is empty");
+    check_ids(grp.prompt_token_ids, limits.vocab_size, name + ": prompt_token_ids");
+    for (size_t c = 0; c < grp.completions.size(); ++c) {
+      const Completion& comp = grp.completions[c];
+      const std::string cname = name + ", completion " + std::to_string(c);
+      if (comp.logprobs.size() != comp.token_ids.size())
+        throw InputError(cname + ": " + std::to_string(comp.token_ids.size()) + " token_ids but " +
+                         std::to_string(comp.logprobs.size()) + " logprobs");
+      check_ids(comp.token_ids, limits.vocab_size, cname + ": token_ids");
+      for (size_t i = 0; i < comp.logprobs.size(); ++i)
+        if (!std::isfinite(comp.logprobs[i]) || comp.logprobs[i] > 0)
+          throw InputError(cname + ": logprobs[" + std::to_string(i) + "] = " + std::to_string(comp.logprobs[i]) +
+                           " is not a log-probability");
+      if (!std::isfinite(comp.reward)) throw InputError(cname + ": reward is not finite");
+      const int64_t len = static_cast<int64_t>(grp.prompt_token_ids.size() + comp.token_ids.size());
+      if (limits.max_seq_len > 0 && len > limits.max_seq_len)
+        throw InputError(cname + ": prompt + completion is " + std::to_string(len) + " tokens, more than the limit " +
+                         std::to_string(limits.max_seq_len));
+      longest = std::max(longest, len);
+      tokens += static_cast<int64_t>(comp.token_ids.size());
+      ++rows;
+    }
+  }
+  if (tokens == 0) throw InputError("training batch: no completion tokens (every completion is empty)");
+
+  TrainBatch b;
+  b.group_size = static_cast<int64_t>(g_size);
+  b.ids = at::full({rows, longest}, pad_id, at::kLong);                // [B, T]
+  auto mask = at::zeros({rows, longest - 1}, at::kDouble);            // [B, T-1]
+  auto rollout = at::zeros({rows, longest - 1}, at::kDouble);
+  b.rewards = at::empty({rows}, at::kDouble);
+  b.lengths = at::empty({rows}, at::kLong);
+  auto ids_a = b.ids.accessor<int64_t, 2>();
+  auto mask_a = mask.accessor<double, 2>();
+  auto roll_a = rollout.accessor<double, 2>();
+  auto reward_a = b.rewards.accessor<double, 1>();
+  auto len_a = b.lengths.accessor<int64_t, 1>();
+  int64_t r = 0;
+  for (const ScoredGroup& grp : groups) {
+    const int64_t p = static_cast<int64_t>(grp.prompt_token_ids.size());
+    for (const Completion& comp : grp.completions) {
+      for (int64_t i = 0; i < p; ++i) ids_a[r][i] = grp.prompt_token_ids[i];
+      for (size_t i = 0; i < comp.token_ids.size(); ++i) {
+        const int64_t pos = p + static_cast<int64_t>(i);
+        ids_a[r][pos] = comp.token_ids[i];
+        mask_a[r][pos - 1] = 1.0;  // the prediction of token `pos` is made at position pos - 1
+        roll_a[r][pos - 1] = comp.logprobs[i];
+      }
+      reward_a[r] = comp.reward;
+      len_a[r] = p + static_cast<int64_t>(comp.token_ids.size());
+      ++r;
+    }
+  }
+  b.mask = mask.to(dtype);
+  b.rollout_logp = rollout.to(dtype);
+  return b;
+}
+
+CompletionForward completion_forward(const DeepseekModel& model, const at::Tensor& ids, const at::Tensor& mask,
+                                     bool entropy_grad) {
+  const int64_t b = ids.size(0), t = ids.size(1);
+  CompletionForward out;
+  at::Tensor h = model.hidden_states(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto,
+                                     &out.expert_load);                          // [b, T-1, D]
+  at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);              // [N]
+  at::Tensor logits = model.logits_at(h, rows);                                  // [N, V]
+  at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows);  // [N]
+  at::Tensor lp = logits.log_softmax(-1).gather(-1, targets.unsqueeze(1)).squeeze(1);  // [N]
+  at::Tensor ent = entropy_from_logits(entropy_grad ? logits : logits.detach());  // [N]
+  auto dense = [&](const at::Tensor& v) {
+    return at::zeros({b * (t - 1)}, v.options()).index_put({rows}, v).view({b, t - 1});
+  };
+  out.logp = dense(lp);
+  out.entropy = dense(ent);
+  return out;
+}
+
+at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward) {
+  at::NoGradGuard no_grad;
+  const int64_t n = batch.rows(), step = std::max<int64_t>(1, rows_per_forward);
+  const int64_t width = batch.mask.size(1);
+  const at::Tensor by_length = std::get<1>(batch.lengths.sort(c10::optional<bool>(true), 0));  // [B]: less padding
+  at::Tensor out = at::zeros_like(batch.mask);  // [B, T-1]
+  for (int64_t s = 0; s < n; s += step) {
+    const at::Tensor rows = by_length.narrow(0, s, std::min(n, s + step) - s);
+    TrainBatch part = batch.select(rows);
+    at::Tensor lp = completion_forward(model, part.ids, part.mask).logp;  // [rows, T'-1]
+    out.index_copy_(0, rows, at::constant_pad_nd(lp, {0, width - lp.size(1)}));
+  }
+  return out;
+}
+
+}  // namespace grpo

@@ -1,0 +1,63 @@
+// Scored groups as training tensors, and the policy's log-probs of their completion tokens.
+//
+// Row b of a batch is one sequence: prompt ids then completion ids, right-padded to the longest
+// row. Position t of the [B, T-1] tensors is the prediction of token t+1 (as in
+// DeepseekModel::logprobs); `mask` is 1 exactly where token t+1 is a completion token.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "common/torch_pch.h"
+#include "learner/scored_group.h"
+#include "model/deepseek.h"
+
+namespace grpo {
+
+struct TrainBatch {
+  at::Tensor ids;           // [B, T] int64, right-padded with the pad id
+  at::Tensor mask;          // [B, T-1] value dtype: 1 on completion-token predictions
+  at::Tensor rollout_logp;  // [B, T-1] the rollout engine's log-probs on the mask, 0 elsewhere
+  at::Tensor rewards;       // [B] float64, groups contiguous
+  at::Tensor lengths;       // [B] int64, prompt + completion tokens of each row
+  int64_t group_size = 0;
+  // Filled by the trainer:
+  at::Tensor old_logp;      // [B, T-1] the policy's log-probs at the start of the update
+  at::Tensor ref_logp;      // [B, T-1] the reference model's (when there is one)
+  at::Tensor advantages;    // [B]
+
+  int64_t rows() const { return ids.size(0); }
+  double tokens() const;    // completion tokens (sum of mask)
+  // The rows `index` ([n] int64) with every defined tensor, trimmed to the longest chosen row.
+  TrainBatch select(const at::Tensor& index) const;
+};
+
+// Limits checked while building a batch.
+struct TrainBatchLimits {
+  int64_t vocab_size = 0;     // token ids must lie in [0, vocab_size)
+  int64_t max_seq_len = 0;    // prompt + completion tokens per row (0: no limit)
+};
+
+// `groups` -> TrainBatch (without old_logp/ref_logp/advantages). Every group must have the same
+// G >= 1, a non-empty prompt, and every completion as many logprobs as token_ids; a completion
+// may be empty (it then has no tokens in the mask). Errors are InputErrors naming the group
+// (index and prompt_id), the completion and the field. `dtype` (kFloat or kDouble) is the dtype
+// of the mask and log-prob tensors; `pad_id` fills the padding.
+TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainBatchLimits& limits, int64_t pad_id,
+                            at::ScalarType dtype);
+
+// One forward of `model` over ids [b, T] (no grad unless autograd is on) with the head applied at
+// the masked positions only. The expert loads count every position of ids[:, :-1], padding included.
+struct CompletionForward {
+  at::Tensor logp;                       // [b, T-1] log p(ids[:, t+1]) on the mask, 0 elsewhere
+  at::Tensor entropy;                    // [b, T-1] entropy of the next-token distribution on the mask
+  std::vector<at::Tensor> expert_load;   // per decoder layer [E] int64 tokens routed (undefined: dense)
+};
+// `entropy_grad`: keep the entropy in the autograd graph (an entropy bonus); otherwise it is detached.
+CompletionForward completion_forward(const DeepseekModel& model, const at::Tensor& ids, const at::Tensor& mask,
+                                     bool entropy_grad = false);
+
+// The log-probs of batch.mask's positions under `model`, without grad, `rows_per_forward` rows at a
+// time (rows of similar length together): [B, T-1], 0 off the mask.
+at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward);
+
+}  // namespace grpo

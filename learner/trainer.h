@@ -1,0 +1,147 @@
+// The GRPO learner update (DESIGN §4): scored groups in, one policy update out.
+//
+// One step():
+//   1. batch: prompt + completion ids per sequence, right-padded into [B, T]; the loss mask covers
+//      the completion tokens only; advantages from the group rewards (grpo.h group_advantages);
+//   2. old log-probs: recomputed under the current weights (no grad); the rollout engine's own
+//      log-probs are kept for truncated importance sampling and the mismatch metric;
+//   3. `ppo_epochs` passes; each shuffles the sequences (seeded by seed, step and epoch) and splits
+//      them into `mini_batches` optimizer steps; each mini-batch's gradient is accumulated over
+//      micro-batches of `micro_batch_size` sequences, equal to the gradient of the whole
+//      mini-batch's loss (learner/minibatch_loss.h);
+//   4. per optimizer step: grad-norm clip, AdamW with the step's learning rate (learner/optim.h),
+//      and the aux-loss-free expert-bias update from the expert loads counted in that optimizer
+//      step's forward passes (`bias_update_gamma`; 0 disables).
+// Loss = policy_loss (clip / dual clip / TIS / aggregation) + kl_coef · KL(policy ‖ reference)
+//        − entropy_coef · entropy, every term aggregated like the policy loss. The reference is a
+// frozen copy of the initial policy (refreshed to the current one every `ref_refresh_steps` steps
+// when > 0); kl_coef = 0 builds none. With kl_in_reward the per-sequence sum of the KL estimate
+// (old log-probs vs reference, times kl_coef) is subtracted from the reward before the
+// advantages instead.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "learner/grpo.h"
+#include "learner/optim.h"
+#include "learner/scored_group.h"
+#include "model/deepseek.h"
+
+namespace grpo {
+
+struct TrainerOptions {
+  // optimizer (AdamW) and learning-rate schedule; schedule steps count trainer steps (updates)
+  double lr = 1e-6;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 0;        // decay horizon (0: no decay)
+  LrDecay lr_decay = LrDecay::kConstant;
+  double min_lr_ratio = 0.0;
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;     // <= 0: no clipping
+
+  // PPO loop
+  int64_t ppo_epochs = 1;
+  int64_t mini_batches = 1;       // optimizer steps per epoch
+  int64_t micro_batch_size = 4;   // sequences per forward/backward
+
+  // GRPO loss
+  AdvantageEstimator advantage = AdvantageEstimator::kGrpo;
+  PolicyLossOptions policy;       // clip_low/clip_high/dual_clip_c/aggregation/norm_length/tis_cap
+  double kl_coef = 0.0;           // 0: no reference model
+  KlEstimator kl_estimator = KlEstimator::kK3;
+  bool kl_in_reward = false;      // subtract kl_coef * sum_t KL_t from the reward instead of the loss
+  int64_t ref_refresh_steps = 0;  // > 0: reference := policy every this many steps
+  double entropy_coef = 0.0;      // loss -= entropy_coef * entropy
+
+  // MoE aux-loss-free balancing: bias += gamma * sign(mean load - load) per optimizer step
+  double bias_update_gamma = 0.0;
+
+  // numerics and determinism
+  std::string dtype = "fp32";     // compute: "fp32", "bf16" (fp32 master weights) or "fp64"
+  int64_t threads = 0;            // intra-op threads for the update (0: leave LibTorch's setting)
+  uint64_t seed = 1;              // mini-batch shuffling
+
+  // How the policy must be built for these options (param and compute dtype).
+  ModelOptions model_options() const;
+};
+
+// The `trainer:` section of the run config. Unknown keys, wrong types and bad enum values are
+// InputErrors naming the file and the key (e.g. "run.yaml: key 'trainer.loss_agg': ...").
+// Keys: lr, warmup_steps, total_steps, lr_decay, min_lr_ratio, adam_beta1, adam_beta2, adam_eps,
+// weight_decay, max_grad_norm, ppo_epochs, mini_batches, micro_batch_size, advantage, clip_low,
+// clip_high, dual_clip, loss_agg, norm_length, tis_cap, kl_coef, kl_estimator, kl_in_reward,
+// ref_refresh_steps, entropy_coef, bias_update_gamma, dtype, threads, seed.
+TrainerOptions trainer_options_from_config(const Config& section);
+
+// What one step() measured. Token metrics are means over all completion tokens the step's
+// forward passes saw (every epoch); loss terms are means over its optimizer steps.
+struct TrainStats {
+  double loss = 0;               // total loss (policy + kl - entropy bonus)
+  double policy_loss = 0;
+  double kl = 0;                 // mean per-token KL estimate to the reference (0 without one)
+  double entropy = 0;            // mean per-token entropy of the policy
+  double clip_fraction = 0;
+  double dual_clip_fraction = 0;
+  double approx_kl = 0;          // mean 0.5 (logp - old_logp)^2
+  double grad_norm_mean = 0;     // pre-clip global grad norm, over optimizer steps
+  double grad_norm_max = 0;
+  double skipped_steps = 0;      // optimizer steps skipped for a non-finite gradient norm
+  double lr = 0;
+  // Rollout–trainer mismatch: mean over completion tokens of |old_logp - rollout_logp|, the old
+  // log-probs being the trainer's recomputation at the start of the step.
+  double rollout_mismatch = 0;
+  double reward_mean = 0;        // of the rewards the advantages were computed from
+  double advantage_abs_mean = 0;
+  double tokens = 0;             // completion tokens in the batch
+  double sequences = 0;
+  double optimizer_steps = 0;
+  double seconds = 0;            // wall time of step()
+  // Expert-load imbalance: max over MoE layers of max(load) / mean(load), loads summed over the
+  // step's training forwards (1 = perfectly balanced; 0 for a dense model).
+  double expert_load_imbalance = 0;
+
+  // "loss", "policy_loss", ... -> value, for logging as "train/<name>".
+  std::map<std::string, double> as_map() const;
+};
+
+class Trainer {
+ public:
+  // `policy` must be built with options.model_options() (checked: InputError). The reference
+  // model (kl_coef > 0) is a copy of the policy as it is now.
+  Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options);
+  ~Trainer();
+
+  // One learner update from `groups`: all of the same G >= 1, each completion with token_ids,
+  // the rollout's logprobs (same length) and a reward. Bad input: InputError naming the group
+  // and completion, nothing changed.
+  TrainStats step(const std::vector<ScoredGroup>& groups);
+
+  int64_t steps_done() const { return steps_done_; }
+  std::shared_ptr<DeepseekModel> policy() const { return policy_; }
+  const TrainerOptions& options() const { return options_; }
+
+  // DIR: an HF checkpoint of the policy (config.json + model.safetensors in the parameter dtype,
+  // loadable by load_pretrained and `grpo generate`) plus DIR/trainer/ with state.json (steps,
+  // seed, option fingerprint), optimizer.safetensors (AdamW moments) and, when the reference
+  // differs from the initial policy, reference.safetensors. Written to DIR.tmp and swapped into
+  // place; on failure (e.g. a full disk) any previous DIR is intact and this throws.
+  void save_checkpoint(const std::string& dir) const;
+  // Restores what save_checkpoint wrote. The Trainer must have been constructed with the run's
+  // initial policy when the checkpoint holds no reference.safetensors (checked by a checksum).
+  // Mismatches are InputErrors naming the file and entry; on error nothing changes.
+  void load_checkpoint(const std::string& dir);
+
+ private:
+  struct State;
+  std::shared_ptr<DeepseekModel> policy_;
+  TrainerOptions options_;
+  int64_t steps_done_ = 0;
+  std::unique_ptr<State> state_;  // optimizer, reference model, initial checksum
+};
+
+}  // namespace grpo

@@ -1,0 +1,556 @@
+// The GRPO trainer on a tiny DeepSeek-V3 (MoE, noaux_tc gating): micro-batch accumulation equals
+// the whole mini-batch's gradient (fp64, every aggregation mode), the loss and the old log-probs
+// equal grpo.h / DeepseekModel::logprobs on hand-assembled tensors, a rewarded completion gains
+// probability, KL to the reference (and its refresh), the expert-bias update, checkpoint round
+// trips (bit-identical resume, a failed save leaves the previous checkpoint), config errors.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/error.h"
+#include "learner/minibatch_loss.h"
+#include "learner/train_batch.h"
+#include "learner/trainer.h"
+#include "model/pretrained.h"
+#include "model_test_util.h"
+
+using namespace grpo;
+using namespace grpo::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+ModelConfig small_config() { return tiny_config({{"initializer_range", 0.05}}); }
+
+std::shared_ptr<DeepseekModel> make_policy(const std::string& dtype, uint64_t seed = 7) {
+  TrainerOptions o;
+  o.dtype = dtype;
+  return std::make_shared<DeepseekModel>(random_model(small_config(), o.model_options(), seed));
+}
+
+// n_groups prompts of G completions each, lengths varying (one completion of each group may be
+// empty), rewards in {0, 0.5, 1}, rollout log-probs drawn near -2.
+std::vector<ScoredGroup> make_groups(int n_groups, int g, uint64_t seed, int vocab = 64) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto randint = [&](int64_t lo, int64_t hi) {
+    return at::randint(lo, hi, {1}, gen, at::TensorOptions().dtype(at::kLong)).item<int64_t>();
+  };
+  std::vector<ScoredGroup> groups(n_groups);
+  for (int i = 0; i < n_groups; ++i) {
+    ScoredGroup& grp = groups[i];
+    grp.prompt_id = "p" + std::to_string(i);
+    for (int64_t t = 0, n = randint(2, 6); t < n; ++t) grp.prompt_token_ids.push_back(int32_t(randint(2, vocab)));
+    for (int c = 0; c < g; ++c) {
+      Completion comp;
+      for (int64_t t = 0, n = randint(1, 9); t < n; ++t) {
+        comp.token_ids.push_back(int32_t(randint(2, vocab)));
+        comp.logprobs.push_back(float(-2.0 - 0.5 * at::rand({1}, gen).item<double>()));
+      }
+      comp.reward = 0.5 * double(randint(0, 3));
+      grp.completions.push_back(comp);
+    }
+  }
+  return groups;
+}
+
+// Per sequence: DeepseekModel::logprobs of prompt + completion at the completion positions,
+// assembled into [B, T-1] with its mask (T the longest sequence).
+struct HandBatch {
+  at::Tensor logp, mask, rollout;
+};
+HandBatch hand_logprobs(const DeepseekModel& m, const std::vector<ScoredGroup>& groups) {
+  at::NoGradGuard no_grad;
+  int64_t longest = 0, rows = 0;
+  for (const auto& grp : groups)
+    for (const auto& c : grp.completions) {
+      longest = std::max<int64_t>(longest, int64_t(grp.prompt_token_ids.size() + c.token_ids.size()));
+      ++rows;
+    }
+  const at::ScalarType dt = m.options().compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
+  HandBatch h{at::zeros({rows, longest - 1}, dt), at::zeros({rows, longest - 1}, dt), at::zeros({rows, longest - 1}, dt)};
+  int64_t r = 0;
+  for (const auto& grp : groups)
+    for (const auto& c : grp.completions) {
+      std::vector<int64_t> ids(grp.prompt_token_ids.begin(), grp.prompt_token_ids.end());
+      ids.insert(ids.end(), c.token_ids.begin(), c.token_ids.end());
+      const int64_t p = int64_t(grp.prompt_token_ids.size()), n = int64_t(c.token_ids.size());
+      if (n > 0) {
+        at::Tensor lp = m.logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0];  // [L-1]
+        h.logp[r].narrow(0, p - 1, n).copy_(lp.narrow(0, p - 1, n));
+        h.mask[r].narrow(0, p - 1, n).fill_(1.0);
+        h.rollout[r].narrow(0, p - 1, n).copy_(at::tensor(c.logprobs, at::kFloat));
+      }
+      ++r;
+    }
+  return h;
+}
+
+std::vector<at::Tensor> grads(DeepseekModel& m) {
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& p : m.trainable_parameters())
+    out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+  return out;
+}
+
+void zero_grads(DeepseekModel& m) {
+  for (at::Tensor& p : m.trainable_parameters()) p.mutable_grad() = at::Tensor();
+}
+
+std::map<std::string, at::Tensor> weights(DeepseekModel& m) {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, t] : m.named_parameters()) out[name] = t->detach().clone();
+  return out;
+}
+
+double sum_logprob(const DeepseekModel& m, const ScoredGroup& grp, size_t c) {
+  at::NoGradGuard no_grad;
+  std::vector<int64_t> ids(grp.prompt_token_ids.begin(), grp.prompt_token_ids.end());
+  ids.insert(ids.end(), grp.completions[c].token_ids.begin(), grp.completions[c].token_ids.end());
+  const int64_t p = int64_t(grp.prompt_token_ids.size());
+  at::Tensor lp = m.logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0];
+  return lp.narrow(0, p - 1, lp.size(0) - (p - 1)).sum().item<double>();
+}
+
+TEST(TrainBatch, MicroBatchAccumulationEqualsWholeMiniBatchGradient) {
+  auto policy = make_policy("fp64");
+  policy->set_requires_grad(true);
+  const auto groups = make_groups(3, 4, 11);
+  TrainBatch b = make_train_batch(groups, {64, 0}, 1, at::kDouble);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  // Old and reference log-probs away from the current ones so that clipping, dual clip, TIS and
+  // KL all act.
+  b.old_logp = completion_logprobs(*policy, b, 5) + 0.4 * at::randn(b.mask.sizes(), gen, at::kDouble) * b.mask;
+  b.ref_logp = b.old_logp + 0.3 * at::randn(b.mask.sizes(), gen, at::kDouble) * b.mask;
+  b.advantages = group_advantages(b.rewards, b.group_size, AdvantageEstimator::kGrpo);
+  for (const char* mode : {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"}) {
+    SCOPED_TRACE(mode);
+    LossSpec spec;
+    spec.policy.aggregation = parse_loss_aggregation(mode);
+    spec.policy.norm_length = 8;
+    spec.policy.tis_cap = 1.5;
+    spec.kl_coef = 0.1;
+    spec.entropy_coef = 0.01;
+    zero_grads(*policy);
+    MiniBatchStats whole = accumulate_minibatch(*policy, b, spec, b.rows());
+    const auto g_whole = grads(*policy);
+    EXPECT_GT(whole.clip_fraction, 0.0);
+    for (int64_t micro : {1, 3, 5}) {
+      zero_grads(*policy);
+      MiniBatchStats parts = accumulate_minibatch(*policy, b, spec, micro);
+      const auto g = grads(*policy);
+      double worst = 0, scale = 0;
+      for (size_t i = 0; i < g.size(); ++i) {
+        worst = std::max(worst, max_abs_diff(g[i], g_whole[i]));
+        scale = std::max(scale, g_whole[i].abs().max().item<double>());
+      }
+      EXPECT_GT(scale, 1e-4);
+      EXPECT_LT(worst, 1e-10) << "micro-batch " << micro;
+      EXPECT_NEAR(parts.loss, whole.loss, 1e-12);
+      EXPECT_NEAR(parts.kl, whole.kl, 1e-12);
+      EXPECT_NEAR(parts.entropy, whole.entropy, 1e-12);
+      EXPECT_NEAR(parts.clip_fraction, whole.clip_fraction, 1e-12);
+    }
+  }
+}
+
+TEST(TrainBatch, OldLogprobsEqualModelLogprobsAtCompletionPositions) {
+  auto policy = make_policy("fp64");
+  const auto groups = make_groups(2, 3, 12);
+  TrainBatch b = make_train_batch(groups, {64, 0}, 1, at::kDouble);
+  HandBatch h = hand_logprobs(*policy, groups);
+  EXPECT_TRUE(at::equal(b.mask, h.mask));
+  EXPECT_LT(max_abs_diff(b.rollout_logp, h.rollout), 1e-7);
+  for (int64_t rows_per_forward : {1, 4, 6}) {
+    at::Tensor old = completion_logprobs(*policy, b, rows_per_forward);
+    EXPECT_LT(max_abs_diff(old, h.logp), 1e-12) << rows_per_forward;
+  }
+}
+
+TEST(Trainer, FirstMiniBatchLossEqualsPolicyLossOnHandAssembledTensors) {
+  for (const char* mode : {"token-mean", "seq-mean-token-mean"}) {
+    SCOPED_TRACE(mode);
+    auto policy = make_policy("fp64");
+    auto groups = make_groups(3, 4, 13);
+    HandBatch h = hand_logprobs(*policy, groups);
+    TrainerOptions o;
+    o.dtype = "fp64";
+    o.micro_batch_size = 2;
+    o.policy.aggregation = parse_loss_aggregation(mode);
+    o.policy.tis_cap = 1.2;  // the rollout log-probs (random) make the TIS weights differ per token
+    std::vector<double> rewards;
+    for (const auto& g : groups)
+      for (const auto& c : g.completions) rewards.push_back(c.reward);
+    at::Tensor adv = group_advantages(at::tensor(rewards, at::kDouble), 4, AdvantageEstimator::kGrpo);
+    const double expected = policy_loss(h.logp, h.logp, adv, h.mask, o.policy, h.rollout).loss.item<double>();
+
+    Trainer trainer(policy, o);
+    TrainStats s = trainer.step(groups);
+    EXPECT_NEAR(s.loss, expected, 1e-12);
+    EXPECT_NEAR(s.policy_loss, expected, 1e-12);
+    EXPECT_EQ(s.sequences, 12);
+    EXPECT_EQ(s.tokens, h.mask.sum().item<double>());
+    EXPECT_EQ(s.optimizer_steps, 1);
+    EXPECT_EQ(s.clip_fraction, 0.0);  // ratio 1 before the first update
+    EXPECT_GT(s.grad_norm_max, 0.0);
+    EXPECT_EQ(trainer.steps_done(), 1);
+  }
+}
+
+TEST(Trainer, MismatchMeasuresOldMinusRolloutLogprobs) {
+  auto policy = make_policy("fp64");
+  auto groups = make_groups(2, 3, 14);
+  HandBatch h = hand_logprobs(*policy, groups);
+  int64_t r = 0;
+  for (auto& g : groups)
+    for (auto& c : g.completions) {
+      const int64_t p = int64_t(g.prompt_token_ids.size());
+      for (size_t i = 0; i < c.logprobs.size(); ++i) c.logprobs[i] = float(h.logp[r][p - 1 + int64_t(i)].item<double>() - 0.25);
+      ++r;
+    }
+  TrainerOptions o;
+  o.dtype = "fp64";
+  Trainer trainer(policy, o);
+  EXPECT_NEAR(trainer.step(groups).rollout_mismatch, 0.25, 1e-6);
+}
+
+TEST(Trainer, RewardedCompletionGainsProbability) {
+  for (const char* dtype : {"fp32", "bf16"}) {  // bf16: bf16 compute on fp32 master weights
+  SCOPED_TRACE(dtype);
+  auto policy = make_policy(dtype);
+  auto groups = make_groups(2, 2, 15);
+  for (auto& g : groups) {
+    g.completions[0].reward = 1.0;
+    g.completions[1].reward = 0.0;
+  }
+  std::vector<double> good0, bad0;
+  for (const auto& g : groups) {
+    good0.push_back(sum_logprob(*policy, g, 0));
+    bad0.push_back(sum_logprob(*policy, g, 1));
+  }
+  TrainerOptions o;
+  o.dtype = dtype;
+  o.lr = 1e-3;
+  o.mini_batches = 2;
+  o.micro_batch_size = 1;
+  Trainer trainer(policy, o);
+  for (int s = 0; s < 4; ++s) trainer.step(groups);
+  for (size_t i = 0; i < groups.size(); ++i) {
+    EXPECT_GT(sum_logprob(*policy, groups[i], 0), good0[i] + 0.1) << "group " << i;
+    EXPECT_LT(sum_logprob(*policy, groups[i], 1), bad0[i] - 0.1) << "group " << i;
+  }
+  for (const at::Tensor& p : policy->trainable_parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
+  }
+}
+
+TEST(Trainer, PpoEpochsAndMiniBatchesMakeOptimizerStepsAndClip) {
+  auto policy = make_policy("fp32");
+  const auto groups = make_groups(3, 4, 24);
+  TrainerOptions o;
+  o.lr = 5e-3;  // large, so that the later mini-batches leave the trust region
+  o.ppo_epochs = 3;
+  o.mini_batches = 2;
+  o.micro_batch_size = 4;
+  o.max_grad_norm = 0.5;
+  Trainer trainer(policy, o);
+  TrainStats s = trainer.step(groups);
+  EXPECT_EQ(s.optimizer_steps, 6);
+  EXPECT_GT(s.clip_fraction, 0.0);
+  EXPECT_GT(s.approx_kl, 0.0);
+  EXPECT_GT(s.grad_norm_max, 0.5);  // reported before clipping
+  EXPECT_GE(s.grad_norm_max, s.grad_norm_mean);
+  EXPECT_GT(s.entropy, 0.0);
+  EXPECT_LT(s.entropy, std::log(64.0) + 1e-9);
+  EXPECT_EQ(s.lr, 5e-3);
+  EXPECT_EQ(s.skipped_steps, 0);
+  const auto m = s.as_map();
+  for (const char* key : {"loss", "policy_loss", "kl", "entropy", "clip_fraction", "dual_clip_fraction", "approx_kl",
+                          "grad_norm_mean", "grad_norm_max", "lr", "rollout_mismatch", "tokens", "sequences",
+                          "optimizer_steps", "seconds", "expert_load_imbalance"})
+    EXPECT_EQ(m.count(key), 1u) << key;
+  EXPECT_EQ(m.at("optimizer_steps"), 6);
+  EXPECT_EQ(m.at("clip_fraction"), s.clip_fraction);
+}
+
+TEST(Trainer, KlToReferenceStartsAtZeroGrowsAndResetsOnRefresh) {
+  auto policy = make_policy("fp32");
+  const auto groups = make_groups(2, 4, 16);
+  TrainerOptions o;
+  o.lr = 3e-3;
+  o.kl_coef = 0.1;
+  o.ref_refresh_steps = 3;
+  Trainer trainer(policy, o);
+  std::vector<double> kl;
+  for (int s = 0; s < 4; ++s) kl.push_back(trainer.step(groups).kl);  // measured before each update
+  EXPECT_NEAR(kl[0], 0.0, 1e-7);
+  EXPECT_GT(kl[1], 1e-4);
+  EXPECT_GT(kl[2], kl[1]);
+  EXPECT_NEAR(kl[3], 0.0, 1e-7);  // the reference became the policy after step 3
+
+  // KL in the reward: the k3 estimate is >= 0, so the shaped rewards fall below the raw ones.
+  auto policy2 = make_policy("fp32");
+  o.kl_in_reward = true;
+  o.ref_refresh_steps = 0;
+  Trainer shaped(policy2, o);
+  TrainStats first = shaped.step(groups), second = shaped.step(groups);
+  EXPECT_NEAR(first.kl, 0.0, 1e-7);
+  EXPECT_GT(second.kl, 1e-4);
+  EXPECT_LT(second.reward_mean, first.reward_mean - 1e-6);
+}
+
+TEST(Trainer, ExpertBiasUpdateOnlyWithGamma) {
+  const auto groups = make_groups(2, 4, 17);
+  auto biases = [](DeepseekModel& m) {
+    std::map<std::string, at::Tensor> out;
+    for (auto& [name, t] : m.named_parameters())
+      if (name.find("e_score_correction_bias") != std::string::npos) out[name] = t->clone();
+    return out;
+  };
+  for (double gamma : {0.0, 0.01}) {
+    SCOPED_TRACE(gamma);
+    auto policy = make_policy("fp32");
+    TrainerOptions o;
+    o.lr = 0;  // only the bias moves
+    o.bias_update_gamma = gamma;
+    const auto before = biases(*policy);
+    const auto w_before = weights(*policy);
+    Trainer trainer(policy, o);
+    TrainStats s = trainer.step(groups);
+    EXPECT_GT(s.expert_load_imbalance, 1.0);
+    const auto after = biases(*policy);
+    ASSERT_EQ(after.size(), 2u);  // layers 1 and 2 are MoE
+    bool moved = false;
+    for (const auto& [name, b] : before) {
+      at::Tensor d = (after.at(name) - b).abs();
+      moved |= d.max().item<double>() > 0;
+      // each entry moves by 0 or gamma (sign of mean load - load)
+      EXPECT_TRUE(at::logical_or(d < 1e-7, (d - gamma).abs() < 1e-7).all().item<bool>()) << name;
+    }
+    EXPECT_EQ(moved, gamma > 0);
+    const auto w_after = weights(*policy);
+    for (const auto& [name, w] : w_before)
+      if (name.find("e_score_correction_bias") == std::string::npos) EXPECT_TRUE(at::equal(w, w_after.at(name))) << name;
+  }
+}
+
+TEST(Trainer, BadGroupsAreInputErrorsAndChangeNothing) {
+  auto policy = make_policy("fp32");
+  Trainer trainer(policy, TrainerOptions{});
+  const auto w0 = weights(*policy);
+  auto groups = make_groups(2, 3, 18);
+  auto expect_error = [&](std::vector<ScoredGroup> g, const std::string& needle) {
+    try {
+      trainer.step(g);
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  auto g = groups;
+  g[1].completions.pop_back();
+  expect_error(g, "group 1 (prompt_id 'p1'): has 2 completions");
+  g = groups;
+  g[0].completions[2].logprobs.pop_back();
+  expect_error(g, "completion 2");
+  g = groups;
+  g[1].completions[0].token_ids[0] = 64;
+  expect_error(g, "outside the vocabulary");
+  g = groups;
+  g[0].prompt_token_ids.clear();
+  expect_error(g, "prompt_token_ids is empty");
+  expect_error({}, "no groups");
+  const auto w1 = weights(*policy);
+  for (const auto& [name, w] : w0) EXPECT_TRUE(at::equal(w, w1.at(name))) << name;
+  EXPECT_EQ(trainer.steps_done(), 0);
+
+  TrainerOptions bf16;
+  bf16.dtype = "bf16";
+  EXPECT_THROW(Trainer(policy, bf16), InputError);  // the policy was built for fp32 compute
+}
+
+class TrainerCheckpoint : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("grpo_trainer_ckpt_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  TrainerOptions options() const {
+    TrainerOptions o;
+    o.lr = 2e-3;
+    o.warmup_steps = 2;
+    o.mini_batches = 2;
+    o.ppo_epochs = 2;
+    o.micro_batch_size = 3;
+    o.kl_coef = 0.05;
+    o.ref_refresh_steps = 1;  // the reference differs from the initial policy: it is saved
+    o.bias_update_gamma = 1e-3;
+    return o;
+  }
+  fs::path dir_;
+};
+
+TEST_F(TrainerCheckpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
+  const auto g1 = make_groups(2, 4, 19), g2 = make_groups(2, 4, 20), g3 = make_groups(2, 4, 21);
+  const std::string ckpt = (dir_ / "step-1").string();
+  auto a = make_policy("fp32");
+  Trainer ta(a, options());
+  ta.step(g1);
+  ta.save_checkpoint(ckpt);
+  const auto saved = weights(*a);
+  ta.step(g2);
+  ta.step(g3);
+
+  auto b = make_policy("fp32");  // the run's initial policy
+  Trainer tb(b, options());
+  tb.load_checkpoint(ckpt);
+  EXPECT_EQ(tb.steps_done(), 1);
+  tb.step(g2);
+  tb.step(g3);
+  const auto wa = weights(*a), wb = weights(*b);
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, w] : wa) EXPECT_TRUE(at::equal(w, wb.at(name))) << name;
+
+  // The policy part is a plain HF checkpoint.
+  DeepseekModel plain = load_pretrained(ckpt);
+  for (const auto& [name, w] : plain.state_dict()) EXPECT_TRUE(at::equal(w, saved.at(name))) << name;
+  EXPECT_TRUE(fs::exists(fs::path(ckpt) / "trainer" / "reference.safetensors"));
+}
+
+TEST_F(TrainerCheckpoint, FailedSaveLeavesThePreviousCheckpoint) {
+  const auto groups = make_groups(2, 4, 22);
+  const std::string ckpt = (dir_ / "latest").string();
+  auto a = make_policy("fp32");
+  Trainer ta(a, options());
+  ta.step(groups);
+  ta.save_checkpoint(ckpt);
+  const auto saved = weights(*a);
+  ta.step(groups);
+
+  // A full disk, simulated by a file-size limit: writes past 4 KiB fail with EFBIG.
+  struct rlimit old_limit;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old_limit;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  bool threw = false;
+  try {
+    ta.save_checkpoint(ckpt);
+  } catch (const InputError& e) {
+    threw = true;
+    EXPECT_NE(std::string(e.what()).find(ckpt), std::string::npos) << e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::signal(SIGXFSZ, old_handler);
+  EXPECT_TRUE(threw);
+  EXPECT_FALSE(fs::exists(ckpt + ".tmp"));
+
+  auto b = make_policy("fp32");
+  Trainer tb(b, options());
+  tb.load_checkpoint(ckpt);
+  EXPECT_EQ(tb.steps_done(), 1);
+  const auto wb = weights(*b);
+  for (const auto& [name, w] : saved) EXPECT_TRUE(at::equal(w, wb.at(name))) << name;
+}
+
+TEST_F(TrainerCheckpoint, MismatchesAreInputErrorsAndChangeNothing) {
+  const auto groups = make_groups(2, 4, 23);
+  TrainerOptions o = options();
+  o.ref_refresh_steps = 0;  // the reference stays the initial policy: not saved, checked by checksum
+  const std::string ckpt = (dir_ / "c").string();
+  auto a = make_policy("fp32");
+  Trainer ta(a, o);
+  ta.step(groups);
+  ta.save_checkpoint(ckpt);
+  EXPECT_FALSE(fs::exists(fs::path(ckpt) / "trainer" / "reference.safetensors"));
+
+  auto expect_error = [&](Trainer& t, const std::string& needle) {
+    const auto before = weights(*t.policy());
+    try {
+      t.load_checkpoint(ckpt);
+      ADD_FAILURE() << "no error for " << needle;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+    const auto after = weights(*t.policy());
+    for (const auto& [name, w] : before) EXPECT_TRUE(at::equal(w, after.at(name))) << name;
+    EXPECT_EQ(t.steps_done(), 0);
+  };
+  // A different initial policy: the saved "initial reference" would be wrong.
+  auto other = make_policy("fp32", 99);
+  Trainer t_other(other, o);
+  expect_error(t_other, "checksum");
+  // A different architecture.
+  auto wide = std::make_shared<DeepseekModel>(random_model(tiny_config({{"hidden_size", 48}}), {}, 7));
+  Trainer t_wide(wide, o);
+  expect_error(t_wide, "shape");
+  // A damaged optimizer state.
+  auto c = make_policy("fp32");
+  Trainer tc(c, o);
+  { std::ofstream(fs::path(ckpt) / "trainer" / "optimizer.safetensors") << "not safetensors"; }
+  expect_error(tc, "optimizer.safetensors");
+  fs::remove(fs::path(ckpt) / "trainer" / "state.json");
+  expect_error(tc, "state.json");
+}
+
+TEST(TrainerConfig, ReadsEveryKeyAndNamesBadOnes) {
+  const std::string yaml = R"(
+trainer:
+  lr: 2.0e-6
+  warmup_steps: 3
+  lr_decay: cosine
+  ppo_epochs: 2
+  mini_batches: 4
+  micro_batch_size: 8
+  advantage: dr_grpo
+  clip_high: 0.28
+  loss_agg: seq-mean-token-sum-norm
+  norm_length: 512
+  kl_coef: 0.001
+  kl_estimator: k2
+  bias_update_gamma: 0.001
+  dtype: bf16
+)";
+  Config root = Config::parse(yaml, "run.yaml");
+  TrainerOptions o = trainer_options_from_config(root.sub("trainer"));
+  EXPECT_EQ(o.lr, 2e-6);
+  EXPECT_EQ(o.warmup_steps, 3);
+  EXPECT_EQ(o.lr_decay, LrDecay::kCosine);
+  EXPECT_EQ(o.ppo_epochs, 2);
+  EXPECT_EQ(o.mini_batches, 4);
+  EXPECT_EQ(o.micro_batch_size, 8);
+  EXPECT_EQ(o.advantage, AdvantageEstimator::kDrGrpo);
+  EXPECT_EQ(o.policy.clip_high, 0.28);
+  EXPECT_EQ(o.policy.clip_low, 0.2);
+  EXPECT_EQ(o.policy.aggregation, LossAggregation::kSeqMeanTokenSumNorm);
+  EXPECT_EQ(o.policy.norm_length, 512);
+  EXPECT_EQ(o.kl_estimator, KlEstimator::kK2);
+  EXPECT_EQ(o.model_options().compute_dtype, at::kBFloat16);
+  EXPECT_EQ(o.model_options().param_dtype, at::kFloat);
+
+  auto error_of = [&](const std::string& override_text) {
+    Config c = Config::parse(yaml, "run.yaml");
+    c.apply_override(override_text);
+    try {
+      trainer_options_from_config(c.sub("trainer"));
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of("trainer.lerning_rate=1").find("run.yaml: key 'trainer.lerning_rate': unknown key"),
+            std::string::npos);
+  EXPECT_NE(error_of("trainer.ppo_epochs=two").find("key 'trainer.ppo_epochs'"), std::string::npos);
+  EXPECT_NE(error_of("trainer.loss_agg=token-sum").find("key 'trainer.loss_agg'"), std::string::npos);
+  EXPECT_NE(error_of("trainer.kl_estimator=k4").find("key 'trainer.kl_estimator'"), std::string::npos);
+  EXPECT_NE(error_of("trainer.dtype=fp16").find("key 'trainer.dtype'"), std::string::npos);
+  EXPECT_NE(error_of("trainer.norm_length=0").find("key 'trainer.norm_length'"), std::string::npos);
+  EXPECT_NE(error_of("trainer.micro_batch_size=0").find("key 'trainer.micro_batch_size'"), std::string::npos);
+  EXPECT_NE(error_of("trainer.kl_in_reward=maybe").find("key 'trainer.kl_in_reward'"), std::string::npos);
+}
+
+}  // namespace
