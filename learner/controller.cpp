@@ -156,7 +156,7 @@ class Loop {
     services_ = std::make_unique<LocalServices>(cfg_);
     rollouts_ = std::make_unique<RolloutPool>(services_->rollout_addresses(), cfg_.rollout_timeout_ms,
                                               cfg_.rollout_retries);
-    reward::ClientOptions ro;
+    ClientOptions ro;
     ro.timeout_ms = cfg_.reward_timeout_ms;
     ro.retries = cfg_.reward_retries;
     ro.backoff_ms = 200;
@@ -373,10 +373,6 @@ class Loop {
       if (int64_t(used.size()) == cfg_.prompts_per_step) break;
       used.push_back(g);
     }
-    if (cfg_.overlong_filter)
-      for (auto& g : used)
-        for (auto& c : g.completions)
-          if (c.finish_reason == FinishReason::kLength) c.loss_weight = 0;
     int64_t min_version = step;
     for (const auto& g : batch.groups)
       for (const auto& c : g.completions) min_version = std::min(min_version, c.weight_version);

@@ -12,7 +12,7 @@ RolloutPool::RolloutPool(const std::vector<std::string>& addresses, int64_t time
     : timeout_ms_(timeout_ms), reassign_rounds_(reassign_rounds) {
   if (addresses.empty()) throw InputError("rollout: no rollout worker addresses");
   for (const auto& a : addresses) {
-    rollout::ClientOptions o;
+    ClientOptions o;
     o.timeout_ms = timeout_ms;
     workers_.push_back({a, std::make_unique<rollout::RolloutClient>(a, o), true, ""});
   }

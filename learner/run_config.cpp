@@ -81,7 +81,7 @@ RunConfig run_config_from(const Config& config) {
   read(engine, "max_batched_tokens", r.engine_max_batched_tokens);
 
   const Config train = config.sub("train");
-  train.require_known({"steps", "prompts_per_step", "dynamic_sampling", "max_refill_rounds", "overlong_filter",
+  train.require_known({"steps", "prompts_per_step", "dynamic_sampling", "max_refill_rounds",
                        "max_staleness", "eval_every", "eval_samples", "eval_temperature", "eval_limit",
                        "checkpoint_every"});
   read(train, "steps", r.steps);
@@ -90,7 +90,6 @@ RunConfig run_config_from(const Config& config) {
   require_positive(train, "prompts_per_step", r.prompts_per_step);
   read(train, "dynamic_sampling", r.dynamic_sampling);
   read(train, "max_refill_rounds", r.max_refill_rounds);
-  read(train, "overlong_filter", r.overlong_filter);
   read(train, "max_staleness", r.max_staleness);
   if (r.max_staleness < 0) throw InputError(train.where("max_staleness") + ": expected >= 0");
   read(train, "eval_every", r.eval_every);

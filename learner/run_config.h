@@ -50,7 +50,6 @@ struct RunConfig {
   int64_t prompts_per_step = 8;
   bool dynamic_sampling = false;    // keep only groups whose rewards differ, refill by over-sampling
   int max_refill_rounds = 3;
-  bool overlong_filter = false;     // truncated completions (finish length) get no loss
   int64_t max_staleness = 0;        // async: rollouts for step n may use weights of step n - max_staleness
   int64_t eval_every = 0;           // held-out evaluation every N steps (and at the start and end); 0 = never
   int64_t eval_samples = 1;         // samples per held-out prompt

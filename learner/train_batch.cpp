@@ -99,11 +99,12 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
   for (const ScoredGroup& grp : groups) {
     const int64_t p = static_cast<int64_t>(grp.prompt_token_ids.size());
     for (const Completion& comp : grp.completions) {
+      const double counted = limits.mask_truncated && comp.finish_reason == FinishReason::kLength ? 0.0 : 1.0;
       for (int64_t i = 0; i < p; ++i) ids_a[r][i] = grp.prompt_token_ids[i];
       for (size_t i = 0; i < comp.token_ids.size(); ++i) {
         const int64_t pos = p + static_cast<int64_t>(i);
         ids_a[r][pos] = comp.token_ids[i];
-        mask_a[r][pos - 1] = 1.0;  // the prediction of token `pos` is made at position pos - 1
+        mask_a[r][pos - 1] = counted;  // the prediction of token `pos` is made at position pos - 1
         roll_a[r][pos - 1] = comp.logprobs[i];
       }
       reward_a[r] = comp.reward;
@@ -111,6 +112,8 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
       ++r;
     }
   }
+  if (mask.sum().item<double>() == 0)
+    throw InputError("training batch: no completion tokens to learn from (every completion is empty or truncated)");
   b.mask = mask.to(dtype);
   b.rollout_logp = rollout.to(dtype);
   return b;

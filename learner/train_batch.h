@@ -35,6 +35,9 @@ struct TrainBatch {
 struct TrainBatchLimits {
   int64_t vocab_size = 0;     // token ids must lie in [0, vocab_size)
   int64_t max_seq_len = 0;    // prompt + completion tokens per row (0: no limit)
+  // Overlong filtering (DAPO): completions cut at the length limit (FinishReason::kLength) keep
+  // their reward in the advantages but get no loss (mask 0).
+  bool mask_truncated = false;
 };
 
 // `groups` -> TrainBatch (without old_logp/ref_logp/advantages). Every group must have the same

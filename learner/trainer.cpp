@@ -178,7 +178,7 @@ TrainerOptions trainer_options_from_config(const Config& c) {
                    "adam_eps", "weight_decay", "max_grad_norm", "ppo_epochs", "mini_batches", "micro_batch_size",
                    "advantage", "clip_low", "clip_high", "dual_clip", "loss_agg", "norm_length", "tis_cap", "kl_coef",
                    "kl_estimator", "kl_in_reward", "ref_refresh_steps", "entropy_coef", "bias_update_gamma", "dtype",
-                   "threads", "seed"});
+                   "threads", "seed", "overlong_filter"});
   TrainerOptions o;
   // An enum spelled wrong: the parser's message, prefixed by where the key is.
   auto parse = [&](const std::string& key, const std::string& fallback, auto parser) {
@@ -215,6 +215,7 @@ TrainerOptions trainer_options_from_config(const Config& c) {
   o.ref_refresh_steps = c.get<int64_t>("ref_refresh_steps", o.ref_refresh_steps);
   o.entropy_coef = c.get<double>("entropy_coef", o.entropy_coef);
   o.bias_update_gamma = c.get<double>("bias_update_gamma", o.bias_update_gamma);
+  o.overlong_filter = c.get<bool>("overlong_filter", o.overlong_filter);
   o.dtype = c.get<std::string>("dtype", o.dtype);
   o.threads = c.get<int64_t>("threads", o.threads);
   const int64_t seed = c.get<int64_t>("seed", static_cast<int64_t>(o.seed));
@@ -293,7 +294,8 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   const ModelConfig& cfg = policy_->config();
   const at::ScalarType value_dtype = options_.model_options().compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t pad_id = cfg.eos_token_ids.empty() ? 0 : cfg.eos_token_ids.front();
-  TrainBatch batch = make_train_batch(groups, {cfg.vocab_size, cfg.max_position_embeddings}, pad_id, value_dtype);
+  TrainBatch batch = make_train_batch(groups, {cfg.vocab_size, cfg.max_position_embeddings, options_.overlong_filter}, pad_id,
+                                    value_dtype);
 
   TrainStats st;
   st.tokens = batch.tokens();
@@ -367,13 +369,19 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   if (kl_in_loss) st.kl /= seen;
   st.expert_load_imbalance = imbalance(step_loads);
 
+  end_step();
+  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return st;
+}
+
+void Trainer::skip_step() { end_step(); }
+
+void Trainer::end_step() {
   ++steps_done_;
   if (state_->reference && options_.ref_refresh_steps > 0 && steps_done_ % options_.ref_refresh_steps == 0) {
     state_->reference->load_state(cloned_state(*policy_), "reference refresh (policy)");
     state_->reference_is_initial = false;
   }
-  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return st;
 }
 
 // ---- checkpoints ---------------------------------------------------------------------------

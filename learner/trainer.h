@@ -61,6 +61,10 @@ struct TrainerOptions {
   // MoE aux-loss-free balancing: bias += gamma * sign(mean load - load) per optimizer step
   double bias_update_gamma = 0.0;
 
+  // overlong filtering (DAPO): completions cut at the length limit get no loss (their reward
+  // still counts in their group's advantages)
+  bool overlong_filter = false;
+
   // numerics and determinism
   std::string dtype = "fp32";     // compute: "fp32", "bf16" (fp32 master weights) or "fp64"
   int64_t threads = 0;            // intra-op threads for the update (0: leave LibTorch's setting)
@@ -121,6 +125,10 @@ class Trainer {
   // and completion, nothing changed.
   TrainStats step(const std::vector<ScoredGroup>& groups);
 
+  // A step with nothing to learn from (e.g. dynamic sampling found no group whose rewards
+  // differ): counts as a step (LR schedule, reference refresh) without changing the weights.
+  void skip_step();
+
   int64_t steps_done() const { return steps_done_; }
   std::shared_ptr<DeepseekModel> policy() const { return policy_; }
   const TrainerOptions& options() const { return options_; }
@@ -138,6 +146,7 @@ class Trainer {
 
  private:
   struct State;
+  void end_step();  // steps_done_ + 1 and the reference refresh
   std::shared_ptr<DeepseekModel> policy_;
   TrainerOptions options_;
   int64_t steps_done_ = 0;
