@@ -295,6 +295,9 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   const int64_t pad_id = cfg.eos_token_ids.empty() ? 0 : cfg.eos_token_ids.front();
   TrainBatch batch = make_train_batch(groups, {cfg.vocab_size, cfg.max_position_embeddings}, pad_id, value_dtype);
 
+  if (options_.advantage == AdvantageEstimator::kRloo && batch.group_size < 2)
+    throw InputError("trainer: advantage rloo needs groups of at least 2 completions, got " +
+                     std::to_string(batch.group_size));
   TrainStats st;
   st.tokens = batch.tokens();
   st.sequences = double(batch.rows());

@@ -83,7 +83,8 @@ TrainerOptions trainer_options_from_config(const Config& section);
 struct TrainStats {
   double loss = 0;               // total loss (policy + kl - entropy bonus)
   double policy_loss = 0;
-  double kl = 0;                 // mean per-token KL estimate to the reference (0 without one)
+  double kl = 0;                 // mean per-token KL estimate to the reference (0 without one):
+                                 // of the training forwards, or with kl_in_reward of the old log-probs
   double entropy = 0;            // mean per-token entropy of the policy
   double clip_fraction = 0;
   double dual_clip_fraction = 0;
@@ -95,7 +96,7 @@ struct TrainStats {
   // Rollout–trainer mismatch: mean over completion tokens of |old_logp - rollout_logp|, the old
   // log-probs being the trainer's recomputation at the start of the step.
   double rollout_mismatch = 0;
-  double reward_mean = 0;        // of the rewards the advantages were computed from
+  double reward_mean = 0;        // of the rewards the advantages were computed from (KL-shaped with kl_in_reward)
   double advantage_abs_mean = 0;
   double tokens = 0;             // completion tokens in the batch
   double sequences = 0;

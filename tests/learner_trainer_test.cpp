@@ -361,6 +361,11 @@ TEST(Trainer, BadGroupsAreInputErrorsAndChangeNothing) {
   g[0].prompt_token_ids.clear();
   expect_error(g, "prompt_token_ids is empty");
   expect_error({}, "no groups");
+  TrainerOptions rloo;
+  rloo.advantage = AdvantageEstimator::kRloo;
+  g = groups;
+  for (auto& grp : g) grp.completions.resize(1);
+  EXPECT_THROW(Trainer(policy, rloo).step(g), InputError);
   const auto w1 = weights(*policy);
   for (const auto& [name, w] : w0) EXPECT_TRUE(at::equal(w, w1.at(name))) << name;
   EXPECT_EQ(trainer.steps_done(), 0);
