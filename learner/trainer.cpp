@@ -110,15 +110,6 @@ double imbalance(const std::vector<at::Tensor>& loads) {
   return worst;
 }
 
-void add_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor>& add) {
-  if (sum.empty()) {
-    sum = add;
-    return;
-  }
-  for (size_t i = 0; i < sum.size() && i < add.size(); ++i)
-    if (add[i].defined()) sum[i] = sum[i].defined() ? sum[i] + add[i] : add[i];
-}
-
 nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
   if (!in) throw InputError("checkpoint '" + path.string() + "': cannot read the file");
@@ -349,7 +340,7 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
       state_->optimizer->zero_grad();
       if (options_.bias_update_gamma > 0 && !m.expert_load.empty())
         policy_->update_correction_biases(m.expert_load, options_.bias_update_gamma);
-      add_loads(step_loads, m.expert_load);
+      add_expert_loads(step_loads, m.expert_load);
 
       st.optimizer_steps += 1;
       st.loss += m.loss;

@@ -399,18 +399,22 @@ class TrainerCheckpoint : public ::testing::Test {
 };
 
 TEST_F(TrainerCheckpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
+  for (const char* dtype : {"fp32", "bf16"}) {
+  SCOPED_TRACE(dtype);
+  TrainerOptions o = options();
+  o.dtype = dtype;
   const auto g1 = make_groups(2, 4, 19), g2 = make_groups(2, 4, 20), g3 = make_groups(2, 4, 21);
-  const std::string ckpt = (dir_ / "step-1").string();
-  auto a = make_policy("fp32");
-  Trainer ta(a, options());
+  const std::string ckpt = (dir_ / (std::string("step-1-") + dtype)).string();
+  auto a = make_policy(dtype);
+  Trainer ta(a, o);
   ta.step(g1);
   ta.save_checkpoint(ckpt);
   const auto saved = weights(*a);
   ta.step(g2);
   ta.step(g3);
 
-  auto b = make_policy("fp32");  // the run's initial policy
-  Trainer tb(b, options());
+  auto b = make_policy(dtype);  // the run's initial policy
+  Trainer tb(b, o);
   tb.load_checkpoint(ckpt);
   EXPECT_EQ(tb.steps_done(), 1);
   tb.step(g2);
@@ -423,6 +427,22 @@ TEST_F(TrainerCheckpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
   DeepseekModel plain = load_pretrained(ckpt);
   for (const auto& [name, w] : plain.state_dict()) EXPECT_TRUE(at::equal(w, saved.at(name))) << name;
   EXPECT_TRUE(fs::exists(fs::path(ckpt) / "trainer" / "reference.safetensors"));
+  }
+}
+
+TEST_F(TrainerCheckpoint, NoKlMeansNoReference) {
+  TrainerOptions o = options();
+  o.kl_coef = 0;
+  auto a = make_policy("fp32");
+  Trainer ta(a, o);
+  ta.step(make_groups(2, 4, 25));
+  const std::string ckpt = (dir_ / "nokl").string();
+  ta.save_checkpoint(ckpt);
+  nlohmann::json state = nlohmann::json::parse(std::ifstream(fs::path(ckpt) / "trainer" / "state.json"));
+  EXPECT_EQ(state.at("reference"), "none");
+  EXPECT_EQ(state.at("steps_done"), 1);
+  EXPECT_FALSE(fs::exists(fs::path(ckpt) / "trainer" / "reference.safetensors"));
+  EXPECT_FALSE(fs::exists(ckpt + ".tmp"));
 }
 
 TEST_F(TrainerCheckpoint, FailedSaveLeavesThePreviousCheckpoint) {
