@@ -34,7 +34,7 @@ MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatc
     const TrainBatch micro = mb.select(by_length.narrow(0, begin, std::min(n, begin + step) - begin));
     const double micro_tokens = micro.tokens();
     const double weight = whole > 0 ? normaliser(micro, mode) / whole : 0.0;
-    CompletionForward f = completion_forward(policy, micro.ids, micro.mask, spec.entropy_coef != 0);
+    CompletionForward f = completion_forward(policy, micro.ids, micro.mask, spec.entropy_coef != 0, spec.temperature);
 
     PolicyLossResult pl = policy_loss(f.logp, micro.old_logp, micro.advantages, micro.mask, spec.policy,
                                       micro.rollout_logp);

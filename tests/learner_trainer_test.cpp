@@ -167,6 +167,13 @@ TEST(TrainBatch, OldLogprobsEqualModelLogprobsAtCompletionPositions) {
     at::Tensor old = completion_logprobs(*policy, b, rows_per_forward);
     EXPECT_LT(max_abs_diff(old, h.logp), 1e-12) << rows_per_forward;
   }
+  // At a sampling temperature: log_softmax(logits / T) of the full forward, at the same positions.
+  at::NoGradGuard no_grad;
+  at::Tensor logits = policy->forward(b.ids.narrow(1, 0, b.ids.size(1) - 1));  // [B, T-1, V]
+  at::Tensor want = (logits / 0.7).log_softmax(-1).gather(-1, b.ids.narrow(1, 1, b.ids.size(1) - 1).unsqueeze(-1));
+  at::Tensor got = completion_logprobs(*policy, b, 4, 0.7);
+  EXPECT_LT(max_abs_diff(got, want.squeeze(-1) * b.mask), 1e-12);
+  EXPECT_GT(max_abs_diff(got, h.logp), 1e-3);
 }
 
 TEST(Trainer, FirstMiniBatchLossEqualsPolicyLossOnHandAssembledTensors) {
@@ -575,6 +582,7 @@ trainer:
   EXPECT_NE(error_of("trainer.dtype=fp16").find("key 'trainer.dtype'"), std::string::npos);
   EXPECT_NE(error_of("trainer.norm_length=0").find("key 'trainer.norm_length'"), std::string::npos);
   EXPECT_NE(error_of("trainer.micro_batch_size=0").find("key 'trainer.micro_batch_size'"), std::string::npos);
+  EXPECT_NE(error_of("trainer.temperature=0").find("key 'trainer.temperature'"), std::string::npos);
   EXPECT_NE(error_of("trainer.kl_in_reward=maybe").find("key 'trainer.kl_in_reward'"), std::string::npos);
 }
 
