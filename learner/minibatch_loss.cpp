@@ -10,16 +10,16 @@ double normaliser(const TrainBatch& b, LossAggregation mode) {
   return mode == LossAggregation::kTokenMean ? b.tokens() : double(b.rows());
 }
 
-void add_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor>& add) {
+}  // namespace
+
+void add_expert_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor>& add) {
   if (sum.empty()) {
     sum = add;
     return;
   }
-  for (size_t i = 0; i < sum.size(); ++i)
-    if (add[i].defined()) sum[i] = sum[i] + add[i];
+  for (size_t i = 0; i < sum.size() && i < add.size(); ++i)
+    if (add[i].defined()) sum[i] = sum[i].defined() ? sum[i] + add[i] : add[i];
 }
-
-}  // namespace
 
 MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatch& mb, const LossSpec& spec,
                                     int64_t micro_batch_size) {
@@ -34,7 +34,7 @@ MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatc
     const TrainBatch micro = mb.select(by_length.narrow(0, begin, std::min(n, begin + step) - begin));
     const double micro_tokens = micro.tokens();
     const double weight = whole > 0 ? normaliser(micro, mode) / whole : 0.0;
-    CompletionForward f = completion_forward(policy, micro.ids, micro.mask, spec.entropy_coef != 0);
+    CompletionForward f = completion_forward(policy, micro.ids, micro.mask, spec.entropy_coef != 0, spec.temperature);
 
     PolicyLossResult pl = policy_loss(f.logp, micro.old_logp, micro.advantages, micro.mask, spec.policy,
                                       micro.rollout_logp);
@@ -54,7 +54,7 @@ MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatc
     s.clip_fraction += pl.clip_fraction * micro_tokens;
     s.dual_clip_fraction += pl.dual_clip_fraction * micro_tokens;
     s.approx_kl += pl.approx_kl * micro_tokens;
-    add_loads(s.expert_load, f.expert_load);
+    add_expert_loads(s.expert_load, f.expert_load);
   }
   const double tokens = std::max(1.0, s.tokens);
   for (double* m : {&s.kl, &s.entropy, &s.clip_fraction, &s.dual_clip_fraction, &s.approx_kl}) *m /= tokens;

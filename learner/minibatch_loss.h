@@ -20,6 +20,7 @@ struct LossSpec {
   double kl_coef = 0;            // KL term in the loss (0: none; needs batch.ref_logp otherwise)
   KlEstimator kl_estimator = KlEstimator::kK3;
   double entropy_coef = 0;
+  double temperature = 1.0;      // of the rollout's sampling (completion_forward)
 };
 
 struct MiniBatchStats {
@@ -32,9 +33,12 @@ struct MiniBatchStats {
 
 // Forwards and back-propagates `mb` (old_logp and advantages set; ref_logp when kl_coef > 0)
 // through `policy`, `micro_batch_size` rows at a time (rows sorted by length, so that each
-// micro-batch pads little), adding the mini-batch loss's gradient to
-// the .grad() of the policy's trainable parameters.
+// micro-batch pads little), adding the mini-batch loss's gradient to the .grad() of the policy's
+// trainable parameters.
 MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatch& mb, const LossSpec& spec,
                                     int64_t micro_batch_size);
+
+// sum[i] += add[i] for every layer with a load (an empty `sum` becomes `add`).
+void add_expert_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor>& add);
 
 }  // namespace grpo

@@ -120,13 +120,14 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
 }
 
 CompletionForward completion_forward(const DeepseekModel& model, const at::Tensor& ids, const at::Tensor& mask,
-                                     bool entropy_grad) {
+                                     bool entropy_grad, double temperature) {
   const int64_t b = ids.size(0), t = ids.size(1);
   CompletionForward out;
   at::Tensor h = model.hidden_states(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto,
                                      &out.expert_load);                          // [b, T-1, D]
   at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);              // [N]
   at::Tensor logits = model.logits_at(h, rows);                                  // [N, V]
+  if (temperature != 1.0) logits = logits / temperature;
   at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows);  // [N]
   at::Tensor lp = logits.log_softmax(-1).gather(-1, targets.unsqueeze(1)).squeeze(1);  // [N]
   at::Tensor ent = entropy_from_logits(entropy_grad ? logits : logits.detach());  // [N]
@@ -138,7 +139,8 @@ CompletionForward completion_forward(const DeepseekModel& model, const at::Tenso
   return out;
 }
 
-at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward) {
+at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward,
+                               double temperature) {
   at::NoGradGuard no_grad;
   const int64_t n = batch.rows(), step = std::max<int64_t>(1, rows_per_forward);
   const int64_t width = batch.mask.size(1);
@@ -147,7 +149,7 @@ at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& bat
   for (int64_t s = 0; s < n; s += step) {
     const at::Tensor rows = by_length.narrow(0, s, std::min(n, s + step) - s);
     TrainBatch part = batch.select(rows);
-    at::Tensor lp = completion_forward(model, part.ids, part.mask).logp;  // [rows, T'-1]
+    at::Tensor lp = completion_forward(model, part.ids, part.mask, false, temperature).logp;  // [rows, T'-1]
     out.index_copy_(0, rows, at::constant_pad_nd(lp, {0, width - lp.size(1)}));
   }
   return out;

@@ -55,12 +55,15 @@ struct CompletionForward {
   at::Tensor entropy;                    // [b, T-1] entropy of the next-token distribution on the mask
   std::vector<at::Tensor> expert_load;   // per decoder layer [E] int64 tokens routed (undefined: dense)
 };
-// `entropy_grad`: keep the entropy in the autograd graph (an entropy bonus); otherwise it is detached.
+// The distribution is softmax(logits / temperature): the rollout's sampling temperature, so that
+// the ratios compare like with like (its top-p/top-k truncation is not mirrored). `entropy_grad`:
+// keep the entropy in the autograd graph (an entropy bonus); otherwise it is detached.
 CompletionForward completion_forward(const DeepseekModel& model, const at::Tensor& ids, const at::Tensor& mask,
-                                     bool entropy_grad = false);
+                                     bool entropy_grad = false, double temperature = 1.0);
 
 // The log-probs of batch.mask's positions under `model`, without grad, `rows_per_forward` rows at a
 // time (rows of similar length together): [B, T-1], 0 off the mask.
-at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward);
+at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward,
+                               double temperature = 1.0);
 
 }  // namespace grpo

@@ -58,6 +58,7 @@ void validate(const TrainerOptions& o, const std::function<std::string(const std
   require(o.policy.aggregation != LossAggregation::kSeqMeanTokenSumNorm || o.policy.norm_length > 0, "norm_length",
           "seq-mean-token-sum-norm needs norm_length > 0 (e.g. the maximum completion length)");
   require(o.kl_coef >= 0, "kl_coef", "expected >= 0");
+  require(o.temperature > 0 && std::isfinite(o.temperature), "temperature", "expected a finite number > 0");
   require(o.ref_refresh_steps >= 0, "ref_refresh_steps", "expected >= 0");
   require(o.bias_update_gamma >= 0, "bias_update_gamma", "expected >= 0");
   require(o.threads >= 0, "threads", "expected >= 0");
@@ -108,15 +109,6 @@ double imbalance(const std::vector<at::Tensor>& loads) {
     if (mean > 0) worst = std::max(worst, d.max().item<double>() / mean);
   }
   return worst;
-}
-
-void add_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor>& add) {
-  if (sum.empty()) {
-    sum = add;
-    return;
-  }
-  for (size_t i = 0; i < sum.size() && i < add.size(); ++i)
-    if (add[i].defined()) sum[i] = sum[i].defined() ? sum[i] + add[i] : add[i];
 }
 
 nlohmann::json read_json(const fs::path& path) {
@@ -177,8 +169,8 @@ TrainerOptions trainer_options_from_config(const Config& c) {
   c.require_known({"lr", "warmup_steps", "total_steps", "lr_decay", "min_lr_ratio", "adam_beta1", "adam_beta2",
                    "adam_eps", "weight_decay", "max_grad_norm", "ppo_epochs", "mini_batches", "micro_batch_size",
                    "advantage", "clip_low", "clip_high", "dual_clip", "loss_agg", "norm_length", "tis_cap", "kl_coef",
-                   "kl_estimator", "kl_in_reward", "ref_refresh_steps", "entropy_coef", "bias_update_gamma", "dtype",
-                   "threads", "seed", "overlong_filter"});
+                   "kl_estimator", "kl_in_reward", "ref_refresh_steps", "entropy_coef", "temperature",
+                   "bias_update_gamma", "dtype", "threads", "seed", "overlong_filter"});
   TrainerOptions o;
   // An enum spelled wrong: the parser's message, prefixed by where the key is.
   auto parse = [&](const std::string& key, const std::string& fallback, auto parser) {
@@ -214,6 +206,7 @@ TrainerOptions trainer_options_from_config(const Config& c) {
   o.kl_in_reward = c.get<bool>("kl_in_reward", o.kl_in_reward);
   o.ref_refresh_steps = c.get<int64_t>("ref_refresh_steps", o.ref_refresh_steps);
   o.entropy_coef = c.get<double>("entropy_coef", o.entropy_coef);
+  o.temperature = c.get<double>("temperature", o.temperature);
   o.bias_update_gamma = c.get<double>("bias_update_gamma", o.bias_update_gamma);
   o.overlong_filter = c.get<bool>("overlong_filter", o.overlong_filter);
   o.dtype = c.get<std::string>("dtype", o.dtype);
@@ -297,18 +290,21 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   TrainBatch batch = make_train_batch(groups, {cfg.vocab_size, cfg.max_position_embeddings, options_.overlong_filter}, pad_id,
                                     value_dtype);
 
+  if (options_.advantage == AdvantageEstimator::kRloo && batch.group_size < 2)
+    throw InputError("trainer: advantage rloo needs groups of at least 2 completions, got " +
+                     std::to_string(batch.group_size));
   TrainStats st;
   st.tokens = batch.tokens();
   st.sequences = double(batch.rows());
   const double tokens = std::max(1.0, st.tokens);
 
   // Old (and reference) log-probs under the weights as they are now.
-  batch.old_logp = completion_logprobs(*policy_, batch, options_.micro_batch_size);  // [B, T-1]
+  batch.old_logp = completion_logprobs(*policy_, batch, options_.micro_batch_size, options_.temperature);  // [B, T-1]
   st.rollout_mismatch = ((batch.old_logp - batch.rollout_logp).abs() * batch.mask).sum().item<double>() / tokens;
   at::Tensor rewards = batch.rewards;  // [B] float64
   const bool kl_in_loss = state_->reference && !options_.kl_in_reward;
   if (state_->reference) {
-    batch.ref_logp = completion_logprobs(*state_->reference, batch, options_.micro_batch_size);
+    batch.ref_logp = completion_logprobs(*state_->reference, batch, options_.micro_batch_size, options_.temperature);
     if (options_.kl_in_reward) {
       at::Tensor kl = kl_penalty(batch.old_logp, batch.ref_logp, options_.kl_estimator) * batch.mask;  // [B, T-1]
       st.kl = kl.sum().item<double>() / tokens;
@@ -324,6 +320,7 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   spec.kl_coef = kl_in_loss ? options_.kl_coef : 0.0;
   spec.kl_estimator = options_.kl_estimator;
   spec.entropy_coef = options_.entropy_coef;
+  spec.temperature = options_.temperature;
   LrSchedule schedule{options_.lr, options_.warmup_steps, options_.total_steps, options_.lr_decay,
                       options_.min_lr_ratio};
   st.lr = lr_at(schedule, steps_done_);
@@ -348,7 +345,7 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
       state_->optimizer->zero_grad();
       if (options_.bias_update_gamma > 0 && !m.expert_load.empty())
         policy_->update_correction_biases(m.expert_load, options_.bias_update_gamma);
-      add_loads(step_loads, m.expert_load);
+      add_expert_loads(step_loads, m.expert_load);
 
       st.optimizer_steps += 1;
       st.loss += m.loss;

@@ -57,6 +57,9 @@ struct TrainerOptions {
   bool kl_in_reward = false;      // subtract kl_coef * sum_t KL_t from the reward instead of the loss
   int64_t ref_refresh_steps = 0;  // > 0: reference := policy every this many steps
   double entropy_coef = 0.0;      // loss -= entropy_coef * entropy
+  // Log-probs (old, current, reference) of softmax(logits / temperature): set it to the rollout's
+  // sampling temperature (its top-p/top-k truncation is not mirrored).
+  double temperature = 1.0;
 
   // MoE aux-loss-free balancing: bias += gamma * sign(mean load - load) per optimizer step
   double bias_update_gamma = 0.0;
@@ -79,7 +82,7 @@ struct TrainerOptions {
 // Keys: lr, warmup_steps, total_steps, lr_decay, min_lr_ratio, adam_beta1, adam_beta2, adam_eps,
 // weight_decay, max_grad_norm, ppo_epochs, mini_batches, micro_batch_size, advantage, clip_low,
 // clip_high, dual_clip, loss_agg, norm_length, tis_cap, kl_coef, kl_estimator, kl_in_reward,
-// ref_refresh_steps, entropy_coef, bias_update_gamma, dtype, threads, seed.
+// ref_refresh_steps, entropy_coef, temperature, bias_update_gamma, dtype, threads, seed.
 TrainerOptions trainer_options_from_config(const Config& section);
 
 // What one step() measured. Token metrics are means over all completion tokens the step's
@@ -87,7 +90,8 @@ TrainerOptions trainer_options_from_config(const Config& section);
 struct TrainStats {
   double loss = 0;               // total loss (policy + kl - entropy bonus)
   double policy_loss = 0;
-  double kl = 0;                 // mean per-token KL estimate to the reference (0 without one)
+  double kl = 0;                 // mean per-token KL estimate to the reference (0 without one):
+                                 // of the training forwards, or with kl_in_reward of the old log-probs
   double entropy = 0;            // mean per-token entropy of the policy
   double clip_fraction = 0;
   double dual_clip_fraction = 0;
@@ -99,7 +103,7 @@ struct TrainStats {
   // Rollout–trainer mismatch: mean over completion tokens of |old_logp - rollout_logp|, the old
   // log-probs being the trainer's recomputation at the start of the step.
   double rollout_mismatch = 0;
-  double reward_mean = 0;        // of the rewards the advantages were computed from
+  double reward_mean = 0;        // of the rewards the advantages were computed from (KL-shaped with kl_in_reward)
   double advantage_abs_mean = 0;
   double tokens = 0;             // completion tokens in the batch
   double sequences = 0;

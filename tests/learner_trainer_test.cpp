@@ -167,6 +167,13 @@ TEST(TrainBatch, OldLogprobsEqualModelLogprobsAtCompletionPositions) {
     at::Tensor old = completion_logprobs(*policy, b, rows_per_forward);
     EXPECT_LT(max_abs_diff(old, h.logp), 1e-12) << rows_per_forward;
   }
+  // At a sampling temperature: log_softmax(logits / T) of the full forward, at the same positions.
+  at::NoGradGuard no_grad;
+  at::Tensor logits = policy->forward(b.ids.narrow(1, 0, b.ids.size(1) - 1));  // [B, T-1, V]
+  at::Tensor want = (logits / 0.7).log_softmax(-1).gather(-1, b.ids.narrow(1, 1, b.ids.size(1) - 1).unsqueeze(-1));
+  at::Tensor got = completion_logprobs(*policy, b, 4, 0.7);
+  EXPECT_LT(max_abs_diff(got, want.squeeze(-1) * b.mask), 1e-12);
+  EXPECT_GT(max_abs_diff(got, h.logp), 1e-3);
 }
 
 TEST(Trainer, FirstMiniBatchLossEqualsPolicyLossOnHandAssembledTensors) {
@@ -361,6 +368,11 @@ TEST(Trainer, BadGroupsAreInputErrorsAndChangeNothing) {
   g[0].prompt_token_ids.clear();
   expect_error(g, "prompt_token_ids is empty");
   expect_error({}, "no groups");
+  TrainerOptions rloo;
+  rloo.advantage = AdvantageEstimator::kRloo;
+  g = groups;
+  for (auto& grp : g) grp.completions.resize(1);
+  EXPECT_THROW(Trainer(policy, rloo).step(g), InputError);
   const auto w1 = weights(*policy);
   for (const auto& [name, w] : w0) EXPECT_TRUE(at::equal(w, w1.at(name))) << name;
   EXPECT_EQ(trainer.steps_done(), 0);
@@ -394,18 +406,22 @@ class TrainerCheckpoint : public ::testing::Test {
 };
 
 TEST_F(TrainerCheckpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
+  for (const char* dtype : {"fp32", "bf16"}) {
+  SCOPED_TRACE(dtype);
+  TrainerOptions o = options();
+  o.dtype = dtype;
   const auto g1 = make_groups(2, 4, 19), g2 = make_groups(2, 4, 20), g3 = make_groups(2, 4, 21);
-  const std::string ckpt = (dir_ / "step-1").string();
-  auto a = make_policy("fp32");
-  Trainer ta(a, options());
+  const std::string ckpt = (dir_ / (std::string("step-1-") + dtype)).string();
+  auto a = make_policy(dtype);
+  Trainer ta(a, o);
   ta.step(g1);
   ta.save_checkpoint(ckpt);
   const auto saved = weights(*a);
   ta.step(g2);
   ta.step(g3);
 
-  auto b = make_policy("fp32");  // the run's initial policy
-  Trainer tb(b, options());
+  auto b = make_policy(dtype);  // the run's initial policy
+  Trainer tb(b, o);
   tb.load_checkpoint(ckpt);
   EXPECT_EQ(tb.steps_done(), 1);
   tb.step(g2);
@@ -418,6 +434,22 @@ TEST_F(TrainerCheckpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
   DeepseekModel plain = load_pretrained(ckpt);
   for (const auto& [name, w] : plain.state_dict()) EXPECT_TRUE(at::equal(w, saved.at(name))) << name;
   EXPECT_TRUE(fs::exists(fs::path(ckpt) / "trainer" / "reference.safetensors"));
+  }
+}
+
+TEST_F(TrainerCheckpoint, NoKlMeansNoReference) {
+  TrainerOptions o = options();
+  o.kl_coef = 0;
+  auto a = make_policy("fp32");
+  Trainer ta(a, o);
+  ta.step(make_groups(2, 4, 25));
+  const std::string ckpt = (dir_ / "nokl").string();
+  ta.save_checkpoint(ckpt);
+  nlohmann::json state = nlohmann::json::parse(std::ifstream(fs::path(ckpt) / "trainer" / "state.json"));
+  EXPECT_EQ(state.at("reference"), "none");
+  EXPECT_EQ(state.at("steps_done"), 1);
+  EXPECT_FALSE(fs::exists(fs::path(ckpt) / "trainer" / "reference.safetensors"));
+  EXPECT_FALSE(fs::exists(ckpt + ".tmp"));
 }
 
 TEST_F(TrainerCheckpoint, FailedSaveLeavesThePreviousCheckpoint) {
@@ -550,6 +582,7 @@ trainer:
   EXPECT_NE(error_of("trainer.dtype=fp16").find("key 'trainer.dtype'"), std::string::npos);
   EXPECT_NE(error_of("trainer.norm_length=0").find("key 'trainer.norm_length'"), std::string::npos);
   EXPECT_NE(error_of("trainer.micro_batch_size=0").find("key 'trainer.micro_batch_size'"), std::string::npos);
+  EXPECT_NE(error_of("trainer.temperature=0").find("key 'trainer.temperature'"), std::string::npos);
   EXPECT_NE(error_of("trainer.kl_in_reward=maybe").find("key 'trainer.kl_in_reward'"), std::string::npos);
 }
 
