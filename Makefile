@@ -7,7 +7,7 @@ APT_PACKAGES = build-essential cmake ccache pkg-config git python3 \
   libtorch-dev libopenblas0-pthread libgloo-dev \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   librocksdb-dev libyaml-cpp-dev libgtest-dev libgmock-dev libboost-dev libpcre2-dev libicu-dev \
-  nlohmann-json3-dev bubblewrap python3-grpcio python3-protobuf
+  nlohmann-json3-dev zlib1g-dev bubblewrap python3-grpcio python3-protobuf
 
 .PHONY: deps configure build test demo bench clean
 

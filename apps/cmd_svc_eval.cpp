@@ -84,10 +84,14 @@ grpo::PromptDatasetSpec dataset_spec(const grpo::Args& a, const std::optional<gr
     spec.answer_field = a.get("answer-field");
     spec.id_field = a.get("id-field");
     spec.skip_bad = a.flag("skip-bad");
-  } else if (run && run->has("data.heldout")) {
-    spec = grpo::prompt_dataset_spec_from_config(run->sub("data.heldout"));
   } else {
-    throw grpo::InputError("grpo eval: give --data FILE, or --config with a data.heldout section");
+    for (const char* flag : {"format", "prompt-field", "answer-field", "id-field", "skip-bad"})
+      if (a.has(flag))
+        throw grpo::InputError(std::string("--") + flag + " describes --data, which is not given "
+                               "(with --config, set data.heldout.* instead)");
+    if (!run || !run->has("data.heldout"))
+      throw grpo::InputError("grpo eval: give --data FILE, or --config with a data.heldout section");
+    spec = grpo::prompt_dataset_spec_from_config(run->sub("data.heldout"));
   }
   if (a.has("limit")) {
     spec.limit = a.get_int("limit");
@@ -350,7 +354,7 @@ int run_eval(const grpo::Args& a) {
   Ordered out = {
       {"model", model_dir},
       {"dataset", {{"path", spec.path}, {"format", spec.format}, {"prompts", items.size()},
-                   {"skipped_rows", report.skipped}}},
+                   {"skipped_rows", report.skipped}, {"skipped_examples", report.reasons}}},
       {"verifier", default_verifier},
       {"format_verifier", format_verifier},
       {"sampling", {{"samples", n}, {"temperature", params.sampling.temperature}, {"top_p", params.sampling.top_p},

@@ -26,7 +26,7 @@ struct EvalSample {
   double reward = 0.0;
   bool format_ok = false;
   int64_t tokens = 0;      // response length in tokens
-  bool truncated = false;  // stopped by max_new_tokens
+  bool truncated = false;  // finish reason "length": max_new_tokens or the context limit
 };
 
 // Chen et al.'s estimator for one prompt: n samples, c correct, 1 <= k <= n.
@@ -43,7 +43,7 @@ struct EvalSummary {
   double mean_reward = 0, mean_tokens = 0;
   double format_rate = 0;             // fraction of samples with format_ok
   double answer_rate = 0;             // fraction of samples with an extracted answer
-  double truncated_rate = 0;          // fraction of samples stopped by max_new_tokens
+  double truncated_rate = 0;          // fraction of samples cut by length (see EvalSample)
 };
 
 // per_prompt[i] = the samples of prompt i (every prompt at least max(ks) samples). Throws

@@ -19,7 +19,8 @@
 // or, with skip_bad, are skipped and counted in PromptDatasetReport. Blank lines are ignored.
 // Shuffling (seeded, the same order on every platform) happens before `limit` is applied.
 //
-// Config section (e.g. a run config's data.train / data.heldout), every key optional but path:
+// Config section (e.g. a run config's data.train / data.heldout), every key optional but path
+// (a relative path is relative to the working directory, like every path of a run config):
 //   {path, format: jsonl, prompt_field, answer_field, id_field, verifier, limit: 0 (= all),
 //    shuffle: false, seed: 0, skip_bad: false, max_line_bytes: 4194304}
 #pragma once

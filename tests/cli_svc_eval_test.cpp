@@ -215,6 +215,8 @@ TEST_F(CliEval, BadInputIsNamed) {
   EXPECT_NE(e.find("unknown verifier 'nope'"), std::string::npos) << e;
   e = error_of({});
   EXPECT_NE(e.find("give --data FILE, or --config with a data.heldout section"), std::string::npos) << e;
+  e = error_of({"--format", "gsm8k"});
+  EXPECT_NE(e.find("--format describes --data, which is not given"), std::string::npos) << e;
   std::ofstream(path("bad_run.yaml")) << "data:\n  heldout: {path: x.jsonl, formt: gsm8k}\n";
   e = error_of({"--config", path("bad_run.yaml")});
   EXPECT_NE(e.find("bad_run.yaml: key 'data.heldout.formt': unknown key"), std::string::npos) << e;
