@@ -106,7 +106,13 @@ class Loop {
       write_report(cfg_.out_dir);
       return summary;
     }
-    publish(start);
+    // The workers start with the initial model as version 0; a resumed run sends them its weights.
+    if (start > 0) {
+      publish(start);
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      published_ = 0;
+    }
     if (cfg_.eval_every > 0) summary.first_eval_accuracy = evaluate(start);
 
     std::thread producer([&] { produce(start); });
@@ -149,6 +155,12 @@ class Loop {
     }
 
     trainer_options_ = trainer_options_from_config(config_.sub("trainer"));
+    // The trainer's log-probs must be those of the distribution the rollouts sampled from.
+    if (config_.has("trainer.temperature") && trainer_options_.temperature != cfg_.temperature)
+      throw InputError(config_.where("trainer.temperature") + ": must equal rollout.sampling.temperature (" +
+                       std::to_string(cfg_.temperature) + ") or be left out");
+    trainer_options_.temperature = cfg_.temperature > 0 ? cfg_.temperature : 1.0;
+    if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.threads;
     auto policy = std::make_shared<DeepseekModel>(load_pretrained(cfg_.model_path, trainer_options_.model_options()));
     trainer_ = std::make_unique<Trainer>(policy, trainer_options_);
     resume();

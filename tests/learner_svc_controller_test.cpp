@@ -34,7 +34,7 @@ struct Fixture {
     root = fs::temp_directory_path() / ("grpo_ctl_" + name + "_" + std::to_string(getpid()));
     fs::remove_all(root);
     fs::create_directories(root);
-    DeepseekModel m(tiny_config({{"vocab_size", 3000}, {"initializer_range", 0.02}}));
+    DeepseekModel m(testing::tiny_config({{"vocab_size", 3000}, {"initializer_range", 0.02}}));
     init_weights(m, 5);
     save_pretrained(m, (root / "model").string());
     fs::copy_file(std::string(GRPO_TEST_DATA) + "/bpe-tokenizer/tokenizer.json", root / "model" / "tokenizer.json");
@@ -49,7 +49,7 @@ struct Fixture {
   std::string config(int steps, const std::string& out = "run") const {
     return "run: {name: t, out_dir: " + (root / out).string() + ", seed: 3, threads: 1}\n"
            "model: {path: " + (root / "model").string() + "}\n"
-           "template: configs/chat_templates/chatml-think.yaml\n"
+           "template: " + std::string(GRPO_SOURCE_DIR) + "/configs/chat_templates/chatml-think.yaml\n"
            "data:\n  train: {path: " + (root / "train.jsonl").string() + "}\n"
            "  heldout: {path: " + (root / "train.jsonl").string() + ", limit: 4}\n"
            "reward: {config: " + std::string(GRPO_SOURCE_DIR) + "/configs/reward.yaml, verifier: shaped}\n"
