@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -219,6 +220,48 @@ TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
   const at::Tensor a = final_weights(f.root / "ref", "step-000004");
   const at::Tensor b = final_weights(f.root / "cut", "step-000004");
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-6);
+}
+
+// Two external `grpo rollout-server`s; one is killed with SIGKILL during the run. Its prompts go to
+// the other and the run completes with every step's groups.
+TEST(Controller, ARolloutWorkerDyingMidRunIsReplacedByTheOthers) {
+  Fixture f("workers");
+  std::vector<std::unique_ptr<testing::Subprocess>> servers;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(std::make_unique<testing::Subprocess>(std::vector<std::string>{
+        GRPO_BINARY, "rollout-server", "--model", (f.root / "model").string(), "--address", "127.0.0.1:0",
+        "--threads", "1"}));
+    const std::string line = servers.back()->read_line(60'000);
+    const auto at = line.find("listening on ");
+    ASSERT_NE(at, std::string::npos) << line;
+    addresses.push_back(line.substr(at + 13, line.find(' ', at + 13) - at - 13));
+  }
+  std::atomic<bool> done{false};
+  std::thread killer([&] {
+    // Once step 1's groups are being generated, the second worker dies.
+    while (!done && !fs::exists(f.root / "run" / "checkpoints" / "step-000001"))
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    servers[1]->signal(SIGKILL);
+  });
+  TrainSummary s;
+  try {
+    s = run_training(f.load(4, {"rollout.addresses=[" + addresses[0] + ", " + addresses[1] + "]",
+                                "train.eval_every=0", "train.prompts_per_step=4"}),
+                     false);
+  } catch (...) {
+    done = true;
+    killer.join();
+    throw;
+  }
+  done = true;
+  killer.join();
+  EXPECT_EQ(s.steps_done, 4);
+  EXPECT_EQ(groups_per_step((f.root / "run" / "store").string()),
+            (std::map<int64_t, int64_t>{{0, 4}, {1, 4}, {2, 4}, {3, 4}}));
+  MetricsHistory h = read_metrics((f.root / "run" / "metrics.jsonl").string());
+  EXPECT_EQ(h.series["rollout/workers"].front().second, 2);
+  EXPECT_EQ(h.series["rollout/workers"].back().second, 1);
 }
 
 TEST(Controller, UnreachableRewardServiceIsAClearError) {
