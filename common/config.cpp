@@ -1,7 +1,9 @@
 #include "common/config.h"
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -234,5 +236,40 @@ GRPO_CONFIG_INSTANTIATE(std::vector<int64_t>)
 GRPO_CONFIG_INSTANTIATE(std::vector<double>)
 GRPO_CONFIG_INSTANTIATE(std::vector<std::string>)
 #undef GRPO_CONFIG_INSTANTIATE
+
+nlohmann::json yaml_to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      return nullptr;
+    case YAML::NodeType::Sequence: {
+      nlohmann::json a = nlohmann::json::array();
+      for (const auto& item : node) a.push_back(yaml_to_json(item));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      nlohmann::json o = nlohmann::json::object();
+      for (const auto& kv : node) o[kv.first.Scalar()] = yaml_to_json(kv.second);
+      return o;
+    }
+    case YAML::NodeType::Scalar:
+      break;
+  }
+  const std::string& s = node.Scalar();
+  if (node.Tag() == "!") return s;  // quoted: always a string
+  if (s == "null" || s == "~") return nullptr;
+  if (s == "true" || s == "True") return true;
+  if (s == "false" || s == "False") return false;
+  if (!s.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    long long i = std::strtoll(s.c_str(), &end, 10);
+    if (*end == '\0' && errno == 0) return static_cast<int64_t>(i);
+    double d = std::strtod(s.c_str(), &end);
+    if (*end == '\0' && std::isfinite(d)) return d;
+  }
+  return s;
+}
+
 
 }  // namespace grpo

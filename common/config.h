@@ -9,6 +9,8 @@
 #pragma once
 #include <yaml-cpp/yaml.h>
 
+#include <nlohmann/json.hpp>
+
 #include <set>
 #include <string>
 #include <vector>
@@ -53,6 +55,10 @@ class Config {
   std::string source_ = "<config>";
   std::string prefix_;
 };
+
+// A YAML tree as JSON: quoted scalars stay strings; plain scalars become null/bool/int/float when
+// they read as one.
+nlohmann::json yaml_to_json(const YAML::Node& node);
 
 // Explicit instantiations live in config.cpp for: bool, int, int64_t, double, std::string,
 // std::vector<int>, std::vector<int64_t>, std::vector<double>, std::vector<std::string>.

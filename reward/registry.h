@@ -85,8 +85,6 @@ void register_builtin(VerifierRegistry& registry, const nlohmann::json& defaults
 // composites, remote).
 std::shared_ptr<const VerifierRegistry> registry_from_config(const Config& config);
 
-// A YAML tree as JSON: quoted scalars stay strings; plain scalars become null/bool/int/float when
-// they read as one.
-nlohmann::json yaml_to_json(const YAML::Node& node);
+using grpo::yaml_to_json;  // common/config.h
 
 }  // namespace grpo::reward

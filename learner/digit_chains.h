@@ -1,0 +1,74 @@
+// "Digit chains", the synthetic reasoning task of the CPU demo (configs/tiny-zero.yaml): add a
+// chain of k small numbers, e.g. 7+5+3+8+2, and answer the integer (25).
+//
+// Solutions come in two styles (the text that follows a prompt ending in "<think>"):
+//   steps   "7+5=12 12+3=15 15+8=23 23+2=25</think><answer>25</answer>"   (one small fact a step)
+//   direct  "</think><answer>25</answer>"                                   (all at once: hard)
+// A base model pretrained on mostly direct and a few step solutions answers directly most of the
+// time and is mostly wrong; GRPO can find that reasoning step by step pays (R1-Zero's signature:
+// accuracy and response length rise together).
+//
+// Splits: a problem is held out when hash(question) % heldout_every == 0 (FNV-1a 64 of the
+// question text, finalised with splitmix64), so the held-out split is disjoint from the train
+// split and from any corpus drawn from it, whatever the seeds. Generation is pure and seeded
+// (own splitmix64 stream: the same problems on every platform).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+
+namespace grpo {
+
+struct DigitChainsOptions {
+  int min_terms = 4, max_terms = 6;  // chain length k, inclusive
+  int min_term = 1, max_term = 9;    // each term, inclusive (0 <= min_term <= max_term <= 99)
+  int heldout_every = 10;            // 1 in heldout_every problems (by hash) is held out
+
+  // Keys min_terms, max_terms, min_term, max_term, heldout_every (all optional); unknown keys and
+  // bad values are InputErrors naming the key.
+  static DigitChainsOptions from_config(const Config& config);
+  // InputError (prefixed with `where`) when a bound is out of range or min > max.
+  void validate(const std::string& where) const;
+};
+
+enum class TaskSplit { kTrain, kHeldout };
+TaskSplit parse_task_split(const std::string& name);  // "train" | "heldout"; InputError otherwise
+const char* task_split_name(TaskSplit split);
+
+enum class SolutionStyle { kDirect, kSteps };
+
+struct DigitChain {
+  std::vector<int> terms;
+
+  std::string question() const;  // "7+5+3+8+2"
+  int64_t answer() const;        // 25
+};
+
+// The completion after "<think>" in the given style (see the top of this file).
+std::string solution(const DigitChain& chain, SolutionStyle style);
+// The start of the step-style solution ("7+5="): a prompt ending with it forces that style.
+std::string first_step_prefix(const DigitChain& chain);
+
+TaskSplit split_of(const DigitChain& chain, const DigitChainsOptions& options);
+
+// An endless seeded stream of problems of one split (repeats possible).
+class DigitChainSampler {
+ public:
+  DigitChainSampler(DigitChainsOptions options, TaskSplit split, uint64_t seed);
+  DigitChain next();
+  // A uniform draw in [0, n) from the same stream (style choices and the like).
+  uint64_t uniform(uint64_t n);
+
+ private:
+  DigitChainsOptions options_;
+  TaskSplit split_;
+  uint64_t state_;
+};
+
+// n distinct problems of the split in draw order; deterministic for (options, split, n, seed).
+// InputError when the split cannot supply n distinct problems within 100·n + 10000 draws.
+std::vector<DigitChain> distinct_problems(const DigitChainsOptions& options, TaskSplit split, int64_t n, uint64_t seed);
+
+}  // namespace grpo

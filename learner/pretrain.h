@@ -1,0 +1,86 @@
+// Pretraining (`grpo pretrain`): next-token cross-entropy on a text corpus with AdamW, from a
+// random initialisation of a DeepSeek V2/V3 config.json, saved as an HF checkpoint with its
+// tokenizer. It makes the demo's base model from a synthetic task (learner/digit_chains.h) and
+// trains students on JSONL/text corpora (distillation).
+//
+// The run config's `pretrain:` section (every key optional unless marked):
+//   model:       a config.json path, or the config.json object inline              (required)
+//   tokenizer:   tokenizer.json or its directory; tokenizer_config.json beside it
+//                is copied too                                                       (required)
+//   corpus:      exactly one source                                                  (required)
+//     task: digit_chains        the synthetic task's train split, rendered as
+//                               BOS + template(prompt) + solution + EOS
+//       template:               chat template (built-in name or YAML file)         (required)
+//       step_fraction: 0.15     share of step-by-step solutions (the rest direct)
+//       digit_chains: {...}     DigitChainsOptions (min_terms, max_terms, ...)
+//     files: [a.jsonl, ...]     records, each trained as BOS + text + EOS, reshuffled every epoch
+//       format: jsonl           jsonl (one object a line) or text (one record a non-empty line)
+//       field: text             the JSONL member holding the text
+//   seq_len: 128                tokens a sequence may have (longer records are cut, and counted)
+//   batch_size: 32   steps: 1000
+//   optim: {lr: 1e-3, warmup_steps: 0, decay: cosine, min_lr_ratio: 0.1, weight_decay: 0.0,
+//           beta1: 0.9, beta2: 0.999, eps: 1e-8, grad_clip: 1.0}
+//   bias_update_speed: 0.001    aux-loss-free balancing step γ of noaux_tc routers (0: off)
+//   threads: 0 (all cores)   seed: 0   dtype: fp32 | bf16 (bf16 compute, fp32 master weights)
+//   save_dtype: fp32 | bf16     the checkpoint's floating dtype
+//   out_dir:  the checkpoint directory (required); log_dir: metrics (default <out_dir>/logs)
+//   log_every: 10               steps between metric lines
+//
+// Errors (unknown keys, wrong types, missing keys, unreadable files, a vocabulary smaller than
+// the tokenizer's) are InputErrors naming the file and key before any training starts.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/config.h"
+#include "learner/digit_chains.h"
+#include "learner/optim.h"
+
+namespace grpo {
+
+struct PretrainCorpusOptions {
+  std::string task;  // "digit_chains", or empty when `files` are the source
+  DigitChainsOptions digit_chains;
+  double step_fraction = 0.15;
+  std::string chat_template;
+  std::vector<std::string> files;
+  std::string format = "jsonl";
+  std::string field = "text";
+};
+
+struct PretrainOptions {
+  nlohmann::json model;      // the HF config.json object
+  std::string model_source;  // its file, or the config key it was written under
+  std::string tokenizer;
+  PretrainCorpusOptions corpus;
+  int64_t seq_len = 128, batch_size = 32, steps = 1000;
+  LrSchedule lr;
+  AdamWOptions adamw;
+  double grad_clip = 1.0;
+  double bias_update_speed = 1e-3;
+  int threads = 0;
+  uint64_t seed = 0;
+  std::string dtype = "fp32", save_dtype = "fp32";
+  std::string out_dir, log_dir;
+  int64_t log_every = 10;
+
+  // From the `pretrain:` section (config.sub("pretrain")).
+  static PretrainOptions from_config(const Config& section);
+};
+
+struct PretrainResult {
+  int64_t steps = 0;
+  double first_loss = 0, final_loss = 0;  // mean token loss of the first and the last step
+  double seconds = 0;                      // training wall time (without loading and saving)
+  int64_t tokens = 0;                      // target tokens trained on
+  int64_t truncated = 0;                   // sequences cut to seq_len
+};
+
+// Trains and saves options.out_dir (config.json, model.safetensors, tokenizer files) atomically;
+// metrics go to options.log_dir (learner/metrics.h). With `show_progress`, a progress line on stderr.
+PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true);
+
+}  // namespace grpo
