@@ -335,24 +335,11 @@ class Loop {
         acc.generated_tokens += int64_t(s.token_ids.size());
         g.completions.push_back(std::move(c));
 
-        reward::v1::ScoreRequest r;
-        r.set_id(std::to_string(requests.size()));
-        r.set_verifier(todo[i]->item.verifier.empty() ? cfg_.verifier : todo[i]->item.verifier);
-        r.set_completion(s.text);
-        r.set_reference(todo[i]->item.reference);
-        r.set_reference_is_json(todo[i]->item.reference_is_json);
-        r.set_completion_tokens(int64_t(s.token_ids.size()));
-        requests.push_back(std::move(r));
+        requests.push_back(score_request(*todo[i], s, requests.size()));
       }
     }
     t0 = Clock::now();
-    std::vector<reward::v1::ScoreResponse> verdicts;
-    constexpr size_t kBatch = 256;  // keeps each ScoreBatch message small
-    for (size_t b = 0; b < requests.size(); b += kBatch) {
-      std::vector<reward::v1::ScoreRequest> part(requests.begin() + b,
-                                                 requests.begin() + std::min(requests.size(), b + kBatch));
-      for (auto& v : reward_->score_batch(part)) verdicts.push_back(std::move(v));
-    }
+    const std::vector<reward::v1::ScoreResponse> verdicts = score_all(requests);
     acc.score_s += seconds_since(t0);
     size_t k = 0;
     for (auto& g : groups) {
@@ -372,6 +359,36 @@ class Loop {
       g.scored_us = unix_us();
     }
     return groups;
+  }
+
+  // The reward request for one completion: the prompt's own verifier, or the run's default one
+  // with the run's verifier options.
+  reward::v1::ScoreRequest score_request(const Prompt& p, const rollout::Completion& c, size_t id) const {
+    reward::v1::ScoreRequest r;
+    r.set_id(std::to_string(id));
+    if (p.item.verifier.empty()) {
+      r.set_verifier(cfg_.verifier);
+      r.set_options(cfg_.verifier_options);
+    } else {
+      r.set_verifier(p.item.verifier);
+    }
+    r.set_completion(c.text);
+    r.set_reference(p.item.reference);
+    r.set_reference_is_json(p.item.reference_is_json);
+    r.set_completion_tokens(int64_t(c.token_ids.size()));
+    return r;
+  }
+
+  // Scores `requests` in batches of 256 (small messages); verdicts in request order.
+  std::vector<reward::v1::ScoreResponse> score_all(const std::vector<reward::v1::ScoreRequest>& requests) const {
+    std::vector<reward::v1::ScoreResponse> verdicts;
+    constexpr size_t kBatch = 256;
+    for (size_t b = 0; b < requests.size(); b += kBatch) {
+      std::vector<reward::v1::ScoreRequest> part(requests.begin() + b,
+                                                 requests.begin() + std::min(requests.size(), b + kBatch));
+      for (auto& v : reward_->score_batch(part)) verdicts.push_back(std::move(v));
+    }
+    return verdicts;
   }
 
   // ---- learner side ------------------------------------------------------------------
@@ -449,26 +466,15 @@ class Loop {
     double len = 0;
     for (size_t i = 0; i < heldout_.size(); ++i)
       for (const auto& s : samples[i]) {
-        reward::v1::ScoreRequest r;
-        r.set_id(std::to_string(requests.size()));
-        r.set_verifier(heldout_[i].item.verifier.empty() ? cfg_.verifier : heldout_[i].item.verifier);
-        r.set_completion(s.text);
-        r.set_reference(heldout_[i].item.reference);
-        r.set_reference_is_json(heldout_[i].item.reference_is_json);
-        r.set_completion_tokens(int64_t(s.token_ids.size()));
-        requests.push_back(std::move(r));
+        requests.push_back(score_request(heldout_[i], s, requests.size()));
         len += double(s.token_ids.size());
       }
     double correct = 0, format = 0, reward = 0;
-    for (size_t b = 0; b < requests.size(); b += 256) {
-      std::vector<reward::v1::ScoreRequest> part(requests.begin() + b,
-                                                 requests.begin() + std::min(requests.size(), b + 256));
-      for (const auto& v : reward_->score_batch(part)) {
-        correct += v.correct();
-        reward += v.reward();
-        auto f = v.components().find("format");
-        if (f != v.components().end()) format += f->second > 0;
-      }
+    for (const auto& v : score_all(requests)) {
+      correct += v.correct();
+      reward += v.reward();
+      auto f = v.components().find("format");
+      if (f != v.components().end()) format += f->second > 0;
     }
     const double n = double(requests.size());
     last_eval_ = correct / n;

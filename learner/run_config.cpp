@@ -46,10 +46,15 @@ RunConfig run_config_from(const Config& config) {
   if (r.has_heldout) r.heldout_data = prompt_dataset_spec_from_config(data.sub("heldout"));
 
   const Config reward = config.sub("reward");
-  reward.require_known({"config", "address", "verifier", "timeout_ms", "retries"});
+  reward.require_known({"config", "address", "verifier", "options", "timeout_ms", "retries"});
   read(reward, "config", r.reward_config);
   read(reward, "address", r.reward_address);
   read(reward, "verifier", r.verifier);
+  if (reward.has("options")) {
+    const YAML::Node options = reward.node()["options"];
+    if (!options.IsMap()) throw InputError(reward.where("options") + ": expected a map of verifier options");
+    r.verifier_options = yaml_to_json(options).dump();
+  }
   read(reward, "timeout_ms", r.reward_timeout_ms);
   read(reward, "retries", r.reward_retries);
   require_positive(reward, "timeout_ms", r.reward_timeout_ms);

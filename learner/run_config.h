@@ -32,6 +32,8 @@ struct RunConfig {
   std::string reward_config;      // reward YAML for the in-process server ("" = built-in defaults)
   std::string reward_address;     // an external RewardService instead of the in-process one
   std::string verifier = "r1";    // default verifier of prompts that do not name one
+  std::string verifier_options;   // JSON object text sent with every request ("" = none), e.g.
+                                  // {"format": {"prompt_opens_think": true}} for a composite
   int64_t reward_timeout_ms = 60'000;
   int reward_retries = 3;
   // rollout:
