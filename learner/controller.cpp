@@ -310,7 +310,7 @@ class Loop {
     }
     const int64_t created = unix_us();
     auto t0 = Clock::now();
-    auto samples = rollouts_->generate(prompts, params, step - cfg_.max_staleness);
+    auto samples = rollouts_->generate(prompts, params, std::max<int64_t>(0, step - cfg_.max_staleness));
     acc.generate_s += seconds_since(t0);
 
     std::vector<ScoredGroup> groups(todo.size());

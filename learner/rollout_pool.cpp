@@ -3,10 +3,20 @@
 #include <chrono>
 #include <future>
 #include <iostream>
+#include <mutex>
 
 #include "common/error.h"
 
 namespace grpo {
+namespace {
+
+// Statuses that say the request is wrong (the same on every worker), not that the worker failed.
+bool is_request_error(grpc::StatusCode code) {
+  return code == grpc::StatusCode::INVALID_ARGUMENT || code == grpc::StatusCode::FAILED_PRECONDITION ||
+         code == grpc::StatusCode::OUT_OF_RANGE || code == grpc::StatusCode::NOT_FOUND;
+}
+
+}  // namespace
 
 RolloutPool::RolloutPool(const std::vector<std::string>& addresses, int64_t timeout_ms, int reassign_rounds)
     : timeout_ms_(timeout_ms), reassign_rounds_(reassign_rounds) {
@@ -48,6 +58,8 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(
     std::vector<std::future<void>> calls;
     std::vector<std::vector<std::vector<rollout::Completion>>> got(live.size());
     std::vector<std::string> errors(live.size());
+    std::exception_ptr request_error;  // the request itself was refused: no other worker will take it
+    std::mutex request_error_mu;
     for (size_t s = 0; s < live.size(); ++s) {
       if (share[s].empty()) continue;
       calls.push_back(std::async(std::launch::async, [&, s] {
@@ -61,12 +73,20 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(
           workers_[live[s]].client->generate(call, [&](size_t k, rollout::Completion&& c) {
             got[s][k].push_back(std::move(c));
           });
+        } catch (const RpcError& e) {
+          if (is_request_error(e.code())) {
+            std::lock_guard<std::mutex> lock(request_error_mu);
+            request_error = std::current_exception();
+          } else {
+            errors[s] = e.what();
+          }
         } catch (const std::exception& e) {
           errors[s] = e.what();
         }
       }));
     }
     for (auto& c : calls) c.get();
+    if (request_error) std::rethrow_exception(request_error);
     std::vector<size_t> next;
     for (size_t s = 0; s < live.size(); ++s) {
       if (!errors[s].empty()) {

@@ -26,8 +26,10 @@ class RolloutPool {
   RolloutPool(const std::vector<std::string>& addresses, int64_t timeout_ms, int reassign_rounds);
 
   // G completions per prompt, in sample order, each from weights >= min_version. Each prompt
-  // carries its own seed, so a reassigned prompt samples the same tokens. Throws InputError
-  // naming the workers and their errors when no worker is left or the retries are spent.
+  // carries its own seed, so a reassigned prompt samples the same tokens. A worker whose call
+  // fails (unreachable, broken stream, deadline) is dropped and its prompts go to the others; a
+  // refused request (INVALID_ARGUMENT, FAILED_PRECONDITION, ...) is rethrown as RpcError. Throws
+  // InputError naming the workers and their errors when no worker is left or the rounds are spent.
   std::vector<std::vector<rollout::Completion>> generate(const std::vector<rollout::GeneratePrompt>& prompts,
                                                          const rollout::GenerationParams& params,
                                                          int64_t min_version);

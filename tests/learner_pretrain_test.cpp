@@ -11,6 +11,7 @@
 
 #include "learner/digit_chains.h"
 #include "learner/metrics.h"
+#include "model/chat_template.h"
 #include "learner/pretrain.h"
 #include "model/pretrained.h"
 #include "model/tokenizer.h"

@@ -222,6 +222,26 @@ TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-6);
 }
 
+// Async mode: rollouts for step n may use weights from step n - 1 while step n - 1 trains.
+TEST(Controller, AsyncRolloutsStayWithinTheStalenessBound) {
+  Fixture f("async");
+  TrainSummary s = run_training(f.load(4, {"train.max_staleness=1", "train.eval_every=0"}), false);
+  EXPECT_EQ(s.steps_done, 4);
+  auto store = ExperienceStore::open((f.root / "run" / "store").string(), {.create_if_missing = false, .read_only = true});
+  int64_t groups = 0;
+  store->scan(0, 10, [&](const GroupKey& k, const ScoredGroup& g) {
+    ++groups;
+    for (const auto& c : g.completions) {
+      EXPECT_GE(c.weight_version, k.step - 1) << k.describe();
+      EXPECT_LE(c.weight_version, k.step) << k.describe();
+    }
+    return true;
+  });
+  EXPECT_EQ(groups, 12);
+  MetricsHistory h = read_metrics((f.root / "run" / "metrics.jsonl").string());
+  for (const auto& [step, staleness] : h.series["rollout/staleness"]) EXPECT_LE(staleness, 1) << step;
+}
+
 // Two external `grpo rollout-server`s; one is killed with SIGKILL during the run. Its prompts go to
 // the other and the run completes with every step's groups.
 TEST(Controller, ARolloutWorkerDyingMidRunIsReplacedByTheOthers) {
