@@ -2,8 +2,9 @@
 // tokens/s at 1, 8, 32 and 64 concurrent sequences, bf16 and FP8 weights, beside the naive
 // baseline (no cache: a full forward over the whole sequence for every new token) in the same
 // run; a group of 8 sharing a 128-token prompt against one sequence; latent-cache bytes per token
-// against a standard MHA cache; the FP8-vs-bf16 log-prob gap. Prints a table and writes
-// bench/results/rollout.json (run from the repository root).
+// against a standard MHA cache; the FP8-vs-bf16 log-prob gap, weight-only and W8A8 (activations
+// in 1x128 e4m3 tiles). Prints a table and writes bench/results/rollout.json (run from the
+// repository root).
 //
 //   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick]
 //
@@ -137,6 +138,10 @@ int main(int argc, char** argv) {
   bf16->load_state(master.state_dict(), "init");
   auto fp8 = std::make_shared<DeepseekModel>(config, ModelOptions::for_dtype("fp8"));
   fp8->load_state(master.state_dict(), "init");
+  ModelOptions a8_options = ModelOptions::for_dtype("fp8");
+  a8_options.fp8_activations = true;  // W8A8: activations in 1x128 e4m3 tiles too
+  auto w8a8 = std::make_shared<DeepseekModel>(config, a8_options);
+  w8a8->load_state(master.state_dict(), "init");
 
   const int64_t prompt_len = 64, new_tokens = quick ? 8 : 32, naive_tokens = quick ? 2 : 4;
   const std::vector<int64_t> concurrency = {1, 8, 32, 64};
@@ -213,20 +218,25 @@ int main(int argc, char** argv) {
                       {"latent_bytes_per_token_bf16", probe.cache_bytes_per_token()},
                       {"mha_bytes_per_token_bf16", probe.mha_cache_bytes_per_token()}};
 
-  // FP8 vs bf16 log-probs on fixed sequences.
+  // FP8 (weight-only and W8A8) vs bf16 log-probs on fixed sequences.
   {
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> seqs;
     for (int64_t s = 0; s < 4; ++s) seqs.push_back(at::tensor(prompt_of(128, config.vocab_size, 100 + s), at::kLong));
     at::Tensor ids = at::stack(seqs);  // [4, 128]
-    at::Tensor gap = (fp8->logprobs(ids).to(at::kDouble) - bf16->logprobs(ids).to(at::kDouble)).abs();
-    at::Tensor ref = (master.logprobs(ids).to(at::kDouble) - bf16->logprobs(ids).to(at::kDouble)).abs();
-    std::cout << "\nlog-prob gap on 4 x 128 fixed tokens: FP8 vs bf16 mean " << std::setprecision(5)
-              << gap.mean().item<double>() << ", max " << gap.max().item<double>() << "; bf16 vs fp32 mean "
-              << ref.mean().item<double>() << ", max " << ref.max().item<double>() << "\n";
+    const at::Tensor lp16 = bf16->logprobs(ids).to(at::kDouble);
+    at::Tensor gap = (fp8->logprobs(ids).to(at::kDouble) - lp16).abs();
+    at::Tensor gap_a8 = (w8a8->logprobs(ids).to(at::kDouble) - lp16).abs();
+    at::Tensor ref = (master.logprobs(ids).to(at::kDouble) - lp16).abs();
+    std::cout << "\nlog-prob gap on 4 x 128 fixed tokens: FP8 weight-only vs bf16 mean " << std::setprecision(5)
+              << gap.mean().item<double>() << ", max " << gap.max().item<double>() << "; FP8 W8A8 (1x128 activation "
+              << "tiles) vs bf16 mean " << gap_a8.mean().item<double>() << ", max " << gap_a8.max().item<double>()
+              << "; bf16 vs fp32 mean " << ref.mean().item<double>() << ", max " << ref.max().item<double>() << "\n";
     results["fp8_logprob_gap"] = {{"tokens", gap.numel()},
                                   {"fp8_vs_bf16_mean", gap.mean().item<double>()},
                                   {"fp8_vs_bf16_max", gap.max().item<double>()},
+                                  {"fp8_w8a8_vs_bf16_mean", gap_a8.mean().item<double>()},
+                                  {"fp8_w8a8_vs_bf16_max", gap_a8.max().item<double>()},
                                   {"bf16_vs_fp32_mean", ref.mean().item<double>()},
                                   {"bf16_vs_fp32_max", ref.max().item<double>()}};
   }

@@ -4,7 +4,8 @@
 //     in-process baseline (Engine::set_weights of the same state: no serialisation, no socket)
 //     and a plain memcpy of the same bytes;
 //  2. Generate throughput at 32 concurrent sequences (4 prompts x G = 8 and 32 prompts x 1, bf16)
-//     through the service against the same engine driven in-process: the overhead ratio.
+//     through the service against the same engine driven in-process: the overhead ratio (one
+//     untimed warm-up run of each first).
 // Prints a table and writes bench/results/svc_rollout.json (run from the repository root).
 //
 //   ./build/bench/bench_svc_rollout [--threads N] [--repeats R] [--out FILE] [--quick]
@@ -138,7 +139,7 @@ GenRow generate_throughput(std::shared_ptr<const DeepseekModel> model, int64_t p
   std::vector<double> inproc, grpc;
   Served served(model, eo);
   Engine local(model, 0, eo);
-  for (int r = 0; r < repeats; ++r) {
+  for (int r = -1; r < repeats; ++r) {  // r = -1: warm-up of both, not timed
     std::vector<Request> requests;
     for (const GeneratePrompt& p : call.prompts) {
       Request q{p.token_ids, p.n, call.params};
@@ -148,13 +149,13 @@ GenRow generate_throughput(std::shared_ptr<const DeepseekModel> model, int64_t p
     auto t0 = Clock::now();
     local.submit(requests);
     const size_t done = local.run_until_idle().size();
-    inproc.push_back(seconds_since(t0));
+    if (r >= 0) inproc.push_back(seconds_since(t0));
     if (static_cast<int64_t>(done) != prompts * n) throw std::runtime_error("in-process run lost completions");
 
     int64_t tokens = 0;
     t0 = Clock::now();
     served.client->generate(call, [&](size_t, Completion&& c) { tokens += static_cast<int64_t>(c.token_ids.size()); });
-    grpc.push_back(seconds_since(t0));
+    if (r >= 0) grpc.push_back(seconds_since(t0));
     if (tokens != row.tokens) throw std::runtime_error("the service returned " + std::to_string(tokens) + " tokens");
   }
   row.inproc_tps = row.tokens / median(inproc);

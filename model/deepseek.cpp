@@ -20,36 +20,39 @@ std::string shape_str(at::IntArrayRef s) {
 }
 
 // A zero linear weight [out, in]: dense in the parameter dtype, or FP8 codes with unit scales.
-Linear make_linear(int64_t out, int64_t in, const at::TensorOptions& o, bool fp8) {
-  if (!fp8) return {at::zeros({out, in}, o), {}};
+// With fp8_activations the FP8 weight also quantises its input activations (W8A8).
+Linear make_linear(int64_t out, int64_t in, const at::TensorOptions& o, const ModelOptions& mo) {
+  if (!mo.fp8) return {at::zeros({out, in}, o), {}};
   auto blocks = [](int64_t n) { return (n + kFp8BlockSize - 1) / kFp8BlockSize; };
-  return {at::zeros({out, in}, o.dtype(at::kByte)), at::ones({blocks(out), blocks(in)}, o.dtype(at::kFloat))};
+  Linear w{at::zeros({out, in}, o.dtype(at::kByte)), at::ones({blocks(out), blocks(in)}, o.dtype(at::kFloat))};
+  w.quantize_activations = mo.fp8_activations;
+  return w;
 }
 
-MlpWeights make_mlp(int64_t d, int64_t inter, const at::TensorOptions& o, bool fp8) {
-  return {make_linear(inter, d, o, fp8), make_linear(inter, d, o, fp8), make_linear(d, inter, o, fp8)};
+MlpWeights make_mlp(int64_t d, int64_t inter, const at::TensorOptions& o, const ModelOptions& mo) {
+  return {make_linear(inter, d, o, mo), make_linear(inter, d, o, mo), make_linear(d, inter, o, mo)};
 }
 
-DecoderLayer make_layer(const ModelConfig& c, int64_t index, const at::TensorOptions& o, bool fp8) {
+DecoderLayer make_layer(const ModelConfig& c, int64_t index, const at::TensorOptions& o, const ModelOptions& mo) {
   const int64_t d = c.hidden_size, h = c.num_attention_heads;
   DecoderLayer l;
   l.input_layernorm = at::zeros({d}, o);
   l.post_attention_layernorm = at::zeros({d}, o);
   MlaWeights& a = l.self_attn;
   if (c.q_lora_rank) {
-    a.q_a_proj = make_linear(*c.q_lora_rank, d, o, fp8);
+    a.q_a_proj = make_linear(*c.q_lora_rank, d, o, mo);
     a.q_a_layernorm = at::zeros({*c.q_lora_rank}, o);
-    a.q_b_proj = make_linear(h * c.qk_head_dim(), *c.q_lora_rank, o, fp8);
+    a.q_b_proj = make_linear(h * c.qk_head_dim(), *c.q_lora_rank, o, mo);
   } else {
-    a.q_proj = make_linear(h * c.qk_head_dim(), d, o, fp8);
+    a.q_proj = make_linear(h * c.qk_head_dim(), d, o, mo);
   }
-  a.kv_a_proj_with_mqa = make_linear(c.kv_lora_rank + c.qk_rope_head_dim, d, o, fp8);
+  a.kv_a_proj_with_mqa = make_linear(c.kv_lora_rank + c.qk_rope_head_dim, d, o, mo);
   a.kv_a_layernorm = at::zeros({c.kv_lora_rank}, o);
-  a.kv_b_proj = make_linear(h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank, o, fp8);
-  a.o_proj = make_linear(d, h * c.v_head_dim, o, fp8);
+  a.kv_b_proj = make_linear(h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank, o, mo);
+  a.o_proj = make_linear(d, h * c.v_head_dim, o, mo);
   l.is_moe = c.is_moe_layer(index);
   if (!l.is_moe) {
-    l.mlp = make_mlp(d, c.intermediate_size, o, fp8);
+    l.mlp = make_mlp(d, c.intermediate_size, o, mo);
     return l;
   }
   // The router and its bias stay fp32 (or fp64): the gate runs in at least fp32.
@@ -57,9 +60,9 @@ DecoderLayer make_layer(const ModelConfig& c, int64_t index, const at::TensorOpt
   l.moe.gate = at::zeros({c.n_routed_experts, d}, ro);
   if (c.topk_method == TopkMethod::kNoauxTc) l.moe.e_score_correction_bias = at::zeros({c.n_routed_experts}, ro);
   for (int64_t e = 0; e < c.n_routed_experts; ++e)
-    l.moe.experts.push_back(make_mlp(d, c.moe_intermediate_size, o, fp8));
+    l.moe.experts.push_back(make_mlp(d, c.moe_intermediate_size, o, mo));
   if (c.n_shared_experts > 0)
-    l.moe.shared_experts = make_mlp(d, c.moe_intermediate_size * c.n_shared_experts, o, fp8);
+    l.moe.shared_experts = make_mlp(d, c.moe_intermediate_size * c.n_shared_experts, o, mo);
   return l;
 }
 
@@ -133,22 +136,24 @@ DeepseekModel::DeepseekModel(ModelConfig config, ModelOptions options)
   for (at::ScalarType t : {options_.compute_dtype, options_.param_dtype})
     if (t != at::kFloat && t != at::kBFloat16 && t != at::kDouble)
       throw InputError(std::string("model dtype must be float32, bfloat16 or float64, got ") + c10::toString(t));
+  if (options_.fp8_activations && !options_.fp8)
+    throw InputError("model options: fp8_activations needs fp8 (FP8 linear weights)");
   const auto o = at::TensorOptions().dtype(options_.param_dtype);
   const int64_t v = config_.vocab_size, d = config_.hidden_size;
   embed_tokens_ = at::zeros({v, d}, o);
   norm_ = at::zeros({d}, o);
   if (!config_.tie_word_embeddings) lm_head_ = at::zeros({v, d}, o);
-  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.push_back(make_layer(config_, i, o, options_.fp8));
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers_.push_back(make_layer(config_, i, o, options_));
   if (options_.mtp) {
     for (int64_t k = 0; k < config_.num_nextn_predict_layers; ++k) {
       MtpModule m;
       m.enorm = at::zeros({d}, o);
       m.hnorm = at::zeros({d}, o);
-      m.eh_proj = make_linear(d, 2 * d, o, options_.fp8);
+      m.eh_proj = make_linear(d, 2 * d, o, options_);
       m.embed_tokens = at::zeros({v, d}, o);
       m.shared_head_norm = at::zeros({d}, o);
       m.shared_head_head = at::zeros({v, d}, o);
-      m.block = make_layer(config_, config_.num_hidden_layers + k, o, options_.fp8);
+      m.block = make_layer(config_, config_.num_hidden_layers + k, o, options_);
       mtp_.push_back(std::move(m));
     }
   }

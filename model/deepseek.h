@@ -32,6 +32,9 @@ struct ModelOptions {
   at::ScalarType param_dtype = at::kFloat;    // storage of the parameters
   bool mtp = false;                           // build the num_nextn_predict_layers MTP modules
   bool fp8 = false;                           // linear weights as FP8 blocks (inference only)
+  // With fp8: W8A8 — the activations entering each FP8 linear are quantised too, one e4m3 scale
+  // per 1×128 tile (Linear::quantize_activations); off: weight-only FP8.
+  bool fp8_activations = false;
 
   // Compute and parameters in one dtype named as the CLI spells it: "fp32" (or "float32"),
   // "bf16" (or "bfloat16"), or "fp8" (FP8 linear weights, everything else and the compute
