@@ -49,6 +49,11 @@ struct DigitChain {
 
 // The completion after "<think>" in the given style (see the top of this file).
 std::string solution(const DigitChain& chain, SolutionStyle style);
+// The steps alone, "12+3+8+2=15+8+2=23+2=25" (empty for a single term).
+std::string reduction_steps(const DigitChain& chain);
+// A bare worked example outside any chat, "7+5+3+8+2=12+3+8+2=15+8+2=23+2=25": pretraining text
+// that teaches the step skill without making the chat model prefer the step style.
+std::string worked_example(const DigitChain& chain);
 // The start of the step-style solution, the first partial sum ("12" for 7+5+...): a prompt ending
 // with it forces that style.
 std::string first_step_prefix(const DigitChain& chain);

@@ -31,6 +31,8 @@ TEST(DigitChains, QuestionAnswerAndBothSolutionStyles) {
   EXPECT_EQ(solution(c, SolutionStyle::kSteps), "12+3+8+2=15+8+2=23+2=25</think><answer>25</answer>");
   EXPECT_EQ(solution(c, SolutionStyle::kDirect), "</think><answer>25</answer>");
   EXPECT_EQ(first_step_prefix(c), "12");
+  EXPECT_EQ(worked_example(c), "7+5+3+8+2=12+3+8+2=15+8+2=23+2=25");
+  EXPECT_EQ(solution(DigitChain{{4}}, SolutionStyle::kSteps), "</think><answer>4</answer>");
 }
 
 TEST(DigitChains, ProblemsAreDistinctInRangeAndDeterministicForASeed) {
@@ -117,7 +119,7 @@ class Pretrain : public ::testing::Test {
     return PretrainOptions::from_config(c.sub("pretrain"));
   }
   std::string task_corpus() const {
-    return "{task: digit_chains, template: " + kTemplate + ", step_fraction: 0.5}";
+    return "{task: digit_chains, template: " + kTemplate + ", step_fraction: 0.5, worked_fraction: 0.2}";
   }
   // Expects from_config to throw an InputError mentioning `needle`.
   void expect_error(const std::string& yaml, const std::string& needle,
@@ -204,6 +206,8 @@ TEST_F(Pretrain, ConfigErrorsNameTheKey) {
   expect_error(config_yaml("{task: digit_chains, template: " + kTemplate + ", files: [a]}"), "pretrain.corpus");
   expect_error(config_yaml("{task: countdown, template: x}"), "pretrain.corpus.task");
   expect_error(config_yaml("{task: digit_chains}"), "pretrain.corpus.template");
+  expect_error(good, "pretrain.corpus.worked_fraction", {"pretrain.corpus.worked_fraction=1.5"});
+  expect_error(config_yaml("{files: [a], step_fraction: 0.5}"), "pretrain.corpus.step_fraction");
   expect_error(config_yaml("{task: digit_chains, template: " + kTemplate + ", digit_chains: {max_term: 500}}"),
                "max_term");
   expect_error(good, "pretrain.optim.decay", {"pretrain.optim.decay=exponential"});
