@@ -66,23 +66,28 @@ int64_t DigitChain::answer() const {
   return sum;
 }
 
-std::string solution(const DigitChain& chain, SolutionStyle style) {
+std::string reduction_steps(const DigitChain& chain) {
+  // Each step adds the first two numbers and copies the rest: "12+3+8+2=15+8+2=23+2=25".
   std::string out;
-  if (style == SolutionStyle::kSteps && !chain.terms.empty()) {
-    int64_t acc = chain.terms[0];
-    for (size_t i = 1; i < chain.terms.size(); ++i) {
-      const int64_t next = acc + chain.terms[i];
-      out += (i > 1 ? " " : "") + std::to_string(acc) + "+" + std::to_string(chain.terms[i]) + "=" +
-             std::to_string(next);
-      acc = next;
-    }
+  int64_t acc = chain.terms.empty() ? 0 : chain.terms[0];
+  for (size_t i = 1; i < chain.terms.size(); ++i) {
+    acc += chain.terms[i];
+    out += (i > 1 ? "=" : "") + std::to_string(acc);
+    for (size_t j = i + 1; j < chain.terms.size(); ++j) out += "+" + std::to_string(chain.terms[j]);
   }
-  return out + "</think><answer>" + std::to_string(chain.answer()) + "</answer>";
+  return out;
 }
+
+std::string solution(const DigitChain& chain, SolutionStyle style) {
+  const std::string steps = style == SolutionStyle::kSteps ? reduction_steps(chain) : "";
+  return steps + "</think><answer>" + std::to_string(chain.answer()) + "</answer>";
+}
+
+std::string worked_example(const DigitChain& chain) { return chain.question() + "=" + reduction_steps(chain); }
 
 std::string first_step_prefix(const DigitChain& chain) {
   if (chain.terms.size() < 2) throw InputError("first_step_prefix: a chain needs at least two terms");
-  return std::to_string(chain.terms[0]) + "+" + std::to_string(chain.terms[1]) + "=";
+  return std::to_string(chain.terms[0] + chain.terms[1]);
 }
 
 TaskSplit split_of(const DigitChain& chain, const DigitChainsOptions& options) {

@@ -2,8 +2,9 @@
 // chain of k small numbers, e.g. 7+5+3+8+2, and answer the integer (25).
 //
 // Solutions come in two styles (the text that follows a prompt ending in "<think>"):
-//   steps   "7+5=12 12+3=15 15+8=23 23+2=25</think><answer>25</answer>"   (one small fact a step)
-//   direct  "</think><answer>25</answer>"                                   (all at once: hard)
+//   steps   "12+3+8+2=15+8+2=23+2=25</think><answer>25</answer>"   (each step adds the first two
+//                                                                  numbers and copies the rest)
+//   direct  "</think><answer>25</answer>"                           (all at once: hard)
 // A base model pretrained on mostly direct and a few step solutions answers directly most of the
 // time and is mostly wrong; GRPO can find that reasoning step by step pays (R1-Zero's signature:
 // accuracy and response length rise together).
@@ -48,7 +49,13 @@ struct DigitChain {
 
 // The completion after "<think>" in the given style (see the top of this file).
 std::string solution(const DigitChain& chain, SolutionStyle style);
-// The start of the step-style solution ("7+5="): a prompt ending with it forces that style.
+// The steps alone, "12+3+8+2=15+8+2=23+2=25" (empty for a single term).
+std::string reduction_steps(const DigitChain& chain);
+// A bare worked example outside any chat, "7+5+3+8+2=12+3+8+2=15+8+2=23+2=25": pretraining text
+// that teaches the step skill without making the chat model prefer the step style.
+std::string worked_example(const DigitChain& chain);
+// The start of the step-style solution, the first partial sum ("12" for 7+5+...): a prompt ending
+// with it forces that style.
 std::string first_step_prefix(const DigitChain& chain);
 
 TaskSplit split_of(const DigitChain& chain, const DigitChainsOptions& options);

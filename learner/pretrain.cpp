@@ -101,8 +101,8 @@ class CorpusStream {
   std::string next() {
     if (!options_.task.empty()) {
       const DigitChain chain = sampler_.next();
-      constexpr uint64_t kScale = 1'000'000;
-      const bool steps = sampler_.uniform(kScale) < static_cast<uint64_t>(options_.step_fraction * kScale);
+      if (chance(options_.worked_fraction)) return worked_example(chain);
+      const bool steps = chance(options_.step_fraction);
       return template_.render({{"user", chain.question()}}, true) +
              solution(chain, steps ? SolutionStyle::kSteps : SolutionStyle::kDirect);
     }
@@ -115,6 +115,11 @@ class CorpusStream {
   }
 
  private:
+  bool chance(double p) {
+    constexpr uint64_t kScale = 1'000'000;
+    return sampler_.uniform(kScale) < static_cast<uint64_t>(p * kScale);
+  }
+
   PretrainCorpusOptions options_;
   DigitChainSampler sampler_;
   ChatTemplate template_;
@@ -185,7 +190,7 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   o.tokenizer = s.get<std::string>("tokenizer");
   if (!s.has("corpus")) throw InputError(s.where("corpus") + ": required (task: digit_chains, or files: [...])");
   const Config c = s.sub("corpus");
-  c.require_known({"task", "template", "step_fraction", "digit_chains", "files", "format", "field"});
+  c.require_known({"task", "template", "step_fraction", "worked_fraction", "digit_chains", "files", "format", "field"});
   auto& corpus = o.corpus;
   if (c.has("task") == c.has("files"))
     throw InputError(s.where("corpus") + ": give exactly one of 'task' and 'files'");
@@ -195,12 +200,14 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
       throw InputError(c.where("task") + ": unknown task \"" + corpus.task + "\" (known: digit_chains)");
     corpus.chat_template = c.get<std::string>("template");
     corpus.step_fraction = c.get<double>("step_fraction", corpus.step_fraction);
-    if (!(corpus.step_fraction >= 0 && corpus.step_fraction <= 1))
-      throw InputError(c.where("step_fraction") + ": expected a number in [0, 1]");
+    corpus.worked_fraction = c.get<double>("worked_fraction", corpus.worked_fraction);
+    for (const auto& [key, v] : {std::pair<const char*, double>{"step_fraction", corpus.step_fraction},
+                                 {"worked_fraction", corpus.worked_fraction}})
+      if (!(v >= 0 && v <= 1)) throw InputError(c.where(key) + ": expected a number in [0, 1]");
     corpus.digit_chains = DigitChainsOptions::from_config(c.sub("digit_chains"));
     ChatTemplate::load(corpus.chat_template);  // fails early, naming the template
   } else {
-    for (const char* key : {"template", "step_fraction", "digit_chains"})
+    for (const char* key : {"template", "step_fraction", "worked_fraction", "digit_chains"})
       if (c.has(key)) throw InputError(c.where(key) + ": only for 'task' corpora");
     corpus.files = c.get<std::vector<std::string>>("files");
     if (corpus.files.empty()) throw InputError(c.where("files") + ": expected at least one file");

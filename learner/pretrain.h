@@ -11,7 +11,9 @@
 //     task: digit_chains        the synthetic task's train split, rendered as
 //                               BOS + template(prompt) + solution + EOS
 //       template:               chat template (built-in name or YAML file)         (required)
-//       step_fraction: 0.15     share of step-by-step solutions (the rest direct)
+//       step_fraction: 0.15     share of chat texts with step-by-step solutions (the rest direct)
+//       worked_fraction: 0      share of texts that are bare worked examples instead of chats
+//                               (BOS + "7+5+3=12+3=15" + EOS: the step skill without the preference)
 //       digit_chains: {...}     DigitChainsOptions (min_terms, max_terms, ...)
 //     files: [a.jsonl, ...]     records, each trained as BOS + text + EOS, reshuffled every epoch
 //       format: jsonl           jsonl (one object a line) or text (one record a non-empty line)
@@ -45,6 +47,7 @@ struct PretrainCorpusOptions {
   std::string task;  // "digit_chains", or empty when `files` are the source
   DigitChainsOptions digit_chains;
   double step_fraction = 0.15;
+  double worked_fraction = 0.0;
   std::string chat_template;
   std::vector<std::string> files;
   std::string format = "jsonl";

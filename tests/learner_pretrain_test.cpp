@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -27,9 +28,11 @@ TEST(DigitChains, QuestionAnswerAndBothSolutionStyles) {
   const DigitChain c{{7, 5, 3, 8, 2}};
   EXPECT_EQ(c.question(), "7+5+3+8+2");
   EXPECT_EQ(c.answer(), 25);
-  EXPECT_EQ(solution(c, SolutionStyle::kSteps), "7+5=12 12+3=15 15+8=23 23+2=25</think><answer>25</answer>");
+  EXPECT_EQ(solution(c, SolutionStyle::kSteps), "12+3+8+2=15+8+2=23+2=25</think><answer>25</answer>");
   EXPECT_EQ(solution(c, SolutionStyle::kDirect), "</think><answer>25</answer>");
-  EXPECT_EQ(first_step_prefix(c), "7+5=");
+  EXPECT_EQ(first_step_prefix(c), "12");
+  EXPECT_EQ(worked_example(c), "7+5+3+8+2=12+3+8+2=15+8+2=23+2=25");
+  EXPECT_EQ(solution(DigitChain{{4}}, SolutionStyle::kSteps), "</think><answer>4</answer>");
 }
 
 TEST(DigitChains, ProblemsAreDistinctInRangeAndDeterministicForASeed) {
@@ -102,23 +105,27 @@ class Pretrain : public ::testing::Test {
            "          hidden_size: 32, intermediate_size: 64, moe_intermediate_size: 16, num_hidden_layers: 2,\n"
            "          first_k_dense_replace: 1, num_attention_heads: 2, q_lora_rank: null, kv_lora_rank: 16,\n"
            "          qk_nope_head_dim: 8, qk_rope_head_dim: 8, v_head_dim: 8, n_routed_experts: 4,\n"
-           "          n_shared_experts: 1, num_experts_per_tok: 2, bos_token_id: 0, eos_token_id: 1}\n"
+           "          n_shared_experts: 1, num_experts_per_tok: 2, n_group: 1, topk_group: 1, bos_token_id: 0,\n"
+           "          eos_token_id: 1}\n"
            "  tokenizer: " + kTokenizer + "\n"
            "  corpus: " + corpus + "\n"
-           "  seq_len: 64\n  batch_size: 16\n  steps: 40\n  threads: 2\n  seed: 3\n  log_every: 5\n"
+           "  seq_len: 96\n  batch_size: 16\n  steps: 40\n  threads: 2\n  seed: 3\n  log_every: 5\n"
            "  optim: {lr: 1.0e-2, warmup_steps: 5}\n"
            "  out_dir: " + dir_ + "/base\n" + extra;
   }
-  PretrainOptions options(const std::string& yaml) const {
-    return PretrainOptions::from_config(Config::parse(yaml, "test.yaml").sub("pretrain"));
+  PretrainOptions options(const std::string& yaml, const std::vector<std::string>& overrides = {}) const {
+    Config c = Config::parse(yaml, "test.yaml");
+    for (const auto& o : overrides) c.apply_override(o);
+    return PretrainOptions::from_config(c.sub("pretrain"));
   }
   std::string task_corpus() const {
-    return "{task: digit_chains, template: " + kTemplate + ", step_fraction: 0.5}";
+    return "{task: digit_chains, template: " + kTemplate + ", step_fraction: 0.5, worked_fraction: 0.2}";
   }
   // Expects from_config to throw an InputError mentioning `needle`.
-  void expect_error(const std::string& yaml, const std::string& needle) const {
+  void expect_error(const std::string& yaml, const std::string& needle,
+                    const std::vector<std::string>& overrides = {}) const {
     try {
-      options(yaml);
+      options(yaml, overrides);
       ADD_FAILURE() << "no error for: " << needle;
     } catch (const InputError& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -144,12 +151,12 @@ TEST_F(Pretrain, LossFallsOnTheTaskAndTheCheckpointScoresLikeTheTrainedModel) {
   EXPECT_EQ(tok.eos_id(), 1);
   const DeepseekModel m = load_pretrained(dir_ + "/base");
   at::NoGradGuard no_grad;
-  const ChatTemplate t = ChatTemplate::load(kTemplate);
+  const ChatTemplate tmpl = ChatTemplate::load(kTemplate);
   double nll = 0;
   int64_t n = 0;
   for (const auto& c : distinct_problems(DigitChainsOptions{}, TaskSplit::kHeldout, 8, 5)) {
     std::vector<int64_t> ids = {tok.bos_id()};
-    for (int32_t id : tok.encode(t.render({{"user", c.question()}}, true) + solution(c, SolutionStyle::kSteps)))
+    for (int32_t id : tok.encode(tmpl.render({{"user", c.question()}}, true) + solution(c, SolutionStyle::kSteps)))
       ids.push_back(id);
     ids.push_back(tok.eos_id());
     at::Tensor lp = m.logprobs(at::tensor(ids, at::kLong).unsqueeze(0));  // [1, T-1]
@@ -160,7 +167,7 @@ TEST_F(Pretrain, LossFallsOnTheTaskAndTheCheckpointScoresLikeTheTrainedModel) {
 
   // Greedy decoding after the prompt: the trained model opens with a digit or closes the think block.
   std::vector<int64_t> prompt = {tok.bos_id()};
-  for (int32_t id : tok.encode(t.render({{"user", "3+4+1+2"}}, true))) prompt.push_back(id);
+  for (int32_t id : tok.encode(tmpl.render({{"user", "3+4+1+2"}}, true))) prompt.push_back(id);
   const int64_t next = m.forward(at::tensor(prompt, at::kLong).unsqueeze(0))[0][-1].argmax().item<int64_t>();
   const std::string piece = tok.decode({static_cast<int32_t>(next)});
   EXPECT_TRUE(piece == "</think>" || (piece.size() == 1 && std::isdigit(static_cast<unsigned char>(piece[0]))))
@@ -185,24 +192,26 @@ TEST_F(Pretrain, LossFallsOnJsonlAndTextFiles) {
   }
   // Records longer than seq_len are cut and counted.
   const PretrainResult r = pretrain(
-      options(config_yaml("{files: [" + dir_ + "/corpus.jsonl]}", "  log_dir: " + dir_ + "/logs\n") +
-              "  seq_len: 8\n"),
+      options(config_yaml("{files: [" + dir_ + "/corpus.jsonl]}", "  log_dir: " + dir_ + "/logs\n"),
+              {"pretrain.seq_len=8"}),
       false);
   EXPECT_EQ(r.truncated, 40 * 16);
 }
 
 TEST_F(Pretrain, ConfigErrorsNameTheKey) {
   const std::string good = config_yaml(task_corpus());
-  expect_error(good + "  stepz: 3\n", "stepz");
-  expect_error(good + "  batch_size: 0\n", "pretrain.batch_size");
-  expect_error(good + "  dtype: fp16\n", "pretrain.dtype");
+  expect_error(good, "stepz", {"pretrain.stepz=3"});
+  expect_error(good, "pretrain.batch_size", {"pretrain.batch_size=0"});
+  expect_error(good, "pretrain.dtype", {"pretrain.dtype=fp16"});
   expect_error(config_yaml("{task: digit_chains, template: " + kTemplate + ", files: [a]}"), "pretrain.corpus");
   expect_error(config_yaml("{task: countdown, template: x}"), "pretrain.corpus.task");
   expect_error(config_yaml("{task: digit_chains}"), "pretrain.corpus.template");
+  expect_error(good, "pretrain.corpus.worked_fraction", {"pretrain.corpus.worked_fraction=1.5"});
+  expect_error(config_yaml("{files: [a], step_fraction: 0.5}"), "pretrain.corpus.step_fraction");
   expect_error(config_yaml("{task: digit_chains, template: " + kTemplate + ", digit_chains: {max_term: 500}}"),
                "max_term");
-  expect_error(good + "  optim: {lr: 1.0e-3, decay: exponential}\n", "pretrain.optim.decay");
-  expect_error(good + "  optim: {learning_rate: 1.0e-3}\n", "learning_rate");
+  expect_error(good, "pretrain.optim.decay", {"pretrain.optim.decay=exponential"});
+  expect_error(good, "learning_rate", {"pretrain.optim.learning_rate=1.0e-3"});
   expect_error("pretrain: {tokenizer: x, corpus: {files: [a]}, out_dir: o}\n", "pretrain.model");
   expect_error("pretrain: {model: " + dir_ + "/nope.json, tokenizer: x, corpus: {files: [a]}, out_dir: o}\n",
                "nope.json");
