@@ -35,7 +35,8 @@ RunConfig run_config_from(const Config& config) {
   const Config model = config.sub("model");
   model.require_known({"path", "tokenizer"});
   r.model_path = model.get<std::string>("path");
-  r.tokenizer_path = model.get<std::string>("tokenizer", r.model_path);
+  r.tokenizer_path = model.get<std::string>("tokenizer", "");
+  if (r.tokenizer_path.empty()) r.tokenizer_path = r.model_path;
   r.chat_template = config.get<std::string>("template", r.chat_template);
 
   const Config data = config.sub("data");

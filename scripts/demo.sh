@@ -1,45 +1,28 @@
 #!/usr/bin/env bash
-# `make demo`: the pipeline end to end on the built-in default, on CPU.
-# Until the RL loop (`grpo train`) lands, the demo makes a small random DeepSeek-V3-architecture
-# model, renders GSM8K questions with the R1-Zero template, samples answers with the latent-cache
-# generator, and scores them through a real reward server over gRPC. (A random model earns
-# reward 0: the point is the plumbing; learning comes with `grpo train`.)
+# `make demo`: R1-Zero on a CPU, end to end, on the built-in default (configs/tiny-zero.yaml).
+#   1. `grpo pretrain` makes a small DeepSeek-V3-architecture base model (MLA + DeepSeekMoE) from a
+#      synthetic corpus of digit-chain problems (learner/digit_chains.h) — skipped when
+#      runs/tiny-zero/base already holds one;
+#   2. `grpo train` runs GRPO: the reward service and a rollout worker start in-process on
+#      loopback, every scored group goes to the RocksDB store, held-out accuracy is measured every
+#      few steps, and runs/tiny-zero/grpo/report.html plots the run.
+# Stop it at any time: the same command resumes from the last checkpoint.
 set -euo pipefail
 BUILD=${1:-build}
 GRPO=$BUILD/apps/grpo
-PY=/usr/bin/python3
-RUN=runs/demo
-mkdir -p $RUN
-PORT=${DEMO_PORT:-50917}
+CONFIG=configs/tiny-zero.yaml
+start=$(date +%s)
 
-echo "== 1. a random DeepSeek-V3-architecture checkpoint (bench/configs/dsv3-small.json)"
-$GRPO init-model --config bench/configs/dsv3-small.json --out $RUN/model --seed 0 --dtype bf16
-cp tests/data/bpe-tokenizer/tokenizer.json $RUN/model/
+if [ -f runs/tiny-zero/base/model.safetensors ]; then
+  echo "== 1. base model: runs/tiny-zero/base (exists; delete it to pretrain again)"
+else
+  echo "== 1. pretraining the base model (grpo pretrain --config $CONFIG)"
+  $GRPO pretrain --config $CONFIG
+fi
+pretrained=$(date +%s)
 
-echo "== 2. reward server on 127.0.0.1:$PORT"
-$GRPO reward-server --config configs/reward.yaml server.address=127.0.0.1:$PORT > $RUN/reward-server.log 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 50); do grep -q listening $RUN/reward-server.log 2>/dev/null && break; sleep 0.2; done
-
-echo "== 3. R1-Zero prompts for 3 GSM8K questions"
-head -n 3 tests/data/math/gsm8k_test.jsonl | $PY -c '
-import json, sys
-for line in sys.stdin:
-    print(json.dumps({"prompt": json.loads(line)["question"]}))' \
-  | $GRPO chat-template --template r1-zero > $RUN/prompts.jsonl
-
-echo "== 4. sample and score"
-: > $RUN/scored.jsonl
-i=0
-while IFS= read -r line; do
-  i=$((i + 1))
-  text=$(printf '%s' "$line" | $PY -c 'import json,sys; print(json.load(sys.stdin)["text"], end="")')
-  answer=$(sed -n "${i}p" tests/data/math/gsm8k_test.jsonl | $PY -c 'import json,sys; print(json.load(sys.stdin)["answer"], end="")')
-  out=$($GRPO generate --model $RUN/model --tokenizer $RUN/model/tokenizer.json --prompt "$text" \
-          --max-new-tokens 48 --temperature 0.8 --seed $i)
-  completion=$(printf '%s' "$out" | $PY -c 'import json,sys; print(json.load(sys.stdin)["text"], end="")')
-  printf '%s\n' "$(COMPLETION="$completion" ANSWER="$answer" $PY -c 'import json,os; print(json.dumps({"completion": os.environ["COMPLETION"], "reference": os.environ["ANSWER"]}))')" \
-    | $GRPO verify --verifier r1 --server 127.0.0.1:$PORT | tee -a $RUN/scored.jsonl
-done < $RUN/prompts.jsonl
-echo "== done: $RUN (model, prompts.jsonl, scored.jsonl, reward-server.log)"
+echo "== 2. GRPO (grpo train $CONFIG)"
+$GRPO train $CONFIG
+end=$(date +%s)
+echo "== done in $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s (pretraining $(( pretrained - start )) s):"
+echo "   runs/tiny-zero/grpo/report.html, metrics.jsonl, tb/ (TensorBoard), checkpoints/, store/"
