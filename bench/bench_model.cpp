@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_util.h"
 #include "model/deepseek.h"
 #include "model/init.h"
 #include "model/moe.h"
@@ -28,26 +29,9 @@
 
 using namespace grpo;
 using nlohmann::json;
+using namespace grpo::bench;
 
 namespace {
-
-// Best wall time of `reps` runs after one warm-up run.
-double seconds(const std::function<void()>& f, int reps) {
-  f();
-  double best = 1e300;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
-double load_average() {
-  double l = -1;
-  std::ifstream("/proc/loadavg") >> l;
-  return l;
-}
 
 // Baseline 1: one token, one expert at a time.
 at::Tensor moe_per_token(const MoeWeights& w, const Routing& r, const at::Tensor& x) {

@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_util.h"
 #include "model/init.h"
 #include "model/model_config.h"
 #include "model/runtime.h"
@@ -30,17 +31,10 @@
 using namespace grpo;
 using namespace grpo::rollout;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using namespace grpo::bench;
+using grpo::bench::Clock;
 
 namespace {
-
-double load_average() {
-  double l = -1;
-  std::ifstream("/proc/loadavg") >> l;
-  return l;
-}
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::vector<int64_t> prompt_of(int64_t len, int64_t vocab, uint64_t seed) {
   std::vector<int64_t> p;

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_util.h"
 #include "model/init.h"
 #include "model/model_config.h"
 #include "model/runtime.h"
@@ -32,17 +33,10 @@
 using namespace grpo;
 using namespace grpo::rollout;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using namespace grpo::bench;
+using grpo::bench::Clock;
 
 namespace {
-
-double load_average() {
-  double l = -1;
-  std::ifstream("/proc/loadavg") >> l;
-  return l;
-}
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_util.h"
 #include "learner/minibatch_loss.h"
 #include "learner/train_batch.h"
 #include "learner/trainer.h"
@@ -27,25 +28,9 @@
 
 using namespace grpo;
 using nlohmann::json;
+using namespace grpo::bench;
 
 namespace {
-
-double seconds(const std::function<void()>& f, int reps) {
-  f();
-  double best = 1e300;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
-double load_average() {
-  double l = -1;
-  std::ifstream("/proc/loadavg") >> l;
-  return l;
-}
 
 std::vector<ScoredGroup> synthetic_groups(int64_t vocab) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
