@@ -1,5 +1,6 @@
 #include "learner/digit_chains.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 namespace grpo {
@@ -23,6 +24,8 @@ uint64_t question_hash(const std::string& question) {
 
 }  // namespace
 
+std::string term_tag(size_t i) { return std::string(1, static_cast<char>('a' + i)); }
+
 DigitChainsOptions DigitChainsOptions::from_config(const Config& config) {
   config.require_known({"min_terms", "max_terms", "min_term", "max_term", "heldout_every"});
   DigitChainsOptions o;
@@ -37,8 +40,8 @@ DigitChainsOptions DigitChainsOptions::from_config(const Config& config) {
 
 void DigitChainsOptions::validate(const std::string& where) const {
   auto fail = [&](const std::string& what) { throw InputError(where + ": " + what); };
-  if (min_terms < 2 || max_terms < min_terms || max_terms > 64)
-    fail("min_terms/max_terms: expected 2 <= min_terms <= max_terms <= 64, got " + std::to_string(min_terms) + "/" +
+  if (min_terms < 2 || max_terms < min_terms || max_terms > 26)
+    fail("min_terms/max_terms: expected 2 <= min_terms <= max_terms <= 26 (one letter tag per term), got " + std::to_string(min_terms) + "/" +
          std::to_string(max_terms));
   if (min_term < 0 || max_term < min_term || max_term > 99)
     fail("min_term/max_term: expected 0 <= min_term <= max_term <= 99, got " + std::to_string(min_term) + "/" +
@@ -56,7 +59,7 @@ const char* task_split_name(TaskSplit split) { return split == TaskSplit::kTrain
 
 std::string DigitChain::question() const {
   std::string q;
-  for (size_t i = 0; i < terms.size(); ++i) q += (i ? "+" : "") + std::to_string(terms[i]);
+  for (size_t i = 0; i < terms.size(); ++i) q += (i ? " " : "") + term_tag(i) + std::to_string(terms[i]);
   return q;
 }
 
@@ -67,13 +70,16 @@ int64_t DigitChain::answer() const {
 }
 
 std::string reduction_steps(const DigitChain& chain) {
-  // Each step adds the first two numbers and copies the rest: "12+3+8+2=15+8+2=23+2=25".
+  // The running sums, zero-padded to the answer's width (at least 2) and space-separated:
+  // "07 12 15 23 25". A step is as wide as a question term ("a7 "), so the term a step adds sits at
+  // the same distance behind it in every step: reading it is a fixed-offset look-up.
+  const size_t width = std::max<size_t>(2, std::to_string(chain.answer()).size());
   std::string out;
-  int64_t acc = chain.terms.empty() ? 0 : chain.terms[0];
-  for (size_t i = 1; i < chain.terms.size(); ++i) {
+  int64_t acc = 0;
+  for (size_t i = 0; i < chain.terms.size(); ++i) {
     acc += chain.terms[i];
-    out += (i > 1 ? "=" : "") + std::to_string(acc);
-    for (size_t j = i + 1; j < chain.terms.size(); ++j) out += "+" + std::to_string(chain.terms[j]);
+    const std::string digits = std::to_string(acc);
+    out += (i ? " " : "") + std::string(width - std::min(width, digits.size()), '0') + digits;
   }
   return out;
 }
@@ -83,11 +89,12 @@ std::string solution(const DigitChain& chain, SolutionStyle style) {
   return steps + "</think><answer>" + std::to_string(chain.answer()) + "</answer>";
 }
 
-std::string worked_example(const DigitChain& chain) { return chain.question() + "=" + reduction_steps(chain); }
+std::string worked_example(const DigitChain& chain) { return chain.question() + "\n" + reduction_steps(chain); }
 
 std::string first_step_prefix(const DigitChain& chain) {
-  if (chain.terms.size() < 2) throw InputError("first_step_prefix: a chain needs at least two terms");
-  return std::to_string(chain.terms[0] + chain.terms[1]);
+  if (chain.terms.empty()) throw InputError("first_step_prefix: a chain needs at least one term");
+  const std::string steps = reduction_steps(chain);
+  return steps.substr(0, steps.find(' '));
 }
 
 TaskSplit split_of(const DigitChain& chain, const DigitChainsOptions& options) {

@@ -1,10 +1,11 @@
 // "Digit chains", the synthetic reasoning task of the CPU demo (configs/tiny-zero.yaml): add a
-// chain of k small numbers, e.g. 7+5+3+8+2, and answer the integer (25).
+// chain of k small numbers, each tagged with a letter, e.g. "a7 b5 c3 d8 e2", and answer the sum
+// (25).
 //
 // Solutions come in two styles (the text that follows a prompt ending in "<think>"):
-//   steps   "12+3+8+2=15+8+2=23+2=25</think><answer>25</answer>"   (each step adds the first two
-//                                                                  numbers and copies the rest)
-//   direct  "</think><answer>25</answer>"                           (all at once: hard)
+//   steps   "07 12 15 23 25</think><answer>25</answer>"   (running sums of fixed width: each step
+//            adds the term at a fixed distance behind it to the sum just before it: easy)
+//   direct  "</think><answer>25</answer>"                  (all at once: hard)
 // A base model pretrained on mostly direct and a few step solutions answers directly most of the
 // time and is mostly wrong; GRPO can find that reasoning step by step pays (R1-Zero's signature:
 // accuracy and response length rise together).
@@ -23,7 +24,7 @@
 namespace grpo {
 
 struct DigitChainsOptions {
-  int min_terms = 4, max_terms = 6;  // chain length k, inclusive
+  int min_terms = 4, max_terms = 6;  // chain length k, inclusive (2..26)
   int min_term = 1, max_term = 9;    // each term, inclusive (0 <= min_term <= max_term <= 99)
   int heldout_every = 10;            // 1 in heldout_every problems (by hash) is held out
 
@@ -43,19 +44,23 @@ enum class SolutionStyle { kDirect, kSteps };
 struct DigitChain {
   std::vector<int> terms;
 
-  std::string question() const;  // "7+5+3+8+2"
+  std::string question() const;  // "a7 b5 c3 d8 e2"
   int64_t answer() const;        // 25
 };
 
 // The completion after "<think>" in the given style (see the top of this file).
 std::string solution(const DigitChain& chain, SolutionStyle style);
-// The steps alone, "12+3+8+2=15+8+2=23+2=25" (empty for a single term).
+// The tag of term i (0-based): "a", "b", ... (at most 26 terms).
+std::string term_tag(size_t i);
+// The steps alone, "07 12 15 23 25": the running sums, zero-padded to the answer's width (at least
+// 2). With one-digit terms a step is as wide as a question term ("a7 "), which is what makes the
+// step style easy for a small model.
 std::string reduction_steps(const DigitChain& chain);
-// A bare worked example outside any chat, "7+5+3+8+2=12+3+8+2=15+8+2=23+2=25": pretraining text
-// that teaches the step skill without making the chat model prefer the step style.
+// A bare worked example outside any chat, "a7 b5 c3 d8 e2\n07 12 15 23 25":
+// pretraining text that teaches the step skill without making the chat model prefer the step style.
 std::string worked_example(const DigitChain& chain);
-// The start of the step-style solution, the first partial sum ("12" for 7+5+...): a prompt ending
-// with it forces that style.
+// The first step of the step-style solution, "07" for a7 b5 ...: a prompt ending with it forces
+// that style.
 std::string first_step_prefix(const DigitChain& chain);
 
 TaskSplit split_of(const DigitChain& chain, const DigitChainsOptions& options);
