@@ -133,7 +133,7 @@ TEST(DistillFilters, DedupeThenCapPerPrompt) {
       completion("1+2=3</think>3", {1}, false),      // incorrect (checked before duplicate)
       completion("2+1=3</think>3", {1}, true),       // accepted (second)
       completion("3+0=3</think>3", {1}, true),       // cap
-      completion("3+0=3 </think>3", {1}, true),      // duplicate of the capped one (it passed 1-6)
+      completion("\t3+0=3</think>3 \n", {1}, true),  // duplicate of the capped one (it passed 1-6)
   };
   using V = DistillVerdict;
   EXPECT_EQ(filter_completions(cs, f, true),
@@ -269,7 +269,7 @@ TEST(DistillExport, TeacherTopKMatchesModelLogprobs) {
         EXPECT_NEAR(top_lp[r], full[pos][top_ids[r]].item<double>(), 1e-5) << i << " " << j;
       }
       // The k-th largest of the full row bounds every token outside the top-k.
-      EXPECT_NEAR(top_lp[k - 1], full[pos].topk(k).values[k - 1].item<double>(), 1e-5);
+      EXPECT_NEAR(top_lp[k - 1], std::get<0>(full[pos].topk(k))[k - 1].item<double>(), 1e-5);
       const double sampled = lp[pos].item<double>();
       auto at = std::find(top_ids.begin(), top_ids.end(), e.completion_token_ids[j]);
       if (at != top_ids.end()) {
