@@ -1,8 +1,9 @@
 // `grpo distill CONFIG [key.path=value ...]`: rejection-sampled distillation data sets
 // (learner/distill.h): sample from a teacher checkpoint (or harvest a training run's experience
 // store), verify, filter, export JSONL with a dataset card. Resumes a stopped run; --export-only
-// rewrites the export from the store. Exit status: 0 with accepted samples, 2 when none passed the
-// filters (the files and the card are still written), 1 for bad input.
+// rewrites the export from the store. Exit status: 0 with accepted samples, 3 when none passed the
+// filters (the files and the card are still written); bad input 2 and other failures 1, as for
+// every command (common/cli.h).
 #include <iostream>
 
 #include "common/cli.h"
@@ -29,7 +30,7 @@ int run_distill_cmd(const grpo::Args& a) {
   if (s.empty) {
     std::cerr << "distill: EMPTY result: no sample passed the filters (counts per filter in " << s.out_dir
               << "/dataset_card.md)" << std::endl;
-    return 2;
+    return 3;
   }
   return 0;
 }

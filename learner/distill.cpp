@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -94,8 +95,10 @@ class Distiller {
 
   DistillSummary run() {
     at::set_num_threads(o_.run.threads);
-    fs::create_directories(o_.out_dir);
+    // Input that can fail is read before anything is written.
     template_ = ChatTemplate::load(o_.run.chat_template);
+    if (!o_.run.model_path.empty()) teacher_id_ = checkpoint_digest(o_.run.model_path);
+    fs::create_directories(o_.out_dir);
     DistillSummary s;
     s.out_dir = o_.out_dir;
     std::vector<ScoredGroup> groups;
@@ -134,6 +137,8 @@ class Distiller {
     spec.skip_bad = true;  // bad rows are skipped and counted on the card
     PromptDatasetReport report;
     std::vector<PromptItem> items = load_prompt_dataset(spec, &report);
+    std::optional<Tokenizer> tokenizer;
+    if (!how_.export_only) tokenizer = Tokenizer::load(o_.run.tokenizer_path);
     counts_.prompts = int64_t(items.size());
     counts_.dataset_rows_skipped = report.skipped;
     counts_.dataset_skip_examples = report.reasons;
@@ -163,7 +168,7 @@ class Distiller {
       std::cerr << "distill: sampling " << todo.size() << " of " << items.size() << " prompts x "
                 << o_.run.group_size << " from " << o_.run.model_path << " (" << done.size()
                 << " already in " << store_dir << ")" << std::endl;
-      sample_into(*store, items, todo);
+      sample_into(*store, items, todo, *tokenizer);
     } else if (!todo.empty()) {
       std::cerr << "distill: --export-only: " << todo.size() << " prompts of the dataset are not in the store"
                 << std::endl;
@@ -173,8 +178,8 @@ class Distiller {
 
   // Samples the prompts `todo` (indices into items, ascending), batch_prompts dataset positions
   // at a time, storing each batch's groups in one write.
-  void sample_into(ExperienceStore& store, const std::vector<PromptItem>& items, const std::vector<size_t>& todo) {
-    const Tokenizer tokenizer = Tokenizer::load(o_.run.tokenizer_path);
+  void sample_into(ExperienceStore& store, const std::vector<PromptItem>& items, const std::vector<size_t>& todo,
+                   const Tokenizer& tokenizer) {
     LocalServices services(o_.run);
     RolloutPool rollouts(services.rollout_addresses(), o_.run.rollout_timeout_ms, o_.run.rollout_retries);
     ClientOptions ro;
@@ -262,8 +267,6 @@ class Distiller {
     }
 
     std::vector<TeacherTopK> teacher;
-    Ordered teacher_id = Ordered::object();
-    if (!o_.run.model_path.empty()) teacher_id = checkpoint_digest(o_.run.model_path);
     if (o_.topk_logprobs > 0 && !examples.empty()) {
       if (o_.run.model_path.empty())
         throw InputError(config_.where("distill.topk_logprobs") + ": the teacher's log-probs need model.path");
@@ -272,7 +275,6 @@ class Distiller {
       teacher = teacher_topk(model, examples, o_.topk_logprobs, o_.topk_batch, &bar);
       bar.finish();
     }
-    if (teacher_id.empty()) teacher_id = {{"note", "no model.path: the policy of the harvested run"}};
 
     std::string lines, pairs;
     for (size_t i = 0; i < examples.size(); ++i) {
@@ -289,7 +291,9 @@ class Distiller {
                     {"counts", counts_json(counts_)},
                     {"filter_order", filter_order},
                     {"sources", sources_},
-                    {"teacher", teacher_id},
+                    {"teacher", o_.run.model_path.empty()
+                                    ? Ordered{{"note", "no model.path: the policy of the harvested run"}}
+                                    : teacher_id_},
                     {"sampling", sampling_},
                     {"filters", filters_json(o_.filters)},
                     {"tokenizer", o_.run.tokenizer_path},
@@ -307,7 +311,7 @@ class Distiller {
   DistillOptions o_;
   ChatTemplate template_;
   DistillCounts counts_;
-  Ordered sources_, sampling_;
+  Ordered sources_, sampling_, teacher_id_;
   int64_t sampled_now_ = 0;
 };
 

@@ -30,7 +30,7 @@
 // rewrites the files without sampling (e.g. with other filters or top-k settings).
 //
 // Empty result (no sample accepted): the files are still written (the JSONL files empty, the card
-// saying EMPTY) and the summary says so; `grpo distill` then exits with status 2.
+// saying EMPTY) and the summary says so; `grpo distill` then exits with status 3.
 //
 // The distill: section (every key optional):
 //   out: DIR                   output directory (default <run.out_dir>/distill)
