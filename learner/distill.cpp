@@ -58,36 +58,6 @@ Ordered filters_json(const DistillFilters& f) {
           {"per_prompt_cap", f.per_prompt_cap}};
 }
 
-// The groups of a store in key order, with the corrupt records counted.
-std::vector<ScoredGroup> read_groups(const ExperienceStore& store, DistillCounts& counts) {
-  std::vector<ScoredGroup> groups;
-  ScanResult r = store.scan(0, std::numeric_limits<int64_t>::max(), [&](const GroupKey&, const ScoredGroup& g) {
-    groups.push_back(g);
-    return true;
-  });
-  counts.corrupt_records += r.skipped;
-  for (const auto& c : r.corruptions)
-    if (counts.corrupt_examples.size() < 5) counts.corrupt_examples.push_back(store.dir() + " " + c.key + ": " + c.reason);
-  return groups;
-}
-
-// Groups of the same prompt id merged into the first one (store order kept).
-std::vector<ScoredGroup> merge_by_prompt(std::vector<ScoredGroup> groups) {
-  std::vector<ScoredGroup> out;
-  std::map<std::string, size_t> at;
-  for (auto& g : groups) {
-    auto [it, fresh] = at.emplace(g.prompt_id, out.size());
-    if (fresh) {
-      out.push_back(std::move(g));
-    } else {
-      auto& into = out[it->second].completions;
-      into.insert(into.end(), std::make_move_iterator(g.completions.begin()),
-                  std::make_move_iterator(g.completions.end()));
-    }
-  }
-  return out;
-}
-
 class Distiller {
  public:
   Distiller(const Config& config, const DistillRun& how)
@@ -98,31 +68,17 @@ class Distiller {
     // Input that can fail is read before anything is written.
     template_ = ChatTemplate::load(o_.run.chat_template);
     if (!o_.run.model_path.empty()) teacher_id_ = checkpoint_digest(o_.run.model_path);
-    fs::create_directories(o_.out_dir);
+    std::unique_ptr<ExperienceStore> store;
+    if (o_.harvest_store.empty()) {
+      store = sample();
+    } else {
+      store = ExperienceStore::open(o_.harvest_store, {.create_if_missing = false, .read_only = true});
+      sampling_ = {{"harvested", true}};
+      fs::create_directories(o_.out_dir);
+    }
+    export_store(*store);
     DistillSummary s;
     s.out_dir = o_.out_dir;
-    std::vector<ScoredGroup> groups;
-    if (o_.harvest_store.empty()) {
-      groups = sample();
-    } else {
-      auto store = ExperienceStore::open(o_.harvest_store, {.create_if_missing = false, .read_only = true});
-      groups = read_groups(*store, counts_);
-      std::set<std::string> runs, prompt_ids;
-      int64_t min_version = std::numeric_limits<int64_t>::max(), max_version = -1;
-      for (const auto& g : groups) {
-        runs.insert(g.run_id);
-        prompt_ids.insert(g.prompt_id);
-        for (const auto& c : g.completions) {
-          min_version = std::min(min_version, c.weight_version);
-          max_version = std::max(max_version, c.weight_version);
-        }
-      }
-      counts_.prompts = int64_t(prompt_ids.size());
-      sources_ = {{"store", {{"path", o_.harvest_store}, {"groups", store->count()}, {"runs", runs}}}};
-      sampling_ = {{"harvested", true},
-                   {"weight_versions", max_version < 0 ? Ordered(nullptr) : Ordered::array({min_version, max_version})}};
-    }
-    export_groups(groups);
     s.counts = counts_;
     s.sampled_now = sampled_now_;
     s.empty = counts_.accepted == 0;
@@ -132,7 +88,9 @@ class Distiller {
  private:
   // ---- sample mode -------------------------------------------------------------------
 
-  std::vector<ScoredGroup> sample() {
+  // Samples the prompts the store in out/ does not have yet (none with export_only); returns
+  // the store.
+  std::unique_ptr<ExperienceStore> sample() {
     PromptDatasetSpec spec = o_.run.train_data;
     spec.skip_bad = true;  // bad rows are skipped and counted on the card
     PromptDatasetReport report;
@@ -155,6 +113,7 @@ class Distiller {
     const std::string store_dir = (fs::path(o_.out_dir) / "store").string();
     if (how_.export_only && !fs::exists(store_dir))
       throw InputError(store_dir + ": no distillation store to export (run without --export-only first)");
+    fs::create_directories(o_.out_dir);
     auto store = ExperienceStore::open(store_dir);
     std::set<std::string> done;
     store->scan(0, std::numeric_limits<int64_t>::max(), [&](const GroupKey&, const ScoredGroup& g) {
@@ -173,7 +132,7 @@ class Distiller {
       std::cerr << "distill: --export-only: " << todo.size() << " prompts of the dataset are not in the store"
                 << std::endl;
     }
-    return read_groups(*store, counts_);
+    return store;
   }
 
   // Samples the prompts `todo` (indices into items, ascending), batch_prompts dataset positions
@@ -223,36 +182,51 @@ class Distiller {
 
   // ---- export --------------------------------------------------------------------------
 
-  void export_groups(std::vector<ScoredGroup> groups) {
+  // The store's groups in key order through the filters (groups of the same prompt id share one
+  // PromptFilter), then the files. Only the accepted examples are held in memory.
+  void export_store(const ExperienceStore& store) {
     const std::string opening = think_opening(template_);
     const std::string source = o_.harvest_store.empty() ? o_.run.train_data.path : o_.harvest_store;
-    groups = merge_by_prompt(std::move(groups));  // sample mode: a prompt stored twice counts once
     for (const DistillVerdict v : rejection_order()) counts_.rejected[verdict_name(v)] = 0;
+    struct PromptState {
+      std::optional<PromptFilter> filter;  // unset: the prompt is skipped (no answer, not the template's)
+    };
+    std::map<std::string, PromptState> prompts;
+    std::set<std::string> runs;
+    int64_t min_version = std::numeric_limits<int64_t>::max(), max_version = -1;
     std::vector<DistillExample> examples;
-    for (const auto& g : groups) {
-      if (g.reference_answer.find_first_not_of(" \t\r\n") == std::string::npos) {
-        ++counts_.prompts_without_answers;
-        continue;
-      }
+    ExperienceStore::Cursor cursor = store.cursor();
+    while (cursor.next()) {
+      const ScoredGroup& g = cursor.group();
+      runs.insert(g.run_id);
+      auto [it, first] = prompts.try_emplace(g.prompt_id);
+      PromptState& state = it->second;
       const std::optional<std::string> user = user_message_of(template_, g.prompt_text);
-      if (!user) {
-        ++counts_.prompts_not_in_template;
-        continue;
+      if (first) {
+        if (g.reference_answer.find_first_not_of(" \t\r\n") == std::string::npos) {
+          ++counts_.prompts_without_answers;
+        } else if (!user) {
+          ++counts_.prompts_not_in_template;
+        } else {
+          state.filter.emplace(o_.filters, !opening.empty());
+          ++counts_.prompts_sampled;
+        }
       }
-      ++counts_.prompts_sampled;
-      int64_t kept = 0;
-      const std::vector<DistillVerdict> verdicts = filter_completions(g.completions, o_.filters, !opening.empty());
-      for (size_t i = 0; i < g.completions.size(); ++i) {
-        const Completion& c = g.completions[i];
+      if (!state.filter || !user) continue;
+      for (const Completion& c : g.completions) {
+        min_version = std::min(min_version, c.weight_version);
+        max_version = std::max(max_version, c.weight_version);
+        const int64_t index = state.filter->samples();
+        const DistillVerdict v = state.filter->next(c);
         ++counts_.samples;
         counts_.reward_errors += c.reward_reason.rfind(kRewardErrorPrefix, 0) == 0;
-        if (verdicts[i] != DistillVerdict::kAccepted) {
-          ++counts_.rejected[verdict_name(verdicts[i])];
+        if (v != DistillVerdict::kAccepted) {
+          ++counts_.rejected[verdict_name(v)];
           continue;
         }
-        ++kept;
+        ++counts_.accepted;
         DistillExample e;
-        e.id = g.prompt_id + "#" + std::to_string(i);
+        e.id = g.prompt_id + "#" + std::to_string(index);
         e.source = source;
         e.user_message = *user;
         e.rendered_prompt = g.prompt_text;
@@ -262,8 +236,15 @@ class Distiller {
         e.reward = c.reward;
         examples.push_back(std::move(e));
       }
-      counts_.accepted += kept;
-      counts_.prompts_with_zero_accepted += kept == 0;
+    }
+    counts_.corrupt_records = cursor.skipped();
+    for (const auto& c : cursor.corruptions())
+      if (counts_.corrupt_examples.size() < 5) counts_.corrupt_examples.push_back(store.dir() + " " + c.key + ": " + c.reason);
+    for (const auto& [id, state] : prompts) counts_.prompts_with_zero_accepted += state.filter && state.filter->accepted() == 0;
+    if (!o_.harvest_store.empty()) {
+      counts_.prompts = int64_t(prompts.size());
+      sources_ = {{"store", {{"path", o_.harvest_store}, {"groups", store.count()}, {"runs", runs}}}};
+      sampling_["weight_versions"] = max_version < 0 ? Ordered(nullptr) : Ordered::array({min_version, max_version});
     }
 
     std::vector<TeacherTopK> teacher;

@@ -2,7 +2,6 @@
 
 #include <cctype>
 #include <set>
-#include <unordered_set>
 
 #include "reward/format.h"
 
@@ -106,20 +105,22 @@ DistillVerdict check_completion(const Completion& c, const DistillFilters& f, bo
   return DistillVerdict::kAccepted;
 }
 
+DistillVerdict PromptFilter::next(const Completion& c) {
+  ++samples_;
+  DistillVerdict v = check_completion(c, *f_, opens_think_);
+  if (v == DistillVerdict::kAccepted && f_->dedupe && !seen_.insert(dedupe_key(c.text)).second)
+    v = DistillVerdict::kDuplicate;
+  if (v == DistillVerdict::kAccepted && f_->per_prompt_cap > 0 && accepted_ >= f_->per_prompt_cap)
+    v = DistillVerdict::kCap;
+  accepted_ += v == DistillVerdict::kAccepted;
+  return v;
+}
+
 std::vector<DistillVerdict> filter_completions(const std::vector<Completion>& completions, const DistillFilters& f,
                                                bool prompt_opens_think) {
+  PromptFilter filter(f, prompt_opens_think);
   std::vector<DistillVerdict> out;
-  std::unordered_set<std::string> seen;
-  int64_t accepted = 0;
-  for (const Completion& c : completions) {
-    DistillVerdict v = check_completion(c, f, prompt_opens_think);
-    if (v == DistillVerdict::kAccepted && f.dedupe && !seen.insert(dedupe_key(c.text)).second)
-      v = DistillVerdict::kDuplicate;
-    if (v == DistillVerdict::kAccepted && f.per_prompt_cap > 0 && accepted >= f.per_prompt_cap)
-      v = DistillVerdict::kCap;
-    accepted += v == DistillVerdict::kAccepted;
-    out.push_back(v);
-  }
+  for (const Completion& c : completions) out.push_back(filter.next(c));
   return out;
 }
 

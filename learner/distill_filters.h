@@ -20,6 +20,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "common/config.h"
@@ -64,6 +65,23 @@ std::string dedupe_key(std::string_view completion);
 
 // Filters 1–6 for one completion (kAccepted when it passes them all).
 DistillVerdict check_completion(const Completion& c, const DistillFilters& f, bool prompt_opens_think);
+
+// One prompt's completions as they arrive (in a group, or over several groups of the same prompt):
+// filters 1–6 for each, and the state filters 7–8 need (the dedupe keys seen, the count accepted).
+class PromptFilter {
+ public:
+  PromptFilter(const DistillFilters& f, bool prompt_opens_think) : f_(&f), opens_think_(prompt_opens_think) {}
+  // The verdict of the prompt's next completion (all eight filters).
+  DistillVerdict next(const Completion& c);
+  int64_t accepted() const { return accepted_; }
+  int64_t samples() const { return samples_; }  // completions seen so far
+
+ private:
+  const DistillFilters* f_;
+  bool opens_think_;
+  std::unordered_set<std::string> seen_;
+  int64_t accepted_ = 0, samples_ = 0;
+};
 
 // The verdict of every completion of a prompt, in order (all eight filters).
 std::vector<DistillVerdict> filter_completions(const std::vector<Completion>& completions, const DistillFilters& f,
