@@ -32,8 +32,6 @@ namespace {
 
 using Ordered = nlohmann::ordered_json;
 
-const char* const kRewardErrorPrefix = "reward error ";  // how sample_and_score marks a failed verdict
-
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};

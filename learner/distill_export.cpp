@@ -101,11 +101,19 @@ std::vector<TeacherTopK> teacher_topk(const DeepseekModel& model, const std::vec
         rows.push_back(int64_t(i - b0) * width + p - 1 + int64_t(j));
     }
     if (!rows.empty()) {
-      at::Tensor h = model.hidden_states(ids);                                   // [B, L, D]
-      at::Tensor logits = model.logits_at(h, at::tensor(rows, at::kLong));       // [N, V]
-      auto [values, indices] = logits.to(at::kFloat).log_softmax(-1).topk(k, -1);  // [N, k] each, descending
-      values = values.contiguous();
-      indices = indices.contiguous();
+      const at::Tensor h = model.hidden_states(ids);  // [B, L, D]
+      at::Tensor values = at::empty({int64_t(rows.size()), k}, at::kFloat);
+      at::Tensor indices = at::empty({int64_t(rows.size()), k}, at::kLong);
+      // The head in chunks of rows: [rows, V] logits of a large vocabulary are big.
+      constexpr int64_t kRowChunk = 256;
+      const at::Tensor all_rows = at::tensor(rows, at::kLong);
+      for (int64_t r0 = 0; r0 < int64_t(rows.size()); r0 += kRowChunk) {
+        const int64_t n = std::min<int64_t>(kRowChunk, int64_t(rows.size()) - r0);
+        const at::Tensor logits = model.logits_at(h, all_rows.narrow(0, r0, n));     // [n, V]
+        auto [v, ix] = logits.to(at::kFloat).log_softmax(-1).topk(k, -1);          // [n, k], descending
+        values.narrow(0, r0, n).copy_(v);
+        indices.narrow(0, r0, n).copy_(ix);
+      }
       const float* v = values.data_ptr<float>();
       const int64_t* ix = indices.data_ptr<int64_t>();
       size_t r = 0;

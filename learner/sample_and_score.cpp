@@ -119,7 +119,7 @@ std::vector<ScoredGroup> sample_and_score(const RunConfig& run, RolloutPool& rol
       if (v.error_code() != 0) {  // a verifier that failed or timed out scores 0, and is counted
         ++stats.reward_errors;
         c.reward = 0;
-        c.reward_reason = "reward error " + std::to_string(v.error_code()) + ": " + v.error_message();
+        c.reward_reason = kRewardErrorPrefix + std::to_string(v.error_code()) + ": " + v.error_message();
         continue;
       }
       c.reward = v.reward();

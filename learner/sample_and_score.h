@@ -29,6 +29,9 @@ struct Prompt {
 // `item` as one user message followed by the template's generation prompt, tokenized.
 Prompt prepare_prompt(PromptItem item, const ChatTemplate& chat_template, const Tokenizer& tokenizer);
 
+// The reward_reason of a completion whose verification failed (it scores 0) starts with this.
+inline constexpr char kRewardErrorPrefix[] = "reward error ";
+
 struct SampleStats {
   double generate_s = 0, score_s = 0;
   int64_t generated_tokens = 0;

@@ -225,22 +225,23 @@ TEST(DistillExport, LinesParseBackWithTheFixedFieldNames) {
 
 // The top-k at each completion position against the full log-softmax of DeepseekModel::logprobs
 // (one unpadded sequence at a time): batched and padded, the values agree, are sorted, and the
-// sampled token's log-prob is in its top-k exactly when it ranks there.
+// sampled token's log-prob is in its top-k exactly when it ranks there. 60 examples of 4..8
+// completion tokens: one batch of all of them has more rows than the head's chunk (256).
 TEST(DistillExport, TeacherTopKMatchesModelLogprobs) {
   const DeepseekModel model = testing::random_model(testing::tiny_config());
   const int64_t vocab = model.config().vocab_size, k = 5;
   std::vector<DistillExample> examples;
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 60; ++i) {
     DistillExample e;
     e.id = "e" + std::to_string(i);
-    const at::Tensor ids = testing::random_ids(1, 3 + 2 * i + 4 + i, vocab, 11 + i);
-    const std::vector<int64_t> all = testing::row(ids, 0);
-    e.prompt_token_ids.assign(all.begin(), all.begin() + 3 + 2 * i);
-    e.completion_token_ids.assign(all.begin() + 3 + 2 * i, all.end());
+    const int prompt = 3 + i % 5, completion = 4 + i % 5;
+    const std::vector<int64_t> all = testing::row(testing::random_ids(1, prompt + completion, vocab, 11 + i), 0);
+    e.prompt_token_ids.assign(all.begin(), all.begin() + prompt);
+    e.completion_token_ids.assign(all.begin() + prompt, all.end());
     examples.push_back(e);
   }
   examples[2].completion_token_ids.clear();  // nothing to predict: empty top-k, no crash
-  const std::vector<TeacherTopK> batched = teacher_topk(model, examples, k, 3);
+  const std::vector<TeacherTopK> batched = teacher_topk(model, examples, k, 60);
   ASSERT_EQ(batched.size(), examples.size());
   int64_t in_topk = 0, outside = 0;
   for (size_t i = 0; i < examples.size(); ++i) {
