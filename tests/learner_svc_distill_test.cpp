@@ -266,7 +266,9 @@ TEST(DistillExport, TeacherTopKMatchesModelLogprobs) {
       ASSERT_EQ(top_lp.size(), size_t(k));
       const int64_t pos = p - 1 + int64_t(j);
       for (int64_t r = 0; r < k; ++r) {
-        if (r > 0) EXPECT_GE(top_lp[r - 1], top_lp[r]);
+        if (r > 0) {
+          EXPECT_GE(top_lp[r - 1], top_lp[r]);
+        }
         EXPECT_NEAR(top_lp[r], full[pos][top_ids[r]].item<double>(), 1e-5) << i << " " << j;
       }
       // The k-th largest of the full row bounds every token outside the top-k.
