@@ -133,6 +133,25 @@ class Distiller {
     return store;
   }
 
+  // Fails before any sampling when a verifier the prompts need is not registered at the service
+  // (every verdict would be an error).
+  void require_verifiers(const reward::RewardClient& reward, const std::vector<PromptItem>& items,
+                         const std::vector<size_t>& todo) const {
+    std::set<std::string> known;
+    std::string list;
+    for (const auto& v : reward.list_verifiers()) {
+      known.insert(v.name());
+      list += (list.empty() ? "" : ", ") + v.name();
+    }
+    for (size_t i : todo) {
+      const bool own = !items[i].verifier.empty();
+      const std::string& name = own ? items[i].verifier : o_.run.verifier;
+      if (!known.count(name))
+        throw InputError((own ? "prompt " + items[i].id : config_.where("reward.verifier")) + ": unknown verifier '" +
+                         name + "' at " + reward.address() + " (registered: " + list + ")");
+    }
+  }
+
   // Samples the prompts `todo` (indices into items, ascending), batch_prompts dataset positions
   // at a time, storing each batch's groups in one write.
   void sample_into(ExperienceStore& store, const std::vector<PromptItem>& items, const std::vector<size_t>& todo,
@@ -145,6 +164,7 @@ class Distiller {
     ro.backoff_ms = 200;
     reward::RewardClient reward(services.reward_address(), ro);
     reward.health();  // fails early, with retries, when the reward service is unreachable
+    require_verifiers(reward, items, todo);
 
     Progress bar("distill", int64_t(todo.size()), how_.progress);
     SampleStats stats;

@@ -607,6 +607,12 @@ TEST(DistillCli, ExportOnlyWithOtherFiltersTopKAndAnEmptyResult) {
     EXPECT_THAT(text, HasSubstr("no distillation store"));
   }
   {
+    auto [rc, text] = run_cli({cfg, "reward.verifier=nope"});  // fails before sampling anything
+    EXPECT_EQ(rc, 2) << text;
+    EXPECT_THAT(text, HasSubstr("reward.verifier': unknown verifier 'nope'"));
+    EXPECT_EQ(stored_groups((out / "store").string()), 0);
+  }
+  {
     auto [rc, text] = run_cli({cfg});
     ASSERT_EQ(rc, 0) << text;
   }
