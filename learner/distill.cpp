@@ -3,7 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
