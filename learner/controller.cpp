@@ -27,6 +27,7 @@
 #include "learner/report.h"
 #include "learner/rollout_pool.h"
 #include "learner/run_config.h"
+#include "learner/sample_and_score.h"
 #include "learner/trainer.h"
 #include "model/chat_template.h"
 #include "model/pretrained.h"
@@ -40,10 +41,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-int64_t unix_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string checkpoint_name(int64_t step) {
   std::ostringstream s;
@@ -67,26 +64,14 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) 
   return out;
 }
 
-// A prompt ready to generate from: the dataset item, its rendered prompt and its token ids.
-struct Prompt {
-  PromptItem item;
-  std::string text;
-  std::vector<int64_t> ids;
-};
-
-FinishReason stored_finish(rollout::FinishReason r) {
-  return r == rollout::FinishReason::kLength ? FinishReason::kLength : FinishReason::kStop;
-}
-
 // What the generation thread hands the trainer: every group generated (or found in the store)
 // for one step, and how long that took.
 struct StepGroups {
   int64_t step = 0;
   std::vector<ScoredGroup> groups;
   int64_t reused = 0;  // groups found in the store (resume)
-  double generate_s = 0, score_s = 0, store_s = 0;
-  int64_t generated_tokens = 0;
-  int64_t reward_errors = 0;
+  SampleStats sampling;
+  double store_s = 0;
 };
 
 class Loop {
@@ -183,14 +168,7 @@ class Loop {
     if (items.empty()) throw InputError(config_.where(what) + ": the dataset has no prompts");
     std::vector<Prompt> out;
     out.reserve(items.size());
-    for (auto& item : items) {
-      Prompt p;
-      p.text = template_.render({{"user", item.prompt}}, /*add_generation_prompt=*/true);
-      if (tokenizer_->bos_id() >= 0) p.ids.push_back(tokenizer_->bos_id());
-      for (int32_t id : tokenizer_->encode(p.text)) p.ids.push_back(id);
-      p.item = std::move(item);
-      out.push_back(std::move(p));
-    }
+    for (auto& item : items) out.push_back(prepare_prompt(std::move(item), template_, *tokenizer_));
     return out;
   }
 
@@ -295,100 +273,10 @@ class Loop {
   }
 
   std::vector<ScoredGroup> generate_and_score(const std::vector<const Prompt*>& todo, int64_t step, StepGroups& acc) {
-    rollout::GenerationParams params;
-    params.max_new_tokens = cfg_.max_new_tokens;
-    params.sampling.temperature = cfg_.temperature;
-    params.sampling.top_p = cfg_.top_p;
-    params.sampling.top_k = cfg_.top_k;
-    std::vector<rollout::GeneratePrompt> prompts;
-    for (const Prompt* p : todo) {
-      rollout::GeneratePrompt g;
-      g.token_ids = p->ids;
-      g.n = cfg_.group_size;
-      g.seed = group_seed(cfg_.seed, step, p->item.id);
-      prompts.push_back(std::move(g));
-    }
-    const int64_t created = unix_us();
-    auto t0 = Clock::now();
-    auto samples = rollouts_->generate(prompts, params, std::max<int64_t>(0, step - cfg_.max_staleness));
-    acc.generate_s += seconds_since(t0);
-
-    std::vector<ScoredGroup> groups(todo.size());
-    std::vector<reward::v1::ScoreRequest> requests;
-    for (size_t i = 0; i < todo.size(); ++i) {
-      ScoredGroup& g = groups[i];
-      g.run_id = cfg_.name;
-      g.step = step;
-      g.prompt_id = todo[i]->item.id;
-      g.prompt_text = todo[i]->text;
-      g.prompt_token_ids.assign(todo[i]->ids.begin(), todo[i]->ids.end());
-      g.reference_answer = todo[i]->item.reference;
-      g.created_us = created;
-      for (auto& s : samples[i]) {
-        Completion c;
-        c.text = s.text;
-        c.token_ids.assign(s.token_ids.begin(), s.token_ids.end());
-        c.logprobs = s.logprobs;
-        c.finish_reason = stored_finish(s.finish_reason);
-        c.weight_version = s.weight_version;
-        c.finished_us = unix_us();
-        acc.generated_tokens += int64_t(s.token_ids.size());
-        g.completions.push_back(std::move(c));
-
-        requests.push_back(score_request(*todo[i], s, requests.size()));
-      }
-    }
-    t0 = Clock::now();
-    const std::vector<reward::v1::ScoreResponse> verdicts = score_all(requests);
-    acc.score_s += seconds_since(t0);
-    size_t k = 0;
-    for (auto& g : groups) {
-      for (auto& c : g.completions) {
-        const auto& v = verdicts.at(k++);
-        if (v.error_code() != 0) {  // a verifier that failed or timed out scores 0, and is counted
-          ++acc.reward_errors;
-          c.reward = 0;
-          c.reward_reason = "reward error " + std::to_string(v.error_code()) + ": " + v.error_message();
-          continue;
-        }
-        c.reward = v.reward();
-        c.correct = v.correct();
-        c.reward_reason = v.reason();
-        for (const auto& [name, value] : v.components()) c.reward_components[name] = value;
-      }
-      g.scored_us = unix_us();
-    }
-    return groups;
-  }
-
-  // The reward request for one completion: the prompt's own verifier, or the run's default one
-  // with the run's verifier options.
-  reward::v1::ScoreRequest score_request(const Prompt& p, const rollout::Completion& c, size_t id) const {
-    reward::v1::ScoreRequest r;
-    r.set_id(std::to_string(id));
-    if (p.item.verifier.empty()) {
-      r.set_verifier(cfg_.verifier);
-      r.set_options(cfg_.verifier_options);
-    } else {
-      r.set_verifier(p.item.verifier);
-    }
-    r.set_completion(c.text);
-    r.set_reference(p.item.reference);
-    r.set_reference_is_json(p.item.reference_is_json);
-    r.set_completion_tokens(int64_t(c.token_ids.size()));
-    return r;
-  }
-
-  // Scores `requests` in batches of 256 (small messages); verdicts in request order.
-  std::vector<reward::v1::ScoreResponse> score_all(const std::vector<reward::v1::ScoreRequest>& requests) const {
-    std::vector<reward::v1::ScoreResponse> verdicts;
-    constexpr size_t kBatch = 256;
-    for (size_t b = 0; b < requests.size(); b += kBatch) {
-      std::vector<reward::v1::ScoreRequest> part(requests.begin() + b,
-                                                 requests.begin() + std::min(requests.size(), b + kBatch));
-      for (auto& v : reward_->score_batch(part)) verdicts.push_back(std::move(v));
-    }
-    return verdicts;
+    std::vector<uint64_t> seeds;
+    for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.seed, step, p->item.id));
+    return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step, std::max<int64_t>(0, step - cfg_.max_staleness),
+                            acc.sampling);
   }
 
   // ---- learner side ------------------------------------------------------------------
@@ -421,15 +309,16 @@ class Loop {
     m["groups/reused_from_store"] = double(batch.reused);
     m["rollout/staleness"] = double(step - min_version);
     m["rollout/workers"] = double(rollouts_->live_workers());
-    m["reward/errors"] = double(batch.reward_errors);
-    m["time/generate"] = batch.generate_s;
-    m["time/score"] = batch.score_s;
+    m["reward/errors"] = double(batch.sampling.reward_errors);
+    m["time/generate"] = batch.sampling.generate_s;
+    m["time/score"] = batch.sampling.score_s;
     m["time/store"] = batch.store_s;
     m["time/train"] = train_s;
     m["time/sync"] = sync.seconds;
     m["sync/bytes"] = double(sync.bytes);
     m["sync/gb_per_s"] = sync.seconds > 0 ? double(sync.bytes) / sync.seconds / 1e9 : 0;
-    if (batch.generate_s > 0) m["throughput/generate_tokens_per_s"] = double(batch.generated_tokens) / batch.generate_s;
+    if (batch.sampling.generate_s > 0)
+      m["throughput/generate_tokens_per_s"] = double(batch.sampling.generated_tokens) / batch.sampling.generate_s;
     metrics_->log(step + 1, m);
 
     std::ostringstream status;
@@ -466,11 +355,11 @@ class Loop {
     double len = 0;
     for (size_t i = 0; i < heldout_.size(); ++i)
       for (const auto& s : samples[i]) {
-        requests.push_back(score_request(heldout_[i], s, requests.size()));
+        requests.push_back(score_request(cfg_, heldout_[i], s.text, int64_t(s.token_ids.size()), requests.size()));
         len += double(s.token_ids.size());
       }
     double correct = 0, format = 0, reward = 0;
-    for (const auto& v : score_all(requests)) {
+    for (const auto& v : score_all(*reward_, requests)) {
       correct += v.correct();
       reward += v.reward();
       auto f = v.components().find("format");

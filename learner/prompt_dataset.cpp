@@ -71,6 +71,18 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+// Whether a row that failed has no answer at all: its answer field (math500: or the fallback
+// "answer") is absent, null or a blank string.
+bool lacks_answer(const json& row, const Fields& f) {
+  if (!row.is_object()) return false;
+  auto blank = [&](const std::string& name) {
+    auto it = row.find(name);
+    if (it == row.end() || it->is_null()) return true;
+    return it->is_string() && it->get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos;
+  };
+  return blank(f.answer) && (f.answer_given || blank("answer"));
+}
+
 // ---- format adapters: row -> item (id is filled in by the loader) ----
 
 PromptItem generic_jsonl(const json& row, const Fields& f) {
@@ -300,10 +312,11 @@ std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec,
     const std::string where = spec.path + ":" + std::to_string(number);
     if (!too_long && line.find_first_not_of(" \t\r") == std::string::npos) return;  // blank
     ++rep.rows;
+    json row;
     try {
       if (too_long)
         throw RowError("line longer than max_line_bytes (" + std::to_string(spec.max_line_bytes) + ")");
-      json row = json::parse(line, nullptr, false);
+      row = json::parse(line, nullptr, false);
       if (row.is_discarded()) throw RowError("not valid JSON");
       if (!row.is_object()) throw RowError("expected a JSON object, got " + std::string(row.type_name()));
       PromptItem item = format->adapt(row, fields);
@@ -321,6 +334,7 @@ std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec,
       std::string msg = where + ": " + e.what();
       if (!spec.skip_bad) throw InputError(msg);
       ++rep.skipped;
+      rep.missing_answer += lacks_answer(row, fields);
       if (rep.reasons.size() < 5) rep.reasons.push_back(msg);
     }
   });

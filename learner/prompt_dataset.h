@@ -58,6 +58,7 @@ struct PromptDatasetSpec {
 struct PromptDatasetReport {
   int64_t rows = 0;                  // non-blank lines read
   int64_t skipped = 0;
+  int64_t missing_answer = 0;        // of the skipped: rows whose answer field is absent, null or blank
   std::vector<std::string> reasons;  // the first few skipped rows' errors ("file:line: ...")
 };
 

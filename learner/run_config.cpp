@@ -16,10 +16,8 @@ void require_positive(const Config& c, const std::string& key, int64_t v) {
   if (v <= 0) throw InputError(c.where(key) + ": expected a positive integer, got " + std::to_string(v));
 }
 
-}  // namespace
-
-RunConfig run_config_from(const Config& config) {
-  config.require_known({"run", "model", "template", "data", "reward", "rollout", "train", "trainer", "pretrain"});
+// run, model, template, data, reward, rollout.
+RunConfig read_sampling_sections(const Config& config) {
   RunConfig r;
 
   const Config run = config.sub("run");
@@ -85,7 +83,20 @@ RunConfig run_config_from(const Config& config) {
   read(engine, "num_pages", r.engine_num_pages);
   read(engine, "page_size", r.engine_page_size);
   read(engine, "max_batched_tokens", r.engine_max_batched_tokens);
+  return r;
+}
 
+}  // namespace
+
+RunConfig sampling_config_from(const Config& config, const std::set<std::string>& also_known) {
+  std::set<std::string> known = {"run", "model", "template", "data", "reward", "rollout"};
+  known.insert(also_known.begin(), also_known.end());
+  config.require_known(known);
+  return read_sampling_sections(config);
+}
+
+RunConfig run_config_from(const Config& config) {
+  RunConfig r = sampling_config_from(config, {"train", "trainer", "pretrain"});
   const Config train = config.sub("train");
   train.require_known({"steps", "prompts_per_step", "dynamic_sampling", "max_refill_rounds",
                        "max_staleness", "eval_every", "eval_samples", "eval_temperature", "eval_limit",

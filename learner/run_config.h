@@ -4,6 +4,7 @@
 // Every error is an InputError naming the file and the dotted key.
 #pragma once
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,5 +64,10 @@ struct RunConfig {
 // Reads every section above from `config` (unknown keys in them are errors; other top-level
 // sections are left to their owners). `out_dir` defaults to runs/<name>.
 RunConfig run_config_from(const Config& config);
+
+// Only the sections a command that samples from a checkpoint shares with `grpo train` (run, model,
+// template, data, reward, rollout; the train: fields keep their defaults), e.g. `grpo distill`.
+// Top-level sections other than these and `also_known` are errors.
+RunConfig sampling_config_from(const Config& config, const std::set<std::string>& also_known);
 
 }  // namespace grpo

@@ -253,9 +253,18 @@ TEST_F(PromptDatasetFiles, SkipBadCountsAndReports) {
   EXPECT_EQ(items[1].prompt, "c");
   EXPECT_EQ(rep.rows, 4);
   EXPECT_EQ(rep.skipped, 2);
+  EXPECT_EQ(rep.missing_answer, 1);  // row 3; row 2 is not JSON
   ASSERT_EQ(rep.reasons.size(), 2u);
   EXPECT_EQ(rep.reasons[0], p + ":2: not valid JSON");
   EXPECT_EQ(rep.reasons[1], p + ":3: missing field \"answer\"");
+  write("mixed.jsonl",
+        "{\"prompt\": \"a\", \"answer\": \" \"}\n"  // blank
+        "{\"prompt\": \"b\", \"answer\": null}\n"
+        "{\"prompt\": \"\", \"answer\": \"2\"}\n"   // empty prompt: bad, but it has an answer
+        "{\"prompt\": \"c\", \"answer\": \"3\"}\n");
+  load_prompt_dataset(s, &rep);
+  EXPECT_EQ(rep.skipped, 3);
+  EXPECT_EQ(rep.missing_answer, 2);
   write("mixed.jsonl", "x\ny\n");
   try {
     load_prompt_dataset(s, &rep);
