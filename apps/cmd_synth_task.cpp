@@ -1,5 +1,5 @@
 // `grpo synth-task`: a prompt set of a synthetic task as JSONL, one problem a line:
-//   {"id": "digit_chains/heldout/0", "prompt": "a7 b5 c3 d8 e2", "answer": "25"}
+//   {"id": "digit_chains/heldout/0", "prompt": "7 5 3 8 2", "answer": "5"}
 // The prompt is the bare question (the run config's chat template renders it); problems are
 // distinct and drawn from the requested split only (learner/digit_chains.h), deterministic for
 // the seed. --out writes the file atomically; without it the lines go to stdout.

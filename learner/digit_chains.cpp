@@ -1,6 +1,7 @@
 #include "learner/digit_chains.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <unordered_set>
 
 namespace grpo {
@@ -24,8 +25,6 @@ uint64_t question_hash(const std::string& question) {
 
 }  // namespace
 
-std::string term_tag(size_t i) { return std::string(1, static_cast<char>('a' + i)); }
-
 DigitChainsOptions DigitChainsOptions::from_config(const Config& config) {
   config.require_known({"min_terms", "max_terms", "min_term", "max_term", "heldout_every"});
   DigitChainsOptions o;
@@ -40,8 +39,8 @@ DigitChainsOptions DigitChainsOptions::from_config(const Config& config) {
 
 void DigitChainsOptions::validate(const std::string& where) const {
   auto fail = [&](const std::string& what) { throw InputError(where + ": " + what); };
-  if (min_terms < 2 || max_terms < min_terms || max_terms > 26)
-    fail("min_terms/max_terms: expected 2 <= min_terms <= max_terms <= 26 (one letter tag per term), got " + std::to_string(min_terms) + "/" +
+  if (min_terms < 2 || max_terms < min_terms || max_terms > 64)
+    fail("min_terms/max_terms: expected 2 <= min_terms <= max_terms <= 64, got " + std::to_string(min_terms) + "/" +
          std::to_string(max_terms));
   if (min_term < 0 || max_term < min_term || max_term > 99)
     fail("min_term/max_term: expected 0 <= min_term <= max_term <= 99, got " + std::to_string(min_term) + "/" +
@@ -59,27 +58,29 @@ const char* task_split_name(TaskSplit split) { return split == TaskSplit::kTrain
 
 std::string DigitChain::question() const {
   std::string q;
-  for (size_t i = 0; i < terms.size(); ++i) q += (i ? " " : "") + term_tag(i) + std::to_string(terms[i]);
+  for (size_t i = 0; i < terms.size(); ++i) q += (i ? " " : "") + std::to_string(terms[i]);
   return q;
 }
 
-int64_t DigitChain::answer() const {
-  int64_t sum = 0;
-  for (int t : terms) sum += t;
-  return sum;
+std::vector<int64_t> DigitChain::running_values() const {
+  std::vector<int64_t> values;
+  for (size_t i = 0; i < terms.size(); ++i)
+    values.push_back(i ? std::abs(values.back() - terms[i]) : terms[i]);
+  return values;
 }
 
+int64_t DigitChain::answer() const { return terms.empty() ? 0 : running_values().back(); }
+
 std::string reduction_steps(const DigitChain& chain) {
-  // The running sums, zero-padded to the answer's width (at least 2) and space-separated:
-  // "07 12 15 23 25". A step is as wide as a question term ("a7 "), so the term a step adds sits at
-  // the same distance behind it in every step: reading it is a fixed-offset look-up.
-  const size_t width = std::max<size_t>(2, std::to_string(chain.answer()).size());
+  // The running values, zero-padded to the widest term and space-separated ("7 2 1 7 5"): a step
+  // is as wide as a question term, so the term a step uses sits at the same distance behind it in
+  // every step, and the value before it just before it.
+  size_t width = 1;
+  for (int t : chain.terms) width = std::max(width, std::to_string(t).size());
   std::string out;
-  int64_t acc = 0;
-  for (size_t i = 0; i < chain.terms.size(); ++i) {
-    acc += chain.terms[i];
-    const std::string digits = std::to_string(acc);
-    out += (i ? " " : "") + std::string(width - std::min(width, digits.size()), '0') + digits;
+  for (int64_t v : chain.running_values()) {
+    const std::string digits = std::to_string(v);
+    out += (out.empty() ? "" : " ") + std::string(width - std::min(width, digits.size()), '0') + digits;
   }
   return out;
 }

@@ -1,11 +1,12 @@
-// "Digit chains", the synthetic reasoning task of the CPU demo (configs/tiny-zero.yaml): add a
-// chain of k small numbers, each tagged with a letter, e.g. "a7 b5 c3 d8 e2", and answer the sum
-// (25).
+// "Digit chains", the synthetic reasoning task of the CPU demo (configs/tiny-zero.yaml): fold a
+// chain of k small numbers with the absolute difference, left to right, e.g. "7 5 3 8 2" ->
+// |||7−5|−3|−8|−2| = 5, and answer the integer.
 //
 // Solutions come in two styles (the text that follows a prompt ending in "<think>"):
-//   steps   "07 12 15 23 25</think><answer>25</answer>"   (running sums of fixed width: each step
-//            adds the term at a fixed distance behind it to the sum just before it: easy)
-//   direct  "</think><answer>25</answer>"                  (all at once: hard)
+//   steps   "7 2 1 7 5</think><answer>5</answer>"   (the running values: each step is one small
+//            look-up, the term at a fixed distance behind it against the value just before it: easy)
+//   direct  "</think><answer>5</answer>"            (k nonlinear steps in one forward pass: hard;
+//            unlike a sum, the fold depends on the order, so attention cannot pool it)
 // A base model pretrained on mostly direct and a few step solutions answers directly most of the
 // time and is mostly wrong; GRPO can find that reasoning step by step pays (R1-Zero's signature:
 // accuracy and response length rise together).
@@ -24,7 +25,7 @@
 namespace grpo {
 
 struct DigitChainsOptions {
-  int min_terms = 4, max_terms = 6;  // chain length k, inclusive (2..26)
+  int min_terms = 4, max_terms = 6;  // chain length k, inclusive
   int min_term = 1, max_term = 9;    // each term, inclusive (0 <= min_term <= max_term <= 99)
   int heldout_every = 10;            // 1 in heldout_every problems (by hash) is held out
 
@@ -44,22 +45,20 @@ enum class SolutionStyle { kDirect, kSteps };
 struct DigitChain {
   std::vector<int> terms;
 
-  std::string question() const;  // "a7 b5 c3 d8 e2"
-  int64_t answer() const;        // 25
+  std::string question() const;               // "7 5 3 8 2"
+  std::vector<int64_t> running_values() const;  // 7 2 1 7 5: the fold after each term
+  int64_t answer() const;                       // 5: the last running value
 };
 
 // The completion after "<think>" in the given style (see the top of this file).
 std::string solution(const DigitChain& chain, SolutionStyle style);
-// The tag of term i (0-based): "a", "b", ... (at most 26 terms).
-std::string term_tag(size_t i);
-// The steps alone, "07 12 15 23 25": the running sums, zero-padded to the answer's width (at least
-// 2). With one-digit terms a step is as wide as a question term ("a7 "), which is what makes the
-// step style easy for a small model.
+// The steps alone, "7 2 1 7 5": the running values, zero-padded to the widest term's width so that
+// a step is as wide as a question term (which is what makes the step style easy for a small model).
 std::string reduction_steps(const DigitChain& chain);
-// A bare worked example outside any chat, "a7 b5 c3 d8 e2\n07 12 15 23 25":
+// A bare worked example outside any chat, "7 5 3 8 2\n7 2 1 7 5":
 // pretraining text that teaches the step skill without making the chat model prefer the step style.
 std::string worked_example(const DigitChain& chain);
-// The first step of the step-style solution, "07" for a7 b5 ...: a prompt ending with it forces
+// The first step of the step-style solution, "7" for 7 5 3 ...: a prompt ending with it forces
 // that style.
 std::string first_step_prefix(const DigitChain& chain);
 

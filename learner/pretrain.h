@@ -13,7 +13,7 @@
 //       template:               chat template (built-in name or YAML file)         (required)
 //       step_fraction: 0.15     share of chat texts with step-by-step solutions (the rest direct)
 //       worked_fraction: 0      share of texts that are bare worked examples instead of chats
-//                               (BOS + "a7 b5 c3\n07 12 15" + EOS: the step skill without the preference)
+//                               (BOS + "7 5 3\n7 2 1" + EOS: the step skill without the preference)
 //       digit_chains: {...}     DigitChainsOptions (min_terms, max_terms, ...)
 //     files: [a.jsonl, ...]     records, each trained as BOS + text + EOS, reshuffled every epoch
 //       format: jsonl           jsonl (one object a line) or text (one record a non-empty line)

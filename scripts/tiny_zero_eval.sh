@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Held-out accuracy of a tiny-zero model (configs/tiny-zero.yaml), sampled at temperature 1 and
 # scored with the `r1` reward composite (math accuracy on <answer>, format, overlong), two ways:
-#   free   the prompt as the policy sees it ("User: a7 b5 c3\nAssistant: <think>")
-#   steps  the step-by-step style forced: the prompt ends with the first step ("07" for a7 b5 ...)
+#   free   the prompt as the policy sees it ("User: 7 5 3\nAssistant: <think>")
+#   steps  the step-by-step style forced: the prompt ends with the first step ("7" for 7 5 3)
 # Prints one JSON line per way: accuracy, mean response length (tokens), the share of step-style
 # responses (not opening with </think>) and of well-formed ones.
 #   usage: scripts/tiny_zero_eval.sh MODEL_DIR OUT_DIR [PROMPTS=200] [SAMPLES=8]
@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 # TASK_ARGS: the task options of the config, e.g. "--min-term 10 --max-term 99 --min-terms 3 --max-terms 4"
 $GRPO synth-task --task digit_chains --split heldout --n "$N" --seed 2 ${TASK_ARGS:-} --out "$OUT/heldout.jsonl" 2>/dev/null
 $GRPO chat-template --template configs/chat_templates/tiny-zero.yaml < "$OUT/heldout.jsonl" > "$OUT/prompts_free.jsonl"
-# The forced prefix of each problem: its first step ("a7 b5 c3" -> "07", as first_step_prefix).
+# The forced prefix of each problem: its first step ("7 5 3" -> "7", as first_step_prefix).
 $PY - "$OUT" <<'PYEOF'
 import json, sys
 out = sys.argv[1]
@@ -28,7 +28,7 @@ prompts = [json.loads(l)["text"] for l in open(f"{out}/prompts_free.jsonl")]
 with open(f"{out}/prefix_free.jsonl", "w") as free, open(f"{out}/prefix_steps.jsonl", "w") as steps, \
      open(f"{out}/prompts_steps.jsonl", "w") as forced:
     for p, text in zip(problems, prompts):
-        prefix = "%02d" % int(p["prompt"].split(" ")[0][1:])
+        prefix = p["prompt"].split(" ")[0]
         free.write(json.dumps({"prefix": "", "answer": p["answer"]}) + "\n")
         steps.write(json.dumps({"prefix": prefix, "answer": p["answer"]}) + "\n")
         forced.write(json.dumps({"text": text + prefix}) + "\n")

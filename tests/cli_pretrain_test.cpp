@@ -51,12 +51,12 @@ class CliPretrain : public ::testing::Test {
     while (std::getline(ss, l)) v.push_back(json::parse(l));
     return v;
   }
-  static int sum_of(const std::string& question) {  // "a7 b5 c3" -> 15
-    int sum = 0;
+  static int fold_of(const std::string& question) {  // "7 5 3" -> ||7-5|-3| = 1
     std::stringstream ss(question);
-    std::string term;
-    while (std::getline(ss, term, ' ')) sum += std::stoi(term.substr(1));
-    return sum;
+    int value, term;
+    ss >> value;
+    while (ss >> term) value = std::abs(value - term);
+    return value;
   }
 
   std::string dir_;
@@ -72,7 +72,7 @@ TEST_F(CliPretrain, SynthTaskWritesDistinctCorrectProblemsAndDisjointSplits) {
 
   std::set<std::string> train_q;
   for (const json& j : lines(train.out)) {
-    EXPECT_EQ(j["answer"], std::to_string(sum_of(j["prompt"])));
+    EXPECT_EQ(j["answer"], std::to_string(fold_of(j["prompt"])));
     train_q.insert(j["prompt"].get<std::string>());
   }
   EXPECT_EQ(train_q.size(), 400u);
@@ -101,7 +101,7 @@ TEST_F(CliPretrain, DemoConfigPretrainsAndTheCheckpointGenerates) {
   EXPECT_LT(summary["final_loss"].get<double>(), summary["first_loss"].get<double>());
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/logs/metrics.jsonl"));
 
-  std::ofstream(dir_ + "/prompts.jsonl") << json{{"prompt", "User: a1 b2 c3 d4\nAssistant: <think>"}}.dump() << "\n";
+  std::ofstream(dir_ + "/prompts.jsonl") << json{{"prompt", "User: 1 2 3 4\nAssistant: <think>"}}.dump() << "\n";
   Result g = run("generate --model " + base + " --tokenizer " + base + " --prompts " + dir_ +
                  "/prompts.jsonl --n 2 --temperature 1 --max-new-tokens 6");
   ASSERT_EQ(g.code, 0) << g.err;

@@ -26,16 +26,18 @@ const std::string kTemplate = std::string(GRPO_SOURCE_DIR) + "/configs/chat_temp
 
 TEST(DigitChains, QuestionAnswerAndBothSolutionStyles) {
   const DigitChain c{{7, 5, 3, 8, 2}};
-  EXPECT_EQ(c.question(), "a7 b5 c3 d8 e2");
-  EXPECT_EQ(c.answer(), 25);
-  EXPECT_EQ(solution(c, SolutionStyle::kSteps), "07 12 15 23 25</think><answer>25</answer>");
-  EXPECT_EQ(solution(c, SolutionStyle::kDirect), "</think><answer>25</answer>");
-  EXPECT_EQ(first_step_prefix(c), "07");
-  EXPECT_EQ(worked_example(c), "a7 b5 c3 d8 e2\n07 12 15 23 25");
-  EXPECT_EQ(solution(DigitChain{{4}}, SolutionStyle::kSteps), "04</think><answer>4</answer>");
-  const DigitChain wide{{12, 40, 99, 95}};  // sums padded to the answer's width
-  EXPECT_EQ(wide.question(), "a12 b40 c99 d95");
-  EXPECT_EQ(reduction_steps(wide), "012 052 151 246");
+  EXPECT_EQ(c.question(), "7 5 3 8 2");
+  EXPECT_EQ(c.running_values(), (std::vector<int64_t>{7, 2, 1, 7, 5}));
+  EXPECT_EQ(c.answer(), 5);  // |||7-5|-3|-8|-2|
+  EXPECT_EQ(solution(c, SolutionStyle::kSteps), "7 2 1 7 5</think><answer>5</answer>");
+  EXPECT_EQ(solution(c, SolutionStyle::kDirect), "</think><answer>5</answer>");
+  EXPECT_EQ(first_step_prefix(c), "7");
+  EXPECT_EQ(worked_example(c), "7 5 3 8 2\n7 2 1 7 5");
+  EXPECT_EQ(solution(DigitChain{{4}}, SolutionStyle::kSteps), "4</think><answer>4</answer>");
+  const DigitChain wide{{12, 40, 99, 5}};  // values padded to the widest term
+  EXPECT_EQ(wide.question(), "12 40 99 5");
+  EXPECT_EQ(reduction_steps(wide), "12 28 71 66");
+  EXPECT_EQ(wide.answer(), 66);
 }
 
 TEST(DigitChains, ProblemsAreDistinctInRangeAndDeterministicForASeed) {
@@ -168,13 +170,13 @@ TEST_F(Pretrain, LossFallsOnTheTaskAndTheCheckpointScoresLikeTheTrainedModel) {
   }
   EXPECT_LT(nll / n, r.final_loss + 0.5);
 
-  // Greedy decoding after the prompt: the trained model opens with the first (zero-padded) sum or
-  // closes the think block.
+  // Greedy decoding after the prompt: the trained model opens with the first term or closes the
+  // think block.
   std::vector<int64_t> prompt = {tok.bos_id()};
-  for (int32_t id : tok.encode(tmpl.render({{"user", "a3 b4 c1 d2"}}, true))) prompt.push_back(id);
+  for (int32_t id : tok.encode(tmpl.render({{"user", "3 4 1 2"}}, true))) prompt.push_back(id);
   const int64_t next = m.forward(at::tensor(prompt, at::kLong).unsqueeze(0))[0][-1].argmax().item<int64_t>();
   const std::string piece = tok.decode({static_cast<int32_t>(next)});
-  EXPECT_TRUE(piece == "</think>" || piece == "0")
+  EXPECT_TRUE(piece == "</think>" || piece == "3") << piece;
       << piece;
 
   const MetricsHistory h = read_metrics(o.log_dir + "/metrics.jsonl");
