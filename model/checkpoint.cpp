@@ -189,6 +189,21 @@ void publish_dir(const std::string& stage_in, const std::string& dir_in) {
 
 std::map<std::string, StoredTensor> load_checkpoint_raw(const std::string& path) { return read_raw(path).tensors; }
 
+void save_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
+  std::vector<std::pair<std::string, StoredTensor>> list;
+  for (const auto& [name, t] : tensors) {
+    const at::Tensor c = t.detach().contiguous();
+    list.emplace_back(name, StoredTensor{c, dtype_of(c.scalar_type())});
+  }
+  write_safetensors(path, list);
+}
+
+std::map<std::string, at::Tensor> load_tensors(const std::string& path) {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, st] : load_checkpoint_raw(path)) out[name] = st.data.clone();
+  return out;
+}
+
 void save_checkpoint_raw(const std::string& dir_in, const std::map<std::string, StoredTensor>& raw,
                          const nlohmann::json& config, int64_t max_shard_bytes) {
   if (max_shard_bytes <= 0) throw std::invalid_argument("save_checkpoint_raw: max_shard_bytes must be positive");
