@@ -155,7 +155,8 @@ int run_learner(const grpo::Args& args) {
       return 1;
     }
   }
-  grpo::Config::load(config_path, args.overrides());  // a bad config fails once, before any rank starts
+  // A bad config fails once, here, before any rank starts.
+  grpo::PretrainOptions::from_config(grpo::Config::load(config_path, args.overrides()).sub("pretrain"));
   return launch(args, args.get_int("nproc"));
 }
 

@@ -47,7 +47,9 @@ std::vector<int64_t> to_vector(const at::Tensor& t) {
 at::Tensor all_to_all_rows(Distributed& dist, const at::Tensor& x, const std::vector<int64_t>& send,
                            const std::vector<int64_t>& recv) {
   at::Tensor out = dist.all_to_all(x.detach(), send, recv);
-  if (x.requires_grad()) {
+  // The node exists whenever autograd records, even where x needs no gradient (a rank that got no
+  // rows for its experts): every rank must run the reverse all-to-all in backward.
+  if (at::GradMode::is_enabled()) {
     auto node = std::shared_ptr<AllToAllBackward>(new AllToAllBackward(dist, send, recv, at::empty_like(out)),
                                                   ag::deleteNode);
     node->set_next_edges(ag::collect_next_edges(x));

@@ -183,6 +183,12 @@ std::map<std::string, std::string> tokenizer_files(const Tokenizer& tok) {
   return files;
 }
 
+// Load balance of one MoE layer: max over mean of its experts' token counts ([E]).
+double load_max_over_mean(const at::Tensor& load) {
+  const at::Tensor l = load.to(at::kDouble);
+  return l.max().item<double>() / std::max(l.mean().item<double>(), 1e-12);
+}
+
 // The step a `grpo learner` checkpoint was saved at; InputError when it was written by a run of
 // another world size (each rank's optimizer state belongs to its expert shard).
 int64_t resume_step(const std::string& path, int world) {
@@ -324,6 +330,7 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
   if (o.resume && fs::exists(state_path)) {
     first_step = resume_step(state_path, world);
     model.load_state(load_weights(o.out_dir), o.out_dir);
+    if (rank == 0) std::cerr << "learner: resuming from step " << first_step << " of " << o.out_dir << "\n";
   }
   const ShardedParameters sharded = sharded_parameters(model);
   std::vector<at::Tensor> params;
@@ -364,9 +371,8 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     r.truncated += b.truncated;
     const int64_t t = b.ids.size(1);
     const at::Tensor ids = b.ids.narrow(0, rank * rows, rows), mask = b.mask.narrow(0, rank * rows, rows);
-    std::vector<at::Tensor> load;
-    at::Tensor logits = model.forward(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto,
-                                      balance ? &load : nullptr);  // [B/W, T-1, V]
+    std::vector<at::Tensor> load;  // per layer, [E] tokens routed to each expert (MoE layers)
+    at::Tensor logits = model.forward(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, V]
     at::Tensor nll = -logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
     const double n_targets = b.mask.sum().item<double>();
     at::Tensor loss = (nll * mask).sum() / n_targets;  // this rank's share of the mean over real target tokens
@@ -385,10 +391,8 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     grad_norm = dist ? clip_grad_norm(*dist, sharded, o.grad_clip) : clip_grad_norm(params, o.grad_clip);
     const double lr = lr_at(o.lr, step);
     optimizer.step(lr);
-    if (balance) {
-      if (dist) all_reduce_loads(*dist, load);
-      model.update_correction_biases(load, o.bias_update_speed);
-    }
+    if (dist) all_reduce_loads(*dist, load);
+    if (balance) model.update_correction_biases(load, o.bias_update_speed);
 
     if (step == first_step) r.first_loss = loss_value;
     r.final_loss = loss_value;
@@ -401,10 +405,14 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     if (metrics && ((step + 1) % o.log_every == 0 || step + 1 == o.steps)) {
       const auto now = std::chrono::steady_clock::now();
       const double secs = std::chrono::duration<double>(now - window_start).count();
-      metrics->log(step + 1, {{"loss", loss_value},
-                              {"lr", lr},
-                              {"grad_norm", grad_norm},
-                              {"throughput/tokens_per_s", secs > 0 ? window_tokens / secs : 0.0}});
+      std::map<std::string, double> m{{"loss", loss_value},
+                                      {"lr", lr},
+                                      {"grad_norm", grad_norm},
+                                      {"throughput/tokens_per_s", secs > 0 ? window_tokens / secs : 0.0}};
+      for (size_t i = 0; i < load.size(); ++i)  // expert balance of this step's batch: 1 is perfect
+        if (load[i].defined())
+          m["moe/layer" + std::to_string(i) + "/load_max_over_mean"] = load_max_over_mean(load[i]);
+      metrics->log(step + 1, m);
       window_start = now;
       window_tokens = 0;
     }

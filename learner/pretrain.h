@@ -89,7 +89,8 @@ struct PretrainResult {
 };
 
 // Trains and saves options.out_dir (config.json, model.safetensors, tokenizer files) atomically;
-// metrics go to options.log_dir (learner/metrics.h). With `show_progress`, a progress line on stderr.
+// metrics go to options.log_dir (learner/metrics.h): loss, lr, grad_norm, tokens/s and, per MoE
+// layer, moe/layerN/load_max_over_mean (the batch's expert load balance, 1 = even). With `show_progress`, a progress line on stderr.
 //
 // With `dist` (`grpo learner`), one rank of an expert-parallel run (learner/expert_parallel.h):
 // every rank draws the same global batch and trains on its batch_size / world rows; rank 0 shows

@@ -37,10 +37,7 @@ void save_sharded_pretrained(Distributed& dist, const DeepseekModel& model, cons
   while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
   const fs::path dir(trimmed), stage = trimmed + ".tmp";
   const int rank = dist.rank(), world = dist.size();
-  if (rank == 0) {
-    fs::remove_all(stage);  // leftover of an interrupted save
-    fs::create_directories(stage);
-  }
+  if (rank == 0) begin_stage(dir.string(), stage.string(), /*keep_config=*/false);
   dist.barrier();
 
   // Every rank: its tensors as one complete file (config.json on rank 0 gets the dtype keys).

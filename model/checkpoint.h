@@ -40,6 +40,11 @@ std::map<std::string, at::Tensor> load_weights(const std::string& path, at::Scal
 void save_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
 std::map<std::string, at::Tensor> load_tensors(const std::string& path);
 
+// Starts the next version of checkpoint directory `dir` in `stage` (emptied first): hard links to
+// (or copies of) dir's files other than the model weights, index and config.json (kept too when
+// keep_config), e.g. tokenizer files and logs. Finish with publish_dir(stage, dir).
+void begin_stage(const std::string& dir, const std::string& stage, bool keep_config);
+
 // Moves the finished directory `stage` onto `dir` (an atomic exchange when `dir` exists, else a
 // rename), then syncs; nothing of the old `dir` is kept. For writers of checkpoint directories that
 // hold more than the weights (the trainer's optimizer state).

@@ -22,7 +22,7 @@ at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, co
     outs.push_back(mlp_forward(w.experts[e], xs.narrow(0, start, count[e])));  // [n_e, D]
     start += count[e];
   }
-  return outs.empty() ? at::zeros({0, xs.size(1)}, xs.options()) : at::cat(outs, 0);
+  return outs.empty() ? xs : at::cat(outs, 0);  // no rows: xs itself ([0, D]), still in xs's autograd graph
 }
 
 at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, const at::Tensor& x) {

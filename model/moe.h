@@ -52,7 +52,8 @@ at::Tensor router_logits(const MoeWeights& w, const at::Tensor& x);
 at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, const at::Tensor& x);
 
 // The expert MLPs on rows already grouped by expert: rows [sum(counts[:i]), +counts[i]) go
-// through w.experts[i]. xs: [M, D], counts: [E_local] int64 on the CPU -> [M, D] in xs's dtype.
+// through w.experts[i]. xs: [M, D], counts: [E_local] int64 on the CPU -> [M, D] in xs's dtype
+// (M = 0: xs itself, so that autograd still reaches xs — expert parallelism relies on it).
 at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, const at::Tensor& counts);
 
 // The whole MoE block: gate, routed experts (here, or through `routed` when given), shared
