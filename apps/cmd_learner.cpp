@@ -14,6 +14,7 @@
 // experts sharded over the ranks; rank 0 prints the summary line
 //   {"steps": ..., "first_loss": ..., "final_loss": ..., "world_size": 4, "all_to_all_bytes": ...}
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,16 +68,25 @@ int launch(const grpo::Args& args, int nproc) {
                                                  {"WORLD_SIZE", std::to_string(world)},
                                                  {"MASTER_ADDR", args.get("master-addr")},
                                                  {"MASTER_PORT", std::to_string(port)}};
-    std::vector<char*> cargv;
+    // Everything the child needs is built before fork: after it, only async-signal-safe calls.
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) {
+      const std::string kv = *e;
+      if (!env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
+    }
+    for (const auto& [k, v] : env) env_strings.push_back(k + "=" + v);
+    std::vector<char*> cargv, cenv;
     for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& e : env_strings) cenv.push_back(const_cast<char*>(e.c_str()));
     cargv.push_back(nullptr);
+    cenv.push_back(nullptr);
     std::cout.flush();
     std::cerr.flush();
     const pid_t pid = fork();
     if (pid < 0) throw std::runtime_error("learner: fork failed");
     if (pid == 0) {
-      for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-      execv("/proc/self/exe", cargv.data());
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // a rank does not outlive its launcher
+      execve("/proc/self/exe", cargv.data(), cenv.data());
       _exit(127);
     }
     ranks[pid] = rank;

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -28,6 +29,8 @@
 #include "learner/distributed.h"
 #include "learner/expert_parallel.h"
 #include "model/checkpoint.h"
+#include "model/deepseek.h"
+#include "model/init.h"
 #include "model/moe.h"
 #include "model/moe_gate.h"
 #include "subprocess.h"
@@ -119,6 +122,44 @@ TEST(ExpertParallel, GroupLimitedRoutingBoundsTheRanksATokenReaches) {
   spec.topk_group = 1;
   spec.top_k = 4;
   EXPECT_GT(ranks_per_token(moe_gate(logits, bias, spec).experts, 8, 4).max().item<int64_t>(), 2);
+}
+
+// An expert-sharded model holds only its experts (under their global names), takes them from a
+// whole model's state, and refuses an EP size that does not divide the experts.
+TEST(ExpertParallel, ShardedModelHoldsItsExpertsAndLoadsFromTheWholeModel) {
+  const nlohmann::json c = {{"architectures", {"DeepseekV3ForCausalLM"}}, {"model_type", "deepseek_v3"},
+                            {"vocab_size", 40}, {"hidden_size", 16}, {"intermediate_size", 24},
+                            {"moe_intermediate_size", 8}, {"num_hidden_layers", 2}, {"first_k_dense_replace", 1},
+                            {"num_attention_heads", 2}, {"q_lora_rank", nullptr}, {"kv_lora_rank", 8},
+                            {"qk_nope_head_dim", 4}, {"qk_rope_head_dim", 4}, {"v_head_dim", 4},
+                            {"n_routed_experts", 8}, {"n_shared_experts", 1}, {"num_experts_per_tok", 2},
+                            {"n_group", 1}, {"topk_group", 1}};
+  const ModelConfig config = ModelConfig::from_json(c, "test");
+  DeepseekModel whole(config);
+  init_weights(whole, 3);
+  ModelOptions o;
+  o.expert_rank = 1;
+  o.expert_ranks = 4;
+  DeepseekModel shard(config, o);
+  std::set<std::string> names;
+  for (auto& [name, t] : shard.named_parameters()) names.insert(name);
+  EXPECT_TRUE(names.count("model.layers.1.mlp.experts.2.up_proj.weight"));
+  EXPECT_TRUE(names.count("model.layers.1.mlp.experts.3.down_proj.weight"));
+  EXPECT_FALSE(names.count("model.layers.1.mlp.experts.4.up_proj.weight"));
+  EXPECT_FALSE(names.count("model.layers.1.mlp.experts.1.up_proj.weight"));
+  EXPECT_TRUE(names.count("model.layers.1.mlp.gate.weight"));
+  shard.load_state(whole.state_dict(), "whole");
+  EXPECT_TRUE(shard.state_dict().at("model.layers.1.mlp.experts.3.gate_proj.weight")
+                  .equal(whole.state_dict().at("model.layers.1.mlp.experts.3.gate_proj.weight")));
+  EXPECT_THROW(shard.forward(at::zeros({1, 3}, at::kLong)), std::logic_error);  // no runner installed
+  o.expert_ranks = 3;
+  o.expert_rank = 0;
+  try {
+    DeepseekModel bad(config, o);
+    ADD_FAILURE() << "8 experts on 3 ranks accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("not divisible by the 3 expert-parallel ranks"), std::string::npos) << e.what();
+  }
 }
 
 // Runs fn(dist) on `world` ranks, one thread each, over a real Gloo group on loopback.
