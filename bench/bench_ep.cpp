@@ -1,11 +1,12 @@
-// bench_ep [STEPS] [OUT_JSON]: expert-parallel training (`grpo learner`, learner/expert_parallel.h)
+// bench_ep [STEPS] [GAMMA] [OUT_JSON]: expert-parallel training (`grpo learner`, learner/expert_parallel.h)
 // on bench/configs/dsv3-small.json (16 routed experts, top-4), next-token loss on the digit-chains
 // task, batch 8 × up to 96 tokens, on EP = 1, 2 and 4 local ranks (processes, Gloo over loopback;
 // the machine's cores split among the ranks). Per EP size: the learner step time beside EP=1's
 // (the ratio), the all-to-all bytes a rank sends per step, and the expert load balance (max/mean
 // tokens per expert, averaged over the MoE layers and the last half of the steps) with the
-// aux-loss-free bias update (γ = 0.01) and without it (γ = 0). Defaults: 12 steps,
-// bench/results/ep.json. Each run is one measurement (no best-of: a run is many steps).
+// aux-loss-free bias update (γ = GAMMA) and without it (γ = 0). Defaults: 12 steps, γ = 0.01,
+// bench/results/ep.json. Each run is one measurement (no best-of: a run is many steps); the
+// machine's load average is printed beside the table (shared cores make the times rough).
 #include <unistd.h>
 
 #include <cstdio>
@@ -61,7 +62,8 @@ double load_balance(const json& r) {
 
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::stoi(argv[1]) : 12;
-  const std::string out_json = argc > 2 ? argv[2] : kSource + "/bench/results/ep.json";
+  const double gamma = argc > 2 ? std::stod(argv[2]) : 0.01;
+  const std::string out_json = argc > 3 ? argv[3] : kSource + "/bench/results/ep.json";
   const fs::path dir = fs::temp_directory_path() / ("grpo_bench_ep_" + std::to_string(getpid()));
   fs::create_directories(dir);
   std::ofstream(dir / "run.yaml") << "pretrain:\n"
@@ -78,7 +80,7 @@ int main(int argc, char** argv) {
               "load (no bias)");
   int port = 29700 + static_cast<int>(getpid() % 1000);
   for (int ranks : {1, 2, 4}) {
-    const json with_bias = run_learner(dir, ranks, steps, 0.01, port++);
+    const json with_bias = run_learner(dir, ranks, steps, gamma, port++);
     const json without = run_learner(dir, ranks, steps, 0.0, port++);
     const double step_s = with_bias["seconds"].get<double>() / steps;
     if (ranks == 1) base = step_s;
@@ -96,7 +98,8 @@ int main(int argc, char** argv) {
   std::printf("load average %.2f -> %.2f, %u cores\n", load_before, grpo::bench::load_average(),
               std::thread::hardware_concurrency());
   fs::create_directories(fs::path(out_json).parent_path());
-  std::ofstream(out_json) << json{{"steps", steps}, {"config", "bench/configs/dsv3-small.json"}, {"runs", results}}.dump(2)
+  std::ofstream(out_json) << json{{"steps", steps}, {"gamma", gamma}, {"config", "bench/configs/dsv3-small.json"},
+                                  {"runs", results}}.dump(2)
                           << "\n";
   fs::remove_all(dir);
   return 0;
