@@ -154,18 +154,6 @@ at::Tensor Distributed::all_to_all_counts(const at::Tensor& counts) {
   return all_to_all(counts.to(at::kLong).contiguous(), even, even);
 }
 
-void Distributed::broadcast(at::Tensor& t, int root) {
-  if (size() == 1) return;
-  try {
-    std::vector<at::Tensor> ts{t};
-    c10d::BroadcastOptions o;
-    o.rootRank = root;
-    impl_->group->broadcast(ts, o)->wait(timeout_);
-  } catch (const std::exception& e) {
-    fail("broadcast", e);
-  }
-}
-
 void Distributed::barrier() {
   if (size() == 1) return;
   try {

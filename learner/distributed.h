@@ -63,7 +63,6 @@ class Distributed {
                         const std::vector<int64_t>& recv_counts);
   // counts: [size * m] int64, block r for rank r -> the [size * m] blocks every rank sent to this one.
   at::Tensor all_to_all_counts(const at::Tensor& counts);
-  void broadcast(at::Tensor& t, int root);
   void barrier();
 
   // Payload bytes this rank sent by all_to_all (to other ranks; for benchmarks).

@@ -107,7 +107,7 @@ ShardedParameters sharded_parameters(DeepseekModel& model) {
 void all_reduce_gradients(Distributed& dist, const ShardedParameters& p, int64_t bucket_bytes) {
   std::vector<at::Tensor> grads;
   for (const auto& [name, t] : p.replicated) {
-    if (!t.grad().defined()) const_cast<at::Tensor&>(t).mutable_grad() = at::zeros_like(t);
+    if (!t.grad().defined()) t.mutable_grad() = at::zeros_like(t);
     grads.push_back(t.grad());
   }
   dist.all_reduce_sum(grads, bucket_bytes);
