@@ -23,16 +23,23 @@ double lr_at(const LrSchedule& s, int64_t step) {
   return floor + (s.peak - floor) * shape;
 }
 
-double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+double grad_sq_norm(const std::vector<at::Tensor>& params) {
   double sq = 0;
   for (const auto& p : params)
     if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
-  const double norm = std::sqrt(sq);
-  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const auto& p : params)
-      if (p.grad().defined()) p.mutable_grad().mul_(scale);
-  }
+  return sq;
+}
+
+void scale_grads_to(const std::vector<at::Tensor>& params, double norm, double max_norm) {
+  if (!(max_norm > 0 && std::isfinite(norm) && norm > max_norm)) return;
+  const double scale = max_norm / (norm + 1e-6);
+  for (const auto& p : params)
+    if (p.grad().defined()) p.mutable_grad().mul_(scale);
+}
+
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  const double norm = std::sqrt(grad_sq_norm(params));
+  scale_grads_to(params, norm, max_norm);
   return norm;
 }
 

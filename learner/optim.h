@@ -36,6 +36,11 @@ double lr_at(const LrSchedule& s, int64_t step);
 // max_norm > 0 and the norm exceeds it, every gradient is scaled by max_norm / (norm + 1e-6).
 // Returns the norm before clipping (non-finite if any gradient is).
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+// Its two halves, for norms summed over ranks (learner/expert_parallel.h): the sum of squared
+// gradient entries (fp64), and the scaling by max_norm / (norm + 1e-6) when the (finite) norm
+// exceeds max_norm > 0.
+double grad_sq_norm(const std::vector<at::Tensor>& params);
+void scale_grads_to(const std::vector<at::Tensor>& params, double norm, double max_norm);
 
 // ---- AdamW -------------------------------------------------------------------------------
 

@@ -6,11 +6,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 
 #include "common/progress.h"
+#include "learner/expert_parallel.h"
 #include "learner/metrics.h"
+#include "learner/sharded_checkpoint.h"
 #include "model/chat_template.h"
 #include "model/init.h"
 #include "model/pretrained.h"
@@ -20,6 +24,8 @@
 namespace grpo {
 namespace fs = std::filesystem;
 namespace {
+
+constexpr const char* kLearnerStateFile = "learner_state.json";
 
 std::string read_text(const std::string& path, const std::string& what) {
   std::ifstream in(path, std::ios::binary);
@@ -168,11 +174,39 @@ void copy_file_atomic(const std::string& src, const std::string& dst) {
   write_file_atomic(dst, [&](int fd) { write_all(fd, bytes.data(), bytes.size(), dst); });
 }
 
+// The tokenizer's files a checkpoint carries: name in the checkpoint -> source path.
+std::map<std::string, std::string> tokenizer_files(const Tokenizer& tok) {
+  const fs::path tok_json = tok.path();
+  std::map<std::string, std::string> files{{"tokenizer.json", tok_json.string()}};
+  const fs::path tok_config = tok_json.parent_path() / "tokenizer_config.json";
+  if (fs::exists(tok_config)) files["tokenizer_config.json"] = tok_config.string();
+  return files;
+}
+
+// Load balance of one MoE layer: max over mean of its experts' token counts ([E]).
+double load_max_over_mean(const at::Tensor& load) {
+  const at::Tensor l = load.to(at::kDouble);
+  return l.max().item<double>() / std::max(l.mean().item<double>(), 1e-12);
+}
+
+// The step a `grpo learner` checkpoint was saved at; InputError when it was written by a run of
+// another world size (each rank's optimizer state belongs to its expert shard).
+int64_t resume_step(const std::string& path, int world) {
+  const nlohmann::json state = read_json_object(path, "resume");
+  if (!state.contains("step") || !state["step"].is_number_integer() || !state.contains("world_size") ||
+      !state["world_size"].is_number_integer())
+    throw InputError("resume: '" + path + "' needs integer entries 'step' and 'world_size'");
+  if (state["world_size"].get<int>() != world)
+    throw InputError("resume: '" + path + "' was written by " + std::to_string(state["world_size"].get<int>()) +
+                     " ranks, this run has " + std::to_string(world) + " (the optimizer state is per rank)");
+  return state["step"].get<int64_t>();
+}
+
 }  // namespace
 
 PretrainOptions PretrainOptions::from_config(const Config& s) {
   s.require_known({"model", "tokenizer", "corpus", "seq_len", "batch_size", "steps", "optim", "bias_update_speed",
-                   "threads", "seed", "dtype", "save_dtype", "out_dir", "log_dir", "log_every"});
+                   "threads", "seed", "dtype", "save_dtype", "out_dir", "log_dir", "log_every", "save_every", "resume"});
   PretrainOptions o;
   const YAML::Node& root = s.node();
   const YAML::Node model = root["model"];
@@ -226,6 +260,8 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   o.batch_size = positive("batch_size", o.batch_size, 1);
   o.steps = positive("steps", o.steps, 1);
   o.log_every = positive("log_every", o.log_every, 1);
+  o.save_every = positive("save_every", o.save_every, 0);
+  o.resume = s.get<bool>("resume", o.resume);
   o.threads = static_cast<int>(positive("threads", o.threads, 0));
   o.seed = static_cast<uint64_t>(positive("seed", 0, 0));
 
@@ -260,56 +296,105 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   return o;
 }
 
-PretrainResult pretrain(const PretrainOptions& o, bool show_progress) {
+PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distributed* dist) {
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   ModelConfig config = ModelConfig::from_json(o.model, o.model_source);
   if (config.vocab_size < tok.vocab_size())
     throw InputError(o.model_source + ": key 'vocab_size': " + std::to_string(config.vocab_size) +
                      " is smaller than the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + ", " +
                      tok.path() + ")");
+  const int rank = dist ? dist->rank() : 0, world = dist ? dist->size() : 1;
+  if (o.batch_size % world != 0)
+    throw InputError("pretrain.batch_size: " + std::to_string(o.batch_size) + " is not divisible by the " +
+                     std::to_string(world) + " ranks");
+  if (!dist && (o.save_every > 0 || o.resume))
+    throw InputError("pretrain.save_every / pretrain.resume: only for `grpo learner` runs");
   CorpusStream corpus(o.corpus, o.seed);
 
-  DeepseekModel model(std::move(config), training_options(o.dtype, "pretrain.dtype"));
-  init_weights(model, o.seed);
-  model.set_requires_grad(true);
-  std::vector<std::pair<std::string, at::Tensor>> named;
-  std::vector<at::Tensor> params;
-  for (auto& [name, t] : model.named_parameters()) {
-    if (name.size() >= 23 && name.compare(name.size() - 23, 23, "e_score_correction_bias") == 0) continue;
-    named.emplace_back(name, *t);
-    params.push_back(*t);
+  // Expert parallel: this rank's routed experts only, drawn as in the whole model (same seed).
+  ModelOptions model_options = training_options(o.dtype, "pretrain.dtype");
+  model_options.expert_rank = rank;
+  model_options.expert_ranks = world;
+  DeepseekModel model(config, model_options);
+  if (world == 1) {
+    init_weights(model, o.seed);
+  } else {
+    DeepseekModel whole(config, training_options(o.dtype, "pretrain.dtype"));
+    init_weights(whole, o.seed);
+    model.load_state(whole.state_dict(), "initial weights");
   }
-  AdamW optimizer(named, o.adamw);
-  MetricsWriter metrics(o.log_dir);
-  Progress progress("pretrain", o.steps, show_progress);
+  if (dist) model.set_routed_experts(std::make_shared<ExpertParallel>(*dist));
+  model.set_requires_grad(true);
+  int64_t first_step = 0;
+  const std::string state_path = (fs::path(o.out_dir) / kLearnerStateFile).string();
+  if (o.resume && fs::exists(state_path)) {
+    first_step = resume_step(state_path, world);
+    model.load_state(load_weights(o.out_dir), o.out_dir);
+    if (rank == 0) std::cerr << "learner: resuming from step " << first_step << " of " << o.out_dir << "\n";
+  }
+  const ShardedParameters sharded = sharded_parameters(model);
+  std::vector<at::Tensor> params;
+  for (const auto& [name, t] : sharded.all()) params.push_back(t);
+  AdamW optimizer(sharded.all(), o.adamw);
+  if (first_step > 0) {
+    const std::string path = (fs::path(o.out_dir) / rank_state_file(rank)).string();
+    optimizer.load_state(load_tensors(path), path);
+  }
+  std::optional<MetricsWriter> metrics;
+  if (rank == 0) metrics.emplace(o.log_dir);
+  Progress progress(dist ? "learner" : "pretrain", o.steps - first_step, show_progress && rank == 0);
+
+  // A checkpoint of a `grpo learner` run: weights sharded by rank, each rank's optimizer state,
+  // the step; rank 0 adds the tokenizer (learner/sharded_checkpoint.h).
+  auto save_learner_checkpoint = [&](int64_t steps_done) {
+    ShardedSave save;
+    save.weights.dtype = save_dtype_of(o.save_dtype, "pretrain.save_dtype");
+    save.files = tokenizer_files(tok);
+    save.texts[kLearnerStateFile] =
+        nlohmann::json{{"step", steps_done}, {"world_size", world}, {"seed", o.seed}}.dump(2) + "\n";
+    save.rank_state = optimizer.state();
+    save_sharded_pretrained(*dist, model, o.out_dir, save);
+  };
 
   PretrainResult r;
+  r.steps = first_step;
   const bool balance = o.bias_update_speed > 0;
+  const int64_t rows = o.batch_size / world;
   const auto start = std::chrono::steady_clock::now();
   auto window_start = start;
   int64_t window_tokens = 0;
-  for (int64_t step = 0; step < o.steps; ++step) {
+  for (int64_t step = 0; step < first_step; ++step) next_batch(corpus, tok, o.batch_size, o.seq_len);  // data as if never stopped
+  for (int64_t step = first_step; step < o.steps; ++step) {
+    // Every rank draws the whole batch and trains on its rows; the loss is each rank's share of
+    // the global mean, so the replicated gradients are summed over ranks (expert_parallel.h).
     const Batch b = next_batch(corpus, tok, o.batch_size, o.seq_len);
     r.truncated += b.truncated;
     const int64_t t = b.ids.size(1);
-    std::vector<at::Tensor> load;
-    at::Tensor logits = model.forward(b.ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto,
-                                      balance ? &load : nullptr);  // [B, T-1, V]
-    at::Tensor nll = -logits.log_softmax(-1).gather(-1, b.ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
+    const at::Tensor ids = b.ids.narrow(0, rank * rows, rows), mask = b.mask.narrow(0, rank * rows, rows);
+    std::vector<at::Tensor> load;  // per layer, [E] tokens routed to each expert (MoE layers)
+    at::Tensor logits = model.forward(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, V]
+    at::Tensor nll = -logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
     const double n_targets = b.mask.sum().item<double>();
-    at::Tensor loss = (nll * b.mask).sum() / n_targets;  // mean over real target tokens
+    at::Tensor loss = (nll * mask).sum() / n_targets;  // this rank's share of the mean over real target tokens
     optimizer.zero_grad();
     loss.backward();
-    const double loss_value = loss.item<double>();
+    at::Tensor total_loss = loss.detach().to(at::kDouble).reshape({1});
+    double grad_norm = 0;
+    if (dist) {
+      dist->all_reduce_sum(total_loss);
+      all_reduce_gradients(*dist, sharded);
+    }
+    const double loss_value = total_loss.item<double>();
     if (!std::isfinite(loss_value))
       throw std::runtime_error("pretrain: the loss is not finite at step " + std::to_string(step) +
                                " (try a lower optim.lr or grad_clip)");
-    const double grad_norm = clip_grad_norm(params, o.grad_clip);
+    grad_norm = dist ? clip_grad_norm(*dist, sharded, o.grad_clip) : clip_grad_norm(params, o.grad_clip);
     const double lr = lr_at(o.lr, step);
     optimizer.step(lr);
+    if (dist) all_reduce_loads(*dist, load);
     if (balance) model.update_correction_biases(load, o.bias_update_speed);
 
-    if (step == 0) r.first_loss = loss_value;
+    if (step == first_step) r.first_loss = loss_value;
     r.final_loss = loss_value;
     r.tokens += static_cast<int64_t>(n_targets);
     window_tokens += static_cast<int64_t>(n_targets);
@@ -317,28 +402,35 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress) {
     char status[64];
     std::snprintf(status, sizeof status, "loss=%.4f", loss_value);
     progress.advance(1, status);
-    if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
+    if (metrics && ((step + 1) % o.log_every == 0 || step + 1 == o.steps)) {
       const auto now = std::chrono::steady_clock::now();
       const double secs = std::chrono::duration<double>(now - window_start).count();
-      metrics.log(step + 1, {{"loss", loss_value},
-                             {"lr", lr},
-                             {"grad_norm", grad_norm},
-                             {"throughput/tokens_per_s", secs > 0 ? window_tokens / secs : 0.0}});
+      std::map<std::string, double> m{{"loss", loss_value},
+                                      {"lr", lr},
+                                      {"grad_norm", grad_norm},
+                                      {"throughput/tokens_per_s", secs > 0 ? window_tokens / secs : 0.0}};
+      for (size_t i = 0; i < load.size(); ++i)  // expert balance of this step's batch: 1 is perfect
+        if (load[i].defined())
+          m["moe/layer" + std::to_string(i) + "/load_max_over_mean"] = load_max_over_mean(load[i]);
+      metrics->log(step + 1, m);
       window_start = now;
       window_tokens = 0;
     }
+    if (dist && o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps)
+      save_learner_checkpoint(step + 1);
   }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   progress.finish();
 
+  if (dist) {
+    save_learner_checkpoint(o.steps);
+    return r;
+  }
   // Tokenizer files first: save_pretrained keeps the directory's other files when it swaps the
   // finished checkpoint in, so the directory never holds half-written weights.
   fs::create_directories(o.out_dir);
-  const fs::path tok_json = tok.path();
-  copy_file_atomic(tok_json.string(), (fs::path(o.out_dir) / "tokenizer.json").string());
-  const fs::path tok_config = tok_json.parent_path() / "tokenizer_config.json";
-  if (fs::exists(tok_config))
-    copy_file_atomic(tok_config.string(), (fs::path(o.out_dir) / "tokenizer_config.json").string());
+  for (const auto& [file, source] : tokenizer_files(tok))
+    copy_file_atomic(source, (fs::path(o.out_dir) / file).string());
   SaveOptions save;
   save.dtype = save_dtype_of(o.save_dtype, "pretrain.save_dtype");
   save_pretrained(model, o.out_dir, save);

@@ -27,6 +27,9 @@
 //   save_dtype: fp32 | bf16     the checkpoint's floating dtype
 //   out_dir:  the checkpoint directory (required); log_dir: metrics (default <out_dir>/logs)
 //   log_every: 10               steps between metric lines
+//   save_every: 0               `grpo learner` only: a checkpoint every N steps (0: at the end only)
+//   resume: false               `grpo learner` only: continue from out_dir's checkpoint when it has
+//                               one (same world size), else start fresh
 //
 // Errors (unknown keys, wrong types, missing keys, unreadable files, a vocabulary smaller than
 // the tokenizer's) are InputErrors naming the file and key before any training starts.
@@ -39,6 +42,7 @@
 
 #include "common/config.h"
 #include "learner/digit_chains.h"
+#include "learner/distributed.h"
 #include "learner/optim.h"
 
 namespace grpo {
@@ -69,6 +73,8 @@ struct PretrainOptions {
   std::string dtype = "fp32", save_dtype = "fp32";
   std::string out_dir, log_dir;
   int64_t log_every = 10;
+  int64_t save_every = 0;
+  bool resume = false;
 
   // From the `pretrain:` section (config.sub("pretrain")).
   static PretrainOptions from_config(const Config& section);
@@ -83,7 +89,14 @@ struct PretrainResult {
 };
 
 // Trains and saves options.out_dir (config.json, model.safetensors, tokenizer files) atomically;
-// metrics go to options.log_dir (learner/metrics.h). With `show_progress`, a progress line on stderr.
-PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true);
+// metrics go to options.log_dir (learner/metrics.h): loss, lr, grad_norm, tokens/s and, per MoE
+// layer, moe/layerN/load_max_over_mean (the batch's expert load balance, 1 = even). With `show_progress`, a progress line on stderr.
+//
+// With `dist` (`grpo learner`), one rank of an expert-parallel run (learner/expert_parallel.h):
+// every rank draws the same global batch and trains on its batch_size / world rows; rank 0 shows
+// progress and writes metrics; the checkpoint is written sharded by rank with each rank's
+// optimizer state and learner_state.json (learner/sharded_checkpoint.h), every save_every steps
+// and at the end. The returned figures are global (losses averaged over all ranks' tokens).
+PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true, Distributed* dist = nullptr);
 
 }  // namespace grpo

@@ -131,21 +131,6 @@ T json_field(const nlohmann::json& j, const std::string& key, const fs::path& pa
   }
 }
 
-std::map<std::string, at::Tensor> read_tensors(const fs::path& path) {
-  std::map<std::string, at::Tensor> out;
-  for (auto& [name, st] : load_checkpoint_raw(path.string())) out[name] = st.data.clone();
-  return out;
-}
-
-void write_tensors(const fs::path& path, const std::map<std::string, at::Tensor>& tensors) {
-  std::vector<std::pair<std::string, StoredTensor>> list;
-  for (const auto& [name, t] : tensors) {
-    const at::Tensor c = t.detach().contiguous();
-    list.emplace_back(name, StoredTensor{c, dtype_of(c.scalar_type())});
-  }
-  write_safetensors(path.string(), list);
-}
-
 }  // namespace
 
 // ---- options -------------------------------------------------------------------------------
@@ -394,11 +379,11 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
     save_pretrained(*policy_, stage.string(), save);
     const fs::path sub = stage / kTrainerDir;
     fs::create_directories(sub);
-    write_tensors(sub / kOptimizerFile, state_->optimizer->state());
+    save_tensors(sub / kOptimizerFile, state_->optimizer->state());
     std::string reference = "none";
     if (state_->reference) {
       reference = state_->reference_is_initial ? "initial" : "saved";
-      if (!state_->reference_is_initial) write_tensors(sub / kReferenceFile, state_->reference->state_dict());
+      if (!state_->reference_is_initial) save_tensors(sub / kReferenceFile, state_->reference->state_dict());
     }
     nlohmann::json state = {{"format", kStateFormat},
                             {"steps_done", steps_done_},
@@ -435,13 +420,13 @@ void Trainer::load_checkpoint(const std::string& dir_in) {
   std::map<std::string, at::Tensor> weights;
   for (auto& [name, t] : load_weights(dir.string(), policy_->options().param_dtype)) weights[name] = t.clone();
   const fs::path optimizer_path = sub / kOptimizerFile;
-  const auto optimizer_state = read_tensors(optimizer_path);
+  const auto optimizer_state = load_tensors(optimizer_path);
   AdamW(named_trainable(*policy_), {}).load_state(optimizer_state, optimizer_path.string());  // shapes and names
   std::shared_ptr<DeepseekModel> new_reference = state_->reference;
   if (state_->reference && reference == "saved") {
     const fs::path ref_path = sub / kReferenceFile;
     new_reference = std::make_shared<DeepseekModel>(policy_->config(), policy_->options());
-    new_reference->load_state(read_tensors(ref_path), ref_path.string());
+    new_reference->load_state(load_tensors(ref_path), ref_path.string());
   } else if (state_->reference && reference == "initial" && checksum != state_->initial_checksum) {
     throw InputError("checkpoint '" + state_path.string() +
                      "': its reference model is the run's initial policy, but this Trainer was constructed "

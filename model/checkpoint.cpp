@@ -189,23 +189,43 @@ void publish_dir(const std::string& stage_in, const std::string& dir_in) {
 
 std::map<std::string, StoredTensor> load_checkpoint_raw(const std::string& path) { return read_raw(path).tensors; }
 
+void save_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
+  std::vector<std::pair<std::string, StoredTensor>> list;
+  for (const auto& [name, t] : tensors) {
+    const at::Tensor c = t.detach().contiguous();
+    list.emplace_back(name, StoredTensor{c, dtype_of(c.scalar_type())});
+  }
+  write_safetensors(path, list);
+}
+
+std::map<std::string, at::Tensor> load_tensors(const std::string& path) {
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, st] : load_checkpoint_raw(path)) out[name] = st.data.clone();
+  return out;
+}
+
+void begin_stage(const std::string& dir_in, const std::string& stage_in, bool keep_config) {
+  const fs::path dir(dir_in), stage(stage_in);
+  fs::remove_all(stage);  // leftover of an interrupted save
+  fs::create_directories(stage);
+  if (!fs::is_directory(dir)) return;
+  for (const auto& e : fs::directory_iterator(dir)) {  // keep tokenizer files, logs and the like
+    const std::string name = e.path().filename().string();
+    if (!is_weight_file(name) || (keep_config && name == kConfigFile)) {
+      std::error_code linked;  // the old DIR goes away after the swap: a hard link is as good as a copy
+      if (e.is_directory() || (fs::create_hard_link(e.path(), stage / name, linked), linked))
+        fs::copy(e.path(), stage / name, fs::copy_options::recursive);
+    }
+  }
+}
+
 void save_checkpoint_raw(const std::string& dir_in, const std::map<std::string, StoredTensor>& raw,
                          const nlohmann::json& config, int64_t max_shard_bytes) {
   if (max_shard_bytes <= 0) throw std::invalid_argument("save_checkpoint_raw: max_shard_bytes must be positive");
   const fs::path dir(strip_slashes(dir_in));
   const fs::path stage = dir.string() + ".tmp";
   try {
-    fs::remove_all(stage);  // leftover of an interrupted save
-    fs::create_directories(stage);
-    if (fs::is_directory(dir))  // keep tokenizer files and the like
-      for (const auto& e : fs::directory_iterator(dir)) {
-        const std::string name = e.path().filename().string();
-        if (!is_weight_file(name) || (config.is_null() && name == kConfigFile)) {
-          std::error_code linked;  // the old DIR goes away after the swap: a hard link is as good as a copy
-          if (e.is_directory() || (fs::create_hard_link(e.path(), stage / name, linked), linked))
-            fs::copy(e.path(), stage / name, fs::copy_options::recursive);
-        }
-      }
+    begin_stage(dir.string(), stage.string(), /*keep_config=*/config.is_null());
     write_weights(stage, raw, max_shard_bytes);
     if (!config.is_null()) write_text_atomic(stage / kConfigFile, config.dump(2) + "\n");
     publish_dir(stage, dir);

@@ -35,6 +35,16 @@ void save_checkpoint_raw(const std::string& dir, const std::map<std::string, Sto
 std::map<std::string, at::Tensor> load_weights(const std::string& path, at::ScalarType dtype = at::kFloat,
                                                bool keep_fp8 = false);
 
+// Plain tensor files beside a checkpoint (optimizer moments and the like): every tensor stored in
+// its own dtype, atomically; load_tensors returns copies (not views of the mapped file).
+void save_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
+std::map<std::string, at::Tensor> load_tensors(const std::string& path);
+
+// Starts the next version of checkpoint directory `dir` in `stage` (emptied first): hard links to
+// (or copies of) dir's files other than the model weights, index and config.json (kept too when
+// keep_config), e.g. tokenizer files and logs. Finish with publish_dir(stage, dir).
+void begin_stage(const std::string& dir, const std::string& stage, bool keep_config);
+
 // Moves the finished directory `stage` onto `dir` (an atomic exchange when `dir` exists, else a
 // rename), then syncs; nothing of the old `dir` is kept. For writers of checkpoint directories that
 // hold more than the weights (the trainer's optimizer state).

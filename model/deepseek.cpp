@@ -1,6 +1,8 @@
 #include "model/deepseek.h"
 
+#include <cstdlib>
 #include <sstream>
+#include <stdexcept>
 
 #include "common/error.h"
 #include "model/fp8.h"
@@ -59,8 +61,9 @@ DecoderLayer make_layer(const ModelConfig& c, int64_t index, const at::TensorOpt
   auto ro = o.dtype(o.dtype() == at::kDouble ? at::kDouble : at::kFloat);
   l.moe.gate = at::zeros({c.n_routed_experts, d}, ro);
   if (c.topk_method == TopkMethod::kNoauxTc) l.moe.e_score_correction_bias = at::zeros({c.n_routed_experts}, ro);
-  for (int64_t e = 0; e < c.n_routed_experts; ++e)
-    l.moe.experts.push_back(make_mlp(d, c.moe_intermediate_size, o, mo));
+  const int64_t local = c.n_routed_experts / mo.expert_ranks;
+  l.moe.first_expert = mo.expert_rank * local;
+  for (int64_t e = 0; e < local; ++e) l.moe.experts.push_back(make_mlp(d, c.moe_intermediate_size, o, mo));
   if (c.n_shared_experts > 0)
     l.moe.shared_experts = make_mlp(d, c.moe_intermediate_size * c.n_shared_experts, o, mo);
   return l;
@@ -104,7 +107,7 @@ void visit_layer(DecoderLayer& l, const std::string& p, const Visitor& f) {
   f(m + "gate.weight", l.moe.gate);
   if (l.moe.e_score_correction_bias.defined()) f(m + "gate.e_score_correction_bias", l.moe.e_score_correction_bias);
   for (size_t e = 0; e < l.moe.experts.size(); ++e)
-    visit_mlp(l.moe.experts[e], m + "experts." + std::to_string(e) + ".", f);
+    visit_mlp(l.moe.experts[e], m + "experts." + std::to_string(l.moe.first_expert + e) + ".", f);
   if (l.moe.shared_experts.gate_proj.weight.defined()) visit_mlp(l.moe.shared_experts, m + "shared_experts.", f);
 }
 
@@ -113,6 +116,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 bool is_buffer(const std::string& name) { return ends_with(name, "e_score_correction_bias"); }
+
+// The global number of a routed expert's tensor ("...mlp.experts.N...."), or -1.
+int64_t routed_expert_of(const std::string& name) {
+  static const std::string key = ".mlp.experts.";
+  const size_t at = name.find(key);
+  return at == std::string::npos ? -1 : std::atoll(name.c_str() + at + key.size());
+}
 
 }  // namespace
 
@@ -138,6 +148,12 @@ DeepseekModel::DeepseekModel(ModelConfig config, ModelOptions options)
       throw InputError(std::string("model dtype must be float32, bfloat16 or float64, got ") + c10::toString(t));
   if (options_.fp8_activations && !options_.fp8)
     throw InputError("model options: fp8_activations needs fp8 (FP8 linear weights)");
+  if (options_.expert_ranks < 1 || options_.expert_rank < 0 || options_.expert_rank >= options_.expert_ranks)
+    throw InputError("model options: expert_rank " + std::to_string(options_.expert_rank) + " outside [0, " +
+                     std::to_string(options_.expert_ranks) + ")");
+  if (options_.expert_ranks > 1 && config_.n_routed_experts % options_.expert_ranks != 0)
+    throw InputError("model options: n_routed_experts (" + std::to_string(config_.n_routed_experts) +
+                     ") is not divisible by the " + std::to_string(options_.expert_ranks) + " expert-parallel ranks");
   const auto o = at::TensorOptions().dtype(options_.param_dtype);
   const int64_t v = config_.vocab_size, d = config_.hidden_size;
   embed_tokens_ = at::zeros({v, d}, o);
@@ -242,6 +258,10 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
     if (expected.count(name)) continue;
     if (name == "lm_head.weight" && config_.tie_word_embeddings) continue;
     if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;
+    if (options_.expert_ranks > 1 && routed_expert_of(name) >= 0) {
+      const int64_t local = config_.n_routed_experts / options_.expert_ranks;
+      if (routed_expert_of(name) / local != options_.expert_rank) continue;  // another shard's expert
+    }
     if (!options_.mtp && name.rfind(mtp_prefix, 0) == 0) {
       int64_t layer = std::atoll(name.c_str() + mtp_prefix.size());
       if (layer >= config_.num_hidden_layers) continue;  // MTP weights of a model built without MTP
@@ -304,8 +324,11 @@ at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor&
   at::Tensor attn_in = rms_norm(x, like(l.input_layernorm, x), eps);
   at::Tensor h = x + mla_forward(l.self_attn, config_, attn_in, cos, sin, chunk, context, index, form);  // [B, T, D]
   at::Tensor y = rms_norm(h, like(l.post_attention_layernorm, h), eps);
-  at::Tensor ffn = l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load).view_as(y)
-                            : mlp_forward(l.mlp, y);
+  if (l.is_moe && options_.expert_ranks > 1 && !routed_experts_)
+    throw std::logic_error("an expert-sharded model needs set_routed_experts before it runs");
+  at::Tensor ffn = l.is_moe
+                       ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load, routed_experts_.get()).view_as(y)
+                       : mlp_forward(l.mlp, y);
   return h + ffn;
 }
 

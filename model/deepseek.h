@@ -16,6 +16,7 @@
 #include <ATen/ATen.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,10 @@ struct ModelOptions {
   // With fp8: W8A8 — the activations entering each FP8 linear are quantised too, one e4m3 scale
   // per 1×128 tile (Linear::quantize_activations); off: weight-only FP8.
   bool fp8_activations = false;
+  // Expert parallelism: the model holds only the routed experts [expert_rank·E/expert_ranks,
+  // (expert_rank+1)·E/expert_ranks) of every MoE layer (E divisible by expert_ranks) and runs them
+  // through the runner given to set_routed_experts (learner/expert_parallel.h).
+  int64_t expert_rank = 0, expert_ranks = 1;
 
   // Compute and parameters in one dtype named as the CLI spells it: "fp32" (or "float32"),
   // "bf16" (or "bfloat16"), or "fp8" (FP8 linear weights, everything else and the compute
@@ -69,7 +74,8 @@ class DeepseekModel {
   const ModelOptions& options() const { return options_; }
 
   // Every checkpoint tensor (parameters and the e_score_correction_bias buffers), by HF name,
-  // in a stable order. With tied embeddings there is no lm_head.weight entry.
+  // in a stable order. With tied embeddings there is no lm_head.weight entry. An expert-sharded
+  // model lists only its own routed experts (under their global numbers).
   std::vector<std::pair<std::string, at::Tensor*>> named_parameters();
   std::map<std::string, at::Tensor> state_dict() const;
   // The tensors SGD updates (all of named_parameters() except e_score_correction_bias).
@@ -79,7 +85,8 @@ class DeepseekModel {
   // Copies `weights` in (cast to param_dtype) — all or nothing: on any error the model is
   // unchanged. Throws InputError naming `source` and the tensor for a shape mismatch or a
   // non-floating tensor, and listing missing and unexpected names. Ignored: lm_head.weight when
-  // embeddings are tied, rotary inv_freq buffers, and MTP layers when the model has none.
+  // embeddings are tied, rotary inv_freq buffers, MTP layers when the model has none, and the
+  // routed experts of other shards in an expert-sharded model.
   // An FP8 model takes each linear weight either as float (quantised here) or as e4m3 codes
   // (kByte) with its `X.weight_scale_inv` beside it (kept as they are).
   void load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source);
@@ -107,6 +114,9 @@ class DeepseekModel {
   // autograd): see balanced_bias. `expert_load` as filled by forward().
   void update_correction_biases(const std::vector<at::Tensor>& expert_load, double gamma);
 
+  // The runner of the routed experts (required when options().expert_ranks > 1; null: local).
+  void set_routed_experts(std::shared_ptr<const RoutedExperts> runner) { routed_experts_ = std::move(runner); }
+
   LatentCache make_cache(int64_t batch, int64_t capacity) const;
   const at::Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
 
@@ -123,6 +133,7 @@ class DeepseekModel {
   at::Tensor embed_tokens_, norm_, lm_head_;
   std::vector<DecoderLayer> layers_;
   std::vector<MtpModule> mtp_;
+  std::shared_ptr<const RoutedExperts> routed_experts_;
 };
 
 }  // namespace grpo

@@ -13,6 +13,18 @@ at::Tensor router_logits(const MoeWeights& w, const at::Tensor& x) {
   return at::linear(x.to(t), w.gate.to(t));
 }
 
+at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, const at::Tensor& counts) {
+  std::vector<at::Tensor> outs;
+  const int64_t* count = counts.data_ptr<int64_t>();
+  int64_t start = 0;
+  for (int64_t e = 0; e < counts.numel(); ++e) {
+    if (count[e] == 0) continue;
+    outs.push_back(mlp_forward(w.experts[e], xs.narrow(0, start, count[e])));  // [n_e, D]
+    start += count[e];
+  }
+  return outs.empty() ? xs : at::cat(outs, 0);  // no rows: xs itself ([0, D]), still in xs's autograd graph
+}
+
 at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, const at::Tensor& x) {
   int64_t n = x.size(0), k = routing.experts.size(1);
   int64_t num_experts = static_cast<int64_t>(w.experts.size());
@@ -22,25 +34,16 @@ at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, c
   at::Tensor counts = flat.bincount({}, num_experts).to(at::kCPU);                    // [E]
   at::Tensor xs = x.index_select(0, token);                                            // [N*k, D]
   at::Tensor ws = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(1);   // [N*k, 1]
-
-  std::vector<at::Tensor> outs;
-  const int64_t* count = counts.data_ptr<int64_t>();
-  int64_t start = 0;
-  for (int64_t e = 0; e < num_experts; ++e) {
-    if (count[e] == 0) continue;
-    at::Tensor y = mlp_forward(w.experts[e], xs.narrow(0, start, count[e]));  // [n_e, D]
-    outs.push_back(y.to(ws.scalar_type()) * ws.narrow(0, start, count[e]));
-    start += count[e];
-  }
+  at::Tensor ys = grouped_experts_forward(w, xs, counts).to(ws.scalar_type()) * ws;    // [N*k, D]
   at::Tensor summed = at::zeros({n, x.size(1)}, x.options().dtype(ws.scalar_type()));  // [N, D]
-  if (!outs.empty()) summed = summed.index_add(0, token, at::cat(outs, 0));
-  return summed.to(x.scalar_type());
+  return summed.index_add(0, token, ys).to(x.scalar_type());
 }
 
-at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load) {
+at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load,
+                       const RoutedExperts* routed) {
   Routing r = moe_gate(router_logits(w, x), w.e_score_correction_bias, spec);
-  if (load) *load = expert_load(r, static_cast<int64_t>(w.experts.size()));
-  at::Tensor out = routed_experts_forward(w, r, x);
+  if (load) *load = expert_load(r, w.gate.size(0));
+  at::Tensor out = routed ? routed->forward(w, r, x) : routed_experts_forward(w, r, x);
   if (w.shared_experts.gate_proj.weight.defined()) out = out + mlp_forward(w.shared_experts, x);
   return out;
 }

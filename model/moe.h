@@ -8,6 +8,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <memory>
 #include <vector>
 
 #include "model/linear.h"
@@ -23,8 +24,21 @@ struct MlpWeights {
 struct MoeWeights {
   at::Tensor gate;                     // router [E, D]
   at::Tensor e_score_correction_bias;  // [E] (noaux_tc only; a buffer, not trained by SGD)
-  std::vector<MlpWeights> experts;     // E routed experts, intermediate moe_intermediate_size
+  // Routed experts (intermediate moe_intermediate_size): all E, or with expert parallelism this
+  // rank's E/EP, experts[i] being expert first_expert + i.
+  std::vector<MlpWeights> experts;
+  int64_t first_expert = 0;
   MlpWeights shared_experts;           // undefined weights when n_shared_experts == 0
+};
+
+// Where the routed experts of a sharded model run: an expert-parallel runner
+// (learner/expert_parallel.h) sends each (token, expert) pair to the rank holding the expert and
+// returns sum_k weights[n,k] · expert_{experts[n,k]}(x[n]), as routed_experts_forward does locally.
+class RoutedExperts {
+ public:
+  virtual ~RoutedExperts() = default;
+  // x: [N, D] -> [N, D] in x's dtype; routing.experts holds global expert ids.
+  virtual at::Tensor forward(const MoeWeights& w, const Routing& routing, const at::Tensor& x) const = 0;
 };
 
 // x: [N, D] -> [N, D]
@@ -34,11 +48,18 @@ at::Tensor mlp_forward(const MlpWeights& w, const at::Tensor& x);
 at::Tensor router_logits(const MoeWeights& w, const at::Tensor& x);
 
 // Routed experts only, for a given routing: sum_k weights[n,k] · expert_{experts[n,k]}(x[n]).
-// x: [N, D] -> [N, D] in x's dtype.
+// x: [N, D] -> [N, D] in x's dtype. Needs every expert (w.experts.size() == E).
 at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, const at::Tensor& x);
 
-// The whole MoE block: gate, routed experts, shared experts. x: [N, D] -> [N, D].
-// With `load`, also the tokens routed to each expert ([E] int64, see expert_load).
-at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load = nullptr);
+// The expert MLPs on rows already grouped by expert: rows [sum(counts[:i]), +counts[i]) go
+// through w.experts[i]. xs: [M, D], counts: [E_local] int64 on the CPU -> [M, D] in xs's dtype
+// (M = 0: xs itself, so that autograd still reaches xs — expert parallelism relies on it).
+at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, const at::Tensor& counts);
+
+// The whole MoE block: gate, routed experts (here, or through `routed` when given), shared
+// experts. x: [N, D] -> [N, D]. With `load`, also the tokens routed to each expert ([E] int64,
+// see expert_load).
+at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load = nullptr,
+                       const RoutedExperts* routed = nullptr);
 
 }  // namespace grpo

@@ -1,0 +1,79 @@
+#include "learner/sharded_checkpoint.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "common/error.h"
+#include "model/safetensors.h"
+
+namespace grpo {
+namespace fs = std::filesystem;
+namespace {
+
+void write_text_atomic(const fs::path& path, const std::string& text) {
+  write_file_atomic(path.string(), [&](int fd) { write_all(fd, text.data(), text.size(), path.string()); });
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("checkpoint extra file: cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool is_routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
+
+}  // namespace
+
+std::string rank_state_file(int rank) { return "rank-" + std::to_string(rank) + "-state.safetensors"; }
+
+void save_sharded_pretrained(Distributed& dist, const DeepseekModel& model, const std::string& dir_in,
+                             const ShardedSave& save) {
+  std::string trimmed = dir_in;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  const fs::path dir(trimmed), stage = trimmed + ".tmp";
+  const int rank = dist.rank(), world = dist.size();
+  if (rank == 0) begin_stage(dir.string(), stage.string(), /*keep_config=*/false);
+  dist.barrier();
+
+  // Every rank: its tensors as one complete file (config.json on rank 0 gets the dtype keys).
+  std::map<std::string, at::Tensor> mine;
+  for (auto& [name, t] : model.state_dict())
+    if (rank == 0 || is_routed_expert(name)) mine[name] = t;
+  const fs::path own = stage / ("rank-" + std::to_string(rank));
+  SaveOptions one_file = save.weights;
+  one_file.max_shard_bytes = std::numeric_limits<int64_t>::max();
+  save_weights(own.string(), mine, rank == 0 ? model.config().raw : nlohmann::json(), one_file);
+  if (!save.rank_state.empty()) save_tensors((stage / rank_state_file(rank)).string(), save.rank_state);
+  dist.barrier();
+
+  if (rank == 0) {
+    nlohmann::json weight_map = nlohmann::json::object();
+    int64_t total = 0;
+    char name[64];
+    for (int r = 0; r < world; ++r) {
+      std::snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", r + 1, world);
+      const fs::path from = stage / ("rank-" + std::to_string(r));
+      fs::rename(from / "model.safetensors", stage / name);
+      const SafetensorsReader reader((stage / name).string());
+      for (const std::string& t : reader.names()) {
+        weight_map[t] = name;
+        total += reader.get(t).data.nbytes();
+      }
+      if (r == 0) fs::rename(from / "config.json", stage / "config.json");
+      fs::remove_all(from);
+    }
+    const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    write_text_atomic(stage / "model.safetensors.index.json", index.dump(2) + "\n");
+    for (const auto& [file, source] : save.files) write_text_atomic(stage / file, read_file(source));
+    for (const auto& [file, text] : save.texts) write_text_atomic(stage / file, text);
+    publish_dir(stage.string(), dir.string());
+  }
+  dist.barrier();
+}
+
+}  // namespace grpo

@@ -1,0 +1,408 @@
+// Expert parallelism on c10d Gloo (learner/distributed.h, learner/expert_parallel.h, `grpo learner`):
+// * launch environment errors name the variable;
+// * device-limited routing: with n_group groups nested in the ranks, a token reaches at most
+//   topk_group ranks (and more without the group limit);
+// * the all-to-all dispatch/combine on 2 and 4 ranks (threads of this process, real Gloo over
+//   loopback) equals routed_experts_forward in fp64, outputs and gradients (input, router, experts);
+// * end to end (real processes): EP=1, 2, 4 and 2 "hosts" × 2 ranks train the same losses, grad
+//   norms and weights (1e-5, fp32) over several AdamW steps; a rank killed with SIGKILL makes the
+//   others stop with an error naming the failed collective, and the run resumes from its last
+//   checkpoint to the same weights as an uninterrupted run.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "learner/distributed.h"
+#include "learner/expert_parallel.h"
+#include "model/checkpoint.h"
+#include "model/deepseek.h"
+#include "model/init.h"
+#include "model/moe.h"
+#include "model/moe_gate.h"
+#include "subprocess.h"
+
+namespace grpo {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Subprocess;
+
+// A port nobody listens on right now (bound to 0, read back, closed).
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Sets environment variables for one scope, restoring the old values.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const std::map<std::string, const char*>& vars) {
+    for (const auto& [k, v] : vars) {
+      const char* old = getenv(k.c_str());
+      saved_[k] = old ? std::optional<std::string>(old) : std::nullopt;
+      v ? setenv(k.c_str(), v, 1) : unsetenv(k.c_str());
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [k, v] : saved_) v ? setenv(k.c_str(), v->c_str(), 1) : unsetenv(k.c_str());
+  }
+
+ private:
+  std::map<std::string, std::optional<std::string>> saved_;
+};
+
+void expect_env_error(const std::map<std::string, const char*>& vars, const std::string& needle) {
+  ScopedEnv env(vars);
+  try {
+    DistEnv::from_env();
+    ADD_FAILURE() << "no error for " << needle;
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(DistEnv, ReadsTheTorchrunVariablesAndNamesABadOne) {
+  {
+    ScopedEnv env({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.7"},
+                   {"MASTER_PORT", "29600"}});
+    const DistEnv e = DistEnv::from_env();
+    EXPECT_EQ(e.rank, 3);
+    EXPECT_EQ(e.world_size, 4);
+    EXPECT_EQ(e.local_rank, 1);
+    EXPECT_EQ(e.master_addr, "10.0.0.7");
+    EXPECT_EQ(e.master_port, 29600);
+  }
+  expect_env_error({{"RANK", nullptr}, {"WORLD_SIZE", "2"}}, "RANK is not set");
+  expect_env_error({{"RANK", "0"}, {"WORLD_SIZE", nullptr}}, "WORLD_SIZE is not set");
+  expect_env_error({{"RANK", "0"}, {"WORLD_SIZE", "two"}}, "WORLD_SIZE=\"two\" is not an integer");
+  expect_env_error({{"RANK", "2"}, {"WORLD_SIZE", "2"}}, "RANK=2 outside [0, WORLD_SIZE=2)");
+  expect_env_error({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "70000"}}, "MASTER_PORT=70000");
+}
+
+// Device-limited routing: 8 experts in 4 groups on 4 ranks (one group a rank), topk_group 2.
+TEST(ExpertParallel, GroupLimitedRoutingBoundsTheRanksATokenReaches) {
+  at::manual_seed(5);
+  const at::Tensor logits = at::randn({512, 8}, at::kFloat);
+  const at::Tensor bias = at::randn({8}, at::kFloat) * 0.1;
+  GateSpec spec;
+  spec.top_k = 4;
+  spec.n_group = 4;
+  spec.topk_group = 2;
+  const at::Tensor limited = ranks_per_token(moe_gate(logits, bias, spec).experts, 8, 4);
+  EXPECT_EQ(limited.max().item<int64_t>(), 2);
+  EXPECT_GE(limited.min().item<int64_t>(), 1);
+  // Two groups a rank (EP=2, n_group=4): topk_group 1 keeps every token on one rank.
+  spec.topk_group = 1;
+  spec.top_k = 2;
+  EXPECT_EQ(ranks_per_token(moe_gate(logits, bias, spec).experts, 8, 2).max().item<int64_t>(), 1);
+  // Without the group limit the same top-4 reaches 3 or 4 ranks for some tokens.
+  spec.n_group = 1;
+  spec.topk_group = 1;
+  spec.top_k = 4;
+  EXPECT_GT(ranks_per_token(moe_gate(logits, bias, spec).experts, 8, 4).max().item<int64_t>(), 2);
+}
+
+// An expert-sharded model holds only its experts (under their global names), takes them from a
+// whole model's state, and refuses an EP size that does not divide the experts.
+TEST(ExpertParallel, ShardedModelHoldsItsExpertsAndLoadsFromTheWholeModel) {
+  const nlohmann::json c = {{"architectures", {"DeepseekV3ForCausalLM"}}, {"model_type", "deepseek_v3"},
+                            {"vocab_size", 40}, {"hidden_size", 16}, {"intermediate_size", 24},
+                            {"moe_intermediate_size", 8}, {"num_hidden_layers", 2}, {"first_k_dense_replace", 1},
+                            {"num_attention_heads", 2}, {"q_lora_rank", nullptr}, {"kv_lora_rank", 8},
+                            {"qk_nope_head_dim", 4}, {"qk_rope_head_dim", 4}, {"v_head_dim", 4},
+                            {"n_routed_experts", 8}, {"n_shared_experts", 1}, {"num_experts_per_tok", 2},
+                            {"n_group", 1}, {"topk_group", 1}};
+  const ModelConfig config = ModelConfig::from_json(c, "test");
+  DeepseekModel whole(config);
+  init_weights(whole, 3);
+  ModelOptions o;
+  o.expert_rank = 1;
+  o.expert_ranks = 4;
+  DeepseekModel shard(config, o);
+  std::set<std::string> names;
+  for (auto& [name, t] : shard.named_parameters()) names.insert(name);
+  EXPECT_TRUE(names.count("model.layers.1.mlp.experts.2.up_proj.weight"));
+  EXPECT_TRUE(names.count("model.layers.1.mlp.experts.3.down_proj.weight"));
+  EXPECT_FALSE(names.count("model.layers.1.mlp.experts.4.up_proj.weight"));
+  EXPECT_FALSE(names.count("model.layers.1.mlp.experts.1.up_proj.weight"));
+  EXPECT_TRUE(names.count("model.layers.1.mlp.gate.weight"));
+  shard.load_state(whole.state_dict(), "whole");
+  EXPECT_TRUE(shard.state_dict().at("model.layers.1.mlp.experts.3.gate_proj.weight")
+                  .equal(whole.state_dict().at("model.layers.1.mlp.experts.3.gate_proj.weight")));
+  EXPECT_THROW(shard.forward(at::zeros({1, 3}, at::kLong)), std::logic_error);  // no runner installed
+  o.expert_ranks = 3;
+  o.expert_rank = 0;
+  try {
+    DeepseekModel bad(config, o);
+    ADD_FAILURE() << "8 experts on 3 ranks accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("not divisible by the 3 expert-parallel ranks"), std::string::npos) << e.what();
+  }
+}
+
+// Runs fn(dist) on `world` ranks, one thread each, over a real Gloo group on loopback.
+void on_ranks(int world, const std::function<void(Distributed&)>& fn) {
+  const int port = free_port();
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(world);
+  for (int r = 0; r < world; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        DistEnv env;
+        env.rank = r;
+        env.world_size = world;
+        env.master_port = port;
+        Distributed dist(env, std::chrono::seconds(30));
+        fn(dist);
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+MlpWeights random_mlp(int64_t d, int64_t inter) {
+  return {{at::randn({inter, d}, at::kDouble) * 0.3, {}},
+          {at::randn({inter, d}, at::kDouble) * 0.3, {}},
+          {at::randn({d, inter}, at::kDouble) * 0.3, {}}};
+}
+
+// Dispatch + experts + combine on EP ranks vs all experts in one process, fp64: the outputs, and the
+// gradients of the input tokens, the router and every expert (summed over the ranks' tokens).
+void check_dispatch_combine(int world) {
+  const int64_t experts = 8, d = 6, inter = 5, tokens = 12;  // 12 tokens a rank
+  at::manual_seed(11);
+  MoeWeights whole;
+  whole.gate = at::randn({experts, d}, at::kDouble);
+  for (int64_t e = 0; e < experts; ++e) whole.experts.push_back(random_mlp(d, inter));
+  const at::Tensor x_all = at::randn({tokens * world, d}, at::kDouble);
+  const at::Tensor up = at::randn({tokens * world, d}, at::kDouble);  // d loss / d output
+  GateSpec spec;
+  spec.top_k = 3;
+  spec.n_group = 4;
+  spec.topk_group = 2;
+
+  auto leaf = [](const at::Tensor& t) { return t.detach().clone().requires_grad_(true); };
+  // Reference: every token, every expert, one process.
+  MoeWeights ref = whole;
+  ref.gate = leaf(whole.gate);
+  for (auto& m : ref.experts)
+    for (Linear* l : {&m.gate_proj, &m.up_proj, &m.down_proj}) l->weight = leaf(l->weight);
+  at::Tensor x_ref = leaf(x_all);
+  const at::Tensor y_ref = routed_experts_forward(ref, moe_gate(router_logits(ref, x_ref), {}, spec), x_ref);
+  (y_ref * up).sum().backward();
+
+  on_ranks(world, [&](Distributed& dist) {
+    const int r = dist.rank();
+    const int64_t local = experts / world;
+    MoeWeights mine;
+    mine.gate = leaf(whole.gate);
+    mine.first_expert = r * local;
+    for (int64_t e = 0; e < local; ++e) {
+      MlpWeights m = whole.experts[r * local + e];
+      for (Linear* l : {&m.gate_proj, &m.up_proj, &m.down_proj}) l->weight = leaf(l->weight);
+      mine.experts.push_back(m);
+    }
+    at::Tensor x = leaf(x_all.narrow(0, r * tokens, tokens));
+    const ExpertParallel ep(dist);
+    const at::Tensor y = ep.forward(mine, moe_gate(router_logits(mine, x), {}, spec), x);
+    (y * up.narrow(0, r * tokens, tokens)).sum().backward();
+    EXPECT_LT((y - y_ref.narrow(0, r * tokens, tokens)).abs().max().item<double>(), 1e-12) << "rank " << r;
+    EXPECT_LT((x.grad() - x_ref.grad().narrow(0, r * tokens, tokens)).abs().max().item<double>(), 1e-12);
+    for (int64_t e = 0; e < local; ++e)
+      for (auto [got, want] : {std::pair{&mine.experts[e].gate_proj, &ref.experts[r * local + e].gate_proj},
+                               std::pair{&mine.experts[e].down_proj, &ref.experts[r * local + e].down_proj}}) {
+        ASSERT_TRUE(want->weight.grad().defined());
+        EXPECT_LT((got->weight.grad() - want->weight.grad()).abs().max().item<double>(), 1e-12)
+            << "rank " << r << " expert " << r * local + e;
+      }
+    // The router is replicated: its gradients summed over ranks are the reference's.
+    at::Tensor gate_grad = mine.gate.grad().clone();
+    dist.all_reduce_sum(gate_grad);
+    EXPECT_LT((gate_grad - ref.gate.grad()).abs().max().item<double>(), 1e-12);
+  });
+}
+
+TEST(ExpertParallel, DispatchCombineMatchesLocalExpertsOnTwoRanks) { check_dispatch_combine(2); }
+TEST(ExpertParallel, DispatchCombineMatchesLocalExpertsOnFourRanks) { check_dispatch_combine(4); }
+
+// ---- end to end: `grpo learner` -------------------------------------------------------------
+
+const std::string kTokenizer = std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/tokenizer.json";
+const std::string kTemplate = std::string(GRPO_SOURCE_DIR) + "/configs/chat_templates/tiny-zero.yaml";
+
+class Learner : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "grpo_ep_XXXXXX").string();
+    dir_ = ::mkdtemp(tmpl.data());
+    // A tiny DeepSeek-V3: one dense layer, then MoE with 8 routed experts in 4 groups (topk_group 2),
+    // noaux_tc with the aux-loss-free bias update on.
+    std::ofstream(dir_ + "/run.yaml")
+        << "pretrain:\n"
+           "  model: {architectures: [DeepseekV3ForCausalLM], model_type: deepseek_v3, vocab_size: 262,\n"
+           "          hidden_size: 32, intermediate_size: 48, moe_intermediate_size: 16, num_hidden_layers: 2,\n"
+           "          first_k_dense_replace: 1, num_attention_heads: 2, q_lora_rank: null, kv_lora_rank: 16,\n"
+           "          qk_nope_head_dim: 8, qk_rope_head_dim: 8, v_head_dim: 8, n_routed_experts: 8,\n"
+           "          n_shared_experts: 1, num_experts_per_tok: 2, n_group: 4, topk_group: 2, bos_token_id: 0,\n"
+           "          eos_token_id: 1}\n"
+           "  tokenizer: " << kTokenizer << "\n"
+           "  corpus: {task: digit_chains, template: " << kTemplate << ", step_fraction: 0.5}\n"
+           "  seq_len: 48\n  batch_size: 8\n  steps: 4\n  threads: 1\n  seed: 7\n  log_every: 1\n"
+           "  bias_update_speed: 0.01\n"
+           "  optim: {lr: 5.0e-3, warmup_steps: 1}\n";  // Adam amplifies fp32 summation-order noise by lr / sqrt(v)
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string learner_cmd(const std::string& run, const std::string& flags, const std::string& extra = "") const {
+    return std::string(GRPO_BINARY) + " learner --config " + dir_ + "/run.yaml --quiet --timeout 20 " + flags +
+           " pretrain.out_dir=" + dir_ + "/" + run + " " + extra;
+  }
+  // Runs a shell command; returns its exit status, stdout in *out, stderr in *err. A failure is a
+  // test failure unless `may_fail`.
+  int shell(const std::string& cmd, std::string* out = nullptr, std::string* err = nullptr,
+            bool may_fail = false) const {
+    const std::string err_file = dir_ + "/stderr.txt";
+    Subprocess p({"bash", "-c", "{ " + cmd + "; } 2> " + err_file});
+    const std::string o = p.read_all();
+    const int status = p.wait(120'000);
+    if (out) *out = o;
+    std::ifstream in(err_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (err) *err = ss.str();
+    if (status != 0 && !may_fail) ADD_FAILURE() << cmd << " -> " << status << "\n" << ss.str();
+    return status;
+  }
+  // metrics.jsonl of a run: per step, the value of `key`.
+  std::vector<double> series(const std::string& run, const std::string& key) const {
+    std::ifstream in(dir_ + "/" + run + "/logs/metrics.jsonl");
+    std::vector<double> out;
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) out.push_back(nlohmann::json::parse(line).at(key).get<double>());
+    return out;
+  }
+  void expect_same_run(const std::string& a, const std::string& b, double tol = 1e-5) const {
+    for (const char* key : {"loss", "grad_norm"}) {
+      const auto x = series(a, key), y = series(b, key);
+      ASSERT_EQ(x.size(), 4u) << a;
+      ASSERT_EQ(y.size(), 4u) << b;
+      for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], tol * std::max(1.0, std::abs(x[i]))) << key << " step " << i + 1;
+    }
+    const auto wa = load_weights(dir_ + "/" + a), wb = load_weights(dir_ + "/" + b);
+    ASSERT_EQ(wa.size(), wb.size());
+    double worst = 0;
+    for (const auto& [name, t] : wa) {
+      ASSERT_TRUE(wb.count(name)) << name;
+      worst = std::max(worst, (t - wb.at(name)).abs().max().item<double>());
+    }
+    EXPECT_LT(worst, tol) << a << " vs " << b;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(Learner, OneTwoAndFourRanksTrainTheSameModel) {
+  std::string out;
+  for (int n : {1, 2, 4}) {
+    ASSERT_EQ(shell(learner_cmd("ep" + std::to_string(n), "--nproc " + std::to_string(n) + " --master-port " +
+                                                              std::to_string(free_port())),
+                    &out),
+              0);
+    const auto summary = nlohmann::json::parse(out);
+    EXPECT_EQ(summary.at("world_size").get<int>(), n);
+    EXPECT_EQ(summary.at("steps").get<int>(), 4);
+    if (n > 1) EXPECT_GT(summary.at("all_to_all_bytes").get<int64_t>(), 0);
+  }
+  // The weights moved, and the experts really are sharded: rank r's file holds experts 2r, 2r+1.
+  const auto start = series("ep1", "loss");
+  EXPECT_GT(start.front(), start.back());
+  const nlohmann::json index = nlohmann::json::parse(std::ifstream(dir_ + "/ep4/model.safetensors.index.json"));
+  EXPECT_EQ(index["weight_map"]["model.layers.1.mlp.experts.5.up_proj.weight"], "model-00003-of-00004.safetensors");
+  EXPECT_EQ(index["weight_map"]["model.layers.1.self_attn.o_proj.weight"], "model-00001-of-00004.safetensors");
+  expect_same_run("ep1", "ep2");
+  expect_same_run("ep1", "ep4");
+}
+
+TEST_F(Learner, TwoHostsOfTwoRanksEqualOneRank) {
+  const std::string port = std::to_string(free_port());
+  const std::string flags = "--nproc 2 --nnodes 2 --master-addr 127.0.0.1 --master-port " + port;
+  // Two launchers, as on two hosts; the second one's output goes to a file (only rank 0 prints).
+  ASSERT_EQ(shell(learner_cmd("hosts", flags + " --node-rank 1") + " > /dev/null & other=$!; " +
+                  learner_cmd("hosts", flags + " --node-rank 0") + "; first=$?; wait $other; exit $((first | $?))"),
+            0);
+  ASSERT_EQ(shell(learner_cmd("one", "--nproc 1 --master-port " + std::to_string(free_port()))), 0);
+  expect_same_run("one", "hosts");
+}
+
+// A rank killed with SIGKILL: the other stops with an error naming the failed collective; the run
+// resumes from its last checkpoint and ends with the weights of a run that was never interrupted.
+TEST_F(Learner, AKilledRankStopsTheOthersAndTheRunResumes) {
+  const std::string run = " pretrain.steps=6 pretrain.batch_size=16 pretrain.save_every=2";
+  const std::string port = std::to_string(free_port());
+  // The two ranks started directly, as a scheduler (srun, an indexed Job) would.
+  auto rank = [&](int r) {
+    return std::make_unique<Subprocess>(
+        std::vector<std::string>{"bash", "-c",
+                                 "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
+                                     " exec " + learner_cmd("faulty", "", run)},
+        "/dev/null", /*merge_stderr=*/true);
+  };
+  auto rank0 = rank(0), rank1 = rank(1);
+  const std::string state = dir_ + "/faulty/learner_state.json";
+  for (int i = 0; i < 6000 && !fs::exists(state); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(fs::exists(state)) << "no checkpoint appeared";
+  rank1->signal(SIGKILL);
+  EXPECT_EQ(rank1->wait(), 128 + SIGKILL);
+  EXPECT_EQ(rank0->wait(60'000), 1);  // bounded by --timeout 20 (and at once: the peer's socket closed)
+  const std::string said = rank0->read_all();
+  EXPECT_NE(said.find("rank 0 of 2: "), std::string::npos) << said;
+  EXPECT_NE(said.find("failed (a peer rank exited or did not answer within 20"), std::string::npos) << said;
+  const int saved = nlohmann::json::parse(std::ifstream(state)).at("step").get<int>();
+  EXPECT_LT(saved, 6);
+
+  std::string out, err;
+  ASSERT_EQ(shell(learner_cmd("faulty", "--nproc 2 --master-port " + std::to_string(free_port()),
+                              run + " pretrain.resume=true"),
+                  &out, &err),
+            0);
+  EXPECT_NE(err.find("resuming from step " + std::to_string(saved)), std::string::npos) << err;
+  EXPECT_EQ(nlohmann::json::parse(out).at("steps").get<int>(), 6);
+  ASSERT_EQ(shell(learner_cmd("whole", "--nproc 2 --master-port " + std::to_string(free_port()), run)), 0);
+  const auto a = load_weights(dir_ + "/faulty"), b = load_weights(dir_ + "/whole");
+  double worst = 0;
+  for (const auto& [name, t] : a) worst = std::max(worst, (t - b.at(name)).abs().max().item<double>());
+  EXPECT_LT(worst, 1e-6);
+  // A checkpoint of another world size is refused, naming why.
+  EXPECT_EQ(shell(learner_cmd("whole", "--nproc 1 --master-port " + std::to_string(free_port()),
+                              run + " pretrain.resume=true"),
+                  nullptr, &err, /*may_fail=*/true),
+            1);
+  EXPECT_NE(err.find("was written by 2 ranks, this run has 1"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace grpo
