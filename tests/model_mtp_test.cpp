@@ -36,9 +36,11 @@ TEST(Mtp, NamesShapesAndCausality) {
   at::Tensor changed = ids.clone();
   changed.narrow(1, 8, 4).fill_(5);
   std::vector<at::Tensor> out2 = m.mtp_logits(changed);
-  EXPECT_EQ(max_abs_diff(out[0].narrow(1, 0, 7), out2[0].narrow(1, 0, 7)), 0.0);
-  EXPECT_GT(max_abs_diff(out[0].narrow(1, 7, 4), out2[0].narrow(1, 7, 4)), 0.0);
-  EXPECT_EQ(max_abs_diff(out[1].narrow(1, 0, 6), out2[1].narrow(1, 0, 6)), 0.0);
+  // Earlier positions may differ in the last bits only: the changed tokens change how many tokens
+  // each expert's GEMM holds, and with it the kernel's blocking.
+  EXPECT_LT(max_abs_diff(out[0].narrow(1, 0, 7), out2[0].narrow(1, 0, 7)), 1e-5);
+  EXPECT_GT(max_abs_diff(out[0].narrow(1, 7, 4), out2[0].narrow(1, 7, 4)), 1e-3);
+  EXPECT_LT(max_abs_diff(out[1].narrow(1, 0, 6), out2[1].narrow(1, 0, 6)), 1e-5);
   // The main model's logits do not depend on the MTP modules.
   DeepseekModel plain(c);
   plain.load_state(sd, "with mtp");  // MTP weights ignored by a model built without them
