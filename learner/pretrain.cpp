@@ -1,61 +1,20 @@
 #include "learner/pretrain.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
+#include <set>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
 #include <random>
 #include <sstream>
 
-#include "common/progress.h"
-#include "learner/metrics.h"
 #include "model/chat_template.h"
 #include "model/init.h"
 #include "model/pretrained.h"
-#include "model/safetensors.h"  // write_file_atomic, write_all
 #include "model/tokenizer.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
 namespace {
-
-std::string read_text(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(what + ": cannot read '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-nlohmann::json read_json_object(const std::string& path, const std::string& what) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text(path, what));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(what + ": '" + path + "' is not valid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw InputError(what + ": '" + path + "' must hold a JSON object");
-  return j;
-}
-
-// Model and compute dtypes of a trainable model: parameters stay fp32 (master weights).
-ModelOptions training_options(const std::string& dtype, const std::string& where) {
-  ModelOptions o;
-  if (dtype == "fp32") return o;
-  if (dtype == "bf16") {
-    o.compute_dtype = at::kBFloat16;
-    return o;
-  }
-  throw InputError(where + ": expected fp32 or bf16, got \"" + dtype + "\"");
-}
-
-DType save_dtype_of(const std::string& name, const std::string& where) {
-  if (name == "fp32") return DType::F32;
-  if (name == "bf16") return DType::BF16;
-  throw InputError(where + ": expected fp32 or bf16, got \"" + name + "\"");
-}
 
 std::vector<std::string> read_records(const PretrainCorpusOptions& c) {
   std::vector<std::string> records;
@@ -162,29 +121,14 @@ Batch next_batch(CorpusStream& corpus, const Tokenizer& tok, int64_t batch_size,
   return b;
 }
 
-// Writes `src` to `dst` through a temp file (fsync, rename).
-void copy_file_atomic(const std::string& src, const std::string& dst) {
-  const std::string bytes = read_text(src, "pretrain: tokenizer");
-  write_file_atomic(dst, [&](int fd) { write_all(fd, bytes.data(), bytes.size(), dst); });
-}
-
 }  // namespace
 
 PretrainOptions PretrainOptions::from_config(const Config& s) {
-  s.require_known({"model", "tokenizer", "corpus", "seq_len", "batch_size", "steps", "optim", "bias_update_speed",
-                   "threads", "seed", "dtype", "save_dtype", "out_dir", "log_dir", "log_every"});
+  std::set<std::string> known(kLmTrainingKeys.begin(), kLmTrainingKeys.end());
+  known.insert({"model", "tokenizer", "corpus", "steps", "bias_update_speed"});
+  s.require_known(known);
   PretrainOptions o;
-  const YAML::Node& root = s.node();
-  const YAML::Node model = root["model"];
-  if (!model || model.IsNull()) throw InputError(s.where("model") + ": required (a config.json path or object)");
-  if (model.IsMap()) {
-    o.model = yaml_to_json(model);
-    o.model_source = s.where("model");
-  } else {
-    const std::string path = s.get<std::string>("model");
-    o.model_source = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
-    o.model = read_json_object(o.model_source, s.where("model"));
-  }
+  o.model = model_config_from(s, "model", &o.model_source);
   ModelConfig::from_json(o.model, o.model_source);  // a bad architecture fails here, before any work
 
   o.tokenizer = s.get<std::string>("tokenizer");
@@ -217,46 +161,11 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
     corpus.field = c.get<std::string>("field", corpus.field);
   }
 
-  auto positive = [&](const char* key, int64_t fallback, int64_t least) {
-    const int64_t v = s.get<int64_t>(key, fallback);
-    if (v < least) throw InputError(s.where(key) + ": expected an integer >= " + std::to_string(least));
-    return v;
-  };
-  o.seq_len = positive("seq_len", o.seq_len, 2);
-  o.batch_size = positive("batch_size", o.batch_size, 1);
-  o.steps = positive("steps", o.steps, 1);
-  o.log_every = positive("log_every", o.log_every, 1);
-  o.threads = static_cast<int>(positive("threads", o.threads, 0));
-  o.seed = static_cast<uint64_t>(positive("seed", 0, 0));
-
-  const Config opt = s.sub("optim");
-  opt.require_known(
-      {"lr", "warmup_steps", "decay", "min_lr_ratio", "weight_decay", "beta1", "beta2", "eps", "grad_clip"});
-  o.lr.peak = opt.get<double>("lr", 1e-3);
-  o.lr.warmup_steps = opt.get<int64_t>("warmup_steps", 0);
-  o.lr.total_steps = o.steps;
-  try {
-    o.lr.decay = parse_lr_decay(opt.get<std::string>("decay", "cosine"));
-  } catch (const InputError& e) {
-    throw InputError(opt.where("decay") + ": " + e.what());
-  }
-  o.lr.min_ratio = opt.get<double>("min_lr_ratio", 0.1);
-  o.adamw.weight_decay = opt.get<double>("weight_decay", 0.0);
-  o.adamw.beta1 = opt.get<double>("beta1", o.adamw.beta1);
-  o.adamw.beta2 = opt.get<double>("beta2", o.adamw.beta2);
-  o.adamw.eps = opt.get<double>("eps", o.adamw.eps);
-  o.grad_clip = opt.get<double>("grad_clip", o.grad_clip);
-  if (!(o.lr.peak > 0)) throw InputError(opt.where("lr") + ": expected a number > 0");
-  if (o.lr.warmup_steps < 0) throw InputError(opt.where("warmup_steps") + ": expected an integer >= 0");
-  if (o.lr.min_ratio < 0 || o.lr.min_ratio > 1) throw InputError(opt.where("min_lr_ratio") + ": expected [0, 1]");
-
+  o.train = LmTrainingOptions::from_config(s);
+  o.steps = s.get<int64_t>("steps", o.steps);
+  if (o.steps < 1) throw InputError(s.where("steps") + ": expected an integer >= 1");
+  o.train.lr.total_steps = o.steps;
   o.bias_update_speed = s.get<double>("bias_update_speed", o.bias_update_speed);
-  o.dtype = s.get<std::string>("dtype", o.dtype);
-  training_options(o.dtype, s.where("dtype"));
-  o.save_dtype = s.get<std::string>("save_dtype", o.save_dtype);
-  save_dtype_of(o.save_dtype, s.where("save_dtype"));
-  o.out_dir = s.get<std::string>("out_dir");
-  o.log_dir = s.get<std::string>("log_dir", (fs::path(o.out_dir) / "logs").string());
   return o;
 }
 
@@ -267,81 +176,46 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress) {
     throw InputError(o.model_source + ": key 'vocab_size': " + std::to_string(config.vocab_size) +
                      " is smaller than the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + ", " +
                      tok.path() + ")");
-  CorpusStream corpus(o.corpus, o.seed);
+  CorpusStream corpus(o.corpus, o.train.seed);
 
-  DeepseekModel model(std::move(config), training_options(o.dtype, "pretrain.dtype"));
-  init_weights(model, o.seed);
+  DeepseekModel model(std::move(config), o.train.model_options());
+  init_weights(model, o.train.seed);
   model.set_requires_grad(true);
   std::vector<std::pair<std::string, at::Tensor>> named;
-  std::vector<at::Tensor> params;
   for (auto& [name, t] : model.named_parameters()) {
     if (name.size() >= 23 && name.compare(name.size() - 23, 23, "e_score_correction_bias") == 0) continue;
     named.emplace_back(name, *t);
-    params.push_back(*t);
   }
-  AdamW optimizer(named, o.adamw);
-  MetricsWriter metrics(o.log_dir);
-  Progress progress("pretrain", o.steps, show_progress);
+  LmOptimizer optimizer(std::move(named), o.train);
+  LmRunLog log("pretrain", o.steps, o.train, show_progress);
 
   PretrainResult r;
   const bool balance = o.bias_update_speed > 0;
-  const auto start = std::chrono::steady_clock::now();
-  auto window_start = start;
-  int64_t window_tokens = 0;
   for (int64_t step = 0; step < o.steps; ++step) {
-    const Batch b = next_batch(corpus, tok, o.batch_size, o.seq_len);
+    const Batch b = next_batch(corpus, tok, o.train.batch_size, o.train.seq_len);
     r.truncated += b.truncated;
     const int64_t t = b.ids.size(1);
     std::vector<at::Tensor> load;
     at::Tensor logits = model.forward(b.ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto,
                                       balance ? &load : nullptr);  // [B, T-1, V]
-    at::Tensor nll = -logits.log_softmax(-1).gather(-1, b.ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
-    const double n_targets = b.mask.sum().item<double>();
-    at::Tensor loss = (nll * b.mask).sum() / n_targets;  // mean over real target tokens
-    optimizer.zero_grad();
-    loss.backward();
-    const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value))
-      throw std::runtime_error("pretrain: the loss is not finite at step " + std::to_string(step) +
-                               " (try a lower optim.lr or grad_clip)");
-    const double grad_norm = clip_grad_norm(params, o.grad_clip);
-    const double lr = lr_at(o.lr, step);
-    optimizer.step(lr);
+    at::Tensor loss = masked_mean(token_nll(logits, b.ids.narrow(1, 1, t - 1)), b.mask);  // over real targets
+    const LmOptimizer::Step s = optimizer.step(loss, step, "pretrain");
     if (balance) model.update_correction_biases(load, o.bias_update_speed);
-
-    if (step == 0) r.first_loss = loss_value;
-    r.final_loss = loss_value;
-    r.tokens += static_cast<int64_t>(n_targets);
-    window_tokens += static_cast<int64_t>(n_targets);
-    r.steps = step + 1;
-    char status[64];
-    std::snprintf(status, sizeof status, "loss=%.4f", loss_value);
-    progress.advance(1, status);
-    if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
-      const auto now = std::chrono::steady_clock::now();
-      const double secs = std::chrono::duration<double>(now - window_start).count();
-      metrics.log(step + 1, {{"loss", loss_value},
-                             {"lr", lr},
-                             {"grad_norm", grad_norm},
-                             {"throughput/tokens_per_s", secs > 0 ? window_tokens / secs : 0.0}});
-      window_start = now;
-      window_tokens = 0;
-    }
+    log.record(step, s, static_cast<int64_t>(b.mask.sum().item<double>()));
   }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  progress.finish();
+  log.finish();
+  r.steps = log.steps;
+  r.first_loss = log.first_loss;
+  r.final_loss = log.final_loss;
+  r.seconds = log.seconds;
+  r.tokens = log.tokens;
 
   // Tokenizer files first: save_pretrained keeps the directory's other files when it swaps the
   // finished checkpoint in, so the directory never holds half-written weights.
-  fs::create_directories(o.out_dir);
-  const fs::path tok_json = tok.path();
-  copy_file_atomic(tok_json.string(), (fs::path(o.out_dir) / "tokenizer.json").string());
-  const fs::path tok_config = tok_json.parent_path() / "tokenizer_config.json";
-  if (fs::exists(tok_config))
-    copy_file_atomic(tok_config.string(), (fs::path(o.out_dir) / "tokenizer_config.json").string());
+  write_tokenizer_files(tok, o.train.out_dir);
   SaveOptions save;
-  save.dtype = save_dtype_of(o.save_dtype, "pretrain.save_dtype");
-  save_pretrained(model, o.out_dir, save);
+  save.dtype = o.train.save_dtype_value();
+  save_pretrained(model, o.train.out_dir, save);
   return r;
 }
 
