@@ -1,6 +1,7 @@
 #include "learner/lm_training.h"
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>

@@ -124,7 +124,7 @@ SftResult sft(const SftOptions& o, bool show_progress) {
   SftResult r;
   const std::vector<SftExample> data = load_sft_data(o.data, tok, tmpl, &r.data);
   const int64_t n = data.size(), batch = o.train.batch_size;
-  const int64_t steps = o.steps > 0 ? o.steps : std::max<int64_t>(1, std::ceil(o.epochs * n / batch));
+  const int64_t steps = o.steps > 0 ? o.steps : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.epochs * n / batch)));
   LmTrainingOptions train = o.train;
   train.lr.total_steps = steps;
 

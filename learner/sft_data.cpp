@@ -1,5 +1,6 @@
 #include "learner/sft_data.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "common/error.h"

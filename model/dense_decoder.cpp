@@ -1,6 +1,7 @@
 #include "model/dense_decoder.h"
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "common/error.h"

@@ -1,6 +1,7 @@
 #include "rollout/dense_generate.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "common/error.h"
 

@@ -100,8 +100,13 @@ TEST_F(SftTest, LossCountsOnlyTheAnswerAndEos) {
   EXPECT_EQ(ex[0].ids, want);
   EXPECT_EQ(ex[0].prompt_len, static_cast<int64_t>(prompt.size()));
   // prompt/completion: the prompt as is, no template.
-  EXPECT_EQ(ex[1].ids, (std::vector<int64_t>{0, encode(tok_, "Q7")[0], encode(tok_, "Q7")[1], encode(tok_, "A")[0], 1}));
-  EXPECT_EQ(ex[1].prompt_len, 3);
+  std::vector<int64_t> want1{0};
+  for (int64_t id : encode(tok_, "Q7")) want1.push_back(id);
+  const int64_t prompt1 = want1.size();
+  for (int64_t id : encode(tok_, "A")) want1.push_back(id);
+  want1.push_back(1);
+  EXPECT_EQ(ex[1].ids, want1);
+  EXPECT_EQ(ex[1].prompt_len, prompt1);
 
   const SftBatch b = make_sft_batch({&ex[0], &ex[1]});
   const int64_t l = want.size();
@@ -109,7 +114,7 @@ TEST_F(SftTest, LossCountsOnlyTheAnswerAndEos) {
   ASSERT_EQ(b.mask.sizes(), at::IntArrayRef({2, l - 1}));
   for (int64_t j = 0; j < l - 1; ++j) {  // target j is ids[j + 1]
     const bool in_answer0 = j + 1 >= static_cast<int64_t>(prompt.size());
-    const bool in_answer1 = j + 1 >= 3 && j + 1 < 5;  // "A" and EOS; the rest is padding
+    const bool in_answer1 = j + 1 >= prompt1 && j + 1 < static_cast<int64_t>(want1.size());  // then padding
     EXPECT_EQ(b.mask[0][j].item<float>(), in_answer0 ? 1.f : 0.f) << j;
     EXPECT_EQ(b.mask[1][j].item<float>(), in_answer1 ? 1.f : 0.f) << j;
   }
@@ -123,7 +128,7 @@ TEST_F(SftTest, LossCountsOnlyTheAnswerAndEos) {
         sum -= logits[r][j].log_softmax(0)[b.ids[r][j + 1].item<int64_t>()].item<double>();
         ++count;
       }
-  EXPECT_EQ(count, static_cast<int64_t>(answer.size()) + 2);
+  EXPECT_EQ(count, static_cast<int64_t>(answer.size() + want1.size()) - prompt1);
   const SftLoss loss = sft_loss(logits, b, 1.0);
   EXPECT_NEAR(loss.ce.item<double>(), sum / count, 1e-12);
   EXPECT_FALSE(loss.kd.defined());
