@@ -173,7 +173,7 @@ TEST_F(Pretrain, LossFallsOnTheTaskAndTheCheckpointScoresLikeTheTrainedModel) {
   EXPECT_TRUE(piece == "</think>" || (piece.size() == 1 && std::isdigit(static_cast<unsigned char>(piece[0]))))
       << piece;
 
-  const MetricsHistory h = read_metrics(o.log_dir + "/metrics.jsonl");
+  const MetricsHistory h = read_metrics(o.train.log_dir + "/metrics.jsonl");
   EXPECT_EQ(h.steps, (std::vector<int64_t>{5, 10, 15, 20, 25, 30, 35, 40}));
   EXPECT_EQ(h.series.count("loss"), 1u);
   EXPECT_EQ(h.series.count("throughput/tokens_per_s"), 1u);
