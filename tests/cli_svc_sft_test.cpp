@@ -117,7 +117,9 @@ TEST_F(CliSft, GenerateAndLogprobsTakeDenseCheckpoints) {
   std::vector<int64_t> ids = {0};
   Result tok = run("tokenize --tokenizer " + model, json{{"text", "User: 8+8\nAssistant: <think>"}}.dump() + "\n");
   ASSERT_EQ(tok.code, 0) << tok.err;
-  for (const auto& id : json::parse(tok.out)["ids"]) ids.push_back(id.get<int64_t>());
+  const json prompt_ids = json::parse(tok.out)["ids"];
+  ASSERT_GT(prompt_ids.size(), 5u) << tok.out;
+  for (const auto& id : prompt_ids) ids.push_back(id.get<int64_t>());
   const size_t prompt = ids.size();
   for (const auto& id : line["output_ids"]) ids.push_back(id.get<int64_t>());
   Result lp = run("logprobs --model " + model + " --threads 1", json{{"ids", ids}}.dump() + "\n");
