@@ -1,11 +1,9 @@
 #include "learner/pretrain.h"
 
 #include <algorithm>
-#include <set>
-#include <filesystem>
 #include <fstream>
 #include <random>
-#include <sstream>
+#include <set>
 
 #include "model/chat_template.h"
 #include "model/init.h"
@@ -13,7 +11,6 @@
 #include "model/tokenizer.h"
 
 namespace grpo {
-namespace fs = std::filesystem;
 namespace {
 
 std::vector<std::string> read_records(const PretrainCorpusOptions& c) {

@@ -22,11 +22,11 @@
 // no usable record, a model vocabulary smaller than the tokenizer's) is an InputError naming the
 // file and key or line before training starts.
 #pragma once
+#include <ATen/ATen.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <ATen/ATen.h>
 
 #include <nlohmann/json.hpp>
 
