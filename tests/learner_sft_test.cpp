@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "learner/distill_loss.h"
+#include "learner/metrics.h"
 #include "learner/sft.h"
 #include "model/pretrained.h"
 #include "rollout/dense_generate.h"
@@ -324,6 +325,35 @@ TEST_F(SftTest, StudentMemorisesAnswersAndTheCheckpointReproducesThem) {
     EXPECT_EQ(done[i].text, qa[i].second) << qa[i].first;
     EXPECT_EQ(done[i].finish_reason, rollout::FinishReason::kEos);
   }
+}
+
+// Records with teacher top-k: the distillation term is reported, and training moves the student's
+// restricted distribution toward the teacher's (the KL falls) while the answers are learnt.
+TEST_F(SftTest, DistillationTermFallsDuringTraining) {
+  std::vector<std::string> lines;
+  for (const auto& [q, a] : std::vector<std::pair<std::string, std::string>>{
+           {"2+3+4", "</think><answer>9</answer>"}, {"8+8", "</think><answer>16</answer>"}}) {
+    std::vector<int64_t> answer = encode(tok_, a);
+    answer.push_back(1);
+    json rec = chat(q, a), ids = json::array(), lps = json::array();
+    for (int64_t id : answer) {
+      ids.push_back({id, (id + 7) % 262, (id + 19) % 262});  // the teacher's top-3: the answer first
+      lps.push_back({-0.2, -2.0, -3.0});
+    }
+    rec["teacher"] = {{"token_ids", answer}, {"topk_ids", ids}, {"topk_logprobs", lps}};
+    lines.push_back(rec.dump());
+  }
+  Config config = Config::parse(sft_yaml(write_jsonl("kd.jsonl", lines), "  kd_weight: 2.0\n"), "test.yaml");
+  config.apply_override("sft.log_every=1");
+  const SftResult r = sft(SftOptions::from_config(config.sub("sft")), false);
+  EXPECT_EQ(r.data.with_teacher, 2);
+  const MetricsHistory h = read_metrics(dir_ + "/student/logs/metrics.jsonl");
+  const auto& kd = h.series.at("loss/kd");
+  ASSERT_EQ(kd.size(), 80u);  // the first: the random student, ~KL(teacher || uniform over 3) = 0.51
+  EXPECT_GT(kd.front().second, 0.2);
+  EXPECT_LT(kd.back().second, 0.2 * kd.front().second) << kd.front().second << " -> " << kd.back().second;
+  EXPECT_NEAR(r.final_kd, kd.back().second, 1e-9);
+  EXPECT_LT(r.final_ce, 0.5);
 }
 
 }  // namespace
