@@ -1,5 +1,5 @@
 // `grpo generate`: sample completions with the rollout engine (rollout/engine.h) — the one way the
-// project generates. One prompt (--prompt-ids or --prompt) or many (--prompts FILE, JSONL lines
+// project generates; dense Llama/Qwen2 checkpoints go through rollout/dense_generate.h. One prompt (--prompt-ids or --prompt) or many (--prompts FILE, JSONL lines
 // {"prompt": "text"}, {"text": "..."} as `grpo chat-template` writes them, or {"prompt_ids": [..]};
 // "-" reads stdin), each continued --n times. Prints
 // one JSON line per completion, ordered by prompt then sample:
@@ -16,6 +16,7 @@
 #include "model/pretrained.h"
 #include "model/runtime.h"
 #include "model/tokenizer.h"
+#include "rollout/dense_generate.h"
 #include "rollout/engine.h"
 
 namespace {
@@ -98,15 +99,6 @@ int run_generate(const grpo::Args& args) {
   else if (args.has("prompt-ids")) prompts.push_back(parse_id_list(args.get("prompt-ids"), "prompt-ids"));
   else prompts = read_prompts(args.get("prompts"), tok ? &*tok : nullptr, bos);
 
-  auto model = std::make_shared<const grpo::DeepseekModel>(
-      grpo::load_pretrained(args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype"))));
-  grpo::rollout::EngineOptions eo;
-  eo.max_seqs = args.get_int("max-seqs");
-  eo.max_batched_tokens = std::max<int64_t>(eo.max_seqs, args.get_int("max-batched-tokens"));
-  eo.page_size = args.get_int("page-size");
-  eo.num_pages = args.get_int("num-pages");
-  grpo::rollout::Engine engine(model, 0, eo, tok ? &*tok : nullptr);
-
   grpo::rollout::GenerationParams params;
   params.max_new_tokens = args.get_int("max-new-tokens");
   params.sampling.temperature = args.get_double("temperature");
@@ -115,19 +107,36 @@ int run_generate(const grpo::Args& args) {
   params.sampling.seed = static_cast<uint64_t>(args.get_int("seed"));
   if (args.has("stop-ids")) params.stop_token_ids = parse_id_list(args.get("stop-ids"), "stop-ids");
   if (args.has("stop")) params.stop_strings.push_back(args.get("stop"));
+  std::vector<grpo::rollout::Request> requests;
+  for (const auto& p : prompts) requests.push_back({p, args.get_int("n"), params});
 
-  std::map<uint64_t, size_t> prompt_index;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    try {
-      prompt_index[engine.submit({prompts[i], args.get_int("n"), params})] = i;
-    } catch (const grpo::InputError& e) {
-      throw grpo::InputError("prompt " + std::to_string(i) + ": " + e.what());
+  const grpo::ModelOptions options = grpo::ModelOptions::for_dtype(args.get("dtype"));
+  std::vector<grpo::rollout::Completion> done;
+  std::map<uint64_t, size_t> prompt_index;  // request id -> prompt
+  if (grpo::is_dense_checkpoint(args.get("model"))) {
+    const grpo::DenseDecoder model = grpo::load_dense_pretrained(args.get("model"), options);
+    done = grpo::rollout::dense_generate(model, requests, tok ? &*tok : nullptr, args.get_int("max-seqs"));
+    for (size_t i = 0; i < requests.size(); ++i) prompt_index[i] = i;
+  } else {
+    auto model = std::make_shared<const grpo::DeepseekModel>(grpo::load_pretrained(args.get("model"), options));
+    grpo::rollout::EngineOptions eo;
+    eo.max_seqs = args.get_int("max-seqs");
+    eo.max_batched_tokens = std::max<int64_t>(eo.max_seqs, args.get_int("max-batched-tokens"));
+    eo.page_size = args.get_int("page-size");
+    eo.num_pages = args.get_int("num-pages");
+    grpo::rollout::Engine engine(model, 0, eo, tok ? &*tok : nullptr);
+    for (size_t i = 0; i < requests.size(); ++i) {
+      try {
+        prompt_index[engine.submit(requests[i])] = i;
+      } catch (const grpo::InputError& e) {
+        throw grpo::InputError("prompt " + std::to_string(i) + ": " + e.what());
+      }
     }
+    done = engine.run_until_idle();
+    std::sort(done.begin(), done.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.request_id, a.sample_index) < std::tie(b.request_id, b.sample_index);
+    });
   }
-  std::vector<grpo::rollout::Completion> done = engine.run_until_idle();
-  std::sort(done.begin(), done.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.request_id, a.sample_index) < std::tie(b.request_id, b.sample_index);
-  });
   for (const auto& c : done) {
     json j = {{"prompt_index", prompt_index.at(c.request_id)},
               {"sample", c.sample_index},

@@ -132,7 +132,7 @@ int run_rank(const grpo::Args& args, const std::string& config_path) {
   const grpo::DistEnv env = grpo::DistEnv::from_env();
   const grpo::Config config = grpo::Config::load(config_path, args.overrides());
   grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
-  int threads = options.threads;
+  int threads = options.train.threads;
   if (threads == 0) {  // the cores shared by this host's ranks
     const char* local = std::getenv("LOCAL_WORLD_SIZE");
     const int per_host = local ? std::max(1, std::atoi(local)) : 1;
@@ -141,13 +141,13 @@ int run_rank(const grpo::Args& args, const std::string& config_path) {
   grpo::set_torch_threads(threads);
   grpo::Distributed dist(env, std::chrono::seconds(args.get_int("timeout")));
   if (env.rank == 0)
-    std::cerr << "learner: " << env.world_size << " ranks, " << options.steps << " steps of " << options.batch_size
-              << " sequences, " << threads << " threads a rank -> " << options.out_dir << "\n";
+    std::cerr << "learner: " << env.world_size << " ranks, " << options.steps << " steps of " << options.train.batch_size
+              << " sequences, " << threads << " threads a rank -> " << options.train.out_dir << "\n";
   const grpo::PretrainResult r = grpo::pretrain(options, !args.flag("quiet"), &dist);
   if (env.rank == 0) {
     nlohmann::json summary = {{"steps", r.steps},           {"first_loss", r.first_loss}, {"final_loss", r.final_loss},
                               {"seconds", r.seconds},       {"tokens", r.tokens},         {"world_size", env.world_size},
-                              {"all_to_all_bytes", dist.all_to_all_bytes()}, {"out_dir", options.out_dir}};
+                              {"all_to_all_bytes", dist.all_to_all_bytes()}, {"out_dir", options.train.out_dir}};
     std::cout << summary.dump() << std::endl;
   }
   return 0;

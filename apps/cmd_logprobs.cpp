@@ -1,9 +1,12 @@
-// `grpo logprobs`: per-token log-probabilities of token sequences under a checkpoint.
+// `grpo logprobs`: per-token log-probabilities of token sequences under a checkpoint (DeepSeek or
+// dense Llama/Qwen2).
 //   stdin:  {"ids": [t0, t1, ...]}          one JSON object per line
 //   stdout: {"logprobs": [lp1, ...]}       log p(t_i | t_<i) for i >= 1 (len(ids) - 1 values)
 // A bad line answers {"error": "line N: ..."} and processing goes on; the exit code is 1 if any
 // line failed.
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -42,8 +45,19 @@ std::vector<int64_t> parse_ids(const std::string& line, int64_t vocab) {
 
 int run_logprobs(const grpo::Args& args) {
   grpo::set_torch_threads(args.get_int("threads"));
-  grpo::DeepseekModel model =
-      grpo::load_pretrained(args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype")));
+  // A DeepSeek or a dense (Llama/Qwen2) checkpoint, by its config.json's model_type.
+  const grpo::ModelOptions options = grpo::ModelOptions::for_dtype(args.get("dtype"));
+  std::function<at::Tensor(const at::Tensor&)> logprobs;
+  int64_t vocab = 0;
+  if (grpo::is_dense_checkpoint(args.get("model"))) {
+    auto model = std::make_shared<grpo::DenseDecoder>(grpo::load_dense_pretrained(args.get("model"), options));
+    vocab = model->config().vocab_size;
+    logprobs = [model](const at::Tensor& ids) { return model->logprobs(ids); };
+  } else {
+    auto model = std::make_shared<grpo::DeepseekModel>(grpo::load_pretrained(args.get("model"), options));
+    vocab = model->config().vocab_size;
+    logprobs = [model](const at::Tensor& ids) { return model->logprobs(ids); };
+  }
   at::NoGradGuard no_grad;
   bool failed = false;
   std::string line;
@@ -51,8 +65,8 @@ int run_logprobs(const grpo::Args& args) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     json out;
     try {
-      std::vector<int64_t> ids = parse_ids(line, model.config().vocab_size);
-      at::Tensor lp = model.logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kFloat).contiguous();
+      std::vector<int64_t> ids = parse_ids(line, vocab);
+      at::Tensor lp = logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kFloat).contiguous();
       out["logprobs"] = std::vector<float>(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel());
     } catch (const std::exception& e) {
       out = {{"error", "line " + std::to_string(n) + ": " + e.what()}};

@@ -17,13 +17,13 @@ namespace {
 int run_pretrain(const grpo::Args& args) {
   const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
   const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
-  const int threads = grpo::set_torch_threads(options.threads);
-  std::cerr << "pretrain: " << options.steps << " steps of " << options.batch_size << " sequences, " << threads
-            << " threads -> " << options.out_dir << "\n";
+  const int threads = grpo::set_torch_threads(options.train.threads);
+  std::cerr << "pretrain: " << options.steps << " steps of " << options.train.batch_size << " sequences, " << threads
+            << " threads -> " << options.train.out_dir << "\n";
   const grpo::PretrainResult r = grpo::pretrain(options, !args.flag("quiet"));
   nlohmann::json summary = {{"steps", r.steps},           {"first_loss", r.first_loss}, {"final_loss", r.final_loss},
                             {"seconds", r.seconds},       {"tokens", r.tokens},         {"truncated", r.truncated},
-                            {"out_dir", options.out_dir}, {"log_dir", options.log_dir}};
+                            {"out_dir", options.train.out_dir}, {"log_dir", options.train.log_dir}};
   std::cout << summary.dump() << "\n";
   return 0;
 }

@@ -3,7 +3,8 @@
 // Prompts come from a dataset (learner/prompt_dataset.h): --data/--format/... flags, or a run
 // config's data.heldout section (--config RUN.yaml [key=value ...]); each is rendered with the chat
 // template (--template, else the config's `template`, else r1-zero) as one user message. The
-// rollout engine samples --samples completions per prompt in-process (prompt i uses seed + i); each
+// rollout engine (a dense Llama/Qwen2 checkpoint: rollout/dense_generate.h, --max-seqs sequences
+// at a time) samples --samples completions per prompt in-process (prompt i uses seed + i); each
 // is scored with the item's verifier (code datasets: "code"), else --verifier / reward.verifier,
 // by the in-process registry of a reward config (--reward-config / reward.config, else the
 // built-in defaults) or by a reward server (--reward-server / reward.address), and with the format
@@ -39,6 +40,7 @@
 #include "reward/scoring.h"
 #include "reward/server.h"
 #include "reward/wire.h"
+#include "rollout/dense_generate.h"
 #include "rollout/engine.h"
 
 namespace {
@@ -252,45 +254,56 @@ int run_eval(const grpo::Args& a) {
   if (a.has("stop")) params.stop_strings.push_back(a.get("stop"));
   grpo::rollout::validate_sampling(params.sampling);
 
-  auto model = std::make_shared<const grpo::DeepseekModel>(
-      grpo::load_pretrained(model_dir, grpo::ModelOptions::for_dtype(a.get("dtype"))));
-  grpo::rollout::EngineOptions eo;
-  eo.max_seqs = a.get_int("max-seqs");
-  eo.max_batched_tokens = std::max<int64_t>(eo.max_seqs, a.get_int("max-batched-tokens"));
-  eo.page_size = a.get_int("page-size");
-  eo.num_pages = a.get_int("num-pages");
-  eo.max_queued_requests = std::max<int64_t>(eo.max_queued_requests, static_cast<int64_t>(items.size()));
-  grpo::rollout::Engine engine(model, 0, eo, &tok);
-
-  // Generate.
+  // Generate: the rollout engine for DeepSeek checkpoints, dense_generate for dense students.
   std::vector<std::string> prompts(items.size());
-  std::map<uint64_t, size_t> index_of;
+  std::vector<grpo::rollout::Request> gen_requests(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     prompts[i] = tmpl.render({{"user", items[i].prompt}}, true);
-    std::vector<int64_t> ids;
-    if (!a.flag("no-bos") && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-    for (int32_t id : tok.encode(prompts[i])) ids.push_back(id);
-    grpo::rollout::GenerationParams p = params;
-    p.sampling.seed = seed + i;
-    try {
-      index_of[engine.submit({ids, n, p})] = i;
-    } catch (const grpo::InputError& e) {
-      throw grpo::InputError("prompt " + items[i].id + ": " + e.what());
-    }
+    grpo::rollout::Request& r = gen_requests[i];
+    if (!a.flag("no-bos") && tok.bos_id() >= 0) r.prompt.push_back(tok.bos_id());
+    for (int32_t id : tok.encode(prompts[i])) r.prompt.push_back(id);
+    r.n = n;
+    r.params = params;
+    r.params.sampling.seed = seed + i;
   }
+  const grpo::ModelOptions model_options = grpo::ModelOptions::for_dtype(a.get("dtype"));
   std::vector<std::vector<grpo::rollout::Completion>> done(items.size());
   const auto t_gen = Clock::now();
   int64_t generated = 0;
   {
     grpo::Progress progress("generate", static_cast<int64_t>(items.size()), !a.flag("quiet"));
-    bool more = true;
-    while (more) {
-      more = engine.step();
-      for (auto& c : engine.poll()) {
-        size_t i = index_of.at(c.request_id);
-        generated += static_cast<int64_t>(c.token_ids.size());
-        done[i].push_back(std::move(c));
-        if (static_cast<int64_t>(done[i].size()) == n) progress.advance(1, "tokens=" + std::to_string(generated));
+    auto collect = [&](grpo::rollout::Completion c, size_t i) {
+      generated += static_cast<int64_t>(c.token_ids.size());
+      done[i].push_back(std::move(c));
+      if (static_cast<int64_t>(done[i].size()) == n) progress.advance(1, "tokens=" + std::to_string(generated));
+    };
+    if (grpo::is_dense_checkpoint(model_dir)) {
+      const grpo::DenseDecoder model = grpo::load_dense_pretrained(model_dir, model_options);
+      grpo::rollout::dense_generate(model, gen_requests, &tok, a.get_int("max-seqs"),
+                                    [&](const grpo::rollout::Completion& c) { collect(c, c.request_id); });
+    } else {
+      auto model = std::make_shared<const grpo::DeepseekModel>(grpo::load_pretrained(model_dir, model_options));
+      grpo::rollout::EngineOptions eo;
+      eo.max_seqs = a.get_int("max-seqs");
+      eo.max_batched_tokens = std::max<int64_t>(eo.max_seqs, a.get_int("max-batched-tokens"));
+      eo.page_size = a.get_int("page-size");
+      eo.num_pages = a.get_int("num-pages");
+      eo.max_queued_requests = std::max<int64_t>(eo.max_queued_requests, static_cast<int64_t>(items.size()));
+      grpo::rollout::Engine engine(model, 0, eo, &tok);
+      std::map<uint64_t, size_t> index_of;
+      for (size_t i = 0; i < items.size(); ++i) {
+        try {
+          index_of[engine.submit(gen_requests[i])] = i;
+        } catch (const grpo::InputError& e) {
+          throw grpo::InputError("prompt " + items[i].id + ": " + e.what());
+        }
+      }
+      for (bool more = true; more;) {
+        more = engine.step();
+        for (auto& c : engine.poll()) {
+          const size_t i = index_of.at(c.request_id);
+          collect(std::move(c), i);
+        }
       }
     }
     progress.finish("tokens=" + std::to_string(generated));

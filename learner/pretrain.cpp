@@ -1,24 +1,18 @@
 #include "learner/pretrain.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <optional>
 #include <random>
-#include <sstream>
+#include <set>
 
-#include "common/progress.h"
 #include "learner/expert_parallel.h"
-#include "learner/metrics.h"
 #include "learner/sharded_checkpoint.h"
 #include "model/chat_template.h"
 #include "model/init.h"
 #include "model/pretrained.h"
-#include "model/safetensors.h"  // write_file_atomic, write_all
 #include "model/tokenizer.h"
 
 namespace grpo {
@@ -26,42 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kLearnerStateFile = "learner_state.json";
-
-std::string read_text(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(what + ": cannot read '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-nlohmann::json read_json_object(const std::string& path, const std::string& what) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text(path, what));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(what + ": '" + path + "' is not valid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw InputError(what + ": '" + path + "' must hold a JSON object");
-  return j;
-}
-
-// Model and compute dtypes of a trainable model: parameters stay fp32 (master weights).
-ModelOptions training_options(const std::string& dtype, const std::string& where) {
-  ModelOptions o;
-  if (dtype == "fp32") return o;
-  if (dtype == "bf16") {
-    o.compute_dtype = at::kBFloat16;
-    return o;
-  }
-  throw InputError(where + ": expected fp32 or bf16, got \"" + dtype + "\"");
-}
-
-DType save_dtype_of(const std::string& name, const std::string& where) {
-  if (name == "fp32") return DType::F32;
-  if (name == "bf16") return DType::BF16;
-  throw InputError(where + ": expected fp32 or bf16, got \"" + name + "\"");
-}
 
 std::vector<std::string> read_records(const PretrainCorpusOptions& c) {
   std::vector<std::string> records;
@@ -168,21 +126,6 @@ Batch next_batch(CorpusStream& corpus, const Tokenizer& tok, int64_t batch_size,
   return b;
 }
 
-// Writes `src` to `dst` through a temp file (fsync, rename).
-void copy_file_atomic(const std::string& src, const std::string& dst) {
-  const std::string bytes = read_text(src, "pretrain: tokenizer");
-  write_file_atomic(dst, [&](int fd) { write_all(fd, bytes.data(), bytes.size(), dst); });
-}
-
-// The tokenizer's files a checkpoint carries: name in the checkpoint -> source path.
-std::map<std::string, std::string> tokenizer_files(const Tokenizer& tok) {
-  const fs::path tok_json = tok.path();
-  std::map<std::string, std::string> files{{"tokenizer.json", tok_json.string()}};
-  const fs::path tok_config = tok_json.parent_path() / "tokenizer_config.json";
-  if (fs::exists(tok_config)) files["tokenizer_config.json"] = tok_config.string();
-  return files;
-}
-
 // Load balance of one MoE layer: max over mean of its experts' token counts ([E]).
 double load_max_over_mean(const at::Tensor& load) {
   const at::Tensor l = load.to(at::kDouble);
@@ -205,20 +148,11 @@ int64_t resume_step(const std::string& path, int world) {
 }  // namespace
 
 PretrainOptions PretrainOptions::from_config(const Config& s) {
-  s.require_known({"model", "tokenizer", "corpus", "seq_len", "batch_size", "steps", "optim", "bias_update_speed",
-                   "threads", "seed", "dtype", "save_dtype", "out_dir", "log_dir", "log_every", "save_every", "resume"});
+  std::set<std::string> known(kLmTrainingKeys.begin(), kLmTrainingKeys.end());
+  known.insert({"model", "tokenizer", "corpus", "steps", "bias_update_speed", "save_every", "resume"});
+  s.require_known(known);
   PretrainOptions o;
-  const YAML::Node& root = s.node();
-  const YAML::Node model = root["model"];
-  if (!model || model.IsNull()) throw InputError(s.where("model") + ": required (a config.json path or object)");
-  if (model.IsMap()) {
-    o.model = yaml_to_json(model);
-    o.model_source = s.where("model");
-  } else {
-    const std::string path = s.get<std::string>("model");
-    o.model_source = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
-    o.model = read_json_object(o.model_source, s.where("model"));
-  }
+  o.model = model_config_from(s, "model", &o.model_source);
   ModelConfig::from_json(o.model, o.model_source);  // a bad architecture fails here, before any work
 
   o.tokenizer = s.get<std::string>("tokenizer");
@@ -251,48 +185,14 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
     corpus.field = c.get<std::string>("field", corpus.field);
   }
 
-  auto positive = [&](const char* key, int64_t fallback, int64_t least) {
-    const int64_t v = s.get<int64_t>(key, fallback);
-    if (v < least) throw InputError(s.where(key) + ": expected an integer >= " + std::to_string(least));
-    return v;
-  };
-  o.seq_len = positive("seq_len", o.seq_len, 2);
-  o.batch_size = positive("batch_size", o.batch_size, 1);
-  o.steps = positive("steps", o.steps, 1);
-  o.log_every = positive("log_every", o.log_every, 1);
-  o.save_every = positive("save_every", o.save_every, 0);
-  o.resume = s.get<bool>("resume", o.resume);
-  o.threads = static_cast<int>(positive("threads", o.threads, 0));
-  o.seed = static_cast<uint64_t>(positive("seed", 0, 0));
-
-  const Config opt = s.sub("optim");
-  opt.require_known(
-      {"lr", "warmup_steps", "decay", "min_lr_ratio", "weight_decay", "beta1", "beta2", "eps", "grad_clip"});
-  o.lr.peak = opt.get<double>("lr", 1e-3);
-  o.lr.warmup_steps = opt.get<int64_t>("warmup_steps", 0);
-  o.lr.total_steps = o.steps;
-  try {
-    o.lr.decay = parse_lr_decay(opt.get<std::string>("decay", "cosine"));
-  } catch (const InputError& e) {
-    throw InputError(opt.where("decay") + ": " + e.what());
-  }
-  o.lr.min_ratio = opt.get<double>("min_lr_ratio", 0.1);
-  o.adamw.weight_decay = opt.get<double>("weight_decay", 0.0);
-  o.adamw.beta1 = opt.get<double>("beta1", o.adamw.beta1);
-  o.adamw.beta2 = opt.get<double>("beta2", o.adamw.beta2);
-  o.adamw.eps = opt.get<double>("eps", o.adamw.eps);
-  o.grad_clip = opt.get<double>("grad_clip", o.grad_clip);
-  if (!(o.lr.peak > 0)) throw InputError(opt.where("lr") + ": expected a number > 0");
-  if (o.lr.warmup_steps < 0) throw InputError(opt.where("warmup_steps") + ": expected an integer >= 0");
-  if (o.lr.min_ratio < 0 || o.lr.min_ratio > 1) throw InputError(opt.where("min_lr_ratio") + ": expected [0, 1]");
-
+  o.train = LmTrainingOptions::from_config(s);
+  o.steps = s.get<int64_t>("steps", o.steps);
+  if (o.steps < 1) throw InputError(s.where("steps") + ": expected an integer >= 1");
+  o.train.lr.total_steps = o.steps;
   o.bias_update_speed = s.get<double>("bias_update_speed", o.bias_update_speed);
-  o.dtype = s.get<std::string>("dtype", o.dtype);
-  training_options(o.dtype, s.where("dtype"));
-  o.save_dtype = s.get<std::string>("save_dtype", o.save_dtype);
-  save_dtype_of(o.save_dtype, s.where("save_dtype"));
-  o.out_dir = s.get<std::string>("out_dir");
-  o.log_dir = s.get<std::string>("log_dir", (fs::path(o.out_dir) / "logs").string());
+  o.save_every = s.get<int64_t>("save_every", o.save_every);
+  if (o.save_every < 0) throw InputError(s.where("save_every") + ": expected an integer >= 0");
+  o.resume = s.get<bool>("resume", o.resume);
   return o;
 }
 
@@ -304,123 +204,100 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
                      " is smaller than the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + ", " +
                      tok.path() + ")");
   const int rank = dist ? dist->rank() : 0, world = dist ? dist->size() : 1;
-  if (o.batch_size % world != 0)
-    throw InputError("pretrain.batch_size: " + std::to_string(o.batch_size) + " is not divisible by the " +
+  if (o.train.batch_size % world != 0)
+    throw InputError("pretrain.batch_size: " + std::to_string(o.train.batch_size) + " is not divisible by the " +
                      std::to_string(world) + " ranks");
   if (!dist && (o.save_every > 0 || o.resume))
     throw InputError("pretrain.save_every / pretrain.resume: only for `grpo learner` runs");
-  CorpusStream corpus(o.corpus, o.seed);
+  CorpusStream corpus(o.corpus, o.train.seed);
 
   // Expert parallel: this rank's routed experts only, drawn as in the whole model (same seed).
-  ModelOptions model_options = training_options(o.dtype, "pretrain.dtype");
+  ModelOptions model_options = o.train.model_options();
   model_options.expert_rank = rank;
   model_options.expert_ranks = world;
   DeepseekModel model(config, model_options);
   if (world == 1) {
-    init_weights(model, o.seed);
+    init_weights(model, o.train.seed);
   } else {
-    DeepseekModel whole(config, training_options(o.dtype, "pretrain.dtype"));
-    init_weights(whole, o.seed);
+    DeepseekModel whole(config, o.train.model_options());
+    init_weights(whole, o.train.seed);
     model.load_state(whole.state_dict(), "initial weights");
   }
   if (dist) model.set_routed_experts(std::make_shared<ExpertParallel>(*dist));
   model.set_requires_grad(true);
   int64_t first_step = 0;
-  const std::string state_path = (fs::path(o.out_dir) / kLearnerStateFile).string();
+  const std::string state_path = (fs::path(o.train.out_dir) / kLearnerStateFile).string();
   if (o.resume && fs::exists(state_path)) {
     first_step = resume_step(state_path, world);
-    model.load_state(load_weights(o.out_dir), o.out_dir);
-    if (rank == 0) std::cerr << "learner: resuming from step " << first_step << " of " << o.out_dir << "\n";
+    model.load_state(load_weights(o.train.out_dir), o.train.out_dir);
+    if (rank == 0) std::cerr << "learner: resuming from step " << first_step << " of " << o.train.out_dir << "\n";
   }
   const ShardedParameters sharded = sharded_parameters(model);
-  std::vector<at::Tensor> params;
-  for (const auto& [name, t] : sharded.all()) params.push_back(t);
-  AdamW optimizer(sharded.all(), o.adamw);
+  LmOptimizer optimizer(sharded.all(), o.train);
   if (first_step > 0) {
-    const std::string path = (fs::path(o.out_dir) / rank_state_file(rank)).string();
+    const std::string path = (fs::path(o.train.out_dir) / rank_state_file(rank)).string();
     optimizer.load_state(load_tensors(path), path);
   }
-  std::optional<MetricsWriter> metrics;
-  if (rank == 0) metrics.emplace(o.log_dir);
-  Progress progress(dist ? "learner" : "pretrain", o.steps - first_step, show_progress && rank == 0);
+  LmRunLog log(dist ? "learner" : "pretrain", o.steps, o.train, show_progress && rank == 0, first_step, rank == 0);
 
   // A checkpoint of a `grpo learner` run: weights sharded by rank, each rank's optimizer state,
   // the step; rank 0 adds the tokenizer (learner/sharded_checkpoint.h).
   auto save_learner_checkpoint = [&](int64_t steps_done) {
     ShardedSave save;
-    save.weights.dtype = save_dtype_of(o.save_dtype, "pretrain.save_dtype");
+    save.weights.dtype = o.train.save_dtype_value();
     save.files = tokenizer_files(tok);
     save.texts[kLearnerStateFile] =
-        nlohmann::json{{"step", steps_done}, {"world_size", world}, {"seed", o.seed}}.dump(2) + "\n";
+        nlohmann::json{{"step", steps_done}, {"world_size", world}, {"seed", o.train.seed}}.dump(2) + "\n";
     save.rank_state = optimizer.state();
-    save_sharded_pretrained(*dist, model, o.out_dir, save);
+    save_sharded_pretrained(*dist, model, o.train.out_dir, save);
   };
 
   PretrainResult r;
-  r.steps = first_step;
   const bool balance = o.bias_update_speed > 0;
-  const int64_t rows = o.batch_size / world;
-  const auto start = std::chrono::steady_clock::now();
-  auto window_start = start;
-  int64_t window_tokens = 0;
-  for (int64_t step = 0; step < first_step; ++step) next_batch(corpus, tok, o.batch_size, o.seq_len);  // data as if never stopped
+  const int64_t rows = o.train.batch_size / world;
+  for (int64_t step = 0; step < first_step; ++step)  // data as if never stopped
+    next_batch(corpus, tok, o.train.batch_size, o.train.seq_len);
   for (int64_t step = first_step; step < o.steps; ++step) {
     // Every rank draws the whole batch and trains on its rows; the loss is each rank's share of
     // the global mean, so the replicated gradients are summed over ranks (expert_parallel.h).
-    const Batch b = next_batch(corpus, tok, o.batch_size, o.seq_len);
+    const Batch b = next_batch(corpus, tok, o.train.batch_size, o.train.seq_len);
     r.truncated += b.truncated;
     const int64_t t = b.ids.size(1);
     const at::Tensor ids = b.ids.narrow(0, rank * rows, rows), mask = b.mask.narrow(0, rank * rows, rows);
     std::vector<at::Tensor> load;  // per layer, [E] tokens routed to each expert (MoE layers)
     at::Tensor logits = model.forward(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, V]
-    at::Tensor nll = -logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
     const double n_targets = b.mask.sum().item<double>();
-    at::Tensor loss = (nll * mask).sum() / n_targets;  // this rank's share of the mean over real target tokens
-    optimizer.zero_grad();
-    loss.backward();
-    at::Tensor total_loss = loss.detach().to(at::kDouble).reshape({1});
-    double grad_norm = 0;
+    // This rank's share of the mean over the global batch's real target tokens (masked_mean of
+    // the whole batch when there is one rank).
+    at::Tensor loss = (token_nll(logits, ids.narrow(1, 1, t - 1)) * mask).sum() / n_targets;
+    LmOptimizer::Step s;
     if (dist) {
+      optimizer.backward(loss);
+      at::Tensor total_loss = loss.detach().to(at::kDouble).reshape({1});
       dist->all_reduce_sum(total_loss);
       all_reduce_gradients(*dist, sharded);
+      const double grad_norm = clip_grad_norm(*dist, sharded, o.train.grad_clip);
+      s = optimizer.update(total_loss.item<double>(), grad_norm, step, "pretrain");
+      all_reduce_loads(*dist, load);
+    } else {
+      s = optimizer.step(loss, step, "pretrain");
     }
-    const double loss_value = total_loss.item<double>();
-    if (!std::isfinite(loss_value))
-      throw std::runtime_error("pretrain: the loss is not finite at step " + std::to_string(step) +
-                               " (try a lower optim.lr or grad_clip)");
-    grad_norm = dist ? clip_grad_norm(*dist, sharded, o.grad_clip) : clip_grad_norm(params, o.grad_clip);
-    const double lr = lr_at(o.lr, step);
-    optimizer.step(lr);
-    if (dist) all_reduce_loads(*dist, load);
     if (balance) model.update_correction_biases(load, o.bias_update_speed);
 
-    if (step == first_step) r.first_loss = loss_value;
-    r.final_loss = loss_value;
-    r.tokens += static_cast<int64_t>(n_targets);
-    window_tokens += static_cast<int64_t>(n_targets);
-    r.steps = step + 1;
-    char status[64];
-    std::snprintf(status, sizeof status, "loss=%.4f", loss_value);
-    progress.advance(1, status);
-    if (metrics && ((step + 1) % o.log_every == 0 || step + 1 == o.steps)) {
-      const auto now = std::chrono::steady_clock::now();
-      const double secs = std::chrono::duration<double>(now - window_start).count();
-      std::map<std::string, double> m{{"loss", loss_value},
-                                      {"lr", lr},
-                                      {"grad_norm", grad_norm},
-                                      {"throughput/tokens_per_s", secs > 0 ? window_tokens / secs : 0.0}};
-      for (size_t i = 0; i < load.size(); ++i)  // expert balance of this step's batch: 1 is perfect
-        if (load[i].defined())
-          m["moe/layer" + std::to_string(i) + "/load_max_over_mean"] = load_max_over_mean(load[i]);
-      metrics->log(step + 1, m);
-      window_start = now;
-      window_tokens = 0;
-    }
+    std::map<std::string, double> balance_metrics;  // expert balance of this step's batch: 1 is perfect
+    for (size_t i = 0; i < load.size(); ++i)
+      if (load[i].defined())
+        balance_metrics["moe/layer" + std::to_string(i) + "/load_max_over_mean"] = load_max_over_mean(load[i]);
+    log.record(step, s, static_cast<int64_t>(n_targets), balance_metrics);
     if (dist && o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps)
       save_learner_checkpoint(step + 1);
   }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  progress.finish();
+  log.finish();
+  r.steps = log.steps;
+  r.first_loss = log.first_loss;
+  r.final_loss = log.final_loss;
+  r.seconds = log.seconds;
+  r.tokens = log.tokens;
 
   if (dist) {
     save_learner_checkpoint(o.steps);
@@ -428,12 +305,10 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
   }
   // Tokenizer files first: save_pretrained keeps the directory's other files when it swaps the
   // finished checkpoint in, so the directory never holds half-written weights.
-  fs::create_directories(o.out_dir);
-  for (const auto& [file, source] : tokenizer_files(tok))
-    copy_file_atomic(source, (fs::path(o.out_dir) / file).string());
+  write_tokenizer_files(tok, o.train.out_dir);
   SaveOptions save;
-  save.dtype = save_dtype_of(o.save_dtype, "pretrain.save_dtype");
-  save_pretrained(model, o.out_dir, save);
+  save.dtype = o.train.save_dtype_value();
+  save_pretrained(model, o.train.out_dir, save);
   return r;
 }
 

@@ -19,14 +19,10 @@
 //       format: jsonl           jsonl (one object a line) or text (one record a non-empty line)
 //       field: text             the JSONL member holding the text
 //   seq_len: 128                tokens a sequence may have (longer records are cut, and counted)
-//   batch_size: 32   steps: 1000
-//   optim: {lr: 1e-3, warmup_steps: 0, decay: cosine, min_lr_ratio: 0.1, weight_decay: 0.0,
-//           beta1: 0.9, beta2: 0.999, eps: 1e-8, grad_clip: 1.0}
+//   steps: 1000
 //   bias_update_speed: 0.001    aux-loss-free balancing step γ of noaux_tc routers (0: off)
-//   threads: 0 (all cores)   seed: 0   dtype: fp32 | bf16 (bf16 compute, fp32 master weights)
-//   save_dtype: fp32 | bf16     the checkpoint's floating dtype
-//   out_dir:  the checkpoint directory (required); log_dir: metrics (default <out_dir>/logs)
-//   log_every: 10               steps between metric lines
+//   batch_size, optim, threads, seed, dtype, save_dtype, out_dir, log_dir, log_every: the keys
+//   every LM trainer has (learner/lm_training.h)
 //   save_every: 0               `grpo learner` only: a checkpoint every N steps (0: at the end only)
 //   resume: false               `grpo learner` only: continue from out_dir's checkpoint when it has
 //                               one (same world size), else start fresh
@@ -43,7 +39,7 @@
 #include "common/config.h"
 #include "learner/digit_chains.h"
 #include "learner/distributed.h"
-#include "learner/optim.h"
+#include "learner/lm_training.h"
 
 namespace grpo {
 
@@ -63,18 +59,11 @@ struct PretrainOptions {
   std::string model_source;  // its file, or the config key it was written under
   std::string tokenizer;
   PretrainCorpusOptions corpus;
-  int64_t seq_len = 128, batch_size = 32, steps = 1000;
-  LrSchedule lr;
-  AdamWOptions adamw;
-  double grad_clip = 1.0;
+  int64_t steps = 1000;
   double bias_update_speed = 1e-3;
-  int threads = 0;
-  uint64_t seed = 0;
-  std::string dtype = "fp32", save_dtype = "fp32";
-  std::string out_dir, log_dir;
-  int64_t log_every = 10;
   int64_t save_every = 0;
   bool resume = false;
+  LmTrainingOptions train;  // seq_len, batch_size, optim, dtype, out_dir, ...
 
   // From the `pretrain:` section (config.sub("pretrain")).
   static PretrainOptions from_config(const Config& section);
@@ -90,7 +79,8 @@ struct PretrainResult {
 
 // Trains and saves options.out_dir (config.json, model.safetensors, tokenizer files) atomically;
 // metrics go to options.log_dir (learner/metrics.h): loss, lr, grad_norm, tokens/s and, per MoE
-// layer, moe/layerN/load_max_over_mean (the batch's expert load balance, 1 = even). With `show_progress`, a progress line on stderr.
+// layer, moe/layerN/load_max_over_mean (the batch's expert load balance, 1 = even). With
+// `show_progress`, a progress line on stderr.
 //
 // With `dist` (`grpo learner`), one rank of an expert-parallel run (learner/expert_parallel.h):
 // every rank draws the same global batch and trains on its batch_size / world rows; rank 0 shows

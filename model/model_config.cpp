@@ -1,96 +1,16 @@
 #include "model/model_config.h"
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "common/error.h"
+#include "model/json_keys.h"
 
 namespace grpo {
 namespace {
 
 using nlohmann::json;
 
-const char* type_name(const json& v) {
-  if (v.is_null()) return "null";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_number_integer()) return "an integer";
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_array()) return "an array";
-  return "an object";
-}
-
-// Typed access to one JSON object with errors that name the file and the key path.
-class Keys {
- public:
-  Keys(const json& j, std::string source, std::string prefix = "")
-      : j_(j), source_(std::move(source)), prefix_(std::move(prefix)) {}
-
-  [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-    throw InputError(source_ + ": key '" + prefix_ + key + "': " + what);
-  }
-  bool has(const std::string& key) const { return j_.contains(key); }
-  bool has_value(const std::string& key) const { return has(key) && !j_.at(key).is_null(); }
-
-  int64_t integer(const std::string& key) const {
-    if (!has(key)) fail(key, "missing (required)");
-    return as_int(key, j_.at(key));
-  }
-  int64_t integer(const std::string& key, int64_t fallback) const {
-    return has_value(key) ? as_int(key, j_.at(key)) : fallback;
-  }
-  // Required key whose value may be null.
-  std::optional<int64_t> nullable_integer(const std::string& key) const {
-    if (!has(key)) fail(key, "missing (required; null allowed)");
-    if (j_.at(key).is_null()) return std::nullopt;
-    return as_int(key, j_.at(key));
-  }
-  double number(const std::string& key, double fallback) const {
-    if (!has_value(key)) return fallback;
-    const json& v = j_.at(key);
-    if (!v.is_number()) fail(key, std::string("expected a number, got ") + type_name(v));
-    return v.get<double>();
-  }
-  std::optional<double> optional_number(const std::string& key) const {
-    if (!has_value(key)) return std::nullopt;
-    return number(key, 0.0);
-  }
-  bool boolean(const std::string& key, bool fallback) const {
-    if (!has_value(key)) return fallback;
-    const json& v = j_.at(key);
-    if (!v.is_boolean()) fail(key, std::string("expected true or false, got ") + type_name(v));
-    return v.get<bool>();
-  }
-  std::string string(const std::string& key, const std::string& fallback) const {
-    if (!has_value(key)) return fallback;
-    const json& v = j_.at(key);
-    if (!v.is_string()) fail(key, std::string("expected a string, got ") + type_name(v));
-    return v.get<std::string>();
-  }
-  const json& at(const std::string& key) const { return j_.at(key); }
-  Keys sub(const std::string& key) const {
-    const json& v = j_.at(key);
-    if (!v.is_object()) fail(key, std::string("expected an object, got ") + type_name(v));
-    return Keys(v, source_, prefix_ + key + ".");
-  }
-
- private:
-  int64_t as_int(const std::string& key, const json& v) const {
-    if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float()) {
-      double d = v.get<double>();
-      if (std::isfinite(d) && std::floor(d) == d) return static_cast<int64_t>(d);
-    }
-    fail(key, std::string("expected an integer, got ") + type_name(v));
-  }
-
-  const json& j_;
-  std::string source_, prefix_;
-};
-
-RopeConfig parse_rope(const Keys& top, const ModelConfig& c) {
+RopeConfig parse_rope(const JsonKeys& top, const ModelConfig& c) {
   RopeConfig r;
   r.theta = top.number("rope_theta", 10000.0);
   // HF 5.x: rope_parameters {rope_type, rope_theta, ...}; hub V2/V3: rope_scaling {type, ...}.
@@ -98,7 +18,7 @@ RopeConfig parse_rope(const Keys& top, const ModelConfig& c) {
                     : top.has_value("rope_scaling")  ? "rope_scaling"
                                                      : nullptr;
   if (!key) return r;
-  Keys p = top.sub(key);
+  JsonKeys p = top.sub(key);
   r.theta = p.number("rope_theta", r.theta);
   r.type = p.string("rope_type", p.string("type", "default"));
   if (r.type == "default") return r;
@@ -128,7 +48,7 @@ RopeConfig parse_rope(const Keys& top, const ModelConfig& c) {
   return r;
 }
 
-TopkMethod parse_topk_method(const Keys& k, TopkMethod fallback) {
+TopkMethod parse_topk_method(const JsonKeys& k, TopkMethod fallback) {
   if (!k.has_value("topk_method")) return fallback;
   std::string s = k.string("topk_method", "");
   if (s == "greedy") return TopkMethod::kGreedy;
@@ -137,7 +57,7 @@ TopkMethod parse_topk_method(const Keys& k, TopkMethod fallback) {
   k.fail("topk_method", "unknown value '" + s + "' (expected greedy, group_limited_greedy or noaux_tc)");
 }
 
-ScoringFunc parse_scoring(const Keys& k, ScoringFunc fallback) {
+ScoringFunc parse_scoring(const JsonKeys& k, ScoringFunc fallback) {
   if (!k.has_value("scoring_func")) return fallback;
   std::string s = k.string("scoring_func", "");
   if (s == "softmax") return ScoringFunc::kSoftmax;
@@ -145,30 +65,11 @@ ScoringFunc parse_scoring(const Keys& k, ScoringFunc fallback) {
   k.fail("scoring_func", "unknown value '" + s + "' (expected softmax or sigmoid)");
 }
 
-std::vector<int64_t> parse_eos(const Keys& k, int64_t fallback) {
-  if (!k.has("eos_token_id")) return {fallback};
-  const json& v = k.at("eos_token_id");
-  if (v.is_null()) return {};
-  if (v.is_array()) {
-    std::vector<int64_t> out;
-    for (const auto& e : v) {
-      if (!e.is_number_integer()) k.fail("eos_token_id", "expected integers in the list");
-      out.push_back(e.get<int64_t>());
-    }
-    return out;
-  }
-  return {k.integer("eos_token_id")};
-}
-
-void require_positive(const Keys& k, const std::string& key, int64_t v) {
-  if (v <= 0) k.fail(key, "must be > 0, got " + std::to_string(v));
-}
-
 }  // namespace
 
 ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   if (!j.is_object()) throw InputError(source + ": expected a JSON object");
-  Keys k(j, source);
+  JsonKeys k(j, source);
   ModelConfig c;
   c.raw = j;
 
@@ -208,8 +109,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
                           "num_attention_heads", "kv_lora_rank", "qk_nope_head_dim",
                           "qk_rope_head_dim", "v_head_dim"})
-    require_positive(k, key, k.integer(key));
-  if (c.q_lora_rank) require_positive(k, "q_lora_rank", *c.q_lora_rank);
+    k.require_positive(key, k.integer(key));
+  if (c.q_lora_rank) k.require_positive("q_lora_rank", *c.q_lora_rank);
   if (c.qk_rope_head_dim % 2) k.fail("qk_rope_head_dim", "must be even");
   if (k.has_value("num_key_value_heads") && k.integer("num_key_value_heads") != c.num_attention_heads)
     k.fail("num_key_value_heads", "MLA needs num_key_value_heads == num_attention_heads");
@@ -233,10 +134,10 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   if (c.n_routed_experts > 0) {
     c.moe_intermediate_size = k.integer("moe_intermediate_size");
     c.num_experts_per_tok = k.integer("num_experts_per_tok");
-    require_positive(k, "moe_intermediate_size", c.moe_intermediate_size);
-    require_positive(k, "num_experts_per_tok", c.num_experts_per_tok);
-    require_positive(k, "moe_layer_freq", c.moe_layer_freq);
-    require_positive(k, "n_group", c.n_group);
+    k.require_positive("moe_intermediate_size", c.moe_intermediate_size);
+    k.require_positive("num_experts_per_tok", c.num_experts_per_tok);
+    k.require_positive("moe_layer_freq", c.moe_layer_freq);
+    k.require_positive("n_group", c.n_group);
     if (c.n_shared_experts < 0) k.fail("n_shared_experts", "must be >= 0");
     if (c.num_experts_per_tok > c.n_routed_experts)
       k.fail("num_experts_per_tok", "larger than n_routed_experts (" + std::to_string(c.n_routed_experts) + ")");
@@ -263,7 +164,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   } else {
     c.bos_token_id = v2 ? 1 : 0;
   }
-  c.eos_token_ids = parse_eos(k, v2 ? 2 : 1);
+  c.eos_token_ids = k.eos_ids(v2 ? 2 : 1);
   c.num_nextn_predict_layers = k.integer("num_nextn_predict_layers", 0);
   if (c.num_nextn_predict_layers < 0) k.fail("num_nextn_predict_layers", "must be >= 0");
   if (!(c.rms_norm_eps > 0)) k.fail("rms_norm_eps", "must be > 0");
@@ -271,18 +172,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
 }
 
 ModelConfig ModelConfig::load(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::string file = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
-  std::ifstream in(file);
-  if (!in) throw InputError(file + ": cannot open model config");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    throw InputError(file + ": invalid JSON: " + e.what());
-  }
+  std::string file;
+  const json j = read_config_json(path, &file);
   return from_json(j, file);
 }
 

@@ -1,5 +1,7 @@
 #include "model/pretrained.h"
 
+#include "model/json_keys.h"
+
 namespace grpo {
 
 DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
@@ -17,5 +19,19 @@ DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
 void save_pretrained(const DeepseekModel& model, const std::string& dir, const SaveOptions& opt) {
   save_weights(dir, model.state_dict(), model.config().raw, opt);
 }
+
+DenseDecoder load_dense_pretrained(const std::string& dir, ModelOptions options) {
+  DenseConfig config = DenseConfig::load(dir);
+  std::map<std::string, at::Tensor> weights = load_weights(dir, options.param_dtype == at::kDouble ? at::kDouble : at::kFloat);
+  DenseDecoder model(std::move(config), options);
+  model.load_state(weights, dir);
+  return model;
+}
+
+void save_pretrained(const DenseDecoder& model, const std::string& dir, const SaveOptions& opt) {
+  save_weights(dir, model.state_dict(), model.config().raw, opt);
+}
+
+bool is_dense_checkpoint(const std::string& path) { return is_dense_config(read_config_json(path)); }
 
 }  // namespace grpo

@@ -6,6 +6,7 @@
 
 #include "model/checkpoint.h"
 #include "model/deepseek.h"
+#include "model/dense_decoder.h"
 
 namespace grpo {
 
@@ -17,5 +18,13 @@ DeepseekModel load_pretrained(const std::string& dir, ModelOptions options = {})
 
 // config.json (the model's own, dtype keys adjusted by save_weights) + weights, atomically.
 void save_pretrained(const DeepseekModel& model, const std::string& dir, const SaveOptions& opt = {});
+
+// A dense (Llama / Qwen2) checkpoint; options.fp8 and options.mtp must be off.
+DenseDecoder load_dense_pretrained(const std::string& dir, ModelOptions options = {});
+void save_pretrained(const DenseDecoder& model, const std::string& dir, const SaveOptions& opt = {});
+
+// Whether DIR/config.json (or the config.json given) names a dense decoder (model/dense_decoder.h),
+// so commands can dispatch on it; InputError when it cannot be read.
+bool is_dense_checkpoint(const std::string& path);
 
 }  // namespace grpo

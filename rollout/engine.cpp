@@ -53,6 +53,12 @@ void insert_by_priority(std::vector<Ptr>& list, Ptr s) {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+void check_option(bool ok, const std::string& what) {
+  if (!ok) throw InputError("engine options: " + what);
+}
+
+}  // namespace
+
 std::string decode_text(const Tokenizer& tok, const std::vector<int64_t>& ids) {
   std::vector<int32_t> known;
   for (int64_t id : ids)
@@ -71,11 +77,23 @@ std::string decode_text(const Tokenizer& tok, const std::vector<int64_t>& ids) {
   }
 }
 
-void check_option(bool ok, const std::string& what) {
-  if (!ok) throw InputError("engine options: " + what);
+std::optional<FinishReason> finish_reason_after(int64_t token, const GenerationParams& g,
+                                                const std::vector<int64_t>& eos_ids, const Tokenizer* tokenizer,
+                                                std::string& text, int64_t generated, int64_t total_tokens,
+                                                int64_t max_context) {
+  auto has = [token](const std::vector<int64_t>& ids) { return std::find(ids.begin(), ids.end(), token) != ids.end(); };
+  if (has(eos_ids)) return FinishReason::kEos;
+  if (has(g.stop_token_ids)) return FinishReason::kStop;
+  if (!g.stop_strings.empty() && tokenizer) {
+    const size_t before = text.size();
+    text += decode_text(*tokenizer, {token});
+    for (const std::string& stop : g.stop_strings)
+      if (text.find(stop, before >= stop.size() ? before - stop.size() + 1 : 0) != std::string::npos)
+        return FinishReason::kStop;
+  }
+  if (generated >= g.max_new_tokens || total_tokens >= max_context) return FinishReason::kLength;
+  return std::nullopt;
 }
-
-}  // namespace
 
 Engine::Engine(std::shared_ptr<const DeepseekModel> model, int64_t weight_version, EngineOptions options,
                const Tokenizer* tokenizer)
@@ -118,34 +136,40 @@ int64_t Engine::mha_cache_bytes_per_token() const {
   return config_.num_hidden_layers * values * static_cast<int64_t>(c10::elementSize(model_options_.compute_dtype));
 }
 
-void Engine::validate(const Request& r) const {
-  const int64_t vocab = config_.vocab_size, p = static_cast<int64_t>(r.prompt.size());
+void validate_request(const Request& r, int64_t vocab, int64_t max_context, bool has_tokenizer) {
+  const int64_t p = static_cast<int64_t>(r.prompt.size());
   const GenerationParams& g = r.params;
   if (r.prompt.empty()) throw InputError("prompt: empty (a request needs at least one token)");
-  if (p > options_.max_context)
-    throw InputError("prompt: " + std::to_string(p) + " tokens exceed the context of " +
-                     std::to_string(options_.max_context) + " (max_context)");
+  if (p > max_context)
+    throw InputError("prompt: " + std::to_string(p) + " tokens exceed the context of " + std::to_string(max_context) +
+                     " (max_context)");
   for (size_t i = 0; i < r.prompt.size(); ++i)
     if (r.prompt[i] < 0 || r.prompt[i] >= vocab)
       throw InputError("prompt[" + std::to_string(i) + "]: token id " + std::to_string(r.prompt[i]) +
                        " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-  if (r.n < 1 || r.n > options_.max_seqs)
-    throw InputError("n: the number of samples must be in [1, " + std::to_string(options_.max_seqs) +
-                     "] (max_seqs), got " + std::to_string(r.n));
   if (g.max_new_tokens < 1)
     throw InputError("max_new_tokens: must be >= 1, got " + std::to_string(g.max_new_tokens));
-  if (g.max_new_tokens > options_.max_new_tokens_limit)
-    throw InputError("max_new_tokens: " + std::to_string(g.max_new_tokens) + " exceeds the limit of " +
-                     std::to_string(options_.max_new_tokens_limit) + " (max_new_tokens_limit)");
   validate_sampling(g.sampling);
   for (size_t i = 0; i < g.stop_token_ids.size(); ++i)
     if (g.stop_token_ids[i] < 0 || g.stop_token_ids[i] >= vocab)
       throw InputError("stop_token_ids[" + std::to_string(i) + "]: token id " + std::to_string(g.stop_token_ids[i]) +
                        " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-  if (!g.stop_strings.empty() && !tokenizer_)
+  if (!g.stop_strings.empty() && !has_tokenizer)
     throw InputError("stop_strings: need a tokenizer (the engine has none)");
   for (size_t i = 0; i < g.stop_strings.size(); ++i)
     if (g.stop_strings[i].empty()) throw InputError("stop_strings[" + std::to_string(i) + "]: empty");
+}
+
+void Engine::validate(const Request& r) const {
+  validate_request(r, config_.vocab_size, options_.max_context, tokenizer_ != nullptr);
+  const int64_t p = static_cast<int64_t>(r.prompt.size());
+  const GenerationParams& g = r.params;
+  if (r.n < 1 || r.n > options_.max_seqs)
+    throw InputError("n: the number of samples must be in [1, " + std::to_string(options_.max_seqs) +
+                     "] (max_seqs), got " + std::to_string(r.n));
+  if (g.max_new_tokens > options_.max_new_tokens_limit)
+    throw InputError("max_new_tokens: " + std::to_string(g.max_new_tokens) + " exceeds the limit of " +
+                     std::to_string(options_.max_new_tokens_limit) + " (max_new_tokens_limit)");
   const int64_t longest = std::min(p + g.max_new_tokens, options_.max_context);
   if (ceil_div(longest, options_.page_size) > options_.num_pages)
     throw InputError("max_new_tokens: prompt (" + std::to_string(p) + ") + max_new_tokens (" +
@@ -494,19 +518,10 @@ void Engine::finish_token(Sequence& s, int64_t token, float logprob) {
   s.tokens.push_back(token);
   s.logprobs.push_back(logprob);
   ++counters_.generated_tokens;
-  const GenerationParams& g = s.group->request.params;
-  auto has = [token](const std::vector<int64_t>& ids) { return std::find(ids.begin(), ids.end(), token) != ids.end(); };
-  if (has(eos_ids_)) return complete(s, FinishReason::kEos);
-  if (has(g.stop_token_ids)) return complete(s, FinishReason::kStop);
-  if (!g.stop_strings.empty()) {
-    const size_t before = s.text.size();
-    s.text += decode_text(*tokenizer_, {token});
-    for (const std::string& stop : g.stop_strings)
-      if (s.text.find(stop, before >= stop.size() ? before - stop.size() + 1 : 0) != std::string::npos)
-        return complete(s, FinishReason::kStop);
-  }
-  if (s.generated() >= g.max_new_tokens || static_cast<int64_t>(s.tokens.size()) >= options_.max_context)
-    return complete(s, FinishReason::kLength);
+  std::optional<FinishReason> reason =
+      finish_reason_after(token, s.group->request.params, eos_ids_, tokenizer_, s.text, s.generated(),
+                          static_cast<int64_t>(s.tokens.size()), options_.max_context);
+  if (reason) complete(s, *reason);
 }
 
 void Engine::complete(Sequence& s, FinishReason reason) {

@@ -42,6 +42,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -87,6 +88,23 @@ struct Completion {
   int64_t weight_version = 0;          // the weights that produced every token
   int64_t prompt_tokens = 0;
 };
+
+// token_ids decoded with added/special tokens kept; ids the tokenizer does not know are dropped.
+std::string decode_text(const Tokenizer& tok, const std::vector<int64_t>& ids);
+
+// Whether a completion ends with the token just appended, and why: one of `eos_ids` (kEos), of
+// g.stop_token_ids, or a stop string in the decoded text (kStop; `text`, the completion decoded so
+// far, is extended by the token here when there are stop strings), or `generated` reaching
+// g.max_new_tokens or `total_tokens` (prompt + completion) reaching max_context (kLength).
+std::optional<FinishReason> finish_reason_after(int64_t token, const GenerationParams& g,
+                                                const std::vector<int64_t>& eos_ids, const Tokenizer* tokenizer,
+                                                std::string& text, int64_t generated, int64_t total_tokens,
+                                                int64_t max_context);
+
+// The checks every generator makes of a request (InputError naming the field): a prompt of
+// 1..max_context ids inside the vocabulary, max_new_tokens >= 1, sampling parameters,
+// stop ids inside the vocabulary, non-empty stop strings (which need a tokenizer).
+void validate_request(const Request& r, int64_t vocab, int64_t max_context, bool has_tokenizer);
 
 struct EngineOptions {
   int64_t page_size = 16;                 // token slots per cache page

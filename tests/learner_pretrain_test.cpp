@@ -177,9 +177,8 @@ TEST_F(Pretrain, LossFallsOnTheTaskAndTheCheckpointScoresLikeTheTrainedModel) {
   const int64_t next = m.forward(at::tensor(prompt, at::kLong).unsqueeze(0))[0][-1].argmax().item<int64_t>();
   const std::string piece = tok.decode({static_cast<int32_t>(next)});
   EXPECT_TRUE(piece == "</think>" || piece == "3") << piece;
-      << piece;
 
-  const MetricsHistory h = read_metrics(o.log_dir + "/metrics.jsonl");
+  const MetricsHistory h = read_metrics(o.train.log_dir + "/metrics.jsonl");
   EXPECT_EQ(h.steps, (std::vector<int64_t>{5, 10, 15, 20, 25, 30, 35, 40}));
   EXPECT_EQ(h.series.count("loss"), 1u);
   EXPECT_EQ(h.series.count("throughput/tokens_per_s"), 1u);

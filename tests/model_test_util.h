@@ -71,6 +71,42 @@ inline DeepseekModel random_model(const ModelConfig& c, ModelOptions opts = {}, 
   return m;
 }
 
+// A tiny dense decoder config.json ("llama" or "qwen2"): 2 layers, 4 query heads sharing 2
+// key/value heads (GQA), head_dim 8 != hidden / heads; qwen2 ties its embeddings. Keys of `patch`
+// replace the defaults.
+inline nlohmann::json dense_config_json(const std::string& type, const nlohmann::json& patch = nlohmann::json::object()) {
+  nlohmann::json j = {{"model_type", type},
+                      {"vocab_size", 40},
+                      {"hidden_size", 24},
+                      {"intermediate_size", 36},
+                      {"num_hidden_layers", 2},
+                      {"num_attention_heads", 4},
+                      {"num_key_value_heads", 2},
+                      {"head_dim", 8},
+                      {"rms_norm_eps", 1e-5},
+                      {"rope_theta", 50.0},
+                      {"max_position_embeddings", 64},
+                      {"initializer_range", 0.25},
+                      {"tie_word_embeddings", type == "qwen2"},
+                      {"bos_token_id", 0},
+                      {"eos_token_id", 1},
+                      {"rope_scaling", nullptr}};
+  for (const auto& [k, v] : patch.items()) j[k] = v;
+  return j;
+}
+
+// init_weights(seed), then norms and biases moved by uniform(-0.3, 0.3) so that every parameter
+// changes the logits.
+inline DenseDecoder random_dense(const nlohmann::json& config, ModelOptions opts = {}, uint64_t seed = 5) {
+  DenseDecoder m(DenseConfig::from_json(config, "test config"), opts);
+  init_weights(m, seed);
+  at::NoGradGuard no_grad;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
+  for (auto& [name, t] : m.named_parameters())
+    if (t->dim() == 1) t->add_(at::empty(t->sizes(), at::kFloat).uniform_(-0.3, 0.3, gen).to(t->scalar_type()));
+  return m;
+}
+
 inline at::Tensor random_ids(int64_t b, int64_t t, int64_t vocab, uint64_t seed = 3) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   return at::randint(vocab, {b, t}, gen, at::TensorOptions().dtype(at::kLong));

@@ -1,0 +1,158 @@
+// `grpo sft` and the dense-student paths of `grpo eval` / `generate` / `logprobs` / `init-model`
+// as a user runs them: configs/sft-tiny.yaml (shortened and pointed at a 4-chat JSONL by
+// overrides) trains a small Llama-style student until it has memorised its answers; eval of the
+// checkpoint prints the summary with pass@1 = 1 on those prompts; bad data is named by file:line.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+using nlohmann::json;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+const std::vector<std::pair<std::string, std::string>> kQa{{"2+3+4", "9"}, {"5+1+1", "7"}, {"8+8", "16"}, {"9+2+6", "17"}};
+
+class CliSft : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string tmpl = (fs::temp_directory_path() / "grpo_cli_sft_XXXXXX").string();
+    dir_ = ::mkdtemp(tmpl.data());
+    json config = json::parse(std::ifstream(std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/student.json"));
+    config["hidden_size"] = 64;
+    config["head_dim"] = 16;
+    config["intermediate_size"] = 128;
+    config["num_hidden_layers"] = 2;
+    std::ofstream(dir_ + "/student.json") << config.dump(2);
+    std::ofstream train(dir_ + "/train.jsonl"), eval(dir_ + "/eval.jsonl");
+    for (const auto& [q, a] : kQa) {
+      train << json{{"messages", {{{"role", "user"}, {"content", q}},
+                                  {{"role", "assistant"}, {"content", "</think><answer>" + a + "</answer>"}}}}}.dump()
+            << "\n";
+      eval << json{{"prompt", q}, {"answer", a}}.dump() << "\n";
+    }
+    train.close();
+    sft_ = new Result(run("sft --config configs/sft-tiny.yaml --quiet sft.model=" + dir_ + "/student.json" +
+                          " sft.data.files=[" + dir_ + "/train.jsonl] sft.epochs=60 sft.batch_size=4" +
+                          " sft.seq_len=64 sft.optim.lr=1.0e-2 sft.threads=2 sft.out_dir=" + dir_ + "/student" +
+                          " sft.log_dir=" + dir_ + "/logs"));
+  }
+  static void TearDownTestSuite() {
+    delete sft_;
+    fs::remove_all(dir_);
+  }
+
+  // Runs `grpo ARGS` from the source root (the config's paths are relative to it).
+  static Result run(const std::string& args, const std::string& stdin_text = "") {
+    std::ofstream(dir_ + "/stdin") << stdin_text;
+    std::string cmd = "cd " + std::string(GRPO_SOURCE_DIR) + " && " + GRPO_BINARY + " " + args + " < " + dir_ +
+                      "/stdin 2> " + dir_ + "/stderr";
+    FILE* p = popen(cmd.c_str(), "r");
+    std::string out;
+    std::array<char, 4096> buf;
+    size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    int status = pclose(p);
+    std::stringstream err;
+    err << std::ifstream(dir_ + "/stderr").rdbuf();
+    return {WEXITSTATUS(status), out, err.str()};
+  }
+
+  static std::string dir_;
+  static Result* sft_;
+};
+std::string CliSft::dir_;
+Result* CliSft::sft_ = nullptr;
+
+TEST_F(CliSft, TrainsAndSavesTheStudent) {
+  ASSERT_EQ(sft_->code, 0) << sft_->err;
+  const json s = json::parse(sft_->out);
+  EXPECT_EQ(s["steps"], 60);
+  EXPECT_EQ(s["examples"], 4);
+  EXPECT_EQ(s["bad_records"], 0);
+  EXPECT_GT(s["first_loss"].get<double>(), 4.0);
+  EXPECT_LT(s["final_loss"].get<double>(), 0.05);
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+    EXPECT_TRUE(fs::exists(dir_ + "/student/" + f)) << f;
+  EXPECT_TRUE(fs::exists(dir_ + "/logs/metrics.jsonl"));
+}
+
+TEST_F(CliSft, EvalOfTheDenseCheckpointPrintsTheSummary) {
+  ASSERT_EQ(sft_->code, 0) << sft_->err;
+  Result r = run("eval --model " + dir_ + "/student --data " + dir_ + "/eval.jsonl" +
+                 " --template configs/chat_templates/tiny-zero.yaml --verifier math --format-verifier ''" +
+                 " --temperature 0 --max-new-tokens 16 --samples 2 --threads 1 --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json s = json::parse(r.out);
+  EXPECT_EQ(s["prompts"], 4);
+  EXPECT_EQ(s["samples"], 8);
+  EXPECT_EQ(s["metrics"]["pass@1"], 1.0) << r.out;  // the memorised answers, greedy
+  EXPECT_EQ(s["metrics"]["pass@k"]["2"], 1.0);
+  EXPECT_EQ(s["metrics"]["truncated_rate"], 0.0);
+}
+
+TEST_F(CliSft, GenerateAndLogprobsTakeDenseCheckpoints) {
+  ASSERT_EQ(sft_->code, 0) << sft_->err;
+  const std::string model = dir_ + "/student";
+  Result g = run("generate --model " + model + " --tokenizer " + model + " --prompt 'User: 8+8\nAssistant: <think>'" +
+                 " --max-new-tokens 16 --threads 1");
+  ASSERT_EQ(g.code, 0) << g.err;
+  const json line = json::parse(g.out);
+  EXPECT_EQ(line["text"], "</think><answer>16</answer>");
+  EXPECT_EQ(line["finish_reason"], "eos");
+  // logprobs of the generated sequence match the sampler's greedy log-probs.
+  std::vector<int64_t> ids = {0};
+  Result tok = run("tokenize --tokenizer " + model, json{{"text", "User: 8+8\nAssistant: <think>"}}.dump() + "\n");
+  ASSERT_EQ(tok.code, 0) << tok.err;
+  const json prompt_ids = json::parse(tok.out)["ids"];
+  ASSERT_GT(prompt_ids.size(), 5u) << tok.out;
+  for (const auto& id : prompt_ids) ids.push_back(id.get<int64_t>());
+  const size_t prompt = ids.size();
+  for (const auto& id : line["output_ids"]) ids.push_back(id.get<int64_t>());
+  Result lp = run("logprobs --model " + model + " --threads 1", json{{"ids", ids}}.dump() + "\n");
+  ASSERT_EQ(lp.code, 0) << lp.err;
+  const json lps = json::parse(lp.out)["logprobs"];
+  ASSERT_EQ(lps.size(), ids.size() - 1);
+  for (size_t t = 0; t < line["logprobs"].size(); ++t)
+    EXPECT_NEAR(lps[prompt - 1 + t].get<double>(), line["logprobs"][t].get<double>(), 1e-4) << t;
+
+  // init-model writes a random dense checkpoint (HF names) that logprobs reads.
+  Result init = run("init-model --config configs/tiny-zero/student.json --out " + dir_ + "/random --dtype fp32");
+  ASSERT_EQ(init.code, 0) << init.err;
+  Result lp2 = run("logprobs --model " + dir_ + "/random --threads 1", "{\"ids\": [0, 5, 9]}\n");
+  ASSERT_EQ(lp2.code, 0) << lp2.err;
+  EXPECT_EQ(json::parse(lp2.out)["logprobs"].size(), 2u);
+}
+
+TEST_F(CliSft, BadDataIsNamedByFileAndLine) {
+  std::ofstream(dir_ + "/bad.jsonl") << R"({"messages": [{"role": "user", "content": "1+1"}, {"role": "assistant", "content": "2"}]})"
+                                     << "\n"
+                                     << R"({"messages": [{"role": "user", "content": "no answer"}]})" << "\n";
+  const std::string common = "sft --config configs/sft-tiny.yaml --quiet sft.model=" + dir_ +
+                             "/student.json sft.data.files=[" + dir_ + "/bad.jsonl] sft.epochs=1 sft.out_dir=" +
+                             dir_ + "/bad_out";
+  Result r = run(common);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find(dir_ + "/bad.jsonl:2: messages[0].role"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/bad_out"));
+  // skip_bad: trains on the good record, counts the bad one.
+  Result skipped = run(common + " sft.data.skip_bad=true");
+  ASSERT_EQ(skipped.code, 0) << skipped.err;
+  EXPECT_EQ(json::parse(skipped.out)["bad_records"], 1);
+  EXPECT_EQ(json::parse(skipped.out)["examples"], 1);
+}
+
+}  // namespace
