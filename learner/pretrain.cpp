@@ -57,6 +57,7 @@ class CorpusStream {
     if (c.task.empty()) {
       records_ = read_records(c);
       order_.resize(records_.size());
+      cursor_ = order_.size();  // the first next() shuffles: every epoch, the first included, is a permutation
     } else {
       template_ = ChatTemplate::load(c.chat_template);
     }

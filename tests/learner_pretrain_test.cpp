@@ -203,6 +203,21 @@ TEST_F(Pretrain, LossFallsOnJsonlAndTextFiles) {
   EXPECT_EQ(r.truncated, 40 * 16);
 }
 
+TEST_F(Pretrain, EveryEpochOfAFileCorpusIsAPermutationOfItsRecords) {
+  // 32 records, one of them longer than seq_len: an epoch (2 steps of 16) cuts exactly that one.
+  {
+    std::ofstream f(dir_ + "/corpus.txt");
+    for (int i = 0; i < 32; ++i) f << (i == 5 ? std::string("a long record, cut") : "r" + std::to_string(i)) << "\n";
+  }
+  for (const std::string steps : {"2", "4"}) {
+    const PretrainResult r = pretrain(options(config_yaml("{files: [" + dir_ + "/corpus.txt], format: text}",
+                                                          "  log_dir: " + dir_ + "/logs\n"),
+                                              {"pretrain.seq_len=8", "pretrain.steps=" + steps}),
+                                      false);
+    EXPECT_EQ(r.truncated, std::stoi(steps) / 2) << steps << " steps";
+  }
+}
+
 TEST_F(Pretrain, ConfigErrorsNameTheKey) {
   const std::string good = config_yaml(task_corpus());
   expect_error(good, "stepz", {"pretrain.stepz=3"});
