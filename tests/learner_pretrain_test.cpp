@@ -170,13 +170,14 @@ TEST_F(Pretrain, LossFallsOnTheTaskAndTheCheckpointScoresLikeTheTrainedModel) {
   }
   EXPECT_LT(nll / n, r.final_loss + 0.5);
 
-  // Greedy decoding after the prompt: the trained model opens with the first term or closes the
-  // think block.
+  // Greedy decoding after the prompt: the trained model opens with a value (the step style starts
+  // with the first term) or closes the think block.
   std::vector<int64_t> prompt = {tok.bos_id()};
   for (int32_t id : tok.encode(tmpl.render({{"user", "3 4 1 2"}}, true))) prompt.push_back(id);
   const int64_t next = m.forward(at::tensor(prompt, at::kLong).unsqueeze(0))[0][-1].argmax().item<int64_t>();
   const std::string piece = tok.decode({static_cast<int32_t>(next)});
-  EXPECT_TRUE(piece == "</think>" || piece == "3") << piece;
+  EXPECT_TRUE(piece == "</think>" || (piece.size() == 1 && std::isdigit(static_cast<unsigned char>(piece[0]))))
+      << piece;
 
   const MetricsHistory h = read_metrics(o.train.log_dir + "/metrics.jsonl");
   EXPECT_EQ(h.steps, (std::vector<int64_t>{5, 10, 15, 20, 25, 30, 35, 40}));
