@@ -199,4 +199,11 @@ void write_tokenizer_files(const Tokenizer& tok, const std::string& dir) {
   for (const auto& [name, source] : tokenizer_files(tok)) copy_file_atomic(source, (fs::path(dir) / name).string());
 }
 
+void check_vocab_covers(int64_t vocab_size, const Tokenizer& tok, const std::string& model_source) {
+  if (vocab_size < tok.vocab_size())
+    throw InputError(model_source + ": key 'vocab_size': " + std::to_string(vocab_size) +
+                     " is smaller than the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + ", " +
+                     tok.path() + ")");
+}
+
 }  // namespace grpo

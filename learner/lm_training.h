@@ -122,6 +122,9 @@ class LmRunLog {
   int64_t window_tokens_ = 0;
 };
 
+// InputError naming `model_source` when the model's vocab_size is smaller than the tokenizer's.
+void check_vocab_covers(int64_t vocab_size, const Tokenizer& tok, const std::string& model_source);
+
 // The files a checkpoint carries for its tokenizer: name in the checkpoint -> source path
 // (tokenizer.json, and tokenizer_config.json when it sits beside it).
 std::map<std::string, std::string> tokenizer_files(const Tokenizer& tok);

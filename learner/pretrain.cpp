@@ -200,10 +200,7 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
 PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distributed* dist) {
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   ModelConfig config = ModelConfig::from_json(o.model, o.model_source);
-  if (config.vocab_size < tok.vocab_size())
-    throw InputError(o.model_source + ": key 'vocab_size': " + std::to_string(config.vocab_size) +
-                     " is smaller than the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + ", " +
-                     tok.path() + ")");
+  check_vocab_covers(config.vocab_size, tok, o.model_source);
   const int rank = dist ? dist->rank() : 0, world = dist ? dist->size() : 1;
   if (o.train.batch_size % world != 0)
     throw InputError("pretrain.batch_size: " + std::to_string(o.train.batch_size) + " is not divisible by the " +

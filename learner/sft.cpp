@@ -117,10 +117,7 @@ SftResult sft(const SftOptions& o, bool show_progress) {
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   const ChatTemplate tmpl = ChatTemplate::load(o.chat_template);
   DenseConfig config = DenseConfig::from_json(o.model_config, o.model_source);
-  if (config.vocab_size < tok.vocab_size())
-    throw InputError(o.model_source + ": key 'vocab_size': " + std::to_string(config.vocab_size) +
-                     " is smaller than the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + ", " +
-                     tok.path() + ")");
+  check_vocab_covers(config.vocab_size, tok, o.model_source);
   SftResult r;
   const std::vector<SftExample> data = load_sft_data(o.data, tok, tmpl, &r.data);
   const int64_t n = data.size(), batch = o.train.batch_size;

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "model/fp8.h"
+#include "model/name_listing.h"
 #include "model/project.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
@@ -268,14 +269,8 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
     }
     unexpected.push_back(name);
   }
-  auto listing = [](const std::vector<std::string>& names) {
-    std::string s;
-    for (size_t i = 0; i < names.size() && i < 8; ++i) s += (i ? ", " : "") + names[i];
-    if (names.size() > 8) s += ", ... (" + std::to_string(names.size()) + " in all)";
-    return s;
-  };
-  if (!missing.empty()) throw InputError(source + ": missing tensors: " + listing(missing));
-  if (!unexpected.empty()) throw InputError(source + ": unexpected tensors: " + listing(unexpected));
+  if (!missing.empty()) throw InputError(source + ": missing tensors: " + name_listing(missing));
+  if (!unexpected.empty()) throw InputError(source + ": unexpected tensors: " + name_listing(unexpected));
 
   // 2. Convert everything (FP8 quantisation can still fail on inf/NaN), then 3. assign.
   at::NoGradGuard no_grad;
