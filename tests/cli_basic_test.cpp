@@ -1,24 +1,19 @@
 // Runs the grpo binary as users do.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
+
+#include "grpo_cli.h"
 
 namespace {
 struct Outcome {
   int code;
-  std::string out;
+  std::string out;  // stdout, then stderr
 };
 Outcome run(const std::string& args) {
-  std::string cmd = std::string(GRPO_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
+  static const grpo_test::ScratchDir scratch("grpo_cli_basic");  // stdin/stderr files
+  grpo_test::CliResult r = grpo_test::run_grpo(args, scratch.path());
+  return {r.code, r.out + r.err};
 }
 }  // namespace
 

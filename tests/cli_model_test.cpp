@@ -3,14 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "grpo_cli.h"
 #include "model/init.h"
 #include "model/pretrained.h"
 #include "model/safetensors.h"
@@ -18,14 +17,11 @@
 
 using nlohmann::json;
 
+using Result = grpo_test::CliResult;
+
 namespace {
 
 const std::string kFixture = std::string(GRPO_TEST_DATA) + "/dsv3-tiny";
-
-struct Result {
-  int code;
-  std::string out, err;
-};
 
 class CliModel : public ::testing::Test {
  protected:
@@ -38,26 +34,9 @@ class CliModel : public ::testing::Test {
 
   // Runs `grpo ARGS` with `input` on stdin; stdout and stderr kept apart.
   Result run(const std::string& args, const std::string& input = "") const {
-    std::ofstream(path("stdin")) << input;
-    std::string cmd = std::string(GRPO_BINARY) + " " + args + " < " + path("stdin") + " 2> " + path("stderr");
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-    int status = pclose(p);
-    std::stringstream err;
-    err << std::ifstream(path("stderr")).rdbuf();
-    return {WEXITSTATUS(status), out, err.str()};
+    return grpo_test::run_grpo(args, dir_, input);
   }
-
-  static std::vector<json> lines(const std::string& out) {
-    std::vector<json> v;
-    std::stringstream ss(out);
-    std::string l;
-    while (std::getline(ss, l)) v.push_back(json::parse(l));
-    return v;
-  }
+  static std::vector<json> lines(const std::string& out) { return grpo_test::json_lines(out); }
 
   static at::Tensor reference(const std::string& name) {
     return grpo::SafetensorsReader(kFixture + "/reference.safetensors").get(name).data.clone();

@@ -4,8 +4,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,14 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "grpo_cli.h"
+
+using grpo_test::json_lines;
 using nlohmann::json;
+using Result = grpo_test::CliResult;
 
 namespace {
-
-struct Result {
-  int code;
-  std::string out, err;
-};
 
 class CliPretrain : public ::testing::Test {
  protected:
@@ -31,26 +28,7 @@ class CliPretrain : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Runs `grpo ARGS` from the source root (the demo config's paths are relative to it).
-  Result run(const std::string& args) const {
-    std::string cmd = "cd " + std::string(GRPO_SOURCE_DIR) + " && " + GRPO_BINARY + " " + args + " 2> " + dir_ +
-                      "/stderr";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-    int status = pclose(p);
-    std::stringstream err;
-    err << std::ifstream(dir_ + "/stderr").rdbuf();
-    return {WEXITSTATUS(status), out, err.str()};
-  }
-  static std::vector<json> lines(const std::string& out) {
-    std::vector<json> v;
-    std::stringstream ss(out);
-    std::string l;
-    while (std::getline(ss, l)) v.push_back(json::parse(l));
-    return v;
-  }
+  Result run(const std::string& args) const { return grpo_test::run_grpo_in_source(args, dir_); }
   static int fold_of(const std::string& question) {  // "7 5 3" -> ||7-5|-3| = 1
     std::stringstream ss(question);
     int value, term;
@@ -71,12 +49,12 @@ TEST_F(CliPretrain, SynthTaskWritesDistinctCorrectProblemsAndDisjointSplits) {
   h << std::ifstream(dir_ + "/h.jsonl").rdbuf();
 
   std::set<std::string> train_q;
-  for (const json& j : lines(train.out)) {
+  for (const json& j : json_lines(train.out)) {
     EXPECT_EQ(j["answer"], std::to_string(fold_of(j["prompt"])));
     train_q.insert(j["prompt"].get<std::string>());
   }
   EXPECT_EQ(train_q.size(), 400u);
-  const auto held_lines = lines(h.str());
+  const auto held_lines = json_lines(h.str());
   ASSERT_EQ(held_lines.size(), 50u);
   EXPECT_EQ(held_lines[3]["id"], "digit_chains/heldout/3");
   for (const json& j : held_lines) EXPECT_EQ(train_q.count(j["prompt"].get<std::string>()), 0u) << j;
@@ -105,7 +83,7 @@ TEST_F(CliPretrain, DemoConfigPretrainsAndTheCheckpointGenerates) {
   Result g = run("generate --model " + base + " --tokenizer " + base + " --prompts " + dir_ +
                  "/prompts.jsonl --n 2 --temperature 1 --max-new-tokens 6");
   ASSERT_EQ(g.code, 0) << g.err;
-  const auto out = lines(g.out);
+  const auto out = json_lines(g.out);
   ASSERT_EQ(out.size(), 2u);
   EXPECT_TRUE(out[0].contains("text"));
   EXPECT_LE(out[0]["output_ids"].size(), 6u);

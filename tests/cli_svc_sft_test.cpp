@@ -5,13 +5,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "grpo_cli.h"
 
 using nlohmann::json;
 
@@ -19,10 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int code;
-  std::string out, err;
-};
+using Result = grpo_test::CliResult;
 
 const std::vector<std::pair<std::string, std::string>> kQa{{"2+3+4", "9"}, {"5+1+1", "7"}, {"8+8", "16"}, {"9+2+6", "17"}};
 
@@ -57,18 +54,7 @@ class CliSft : public ::testing::Test {
 
   // Runs `grpo ARGS` from the source root (the config's paths are relative to it).
   static Result run(const std::string& args, const std::string& stdin_text = "") {
-    std::ofstream(dir_ + "/stdin") << stdin_text;
-    std::string cmd = "cd " + std::string(GRPO_SOURCE_DIR) + " && " + GRPO_BINARY + " " + args + " < " + dir_ +
-                      "/stdin 2> " + dir_ + "/stderr";
-    FILE* p = popen(cmd.c_str(), "r");
-    std::string out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-    int status = pclose(p);
-    std::stringstream err;
-    err << std::ifstream(dir_ + "/stderr").rdbuf();
-    return {WEXITSTATUS(status), out, err.str()};
+    return grpo_test::run_grpo_in_source(args, dir_, stdin_text);
   }
 
   static std::string dir_;

@@ -2,12 +2,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <array>
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
+
+#include "grpo_cli.h"
 
 namespace {
 
@@ -21,25 +21,11 @@ struct Outcome {
 
 // Runs `grpo ARGS < input` and collects stdout lines and stderr.
 Outcome run(const std::string& args, const std::string& input) {
-  const auto dir = std::filesystem::temp_directory_path();
-  const std::string tag = std::to_string(::getpid()) + "_" + std::to_string(std::rand());
-  const std::string in = (dir / ("grpo_cli_in_" + tag)).string(), err = (dir / ("grpo_cli_err_" + tag)).string();
-  std::ofstream(in, std::ios::binary) << input;
-  const std::string cmd = std::string(GRPO_BINARY) + " " + args + " < " + in + " 2> " + err;
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  std::stringstream es;
-  es << std::ifstream(err).rdbuf();
-  std::filesystem::remove(in);
-  std::filesystem::remove(err);
-  Outcome o{WEXITSTATUS(status), {}, es.str()};
-  std::stringstream ss(out);
-  std::string line;
-  while (std::getline(ss, line)) o.lines.push_back(line);
+  static const grpo_test::ScratchDir scratch("grpo_cli_tokenize");  // stdin/stderr files
+  grpo_test::CliResult r = grpo_test::run_grpo(args, scratch.path(), input);
+  Outcome o{r.code, {}, r.err};
+  std::stringstream ss(r.out);
+  for (std::string line; std::getline(ss, line);) o.lines.push_back(line);
   return o;
 }
 
