@@ -18,7 +18,7 @@ int run_distill_cmd(const grpo::Args& a) {
   const grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
   grpo::DistillRun how;
   how.export_only = a.flag("export-only");
-  how.progress = !a.flag("no-progress");
+  how.progress = !a.flag("quiet");
   how.command_line = "grpo distill " + a.positional()[0];
   for (const auto& o : a.overrides()) how.command_line += " " + o;
   if (how.export_only) how.command_line += " --export-only";
@@ -41,5 +41,5 @@ GRPO_COMMAND("distill",
              "Rejection-sampled distillation data: sample + verify + filter + export JSONL with a dataset card",
              "CONFIG [key.path=value ...]",
              ({{"export-only", "", "write the export from the store without sampling", false},
-               {"no-progress", "", "no progress line on stderr", false}}),
+               {"quiet", "", "no progress line", false}}),
              run_distill_cmd);

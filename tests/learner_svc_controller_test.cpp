@@ -194,12 +194,12 @@ TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
   };
   const std::string ref_cfg = write_config("ref"), cut_cfg = write_config("cut");
   {
-    testing::Subprocess ref({GRPO_BINARY, "train", ref_cfg, "--no-progress"}, "/dev/null", true);
+    testing::Subprocess ref({GRPO_BINARY, "train", ref_cfg, "--quiet"}, "/dev/null", true);
     const std::string out = ref.read_all();
     ASSERT_EQ(ref.wait(), 0) << out;
   }
   {
-    testing::Subprocess cut({GRPO_BINARY, "train", cut_cfg, "--no-progress"}, "/dev/null", true);
+    testing::Subprocess cut({GRPO_BINARY, "train", cut_cfg, "--quiet"}, "/dev/null", true);
     // Kill it once step 2's checkpoint exists and step 2's groups are being made or trained on.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
     while (!fs::exists(f.root / "cut" / "checkpoints" / "step-000002") && std::chrono::steady_clock::now() < deadline)
@@ -210,7 +210,7 @@ TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
   }
   ASSERT_FALSE(fs::exists(f.root / "cut" / "checkpoints" / "step-000004")) << "the run finished before the kill";
   {
-    testing::Subprocess again({GRPO_BINARY, "train", cut_cfg, "--no-progress"}, "/dev/null", true);
+    testing::Subprocess again({GRPO_BINARY, "train", cut_cfg, "--quiet"}, "/dev/null", true);
     const std::string out = again.read_all();
     ASSERT_EQ(again.wait(), 0) << out;
     EXPECT_NE(out.find("resuming from"), std::string::npos) << out;

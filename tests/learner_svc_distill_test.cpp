@@ -525,7 +525,7 @@ int64_t stored_groups(const std::string& dir) {
 std::pair<int, std::string> run_cli(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {GRPO_BINARY, "distill"};
   argv.insert(argv.end(), args.begin(), args.end());
-  argv.push_back("--no-progress");
+  argv.push_back("--quiet");
   testing::Subprocess p(argv, "/dev/null", true);
   std::string out = p.read_all();
   return {p.wait(300'000), out};
@@ -562,7 +562,7 @@ TEST(DistillCli, KillNineAndResumeGivesTheUninterruptedExport) {
   EXPECT_EQ(read_jsonl(ref / "pairs.jsonl").size(), lines.size());
 
   {  // kill -9 once the first batch is stored, before the last one is.
-    testing::Subprocess p({GRPO_BINARY, "distill", cut_cfg, "--no-progress"}, "/dev/null", true);
+    testing::Subprocess p({GRPO_BINARY, "distill", cut_cfg, "--quiet"}, "/dev/null", true);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
     while (stored_groups((cut / "store").string()) < 2 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
