@@ -48,8 +48,6 @@ const std::vector<GroupInfo> kGroups = {
 };
 const size_t kNumKnown = kGroups.size();
 
-std::string group_of(const std::string& key) { return key.substr(0, key.find('/')); }
-
 // Rank for ordering: known groups by table position, others after them (alphabetically, by id).
 size_t group_rank(const std::string& id) {
   for (size_t i = 0; i < kNumKnown; ++i)
@@ -60,6 +58,14 @@ size_t group_rank(const std::string& id) {
 const GroupInfo* known_group(const std::string& id) {
   const size_t r = group_rank(id);
   return r < kNumKnown ? &kGroups[r] : nullptr;
+}
+
+// A key's chart: the part before the first '/'; held-out metrics whose name is a known group
+// (eval/accuracy, eval/response_length, eval/reward) are drawn with their training counterparts.
+std::string group_of(const std::string& key) {
+  const std::string head = key.substr(0, key.find('/'));
+  if (head == "eval" && key.size() > 5 && group_rank(key.substr(5)) < kNumKnown) return key.substr(5);
+  return head;
 }
 
 std::string value_text(double v) {

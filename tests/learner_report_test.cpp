@@ -174,6 +174,29 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   EXPECT_THAT(html, HasSubstr("<title>my-run"));
 }
 
+TEST(Report, HeldOutMetricsShareTheChartsOfTheirTrainingCounterparts) {
+  TempDir tmp;
+  const std::string run = tmp / "eval-run";
+  grpo::MetricsWriter w(run);
+  for (int s = 0; s <= 20; ++s) {
+    std::map<std::string, double> m = {{"accuracy", 0.3 + 0.03 * s}, {"response_length/mean", 5.0 + s}};
+    if (s % 10 == 0) m.insert({{"eval/accuracy", 0.25 + 0.03 * s}, {"eval/response_length", 5.0 + s}, {"eval/format_rate", 1}});
+    w.log(s, m);
+  }
+  const std::string html = read_bytes(grpo::write_report(run));
+  auto card = [&](const std::string& group) {
+    const size_t at = html.find("<div class=\"card\" data-group=\"" + group + "\">");
+    return at == std::string::npos ? std::string() : html.substr(at, html.find("<div class=\"card\"", at + 1) - at);
+  };
+  EXPECT_THAT(card("accuracy"), HasSubstr("data-key=\"eval/accuracy\""));
+  EXPECT_THAT(card("accuracy"), HasSubstr("data-key=\"accuracy\""));
+  EXPECT_THAT(card("response_length"), HasSubstr("data-key=\"eval/response_length\""));
+  // A held-out metric without a training chart keeps its own.
+  EXPECT_THAT(card("eval"), HasSubstr("data-key=\"eval/format_rate\""));
+  EXPECT_EQ(card("eval").find("data-key=\"eval/accuracy\""), std::string::npos);
+  EXPECT_EQ(count_of(series_markup(html, "eval/accuracy"), "<circle"), 3u);
+}
+
 TEST(Report, LongSeriesDrawRawPointsAsALine) {
   TempDir tmp;
   const std::string run = make_run(tmp);
