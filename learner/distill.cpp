@@ -56,6 +56,12 @@ Ordered filters_json(const DistillFilters& f) {
           {"per_prompt_cap", f.per_prompt_cap}};
 }
 
+// A file's digest when it exists, else the name as given (a built-in template; harvest mode's
+// tokenizer, which it never reads).
+Ordered identity(const std::string& path) {
+  return std::filesystem::is_regular_file(path) ? file_digest(path) : Ordered(path);
+}
+
 class Distiller {
  public:
   Distiller(const Config& config, const DistillRun& how)
@@ -295,8 +301,8 @@ class Distiller {
                                     : teacher_id_},
                     {"sampling", sampling_},
                     {"filters", filters_json(o_.filters)},
-                    {"tokenizer", o_.run.tokenizer_path},
-                    {"template", o_.run.chat_template},
+                    {"tokenizer", identity(Tokenizer::json_path(o_.run.tokenizer_path))},
+                    {"template", identity(o_.run.chat_template)},
                     {"topk_logprobs", o_.topk_logprobs}};
     const fs::path out(o_.out_dir);
     write_text_atomic((out / "distill.jsonl").string(), lines);

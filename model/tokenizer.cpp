@@ -117,11 +117,14 @@ struct Tokenizer::Impl {
   }
 };
 
-Tokenizer Tokenizer::load(const std::string& path_in, const TokenizerOptions& options) {
+std::string Tokenizer::json_path(const std::string& path) {
   namespace fs = std::filesystem;
-  std::string path = path_in;
   std::error_code ec;
-  if (fs::is_directory(path, ec)) path = (fs::path(path) / "tokenizer.json").string();
+  return fs::is_directory(path, ec) ? (fs::path(path) / "tokenizer.json").string() : path;
+}
+
+Tokenizer Tokenizer::load(const std::string& path_in, const TokenizerOptions& options) {
+  const std::string path = json_path(path_in);
   const nlohmann::json root = read_json(path);
   const JsonWhere top{path, ""};
   if (!root.is_object()) top.fail("expected a JSON object at the top level, got " + json_kind(root));
@@ -171,7 +174,9 @@ Tokenizer Tokenizer::load(const std::string& path_in, const TokenizerOptions& op
     impl->bytes[id] = b ? std::move(*b) : impl->tokens[id];
   }
 
+  namespace fs = std::filesystem;
   const fs::path config_path = fs::path(path).parent_path() / "tokenizer_config.json";
+  std::error_code ec;
   if (fs::exists(config_path, ec)) {
     const std::string cp = config_path.string();
     const nlohmann::json cfg = read_json(cp);

@@ -36,6 +36,8 @@ class Tokenizer {
   // `path`: a tokenizer.json, or a directory holding one. Throws InputError naming the file and
   // the JSON key for malformed or unsupported content.
   static Tokenizer load(const std::string& path, const TokenizerOptions& options = {});
+  // The file `load(path)` reads: path itself, or path/tokenizer.json for a directory.
+  static std::string json_path(const std::string& path);
 
   std::vector<int32_t> encode(std::string_view text) const;
   // Throws InputError for an id with no token (negative, >= vocab_size(), or a gap).

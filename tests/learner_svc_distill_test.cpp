@@ -554,6 +554,9 @@ TEST(DistillCli, KillNineAndResumeGivesTheUninterruptedExport) {
   EXPECT_EQ(ref_card["mode"], "sample");
   EXPECT_EQ(ref_card["sources"]["dataset"]["sha256"], sha256_file(f.tmp / "train.jsonl"));
   EXPECT_EQ(ref_card["teacher"]["sha256"], sha256_file(f.tmp / "model/model.safetensors"));
+  // The student must use the teacher's tokenizer (top-k ids): the card pins it by digest.
+  EXPECT_EQ(ref_card["tokenizer"]["path"], f.tmp / "model/tokenizer.json");
+  EXPECT_EQ(ref_card["tokenizer"]["sha256"], sha256_file(f.tmp / "model/tokenizer.json"));
   EXPECT_EQ(ref_card["sampling"]["samples_per_prompt"], 3);
   const std::vector<json> lines = read_jsonl(ref / "distill.jsonl");
   ASSERT_EQ(int64_t(lines.size()), c["accepted"].get<int64_t>());
