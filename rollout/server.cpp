@@ -244,6 +244,14 @@ class ServiceImpl : public ServiceBase {
     }
     r.set_weight_updates(weight_updates);
     r.set_updating(updating);
+    {
+      std::lock_guard<std::mutex> lock(update_mu_);
+      if (pending_) {
+        r.set_update_version(pending_->version);
+        r.set_update_parts(pending_->parts);
+        r.set_update_parts_staged(static_cast<int64_t>(pending_->complete.size()));
+      }
+    }
     const EngineOptions& eo = engine_->options();
     r.set_max_context(eo.max_context);
     r.set_max_new_tokens_limit(eo.max_new_tokens_limit);
@@ -470,7 +478,7 @@ class ServiceImpl : public ServiceBase {
   std::mutex apply_mu_;
   std::thread applier_;
 
-  std::mutex update_mu_;                    // guards what follows and every PendingUpdate
+  mutable std::mutex update_mu_;            // guards what follows and every PendingUpdate
   std::shared_ptr<PendingUpdate> pending_;  // the version being received (`updating`)
   int64_t dropped_version_ = -1;            // the last version dropped, and the status it got
   RpcStatus dropped_status_;
