@@ -68,7 +68,8 @@ std::vector<rollout::Completion> greedy_local(rollout::Engine& engine, const std
 }
 
 TEST_F(Learner, EachRankPublishesItsOwnExpertsAndTheWorkersServeTheCheckpoint) {
-  const PretrainOptions options = PretrainOptions::from_config(Config::load(dir_ + "/run.yaml").sub("pretrain"));
+  const PretrainOptions options =
+      PretrainOptions::from_config(Config::load(dir_ + "/run.yaml", {"pretrain.out_dir=" + dir_ + "/ep2"}).sub("pretrain"));
   const ModelConfig config = ModelConfig::from_json(options.model, options.model_source);
   std::vector<std::unique_ptr<Worker>> workers;
   for (uint64_t seed : {101, 102}) {
