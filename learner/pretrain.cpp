@@ -287,8 +287,10 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     for (size_t i = 0; i < load.size(); ++i)
       if (load[i].defined())
         extra["moe/layer" + std::to_string(i) + "/load_max_over_mean"] = load_max_over_mean(load[i]);
-    if (after_step) extra.merge(after_step(step + 1, model));
-    log.record(step, s, static_cast<int64_t>(n_targets), extra);
+    std::map<std::string, double> hooked = after_step ? after_step(step + 1, model) : std::map<std::string, double>();
+    const bool log_now = !hooked.empty();  // the hook's figures get a metrics line of their own step
+    extra.merge(hooked);
+    log.record(step, s, static_cast<int64_t>(n_targets), extra, log_now);
     if (dist && o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps)
       save_learner_checkpoint(step + 1);
   }

@@ -93,7 +93,8 @@ struct PretrainResult {
 //
 // `after_step`, when given, runs on every rank after each step's update (and bias update), with
 // the steps done so far and the model (a collective if it communicates: every rank calls it at
-// every step); what it returns is logged with that step's metrics. `grpo learner` publishes the
+// every step); what it returns is logged with that step's metrics (a metrics line is written
+// for that step even between log_every steps when it returns anything). `grpo learner` publishes the
 // weights to rollout workers with it (learner/ep_publisher.h).
 using PretrainStepHook = std::function<std::map<std::string, double>(int64_t steps_done, const DeepseekModel& model)>;
 PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true, Distributed* dist = nullptr,

@@ -1,7 +1,7 @@
 // Weight publishing from expert-parallel ranks (learner/ep_publisher.h), end to end with real
 // processes and real gRPC on loopback: two RolloutServers (in this process) start on random
 // weights of the run's tiny DeepSeek-V3; `grpo learner --nproc 2` trains 4 steps publishing every
-// 2 steps. Then
+// 2 steps (a bad publish section is refused first). Then
 // * both workers serve version 4, reached by 2 updates;
 // * their greedy completions equal, token for token and log-prob for log-prob (exactly), those of
 //   an engine on the run's saved checkpoint: the published weights are the checkpoint's;
@@ -79,7 +79,13 @@ TEST_F(Learner, EachRankPublishesItsOwnExpertsAndTheWorkersServeTheCheckpoint) {
   }
   std::ofstream(dir_ + "/run.yaml", std::ios::app) << "publish: {rollout: [" << workers[0]->server->address() << ", "
                                                     << workers[1]->server->address() << "], every: 2}\n";
-  ASSERT_EQ(shell(learner_cmd("ep2", "--nproc 2 --master-port " + std::to_string(free_port()))), 0);
+  // A bad publish section fails before any rank starts, naming the key.
+  std::string err;
+  EXPECT_EQ(shell(learner_cmd("bad", "--nproc 2", "publish.every=-1"), nullptr, &err, /*may_fail=*/true), 2);  // input error
+  EXPECT_NE(err.find("publish.every': expected an integer >= 0"), std::string::npos) << err;
+  // Metrics every 3 steps: the publishes of steps 2 and 4 log their step anyway.
+  ASSERT_EQ(shell(learner_cmd("ep2", "--nproc 2 --master-port " + std::to_string(free_port()), "pretrain.log_every=3")),
+            0);
 
   for (const auto& w : workers) {
     const auto s = w->client->status();
