@@ -13,6 +13,9 @@
 // job is the config's `pretrain:` section (next-token training, learner/pretrain.h) with routed
 // experts sharded over the ranks; rank 0 prints the summary line
 //   {"steps": ..., "first_loss": ..., "final_loss": ..., "world_size": 4, "all_to_all_bytes": ...}
+// With a `publish:` section (learner/ep_publisher.h; builds with services only), the ranks stream
+// the weights to rollout workers every publish.every steps and after the last, each rank its own
+// experts, as version = steps done; rank 0 logs the sync time and every rank's bytes.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -33,6 +36,9 @@
 #include "learner/distributed.h"
 #include "learner/pretrain.h"
 #include "model/runtime.h"
+#ifdef GRPO_SERVICES
+#include "learner/ep_publisher.h"
+#endif
 
 namespace {
 
@@ -128,6 +134,21 @@ int launch(const grpo::Args& args, int nproc) {
   return 0;
 }
 
+// The hook that publishes the weights as the config's `publish:` section says (none without the
+// section); without `dist`, the section is only checked.
+grpo::PretrainStepHook publish_hook(const grpo::Config& config, grpo::Distributed* dist, int64_t steps) {
+  if (!config.has("publish")) return {};
+#ifdef GRPO_SERVICES
+  const grpo::EpPublishOptions options = grpo::EpPublishOptions::from_config(config.sub("publish"));
+  return dist ? grpo::ep_publish_hook(options, *dist, steps) : grpo::PretrainStepHook();
+#else
+  (void)dist;
+  (void)steps;
+  throw grpo::InputError(config.where("publish") + ": this grpo was built without services (GRPO_SERVICES=OFF), "
+                         "so it cannot publish weights to rollout workers");
+#endif
+}
+
 int run_rank(const grpo::Args& args, const std::string& config_path) {
   const grpo::DistEnv env = grpo::DistEnv::from_env();
   const grpo::Config config = grpo::Config::load(config_path, args.overrides());
@@ -143,7 +164,8 @@ int run_rank(const grpo::Args& args, const std::string& config_path) {
   if (env.rank == 0)
     std::cerr << "learner: " << env.world_size << " ranks, " << options.steps << " steps of " << options.train.batch_size
               << " sequences, " << threads << " threads a rank -> " << options.train.out_dir << "\n";
-  const grpo::PretrainResult r = grpo::pretrain(options, !args.flag("quiet"), &dist);
+  const grpo::PretrainResult r =
+      grpo::pretrain(options, !args.flag("quiet"), &dist, publish_hook(config, &dist, options.steps));
   if (env.rank == 0) {
     nlohmann::json summary = {{"steps", r.steps},           {"first_loss", r.first_loss}, {"final_loss", r.final_loss},
                               {"seconds", r.seconds},       {"tokens", r.tokens},         {"world_size", env.world_size},
@@ -166,13 +188,15 @@ int run_learner(const grpo::Args& args) {
     }
   }
   // A bad config fails once, here, before any rank starts.
-  grpo::PretrainOptions::from_config(grpo::Config::load(config_path, args.overrides()).sub("pretrain"));
+  const grpo::Config config = grpo::Config::load(config_path, args.overrides());
+  const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+  publish_hook(config, nullptr, options.steps);
   return launch(args, args.get_int("nproc"));
 }
 
 GRPO_COMMAND("learner", "Expert-parallel training on N local ranks (or as one rank of a RANK/WORLD_SIZE job)",
              "[CONFIG] [key.path=value ...]",
-             ({{"config", "FILE", "run config YAML with a pretrain: section (or give CONFIG)", false},
+             ({{"config", "FILE", "run config YAML with a pretrain: section, optionally publish: (or give CONFIG)", false},
                {"nproc", "N", "ranks to start on this host", false, "1"},
                {"nnodes", "M", "hosts in the job", false, "1"},
                {"node-rank", "K", "this host's number, 0..M-1 (its ranks are K·N .. K·N+N-1)", false, "0"},

@@ -31,7 +31,6 @@ class AllToAllBackward : public ag::Node {
   at::Tensor out_like_;  // an empty tensor of the output's shape and dtype
 };
 
-bool is_routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
 bool is_buffer(const std::string& name) {
   static const std::string b = "e_score_correction_bias";
   return name.size() >= b.size() && name.compare(name.size() - b.size(), b.size(), b) == 0;
@@ -43,6 +42,15 @@ std::vector<int64_t> to_vector(const at::Tensor& t) {
 }
 
 }  // namespace
+
+bool is_routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
+
+std::map<std::string, at::Tensor> rank_shard(const DeepseekModel& model, int rank) {
+  std::map<std::string, at::Tensor> mine;
+  for (auto& [name, t] : model.state_dict())
+    if (rank == 0 || is_routed_expert(name)) mine[name] = t;
+  return mine;
+}
 
 at::Tensor all_to_all_rows(Distributed& dist, const at::Tensor& x, const std::vector<int64_t>& send,
                            const std::vector<int64_t>& recv) {

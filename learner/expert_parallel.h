@@ -23,6 +23,7 @@
 // group lies on one rank, so a token whose routing keeps topk_group groups reaches at most
 // topk_group ranks (ranks_per_token checks it).
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -52,6 +53,15 @@ class ExpertParallel : public RoutedExperts {
 // Distinct ranks each token's experts live on, experts split evenly over `ranks`:
 // experts [N, k] int64 -> [N] int64.
 at::Tensor ranks_per_token(const at::Tensor& experts, int64_t num_experts, int64_t ranks);
+
+// Whether `name` is a routed expert's tensor (model.layers.L.mlp.experts.E.*): sharded over ranks.
+bool is_routed_expert(const std::string& name);
+
+// What rank `rank` of an expert-sharded model writes to its checkpoint shard and publishes to the
+// rollout workers: its routed experts and, on rank 0 only, every other tensor (the replicated
+// ones, the same on every rank), buffers included. The shards of all ranks are the whole model,
+// each tensor in exactly one.
+std::map<std::string, at::Tensor> rank_shard(const DeepseekModel& model, int rank);
 
 // The trainable tensors of an expert-sharded model, by name: replicated ones and this rank's experts.
 struct ShardedParameters {

@@ -158,7 +158,7 @@ LmRunLog::LmRunLog(const std::string& label, int64_t steps, const LmTrainingOpti
 }
 
 void LmRunLog::record(int64_t step, const LmOptimizer::Step& s, int64_t step_tokens,
-                      const std::map<std::string, double>& extra) {
+                      const std::map<std::string, double>& extra, bool log_now) {
   if (step == first_step_) first_loss = s.loss;
   final_loss = s.loss;
   tokens += step_tokens;
@@ -167,7 +167,7 @@ void LmRunLog::record(int64_t step, const LmOptimizer::Step& s, int64_t step_tok
   char status[64];
   std::snprintf(status, sizeof status, "loss=%.4f", s.loss);
   progress_.advance(1, status);
-  if (metrics_ && ((step + 1) % log_every_ == 0 || step + 1 == total_)) {
+  if (metrics_ && (log_now || (step + 1) % log_every_ == 0 || step + 1 == total_)) {
     const auto now = Clock::now();
     const double secs = std::chrono::duration<double>(now - window_start_).count();
     std::map<std::string, double> values = extra;

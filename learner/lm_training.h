@@ -96,8 +96,8 @@ class LmOptimizer {
 };
 
 // The bookkeeping of a training run: a progress line with ETA ("loss=..."), a metrics line every
-// log_every steps and at the last one (loss, lr, grad_norm, throughput/tokens_per_s over the
-// window, plus `extra`), and the run's totals. A resumed run starts at `first_step` (the steps
+// log_every steps, at the last one and where asked (loss, lr, grad_norm, throughput/tokens_per_s
+// over the window, plus `extra`), and the run's totals. A resumed run starts at `first_step` (the steps
 // before it count neither in the progress nor in the totals); `write_metrics` false writes no
 // metrics (the ranks of a distributed run other than rank 0).
 class LmRunLog {
@@ -105,8 +105,10 @@ class LmRunLog {
   LmRunLog(const std::string& label, int64_t steps, const LmTrainingOptions& options, bool show_progress,
            int64_t first_step = 0, bool write_metrics = true);
 
-  // After optimizer step `step` (0-based) trained on `tokens` target tokens.
-  void record(int64_t step, const LmOptimizer::Step& s, int64_t tokens, const std::map<std::string, double>& extra = {});
+  // After optimizer step `step` (0-based) trained on `tokens` target tokens; `log_now`: write this
+  // step's metrics line even between log_every steps (`extra` holds figures that must not be lost).
+  void record(int64_t step, const LmOptimizer::Step& s, int64_t tokens, const std::map<std::string, double>& extra = {},
+              bool log_now = false);
   void finish();
 
   int64_t steps = 0, tokens = 0;

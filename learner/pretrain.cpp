@@ -197,7 +197,8 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   return o;
 }
 
-PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distributed* dist) {
+PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distributed* dist,
+                        const PretrainStepHook& after_step) {
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   ModelConfig config = ModelConfig::from_json(o.model, o.model_source);
   check_vocab_covers(config.vocab_size, tok, o.model_source);
@@ -282,11 +283,14 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     }
     if (balance) model.update_correction_biases(load, o.bias_update_speed);
 
-    std::map<std::string, double> balance_metrics;  // expert balance of this step's batch: 1 is perfect
+    std::map<std::string, double> extra;  // expert balance of this step's batch (1 is perfect); the hook's
     for (size_t i = 0; i < load.size(); ++i)
       if (load[i].defined())
-        balance_metrics["moe/layer" + std::to_string(i) + "/load_max_over_mean"] = load_max_over_mean(load[i]);
-    log.record(step, s, static_cast<int64_t>(n_targets), balance_metrics);
+        extra["moe/layer" + std::to_string(i) + "/load_max_over_mean"] = load_max_over_mean(load[i]);
+    std::map<std::string, double> hooked = after_step ? after_step(step + 1, model) : std::map<std::string, double>();
+    const bool log_now = !hooked.empty();  // the hook's figures get a metrics line of their own step
+    extra.merge(hooked);
+    log.record(step, s, static_cast<int64_t>(n_targets), extra, log_now);
     if (dist && o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps)
       save_learner_checkpoint(step + 1);
   }

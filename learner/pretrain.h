@@ -31,6 +31,8 @@
 // the tokenizer's) are InputErrors naming the file and key before any training starts.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,7 @@
 #include "learner/digit_chains.h"
 #include "learner/distributed.h"
 #include "learner/lm_training.h"
+#include "model/deepseek.h"
 
 namespace grpo {
 
@@ -87,6 +90,14 @@ struct PretrainResult {
 // progress and writes metrics; the checkpoint is written sharded by rank with each rank's
 // optimizer state and learner_state.json (learner/sharded_checkpoint.h), every save_every steps
 // and at the end. The returned figures are global (losses averaged over all ranks' tokens).
-PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true, Distributed* dist = nullptr);
+//
+// `after_step`, when given, runs on every rank after each step's update (and bias update), with
+// the steps done so far and the model (a collective if it communicates: every rank calls it at
+// every step); what it returns is logged with that step's metrics (a metrics line is written
+// for that step even between log_every steps when it returns anything). `grpo learner` publishes the
+// weights to rollout workers with it (learner/ep_publisher.h).
+using PretrainStepHook = std::function<std::map<std::string, double>(int64_t steps_done, const DeepseekModel& model)>;
+PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true, Distributed* dist = nullptr,
+                        const PretrainStepHook& after_step = {});
 
 }  // namespace grpo

@@ -112,25 +112,26 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(
   return out;
 }
 
-PublishStats RolloutPool::publish(int64_t version, const std::map<std::string, at::Tensor>& state, bool fp8) {
+PublishStats RolloutPool::publish(int64_t version, const std::map<std::string, at::Tensor>& state, bool fp8,
+                                  rollout::UpdatePart part) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::future<std::pair<int64_t, std::string>>> calls;
+  std::vector<std::future<std::pair<rollout::WeightUpdateStats, std::string>>> calls;
   std::vector<size_t> sent_to;
   for (size_t w = 0; w < workers_.size(); ++w) {
     if (!workers_[w].alive) continue;
     sent_to.push_back(w);
-    calls.push_back(std::async(std::launch::async, [&, w]() -> std::pair<int64_t, std::string> {
+    calls.push_back(std::async(std::launch::async, [&, w]() -> std::pair<rollout::WeightUpdateStats, std::string> {
       try {
-        return {workers_[w].client->update_weights(version, state, fp8).bytes, ""};
+        return {workers_[w].client->update_weights(version, state, fp8, rollout::kWeightChunkBytes, part), ""};
       } catch (const std::exception& e) {
-        return {0, e.what()};
+        return {{}, e.what()};
       }
     }));
   }
   PublishStats stats;
   stats.version = version;
   for (size_t k = 0; k < calls.size(); ++k) {
-    auto [bytes, error] = calls[k].get();
+    auto [sent, error] = calls[k].get();
     Worker& w = workers_[sent_to[k]];
     if (!error.empty()) {
       w.alive = false;
@@ -139,7 +140,8 @@ PublishStats RolloutPool::publish(int64_t version, const std::map<std::string, a
                 << ")" << std::endl;
       continue;
     }
-    stats.bytes += bytes;
+    stats.tensors = sent.tensors;
+    stats.bytes += sent.bytes;
     stats.workers += 1;
   }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -16,6 +16,7 @@ namespace grpo {
 struct PublishStats {
   int64_t version = 0;
   int64_t workers = 0;
+  int64_t tensors = 0;     // sent to each worker (FP8 scales count)
   int64_t bytes = 0;       // sent to all workers together
   double seconds = 0;      // wall time of the whole publish
 };
@@ -34,9 +35,12 @@ class RolloutPool {
                                                          const rollout::GenerationParams& params,
                                                          int64_t min_version);
 
-  // Sends `state` as `version` to every live worker (FP8-quantised by the sender when `fp8`).
-  // A worker that fails is dropped (and logged); throws when none is left.
-  PublishStats publish(int64_t version, const std::map<std::string, at::Tensor>& state, bool fp8);
+  // Sends `state` as `version` to every live worker (FP8-quantised by the sender when `fp8`);
+  // with `part`, as that part of a version other callers send the other parts of (every part's
+  // call returns once the worker applied the whole version). A worker that fails is dropped (and
+  // logged); throws when none is left.
+  PublishStats publish(int64_t version, const std::map<std::string, at::Tensor>& state, bool fp8,
+                       rollout::UpdatePart part = {});
 
   size_t live_workers() const;
   size_t failed_workers() const { return workers_.size() - live_workers(); }

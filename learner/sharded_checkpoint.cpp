@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "learner/expert_parallel.h"
 #include "model/safetensors.h"
 
 namespace grpo {
@@ -25,8 +26,6 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-bool is_routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
-
 }  // namespace
 
 std::string rank_state_file(int rank) { return "rank-" + std::to_string(rank) + "-state.safetensors"; }
@@ -41,9 +40,7 @@ void save_sharded_pretrained(Distributed& dist, const DeepseekModel& model, cons
   dist.barrier();
 
   // Every rank: its tensors as one complete file (config.json on rank 0 gets the dtype keys).
-  std::map<std::string, at::Tensor> mine;
-  for (auto& [name, t] : model.state_dict())
-    if (rank == 0 || is_routed_expert(name)) mine[name] = t;
+  const std::map<std::string, at::Tensor> mine = rank_shard(model, rank);
   const fs::path own = stage / ("rank-" + std::to_string(rank));
   SaveOptions one_file = save.weights;
   one_file.max_shard_bytes = std::numeric_limits<int64_t>::max();

@@ -157,8 +157,11 @@ void RolloutClient::generate(const GenerateCall& call,
 }
 
 WeightUpdateStats RolloutClient::update_weights(int64_t version, const std::map<std::string, at::Tensor>& state,
-                                                bool fp8, int64_t chunk_bytes) const {
+                                                bool fp8, int64_t chunk_bytes, UpdatePart part) const {
   if (chunk_bytes < 1) throw InputError("update_weights: chunk_bytes must be >= 1, got " + std::to_string(chunk_bytes));
+  if (part.count < 1 || part.index < 0 || part.index >= part.count)
+    throw InputError("update_weights: part " + std::to_string(part.index) + " of " + std::to_string(part.count) +
+                     " (expected 0 <= index < count)");
   const auto start = std::chrono::steady_clock::now();
   const std::vector<WireTensor> tensors = wire_tensors(state, fp8);
   int64_t total = 0;
@@ -173,6 +176,8 @@ WeightUpdateStats RolloutClient::update_weights(int64_t version, const std::map<
   begin->set_version(version);
   begin->set_tensor_count(static_cast<int64_t>(tensors.size()));
   begin->set_total_bytes(total);
+  begin->set_part_index(part.index);
+  begin->set_part_count(part.count);
   bool open = true;
   for (const WireTensor& t : tensors) {
     v1::TensorBegin* header = chunk.mutable_tensor();

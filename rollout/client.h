@@ -44,9 +44,18 @@ struct GenerateCall {
   int64_t timeout_ms = 0;          // deadline of the whole call; 0: ClientOptions::timeout_ms
 };
 
+// Weight bytes a message of UpdateWeights carries at most, unless told otherwise.
+inline constexpr int64_t kWeightChunkBytes = 4 << 20;
+
+// Which part of a multi-part weight update one call sends (UpdateBegin in proto/rollout.proto):
+// part `index` of `count`; {0, 1} is the whole update.
+struct UpdatePart {
+  int64_t index = 0, count = 1;
+};
+
 struct WeightUpdateStats {
-  int64_t version, tensors, bytes;  // as the server staged them (FP8 scales count as tensors)
-  double send_seconds;              // the whole call: quantising, sending, applying
+  int64_t version, tensors, bytes;  // this call's part, as the server staged it (FP8 scales count as tensors)
+  double send_seconds;              // the whole call: quantising, sending, waiting for the other parts, applying
   double apply_ms;                  // the server's Engine::set_weights
 };
 
@@ -64,9 +73,11 @@ class RolloutClient {
   // `version` in chunks of at most chunk_bytes. With fp8, the tensors an FP8 checkpoint quantises
   // (is_fp8_quantizable) go as e4m3 codes + `_scale_inv` (128×128 blocks, model/fp8.h) — for an
   // FP8 engine. Throws InputError for a tensor it cannot send (dtype, inf/NaN under fp8) before
-  // anything is sent, RpcError for the server's refusal.
+  // anything is sent, RpcError for the server's refusal. With `part`, `state` is that part of the
+  // version (the other parts come from other calls, often other processes); the call returns
+  // once the server applied every part (or dropped the version: RpcError).
   WeightUpdateStats update_weights(int64_t version, const std::map<std::string, at::Tensor>& state, bool fp8 = false,
-                                   int64_t chunk_bytes = 4 << 20) const;
+                                   int64_t chunk_bytes = kWeightChunkBytes, UpdatePart part = {}) const;
 
   v1::StatusResponse status() const;
 

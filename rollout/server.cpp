@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -125,6 +126,22 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
 
 class UpdateReactor;
 
+// One weight version being received: its parts (one UpdateWeights call each, see UpdateBegin in
+// proto/rollout.proto) stage their tensors into one map; when the last part is complete the
+// union is applied on the server's apply thread and every part's call ends with the outcome.
+// Under the server's update_mu_ (tensor bytes are copied in outside it: each has one writer).
+struct PendingUpdate {
+  int64_t version = 0, parts = 1;
+  Clock::time_point started;                  // the first part's first message
+  std::vector<bool> taken;                    // [parts] a call has this part
+  std::map<std::string, int64_t> owner;       // tensor name -> the part that sent it
+  std::map<std::string, at::Tensor> staged;   // every part's tensors
+  int64_t bytes = 0;                          // their bytes (max_update_bytes)
+  std::vector<UpdateReactor*> complete;       // parts staged, waiting for the apply
+  bool applying = false;
+  std::optional<RpcStatus> failed;            // the version was dropped with this status
+};
+
 using ServiceBase = v1::RolloutService::WithCallbackMethod_Generate<
     v1::RolloutService::WithCallbackMethod_UpdateWeights<
         v1::RolloutService::WithCallbackMethod_Status<v1::RolloutService::Service>>>;
@@ -171,6 +188,12 @@ class ServiceImpl : public ServiceBase {
     // cancelled.
     const auto grace_end = Clock::now() + std::chrono::milliseconds(options_.shutdown_grace_ms);
     while (Clock::now() < grace_end && (busy() || updating)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    {
+      std::unique_lock<std::mutex> lock(update_mu_);
+      std::shared_ptr<PendingUpdate> pending = pending_;
+      lock.unlock();
+      if (pending) drop_update(pending, RpcStatus(StatusCode::UNAVAILABLE, "rollout server: shutting down"));
+    }
     server_->Shutdown(std::chrono::system_clock::now());
     stop_loop_ = true;
     if (loop_.joinable()) loop_.join();
@@ -221,6 +244,14 @@ class ServiceImpl : public ServiceBase {
     }
     r.set_weight_updates(weight_updates);
     r.set_updating(updating);
+    {
+      std::lock_guard<std::mutex> lock(update_mu_);
+      if (pending_) {
+        r.set_update_version(pending_->version);
+        r.set_update_parts(pending_->parts);
+        r.set_update_parts_staged(static_cast<int64_t>(pending_->complete.size()));
+      }
+    }
     const EngineOptions& eo = engine_->options();
     r.set_max_context(eo.max_context);
     r.set_max_new_tokens_limit(eo.max_new_tokens_limit);
@@ -344,6 +375,7 @@ class ServiceImpl : public ServiceBase {
       const bool more = engine_->step();
       route(engine_->poll());
       release_parked();
+      expire_update();
       if (!more) engine_->wait_for_work(kIdleTick);
     }
   }
@@ -400,14 +432,30 @@ class ServiceImpl : public ServiceBase {
     return reactor;
   }
 
-  // Runs `apply` on the server's apply thread (one update at a time, see UpdateReactor).
+  // The pending version for a call whose first message is `b` (part `part` of `parts`): opened,
+  // or joined when it is a part of the pending version. An error is this call's only: the
+  // pending version is not affected.
+  RpcStatus join_update(const v1::UpdateBegin& b, int64_t part, int64_t parts, std::shared_ptr<PendingUpdate>* out);
+  // Allocates tensor `name` of `part` in the version's staging map (*out shares its storage);
+  // refuses a name another part sent, a dropped version, and a union above max_update_bytes.
+  RpcStatus stage_tensor(PendingUpdate& u, int64_t part, const std::string& name, const std::vector<int64_t>& shape,
+                         at::ScalarType type, int64_t bytes, at::Tensor* out);
+  // `reactor` staged its part completely and waits; the last part starts the apply, which ends
+  // every part's call. The dropped version's status instead (the caller ends its call).
+  RpcStatus part_complete(const std::shared_ptr<PendingUpdate>& u, UpdateReactor* reactor);
+  // Drops the version (unless it is being applied): the waiting parts end with `status`, later
+  // parts of the version get it too; the old weights keep serving.
+  void drop_update(const std::shared_ptr<PendingUpdate>& u, const RpcStatus& status);
+  // Drops the pending version once its first part is update_timeout_ms old.
+  void expire_update();
+
+  // Runs `apply` on the server's apply thread (one update at a time).
   void run_apply(std::function<void()> apply) {
     std::lock_guard<std::mutex> lock(apply_mu_);
     if (applier_.joinable()) applier_.join();
     applier_ = std::thread(std::move(apply));
   }
 
-  Engine& engine() { return *engine_; }
   const ServerOptions& options() const { return options_; }
   std::atomic<bool> updating{false};
   std::atomic<int64_t> weight_updates{0};
@@ -429,6 +477,11 @@ class ServiceImpl : public ServiceBase {
   bool stopped_ = false;
   std::mutex apply_mu_;
   std::thread applier_;
+
+  mutable std::mutex update_mu_;            // guards what follows and every PendingUpdate
+  std::shared_ptr<PendingUpdate> pending_;  // the version being received (`updating`)
+  int64_t dropped_version_ = -1;            // the last version dropped, and the status it got
+  RpcStatus dropped_status_;
 
   mutable std::mutex mu_;  // guards what follows and the calls' ids/unfinished
   bool stopping_ = false;
@@ -506,7 +559,8 @@ void GenerateReactor::OnDone() {
 
 // ---- UpdateReactor ---------------------------------------------------------------------------
 
-// One UpdateWeights call: stages the chunks, then applies them on the server's apply thread.
+// One UpdateWeights call: stages the chunks of one part (the whole update when part_count is 1)
+// into the pending version (PendingUpdate); ends when the version was applied or dropped.
 class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
  public:
   UpdateReactor(ServiceImpl* server, CallbackServerContext* context, v1::UpdateWeightsResponse* response)
@@ -515,11 +569,6 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
       Finish(RpcStatus(StatusCode::UNAVAILABLE, "rollout server: shutting down"));
       return;
     }
-    if (server_->updating.exchange(true)) {
-      Finish(RpcStatus(StatusCode::ABORTED, "another UpdateWeights call is in progress; retry after it"));
-      return;
-    }
-    owns_update_ = true;
     StartRead(&chunk_);
   }
 
@@ -530,33 +579,32 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
     StartRead(&chunk_);
   }
 
-  void OnDone() override {
-    release_update();
-    delete this;
+  void OnDone() override { delete this; }
+
+  // The version this part belongs to was applied (OK) or dropped: ends the call. Called once, by
+  // the server, after part_complete accepted this part.
+  void finish_part(const RpcStatus& status, double apply_ms = 0) {
+    if (status.ok()) {
+      response_->set_version(version_);
+      response_->set_tensors(expected_);
+      response_->set_bytes(bytes_);
+      response_->set_receive_ms(receive_ms_);
+      response_->set_wait_ms(ms_since(staged_at_) - apply_ms);
+      response_->set_apply_ms(apply_ms);
+    }
+    Finish(status);
   }
+
+  int64_t part() const { return part_; }
 
  private:
   RpcStatus take(v1::WeightChunk& c) {
-    if (!begun_) {
+    if (!update_) {
       if (!c.has_begin())
         return RpcStatus(StatusCode::INVALID_ARGUMENT, "begin: the first message must carry it (version, tensor_count)");
-      const v1::UpdateBegin& b = c.begin();
-      const int64_t newest = server_->engine().latest_weight_version();
-      if (b.version() <= newest)
-        return RpcStatus(StatusCode::FAILED_PRECONDITION, "version: " + std::to_string(b.version()) +
-                                                           " is not above the worker's newest version " +
-                                                           std::to_string(newest));
-      if (b.tensor_count() < 1)
-        return RpcStatus(StatusCode::INVALID_ARGUMENT,
-                      "begin.tensor_count: must be >= 1, got " + std::to_string(b.tensor_count()));
-      if (b.total_bytes() < 0)
-        return RpcStatus(StatusCode::INVALID_ARGUMENT,
-                      "begin.total_bytes: must be >= 0, got " + std::to_string(b.total_bytes()));
-      if (b.total_bytes() > server_->options().max_update_bytes) return too_large(b.total_bytes());
-      version_ = b.version();
-      expected_ = b.tensor_count();
-      begun_ = true;
       received_at_ = Clock::now();
+      RpcStatus s = begin(c.begin());
+      if (!s.ok()) return s;
     } else if (c.has_begin()) {
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "begin: only the first message may carry it");
     }
@@ -582,32 +630,53 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
     return RpcStatus::OK;
   }
 
+  RpcStatus begin(const v1::UpdateBegin& b) {
+    if (b.tensor_count() < 1)
+      return RpcStatus(StatusCode::INVALID_ARGUMENT,
+                       "begin.tensor_count: must be >= 1, got " + std::to_string(b.tensor_count()));
+    if (b.total_bytes() < 0)
+      return RpcStatus(StatusCode::INVALID_ARGUMENT,
+                       "begin.total_bytes: must be >= 0, got " + std::to_string(b.total_bytes()));
+    if (b.part_count() < 0)
+      return RpcStatus(StatusCode::INVALID_ARGUMENT,
+                       "begin.part_count: must be >= 0 (0: one part), got " + std::to_string(b.part_count()));
+    const int64_t parts = std::max<int64_t>(b.part_count(), 1);
+    if (b.part_index() < 0 || b.part_index() >= parts)
+      return RpcStatus(StatusCode::INVALID_ARGUMENT, "begin.part_index: " + std::to_string(b.part_index()) +
+                                                         " outside [0, part_count=" + std::to_string(parts) + ")");
+    if (b.total_bytes() > server_->options().max_update_bytes) return too_large(b.total_bytes());
+    RpcStatus s = server_->join_update(b, b.part_index(), parts, &update_);
+    if (!s.ok()) return s;
+    version_ = b.version();
+    part_ = b.part_index();
+    expected_ = b.tensor_count();
+    return RpcStatus::OK;
+  }
+
   RpcStatus begin_tensor(const v1::TensorBegin& t) {
     if (RpcStatus s = check_current_complete("before the next tensor began"); !s.ok()) return s;
-    if (static_cast<int64_t>(staged_.size()) >= expected_)
+    if (tensors_ >= expected_)
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + t.name() + "': more tensors than the " +
                                                       std::to_string(expected_) + " announced (begin.tensor_count)");
-    if (t.name().empty()) return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor.name: empty (tensor " +
-                                                                          std::to_string(staged_.size()) + ")");
-    if (staged_.count(t.name()))
-      return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + t.name() + "': sent twice");
+    if (t.name().empty())
+      return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor.name: empty (tensor " + std::to_string(tensors_) + ")");
     at::ScalarType type;
     if (!scalar_type_of(t.dtype(), &type))
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + t.name() + "': dtype " + std::to_string(t.dtype()) +
                                                       " is not one of FLOAT32, BFLOAT16, FLOAT16, FLOAT8_E4M3");
     std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
+    const int64_t limit = server_->options().max_update_bytes;
     int64_t numel = 1;
     for (int64_t d : shape) {
       if (d < 0) return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + t.name() + "': negative dimension in shape");
-      numel = d == 0 || numel <= server_->options().max_update_bytes / d ? numel * d
-                                                                         : server_->options().max_update_bytes + 1;
+      numel = d == 0 || numel <= limit / d ? numel * d : limit + 1;
     }
     const int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(type));
-    if (bytes > server_->options().max_update_bytes - staged_bytes_) return too_large(staged_bytes_ + bytes, t.name());
-    staged_bytes_ += bytes;
+    RpcStatus s = server_->stage_tensor(*update_, part_, t.name(), shape, type, bytes, &current_);
+    if (!s.ok()) return s;
     name_ = t.name();
-    current_ = at::empty(shape, at::TensorOptions().dtype(type));
-    staged_[name_] = current_;
+    bytes_ += bytes;
+    ++tensors_;
     filled_ = 0;
     return RpcStatus::OK;
   }
@@ -619,71 +688,192 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
                                                     " (truncated)");
   }
 
-  RpcStatus too_large(int64_t bytes, const std::string& tensor = "") const {
-    return RpcStatus(StatusCode::RESOURCE_EXHAUSTED,
-                  (tensor.empty() ? "begin.total_bytes: " : "tensor '" + tensor + "': the update reaches ") +
-                      std::to_string(bytes) + " bytes, above the server's max_update_bytes (" +
-                      std::to_string(server_->options().max_update_bytes) + ")");
+  RpcStatus too_large(int64_t bytes) const {
+    return RpcStatus(StatusCode::RESOURCE_EXHAUSTED, "begin.total_bytes: " + std::to_string(bytes) +
+                                                         " bytes, above the server's max_update_bytes (" +
+                                                         std::to_string(server_->options().max_update_bytes) + ")");
   }
 
   void end_of_stream() {
     if (context_->IsCancelled()) return fail(RpcStatus(StatusCode::CANCELLED, "the update was cancelled"));
-    if (!begun_) return fail(RpcStatus(StatusCode::INVALID_ARGUMENT, "begin: the stream ended before it (empty update)"));
+    if (!update_) return fail(RpcStatus(StatusCode::INVALID_ARGUMENT, "begin: the stream ended before it (empty update)"));
     if (RpcStatus s = check_current_complete("when the stream ended"); !s.ok()) return fail(s);
-    if (static_cast<int64_t>(staged_.size()) != expected_)
-      return fail(RpcStatus(StatusCode::INVALID_ARGUMENT, "the stream ended after " + std::to_string(staged_.size()) +
+    if (tensors_ != expected_)
+      return fail(RpcStatus(StatusCode::INVALID_ARGUMENT, "the stream ended after " + std::to_string(tensors_) +
                                                            " of " + std::to_string(expected_) +
                                                            " tensors (begin.tensor_count; truncated)"));
-    const double receive_ms = ms_since(received_at_);
+    receive_ms_ = ms_since(received_at_);
+    staged_at_ = Clock::now();
     current_ = at::Tensor();
-    server_->run_apply([this, receive_ms] { apply(receive_ms); });
+    // From here the server ends the call (finish_part), unless the version failed already.
+    RpcStatus s = server_->part_complete(update_, this);
+    if (!s.ok()) Finish(s);
   }
 
-  void apply(double receive_ms) {
-    const Clock::time_point start = Clock::now();
-    RpcStatus status;
-    try {
-      server_->engine().set_weights(version_, staged_);
-    } catch (const InputError& e) {
-      status = RpcStatus(StatusCode::INVALID_ARGUMENT, e.what());
-    } catch (const std::exception& e) {
-      status = RpcStatus(StatusCode::INTERNAL, std::string("applying the weights failed: ") + e.what());
-    }
-    staged_.clear();
-    if (!status.ok()) return fail(status);
-    ++server_->weight_updates;
-    response_->set_version(version_);
-    response_->set_tensors(expected_);
-    response_->set_bytes(staged_bytes_);
-    response_->set_receive_ms(receive_ms);
-    response_->set_apply_ms(ms_since(start));
-    release_update();
-    Finish(RpcStatus::OK);
-  }
-
+  // This call failed: so does its version (every part of it), when it had joined one.
   void fail(const RpcStatus& status) {
-    staged_.clear();
     current_ = at::Tensor();
-    release_update();
+    if (update_) {
+      const std::string parts = std::to_string(update_->parts);
+      server_->drop_update(update_, update_->parts == 1 ? status
+                                                        : RpcStatus(StatusCode::ABORTED,
+                                                                    "weights version " + std::to_string(version_) +
+                                                                        ": part " + std::to_string(part_) + " of " +
+                                                                        parts + " failed (" + status.error_message() +
+                                                                        "); the version was dropped"));
+    }
     Finish(status);
-  }
-
-  void release_update() {
-    if (owns_update_) server_->updating = false;
-    owns_update_ = false;
   }
 
   ServiceImpl* server_;
   CallbackServerContext* context_;
   v1::UpdateWeightsResponse* response_;
   v1::WeightChunk chunk_;
-  bool owns_update_ = false, begun_ = false;
-  int64_t version_ = 0, expected_ = 0, staged_bytes_ = 0, filled_ = 0;
-  Clock::time_point received_at_;
-  std::map<std::string, at::Tensor> staged_;
+  std::shared_ptr<PendingUpdate> update_;  // set once `begin` was accepted
+  int64_t version_ = 0, part_ = 0, expected_ = 0, tensors_ = 0, bytes_ = 0, filled_ = 0;
+  Clock::time_point received_at_, staged_at_;
+  double receive_ms_ = 0;
   std::string name_;   // of the tensor being filled
   at::Tensor current_;
 };
+
+RpcStatus ServiceImpl::join_update(const v1::UpdateBegin& b, int64_t part, int64_t parts,
+                                   std::shared_ptr<PendingUpdate>* out) {
+  expire_update();
+  std::lock_guard<std::mutex> lock(update_mu_);
+  const int64_t newest = engine_->latest_weight_version();
+  if (b.version() <= newest)
+    return RpcStatus(StatusCode::FAILED_PRECONDITION, "version: " + std::to_string(b.version()) +
+                                                          " is not above the worker's newest version " +
+                                                          std::to_string(newest));
+  if (parts > 1 && b.version() == dropped_version_) return dropped_status_;  // a late part
+  if (pending_) {
+    const PendingUpdate& p = *pending_;
+    if (p.parts == 1 || p.version != b.version() || p.parts != parts)
+      return RpcStatus(StatusCode::ABORTED,
+                       p.parts == 1 ? "another UpdateWeights call is in progress (version " + std::to_string(p.version) +
+                                          "); retry after it"
+                                    : "another update is in progress (version " + std::to_string(p.version) + " in " +
+                                          std::to_string(p.parts) + " parts; this call: version " +
+                                          std::to_string(b.version()) + " in " + std::to_string(parts) +
+                                          "); retry after it");
+    if (p.taken[part])
+      return RpcStatus(StatusCode::ALREADY_EXISTS, "begin.part_index: part " + std::to_string(part) + " of " +
+                                                       std::to_string(parts) + " of version " +
+                                                       std::to_string(p.version) + " was sent by another call");
+  } else {
+    pending_ = std::make_shared<PendingUpdate>();
+    pending_->version = b.version();
+    pending_->parts = parts;
+    pending_->started = Clock::now();
+    pending_->taken.assign(parts, false);
+    updating = true;
+  }
+  pending_->taken[part] = true;
+  *out = pending_;
+  return RpcStatus::OK;
+}
+
+RpcStatus ServiceImpl::stage_tensor(PendingUpdate& u, int64_t part, const std::string& name,
+                                    const std::vector<int64_t>& shape, at::ScalarType type, int64_t bytes,
+                                    at::Tensor* out) {
+  std::lock_guard<std::mutex> lock(update_mu_);
+  if (u.failed) return *u.failed;
+  if (auto it = u.owner.find(name); it != u.owner.end())
+    return RpcStatus(StatusCode::INVALID_ARGUMENT,
+                     "tensor '" + name + "': " +
+                         (it->second == part ? std::string("sent twice")
+                                             : "sent by part " + std::to_string(it->second) + " and part " +
+                                                   std::to_string(part) + " of version " + std::to_string(u.version)));
+  if (bytes > options_.max_update_bytes - u.bytes)
+    return RpcStatus(StatusCode::RESOURCE_EXHAUSTED, "tensor '" + name + "': the update reaches " +
+                                                         std::to_string(u.bytes + bytes) +
+                                                         " bytes, above the server's max_update_bytes (" +
+                                                         std::to_string(options_.max_update_bytes) + ")");
+  u.bytes += bytes;
+  u.owner[name] = part;
+  *out = u.staged[name] = at::empty(shape, at::TensorOptions().dtype(type));
+  return RpcStatus::OK;
+}
+
+RpcStatus ServiceImpl::part_complete(const std::shared_ptr<PendingUpdate>& u, UpdateReactor* reactor) {
+  {
+    std::lock_guard<std::mutex> lock(update_mu_);
+    if (u->failed) return *u->failed;
+    u->complete.push_back(reactor);
+    if (static_cast<int64_t>(u->complete.size()) < u->parts) return RpcStatus::OK;
+    u->applying = true;
+  }
+  run_apply([this, u] {
+    const Clock::time_point start = Clock::now();
+    RpcStatus status;
+    try {
+      engine_->set_weights(u->version, u->staged);
+    } catch (const InputError& e) {
+      status = RpcStatus(StatusCode::INVALID_ARGUMENT, e.what());
+    } catch (const std::exception& e) {
+      status = RpcStatus(StatusCode::INTERNAL, std::string("applying the weights failed: ") + e.what());
+    }
+    const double apply_ms = ms_since(start);
+    std::vector<UpdateReactor*> parts;
+    {
+      std::lock_guard<std::mutex> lock(update_mu_);
+      if (status.ok()) {
+        ++weight_updates;
+      } else if (u->parts > 1) {
+        dropped_version_ = u->version;
+        dropped_status_ = status;
+      }
+      parts.swap(u->complete);
+      u->staged.clear();
+      if (pending_ == u) pending_.reset();
+      updating = false;
+    }
+    for (UpdateReactor* p : parts) p->finish_part(status, apply_ms);
+  });
+  return RpcStatus::OK;
+}
+
+void ServiceImpl::drop_update(const std::shared_ptr<PendingUpdate>& u, const RpcStatus& status) {
+  std::vector<UpdateReactor*> parts;
+  {
+    std::lock_guard<std::mutex> lock(update_mu_);
+    if (u->failed || u->applying) return;
+    u->failed = status;
+    if (u->parts > 1) {
+      dropped_version_ = u->version;
+      dropped_status_ = status;
+    }
+    parts.swap(u->complete);
+    u->staged.clear();
+    if (pending_ == u) {
+      pending_.reset();
+      updating = false;
+    }
+  }
+  for (UpdateReactor* p : parts) p->finish_part(status);
+}
+
+void ServiceImpl::expire_update() {
+  std::shared_ptr<PendingUpdate> late;
+  std::string missing;
+  {
+    std::lock_guard<std::mutex> lock(update_mu_);
+    if (!pending_ || pending_->applying ||
+        Clock::now() - pending_->started < std::chrono::milliseconds(options_.update_timeout_ms))
+      return;
+    late = pending_;
+    std::vector<bool> staged(late->parts, false);
+    for (const UpdateReactor* r : late->complete) staged[r->part()] = true;
+    for (int64_t i = 0; i < late->parts; ++i)
+      if (!staged[i]) missing += (missing.empty() ? "" : ", ") + std::to_string(i) + (late->taken[i] ? "" : " (never began)");
+  }
+  drop_update(late, RpcStatus(StatusCode::DEADLINE_EXCEEDED,
+                              "weights version " + std::to_string(late->version) + ": part(s) " + missing + " of " +
+                                  std::to_string(late->parts) + " did not arrive complete within update_timeout_ms (" +
+                                  std::to_string(options_.update_timeout_ms) +
+                                  " ms of the first part); the version was dropped"));
+}
 
 grpc::ServerReadReactor<v1::WeightChunk>* ServiceImpl::UpdateWeights(CallbackServerContext* context,
                                                                      v1::UpdateWeightsResponse* response) {
@@ -694,7 +884,7 @@ grpc::ServerReadReactor<v1::WeightChunk>* ServiceImpl::UpdateWeights(CallbackSer
 
 ServerOptions server_options_from_config(const Config& config) {
   config.sub("server").require_known({"address", "max_message_mb", "max_update_mb", "max_prompts_per_call",
-                                      "max_calls", "shutdown_grace_ms"});
+                                      "max_calls", "shutdown_grace_ms", "update_timeout_ms"});
   ServerOptions o;
   o.address = config.get<std::string>("server.address", o.address);
   const int64_t message_mb = config_int(config, "server.max_message_mb", o.max_message_bytes >> 20, 1);
@@ -704,6 +894,7 @@ ServerOptions server_options_from_config(const Config& config) {
   o.max_prompts_per_call = config_int(config, "server.max_prompts_per_call", o.max_prompts_per_call, 1);
   o.max_calls = config_int(config, "server.max_calls", o.max_calls, 1);
   o.shutdown_grace_ms = config_int(config, "server.shutdown_grace_ms", o.shutdown_grace_ms, 0);
+  o.update_timeout_ms = config_int(config, "server.update_timeout_ms", o.update_timeout_ms, 1);
   return o;
 }
 

@@ -16,11 +16,14 @@
 // before the deadline). A call that ends early (cancelled, deadline, broken stream) cancels its
 // unfinished requests in the engine (Engine::cancel), so their pages are freed.
 //
-// UpdateWeights: one at a time (ABORTED for a second). Chunks are checked as they arrive (order,
-// offsets, sizes, max_update_bytes) and copied into tensors allocated from each tensor's header;
-// when the stream ends complete, Engine::set_weights validates and hands the weights over on a
-// thread of the server (the engine swaps them between two steps). Any error leaves the old weights
-// serving. See proto/rollout.proto for every status code.
+// UpdateWeights: one version at a time (ABORTED for another), in one call or in part_count parts
+// sent by concurrent calls (UpdateBegin in proto/rollout.proto). Chunks are checked as they arrive
+// (order, offsets, sizes, tensor names across parts, max_update_bytes over all parts) and copied
+// into tensors allocated from each tensor's header; when every part's stream ended complete,
+// Engine::set_weights validates and hands the union over on a thread of the server (the engine
+// swaps them between two steps), and every part's call returns. A version whose parts are not all
+// complete within update_timeout_ms is dropped. Any error leaves the old weights serving. See
+// proto/rollout.proto for every status code.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -42,6 +45,7 @@ struct ServerOptions {
   int64_t max_prompts_per_call = 4096;      // prompts in one Generate call
   int64_t max_calls = 1024;                 // Generate calls in progress (parked ones included)
   int64_t shutdown_grace_ms = 5'000;        // in-flight calls get this long, then are cancelled
+  int64_t update_timeout_ms = 600'000;      // every part of a weight version within this of the first
 };
 
 // From a rollout config's `server` section (configs/rollout.yaml documents the keys); errors

@@ -9,10 +9,7 @@
 //   others stop with an error naming the failed collective, and the run resumes from its last
 //   checkpoint to the same weights as an uninterrupted run.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -33,27 +30,15 @@
 #include "model/init.h"
 #include "model/moe.h"
 #include "model/moe_gate.h"
-#include "subprocess.h"
+#include "learner_ep_testutil.h"
 
 namespace grpo {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::free_port;
+using testing::Learner;
 using testing::Subprocess;
-
-// A port nobody listens on right now (bound to 0, read back, closed).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 // Sets environment variables for one scope, restoring the old values.
 class ScopedEnv {
@@ -250,80 +235,6 @@ TEST(ExpertParallel, DispatchCombineMatchesLocalExpertsOnTwoRanks) { check_dispa
 TEST(ExpertParallel, DispatchCombineMatchesLocalExpertsOnFourRanks) { check_dispatch_combine(4); }
 
 // ---- end to end: `grpo learner` -------------------------------------------------------------
-
-const std::string kTokenizer = std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/tokenizer.json";
-const std::string kTemplate = std::string(GRPO_SOURCE_DIR) + "/configs/chat_templates/tiny-zero.yaml";
-
-class Learner : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "grpo_ep_XXXXXX").string();
-    dir_ = ::mkdtemp(tmpl.data());
-    // A tiny DeepSeek-V3: one dense layer, then MoE with 8 routed experts in 4 groups (topk_group 2),
-    // noaux_tc with the aux-loss-free bias update on.
-    std::ofstream(dir_ + "/run.yaml")
-        << "pretrain:\n"
-           "  model: {architectures: [DeepseekV3ForCausalLM], model_type: deepseek_v3, vocab_size: 262,\n"
-           "          hidden_size: 32, intermediate_size: 48, moe_intermediate_size: 16, num_hidden_layers: 2,\n"
-           "          first_k_dense_replace: 1, num_attention_heads: 2, q_lora_rank: null, kv_lora_rank: 16,\n"
-           "          qk_nope_head_dim: 8, qk_rope_head_dim: 8, v_head_dim: 8, n_routed_experts: 8,\n"
-           "          n_shared_experts: 1, num_experts_per_tok: 2, n_group: 4, topk_group: 2, bos_token_id: 0,\n"
-           "          eos_token_id: 1}\n"
-           "  tokenizer: " << kTokenizer << "\n"
-           "  corpus: {task: digit_chains, template: " << kTemplate << ", step_fraction: 0.5}\n"
-           "  seq_len: 48\n  batch_size: 8\n  steps: 4\n  threads: 1\n  seed: 7\n  log_every: 1\n"
-           "  bias_update_speed: 0.01\n"
-           "  optim: {lr: 5.0e-3, warmup_steps: 1}\n";  // Adam amplifies fp32 summation-order noise by lr / sqrt(v)
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string learner_cmd(const std::string& run, const std::string& flags, const std::string& extra = "") const {
-    return std::string(GRPO_BINARY) + " learner --config " + dir_ + "/run.yaml --quiet --timeout 20 " + flags +
-           " pretrain.out_dir=" + dir_ + "/" + run + " " + extra;
-  }
-  // Runs a shell command; returns its exit status, stdout in *out, stderr in *err. A failure is a
-  // test failure unless `may_fail`.
-  int shell(const std::string& cmd, std::string* out = nullptr, std::string* err = nullptr,
-            bool may_fail = false) const {
-    const std::string err_file = dir_ + "/stderr.txt";
-    Subprocess p({"bash", "-c", "{ " + cmd + "; } 2> " + err_file});
-    const std::string o = p.read_all();
-    const int status = p.wait(120'000);
-    if (out) *out = o;
-    std::ifstream in(err_file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (err) *err = ss.str();
-    if (status != 0 && !may_fail) ADD_FAILURE() << cmd << " -> " << status << "\n" << ss.str();
-    return status;
-  }
-  // metrics.jsonl of a run: per step, the value of `key`.
-  std::vector<double> series(const std::string& run, const std::string& key) const {
-    std::ifstream in(dir_ + "/" + run + "/logs/metrics.jsonl");
-    std::vector<double> out;
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty()) out.push_back(nlohmann::json::parse(line).at(key).get<double>());
-    return out;
-  }
-  void expect_same_run(const std::string& a, const std::string& b, double tol = 1e-5) const {
-    for (const char* key : {"loss", "grad_norm"}) {
-      const auto x = series(a, key), y = series(b, key);
-      ASSERT_EQ(x.size(), 4u) << a;
-      ASSERT_EQ(y.size(), 4u) << b;
-      for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], tol * std::max(1.0, std::abs(x[i]))) << key << " step " << i + 1;
-    }
-    const auto wa = load_weights(dir_ + "/" + a), wb = load_weights(dir_ + "/" + b);
-    ASSERT_EQ(wa.size(), wb.size());
-    double worst = 0;
-    for (const auto& [name, t] : wa) {
-      ASSERT_TRUE(wb.count(name)) << name;
-      worst = std::max(worst, (t - wb.at(name)).abs().max().item<double>());
-    }
-    EXPECT_LT(worst, tol) << a << " vs " << b;
-  }
-
-  std::string dir_;
-};
 
 TEST_F(Learner, OneTwoAndFourRanksTrainTheSameModel) {
   std::string out;

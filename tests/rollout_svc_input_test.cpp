@@ -38,19 +38,7 @@ class RolloutSvcInput : public ::testing::Test {
                           bool fp8 = false) const {
     return rpc_code([&] { served_->client->update_weights(version, state, fp8); }, message);
   }
-  // Sends `chunks` as they are on one UpdateWeights stream.
-  grpc::Status raw_update(const std::vector<v1::WeightChunk>& chunks) const {
-    auto stub = v1::RolloutService::NewStub(
-        grpc::CreateChannel(served_->server->address(), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-    v1::UpdateWeightsResponse response;
-    auto writer = stub->UpdateWeights(&context, &response);
-    for (const auto& c : chunks)
-      if (!writer->Write(c)) break;
-    writer->WritesDone();
-    return writer->Finish();
-  }
+  grpc::Status raw_update(const std::vector<v1::WeightChunk>& chunks) const { return served_->raw_update(chunks); }
 
   // The server still answers with the fixture's weights (version 0), nothing half-updated.
   void expect_old_weights_serving() const {
@@ -174,28 +162,6 @@ TEST_F(RolloutSvcInput, BadWeightUpdatesKeepTheOldWeights) {
   EXPECT_EQ(update(1, state, &message), grpc::RESOURCE_EXHAUSTED) << message;
   EXPECT_NE(message.find("above the server's max_update_bytes (2097152)"), std::string::npos) << message;
   expect_old_weights_serving();
-}
-
-v1::WeightChunk begin(int64_t version, int64_t tensors, int64_t total_bytes = 0) {
-  v1::WeightChunk c;
-  c.mutable_begin()->set_version(version);
-  c.mutable_begin()->set_tensor_count(tensors);
-  c.mutable_begin()->set_total_bytes(total_bytes);
-  return c;
-}
-
-// A chunk with `bytes` zero bytes at `offset`, starting tensor `name` when one is given.
-v1::WeightChunk piece(std::optional<std::string> name, int dtype, std::vector<int64_t> shape, int64_t offset,
-                      size_t bytes) {
-  v1::WeightChunk c;
-  if (name) {
-    c.mutable_tensor()->set_name(*name);
-    c.mutable_tensor()->set_dtype(static_cast<v1::DType>(dtype));
-    for (int64_t d : shape) c.mutable_tensor()->add_shape(d);
-  }
-  c.set_offset(offset);
-  c.set_data(std::string(bytes, '\0'));
-  return c;
 }
 
 struct BadStream {

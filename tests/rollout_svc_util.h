@@ -1,5 +1,5 @@
 // Helpers shared by the RolloutService tests: the dsv3-tiny fixture served on a loopback port,
-// a second weight version, collecting a Generate call, error codes.
+// a second weight version, collecting a Generate call, raw UpdateWeights streams, error codes.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -44,6 +45,19 @@ struct Served {
     server->start();
     client = std::make_unique<rollout::RolloutClient>(server->address(), co);
   }
+  // Sends `chunks` as they are on one UpdateWeights stream.
+  grpc::Status raw_update(const std::vector<rollout::v1::WeightChunk>& chunks) const {
+    auto stub = rollout::v1::RolloutService::NewStub(
+        grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    rollout::v1::UpdateWeightsResponse response;
+    auto writer = stub->UpdateWeights(&context, &response);
+    for (const auto& c : chunks)
+      if (!writer->Write(c)) break;
+    writer->WritesDone();
+    return writer->Finish();
+  }
   // Polls Status until pred holds (at most 20 s).
   bool wait_for(const std::function<bool(const rollout::v1::StatusResponse&)>& pred) const {
     for (int i = 0; i < 2000; ++i) {
@@ -53,6 +67,32 @@ struct Served {
     return false;
   }
 };
+
+// The first message of an UpdateWeights stream (part `part` of `parts`).
+inline rollout::v1::WeightChunk begin(int64_t version, int64_t tensors, int64_t total_bytes = 0, int64_t part = 0,
+                                      int64_t parts = 0) {
+  rollout::v1::WeightChunk c;
+  c.mutable_begin()->set_version(version);
+  c.mutable_begin()->set_tensor_count(tensors);
+  c.mutable_begin()->set_total_bytes(total_bytes);
+  c.mutable_begin()->set_part_index(part);
+  c.mutable_begin()->set_part_count(parts);
+  return c;
+}
+
+// A chunk with `bytes` zero bytes at `offset`, starting tensor `name` when one is given.
+inline rollout::v1::WeightChunk piece(std::optional<std::string> name, int dtype, std::vector<int64_t> shape,
+                                      int64_t offset, size_t bytes) {
+  rollout::v1::WeightChunk c;
+  if (name) {
+    c.mutable_tensor()->set_name(*name);
+    c.mutable_tensor()->set_dtype(static_cast<rollout::v1::DType>(dtype));
+    for (int64_t d : shape) c.mutable_tensor()->add_shape(d);
+  }
+  c.set_offset(offset);
+  c.set_data(std::string(bytes, '\0'));
+  return c;
+}
 
 // (prompt index, sample) -> completion
 using ServedMap = std::map<std::pair<size_t, int64_t>, rollout::Completion>;
