@@ -48,6 +48,9 @@ void scale_grads_to(const std::vector<at::Tensor>& params, double norm, double m
 // parameter's flattened elements. A whole parameter is [0, numel); a part is how ZeRO-1 gives a
 // rank its share of the replicated parameters (learner/zero1.h).
 struct ParamSlice {
+  ParamSlice(std::string name, at::Tensor param, int64_t begin, int64_t size)
+      : name(std::move(name)), param(std::move(param)), begin(begin), size(size) {}
+
   std::string name;
   at::Tensor param;  // a contiguous leaf tensor
   int64_t begin = 0, size = 0;

@@ -45,7 +45,7 @@ void Zero1::all_gather() {
   at::Tensor mine = at::zeros({longest}, replicated_.front().second.options().requires_grad(false));  // [L]
   int64_t offset = 0;
   for (const ParamSlice& s : owned_) {
-    mine.narrow(0, offset, s.size).copy_(s.of(s.param.detach()));
+    mine.narrow(0, offset, s.size).copy_(s.of(s.param.detach()).view({-1}));
     offset += s.size;
   }
   const at::Tensor all = dist_.all_gather(mine);  // [W, L]
@@ -53,7 +53,7 @@ void Zero1::all_gather() {
     if (r == dist_.rank()) continue;
     offset = 0;
     for (const ParamSlice& s : slices_in(replicated_, bounds_[r], bounds_[r + 1])) {
-      s.of(s.param.detach()).copy_(all[r].narrow(0, offset, s.size));
+      s.of(s.param.detach()).view({-1}).copy_(all[r].narrow(0, offset, s.size));
       offset += s.size;
     }
   }
