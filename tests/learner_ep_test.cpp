@@ -9,8 +9,8 @@
 //   others stop with an error naming the failed collective, and the run resumes from its last
 //   checkpoint to the same weights as an uninterrupted run;
 // * ZeRO-1 (learner/zero1.h): on 3 ranks (threads) the sharded AdamW plus all-gather equals one
-//   whole AdamW in fp64 (weights and moments, 1e-12); end to end, EP=2 with pretrain.zero1 equals
-//   EP=2 without it (1e-6, weight decay and clipping on), each rank's optimizer state is exactly its
+//   whole AdamW in fp64 (weights and moments, 1e-12); end to end, EP=2 and 4 with pretrain.zero1
+//   equal the same EP without it (1e-6, weight decay and clipping on), each rank's optimizer state is its
 //   experts' and its share of the replicated moments, and a killed ZeRO-1 run resumes.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -527,24 +527,29 @@ std::vector<int64_t> expected_state_bytes(const std::string& dir, int world, int
   return bytes;
 }
 
-// EP=2 with ZeRO-1 equals EP=2 without it over 4 AdamW steps with weight decay and clipping on
-// (every step's norm above grad_clip), and keeps about half the replicated moments per rank.
-TEST_F(Learner, Zero1EqualsUnshardedOnTwoRanks) {
+// EP=2 and EP=4 with ZeRO-1 equal the same EP without it over 4 AdamW steps with weight decay and
+// clipping on (every step's norm above grad_clip), and keep 1/EP of the replicated moments a rank.
+TEST_F(Learner, Zero1EqualsUnshardedOnTwoAndFourRanks) {
   const std::string optim = " pretrain.optim.weight_decay=0.1 pretrain.optim.grad_clip=0.5";
-  std::map<bool, std::vector<int64_t>> bytes;
-  for (bool zero1 : {false, true}) {
-    std::string out;
-    ASSERT_EQ(shell(learner_cmd(zero1 ? "zero1" : "plain", "--nproc 2 --master-port " + std::to_string(free_port()),
-                                optim + (zero1 ? " pretrain.zero1=true" : "")),
-                    &out),
-              0);
-    bytes[zero1] = nlohmann::json::parse(out).at("optimizer_state_bytes").get<std::vector<int64_t>>();
-    EXPECT_EQ(bytes[zero1], expected_state_bytes(dir_ + "/plain", 2, 8, zero1));
+  for (int world : {2, 4}) {
+    const std::string plain = "plain" + std::to_string(world), zero1 = "zero1" + std::to_string(world);
+    std::map<bool, std::vector<int64_t>> bytes;
+    for (bool on : {false, true}) {
+      std::string out;
+      ASSERT_EQ(shell(learner_cmd(on ? zero1 : plain,
+                                  "--nproc " + std::to_string(world) + " --master-port " + std::to_string(free_port()),
+                                  optim + (on ? " pretrain.zero1=true" : "")),
+                      &out),
+                0);
+      bytes[on] = nlohmann::json::parse(out).at("optimizer_state_bytes").get<std::vector<int64_t>>();
+      EXPECT_EQ(bytes[on], expected_state_bytes(dir_ + "/" + plain, world, 8, on)) << world << " ranks";
+    }
+    for (double norm : series(plain, "grad_norm")) EXPECT_GT(norm, 0.5);  // clipping was active
+    expect_same_run(plain, zero1, 1e-6);
+    for (int r = 0; r < world; ++r) EXPECT_LT(bytes[true][r], bytes[false][r]);
+    std::cerr << world << " ranks: optimizer state bytes a rank " << bytes[false][0] << " -> " << bytes[true][0]
+              << " with ZeRO-1\n";
   }
-  for (double norm : series("plain", "grad_norm")) EXPECT_GT(norm, 0.5);  // clipping was active
-  expect_same_run("plain", "zero1", 1e-6);
-  for (int r = 0; r < 2; ++r) EXPECT_LT(bytes[true][r], bytes[false][r]);
-  std::cerr << "optimizer state bytes per rank: " << bytes[false][0] << " -> " << bytes[true][0] << " with ZeRO-1\n";
 }
 
 }  // namespace
