@@ -12,7 +12,8 @@
 // As a rank (RANK set): rendezvous on MASTER_ADDR:MASTER_PORT, then the job. The first learner
 // job is the config's `pretrain:` section (next-token training, learner/pretrain.h) with routed
 // experts sharded over the ranks; rank 0 prints the summary line
-//   {"steps": ..., "first_loss": ..., "final_loss": ..., "world_size": 4, "all_to_all_bytes": ...}
+//   {"steps": ..., "first_loss": ..., "final_loss": ..., "world_size": 4, "all_to_all_bytes": ...,
+//    "optimizer_state_bytes": [bytes of AdamW moments, per rank]}
 // With a `publish:` section (learner/ep_publisher.h; builds with services only), the ranks stream
 // the weights to rollout workers every publish.every steps and after the last, each rank its own
 // experts, as version = steps done; rank 0 logs the sync time and every rank's bytes.
@@ -169,7 +170,8 @@ int run_rank(const grpo::Args& args, const std::string& config_path) {
   if (env.rank == 0) {
     nlohmann::json summary = {{"steps", r.steps},           {"first_loss", r.first_loss}, {"final_loss", r.final_loss},
                               {"seconds", r.seconds},       {"tokens", r.tokens},         {"world_size", env.world_size},
-                              {"all_to_all_bytes", dist.all_to_all_bytes()}, {"out_dir", options.train.out_dir}};
+                              {"all_to_all_bytes", dist.all_to_all_bytes()}, {"out_dir", options.train.out_dir},
+                              {"optimizer_state_bytes", r.optimizer_state_bytes}};
     std::cout << summary.dump() << std::endl;
   }
   return 0;

@@ -128,6 +128,21 @@ void Distributed::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t
   }
 }
 
+at::Tensor Distributed::all_gather(const at::Tensor& input) {
+  at::Tensor in = input.reshape({-1}).contiguous();
+  at::Tensor out = at::empty({size(), in.numel()}, in.options());  // [W, numel]
+  if (size() == 1) return out.copy_(in.unsqueeze(0));
+  try {
+    std::vector<at::Tensor> inputs{in};
+    std::vector<std::vector<at::Tensor>> outputs(1);
+    for (int r = 0; r < size(); ++r) outputs[0].push_back(out[r]);
+    impl_->group->allgather(outputs, inputs)->wait(timeout_);
+  } catch (const std::exception& e) {
+    fail("all_gather", e);
+  }
+  return out;
+}
+
 at::Tensor Distributed::all_to_all(const at::Tensor& input, const std::vector<int64_t>& send_counts,
                                    const std::vector<int64_t>& recv_counts) {
   int64_t rows_out = 0;

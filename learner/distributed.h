@@ -56,6 +56,9 @@ class Distributed {
   // Sums every tensor over ranks, packed into flat buckets of about bucket_bytes (one all-reduce
   // per bucket, tensors of one dtype per bucket), then copied back in place.
   void all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes);
+  // Every rank's `input` (a CPU tensor of the same shape and dtype on every rank) -> [size, numel],
+  // row r from rank r.
+  at::Tensor all_gather(const at::Tensor& input);
   // Rows of `input` ([sum(send_counts), ...]) go to the ranks in order: send_counts[r] rows to rank
   // r; returns [sum(recv_counts), ...], recv_counts[r] rows from rank r (recv_counts must be what
   // the peers send: exchange counts first with all_to_all_counts).

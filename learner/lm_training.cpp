@@ -123,13 +123,18 @@ at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask) { return (x 
 LmOptimizer::LmOptimizer(std::vector<std::pair<std::string, at::Tensor>> params, const LmTrainingOptions& o)
     : params_(tensors_of(params)), adamw_(std::move(params), o.adamw), lr_(o.lr), grad_clip_(o.grad_clip) {}
 
+LmOptimizer::LmOptimizer(const std::vector<std::pair<std::string, at::Tensor>>& params, std::vector<ParamSlice> owned,
+                         const LmTrainingOptions& o)
+    : params_(tensors_of(params)), adamw_(std::move(owned), o.adamw), lr_(o.lr), grad_clip_(o.grad_clip) {}
+
 LmOptimizer::Step LmOptimizer::step(const at::Tensor& loss, int64_t step, const std::string& who) {
   backward(loss);
   return update(loss.item<double>(), clip_grad_norm(params_, grad_clip_), step, who);
 }
 
 void LmOptimizer::backward(const at::Tensor& loss) {
-  adamw_.zero_grad();
+  for (at::Tensor& p : params_)  // all of them: AdamW may own only slices of some
+    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
   loss.backward();
 }
 

@@ -67,6 +67,10 @@ at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask);
 class LmOptimizer {
  public:
   LmOptimizer(std::vector<std::pair<std::string, at::Tensor>> params, const LmTrainingOptions& options);
+  // AdamW over `owned` only (ZeRO-1: this rank's slices, learner/zero1.h); `params` are all the
+  // trainable tensors, whose gradients backward() clears and step() clips.
+  LmOptimizer(const std::vector<std::pair<std::string, at::Tensor>>& params, std::vector<ParamSlice> owned,
+              const LmTrainingOptions& options);
 
   struct Step {
     double loss = 0, grad_norm = 0, lr = 0;
@@ -87,6 +91,7 @@ class LmOptimizer {
   void load_state(const std::map<std::string, at::Tensor>& state, const std::string& source) {
     adamw_.load_state(state, source);
   }
+  int64_t state_bytes() const { return adamw_.state_bytes(); }
 
  private:
   std::vector<at::Tensor> params_;

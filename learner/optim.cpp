@@ -43,14 +43,32 @@ double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
   return norm;
 }
 
+std::string ParamSlice::key() const {
+  return whole() ? name : name + "[" + std::to_string(begin) + ":" + std::to_string(begin + size) + "]";
+}
+
+at::Tensor ParamSlice::of(const at::Tensor& t) const { return whole() ? t : t.view({-1}).narrow(0, begin, size); }
+
+std::vector<ParamSlice> whole_slices(const std::vector<std::pair<std::string, at::Tensor>>& params) {
+  std::vector<ParamSlice> out;
+  for (const auto& [name, p] : params) out.push_back({name, p, 0, p.numel()});
+  return out;
+}
+
 AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options)
-    : params_(std::move(params)), options_(options) {
-  for (const auto& [name, p] : params_) {
+    : AdamW(whole_slices(params), options) {}
+
+AdamW::AdamW(std::vector<ParamSlice> slices, AdamWOptions options) : slices_(std::move(slices)), options_(options) {
+  for (const ParamSlice& s : slices_) {
+    const at::Tensor& p = s.param;
     if (!at::isFloatingType(p.scalar_type()) || p.scalar_type() == at::kBFloat16 || p.scalar_type() == at::kHalf)
-      throw InputError("AdamW: parameter " + name + " must be float32 or float64 (master weights), got " +
+      throw InputError("AdamW: parameter " + s.name + " must be float32 or float64 (master weights), got " +
                        std::string(c10::toString(p.scalar_type())));
-    exp_avg_.push_back(at::zeros_like(p));
-    exp_avg_sq_.push_back(at::zeros_like(p));
+    if (s.begin < 0 || s.size < 0 || s.begin + s.size > p.numel() || (!s.whole() && !p.is_contiguous()))
+      throw std::logic_error("AdamW: slice " + s.key() + " is not a range of contiguous " + s.name);
+    const at::Tensor like = s.of(p.detach());
+    exp_avg_.push_back(at::zeros_like(like));
+    exp_avg_sq_.push_back(at::zeros_like(like));
   }
 }
 
@@ -59,10 +77,11 @@ void AdamW::step(double lr) {
   ++steps_;
   const double bc1 = 1.0 - std::pow(options_.beta1, double(steps_));
   const double bc2 = 1.0 - std::pow(options_.beta2, double(steps_));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    at::Tensor p = params_[i].second;
-    if (!p.grad().defined()) continue;
-    const at::Tensor g = p.grad().to(p.scalar_type());
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const ParamSlice& s = slices_[i];
+    if (!s.param.grad().defined()) continue;
+    at::Tensor p = s.of(s.param.detach());  // in place: a view of the parameter
+    const at::Tensor g = s.of(s.param.grad().contiguous()).to(p.scalar_type());
     if (options_.weight_decay != 0) p.mul_(1.0 - lr * options_.weight_decay);
     exp_avg_[i].mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
     exp_avg_sq_[i].mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
@@ -72,15 +91,15 @@ void AdamW::step(double lr) {
 }
 
 void AdamW::zero_grad() {
-  for (auto& [name, p] : params_)
-    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+  for (ParamSlice& s : slices_)
+    if (s.param.grad().defined()) s.param.mutable_grad() = at::Tensor();
 }
 
 std::map<std::string, at::Tensor> AdamW::state() const {
   std::map<std::string, at::Tensor> out;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    out[params_[i].first + ".exp_avg"] = exp_avg_[i];
-    out[params_[i].first + ".exp_avg_sq"] = exp_avg_sq_[i];
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    out[slices_[i].key() + ".exp_avg"] = exp_avg_[i];
+    out[slices_[i].key() + ".exp_avg_sq"] = exp_avg_sq_[i];
   }
   out["step"] = at::full({1}, steps_, at::kLong);
   return out;
@@ -97,13 +116,20 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, const std
   };
   const at::Tensor& step = find("step", at::empty({1}));
   std::vector<at::Tensor> m, v;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    m.push_back(find(params_[i].first + ".exp_avg", params_[i].second).to(params_[i].second.scalar_type()).clone());
-    v.push_back(find(params_[i].first + ".exp_avg_sq", params_[i].second).to(params_[i].second.scalar_type()).clone());
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    const std::string key = slices_[i].key();
+    m.push_back(find(key + ".exp_avg", exp_avg_[i]).to(exp_avg_[i].scalar_type()).clone());
+    v.push_back(find(key + ".exp_avg_sq", exp_avg_sq_[i]).to(exp_avg_sq_[i].scalar_type()).clone());
   }
   exp_avg_ = std::move(m);
   exp_avg_sq_ = std::move(v);
   steps_ = step.to(at::kLong).item<int64_t>();
+}
+
+int64_t AdamW::state_bytes() const {
+  int64_t bytes = 0;
+  for (size_t i = 0; i < slices_.size(); ++i) bytes += exp_avg_[i].nbytes() + exp_avg_sq_[i].nbytes();
+  return bytes;
 }
 
 }  // namespace grpo

@@ -44,6 +44,25 @@ void scale_grads_to(const std::vector<at::Tensor>& params, double norm, double m
 
 // ---- AdamW -------------------------------------------------------------------------------
 
+// What AdamW updates and keeps moments for: the contiguous range [begin, begin + size) of a
+// parameter's flattened elements. A whole parameter is [0, numel); a part is how ZeRO-1 gives a
+// rank its share of the replicated parameters (learner/zero1.h).
+struct ParamSlice {
+  ParamSlice(std::string name, at::Tensor param, int64_t begin, int64_t size)
+      : name(std::move(name)), param(std::move(param)), begin(begin), size(size) {}
+
+  std::string name;
+  at::Tensor param;  // a contiguous leaf tensor
+  int64_t begin = 0, size = 0;
+
+  bool whole() const { return begin == 0 && size == param.numel(); }
+  // The name of its optimizer state: `name` when whole, else "name[begin:end]".
+  std::string key() const;
+  // The slice of t (shaped like param): t itself when whole, else a [size] view of it.
+  at::Tensor of(const at::Tensor& t) const;
+};
+std::vector<ParamSlice> whole_slices(const std::vector<std::pair<std::string, at::Tensor>>& params);
+
 struct AdamWOptions {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double weight_decay = 0.0;  // decoupled: p -= lr * weight_decay * p
@@ -54,6 +73,8 @@ class AdamW {
   // `params`: name -> parameter (a leaf tensor with requires_grad, float32/64). The optimizer
   // keeps the tensors (they alias the model's) and updates them in place.
   AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options);
+  // Over slices of parameters: moments only for the slices, updates only them (in place).
+  AdamW(std::vector<ParamSlice> slices, AdamWOptions options);
 
   // One update with learning rate `lr` from the current .grad() of every parameter (a parameter
   // without a gradient is skipped and its moments stay). Does not zero the gradients.
@@ -61,16 +82,16 @@ class AdamW {
   void zero_grad();
   int64_t steps() const { return steps_; }
 
-  // Moments and step count as tensors ("<name>.exp_avg", "<name>.exp_avg_sq", "step"), for
-  // saving beside a checkpoint; load_state takes the same map back and throws InputError naming
-  // the entry on a missing name or wrong shape (nothing changed then).
+  // Moments and step count as tensors ("<key>.exp_avg", "<key>.exp_avg_sq", "step"; key: see
+  // ParamSlice::key), for saving beside a checkpoint; load_state takes the same map back and
+  // throws InputError naming the entry on a missing name or wrong shape (nothing changed then).
   std::map<std::string, at::Tensor> state() const;
   void load_state(const std::map<std::string, at::Tensor>& state, const std::string& source);
-
-  const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
+  // Bytes of the moments (exp_avg and exp_avg_sq of every slice).
+  int64_t state_bytes() const;
 
  private:
-  std::vector<std::pair<std::string, at::Tensor>> params_;
+  std::vector<ParamSlice> slices_;
   std::vector<at::Tensor> exp_avg_, exp_avg_sq_;
   AdamWOptions options_;
   int64_t steps_ = 0;

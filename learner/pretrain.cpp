@@ -5,11 +5,13 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
 #include "learner/expert_parallel.h"
 #include "learner/sharded_checkpoint.h"
+#include "learner/zero1.h"
 #include "model/chat_template.h"
 #include "model/init.h"
 #include "model/pretrained.h"
@@ -134,8 +136,8 @@ double load_max_over_mean(const at::Tensor& load) {
 }
 
 // The step a `grpo learner` checkpoint was saved at; InputError when it was written by a run of
-// another world size (each rank's optimizer state belongs to its expert shard).
-int64_t resume_step(const std::string& path, int world) {
+// another world size (each rank's optimizer state belongs to its expert shard) or another zero1.
+int64_t resume_step(const std::string& path, int world, bool zero1) {
   const nlohmann::json state = read_json_object(path, "resume");
   if (!state.contains("step") || !state["step"].is_number_integer() || !state.contains("world_size") ||
       !state["world_size"].is_number_integer())
@@ -143,6 +145,10 @@ int64_t resume_step(const std::string& path, int world) {
   if (state["world_size"].get<int>() != world)
     throw InputError("resume: '" + path + "' was written by " + std::to_string(state["world_size"].get<int>()) +
                      " ranks, this run has " + std::to_string(world) + " (the optimizer state is per rank)");
+  if (state.value("zero1", false) != zero1)
+    throw InputError("resume: '" + path + "' was written with pretrain.zero1=" + (zero1 ? "false" : "true") +
+                     ", this run has pretrain.zero1=" + (zero1 ? "true" : "false") +
+                     " (the optimizer state is sharded differently)");
   return state["step"].get<int64_t>();
 }
 
@@ -150,7 +156,7 @@ int64_t resume_step(const std::string& path, int world) {
 
 PretrainOptions PretrainOptions::from_config(const Config& s) {
   std::set<std::string> known(kLmTrainingKeys.begin(), kLmTrainingKeys.end());
-  known.insert({"model", "tokenizer", "corpus", "steps", "bias_update_speed", "save_every", "resume"});
+  known.insert({"model", "tokenizer", "corpus", "steps", "bias_update_speed", "save_every", "resume", "zero1"});
   s.require_known(known);
   PretrainOptions o;
   o.model = model_config_from(s, "model", &o.model_source);
@@ -194,6 +200,7 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   o.save_every = s.get<int64_t>("save_every", o.save_every);
   if (o.save_every < 0) throw InputError(s.where("save_every") + ": expected an integer >= 0");
   o.resume = s.get<bool>("resume", o.resume);
+  o.zero1 = s.get<bool>("zero1", o.zero1);
   return o;
 }
 
@@ -206,8 +213,8 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
   if (o.train.batch_size % world != 0)
     throw InputError("pretrain.batch_size: " + std::to_string(o.train.batch_size) + " is not divisible by the " +
                      std::to_string(world) + " ranks");
-  if (!dist && (o.save_every > 0 || o.resume))
-    throw InputError("pretrain.save_every / pretrain.resume: only for `grpo learner` runs");
+  if (!dist && (o.save_every > 0 || o.resume || o.zero1))
+    throw InputError("pretrain.save_every / pretrain.resume / pretrain.zero1: only for `grpo learner` runs");
   CorpusStream corpus(o.corpus, o.train.seed);
 
   // Expert parallel: this rank's routed experts only, drawn as in the whole model (same seed).
@@ -227,12 +234,17 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
   int64_t first_step = 0;
   const std::string state_path = (fs::path(o.train.out_dir) / kLearnerStateFile).string();
   if (o.resume && fs::exists(state_path)) {
-    first_step = resume_step(state_path, world);
+    first_step = resume_step(state_path, world, o.zero1);
     model.load_state(load_weights(o.train.out_dir), o.train.out_dir);
     if (rank == 0) std::cerr << "learner: resuming from step " << first_step << " of " << o.train.out_dir << "\n";
   }
   const ShardedParameters sharded = sharded_parameters(model);
-  LmOptimizer optimizer(sharded.all(), o.train);
+  // AdamW owns the experts and the replicated parameters, or with ZeRO-1 this rank's range of them.
+  std::optional<Zero1> zero1;
+  if (o.zero1) zero1.emplace(*dist, sharded.replicated);
+  std::vector<ParamSlice> owned = whole_slices(zero1 ? sharded.experts : sharded.all());
+  if (zero1) owned.insert(owned.begin(), zero1->owned().begin(), zero1->owned().end());
+  LmOptimizer optimizer(sharded.all(), std::move(owned), o.train);
   if (first_step > 0) {
     const std::string path = (fs::path(o.train.out_dir) / rank_state_file(rank)).string();
     optimizer.load_state(load_tensors(path), path);
@@ -246,7 +258,8 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     save.weights.dtype = o.train.save_dtype_value();
     save.files = tokenizer_files(tok);
     save.texts[kLearnerStateFile] =
-        nlohmann::json{{"step", steps_done}, {"world_size", world}, {"seed", o.train.seed}}.dump(2) + "\n";
+        nlohmann::json{{"step", steps_done}, {"world_size", world}, {"seed", o.train.seed}, {"zero1", o.zero1}}.dump(2) +
+        "\n";
     save.rank_state = optimizer.state();
     save_sharded_pretrained(*dist, model, o.train.out_dir, save);
   };
@@ -277,6 +290,7 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
       all_reduce_gradients(*dist, sharded);
       const double grad_norm = clip_grad_norm(*dist, sharded, o.train.grad_clip);
       s = optimizer.update(total_loss.item<double>(), grad_norm, step, "pretrain");
+      if (zero1) zero1->all_gather();
       all_reduce_loads(*dist, load);
     } else {
       s = optimizer.step(loss, step, "pretrain");
@@ -300,6 +314,10 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
   r.final_loss = log.final_loss;
   r.seconds = log.seconds;
   r.tokens = log.tokens;
+  at::Tensor state_bytes = at::zeros({world}, at::kLong);  // [W]
+  state_bytes[rank] = optimizer.state_bytes();
+  if (dist) dist->all_reduce_sum(state_bytes);
+  r.optimizer_state_bytes.assign(state_bytes.data_ptr<int64_t>(), state_bytes.data_ptr<int64_t>() + world);
 
   if (dist) {
     save_learner_checkpoint(o.steps);

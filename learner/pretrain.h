@@ -25,7 +25,9 @@
 //   every LM trainer has (learner/lm_training.h)
 //   save_every: 0               `grpo learner` only: a checkpoint every N steps (0: at the end only)
 //   resume: false               `grpo learner` only: continue from out_dir's checkpoint when it has
-//                               one (same world size), else start fresh
+//                               one (same world size and zero1), else start fresh
+//   zero1: false                `grpo learner` only: shard the AdamW moments of the replicated
+//                               parameters over the ranks (ZeRO-1, learner/zero1.h)
 //
 // Errors (unknown keys, wrong types, missing keys, unreadable files, a vocabulary smaller than
 // the tokenizer's) are InputErrors naming the file and key before any training starts.
@@ -66,6 +68,7 @@ struct PretrainOptions {
   double bias_update_speed = 1e-3;
   int64_t save_every = 0;
   bool resume = false;
+  bool zero1 = false;
   LmTrainingOptions train;  // seq_len, batch_size, optim, dtype, out_dir, ...
 
   // From the `pretrain:` section (config.sub("pretrain")).
@@ -78,6 +81,7 @@ struct PretrainResult {
   double seconds = 0;                      // training wall time (without loading and saving)
   int64_t tokens = 0;                      // target tokens trained on
   int64_t truncated = 0;                   // sequences cut to seq_len
+  std::vector<int64_t> optimizer_state_bytes;  // per rank: bytes of its AdamW moments
 };
 
 // Trains and saves options.out_dir (config.json, model.safetensors, tokenizer files) atomically;
@@ -89,7 +93,9 @@ struct PretrainResult {
 // every rank draws the same global batch and trains on its batch_size / world rows; rank 0 shows
 // progress and writes metrics; the checkpoint is written sharded by rank with each rank's
 // optimizer state and learner_state.json (learner/sharded_checkpoint.h), every save_every steps
-// and at the end. The returned figures are global (losses averaged over all ranks' tokens).
+// and at the end. With zero1, each rank keeps (and saves) the AdamW moments of its range of the
+// replicated parameters only (learner/zero1.h). The returned figures are global (losses averaged
+// over all ranks' tokens).
 //
 // `after_step`, when given, runs on every rank after each step's update (and bias update), with
 // the steps done so far and the model (a collective if it communicates: every rank calls it at

@@ -7,7 +7,11 @@
 // * end to end (real processes): EP=1, 2, 4 and 2 "hosts" × 2 ranks train the same losses, grad
 //   norms and weights (1e-5, fp32) over several AdamW steps; a rank killed with SIGKILL makes the
 //   others stop with an error naming the failed collective, and the run resumes from its last
-//   checkpoint to the same weights as an uninterrupted run.
+//   checkpoint to the same weights as an uninterrupted run;
+// * ZeRO-1 (learner/zero1.h): on 3 ranks (threads) the sharded AdamW plus all-gather equals one
+//   whole AdamW in fp64 (weights and moments, 1e-12); end to end, EP=2 and 4 with pretrain.zero1
+//   equal the same EP without it (1e-6, weight decay and clipping on), each rank's optimizer state is its
+//   experts' and its share of the replicated moments, and a killed ZeRO-1 run resumes.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -25,6 +29,8 @@
 #include "common/error.h"
 #include "learner/distributed.h"
 #include "learner/expert_parallel.h"
+#include "learner/optim.h"
+#include "learner/zero1.h"
 #include "model/checkpoint.h"
 #include "model/deepseek.h"
 #include "model/init.h"
@@ -234,6 +240,84 @@ void check_dispatch_combine(int world) {
 TEST(ExpertParallel, DispatchCombineMatchesLocalExpertsOnTwoRanks) { check_dispatch_combine(2); }
 TEST(ExpertParallel, DispatchCombineMatchesLocalExpertsOnFourRanks) { check_dispatch_combine(4); }
 
+// ---- ZeRO-1 -----------------------------------------------------------------------------------
+
+std::vector<std::pair<std::string, at::Tensor>> zero1_params(const std::vector<at::Tensor>& init) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (size_t i = 0; i < init.size(); ++i)
+    out.emplace_back("p" + std::to_string(i), init[i].clone().requires_grad_(true));
+  return out;
+}
+
+// The ranks' ranges are balanced, cover every element once, and their slices are the flattened
+// parameters in order (ranges that start and end inside a parameter included).
+TEST(Zero1, RangesAreBalancedAndTheirSlicesTileTheParameters) {
+  const auto params = zero1_params({at::randn({5, 4}), at::randn({7}), at::randn({3, 3}), at::randn({1})});
+  std::vector<at::Tensor> flat;
+  for (const auto& [name, p] : params) flat.push_back(p.detach().reshape({-1}));
+  const at::Tensor whole = at::cat(flat);  // [37]
+  for (int world : {1, 2, 3, 5, 37}) {
+    const std::vector<int64_t> b = balanced_bounds(whole.numel(), world);
+    ASSERT_EQ(b.size(), size_t(world) + 1);
+    EXPECT_EQ(b.front(), 0);
+    EXPECT_EQ(b.back(), whole.numel());
+    std::vector<at::Tensor> pieces;
+    for (int r = 0; r < world; ++r) {
+      EXPECT_LE(std::abs((b[r + 1] - b[r]) - whole.numel() / world), 1) << world << " ranks, rank " << r;
+      for (const ParamSlice& s : slices_in(params, b[r], b[r + 1])) pieces.push_back(s.of(s.param.detach()).reshape({-1}));
+    }
+    EXPECT_TRUE(at::cat(pieces).equal(whole)) << world << " ranks";
+  }
+}
+
+// 3 ranks (37 elements: ranges of 12, 12, 13 cut through parameters), fp64, weight decay on:
+// after every step and all-gather, every rank's parameters equal one whole AdamW's, and each
+// rank's moments are the whole AdamW's moments on its range.
+TEST(Zero1, ShardedAdamWEqualsWholeAdamWOnThreeRanks) {
+  at::manual_seed(21);
+  const std::vector<at::Tensor> init = {at::randn({5, 4}, at::kDouble), at::randn({7}, at::kDouble),
+                                        at::randn({3, 3}, at::kDouble), at::randn({1}, at::kDouble)};
+  std::vector<std::vector<at::Tensor>> grads;  // per step, per parameter
+  for (int step = 0; step < 4; ++step) {
+    grads.emplace_back();
+    for (const auto& t : init) grads.back().push_back(at::randn_like(t));
+  }
+  AdamWOptions o;
+  o.weight_decay = 0.1;
+  on_ranks(3, [&](Distributed& dist) {
+    const auto mine = zero1_params(init), ref = zero1_params(init);
+    Zero1 zero(dist, mine);
+    AdamW sharded(zero.owned(), o), whole(ref, o);
+    for (size_t step = 0; step < grads.size(); ++step) {
+      for (size_t i = 0; i < init.size(); ++i) {
+        mine[i].second.mutable_grad() = grads[step][i].clone();
+        ref[i].second.mutable_grad() = grads[step][i].clone();
+      }
+      sharded.step(1e-2);
+      whole.step(1e-2);
+      zero.all_gather();
+      for (size_t i = 0; i < init.size(); ++i)
+        EXPECT_LT((mine[i].second - ref[i].second).abs().max().item<double>(), 1e-12)
+            << "rank " << dist.rank() << " step " << step << " " << mine[i].first;
+    }
+    const auto got = sharded.state(), want = whole.state();
+    int64_t owned = 0;
+    for (const ParamSlice& s : zero.owned()) {
+      owned += s.size;
+      for (const char* m : {".exp_avg", ".exp_avg_sq"})
+        EXPECT_LT((got.at(s.key() + m) - s.of(want.at(s.name + m))).abs().max().item<double>(), 1e-12) << s.key() << m;
+    }
+    const std::vector<int64_t> b = balanced_bounds(37, 3);
+    EXPECT_EQ(owned, b[dist.rank() + 1] - b[dist.rank()]);
+    EXPECT_EQ(sharded.state_bytes(), 2 * 8 * owned);  // exp_avg and exp_avg_sq, fp64
+    // The state of a rank's slices goes back in; a whole parameter's state is not a slice's.
+    AdamW again(zero.owned(), o);
+    again.load_state(got, "sharded");
+    EXPECT_EQ(again.steps(), 4);
+    EXPECT_THROW(AdamW(zero.owned(), o).load_state(want, "whole"), InputError);
+  });
+}
+
 // ---- end to end: `grpo learner` -------------------------------------------------------------
 
 TEST_F(Learner, OneTwoAndFourRanksTrainTheSameModel) {
@@ -271,19 +355,21 @@ TEST_F(Learner, TwoHostsOfTwoRanksEqualOneRank) {
 
 // A rank killed with SIGKILL: the other stops with an error naming the failed collective; the run
 // resumes from its last checkpoint and ends with the weights of a run that was never interrupted.
-TEST_F(Learner, AKilledRankStopsTheOthersAndTheRunResumes) {
-  const std::string run = " pretrain.steps=6 pretrain.batch_size=16 pretrain.save_every=2";
+// `extra`: more overrides for every run (pretrain.zero1=true).
+void kill_and_resume(Learner& t, const std::string& extra) {
+  const std::string run = " pretrain.steps=6 pretrain.batch_size=16 pretrain.save_every=2" + extra;
   const std::string port = std::to_string(free_port());
+  const std::string& dir = t.dir();
   // The two ranks started directly, as a scheduler (srun, an indexed Job) would.
   auto rank = [&](int r) {
     return std::make_unique<Subprocess>(
         std::vector<std::string>{"bash", "-c",
                                  "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
-                                     " exec " + learner_cmd("faulty", "", run)},
+                                     " exec " + t.learner_cmd("faulty", "", run)},
         "/dev/null", /*merge_stderr=*/true);
   };
   auto rank0 = rank(0), rank1 = rank(1);
-  const std::string state = dir_ + "/faulty/learner_state.json";
+  const std::string state = dir + "/faulty/learner_state.json";
   for (int i = 0; i < 6000 && !fs::exists(state); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(fs::exists(state)) << "no checkpoint appeared";
   rank1->signal(SIGKILL);
@@ -296,23 +382,82 @@ TEST_F(Learner, AKilledRankStopsTheOthersAndTheRunResumes) {
   EXPECT_LT(saved, 6);
 
   std::string out, err;
-  ASSERT_EQ(shell(learner_cmd("faulty", "--nproc 2 --master-port " + std::to_string(free_port()),
-                              run + " pretrain.resume=true"),
-                  &out, &err),
+  ASSERT_EQ(t.shell(t.learner_cmd("faulty", "--nproc 2 --master-port " + std::to_string(free_port()),
+                                  run + " pretrain.resume=true"),
+                    &out, &err),
             0);
   EXPECT_NE(err.find("resuming from step " + std::to_string(saved)), std::string::npos) << err;
   EXPECT_EQ(nlohmann::json::parse(out).at("steps").get<int>(), 6);
-  ASSERT_EQ(shell(learner_cmd("whole", "--nproc 2 --master-port " + std::to_string(free_port()), run)), 0);
-  const auto a = load_weights(dir_ + "/faulty"), b = load_weights(dir_ + "/whole");
+  ASSERT_EQ(t.shell(t.learner_cmd("whole", "--nproc 2 --master-port " + std::to_string(free_port()), run)), 0);
+  const auto a = load_weights(dir + "/faulty"), b = load_weights(dir + "/whole");
   double worst = 0;
-  for (const auto& [name, t] : a) worst = std::max(worst, (t - b.at(name)).abs().max().item<double>());
+  for (const auto& [name, w] : a) worst = std::max(worst, (w - b.at(name)).abs().max().item<double>());
   EXPECT_LT(worst, 1e-6);
   // A checkpoint of another world size is refused, naming why.
-  EXPECT_EQ(shell(learner_cmd("whole", "--nproc 1 --master-port " + std::to_string(free_port()),
-                              run + " pretrain.resume=true"),
-                  nullptr, &err, /*may_fail=*/true),
+  EXPECT_EQ(t.shell(t.learner_cmd("whole", "--nproc 1 --master-port " + std::to_string(free_port()),
+                                  run + " pretrain.resume=true"),
+                    nullptr, &err, /*may_fail=*/true),
             1);
   EXPECT_NE(err.find("was written by 2 ranks, this run has 1"), std::string::npos) << err;
+}
+
+TEST_F(Learner, AKilledRankStopsTheOthersAndTheRunResumes) { kill_and_resume(*this, ""); }
+
+TEST_F(Learner, AKilledZero1RunResumes) {
+  kill_and_resume(*this, " pretrain.zero1=true");
+  // Its checkpoint holds sharded moments: a run without ZeRO-1 refuses it, naming why.
+  std::string err;
+  EXPECT_EQ(shell(learner_cmd("whole", "--nproc 2 --master-port " + std::to_string(free_port()),
+                              " pretrain.steps=6 pretrain.batch_size=16 pretrain.resume=true"),
+                  nullptr, &err, /*may_fail=*/true),
+            1);
+  EXPECT_NE(err.find("was written with pretrain.zero1=true, this run has pretrain.zero1=false"), std::string::npos)
+      << err;
+}
+
+// Bytes of AdamW moments (fp32 exp_avg and exp_avg_sq) per rank of a saved EP run: replicated
+// elements (all of them, or with ZeRO-1 the rank's balanced range) plus the rank's experts.
+std::vector<int64_t> expected_state_bytes(const std::string& dir, int world, int64_t experts, bool zero1) {
+  int64_t replicated = 0;
+  std::vector<int64_t> expert(world, 0);
+  for (const auto& [name, t] : load_weights(dir)) {
+    const size_t at = name.find(".mlp.experts.");
+    if (at != std::string::npos)
+      expert[std::stoll(name.substr(at + 13)) / (experts / world)] += t.numel();
+    else if (name.find("e_score_correction_bias") == std::string::npos)  // a buffer, not trained
+      replicated += t.numel();
+  }
+  std::vector<int64_t> bytes;
+  for (int r = 0; r < world; ++r) {
+    const int64_t mine = zero1 ? replicated * (r + 1) / world - replicated * r / world : replicated;
+    bytes.push_back(2 * 4 * (mine + expert[r]));
+  }
+  return bytes;
+}
+
+// EP=2 and EP=4 with ZeRO-1 equal the same EP without it over 4 AdamW steps with weight decay and
+// clipping on (every step's norm above grad_clip), and keep 1/EP of the replicated moments a rank.
+TEST_F(Learner, Zero1EqualsUnshardedOnTwoAndFourRanks) {
+  const std::string optim = " pretrain.optim.weight_decay=0.1 pretrain.optim.grad_clip=0.5";
+  for (int world : {2, 4}) {
+    const std::string plain = "plain" + std::to_string(world), zero1 = "zero1" + std::to_string(world);
+    std::map<bool, std::vector<int64_t>> bytes;
+    for (bool on : {false, true}) {
+      std::string out;
+      ASSERT_EQ(shell(learner_cmd(on ? zero1 : plain,
+                                  "--nproc " + std::to_string(world) + " --master-port " + std::to_string(free_port()),
+                                  optim + (on ? " pretrain.zero1=true" : "")),
+                      &out),
+                0);
+      bytes[on] = nlohmann::json::parse(out).at("optimizer_state_bytes").get<std::vector<int64_t>>();
+      EXPECT_EQ(bytes[on], expected_state_bytes(dir_ + "/" + plain, world, 8, on)) << world << " ranks";
+    }
+    for (double norm : series(plain, "grad_norm")) EXPECT_GT(norm, 0.5);  // clipping was active
+    expect_same_run(plain, zero1, 1e-6);
+    for (int r = 0; r < world; ++r) EXPECT_LT(bytes[true][r], bytes[false][r]);
+    std::cerr << world << " ranks: optimizer state bytes a rank " << bytes[false][0] << " -> " << bytes[true][0]
+              << " with ZeRO-1\n";
+  }
 }
 
 }  // namespace

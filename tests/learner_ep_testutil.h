@@ -63,6 +63,8 @@ class Learner : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
+ public:  // for helpers shared by several tests (they take the fixture)
+  const std::string& dir() const { return dir_; }
   std::string learner_cmd(const std::string& run, const std::string& flags, const std::string& extra = "") const {
     return std::string(GRPO_BINARY) + " learner --config " + dir_ + "/run.yaml --quiet --timeout 20 " + flags +
            " pretrain.out_dir=" + dir_ + "/" + run + " " + extra;
@@ -111,6 +113,7 @@ class Learner : public ::testing::Test {
     EXPECT_LT(worst, tol) << a << " vs " << b;
   }
 
+ protected:
   std::string dir_;
 };
 

@@ -233,6 +233,7 @@ TEST_F(Pretrain, ConfigErrorsNameTheKey) {
                "max_term");
   expect_error(good, "pretrain.optim.decay", {"pretrain.optim.decay=exponential"});
   expect_error(good, "learning_rate", {"pretrain.optim.learning_rate=1.0e-3"});
+  expect_error(good, "pretrain.zero1", {"pretrain.zero1=maybe"});
   expect_error("pretrain: {tokenizer: x, corpus: {files: [a]}, out_dir: o}\n", "pretrain.model");
   expect_error("pretrain: {model: " + dir_ + "/nope.json, tokenizer: x, corpus: {files: [a]}, out_dir: o}\n",
                "nope.json");
@@ -245,6 +246,12 @@ TEST_F(Pretrain, ConfigErrorsNameTheKey) {
     FAIL();
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("vocab_size"), std::string::npos) << e.what();
+  }
+  try {  // ZeRO-1 shards over the ranks of `grpo learner`
+    pretrain(options(good, {"pretrain.zero1=true"}), false);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("pretrain.zero1: only for `grpo learner` runs"), std::string::npos) << e.what();
   }
   std::ofstream(dir_ + "/bad.jsonl") << "{\"text\": \"ok\"}\n{\"txt\": \"no\"}\n";
   try {
