@@ -1,7 +1,6 @@
 #include "model/deepseek.h"
 
 #include <cstdlib>
-#include <sstream>
 #include <stdexcept>
 
 #include "common/error.h"
@@ -10,17 +9,10 @@
 #include "model/project.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
+#include "model/shape_text.h"
 
 namespace grpo {
 namespace {
-
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
 
 // A zero linear weight [out, in]: dense in the parameter dtype, or FP8 codes with unit scales.
 // With fp8_activations the FP8 weight also quantises its input activations (W8A8).

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include "common/error.h"
 #include "model/json_keys.h"
@@ -10,19 +9,12 @@
 #include "model/project.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
+#include "model/shape_text.h"
 
 namespace grpo {
 namespace {
 
 using nlohmann::json;
-
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
 
 // rope_theta from the top level or HF 5.x rope_parameters; only plain RoPE is supported.
 double parse_rope_theta(const JsonKeys& k) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "model/shape_text.h"
 
 namespace grpo {
 namespace {
@@ -73,12 +74,6 @@ void with_decoder(DType fmt, F f) {
   if (fmt == DType::F8_E4M3) return f([](uint32_t c) { return decode_e4m3(c); });
   if (fmt == DType::F8_E5M2) return f([](uint32_t c) { return decode_e5m2(c); });
   throw std::invalid_argument(std::string("fp8 decode: ") + dtype_name(fmt) + " is not an FP8 format");
-}
-
-std::string shape_str(at::IntArrayRef s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "model/shape_text.h"
 #include "proto/rollout.grpc.pb.h"
 
 namespace grpo::rollout {
@@ -77,12 +78,6 @@ bool scalar_type_of(int dtype, at::ScalarType* out) {
     case v1::FLOAT8_E4M3: *out = at::kByte; return true;
     default: return false;
   }
-}
-
-std::string shape_string(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
 }
 
 class ServiceImpl;
@@ -624,7 +619,7 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + name_ + "': chunk of " + std::to_string(size) +
                                                       " bytes at offset " + std::to_string(filled_) +
                                                       " overruns its " + std::to_string(total) + " bytes (shape " +
-                                                      shape_string(current_) + ")");
+                                                      shape_str(current_.sizes()) + ")");
     std::memcpy(static_cast<char*>(current_.data_ptr()) + filled_, c.data().data(), size);
     filled_ += size;
     return RpcStatus::OK;
