@@ -3,14 +3,9 @@
 #include <algorithm>
 
 namespace grpo {
-namespace {
-
-// What a (micro-)batch's loss is normalised by: its completion tokens (token-mean) or its rows.
-double normaliser(const TrainBatch& b, LossAggregation mode) {
+double loss_normaliser(const TrainBatch& b, LossAggregation mode) {
   return mode == LossAggregation::kTokenMean ? b.tokens() : double(b.rows());
 }
-
-}  // namespace
 
 void add_expert_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor>& add) {
   if (sum.empty()) {
@@ -22,19 +17,27 @@ void add_expert_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor
 }
 
 MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatch& mb, const LossSpec& spec,
-                                    int64_t micro_batch_size) {
+                                    int64_t micro_batch_size, const RankPart* part) {
   const LossAggregation mode = spec.policy.aggregation;
-  const double whole = normaliser(mb, mode);
+  const double whole = part ? part->whole : loss_normaliser(mb, mode);
   const int64_t n = mb.rows(), step = std::max<int64_t>(1, micro_batch_size);
+  const int64_t passes = std::max(forward_passes(n, step), part ? part->passes : 0);
   MiniBatchStats s;
   s.tokens = mb.tokens();
   // Micro-batches of similar lengths pad less (the sum over micro-batches is the same in any order).
   const at::Tensor by_length = std::get<1>(mb.lengths.sort(c10::optional<bool>(true), 0));  // [b]
-  for (int64_t begin = 0; begin < n; begin += step) {
+  for (int64_t i = 0, begin = 0; i < passes; ++i, begin += step) {
+    if (begin >= n) {  // this rank's rows are done: a pass without rows, for the other ranks' collectives
+      const TrainBatch none = mb.select(at::empty({0}, at::kLong));
+      CompletionForward out = completion_forward(policy, none, spec.entropy_coef != 0, spec.temperature);
+      (out.logp.sum() * 0.0).backward();  // its experts' gradients from the other ranks' rows
+      add_expert_loads(s.expert_load, out.expert_load);  // zeros: the layers' loads exist on every rank
+      continue;
+    }
     const TrainBatch micro = mb.select(by_length.narrow(0, begin, std::min(n, begin + step) - begin));
     const double micro_tokens = micro.tokens();
-    const double weight = whole > 0 ? normaliser(micro, mode) / whole : 0.0;
-    CompletionForward f = completion_forward(policy, micro.ids, micro.mask, spec.entropy_coef != 0, spec.temperature);
+    const double weight = whole > 0 ? loss_normaliser(micro, mode) / whole : 0.0;
+    CompletionForward f = completion_forward(policy, micro, spec.entropy_coef != 0, spec.temperature);
 
     PolicyLossResult pl = policy_loss(f.logp, micro.old_logp, micro.advantages, micro.mask, spec.policy,
                                       micro.rollout_logp);

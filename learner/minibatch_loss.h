@@ -35,8 +35,16 @@ struct MiniBatchStats {
 // through `policy`, `micro_batch_size` rows at a time (rows sorted by length, so that each
 // micro-batch pads little), adding the mini-batch loss's gradient to the .grad() of the policy's
 // trainable parameters.
+//
+// Expert parallelism: `mb` is this rank's share of the mini-batch and `part` says how it fits the
+// whole (train_batch.h): the micro-batches are weighted by part->whole, so the gradients summed
+// over ranks are those of the whole mini-batch, and loss/policy_loss are this rank's terms of it
+// (sum them over ranks); the token means are over this rank's tokens.
 MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatch& mb, const LossSpec& spec,
-                                    int64_t micro_batch_size);
+                                    int64_t micro_batch_size, const RankPart* part = nullptr);
+
+// What a (micro-)batch's loss is normalised by: its completion tokens (token-mean) or its rows.
+double loss_normaliser(const TrainBatch& b, LossAggregation mode);
 
 // sum[i] += add[i] for every layer with a load (an empty `sum` becomes `add`).
 void add_expert_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor>& add);

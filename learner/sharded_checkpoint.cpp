@@ -67,7 +67,10 @@ void save_sharded_pretrained(Distributed& dist, const DeepseekModel& model, cons
     const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
     write_text_atomic(stage / "model.safetensors.index.json", index.dump(2) + "\n");
     for (const auto& [file, source] : save.files) write_text_atomic(stage / file, read_file(source));
-    for (const auto& [file, text] : save.texts) write_text_atomic(stage / file, text);
+    for (const auto& [file, text] : save.texts) {
+      fs::create_directories((stage / file).parent_path());
+      write_text_atomic(stage / file, text);
+    }
     publish_dir(stage.string(), dir.string());
   }
   dist.barrier();

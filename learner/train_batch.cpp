@@ -119,12 +119,15 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
   return b;
 }
 
-CompletionForward completion_forward(const DeepseekModel& model, const at::Tensor& ids, const at::Tensor& mask,
-                                     bool entropy_grad, double temperature) {
+CompletionForward completion_forward(const DeepseekModel& model, const TrainBatch& batch, bool entropy_grad,
+                                     double temperature) {
+  const at::Tensor &ids = batch.ids, &mask = batch.mask;
   const int64_t b = ids.size(0), t = ids.size(1);
   CompletionForward out;
-  at::Tensor h = model.hidden_states(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto,
-                                     &out.expert_load);                          // [b, T-1, D]
+  // The positions that predict a token of their row: every row's own, however the rows are padded.
+  const at::Tensor real = at::arange(t - 1, at::kLong).unsqueeze(0) < (batch.lengths - 1).unsqueeze(1);  // [b, T-1]
+  at::Tensor h = model.hidden_states(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &out.expert_load,
+                                     real);                                      // [b, T-1, D]
   at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);              // [N]
   at::Tensor logits = model.logits_at(h, rows);                                  // [N, V]
   if (temperature != 1.0) logits = logits / temperature;
@@ -139,17 +142,28 @@ CompletionForward completion_forward(const DeepseekModel& model, const at::Tenso
   return out;
 }
 
+int64_t forward_passes(int64_t rows, int64_t rows_per_forward) {
+  const int64_t step = std::max<int64_t>(1, rows_per_forward);
+  return (rows + step - 1) / step;
+}
+
 at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward,
-                               double temperature) {
+                               double temperature, const RankPart* part) {
   at::NoGradGuard no_grad;
   const int64_t n = batch.rows(), step = std::max<int64_t>(1, rows_per_forward);
   const int64_t width = batch.mask.size(1);
+  const int64_t passes = std::max(forward_passes(n, step), part ? part->passes : 0);
   const at::Tensor by_length = std::get<1>(batch.lengths.sort(c10::optional<bool>(true), 0));  // [B]: less padding
   at::Tensor out = at::zeros_like(batch.mask);  // [B, T-1]
-  for (int64_t s = 0; s < n; s += step) {
+  for (int64_t i = 0, s = 0; i < passes; ++i, s += step) {
+    if (s >= n) {  // this rank's rows are done: a pass without rows, for the other ranks' collectives
+      const TrainBatch none = batch.select(at::empty({0}, at::kLong));
+      completion_forward(model, none, false, temperature);
+      continue;
+    }
     const at::Tensor rows = by_length.narrow(0, s, std::min(n, s + step) - s);
-    TrainBatch part = batch.select(rows);
-    at::Tensor lp = completion_forward(model, part.ids, part.mask, false, temperature).logp;  // [rows, T'-1]
+    TrainBatch chosen = batch.select(rows);
+    at::Tensor lp = completion_forward(model, chosen, false, temperature).logp;  // [rows, T'-1]
     out.index_copy_(0, rows, at::constant_pad_nd(lp, {0, width - lp.size(1)}));
   }
   return out;

@@ -48,8 +48,11 @@ struct TrainBatchLimits {
 TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainBatchLimits& limits, int64_t pad_id,
                             at::ScalarType dtype);
 
-// One forward of `model` over ids [b, T] (no grad unless autograd is on) with the head applied at
-// the masked positions only. The expert loads count every position of ids[:, :-1], padding included.
+// One forward of `model` over rows.ids [b, T] (no grad unless autograd is on) with the head applied
+// at the masked positions only. Only the positions that predict a token of their row (p + 1 <
+// length) go through the routed experts and count in the expert loads: a row's last token and
+// the padding do not, so the loads and the experts' gradients do not depend on how rows are
+// grouped into micro-batches or ranks.
 struct CompletionForward {
   at::Tensor logp;                       // [b, T-1] log p(ids[:, t+1]) on the mask, 0 elsewhere
   at::Tensor entropy;                    // [b, T-1] entropy of the next-token distribution on the mask
@@ -58,12 +61,25 @@ struct CompletionForward {
 // The distribution is softmax(logits / temperature): the rollout's sampling temperature, so that
 // the ratios compare like with like (its top-p/top-k truncation is not mirrored). `entropy_grad`:
 // keep the entropy in the autograd graph (an entropy bonus); otherwise it is detached.
-CompletionForward completion_forward(const DeepseekModel& model, const at::Tensor& ids, const at::Tensor& mask,
-                                     bool entropy_grad = false, double temperature = 1.0);
+CompletionForward completion_forward(const DeepseekModel& model, const TrainBatch& rows, bool entropy_grad = false,
+                                     double temperature = 1.0);
+
+// Under expert parallelism, what a rank's share of a batch needs besides its rows: every rank runs
+// the same number of forward (and backward) passes, because each MoE layer's all-to-all is a
+// collective. A rank whose rows run out first makes the remaining passes without rows of its own
+// (its experts still serve the other ranks' rows).
+struct RankPart {
+  int64_t passes = 0;   // passes every rank runs (at least what its own rows need)
+  double whole = 0;     // accumulate_minibatch: the loss normaliser of all ranks' rows together
+};
 
 // The log-probs of batch.mask's positions under `model`, without grad, `rows_per_forward` rows at a
-// time (rows of similar length together): [B, T-1], 0 off the mask.
+// time (rows of similar length together): [B, T-1], 0 off the mask. With `part`, part->passes
+// forwards in all.
 at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward,
-                               double temperature = 1.0);
+                               double temperature = 1.0, const RankPart* part = nullptr);
+
+// Passes of `rows_per_forward` rows that `rows` rows need: ceil(rows / rows_per_forward).
+int64_t forward_passes(int64_t rows, int64_t rows_per_forward);
 
 }  // namespace grpo

@@ -13,7 +13,9 @@
 
 #include "common/crc32c.h"
 #include "common/error.h"
+#include "learner/expert_parallel.h"
 #include "learner/minibatch_loss.h"
+#include "learner/sharded_checkpoint.h"
 #include "learner/train_batch.h"
 #include "model/checkpoint.h"
 #include "model/pretrained.h"
@@ -29,6 +31,7 @@ constexpr const char* kTrainerDir = "trainer";
 constexpr const char* kStateFile = "state.json";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
 constexpr const char* kReferenceFile = "reference.safetensors";
+constexpr const char* kReferencePrefix = "reference/";  // expert-parallel: reference tensors in the rank's state file
 
 bool is_bias_buffer(const std::string& name) {
   static const std::string suffix = "e_score_correction_bias";
@@ -109,6 +112,61 @@ double imbalance(const std::vector<at::Tensor>& loads) {
     if (mean > 0) worst = std::max(worst, d.max().item<double>() / mean);
   }
   return worst;
+}
+
+// Under expert parallelism, rank `rank`'s contiguous block of `rows` ([n] -> [n·(r+1)/W - n·r/W]).
+at::Tensor rank_rows(const at::Tensor& rows, int rank, int world) {
+  const int64_t n = rows.size(0), begin = n * rank / world, end = n * (rank + 1) / world;
+  return rows.narrow(0, begin, end - begin);
+}
+
+// How this rank's block of `rows` fits the whole under expert parallelism (train_batch.h RankPart).
+RankPart rank_part(const TrainBatch& batch, const at::Tensor& rows, int world, int64_t rows_per_forward,
+                   LossAggregation mode) {
+  RankPart part;
+  part.passes = forward_passes((rows.size(0) + world - 1) / world, rows_per_forward);
+  part.whole = loss_normaliser(batch.select(rows), mode);
+  return part;
+}
+
+// The log-probs of every row of `batch` ([B, T-1]): in one process directly; under expert
+// parallelism each rank computes its block of rows and the ranks all-gather them.
+at::Tensor batch_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward,
+                          double temperature, Distributed* dist) {
+  if (!dist) return completion_logprobs(model, batch, rows_per_forward, temperature);
+  const int world = dist->size();
+  const int64_t n = batch.rows(), width = batch.mask.size(1), most = (n + world - 1) / world;
+  const at::Tensor all = at::arange(n, at::kLong);
+  const RankPart part = rank_part(batch, all, world, rows_per_forward, LossAggregation::kTokenMean);
+  const at::Tensor mine = completion_logprobs(model, batch.select(rank_rows(all, dist->rank(), world)),
+                                              rows_per_forward, temperature, &part);  // [n_r, T_r-1]
+  at::Tensor padded = at::zeros({most, width}, batch.mask.options());                 // [most, T-1]
+  padded.narrow(0, 0, mine.size(0)).narrow(1, 0, mine.size(1)).copy_(mine);
+  const at::Tensor gathered = dist->all_gather(padded);  // [W, most·(T-1)]
+  std::vector<at::Tensor> blocks;
+  for (int r = 0; r < world; ++r)
+    blocks.push_back(gathered[r].view({most, width}).narrow(0, 0, rank_rows(all, r, world).size(0)));
+  return at::cat(blocks);
+}
+
+// Under expert parallelism, one mini-batch's statistics over all ranks: the loss terms summed
+// (each rank's are its share of the whole), the token means re-weighted by the ranks' tokens.
+void all_reduce_stats(Distributed& dist, MiniBatchStats& m) {
+  at::Tensor v = at::tensor({m.loss, m.policy_loss, m.tokens, m.kl * m.tokens, m.entropy * m.tokens,
+                             m.clip_fraction * m.tokens, m.dual_clip_fraction * m.tokens, m.approx_kl * m.tokens},
+                            at::kDouble);
+  dist.all_reduce_sum(v);
+  const auto a = v.accessor<double, 1>();
+  const double tokens = std::max(1.0, a[2]);
+  m.loss = a[0];
+  m.policy_loss = a[1];
+  m.tokens = a[2];
+  m.kl = a[3] / tokens;
+  m.entropy = a[4] / tokens;
+  m.clip_fraction = a[5] / tokens;
+  m.dual_clip_fraction = a[6] / tokens;
+  m.approx_kl = a[7] / tokens;
+  all_reduce_loads(dist, m.expert_load);
 }
 
 nlohmann::json read_json(const fs::path& path) {
@@ -230,6 +288,7 @@ std::map<std::string, double> TrainStats::as_map() const {
 struct Trainer::State {
   std::unique_ptr<AdamW> optimizer;
   std::vector<at::Tensor> params;              // the optimizer's tensors, for clipping
+  ShardedParameters sharded;                   // the same, replicated / experts (expert parallel)
   std::shared_ptr<DeepseekModel> reference;    // null when kl_coef == 0
   bool reference_is_initial = true;
   uint32_t initial_checksum = 0;               // of the initial policy (the reference's origin)
@@ -238,13 +297,14 @@ struct Trainer::State {
     auto named = named_trainable(policy);
     params.clear();
     for (auto& [name, t] : named) params.push_back(t);
+    sharded = sharded_parameters(policy);
     optimizer = std::make_unique<AdamW>(std::move(named), AdamWOptions{o.adam_beta1, o.adam_beta2, o.adam_eps,
                                                                       o.weight_decay});
   }
 };
 
-Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options)
-    : policy_(std::move(policy)), options_(std::move(options)), state_(std::make_unique<State>()) {
+Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, Distributed* dist)
+    : policy_(std::move(policy)), options_(std::move(options)), dist_(dist), state_(std::make_unique<State>()) {
   if (!policy_) throw InputError("Trainer: no policy model");
   validate(options_, [](const std::string& key) { return "trainer option '" + key + "'"; });
   const ModelOptions want = options_.model_options(), have = policy_->options();
@@ -254,14 +314,30 @@ Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options)
                      ", got compute " + c10::toString(have.compute_dtype) + " / parameters " +
                      c10::toString(have.param_dtype) + (have.fp8 ? " (FP8)" : "") +
                      "; load it with TrainerOptions::model_options()");
+  if (dist_) {
+    const int rank = dist_->rank(), world = dist_->size();
+    if (have.expert_rank != rank || have.expert_ranks != world)
+      throw InputError("Trainer: rank " + std::to_string(rank) + " of " + std::to_string(world) +
+                       " needs the policy's expert shard " + std::to_string(rank) + " of " + std::to_string(world) +
+                       " (ModelOptions expert_rank / expert_ranks), got shard " + std::to_string(have.expert_rank) +
+                       " of " + std::to_string(have.expert_ranks));
+    policy_->set_routed_experts(std::make_shared<ExpertParallel>(*dist_));
+  }
   policy_->set_requires_grad(true);
   state_->bind_optimizer(*policy_, options_);
   if (options_.kl_coef > 0) {
     auto initial = cloned_state(*policy_);
     state_->initial_checksum = weights_checksum(initial);
-    state_->reference = std::make_shared<DeepseekModel>(policy_->config(), policy_->options());
-    state_->reference->load_state(initial, "reference (initial policy)");
+    state_->reference = make_reference(initial, "reference (initial policy)");
   }
+}
+
+std::shared_ptr<DeepseekModel> Trainer::make_reference(const std::map<std::string, at::Tensor>& weights,
+                                                       const std::string& source) const {
+  auto m = std::make_shared<DeepseekModel>(policy_->config(), policy_->options());
+  m->load_state(weights, source);
+  if (dist_) m->set_routed_experts(std::make_shared<ExpertParallel>(*dist_));
+  return m;
 }
 
 Trainer::~Trainer() = default;
@@ -284,12 +360,12 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   const double tokens = std::max(1.0, st.tokens);
 
   // Old (and reference) log-probs under the weights as they are now.
-  batch.old_logp = completion_logprobs(*policy_, batch, options_.micro_batch_size, options_.temperature);  // [B, T-1]
+  batch.old_logp = batch_logprobs(*policy_, batch, options_.micro_batch_size, options_.temperature, dist_);  // [B, T-1]
   st.rollout_mismatch = ((batch.old_logp - batch.rollout_logp).abs() * batch.mask).sum().item<double>() / tokens;
   at::Tensor rewards = batch.rewards;  // [B] float64
   const bool kl_in_loss = state_->reference && !options_.kl_in_reward;
   if (state_->reference) {
-    batch.ref_logp = completion_logprobs(*state_->reference, batch, options_.micro_batch_size, options_.temperature);
+    batch.ref_logp = batch_logprobs(*state_->reference, batch, options_.micro_batch_size, options_.temperature, dist_);
     if (options_.kl_in_reward) {
       at::Tensor kl = kl_penalty(batch.old_logp, batch.ref_logp, options_.kl_estimator) * batch.mask;  // [B, T-1]
       st.kl = kl.sum().item<double>() / tokens;
@@ -318,10 +394,20 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
         mix(options_.seed ^ mix(static_cast<uint64_t>(steps_done_) * 1000003u + static_cast<uint64_t>(epoch))));
     const at::Tensor order = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));  // [B]
     for (const at::Tensor& rows : at::tensor_split(order, chunks)) {
-      const TrainBatch mb = batch.select(rows);
       state_->optimizer->zero_grad();
-      MiniBatchStats m = accumulate_minibatch(*policy_, mb, spec, options_.micro_batch_size);
-      const double norm = clip_grad_norm(state_->params, options_.max_grad_norm);
+      MiniBatchStats m;
+      double norm = 0;
+      if (dist_) {  // this rank's block of the mini-batch; gradients and statistics summed over ranks
+        const RankPart part = rank_part(batch, rows, dist_->size(), options_.micro_batch_size, spec.policy.aggregation);
+        const TrainBatch mine = batch.select(rank_rows(rows, dist_->rank(), dist_->size()));
+        m = accumulate_minibatch(*policy_, mine, spec, options_.micro_batch_size, &part);
+        all_reduce_stats(*dist_, m);
+        all_reduce_gradients(*dist_, state_->sharded);
+        norm = clip_grad_norm(*dist_, state_->sharded, options_.max_grad_norm);
+      } else {
+        m = accumulate_minibatch(*policy_, batch.select(rows), spec, options_.micro_batch_size);
+        norm = clip_grad_norm(state_->params, options_.max_grad_norm);
+      }
       if (std::isfinite(norm)) {
         state_->optimizer->step(st.lr);
       } else {
@@ -372,6 +458,26 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
   std::string dir_str = dir_in;
   while (dir_str.size() > 1 && dir_str.back() == '/') dir_str.pop_back();
   const fs::path dir(dir_str), stage(dir_str + ".tmp");
+  std::string reference = "none";
+  if (state_->reference) reference = state_->reference_is_initial ? "initial" : "saved";
+  nlohmann::json state = {{"format", kStateFormat},
+                          {"steps_done", steps_done_},
+                          {"seed", options_.seed},
+                          {"reference", reference},
+                          {"initial_checksum", state_->initial_checksum}};
+  if (dist_) {  // every rank its own tensors, optimizer state and reference experts (trainer.h)
+    const at::Tensor sums = dist_->all_gather(at::tensor({int64_t(state_->initial_checksum)}, at::kLong));  // [W, 1]
+    state["world_size"] = dist_->size();
+    state["initial_checksum"] = std::vector<int64_t>(sums.data_ptr<int64_t>(), sums.data_ptr<int64_t>() + sums.numel());
+    ShardedSave save;
+    save.weights.dtype = dtype_of(policy_->options().param_dtype);
+    save.rank_state = state_->optimizer->state();
+    if (reference == "saved")
+      for (const auto& [name, t] : state_->reference->state_dict()) save.rank_state[kReferencePrefix + name] = t;
+    save.texts[std::string(kTrainerDir) + "/" + kStateFile] = state.dump(2) + "\n";
+    save_sharded_pretrained(*dist_, *policy_, dir.string(), save);
+    return;
+  }
   try {
     fs::remove_all(stage);  // leftover of an interrupted save
     SaveOptions save;
@@ -380,16 +486,7 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
     const fs::path sub = stage / kTrainerDir;
     fs::create_directories(sub);
     save_tensors(sub / kOptimizerFile, state_->optimizer->state());
-    std::string reference = "none";
-    if (state_->reference) {
-      reference = state_->reference_is_initial ? "initial" : "saved";
-      if (!state_->reference_is_initial) save_tensors(sub / kReferenceFile, state_->reference->state_dict());
-    }
-    nlohmann::json state = {{"format", kStateFormat},
-                            {"steps_done", steps_done_},
-                            {"seed", options_.seed},
-                            {"reference", reference},
-                            {"initial_checksum", state_->initial_checksum}};
+    if (reference == "saved") save_tensors(sub / kReferenceFile, state_->reference->state_dict());
     const std::string text = state.dump(2) + "\n";
     const std::string state_path = (sub / kStateFile).string();
     write_file_atomic(state_path, [&](int fd) { write_all(fd, text.data(), text.size(), state_path); });
@@ -410,23 +507,42 @@ void Trainer::load_checkpoint(const std::string& dir_in) {
   const int64_t steps_done = json_field<int64_t>(state, "steps_done", state_path);
   const uint64_t seed = json_field<uint64_t>(state, "seed", state_path);
   const std::string reference = json_field<std::string>(state, "reference", state_path);
-  const uint32_t checksum = json_field<uint32_t>(state, "initial_checksum", state_path);
   if (steps_done < 0) throw InputError("checkpoint '" + state_path.string() + "': steps_done is negative");
   if (reference != "none" && reference != "initial" && reference != "saved")
     throw InputError("checkpoint '" + state_path.string() + "': entry 'reference' is '" + reference +
                      "', expected none, initial or saved");
+  const int world = dist_ ? dist_->size() : 1, rank = dist_ ? dist_->rank() : 0;
+  const int saved_world = state.contains("world_size") ? json_field<int>(state, "world_size", state_path) : 1;
+  if (saved_world != world)
+    throw InputError("checkpoint '" + state_path.string() + "': saved by " + std::to_string(saved_world) +
+                     " expert-parallel ranks, this trainer runs on " + std::to_string(world) +
+                     " (the optimizer state is per rank)");
+  uint32_t checksum = 0;
+  if (dist_) {
+    const auto sums = json_field<std::vector<int64_t>>(state, "initial_checksum", state_path);
+    if (int(sums.size()) != world)
+      throw InputError("checkpoint '" + state_path.string() + "': entry 'initial_checksum' needs one value per rank");
+    checksum = static_cast<uint32_t>(sums[rank]);
+  } else {
+    checksum = json_field<uint32_t>(state, "initial_checksum", state_path);
+  }
 
   // Read and check everything before changing anything.
   std::map<std::string, at::Tensor> weights;
   for (auto& [name, t] : load_weights(dir.string(), policy_->options().param_dtype)) weights[name] = t.clone();
-  const fs::path optimizer_path = sub / kOptimizerFile;
-  const auto optimizer_state = load_tensors(optimizer_path);
+  const fs::path optimizer_path = dist_ ? dir / rank_state_file(rank) : sub / kOptimizerFile;
+  std::map<std::string, at::Tensor> optimizer_state, saved_reference;
+  for (auto& [name, t] : load_tensors(optimizer_path)) {
+    if (dist_ && name.rfind(kReferencePrefix, 0) == 0)
+      saved_reference[name.substr(std::string(kReferencePrefix).size())] = t;
+    else
+      optimizer_state[name] = t;
+  }
   AdamW(named_trainable(*policy_), {}).load_state(optimizer_state, optimizer_path.string());  // shapes and names
   std::shared_ptr<DeepseekModel> new_reference = state_->reference;
   if (state_->reference && reference == "saved") {
-    const fs::path ref_path = sub / kReferenceFile;
-    new_reference = std::make_shared<DeepseekModel>(policy_->config(), policy_->options());
-    new_reference->load_state(load_tensors(ref_path), ref_path.string());
+    const fs::path ref_path = dist_ ? optimizer_path : sub / kReferenceFile;
+    new_reference = make_reference(dist_ ? saved_reference : load_tensors(ref_path), ref_path.string());
   } else if (state_->reference && reference == "initial" && checksum != state_->initial_checksum) {
     throw InputError("checkpoint '" + state_path.string() +
                      "': its reference model is the run's initial policy, but this Trainer was constructed "

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "learner/distributed.h"
 #include "learner/grpo.h"
 #include "learner/optim.h"
 #include "learner/scored_group.h"
@@ -117,11 +118,21 @@ struct TrainStats {
   std::map<std::string, double> as_map() const;
 };
 
+// Expert parallelism (`dist`, learner/expert_parallel.h): every rank constructs its Trainer with
+// its shard of the policy (ModelOptions expert_rank = rank, expert_ranks = world size) and calls
+// every method with the same arguments at the same time (they are collectives). step() splits each
+// batch by rows over the ranks: old and reference log-probs are computed on a rank's rows and
+// all-gathered; each mini-batch's rows are split again, the replicated parameters' gradients
+// summed over ranks, and every rank updates its experts and the replicated parameters alike. A rank
+// whose rows run out makes its remaining passes without rows (train_batch.h RankPart). The result
+// equals one process's on the same groups (up to float summation order), and TrainStats are
+// global on every rank.
 class Trainer {
  public:
   // `policy` must be built with options.model_options() (checked: InputError). The reference
-  // model (kl_coef > 0) is a copy of the policy as it is now.
-  Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options);
+  // model (kl_coef > 0) is a copy of the policy as it is now. With `dist` (kept by reference), the
+  // policy must be this rank's expert shard; the trainer routes its experts over `dist`.
+  Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, Distributed* dist = nullptr);
   ~Trainer();
 
   // One learner update from `groups`: all of the same G >= 1, each completion with token_ids,
@@ -142,17 +153,26 @@ class Trainer {
   // seed, option fingerprint), optimizer.safetensors (AdamW moments) and, when the reference
   // differs from the initial policy, reference.safetensors. Written to DIR.tmp and swapped into
   // place; on failure (e.g. a full disk) any previous DIR is intact and this throws.
+  // Expert-parallel: every rank writes its own tensors (learner/sharded_checkpoint.h: an HF sharded
+  // checkpoint, loadable at any size) and its optimizer state and reference experts to
+  // DIR/rank-<r>-state.safetensors; state.json records the world size.
   void save_checkpoint(const std::string& dir) const;
   // Restores what save_checkpoint wrote. The Trainer must have been constructed with the run's
   // initial policy when the checkpoint holds no reference.safetensors (checked by a checksum).
-  // Mismatches are InputErrors naming the file and entry; on error nothing changes.
+  // Mismatches are InputErrors naming the file and entry; on error nothing changes (on this rank:
+  // expert-parallel ranks must agree on whether it loaded, e.g. by an all-reduce of the outcome).
+  // An expert-parallel checkpoint loads only at the world size it was saved at.
   void load_checkpoint(const std::string& dir);
 
  private:
   struct State;
   void end_step();  // steps_done_ + 1 and the reference refresh
+  // A frozen model like the policy (this rank's shard, its experts routed over dist_) holding `weights`.
+  std::shared_ptr<DeepseekModel> make_reference(const std::map<std::string, at::Tensor>& weights,
+                                                const std::string& source) const;
   std::shared_ptr<DeepseekModel> policy_;
   TrainerOptions options_;
+  Distributed* dist_ = nullptr;  // expert-parallel group (null: one process)
   int64_t steps_done_ = 0;
   std::unique_ptr<State> state_;  // optimizer, reference model, initial checksum
 };

@@ -306,7 +306,8 @@ at::Tensor DeepseekModel::head(const at::Tensor& weight, const at::Tensor& h) co
 
 at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos,
                                         const at::Tensor& sin, const LatentChunk& chunk, LatentContext* context,
-                                        int64_t index, AttentionForm form, at::Tensor* load) const {
+                                        int64_t index, AttentionForm form, at::Tensor* load,
+                                        const at::Tensor& tokens) const {
   const double eps = config_.rms_norm_eps;
   at::Tensor attn_in = rms_norm(x, like(l.input_layernorm, x), eps);
   at::Tensor h = x + mla_forward(l.self_attn, config_, attn_in, cos, sin, chunk, context, index, form);  // [B, T, D]
@@ -314,19 +315,21 @@ at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor&
   if (l.is_moe && options_.expert_ranks > 1 && !routed_experts_)
     throw std::logic_error("an expert-sharded model needs set_routed_experts before it runs");
   at::Tensor ffn = l.is_moe
-                       ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load, routed_experts_.get()).view_as(y)
+                       ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load, routed_experts_.get(), tokens).view_as(y)
                        : mlp_forward(l.mlp, y);
   return h + ffn;
 }
 
 at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor& positions, LatentContext* context,
-                                        AttentionForm form, std::vector<at::Tensor>* expert_load) const {
+                                        AttentionForm form, std::vector<at::Tensor>* expert_load,
+                                        const at::Tensor& tokens) const {
   if (ids.dim() != 2 || ids.scalar_type() != at::kLong)
     throw InputError("model input: expected int64 ids of shape [B, T], got " + shape_str(ids.sizes()) + " " +
                      c10::toString(ids.scalar_type()));
   const int64_t b = ids.size(0), t = ids.size(1);
   if (t == 0) throw InputError("model input: empty sequence");
-  int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+  // No rows (an expert-parallel rank's pass without rows of its own) has no ids to check.
+  const int64_t lo = b ? ids.min().item<int64_t>() : 0, hi = b ? ids.max().item<int64_t>() : 0;
   if (lo < 0 || hi >= config_.vocab_size)
     throw InputError("model input: token id " + std::to_string(lo < 0 ? lo : hi) + " outside [0, " +
                      std::to_string(config_.vocab_size) + ")");
@@ -340,11 +343,15 @@ at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor&
   pos = pos.expand({b, t});
   auto [cos, sin] = rope_cos_sin(config_, pos, options_.compute_dtype);  // [B, T, rope/2]
 
+  if (tokens.defined() && tokens.sizes() != ids.sizes())
+    throw InputError("model input: token mask of shape " + shape_str(tokens.sizes()) + " for ids of shape " +
+                     shape_str(ids.sizes()));
+  const at::Tensor routed_tokens = tokens.defined() ? tokens.reshape({-1}).to(at::kBool) : at::Tensor();  // [B·T]
   at::Tensor x = embed(embed_tokens_, ids);  // [B, T, D]
   if (expert_load) expert_load->assign(layers_.size(), at::Tensor());
   for (size_t i = 0; i < layers_.size(); ++i)
     x = decoder_layer(layers_[i], x, cos, sin, chunk, context, static_cast<int64_t>(i), form,
-                      expert_load ? &(*expert_load)[i] : nullptr);
+                      expert_load ? &(*expert_load)[i] : nullptr, routed_tokens);
   if (context) context->commit();
   return rms_norm(x, like(norm_, x), config_.rms_norm_eps);
 }
@@ -380,7 +387,7 @@ std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {
     LatentChunk chunk{at::arange(n, at::kLong).unsqueeze(0).expand({ids.size(0), n}), false};
     auto [cos, sin] = rope_cos_sin(config_, chunk.slots, options_.compute_dtype);
     z = decoder_layer(m.block, z, cos, sin, chunk, nullptr, first_mtp_layer + static_cast<int64_t>(k) - 1,
-                      AttentionForm::kNaive);
+                      AttentionForm::kNaive, nullptr, {});
     out.push_back(head(m.shared_head_head, rms_norm(z, like(m.shared_head_norm, z), eps)));
     prev = z;
   }

@@ -96,9 +96,12 @@ class DeepseekModel {
   // one). With a context the chunk continues its rows' keys and is committed to it.
   // With `expert_load`: one entry per decoder layer, the [E] token counts of its routed experts
   // (undefined for dense layers), for update_correction_biases.
+  // `tokens` ([B, T] bool, undefined: all): the positions that reach the routed experts and count
+  // in the load; the others (right padding in training batches) get the shared experts only, so
+  // how a batch is padded changes neither the loads nor which experts get gradients.
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
-                           AttentionForm form = AttentionForm::kAuto,
-                           std::vector<at::Tensor>* expert_load = nullptr) const;
+                           AttentionForm form = AttentionForm::kAuto, std::vector<at::Tensor>* expert_load = nullptr,
+                           const at::Tensor& tokens = {}) const;
   // Logits [B, T, V], fp32 (fp64 in fp64 compute).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
                      AttentionForm form = AttentionForm::kAuto, std::vector<at::Tensor>* expert_load = nullptr) const;
@@ -123,7 +126,7 @@ class DeepseekModel {
  private:
   at::Tensor decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                            const LatentChunk& chunk, LatentContext* context, int64_t index, AttentionForm form,
-                           at::Tensor* load = nullptr) const;
+                           at::Tensor* load, const at::Tensor& tokens) const;  // tokens: [B·T] bool or undefined
   at::Tensor embed(const at::Tensor& table, const at::Tensor& ids) const;
   at::Tensor head(const at::Tensor& weight, const at::Tensor& h) const;
 

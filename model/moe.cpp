@@ -40,10 +40,13 @@ at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, c
 }
 
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load,
-                       const RoutedExperts* routed) {
-  Routing r = moe_gate(router_logits(w, x), w.e_score_correction_bias, spec);
+                       const RoutedExperts* routed, const at::Tensor& tokens) {
+  const at::Tensor index = tokens.defined() ? at::nonzero(tokens).squeeze(1) : at::Tensor();  // [M]
+  const at::Tensor xs = tokens.defined() ? x.index_select(0, index) : x;                       // [M, D]
+  Routing r = moe_gate(router_logits(w, xs), w.e_score_correction_bias, spec);
   if (load) *load = expert_load(r, w.gate.size(0));
-  at::Tensor out = routed ? routed->forward(w, r, x) : routed_experts_forward(w, r, x);
+  at::Tensor out = routed ? routed->forward(w, r, xs) : routed_experts_forward(w, r, xs);  // [M, D]
+  if (tokens.defined()) out = at::zeros_like(x).index_copy(0, index, out);                // [N, D]
   if (w.shared_experts.gate_proj.weight.defined()) out = out + mlp_forward(w.shared_experts, x);
   return out;
 }

@@ -58,8 +58,9 @@ at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, co
 
 // The whole MoE block: gate, routed experts (here, or through `routed` when given), shared
 // experts. x: [N, D] -> [N, D]. With `load`, also the tokens routed to each expert ([E] int64,
-// see expert_load).
+// see expert_load). `tokens` ([N] bool, undefined: all): the tokens that go through the gate and
+// the routed experts; the others (padding) get the shared experts' output only and no load.
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load = nullptr,
-                       const RoutedExperts* routed = nullptr);
+                       const RoutedExperts* routed = nullptr, const at::Tensor& tokens = {});
 
 }  // namespace grpo

@@ -44,6 +44,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::free_port;
 using testing::Learner;
+using testing::on_ranks;
 using testing::Subprocess;
 
 // Sets environment variables for one scope, restoring the old values.
@@ -151,28 +152,6 @@ TEST(ExpertParallel, ShardedModelHoldsItsExpertsAndLoadsFromTheWholeModel) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("not divisible by the 3 expert-parallel ranks"), std::string::npos) << e.what();
   }
-}
-
-// Runs fn(dist) on `world` ranks, one thread each, over a real Gloo group on loopback.
-void on_ranks(int world, const std::function<void(Distributed&)>& fn) {
-  const int port = free_port();
-  std::vector<std::thread> threads;
-  std::vector<std::string> errors(world);
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        DistEnv env;
-        env.rank = r;
-        env.world_size = world;
-        env.master_port = port;
-        Distributed dist(env, std::chrono::seconds(30));
-        fn(dist);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
 }
 
 MlpWeights random_mlp(int64_t d, int64_t inter) {

@@ -1,6 +1,6 @@
-// The `grpo learner` end-to-end fixture shared by the expert-parallel tests: a temp directory
-// with a tiny DeepSeek-V3 run config (run.yaml), the learner command line, a shell that records
-// stderr, and the metrics of a run.
+// Shared by the expert-parallel tests: ranks as threads over a real Gloo group (on_ranks), and the
+// `grpo learner` end-to-end fixture: a temp directory with a tiny DeepSeek-V3 run config
+// (run.yaml), the learner command line, a shell that records stderr, and the metrics of a run.
 #pragma once
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -8,14 +8,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "learner/distributed.h"
 #include "model/checkpoint.h"
 #include "subprocess.h"
 
@@ -35,6 +39,28 @@ inline int free_port() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   close(fd);
   return ntohs(a.sin_port);
+}
+
+// Runs fn(dist) on `world` ranks, one thread each, over a real Gloo group on loopback.
+inline void on_ranks(int world, const std::function<void(Distributed&)>& fn) {
+  const int port = free_port();
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(world);
+  for (int r = 0; r < world; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        DistEnv env;
+        env.rank = r;
+        env.world_size = world;
+        env.master_port = port;
+        Distributed dist(env, std::chrono::seconds(30));
+        fn(dist);
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
 }
 
 inline const std::string kTokenizer = std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/tokenizer.json";

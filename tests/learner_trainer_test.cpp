@@ -15,6 +15,7 @@
 #include "learner/train_batch.h"
 #include "learner/trainer.h"
 #include "model/pretrained.h"
+#include "learner_ep_testutil.h"
 #include "model_test_util.h"
 
 using namespace grpo;
@@ -584,6 +585,120 @@ trainer:
   EXPECT_NE(error_of("trainer.micro_batch_size=0").find("key 'trainer.micro_batch_size'"), std::string::npos);
   EXPECT_NE(error_of("trainer.temperature=0").find("key 'trainer.temperature'"), std::string::npos);
   EXPECT_NE(error_of("trainer.kl_in_reward=maybe").find("key 'trainer.kl_in_reward'"), std::string::npos);
+}
+
+// ---- expert parallelism ---------------------------------------------------------------------
+
+// This rank's shard of make_policy's model (the same draws as the whole).
+std::shared_ptr<DeepseekModel> policy_shard(const TrainerOptions& o, int rank, int world) {
+  ModelOptions mo = o.model_options();
+  mo.expert_rank = rank;
+  mo.expert_ranks = world;
+  auto shard = std::make_shared<DeepseekModel>(small_config(), mo);
+  shard->load_state(make_policy(o.dtype)->state_dict(), "whole policy");
+  return shard;
+}
+
+TrainerOptions ep_options() {
+  TrainerOptions o;
+  o.lr = 1e-3;  // Adam turns fp32 summation-order noise into steps of up to lr: 12 of them here
+  o.mini_batches = 2;
+  o.ppo_epochs = 2;
+  o.micro_batch_size = 3;  // uneven blocks: some ranks run filler passes
+  o.max_grad_norm = 0.5;   // clipping by the global norm
+  o.kl_coef = 0.05;
+  o.ref_refresh_steps = 2;  // the reference is refreshed, then saved with the checkpoint
+  o.entropy_coef = 0.01;
+  o.bias_update_gamma = 1e-2;
+  return o;
+}
+
+// Three GRPO steps of 5 groups × 3 completions (mini-batches of 8 and 7 sequences) on EP = 2 and
+// 4 ranks equal one process in fp32: every step's statistics (losses, KL, entropy, clip fractions,
+// global gradient norms) to 1e-5 and the weights after 12 optimizer steps to 2e-5 (the biases
+// included, updated from the all-reduced expert loads), for token-mean and seq-mean-token-sum.
+// The ranks also save a checkpoint after step 2 and resume it on fresh trainers, which then
+// reproduce step 3 bit for bit; the checkpoint is a plain HF checkpoint of the whole model.
+TEST(TrainerExpertParallel, TwoAndFourRanksEqualOneProcessAndResume) {
+  const fs::path dir = fs::temp_directory_path() / ("grpo_trainer_ep_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  for (const char* agg : {"token-mean", "seq-mean-token-sum"}) {
+    SCOPED_TRACE(agg);
+    TrainerOptions o = ep_options();
+    o.policy.aggregation = parse_loss_aggregation(agg);
+    const std::vector<std::vector<ScoredGroup>> steps = {make_groups(5, 3, 31), make_groups(5, 3, 32),
+                                                         make_groups(5, 3, 33)};
+    auto one = make_policy(o.dtype);
+    Trainer single(one, o);
+    std::vector<TrainStats> want;
+    std::map<std::string, at::Tensor> after_two;
+    for (const auto& g : steps) {
+      want.push_back(single.step(g));
+      if (want.size() == 2) after_two = weights(*one);
+    }
+    const auto final_weights = weights(*one);
+    EXPECT_GT(want[0].clip_fraction + want[1].clip_fraction + want[2].clip_fraction, 0.0);
+
+    for (int world : {2, 4}) {
+      SCOPED_TRACE("EP=" + std::to_string(world));
+      const std::string ckpt = (dir / (std::string(agg) + "-" + std::to_string(world))).string();
+      on_ranks(world, [&](Distributed& dist) {
+        auto shard = policy_shard(o, dist.rank(), world);
+        Trainer t(shard, o, &dist);
+        std::map<std::string, at::Tensor> third;
+        for (size_t i = 0; i < steps.size(); ++i) {
+          const TrainStats got = t.step(steps[i]);
+          for (const auto& [key, value] : want[i].as_map()) {
+            if (key == "seconds") continue;
+            EXPECT_NEAR(got.as_map().at(key), value, 1e-5 * std::max(1.0, std::abs(value)))
+                << key << " at step " << i + 1 << " on rank " << dist.rank();
+          }
+          if (i == 1) t.save_checkpoint(ckpt);
+        }
+        double worst = 0;
+        for (const auto& [name, w] : weights(*shard))
+          worst = std::max(worst, (w - final_weights.at(name)).abs().max().item<double>());
+        EXPECT_LT(worst, 2e-5) << "rank " << dist.rank();  // 12 Adam steps of fp32 noise (7e-6 measured)
+
+        auto fresh = policy_shard(o, dist.rank(), world);
+        Trainer resumed(fresh, o, &dist);
+        resumed.load_checkpoint(ckpt);
+        EXPECT_EQ(resumed.steps_done(), 2);
+        resumed.step(steps[2]);
+        const auto a = weights(*shard), b = weights(*fresh);
+        for (const auto& [name, w] : a) EXPECT_TRUE(at::equal(w, b.at(name))) << name << " rank " << dist.rank();
+      });
+      double worst = 0;
+      for (const auto& [name, w] : load_weights(ckpt))
+        worst = std::max(worst, (w - after_two.at(name)).abs().max().item<double>());
+      EXPECT_LT(worst, 1e-5);
+      EXPECT_TRUE(fs::exists(fs::path(ckpt) / ("rank-" + std::to_string(world - 1) + "-state.safetensors")));
+      // Saved by `world` ranks: one process cannot take its per-rank optimizer state.
+      Trainer other(make_policy(o.dtype), o);
+      try {
+        other.load_checkpoint(ckpt);
+        ADD_FAILURE() << "an EP=" << world << " checkpoint loaded into one process";
+      } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("saved by " + std::to_string(world) + " expert-parallel ranks"),
+                  std::string::npos)
+            << e.what();
+      }
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(TrainerExpertParallel, APolicyThatIsNotTheRanksShardIsAnInputError) {
+  on_ranks(2, [&](Distributed& dist) {
+    try {
+      Trainer t(make_policy("fp32"), ep_options(), &dist);  // the whole model on every rank
+      ADD_FAILURE() << "accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("needs the policy's expert shard " + std::to_string(dist.rank()) + " of 2"),
+                std::string::npos)
+          << e.what();
+    }
+  });
 }
 
 }  // namespace
