@@ -17,6 +17,13 @@
 // With a `publish:` section (learner/ep_publisher.h; builds with services only), the ranks stream
 // the weights to rollout workers every publish.every steps and after the last, each rank its own
 // experts, as version = steps done; rank 0 logs the sync time and every rank's bytes.
+//
+// With --job grpo (or a config with train:/trainer: and no pretrain: section), the job is a GRPO
+// run (`grpo train`'s config, learner/controller.h):
+// rank 0 runs the loop's services, store, metrics and evaluation, every rank trains its experts
+// on rank 0's groups and streams them to the rollout workers; rank 0 prints
+//   {"steps_done": ..., "start_step": ..., "world_size": ..., "last_eval_accuracy": ..., ...}
+// (services builds only).
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -38,7 +45,10 @@
 #include "learner/pretrain.h"
 #include "model/runtime.h"
 #ifdef GRPO_SERVICES
+#include "learner/controller.h"
 #include "learner/ep_publisher.h"
+#include "learner/run_config.h"
+#include "learner/trainer.h"
 #endif
 
 namespace {
@@ -150,9 +160,57 @@ grpo::PretrainStepHook publish_hook(const grpo::Config& config, grpo::Distribute
 #endif
 }
 
+// Whether the job is the GRPO loop (`grpo train`'s config) rather than pretraining: --job, or with
+// --job auto the config's sections (pretrain: vs train:/trainer:; both is ambiguous).
+bool is_grpo_run(const grpo::Args& args, const grpo::Config& config) {
+  const std::string job = args.get("job");
+  if (job == "grpo") return true;
+  if (job == "pretrain") return false;
+  if (job != "auto") throw grpo::InputError("--job: expected auto, pretrain or grpo, got '" + job + "'");
+  const bool pretrain = config.has("pretrain"), grpo_run = config.has("train") || config.has("trainer");
+  if (pretrain && grpo_run)
+    throw grpo::InputError(config.where("pretrain") + ": the config has both a pretrain: and a train:/trainer: "
+                           "section; choose the job with --job pretrain or --job grpo");
+  return grpo_run;
+}
+
+// Checks a GRPO run config once, before any rank starts.
+void check_grpo_run(const grpo::Config& config) {
+#ifdef GRPO_SERVICES
+  grpo::run_config_from(config);
+  grpo::trainer_options_from_config(config.sub("trainer"));
+#else
+  throw grpo::InputError(config.where("pretrain") + ": required (this grpo was built without services, "
+                         "GRPO_SERVICES=OFF, so it runs pretraining jobs only)");
+#endif
+}
+
+// One rank of the GRPO loop: rank 0 leads (services, store, metrics), every rank trains its experts.
+int run_grpo_rank(const grpo::Args& args, const grpo::Config& config, const grpo::DistEnv& env) {
+#ifdef GRPO_SERVICES
+  grpo::Distributed dist(env, std::chrono::seconds(args.get_int("timeout")));
+  const grpo::TrainSummary s =
+      grpo::run_training(config, !args.flag("quiet"), {&dist, std::chrono::seconds(args.get_int("step-timeout"))});
+  if (env.rank == 0) {
+    nlohmann::json summary = {{"steps_done", s.steps_done},     {"start_step", s.start_step},
+                              {"world_size", env.world_size},   {"out_dir", s.out_dir},
+                              {"all_to_all_bytes", dist.all_to_all_bytes()}};
+    if (s.first_eval_accuracy >= 0) summary["first_eval_accuracy"] = s.first_eval_accuracy;
+    if (s.last_eval_accuracy >= 0) summary["last_eval_accuracy"] = s.last_eval_accuracy;
+    std::cout << summary.dump() << std::endl;
+  }
+  return 0;
+#else
+  (void)args, (void)env;
+  check_grpo_run(config);
+  return 1;
+#endif
+}
+
 int run_rank(const grpo::Args& args, const std::string& config_path) {
   const grpo::DistEnv env = grpo::DistEnv::from_env();
   const grpo::Config config = grpo::Config::load(config_path, args.overrides());
+  if (is_grpo_run(args, config)) return run_grpo_rank(args, config, env);
   grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
   int threads = options.train.threads;
   if (threads == 0) {  // the cores shared by this host's ranks
@@ -191,20 +249,27 @@ int run_learner(const grpo::Args& args) {
   }
   // A bad config fails once, here, before any rank starts.
   const grpo::Config config = grpo::Config::load(config_path, args.overrides());
-  const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
-  publish_hook(config, nullptr, options.steps);
+  if (is_grpo_run(args, config)) {
+    check_grpo_run(config);
+  } else {
+    const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+    publish_hook(config, nullptr, options.steps);
+  }
   return launch(args, args.get_int("nproc"));
 }
 
-GRPO_COMMAND("learner", "Expert-parallel training on N local ranks (or as one rank of a RANK/WORLD_SIZE job)",
+GRPO_COMMAND("learner", "Expert-parallel training (pretraining or the GRPO loop) on N local ranks, or as one rank of a RANK/WORLD_SIZE job",
              "[CONFIG] [key.path=value ...]",
-             ({{"config", "FILE", "run config YAML with a pretrain: section, optionally publish: (or give CONFIG)", false},
+             ({{"config", "FILE", "run config YAML (or give CONFIG): a pretrain: section (next-token training, "
+                                  "optionally publish:), or a GRPO run like `grpo train`'s", false},
                {"nproc", "N", "ranks to start on this host", false, "1"},
                {"nnodes", "M", "hosts in the job", false, "1"},
                {"node-rank", "K", "this host's number, 0..M-1 (its ranks are K·N .. K·N+N-1)", false, "0"},
                {"master-addr", "ADDR", "rank 0's host (the TCPStore rendezvous)", false, "127.0.0.1"},
                {"master-port", "PORT", "rendezvous port", false, "29500"},
                {"timeout", "SECONDS", "rendezvous and collective timeout: a dead or stuck rank fails the others after it", false, "120"},
+               {"job", "JOB", "pretrain, grpo, or auto: the config's pretrain: or train:/trainer: section", false, "auto"},
+               {"step-timeout", "SECONDS", "GRPO runs: how long ranks wait for rank 0's next step (it generates, scores, evaluates)", false, "3600"},
                {"quiet", "", "no progress line", false}}),
              run_learner);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <filesystem>
@@ -18,7 +19,9 @@
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "learner/ep_publisher.h"
 #include "learner/experience_store.h"
+#include "learner/expert_parallel.h"
 #include "learner/group_metrics.h"
 #include "learner/local_services.h"
 #include "learner/metrics.h"
@@ -74,9 +77,41 @@ struct StepGroups {
   double store_s = 0;
 };
 
+// The groups rank 0 sends the other ranks for one step: each encoded record, length-prefixed.
+std::string pack_groups(const std::vector<ScoredGroup>& groups) {
+  std::string out;
+  for (const ScoredGroup& g : groups) {
+    const std::string record = encode_scored_group(g);
+    const uint64_t n = record.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out += record;
+  }
+  return out;
+}
+
+std::vector<ScoredGroup> unpack_groups(const std::string& bytes, const std::string& key) {
+  std::vector<ScoredGroup> out;
+  for (size_t at = 0; at < bytes.size();) {
+    uint64_t n = 0;
+    if (bytes.size() - at < sizeof n) throw DistributedError("message '" + key + "': truncated");
+    std::memcpy(&n, bytes.data() + at, sizeof n);
+    at += sizeof n;
+    std::string error;
+    auto g = n <= bytes.size() - at ? decode_scored_group(std::string_view(bytes).substr(at, n), &error) : std::nullopt;
+    if (!g) throw DistributedError("message '" + key + "': bad group record: " + (error.empty() ? "truncated" : error));
+    out.push_back(std::move(*g));
+    at += n;
+  }
+  return out;
+}
+
+std::string groups_key(int64_t step) { return "train/step-" + std::to_string(step) + "/groups"; }
+const char* const kAddressesKey = "train/rollout-addresses";
+
 class Loop {
  public:
-  Loop(const Config& config, bool progress) : config_(config), cfg_(run_config_from(config)), progress_(progress) {}
+  Loop(const Config& config, bool progress, const LearnerRanks& ranks)
+      : config_(config), cfg_(run_config_from(config)), progress_(progress), dist_(ranks.dist), wait_(ranks.wait) {}
 
   TrainSummary run() {
     setup();
@@ -85,10 +120,17 @@ class Loop {
     summary.start_step = trainer_->steps_done();
     const int64_t start = summary.start_step;
     if (start >= cfg_.steps) {
-      std::cerr << "train: " << start << " of " << cfg_.steps << " steps already done (" << cfg_.out_dir << ")"
-                << std::endl;
+      if (lead()) {
+        std::cerr << "train: " << start << " of " << cfg_.steps << " steps already done (" << cfg_.out_dir << ")"
+                  << std::endl;
+        write_report(cfg_.out_dir);
+      }
       summary.steps_done = start;
-      write_report(cfg_.out_dir);
+      return summary;
+    }
+    if (!lead()) {
+      follow(start);
+      summary.steps_done = trainer_->steps_done();
       return summary;
     }
     // The workers start with the initial model as version 0; a resumed run sends them its weights.
@@ -107,9 +149,9 @@ class Loop {
         StepGroups batch = take(step);
         const std::string status = train_step(batch);
         const int64_t done = step + 1;
+        if (checkpoint_due(done)) checkpoint(done);  // before evaluating: the other ranks take part
         if (cfg_.eval_every > 0 && (done % cfg_.eval_every == 0 || done == cfg_.steps))
           summary.last_eval_accuracy = evaluate(done);
-        if (done % cfg_.checkpoint_every == 0 || done == cfg_.steps) checkpoint(done);
         write_report(cfg_.out_dir);
         bar.advance(1, status);
       }
@@ -125,8 +167,50 @@ class Loop {
   }
 
  private:
+  bool lead() const { return !dist_ || dist_->rank() == 0; }
+  bool checkpoint_due(int64_t done) const { return done % cfg_.checkpoint_every == 0 || done == cfg_.steps; }
+
+  // An expert-parallel rank other than 0: the trainer steps on rank 0's groups, publishing and
+  // checkpoints, in the order rank 0 does them.
+  void follow(int64_t start) {
+    if (start > 0) publish(start);
+    for (int64_t step = start; step < cfg_.steps; ++step) {
+      const std::string key = groups_key(step);
+      const std::vector<ScoredGroup> used = unpack_groups(dist_->fetch(key, wait_), key);
+      if (used.empty())
+        trainer_->skip_step();
+      else
+        trainer_->step(used);
+      publish(step + 1);
+      if (checkpoint_due(step + 1)) checkpoint(step + 1);
+    }
+  }
+
   void setup() {
     at::set_num_threads(cfg_.threads);
+    trainer_options_ = trainer_options_from_config(config_.sub("trainer"));
+    // The trainer's log-probs must be those of the distribution the rollouts sampled from.
+    if (config_.has("trainer.temperature") && trainer_options_.temperature != cfg_.temperature)
+      throw InputError(config_.where("trainer.temperature") + ": must equal rollout.sampling.temperature (" +
+                       std::to_string(cfg_.temperature) + ") or be left out");
+    trainer_options_.temperature = cfg_.temperature > 0 ? cfg_.temperature : 1.0;
+    if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.threads;
+    ModelOptions model_options = trainer_options_.model_options();
+    if (dist_) {  // this rank's expert shard
+      model_options.expert_rank = dist_->rank();
+      model_options.expert_ranks = dist_->size();
+    }
+    auto policy = std::make_shared<DeepseekModel>(load_pretrained(cfg_.model_path, model_options));
+    trainer_ = std::make_unique<Trainer>(policy, trainer_options_, dist_);
+    resume();
+    if (!lead()) {  // rank 0's rollout workers, to publish this rank's experts to
+      std::vector<std::string> addresses;
+      std::istringstream in(dist_->fetch(kAddressesKey, wait_));
+      for (std::string a; std::getline(in, a);) addresses.push_back(a);
+      publisher_ = std::make_unique<EpPublisher>(publish_options(addresses), *dist_);
+      return;
+    }
+
     fs::create_directories(cfg_.out_dir);
     {
       std::ofstream(fs::path(cfg_.out_dir) / "config.yaml") << config_.dump() << "\n";
@@ -139,20 +223,15 @@ class Loop {
       if (cfg_.eval_limit > 0 && int64_t(heldout_.size()) > cfg_.eval_limit) heldout_.resize(cfg_.eval_limit);
     }
 
-    trainer_options_ = trainer_options_from_config(config_.sub("trainer"));
-    // The trainer's log-probs must be those of the distribution the rollouts sampled from.
-    if (config_.has("trainer.temperature") && trainer_options_.temperature != cfg_.temperature)
-      throw InputError(config_.where("trainer.temperature") + ": must equal rollout.sampling.temperature (" +
-                       std::to_string(cfg_.temperature) + ") or be left out");
-    trainer_options_.temperature = cfg_.temperature > 0 ? cfg_.temperature : 1.0;
-    if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.threads;
-    auto policy = std::make_shared<DeepseekModel>(load_pretrained(cfg_.model_path, trainer_options_.model_options()));
-    trainer_ = std::make_unique<Trainer>(policy, trainer_options_);
-    resume();
-
     services_ = std::make_unique<LocalServices>(cfg_);
     rollouts_ = std::make_unique<RolloutPool>(services_->rollout_addresses(), cfg_.rollout_timeout_ms,
                                               cfg_.rollout_retries);
+    if (dist_) {
+      std::string addresses;
+      for (const auto& a : services_->rollout_addresses()) addresses += a + "\n";
+      dist_->post(kAddressesKey, addresses);
+      publisher_ = std::make_unique<EpPublisher>(publish_options(services_->rollout_addresses()), *dist_);
+    }
     ClientOptions ro;
     ro.timeout_ms = cfg_.reward_timeout_ms;
     ro.retries = cfg_.reward_retries;
@@ -172,17 +251,45 @@ class Loop {
     return out;
   }
 
+  EpPublishOptions publish_options(const std::vector<std::string>& addresses) const {
+    EpPublishOptions o;
+    o.rollout = addresses;
+    o.fp8 = cfg_.rollout_dtype == "fp8";
+    return o;
+  }
+
+  // The newest checkpoint that loads (on every rank, expert parallel).
   void resume() {
     const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
+    bool loaded_any = false;
     for (const auto& [step, path] : list_checkpoints(dir)) {
+      std::string error;
       try {
         trainer_->load_checkpoint(path.string());
-        std::cerr << "train: resuming from " << path.string() << " (" << trainer_->steps_done() << " steps done)"
-                  << std::endl;
-        return;
+        loaded_any = true;
       } catch (const std::exception& e) {
-        std::cerr << "train: skipping checkpoint " << path.string() << ": " << e.what() << std::endl;
+        error = e.what();
       }
+      if (dist_) {  // the ranks that failed, everywhere
+        at::Tensor failed = at::tensor({error.empty() ? 0.0 : 1.0}, at::kDouble);
+        dist_->all_reduce_sum(failed);
+        if (error.empty() && failed.item<double>() > 0) error = "another rank could not load its part";
+      }
+      if (error.empty()) {
+        if (lead())
+          std::cerr << "train: resuming from " << path.string() << " (" << trainer_->steps_done() << " steps done)"
+                    << std::endl;
+        return;
+      }
+      if (lead() || error.find("another rank") == std::string::npos)
+        std::cerr << "train: skipping checkpoint " << path.string() << ": " << error << std::endl;
+    }
+    if (dist_) {  // a rank that loaded a checkpoint the others could not: the ranks would disagree
+      at::Tensor any = at::tensor({loaded_any ? 1.0 : 0.0}, at::kDouble);
+      dist_->all_reduce_sum(any);
+      if (any.item<double>() > 0)
+        throw InputError("train: no checkpoint in " + dir.string() +
+                         " loads on every rank; move the broken ones away (or all of them to start over)");
     }
   }
 
@@ -294,6 +401,10 @@ class Loop {
     for (const auto& g : batch.groups)
       for (const auto& c : g.completions) min_version = std::min(min_version, c.weight_version);
 
+    if (dist_) {  // the other ranks train on the same groups
+      if (step > 0) dist_->erase(groups_key(step - 1));  // every rank has trained on it
+      dist_->post(groups_key(step), pack_groups(used));
+    }
     auto t0 = Clock::now();
     if (!used.empty()) {
       for (const auto& [k, v] : trainer_->step(used).as_map()) m["train/" + k] = v;
@@ -302,7 +413,7 @@ class Loop {
     }
     const double train_s = seconds_since(t0);
     store_->mark_trained(step);
-    const PublishStats sync = publish(step + 1);
+    const std::map<std::string, double> sync = publish(step + 1);
 
     m["groups/trained"] = double(used.size());
     m["groups/generated"] = double(batch.groups.size());
@@ -314,9 +425,7 @@ class Loop {
     m["time/score"] = batch.sampling.score_s;
     m["time/store"] = batch.store_s;
     m["time/train"] = train_s;
-    m["time/sync"] = sync.seconds;
-    m["sync/bytes"] = double(sync.bytes);
-    m["sync/gb_per_s"] = sync.seconds > 0 ? double(sync.bytes) / sync.seconds / 1e9 : 0;
+    m.insert(sync.begin(), sync.end());
     if (batch.sampling.generate_s > 0)
       m["throughput/generate_tokens_per_s"] = double(batch.sampling.generated_tokens) / batch.sampling.generate_s;
     metrics_->log(step + 1, m);
@@ -328,12 +437,23 @@ class Loop {
     return status.str();
   }
 
-  PublishStats publish(int64_t version) {
-    PublishStats s = rollouts_->publish(version, trainer_->policy()->state_dict(), cfg_.rollout_dtype == "fp8");
+  // The weights as `version` to every rollout worker; expert parallel, each rank its part. Returns
+  // time/sync, sync/bytes, sync/gb_per_s (and per-rank figures, ep_publisher.h).
+  std::map<std::string, double> publish(int64_t version) {
+    std::map<std::string, double> m;
+    if (publisher_) {
+      m = publisher_->publish(version, *trainer_->policy()).metrics();
+    } else {
+      const PublishStats s = rollouts_->publish(version, trainer_->policy()->state_dict(), cfg_.rollout_dtype == "fp8");
+      m = {{"time/sync", s.seconds},
+           {"sync/bytes", double(s.bytes)},
+           {"sync/gb_per_s", s.seconds > 0 ? double(s.bytes) / s.seconds / 1e9 : 0}};
+    }
+    if (!lead()) return m;
     std::lock_guard<std::mutex> lock(mu_);
     published_ = version;
     cv_.notify_all();
-    return s;
+    return m;
   }
 
   // Held-out accuracy at the current weights (eval.samples per prompt), logged at `step`.
@@ -382,6 +502,7 @@ class Loop {
     const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
     fs::create_directories(dir);
     trainer_->save_checkpoint((dir / checkpoint_name(step)).string());
+    if (!lead()) return;
     auto all = list_checkpoints(dir);
     for (size_t i = size_t(cfg_.keep_checkpoints); i < all.size(); ++i) fs::remove_all(all[i].second);
   }
@@ -389,6 +510,9 @@ class Loop {
   const Config& config_;
   RunConfig cfg_;
   bool progress_;
+  Distributed* dist_;                        // expert-parallel group (null: one process)
+  std::chrono::milliseconds wait_;           // how long other ranks wait for rank 0's messages
+  std::unique_ptr<EpPublisher> publisher_;   // expert parallel: this rank's part of every publish
   std::unique_ptr<Tokenizer> tokenizer_;
   ChatTemplate template_;
   std::vector<Prompt> train_, heldout_;
@@ -411,6 +535,8 @@ class Loop {
 
 }  // namespace
 
-TrainSummary run_training(const Config& config, bool progress) { return Loop(config, progress).run(); }
+TrainSummary run_training(const Config& config, bool progress, const LearnerRanks& ranks) {
+  return Loop(config, progress, ranks).run();
+}
 
 }  // namespace grpo

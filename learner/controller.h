@@ -25,7 +25,10 @@
 #include <cstdint>
 #include <string>
 
+#include <chrono>
+
 #include "common/config.h"
+#include "learner/distributed.h"
 
 namespace grpo {
 
@@ -36,7 +39,22 @@ struct TrainSummary {
   std::string out_dir;
 };
 
-// Runs the loop described above to train.steps. `progress`: the progress line on stderr.
-TrainSummary run_training(const Config& config, bool progress = true);
+// Expert parallel (`grpo learner --nproc N` on a run config like this one, learner/expert_parallel.h):
+// every rank calls run_training with its `dist`. Rank 0 runs everything above — services, store,
+// metrics, evaluation, report — and sends each step's groups to the other ranks through the
+// rendezvous store (they wait for them up to `wait`: rank 0 may be generating). Every rank holds its
+// expert shard of the policy and takes part in the trainer step (learner/trainer.h), in publishing
+// (each rank streams its own experts to the rollout workers as its part of the version,
+// learner/ep_publisher.h; rank 0 also the replicated tensors) and in every checkpoint (sharded, with
+// each rank's optimizer state). Resume needs the same number of ranks; the ranks agree on the
+// newest checkpoint that every one of them can load.
+struct LearnerRanks {
+  Distributed* dist = nullptr;
+  std::chrono::milliseconds wait{std::chrono::hours(1)};
+};
+
+// Runs the loop described above to train.steps. `progress`: the progress line on stderr (rank 0).
+// The summary is rank 0's (other ranks return theirs with the steps only).
+TrainSummary run_training(const Config& config, bool progress = true, const LearnerRanks& ranks = {});
 
 }  // namespace grpo

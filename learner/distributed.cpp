@@ -92,6 +92,40 @@ void Distributed::fail(const std::string& op, const std::exception& e) const {
                          " failed (a peer rank exited or did not answer within " + secs(timeout_) + "): " + what);
 }
 
+namespace {
+const std::string kMessagePrefix = "grpo/message/";
+}
+
+void Distributed::post(const std::string& key, const std::string& bytes) {
+  try {
+    impl_->store->set(kMessagePrefix + key, std::vector<uint8_t>(bytes.begin(), bytes.end()));
+  } catch (const std::exception& e) {
+    fail("post '" + key + "'", e);
+  }
+}
+
+std::string Distributed::fetch(const std::string& key, std::chrono::milliseconds timeout) {
+  try {
+    impl_->store->wait({kMessagePrefix + key}, timeout);
+    const std::vector<uint8_t> v = impl_->store->get(kMessagePrefix + key);
+    return std::string(v.begin(), v.end());
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    if (const size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    throw DistributedError("rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) +
+                           ": waiting for '" + key + "' from rank 0 failed (rank 0 exited or sent nothing within " +
+                           secs(timeout) + "): " + what);
+  }
+}
+
+void Distributed::erase(const std::string& key) {
+  try {
+    impl_->store->deleteKey(kMessagePrefix + key);
+  } catch (const std::exception& e) {
+    fail("erase '" + key + "'", e);
+  }
+}
+
 void Distributed::all_reduce_sum(at::Tensor& t) {
   if (size() == 1) return;
   try {

@@ -68,6 +68,15 @@ class Distributed {
   at::Tensor all_to_all_counts(const at::Tensor& counts);
   void barrier();
 
+  // Messages through the rendezvous store (hosted by rank 0), for a rank that waits on another
+  // longer than a collective may take (the GRPO loop's ranks wait for rank 0's next batch while it
+  // generates). post() stores `bytes` under `key` (keys live in their own namespace); fetch()
+  // waits up to `timeout` for the key, then returns its value; erase() drops a key nobody needs
+  // any more. DistributedError when the store is gone (rank 0 died) or the wait times out.
+  void post(const std::string& key, const std::string& bytes);
+  std::string fetch(const std::string& key, std::chrono::milliseconds timeout);
+  void erase(const std::string& key);
+
   // Payload bytes this rank sent by all_to_all (to other ranks; for benchmarks).
   int64_t all_to_all_bytes() const { return all_to_all_bytes_; }
 

@@ -199,4 +199,23 @@ TEST(Moe, LoadBalancingBiasUpdate) {
   EXPECT_LT(max_abs_diff(after - before, balanced_bias(at::zeros({8}), load[1], 0.001)), 1e-7);  // fp32 bias
 }
 
+TEST(Moe, PositionsOutsideTheTokenMaskSkipTheRoutedExperts) {
+  // Row 1 is real up to position 9 and padded after: with the mask, its real positions' hidden
+  // states and every layer's expert load equal those of the rows run separately, cut to their length.
+  ModelConfig c = tiny_config();
+  DeepseekModel m = random_model(c, {at::kDouble, at::kDouble});
+  at::NoGradGuard no_grad;
+  const at::Tensor ids = random_ids(2, 16, c.vocab_size);
+  at::Tensor tokens = at::ones({2, 16}, at::kBool);
+  tokens[1].narrow(0, 9, 7).fill_(false);
+  std::vector<at::Tensor> load, load0, load1;
+  const at::Tensor h = m.hidden_states(ids, {}, nullptr, AttentionForm::kAuto, &load, tokens);  // [2, 16, D]
+  const at::Tensor h0 = m.hidden_states(ids.narrow(0, 0, 1), {}, nullptr, AttentionForm::kAuto, &load0);
+  const at::Tensor h1 = m.hidden_states(ids.narrow(0, 1, 1).narrow(1, 0, 9), {}, nullptr, AttentionForm::kAuto, &load1);
+  EXPECT_LT(max_abs_diff(h[0], h0[0]), 1e-12);
+  EXPECT_LT(max_abs_diff(h[1].narrow(0, 0, 9), h1[0]), 1e-12);
+  for (size_t l = 1; l < load.size(); ++l) EXPECT_TRUE(at::equal(load[l], load0[l] + load1[l])) << "layer " << l;
+  EXPECT_EQ(load[1].sum().item<int64_t>(), (16 + 9) * c.num_experts_per_tok);
+}
+
 }  // namespace
