@@ -6,7 +6,9 @@
 // * rank 1 streams exactly its routed experts (4..7 of every MoE layer) to the rollout worker every
 //   step; the checkpoint holds both ranks' optimizer state;
 // * a run stopped after step 1 and started again resumes from its checkpoint and ends where the
-//   uninterrupted one does.
+//   uninterrupted one does;
+// * rank 1 killed mid-run makes rank 0 stop with an error naming the failed collective; started
+//   again, the run resumes from its last checkpoint and finishes.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "grpo_cli.h"
+#include "learner_ep_testutil.h"
 #include "model/checkpoint.h"
 #include "model/init.h"
 #include "model/pretrained.h"
@@ -64,6 +67,10 @@ class EpGrpo : public ::testing::Test {
     EXPECT_EQ(r.code, 0) << args << " -> " << out << "\n" << r.err;
     return r.out;
   }
+  // `grpo learner` on 2 local ranks with a rendezvous port nobody uses.
+  static std::string learner_args() {
+    return "learner --nproc 2 --job grpo --quiet --timeout 60 --master-port " + std::to_string(testing::free_port());
+  }
   std::vector<nlohmann::json> metrics(const std::string& out) const {
     std::stringstream text;
     text << std::ifstream(root_ / out / "metrics.jsonl").rdbuf();
@@ -94,7 +101,7 @@ double max_diff(const std::map<std::string, at::Tensor>& a, const std::map<std::
 
 TEST_F(EpGrpo, TwoRanksTrainWhatOneProcessTrainsAndResume) {
   run("train --quiet", "one");
-  const std::string summary = run("learner --nproc 2 --job grpo --quiet --timeout 60", "ep");
+  const std::string summary = run(learner_args(), "ep");
   EXPECT_NE(summary.find("\"world_size\":2"), std::string::npos) << summary;
 
   const auto one = metrics("one"), ep = metrics("ep");
@@ -116,8 +123,8 @@ TEST_F(EpGrpo, TwoRanksTrainWhatOneProcessTrainsAndResume) {
     EXPECT_TRUE(fs::exists(root_ / "ep" / "checkpoints" / "step-000002" / ("rank-" + std::to_string(r) + "-state.safetensors")));
 
   // Stopped after step 1, then started again for 2 steps: it resumes and ends where "ep" ended.
-  run("learner --nproc 2 --job grpo --quiet --timeout 60", "resumed", "train.steps=1");
-  const std::string resumed = run("learner --nproc 2 --job grpo --quiet --timeout 60", "resumed");
+  run(learner_args(), "resumed", "train.steps=1");
+  const std::string resumed = run(learner_args(), "resumed");
   EXPECT_NE(resumed.find("\"start_step\":1"), std::string::npos) << resumed;
   EXPECT_LT(max_diff(final_weights("resumed"), final_weights("ep")), 1e-6);
 
@@ -125,6 +132,37 @@ TEST_F(EpGrpo, TwoRanksTrainWhatOneProcessTrainsAndResume) {
   // store holds every group, retrains from the start on them).
   const grpo_test::CliResult single = grpo("train --quiet", "ep");
   EXPECT_NE(single.err.find("saved by 2 expert-parallel ranks"), std::string::npos) << single.err;
+}
+
+TEST_F(EpGrpo, AKilledRankStopsRankZeroAndTheRunResumes) {
+  // The two ranks started directly, as a scheduler (srun, an indexed Job) would.
+  const std::string port = std::to_string(testing::free_port());
+  auto rank = [&](int r) {
+    return std::make_unique<testing::Subprocess>(
+        std::vector<std::string>{"bash", "-c",
+                                 "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
+                                     " exec " + GRPO_BINARY + " learner --job grpo --quiet --timeout 20 " +
+                                     (root_ / "run.yaml").string() + " run.out_dir=" + (root_ / "faulty").string() +
+                                     " train.steps=8"},
+        "/dev/null", /*merge_stderr=*/true);
+  };
+  auto rank0 = rank(0), rank1 = rank(1);
+  const fs::path second = root_ / "faulty" / "checkpoints" / "step-000002";
+  for (int i = 0; i < 6000 && !fs::exists(second); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(fs::exists(second)) << "no checkpoint appeared\n" << rank0->read_all();
+  rank1->signal(SIGKILL);
+  EXPECT_EQ(rank1->wait(), 128 + SIGKILL);
+  EXPECT_EQ(rank0->wait(60'000), 1);  // bounded by --timeout 20 (and at once: the peer's socket closed)
+  const std::string said = rank0->read_all();
+  EXPECT_NE(said.find("rank 0 of 2: "), std::string::npos) << said;
+  EXPECT_NE(said.find("failed (a peer rank exited or did not answer within 20"), std::string::npos) << said;
+
+  const grpo_test::CliResult again = grpo(learner_args(), "faulty", "train.steps=8");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.err.find("train: resuming from"), std::string::npos) << again.err;
+  const nlohmann::json summary = nlohmann::json::parse(again.out);
+  EXPECT_GE(summary.at("start_step").get<int>(), 2);
+  EXPECT_EQ(summary.at("steps_done").get<int>(), 8);
 }
 
 TEST_F(EpGrpo, AConfigWithBothJobsNeedsJob) {
