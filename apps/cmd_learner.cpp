@@ -160,6 +160,13 @@ grpo::PretrainStepHook publish_hook(const grpo::Config& config, grpo::Distribute
 #endif
 }
 
+// The cores of this host shared by its ranks (LOCAL_WORLD_SIZE of them).
+int threads_per_rank() {
+  const char* local = std::getenv("LOCAL_WORLD_SIZE");
+  const int per_host = local ? std::max(1, std::atoi(local)) : 1;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / per_host);
+}
+
 // Whether the job is the GRPO loop (`grpo train`'s config) rather than pretraining: --job, or with
 // --job auto the config's sections (pretrain: vs train:/trainer:; both is ambiguous).
 bool is_grpo_run(const grpo::Args& args, const grpo::Config& config) {
@@ -188,9 +195,12 @@ void check_grpo_run(const grpo::Config& config) {
 // One rank of the GRPO loop: rank 0 leads (services, store, metrics), every rank trains its experts.
 int run_grpo_rank(const grpo::Args& args, const grpo::Config& config, const grpo::DistEnv& env) {
 #ifdef GRPO_SERVICES
+  grpo::Config run = config;
+  if (run.get<int>("run.threads", 0) <= 0)  // unset: the cores shared by this host's ranks
+    run.apply_override("run.threads=" + std::to_string(threads_per_rank()));
   grpo::Distributed dist(env, std::chrono::seconds(args.get_int("timeout")));
   const grpo::TrainSummary s =
-      grpo::run_training(config, !args.flag("quiet"), {&dist, std::chrono::seconds(args.get_int("step-timeout"))});
+      grpo::run_training(run, !args.flag("quiet"), {&dist, std::chrono::seconds(args.get_int("step-timeout"))});
   if (env.rank == 0) {
     nlohmann::json summary = {{"steps_done", s.steps_done},     {"start_step", s.start_step},
                               {"world_size", env.world_size},   {"out_dir", s.out_dir},
@@ -212,12 +222,7 @@ int run_rank(const grpo::Args& args, const std::string& config_path) {
   const grpo::Config config = grpo::Config::load(config_path, args.overrides());
   if (is_grpo_run(args, config)) return run_grpo_rank(args, config, env);
   grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
-  int threads = options.train.threads;
-  if (threads == 0) {  // the cores shared by this host's ranks
-    const char* local = std::getenv("LOCAL_WORLD_SIZE");
-    const int per_host = local ? std::max(1, std::atoi(local)) : 1;
-    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / per_host);
-  }
+  const int threads = options.train.threads > 0 ? options.train.threads : threads_per_rank();
   grpo::set_torch_threads(threads);
   grpo::Distributed dist(env, std::chrono::seconds(args.get_int("timeout")));
   if (env.rank == 0)
