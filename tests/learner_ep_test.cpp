@@ -337,26 +337,10 @@ TEST_F(Learner, TwoHostsOfTwoRanksEqualOneRank) {
 // `extra`: more overrides for every run (pretrain.zero1=true).
 void kill_and_resume(Learner& t, const std::string& extra) {
   const std::string run = " pretrain.steps=6 pretrain.batch_size=16 pretrain.save_every=2" + extra;
-  const std::string port = std::to_string(free_port());
   const std::string& dir = t.dir();
-  // The two ranks started directly, as a scheduler (srun, an indexed Job) would.
-  auto rank = [&](int r) {
-    return std::make_unique<Subprocess>(
-        std::vector<std::string>{"bash", "-c",
-                                 "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
-                                     " exec " + t.learner_cmd("faulty", "", run)},
-        "/dev/null", /*merge_stderr=*/true);
-  };
-  auto rank0 = rank(0), rank1 = rank(1);
   const std::string state = dir + "/faulty/learner_state.json";
-  for (int i = 0; i < 6000 && !fs::exists(state); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_TRUE(fs::exists(state)) << "no checkpoint appeared";
-  rank1->signal(SIGKILL);
-  EXPECT_EQ(rank1->wait(), 128 + SIGKILL);
-  EXPECT_EQ(rank0->wait(60'000), 1);  // bounded by --timeout 20 (and at once: the peer's socket closed)
-  const std::string said = rank0->read_all();
-  EXPECT_NE(said.find("rank 0 of 2: "), std::string::npos) << said;
-  EXPECT_NE(said.find("failed (a peer rank exited or did not answer within 20"), std::string::npos) << said;
+  testing::kill_rank_one_when(t.learner_cmd("faulty", "", run), state);
+  if (::testing::Test::HasFatalFailure()) return;
   const int saved = nlohmann::json::parse(std::ifstream(state)).at("step").get<int>();
   EXPECT_LT(saved, 6);
 

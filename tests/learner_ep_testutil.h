@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -61,6 +62,30 @@ inline void on_ranks(int world, const std::function<void(Distributed&)>& fn) {
     });
   for (auto& t : threads) t.join();
   for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+// Starts `command` (a `grpo learner` rank's command line, its --timeout 20) as ranks 0 and 1 of 2,
+// directly as a scheduler (srun, an indexed Job) would, with RANK/WORLD_SIZE/MASTER_* set; once
+// the file `ready` exists, kills rank 1. Rank 0 must stop with status 1 within a minute, naming
+// the collective that failed.
+inline void kill_rank_one_when(const std::string& command, const std::string& ready) {
+  const std::string port = std::to_string(free_port());
+  auto rank = [&](int r) {
+    return std::make_unique<Subprocess>(
+        std::vector<std::string>{"bash", "-c",
+                                 "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
+                                     " exec " + command},
+        "/dev/null", /*merge_stderr=*/true);
+  };
+  auto rank0 = rank(0), rank1 = rank(1);
+  for (int i = 0; i < 6000 && !fs::exists(ready); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(fs::exists(ready)) << "no checkpoint appeared";
+  rank1->signal(SIGKILL);
+  EXPECT_EQ(rank1->wait(), 128 + SIGKILL);
+  EXPECT_EQ(rank0->wait(60'000), 1);  // bounded by --timeout 20 (and at once: the peer's socket closed)
+  const std::string said = rank0->read_all();
+  EXPECT_NE(said.find("rank 0 of 2: "), std::string::npos) << said;
+  EXPECT_NE(said.find("failed (a peer rank exited or did not answer within 20"), std::string::npos) << said;
 }
 
 inline const std::string kTokenizer = std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/tokenizer.json";

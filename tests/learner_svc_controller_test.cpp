@@ -22,6 +22,7 @@
 #include "model/safetensors.h"
 #include "model_test_util.h"
 #include "subprocess.h"
+#include "learner_run_testutil.h"
 
 namespace fs = std::filesystem;
 
@@ -35,14 +36,7 @@ struct Fixture {
     root = fs::temp_directory_path() / ("grpo_ctl_" + name + "_" + std::to_string(getpid()));
     fs::remove_all(root);
     fs::create_directories(root);
-    DeepseekModel m(testing::tiny_config({{"vocab_size", 3000}, {"initializer_range", 0.02}}));
-    init_weights(m, 5);
-    save_pretrained(m, (root / "model").string());
-    fs::copy_file(std::string(GRPO_TEST_DATA) + "/bpe-tokenizer/tokenizer.json", root / "model" / "tokenizer.json");
-    std::ofstream data(root / "train.jsonl");
-    for (int i = 0; i < 12; ++i)
-      data << "{\"id\": \"q" << i << "\", \"prompt\": \"What is " << i << " + " << i << "?\", \"answer\": \"" << 2 * i
-           << "\"}\n";
+    testing::write_tiny_run_inputs(root);
   }
   ~Fixture() { fs::remove_all(root); }
 

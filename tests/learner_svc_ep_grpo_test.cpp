@@ -20,9 +20,7 @@
 #include "grpo_cli.h"
 #include "learner_ep_testutil.h"
 #include "model/checkpoint.h"
-#include "model/init.h"
-#include "model/pretrained.h"
-#include "model_test_util.h"
+#include "learner_run_testutil.h"
 
 namespace fs = std::filesystem;
 
@@ -35,14 +33,7 @@ class EpGrpo : public ::testing::Test {
     root_ = fs::temp_directory_path() / ("grpo_ep_grpo_" + std::to_string(getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_);
-    DeepseekModel m(testing::tiny_config({{"vocab_size", 3000}, {"initializer_range", 0.02}}));
-    init_weights(m, 5);
-    save_pretrained(m, (root_ / "model").string());
-    fs::copy_file(std::string(GRPO_TEST_DATA) + "/bpe-tokenizer/tokenizer.json", root_ / "model" / "tokenizer.json");
-    std::ofstream data(root_ / "train.jsonl");
-    for (int i = 0; i < 12; ++i)
-      data << "{\"id\": \"q" << i << "\", \"prompt\": \"What is " << i << " + " << i << "?\", \"answer\": \"" << 2 * i
-           << "\"}\n";
+    testing::write_tiny_run_inputs(root_);
     std::ofstream(root_ / "run.yaml")
         << "run: {name: t, seed: 3, threads: 1}\n"
            "model: {path: " << (root_ / "model").string() << "}\n"
@@ -135,27 +126,11 @@ TEST_F(EpGrpo, TwoRanksTrainWhatOneProcessTrainsAndResume) {
 }
 
 TEST_F(EpGrpo, AKilledRankStopsRankZeroAndTheRunResumes) {
-  // The two ranks started directly, as a scheduler (srun, an indexed Job) would.
-  const std::string port = std::to_string(testing::free_port());
-  auto rank = [&](int r) {
-    return std::make_unique<testing::Subprocess>(
-        std::vector<std::string>{"bash", "-c",
-                                 "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
-                                     " exec " + GRPO_BINARY + " learner --job grpo --quiet --timeout 20 " +
-                                     (root_ / "run.yaml").string() + " run.out_dir=" + (root_ / "faulty").string() +
-                                     " train.steps=8"},
-        "/dev/null", /*merge_stderr=*/true);
-  };
-  auto rank0 = rank(0), rank1 = rank(1);
-  const fs::path second = root_ / "faulty" / "checkpoints" / "step-000002";
-  for (int i = 0; i < 6000 && !fs::exists(second); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_TRUE(fs::exists(second)) << "no checkpoint appeared\n" << rank0->read_all();
-  rank1->signal(SIGKILL);
-  EXPECT_EQ(rank1->wait(), 128 + SIGKILL);
-  EXPECT_EQ(rank0->wait(60'000), 1);  // bounded by --timeout 20 (and at once: the peer's socket closed)
-  const std::string said = rank0->read_all();
-  EXPECT_NE(said.find("rank 0 of 2: "), std::string::npos) << said;
-  EXPECT_NE(said.find("failed (a peer rank exited or did not answer within 20"), std::string::npos) << said;
+  testing::kill_rank_one_when(std::string(GRPO_BINARY) + " learner --job grpo --quiet --timeout 20 " +
+                                  (root_ / "run.yaml").string() + " run.out_dir=" + (root_ / "faulty").string() +
+                                  " train.steps=8",
+                              (root_ / "faulty" / "checkpoints" / "step-000002").string());
+  if (HasFatalFailure()) return;
 
   const grpo_test::CliResult again = grpo(learner_args(), "faulty", "train.steps=8");
   ASSERT_EQ(again.code, 0) << again.err;
