@@ -16,6 +16,7 @@
 #include "learner/expert_parallel.h"
 #include "learner/minibatch_loss.h"
 #include "learner/sharded_checkpoint.h"
+#include "learner/zero1.h"
 #include "learner/train_batch.h"
 #include "model/checkpoint.h"
 #include "model/pretrained.h"
@@ -213,7 +214,7 @@ TrainerOptions trainer_options_from_config(const Config& c) {
                    "adam_eps", "weight_decay", "max_grad_norm", "ppo_epochs", "mini_batches", "micro_batch_size",
                    "advantage", "clip_low", "clip_high", "dual_clip", "loss_agg", "norm_length", "tis_cap", "kl_coef",
                    "kl_estimator", "kl_in_reward", "ref_refresh_steps", "entropy_coef", "temperature",
-                   "bias_update_gamma", "dtype", "threads", "seed", "overlong_filter"});
+                   "bias_update_gamma", "dtype", "threads", "seed", "overlong_filter", "zero1"});
   TrainerOptions o;
   // An enum spelled wrong: the parser's message, prefixed by where the key is.
   auto parse = [&](const std::string& key, const std::string& fallback, auto parser) {
@@ -252,6 +253,7 @@ TrainerOptions trainer_options_from_config(const Config& c) {
   o.temperature = c.get<double>("temperature", o.temperature);
   o.bias_update_gamma = c.get<double>("bias_update_gamma", o.bias_update_gamma);
   o.overlong_filter = c.get<bool>("overlong_filter", o.overlong_filter);
+  o.zero1 = c.get<bool>("zero1", o.zero1);
   o.dtype = c.get<std::string>("dtype", o.dtype);
   o.threads = c.get<int64_t>("threads", o.threads);
   const int64_t seed = c.get<int64_t>("seed", static_cast<int64_t>(o.seed));
@@ -289,17 +291,31 @@ struct Trainer::State {
   std::unique_ptr<AdamW> optimizer;
   std::vector<at::Tensor> params;              // the optimizer's tensors, for clipping
   ShardedParameters sharded;                   // the same, replicated / experts (expert parallel)
+  std::unique_ptr<Zero1> zero1;                // with options.zero1: this rank's range of the replicated ones
   std::shared_ptr<DeepseekModel> reference;    // null when kl_coef == 0
   bool reference_is_initial = true;
   uint32_t initial_checksum = 0;               // of the initial policy (the reference's origin)
 
-  void bind_optimizer(DeepseekModel& policy, const TrainerOptions& o) {
+  // Drops every trainable parameter's gradient (AdamW's zero_grad reaches only its slices, a part
+  // of the replicated parameters under ZeRO-1).
+  void zero_grad() {
+    for (at::Tensor& p : params) p.mutable_grad() = at::Tensor();
+  }
+
+  void bind_optimizer(DeepseekModel& policy, const TrainerOptions& o, Distributed* dist) {
     auto named = named_trainable(policy);
     params.clear();
     for (auto& [name, t] : named) params.push_back(t);
     sharded = sharded_parameters(policy);
-    optimizer = std::make_unique<AdamW>(std::move(named), AdamWOptions{o.adam_beta1, o.adam_beta2, o.adam_eps,
-                                                                      o.weight_decay});
+    const AdamWOptions adam{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay};
+    if (!o.zero1) {
+      optimizer = std::make_unique<AdamW>(std::move(named), adam);
+      return;
+    }
+    zero1 = std::make_unique<Zero1>(*dist, sharded.replicated);
+    std::vector<ParamSlice> owned = whole_slices(sharded.experts);
+    owned.insert(owned.begin(), zero1->owned().begin(), zero1->owned().end());
+    optimizer = std::make_unique<AdamW>(std::move(owned), adam);
   }
 };
 
@@ -322,9 +338,12 @@ Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, 
                        " (ModelOptions expert_rank / expert_ranks), got shard " + std::to_string(have.expert_rank) +
                        " of " + std::to_string(have.expert_ranks));
     policy_->set_routed_experts(std::make_shared<ExpertParallel>(*dist_));
+  } else if (options_.zero1) {
+    throw InputError("Trainer: trainer.zero1 shards the optimizer state over expert-parallel ranks; "
+                     "run with `grpo learner --job grpo` or leave it out");
   }
   policy_->set_requires_grad(true);
-  state_->bind_optimizer(*policy_, options_);
+  state_->bind_optimizer(*policy_, options_, dist_);
   if (options_.kl_coef > 0) {
     auto initial = cloned_state(*policy_);
     state_->initial_checksum = weights_checksum(initial);
@@ -394,7 +413,7 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
         mix(options_.seed ^ mix(static_cast<uint64_t>(steps_done_) * 1000003u + static_cast<uint64_t>(epoch))));
     const at::Tensor order = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));  // [B]
     for (const at::Tensor& rows : at::tensor_split(order, chunks)) {
-      state_->optimizer->zero_grad();
+      state_->zero_grad();
       MiniBatchStats m;
       double norm = 0;
       if (dist_) {  // this rank's block of the mini-batch; gradients and statistics summed over ranks
@@ -410,10 +429,11 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
       }
       if (std::isfinite(norm)) {
         state_->optimizer->step(st.lr);
+        if (state_->zero1) state_->zero1->all_gather();  // the other ranks' ranges of the replicated parameters
       } else {
         st.skipped_steps += 1;  // a non-finite gradient: no update from this mini-batch
       }
-      state_->optimizer->zero_grad();
+      state_->zero_grad();
       if (options_.bias_update_gamma > 0 && !m.expert_load.empty())
         policy_->update_correction_biases(m.expert_load, options_.bias_update_gamma);
       add_expert_loads(step_loads, m.expert_load);
@@ -464,7 +484,8 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
                           {"steps_done", steps_done_},
                           {"seed", options_.seed},
                           {"reference", reference},
-                          {"initial_checksum", state_->initial_checksum}};
+                          {"initial_checksum", state_->initial_checksum},
+                          {"zero1", options_.zero1}};
   if (dist_) {  // every rank its own tensors, optimizer state and reference experts (trainer.h)
     const at::Tensor sums = dist_->all_gather(at::tensor({int64_t(state_->initial_checksum)}, at::kLong));  // [W, 1]
     state["world_size"] = dist_->size();
@@ -517,6 +538,10 @@ void Trainer::load_checkpoint(const std::string& dir_in) {
     throw InputError("checkpoint '" + state_path.string() + "': saved by " + std::to_string(saved_world) +
                      " expert-parallel ranks, this trainer runs on " + std::to_string(world) +
                      " (the optimizer state is per rank)");
+  if (state.value("zero1", false) != options_.zero1)
+    throw InputError("checkpoint '" + state_path.string() + "': saved with trainer.zero1=" +
+                     (options_.zero1 ? "false" : "true") + ", this trainer has trainer.zero1=" +
+                     (options_.zero1 ? "true" : "false") + " (the optimizer state is sharded differently)");
   uint32_t checksum = 0;
   if (dist_) {
     const auto sums = json_field<std::vector<int64_t>>(state, "initial_checksum", state_path);
@@ -538,7 +563,9 @@ void Trainer::load_checkpoint(const std::string& dir_in) {
     else
       optimizer_state[name] = t;
   }
-  AdamW(named_trainable(*policy_), {}).load_state(optimizer_state, optimizer_path.string());  // shapes and names
+  State probe;  // the optimizer this trainer binds, to check the saved state's names and shapes
+  probe.bind_optimizer(*policy_, options_, dist_);
+  probe.optimizer->load_state(optimizer_state, optimizer_path.string());
   std::shared_ptr<DeepseekModel> new_reference = state_->reference;
   if (state_->reference && reference == "saved") {
     const fs::path ref_path = dist_ ? optimizer_path : sub / kReferenceFile;
@@ -552,7 +579,7 @@ void Trainer::load_checkpoint(const std::string& dir_in) {
 
   // Commit: the policy's tensors are new objects, so the optimizer is re-bound to them.
   policy_->set_requires_grad(true);
-  state_->bind_optimizer(*policy_, options_);
+  state_->bind_optimizer(*policy_, options_, dist_);
   state_->optimizer->load_state(optimizer_state, optimizer_path.string());
   if (new_reference != state_->reference) state_->reference_is_initial = false;
   state_->reference = new_reference;

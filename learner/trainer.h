@@ -69,6 +69,10 @@ struct TrainerOptions {
   // still counts in their group's advantages)
   bool overlong_filter = false;
 
+  // ZeRO-1 (expert parallel only): shard the AdamW moments of the replicated parameters over the
+  // ranks (learner/zero1.h): the same update, the replicated part of the state 1/world a rank.
+  bool zero1 = false;
+
   // numerics and determinism
   std::string dtype = "fp32";     // compute: "fp32", "bf16" (fp32 master weights) or "fp64"
   int64_t threads = 0;            // intra-op threads for the update (0: leave LibTorch's setting)
@@ -83,7 +87,8 @@ struct TrainerOptions {
 // Keys: lr, warmup_steps, total_steps, lr_decay, min_lr_ratio, adam_beta1, adam_beta2, adam_eps,
 // weight_decay, max_grad_norm, ppo_epochs, mini_batches, micro_batch_size, advantage, clip_low,
 // clip_high, dual_clip, loss_agg, norm_length, tis_cap, kl_coef, kl_estimator, kl_in_reward,
-// ref_refresh_steps, entropy_coef, temperature, bias_update_gamma, dtype, threads, seed.
+// ref_refresh_steps, entropy_coef, temperature, bias_update_gamma, overlong_filter, zero1, dtype,
+// threads, seed.
 TrainerOptions trainer_options_from_config(const Config& section);
 
 // What one step() measured. Token metrics are means over all completion tokens the step's

@@ -546,6 +546,7 @@ trainer:
   kl_coef: 0.001
   kl_estimator: k2
   bias_update_gamma: 0.001
+  zero1: true
   dtype: bf16
 )";
   Config root = Config::parse(yaml, "run.yaml");
@@ -562,6 +563,7 @@ trainer:
   EXPECT_EQ(o.policy.aggregation, LossAggregation::kSeqMeanTokenSumNorm);
   EXPECT_EQ(o.policy.norm_length, 512);
   EXPECT_EQ(o.kl_estimator, KlEstimator::kK2);
+  EXPECT_TRUE(o.zero1);
   EXPECT_EQ(o.model_options().compute_dtype, at::kBFloat16);
   EXPECT_EQ(o.model_options().param_dtype, at::kFloat);
 
@@ -614,7 +616,7 @@ TrainerOptions ep_options() {
 }
 
 // Three GRPO steps of 5 groups × 3 completions (mini-batches of 8 and 7 sequences) on EP = 2 and
-// 4 ranks equal one process in fp32: every step's statistics (losses, KL, entropy, clip fractions,
+// 4 ranks (and on 2 with ZeRO-1) equal one process in fp32: every step's statistics (losses, KL, entropy, clip fractions,
 // global gradient norms) to 1e-5 and the weights after 12 optimizer steps to 2e-5 (the biases
 // included, updated from the all-reduced expert loads), for token-mean and seq-mean-token-sum.
 // The ranks also save a checkpoint after step 2 and resume it on fresh trainers, which then
@@ -639,12 +641,15 @@ TEST(TrainerExpertParallel, TwoAndFourRanksEqualOneProcessAndResume) {
     const auto final_weights = weights(*one);
     EXPECT_GT(want[0].clip_fraction + want[1].clip_fraction + want[2].clip_fraction, 0.0);
 
-    for (int world : {2, 4}) {
-      SCOPED_TRACE("EP=" + std::to_string(world));
-      const std::string ckpt = (dir / (std::string(agg) + "-" + std::to_string(world))).string();
+    for (const auto& [world, zero1] : {std::pair{2, false}, std::pair{4, false}, std::pair{2, true}}) {
+      SCOPED_TRACE("EP=" + std::to_string(world) + (zero1 ? " with ZeRO-1" : ""));
+      const std::string ckpt =
+          (dir / (std::string(agg) + "-" + std::to_string(world) + (zero1 ? "-zero1" : ""))).string();
+      TrainerOptions oz = o;
+      oz.zero1 = zero1;
       on_ranks(world, [&](Distributed& dist) {
         auto shard = policy_shard(o, dist.rank(), world);
-        Trainer t(shard, o, &dist);
+        Trainer t(shard, oz, &dist);
         std::map<std::string, at::Tensor> third;
         for (size_t i = 0; i < steps.size(); ++i) {
           const TrainStats got = t.step(steps[i]);
@@ -661,7 +666,7 @@ TEST(TrainerExpertParallel, TwoAndFourRanksEqualOneProcessAndResume) {
         EXPECT_LT(worst, 2e-5) << "rank " << dist.rank();  // 12 Adam steps of fp32 noise (7e-6 measured)
 
         auto fresh = policy_shard(o, dist.rank(), world);
-        Trainer resumed(fresh, o, &dist);
+        Trainer resumed(fresh, oz, &dist);
         resumed.load_checkpoint(ckpt);
         EXPECT_EQ(resumed.steps_done(), 2);
         resumed.step(steps[2]);
@@ -689,6 +694,16 @@ TEST(TrainerExpertParallel, TwoAndFourRanksEqualOneProcessAndResume) {
 }
 
 TEST(TrainerExpertParallel, APolicyThatIsNotTheRanksShardIsAnInputError) {
+  try {
+    TrainerOptions o = ep_options();
+    o.zero1 = true;
+    Trainer t(make_policy("fp32"), o);  // one process: nothing to shard over
+    ADD_FAILURE() << "zero1 accepted without ranks";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer.zero1 shards the optimizer state over expert-parallel ranks"),
+              std::string::npos)
+        << e.what();
+  }
   on_ranks(2, [&](Distributed& dist) {
     try {
       Trainer t(make_policy("fp32"), ep_options(), &dist);  // the whole model on every rank
