@@ -105,7 +105,8 @@ std::vector<ScoredGroup> unpack_groups(const std::string& bytes, const std::stri
   return out;
 }
 
-std::string groups_key(int64_t step) { return "train/step-" + std::to_string(step) + "/groups"; }
+// Posted by rank 0 when step N's groups are ready to broadcast.
+std::string ready_key(int64_t step) { return "train/step-" + std::to_string(step) + "/ready"; }
 const char* const kAddressesKey = "train/rollout-addresses";
 
 class Loop {
@@ -175,8 +176,10 @@ class Loop {
   void follow(int64_t start) {
     if (start > 0) publish(start);
     for (int64_t step = start; step < cfg_.steps; ++step) {
-      const std::string key = groups_key(step);
-      const std::vector<ScoredGroup> used = unpack_groups(dist_->fetch(key, wait_), key);
+      dist_->fetch(ready_key(step), wait_);  // rank 0 may be generating: the long wait is here
+      std::string bytes;
+      dist_->broadcast(bytes);
+      const std::vector<ScoredGroup> used = unpack_groups(bytes, ready_key(step));
       if (used.empty())
         trainer_->skip_step();
       else
@@ -402,8 +405,10 @@ class Loop {
       for (const auto& c : g.completions) min_version = std::min(min_version, c.weight_version);
 
     if (dist_) {  // the other ranks train on the same groups
-      if (step > 0) dist_->erase(groups_key(step - 1));  // every rank has trained on it
-      dist_->post(groups_key(step), pack_groups(used));
+      if (step > 0) dist_->erase(ready_key(step - 1));  // every rank has trained on that step
+      dist_->post(ready_key(step), "");
+      std::string bytes = pack_groups(used);
+      dist_->broadcast(bytes);
     }
     auto t0 = Clock::now();
     if (!used.empty()) {

@@ -41,8 +41,9 @@ struct TrainSummary {
 
 // Expert parallel (`grpo learner --nproc N` on a run config like this one, learner/expert_parallel.h):
 // every rank calls run_training with its `dist`. Rank 0 runs everything above — services, store,
-// metrics, evaluation, report — and sends each step's groups to the other ranks through the
-// rendezvous store (they wait for them up to `wait`: rank 0 may be generating). Every rank holds its
+// metrics, evaluation, report — and broadcasts each step's groups to the other ranks, which wait
+// for its "step ready" message in the rendezvous store up to `wait` (rank 0 may be generating)
+// rather than in a collective bounded by the collective timeout. Every rank holds its
 // expert shard of the policy and takes part in the trainer step (learner/trainer.h), in publishing
 // (each rank streams its own experts to the rollout workers as its part of the version,
 // learner/ep_publisher.h; rank 0 also the replicated tensors) and in every checkpoint (sharded, with

@@ -1,6 +1,7 @@
 #include "learner/distributed.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <map>
 
 #include "common/error.h"
@@ -201,6 +202,21 @@ at::Tensor Distributed::all_to_all(const at::Tensor& input, const std::vector<in
 at::Tensor Distributed::all_to_all_counts(const at::Tensor& counts) {
   const std::vector<int64_t> even(size(), counts.numel() / size());
   return all_to_all(counts.to(at::kLong).contiguous(), even, even);
+}
+
+void Distributed::broadcast(std::string& bytes) {
+  if (size() == 1) return;
+  try {
+    std::vector<at::Tensor> size{at::tensor({static_cast<int64_t>(bytes.size())}, at::kLong)};
+    impl_->group->broadcast(size)->wait(timeout_);
+    const int64_t n = size[0].item<int64_t>();
+    std::vector<at::Tensor> data{at::empty({n}, at::kByte)};
+    if (rank() == 0) std::memcpy(data[0].data_ptr(), bytes.data(), n);
+    if (n > 0) impl_->group->broadcast(data)->wait(timeout_);
+    if (rank() != 0) bytes.assign(static_cast<const char*>(data[0].data_ptr()), n);
+  } catch (const std::exception& e) {
+    fail("broadcast", e);
+  }
 }
 
 void Distributed::barrier() {

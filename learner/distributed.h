@@ -67,12 +67,15 @@ class Distributed {
   // counts: [size * m] int64, block r for rank r -> the [size * m] blocks every rank sent to this one.
   at::Tensor all_to_all_counts(const at::Tensor& counts);
   void barrier();
+  // Rank 0's `bytes` to every rank (the others' `bytes` are replaced): its size, then the bytes.
+  void broadcast(std::string& bytes);
 
-  // Messages through the rendezvous store (hosted by rank 0), for a rank that waits on another
-  // longer than a collective may take (the GRPO loop's ranks wait for rank 0's next batch while it
-  // generates). post() stores `bytes` under `key` (keys live in their own namespace); fetch()
-  // waits up to `timeout` for the key, then returns its value; erase() drops a key nobody needs
-  // any more. DistributedError when the store is gone (rank 0 died) or the wait times out.
+  // Small messages through the rendezvous store (hosted by rank 0), for a rank that waits on
+  // another longer than a collective may take (the GRPO loop's ranks wait for rank 0's next step
+  // while it generates, then take its groups by broadcast). post() stores `bytes` under `key`
+  // (keys live in their own namespace); fetch() waits up to `timeout` for the key, then returns
+  // its value; erase() drops a key nobody needs any more. DistributedError when the store is gone
+  // (rank 0 died) or the wait times out.
   void post(const std::string& key, const std::string& bytes);
   std::string fetch(const std::string& key, std::chrono::milliseconds timeout);
   void erase(const std::string& key);
