@@ -261,39 +261,40 @@ class Loop {
     return o;
   }
 
-  // The newest checkpoint that loads (on every rank, expert parallel).
+  // The newest checkpoint that loads (on every rank, expert parallel). Checkpoints of which none
+  // loads are an error: starting over would silently retrain the steps the store already holds.
   void resume() {
     const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
-    bool loaded_any = false;
-    for (const auto& [step, path] : list_checkpoints(dir)) {
-      std::string error;
+    const auto checkpoints = list_checkpoints(dir);
+    std::string newest_error;
+    for (const auto& [step, path] : checkpoints) {
+      std::string mine;  // this rank's error
       try {
         trainer_->load_checkpoint(path.string());
-        loaded_any = true;
       } catch (const std::exception& e) {
-        error = e.what();
+        mine = e.what();
       }
+      double failed = mine.empty() ? 0 : 1;
       if (dist_) {  // the ranks that failed, everywhere
-        at::Tensor failed = at::tensor({error.empty() ? 0.0 : 1.0}, at::kDouble);
-        dist_->all_reduce_sum(failed);
-        if (error.empty() && failed.item<double>() > 0) error = "another rank could not load its part";
+        at::Tensor f = at::tensor({failed}, at::kDouble);
+        dist_->all_reduce_sum(f);
+        failed = f.item<double>();
       }
-      if (error.empty()) {
+      if (failed == 0) {
         if (lead())
           std::cerr << "train: resuming from " << path.string() << " (" << trainer_->steps_done() << " steps done)"
                     << std::endl;
         return;
       }
-      if (lead() || error.find("another rank") == std::string::npos)
-        std::cerr << "train: skipping checkpoint " << path.string() << ": " << error << std::endl;
+      const std::string why = mine.empty() ? "another rank could not load its part" : mine;
+      if (newest_error.empty()) newest_error = why;
+      if (lead() || !mine.empty()) std::cerr << "train: skipping checkpoint " << path.string() << ": " << why << std::endl;
     }
-    if (dist_) {  // a rank that loaded a checkpoint the others could not: the ranks would disagree
-      at::Tensor any = at::tensor({loaded_any ? 1.0 : 0.0}, at::kDouble);
-      dist_->all_reduce_sum(any);
-      if (any.item<double>() > 0)
-        throw InputError("train: no checkpoint in " + dir.string() +
-                         " loads on every rank; move the broken ones away (or all of them to start over)");
-    }
+    if (!checkpoints.empty())
+      throw InputError("train: none of the " + std::to_string(checkpoints.size()) + " checkpoints in " + dir.string() +
+                       " loads (the newest: " + newest_error +
+                       "); fix what differs (e.g. the config, or the number of ranks it was saved by) or move "
+                       "them away to start over");
   }
 
   // ---- generation thread -------------------------------------------------------------

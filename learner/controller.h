@@ -20,7 +20,9 @@
 // train.steps), the controller loads the newest checkpoint that loads, then replays the steps
 // after it: a step whose groups are already in the store trains on those (no group is generated
 // twice or lost), the others are generated. Weights are only ever changed by loading a
-// checkpoint or by one update per step, so no update is applied twice.
+// checkpoint or by one update per step, so no update is applied twice. Checkpoints of which none
+// loads (another model, another number of expert-parallel ranks) stop the run with an InputError
+// naming the newest one's cause, instead of starting over.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -119,9 +119,11 @@ TEST_F(EpGrpo, TwoRanksTrainWhatOneProcessTrainsAndResume) {
   EXPECT_NE(resumed.find("\"start_step\":1"), std::string::npos) << resumed;
   EXPECT_LT(max_diff(final_weights("resumed"), final_weights("ep")), 1e-6);
 
-  // Resuming takes the same number of ranks: one process skips the 2-rank checkpoints (and, as the
-  // store holds every group, retrains from the start on them).
+  // Resuming takes the same number of ranks: one process refuses the 2-rank checkpoints, naming
+  // why, rather than start over on the steps the store holds.
   const grpo_test::CliResult single = grpo("train --quiet", "ep");
+  EXPECT_NE(single.code, 0);
+  EXPECT_NE(single.err.find("none of the 2 checkpoints"), std::string::npos) << single.err;
   EXPECT_NE(single.err.find("saved by 2 expert-parallel ranks"), std::string::npos) << single.err;
 }
 
