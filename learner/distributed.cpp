@@ -29,6 +29,13 @@ int64_t env_int(const char* name, const int64_t* fallback) {
   return x;
 }
 
+// An exception's message without the backtrace c10 appends.
+std::string first_line(const std::exception& e) {
+  std::string what = e.what();
+  if (const size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+  return what;
+}
+
 std::string secs(std::chrono::milliseconds t) { return std::to_string(t.count() / 1000.0).substr(0, 5) + "s"; }
 
 }  // namespace
@@ -87,10 +94,9 @@ Distributed::Distributed(const DistEnv& env, std::chrono::milliseconds timeout)
 Distributed::~Distributed() = default;
 
 void Distributed::fail(const std::string& op, const std::exception& e) const {
-  std::string what = e.what();
-  if (const size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);  // c10 appends a backtrace
   throw DistributedError("rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) + ": " + op +
-                         " failed (a peer rank exited or did not answer within " + secs(timeout_) + "): " + what);
+                         " failed (a peer rank exited or did not answer within " + secs(timeout_) +
+                         "): " + first_line(e));
 }
 
 namespace {
@@ -111,11 +117,9 @@ std::string Distributed::fetch(const std::string& key, std::chrono::milliseconds
     const std::vector<uint8_t> v = impl_->store->get(kMessagePrefix + key);
     return std::string(v.begin(), v.end());
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    if (const size_t nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
     throw DistributedError("rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) +
                            ": waiting for '" + key + "' from rank 0 failed (rank 0 exited or sent nothing within " +
-                           secs(timeout) + "): " + what);
+                           secs(timeout) + "): " + first_line(e));
   }
 }
 

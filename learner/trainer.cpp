@@ -16,8 +16,8 @@
 #include "learner/expert_parallel.h"
 #include "learner/minibatch_loss.h"
 #include "learner/sharded_checkpoint.h"
-#include "learner/zero1.h"
 #include "learner/train_batch.h"
+#include "learner/zero1.h"
 #include "model/checkpoint.h"
 #include "model/pretrained.h"
 #include "model/safetensors.h"
@@ -138,7 +138,8 @@ at::Tensor batch_logprobs(const DeepseekModel& model, const TrainBatch& batch, i
   const int world = dist->size();
   const int64_t n = batch.rows(), width = batch.mask.size(1), most = (n + world - 1) / world;
   const at::Tensor all = at::arange(n, at::kLong);
-  const RankPart part = rank_part(batch, all, world, rows_per_forward, LossAggregation::kTokenMean);
+  RankPart part;  // passes only: no loss here
+  part.passes = forward_passes(most, rows_per_forward);
   const at::Tensor mine = completion_logprobs(model, batch.select(rank_rows(all, dist->rank(), world)),
                                               rows_per_forward, temperature, &part);  // [n_r, T_r-1]
   at::Tensor padded = at::zeros({most, width}, batch.mask.options());                 // [most, T-1]
