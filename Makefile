@@ -3,22 +3,29 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-APT_PACKAGES = build-essential cmake ccache pkg-config git python3 \
-  libtorch-dev libopenblas0-pthread libgloo-dev \
+# libgloo-dev: the declarations ProcessGroupGloo.hpp includes (the wheel ships c10d's headers,
+# not Gloo's; the Gloo code itself is the one compiled into the wheel's libtorch_cpu).
+APT_PACKAGES = build-essential cmake ccache pkg-config git python3 python3-venv \
+  libgloo-dev \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   librocksdb-dev libyaml-cpp-dev libgtest-dev libgmock-dev libboost-dev libpcre2-dev libicu-dev \
   nlohmann-json3-dev zlib1g-dev bubblewrap python3-grpcio python3-protobuf
 
 .PHONY: deps configure build test demo bench clean
 
-# Installs the Debian packages (needs root or sudo); skipped when all are present.
+# Installs the Debian packages (needs root or sudo; skipped when all are present), then the Python
+# environment with LibTorch and the test oracles (scripts/pyenv.sh; shared by every clone).
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing \
+	    || { echo "make deps: apt-get could not install: $$missing" >&2; exit 1; }; \
 	fi
+ifeq (,$(findstring GRPO_SYSTEM_TORCH=ON,$(CMAKE_FLAGS)))
+	@scripts/pyenv.sh >/dev/null
+endif
 
 configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)

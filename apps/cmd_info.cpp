@@ -1,26 +1,48 @@
-// `grpo info`: what this build runs on (versions, threads, BLAS, CPU features).
+// `grpo info`: what this build runs on (versions, threads, BLAS, the CUDA parts and devices).
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "common/cli.h"
 #include "common/torch_pch.h"
+#include "kernels/cuda_info.h"
 #include "model/runtime.h"
 
 namespace {
+
+std::string build_line() {
+  const grpo::kernels::CudaBuild b = grpo::kernels::cuda_build();
+  if (!b.built) return "no (" + b.why_not + ")";
+  return "yes: nvcc " + b.nvcc + ", architectures " + b.archs + ", LibTorch CUDA " + b.torch_cuda + ", NCCL " + b.nccl;
+}
+
+std::string devices_line() {
+  std::string why;
+  const auto devices = grpo::kernels::cuda_devices(&why);
+  if (devices.empty()) return "none (" + why + ")";
+  std::ostringstream s;
+  s << devices.size();
+  for (size_t i = 0; i < devices.size(); ++i)
+    s << (i ? ", " : ": ") << "cuda:" << i << " " << devices[i].name << " (sm_" << devices[i].major
+      << devices[i].minor << ", " << std::fixed << std::setprecision(1) << devices[i].memory_gib << " GiB)";
+  return s.str();
+}
 
 int run_info(const grpo::Args& args) {
   int threads = grpo::set_torch_threads(args.get_int("threads"));
   std::cout << "libtorch      " << TORCH_VERSION << "\n"
             << "threads       " << threads << " intra-op\n"
-            << "blas          " << grpo::loaded_blas_library() << "\n"
-            << "cuda          " << (at::hasCUDA() ? "available" : "not available") << "\n"
-            << "mkldnn (bf16) " << (at::hasMKLDNN() ? "yes" : "no") << "\n";
+            << "blas          " << grpo::blas_library() << "\n"
+            << "mkldnn (bf16) " << (at::hasMKLDNN() ? "yes" : "no") << "\n"
+            << "cuda build    " << build_line() << "\n"
+            << "cuda devices  " << devices_line() << "\n";
   return 0;
 }
 
-GRPO_COMMAND("info", "Show the runtime: LibTorch version, threads, BLAS library, devices", "",
+GRPO_COMMAND("info", "Show the runtime: LibTorch version, threads, BLAS, the CUDA parts built in and the devices seen", "",
              ({{"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}), run_info);
 
 }  // namespace

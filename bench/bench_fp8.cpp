@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   at::manual_seed(0);
   const at::Tensor w = at::randn({R, C});
   const grpo::Fp8Blocks b = grpo::quantize_fp8_blocks(w);
-  at::Tensor lut = grpo::fp8_decode(at::arange(256, at::kInt).to(at::kByte));
+  at::Tensor lut = grpo::fp8_decode(at::arange(256, at::kInt).to(at::kByte).view(at::kFloat8_e4m3fn));
 
   const double q_ours = best_seconds(reps, [&] { grpo::quantize_fp8_blocks(w); });
   // Baseline: ATen scales and division; codes by the same scalar encoder (ATen 1.13 has no float8).

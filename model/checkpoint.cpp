@@ -262,7 +262,7 @@ std::map<std::string, at::Tensor> load_weights(const std::string& path, at::Scal
     }
     auto scale = raw.tensors.find(name + kFp8ScaleSuffix);
     if (scale == raw.tensors.end()) {
-      out[name] = fp8_decode(st.data, st.dtype).to(dtype);
+      out[name] = fp8_decode(st.data).to(dtype);
       continue;
     }
     if (block < 0) block = fp8_block_size(path);
@@ -281,7 +281,7 @@ std::map<std::string, at::Tensor> load_weights(const std::string& path, at::Scal
       continue;
     }
     try {
-      out[name] = dequantize_fp8_blocks(st.data, scale->second.data, block, st.dtype).to(dtype);
+      out[name] = dequantize_fp8_blocks(st.data, scale->second.data, block).to(dtype);
     } catch (const InputError& e) {
       throw InputError("checkpoint '" + raw.file_of[scale_name] + "', tensor '" + scale_name + "' (for '" + name +
                        "'): " + e.what());

@@ -31,7 +31,7 @@ void save_checkpoint_raw(const std::string& dir, const std::map<std::string, Sto
 // block-wise (block size from config.json's quantization_config.weight_block_size, default 128)
 // and the scale entry dropped; an FP8 tensor without a scale is decoded as is.
 // With `keep_fp8` (the raw path for FP8 inference), a 2-D e4m3 `X` with 128×128 block scales
-// stays as it is stored: X = codes (kByte) and X_scale_inv = scales (float32).
+// stays as it is stored: X = codes (float8_e4m3fn) and X_scale_inv = scales (float32).
 std::map<std::string, at::Tensor> load_weights(const std::string& path, at::ScalarType dtype = at::kFloat,
                                                bool keep_fp8 = false);
 

@@ -19,7 +19,7 @@ namespace {
 Linear make_linear(int64_t out, int64_t in, const at::TensorOptions& o, const ModelOptions& mo) {
   if (!mo.fp8) return {at::zeros({out, in}, o), {}};
   auto blocks = [](int64_t n) { return (n + kFp8BlockSize - 1) / kFp8BlockSize; };
-  Linear w{at::zeros({out, in}, o.dtype(at::kByte)), at::ones({blocks(out), blocks(in)}, o.dtype(at::kFloat))};
+  Linear w{at::zeros({out, in}, o.dtype(at::kFloat8_e4m3fn)), at::ones({blocks(out), blocks(in)}, o.dtype(at::kFloat))};
   w.quantize_activations = mo.fp8_activations;
   return w;
 }
@@ -232,11 +232,11 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
       continue;
     }
     check_shape(name, it->second, t->sizes());
-    const bool fp8_codes = t->scalar_type() == at::kByte;
+    const bool fp8_codes = t->scalar_type() == at::kFloat8_e4m3fn;
     auto scale = weights.find(scale_of(name));
     if (fp8_codes && scale != weights.end()) {  // FP8 as stored: codes + block scales
-      if (it->second.scalar_type() != at::kByte)
-        throw InputError(source + ": " + name + ": has " + scale->first + " beside it, so expected FP8 e4m3 codes (uint8), got " +
+      if (it->second.scalar_type() != at::kFloat8_e4m3fn)
+        throw InputError(source + ": " + name + ": has " + scale->first + " beside it, so expected FP8 e4m3 codes (F8_E4M3), got " +
                          c10::toString(it->second.scalar_type()));
       const std::string scale_name = scale_of(name);
       check_shape(scale_name, scale->second, expected.at(scale_name)->sizes());
@@ -270,7 +270,7 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
   for (auto& [name, t] : params) {
     if (is_scale(name)) continue;
     const at::Tensor& w = weights.at(name);
-    if (t->scalar_type() != at::kByte) {
+    if (t->scalar_type() != at::kFloat8_e4m3fn) {
       staged[name] = w.to(t->scalar_type()).contiguous();  // shares storage with `weights` when nothing changes
       continue;
     }

@@ -88,7 +88,7 @@ class DeepseekModel {
   // embeddings are tied, rotary inv_freq buffers, MTP layers when the model has none, and the
   // routed experts of other shards in an expert-sharded model.
   // An FP8 model takes each linear weight either as float (quantised here) or as e4m3 codes
-  // (kByte) with its `X.weight_scale_inv` beside it (kept as they are).
+  // (float8_e4m3fn) with its `X.weight_scale_inv` beside it (kept as they are).
   void load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source);
 
   // Final hidden states (after model.norm) [B, T, D] in compute dtype. ids: [B, T] int64;

@@ -1,6 +1,5 @@
 // Element types as safetensors names them ("F32", "BF16", "F8_E4M3", ...) and their LibTorch storage.
-// LibTorch 1.13 has no float8 type: F8_E4M3 / F8_E5M2 tensors are held as at::kByte raw codes and
-// carry their DType beside them (see StoredTensor in safetensors.h).
+// F8_E4M3 / F8_E5M2 are LibTorch's native float8 types (at::kFloat8_e4m3fn, at::kFloat8_e5m2).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -23,7 +22,7 @@ struct Info {
 inline constexpr Info kInfos[] = {
     {DType::F64, "F64", 8, at::kDouble},     {DType::F32, "F32", 4, at::kFloat},
     {DType::F16, "F16", 2, at::kHalf},       {DType::BF16, "BF16", 2, at::kBFloat16},
-    {DType::F8_E4M3, "F8_E4M3", 1, at::kByte}, {DType::F8_E5M2, "F8_E5M2", 1, at::kByte},
+    {DType::F8_E4M3, "F8_E4M3", 1, at::kFloat8_e4m3fn}, {DType::F8_E5M2, "F8_E5M2", 1, at::kFloat8_e5m2},
     {DType::I64, "I64", 8, at::kLong},       {DType::I32, "I32", 4, at::kInt},
     {DType::I16, "I16", 2, at::kShort},      {DType::I8, "I8", 1, at::kChar},
     {DType::U8, "U8", 1, at::kByte},         {DType::BOOL, "BOOL", 1, at::kBool},
@@ -41,13 +40,13 @@ inline std::optional<DType> parse_dtype(const std::string& name) {
     if (name == i.name) return i.dtype;
   return std::nullopt;
 }
-// The at::ScalarType a tensor of this DType is held in (F8_* -> kByte).
+// The at::ScalarType a tensor of this DType is held in.
 inline at::ScalarType storage_scalar_type(DType t) { return dtype_detail::info(t).storage; }
-// The DType a tensor of this scalar type is stored as (kByte -> U8: F8 needs its tag explicitly).
+// The DType a tensor of this scalar type is stored as.
 // Throws std::invalid_argument for types safetensors cannot hold (complex, quantized).
 inline DType dtype_of(at::ScalarType t) {
   for (const auto& i : dtype_detail::kInfos)
-    if (i.storage == t && i.dtype != DType::F8_E4M3 && i.dtype != DType::F8_E5M2) return i.dtype;
+    if (i.storage == t) return i.dtype;
   throw std::invalid_argument(std::string("no safetensors dtype for ") + c10::toString(t));
 }
 inline bool is_fp8(DType t) { return t == DType::F8_E4M3 || t == DType::F8_E5M2; }

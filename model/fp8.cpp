@@ -68,13 +68,16 @@ inline float decode_minifloat(uint32_t code) {
 constexpr auto decode_e4m3 = decode_minifloat<4, 3, false>;
 constexpr auto decode_e5m2 = decode_minifloat<5, 2, true>;
 
-// Calls f(decode) with the decoder for `fmt`, so loops get it inlined.
+// Calls f(decode) with the decoder for the codes' float8 type, so loops get it inlined.
 template <typename F>
-void with_decoder(DType fmt, F f) {
-  if (fmt == DType::F8_E4M3) return f([](uint32_t c) { return decode_e4m3(c); });
-  if (fmt == DType::F8_E5M2) return f([](uint32_t c) { return decode_e5m2(c); });
-  throw std::invalid_argument(std::string("fp8 decode: ") + dtype_name(fmt) + " is not an FP8 format");
+void with_decoder(at::ScalarType codes, const char* what, F f) {
+  if (codes == at::kFloat8_e4m3fn) return f([](uint32_t c) { return decode_e4m3(c); });
+  if (codes == at::kFloat8_e5m2) return f([](uint32_t c) { return decode_e5m2(c); });
+  throw std::invalid_argument(std::string(what) + ": codes must be float8 (e4m3fn or e5m2), got " + c10::toString(codes));
 }
+
+// The raw code bytes of a float8 tensor.
+const uint8_t* code_bytes(const at::Tensor& q) { return static_cast<const uint8_t*>(q.data_ptr()); }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -86,10 +89,10 @@ Fp8Blocks quantize_blocks(const at::Tensor& x, int64_t br, int64_t bc, const cha
                                 c10::toString(x.scalar_type()) + " " + shape_str(x.sizes()));
   const at::Tensor w = x.to(at::kFloat).contiguous();  // [R, C]
   const int64_t R = w.size(0), C = w.size(1), nr = ceil_div(R, br), nc = ceil_div(C, bc);
-  at::Tensor q = at::empty({R, C}, at::kByte);
+  at::Tensor q = at::empty({R, C}, at::kFloat8_e4m3fn);
   at::Tensor s = at::empty({nr, nc}, at::kFloat);
   const float* wp = w.data_ptr<float>();
-  uint8_t* qp = q.data_ptr<uint8_t>();
+  uint8_t* qp = static_cast<uint8_t*>(q.data_ptr());
   float* sp = s.data_ptr<float>();
   std::atomic<bool> non_finite{false};
   at::parallel_for(0, nr, 1, [&](int64_t b0, int64_t b1) {
@@ -131,11 +134,10 @@ Fp8Blocks quantize_blocks(const at::Tensor& x, int64_t br, int64_t bc, const cha
   return {q, s};
 }
 
-at::Tensor dequantize_blocks(const at::Tensor& q, const at::Tensor& scale, int64_t br, int64_t bc, DType fmt,
-                             const char* what) {
+at::Tensor dequantize_blocks(const at::Tensor& q, const at::Tensor& scale, int64_t br, int64_t bc, const char* what) {
   if (br <= 0 || bc <= 0) throw std::invalid_argument(std::string(what) + ": block sizes must be positive");
-  if (q.dim() != 2 || q.scalar_type() != at::kByte)
-    throw std::invalid_argument(std::string(what) + ": codes must be a 2-D kByte tensor, got " +
+  if (q.dim() != 2)
+    throw std::invalid_argument(std::string(what) + ": codes must be a 2-D float8 tensor, got " +
                                 c10::toString(q.scalar_type()) + " " + shape_str(q.sizes()));
   const int64_t R = q.size(0), C = q.size(1), nr = ceil_div(R, br), nc = ceil_div(C, bc);
   if (scale.dim() != 2 || scale.size(0) != nr || scale.size(1) != nc)
@@ -145,10 +147,10 @@ at::Tensor dequantize_blocks(const at::Tensor& q, const at::Tensor& scale, int64
   const at::Tensor qc = q.contiguous();
   const at::Tensor sc = scale.to(at::kFloat).contiguous();
   at::Tensor out = at::empty({R, C}, at::kFloat);
-  const uint8_t* qp = qc.data_ptr<uint8_t>();
+  const uint8_t* qp = code_bytes(qc);
   const float* sp = sc.data_ptr<float>();
   float* op = out.data_ptr<float>();
-  with_decoder(fmt, [&](auto decode) {
+  with_decoder(q.scalar_type(), what, [&](auto decode) {
     at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float* srow = sp + (r / br) * nc;
@@ -173,23 +175,21 @@ float fp8_e5m2_decode(uint8_t code) { return decode_e5m2(code); }
 
 at::Tensor fp8_e4m3_encode(const at::Tensor& x) {
   const at::Tensor xf = x.to(at::kFloat).contiguous();
-  at::Tensor q = at::empty(xf.sizes(), at::kByte);
+  at::Tensor q = at::empty(xf.sizes(), at::kFloat8_e4m3fn);
   const float* xp = xf.data_ptr<float>();
-  uint8_t* qp = q.data_ptr<uint8_t>();
+  uint8_t* qp = static_cast<uint8_t*>(q.data_ptr());
   at::parallel_for(0, xf.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) qp[i] = encode_e4m3(xp[i]);
   });
   return q;
 }
 
-at::Tensor fp8_decode(const at::Tensor& codes, DType fmt) {
-  if (codes.scalar_type() != at::kByte)
-    throw std::invalid_argument(std::string("fp8_decode: codes must be kByte, got ") + c10::toString(codes.scalar_type()));
+at::Tensor fp8_decode(const at::Tensor& codes) {
   const at::Tensor qc = codes.contiguous();
   at::Tensor out = at::empty(qc.sizes(), at::kFloat);
-  const uint8_t* qp = qc.data_ptr<uint8_t>();
+  const uint8_t* qp = code_bytes(qc);
   float* op = out.data_ptr<float>();
-  with_decoder(fmt, [&](auto decode) {
+  with_decoder(codes.scalar_type(), "fp8_decode", [&](auto decode) {
     at::parallel_for(0, qc.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) op[i] = decode(qp[i]);
     });
@@ -201,8 +201,8 @@ Fp8Blocks quantize_fp8_blocks(const at::Tensor& w, int64_t block) {
   return quantize_blocks(w, block, block, "quantize_fp8_blocks");
 }
 
-at::Tensor dequantize_fp8_blocks(const at::Tensor& q, const at::Tensor& scale_inv, int64_t block, DType fmt) {
-  return dequantize_blocks(q, scale_inv, block, block, fmt, "dequantize_fp8_blocks");
+at::Tensor dequantize_fp8_blocks(const at::Tensor& q, const at::Tensor& scale_inv, int64_t block) {
+  return dequantize_blocks(q, scale_inv, block, block, "dequantize_fp8_blocks");
 }
 
 namespace {
@@ -230,8 +230,8 @@ void dequantize_into(const uint8_t* qp, const float* sp, T* op, int64_t R, int64
 
 void dequantize_fp8_blocks_into(const at::Tensor& q, const at::Tensor& scale_inv, at::Tensor& out, int64_t block) {
   if (block <= 0) throw std::invalid_argument("dequantize_fp8_blocks_into: block size must be positive");
-  if (q.dim() != 2 || q.scalar_type() != at::kByte || !q.is_contiguous())
-    throw std::invalid_argument("dequantize_fp8_blocks_into: codes must be a contiguous 2-D kByte tensor, got " +
+  if (q.dim() != 2 || q.scalar_type() != at::kFloat8_e4m3fn || !q.is_contiguous())
+    throw std::invalid_argument("dequantize_fp8_blocks_into: codes must be a contiguous 2-D float8_e4m3fn tensor, got " +
                                 std::string(c10::toString(q.scalar_type())) + " " + shape_str(q.sizes()));
   const int64_t R = q.size(0), C = q.size(1);
   if (scale_inv.dim() != 2 || scale_inv.size(0) != ceil_div(R, block) || scale_inv.size(1) != ceil_div(C, block) ||
@@ -242,7 +242,7 @@ void dequantize_fp8_blocks_into(const at::Tensor& q, const at::Tensor& scale_inv
   if (out.sizes() != q.sizes() || !out.is_contiguous())
     throw std::invalid_argument("dequantize_fp8_blocks_into: out must be contiguous " + shape_str(q.sizes()) +
                                 ", got " + shape_str(out.sizes()));
-  const uint8_t* qp = q.data_ptr<uint8_t>();
+  const uint8_t* qp = code_bytes(q);
   const float* sp = scale_inv.data_ptr<float>();
   switch (out.scalar_type()) {
     case at::kFloat: return dequantize_into(qp, sp, out.data_ptr<float>(), R, C, block);
@@ -259,7 +259,7 @@ Fp8Blocks quantize_fp8_act_tiles(const at::Tensor& x, int64_t tile) {
 }
 
 at::Tensor dequantize_fp8_act_tiles(const at::Tensor& q, const at::Tensor& scale, int64_t tile) {
-  return dequantize_blocks(q, scale, 1, tile, DType::F8_E4M3, "dequantize_fp8_act_tiles");
+  return dequantize_blocks(q, scale, 1, tile, "dequantize_fp8_act_tiles");
 }
 
 }  // namespace grpo

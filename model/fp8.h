@@ -7,7 +7,9 @@
 // Block scaling as in DeepSeek-V3: a weight [out, in] is cut into 128x128 blocks; each block b has
 // scale_inv[b] = amax(|w_b|) / 448 and codes q = e4m3(w / scale_inv); w ~ decode(q) * scale_inv.
 // Activations use the same rule per 1x128 tile of each row.
-// All tensors here are CPU; q is kByte, scales and results are float32.
+// All tensors here are CPU; codes are LibTorch's native float8 (q: at::kFloat8_e4m3fn; e5m2 codes
+// at::kFloat8_e5m2), scales and results are float32. The arithmetic is our own (saturating, exact,
+// vectorised); tests pin it to LibTorch's float8 conversions code for code.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -27,13 +29,13 @@ uint8_t fp8_e4m3_encode(float x);
 float fp8_e4m3_decode(uint8_t code);
 float fp8_e5m2_decode(uint8_t code);
 
-// Elementwise over tensors: any float tensor -> kByte codes of the same shape, and back to float32.
+// Elementwise over tensors: any float tensor -> kFloat8_e4m3fn codes of the same shape, and float8
+// codes (kFloat8_e4m3fn or kFloat8_e5m2) back to float32.
 at::Tensor fp8_e4m3_encode(const at::Tensor& x);
-// `fmt` is F8_E4M3 or F8_E5M2.
-at::Tensor fp8_decode(const at::Tensor& codes, DType fmt = DType::F8_E4M3);
+at::Tensor fp8_decode(const at::Tensor& codes);
 
 struct Fp8Blocks {
-  at::Tensor q;      // kByte, the input's shape
+  at::Tensor q;      // kFloat8_e4m3fn, the input's shape
   at::Tensor scale;  // float32 [ceil(rows/block_rows), ceil(cols/block_cols)]: amax/448 (1 for all-zero blocks)
 };
 
@@ -42,8 +44,7 @@ struct Fp8Blocks {
 Fp8Blocks quantize_fp8_blocks(const at::Tensor& w, int64_t block = kFp8BlockSize);
 // Codes [out, in] (e4m3 or e5m2) with scale_inv [ceil(out/block), ceil(in/block)] -> float32 [out, in].
 // Throws grpo::InputError if scale_inv's shape does not match.
-at::Tensor dequantize_fp8_blocks(const at::Tensor& q, const at::Tensor& scale_inv, int64_t block = kFp8BlockSize,
-                                 DType fmt = DType::F8_E4M3);
+at::Tensor dequantize_fp8_blocks(const at::Tensor& q, const at::Tensor& scale_inv, int64_t block = kFp8BlockSize);
 // The same values written into `out` (contiguous [out, in], float32, bfloat16 or float64; each
 // value is the float32 product decode(q) · scale_inv rounded to out's dtype), without allocating:
 // one 256-entry table per block, so the inner loop is a table look-up. e4m3 codes.

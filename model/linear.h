@@ -2,7 +2,7 @@
 //
 // Dense: `weight` holds W in any float dtype, cast to the activations' dtype where it is used, so
 // fp32 master weights drive a bf16 forward and autograd reaches the fp32 tensor.
-// FP8 (inference only): `weight` holds e4m3 codes (kByte, [out, in]) and `scale_inv` DeepSeek-V3's
+// FP8 (inference only): `weight` holds e4m3 codes (float8_e4m3fn, [out, in]) and `scale_inv` DeepSeek-V3's
 // block scales (fp32 [ceil(out/128), ceil(in/128)]): W = decode(codes) × scale_inv per 128×128 block
 // (DESIGN §3). The CPU reference path is weight-only FP8 by default: W is dequantised block-wise
 // into a reusable per-thread buffer in the activations' dtype (bf16 or fp32) and multiplied there.

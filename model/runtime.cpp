@@ -13,7 +13,8 @@ int set_torch_threads(int threads) {
   return at::get_num_threads();
 }
 
-std::string loaded_blas_library() {
+std::string blas_library() {
+  if (at::hasMKL()) return "MKL";
   // A float64 product goes through BLAS (dgemm) rather than oneDNN, so the library is mapped.
   auto a = at::ones({64, 64}, at::kDouble);
   (void)a.mm(a).sum().item<double>();

@@ -4,12 +4,13 @@
 
 namespace grpo {
 
-// Debian's LibTorch starts with one intra-op thread; every command calls this with its
-// --threads value (0 = all cores). Returns the number of threads now in use.
+// Every command calls this with its --threads value (0 = all cores), so runs do not depend on
+// LibTorch's default (OMP_NUM_THREADS, cgroup limits). Returns the number of threads now in use.
 int set_torch_threads(int threads);
 
-// Path of the BLAS shared library mapped into this process after a matrix product
-// (e.g. /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3), or "" if none is mapped.
-std::string loaded_blas_library();
+// The BLAS LibTorch's matrix products run on: "MKL" when LibTorch was built with it (the PyPI
+// wheel links it in), else the path of the BLAS shared library mapped into this process after a
+// float64 product (e.g. /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3), or "" if none.
+std::string blas_library();
 
 }  // namespace grpo

@@ -22,7 +22,7 @@
 
 namespace grpo {
 
-// One tensor as stored: data on CPU, contiguous, shape as on disk; F8 codes as kByte.
+// One tensor as stored: data on CPU, contiguous, shape as on disk; F8 codes as LibTorch's float8 types.
 struct StoredTensor {
   at::Tensor data;
   DType dtype;

@@ -75,7 +75,7 @@ bool scalar_type_of(int dtype, at::ScalarType* out) {
     case v1::FLOAT32: *out = at::kFloat; return true;
     case v1::BFLOAT16: *out = at::kBFloat16; return true;
     case v1::FLOAT16: *out = at::kHalf; return true;
-    case v1::FLOAT8_E4M3: *out = at::kByte; return true;
+    case v1::FLOAT8_E4M3: *out = at::kFloat8_e4m3fn; return true;
     default: return false;
   }
 }

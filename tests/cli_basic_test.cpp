@@ -44,5 +44,9 @@ TEST(Cli, SubcommandHelpAndInfo) {
   EXPECT_NE(h.out.find("--threads N"), std::string::npos) << h.out;
   Outcome i = run("info --threads 2");
   EXPECT_EQ(i.code, 0) << i.out;
-  EXPECT_NE(i.out.find("openblas"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("blas          MKL"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("libtorch      2."), std::string::npos) << i.out;
+  // What the build holds and what it sees, with or without CUDA parts and a GPU.
+  EXPECT_NE(i.out.find("cuda build    "), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("cuda devices  "), std::string::npos) << i.out;
 }

@@ -260,10 +260,11 @@ TEST(Checkpoint, BlockSizeComesFromConfig) {
 TEST(Checkpoint, Fp8WithoutScaleIsDecoded) {
   TempDir tmp;
   at::Tensor codes = at::tensor({0x38, 0x39, 0xB8}, at::kInt).to(at::kByte);
-  write_safetensors(tmp / "f.safetensors", {{"a", {codes, DType::F8_E4M3}}, {"b", {codes, DType::F8_E5M2}}});
+  const at::Tensor e4m3 = codes.view(at::kFloat8_e4m3fn), e5m2 = codes.view(at::kFloat8_e5m2);
+  write_safetensors(tmp / "f.safetensors", {{"a", {e4m3, DType::F8_E4M3}}, {"b", {e5m2, DType::F8_E5M2}}});
   const auto w = load_weights(tmp / "f.safetensors");
   EXPECT_TRUE(at::equal(w.at("a"), at::tensor({1.0f, 1.125f, -1.0f})));
-  EXPECT_TRUE(at::equal(w.at("b"), fp8_decode(codes, DType::F8_E5M2)));
+  EXPECT_TRUE(at::equal(w.at("b"), fp8_decode(e5m2)));
 }
 
 // ---- bad checkpoints

@@ -30,7 +30,7 @@ at::Tensor w8a8_reference(const at::Tensor& x, const Linear& w) {
       for (int64_t k = k0; k < k1; ++k)
         xq[m][k] = static_cast<double>(fp8_e4m3_decode(fp8_e4m3_encode(xf[m][k].item<float>() / s))) * s;
     }
-  const at::Tensor codes = w.weight.contiguous(), scale = w.scale_inv.contiguous();
+  const at::Tensor codes = w.weight.contiguous().view(at::kByte), scale = w.scale_inv.contiguous();
   at::Tensor wd = at::empty({N, K}, at::kDouble);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t k = 0; k < K; ++k)

@@ -109,7 +109,9 @@ TEST(Fp8E4M3, RandomValuesMatchFloat64NearestCode) {
   // The tensor form agrees with the scalar one.
   at::Tensor t = at::from_blob(xs.data(), {(int64_t)xs.size()}, at::kFloat);
   at::Tensor q = fp8_e4m3_encode(t);
-  for (size_t i = 0; i < xs.size(); i += 97) ASSERT_EQ(q[i].item<uint8_t>(), fp8_e4m3_encode(xs[i]));
+  ASSERT_EQ(q.scalar_type(), at::kFloat8_e4m3fn);
+  const at::Tensor qb = q.view(at::kByte);
+  for (size_t i = 0; i < xs.size(); i += 97) ASSERT_EQ(qb[i].item<uint8_t>(), fp8_e4m3_encode(xs[i]));
   EXPECT_TRUE(at::equal(fp8_decode(q), fp8_decode(fp8_e4m3_encode(fp8_decode(q)))));
 }
 
@@ -132,9 +134,35 @@ TEST(Fp8E5M2, DecodeMatchesDefinition) {
       EXPECT_EQ(fp8_e5m2_decode(c), ref) << c;
     }
   }
-  at::Tensor codes = at::arange(256, at::kInt).to(at::kByte);
-  at::Tensor v = fp8_decode(codes, DType::F8_E5M2);
+  at::Tensor codes = at::arange(256, at::kInt).to(at::kByte).view(at::kFloat8_e5m2);
+  at::Tensor v = fp8_decode(codes);
   EXPECT_EQ(v[0x3C].item<float>(), 1.0f);
+}
+
+// Our codecs agree with LibTorch's native float8 types code for code: every one of the 256 codes of
+// e4m3fn and e5m2 decodes to LibTorch's value (NaN to NaN), and every float LibTorch converts
+// without saturating (|x| < 464, where LibTorch's e4m3fn gives NaN and ours saturates to 448)
+// encodes to LibTorch's code.
+TEST(Fp8, AgreesWithLibTorchFloat8) {
+  const at::Tensor bytes = at::arange(256, at::kInt).to(at::kByte);
+  for (at::ScalarType t : {at::kFloat8_e4m3fn, at::kFloat8_e5m2}) {
+    const at::Tensor ours = fp8_decode(bytes.view(t)), torch = bytes.view(t).to(at::kFloat);
+    EXPECT_TRUE(at::equal(ours.isnan(), torch.isnan())) << c10::toString(t);
+    const at::Tensor finite = torch.isnan().logical_not();
+    EXPECT_TRUE(at::equal(ours.masked_select(finite), torch.masked_select(finite))) << c10::toString(t);
+  }
+  std::vector<float> xs;
+  for (uint32_t bits = 0; bits < 0x43E80000u; bits += 4099) {  // +0 up to 464 (floats, subnormals included)
+    float x;
+    std::memcpy(&x, &bits, 4);
+    xs.push_back(x);
+    xs.push_back(-x);
+  }
+  const at::Tensor x = at::from_blob(xs.data(), {(int64_t)xs.size()}, at::kFloat);
+  const at::Tensor ours = fp8_e4m3_encode(x).view(at::kByte), torch = x.to(at::kFloat8_e4m3fn).view(at::kByte);
+  const at::Tensor differ = ours.ne(torch);
+  EXPECT_EQ(differ.sum().item<int64_t>(), 0)
+      << "first differing x: " << (differ.any().item<bool>() ? x.masked_select(differ)[0].item<float>() : 0.0f);
 }
 
 // Checks q/scale against the definition for blocks of br x bc: scale = amax/448 (1 for zero
@@ -145,7 +173,8 @@ double check_blocks(const at::Tensor& x, const Fp8Blocks& b, const at::Tensor& x
   EXPECT_EQ(b.q.sizes(), x.sizes());
   EXPECT_EQ(b.scale.sizes(), (std::vector<int64_t>{(R + br - 1) / br, (C + bc - 1) / bc}));
   auto xa = x.accessor<float, 2>();
-  auto qa = b.q.accessor<uint8_t, 2>();
+  const at::Tensor q_bytes = b.q.view(at::kByte);
+  auto qa = q_bytes.accessor<uint8_t, 2>();
   auto sa = b.scale.accessor<float, 2>();
   auto ha = xhat.accessor<float, 2>();
   double worst = 0;
