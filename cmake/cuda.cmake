@@ -3,8 +3,8 @@
 #   GRPO_CUDA=ON    the same, but a configure error when they cannot be built
 #   GRPO_CUDA=OFF   skipped
 # Sets GRPO_CUDA_ENABLED; when ON, grpo_torch also links libtorch_cuda (so LibTorch's CUDA backend
-# registers itself) and defines GRPO_WITH_CUDA=1. The binary runs on a machine without a GPU
-# either way: LibTorch then reports no CUDA device.
+# registers itself) and grpo_kernels defines GRPO_WITH_CUDA=1 for its users. The binary runs on a
+# machine without a GPU either way: LibTorch then reports no CUDA device.
 set(GRPO_CUDA AUTO CACHE STRING "Build the CUDA parts: AUTO, ON or OFF")
 set_property(CACHE GRPO_CUDA PROPERTY STRINGS AUTO ON OFF)
 set(GRPO_CUDA_ENABLED OFF)
@@ -55,5 +55,4 @@ else()
   # --no-as-needed: nothing references libtorch_cuda by name, it registers LibTorch's CUDA backend.
   target_link_libraries(grpo_torch INTERFACE "-Wl,--no-as-needed" ${GRPO_TORCH_DIR}/lib/libtorch_cuda.so
                         ${GRPO_TORCH_DIR}/lib/libc10_cuda.so "-Wl,--as-needed" CUDA::cudart)
-  target_compile_definitions(grpo_torch INTERFACE GRPO_WITH_CUDA=1)
 endif()

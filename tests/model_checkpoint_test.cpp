@@ -329,7 +329,7 @@ TEST(CheckpointBadInput, ScaleWithWrongShape) {
   write_safetensors(path, {{"l.weight", {b.q, DType::F8_E4M3}}, {"l.weight_scale_inv", {at::ones({2, 2}), DType::F32}}});
   ckpt_test::expect_input_error([&] { load_weights(path); },
                                 {path, "tensor 'l.weight_scale_inv'", "'l.weight'", "[2, 2]", "need [3, 2]"});
-  write_safetensors(path, {{"l.weight", {b.q, DType::F8_E4M3}}, {"l.weight_scale_inv", {b.q, DType::U8}}});
+  write_safetensors(path, {{"l.weight", {b.q, DType::F8_E4M3}}, {"l.weight_scale_inv", {b.q.view(at::kByte), DType::U8}}});
   ckpt_test::expect_input_error([&] { load_weights(path); }, {path, "tensor 'l.weight_scale_inv'", "U8"});
 }
 

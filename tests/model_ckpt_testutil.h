@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/torch_pch.h"
 
 namespace grpo::ckpt_test {
 
@@ -69,6 +70,13 @@ inline double fp8_element_bound(double x, double s) {
   const double y = std::fabs(x) / s;
   return s * std::max(y * std::ldexp(1.0, -4), std::ldexp(1.0, -10)) * (1 + 1e-6) +
          std::fabs(x) * std::ldexp(1.0, -21);
+}
+
+// at::equal for tensors of any dtype: LibTorch has no equality kernel for float8, so float8
+// tensors compare bit patterns (which also tells NaN codes and -0 apart).
+inline bool same_tensor(const at::Tensor& a, const at::Tensor& b) {
+  auto bits = [](const at::Tensor& t) { return c10::isFloat8Type(t.scalar_type()) ? t.contiguous().view(at::kByte) : t; };
+  return a.scalar_type() == b.scalar_type() && at::equal(bits(a), bits(b));
 }
 
 }  // namespace grpo::ckpt_test

@@ -242,7 +242,7 @@ TEST(SafetensorsBadInput, WriterRejectsDataThatIsNotItsDtypeAndDuplicates) {
   TempDir dir;
   const std::string path = dir / "t.safetensors";
   expect_input_error([&] { write_safetensors(path, {{"q", {at::zeros({4}), DType::F8_E4M3}}}); },
-                     {path, "tensor 'q'", "F8_E4M3", "Byte"});
+                     {path, "tensor 'q'", "F8_E4M3", "Float8_e4m3fn"});
   expect_input_error(
       [&] { write_safetensors(path, {{"a", {at::zeros({4}), DType::F32}}, {"a", {at::zeros({2}), DType::F32}}}); },
       {path, "tensor 'a'", "duplicate"});

@@ -19,6 +19,9 @@ Checks, per architecture:
             |Δ log p| <= 1e-4 for every token.
   greedy    `grpo generate --temperature 0` of 12 new tokens from 2 prompts vs HF
             generate(do_sample=False): identical tokens (up to and including an EOS).
+  mtp       (dsv3) grpo loads the MTP tensors, and refuses the checkpoint when one is missing.
+The MoE checks also require HF's routing to vary across tokens and the group limit to change
+some tokens' experts, so that the gating under test is really exercised.
 
 Run by ctest (`ctest -R oracle_hf`) or by hand:
   python tests/oracles/hf_models.py --grpo build/grpo [--arch dsv2,dsv3,qwen2,llama] [--keep DIR]
@@ -26,7 +29,9 @@ Exit code 0 when every check passes, 1 otherwise (a missing Python package is a 
 """
 import argparse
 import json
+import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -45,11 +50,12 @@ VOCAB = 320
 EOS, BOS = 2, 1
 
 # Shapes shared by the two DeepSeek models (multi-head latent attention, small MoE).
+# num_key_value_heads must be given: DeepseekV3Config's default is 128 whatever the head count.
 MLA = dict(
     vocab_size=VOCAB, hidden_size=64, intermediate_size=96, moe_intermediate_size=32,
     num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=16, qk_nope_head_dim=16,
-    qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=8, num_experts_per_tok=2,
-    max_position_embeddings=256, bos_token_id=BOS, eos_token_id=EOS, tie_word_embeddings=False,
+    qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=8, max_position_embeddings=256,
+    bos_token_id=BOS, eos_token_id=EOS, tie_word_embeddings=False,
 )
 DENSE = dict(
     vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
@@ -59,10 +65,13 @@ DENSE = dict(
 
 
 def dsv2_config():
+    # 3 experts per token from the 2 best of 4 groups: with top-k <= topk_group, ranking groups
+    # by their best expert would pick the plain top-k, and the group limit would go untested.
+    # norm_topk_prob stays False (the V2 hub value): HF 5.x's V2 router ignores the key.
     return transformers.DeepseekV2Config(
         **MLA, num_hidden_layers=2, q_lora_rank=None, first_k_dense_replace=0, n_shared_experts=2,
-        topk_method="group_limited_greedy", n_group=4, topk_group=2, norm_topk_prob=False,
-        routed_scaling_factor=1.5,
+        topk_method="group_limited_greedy", n_group=4, topk_group=2, num_experts_per_tok=3,
+        norm_topk_prob=False, routed_scaling_factor=1.5,
     )
 
 
@@ -71,7 +80,7 @@ def dsv3_config():
                 beta_fast=32.0, beta_slow=1.0, mscale=1.0, mscale_all_dim=0.8)
     return transformers.DeepseekV3Config(
         **MLA, num_hidden_layers=3, q_lora_rank=24, first_k_dense_replace=1, n_shared_experts=1,
-        n_group=4, topk_group=2, norm_topk_prob=True, routed_scaling_factor=2.5,
+        n_group=4, topk_group=2, num_experts_per_tok=2, norm_topk_prob=True, routed_scaling_factor=2.5,
         topk_method="noaux_tc", scoring_func="sigmoid", rope_interleave=True,
         num_nextn_predict_layers=1, rope_parameters=yarn,
     )
@@ -140,10 +149,12 @@ def add_mtp_weights(ckpt, config, seed):
 
 
 def save_checkpoint(model, ckpt):
+    """save_pretrained, plus the MTP weights when the config asks for MTP; their count."""
     model.save_pretrained(ckpt)
     saved = json.load(open(os.path.join(ckpt, "config.json")))
     if saved.get("num_nextn_predict_layers", 0) > 0:
-        add_mtp_weights(ckpt, model.config, SEED)
+        return add_mtp_weights(ckpt, model.config, SEED)
+    return 0
 
 
 # ---- HF reference ----
@@ -177,15 +188,26 @@ def hf_greedy(model, prompt, n):
     return tokens, min(gaps)
 
 
-def routing_sets(model, rows):
-    """Distinct expert sets the HF routers chose over the rows' tokens (0 for a dense model)."""
-    chosen = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: chosen.append(out[2].sort(-1).values))
-             for name, m in model.named_modules() if name.endswith("mlp.gate") and hasattr(m, "top_k")]
+def routing_stats(model, rows):
+    """(distinct expert sets, tokens whose experts the group limit changed, routed tokens) over the
+    rows, from HF's routers; (0, 0, 0) for a dense model. The group-limited choice is compared with
+    a plain top-k of the same selection scores (softmax, or sigmoid + correction bias)."""
+    picks, limited = [], [0]
+
+    def hook(gate, _inputs, out):
+        logits, _, chosen = out
+        bias = getattr(gate, "e_score_correction_bias", None)
+        scores = logits.softmax(-1) if bias is None else logits.sigmoid() + bias
+        chosen, plain = chosen.sort(-1).values, scores.topk(gate.top_k, -1).indices.sort(-1).values
+        picks.extend(map(tuple, chosen.tolist()))
+        limited[0] += int((chosen != plain).any(-1).sum())
+
+    hooks = [m.register_forward_hook(hook) for name, m in model.named_modules()
+             if name.endswith("mlp.gate") and hasattr(m, "top_k")]
     hf_logprobs(model, rows)
     for h in hooks:
         h.remove()
-    return len({tuple(r) for c in chosen for r in c.tolist()})
+    return len(set(picks)), limited[0], len(picks)
 
 
 # ---- grpo ----
@@ -223,13 +245,13 @@ def check_logprobs(report, arch, model, grpo, ckpt, rows):
     worst, where = compare_logprobs(want, got)
     tokens = sum(len(r) for r in want)
     nll = -sum(sum(r) for r in want) / tokens
-    sets = routing_sets(model, rows)
+    sets, limited, routed = routing_stats(model, rows)
     detail = (f"max |Δ log p| = {worst:.2e} ({where}) over {tokens} tokens; "
-              f"mean -log p {nll:.2f} (uniform {torch.log(torch.tensor(float(VOCAB))):.2f})")
+              f"mean -log p {nll:.2f} (uniform {math.log(VOCAB):.2f})")
     ok = worst <= LOGPROB_TOL
-    if sets:
-        detail += f"; {sets} distinct expert sets routed"
-        ok = ok and sets > 1  # a router that picks the same experts everywhere tests little
+    if routed:
+        detail += f"; routing: {sets} distinct expert sets, group limit binding for {limited}/{routed} tokens"
+        ok = ok and sets > 1 and limited > 0  # else the gating under test is not exercised
     report.check(f"{arch} logprobs", ok, detail)
 
 
@@ -249,15 +271,34 @@ def check_greedy(report, arch, model, grpo, ckpt, prompts):
     report.check(f"{arch} greedy", ok, "; ".join(parts))
 
 
+def check_mtp_loaded(report, arch, grpo, ckpt, layer, count, row):
+    """grpo builds its MTP module when eh_proj is present and then needs every MTP tensor: the
+    checkpoint loading above shows the names and shapes fit; one tensor taken away must be missed."""
+    cut = ckpt + "-mtp-cut"
+    tensors = safetensors_torch.load_file(os.path.join(ckpt, "model.safetensors"))
+    dropped = f"model.layers.{layer}.shared_head.head.weight"
+    del tensors[dropped]
+    os.makedirs(cut, exist_ok=True)
+    shutil.copy(os.path.join(ckpt, "config.json"), cut)
+    safetensors_torch.save_file(tensors, os.path.join(cut, "model.safetensors"), metadata={"format": "pt"})
+    p = run_grpo(grpo, ["logprobs", "--model", cut, "--threads", THREADS], json.dumps({"ids": row}) + "\n", check=False)
+    refused = p.returncode != 0 and f"missing tensors: {dropped}" in p.stderr
+    report.check(f"{arch} mtp", refused,
+                 f"{count} MTP tensors model.layers.{layer}.* loaded; without {dropped} grpo "
+                 + (f"refuses: {p.stderr.strip()[-120:]}" if refused else f"exits {p.returncode}: {p.stderr.strip()}"))
+
+
 def run_arch(report, arch, grpo, workdir):
     seed = SEED + list(ARCHS).index(arch)
     model = build_model(ARCHS[arch](), seed)
     ckpt = os.path.join(workdir, arch)
-    save_checkpoint(model, ckpt)
+    mtp_tensors = save_checkpoint(model, ckpt)
     gen = torch.Generator().manual_seed(seed)
     rows, prompts = random_ids(gen, ROW_LENGTHS), random_ids(gen, PROMPT_LENGTHS)
     check_logprobs(report, arch, model, grpo, ckpt, rows)
     check_greedy(report, arch, model, grpo, ckpt, prompts)
+    if mtp_tensors:
+        check_mtp_loaded(report, arch, grpo, ckpt, model.config.num_hidden_layers, mtp_tensors, rows[0])
 
 
 def parse_args():

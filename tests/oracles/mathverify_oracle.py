@@ -25,7 +25,9 @@ What is checked
 
 Pass criterion (exit status 0): on every labelled pair where grpo and Math-Verify disagree, grpo
 gives the labelled verdict, and grpo scores every line. Otherwise exit 1, listing grpo's wrong
-verdicts. A missing Python package or a failing grpo run is also exit 1 (never a skip).
+verdicts. Suite cases reviewed by hand are in tests/oracles/mathverify_disputed.json, each with its
+reason: a wrong label is corrected; a known grpo gap is listed, not failed, until grpo gets it right
+(then the oracle fails so the entry is removed). A missing Python package or a failing grpo run is also exit 1 (never a skip).
 
 Runs as `ctest -R oracle_mathverify` (a deterministic subset of the datasets: every 2nd MATH-500
 row, every 5th GSM8K row; about half a minute on 2 cores), or by hand:
@@ -63,6 +65,11 @@ DATA = os.path.join(ROOT, "tests", "data", "math")
 # ---------------------------------------------------------------------------------------------
 # Pairs. Each: source, id, gold, pred, label (True / False / None), mv (how Math-Verify is called),
 # options (grpo verify options, None for its defaults), note.
+
+def load_disputed():
+    with open(os.path.join(HERE, "mathverify_disputed.json"), encoding="utf-8") as f:
+        return {k: v for k, v in json.load(f).items() if not k.startswith("_")}
+
 
 def pair(source, pid, gold, pred, label, mv, options=None, note="", mv_gold=None):
     return {"source": source, "id": pid, "gold": gold, "pred": pred, "label": label, "mv": mv,
@@ -379,6 +386,7 @@ def main():
     grpo = os.path.abspath(args.grpo)
     math500_step, gsm8k_step = (1, 1) if args.bench else (2, 5)
 
+    disputed = load_disputed()
     pairs = (suite_pairs(os.path.join(args.data, "mathverify_cases.jsonl"))
              + math500_pairs(os.path.join(args.data, "math500.jsonl"), math500_step)
              + gsm8k_pairs(os.path.join(args.data, "gsm8k_test.jsonl"), gsm8k_step))
@@ -394,6 +402,12 @@ def main():
     sources = ["suite", "math500", "gsm8k"]
     stats = {s: {"cases": 0, "agree": 0, "labelled": 0, "grpo_right": 0, "mv_right": 0} for s in sources}
     disagreements, grpo_wrong, both_wrong, errors, not_reproduced = [], [], [], [], []
+    known_gaps, stale = [], set(disputed)
+    for p in pairs:  # corrected labels, before anything is counted
+        d = disputed.get(p["id"].split(":", 1)[1]) if p["source"] == "suite" else None
+        if d and d["kind"] == "label_wrong":
+            p["label"] = not p["label"]
+            p["note"] = f"suite label corrected: {d['why']}"
     for p, (g, reason), (m, mv_gold_parsed, mv_pred_parsed) in zip(pairs, g_res, mv_full):
         st = stats[p["source"]]
         st["cases"] += 1
@@ -408,6 +422,14 @@ def main():
         item = dict(p, grpo=g, mv=m, reason=reason, mv_parsed=(mv_gold_parsed, mv_pred_parsed))
         if g is None:
             errors.append(item)
+        key = p["id"].split(":", 1)[1] if p["source"] == "suite" else None
+        if label is not None and g != label and key in disputed:
+            stale.discard(key)  # still disputed: grpo still differs from the label
+            if disputed[key]["kind"] == "grpo_gap":
+                known_gaps.append(dict(item, note=disputed[key]["why"]))
+                continue
+        elif key in disputed and disputed[key]["kind"] == "label_wrong":
+            stale.discard(key)  # grpo has the corrected verdict
         if g != m:
             disagreements.append(item)
             if label is not None and g != label:
@@ -462,6 +484,11 @@ def main():
         for d in both_wrong:
             show(d, f"neither (label: {verdict_word(d['label'])})")
 
+    if known_gaps:
+        print(f"\nknown grpo gaps (tests/oracles/mathverify_disputed.json, {len(known_gaps)}):")
+        for d in known_gaps:
+            show(d, f"Math-Verify (the suite's expected: {verdict_word(d['label'])}); a known grpo gap")
+
     if args.bench or args.json:
         path = args.json or os.path.join(ROOT, "bench", "results", "mathverify_agreement.json")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -476,6 +503,10 @@ def main():
         print(f"\nwrote {path}")
 
     bad = grpo_wrong + [e for e in errors if e not in grpo_wrong]
+    if stale:
+        print(f"\nFAIL: tests/oracles/mathverify_disputed.json lists {len(stale)} case(s) grpo now gets right "
+              f"(remove them): {', '.join(sorted(stale))}")
+        return 1
     if bad:
         print(f"\nFAIL: grpo is wrong on {len(grpo_wrong)} labelled disagreement(s)"
               f"{f' and could not score {len(errors)} line(s)' if errors else ''}:")

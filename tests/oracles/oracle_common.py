@@ -26,14 +26,17 @@ def require(*modules):
     return loaded[0] if len(loaded) == 1 else loaded
 
 
-def run_grpo(grpo, args, stdin_text="", timeout=300):
-    """`grpo ARGS` with stdin_text on stdin; its stdout. A non-zero exit ends the oracle (exit 1)."""
+def run_grpo(grpo, args, stdin_text="", timeout=300, check=True):
+    """`grpo ARGS` with stdin_text on stdin; its stdout. A non-zero exit ends the oracle (exit 1)
+    unless check is False: then the CompletedProcess is returned, whatever the exit code."""
     cmd = [grpo] + [str(a) for a in args]
     try:
         p = subprocess.run(cmd, input=stdin_text, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
         print(f"cannot run '{grpo}': no such file (build it first, or pass --grpo)", file=sys.stderr)
         sys.exit(1)
+    if not check:
+        return p
     if p.returncode != 0:
         print(f"'{' '.join(cmd)}' exited with {p.returncode}:\n{p.stderr}{p.stdout}", file=sys.stderr)
         sys.exit(1)
