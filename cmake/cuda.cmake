@@ -17,7 +17,7 @@ else()
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
     # nvcc on PATH, else where the CUDA toolkit installs it (PATH often lacks it in CI shells).
     find_program(GRPO_NVCC nvcc HINTS ENV CUDA_HOME ENV CUDA_PATH PATHS /usr/local/cuda PATH_SUFFIXES bin)
-    if(GRPO_NVCC)
+    if(GRPO_NVCC AND EXISTS "${GRPO_NVCC}")
       set(CMAKE_CUDA_COMPILER ${GRPO_NVCC})
     endif()
   endif()

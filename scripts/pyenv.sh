@@ -29,10 +29,10 @@ rm -rf "$tmp"
 echo "scripts/pyenv.sh: creating $dir from python/requirements.txt (about 4 GB, a few minutes)" >&2
 "$py" -m venv "$tmp" >&2 || { echo "scripts/pyenv.sh: '$py -m venv' failed (apt-get install python3-venv)" >&2; exit 1; }
 start=$(date +%s)
-if ! "$tmp/bin/pip" install --disable-pip-version-check --retries 2 --timeout 30 -r "$req" >&2; then
+if ! "$tmp/bin/pip" install --disable-pip-version-check --retries 1 --timeout 30 -r "$req" >&2; then
   missing=$(grep -Ev '^\s*(#|$)' "$req" | while read -r r; do
     name=${r%%[=\[<>]*}; "$tmp/bin/pip" show -q "$name" >/dev/null 2>&1 || echo -n "$r "; done)
-  echo "scripts/pyenv.sh: could not install from the package index ($("$tmp/bin/pip" config get global.index-url 2>/dev/null || echo https://pypi.org/simple)): ${missing:-see the pip output above}" >&2
+  echo "scripts/pyenv.sh: could not install from the package index (${PIP_INDEX_URL:-$("$tmp/bin/pip" config get global.index-url 2>/dev/null || echo https://pypi.org/simple)}): ${missing:-see the pip output above}" >&2
   rm -rf "$tmp"
   exit 1
 fi
