@@ -99,7 +99,7 @@ TEST_F(TinyZero, StudentOfTheFilteredDistillationSetBeatsOneOfUnfilteredSamples)
     for (std::string line; std::getline(in, line);) rows->push_back(line);
   }
   ASSERT_EQ(unfiltered.size(), 400u);
-  ASSERT_GT(filtered.size(), 200u);  // measured: 345 (55 prompts had no correct sample)
+  ASSERT_GT(filtered.size(), 200u);  // measured: 348 (52 prompts had no correct sample)
   ASSERT_LT(filtered.size(), 400u);
   std::ofstream same_size(path("unfiltered.jsonl"));
   for (size_t i = 0; i < filtered.size(); ++i) same_size << unfiltered[i] << "\n";
@@ -109,7 +109,7 @@ TEST_F(TinyZero, StudentOfTheFilteredDistillationSetBeatsOneOfUnfilteredSamples)
   std::map<std::string, json> metrics;
   for (const std::string set : {"filtered", "unfiltered"}) {
     r = run("sft --config configs/sft-tiny.yaml --quiet sft.data.files=[" + path(set + ".jsonl") +
-            "] sft.epochs=40 sft.out_dir=" + path(set + "-student") + " sft.log_dir=" + path(set + "-sft"));
+            "] sft.epochs=40 sft.optim.lr=1.0e-3 sft.out_dir=" + path(set + "-student") + " sft.log_dir=" + path(set + "-sft"));
     ASSERT_EQ(r.code, 0) << r.err;
     r = run("eval --model " + path(set + "-student") + " --data " + path("heldout.jsonl") +
             " --template configs/chat_templates/tiny-zero.yaml --verifier r1 --reward-config configs/reward.yaml "
@@ -117,12 +117,15 @@ TEST_F(TinyZero, StudentOfTheFilteredDistillationSetBeatsOneOfUnfilteredSamples)
     ASSERT_EQ(r.code, 0) << r.err;
     metrics[set] = json::parse(r.out)["metrics"];
   }
-  // Measured: pass@1 0.36 vs 0.19; 11.7 vs 6.9 tokens (the filtered set teaches the step style,
-  // which is right far more often than a direct guess).
+  // Measured with sft.seed 1 / 2 / 3: pass@1 0.77 / 0.72 / 0.77 vs 0.36 / 0.34 / 0.48; tokens
+  // 10.8 / 10.4 / 10.7 vs 7.9 / 8.6 / 9.2 (the filtered set teaches the step style, which is right
+  // far more often than a direct guess). At sft-tiny's lr 3e-3 the student did not fit its own set
+  // (loss ~0.5 a token, 20 % of its training prompts right) and which set won was chance.
   const double filtered_acc = metrics["filtered"]["pass@1"], unfiltered_acc = metrics["unfiltered"]["pass@1"];
-  EXPECT_GT(filtered_acc, unfiltered_acc + 0.05) << metrics["filtered"] << "\n" << metrics["unfiltered"];
+  EXPECT_GT(filtered_acc, 0.5) << metrics["filtered"];  // the student learned the step skill itself
+  EXPECT_GT(filtered_acc, unfiltered_acc + 0.15) << metrics["filtered"] << "\n" << metrics["unfiltered"];
   EXPECT_GT(metrics["filtered"]["mean_response_tokens"].get<double>(),
-            metrics["unfiltered"]["mean_response_tokens"].get<double>() + 2)
+            metrics["unfiltered"]["mean_response_tokens"].get<double>() + 1)
       << metrics["filtered"] << "\n" << metrics["unfiltered"];
 }
 
