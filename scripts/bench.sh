@@ -8,3 +8,7 @@ for b in "$BUILD"/bench/bench_*; do
   echo "== $(basename "$b")"
   "$b"
 done
+# Agreement of `grpo verify --verifier math` with Math-Verify on its suite and every MATH-500 /
+# GSM8K answer (count, rate, each disagreement with who is right), with the environment's Python.
+echo "== mathverify_agreement"
+"$(scripts/pyenv.sh --path)/bin/python" tests/oracles/mathverify_oracle.py --grpo "$BUILD/apps/grpo" --bench
