@@ -243,6 +243,9 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
       check_float(scale_name, scale->second);
     } else {
       check_float(name, it->second);
+      if (c10::isFloat8Type(it->second.scalar_type()) && scale != weights.end())
+        throw InputError(source + ": " + name + ": FP8 codes with " + scale->first + " beside them, but this model holds " +
+                         c10::toString(t->scalar_type()) + " weights (send it dense weights, or run it with FP8 weights)");
     }
   }
   const std::string mtp_prefix = "model.layers.";
