@@ -24,7 +24,7 @@ The MoE checks also require HF's routing to vary across tokens and the group lim
 some tokens' experts, so that the gating under test is really exercised.
 
 Run by ctest (`ctest -R oracle_hf`) or by hand:
-  python tests/oracles/hf_models.py --grpo build/grpo [--arch dsv2,dsv3,qwen2,llama] [--keep DIR]
+  python tests/oracles/hf_models.py --grpo build/apps/grpo [--arch dsv2,dsv3,qwen2,llama] [--keep DIR]
 Exit code 0 when every check passes, 1 otherwise (a missing Python package is a failure too).
 """
 import argparse

@@ -174,22 +174,25 @@ def dec_str(v):
     return f"{sign}{q}.{digits}"
 
 
-def latex_str(v, style):
-    """v written in the style of the dataset's answer."""
+def number_str(v, style, latex):
+    """v written in the style of the dataset's answer: an integer, a terminating decimal ("dec"
+    style), else a fraction (\\frac{p}{q} in LaTeX, p/q in plain text)."""
     if v.denominator == 1:
         return str(v.numerator)
     if style == "dec" and terminating(v):
         return dec_str(v)
-    sign = "-" if v < 0 else ""
-    return f"{sign}\\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
+    if latex:
+        sign = "-" if v < 0 else ""
+        return f"{sign}\\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
+    return f"{v.numerator}/{v.denominator}"
+
+
+def latex_str(v, style):
+    return number_str(v, style, latex=True)
 
 
 def plain_str(v, style):
-    if v.denominator == 1:
-        return str(v.numerator)
-    if style == "dec" and terminating(v):
-        return dec_str(v)
-    return f"{v.numerator}/{v.denominator}"
+    return number_str(v, style, latex=False)
 
 
 def boxed(x):
