@@ -251,41 +251,38 @@ def mv_gold_text(gold):
     return gold if "$" in gold else f"${gold}$"
 
 
-def math500_pairs(path, step):
+def dataset_pairs(source, path, step, row):
+    """Every step-th row of a JSONL dataset: its answer's variants and its worked solution.
+    row(i, r) -> (pair id, gold answer, worked solution)."""
     out = []
     with open(path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
+    mv = {"kind": "dataset"}
     for i, r in enumerate(rows):
         if i % step:
             continue
-        gold = r["expected_answer"]
-        pid = f"{i}:{r.get('id', '')}"
-        mv = {"kind": "dataset"}
+        pid, gold, solution = row(i, r)
         for name, pred, label in dataset_variants(gold):
-            out.append(pair("math500", pid, gold, pred, label, mv, note=name, mv_gold=mv_gold_text(gold)))
-        out.append(pair("math500", pid, gold, r["solution"], True, mv, note="the dataset's worked solution",
+            out.append(pair(source, pid, gold, pred, label, mv, note=name, mv_gold=mv_gold_text(gold)))
+        out.append(pair(source, pid, gold, solution, True, mv, note="the dataset's worked solution",
                         mv_gold=mv_gold_text(gold)))
     return out
+
+
+def math500_pairs(path, step):
+    return dataset_pairs("math500", path, step,
+                         lambda i, r: (f"{i}:{r.get('id', '')}", r["expected_answer"], r["solution"]))
+
+
+def gsm8k_row(i, r):
+    worked, gold = r["answer"].rsplit("####", 1)
+    gold = gold.strip()
+    # The worked solution without the <<calculator>> annotations, ending with the answer.
+    return str(i), gold, re.sub(r"<<[^>]*>>", "", worked).rstrip() + f"\nThe answer is {gold}."
 
 
 def gsm8k_pairs(path, step):
-    out = []
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    for i, r in enumerate(rows):
-        if i % step:
-            continue
-        worked, gold = r["answer"].rsplit("####", 1)
-        gold = gold.strip()
-        pid = str(i)
-        mv = {"kind": "dataset"}
-        for name, pred, label in dataset_variants(gold):
-            out.append(pair("gsm8k", pid, gold, pred, label, mv, note=name, mv_gold=mv_gold_text(gold)))
-        # The worked solution without the <<calculator>> annotations, ending "#### answer".
-        solution = re.sub(r"<<[^>]*>>", "", worked).rstrip() + f"\nThe answer is {gold}."
-        out.append(pair("gsm8k", pid, gold, solution, True, mv, note="the dataset's worked solution",
-                        mv_gold=mv_gold_text(gold)))
-    return out
+    return dataset_pairs("gsm8k", path, step, gsm8k_row)
 
 
 # ---------------------------------------------------------------------------------------------
