@@ -24,7 +24,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/fs.h"
 #include "common/cli.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/progress.h"
@@ -47,11 +49,8 @@ namespace {
 
 using nlohmann::json;
 using Ordered = nlohmann::ordered_json;  // output objects keep their fields in this order
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+using grpo::Clock;
+using grpo::seconds_since;
 
 std::vector<int64_t> parse_ks(const std::string& s, int64_t n) {
   std::vector<int64_t> ks;
@@ -200,10 +199,6 @@ class Scorer {
   std::vector<std::string> remote_names_;
   grpo::reward::Limits limits_;
 };
-
-void write_atomic(const std::string& path, const std::string& text) {
-  grpo::write_file_atomic(path, [&](int fd) { grpo::write_all(fd, text.data(), text.size(), path); });
-}
 
 Ordered metrics_json(const grpo::EvalSummary& s, bool with_format) {
   Ordered pass = Ordered::object(), maj = Ordered::object();
@@ -378,8 +373,8 @@ int run_eval(const grpo::Args& a) {
       {"timing", {{"generate_s", gen_s}, {"score_s", score_s},
                   {"generated_tokens", generated}, {"tokens_per_s", gen_s > 0 ? generated / gen_s : 0.0}}}};
   const std::string text = out.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
-  if (a.has("samples-out")) write_atomic(a.get("samples-out"), sample_lines);
-  if (a.has("out")) write_atomic(a.get("out"), text);
+  if (a.has("samples-out")) grpo::write_text_atomic(a.get("samples-out"), sample_lines);
+  if (a.has("out")) grpo::write_text_atomic(a.get("out"), text);
   std::cout << text;
   return 0;
 }

@@ -10,7 +10,7 @@
 #include "common/cli.h"
 #include "common/error.h"
 #include "learner/digit_chains.h"
-#include "model/safetensors.h"  // write_file_atomic, write_all
+#include "common/fs.h"
 
 namespace {
 
@@ -40,7 +40,7 @@ int run_synth_task(const grpo::Args& args) {
   }
   if (args.has("out")) {
     const std::string path = args.get("out");
-    grpo::write_file_atomic(path, [&](int fd) { grpo::write_all(fd, out.data(), out.size(), path); });
+    grpo::write_text_atomic(path, out);
     std::cerr << "wrote " << problems.size() << " " << grpo::task_split_name(split) << " problems to " << path << "\n";
   } else {
     std::cout << out;

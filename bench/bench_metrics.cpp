@@ -15,15 +15,16 @@
 #include <random>
 
 #include "common/crc32c.h"
+#include "common/clock.h"
 #include "learner/metrics.h"
 #include "learner/report.h"
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
+
+using grpo::Clock;
+using grpo::seconds_since;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) uint32_t crc32c_hw(const unsigned char* p, size_t n) {

@@ -24,7 +24,7 @@
 #include "model/tokenizer.h"
 #include "model/tokenizer_bytes.h"
 #include "model/tokenizer_pretokenizer.h"
-#include "model/tokenizer_utf8.h"
+#include "common/utf8.h"
 
 namespace {
 

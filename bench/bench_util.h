@@ -6,11 +6,12 @@
 #include <fstream>
 #include <functional>
 
+#include "common/clock.h"
+
 namespace grpo::bench {
 
-using Clock = std::chrono::steady_clock;
-
-inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+using grpo::Clock;
+using grpo::seconds_since;
 
 // Best wall time of `reps` runs after one warm-up run.
 inline double seconds(const std::function<void()>& f, int reps) {

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "learner/ep_publisher.h"
@@ -41,9 +42,6 @@ namespace fs = std::filesystem;
 
 namespace grpo {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string checkpoint_name(int64_t step) {
   std::ostringstream s;

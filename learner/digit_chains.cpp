@@ -4,24 +4,12 @@
 #include <cstdlib>
 #include <unordered_set>
 
+#include "common/hash.h"
+
 namespace grpo {
 namespace {
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-uint64_t question_hash(const std::string& question) {
-  uint64_t h = 0xCBF29CE484222325ULL;  // FNV-1a 64
-  for (unsigned char c : question) {
-    h ^= c;
-    h *= 0x100000001B3ULL;
-  }
-  return splitmix64(h);
-}
+uint64_t question_hash(const std::string& question) { return splitmix64(fnv1a(question)); }
 
 }  // namespace
 
@@ -108,7 +96,7 @@ DigitChainSampler::DigitChainSampler(DigitChainsOptions options, TaskSplit split
   options_.validate("digit chains");
 }
 
-uint64_t DigitChainSampler::uniform(uint64_t n) { return splitmix64(state_) % n; }
+uint64_t DigitChainSampler::uniform(uint64_t n) { return splitmix64_next(state_) % n; }
 
 DigitChain DigitChainSampler::next() {
   const auto& o = options_;

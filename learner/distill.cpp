@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "common/fs.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "learner/distill_export.h"

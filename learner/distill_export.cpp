@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/fs.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "model/chat_template.h"
@@ -151,10 +152,6 @@ std::string distill_line(const DistillExample& e, const std::string& opening, co
 
 std::string pair_line(const DistillExample& e) {
   return dump(Ordered{{"prompt", e.rendered_prompt}, {"completion", e.completion}}) + "\n";
-}
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  write_file_atomic(path, [&](int fd) { write_all(fd, text.data(), text.size(), path); });
 }
 
 }  // namespace grpo

@@ -63,7 +63,4 @@ std::string distill_line(const DistillExample& e, const std::string& opening, co
 // One line of pairs.jsonl (with its newline).
 std::string pair_line(const DistillExample& e);
 
-// Writes `text` to `path` through a temp file and a rename.
-void write_text_atomic(const std::string& path, const std::string& text);
-
 }  // namespace grpo

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "model/safetensors.h"  // write_file_atomic, write_all
+#include "common/fs.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
@@ -23,7 +23,7 @@ std::string read_text(const std::string& path, const std::string& what) {
 
 void copy_file_atomic(const std::string& src, const std::string& dst) {
   const std::string bytes = read_text(src, "tokenizer");
-  write_file_atomic(dst, [&](int fd) { write_all(fd, bytes.data(), bytes.size(), dst); });
+  write_text_atomic(dst, bytes);
 }
 
 void check_dtype(const std::string& name, const std::string& where) {

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "model/safetensors.h"  // write_all
+#include "common/fs.h"
 
 namespace grpo {
 namespace fs = std::filesystem;

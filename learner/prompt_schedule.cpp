@@ -2,24 +2,9 @@
 
 #include <numeric>
 
+#include "common/hash.h"
+
 namespace grpo {
-namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
-
-}  // namespace
-
 std::vector<size_t> step_prompt_order(size_t n, uint64_t seed, int64_t step) {
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t{0});

@@ -13,7 +13,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "learner/svg_plot.h"
-#include "model/safetensors.h"  // write_file_atomic, write_all
+#include "common/fs.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
@@ -212,7 +212,7 @@ std::string write_report(const std::string& run_dir, const ReportOptions& option
   if (name.filename().empty()) name = name.parent_path();
   const std::string html = render_report(m, name.filename().string(), config, options);
   const std::string path = run_dir + "/report.html";
-  write_file_atomic(path, [&](int fd) { write_all(fd, html.data(), html.size(), path); });
+  write_text_atomic(path, html);
   return path;
 }
 

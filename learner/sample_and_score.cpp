@@ -5,22 +5,20 @@
 
 #include "learner/rollout_pool.h"
 #include "model/chat_template.h"
+#include "common/clock.h"
 #include "model/tokenizer.h"
 #include "reward/client.h"
 
 namespace grpo {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 int64_t unix_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-FinishReason stored_finish(rollout::FinishReason r) {
-  return r == rollout::FinishReason::kLength ? FinishReason::kLength : FinishReason::kStop;
-}
+// The store keeps stop, length and abort: the end-of-sequence token is a stop there.
+FinishReason stored_finish(FinishReason r) { return r == FinishReason::kEos ? FinishReason::kStop : r; }
 
 }  // namespace
 

@@ -131,15 +131,6 @@ bool decode_completion(Reader& r, const std::string& where, Completion& c) {
 
 }  // namespace
 
-const char* finish_reason_name(FinishReason r) {
-  switch (r) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kAbort: return "abort";
-  }
-  return "unknown";
-}
-
 std::string encode_scored_group(const ScoredGroup& g) {
   if (g.step < 0) throw InputError("scored group: step is " + std::to_string(g.step) + ", expected >= 0");
   std::string out(kHeaderBytes, '\0');

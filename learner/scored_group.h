@@ -37,14 +37,12 @@
 #include <string_view>
 #include <vector>
 
+#include "rollout/finish_reason.h"
+
 namespace grpo {
 
-enum class FinishReason : uint8_t {
-  kStop = 0,    // end-of-sequence token or a stop string
-  kLength = 1,  // hit the completion length limit (truncated)
-  kAbort = 2,   // cancelled (shutdown, weight update mid-flight)
-};
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "abort"
+// Stored as its byte: stop (the end-of-sequence token too), length or abort.
+using rollout::FinishReason;
 
 struct Completion {
   std::string text;                    // as generated; may end inside a UTF-8 character

@@ -6,6 +6,7 @@
 #include <limits>
 #include <sstream>
 
+#include "common/fs.h"
 #include "common/error.h"
 #include "learner/expert_parallel.h"
 #include "model/safetensors.h"
@@ -13,10 +14,6 @@
 namespace grpo {
 namespace fs = std::filesystem;
 namespace {
-
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  write_file_atomic(path.string(), [&](int fd) { write_all(fd, text.data(), text.size(), path.string()); });
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

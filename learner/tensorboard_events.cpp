@@ -9,7 +9,7 @@
 
 #include "common/crc32c.h"
 #include "common/error.h"
-#include "model/safetensors.h"  // write_all
+#include "common/fs.h"
 
 namespace grpo {
 namespace {

@@ -13,6 +13,8 @@
 
 #include "common/crc32c.h"
 #include "common/error.h"
+#include "common/fs.h"
+#include "common/hash.h"
 #include "learner/expert_parallel.h"
 #include "learner/minibatch_loss.h"
 #include "learner/sharded_checkpoint.h"
@@ -94,14 +96,6 @@ std::vector<std::pair<std::string, at::Tensor>> named_trainable(DeepseekModel& m
   for (auto& [name, t] : m.named_parameters())
     if (!is_bias_buffer(name)) out.emplace_back(name, *t);
   return out;
-}
-
-// splitmix64: the shuffle seed of (seed, step, epoch), so the order needs no saved RNG state.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
 }
 
 double imbalance(const std::vector<at::Tensor>& loads) {
@@ -411,7 +405,7 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   double seen_tokens = 0;
   for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-        mix(options_.seed ^ mix(static_cast<uint64_t>(steps_done_) * 1000003u + static_cast<uint64_t>(epoch))));
+        splitmix64(options_.seed ^ splitmix64(static_cast<uint64_t>(steps_done_) * 1000003u + static_cast<uint64_t>(epoch))));
     const at::Tensor order = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));  // [B]
     for (const at::Tensor& rows : at::tensor_split(order, chunks)) {
       state_->zero_grad();
@@ -511,7 +505,7 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
     if (reference == "saved") save_tensors(sub / kReferenceFile, state_->reference->state_dict());
     const std::string text = state.dump(2) + "\n";
     const std::string state_path = (sub / kStateFile).string();
-    write_file_atomic(state_path, [&](int fd) { write_all(fd, text.data(), text.size(), state_path); });
+    write_text_atomic(state_path, text);
     publish_dir(stage.string(), dir.string());
   } catch (const std::exception& e) {
     std::error_code ignored;

@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/fs.h"
 #include "common/error.h"
 #include "model/fp8.h"
 
@@ -129,10 +130,6 @@ void fsync_dir(const fs::path& dir) {
 bool is_weight_file(const std::string& name) {
   static const std::regex shard("model-[0-9]+-of-[0-9]+\\.safetensors");
   return name == kSingleFile || name == kIndexFile || name == kConfigFile || std::regex_match(name, shard);
-}
-
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  write_file_atomic(path.string(), [&](int fd) { write_all(fd, text.data(), text.size(), path.string()); });
 }
 
 // DIR/model.safetensors, or greedy shards (in name order) of at most max_shard_bytes plus the index.

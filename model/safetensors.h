@@ -73,10 +73,4 @@ void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, StoredTensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
-// Writes a file by calling `write(fd)` on `path`.tmp.<pid>, then fsync, rename onto `path` and
-// fsync of the parent directory. On failure the temp file is removed and `path` is untouched.
-void write_file_atomic(const std::string& path, const std::function<void(int fd)>& write);
-// write(2) all of `n` bytes or throw (naming `path`).
-void write_all(int fd, const void* data, size_t n, const std::string& path);
-
 }  // namespace grpo

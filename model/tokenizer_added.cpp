@@ -1,6 +1,7 @@
 #include "model/tokenizer_added.h"
 
-#include "model/tokenizer_utf8.h"
+#include "common/utf8.h"
+#include "model/tokenizer_unicode.h"
 
 namespace grpo {
 namespace {
@@ -74,15 +75,15 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) 
       char32_t before = utf8::kInvalid, after = utf8::kInvalid;
       if (begin > 0) prev_char(text, begin, &before);
       if (end < text.size()) utf8::decode(text, end, &after);
-      bool left_ok = begin == 0 || !utf8::is_word(before);
-      bool right_ok = end == text.size() || !utf8::is_word(after);
+      bool left_ok = begin == 0 || !unicode::is_word(before);
+      bool right_ok = end == text.size() || !unicode::is_word(after);
       if (!left_ok || !right_ok) continue;
     }
     if (tok.lstrip) {
       while (begin > done) {
         char32_t cp;
         size_t start = prev_char(text, begin, &cp);
-        if (!utf8::is_white_space(cp)) break;
+        if (!unicode::is_white_space(cp)) break;
         begin = start;
       }
     }
@@ -90,7 +91,7 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) 
       while (end < text.size()) {
         char32_t cp;
         size_t n = utf8::decode(text, end, &cp);
-        if (!utf8::is_white_space(cp)) break;
+        if (!unicode::is_white_space(cp)) break;
         end += n;
       }
     }

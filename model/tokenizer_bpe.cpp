@@ -6,7 +6,7 @@
 
 #include "model/tokenizer_bytes.h"
 #include "model/tokenizer_scratch.h"
-#include "model/tokenizer_utf8.h"
+#include "common/utf8.h"
 
 namespace grpo {
 

@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "model/tokenizer_utf8.h"
+#include "common/utf8.h"
 
 namespace grpo::bytelevel {
 namespace {

@@ -3,7 +3,7 @@
 #include <unicode/bytestream.h>
 #include <unicode/normalizer2.h>
 
-#include "model/tokenizer_utf8.h"
+#include "common/utf8.h"
 
 namespace grpo {
 namespace {

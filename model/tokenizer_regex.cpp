@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "common/error.h"
-#include "model/tokenizer_utf8.h"
+#include "common/utf8.h"
 
 namespace grpo {
 namespace {

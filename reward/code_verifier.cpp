@@ -1,5 +1,5 @@
 #include "reward/code_verifier.h"
-#include "reward/utf8.h"
+#include "common/utf8.h"
 
 #include <algorithm>
 #include <set>
@@ -139,7 +139,7 @@ class CodeVerifier : public Verifier {
       return zero("too long: " + std::to_string(completion.size()) + " bytes > limit " +
                   std::to_string(request.limits.max_completion_bytes));
     if (completion.empty()) return zero("empty completion");
-    if (!is_well_formed_utf8(completion)) return zero("completion is not valid UTF-8");
+    if (!utf8::is_valid(completion)) return zero("completion is not valid UTF-8");
     ExtractedCode code = extract_code(completion, suite.language, s.require_fence);
     if (!code.found) return zero(code.reason);
 

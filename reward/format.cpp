@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "reward/options.h"
-#include "reward/utf8.h"
+#include "common/utf8.h"
 
 namespace grpo::reward {
 namespace {
@@ -255,7 +255,7 @@ class OverlongVerifier : public Verifier {
     } else if (unit == "words") {
       length = count_words(r.completion);
     } else {
-      length = count_chars(r.completion);
+      length = static_cast<int64_t>(utf8::count_chars(r.completion));
     }
     VerifyResult out;
     out.reward = overlong_penalty(length, o.max_len, o.cache);
@@ -347,7 +347,8 @@ LanguageShare language_share(std::string_view text, const std::string& target, L
   Script run = Script::none;  // script of the word being read (words unit)
   char32_t cp;
   for (size_t pos = 0; pos < text.size();) {
-    next_code_point(text, pos, cp);
+    pos += utf8::decode(text, pos, &cp);
+    if (cp == utf8::kInvalid) cp = utf8::kReplacement;
     if (is_combining_mark(cp)) continue;  // accents belong to the letter before them
     Script sc = script_of(cp);
     if (sc == Script::none) {
@@ -384,13 +385,6 @@ int64_t count_words(std::string_view text) {
       ++n;
     }
   }
-  return n;
-}
-
-int64_t count_chars(std::string_view text) {
-  int64_t n = 0;
-  char32_t cp;
-  for (size_t pos = 0; pos < text.size(); ++n) next_code_point(text, pos, cp);
   return n;
 }
 

@@ -69,7 +69,6 @@ LanguageShare language_share(std::string_view text, const std::string& target, L
 double overlong_penalty(int64_t length, int64_t max_len, int64_t cache);
 
 int64_t count_words(std::string_view text);  // whitespace-separated
-int64_t count_chars(std::string_view text);  // code points (invalid bytes count as one each)
 
 std::unique_ptr<Verifier> make_format_verifier(const nlohmann::json& options);
 std::unique_ptr<Verifier> make_language_verifier(const nlohmann::json& options);

@@ -12,7 +12,7 @@
 #include "reward/client.h"
 #include "reward/executor.h"
 #include "reward/scoring.h"
-#include "reward/utf8.h"
+#include "common/utf8.h"
 #include "reward/wire.h"
 
 namespace grpo::reward {
@@ -255,7 +255,7 @@ class ServiceImpl : public ServiceBase {
       failed.set_id(p.id);
       failed.set_verifier(p.verifier_name);
       *failed.mutable_timings() = *t;
-      set_error(&failed, Status(status.error_code(), sanitize_utf8(status.error_message())));
+      set_error(&failed, Status(status.error_code(), utf8::sanitize(status.error_message())));
       return failed;
     }
     ++served_;
@@ -388,7 +388,7 @@ class ServiceImpl : public ServiceBase {
       auto* v = response->add_verifiers();
       v->set_name(info.name);
       v->set_kind(info.kind);
-      v->set_description(sanitize_utf8(info.description));
+      v->set_description(utf8::sanitize(info.description));
     }
     auto* reactor = context->DefaultReactor();
     reactor->Finish(Status::OK);

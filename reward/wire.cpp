@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "reward/utf8.h"
+#include "common/utf8.h"
 
 namespace grpo::reward {
 namespace {
@@ -37,7 +37,7 @@ std::string invalid_utf8_field(const std::string& bytes, const Descriptor* type,
     int index = seen[f.number()]++;
     std::string path = prefix + fd->name();
     if (fd->is_repeated() && !fd->is_map()) path += "[" + std::to_string(index) + "]";
-    if (fd->type() == FieldDescriptor::TYPE_STRING && !is_well_formed_utf8(f.length_delimited())) return path;
+    if (fd->type() == FieldDescriptor::TYPE_STRING && !utf8::is_valid(f.length_delimited())) return path;
     if (fd->type() == FieldDescriptor::TYPE_MESSAGE) {
       std::string inner = invalid_utf8_field(f.length_delimited(), fd->message_type(), path + ".");
       if (!inner.empty()) return inner;
@@ -106,9 +106,9 @@ void result_to_proto(const VerifyResult& r, v1::ScoreResponse* out) {
   out->set_reward(r.reward);
   out->set_correct(r.correct);
   auto* components = out->mutable_components();
-  for (const auto& [name, value] : r.components) (*components)[sanitize_utf8(name)] = value;
-  out->set_reason(sanitize_utf8(r.reason));
-  out->set_extracted(sanitize_utf8(r.extracted));
+  for (const auto& [name, value] : r.components) (*components)[utf8::sanitize(name)] = value;
+  out->set_reason(utf8::sanitize(r.reason));
+  out->set_extracted(utf8::sanitize(r.extracted));
 }
 
 VerifyResult result_from_proto(const v1::ScoreResponse& r) {

@@ -6,15 +6,6 @@
 
 namespace grpo::rollout {
 
-const char* finish_reason_name(FinishReason r) {
-  switch (r) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kEos: return "eos";
-  }
-  return "?";
-}
-
 struct Engine::Group {
   uint64_t id;
   Request request;

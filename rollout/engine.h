@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "model/deepseek.h"
+#include "rollout/finish_reason.h"
 #include "model/tokenizer.h"
 #include "rollout/page_pool.h"
 #include "rollout/paged_batch.h"
@@ -72,8 +73,6 @@ struct Request {
   GenerationParams params;
 };
 
-enum class FinishReason { kStop, kLength, kEos };
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "eos"
 
 struct Completion {
   uint64_t request_id = 0;

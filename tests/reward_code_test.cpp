@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "reward/code_extract.h"
-#include "reward/utf8.h"
 #include "reward/test_harness.h"
 #include "tests/code_datasets.h"
 
@@ -111,15 +110,6 @@ TEST(CodeExtract, SaysWhyThereIsNoCode) {
   EXPECT_EQ(extract_code("```cpp\nint x;\n```", Language::python, false).reason,
             "no ```python block (found ```cpp)");
   EXPECT_EQ(extract_code("</think>  \n ", Language::python, false).reason, "no code in the answer");
-}
-
-TEST(CodeExtract, ValidatesUtf8) {
-  EXPECT_TRUE(is_well_formed_utf8("plain ascii, é, 漢字, 😀"));
-  EXPECT_FALSE(is_well_formed_utf8("\xff"));
-  EXPECT_FALSE(is_well_formed_utf8("\xc3"));              // truncated
-  EXPECT_FALSE(is_well_formed_utf8("\xc0\xaf"));          // overlong '/'
-  EXPECT_FALSE(is_well_formed_utf8("\xed\xa0\x80"));      // surrogate
-  EXPECT_FALSE(is_well_formed_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
 }
 
 TEST(CodeOutputs, CompareIgnoringTrailingWhitespace) {

@@ -6,7 +6,6 @@
 #include "reward/format.h"
 #include "reward/registry.h"
 #include "reward/scoring.h"
-#include "reward/utf8.h"
 
 using namespace grpo::reward;
 using grpo::InputError;
@@ -50,25 +49,6 @@ class ExactVerifier : public Verifier {
 };
 
 }  // namespace
-
-TEST(Utf8, DecodesStrictlyAndSanitizes) {
-  EXPECT_TRUE(is_well_formed_utf8("héllo 中文 😀"));
-  std::string_view s = "a\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80";
-  std::vector<char32_t> decoded;
-  char32_t cp;
-  for (size_t pos = 0; pos < s.size();) {
-    EXPECT_TRUE(next_code_point(s, pos, cp));
-    decoded.push_back(cp);
-  }
-  EXPECT_EQ(decoded, (std::vector<char32_t>{'a', 0xE9, 0x4E2D, 0x1F600}));
-  EXPECT_FALSE(is_well_formed_utf8("\xC0\xAF"));          // overlong '/'
-  EXPECT_FALSE(is_well_formed_utf8("\xED\xA0\x80"));      // surrogate U+D800
-  EXPECT_FALSE(is_well_formed_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
-  EXPECT_FALSE(is_well_formed_utf8("ab\xE4\xB8"));        // cut in the middle of 中
-  EXPECT_EQ(sanitize_utf8("ab\xE4\xB8"), "ab\xEF\xBF\xBD\xEF\xBF\xBD");  // one U+FFFD per bad byte
-  EXPECT_EQ(sanitize_utf8("ok 中"), "ok 中");
-  EXPECT_EQ(count_chars("h\xC3\xA9llo\xFF"), 6);
-}
 
 TEST(R1Format, WellFormedCompletions) {
   R1Format f = check_r1_format("<think>2+2 is 4</think>The answer is 4.");

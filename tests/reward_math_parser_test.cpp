@@ -56,13 +56,6 @@ TEST(MathNormalize, UnitsDegreesAndUnicode) {
   EXPECT_EQ(normalize_answer("\\\\frac{1}{2}", false), "\\frac{1}{2}");   // JSON double escaping
 }
 
-TEST(MathNormalize, SanitizesInvalidUtf8) {
-  std::string bad = std::string("5") + "\xff" + "\xc3" + "x" + "\xed\xa0\x80";  // stray, truncated, surrogate
-  std::string s = sanitize_utf8(bad);
-  EXPECT_EQ(s, "5\xEF\xBF\xBD\xEF\xBF\xBDx\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
-  EXPECT_EQ(sanitize_utf8("caf\xc3\xa9 \xe2\x88\x9a"), "caf\xc3\xa9 \xe2\x88\x9a");  // valid text unchanged
-}
-
 TEST(MathParser, NumbersFractionsAndMixedNumbers) {
   EXPECT_EQ(canon("\\frac{1}{2}"), "1/2");
   EXPECT_EQ(canon("\\frac12"), "1/2");

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <vector>
 
+#include "common/hash.h"
+
 namespace grpo::reward::math {
 namespace {
 
@@ -17,24 +19,10 @@ Complex nan_c() { return {kNaN, 0}; }
 
 bool is_real(const Complex& z) { return z.imag() == 0; }
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-uint64_t splitmix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
 long double sample_value(const std::string& key, const SamplePoint& p) {
-  uint64_t h = splitmix(fnv1a(key) ^ splitmix(p.seed + 0x51ED270B27A4B9C1ULL));
+  // 1469598103934665603 is FNV's offset basis with its last digit lost; kept, because the sample
+  // points (and so the verdicts of every labelled test) were made with it.
+  uint64_t h = splitmix64(fnv1a(key, 1469598103934665603ull) ^ splitmix64(p.seed + 0x51ED270B27A4B9C1ULL));
   long double u = static_cast<long double>(h >> 11) / static_cast<long double>(1ULL << 53);
   if (p.positive) return 0.5L + 2.0L * u;
   long double v = 0.5L + 2.5L * u;

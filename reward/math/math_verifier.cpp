@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/utf8.h"
 #include "reward/math/normalize.h"
 #include "reward/math/parser.h"
 #include "reward/math/simplify.h"
@@ -85,8 +86,8 @@ MathVerdict verify_math(std::string_view completion, std::string_view gold_in, c
   MathVerdict v;
   WorkBudget budget(o.max_work);
   try {
-    std::string text = sanitize_utf8(completion);
-    std::string gold = sanitize_utf8(gold_in);
+    std::string text = utf8::sanitize(completion);
+    std::string gold = utf8::sanitize(gold_in);
     auto section = final_section(text);
     if (!section) {
       v.reason = "no answer found: <think> is not closed";

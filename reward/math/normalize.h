@@ -11,10 +11,6 @@
 
 namespace grpo::reward::math {
 
-// Replaces every invalid UTF-8 byte by U+FFFD; the result is valid UTF-8 (the lexer skips
-// non-ASCII characters it does not know).
-std::string sanitize_utf8(std::string_view text);
-
 // Unicode math to LaTeX/ASCII: − – × ÷ · √ ∛ π ∞ ≤ ≥ ≠ ≈ ∪ ∩ ∈ ° ² ³ ½ and non-breaking spaces.
 std::string replace_unicode_math(std::string_view text);
 

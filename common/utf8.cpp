@@ -1,6 +1,4 @@
-#include "model/tokenizer_utf8.h"
-
-#include <unicode/uchar.h>
+#include "common/utf8.h"
 
 namespace grpo::utf8 {
 
@@ -63,14 +61,30 @@ size_t valid_prefix(std::string_view text) {
   return pos;
 }
 
-bool is_white_space(char32_t cp) { return cp != kInvalid && u_isUWhiteSpace(static_cast<UChar32>(cp)); }
+bool is_valid(std::string_view text) { return valid_prefix(text) == text.size(); }
 
-bool is_word(char32_t cp) {
-  if (cp == kInvalid) return false;
-  const auto c = static_cast<UChar32>(cp);
-  if (u_isUAlphabetic(c) || u_hasBinaryProperty(c, UCHAR_JOIN_CONTROL)) return true;
-  const uint32_t mask = U_GET_GC_MASK(c);
-  return (mask & (U_GC_M_MASK | U_GC_ND_MASK | U_GC_PC_MASK)) != 0;
+std::string sanitize(std::string_view text) {
+  size_t pos = valid_prefix(text);
+  if (pos == text.size()) return std::string(text);
+  std::string out(text.substr(0, pos));
+  out.reserve(text.size() + 8);
+  char32_t cp;
+  while (pos < text.size()) {
+    const size_t n = decode(text, pos, &cp);
+    if (cp == kInvalid)
+      append(out, kReplacement);
+    else
+      out.append(text.substr(pos, n));
+    pos += n;
+  }
+  return out;
+}
+
+size_t count_chars(std::string_view text) {
+  size_t n = 0;
+  char32_t cp;
+  for (size_t pos = 0; pos < text.size(); ++n) pos += decode(text, pos, &cp);
+  return n;
 }
 
 }  // namespace grpo::utf8
