@@ -4,7 +4,7 @@
 
 #include "apps/jsonl_filter.h"
 #include "common/cli.h"
-#include "model/chat_template.h"
+#include "tokenizer/chat_template.h"
 
 namespace {
 

@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "rollout/dense_generate.h"
 #include "rollout/engine.h"
 

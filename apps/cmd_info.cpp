@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "common/cli.h"
-#include "common/torch_pch.h"
+#include <ATen/ATen.h>
 #include "kernels/cuda_info.h"
 #include "model/runtime.h"
 

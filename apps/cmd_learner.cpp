@@ -14,12 +14,12 @@
 // experts sharded over the ranks; rank 0 prints the summary line
 //   {"steps": ..., "first_loss": ..., "final_loss": ..., "world_size": 4, "all_to_all_bytes": ...,
 //    "optimizer_state_bytes": [bytes of AdamW moments, per rank]}
-// With a `publish:` section (learner/ep_publisher.h; builds with services only), the ranks stream
+// With a `publish:` section (train/ep_publisher.h; builds with services only), the ranks stream
 // the weights to rollout workers every publish.every steps and after the last, each rank its own
 // experts, as version = steps done; rank 0 logs the sync time and every rank's bytes.
 //
 // With --job grpo (or a config with train:/trainer: and no pretrain: section), the job is a GRPO
-// run (`grpo train`'s config, learner/controller.h):
+// run (`grpo train`'s config, train/controller.h):
 // rank 0 runs the loop's services, store, metrics and evaluation, every rank trains its experts
 // on rank 0's groups and streams them to the rollout workers; rank 0 prints
 //   {"steps_done": ..., "start_step": ..., "world_size": ..., "last_eval_accuracy": ..., ...}
@@ -45,9 +45,9 @@
 #include "learner/pretrain.h"
 #include "model/runtime.h"
 #ifdef GRPO_SERVICES
-#include "learner/controller.h"
-#include "learner/ep_publisher.h"
-#include "learner/run_config.h"
+#include "train/controller.h"
+#include "train/ep_publisher.h"
+#include "train/run_config.h"
 #include "learner/trainer.h"
 #endif
 

@@ -4,7 +4,7 @@
 
 #include "common/cli.h"
 #include "common/error.h"
-#include "learner/report.h"
+#include "metrics/report.h"
 
 namespace {
 

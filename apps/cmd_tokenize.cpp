@@ -4,7 +4,7 @@
 
 #include "apps/jsonl_filter.h"
 #include "common/cli.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 

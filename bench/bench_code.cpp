@@ -18,8 +18,8 @@
 #include <functional>
 #include <thread>
 
-#include "reward/code_verifier.h"
-#include "reward/test_harness.h"
+#include "reward/code/verifier.h"
+#include "reward/code/harness.h"
 #include "tests/code_datasets.h"
 
 using namespace grpo::reward;

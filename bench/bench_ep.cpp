@@ -5,7 +5,7 @@
 // (the ratio), the all-to-all bytes a rank sends per step, and the expert load balance (max/mean
 // tokens per expert, averaged over the MoE layers and the last half of the steps) with the
 // aux-loss-free bias update (γ = GAMMA) and without it (γ = 0). Then the GRPO loop
-// (`grpo learner --job grpo`, learner/controller.h) from the EP=1 run's checkpoint, on EP = 1, 2 and
+// (`grpo learner --job grpo`, train/controller.h) from the EP=1 run's checkpoint, on EP = 1, 2 and
 // 4: the trainer step's time (`time/train`, 16 prompts × 4 samples of up to 24 tokens, beside
 // EP=1's) and its all-to-all bytes; generation on rank 0's in-process worker is not counted.
 // Defaults: 12 steps, γ = 0.01, bench/results/ep.json. Each run is one measurement (no best-of: a

@@ -16,8 +16,8 @@
 
 #include "common/crc32c.h"
 #include "common/clock.h"
-#include "learner/metrics.h"
-#include "learner/report.h"
+#include "metrics/metrics.h"
+#include "metrics/report.h"
 
 namespace fs = std::filesystem;
 

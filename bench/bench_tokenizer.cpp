@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "model/tokenizer.h"
-#include "model/tokenizer_bytes.h"
-#include "model/tokenizer_pretokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/bytes.h"
+#include "tokenizer/pretokenizer.h"
 #include "common/utf8.h"
 
 namespace {

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "common/torch_pch.h"
+#include <ATen/ATen.h>
 
 namespace grpo {
 

@@ -6,7 +6,7 @@
 #pragma once
 #include <string>
 
-#include "common/torch_pch.h"
+#include <ATen/ATen.h>
 
 namespace grpo {
 

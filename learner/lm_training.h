@@ -21,11 +21,11 @@
 
 #include "common/config.h"
 #include "common/progress.h"
-#include "learner/metrics.h"
+#include "metrics/metrics.h"
 #include "learner/optim.h"
 #include "model/deepseek.h"  // ModelOptions
 #include "model/dtype.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace grpo {
 

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/torch_pch.h"
+#include <ATen/ATen.h>
 
 namespace grpo {
 

@@ -12,10 +12,10 @@
 #include "learner/expert_parallel.h"
 #include "learner/sharded_checkpoint.h"
 #include "learner/zero1.h"
-#include "model/chat_template.h"
+#include "tokenizer/chat_template.h"
 #include "model/init.h"
 #include "model/pretrained.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace grpo {
 namespace fs = std::filesystem;

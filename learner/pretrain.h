@@ -85,7 +85,7 @@ struct PretrainResult {
 };
 
 // Trains and saves options.out_dir (config.json, model.safetensors, tokenizer files) atomically;
-// metrics go to options.log_dir (learner/metrics.h): loss, lr, grad_norm, tokens/s and, per MoE
+// metrics go to options.log_dir (metrics/metrics.h): loss, lr, grad_norm, tokens/s and, per MoE
 // layer, moe/layerN/load_max_over_mean (the batch's expert load balance, 1 = even). With
 // `show_progress`, a progress line on stderr.
 //
@@ -101,7 +101,7 @@ struct PretrainResult {
 // the steps done so far and the model (a collective if it communicates: every rank calls it at
 // every step); what it returns is logged with that step's metrics (a metrics line is written
 // for that step even between log_every steps when it returns anything). `grpo learner` publishes the
-// weights to rollout workers with it (learner/ep_publisher.h).
+// weights to rollout workers with it (train/ep_publisher.h).
 using PretrainStepHook = std::function<std::map<std::string, double>(int64_t steps_done, const DeepseekModel& model)>;
 PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true, Distributed* dist = nullptr,
                         const PretrainStepHook& after_step = {});

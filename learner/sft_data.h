@@ -29,8 +29,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/chat_template.h"
-#include "model/tokenizer.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace grpo {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "common/torch_pch.h"
+#include <ATen/ATen.h>
 #include "learner/scored_group.h"
 #include "model/deepseek.h"
 

@@ -3,7 +3,7 @@
 #include <fstream>
 #include <thread>
 
-#include "common/torch_pch.h"
+#include <ATen/ATen.h>
 
 namespace grpo {
 

@@ -3,7 +3,7 @@
 #include <utility>
 #include <vector>
 
-#include "reward/code_verifier.h"
+#include "reward/code/verifier.h"
 #include "reward/format.h"
 #include "reward/math/math_verifier.h"
 #include "reward/registry.h"

@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "common/rpc.h"
+#include "proto/rpc.h"
 #include "proto/reward.grpc.pb.h"
 #include "reward/verifier.h"
 
 namespace grpo::reward {
 
-// RpcError and ClientOptions live in common/rpc.h (shared with the rollout client).
+// RpcError and ClientOptions live in proto/rpc.h (shared with the rollout client).
 using grpo::ClientOptions;
 using grpo::RpcError;
 

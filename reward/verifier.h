@@ -25,7 +25,7 @@ struct Limits {
 
 struct VerifyRequest {
   std::string completion;        // the model's whole answer (may include <think>…</think>)
-  nlohmann::json reference;      // math: "42" or {"answer": "42"}; code: see reward/code_verifier.h
+  nlohmann::json reference;      // math: "42" or {"answer": "42"}; code: see reward/code/verifier.h
   nlohmann::json options;        // verifier-specific knobs (object; may be null)
   Limits limits;
   int64_t completion_tokens = 0; // length in model tokens when the caller knows it; 0 = unknown

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "model/dense_decoder.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "rollout/engine.h"
 
 namespace grpo::rollout {

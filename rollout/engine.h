@@ -50,7 +50,7 @@
 
 #include "model/deepseek.h"
 #include "rollout/finish_reason.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "rollout/page_pool.h"
 #include "rollout/paged_batch.h"
 #include "rollout/sampler.h"

@@ -13,7 +13,7 @@
 #include "model/init.h"
 #include "model/pretrained.h"
 #include "model/safetensors.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 using nlohmann::json;
 

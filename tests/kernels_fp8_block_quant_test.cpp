@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/error.h"
-#include "common/torch_pch.h"
+#include <ATen/ATen.h>
 #include "kernels/cuda_info.h"
 #include "model/fp8.h"
 #ifdef GRPO_WITH_CUDA

@@ -11,11 +11,11 @@
 #include <set>
 
 #include "learner/digit_chains.h"
-#include "learner/metrics.h"
-#include "model/chat_template.h"
+#include "metrics/metrics.h"
+#include "tokenizer/chat_template.h"
 #include "learner/pretrain.h"
 #include "model/pretrained.h"
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace grpo {
 namespace {

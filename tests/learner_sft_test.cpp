@@ -12,7 +12,7 @@
 
 #include "common/error.h"
 #include "learner/distill_loss.h"
-#include "learner/metrics.h"
+#include "metrics/metrics.h"
 #include "learner/sft.h"
 #include "model/pretrained.h"
 #include "rollout/dense_generate.h"

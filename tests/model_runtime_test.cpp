@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "common/torch_pch.h"
+#include <ATen/ATen.h>
 
 // The reference BLAS is ~40x slower than MKL or OpenBLAS: make sure LibTorch runs on a fast one.
 TEST(Runtime, LibTorchUsesAnOptimisedBlas) {

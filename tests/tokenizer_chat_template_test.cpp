@@ -1,7 +1,7 @@
 // Chat templates: the rendered strings are pinned exactly.
 #include <gtest/gtest.h>
 
-#include "model/chat_template.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer_test_util.h"
 
 using grpo::ChatTemplate;

@@ -7,7 +7,7 @@
 #include <random>
 #include <thread>
 
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // and the JSON key.
 #include <gtest/gtest.h>
 
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
 
 using grpo::Tokenizer;

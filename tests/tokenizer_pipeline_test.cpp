@@ -2,10 +2,10 @@
 // expectation: Split behaviours, ByteLevel, Digits, added-token flags, normalizers, BPE ranks.
 #include <gtest/gtest.h>
 
-#include "model/tokenizer.h"
-#include "model/tokenizer_added.h"
-#include "model/tokenizer_bytes.h"
-#include "model/tokenizer_pretokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/added.h"
+#include "tokenizer/bytes.h"
+#include "tokenizer/pretokenizer.h"
 #include "tokenizer_test_util.h"
 
 using grpo::PreTokenized;

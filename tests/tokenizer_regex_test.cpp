@@ -7,7 +7,7 @@
 #include <map>
 
 #include "common/error.h"
-#include "model/tokenizer_regex.h"
+#include "tokenizer/regex.h"
 
 using grpo::Regex;
 

@@ -1,0 +1,25 @@
+// `grpo train CONFIG [key.path=value ...]`: the R1-Zero loop (train/controller.h).
+#include <iostream>
+
+#include "common/cli.h"
+#include "common/error.h"
+#include "train/controller.h"
+
+namespace {
+
+int run_train(const grpo::Args& a) {
+  if (a.positional().size() != 1) throw grpo::InputError("train: expected one CONFIG file (see configs/tiny-zero.yaml)");
+  grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  grpo::TrainSummary s = grpo::run_training(config, !a.flag("quiet"));
+  std::cout << "train: " << s.steps_done << " steps done (" << s.steps_done - s.start_step << " in this run)";
+  if (s.first_eval_accuracy >= 0)
+    std::cout << "; held-out accuracy " << s.first_eval_accuracy << " -> " << s.last_eval_accuracy;
+  std::cout << "; run directory " << s.out_dir << " (report.html, metrics.jsonl, checkpoints/)" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+GRPO_COMMAND("train", "GRPO / R1-Zero training: rollouts, rewards, updates, checkpoints (resumes a stopped run)",
+             "CONFIG [key.path=value ...]",
+             ({{"quiet", "", "no progress line", false}}), run_train);

@@ -1,0 +1,1 @@
+// Anchor for the precompiled torch header (cmake/torch_pch.h).

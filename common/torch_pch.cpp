@@ -1,1 +1,0 @@
-// Anchor for the precompiled torch header (common/torch_pch.h).

@@ -1,0 +1,292 @@
+// The R1-Zero loop end to end on a tiny random DeepSeek-V3 model: real reward and rollout servers
+// on loopback, a real RocksDB store, real checkpoints; resume after kill -9 of the `grpo train`
+// process; a rollout worker killed mid-run; config errors.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/error.h"
+#include "train/controller.h"
+#include "store/experience_store.h"
+#include "train/group_metrics.h"
+#include "metrics/metrics.h"
+#include "train/prompt_schedule.h"
+#include "train/run_config.h"
+#include "model/init.h"
+#include "model/pretrained.h"
+#include "model/safetensors.h"
+#include "model_test_util.h"
+#include "subprocess.h"
+#include "learner_run_testutil.h"
+
+namespace fs = std::filesystem;
+
+namespace grpo {
+namespace {
+
+// A run directory with a tiny random model (bpe-tokenizer vocabulary), 12 prompts and a config.
+struct Fixture {
+  fs::path root;
+  explicit Fixture(const std::string& name) {
+    root = fs::temp_directory_path() / ("grpo_ctl_" + name + "_" + std::to_string(getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root);
+    testing::write_tiny_run_inputs(root);
+  }
+  ~Fixture() { fs::remove_all(root); }
+
+  // The config text; `extra` lines are appended (YAML, may override sections).
+  std::string config(int steps, const std::string& out = "run") const {
+    return "run: {name: t, out_dir: " + (root / out).string() + ", seed: 3, threads: 1}\n"
+           "model: {path: " + (root / "model").string() + "}\n"
+           "template: " + std::string(GRPO_SOURCE_DIR) + "/configs/chat_templates/chatml-think.yaml\n"
+           "data:\n  train: {path: " + (root / "train.jsonl").string() + "}\n"
+           "  heldout: {path: " + (root / "train.jsonl").string() + ", limit: 4}\n"
+           "reward: {config: " + std::string(GRPO_SOURCE_DIR) + "/configs/reward.yaml, verifier: shaped}\n"
+           "rollout: {workers: 1, group_size: 4, sampling: {temperature: 1.0, max_new_tokens: 12}}\n"
+           "train: {steps: " + std::to_string(steps) + ", prompts_per_step: 3, eval_every: 2, checkpoint_every: 1}\n"
+           "trainer: {lr: 0.001, micro_batch_size: 4, mini_batches: 2, threads: 1}\n";
+  }
+  Config load(int steps, const std::vector<std::string>& overrides = {}, const std::string& out = "run") const {
+    Config c = Config::parse(config(steps, out), (root / "run.yaml").string());
+    for (const auto& o : overrides) c.apply_override(o);
+    return c;
+  }
+};
+
+std::map<int64_t, int64_t> groups_per_step(const std::string& store_dir) {
+  auto store = ExperienceStore::open(store_dir, {.create_if_missing = false, .read_only = true});
+  std::map<int64_t, int64_t> n;
+  store->scan(0, 1 << 30, [&](const GroupKey& k, const ScoredGroup&) {
+    ++n[k.step];
+    return true;
+  });
+  return n;
+}
+
+TEST(PromptSchedule, DeterministicPermutationPerStep) {
+  auto a = step_prompt_order(10, 7, 3), b = step_prompt_order(10, 7, 3), c = step_prompt_order(10, 7, 4);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  std::sort(a.begin(), a.end());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], i);
+  EXPECT_EQ(group_seed(1, 2, "x"), group_seed(1, 2, "x"));
+  EXPECT_NE(group_seed(1, 2, "x"), group_seed(1, 3, "x"));
+  EXPECT_NE(group_seed(1, 2, "x"), group_seed(1, 2, "y"));
+}
+
+TEST(GroupMetrics, HandComputed) {
+  ScoredGroup g1, g2;
+  for (double r : {1.0, 0.0}) {
+    Completion c;
+    c.reward = r;
+    c.correct = r > 0;
+    c.token_ids = std::vector<int32_t>(r > 0 ? 4 : 2, 5);
+    c.reward_components["accuracy"] = r;
+    g1.completions.push_back(c);
+  }
+  for (int i = 0; i < 2; ++i) {
+    Completion c;
+    c.reward = 1.0;
+    c.correct = true;
+    c.token_ids = std::vector<int32_t>(6, 5);
+    c.finish_reason = FinishReason::kLength;
+    g2.completions.push_back(c);
+  }
+  auto m = group_metrics({g1, g2});
+  EXPECT_DOUBLE_EQ(m["reward/mean"], 0.75);
+  EXPECT_NEAR(m["reward/std"], 0.5, 1e-12);  // unbiased std of {1,0,1,1}
+  EXPECT_DOUBLE_EQ(m["accuracy"], 0.75);
+  EXPECT_DOUBLE_EQ(m["response_length/mean"], 4.5);
+  EXPECT_DOUBLE_EQ(m["response_length/max"], 6);
+  EXPECT_DOUBLE_EQ(m["response_clipped_fraction"], 0.5);
+  EXPECT_DOUBLE_EQ(m["groups/mixed_fraction"], 0.5);
+  EXPECT_DOUBLE_EQ(m["groups/solved_fraction"], 0.5);
+  EXPECT_DOUBLE_EQ(m["reward/accuracy/mean"], 0.5);
+  EXPECT_TRUE(has_reward_variance(g1));
+  EXPECT_FALSE(has_reward_variance(g2));
+}
+
+TEST(RunConfig, ErrorsNameTheKey) {
+  Fixture f("cfg");
+  auto expect_error = [&](const std::vector<std::string>& overrides, const std::string& needle) {
+    try {
+      run_config_from(f.load(1, overrides));
+      ADD_FAILURE() << "no error for " << overrides[0];
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error({"train.stepz=3"}, "train.stepz");
+  expect_error({"train.steps=0"}, "train.steps");
+  expect_error({"rollout.dtype=fp16"}, "rollout.dtype");
+  expect_error({"rollout.group_size=many"}, "rollout.group_size");
+  expect_error({"bogus.key=1"}, "bogus");
+  EXPECT_NO_THROW(run_config_from(f.load(1)));
+}
+
+TEST(Controller, RunsStoresEveryGroupLogsAndResumes) {
+  Fixture f("run");
+  TrainSummary s = run_training(f.load(2), /*progress=*/false);
+  EXPECT_EQ(s.start_step, 0);
+  EXPECT_EQ(s.steps_done, 2);
+  const fs::path run = f.root / "run";
+  EXPECT_TRUE(fs::exists(run / "checkpoints" / "step-000001" / "config.json"));
+  EXPECT_TRUE(fs::exists(run / "checkpoints" / "step-000002" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(run / "report.html"));
+  EXPECT_TRUE(fs::exists(run / "config.yaml"));
+  EXPECT_EQ(groups_per_step((run / "store").string()), (std::map<int64_t, int64_t>{{0, 3}, {1, 3}}));
+  {
+    auto store = ExperienceStore::open((run / "store").string(), {.create_if_missing = false, .read_only = true});
+    EXPECT_EQ(store->last_trained_step(), 1);
+    store->scan(0, 1, [&](const GroupKey& k, const ScoredGroup& g) {
+      EXPECT_EQ(g.completions.size(), 4u);
+      for (const auto& c : g.completions) {
+        EXPECT_EQ(c.weight_version, k.step);  // synchronous: step n samples from weights n
+        EXPECT_EQ(c.token_ids.size(), c.logprobs.size());
+        EXPECT_FALSE(c.reward_components.empty()) << c.reward_reason;
+      }
+      return true;
+    });
+  }
+  MetricsHistory h = read_metrics((run / "metrics.jsonl").string());
+  for (const char* key : {"reward/mean", "accuracy", "response_length/mean", "train/loss", "train/grad_norm_mean",
+                          "time/generate", "time/train", "time/sync", "sync/bytes", "eval/accuracy"})
+    EXPECT_TRUE(h.series.count(key)) << key;
+  EXPECT_EQ(h.series["eval/accuracy"].size(), 2u);  // at the start and after step 2
+  EXPECT_GT(h.series["sync/bytes"].back().second, 0);
+
+  // Same config, more steps: continues from the step-2 checkpoint.
+  s = run_training(f.load(3), false);
+  EXPECT_EQ(s.start_step, 2);
+  EXPECT_EQ(s.steps_done, 3);
+  EXPECT_EQ(groups_per_step((run / "store").string()).at(2), 3);
+}
+
+at::Tensor final_weights(const fs::path& run, const std::string& name) {
+  auto raw = load_checkpoint_raw((run / "checkpoints" / name).string());
+  std::vector<at::Tensor> flat;
+  for (const auto& [n, t] : raw) flat.push_back(t.data.to(at::kDouble).flatten());
+  return at::cat(flat);
+}
+
+// kill -9 of `grpo train` in the middle of a run, then the same command again: the result is
+// the uninterrupted run's, no group was generated twice, none lost.
+TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
+  Fixture f("kill");
+  const int steps = 4;
+  auto write_config = [&](const std::string& out) {
+    const fs::path p = f.root / (out + ".yaml");
+    std::ofstream(p) << f.config(steps, out) << "train: {steps: " << steps
+                     << ", prompts_per_step: 3, eval_every: 0, checkpoint_every: 2}\n";
+    return p.string();
+  };
+  const std::string ref_cfg = write_config("ref"), cut_cfg = write_config("cut");
+  {
+    testing::Subprocess ref({GRPO_BINARY, "train", ref_cfg, "--quiet"}, "/dev/null", true);
+    const std::string out = ref.read_all();
+    ASSERT_EQ(ref.wait(), 0) << out;
+  }
+  {
+    testing::Subprocess cut({GRPO_BINARY, "train", cut_cfg, "--quiet"}, "/dev/null", true);
+    // Kill it once step 2's checkpoint exists and step 2's groups are being made or trained on.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+    while (!fs::exists(f.root / "cut" / "checkpoints" / "step-000002") && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    kill(cut.pid(), SIGKILL);
+    cut.wait();
+  }
+  ASSERT_FALSE(fs::exists(f.root / "cut" / "checkpoints" / "step-000004")) << "the run finished before the kill";
+  {
+    testing::Subprocess again({GRPO_BINARY, "train", cut_cfg, "--quiet"}, "/dev/null", true);
+    const std::string out = again.read_all();
+    ASSERT_EQ(again.wait(), 0) << out;
+    EXPECT_NE(out.find("resuming from"), std::string::npos) << out;
+  }
+  EXPECT_EQ(groups_per_step((f.root / "cut" / "store").string()),
+            (std::map<int64_t, int64_t>{{0, 3}, {1, 3}, {2, 3}, {3, 3}}));
+  const at::Tensor a = final_weights(f.root / "ref", "step-000004");
+  const at::Tensor b = final_weights(f.root / "cut", "step-000004");
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-6);
+}
+
+// Async mode: rollouts for step n may use weights from step n - 1 while step n - 1 trains.
+TEST(Controller, AsyncRolloutsStayWithinTheStalenessBound) {
+  Fixture f("async");
+  TrainSummary s = run_training(f.load(4, {"train.max_staleness=1", "train.eval_every=0"}), false);
+  EXPECT_EQ(s.steps_done, 4);
+  auto store = ExperienceStore::open((f.root / "run" / "store").string(), {.create_if_missing = false, .read_only = true});
+  int64_t groups = 0;
+  store->scan(0, 10, [&](const GroupKey& k, const ScoredGroup& g) {
+    ++groups;
+    for (const auto& c : g.completions) {
+      EXPECT_GE(c.weight_version, k.step - 1) << k.describe();
+      EXPECT_LE(c.weight_version, k.step) << k.describe();
+    }
+    return true;
+  });
+  EXPECT_EQ(groups, 12);
+  MetricsHistory h = read_metrics((f.root / "run" / "metrics.jsonl").string());
+  for (const auto& [step, staleness] : h.series["rollout/staleness"]) EXPECT_LE(staleness, 1) << step;
+}
+
+// Two external `grpo rollout-server`s; one is killed with SIGKILL during the run. Its prompts go to
+// the other and the run completes with every step's groups.
+TEST(Controller, ARolloutWorkerDyingMidRunIsReplacedByTheOthers) {
+  Fixture f("workers");
+  std::vector<std::unique_ptr<testing::Subprocess>> servers;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 2; ++i) {
+    servers.push_back(std::make_unique<testing::Subprocess>(std::vector<std::string>{
+        GRPO_BINARY, "rollout-server", "--model", (f.root / "model").string(), "--address", "127.0.0.1:0",
+        "--threads", "1"}));
+    const std::string line = servers.back()->read_line(60'000);
+    const auto at = line.find("listening on ");
+    ASSERT_NE(at, std::string::npos) << line;
+    addresses.push_back(line.substr(at + 13, line.find(' ', at + 13) - at - 13));
+  }
+  std::atomic<bool> done{false};
+  std::thread killer([&] {
+    // Once step 1's groups are being generated, the second worker dies.
+    while (!done && !fs::exists(f.root / "run" / "checkpoints" / "step-000001"))
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    servers[1]->signal(SIGKILL);
+  });
+  TrainSummary s;
+  try {
+    s = run_training(f.load(4, {"rollout.addresses=[" + addresses[0] + ", " + addresses[1] + "]",
+                                "train.eval_every=0", "train.prompts_per_step=4"}),
+                     false);
+  } catch (...) {
+    done = true;
+    killer.join();
+    throw;
+  }
+  done = true;
+  killer.join();
+  EXPECT_EQ(s.steps_done, 4);
+  EXPECT_EQ(groups_per_step((f.root / "run" / "store").string()),
+            (std::map<int64_t, int64_t>{{0, 4}, {1, 4}, {2, 4}, {3, 4}}));
+  MetricsHistory h = read_metrics((f.root / "run" / "metrics.jsonl").string());
+  EXPECT_EQ(h.series["rollout/workers"].front().second, 2);
+  EXPECT_EQ(h.series["rollout/workers"].back().second, 1);
+}
+
+TEST(Controller, UnreachableRewardServiceIsAClearError) {
+  Fixture f("noreward");
+  try {
+    run_training(f.load(1, {"reward.address=127.0.0.1:1", "reward.retries=1", "reward.timeout_ms=300"}), false);
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("127.0.0.1:1"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace grpo

@@ -1,0 +1,546 @@
+#include "train/controller.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/progress.h"
+#include "train/ep_publisher.h"
+#include "store/experience_store.h"
+#include "learner/expert_parallel.h"
+#include "train/group_metrics.h"
+#include "train/local_services.h"
+#include "metrics/metrics.h"
+#include "train/prompt_dataset.h"
+#include "train/prompt_schedule.h"
+#include "metrics/report.h"
+#include "train/rollout_pool.h"
+#include "train/run_config.h"
+#include "train/sample_and_score.h"
+#include "learner/trainer.h"
+#include "tokenizer/chat_template.h"
+#include "model/pretrained.h"
+#include "tokenizer/tokenizer.h"
+#include "reward/client.h"
+
+namespace fs = std::filesystem;
+
+namespace grpo {
+namespace {
+
+std::string checkpoint_name(int64_t step) {
+  std::ostringstream s;
+  s << "step-" << std::setw(6) << std::setfill('0') << step;
+  return s.str();
+}
+
+// Checkpoint directories, newest first.
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || name.rfind("step-", 0) != 0 || name.find('.') != std::string::npos) continue;
+    try {
+      out.emplace_back(std::stoll(name.substr(5)), e.path());
+    } catch (...) {
+    }
+  }
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
+
+// What the generation thread hands the trainer: every group generated (or found in the store)
+// for one step, and how long that took.
+struct StepGroups {
+  int64_t step = 0;
+  std::vector<ScoredGroup> groups;
+  int64_t reused = 0;  // groups found in the store (resume)
+  SampleStats sampling;
+  double store_s = 0;
+};
+
+// The groups rank 0 sends the other ranks for one step: each encoded record, length-prefixed.
+std::string pack_groups(const std::vector<ScoredGroup>& groups) {
+  std::string out;
+  for (const ScoredGroup& g : groups) {
+    const std::string record = encode_scored_group(g);
+    const uint64_t n = record.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out += record;
+  }
+  return out;
+}
+
+std::vector<ScoredGroup> unpack_groups(const std::string& bytes, const std::string& key) {
+  std::vector<ScoredGroup> out;
+  for (size_t at = 0; at < bytes.size();) {
+    uint64_t n = 0;
+    if (bytes.size() - at < sizeof n) throw DistributedError("message '" + key + "': truncated");
+    std::memcpy(&n, bytes.data() + at, sizeof n);
+    at += sizeof n;
+    std::string error;
+    auto g = n <= bytes.size() - at ? decode_scored_group(std::string_view(bytes).substr(at, n), &error) : std::nullopt;
+    if (!g) throw DistributedError("message '" + key + "': bad group record: " + (error.empty() ? "truncated" : error));
+    out.push_back(std::move(*g));
+    at += n;
+  }
+  return out;
+}
+
+// Posted by rank 0 when step N's groups are ready to broadcast.
+std::string ready_key(int64_t step) { return "train/step-" + std::to_string(step) + "/ready"; }
+const char* const kAddressesKey = "train/rollout-addresses";
+
+class Loop {
+ public:
+  Loop(const Config& config, bool progress, const LearnerRanks& ranks)
+      : config_(config), cfg_(run_config_from(config)), progress_(progress), dist_(ranks.dist), wait_(ranks.wait) {}
+
+  TrainSummary run() {
+    setup();
+    TrainSummary summary;
+    summary.out_dir = cfg_.out_dir;
+    summary.start_step = trainer_->steps_done();
+    const int64_t start = summary.start_step;
+    if (start >= cfg_.steps) {
+      if (lead()) {
+        std::cerr << "train: " << start << " of " << cfg_.steps << " steps already done (" << cfg_.out_dir << ")"
+                  << std::endl;
+        write_report(cfg_.out_dir);
+      }
+      summary.steps_done = start;
+      return summary;
+    }
+    if (!lead()) {
+      follow(start);
+      summary.steps_done = trainer_->steps_done();
+      return summary;
+    }
+    // The workers start with the initial model as version 0; a resumed run sends them its weights.
+    if (start > 0) {
+      publish(start);
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      published_ = 0;
+    }
+    if (cfg_.eval_every > 0) summary.first_eval_accuracy = evaluate(start);
+
+    std::thread producer([&] { produce(start); });
+    Progress bar("train", cfg_.steps - start, progress_);
+    try {
+      for (int64_t step = start; step < cfg_.steps; ++step) {
+        StepGroups batch = take(step);
+        const std::string status = train_step(batch);
+        const int64_t done = step + 1;
+        if (checkpoint_due(done)) checkpoint(done);  // before evaluating: the other ranks take part
+        if (cfg_.eval_every > 0 && (done % cfg_.eval_every == 0 || done == cfg_.steps))
+          summary.last_eval_accuracy = evaluate(done);
+        write_report(cfg_.out_dir);
+        bar.advance(1, status);
+      }
+    } catch (...) {
+      stop_producer();
+      producer.join();
+      throw;
+    }
+    producer.join();
+    bar.finish();
+    summary.steps_done = trainer_->steps_done();
+    return summary;
+  }
+
+ private:
+  bool lead() const { return !dist_ || dist_->rank() == 0; }
+  bool checkpoint_due(int64_t done) const { return done % cfg_.checkpoint_every == 0 || done == cfg_.steps; }
+
+  // An expert-parallel rank other than 0: the trainer steps on rank 0's groups, publishing and
+  // checkpoints, in the order rank 0 does them.
+  void follow(int64_t start) {
+    if (start > 0) publish(start);
+    for (int64_t step = start; step < cfg_.steps; ++step) {
+      dist_->fetch(ready_key(step), wait_);  // rank 0 may be generating: the long wait is here
+      std::string bytes;
+      dist_->broadcast(bytes);
+      const std::vector<ScoredGroup> used = unpack_groups(bytes, ready_key(step));
+      if (used.empty())
+        trainer_->skip_step();
+      else
+        trainer_->step(used);
+      publish(step + 1);
+      if (checkpoint_due(step + 1)) checkpoint(step + 1);
+    }
+  }
+
+  void setup() {
+    at::set_num_threads(cfg_.threads);
+    trainer_options_ = trainer_options_from_config(config_.sub("trainer"));
+    // The trainer's log-probs must be those of the distribution the rollouts sampled from.
+    if (config_.has("trainer.temperature") && trainer_options_.temperature != cfg_.temperature)
+      throw InputError(config_.where("trainer.temperature") + ": must equal rollout.sampling.temperature (" +
+                       std::to_string(cfg_.temperature) + ") or be left out");
+    trainer_options_.temperature = cfg_.temperature > 0 ? cfg_.temperature : 1.0;
+    if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.threads;
+    ModelOptions model_options = trainer_options_.model_options();
+    if (dist_) {  // this rank's expert shard
+      model_options.expert_rank = dist_->rank();
+      model_options.expert_ranks = dist_->size();
+    }
+    auto policy = std::make_shared<DeepseekModel>(load_pretrained(cfg_.model_path, model_options));
+    trainer_ = std::make_unique<Trainer>(policy, trainer_options_, dist_);
+    resume();
+    if (!lead()) {  // rank 0's rollout workers, to publish this rank's experts to
+      std::vector<std::string> addresses;
+      std::istringstream in(dist_->fetch(kAddressesKey, wait_));
+      for (std::string a; std::getline(in, a);) addresses.push_back(a);
+      publisher_ = std::make_unique<EpPublisher>(publish_options(addresses), *dist_);
+      return;
+    }
+
+    fs::create_directories(cfg_.out_dir);
+    {
+      std::ofstream(fs::path(cfg_.out_dir) / "config.yaml") << config_.dump() << "\n";
+    }
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(cfg_.tokenizer_path));
+    template_ = ChatTemplate::load(cfg_.chat_template);
+    train_ = prepare(load_prompt_dataset(cfg_.train_data), "data.train");
+    if (cfg_.has_heldout) {
+      heldout_ = prepare(load_prompt_dataset(cfg_.heldout_data), "data.heldout");
+      if (cfg_.eval_limit > 0 && int64_t(heldout_.size()) > cfg_.eval_limit) heldout_.resize(cfg_.eval_limit);
+    }
+
+    services_ = std::make_unique<LocalServices>(cfg_);
+    rollouts_ = std::make_unique<RolloutPool>(services_->rollout_addresses(), cfg_.rollout_timeout_ms,
+                                              cfg_.rollout_retries);
+    if (dist_) {
+      std::string addresses;
+      for (const auto& a : services_->rollout_addresses()) addresses += a + "\n";
+      dist_->post(kAddressesKey, addresses);
+      publisher_ = std::make_unique<EpPublisher>(publish_options(services_->rollout_addresses()), *dist_);
+    }
+    ClientOptions ro;
+    ro.timeout_ms = cfg_.reward_timeout_ms;
+    ro.retries = cfg_.reward_retries;
+    ro.backoff_ms = 200;
+    reward_ = std::make_unique<reward::RewardClient>(services_->reward_address(), ro);
+    reward_->health();  // fails early, with retries, when the reward service is unreachable
+
+    store_ = ExperienceStore::open((fs::path(cfg_.out_dir) / "store").string());
+    metrics_ = std::make_unique<MetricsWriter>(cfg_.out_dir);
+  }
+
+  std::vector<Prompt> prepare(std::vector<PromptItem> items, const std::string& what) {
+    if (items.empty()) throw InputError(config_.where(what) + ": the dataset has no prompts");
+    std::vector<Prompt> out;
+    out.reserve(items.size());
+    for (auto& item : items) out.push_back(prepare_prompt(std::move(item), template_, *tokenizer_));
+    return out;
+  }
+
+  EpPublishOptions publish_options(const std::vector<std::string>& addresses) const {
+    EpPublishOptions o;
+    o.rollout = addresses;
+    o.fp8 = cfg_.rollout_dtype == "fp8";
+    return o;
+  }
+
+  // The newest checkpoint that loads (on every rank, expert parallel). Checkpoints of which none
+  // loads are an error: starting over would silently retrain the steps the store already holds.
+  void resume() {
+    const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
+    const auto checkpoints = list_checkpoints(dir);
+    std::string newest_error;
+    for (const auto& [step, path] : checkpoints) {
+      std::string mine;  // this rank's error
+      try {
+        trainer_->load_checkpoint(path.string());
+      } catch (const std::exception& e) {
+        mine = e.what();
+      }
+      double failed = mine.empty() ? 0 : 1;
+      if (dist_) {  // the ranks that failed, everywhere
+        at::Tensor f = at::tensor({failed}, at::kDouble);
+        dist_->all_reduce_sum(f);
+        failed = f.item<double>();
+      }
+      if (failed == 0) {
+        if (lead())
+          std::cerr << "train: resuming from " << path.string() << " (" << trainer_->steps_done() << " steps done)"
+                    << std::endl;
+        return;
+      }
+      const std::string why = mine.empty() ? "another rank could not load its part" : mine;
+      if (newest_error.empty()) newest_error = why;
+      if (lead() || !mine.empty()) std::cerr << "train: skipping checkpoint " << path.string() << ": " << why << std::endl;
+    }
+    if (!checkpoints.empty())
+      throw InputError("train: none of the " + std::to_string(checkpoints.size()) + " checkpoints in " + dir.string() +
+                       " loads (the newest: " + newest_error +
+                       "); fix what differs (e.g. the config, or the number of ranks it was saved by) or move "
+                       "them away to start over");
+  }
+
+  // ---- generation thread -------------------------------------------------------------
+
+  void produce(int64_t start) {
+    try {
+      for (int64_t step = start; step < cfg_.steps; ++step) {
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          // Rollouts for `step` may use weights from step - max_staleness on: wait until those
+          // are published, and keep at most max_staleness + 1 steps queued.
+          cv_.wait(lock, [&] { return stop_ || (published_ >= step - cfg_.max_staleness); });
+          if (stop_) return;
+        }
+        StepGroups batch = collect(step);
+        std::lock_guard<std::mutex> lock(mu_);
+        ready_.push_back(std::move(batch));
+        cv_.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      failure_ = std::current_exception();
+      cv_.notify_all();
+    }
+  }
+
+  StepGroups take(int64_t step) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return failure_ || !ready_.empty(); });
+    if (!ready_.empty()) {
+      StepGroups b = std::move(ready_.front());
+      ready_.pop_front();
+      if (b.step != step) throw std::logic_error("train: step order broken");
+      return b;
+    }
+    std::rethrow_exception(failure_);
+  }
+
+  void stop_producer() {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+
+  // The step's groups: the ones already stored (resume), then newly generated ones, in the
+  // step's prompt order; with dynamic sampling, refill rounds until prompts_per_step groups
+  // have reward variance (or the rounds are spent).
+  StepGroups collect(int64_t step) {
+    StepGroups out;
+    out.step = step;
+    std::map<std::string, ScoredGroup> stored;
+    store_->scan(step, step, [&](const GroupKey&, const ScoredGroup& g) {
+      stored.emplace(g.prompt_id, g);
+      return true;
+    });
+    const std::vector<size_t> order = step_prompt_order(train_.size(), cfg_.seed, step);
+    size_t next = 0;
+    int64_t useful = 0;
+    for (int round = 0; round <= (cfg_.dynamic_sampling ? cfg_.max_refill_rounds : 0); ++round) {
+      const int64_t need = cfg_.prompts_per_step - (cfg_.dynamic_sampling ? useful : 0);
+      if (need <= 0 || next >= order.size()) break;
+      std::vector<const Prompt*> todo;
+      for (int64_t k = 0; k < need && next < order.size(); ++k) {
+        const Prompt& p = train_[order[next++]];
+        auto it = stored.find(p.item.id);
+        if (it != stored.end()) {
+          useful += has_reward_variance(it->second);
+          out.groups.push_back(std::move(it->second));
+          stored.erase(it);
+          ++out.reused;
+        } else {
+          todo.push_back(&p);
+        }
+      }
+      if (todo.empty()) continue;
+      std::vector<ScoredGroup> fresh = generate_and_score(todo, step, out);
+      const auto t0 = Clock::now();
+      store_->put_batch(fresh);  // durable before anything trains on it
+      out.store_s += seconds_since(t0);
+      for (auto& g : fresh) {
+        useful += has_reward_variance(g);
+        out.groups.push_back(std::move(g));
+      }
+      if (!cfg_.dynamic_sampling) break;
+    }
+    return out;
+  }
+
+  std::vector<ScoredGroup> generate_and_score(const std::vector<const Prompt*>& todo, int64_t step, StepGroups& acc) {
+    std::vector<uint64_t> seeds;
+    for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.seed, step, p->item.id));
+    return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step, std::max<int64_t>(0, step - cfg_.max_staleness),
+                            acc.sampling);
+  }
+
+  // ---- learner side ------------------------------------------------------------------
+
+  std::string train_step(StepGroups& batch) {
+    const int64_t step = batch.step;
+    std::map<std::string, double> m = group_metrics(batch.groups);
+    std::vector<ScoredGroup> used;
+    for (auto& g : batch.groups) {
+      if (cfg_.dynamic_sampling && !has_reward_variance(g)) continue;
+      if (int64_t(used.size()) == cfg_.prompts_per_step) break;
+      used.push_back(g);
+    }
+    int64_t min_version = step;
+    for (const auto& g : batch.groups)
+      for (const auto& c : g.completions) min_version = std::min(min_version, c.weight_version);
+
+    if (dist_) {  // the other ranks train on the same groups
+      if (step > 0) dist_->erase(ready_key(step - 1));  // every rank has trained on that step
+      dist_->post(ready_key(step), "");
+      std::string bytes = pack_groups(used);
+      dist_->broadcast(bytes);
+    }
+    auto t0 = Clock::now();
+    if (!used.empty()) {
+      for (const auto& [k, v] : trainer_->step(used).as_map()) m["train/" + k] = v;
+    } else {
+      trainer_->skip_step();  // nothing to learn from: the step counts, the weights stay
+    }
+    const double train_s = seconds_since(t0);
+    store_->mark_trained(step);
+    const std::map<std::string, double> sync = publish(step + 1);
+
+    m["groups/trained"] = double(used.size());
+    m["groups/generated"] = double(batch.groups.size());
+    m["groups/reused_from_store"] = double(batch.reused);
+    m["rollout/staleness"] = double(step - min_version);
+    m["rollout/workers"] = double(rollouts_->live_workers());
+    m["reward/errors"] = double(batch.sampling.reward_errors);
+    m["time/generate"] = batch.sampling.generate_s;
+    m["time/score"] = batch.sampling.score_s;
+    m["time/store"] = batch.store_s;
+    m["time/train"] = train_s;
+    m.insert(sync.begin(), sync.end());
+    if (batch.sampling.generate_s > 0)
+      m["throughput/generate_tokens_per_s"] = double(batch.sampling.generated_tokens) / batch.sampling.generate_s;
+    metrics_->log(step + 1, m);
+
+    std::ostringstream status;
+    status << std::fixed << std::setprecision(3) << "reward=" << m["reward/mean"] << " acc=" << m["accuracy"]
+           << " len=" << std::setprecision(1) << m["response_length/mean"];
+    if (last_eval_ >= 0) status << " heldout=" << std::setprecision(3) << last_eval_;
+    return status.str();
+  }
+
+  // The weights as `version` to every rollout worker; expert parallel, each rank its part. Returns
+  // time/sync, sync/bytes, sync/gb_per_s (and per-rank figures, ep_publisher.h).
+  std::map<std::string, double> publish(int64_t version) {
+    std::map<std::string, double> m;
+    if (publisher_) {
+      m = publisher_->publish(version, *trainer_->policy()).metrics();
+    } else {
+      const PublishStats s = rollouts_->publish(version, trainer_->policy()->state_dict(), cfg_.rollout_dtype == "fp8");
+      m = {{"time/sync", s.seconds},
+           {"sync/bytes", double(s.bytes)},
+           {"sync/gb_per_s", s.seconds > 0 ? double(s.bytes) / s.seconds / 1e9 : 0}};
+    }
+    if (!lead()) return m;
+    std::lock_guard<std::mutex> lock(mu_);
+    published_ = version;
+    cv_.notify_all();
+    return m;
+  }
+
+  // Held-out accuracy at the current weights (eval.samples per prompt), logged at `step`.
+  double evaluate(int64_t step) {
+    rollout::GenerationParams params;
+    params.max_new_tokens = cfg_.max_new_tokens;
+    params.sampling.temperature = cfg_.eval_temperature;
+    std::vector<rollout::GeneratePrompt> prompts;
+    for (const auto& p : heldout_) {
+      rollout::GeneratePrompt g;
+      g.token_ids = p.ids;
+      g.n = cfg_.eval_samples;
+      g.seed = group_seed(cfg_.seed ^ 0x5eedull, 0, p.item.id);  // the same draws at every evaluation
+      prompts.push_back(std::move(g));
+    }
+    const auto t0 = Clock::now();
+    auto samples = rollouts_->generate(prompts, params, step);
+    std::vector<reward::v1::ScoreRequest> requests;
+    double len = 0;
+    for (size_t i = 0; i < heldout_.size(); ++i)
+      for (const auto& s : samples[i]) {
+        requests.push_back(score_request(cfg_, heldout_[i], s.text, int64_t(s.token_ids.size()), requests.size()));
+        len += double(s.token_ids.size());
+      }
+    double correct = 0, format = 0, reward = 0;
+    for (const auto& v : score_all(*reward_, requests)) {
+      correct += v.correct();
+      reward += v.reward();
+      auto f = v.components().find("format");
+      if (f != v.components().end()) format += f->second > 0;
+    }
+    const double n = double(requests.size());
+    last_eval_ = correct / n;
+    metrics_->log(step, {{"eval/accuracy", correct / n},
+                         {"eval/reward", reward / n},
+                         {"eval/format_rate", format / n},
+                         {"eval/response_length", len / n},
+                         {"time/eval", seconds_since(t0)}});
+    std::cerr << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
+                << " over " << heldout_.size() << " prompts x " << cfg_.eval_samples << ", mean length "
+                << std::setprecision(1) << len / n << " tokens" << std::endl;
+    return last_eval_;
+  }
+
+  void checkpoint(int64_t step) {
+    const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
+    fs::create_directories(dir);
+    trainer_->save_checkpoint((dir / checkpoint_name(step)).string());
+    if (!lead()) return;
+    auto all = list_checkpoints(dir);
+    for (size_t i = size_t(cfg_.keep_checkpoints); i < all.size(); ++i) fs::remove_all(all[i].second);
+  }
+
+  const Config& config_;
+  RunConfig cfg_;
+  bool progress_;
+  Distributed* dist_;                        // expert-parallel group (null: one process)
+  std::chrono::milliseconds wait_;           // how long other ranks wait for rank 0's messages
+  std::unique_ptr<EpPublisher> publisher_;   // expert parallel: this rank's part of every publish
+  std::unique_ptr<Tokenizer> tokenizer_;
+  ChatTemplate template_;
+  std::vector<Prompt> train_, heldout_;
+  TrainerOptions trainer_options_;
+  std::unique_ptr<Trainer> trainer_;
+  std::unique_ptr<LocalServices> services_;
+  std::unique_ptr<RolloutPool> rollouts_;
+  std::unique_ptr<reward::RewardClient> reward_;
+  std::unique_ptr<ExperienceStore> store_;
+  std::unique_ptr<MetricsWriter> metrics_;
+  double last_eval_ = -1;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<StepGroups> ready_;
+  int64_t published_ = -1;
+  bool stop_ = false;
+  std::exception_ptr failure_;
+};
+
+}  // namespace
+
+TrainSummary run_training(const Config& config, bool progress, const LearnerRanks& ranks) {
+  return Loop(config, progress, ranks).run();
+}
+
+}  // namespace grpo

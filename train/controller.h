@@ -1,0 +1,63 @@
+// The R1-Zero loop (DESIGN §1): `grpo train CONFIG`.
+//
+// Per step n: pick the step's prompts (train/prompt_schedule.h) → ask the rollout workers for
+// G samples each, on weights of version >= n - max_staleness → score every completion through
+// the RewardService → write every scored group to the experience store (before it is used) →
+// dynamic sampling / overlong filtering → one trainer update → publish weights version n + 1 to
+// every rollout worker → metrics, held-out evaluation, checkpoint.
+//
+// Generation runs on its own thread one step ahead at most max_staleness steps (0 = synchronous).
+//
+// Services: with no addresses configured, the controller starts the reward server and
+// `rollout.workers` rollout servers in this process on 127.0.0.1 (free ports) and talks to them
+// over gRPC exactly as it talks to remote ones.
+//
+// Run directory (run.out_dir): config.yaml (the resolved config), store/ (RocksDB experience
+// store), checkpoints/step-NNNNNN/ (HF checkpoint + optimizer + trainer state), metrics.jsonl,
+// tb/ (TensorBoard), report.html.
+//
+// Resume: started again with the same config (after a crash, kill -9, or with a larger
+// train.steps), the controller loads the newest checkpoint that loads, then replays the steps
+// after it: a step whose groups are already in the store trains on those (no group is generated
+// twice or lost), the others are generated. Weights are only ever changed by loading a
+// checkpoint or by one update per step, so no update is applied twice. Checkpoints of which none
+// loads (another model, another number of expert-parallel ranks) stop the run with an InputError
+// naming the newest one's cause, instead of starting over.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <chrono>
+
+#include "common/config.h"
+#include "learner/distributed.h"
+
+namespace grpo {
+
+struct TrainSummary {
+  int64_t start_step = 0;   // steps already done when this run started (resume)
+  int64_t steps_done = 0;   // after the run
+  double first_eval_accuracy = -1, last_eval_accuracy = -1;  // held-out; -1 when not evaluated
+  std::string out_dir;
+};
+
+// Expert parallel (`grpo learner --nproc N` on a run config like this one, learner/expert_parallel.h):
+// every rank calls run_training with its `dist`. Rank 0 runs everything above — services, store,
+// metrics, evaluation, report — and broadcasts each step's groups to the other ranks, which wait
+// for its "step ready" message in the rendezvous store up to `wait` (rank 0 may be generating)
+// rather than in a collective bounded by the collective timeout. Every rank holds its
+// expert shard of the policy and takes part in the trainer step (learner/trainer.h), in publishing
+// (each rank streams its own experts to the rollout workers as its part of the version,
+// train/ep_publisher.h; rank 0 also the replicated tensors) and in every checkpoint (sharded, with
+// each rank's optimizer state). Resume needs the same number of ranks; the ranks agree on the
+// newest checkpoint that every one of them can load.
+struct LearnerRanks {
+  Distributed* dist = nullptr;
+  std::chrono::milliseconds wait{std::chrono::hours(1)};
+};
+
+// Runs the loop described above to train.steps. `progress`: the progress line on stderr (rank 0).
+// The summary is rank 0's (other ranks return theirs with the steps only).
+TrainSummary run_training(const Config& config, bool progress = true, const LearnerRanks& ranks = {});
+
+}  // namespace grpo
