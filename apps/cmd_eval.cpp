@@ -24,19 +24,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/fs.h"
 #include "common/cli.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/progress.h"
 #include "eval/eval.h"
-#include "train/prompt_dataset.h"
-#include "tokenizer/chat_template.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
 #include "model/safetensors.h"
-#include "tokenizer/tokenizer.h"
 #include "reward/client.h"
 #include "reward/registry.h"
 #include "reward/scoring.h"
@@ -44,6 +41,9 @@
 #include "reward/wire.h"
 #include "rollout/dense_generate.h"
 #include "rollout/engine.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "train/prompt_dataset.h"
 
 namespace {
 
@@ -88,7 +88,8 @@ grpo::PromptDatasetSpec dataset_spec(const grpo::Args& a, const std::optional<gr
   } else {
     for (const char* flag : {"format", "prompt-field", "answer-field", "id-field", "skip-bad"})
       if (a.has(flag))
-        throw grpo::InputError(std::string("--") + flag + " describes --data, which is not given "
+        throw grpo::InputError(std::string("--") + flag +
+                               " describes --data, which is not given "
                                "(with --config, set data.heldout.* instead)");
     if (!run || !run->has("data.heldout"))
       throw grpo::InputError("grpo eval: give --data FILE, or --config with a data.heldout section");
@@ -114,10 +115,11 @@ grpo::ChatTemplate chat_template(const grpo::Args& a, const std::optional<grpo::
 class Scorer {
  public:
   Scorer(const grpo::Args& a, const std::optional<grpo::Config>& run) {
-    std::string address = a.has("reward-server") ? a.get("reward-server")
-                                                 : (run ? run->get<std::string>("reward.address", "") : "");
+    std::string address =
+        a.has("reward-server") ? a.get("reward-server") : (run ? run->get<std::string>("reward.address", "") : "");
     if (!address.empty()) {
-      if (a.has("reward-config")) throw grpo::InputError("--reward-config and --reward-server: the server uses its own config");
+      if (a.has("reward-config"))
+        throw grpo::InputError("--reward-config and --reward-server: the server uses its own config");
       grpo::reward::ClientOptions o;
       o.timeout_ms = a.get_int("reward-timeout-ms");
       o.retries = 2;
@@ -126,9 +128,10 @@ class Scorer {
       limits_ = grpo::reward::Limits{0, 0, 0, 0};  // the server's own
       return;
     }
-    std::string path = a.has("reward-config") ? a.get("reward-config")
-                                              : (run ? run->get<std::string>("reward.config", "") : "");
-    grpo::Config config = path.empty() ? grpo::Config::parse("", "<built-in reward defaults>") : grpo::Config::load(path);
+    std::string path =
+        a.has("reward-config") ? a.get("reward-config") : (run ? run->get<std::string>("reward.config", "") : "");
+    grpo::Config config =
+        path.empty() ? grpo::Config::parse("", "<built-in reward defaults>") : grpo::Config::load(path);
     registry_ = grpo::reward::registry_from_config(config);
     limits_ = grpo::reward::server_options_from_config(config).limits;
   }
@@ -159,8 +162,7 @@ class Scorer {
           batch.push_back(grpo::reward::request_to_proto(requests[i], verifiers[i], std::to_string(i)));
         auto responses = client_->score_batch(batch);
         for (size_t j = 0; j < responses.size(); ++j) {
-          if (responses[j].error_code() != 0)
-            throw grpo::InputError(what[b + j] + ": " + responses[j].error_message());
+          if (responses[j].error_code() != 0) throw grpo::InputError(what[b + j] + ": " + responses[j].error_message());
           out[b + j] = grpo::reward::result_from_proto(responses[j]);
         }
         progress.advance(static_cast<int64_t>(responses.size()));
@@ -216,8 +218,10 @@ Ordered metrics_json(const grpo::EvalSummary& s, bool with_format) {
 
 int run_eval(const grpo::Args& a) {
   std::optional<grpo::Config> run;
-  if (a.has("config")) run = grpo::Config::load(a.get("config"), a.overrides());
-  else if (!a.overrides().empty()) throw grpo::InputError("grpo eval: key=value overrides need --config");
+  if (a.has("config"))
+    run = grpo::Config::load(a.get("config"), a.overrides());
+  else if (!a.overrides().empty())
+    throw grpo::InputError("grpo eval: key=value overrides need --config");
   const int64_t n = a.get_int("samples");
   if (n < 1) throw grpo::InputError("--samples: expected >= 1");
   const std::vector<int64_t> ks = parse_ks(a.has("k") ? a.get("k") : "1," + std::to_string(n), n);
@@ -230,8 +234,8 @@ int run_eval(const grpo::Args& a) {
   const grpo::ChatTemplate tmpl = chat_template(a, run);
   std::string model_dir = a.has("model") ? a.get("model") : (run ? run->get<std::string>("model.path", "") : "");
   if (model_dir.empty()) throw grpo::InputError("grpo eval: give --model DIR (or model.path in --config)");
-  std::string tok_path = a.has("tokenizer") ? a.get("tokenizer")
-                                            : (run ? run->get<std::string>("model.tokenizer", "") : "");
+  std::string tok_path =
+      a.has("tokenizer") ? a.get("tokenizer") : (run ? run->get<std::string>("model.tokenizer", "") : "");
   const grpo::Tokenizer tok = grpo::Tokenizer::load(tok_path.empty() ? model_dir : tok_path);
   Scorer scorer(a, run);
   const std::string default_verifier =
@@ -309,7 +313,8 @@ int run_eval(const grpo::Args& a) {
   std::vector<grpo::reward::VerifyRequest> requests;
   std::vector<std::string> verifiers, format_names, what;
   for (size_t i = 0; i < items.size(); ++i) {
-    std::sort(done[i].begin(), done[i].end(), [](const auto& x, const auto& y) { return x.sample_index < y.sample_index; });
+    std::sort(done[i].begin(), done[i].end(),
+              [](const auto& x, const auto& y) { return x.sample_index < y.sample_index; });
     for (const auto& c : done[i]) {
       grpo::reward::VerifyRequest r;
       r.completion = c.text;
@@ -328,7 +333,8 @@ int run_eval(const grpo::Args& a) {
     const int64_t total = static_cast<int64_t>(requests.size()) * (format_verifier.empty() ? 1 : 2);
     grpo::Progress progress("score", total, !a.flag("quiet"));
     results = scorer.score(requests, verifiers, what, a.get_int("score-threads"), progress);
-    if (!format_verifier.empty()) formats = scorer.score(requests, format_names, what, a.get_int("score-threads"), progress);
+    if (!format_verifier.empty())
+      formats = scorer.score(requests, format_names, what, a.get_int("score-threads"), progress);
     progress.finish();
   }
   const double score_s = seconds_since(t_score);
@@ -347,11 +353,19 @@ int run_eval(const grpo::Args& a) {
       s.truncated = c.finish_reason == grpo::rollout::FinishReason::kLength;
       per_prompt[i].push_back(s);
       if (a.has("samples-out")) {
-        Ordered line = {{"id", items[i].id}, {"sample", c.sample_index}, {"prompt", prompts[i]},
-                     {"completion", c.text}, {"reference", items[i].reference}, {"verifier", verifiers[r]},
-                     {"correct", s.correct}, {"reward", s.reward}, {"extracted", s.extracted},
-                     {"reason", results[r].reason}, {"format_ok", s.format_ok}, {"tokens", s.tokens},
-                     {"finish_reason", grpo::rollout::finish_reason_name(c.finish_reason)}};
+        Ordered line = {{"id", items[i].id},
+                        {"sample", c.sample_index},
+                        {"prompt", prompts[i]},
+                        {"completion", c.text},
+                        {"reference", items[i].reference},
+                        {"verifier", verifiers[r]},
+                        {"correct", s.correct},
+                        {"reward", s.reward},
+                        {"extracted", s.extracted},
+                        {"reason", results[r].reason},
+                        {"format_ok", s.format_ok},
+                        {"tokens", s.tokens},
+                        {"finish_reason", grpo::rollout::finish_reason_name(c.finish_reason)}};
         sample_lines += line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
       }
       ++r;
@@ -359,19 +373,30 @@ int run_eval(const grpo::Args& a) {
   }
   const grpo::EvalSummary summary = grpo::summarize_eval(per_prompt, ks);
 
-  Ordered out = {
-      {"model", model_dir},
-      {"dataset", {{"path", spec.path}, {"format", spec.format}, {"prompts", items.size()},
-                   {"skipped_rows", report.skipped}, {"skipped_examples", report.reasons}}},
-      {"verifier", default_verifier},
-      {"format_verifier", format_verifier},
-      {"sampling", {{"samples", n}, {"temperature", params.sampling.temperature}, {"top_p", params.sampling.top_p},
-                    {"top_k", params.sampling.top_k}, {"max_new_tokens", params.max_new_tokens}, {"seed", seed}}},
-      {"prompts", summary.prompts},
-      {"samples", summary.samples},
-      {"metrics", metrics_json(summary, !format_verifier.empty())},
-      {"timing", {{"generate_s", gen_s}, {"score_s", score_s},
-                  {"generated_tokens", generated}, {"tokens_per_s", gen_s > 0 ? generated / gen_s : 0.0}}}};
+  Ordered out = {{"model", model_dir},
+                 {"dataset",
+                  {{"path", spec.path},
+                   {"format", spec.format},
+                   {"prompts", items.size()},
+                   {"skipped_rows", report.skipped},
+                   {"skipped_examples", report.reasons}}},
+                 {"verifier", default_verifier},
+                 {"format_verifier", format_verifier},
+                 {"sampling",
+                  {{"samples", n},
+                   {"temperature", params.sampling.temperature},
+                   {"top_p", params.sampling.top_p},
+                   {"top_k", params.sampling.top_k},
+                   {"max_new_tokens", params.max_new_tokens},
+                   {"seed", seed}}},
+                 {"prompts", summary.prompts},
+                 {"samples", summary.samples},
+                 {"metrics", metrics_json(summary, !format_verifier.empty())},
+                 {"timing",
+                  {{"generate_s", gen_s},
+                   {"score_s", score_s},
+                   {"generated_tokens", generated},
+                   {"tokens_per_s", gen_s > 0 ? generated / gen_s : 0.0}}}};
   const std::string text = out.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   if (a.has("samples-out")) grpo::write_text_atomic(a.get("samples-out"), sample_lines);
   if (a.has("out")) grpo::write_text_atomic(a.get("out"), text);

@@ -1,5 +1,6 @@
 // `grpo generate`: sample completions with the rollout engine (rollout/engine.h) — the one way the
-// project generates; dense Llama/Qwen2 checkpoints go through rollout/dense_generate.h. One prompt (--prompt-ids or --prompt) or many (--prompts FILE, JSONL lines
+// project generates; dense Llama/Qwen2 checkpoints go through rollout/dense_generate.h. One prompt (--prompt-ids or
+// --prompt) or many (--prompts FILE, JSONL lines
 // {"prompt": "text"}, {"text": "..."} as `grpo chat-template` writes them, or {"prompt_ids": [..]};
 // "-" reads stdin), each continued --n times. Prints
 // one JSON line per completion, ordered by prompt then sample:
@@ -15,9 +16,9 @@
 #include "common/error.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
-#include "tokenizer/tokenizer.h"
 #include "rollout/dense_generate.h"
 #include "rollout/engine.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -95,9 +96,12 @@ int run_generate(const grpo::Args& args) {
   if (args.has("tokenizer")) tok = grpo::Tokenizer::load(args.get("tokenizer"));
   const bool bos = !args.flag("no-bos");
   std::vector<std::vector<int64_t>> prompts;
-  if (args.has("prompt")) prompts.push_back(encode(*tok, args.get("prompt"), bos));
-  else if (args.has("prompt-ids")) prompts.push_back(parse_id_list(args.get("prompt-ids"), "prompt-ids"));
-  else prompts = read_prompts(args.get("prompts"), tok ? &*tok : nullptr, bos);
+  if (args.has("prompt"))
+    prompts.push_back(encode(*tok, args.get("prompt"), bos));
+  else if (args.has("prompt-ids"))
+    prompts.push_back(parse_id_list(args.get("prompt-ids"), "prompt-ids"));
+  else
+    prompts = read_prompts(args.get("prompts"), tok ? &*tok : nullptr, bos);
 
   grpo::rollout::GenerationParams params;
   params.max_new_tokens = args.get_int("max-new-tokens");

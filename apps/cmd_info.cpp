@@ -6,8 +6,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "common/cli.h"
 #include <ATen/ATen.h>
+#include "common/cli.h"
 #include "kernels/cuda_info.h"
 #include "model/runtime.h"
 
@@ -26,8 +26,8 @@ std::string devices_line() {
   std::ostringstream s;
   s << devices.size();
   for (size_t i = 0; i < devices.size(); ++i)
-    s << (i ? ", " : ": ") << "cuda:" << i << " " << devices[i].name << " (sm_" << devices[i].major
-      << devices[i].minor << ", " << std::fixed << std::setprecision(1) << devices[i].memory_gib << " GiB)";
+    s << (i ? ", " : ": ") << "cuda:" << i << " " << devices[i].name << " (sm_" << devices[i].major << devices[i].minor
+      << ", " << std::fixed << std::setprecision(1) << devices[i].memory_gib << " GiB)";
   return s.str();
 }
 
@@ -42,7 +42,7 @@ int run_info(const grpo::Args& args) {
   return 0;
 }
 
-GRPO_COMMAND("info", "Show the runtime: LibTorch version, threads, BLAS, the CUDA parts built in and the devices seen", "",
-             ({{"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}), run_info);
+GRPO_COMMAND("info", "Show the runtime: LibTorch version, threads, BLAS, the CUDA parts built in and the devices seen",
+             "", ({{"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}), run_info);
 
 }  // namespace

@@ -1,6 +1,7 @@
 // `grpo init-model`: a randomly initialised HF checkpoint (config.json + safetensors) for a
 // DeepSeek V2/V3 or dense Llama/Qwen2 config.json (dispatch on model_type), like HF's
-// _init_weights; MTP modules included when the config has num_nextn_predict_layers > 0. --dtype fp8 block-quantises the linear weights (DeepSeek-V3 format).
+// _init_weights; MTP modules included when the config has num_nextn_predict_layers > 0. --dtype fp8 block-quantises the
+// linear weights (DeepSeek-V3 format).
 #include <iostream>
 
 #include "common/cli.h"
@@ -23,7 +24,8 @@ int run_init_model(const grpo::Args& args) {
   grpo::SaveOptions save;
   save.dtype = parse_save_dtype(args.get("dtype"));
   if (grpo::is_dense_checkpoint(args.get("config"))) {
-    if (save.dtype == grpo::DType::F8_E4M3) throw grpo::InputError("--dtype: fp8 is for DeepSeek models, not dense ones");
+    if (save.dtype == grpo::DType::F8_E4M3)
+      throw grpo::InputError("--dtype: fp8 is for DeepSeek models, not dense ones");
     grpo::DenseDecoder model(grpo::DenseConfig::load(args.get("config")));
     grpo::init_weights(model, static_cast<uint64_t>(args.get_int("seed")));
     grpo::save_pretrained(model, args.get("out"), save);
@@ -39,7 +41,8 @@ int run_init_model(const grpo::Args& args) {
   return 0;
 }
 
-GRPO_COMMAND("init-model", "Write a randomly initialised HF checkpoint for a DeepSeek V2/V3 or Llama/Qwen2 config.json", "",
+GRPO_COMMAND("init-model", "Write a randomly initialised HF checkpoint for a DeepSeek V2/V3 or Llama/Qwen2 config.json",
+             "",
              ({{"config", "FILE", "config.json (or its directory)", true},
                {"out", "DIR", "output checkpoint directory", true},
                {"seed", "N", "random seed", false, "0"},

@@ -45,10 +45,10 @@
 #include "learner/pretrain.h"
 #include "model/runtime.h"
 #ifdef GRPO_SERVICES
+#include "learner/trainer.h"
 #include "train/controller.h"
 #include "train/ep_publisher.h"
 #include "train/run_config.h"
-#include "learner/trainer.h"
 #endif
 
 namespace {
@@ -73,7 +73,8 @@ int launch(const grpo::Args& args, int nproc) {
   if (nproc < 1) throw grpo::InputError("--nproc: expected an integer >= 1");
   if (nnodes < 1) throw grpo::InputError("--nnodes: expected an integer >= 1");
   if (node_rank < 0 || node_rank >= nnodes)
-    throw grpo::InputError("--node-rank: " + std::to_string(node_rank) + " outside [0, --nnodes=" + std::to_string(nnodes) + ")");
+    throw grpo::InputError("--node-rank: " + std::to_string(node_rank) +
+                           " outside [0, --nnodes=" + std::to_string(nnodes) + ")");
   const std::vector<std::string> argv = own_argv();
   const int world = nnodes * nproc;
   std::map<pid_t, int> ranks;  // pid -> rank
@@ -155,7 +156,8 @@ grpo::PretrainStepHook publish_hook(const grpo::Config& config, grpo::Distribute
 #else
   (void)dist;
   (void)steps;
-  throw grpo::InputError(config.where("publish") + ": this grpo was built without services (GRPO_SERVICES=OFF), "
+  throw grpo::InputError(config.where("publish") +
+                         ": this grpo was built without services (GRPO_SERVICES=OFF), "
                          "so it cannot publish weights to rollout workers");
 #endif
 }
@@ -176,7 +178,8 @@ bool is_grpo_run(const grpo::Args& args, const grpo::Config& config) {
   if (job != "auto") throw grpo::InputError("--job: expected auto, pretrain or grpo, got '" + job + "'");
   const bool pretrain = config.has("pretrain"), grpo_run = config.has("train") || config.has("trainer");
   if (pretrain && grpo_run)
-    throw grpo::InputError(config.where("pretrain") + ": the config has both a pretrain: and a train:/trainer: "
+    throw grpo::InputError(config.where("pretrain") +
+                           ": the config has both a pretrain: and a train:/trainer: "
                            "section; choose the job with --job pretrain or --job grpo");
   return grpo_run;
 }
@@ -187,7 +190,8 @@ void check_grpo_run(const grpo::Config& config) {
   grpo::run_config_from(config);
   grpo::trainer_options_from_config(config.sub("trainer"));
 #else
-  throw grpo::InputError(config.where("pretrain") + ": required (this grpo was built without services, "
+  throw grpo::InputError(config.where("pretrain") +
+                         ": required (this grpo was built without services, "
                          "GRPO_SERVICES=OFF, so it runs pretraining jobs only)");
 #endif
 }
@@ -202,8 +206,10 @@ int run_grpo_rank(const grpo::Args& args, const grpo::Config& config, const grpo
   const grpo::TrainSummary s =
       grpo::run_training(run, !args.flag("quiet"), {&dist, std::chrono::seconds(args.get_int("step-timeout"))});
   if (env.rank == 0) {
-    nlohmann::json summary = {{"steps_done", s.steps_done},     {"start_step", s.start_step},
-                              {"world_size", env.world_size},   {"out_dir", s.out_dir},
+    nlohmann::json summary = {{"steps_done", s.steps_done},
+                              {"start_step", s.start_step},
+                              {"world_size", env.world_size},
+                              {"out_dir", s.out_dir},
                               {"all_to_all_bytes", dist.all_to_all_bytes()}};
     if (s.first_eval_accuracy >= 0) summary["first_eval_accuracy"] = s.first_eval_accuracy;
     if (s.last_eval_accuracy >= 0) summary["last_eval_accuracy"] = s.last_eval_accuracy;
@@ -226,14 +232,20 @@ int run_rank(const grpo::Args& args, const std::string& config_path) {
   grpo::set_torch_threads(threads);
   grpo::Distributed dist(env, std::chrono::seconds(args.get_int("timeout")));
   if (env.rank == 0)
-    std::cerr << "learner: " << env.world_size << " ranks, " << options.steps << " steps of " << options.train.batch_size
-              << " sequences, " << threads << " threads a rank -> " << options.train.out_dir << "\n";
+    std::cerr << "learner: " << env.world_size << " ranks, " << options.steps << " steps of "
+              << options.train.batch_size << " sequences, " << threads << " threads a rank -> " << options.train.out_dir
+              << "\n";
   const grpo::PretrainResult r =
       grpo::pretrain(options, !args.flag("quiet"), &dist, publish_hook(config, &dist, options.steps));
   if (env.rank == 0) {
-    nlohmann::json summary = {{"steps", r.steps},           {"first_loss", r.first_loss}, {"final_loss", r.final_loss},
-                              {"seconds", r.seconds},       {"tokens", r.tokens},         {"world_size", env.world_size},
-                              {"all_to_all_bytes", dist.all_to_all_bytes()}, {"out_dir", options.train.out_dir},
+    nlohmann::json summary = {{"steps", r.steps},
+                              {"first_loss", r.first_loss},
+                              {"final_loss", r.final_loss},
+                              {"seconds", r.seconds},
+                              {"tokens", r.tokens},
+                              {"world_size", env.world_size},
+                              {"all_to_all_bytes", dist.all_to_all_bytes()},
+                              {"out_dir", options.train.out_dir},
                               {"optimizer_state_bytes", r.optimizer_state_bytes}};
     std::cout << summary.dump() << std::endl;
   }
@@ -263,19 +275,25 @@ int run_learner(const grpo::Args& args) {
   return launch(args, args.get_int("nproc"));
 }
 
-GRPO_COMMAND("learner", "Expert-parallel training (pretraining or the GRPO loop) on N local ranks, or as one rank of a RANK/WORLD_SIZE job",
-             "[CONFIG] [key.path=value ...]",
-             ({{"config", "FILE", "run config YAML (or give CONFIG): a pretrain: section (next-token training, "
-                                  "optionally publish:), or a GRPO run like `grpo train`'s", false},
-               {"nproc", "N", "ranks to start on this host", false, "1"},
-               {"nnodes", "M", "hosts in the job", false, "1"},
-               {"node-rank", "K", "this host's number, 0..M-1 (its ranks are K·N .. K·N+N-1)", false, "0"},
-               {"master-addr", "ADDR", "rank 0's host (the TCPStore rendezvous)", false, "127.0.0.1"},
-               {"master-port", "PORT", "rendezvous port", false, "29500"},
-               {"timeout", "SECONDS", "rendezvous and collective timeout: a dead or stuck rank fails the others after it", false, "120"},
-               {"job", "JOB", "pretrain, grpo, or auto: the config's pretrain: or train:/trainer: section", false, "auto"},
-               {"step-timeout", "SECONDS", "GRPO runs: how long ranks wait for rank 0's next step (it generates, scores, evaluates)", false, "3600"},
-               {"quiet", "", "no progress line", false}}),
-             run_learner);
+GRPO_COMMAND(
+    "learner",
+    "Expert-parallel training (pretraining or the GRPO loop) on N local ranks, or as one rank of a RANK/WORLD_SIZE job",
+    "[CONFIG] [key.path=value ...]",
+    ({{"config", "FILE",
+       "run config YAML (or give CONFIG): a pretrain: section (next-token training, "
+       "optionally publish:), or a GRPO run like `grpo train`'s",
+       false},
+      {"nproc", "N", "ranks to start on this host", false, "1"},
+      {"nnodes", "M", "hosts in the job", false, "1"},
+      {"node-rank", "K", "this host's number, 0..M-1 (its ranks are K·N .. K·N+N-1)", false, "0"},
+      {"master-addr", "ADDR", "rank 0's host (the TCPStore rendezvous)", false, "127.0.0.1"},
+      {"master-port", "PORT", "rendezvous port", false, "29500"},
+      {"timeout", "SECONDS", "rendezvous and collective timeout: a dead or stuck rank fails the others after it", false,
+       "120"},
+      {"job", "JOB", "pretrain, grpo, or auto: the config's pretrain: or train:/trainer: section", false, "auto"},
+      {"step-timeout", "SECONDS",
+       "GRPO runs: how long ranks wait for rank 0's next step (it generates, scores, evaluates)", false, "3600"},
+      {"quiet", "", "no progress line", false}}),
+    run_learner);
 
 }  // namespace

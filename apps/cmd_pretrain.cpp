@@ -21,9 +21,14 @@ int run_pretrain(const grpo::Args& args) {
   std::cerr << "pretrain: " << options.steps << " steps of " << options.train.batch_size << " sequences, " << threads
             << " threads -> " << options.train.out_dir << "\n";
   const grpo::PretrainResult r = grpo::pretrain(options, !args.flag("quiet"));
-  nlohmann::json summary = {{"steps", r.steps},           {"first_loss", r.first_loss}, {"final_loss", r.final_loss},
-                            {"seconds", r.seconds},       {"tokens", r.tokens},         {"truncated", r.truncated},
-                            {"out_dir", options.train.out_dir}, {"log_dir", options.train.log_dir}};
+  nlohmann::json summary = {{"steps", r.steps},
+                            {"first_loss", r.first_loss},
+                            {"final_loss", r.final_loss},
+                            {"seconds", r.seconds},
+                            {"tokens", r.tokens},
+                            {"truncated", r.truncated},
+                            {"out_dir", options.train.out_dir},
+                            {"log_dir", options.train.log_dir}};
   std::cout << summary.dump() << "\n";
   return 0;
 }

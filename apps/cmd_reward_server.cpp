@@ -27,8 +27,8 @@ int run_reward_server(const grpo::Args& a) {
   server.start();
   std::string names;
   for (const auto& n : registry->names()) names += (names.empty() ? "" : ", ") + n;
-  std::cout << "reward-server listening on " << server.address() << " (" << options.workers << " workers; verifiers: "
-            << names << ")" << std::endl;
+  std::cout << "reward-server listening on " << server.address() << " (" << options.workers
+            << " workers; verifiers: " << names << ")" << std::endl;
 
   const int sig = stop.wait("reward-server");
   std::cerr << "reward-server: " << strsignal(sig) << ", shutting down (grace " << options.shutdown_grace_ms

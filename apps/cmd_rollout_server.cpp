@@ -9,8 +9,8 @@
 #include "common/stop_signals.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
-#include "tokenizer/tokenizer.h"
 #include "rollout/service/server.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -23,7 +23,8 @@ grpo::Config load_config(const grpo::Args& a) {
 
 int run_rollout_server(const grpo::Args& a) {
   using namespace grpo::rollout;
-  if (!a.positional().empty()) throw grpo::InputError("rollout-server: unexpected argument '" + a.positional()[0] + "'");
+  if (!a.positional().empty())
+    throw grpo::InputError("rollout-server: unexpected argument '" + a.positional()[0] + "'");
   grpo::StopSignals stop;  // before any thread starts
 
   grpo::Config config = load_config(a);
@@ -45,8 +46,8 @@ int run_rollout_server(const grpo::Args& a) {
   model.reset();  // the engine holds it (and drops it at the first weight update)
   RolloutServer server(engine, options);
   server.start();
-  std::cout << "rollout-server listening on " << server.address() << " (" << a.get("model") << ", "
-            << a.get("dtype") << ", version " << a.get_int("version") << ", " << threads << " threads)" << std::endl;
+  std::cout << "rollout-server listening on " << server.address() << " (" << a.get("model") << ", " << a.get("dtype")
+            << ", version " << a.get_int("version") << ", " << threads << " threads)" << std::endl;
 
   const int sig = stop.wait("rollout-server");
   std::cerr << "rollout-server: " << strsignal(sig) << ", shutting down (grace " << options.shutdown_grace_ms

@@ -9,8 +9,8 @@
 
 #include "common/cli.h"
 #include "common/error.h"
-#include "learner/digit_chains.h"
 #include "common/fs.h"
+#include "learner/digit_chains.h"
 
 namespace {
 
@@ -58,7 +58,8 @@ GRPO_COMMAND("synth-task", "Write a synthetic task's prompt set (train or held-o
                {"max-terms", "K", "most numbers in a chain", false, std::to_string(kDefaults.max_terms)},
                {"min-term", "N", "smallest number", false, std::to_string(kDefaults.min_term)},
                {"max-term", "N", "largest number", false, std::to_string(kDefaults.max_term)},
-               {"heldout-every", "M", "1 in M problems (by hash) is held out", false, std::to_string(kDefaults.heldout_every)}}),
+               {"heldout-every", "M", "1 in M problems (by hash) is held out", false,
+                std::to_string(kDefaults.heldout_every)}}),
              run_synth_task);
 
 }  // namespace

@@ -8,7 +8,8 @@
 namespace {
 
 int run_train(const grpo::Args& a) {
-  if (a.positional().size() != 1) throw grpo::InputError("train: expected one CONFIG file (see configs/tiny-zero.yaml)");
+  if (a.positional().size() != 1)
+    throw grpo::InputError("train: expected one CONFIG file (see configs/tiny-zero.yaml)");
   grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
   grpo::TrainSummary s = grpo::run_training(config, !a.flag("quiet"));
   std::cout << "train: " << s.steps_done << " steps done (" << s.steps_done - s.start_step << " in this run)";
@@ -21,5 +22,4 @@ int run_train(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("train", "GRPO / R1-Zero training: rollouts, rewards, updates, checkpoints (resumes a stopped run)",
-             "CONFIG [key.path=value ...]",
-             ({{"quiet", "", "no progress line", false}}), run_train);
+             "CONFIG [key.path=value ...]", ({{"quiet", "", "no progress line", false}}), run_train);

@@ -95,9 +95,7 @@ Line result_line(const Item& it, const VerifyResult& r) {
   return out;
 }
 
-void emit(const Line& j) {
-  std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-}
+void emit(const Line& j) { std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n"; }
 
 grpo::Config load_config(const grpo::Args& a) {
   if (a.has("config")) return grpo::Config::load(a.get("config"), a.overrides());
@@ -139,7 +137,8 @@ int run_verify(const grpo::Args& a) {
       names += (names.empty() ? "" : ", ") + v.name();
     }
     if (!known)
-      throw grpo::InputError("unknown verifier '" + verifier + "' at " + a.get("server") + " (registered: " + names + ")");
+      throw grpo::InputError("unknown verifier '" + verifier + "' at " + a.get("server") + " (registered: " + names +
+                             ")");
   } else {
     grpo::Config config = load_config(a);
     registry = registry_from_config(config);

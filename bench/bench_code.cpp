@@ -18,8 +18,8 @@
 #include <functional>
 #include <thread>
 
-#include "reward/code/verifier.h"
 #include "reward/code/harness.h"
+#include "reward/code/verifier.h"
 #include "tests/code_datasets.h"
 
 using namespace grpo::reward;
@@ -32,11 +32,10 @@ using Executor = std::function<bool(int problem)>;
 
 // The floor: the harness program the verifier would build, run by python3 with no sandbox.
 bool run_unsandboxed(const nlohmann::json& row, const std::string& dir) {
-  TestSuite suite = parse_test_suite({{"test", row["test"]}, {"entry_point", row["entry_point"]}},
-                                     Language::python);
+  TestSuite suite = parse_test_suite({{"test", row["test"]}, {"entry_point", row["entry_point"]}}, Language::python);
   std::string token = new_run_token();
-  HarnessProgram program = build_harness(
-      suite, row["prompt"].get<std::string>() + row["canonical_solution"].get<std::string>(), token);
+  HarnessProgram program =
+      build_harness(suite, row["prompt"].get<std::string>() + row["canonical_solution"].get<std::string>(), token);
   std::string path = dir + "/main_" + token + ".py";
   std::ofstream(path) << program.source;
   int in[2], out[2];
@@ -107,8 +106,8 @@ Row measure(const std::string& mode, int clients, int problems, const Executor& 
   auto pct = [&](double p) { return all[std::min(all.size() - 1, static_cast<size_t>(p * all.size()))]; };
   r.p50_ms = pct(0.50);
   r.p99_ms = pct(0.99);
-  std::printf("%-12s %7d %9.1f %9.1f %9.1f %7d/%d\n", r.mode.c_str(), r.clients, r.per_s, r.p50_ms,
-              r.p99_ms, r.passed, r.total);
+  std::printf("%-12s %7d %9.1f %9.1f %9.1f %7d/%d\n", r.mode.c_str(), r.clients, r.per_s, r.p50_ms, r.p99_ms, r.passed,
+              r.total);
   std::fflush(stdout);
   return r;
 }
@@ -130,8 +129,8 @@ int main(int argc, char** argv) {
     return one;
   };
   const double load_before = loadavg();
-  std::printf("HumanEval canonical solutions (%d), %u hardware threads, load average %.2f\n",
-              problems, std::thread::hardware_concurrency(), load_before);
+  std::printf("HumanEval canonical solutions (%d), %u hardware threads, load average %.2f\n", problems,
+              std::thread::hardware_concurrency(), load_before);
   std::printf("%-12s %7s %9s %9s %9s %9s\n", "mode", "clients", "exec/s", "p50 ms", "p99 ms", "passed");
   std::vector<Row> results;
   for (int clients : {1, 2, 4}) {
@@ -140,8 +139,8 @@ int main(int argc, char** argv) {
       if (mode != "unsandboxed") verifier = make_code_verifier({{"python_pool", mode == "pool" ? clients : 0}});
       Executor exec = [&](int i) {
         if (!verifier) return run_unsandboxed(rows[i], dir);
-        return verifier->verify(grpo::testdata::humaneval_request(
-                                    rows[i], rows[i]["canonical_solution"].get<std::string>()))
+        return verifier
+            ->verify(grpo::testdata::humaneval_request(rows[i], rows[i]["canonical_solution"].get<std::string>()))
             .correct;
       };
       results.push_back(measure(mode, clients, problems, exec));
@@ -155,9 +154,14 @@ int main(int argc, char** argv) {
   j["load_average_before"] = load_before;
   j["load_average_after"] = loadavg();
   for (const Row& r : results)
-    j["rows"].push_back({{"mode", r.mode}, {"clients", r.clients}, {"executions_per_s", r.per_s},
-                         {"p50_ms", r.p50_ms}, {"p99_ms", r.p99_ms}, {"passed", r.passed},
-                         {"total", r.total}, {"seconds", r.seconds}});
+    j["rows"].push_back({{"mode", r.mode},
+                         {"clients", r.clients},
+                         {"executions_per_s", r.per_s},
+                         {"p50_ms", r.p50_ms},
+                         {"p99_ms", r.p99_ms},
+                         {"passed", r.passed},
+                         {"total", r.total},
+                         {"seconds", r.seconds}});
   std::ofstream(out + ".tmp") << j.dump(2) << "\n";
   if (std::rename((out + ".tmp").c_str(), out.c_str()) != 0) {
     std::fprintf(stderr, "cannot write %s (run from the repository root)\n", out.c_str());

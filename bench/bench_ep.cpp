@@ -98,9 +98,14 @@ int main(int argc, char** argv) {
   const fs::path dir = fs::temp_directory_path() / ("grpo_bench_ep_" + std::to_string(getpid()));
   fs::create_directories(dir);
   std::ofstream(dir / "run.yaml") << "pretrain:\n"
-                                     "  model: " << kSource << "/bench/configs/dsv3-small.json\n"
-                                     "  tokenizer: " << kSource << "/configs/tiny-zero/tokenizer.json\n"
-                                     "  corpus: {task: digit_chains, template: " << kSource
+                                     "  model: "
+                                  << kSource
+                                  << "/bench/configs/dsv3-small.json\n"
+                                     "  tokenizer: "
+                                  << kSource
+                                  << "/configs/tiny-zero/tokenizer.json\n"
+                                     "  corpus: {task: digit_chains, template: "
+                                  << kSource
                                   << "/configs/chat_templates/tiny-zero.yaml, step_fraction: 0.5}\n"
                                      "  seq_len: 96\n  batch_size: 8\n  seed: 1\n  log_every: 1\n"
                                      "  optim: {lr: 3.0e-3, warmup_steps: 2}\n";
@@ -116,8 +121,8 @@ int main(int argc, char** argv) {
     const double step_s = with_bias["seconds"].get<double>() / steps;
     if (ranks == 1) base = step_s;
     const double mb = with_bias["all_to_all_bytes"].get<double>() / steps / 1e6;
-    std::printf("%-4d %12.3f %10.2f %18.3f %14.3f %14.3f\n", ranks, step_s, step_s / base, mb,
-                load_balance(with_bias), load_balance(without));
+    std::printf("%-4d %12.3f %10.2f %18.3f %14.3f %14.3f\n", ranks, step_s, step_s / base, mb, load_balance(with_bias),
+                load_balance(without));
     results.push_back({{"ep", ranks},
                        {"step_seconds", step_s},
                        {"ratio_vs_ep1", step_s / base},
@@ -131,10 +136,18 @@ int main(int argc, char** argv) {
   const int grpo_steps = std::max(3, steps / 3);
   std::ofstream(dir / "grpo.yaml")
       << "run: {name: bench-ep, seed: 1}\n"
-         "model: {path: " << (dir / ("ep1_g" + std::to_string(gamma))).string() << "}\n"
-         "template: " << kSource << "/configs/chat_templates/tiny-zero.yaml\n"
-         "data:\n  train: {path: " << kSource << "/configs/tiny-zero/train.jsonl, prompt_field: prompt, answer_field: answer}\n"
-         "reward: {config: " << kSource << "/configs/reward.yaml, verifier: r1, options: {format: {prompt_opens_think: true}}}\n"
+         "model: {path: "
+      << (dir / ("ep1_g" + std::to_string(gamma))).string()
+      << "}\n"
+         "template: "
+      << kSource
+      << "/configs/chat_templates/tiny-zero.yaml\n"
+         "data:\n  train: {path: "
+      << kSource
+      << "/configs/tiny-zero/train.jsonl, prompt_field: prompt, answer_field: answer}\n"
+         "reward: {config: "
+      << kSource
+      << "/configs/reward.yaml, verifier: r1, options: {format: {prompt_opens_think: true}}}\n"
          "rollout: {workers: 1, group_size: 4, sampling: {temperature: 1.0, max_new_tokens: 24}}\n"
          "train: {prompts_per_step: 16, checkpoint_every: 1000}\n"
          "trainer: {lr: 1.0e-5, micro_batch_size: 16, mini_batches: 1, bias_update_gamma: 0.001}\n";
@@ -157,9 +170,11 @@ int main(int argc, char** argv) {
   std::printf("load average %.2f -> %.2f, %u cores\n", load_before, grpo::bench::load_average(),
               std::thread::hardware_concurrency());
   fs::create_directories(fs::path(out_json).parent_path());
-  std::ofstream(out_json) << json{{"steps", steps}, {"gamma", gamma}, {"config", "bench/configs/dsv3-small.json"},
-                                  {"runs", results}, {"grpo_steps", grpo_steps}, {"grpo_runs", grpo_runs}}.dump(2)
-                          << "\n";
+  std::ofstream(out_json)
+      << json{{"steps", steps},  {"gamma", gamma},           {"config", "bench/configs/dsv3-small.json"},
+              {"runs", results}, {"grpo_steps", grpo_steps}, {"grpo_runs", grpo_runs}}
+             .dump(2)
+      << "\n";
   fs::remove_all(dir);
   return 0;
 }

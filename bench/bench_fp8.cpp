@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
   });
   // Both formulations must agree, or the timing means nothing.
   const at::Tensor ref = lut.index_select(0, b.q.flatten().to(at::kLong)).view({R, C}) * expand_scales(b.scale, R, C);
-  const bool same = at::equal(ref, grpo::dequantize_fp8_blocks(b.q, b.scale)) &&
-                    at::equal(aten_block_scales(w), b.scale);
+  const bool same =
+      at::equal(ref, grpo::dequantize_fp8_blocks(b.q, b.scale)) && at::equal(aten_block_scales(w), b.scale);
 
   const double gelem = R * C / 1e9;
   std::printf("fp8 block (de)quantisation, [%ld, %ld] float32, %d threads, best of %d\n", (long)R, (long)C,
@@ -72,8 +72,12 @@ int main(int argc, char** argv) {
   std::printf("ours: quantize %.2f Gelem/s, dequantize %.2f Gelem/s; results identical: %s\n", gelem / q_ours,
               gelem / d_ours, same ? "yes" : "NO");
 
-  const nlohmann::json out = {{"bench", "fp8"}, {"rows", R}, {"cols", C}, {"threads", at::get_num_threads()},
-                              {"reps", reps}, {"quantize_ms", {{"aten", q_aten * 1e3}, {"ours", q_ours * 1e3}}},
+  const nlohmann::json out = {{"bench", "fp8"},
+                              {"rows", R},
+                              {"cols", C},
+                              {"threads", at::get_num_threads()},
+                              {"reps", reps},
+                              {"quantize_ms", {{"aten", q_aten * 1e3}, {"ours", q_ours * 1e3}}},
                               {"dequantize_ms", {{"aten", d_aten * 1e3}, {"ours", d_ours * 1e3}}},
                               {"identical", same}};
   const std::filesystem::path dir = std::filesystem::path(__FILE__).parent_path() / "results";

@@ -65,7 +65,8 @@ std::string last_boxed_or_math(const std::string& s) {
 
 std::string strip(std::string s) {
   auto erase_all = [&](const std::string& from, const std::string& to) {
-    for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
+    for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
+      s.replace(p, from.size(), to);
   };
   erase_all("\\left", "");
   erase_all("\\right", "");
@@ -138,10 +139,14 @@ int main(int argc, char** argv) {
   int threads = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--seconds") seconds = std::stod(argv[i + 1]);
-    else if (a == "--threads") threads = std::stoi(argv[i + 1]);
-    else if (a == "--data") data = argv[i + 1];
-    else if (a == "--out") out = argv[i + 1];
+    if (a == "--seconds")
+      seconds = std::stod(argv[i + 1]);
+    else if (a == "--threads")
+      threads = std::stoi(argv[i + 1]);
+    else if (a == "--data")
+      data = argv[i + 1];
+    else if (a == "--out")
+      out = argv[i + 1];
     else {
       std::cerr << "unknown flag " << a << "\n";
       return 2;
@@ -176,8 +181,12 @@ int main(int argc, char** argv) {
   j["seconds_per_row"] = seconds;
   j["hardware_threads"] = std::thread::hardware_concurrency();
   for (const auto& r : results)
-    j["rows"].push_back({{"verifier", r.name}, {"threads", r.threads}, {"verifications_per_s", r.per_second},
-                         {"p50_us", r.p50_us}, {"p99_us", r.p99_us}, {"agree_with_math_verify", r.agree},
+    j["rows"].push_back({{"verifier", r.name},
+                         {"threads", r.threads},
+                         {"verifications_per_s", r.per_second},
+                         {"p50_us", r.p50_us},
+                         {"p99_us", r.p99_us},
+                         {"agree_with_math_verify", r.agree},
                          {"total", r.total}});
   std::filesystem::create_directories(std::filesystem::path(out).parent_path());
   std::string tmp = out + ".tmp";

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "common/crc32c.h"
 #include "common/clock.h"
+#include "common/crc32c.h"
 #include "metrics/metrics.h"
 #include "metrics/report.h"
 
@@ -53,7 +53,8 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::vector<std::map<std::string, double>> rows(steps);
   for (int s = 0; s < steps; ++s)
-    for (int k = 0; k < keys; ++k) rows[s]["group" + std::to_string(k % 8) + "/metric_" + std::to_string(k)] = rng() / 1e9;
+    for (int k = 0; k < keys; ++k)
+      rows[s]["group" + std::to_string(k % 8) + "/metric_" + std::to_string(k)] = rng() / 1e9;
   nlohmann::json out = {{"bench", "metrics"}, {"steps", steps}, {"keys_per_step", keys}};
 
   // log(): encode + two writes per step.

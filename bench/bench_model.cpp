@@ -87,8 +87,12 @@ int main(int argc, char** argv) {
   const int reps = 2;
   at::manual_seed(0);
   at::Tensor ids = at::randint(config.vocab_size, {batch, seq}, at::TensorOptions().dtype(at::kLong));
-  json result = {{"config", config_path}, {"batch", batch}, {"seq", seq}, {"best_of_runs", reps},
-                 {"cores", std::thread::hardware_concurrency()}, {"load_average_start", load_average()}};
+  json result = {{"config", config_path},
+                 {"batch", batch},
+                 {"seq", seq},
+                 {"best_of_runs", reps},
+                 {"cores", std::thread::hardware_concurrency()},
+                 {"load_average_start", load_average()}};
   std::printf("load average %.2f on %u cores\n", load_average(), std::thread::hardware_concurrency());
   if (load_average() > std::thread::hardware_concurrency())
     std::printf("warning: the machine is oversubscribed; multi-thread figures mostly measure waiting for cores\n");
@@ -106,20 +110,26 @@ int main(int argc, char** argv) {
     init_weights(model, 1);
     for (int threads : {1, 2}) {
       set_torch_threads(threads);
-      double fwd = seconds([&] {
-        at::NoGradGuard no_grad;
-        model.forward(ids);
-      }, reps);
+      double fwd = seconds(
+          [&] {
+            at::NoGradGuard no_grad;
+            model.forward(ids);
+          },
+          reps);
       model.set_requires_grad(true);
-      double train = seconds([&] {
-        at::Tensor loss = -model.logprobs(ids).mean();
-        loss.backward();
-        for (at::Tensor& p : model.trainable_parameters())
-          if (p.grad().defined()) p.mutable_grad() = at::Tensor();
-      }, reps);
+      double train = seconds(
+          [&] {
+            at::Tensor loss = -model.logprobs(ids).mean();
+            loss.backward();
+            for (at::Tensor& p : model.trainable_parameters())
+              if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+          },
+          reps);
       model.set_requires_grad(false);
       std::printf("%-6s %-8d %16.0f %22.0f\n", dtype, threads, tokens / fwd, (tokens - batch) / train);
-      result["model"].push_back({{"dtype", dtype}, {"threads", threads}, {"forward_tokens_per_s", tokens / fwd},
+      result["model"].push_back({{"dtype", dtype},
+                                 {"threads", threads},
+                                 {"forward_tokens_per_s", tokens / fwd},
                                  {"forward_backward_tokens_per_s", (tokens - batch) / train}});
     }
   }
@@ -140,8 +150,8 @@ int main(int argc, char** argv) {
     double diff_loop = (moe_per_token(w, r_loop, x_loop) - ours.narrow(0, 0, loop_tokens)).abs().max().item<double>();
     double diff_dense = (moe_dense_masked(w, r, x) - ours).abs().max().item<double>();
     std::printf("\nRouted experts, %lld tokens x top-%lld of %lld (max |diff| vs ours: loop %.1e, masked %.1e)\n",
-                (long long)tokens, (long long)config.num_experts_per_tok, (long long)config.n_routed_experts,
-                diff_loop, diff_dense);
+                (long long)tokens, (long long)config.num_experts_per_tok, (long long)config.n_routed_experts, diff_loop,
+                diff_dense);
     std::printf("%-8s %14s %18s %20s %14s %14s\n", "threads", "ours tok/s", "per-token tok/s", "dense-masked tok/s",
                 "ours/loop", "ours/masked");
     for (int threads : {1, 2}) {
@@ -186,13 +196,16 @@ int main(int argc, char** argv) {
       };
       double absorbed = decode(AttentionForm::kAbsorbed), naive = decode(AttentionForm::kNaive);
       std::printf("%-8d %20.0f %20.0f %9.2fx\n", threads, absorbed, naive, absorbed / naive);
-      result["decode"].push_back({{"threads", threads}, {"prompt", prompt}, {"new_tokens", steps},
-                                  {"absorbed_tokens_per_s", absorbed}, {"naive_tokens_per_s", naive}});
+      result["decode"].push_back({{"threads", threads},
+                                  {"prompt", prompt},
+                                  {"new_tokens", steps},
+                                  {"absorbed_tokens_per_s", absorbed},
+                                  {"naive_tokens_per_s", naive}});
     }
   }
   result["load_average_end"] = load_average();
-  result["oversubscribed"] = std::max(result["load_average_start"].get<double>(), load_average()) >
-                             std::thread::hardware_concurrency();
+  result["oversubscribed"] =
+      std::max(result["load_average_start"].get<double>(), load_average()) > std::thread::hardware_concurrency();
   std::printf("\nload average %.2f at the end\n", load_average());
   write_json_atomic(out_path, result);
   std::printf("\nwrote %s\n", out_path.c_str());

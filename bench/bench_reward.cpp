@@ -1,7 +1,7 @@
 // End-to-end RewardService throughput and latency for the format, math and code verifiers: Score
-// over real gRPC on loopback at 1, 4 and 16 concurrent clients, beside the same verifier called in-process by as many threads (the
-// baseline: what the service adds is the difference). Also one client sending ScoreBatch(64) and
-// one ScoreStream. Prints a table and writes bench/results/reward.json.
+// over real gRPC on loopback at 1, 4 and 16 concurrent clients, beside the same verifier called in-process by as many
+// threads (the baseline: what the service adds is the difference). Also one client sending ScoreBatch(64) and one
+// ScoreStream. Prints a table and writes bench/results/reward.json.
 //
 //   ./build/bench/bench_reward [--seconds 2] [--workers N] [--out bench/results/reward.json]
 #include <algorithm>
@@ -30,7 +30,7 @@ namespace {
 struct Row {
   std::string verifier, mode;
   int clients;
-  double per_second;  // verdicts per second
+  double per_second;      // verdicts per second
   double p50_us, p99_us;  // per call (a batch call: the whole batch)
 };
 
@@ -87,9 +87,12 @@ int main(int argc, char** argv) {
   int workers = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
   std::string out_path = "bench/results/reward.json";
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--workers")) workers = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--out")) out_path = argv[i + 1];
+    if (!std::strcmp(argv[i], "--seconds"))
+      seconds = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--workers"))
+      workers = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--out"))
+      out_path = argv[i + 1];
     else {
       std::cerr << "usage: bench_reward [--seconds S] [--workers N] [--out PATH]\n";
       return 2;
@@ -113,7 +116,8 @@ int main(int argc, char** argv) {
   const std::vector<Case> cases = {
       {"format", "<think>" + reasoning(300) + "</think> <answer>42</answer>", ""},
       {"math", "<think>" + reasoning(300) + "</think> The answer is \\boxed{\\frac{1}{2}}", "0.5"},
-      {"code", "<think>" + reasoning(300) + "</think>\n```python\ndef add(a, b):\n    return a + b\n```",
+      {"code",
+       "<think>" + reasoning(300) + "</think>\n```python\ndef add(a, b):\n    return a + b\n```",
        {{"language", "python"}, {"tests", {"assert add(1, 2) == 3", "assert add(-1, 1) == 0"}}}},
   };
 
@@ -134,9 +138,8 @@ int main(int argc, char** argv) {
     v1::ScoreRequest wire = request_to_proto(local, c.verifier);
     wire.clear_limits();
     for (int clients : {1, 4, 16}) {
-      rows.push_back(measure(c.verifier, "in-process", clients, seconds, 1, [&](int) {
-        return [&] { score(*verifier, local); };
-      }));
+      rows.push_back(measure(c.verifier, "in-process", clients, seconds, 1,
+                             [&](int) { return [&] { score(*verifier, local); }; }));
       print(rows.back());
       rows.push_back(measure(c.verifier, "grpc Score", clients, seconds, 1, [&](int) {
         auto client = std::make_shared<RewardClient>(server.address());
@@ -165,8 +168,12 @@ int main(int argc, char** argv) {
   j["seconds_per_row"] = seconds;
   j["note"] = "verdicts/s over all clients; p50/p99 per call (batch and stream rows: per 64 requests)";
   for (const auto& r : rows)
-    j["rows"].push_back({{"verifier", r.verifier}, {"mode", r.mode}, {"clients", r.clients},
-                         {"verdicts_per_s", r.per_second}, {"p50_us", r.p50_us}, {"p99_us", r.p99_us}});
+    j["rows"].push_back({{"verifier", r.verifier},
+                         {"mode", r.mode},
+                         {"clients", r.clients},
+                         {"verdicts_per_s", r.per_second},
+                         {"p50_us", r.p50_us},
+                         {"p99_us", r.p99_us}});
   std::filesystem::path out(out_path);
   if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path());
   std::filesystem::path tmp = out;

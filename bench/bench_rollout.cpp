@@ -98,7 +98,7 @@ double run_naive(const DeepseekModel& model, int64_t batch, int64_t prompt_len, 
   at::Tensor ids = at::stack(rows);  // [B, T]
   auto t0 = Clock::now();
   for (int64_t i = 0; i < new_tokens; ++i) {
-    at::Tensor logits = model.forward(ids);                       // [B, T, V]
+    at::Tensor logits = model.forward(ids);                          // [B, T, V]
     at::Tensor next = logits.select(1, ids.size(1) - 1).argmax(-1);  // [B]
     ids = at::cat({ids, next.unsqueeze(1)}, 1);
   }
@@ -112,9 +112,12 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string out_path = "bench/results/rollout.json";
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--out") && i + 1 < argc)
+      out_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
     else {
       std::cerr << "usage: bench_rollout [--threads N] [--out FILE] [--quick]\n";
       return 2;
@@ -139,9 +142,12 @@ int main(int argc, char** argv) {
 
   const int64_t prompt_len = 64, new_tokens = quick ? 8 : 32, naive_tokens = quick ? 2 : 4;
   const std::vector<int64_t> concurrency = {1, 8, 32, 64};
-  json results = {{"config", config_path},          {"threads", threads},
-                  {"prompt_tokens", prompt_len},       {"engine_new_tokens", new_tokens},
-                  {"naive_new_tokens", naive_tokens},  {"cores", std::thread::hardware_concurrency()},
+  json results = {{"config", config_path},
+                  {"threads", threads},
+                  {"prompt_tokens", prompt_len},
+                  {"engine_new_tokens", new_tokens},
+                  {"naive_new_tokens", naive_tokens},
+                  {"cores", std::thread::hardware_concurrency()},
                   {"load_average_start", load_average()}};
 
   std::cout << "bench_rollout: dsv3-small (random weights), " << threads << " threads, prompts of " << prompt_len
@@ -149,10 +155,12 @@ int main(int argc, char** argv) {
             << " cores\n\n";
   std::cout << std::left << std::setw(6) << "seqs" << std::right << std::setw(14) << "naive bf16" << std::setw(14)
             << "decode bf16" << std::setw(14) << "decode fp8" << std::setw(14) << "prefill bf16" << std::setw(14)
-            << "prefill fp8" << std::setw(14) << "decode/naive" << "\n";
+            << "prefill fp8" << std::setw(14) << "decode/naive"
+            << "\n";
   std::cout << std::left << std::setw(6) << "" << std::right << std::setw(14) << "tok/s" << std::setw(14) << "tok/s"
             << std::setw(14) << "tok/s" << std::setw(14) << "tok/s" << std::setw(14) << "tok/s" << std::setw(14)
-            << "(bf16)" << "\n";
+            << "(bf16)"
+            << "\n";
   json rows = json::array();
   for (int64_t b : concurrency) {
     const double naive = run_naive(*bf16, b, prompt_len, naive_tokens);
@@ -205,8 +213,9 @@ int main(int argc, char** argv) {
   const int64_t mha = config.num_attention_heads * (config.qk_head_dim() + config.v_head_dim);
   Engine probe(bf16, 0, EngineOptions{16, 1});
   std::cout << "\ncache per token per layer: latent " << latent << " values vs MHA " << mha << " ("
-            << static_cast<double>(mha) / latent << "x); all " << config.num_hidden_layers << " layers in bf16: "
-            << probe.cache_bytes_per_token() << " vs " << probe.mha_cache_bytes_per_token() << " bytes\n";
+            << static_cast<double>(mha) / latent << "x); all " << config.num_hidden_layers
+            << " layers in bf16: " << probe.cache_bytes_per_token() << " vs " << probe.mha_cache_bytes_per_token()
+            << " bytes\n";
   results["cache"] = {{"latent_values_per_token_per_layer", latent},
                       {"mha_values_per_token_per_layer", mha},
                       {"latent_bytes_per_token_bf16", probe.cache_bytes_per_token()},

@@ -164,10 +164,14 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string out_path = "bench/results/svc_rollout.json";
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc) repeats = std::max(1, std::atoi(argv[++i]));
-    else if (!std::strcmp(argv[i], "--out") && i + 1 < argc) out_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
+      repeats = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--out") && i + 1 < argc)
+      out_path = argv[++i];
+    else if (!std::strcmp(argv[i], "--quick"))
+      quick = true;
     else {
       std::cerr << "usage: bench_svc_rollout [--threads N] [--repeats R] [--out FILE] [--quick]\n";
       return 2;
@@ -197,11 +201,13 @@ int main(int argc, char** argv) {
             << "; load average " << load_average() << " on " << std::thread::hardware_concurrency() << " cores\n\n";
 
   std::cout << "weight sync (UpdateWeights over loopback, 4 MiB chunks; GB/s = payload / whole call):\n";
-  std::cout << std::left << std::setw(9) << "payload" << std::right << std::setw(9) << "tensors" << std::setw(11) << "MB"
-            << std::setw(10) << "gRPC s" << std::setw(9) << "GB/s" << std::setw(11) << "apply ms" << std::setw(13)
-            << "in-proc s" << std::setw(13) << "memcpy GB/s" << std::setw(14) << "gRPC/in-proc" << "\n";
+  std::cout << std::left << std::setw(9) << "payload" << std::right << std::setw(9) << "tensors" << std::setw(11)
+            << "MB" << std::setw(10) << "gRPC s" << std::setw(9) << "GB/s" << std::setw(11) << "apply ms"
+            << std::setw(13) << "in-proc s" << std::setw(13) << "memcpy GB/s" << std::setw(14) << "gRPC/in-proc"
+            << "\n";
   json sync = json::array();
-  const std::vector<std::tuple<std::string, std::shared_ptr<const DeepseekModel>, std::map<std::string, at::Tensor>, bool>>
+  const std::vector<
+      std::tuple<std::string, std::shared_ptr<const DeepseekModel>, std::map<std::string, at::Tensor>, bool>>
       payloads = {{"fp32", fp32, fp32_state, false},
                   {"bf16", bf16, to_dtype(fp32_state, at::kBFloat16), false},
                   {"fp8", fp8, fp32_state, true}};
@@ -231,7 +237,8 @@ int main(int argc, char** argv) {
   std::cout << "\nGenerate at 32 sequences (bf16, prompts of " << prompt_len << " tokens, " << new_tokens
             << " new tokens each, T = 1):\n";
   std::cout << std::left << std::setw(16) << "shape" << std::right << std::setw(10) << "tokens" << std::setw(16)
-            << "in-proc tok/s" << std::setw(14) << "gRPC tok/s" << std::setw(16) << "in-proc/gRPC" << "\n";
+            << "in-proc tok/s" << std::setw(14) << "gRPC tok/s" << std::setw(16) << "in-proc/gRPC"
+            << "\n";
   json gen = json::array();
   for (auto [prompts, n] : {std::pair<int64_t, int64_t>{4, 8}, {32, 1}}) {
     const GenRow r = generate_throughput(bf16, prompts, n, prompt_len, new_tokens, repeats);

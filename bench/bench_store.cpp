@@ -100,7 +100,10 @@ int main(int argc, char** argv) {
     return b / 1e6;
   }();
 
-  nlohmann::json out = {{"bench", "experience_store"}, {"groups", n}, {"group_size", G}, {"tokens", T},
+  nlohmann::json out = {{"bench", "experience_store"},
+                        {"groups", n},
+                        {"group_size", G},
+                        {"tokens", T},
                         {"record_bytes", static_cast<int64_t>(records[0].size())}};
   std::printf("experience store: %d groups of %d x %d tokens, %.1f KB per record, temp dir %s\n", n, G, T,
               records[0].size() / 1e3, root.c_str());
@@ -118,9 +121,12 @@ int main(int argc, char** argv) {
       auto db = open_raw((root / ("raw" + tag)).string());
       rocksdb::WriteOptions wo;
       wo.sync = sync;
-      row("rocksdb Put" + tag, timed_ops(n, [&](int i) {
-            db->Put(wo, grpo::GroupKey{groups[i].step, static_cast<uint64_t>(i)}.encode(), records[i]);
-          }), n);
+      row("rocksdb Put" + tag,
+          timed_ops(n,
+                    [&](int i) {
+                      db->Put(wo, grpo::GroupKey{groups[i].step, static_cast<uint64_t>(i)}.encode(), records[i]);
+                    }),
+          n);
     }
     grpo::ExperienceStoreOptions o;
     o.sync = sync;
@@ -132,7 +138,8 @@ int main(int argc, char** argv) {
     auto store = grpo::ExperienceStore::open((root / "batch").string());
     std::vector<std::vector<grpo::ScoredGroup>> batches;
     for (int i = 0; i + batch <= n; i += batch) batches.emplace_back(groups.begin() + i, groups.begin() + i + batch);
-    row("store put_batch(16) sync", timed_ops(static_cast<int>(batches.size()), [&](int i) { store->put_batch(batches[i]); }),
+    row("store put_batch(16) sync",
+        timed_ops(static_cast<int>(batches.size()), [&](int i) { store->put_batch(batches[i]); }),
         static_cast<int>(batches.size()) * batch);
   }
   {

@@ -16,15 +16,15 @@
 #include <fstream>
 #include <queue>
 #include <random>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <string>
 #include <vector>
 
-#include "tokenizer/tokenizer.h"
+#include "common/utf8.h"
 #include "tokenizer/bytes.h"
 #include "tokenizer/pretokenizer.h"
-#include "common/utf8.h"
+#include "tokenizer/tokenizer.h"
 
 namespace {
 
@@ -36,18 +36,34 @@ std::vector<std::string> make_corpus(size_t bytes) {
   auto made_up = [&](char32_t lo, char32_t hi, int max_chars, size_t count) {
     std::vector<std::string> words(count);
     for (auto& w : words)
-      for (int i = 1 + static_cast<int>(rng() % max_chars); i > 0; --i) grpo::utf8::append(w, lo + rng() % (hi - lo + 1));
+      for (int i = 1 + static_cast<int>(rng() % max_chars); i > 0; --i)
+        grpo::utf8::append(w, lo + rng() % (hi - lo + 1));
     return words;
   };
   const std::vector<std::string> english = {
-      "the", "answer", "is", "we", "compute", "first", "then", "so", "therefore", "let", "number", "of",
-      "students", "each", "has", "apples", "total", "and", "a", "step", "by", "reasoning", "model", "train",
-      "policy", "reward", "group", "advantage", "because", "which", "means", "value", "function", "Wait,",
-      "consider", "triangle", "probability", "integer", "remainder", "divisible", "sequence", "equation"};
-  const std::vector<std::string> code = {"def ", "return ", "for i in range(n):", "if x > 0:", "self.", "print(",
-                                         "import numpy as np", " = ", " == ", "(x, y)", "[0]", "{", "}", "->", "//"};
-  const std::vector<std::string> math = {"\\frac{1}{2}", "\\boxed{", "}", "x^2", " + ", " - ", " = ", "\\sqrt{",
-                                         "\\cdot", "(a+b)", "\\sum_{i=1}^{n}", "\\pi", "$", "\\le"};
+      "the",         "answer",  "is",        "we",        "compute",  "first",    "then",   "so",       "therefore",
+      "let",         "number",  "of",        "students",  "each",     "has",      "apples", "total",    "and",
+      "a",           "step",    "by",        "reasoning", "model",    "train",    "policy", "reward",   "group",
+      "advantage",   "because", "which",     "means",     "value",    "function", "Wait,",  "consider", "triangle",
+      "probability", "integer", "remainder", "divisible", "sequence", "equation"};
+  const std::vector<std::string> code = {"def ",
+                                         "return ",
+                                         "for i in range(n):",
+                                         "if x > 0:",
+                                         "self.",
+                                         "print(",
+                                         "import numpy as np",
+                                         " = ",
+                                         " == ",
+                                         "(x, y)",
+                                         "[0]",
+                                         "{",
+                                         "}",
+                                         "->",
+                                         "//"};
+  const std::vector<std::string> math = {
+      "\\frac{1}{2}", "\\boxed{",        "}",    "x^2", " + ", " - ", " = ", "\\sqrt{", "\\cdot",
+      "(a+b)",        "\\sum_{i=1}^{n}", "\\pi", "$",   "\\le"};
   const std::vector<std::string> emoji = {"🚀", "🔥", "👍", "😀", "🎉", "✅", "🤔"};
   const auto chinese = made_up(0x4E00, 0x9FA5, 3, 3000);
   const auto kana = made_up(0x3041, 0x30F3, 4, 1500);
@@ -221,8 +237,8 @@ nlohmann::json bench(const std::string& name, const std::string& path, const std
   }
   dec.tokens = ours.tokens;
 
-  std::printf("\n%s: vocab %d, %zu tokens (%.2f bytes/token); best of %d interleaved passes, one thread\n", name.c_str(),
-              cached.vocab_size(), ours.tokens, static_cast<double>(bytes) / ours.tokens, reps);
+  std::printf("\n%s: vocab %d, %zu tokens (%.2f bytes/token); best of %d interleaved passes, one thread\n",
+              name.c_str(), cached.vocab_size(), ours.tokens, static_cast<double>(bytes) / ours.tokens, reps);
   std::printf("%-34s %12s %12s %14s\n", "", "MB/s (CPU)", "MB/s (wall)", "Mtok/s (CPU)");
   auto row = [&](const char* label, double cpu, double wall, size_t tokens) {
     std::printf("%-34s %12.2f %12.2f %14.3f\n", label, mbytes / cpu, mbytes / wall, tokens / cpu / 1e6);
@@ -253,10 +269,14 @@ int main(int argc, char** argv) {
   size_t merges = 32000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--tokenizer") tokenizer = argv[i + 1];
-    else if (a == "--out") out_path = argv[i + 1];
-    else if (a == "--mb") mb = std::stod(argv[i + 1]);
-    else if (a == "--merges") merges = std::stoul(argv[i + 1]);
+    if (a == "--tokenizer")
+      tokenizer = argv[i + 1];
+    else if (a == "--out")
+      out_path = argv[i + 1];
+    else if (a == "--mb")
+      mb = std::stod(argv[i + 1]);
+    else if (a == "--merges")
+      merges = std::stoul(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;

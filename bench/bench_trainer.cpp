@@ -91,8 +91,12 @@ int main(int argc, char** argv) {
   const double tokens = batch.tokens();
   int64_t padded = batch.ids.numel();
 
-  json result = {{"config", config_path}, {"threads", threads}, {"sequences", batch.rows()},
-                 {"completion_tokens", tokens}, {"padded_tokens", padded}, {"best_of_runs", reps},
+  json result = {{"config", config_path},
+                 {"threads", threads},
+                 {"sequences", batch.rows()},
+                 {"completion_tokens", tokens},
+                 {"padded_tokens", padded},
+                 {"best_of_runs", reps},
                  {"load_average_before", load_average()}};
   std::printf("bench_trainer: %s, %lld sequences, %.0f completion tokens (%lld padded), %d thread(s), load %.2f\n\n",
               config_path.c_str(), (long long)batch.rows(), tokens, (long long)padded, threads, load_average());

@@ -15,8 +15,8 @@
 namespace grpo {
 
 struct Option {
-  std::string name;      // without the leading --
-  std::string metavar;   // empty: a flag without value
+  std::string name;     // without the leading --
+  std::string metavar;  // empty: a flag without value
   std::string help;
   bool required = false;
   std::string fallback;  // default shown in --help (and returned by get() when absent)
@@ -64,5 +64,5 @@ int run_cli(int argc, char** argv);
 #define GRPO_CONCAT_(a, b) a##b
 #define GRPO_CONCAT(a, b) GRPO_CONCAT_(a, b)
 #define GRPO_COMMAND(name, summary, usage_extra, options, fn) \
-  static ::grpo::CommandRegistrar GRPO_CONCAT(grpo_cmd_, __LINE__)(  \
-      ::grpo::Command{name, summary, std::vector<::grpo::Option> options, fn, usage_extra})
+  static ::grpo::CommandRegistrar GRPO_CONCAT(                \
+      grpo_cmd_, __LINE__)(::grpo::Command{name, summary, std::vector<::grpo::Option> options, fn, usage_extra})

@@ -32,21 +32,31 @@ std::string show(const YAML::Node& n) {
   return "null";
 }
 
-template <class T> bool convert_scalar(const YAML::Node& n, T& out);
+template <class T>
+bool convert_scalar(const YAML::Node& n, T& out);
 
-template <> bool convert_scalar<std::string>(const YAML::Node& n, std::string& out) {
+template <>
+bool convert_scalar<std::string>(const YAML::Node& n, std::string& out) {
   if (!n.IsScalar()) return false;
   out = n.Scalar();
   return true;
 }
-template <> bool convert_scalar<bool>(const YAML::Node& n, bool& out) {
+template <>
+bool convert_scalar<bool>(const YAML::Node& n, bool& out) {
   if (!n.IsScalar()) return false;
   const std::string& s = n.Scalar();
-  if (s == "true" || s == "True" || s == "yes" || s == "on") { out = true; return true; }
-  if (s == "false" || s == "False" || s == "no" || s == "off") { out = false; return true; }
+  if (s == "true" || s == "True" || s == "yes" || s == "on") {
+    out = true;
+    return true;
+  }
+  if (s == "false" || s == "False" || s == "no" || s == "off") {
+    out = false;
+    return true;
+  }
   return false;
 }
-template <> bool convert_scalar<int64_t>(const YAML::Node& n, int64_t& out) {
+template <>
+bool convert_scalar<int64_t>(const YAML::Node& n, int64_t& out) {
   if (!n.IsScalar()) return false;
   const std::string& s = n.Scalar();
   if (s.empty()) return false;
@@ -62,28 +72,52 @@ template <> bool convert_scalar<int64_t>(const YAML::Node& n, int64_t& out) {
   out = v;
   return true;
 }
-template <> bool convert_scalar<int>(const YAML::Node& n, int& out) {
+template <>
+bool convert_scalar<int>(const YAML::Node& n, int& out) {
   int64_t v;
   if (!convert_scalar<int64_t>(n, v) || v < INT32_MIN || v > INT32_MAX) return false;
   out = static_cast<int>(v);
   return true;
 }
-template <> bool convert_scalar<double>(const YAML::Node& n, double& out) {
+template <>
+bool convert_scalar<double>(const YAML::Node& n, double& out) {
   if (!n.IsScalar()) return false;
   const std::string& s = n.Scalar();
-  if (s == ".inf" || s == "inf") { out = INFINITY; return true; }
-  if (s == "-.inf" || s == "-inf") { out = -INFINITY; return true; }
+  if (s == ".inf" || s == "inf") {
+    out = INFINITY;
+    return true;
+  }
+  if (s == "-.inf" || s == "-inf") {
+    out = -INFINITY;
+    return true;
+  }
   char* end = nullptr;
   out = std::strtod(s.c_str(), &end);
   return !s.empty() && *end == '\0';
 }
 
-template <class T> const char* type_name();
-template <> const char* type_name<bool>() { return "a boolean (true/false)"; }
-template <> const char* type_name<int>() { return "an integer"; }
-template <> const char* type_name<int64_t>() { return "an integer"; }
-template <> const char* type_name<double>() { return "a number"; }
-template <> const char* type_name<std::string>() { return "a string"; }
+template <class T>
+const char* type_name();
+template <>
+const char* type_name<bool>() {
+  return "a boolean (true/false)";
+}
+template <>
+const char* type_name<int>() {
+  return "an integer";
+}
+template <>
+const char* type_name<int64_t>() {
+  return "an integer";
+}
+template <>
+const char* type_name<double>() {
+  return "a number";
+}
+template <>
+const char* type_name<std::string>() {
+  return "a string";
+}
 
 }  // namespace
 
@@ -112,8 +146,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& source) {
 
 void Config::apply_override(const std::string& assignment) {
   auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw InputError("override '" + assignment + "': expected key.path=value");
+  if (eq == std::string::npos || eq == 0) throw InputError("override '" + assignment + "': expected key.path=value");
   std::string key = assignment.substr(0, eq);
   std::string text = assignment.substr(eq + 1);
   YAML::Node value;
@@ -168,7 +201,8 @@ void Config::type_error(const std::string& key, const char* expected, const YAML
   throw InputError(where(key) + ": expected " + expected + ", got " + show(n));
 }
 
-template <class T> T Config::get(const std::string& key) const {
+template <class T>
+T Config::get(const std::string& key) const {
   YAML::Node n = find(key);
   if (!n.IsDefined() || n.IsNull()) throw InputError(where(key) + ": required key is missing");
   if constexpr (std::is_same_v<T, std::vector<int>> || std::is_same_v<T, std::vector<int64_t>> ||
@@ -178,8 +212,7 @@ template <class T> T Config::get(const std::string& key) const {
     T out;
     for (size_t i = 0; i < n.size(); ++i) {
       E e;
-      if (!convert_scalar<E>(n[i], e))
-        type_error(key + "[" + std::to_string(i) + "]", type_name<E>(), n[i]);
+      if (!convert_scalar<E>(n[i], e)) type_error(key + "[" + std::to_string(i) + "]", type_name<E>(), n[i]);
       out.push_back(e);
     }
     return out;
@@ -190,7 +223,8 @@ template <class T> T Config::get(const std::string& key) const {
   }
 }
 
-template <class T> T Config::get(const std::string& key, const T& fallback) const {
+template <class T>
+T Config::get(const std::string& key, const T& fallback) const {
   return has(key) ? get<T>(key) : fallback;
 }
 
@@ -223,8 +257,8 @@ std::string Config::dump() const {
   return out.c_str();
 }
 
-#define GRPO_CONFIG_INSTANTIATE(T)                             \
-  template T Config::get<T>(const std::string&) const;         \
+#define GRPO_CONFIG_INSTANTIATE(T)                     \
+  template T Config::get<T>(const std::string&) const; \
   template T Config::get<T>(const std::string&, const T&) const;
 GRPO_CONFIG_INSTANTIATE(bool)
 GRPO_CONFIG_INSTANTIATE(int)
@@ -240,8 +274,7 @@ GRPO_CONFIG_INSTANTIATE(std::vector<std::string>)
 nlohmann::json yaml_to_json(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      return nullptr;
+    case YAML::NodeType::Null: return nullptr;
     case YAML::NodeType::Sequence: {
       nlohmann::json a = nlohmann::json::array();
       for (const auto& item : node) a.push_back(yaml_to_json(item));
@@ -252,8 +285,7 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
       for (const auto& kv : node) o[kv.first.Scalar()] = yaml_to_json(kv.second);
       return o;
     }
-    case YAML::NodeType::Scalar:
-      break;
+    case YAML::NodeType::Scalar: break;
   }
   const std::string& s = node.Scalar();
   if (node.Tag() == "!") return s;  // quoted: always a string
@@ -270,6 +302,5 @@ nlohmann::json yaml_to_json(const YAML::Node& node) {
   }
   return s;
 }
-
 
 }  // namespace grpo

@@ -30,8 +30,10 @@ class Config {
   void apply_override(const std::string& assignment);
 
   bool has(const std::string& key) const;
-  template <class T> T get(const std::string& key) const;
-  template <class T> T get(const std::string& key, const T& fallback) const;
+  template <class T>
+  T get(const std::string& key) const;
+  template <class T>
+  T get(const std::string& key, const T& fallback) const;
   // The sub-tree at key (an empty map when absent), keeping the source name and key prefix.
   Config sub(const std::string& key) const;
   // Keys directly under this node.

@@ -5,8 +5,11 @@
 namespace grpo {
 
 Progress::Progress(std::string label, int64_t total, bool enabled)
-    : label_(std::move(label)), total_(total), enabled_(enabled),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      total_(total),
+      enabled_(enabled),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
 
 std::string Progress::format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e8) return "?";

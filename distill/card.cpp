@@ -101,14 +101,14 @@ std::string card_markdown(const Ordered& card) {
   md << "# Distillation dataset\n\n";
   if (card.value("empty", false))
     md << "**EMPTY: no sample passed the filters.** The export files have no lines; see the counts below.\n\n";
-  md << "Made by `" << text_of(card.at("command")) << "` on " << text_of(card.at("created")) << " (mode: "
-     << text_of(card.at("mode")) << ").\n\n";
+  md << "Made by `" << text_of(card.at("command")) << "` on " << text_of(card.at("created"))
+     << " (mode: " << text_of(card.at("mode")) << ").\n\n";
   md << "## Files\n\n";
   for (const auto& [name, lines] : card.at("files").items()) md << "- `" << name << "`: " << lines.dump() << " lines\n";
   md << "\n## Counts\n\n| what | count |\n|---|---:|\n";
-  for (const char* key : {"prompts", "prompts_sampled", "samples", "accepted", "prompts_with_zero_accepted",
-                          "corrupt_records_skipped", "dataset_rows_skipped", "prompts_without_answers_skipped",
-                          "prompts_not_in_template_skipped", "reward_errors"})
+  for (const char* key :
+       {"prompts", "prompts_sampled", "samples", "accepted", "prompts_with_zero_accepted", "corrupt_records_skipped",
+        "dataset_rows_skipped", "prompts_without_answers_skipped", "prompts_not_in_template_skipped", "reward_errors"})
     md << "| " << key << " | " << c.at(key).dump() << " |\n";
   md << "\nRejected samples, each counted by the first filter that rejected it (in this order):\n\n"
         "| filter | rejected |\n|---|---:|\n";

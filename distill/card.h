@@ -13,19 +13,19 @@
 namespace grpo {
 
 struct DistillCounts {
-  int64_t prompts = 0;           // usable prompts in the source (dataset items; prompt ids in a harvested store)
-  int64_t prompts_sampled = 0;   // prompts whose samples were read back for the export
-  int64_t samples = 0;           // completions the filters looked at
+  int64_t prompts = 0;          // usable prompts in the source (dataset items; prompt ids in a harvested store)
+  int64_t prompts_sampled = 0;  // prompts whose samples were read back for the export
+  int64_t samples = 0;          // completions the filters looked at
   int64_t accepted = 0;
   std::map<std::string, int64_t> rejected;  // filter name -> samples it rejected first (every filter listed)
   int64_t prompts_with_zero_accepted = 0;
-  int64_t corrupt_records = 0;   // store records that could not be decoded (skipped)
+  int64_t corrupt_records = 0;  // store records that could not be decoded (skipped)
   std::vector<std::string> corrupt_examples;
-  int64_t dataset_rows_skipped = 0;          // bad dataset rows (all kinds, missing answers included)
+  int64_t dataset_rows_skipped = 0;  // bad dataset rows (all kinds, missing answers included)
   std::vector<std::string> dataset_skip_examples;
-  int64_t prompts_without_answers = 0;       // dataset rows or stored groups with no reference answer
-  int64_t prompts_not_in_template = 0;       // harvest: stored prompt text not made by the template
-  int64_t reward_errors = 0;                 // samples whose verification failed (scored 0: incorrect)
+  int64_t prompts_without_answers = 0;  // dataset rows or stored groups with no reference answer
+  int64_t prompts_not_in_template = 0;  // harvest: stored prompt text not made by the template
+  int64_t reward_errors = 0;            // samples whose verification failed (scored 0: incorrect)
 };
 
 nlohmann::ordered_json counts_json(const DistillCounts& c);

@@ -12,19 +12,19 @@
 #include <set>
 #include <thread>
 
-#include "common/fs.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/progress.h"
 #include "distill/export.h"
+#include "model/pretrained.h"
+#include "reward/client.h"
 #include "store/experience_store.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 #include "train/local_services.h"
 #include "train/prompt_schedule.h"
 #include "train/rollout_pool.h"
 #include "train/sample_and_score.h"
-#include "tokenizer/chat_template.h"
-#include "model/pretrained.h"
-#include "tokenizer/tokenizer.h"
-#include "reward/client.h"
 
 namespace fs = std::filesystem;
 
@@ -109,11 +109,16 @@ class Distiller {
     sources_ = {{"dataset", file_digest(spec.path)}, {"store", (fs::path(o_.out_dir) / "store").string()}};
     sources_["dataset"]["format"] = spec.format;
     sources_["dataset"]["rows"] = report.rows;
-    sampling_ = {{"samples_per_prompt", o_.run.group_size}, {"temperature", o_.run.temperature},
-                 {"top_p", o_.run.top_p},                  {"top_k", o_.run.top_k},
-                 {"max_new_tokens", o_.run.max_new_tokens}, {"seed", o_.run.seed},
-                 {"dtype", o_.run.rollout_dtype},           {"verifier", o_.run.verifier},
-                 {"verifier_options", o_.run.verifier_options}, {"reward_config", o_.run.reward_config}};
+    sampling_ = {{"samples_per_prompt", o_.run.group_size},
+                 {"temperature", o_.run.temperature},
+                 {"top_p", o_.run.top_p},
+                 {"top_k", o_.run.top_k},
+                 {"max_new_tokens", o_.run.max_new_tokens},
+                 {"seed", o_.run.seed},
+                 {"dtype", o_.run.rollout_dtype},
+                 {"verifier", o_.run.verifier},
+                 {"verifier_options", o_.run.verifier_options},
+                 {"reward_config", o_.run.reward_config}};
 
     const std::string store_dir = (fs::path(o_.out_dir) / "store").string();
     if (how_.export_only && !fs::exists(store_dir))
@@ -129,9 +134,9 @@ class Distiller {
     for (size_t i = 0; i < items.size(); ++i)
       if (!done.count(items[i].id)) todo.push_back(i);
     if (!how_.export_only && !todo.empty()) {
-      std::cerr << "distill: sampling " << todo.size() << " of " << items.size() << " prompts x "
-                << o_.run.group_size << " from " << o_.run.model_path << " (" << done.size()
-                << " already in " << store_dir << ")" << std::endl;
+      std::cerr << "distill: sampling " << todo.size() << " of " << items.size() << " prompts x " << o_.run.group_size
+                << " from " << o_.run.model_path << " (" << done.size() << " already in " << store_dir << ")"
+                << std::endl;
       sample_into(*store, items, todo, *tokenizer);
     } else if (!todo.empty()) {
       std::cerr << "distill: --export-only: " << todo.size() << " prompts of the dataset are not in the store"
@@ -200,7 +205,8 @@ class Distiller {
       }
       store.put_batch(groups);  // durable before the next batch: a restart skips these prompts
       sampled_now_ += int64_t(groups.size());
-      bar.advance(int64_t(groups.size()), "samples=" + std::to_string(samples) + " accepted=" + std::to_string(accepted));
+      bar.advance(int64_t(groups.size()),
+                  "samples=" + std::to_string(samples) + " accepted=" + std::to_string(accepted));
     }
     bar.finish("samples=" + std::to_string(samples) + " accepted=" + std::to_string(accepted));
   }
@@ -264,8 +270,10 @@ class Distiller {
     }
     counts_.corrupt_records = cursor.skipped();
     for (const auto& c : cursor.corruptions())
-      if (counts_.corrupt_examples.size() < 5) counts_.corrupt_examples.push_back(store.dir() + " " + c.key + ": " + c.reason);
-    for (const auto& [id, state] : prompts) counts_.prompts_with_zero_accepted += state.filter && state.filter->accepted() == 0;
+      if (counts_.corrupt_examples.size() < 5)
+        counts_.corrupt_examples.push_back(store.dir() + " " + c.key + ": " + c.reason);
+    for (const auto& [id, state] : prompts)
+      counts_.prompts_with_zero_accepted += state.filter && state.filter->accepted() == 0;
     if (!o_.harvest_store.empty()) {
       counts_.prompts = int64_t(prompts.size());
       sources_ = {{"store", {{"path", o_.harvest_store}, {"groups", store.count()}, {"runs", runs}}}};
@@ -289,22 +297,22 @@ class Distiller {
     }
     Ordered filter_order = Ordered::array();
     for (const DistillVerdict v : rejection_order()) filter_order.push_back(verdict_name(v));
-    Ordered card = {{"created", utc_now()},
-                    {"command", how_.command_line},
-                    {"mode", o_.harvest_store.empty() ? "sample" : "harvest"},
-                    {"empty", counts_.accepted == 0},
-                    {"files", {{"distill.jsonl", examples.size()}, {"pairs.jsonl", examples.size()}}},
-                    {"counts", counts_json(counts_)},
-                    {"filter_order", filter_order},
-                    {"sources", sources_},
-                    {"teacher", o_.run.model_path.empty()
-                                    ? Ordered{{"note", "no model.path: the policy of the harvested run"}}
-                                    : teacher_id_},
-                    {"sampling", sampling_},
-                    {"filters", filters_json(o_.filters)},
-                    {"tokenizer", identity(Tokenizer::json_path(o_.run.tokenizer_path))},
-                    {"template", identity(o_.run.chat_template)},
-                    {"topk_logprobs", o_.topk_logprobs}};
+    Ordered card = {
+        {"created", utc_now()},
+        {"command", how_.command_line},
+        {"mode", o_.harvest_store.empty() ? "sample" : "harvest"},
+        {"empty", counts_.accepted == 0},
+        {"files", {{"distill.jsonl", examples.size()}, {"pairs.jsonl", examples.size()}}},
+        {"counts", counts_json(counts_)},
+        {"filter_order", filter_order},
+        {"sources", sources_},
+        {"teacher",
+         o_.run.model_path.empty() ? Ordered{{"note", "no model.path: the policy of the harvested run"}} : teacher_id_},
+        {"sampling", sampling_},
+        {"filters", filters_json(o_.filters)},
+        {"tokenizer", identity(Tokenizer::json_path(o_.run.tokenizer_path))},
+        {"template", identity(o_.run.chat_template)},
+        {"topk_logprobs", o_.topk_logprobs}};
     const fs::path out(o_.out_dir);
     write_text_atomic((out / "distill.jsonl").string(), lines);
     write_text_atomic((out / "pairs.jsonl").string(), pairs);
@@ -336,8 +344,8 @@ DistillOptions DistillOptions::from_config(const Config& config) {
     o.run = sampling_config_from(config, {"train", "trainer", "pretrain", "distill"});
   } else {
     // Harvest: no sampling, so only what names the output, the template and the (optional) teacher.
-    config.require_known({"run", "model", "template", "data", "reward", "rollout", "train", "trainer", "pretrain",
-                          "distill"});
+    config.require_known(
+        {"run", "model", "template", "data", "reward", "rollout", "train", "trainer", "pretrain", "distill"});
     o.run.name = config.get<std::string>("run.name", o.run.name);
     o.run.out_dir = config.get<std::string>("run.out_dir", "runs/" + o.run.name);
     o.run.threads = config.get<int>("run.threads", 0);

@@ -8,12 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/fs.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/progress.h"
-#include "tokenizer/chat_template.h"
 #include "model/deepseek.h"
 #include "model/safetensors.h"
+#include "tokenizer/chat_template.h"
 
 namespace grpo {
 namespace {
@@ -85,7 +85,7 @@ std::vector<TeacherTopK> teacher_topk(const DeepseekModel& model, const std::vec
     }
     const int64_t rows_in_batch = int64_t(b1 - b0);
     at::Tensor ids = at::zeros({rows_in_batch, width}, at::kLong);  // [B, L], right-padded with 0
-    std::vector<int64_t> rows;                                        // flattened B*L positions
+    std::vector<int64_t> rows;                                      // flattened B*L positions
     auto acc = ids.accessor<int64_t, 2>();
     for (size_t i = b0; i < b1; ++i) {
       const auto& e = examples[i];
@@ -110,8 +110,8 @@ std::vector<TeacherTopK> teacher_topk(const DeepseekModel& model, const std::vec
       const at::Tensor all_rows = at::tensor(rows, at::kLong);
       for (int64_t r0 = 0; r0 < int64_t(rows.size()); r0 += kRowChunk) {
         const int64_t n = std::min<int64_t>(kRowChunk, int64_t(rows.size()) - r0);
-        const at::Tensor logits = model.logits_at(h, all_rows.narrow(0, r0, n));     // [n, V]
-        auto [v, ix] = logits.to(at::kFloat).log_softmax(-1).topk(k, -1);          // [n, k], descending
+        const at::Tensor logits = model.logits_at(h, all_rows.narrow(0, r0, n));  // [n, V]
+        auto [v, ix] = logits.to(at::kFloat).log_softmax(-1).topk(k, -1);         // [n, k], descending
         values.narrow(0, r0, n).copy_(v);
         indices.narrow(0, r0, n).copy_(ix);
       }
@@ -141,7 +141,8 @@ std::string distill_line(const DistillExample& e, const std::string& opening, co
     line += R"(,"teacher":{"token_ids":)";
     append_list(line, e.completion_token_ids, append_int);
     line += R"(,"topk_ids":)";
-    append_list(line, teacher->ids, [](std::string& o, const std::vector<int32_t>& v) { append_list(o, v, append_int); });
+    append_list(line, teacher->ids,
+                [](std::string& o, const std::vector<int32_t>& v) { append_list(o, v, append_int); });
     line += R"(,"topk_logprobs":)";
     append_list(line, teacher->logprobs,
                 [](std::string& o, const std::vector<float>& v) { append_list(o, v, append_float); });

@@ -29,11 +29,11 @@ class Progress;
 
 // One accepted sample.
 struct DistillExample {
-  std::string id;                          // "<prompt id>#<sample index>"
-  std::string source;                      // the dataset or store it came from
-  std::string user_message;                // the prompt as the dataset has it
-  std::string rendered_prompt;             // with the chat template applied: what the teacher saw
-  std::vector<int32_t> prompt_token_ids;   // [P] the rendered prompt's tokens (BOS included)
+  std::string id;                         // "<prompt id>#<sample index>"
+  std::string source;                     // the dataset or store it came from
+  std::string user_message;               // the prompt as the dataset has it
+  std::string rendered_prompt;            // with the chat template applied: what the teacher saw
+  std::vector<int32_t> prompt_token_ids;  // [P] the rendered prompt's tokens (BOS included)
   std::string completion;
   std::vector<int32_t> completion_token_ids;  // [T]
   double reward = 0;
@@ -41,8 +41,8 @@ struct DistillExample {
 
 // The teacher's k most likely next tokens at each completion position.
 struct TeacherTopK {
-  std::vector<std::vector<int32_t>> ids;       // [T][k]
-  std::vector<std::vector<float>> logprobs;    // [T][k], descending
+  std::vector<std::vector<int32_t>> ids;     // [T][k]
+  std::vector<std::vector<float>> logprobs;  // [T][k], descending
 };
 
 // See OPENING above.

@@ -24,9 +24,8 @@ const char* verdict_name(DistillVerdict v) {
 
 const std::vector<DistillVerdict>& rejection_order() {
   static const std::vector<DistillVerdict> order = {
-      DistillVerdict::kIncorrect, DistillVerdict::kTruncated,  DistillVerdict::kTooLong,
-      DistillVerdict::kFormat,    DistillVerdict::kLanguage,   DistillVerdict::kRepetition,
-      DistillVerdict::kDuplicate, DistillVerdict::kCap};
+      DistillVerdict::kIncorrect, DistillVerdict::kTruncated,  DistillVerdict::kTooLong,   DistillVerdict::kFormat,
+      DistillVerdict::kLanguage,  DistillVerdict::kRepetition, DistillVerdict::kDuplicate, DistillVerdict::kCap};
   return order;
 }
 

@@ -28,7 +28,17 @@
 
 namespace grpo {
 
-enum class DistillVerdict { kAccepted, kIncorrect, kTruncated, kTooLong, kFormat, kLanguage, kRepetition, kDuplicate, kCap };
+enum class DistillVerdict {
+  kAccepted,
+  kIncorrect,
+  kTruncated,
+  kTooLong,
+  kFormat,
+  kLanguage,
+  kRepetition,
+  kDuplicate,
+  kCap
+};
 
 // "accepted", "incorrect", "truncated", "too_long", "format", "language", "repetition",
 // "duplicate", "cap".
@@ -40,15 +50,15 @@ struct DistillFilters {
   bool correct_only = true;
   double min_reward = -std::numeric_limits<double>::infinity();
   bool drop_truncated = true;
-  int64_t max_tokens = 0;            // 0 = no limit
+  int64_t max_tokens = 0;  // 0 = no limit
   bool require_format = true;
-  bool answer_tags = false;          // the format needs <answer>…</answer> after </think>
-  std::string language = "en";       // target of the language filter (reward/format.h targets)
-  double min_language_share = 0;     // 0 = off
-  double max_repetition = 1.0;       // 1 = off
+  bool answer_tags = false;       // the format needs <answer>…</answer> after </think>
+  std::string language = "en";    // target of the language filter (reward/format.h targets)
+  double min_language_share = 0;  // 0 = off
+  double max_repetition = 1.0;    // 1 = off
   int64_t repetition_ngram = 4;
   bool dedupe = true;
-  int64_t per_prompt_cap = 0;        // 0 = no cap
+  int64_t per_prompt_cap = 0;  // 0 = no cap
 
   // The `distill.filters` section plus distill.per_prompt_cap; InputError naming the key for
   // unknown keys and out-of-range values (an unknown language included).

@@ -45,8 +45,7 @@ bool majority_correct(const std::vector<EvalSample>& samples, int64_t k) {
   return best && samples[best->first].correct;
 }
 
-EvalSummary summarize_eval(const std::vector<std::vector<EvalSample>>& per_prompt,
-                           const std::vector<int64_t>& ks) {
+EvalSummary summarize_eval(const std::vector<std::vector<EvalSample>>& per_prompt, const std::vector<int64_t>& ks) {
   if (per_prompt.empty()) throw InputError("eval: no prompts to summarise");
   EvalSummary s;
   s.prompts = static_cast<int64_t>(per_prompt.size());

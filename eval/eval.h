@@ -41,14 +41,13 @@ struct EvalSummary {
   std::map<int64_t, double> pass_at;  // k -> mean over prompts of pass_at_k
   std::map<int64_t, double> maj_at;   // k -> fraction of prompts whose majority answer is correct
   double mean_reward = 0, mean_tokens = 0;
-  double format_rate = 0;             // fraction of samples with format_ok
-  double answer_rate = 0;             // fraction of samples with an extracted answer
-  double truncated_rate = 0;          // fraction of samples cut by length (see EvalSample)
+  double format_rate = 0;     // fraction of samples with format_ok
+  double answer_rate = 0;     // fraction of samples with an extracted answer
+  double truncated_rate = 0;  // fraction of samples cut by length (see EvalSample)
 };
 
 // per_prompt[i] = the samples of prompt i (every prompt at least max(ks) samples). Throws
 // InputError for an empty input, a prompt without samples, or a k outside 1..its sample count.
-EvalSummary summarize_eval(const std::vector<std::vector<EvalSample>>& per_prompt,
-                           const std::vector<int64_t>& ks);
+EvalSummary summarize_eval(const std::vector<std::vector<EvalSample>>& per_prompt, const std::vector<int64_t>& ks);
 
 }  // namespace grpo

@@ -7,12 +7,12 @@
 namespace grpo::kernels {
 
 struct CudaBuild {
-  bool built = false;       // the CUDA parts were compiled in (GRPO_CUDA, cmake/cuda.cmake)
-  std::string why_not;      // when !built: the configure step's reason
-  std::string nvcc;         // nvcc version the kernels were compiled with
-  std::string archs;        // CMAKE_CUDA_ARCHITECTURES, e.g. "80,90a-real"
-  std::string torch_cuda;   // the CUDA version LibTorch was built with ("" for a CPU-only torch)
-  std::string nccl;         // NCCL version LibTorch was built with ("" when not built)
+  bool built = false;      // the CUDA parts were compiled in (GRPO_CUDA, cmake/cuda.cmake)
+  std::string why_not;     // when !built: the configure step's reason
+  std::string nvcc;        // nvcc version the kernels were compiled with
+  std::string archs;       // CMAKE_CUDA_ARCHITECTURES, e.g. "80,90a-real"
+  std::string torch_cuda;  // the CUDA version LibTorch was built with ("" for a CPU-only torch)
+  std::string nccl;        // NCCL version LibTorch was built with ("" when not built)
 };
 CudaBuild cuda_build();
 

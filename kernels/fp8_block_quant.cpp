@@ -12,11 +12,12 @@
 namespace grpo::kernels {
 
 Fp8BlockCodes quantize_fp8_blocks_cuda(const at::Tensor& w, int64_t block) {
-  if (block <= 0) throw std::invalid_argument("quantize_fp8_blocks_cuda: block must be positive, got " + std::to_string(block));
+  if (block <= 0)
+    throw std::invalid_argument("quantize_fp8_blocks_cuda: block must be positive, got " + std::to_string(block));
   if (!w.is_cuda() || w.dim() != 2 || !at::isFloatingType(w.scalar_type()))
     throw std::invalid_argument("quantize_fp8_blocks_cuda: expects a 2-D floating CUDA tensor, got " +
-                                std::string(c10::toString(w.scalar_type())) + " on " + w.device().str() +
-                                " with " + std::to_string(w.dim()) + " dims");
+                                std::string(c10::toString(w.scalar_type())) + " on " + w.device().str() + " with " +
+                                std::to_string(w.dim()) + " dims");
   const c10::cuda::CUDAGuard guard(w.device());
   const at::Tensor x = w.to(at::kFloat).contiguous();
   const int64_t rows = x.size(0), cols = x.size(1);
@@ -24,9 +25,9 @@ Fp8BlockCodes quantize_fp8_blocks_cuda(const at::Tensor& w, int64_t block) {
   at::Tensor q = at::empty({rows, cols}, opts.dtype(at::kFloat8_e4m3fn));
   at::Tensor s = at::empty({(rows + block - 1) / block, (cols + block - 1) / block}, opts);
   at::Tensor flag = at::zeros({1}, opts.dtype(at::kInt));
-  const cudaError_t e = launch_fp8_block_quant(x.data_ptr<float>(), rows, cols, block,
-                                               static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
-                                               flag.data_ptr<int>(), c10::cuda::getCurrentCUDAStream());
+  const cudaError_t e =
+      launch_fp8_block_quant(x.data_ptr<float>(), rows, cols, block, static_cast<uint8_t*>(q.data_ptr()),
+                             s.data_ptr<float>(), flag.data_ptr<int>(), c10::cuda::getCurrentCUDAStream());
   if (e != cudaSuccess) throw std::runtime_error(std::string("quantize_fp8_blocks_cuda: ") + cudaGetErrorString(e));
   if (flag.item<int>() != 0)
     throw InputError("quantize_fp8_blocks_cuda: input holds inf or NaN, which FP8 blocks cannot scale");

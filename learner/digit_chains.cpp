@@ -52,8 +52,7 @@ std::string DigitChain::question() const {
 
 std::vector<int64_t> DigitChain::running_values() const {
   std::vector<int64_t> values;
-  for (size_t i = 0; i < terms.size(); ++i)
-    values.push_back(i ? std::abs(values.back() - terms[i]) : terms[i]);
+  for (size_t i = 0; i < terms.size(); ++i) values.push_back(i ? std::abs(values.back() - terms[i]) : terms[i]);
   return values;
 }
 
@@ -88,7 +87,7 @@ std::string first_step_prefix(const DigitChain& chain) {
 
 TaskSplit split_of(const DigitChain& chain, const DigitChainsOptions& options) {
   return question_hash(chain.question()) % static_cast<uint64_t>(options.heldout_every) == 0 ? TaskSplit::kHeldout
-                                                                                            : TaskSplit::kTrain;
+                                                                                             : TaskSplit::kTrain;
 }
 
 DigitChainSampler::DigitChainSampler(DigitChainsOptions options, TaskSplit split, uint64_t seed)

@@ -45,7 +45,7 @@ enum class SolutionStyle { kDirect, kSteps };
 struct DigitChain {
   std::vector<int> terms;
 
-  std::string question() const;               // "7 5 3 8 2"
+  std::string question() const;                 // "7 5 3 8 2"
   std::vector<int64_t> running_values() const;  // 7 2 1 7 5: the fold after each term
   int64_t answer() const;                       // 5: the last running value
 };

@@ -51,11 +51,13 @@ DistEnv DistEnv::from_env() {
   const int64_t port = e.master_port;
   e.master_port = static_cast<int>(env_int("MASTER_PORT", &port));
   if (const char* addr = std::getenv("MASTER_ADDR"); addr && *addr) e.master_addr = addr;
-  if (e.world_size < 1) throw InputError("environment: WORLD_SIZE=" + std::to_string(e.world_size) + " (expected >= 1)");
+  if (e.world_size < 1)
+    throw InputError("environment: WORLD_SIZE=" + std::to_string(e.world_size) + " (expected >= 1)");
   if (e.rank < 0 || e.rank >= e.world_size)
-    throw InputError("environment: RANK=" + std::to_string(e.rank) + " outside [0, WORLD_SIZE=" +
-                     std::to_string(e.world_size) + ")");
-  if (e.local_rank < 0) throw InputError("environment: LOCAL_RANK=" + std::to_string(e.local_rank) + " (expected >= 0)");
+    throw InputError("environment: RANK=" + std::to_string(e.rank) +
+                     " outside [0, WORLD_SIZE=" + std::to_string(e.world_size) + ")");
+  if (e.local_rank < 0)
+    throw InputError("environment: LOCAL_RANK=" + std::to_string(e.local_rank) + " (expected >= 0)");
   if (e.master_port < 1 || e.master_port > 65535)
     throw InputError("environment: MASTER_PORT=" + std::to_string(e.master_port) + " (expected 1..65535)");
   return e;

@@ -58,8 +58,8 @@ at::Tensor all_to_all_rows(Distributed& dist, const at::Tensor& x, const std::ve
   // The node exists whenever autograd records, even where x needs no gradient (a rank that got no
   // rows for its experts): every rank must run the reverse all-to-all in backward.
   if (at::GradMode::is_enabled()) {
-    auto node = std::shared_ptr<AllToAllBackward>(new AllToAllBackward(dist, send, recv, at::empty_like(out)),
-                                                  ag::deleteNode);
+    auto node =
+        std::shared_ptr<AllToAllBackward>(new AllToAllBackward(dist, send, recv, at::empty_like(out)), ag::deleteNode);
     node->set_next_edges(ag::collect_next_edges(x));
     ag::set_history(out, node);
   }
@@ -70,23 +70,23 @@ at::Tensor ExpertParallel::forward(const MoeWeights& w, const Routing& routing, 
   const int64_t n = x.size(0), k = routing.experts.size(1), ep = dist_.size();
   const int64_t num_experts = w.gate.size(0), local = num_experts / ep;
   // 1. (token, expert) pairs in expert order, hence grouped by the rank that owns the expert.
-  at::Tensor flat = routing.experts.reshape({-1});                                            // [N*k]
+  at::Tensor flat = routing.experts.reshape({-1});                                              // [N*k]
   at::Tensor order = std::get<1>(flat.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));  // [N*k]
-  at::Tensor token = order.div(k, "floor");                                                   // [N*k]
+  at::Tensor token = order.div(k, "floor");                                                     // [N*k]
   // 2. Counts: sent[r, e] pairs of this rank for expert e of rank r; got[s, e] pairs from rank s.
-  at::Tensor sent = flat.bincount({}, num_experts).view({ep, local});         // [EP, E/EP]
+  at::Tensor sent = flat.bincount({}, num_experts).view({ep, local});              // [EP, E/EP]
   at::Tensor got = dist_.all_to_all_counts(sent.reshape({-1})).view({ep, local});  // [EP, E/EP]
   const std::vector<int64_t> send = to_vector(sent.sum(1)), recv = to_vector(got.sum(1));
   // 3. Dispatch the token rows to the experts' ranks.
   at::Tensor xr = all_to_all_rows(dist_, x.index_select(0, token), send, recv);  // [R, D]
   // 4. Received rows are grouped by source rank, then by expert: regroup by expert and run.
   at::Tensor row_expert = at::arange(local, at::kLong).repeat({ep}).repeat_interleave(got.reshape({-1}));  // [R]
-  at::Tensor by_expert = std::get<1>(row_expert.sort(/*stable=*/true, 0, false));                       // [R]
+  at::Tensor by_expert = std::get<1>(row_expert.sort(/*stable=*/true, 0, false));                          // [R]
   at::Tensor back = at::empty_like(by_expert).index_put_({by_expert}, at::arange(by_expert.size(0), at::kLong));
   at::Tensor yr = grouped_experts_forward(w, xr.index_select(0, by_expert), got.sum(0)).index_select(0, back);
   // 5. Combine: outputs travel home in the order the pairs left, weighted and summed per token.
-  at::Tensor ys = all_to_all_rows(dist_, yr, recv, send);                               // [N*k, D]
-  at::Tensor ws = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(1);    // [N*k, 1]
+  at::Tensor ys = all_to_all_rows(dist_, yr, recv, send);                              // [N*k, D]
+  at::Tensor ws = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(1);   // [N*k, 1]
   at::Tensor summed = at::zeros({n, x.size(1)}, x.options().dtype(ws.scalar_type()));  // [N, D]
   return summed.index_add(0, token, ys.to(ws.scalar_type()) * ws).to(x.scalar_type());
 }

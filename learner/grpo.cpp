@@ -12,8 +12,7 @@ AdvantageEstimator parse_advantage_estimator(const std::string& name) {
   throw InputError("advantage estimator '" + name + "': expected one of grpo, dr_grpo, rloo, reinforce_pp");
 }
 
-at::Tensor group_advantages(const at::Tensor& rewards, int64_t group_size, AdvantageEstimator estimator,
-                            double eps) {
+at::Tensor group_advantages(const at::Tensor& rewards, int64_t group_size, AdvantageEstimator estimator, double eps) {
   TORCH_CHECK(rewards.dim() == 1, "rewards must be [B]");
   TORCH_CHECK(group_size >= 1 && rewards.size(0) % group_size == 0, "B must be a multiple of group_size");
   auto r = rewards.to(at::kDouble).view({-1, group_size});  // [N, G]
@@ -29,9 +28,7 @@ at::Tensor group_advantages(const at::Tensor& rewards, int64_t group_size, Advan
       }
       break;
     }
-    case AdvantageEstimator::kDrGrpo:
-      adv = group_size == 1 ? r : r - r.mean(1, true);
-      break;
+    case AdvantageEstimator::kDrGrpo: adv = group_size == 1 ? r : r - r.mean(1, true); break;
     case AdvantageEstimator::kRloo:
       TORCH_CHECK(group_size > 1, "RLOO needs groups of at least 2");
       adv = (r - r.mean(1, true)) * (double(group_size) / double(group_size - 1));
@@ -61,12 +58,9 @@ at::Tensor aggregate_loss(const at::Tensor& per_token, const at::Tensor& mask, L
   auto m = mask.to(per_token.scalar_type());
   auto masked = per_token * m;  // [B, T]
   switch (mode) {
-    case LossAggregation::kTokenMean:
-      return masked.sum() / m.sum().clamp_min(1);
-    case LossAggregation::kSeqMeanTokenMean:
-      return (masked.sum(1) / m.sum(1).clamp_min(1)).mean();
-    case LossAggregation::kSeqMeanTokenSum:
-      return masked.sum(1).mean();
+    case LossAggregation::kTokenMean: return masked.sum() / m.sum().clamp_min(1);
+    case LossAggregation::kSeqMeanTokenMean: return (masked.sum(1) / m.sum(1).clamp_min(1)).mean();
+    case LossAggregation::kSeqMeanTokenSum: return masked.sum(1).mean();
     case LossAggregation::kSeqMeanTokenSumNorm:
       TORCH_CHECK(norm_length > 0, "seq-mean-token-sum-norm needs norm_length > 0");
       return masked.sum() / (double(per_token.size(0)) * norm_length);
@@ -76,15 +70,15 @@ at::Tensor aggregate_loss(const at::Tensor& per_token, const at::Tensor& mask, L
 
 PolicyLossResult policy_loss(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& advantages,
                              const at::Tensor& mask, const PolicyLossOptions& o, const at::Tensor& rollout_logp) {
-  auto A = advantages.to(logp.scalar_type()).unsqueeze(1);          // [B, 1]
-  auto ratio = at::exp(at::clamp(logp - old_logp, -20.0, 20.0));   // [B, T]
+  auto A = advantages.to(logp.scalar_type()).unsqueeze(1);        // [B, 1]
+  auto ratio = at::exp(at::clamp(logp - old_logp, -20.0, 20.0));  // [B, T]
   auto unclipped = -A * ratio;
   auto clipped = -A * at::clamp(ratio, 1.0 - o.clip_low, 1.0 + o.clip_high);
-  auto loss1 = at::maximum(unclipped, clipped);                      // PPO pessimistic bound
+  auto loss1 = at::maximum(unclipped, clipped);  // PPO pessimistic bound
   auto per_token = loss1;
   at::Tensor dual_taken = at::zeros_like(loss1, at::kBool);
   if (o.dual_clip_c > 1.0) {
-    auto cap = -A * o.dual_clip_c;                                   // positive when A < 0
+    auto cap = -A * o.dual_clip_c;  // positive when A < 0
     auto loss2 = at::minimum(loss1, cap);
     auto negative = (A < 0).expand_as(loss1);
     per_token = at::where(negative, loss2, loss1);
@@ -116,12 +110,9 @@ KlEstimator parse_kl_estimator(const std::string& name) {
 at::Tensor kl_penalty(const at::Tensor& logp, const at::Tensor& ref_logp, KlEstimator estimator) {
   auto delta = at::clamp(logp - ref_logp, -20.0, 20.0);
   switch (estimator) {
-    case KlEstimator::kK1:
-      return delta;
-    case KlEstimator::kK2:
-      return 0.5 * delta * delta;
-    case KlEstimator::kK3:
-      return at::clamp(at::exp(-delta) + delta - 1.0, -10.0, 10.0);
+    case KlEstimator::kK1: return delta;
+    case KlEstimator::kK2: return 0.5 * delta * delta;
+    case KlEstimator::kK3: return at::clamp(at::exp(-delta) + delta - 1.0, -10.0, 10.0);
   }
   TORCH_CHECK(false, "unknown KL estimator");
 }

@@ -13,10 +13,10 @@ namespace grpo {
 // ---- advantages ---------------------------------------------------------------------------
 
 enum class AdvantageEstimator {
-  kGrpo,          // (r - mean) / (std + eps), std unbiased; a group of one: mean 0, std 1
-  kDrGrpo,        // r - mean                      (norm_adv_by_std: false)
-  kRloo,          // G/(G-1) * (r - mean)           (leave-one-out baseline)
-  kReinforcePP,   // r whitened over the whole batch (REINFORCE++)
+  kGrpo,         // (r - mean) / (std + eps), std unbiased; a group of one: mean 0, std 1
+  kDrGrpo,       // r - mean                      (norm_adv_by_std: false)
+  kRloo,         // G/(G-1) * (r - mean)           (leave-one-out baseline)
+  kReinforcePP,  // r whitened over the whole batch (REINFORCE++)
 };
 AdvantageEstimator parse_advantage_estimator(const std::string& name);  // "grpo", "dr_grpo", "rloo", "reinforce_pp"
 
@@ -27,10 +27,10 @@ at::Tensor group_advantages(const at::Tensor& rewards, int64_t group_size, Advan
 // ---- losses ------------------------------------------------------------------------------
 
 enum class LossAggregation {
-  kTokenMean,             // sum over all tokens / number of tokens in the mini-batch (DAPO)
-  kSeqMeanTokenMean,      // mean over sequences of each sequence's token mean (original GRPO)
-  kSeqMeanTokenSum,       // mean over sequences of each sequence's token sum
-  kSeqMeanTokenSumNorm,   // sum of all tokens / (B * norm_length) (Dr. GRPO)
+  kTokenMean,            // sum over all tokens / number of tokens in the mini-batch (DAPO)
+  kSeqMeanTokenMean,     // mean over sequences of each sequence's token mean (original GRPO)
+  kSeqMeanTokenSum,      // mean over sequences of each sequence's token sum
+  kSeqMeanTokenSumNorm,  // sum of all tokens / (B * norm_length) (Dr. GRPO)
 };
 LossAggregation parse_loss_aggregation(const std::string& name);  // "token-mean", "seq-mean-token-mean", ...
 
@@ -39,19 +39,19 @@ at::Tensor aggregate_loss(const at::Tensor& per_token, const at::Tensor& mask, L
                           double norm_length = 0);
 
 struct PolicyLossOptions {
-  double clip_low = 0.2;       // epsilon_low
-  double clip_high = 0.2;      // epsilon_high (> clip_low: DAPO clip-higher, e.g. 0.28)
-  double dual_clip_c = 3.0;    // dual clip for A < 0; <= 1 disables it
+  double clip_low = 0.2;     // epsilon_low
+  double clip_high = 0.2;    // epsilon_high (> clip_low: DAPO clip-higher, e.g. 0.28)
+  double dual_clip_c = 3.0;  // dual clip for A < 0; <= 1 disables it
   LossAggregation aggregation = LossAggregation::kTokenMean;
-  double norm_length = 0;      // for kSeqMeanTokenSumNorm
-  double tis_cap = 0;          // > 0: truncated importance sampling weight min(pi_old/pi_rollout, cap)
+  double norm_length = 0;  // for kSeqMeanTokenSumNorm
+  double tis_cap = 0;      // > 0: truncated importance sampling weight min(pi_old/pi_rollout, cap)
 };
 
 struct PolicyLossResult {
-  at::Tensor loss;            // scalar, differentiable w.r.t. logp
-  double clip_fraction = 0;   // share of counted tokens where the clipped branch was taken
+  at::Tensor loss;           // scalar, differentiable w.r.t. logp
+  double clip_fraction = 0;  // share of counted tokens where the clipped branch was taken
   double dual_clip_fraction = 0;
-  double approx_kl = 0;       // mean over tokens of 0.5 * (logp - old_logp)^2
+  double approx_kl = 0;  // mean over tokens of 0.5 * (logp - old_logp)^2
 };
 
 // logp, old_logp, mask: [B, T]; advantages [B]; rollout_logp [B, T] (only read when tis_cap > 0).

@@ -49,7 +49,7 @@ nlohmann::json read_json_object(const std::string& path, const std::string& what
   return j;
 }
 
-const std::vector<std::string> kLmTrainingKeys = {"seq_len", "batch_size", "log_every", "optim",  "threads",
+const std::vector<std::string> kLmTrainingKeys = {"seq_len", "batch_size", "log_every",  "optim",   "threads",
                                                   "seed",    "dtype",      "save_dtype", "out_dir", "log_dir"};
 
 LmTrainingOptions LmTrainingOptions::from_config(const Config& s) {

@@ -21,8 +21,8 @@
 
 #include "common/config.h"
 #include "common/progress.h"
-#include "metrics/metrics.h"
 #include "learner/optim.h"
+#include "metrics/metrics.h"
 #include "model/deepseek.h"  // ModelOptions
 #include "model/dtype.h"
 #include "tokenizer/tokenizer.h"

@@ -30,7 +30,7 @@ MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatc
     if (begin >= n) {  // this rank's rows are done: a pass without rows, for the other ranks' collectives
       const TrainBatch none = mb.select(at::empty({0}, at::kLong));
       CompletionForward out = completion_forward(policy, none, spec.entropy_coef != 0, spec.temperature);
-      (out.logp.sum() * 0.0).backward();  // its experts' gradients from the other ranks' rows
+      (out.logp.sum() * 0.0).backward();                 // its experts' gradients from the other ranks' rows
       add_expert_loads(s.expert_load, out.expert_load);  // zeros: the layers' loads exist on every rank
       continue;
     }
@@ -39,8 +39,8 @@ MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatc
     const double weight = whole > 0 ? loss_normaliser(micro, mode) / whole : 0.0;
     CompletionForward f = completion_forward(policy, micro, spec.entropy_coef != 0, spec.temperature);
 
-    PolicyLossResult pl = policy_loss(f.logp, micro.old_logp, micro.advantages, micro.mask, spec.policy,
-                                      micro.rollout_logp);
+    PolicyLossResult pl =
+        policy_loss(f.logp, micro.old_logp, micro.advantages, micro.mask, spec.policy, micro.rollout_logp);
     at::Tensor loss = pl.loss;
     at::Tensor entropy = aggregate_loss(f.entropy, micro.mask, mode, spec.policy.norm_length);
     if (spec.entropy_coef != 0) loss = loss - spec.entropy_coef * entropy;

@@ -17,15 +17,15 @@ namespace grpo {
 
 struct LossSpec {
   PolicyLossOptions policy;
-  double kl_coef = 0;            // KL term in the loss (0: none; needs batch.ref_logp otherwise)
+  double kl_coef = 0;  // KL term in the loss (0: none; needs batch.ref_logp otherwise)
   KlEstimator kl_estimator = KlEstimator::kK3;
   double entropy_coef = 0;
-  double temperature = 1.0;      // of the rollout's sampling (completion_forward)
+  double temperature = 1.0;  // of the rollout's sampling (completion_forward)
 };
 
 struct MiniBatchStats {
-  double loss = 0, policy_loss = 0;  // the mini-batch's loss terms
-  double kl = 0, entropy = 0;        // means over its completion tokens
+  double loss = 0, policy_loss = 0;                                 // the mini-batch's loss terms
+  double kl = 0, entropy = 0;                                       // means over its completion tokens
   double clip_fraction = 0, dual_clip_fraction = 0, approx_kl = 0;  // means over its completion tokens
   double tokens = 0;
   std::vector<at::Tensor> expert_load;  // per decoder layer [E], summed over the micro-batches

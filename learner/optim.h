@@ -20,11 +20,11 @@ enum class LrDecay { kConstant, kLinear, kCosine };
 LrDecay parse_lr_decay(const std::string& name);  // "constant", "linear", "cosine"; InputError otherwise
 
 struct LrSchedule {
-  double peak = 1e-6;          // the learning rate after warm-up
-  int64_t warmup_steps = 0;    // lr rises linearly from peak/warmup_steps to peak over these steps
-  int64_t total_steps = 0;     // decay reaches min_ratio * peak at this step (0: no decay)
+  double peak = 1e-6;        // the learning rate after warm-up
+  int64_t warmup_steps = 0;  // lr rises linearly from peak/warmup_steps to peak over these steps
+  int64_t total_steps = 0;   // decay reaches min_ratio * peak at this step (0: no decay)
   LrDecay decay = LrDecay::kConstant;
-  double min_ratio = 0.0;      // floor of the decay, as a fraction of peak
+  double min_ratio = 0.0;  // floor of the decay, as a fraction of peak
 };
 
 // The learning rate for optimizer step `step` (0-based): pure function.

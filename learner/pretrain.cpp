@@ -12,9 +12,9 @@
 #include "learner/expert_parallel.h"
 #include "learner/sharded_checkpoint.h"
 #include "learner/zero1.h"
-#include "tokenizer/chat_template.h"
 #include "model/init.h"
 #include "model/pretrained.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace grpo {
@@ -167,8 +167,7 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   const Config c = s.sub("corpus");
   c.require_known({"task", "template", "step_fraction", "worked_fraction", "digit_chains", "files", "format", "field"});
   auto& corpus = o.corpus;
-  if (c.has("task") == c.has("files"))
-    throw InputError(s.where("corpus") + ": give exactly one of 'task' and 'files'");
+  if (c.has("task") == c.has("files")) throw InputError(s.where("corpus") + ": give exactly one of 'task' and 'files'");
   if (c.has("task")) {
     corpus.task = c.get<std::string>("task");
     if (corpus.task != "digit_chains")
@@ -258,7 +257,8 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     save.weights.dtype = o.train.save_dtype_value();
     save.files = tokenizer_files(tok);
     save.texts[kLearnerStateFile] =
-        nlohmann::json{{"step", steps_done}, {"world_size", world}, {"seed", o.train.seed}, {"zero1", o.zero1}}.dump(2) +
+        nlohmann::json{{"step", steps_done}, {"world_size", world}, {"seed", o.train.seed}, {"zero1", o.zero1}}.dump(
+            2) +
         "\n";
     save.rank_state = optimizer.state();
     save_sharded_pretrained(*dist, model, o.train.out_dir, save);
@@ -277,7 +277,8 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     const int64_t t = b.ids.size(1);
     const at::Tensor ids = b.ids.narrow(0, rank * rows, rows), mask = b.mask.narrow(0, rank * rows, rows);
     std::vector<at::Tensor> load;  // per layer, [E] tokens routed to each expert (MoE layers)
-    at::Tensor logits = model.forward(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, V]
+    at::Tensor logits =
+        model.forward(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, V]
     const double n_targets = b.mask.sum().item<double>();
     // This rank's share of the mean over the global batch's real target tokens (masked_mean of
     // the whole batch when there is one rank).

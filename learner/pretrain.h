@@ -77,10 +77,10 @@ struct PretrainOptions {
 
 struct PretrainResult {
   int64_t steps = 0;
-  double first_loss = 0, final_loss = 0;  // mean token loss of the first and the last step
-  double seconds = 0;                      // training wall time (without loading and saving)
-  int64_t tokens = 0;                      // target tokens trained on
-  int64_t truncated = 0;                   // sequences cut to seq_len
+  double first_loss = 0, final_loss = 0;       // mean token loss of the first and the last step
+  double seconds = 0;                          // training wall time (without loading and saving)
+  int64_t tokens = 0;                          // target tokens trained on
+  int64_t truncated = 0;                       // sequences cut to seq_len
   std::vector<int64_t> optimizer_state_bytes;  // per rank: bytes of its AdamW moments
 };
 

@@ -105,8 +105,8 @@ bool decode_completion(Reader& r, const std::string& where, Completion& c) {
   c.token_ids = r.words<int32_t>(where + " token_ids");
   c.logprobs = r.words<float>(where + " logprobs");
   if (r.ok() && c.logprobs.size() != c.token_ids.size())
-    r.fail(where + ": " + std::to_string(c.token_ids.size()) + " token_ids but " +
-           std::to_string(c.logprobs.size()) + " logprobs");
+    r.fail(where + ": " + std::to_string(c.token_ids.size()) + " token_ids but " + std::to_string(c.logprobs.size()) +
+           " logprobs");
   c.reward = r.get<double>(where + " reward");
   const uint32_t k = r.get<uint32_t>(where + " reward component count");
   for (uint32_t i = 0; i < k && r.ok(); ++i) {
@@ -204,8 +204,8 @@ std::optional<ScoredGroup> decode_scored_group(std::string_view record, std::str
   g.scored_us = r.get<int64_t>("scored_us");
   const uint32_t n = r.get<uint32_t>("completion count");
   // Each completion takes at least 46 bytes, so a garbage count fails before a huge allocation.
-  if (r.ok() && n > r.left() / 46) r.fail("truncated: " + std::to_string(n) + " completions cannot fit in " +
-                                          std::to_string(r.left()) + " bytes");
+  if (r.ok() && n > r.left() / 46)
+    r.fail("truncated: " + std::to_string(n) + " completions cannot fit in " + std::to_string(r.left()) + " bytes");
   if (r.ok()) g.completions.resize(n);
   for (uint32_t i = 0; i < n && r.ok(); ++i) decode_completion(r, "completion " + std::to_string(i), g.completions[i]);
   if (r.ok() && r.left() != 0) r.fail(std::to_string(r.left()) + " trailing bytes after the last completion");

@@ -45,26 +45,26 @@ namespace grpo {
 using rollout::FinishReason;
 
 struct Completion {
-  std::string text;                    // as generated; may end inside a UTF-8 character
-  std::vector<int32_t> token_ids;      // [T]
-  std::vector<float> logprobs;         // [T] the rollout engine's log-prob of each sampled token
-  double reward = 0;                   // total reward the trainer uses
+  std::string text;                                 // as generated; may end inside a UTF-8 character
+  std::vector<int32_t> token_ids;                   // [T]
+  std::vector<float> logprobs;                      // [T] the rollout engine's log-prob of each sampled token
+  double reward = 0;                                // total reward the trainer uses
   std::map<std::string, double> reward_components;  // "accuracy", "format", "overlong", ...
-  std::string reward_reason;           // the verifier's short verdict
+  std::string reward_reason;                        // the verifier's short verdict
   bool correct = false;
   FinishReason finish_reason = FinishReason::kStop;
-  int64_t weight_version = 0;          // policy weight version that generated it
-  int64_t finished_us = 0;             // generation finished (unix time, microseconds)
+  int64_t weight_version = 0;  // policy weight version that generated it
+  int64_t finished_us = 0;     // generation finished (unix time, microseconds)
 };
 
 struct ScoredGroup {
   std::string run_id;
-  int64_t step = 0;                    // learner step the group was generated for, >= 0
+  int64_t step = 0;  // learner step the group was generated for, >= 0
   std::string prompt_id;
   std::string prompt_text;
   std::vector<int32_t> prompt_token_ids;
   std::string reference_answer;
-  std::vector<Completion> completions; // G
+  std::vector<Completion> completions;  // G
   int64_t created_us = 0;
   int64_t scored_us = 0;
 };

@@ -16,8 +16,8 @@ namespace fs = std::filesystem;
 namespace {
 
 bool is_checkpoint_dir(const std::string& path) {
-  return fs::is_directory(path) &&
-         (fs::exists(fs::path(path) / "model.safetensors") || fs::exists(fs::path(path) / "model.safetensors.index.json"));
+  return fs::is_directory(path) && (fs::exists(fs::path(path) / "model.safetensors") ||
+                                    fs::exists(fs::path(path) / "model.safetensors.index.json"));
 }
 
 }  // namespace
@@ -84,7 +84,8 @@ SftOptions SftOptions::from_config(const Config& s) {
   }
   DenseConfig::from_json(o.model_config, o.model_source);  // a bad or non-dense config fails here
   o.tokenizer = s.get<std::string>("tokenizer", o.checkpoint);
-  if (o.tokenizer.empty()) throw InputError(s.where("tokenizer") + ": required (the model is not a checkpoint directory)");
+  if (o.tokenizer.empty())
+    throw InputError(s.where("tokenizer") + ": required (the model is not a checkpoint directory)");
   o.chat_template = s.get<std::string>("template", o.chat_template);
   ChatTemplate::load(o.chat_template);  // fails early, naming the template
 
@@ -121,7 +122,8 @@ SftResult sft(const SftOptions& o, bool show_progress) {
   SftResult r;
   const std::vector<SftExample> data = load_sft_data(o.data, tok, tmpl, &r.data);
   const int64_t n = data.size(), batch = o.train.batch_size;
-  const int64_t steps = o.steps > 0 ? o.steps : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.epochs * n / batch)));
+  const int64_t steps =
+      o.steps > 0 ? o.steps : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.epochs * n / batch)));
   LmTrainingOptions train = o.train;
   train.lr.total_steps = steps;
 

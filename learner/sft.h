@@ -43,7 +43,7 @@ struct SftOptions {
   std::string tokenizer, chat_template = "r1-zero";
   SftDataOptions data;
   double kd_weight = 1.0;
-  int64_t steps = 0;   // 0: from epochs
+  int64_t steps = 0;  // 0: from epochs
   double epochs = 1.0;
   int64_t save_every = 0;
   LmTrainingOptions train;

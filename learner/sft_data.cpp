@@ -51,18 +51,18 @@ void read_teacher(const json& t, const std::vector<int64_t>& answer, bool has_eo
   const std::vector<int64_t> ids = id_list(t["token_ids"], "teacher.token_ids", where, vocab);
   const size_t n = ids.size();
   const size_t without_eos = answer.size() - (has_eos ? 1 : 0);
-  if (!(n == answer.size() || n == without_eos) ||
-      !std::equal(ids.begin(), ids.end(), answer.begin()))
+  if (!(n == answer.size() || n == without_eos) || !std::equal(ids.begin(), ids.end(), answer.begin()))
     bad(where, "teacher.token_ids",
         "differ from the student's tokenization of the answer (" + std::to_string(n) + " vs " +
             std::to_string(without_eos) + " tokens): logit distillation needs the teacher's tokenizer");
   const json& tid = t["topk_ids"];
   const json& tlp = t["topk_logprobs"];
-  for (const auto& [key, a] : {std::pair<const char*, const json*>{"teacher.topk_ids", &tid},
-                               {"teacher.topk_logprobs", &tlp}})
+  for (const auto& [key, a] :
+       {std::pair<const char*, const json*>{"teacher.topk_ids", &tid}, {"teacher.topk_logprobs", &tlp}})
     if (!a->is_array() || a->size() != n)
-      bad(where, key, "expected " + std::to_string(n) + " entries (one per teacher.token_ids), got " +
-                          (a->is_array() ? std::to_string(a->size()) : std::string("no array")));
+      bad(where, key,
+          "expected " + std::to_string(n) + " entries (one per teacher.token_ids), got " +
+              (a->is_array() ? std::to_string(a->size()) : std::string("no array")));
   for (size_t i = 0; i < n; ++i) {
     const std::string fi = "teacher.topk_ids[" + std::to_string(i) + "]";
     const std::string fl = "teacher.topk_logprobs[" + std::to_string(i) + "]";
@@ -125,7 +125,8 @@ bool sft_example(const json& record, const Tokenizer& tok, const ChatTemplate& t
   if (ex.prompt_len == 0) bad(where, "prompt", "empty, and the tokenizer has no BOS to predict the answer from");
   std::vector<int64_t> target = encode(tok, answer);
   if (tok.eos_id() >= 0) target.push_back(tok.eos_id());
-  if (record.contains("teacher")) read_teacher(record["teacher"], target, tok.eos_id() >= 0, tok.vocab_size(), where, &ex);
+  if (record.contains("teacher"))
+    read_teacher(record["teacher"], target, tok.eos_id() >= 0, tok.vocab_size(), where, &ex);
   ex.ids.insert(ex.ids.end(), target.begin(), target.end());
 
   const int64_t n = static_cast<int64_t>(ex.ids.size());

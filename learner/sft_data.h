@@ -50,12 +50,12 @@ struct SftExample {
 };
 
 struct SftDataReport {
-  int64_t lines = 0;        // non-blank lines read
-  int64_t examples = 0;     // examples kept
-  int64_t with_teacher = 0; // of those, with teacher top-k
-  int64_t bad = 0;          // skipped bad records (skip_bad)
-  int64_t truncated = 0;    // cut to seq_len
-  int64_t overlong = 0;     // skipped: longer than seq_len (truncate off), or no answer token fits
+  int64_t lines = 0;                      // non-blank lines read
+  int64_t examples = 0;                   // examples kept
+  int64_t with_teacher = 0;               // of those, with teacher top-k
+  int64_t bad = 0;                        // skipped bad records (skip_bad)
+  int64_t truncated = 0;                  // cut to seq_len
+  int64_t overlong = 0;                   // skipped: longer than seq_len (truncate off), or no answer token fits
   std::vector<std::string> bad_examples;  // the first few bad-record messages
 };
 

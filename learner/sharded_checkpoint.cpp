@@ -6,8 +6,8 @@
 #include <limits>
 #include <sstream>
 
-#include "common/fs.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "learner/expert_parallel.h"
 #include "model/safetensors.h"
 

@@ -21,10 +21,10 @@
 namespace grpo {
 
 struct ShardedSave {
-  SaveOptions weights;                             // dtype of the weights (one file per rank regardless of size)
-  std::map<std::string, std::string> files;        // rank 0: name in DIR -> source file to copy (tokenizer)
-  std::map<std::string, std::string> texts;        // rank 0: name in DIR -> contents (a JSON state)
-  std::map<std::string, at::Tensor> rank_state;    // every rank: DIR/rank_state_file(r) (optimizer moments)
+  SaveOptions weights;                           // dtype of the weights (one file per rank regardless of size)
+  std::map<std::string, std::string> files;      // rank 0: name in DIR -> source file to copy (tokenizer)
+  std::map<std::string, std::string> texts;      // rank 0: name in DIR -> contents (a JSON state)
+  std::map<std::string, at::Tensor> rank_state;  // every rank: DIR/rank_state_file(r) (optimizer moments)
 };
 
 void save_sharded_pretrained(Distributed& dist, const DeepseekModel& model, const std::string& dir,

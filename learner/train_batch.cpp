@@ -17,8 +17,8 @@ void check_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string
   if (vocab <= 0) return;
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] < 0 || ids[i] >= vocab)
-      throw InputError(what + "[" + std::to_string(i) + "] = " + std::to_string(ids[i]) + " is outside the vocabulary [0, " +
-                       std::to_string(vocab) + ")");
+      throw InputError(what + "[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
+                       " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
 }
 
 }  // namespace
@@ -85,8 +85,8 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
 
   TrainBatch b;
   b.group_size = static_cast<int64_t>(g_size);
-  b.ids = at::full({rows, longest}, pad_id, at::kLong);                // [B, T]
-  auto mask = at::zeros({rows, longest - 1}, at::kDouble);            // [B, T-1]
+  b.ids = at::full({rows, longest}, pad_id, at::kLong);     // [B, T]
+  auto mask = at::zeros({rows, longest - 1}, at::kDouble);  // [B, T-1]
   auto rollout = at::zeros({rows, longest - 1}, at::kDouble);
   b.rewards = at::empty({rows}, at::kDouble);
   b.lengths = at::empty({rows}, at::kLong);
@@ -127,13 +127,13 @@ CompletionForward completion_forward(const DeepseekModel& model, const TrainBatc
   // The positions that predict a token of their row: every row's own, however the rows are padded.
   const at::Tensor real = at::arange(t - 1, at::kLong).unsqueeze(0) < (batch.lengths - 1).unsqueeze(1);  // [b, T-1]
   at::Tensor h = model.hidden_states(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &out.expert_load,
-                                     real);                                      // [b, T-1, D]
-  at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);              // [N]
-  at::Tensor logits = model.logits_at(h, rows);                                  // [N, V]
+                                     real);                          // [b, T-1, D]
+  at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);  // [N]
+  at::Tensor logits = model.logits_at(h, rows);                      // [N, V]
   if (temperature != 1.0) logits = logits / temperature;
-  at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows);  // [N]
+  at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows);    // [N]
   at::Tensor lp = logits.log_softmax(-1).gather(-1, targets.unsqueeze(1)).squeeze(1);  // [N]
-  at::Tensor ent = entropy_from_logits(entropy_grad ? logits : logits.detach());  // [N]
+  at::Tensor ent = entropy_from_logits(entropy_grad ? logits : logits.detach());       // [N]
   auto dense = [&](const at::Tensor& v) {
     return at::zeros({b * (t - 1)}, v.options()).index_put({rows}, v).view({b, t - 1});
   };
@@ -154,7 +154,7 @@ at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& bat
   const int64_t width = batch.mask.size(1);
   const int64_t passes = std::max(forward_passes(n, step), part ? part->passes : 0);
   const at::Tensor by_length = std::get<1>(batch.lengths.sort(c10::optional<bool>(true), 0));  // [B]: less padding
-  at::Tensor out = at::zeros_like(batch.mask);  // [B, T-1]
+  at::Tensor out = at::zeros_like(batch.mask);                                                 // [B, T-1]
   for (int64_t i = 0, s = 0; i < passes; ++i, s += step) {
     if (s >= n) {  // this rank's rows are done: a pass without rows, for the other ranks' collectives
       const TrainBatch none = batch.select(at::empty({0}, at::kLong));

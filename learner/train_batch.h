@@ -21,20 +21,20 @@ struct TrainBatch {
   at::Tensor lengths;       // [B] int64, prompt + completion tokens of each row
   int64_t group_size = 0;
   // Filled by the trainer:
-  at::Tensor old_logp;      // [B, T-1] the policy's log-probs at the start of the update
-  at::Tensor ref_logp;      // [B, T-1] the reference model's (when there is one)
-  at::Tensor advantages;    // [B]
+  at::Tensor old_logp;    // [B, T-1] the policy's log-probs at the start of the update
+  at::Tensor ref_logp;    // [B, T-1] the reference model's (when there is one)
+  at::Tensor advantages;  // [B]
 
   int64_t rows() const { return ids.size(0); }
-  double tokens() const;    // completion tokens (sum of mask)
+  double tokens() const;  // completion tokens (sum of mask)
   // The rows `index` ([n] int64) with every defined tensor, trimmed to the longest chosen row.
   TrainBatch select(const at::Tensor& index) const;
 };
 
 // Limits checked while building a batch.
 struct TrainBatchLimits {
-  int64_t vocab_size = 0;     // token ids must lie in [0, vocab_size)
-  int64_t max_seq_len = 0;    // prompt + completion tokens per row (0: no limit)
+  int64_t vocab_size = 0;   // token ids must lie in [0, vocab_size)
+  int64_t max_seq_len = 0;  // prompt + completion tokens per row (0: no limit)
   // Overlong filtering (DAPO): completions cut at the length limit (FinishReason::kLength) keep
   // their reward in the advantages but get no loss (mask 0).
   bool mask_truncated = false;
@@ -54,9 +54,9 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
 // the padding do not, so the loads and the experts' gradients do not depend on how rows are
 // grouped into micro-batches or ranks.
 struct CompletionForward {
-  at::Tensor logp;                       // [b, T-1] log p(ids[:, t+1]) on the mask, 0 elsewhere
-  at::Tensor entropy;                    // [b, T-1] entropy of the next-token distribution on the mask
-  std::vector<at::Tensor> expert_load;   // per decoder layer [E] int64 tokens routed (undefined: dense)
+  at::Tensor logp;                      // [b, T-1] log p(ids[:, t+1]) on the mask, 0 elsewhere
+  at::Tensor entropy;                   // [b, T-1] entropy of the next-token distribution on the mask
+  std::vector<at::Tensor> expert_load;  // per decoder layer [E] int64 tokens routed (undefined: dense)
 };
 // The distribution is softmax(logits / temperature): the rollout's sampling temperature, so that
 // the ratios compare like with like (its top-p/top-k truncation is not mirrored). `entropy_grad`:
@@ -69,8 +69,8 @@ CompletionForward completion_forward(const DeepseekModel& model, const TrainBatc
 // collective. A rank whose rows run out first makes the remaining passes without rows of its own
 // (its experts still serve the other ranks' rows).
 struct RankPart {
-  int64_t passes = 0;   // passes every rank runs (at least what its own rows need)
-  double whole = 0;     // accumulate_minibatch: the loss normaliser of all ranks' rows together
+  int64_t passes = 0;  // passes every rank runs (at least what its own rows need)
+  double whole = 0;    // accumulate_minibatch: the loss normaliser of all ranks' rows together
 };
 
 // The log-probs of batch.mask's positions under `model`, without grad, `rows_per_forward` rows at a

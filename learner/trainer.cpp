@@ -177,7 +177,8 @@ nlohmann::json read_json(const fs::path& path) {
 
 template <class T>
 T json_field(const nlohmann::json& j, const std::string& key, const fs::path& path) {
-  if (!j.is_object() || !j.contains(key)) throw InputError("checkpoint '" + path.string() + "': no entry '" + key + "'");
+  if (!j.is_object() || !j.contains(key))
+    throw InputError("checkpoint '" + path.string() + "': no entry '" + key + "'");
   try {
     return j.at(key).get<T>();
   } catch (const nlohmann::json::exception&) {
@@ -205,11 +206,38 @@ ModelOptions TrainerOptions::model_options() const {
 }
 
 TrainerOptions trainer_options_from_config(const Config& c) {
-  c.require_known({"lr", "warmup_steps", "total_steps", "lr_decay", "min_lr_ratio", "adam_beta1", "adam_beta2",
-                   "adam_eps", "weight_decay", "max_grad_norm", "ppo_epochs", "mini_batches", "micro_batch_size",
-                   "advantage", "clip_low", "clip_high", "dual_clip", "loss_agg", "norm_length", "tis_cap", "kl_coef",
-                   "kl_estimator", "kl_in_reward", "ref_refresh_steps", "entropy_coef", "temperature",
-                   "bias_update_gamma", "dtype", "threads", "seed", "overlong_filter", "zero1"});
+  c.require_known({"lr",
+                   "warmup_steps",
+                   "total_steps",
+                   "lr_decay",
+                   "min_lr_ratio",
+                   "adam_beta1",
+                   "adam_beta2",
+                   "adam_eps",
+                   "weight_decay",
+                   "max_grad_norm",
+                   "ppo_epochs",
+                   "mini_batches",
+                   "micro_batch_size",
+                   "advantage",
+                   "clip_low",
+                   "clip_high",
+                   "dual_clip",
+                   "loss_agg",
+                   "norm_length",
+                   "tis_cap",
+                   "kl_coef",
+                   "kl_estimator",
+                   "kl_in_reward",
+                   "ref_refresh_steps",
+                   "entropy_coef",
+                   "temperature",
+                   "bias_update_gamma",
+                   "dtype",
+                   "threads",
+                   "seed",
+                   "overlong_filter",
+                   "zero1"});
   TrainerOptions o;
   // An enum spelled wrong: the parser's message, prefixed by where the key is.
   auto parse = [&](const std::string& key, const std::string& fallback, auto parser) {
@@ -284,12 +312,12 @@ std::map<std::string, double> TrainStats::as_map() const {
 
 struct Trainer::State {
   std::unique_ptr<AdamW> optimizer;
-  std::vector<at::Tensor> params;              // the optimizer's tensors, for clipping
-  ShardedParameters sharded;                   // the same, replicated / experts (expert parallel)
-  std::unique_ptr<Zero1> zero1;                // with options.zero1: this rank's range of the replicated ones
-  std::shared_ptr<DeepseekModel> reference;    // null when kl_coef == 0
+  std::vector<at::Tensor> params;            // the optimizer's tensors, for clipping
+  ShardedParameters sharded;                 // the same, replicated / experts (expert parallel)
+  std::unique_ptr<Zero1> zero1;              // with options.zero1: this rank's range of the replicated ones
+  std::shared_ptr<DeepseekModel> reference;  // null when kl_coef == 0
   bool reference_is_initial = true;
-  uint32_t initial_checksum = 0;               // of the initial policy (the reference's origin)
+  uint32_t initial_checksum = 0;  // of the initial policy (the reference's origin)
 
   // Drops every trainable parameter's gradient (AdamW's zero_grad reaches only its slices, a part
   // of the replicated parameters under ZeRO-1).
@@ -320,10 +348,10 @@ Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, 
   validate(options_, [](const std::string& key) { return "trainer option '" + key + "'"; });
   const ModelOptions want = options_.model_options(), have = policy_->options();
   if (have.fp8 || have.compute_dtype != want.compute_dtype || have.param_dtype != want.param_dtype)
-    throw InputError(std::string("Trainer: trainer.dtype '") + options_.dtype + "' needs the policy built with compute " +
-                     c10::toString(want.compute_dtype) + " / parameters " + c10::toString(want.param_dtype) +
-                     ", got compute " + c10::toString(have.compute_dtype) + " / parameters " +
-                     c10::toString(have.param_dtype) + (have.fp8 ? " (FP8)" : "") +
+    throw InputError(std::string("Trainer: trainer.dtype '") + options_.dtype +
+                     "' needs the policy built with compute " + c10::toString(want.compute_dtype) + " / parameters " +
+                     c10::toString(want.param_dtype) + ", got compute " + c10::toString(have.compute_dtype) +
+                     " / parameters " + c10::toString(have.param_dtype) + (have.fp8 ? " (FP8)" : "") +
                      "; load it with TrainerOptions::model_options()");
   if (dist_) {
     const int rank = dist_->rank(), world = dist_->size();
@@ -334,8 +362,9 @@ Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, 
                        " of " + std::to_string(have.expert_ranks));
     policy_->set_routed_experts(std::make_shared<ExpertParallel>(*dist_));
   } else if (options_.zero1) {
-    throw InputError("Trainer: trainer.zero1 shards the optimizer state over expert-parallel ranks; "
-                     "run with `grpo learner --job grpo` or leave it out");
+    throw InputError(
+        "Trainer: trainer.zero1 shards the optimizer state over expert-parallel ranks; "
+        "run with `grpo learner --job grpo` or leave it out");
   }
   policy_->set_requires_grad(true);
   state_->bind_optimizer(*policy_, options_, dist_);
@@ -362,8 +391,8 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   const ModelConfig& cfg = policy_->config();
   const at::ScalarType value_dtype = options_.model_options().compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t pad_id = cfg.eos_token_ids.empty() ? 0 : cfg.eos_token_ids.front();
-  TrainBatch batch = make_train_batch(groups, {cfg.vocab_size, cfg.max_position_embeddings, options_.overlong_filter}, pad_id,
-                                    value_dtype);
+  TrainBatch batch = make_train_batch(groups, {cfg.vocab_size, cfg.max_position_embeddings, options_.overlong_filter},
+                                      pad_id, value_dtype);
 
   if (options_.advantage == AdvantageEstimator::kRloo && batch.group_size < 2)
     throw InputError("trainer: advantage rloo needs groups of at least 2 completions, got " +
@@ -404,8 +433,8 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   std::vector<at::Tensor> step_loads;
   double seen_tokens = 0;
   for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
-    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
-        splitmix64(options_.seed ^ splitmix64(static_cast<uint64_t>(steps_done_) * 1000003u + static_cast<uint64_t>(epoch))));
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(splitmix64(
+        options_.seed ^ splitmix64(static_cast<uint64_t>(steps_done_) * 1000003u + static_cast<uint64_t>(epoch))));
     const at::Tensor order = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));  // [B]
     for (const at::Tensor& rows : at::tensor_split(order, chunks)) {
       state_->zero_grad();
@@ -534,9 +563,10 @@ void Trainer::load_checkpoint(const std::string& dir_in) {
                      " expert-parallel ranks, this trainer runs on " + std::to_string(world) +
                      " (the optimizer state is per rank)");
   if (state.value("zero1", false) != options_.zero1)
-    throw InputError("checkpoint '" + state_path.string() + "': saved with trainer.zero1=" +
-                     (options_.zero1 ? "false" : "true") + ", this trainer has trainer.zero1=" +
-                     (options_.zero1 ? "true" : "false") + " (the optimizer state is sharded differently)");
+    throw InputError("checkpoint '" + state_path.string() +
+                     "': saved with trainer.zero1=" + (options_.zero1 ? "false" : "true") +
+                     ", this trainer has trainer.zero1=" + (options_.zero1 ? "true" : "false") +
+                     " (the optimizer state is sharded differently)");
   uint32_t checksum = 0;
   if (dist_) {
     const auto sums = json_field<std::vector<int64_t>>(state, "initial_checksum", state_path);

@@ -38,22 +38,22 @@ struct TrainerOptions {
   // optimizer (AdamW) and learning-rate schedule; schedule steps count trainer steps (updates)
   double lr = 1e-6;
   int64_t warmup_steps = 0;
-  int64_t total_steps = 0;        // decay horizon (0: no decay)
+  int64_t total_steps = 0;  // decay horizon (0: no decay)
   LrDecay lr_decay = LrDecay::kConstant;
   double min_lr_ratio = 0.0;
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
   double weight_decay = 0.0;
-  double max_grad_norm = 1.0;     // <= 0: no clipping
+  double max_grad_norm = 1.0;  // <= 0: no clipping
 
   // PPO loop
   int64_t ppo_epochs = 1;
-  int64_t mini_batches = 1;       // optimizer steps per epoch
-  int64_t micro_batch_size = 4;   // sequences per forward/backward
+  int64_t mini_batches = 1;      // optimizer steps per epoch
+  int64_t micro_batch_size = 4;  // sequences per forward/backward
 
   // GRPO loss
   AdvantageEstimator advantage = AdvantageEstimator::kGrpo;
-  PolicyLossOptions policy;       // clip_low/clip_high/dual_clip_c/aggregation/norm_length/tis_cap
-  double kl_coef = 0.0;           // 0: no reference model
+  PolicyLossOptions policy;  // clip_low/clip_high/dual_clip_c/aggregation/norm_length/tis_cap
+  double kl_coef = 0.0;      // 0: no reference model
   KlEstimator kl_estimator = KlEstimator::kK3;
   bool kl_in_reward = false;      // subtract kl_coef * sum_t KL_t from the reward instead of the loss
   int64_t ref_refresh_steps = 0;  // > 0: reference := policy every this many steps
@@ -74,9 +74,9 @@ struct TrainerOptions {
   bool zero1 = false;
 
   // numerics and determinism
-  std::string dtype = "fp32";     // compute: "fp32", "bf16" (fp32 master weights) or "fp64"
-  int64_t threads = 0;            // intra-op threads for the update (0: leave LibTorch's setting)
-  uint64_t seed = 1;              // mini-batch shuffling
+  std::string dtype = "fp32";  // compute: "fp32", "bf16" (fp32 master weights) or "fp64"
+  int64_t threads = 0;         // intra-op threads for the update (0: leave LibTorch's setting)
+  uint64_t seed = 1;           // mini-batch shuffling
 
   // How the policy must be built for these options (param and compute dtype).
   ModelOptions model_options() const;
@@ -94,27 +94,27 @@ TrainerOptions trainer_options_from_config(const Config& section);
 // What one step() measured. Token metrics are means over all completion tokens the step's
 // forward passes saw (every epoch); loss terms are means over its optimizer steps.
 struct TrainStats {
-  double loss = 0;               // total loss (policy + kl - entropy bonus)
+  double loss = 0;  // total loss (policy + kl - entropy bonus)
   double policy_loss = 0;
-  double kl = 0;                 // mean per-token KL estimate to the reference (0 without one):
-                                 // of the training forwards, or with kl_in_reward of the old log-probs
-  double entropy = 0;            // mean per-token entropy of the policy
+  double kl = 0;       // mean per-token KL estimate to the reference (0 without one):
+                       // of the training forwards, or with kl_in_reward of the old log-probs
+  double entropy = 0;  // mean per-token entropy of the policy
   double clip_fraction = 0;
   double dual_clip_fraction = 0;
-  double approx_kl = 0;          // mean 0.5 (logp - old_logp)^2
-  double grad_norm_mean = 0;     // pre-clip global grad norm, over optimizer steps
+  double approx_kl = 0;       // mean 0.5 (logp - old_logp)^2
+  double grad_norm_mean = 0;  // pre-clip global grad norm, over optimizer steps
   double grad_norm_max = 0;
-  double skipped_steps = 0;      // optimizer steps skipped for a non-finite gradient norm
+  double skipped_steps = 0;  // optimizer steps skipped for a non-finite gradient norm
   double lr = 0;
   // Rollout–trainer mismatch: mean over completion tokens of |old_logp - rollout_logp|, the old
   // log-probs being the trainer's recomputation at the start of the step.
   double rollout_mismatch = 0;
-  double reward_mean = 0;        // of the rewards the advantages were computed from (KL-shaped with kl_in_reward)
+  double reward_mean = 0;  // of the rewards the advantages were computed from (KL-shaped with kl_in_reward)
   double advantage_abs_mean = 0;
-  double tokens = 0;             // completion tokens in the batch
+  double tokens = 0;  // completion tokens in the batch
   double sequences = 0;
   double optimizer_steps = 0;
-  double seconds = 0;            // wall time of step()
+  double seconds = 0;  // wall time of step()
   // Expert-load imbalance: max over MoE layers of max(load) / mean(load), loads summed over the
   // step's training forwards (1 = perfectly balanced; 0 for a dense model).
   double expert_load_imbalance = 0;

@@ -52,15 +52,14 @@ MetricsWriter::MetricsWriter(const std::string& run_dir) : jsonl_path_(run_dir +
 MetricsWriter::~MetricsWriter() { ::close(jsonl_fd_); }
 
 void MetricsWriter::log(int64_t step, const std::map<std::string, double>& values) {
-  const double now =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   nlohmann::ordered_json line;
   line["step"] = step;
   line["time"] = now;
   for (const auto& [key, v] : values) {
     if (key.empty() || key == "step" || key == "time")
-      throw InputError("metrics: key '" + key + "' is " + (key.empty() ? "empty" : "reserved") +
-                       " (step " + std::to_string(step) + ")");
+      throw InputError("metrics: key '" + key + "' is " + (key.empty() ? "empty" : "reserved") + " (step " +
+                       std::to_string(step) + ")");
     line[key] = std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
   }
   // Both records are built before anything is written, then each goes out in one write(2).
@@ -82,9 +81,12 @@ MetricsHistory read_metrics(const std::string& jsonl_path) {
     ++non_empty;
     nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     std::string why;
-    if (j.is_discarded()) why = "not valid JSON";
-    else if (!j.is_object()) why = "not a JSON object";
-    else if (!j.contains("step") || !j["step"].is_number_integer()) why = "no integer \"step\"";
+    if (j.is_discarded())
+      why = "not valid JSON";
+    else if (!j.is_object())
+      why = "not a JSON object";
+    else if (!j.contains("step") || !j["step"].is_number_integer())
+      why = "no integer \"step\"";
     if (!why.empty()) {
       h.bad_lines.push_back("line " + std::to_string(line_no) + ": " + why);
       continue;

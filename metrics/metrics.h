@@ -52,11 +52,11 @@ class MetricsWriter {
 // metrics.jsonl read back. A step logged more than once (a resumed run logs the steps after its
 // last checkpoint again) keeps its last line's values.
 struct MetricsHistory {
-  std::vector<int64_t> steps;                // every logged step, increasing
-  std::map<int64_t, double> wall_time;       // step -> "time"
+  std::vector<int64_t> steps;           // every logged step, increasing
+  std::map<int64_t, double> wall_time;  // step -> "time"
   // key -> (step, value), steps increasing; NaN where the line had null (a non-finite value).
   std::map<std::string, std::vector<std::pair<int64_t, double>>> series;
-  std::vector<std::string> bad_lines;        // "line 7: <why>" for lines that were skipped
+  std::vector<std::string> bad_lines;  // "line 7: <why>" for lines that were skipped
 };
 
 // Reads a metrics.jsonl. Lines that are not a JSON object with an integer "step" are skipped and

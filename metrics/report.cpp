@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/progress.h"
 #include "metrics/svg_plot.h"
-#include "common/fs.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
@@ -24,9 +24,9 @@ struct GroupInfo {
   const char* id;
   const char* title;
   const char* y_label;
-  int better;     // +1 higher is better, -1 lower is better, 0 no direction
-  bool stacked;   // areas stacked in `first` order (time split)
-  bool smoothed;  // draw an EMA line (not for schedules such as the learning rate)
+  int better;                      // +1 higher is better, -1 lower is better, 0 no direction
+  bool stacked;                    // areas stacked in `first` order (time split)
+  bool smoothed;                   // draw an EMA line (not for schedules such as the learning rate)
   std::vector<std::string> first;  // keys drawn first, in this order; the rest alphabetically
 };
 
@@ -40,7 +40,12 @@ const std::vector<GroupInfo> kGroups = {
     {"entropy", "Entropy", "nats / token", 0, false, true, {}},
     {"clip", "Clip fraction", "fraction of tokens", 0, false, true, {"clip/fraction"}},
     {"mismatch", "Rollout\u2013trainer log-prob mismatch", "", -1, false, true, {}},
-    {"time", "Time per step (stacked)", "seconds", -1, true, false,
+    {"time",
+     "Time per step (stacked)",
+     "seconds",
+     -1,
+     true,
+     false,
      {"time/generate", "time/score", "time/train", "time/sync"}},
     {"grad_norm", "Gradient norm", "", 0, false, true, {}},
     {"lr", "Learning rate", "", 0, false, false, {}},
@@ -140,7 +145,8 @@ const char* kStyle =
 std::string render_report(const MetricsHistory& m, const std::string& title, const std::string& config_yaml,
                           const ReportOptions& options) {
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
-                    html_escape(title) + " \u2014 grpo report</title>\n<style>" + kStyle + "</style>\n</head>\n<body>\n";
+                    html_escape(title) + " \u2014 grpo report</title>\n<style>" + kStyle +
+                    "</style>\n</head>\n<body>\n";
   out += "<h1>" + html_escape(title) + "</h1>\n<p class=\"meta\">";
   if (m.steps.empty()) {
     out += "No metrics logged yet.";
@@ -148,8 +154,8 @@ std::string render_report(const MetricsHistory& m, const std::string& title, con
     out += "steps " + std::to_string(m.steps.front()) + "\u2013" + std::to_string(m.steps.back()) + " (" +
            std::to_string(m.steps.size()) + " logged)";
     if (m.wall_time.size() > 1)
-      out += " \u00b7 wall time " +
-             Progress::format_duration(m.wall_time.rbegin()->second - m.wall_time.begin()->second);
+      out +=
+          " \u00b7 wall time " + Progress::format_duration(m.wall_time.rbegin()->second - m.wall_time.begin()->second);
   }
   char when[64];
   const std::time_t now = std::time(nullptr);
@@ -177,15 +183,16 @@ std::string render_report(const MetricsHistory& m, const std::string& title, con
       legend += "<span><span class=\"sw\" style=\"background:" + std::string(series_color(i)) + "\"></span>" +
                 html_escape(keys[i]) + "</span>";
     }
-    out += "<div class=\"card\" data-group=\"" + html_escape(id) + "\">\n<h3>" +
-           html_escape(info ? info->title : id) + "</h3>\n" + svg_plot(series, po) + "\n<div class=\"legend\">" +
-           legend + "</div>\n</div>\n";
+    out += "<div class=\"card\" data-group=\"" + html_escape(id) + "\">\n<h3>" + html_escape(info ? info->title : id) +
+           "</h3>\n" + svg_plot(series, po) + "\n<div class=\"legend\">" + legend + "</div>\n</div>\n";
   }
   out += "</div>\n";
 
   if (!groups.empty()) {
-    out += "<h2 id=\"summary\">Summary</h2>\n<table>\n<tr><th>metric</th><th>first</th><th>last</th><th>best</th><th>min</th>"
-           "<th>max</th><th>points</th></tr>\n";
+    out +=
+        "<h2 "
+        "id=\"summary\">Summary</h2>\n<table>\n<tr><th>metric</th><th>first</th><th>last</th><th>best</th><th>min</th>"
+        "<th>max</th><th>points</th></tr>\n";
     for (const auto& [id, keys] : groups) {
       const GroupInfo* info = known_group(id);
       for (const std::string& key : keys) {

@@ -49,8 +49,8 @@ std::string polyline(const char* cls, const char* color, double width, double op
 
 void draw_axes(std::string& out, const Scale& x, const Scale& y, const std::string& y_label, double height) {
   const double x0 = x.a, x1 = x.b, y0 = y.b, y1 = y.a;  // plot area: x0..x1, y0 (top)..y1 (bottom)
-  out += "<rect x=\"" + num(x0) + "\" y=\"" + num(y0) + "\" width=\"" + num(x1 - x0) + "\" height=\"" +
-         num(y1 - y0) + "\" fill=\"#fff\" stroke=\"#bbb\"/>";
+  out += "<rect x=\"" + num(x0) + "\" y=\"" + num(y0) + "\" width=\"" + num(x1 - x0) + "\" height=\"" + num(y1 - y0) +
+         "\" fill=\"#fff\" stroke=\"#bbb\"/>";
   const std::vector<double> yt = nice_ticks(y.lo, y.hi, 5);
   const double ys = yt.size() > 1 ? yt[1] - yt[0] : 1;
   for (double t : yt) {
@@ -67,10 +67,11 @@ void draw_axes(std::string& out, const Scale& x, const Scale& y, const std::stri
            "\" stroke=\"#eee\"/><text x=\"" + num(px) + "\" y=\"" + num(y1 + 15) + "\" text-anchor=\"middle\">" +
            format_tick(t, xs) + "</text>";
   }
-  out += "<text x=\"" + num((x0 + x1) / 2) + "\" y=\"" + num(height - 6) + "\" text-anchor=\"middle\" fill=\"#555\">step</text>";
+  out += "<text x=\"" + num((x0 + x1) / 2) + "\" y=\"" + num(height - 6) +
+         "\" text-anchor=\"middle\" fill=\"#555\">step</text>";
   if (!y_label.empty())
-    out += "<text transform=\"rotate(-90)\" x=\"" + num(-(y0 + y1) / 2) + "\" y=\"13\" text-anchor=\"middle\" fill=\"#555\">" +
-           html_escape(y_label) + "</text>";
+    out += "<text transform=\"rotate(-90)\" x=\"" + num(-(y0 + y1) / 2) +
+           "\" y=\"13\" text-anchor=\"middle\" fill=\"#555\">" + html_escape(y_label) + "</text>";
 }
 
 }  // namespace
@@ -177,7 +178,8 @@ std::string svg_plot(const std::vector<PlotSeries>& series, const PlotOptions& o
     const char* color = series_color(k);
     out += "<g class=\"series\" data-key=\"" + html_escape(series[k].key) + "\">";
     if (o.stacked) {
-      out += "<polygon class=\"area\" fill=\"" + std::string(color) + "\" fill-opacity=\"0.75\" stroke=\"none\" points=\"";
+      out +=
+          "<polygon class=\"area\" fill=\"" + std::string(color) + "\" fill-opacity=\"0.75\" stroke=\"none\" points=\"";
       for (size_t i = 0; i < steps.size(); ++i) out += (i ? " " : "") + num(x(steps[i])) + "," + num(y(cum[k][i]));
       for (size_t i = steps.size(); i-- > 0;) out += " " + num(x(steps[i])) + "," + num(y(k ? cum[k - 1][i] : 0.0));
       out += "\"/>";

@@ -25,9 +25,9 @@ struct PlotSeries {
 struct PlotOptions {
   int width = 560, height = 280;
   std::string y_label;
-  bool stacked = false;        // stack the series as areas (missing steps count as 0)
-  double smoothing = 0.9;      // EMA weight in [0, 1); 0 = no smoothed line
-  size_t max_markers = 1000;   // per series; longer series draw their raw points as a line
+  bool stacked = false;       // stack the series as areas (missing steps count as 0)
+  double smoothing = 0.9;     // EMA weight in [0, 1); 0 = no smoothed line
+  size_t max_markers = 1000;  // per series; longer series draw their raw points as a line
 };
 
 std::string svg_plot(const std::vector<PlotSeries>& series, const PlotOptions& options);

@@ -21,7 +21,7 @@
 namespace grpo {
 
 uint32_t tfrecord_masked_crc(std::string_view data);  // mask(crc32c(data))
-std::string tfrecord_frame(std::string_view data);     // one framed record
+std::string tfrecord_frame(std::string_view data);    // one framed record
 
 std::string encode_file_version_event(double wall_time, std::string_view version);
 // Scalars are stored as float (simple_value), as TensorBoard's scalar dashboard reads them.

@@ -11,8 +11,8 @@
 #include <regex>
 #include <sstream>
 
-#include "common/fs.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "model/fp8.h"
 
 namespace fs = std::filesystem;
@@ -271,8 +271,8 @@ std::map<std::string, at::Tensor> load_weights(const std::string& path, at::Scal
       throw InputError("checkpoint '" + raw.file_of[scale_name] + "', tensor '" + scale_name + "': dtype " +
                        dtype_name(scale->second.dtype) + " is not a float scale");
     if (keep_fp8 && st.dtype == DType::F8_E4M3 && block == kFp8BlockSize &&
-        scale->second.data.sizes() == at::IntArrayRef({(st.data.size(0) + block - 1) / block,
-                                                       (st.data.size(1) + block - 1) / block})) {
+        scale->second.data.sizes() ==
+            at::IntArrayRef({(st.data.size(0) + block - 1) / block, (st.data.size(1) + block - 1) / block})) {
       out[name] = st.data;
       out[scale_name] = scale->second.data.to(at::kFloat).contiguous();
       continue;

@@ -57,8 +57,7 @@ DecoderLayer make_layer(const ModelConfig& c, int64_t index, const at::TensorOpt
   const int64_t local = c.n_routed_experts / mo.expert_ranks;
   l.moe.first_expert = mo.expert_rank * local;
   for (int64_t e = 0; e < local; ++e) l.moe.experts.push_back(make_mlp(d, c.moe_intermediate_size, o, mo));
-  if (c.n_shared_experts > 0)
-    l.moe.shared_experts = make_mlp(d, c.moe_intermediate_size * c.n_shared_experts, o, mo);
+  if (c.n_shared_experts > 0) l.moe.shared_experts = make_mlp(d, c.moe_intermediate_size * c.n_shared_experts, o, mo);
   return l;
 }
 
@@ -197,7 +196,8 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
   const std::map<std::string, at::Tensor*> expected(params.begin(), params.end());
   auto check_shape = [&](const std::string& name, const at::Tensor& got, at::IntArrayRef want) {
     if (got.sizes() != want)
-      throw InputError(source + ": " + name + ": expected shape " + shape_str(want) + ", got " + shape_str(got.sizes()));
+      throw InputError(source + ": " + name + ": expected shape " + shape_str(want) + ", got " +
+                       shape_str(got.sizes()));
   };
   auto check_float = [&](const std::string& name, const at::Tensor& got) {
     if (!at::isFloatingType(got.scalar_type()))
@@ -221,7 +221,8 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
     auto scale = weights.find(scale_of(name));
     if (fp8_codes && scale != weights.end()) {  // FP8 as stored: codes + block scales
       if (it->second.scalar_type() != at::kFloat8_e4m3fn)
-        throw InputError(source + ": " + name + ": has " + scale->first + " beside it, so expected FP8 e4m3 codes (F8_E4M3), got " +
+        throw InputError(source + ": " + name + ": has " + scale->first +
+                         " beside it, so expected FP8 e4m3 codes (F8_E4M3), got " +
                          c10::toString(it->second.scalar_type()));
       const std::string scale_name = scale_of(name);
       check_shape(scale_name, scale->second, expected.at(scale_name)->sizes());
@@ -229,8 +230,9 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
     } else {
       check_float(name, it->second);
       if (c10::isFloat8Type(it->second.scalar_type()) && scale != weights.end())
-        throw InputError(source + ": " + name + ": FP8 codes with " + scale->first + " beside them, but this model holds " +
-                         c10::toString(t->scalar_type()) + " weights (send it dense weights, or run it with FP8 weights)");
+        throw InputError(source + ": " + name + ": FP8 codes with " + scale->first +
+                         " beside them, but this model holds " + c10::toString(t->scalar_type()) +
+                         " weights (send it dense weights, or run it with FP8 weights)");
     }
   }
   const std::string mtp_prefix = "model.layers.";
@@ -302,9 +304,9 @@ at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor&
   at::Tensor y = rms_norm(h, like(l.post_attention_layernorm, h), eps);
   if (l.is_moe && options_.expert_ranks > 1 && !routed_experts_)
     throw std::logic_error("an expert-sharded model needs set_routed_experts before it runs");
-  at::Tensor ffn = l.is_moe
-                       ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load, routed_experts_.get(), tokens).view_as(y)
-                       : mlp_forward(l.mlp, y);
+  at::Tensor ffn =
+      l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load, routed_experts_.get(), tokens).view_as(y)
+               : mlp_forward(l.mlp, y);
   return h + ffn;
 }
 
@@ -324,8 +326,8 @@ at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor&
   if (context && context->num_layers() != config_.num_hidden_layers)
     throw InputError("latent cache has " + std::to_string(context->num_layers()) + " layers, the model " +
                      std::to_string(config_.num_hidden_layers));
-  LatentChunk chunk = context ? context->begin(b, t)
-                              : LatentChunk{at::arange(t, at::kLong).unsqueeze(0).expand({b, t}), false};
+  LatentChunk chunk =
+      context ? context->begin(b, t) : LatentChunk{at::arange(t, at::kLong).unsqueeze(0).expand({b, t}), false};
   at::Tensor pos = positions.defined() ? positions : chunk.slots;
   if (pos.dim() == 1) pos = pos.unsqueeze(0);
   pos = pos.expand({b, t});
@@ -335,7 +337,7 @@ at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor&
     throw InputError("model input: token mask of shape " + shape_str(tokens.sizes()) + " for ids of shape " +
                      shape_str(ids.sizes()));
   const at::Tensor routed_tokens = tokens.defined() ? tokens.reshape({-1}).to(at::kBool) : at::Tensor();  // [B·T]
-  at::Tensor x = embed(embed_tokens_, ids);  // [B, T, D]
+  at::Tensor x = embed(embed_tokens_, ids);                                                               // [B, T, D]
   if (expert_load) expert_load->assign(layers_.size(), at::Tensor());
   for (size_t i = 0; i < layers_.size(); ++i)
     x = decoder_layer(layers_[i], x, cos, sin, chunk, context, static_cast<int64_t>(i), form,
@@ -370,7 +372,7 @@ std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {
     if (n <= 0) break;
     const MtpModule& m = mtp_[k - 1];
     at::Tensor e = rms_norm(embed(m.embed_tokens, ids.narrow(1, k, n)), like(m.enorm, prev), eps);  // t_{i+k}
-    at::Tensor hp = rms_norm(prev.narrow(1, 0, n), like(m.hnorm, prev), eps);                     // h_i
+    at::Tensor hp = rms_norm(prev.narrow(1, 0, n), like(m.hnorm, prev), eps);                       // h_i
     at::Tensor z = project(at::cat({e, hp}, -1), m.eh_proj);                                        // [B, n, D]
     LatentChunk chunk{at::arange(n, at::kLong).unsqueeze(0).expand({ids.size(0), n}), false};
     auto [cos, sin] = rope_cos_sin(config_, chunk.slots, options_.compute_dtype);

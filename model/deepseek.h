@@ -40,9 +40,9 @@ struct DecoderLayer {
 // One MTP depth (DeepSeek-V3 §2.2), stored as model.layers.{num_hidden_layers + k}.*:
 // h' = block(eh_proj([enorm(embed(t_{i+k})) ; hnorm(h_i)])), logits = head(shared_head.norm(h')).
 struct MtpModule {
-  at::Tensor enorm, hnorm;  // [D]
-  Linear eh_proj;           // [D, 2D]
-  at::Tensor embed_tokens;  // [V, D]
+  at::Tensor enorm, hnorm;                        // [D]
+  Linear eh_proj;                                 // [D, 2D]
+  at::Tensor embed_tokens;                        // [V, D]
   at::Tensor shared_head_norm, shared_head_head;  // [D], [V, D]
   DecoderLayer block;
 };

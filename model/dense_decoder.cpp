@@ -82,8 +82,10 @@ DenseConfig DenseConfig::from_json(const json& j, const std::string& source) {
   c.max_position_embeddings = k.integer("max_position_embeddings", qwen2 ? 32768 : 2048);
   k.require_positive("max_position_embeddings", c.max_position_embeddings);
   c.tie_word_embeddings = k.boolean("tie_word_embeddings", false);
-  if (k.has_value("bos_token_id")) c.bos_token_id = k.integer("bos_token_id");
-  else if (!k.has("bos_token_id") && !qwen2) c.bos_token_id = 1;
+  if (k.has_value("bos_token_id"))
+    c.bos_token_id = k.integer("bos_token_id");
+  else if (!k.has("bos_token_id") && !qwen2)
+    c.bos_token_id = 1;
   c.eos_token_ids = k.has("eos_token_id") || !qwen2 ? k.eos_ids(2) : std::vector<int64_t>{};
   return c;
 }
@@ -100,8 +102,7 @@ bool is_dense_config(const json& config) {
   return t == "llama" || t == "qwen2";
 }
 
-DenseDecoder::DenseDecoder(DenseConfig config, ModelOptions options)
-    : config_(std::move(config)), options_(options) {
+DenseDecoder::DenseDecoder(DenseConfig config, ModelOptions options) : config_(std::move(config)), options_(options) {
   for (at::ScalarType t : {options_.compute_dtype, options_.param_dtype})
     if (t != at::kFloat && t != at::kBFloat16 && t != at::kDouble)
       throw InputError(std::string("model dtype must be float32, bfloat16 or float64, got ") + c10::toString(t));
@@ -223,12 +224,12 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
   const int64_t s = k.size(2), rep = h / hkv;
   at::Tensor qg = q.reshape({b, hkv, rep * t, dh});  // query head h = kv head h / rep, rows (rep, T)
   at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh));  // [B, Hkv, rep·T, S]
-  scores = scores.view({b, hkv, rep, t, s}) + mask;  // mask [B, 1, 1, T, S]
+  scores = scores.view({b, hkv, rep, t, s}) + mask;                                              // mask [B, 1, 1, T, S]
   const at::ScalarType dtype = x.scalar_type();
   at::Tensor probs = dtype == at::kDouble ? scores.softmax(-1) : scores.to(at::kFloat).softmax(-1).to(dtype);
-  at::Tensor out = at::matmul(probs.view({b, hkv, rep * t, s}), v);              // [B, Hkv, rep·T, Dh]
-  out = out.view({b, h, t, dh}).transpose(1, 2).reshape({b, t, h * dh});        // [B, T, H·Dh]
-  return project_bias(out, l.o_proj, l.o_bias);                                  // [B, T, D]
+  at::Tensor out = at::matmul(probs.view({b, hkv, rep * t, s}), v);       // [B, Hkv, rep·T, Dh]
+  out = out.view({b, h, t, dh}).transpose(1, 2).reshape({b, t, h * dh});  // [B, T, H·Dh]
+  return project_bias(out, l.o_proj, l.o_bias);                           // [B, T, D]
 }
 
 at::Tensor DenseDecoder::hidden_states(const at::Tensor& ids, DenseKvCache* cache, const at::Tensor& valid_in,

@@ -56,9 +56,9 @@ bool is_dense_config(const nlohmann::json& config);
 
 struct DenseLayer {
   at::Tensor input_layernorm, post_attention_layernorm;  // [D]
-  at::Tensor q_proj, k_proj, v_proj, o_proj;  // [H·Dh, D], [Hkv·Dh, D] ×2, [D, H·Dh]
-  at::Tensor q_bias, k_bias, v_bias, o_bias;  // [out] each, undefined when the config has none
-  MlpWeights mlp;                             // [I, D], [I, D], [D, I]
+  at::Tensor q_proj, k_proj, v_proj, o_proj;             // [H·Dh, D], [Hkv·Dh, D] ×2, [D, H·Dh]
+  at::Tensor q_bias, k_bias, v_bias, o_bias;             // [out] each, undefined when the config has none
+  MlpWeights mlp;                                        // [I, D], [I, D], [D, I]
 };
 
 // Keys and values of the tokens fed so far, per layer. Rows may be left-padded: `valid` marks the

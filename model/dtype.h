@@ -20,12 +20,18 @@ struct Info {
   at::ScalarType storage;
 };
 inline constexpr Info kInfos[] = {
-    {DType::F64, "F64", 8, at::kDouble},     {DType::F32, "F32", 4, at::kFloat},
-    {DType::F16, "F16", 2, at::kHalf},       {DType::BF16, "BF16", 2, at::kBFloat16},
-    {DType::F8_E4M3, "F8_E4M3", 1, at::kFloat8_e4m3fn}, {DType::F8_E5M2, "F8_E5M2", 1, at::kFloat8_e5m2},
-    {DType::I64, "I64", 8, at::kLong},       {DType::I32, "I32", 4, at::kInt},
-    {DType::I16, "I16", 2, at::kShort},      {DType::I8, "I8", 1, at::kChar},
-    {DType::U8, "U8", 1, at::kByte},         {DType::BOOL, "BOOL", 1, at::kBool},
+    {DType::F64, "F64", 8, at::kDouble},
+    {DType::F32, "F32", 4, at::kFloat},
+    {DType::F16, "F16", 2, at::kHalf},
+    {DType::BF16, "BF16", 2, at::kBFloat16},
+    {DType::F8_E4M3, "F8_E4M3", 1, at::kFloat8_e4m3fn},
+    {DType::F8_E5M2, "F8_E5M2", 1, at::kFloat8_e5m2},
+    {DType::I64, "I64", 8, at::kLong},
+    {DType::I32, "I32", 4, at::kInt},
+    {DType::I16, "I16", 2, at::kShort},
+    {DType::I8, "I8", 1, at::kChar},
+    {DType::U8, "U8", 1, at::kByte},
+    {DType::BOOL, "BOOL", 1, at::kBool},
 };
 inline const Info& info(DType t) { return kInfos[static_cast<int>(t)]; }
 }  // namespace dtype_detail

@@ -73,7 +73,8 @@ template <typename F>
 void with_decoder(at::ScalarType codes, const char* what, F f) {
   if (codes == at::kFloat8_e4m3fn) return f([](uint32_t c) { return decode_e4m3(c); });
   if (codes == at::kFloat8_e5m2) return f([](uint32_t c) { return decode_e5m2(c); });
-  throw std::invalid_argument(std::string(what) + ": codes must be float8 (e4m3fn or e5m2), got " + c10::toString(codes));
+  throw std::invalid_argument(std::string(what) + ": codes must be float8 (e4m3fn or e5m2), got " +
+                              c10::toString(codes));
 }
 
 // The raw code bytes of a float8 tensor.
@@ -118,8 +119,10 @@ Fp8Blocks quantize_blocks(const at::Tensor& x, int64_t br, int64_t bc, const cha
         }
         const float amax = bits_float(amax_bits[cb]);
         float scale = amax / kFp8E4M3Max;
-        if (amax == 0.0f) scale = 1.0f;
-        else if (scale == 0.0f) scale = std::numeric_limits<float>::denorm_min();
+        if (amax == 0.0f)
+          scale = 1.0f;
+        else if (scale == 0.0f)
+          scale = std::numeric_limits<float>::denorm_min();
         srow[cb] = scale;
       }
       for (int64_t r = r0; r < r1; ++r)
@@ -142,8 +145,8 @@ at::Tensor dequantize_blocks(const at::Tensor& q, const at::Tensor& scale, int64
   const int64_t R = q.size(0), C = q.size(1), nr = ceil_div(R, br), nc = ceil_div(C, bc);
   if (scale.dim() != 2 || scale.size(0) != nr || scale.size(1) != nc)
     throw InputError(std::string(what) + ": scale has shape " + shape_str(scale.sizes()) + " but codes " +
-                     shape_str(q.sizes()) + " in " + std::to_string(br) + "x" + std::to_string(bc) +
-                     " blocks need [" + std::to_string(nr) + ", " + std::to_string(nc) + "]");
+                     shape_str(q.sizes()) + " in " + std::to_string(br) + "x" + std::to_string(bc) + " blocks need [" +
+                     std::to_string(nr) + ", " + std::to_string(nc) + "]");
   const at::Tensor qc = q.contiguous();
   const at::Tensor sc = scale.to(at::kFloat).contiguous();
   at::Tensor out = at::empty({R, C}, at::kFloat);
@@ -231,14 +234,15 @@ void dequantize_into(const uint8_t* qp, const float* sp, T* op, int64_t R, int64
 void dequantize_fp8_blocks_into(const at::Tensor& q, const at::Tensor& scale_inv, at::Tensor& out, int64_t block) {
   if (block <= 0) throw std::invalid_argument("dequantize_fp8_blocks_into: block size must be positive");
   if (q.dim() != 2 || q.scalar_type() != at::kFloat8_e4m3fn || !q.is_contiguous())
-    throw std::invalid_argument("dequantize_fp8_blocks_into: codes must be a contiguous 2-D float8_e4m3fn tensor, got " +
-                                std::string(c10::toString(q.scalar_type())) + " " + shape_str(q.sizes()));
+    throw std::invalid_argument(
+        "dequantize_fp8_blocks_into: codes must be a contiguous 2-D float8_e4m3fn tensor, got " +
+        std::string(c10::toString(q.scalar_type())) + " " + shape_str(q.sizes()));
   const int64_t R = q.size(0), C = q.size(1);
   if (scale_inv.dim() != 2 || scale_inv.size(0) != ceil_div(R, block) || scale_inv.size(1) != ceil_div(C, block) ||
       scale_inv.scalar_type() != at::kFloat || !scale_inv.is_contiguous())
     throw InputError("dequantize_fp8_blocks_into: scale has shape " + shape_str(scale_inv.sizes()) + " but codes " +
-                     shape_str(q.sizes()) + " need a contiguous float32 [" + std::to_string(ceil_div(R, block)) +
-                     ", " + std::to_string(ceil_div(C, block)) + "]");
+                     shape_str(q.sizes()) + " need a contiguous float32 [" + std::to_string(ceil_div(R, block)) + ", " +
+                     std::to_string(ceil_div(C, block)) + "]");
   if (out.sizes() != q.sizes() || !out.is_contiguous())
     throw std::invalid_argument("dequantize_fp8_blocks_into: out must be contiguous " + shape_str(q.sizes()) +
                                 ", got " + shape_str(out.sizes()));

@@ -20,8 +20,8 @@ class JsonKeys {
   bool has(const std::string& key) const { return j_.contains(key); }
   bool has_value(const std::string& key) const { return has(key) && !j_.at(key).is_null(); }
 
-  int64_t integer(const std::string& key) const;                    // required
-  int64_t integer(const std::string& key, int64_t fallback) const;  // absent or null: fallback
+  int64_t integer(const std::string& key) const;                          // required
+  int64_t integer(const std::string& key, int64_t fallback) const;        // absent or null: fallback
   std::optional<int64_t> nullable_integer(const std::string& key) const;  // required, null allowed
   double number(const std::string& key, double fallback) const;
   std::optional<double> optional_number(const std::string& key) const;

@@ -6,8 +6,8 @@
 
 namespace grpo {
 
-LatentCache::LatentCache(int64_t num_layers, int64_t batch, int64_t capacity, int64_t kv_lora_rank,
-                         int64_t rope_dim, at::ScalarType dtype)
+LatentCache::LatentCache(int64_t num_layers, int64_t batch, int64_t capacity, int64_t kv_lora_rank, int64_t rope_dim,
+                         at::ScalarType dtype)
     : batch_(batch), capacity_(capacity), kv_lora_rank_(kv_lora_rank), rope_dim_(rope_dim) {
   if (batch <= 0 || capacity <= 0)
     throw InputError("latent cache: batch and capacity must be > 0 (got " + std::to_string(batch) + ", " +
@@ -16,10 +16,8 @@ LatentCache::LatentCache(int64_t num_layers, int64_t batch, int64_t capacity, in
   for (int64_t l = 0; l < num_layers; ++l) kv_.push_back(at::zeros({batch, capacity, kv_lora_rank + rope_dim}, opts));
 }
 
-LatentCache LatentCache::for_model(const ModelConfig& config, int64_t batch, int64_t capacity,
-                                   at::ScalarType dtype) {
-  return LatentCache(config.num_hidden_layers, batch, capacity, config.kv_lora_rank, config.qk_rope_head_dim,
-                     dtype);
+LatentCache LatentCache::for_model(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype) {
+  return LatentCache(config.num_hidden_layers, batch, capacity, config.kv_lora_rank, config.qk_rope_head_dim, dtype);
 }
 
 LatentChunk LatentCache::begin(int64_t batch, int64_t tokens) {

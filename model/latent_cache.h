@@ -37,7 +37,7 @@ class LatentCache : public LatentContext {
   at::Tensor store(int64_t layer, const at::Tensor& kv) override;
   void commit() override;
 
-  at::Tensor c_kv(int64_t layer) const { return kv_.at(layer).narrow(-1, 0, kv_lora_rank_); }         // [B, cap, R]
+  at::Tensor c_kv(int64_t layer) const { return kv_.at(layer).narrow(-1, 0, kv_lora_rank_); }            // [B, cap, R]
   at::Tensor k_rope(int64_t layer) const { return kv_.at(layer).narrow(-1, kv_lora_rank_, rope_dim_); }  // [B, cap, dr]
 
  private:

@@ -22,8 +22,8 @@ struct Linear {
   // Implicit: a plain tensor is a dense weight (never mistaken for codes + scales by brace elision).
   Linear(at::Tensor w, at::Tensor s = {}) : weight(std::move(w)), scale_inv(std::move(s)) {}
 
-  at::Tensor weight;     // dense W [out, in], or FP8 codes [out, in]
-  at::Tensor scale_inv;  // FP8 only: fp32 [ceil(out/128), ceil(in/128)]; undefined when dense
+  at::Tensor weight;                  // dense W [out, in], or FP8 codes [out, in]
+  at::Tensor scale_inv;               // FP8 only: fp32 [ceil(out/128), ceil(in/128)]; undefined when dense
   bool quantize_activations = false;  // FP8 only: W8A8 (see above)
 
   bool is_fp8() const { return scale_inv.defined(); }

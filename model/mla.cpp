@@ -33,19 +33,19 @@ at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tens
   const int64_t b = x.size(0), t = x.size(1), h = c.num_attention_heads;
   const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vd = c.v_head_dim, r = c.kv_lora_rank;
 
-  at::Tensor q = c.q_lora_rank ? project(rms_norm(project(x, w.q_a_proj), like(w.q_a_layernorm, x), c.rms_norm_eps),
-                                        w.q_b_proj)
-                               : project(x, w.q_proj);                  // [B, T, H*(nope+rope)]
+  at::Tensor q = c.q_lora_rank
+                     ? project(rms_norm(project(x, w.q_a_proj), like(w.q_a_layernorm, x), c.rms_norm_eps), w.q_b_proj)
+                     : project(x, w.q_proj);  // [B, T, H*(nope+rope)]
   q = q.view({b, t, h, nope + rope});
-  at::Tensor q_nope = q.narrow(-1, 0, nope);                            // [B, T, H, nope]
+  at::Tensor q_nope = q.narrow(-1, 0, nope);  // [B, T, H, nope]
   at::Tensor q_rope = apply_rope(q.narrow(-1, nope, rope), cos.unsqueeze(2), sin.unsqueeze(2),
-                                 c.rope_interleave);                    // [B, T, H, rope]
+                                 c.rope_interleave);  // [B, T, H, rope]
 
-  at::Tensor kv_a = project(x, w.kv_a_proj_with_mqa);                    // [B, T, R + rope]
+  at::Tensor kv_a = project(x, w.kv_a_proj_with_mqa);                                            // [B, T, R + rope]
   at::Tensor c_kv = rms_norm(kv_a.narrow(-1, 0, r), like(w.kv_a_layernorm, x), c.rms_norm_eps);  // [B, T, R]
-  at::Tensor k_rope = apply_rope(kv_a.narrow(-1, r, rope), cos, sin, c.rope_interleave);        // [B, T, rope]
-  at::Tensor keys = at::cat({c_kv, k_rope}, -1);                         // [B, T, R + rope]
-  if (ctx) keys = ctx->store(layer, keys);                               // [B, S, R + rope]
+  at::Tensor k_rope = apply_rope(kv_a.narrow(-1, r, rope), cos, sin, c.rope_interleave);         // [B, T, rope]
+  at::Tensor keys = at::cat({c_kv, k_rope}, -1);                                                 // [B, T, R + rope]
+  if (ctx) keys = ctx->store(layer, keys);                                                       // [B, S, R + rope]
   const int64_t s = keys.size(1);
   if (form == AttentionForm::kAuto) form = chunk.continues ? AttentionForm::kAbsorbed : AttentionForm::kNaive;
   const double scale = c.softmax_scale();
@@ -53,22 +53,22 @@ at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tens
 
   at::Tensor out;  // [B, T, H, v]
   if (form == AttentionForm::kNaive) {
-    at::Tensor kv = project(latent, w.kv_b_proj).view({b, s, h, nope + vd});   // [B, S, H, nope+v]
-    at::Tensor k_nope = kv.narrow(-1, 0, nope).permute({0, 2, 3, 1});          // [B, H, nope, S]
-    at::Tensor v = kv.narrow(-1, nope, vd).transpose(1, 2);                    // [B, H, S, v]
+    at::Tensor kv = project(latent, w.kv_b_proj).view({b, s, h, nope + vd});          // [B, S, H, nope+v]
+    at::Tensor k_nope = kv.narrow(-1, 0, nope).permute({0, 2, 3, 1});                 // [B, H, nope, S]
+    at::Tensor v = kv.narrow(-1, nope, vd).transpose(1, 2);                           // [B, H, S, v]
     at::Tensor scores = at::matmul(q_nope.transpose(1, 2), k_nope).transpose(1, 2) +  // [B, T, H, S]
                         at::bmm(q_rope.reshape({b, t * h, rope}), k_pe.transpose(1, 2)).view({b, t, h, s});
-    at::Tensor attn = masked_softmax(scores, chunk.slots, scale);               // [B, T, H, S]
-    out = at::matmul(attn.transpose(1, 2), v).transpose(1, 2);                 // [B, T, H, v]
+    at::Tensor attn = masked_softmax(scores, chunk.slots, scale);  // [B, T, H, S]
+    out = at::matmul(attn.transpose(1, 2), v).transpose(1, 2);     // [B, T, H, v]
   } else {
     at::Tensor wkv = dense_weight(w.kv_b_proj, x.scalar_type()).view({h, nope + vd, r});  // [H, nope+v, R]
-    at::Tensor w_uk = wkv.narrow(1, 0, nope);                                  // [H, nope, R]
-    at::Tensor w_uv = wkv.narrow(1, nope, vd);                                 // [H, v, R]
-    at::Tensor q_lat = heads_back(at::bmm(heads_first(q_nope), w_uk), b, t);  // [B, T, H, R]
-    at::Tensor query = at::cat({q_lat, q_rope}, -1).reshape({b, t * h, r + rope});  // [B, T*H, R + rope]
-    at::Tensor scores = at::bmm(query, keys.transpose(1, 2)).view({b, t, h, s});   // [B, T, H, S]
+    at::Tensor w_uk = wkv.narrow(1, 0, nope);                                             // [H, nope, R]
+    at::Tensor w_uv = wkv.narrow(1, nope, vd);                                            // [H, v, R]
+    at::Tensor q_lat = heads_back(at::bmm(heads_first(q_nope), w_uk), b, t);              // [B, T, H, R]
+    at::Tensor query = at::cat({q_lat, q_rope}, -1).reshape({b, t * h, r + rope});        // [B, T*H, R + rope]
+    at::Tensor scores = at::bmm(query, keys.transpose(1, 2)).view({b, t, h, s});          // [B, T, H, S]
     at::Tensor attn = masked_softmax(scores, chunk.slots, scale).view({b, t * h, s});
-    at::Tensor o_lat = at::bmm(attn, latent).view({b, t, h, r});               // [B, T, H, R]
+    at::Tensor o_lat = at::bmm(attn, latent).view({b, t, h, r});                // [B, T, H, R]
     out = heads_back(at::bmm(heads_first(o_lat), w_uv.transpose(1, 2)), b, t);  // [B, T, H, v]
   }
   return project(out.reshape({b, t, h * vd}), w.o_proj);  // [B, T, D]

@@ -22,18 +22,18 @@
 namespace grpo {
 
 struct MlaWeights {
-  Linear q_proj;                                 // [H*(nope+rope), D] when q_lora_rank is null
-  Linear q_a_proj;                               // [Rq, D]
-  at::Tensor q_a_layernorm;                      // [Rq]
-  Linear q_b_proj;                               // [H*(nope+rope), Rq]
-  Linear kv_a_proj_with_mqa;                     // [R + rope, D]
-  at::Tensor kv_a_layernorm;                     // [R]
-  Linear kv_b_proj;                              // [H*(nope+v), R]
-  Linear o_proj;                                 // [D, H*v]
+  Linear q_proj;              // [H*(nope+rope), D] when q_lora_rank is null
+  Linear q_a_proj;            // [Rq, D]
+  at::Tensor q_a_layernorm;   // [Rq]
+  Linear q_b_proj;            // [H*(nope+rope), Rq]
+  Linear kv_a_proj_with_mqa;  // [R + rope, D]
+  at::Tensor kv_a_layernorm;  // [R]
+  Linear kv_b_proj;           // [H*(nope+v), R]
+  Linear o_proj;              // [D, H*v]
 };
 
 enum class AttentionForm {
-  kAuto,      // absorbed when the chunk continues earlier keys, naive otherwise
+  kAuto,  // absorbed when the chunk continues earlier keys, naive otherwise
   kNaive,
   kAbsorbed,
 };
@@ -42,7 +42,7 @@ enum class AttentionForm {
 // returned it, or without a context {slots 0..T-1 per row, false}: the chunk attends causally to
 // itself. With a context the chunk's keys are stored at `layer` first. Returns [B, T, D].
 at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& config, const at::Tensor& x, const at::Tensor& cos,
-                       const at::Tensor& sin, const LatentChunk& chunk, LatentContext* ctx = nullptr,
-                       int64_t layer = 0, AttentionForm form = AttentionForm::kAuto);
+                       const at::Tensor& sin, const LatentChunk& chunk, LatentContext* ctx = nullptr, int64_t layer = 0,
+                       AttentionForm form = AttentionForm::kAuto);
 
 }  // namespace grpo

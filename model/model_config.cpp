@@ -22,20 +22,16 @@ RopeConfig parse_rope(const JsonKeys& top, const ModelConfig& c) {
   r.theta = p.number("rope_theta", r.theta);
   r.type = p.string("rope_type", p.string("type", "default"));
   if (r.type == "default") return r;
-  if (r.type != "yarn")
-    p.fail("rope_type", "unsupported rope type '" + r.type + "' (expected default or yarn)");
+  if (r.type != "yarn") p.fail("rope_type", "unsupported rope type '" + r.type + "' (expected default or yarn)");
   r.factor = p.number("factor", 0.0);
-  r.original_max_position_embeddings =
-      p.integer("original_max_position_embeddings", c.max_position_embeddings);
+  r.original_max_position_embeddings = p.integer("original_max_position_embeddings", c.max_position_embeddings);
   if (!p.has_value("factor")) {
     if (!p.has_value("original_max_position_embeddings"))
       p.fail("factor", "missing (required for yarn without original_max_position_embeddings)");
-    r.factor = static_cast<double>(c.max_position_embeddings) /
-               static_cast<double>(r.original_max_position_embeddings);
+    r.factor = static_cast<double>(c.max_position_embeddings) / static_cast<double>(r.original_max_position_embeddings);
   }
   if (!(r.factor > 0)) p.fail("factor", "must be > 0");
-  if (r.original_max_position_embeddings <= 0)
-    p.fail("original_max_position_embeddings", "must be > 0");
+  if (r.original_max_position_embeddings <= 0) p.fail("original_max_position_embeddings", "must be > 0");
   // HF treats 0/None beta as "use the default" (`or 32`).
   r.beta_fast = p.number("beta_fast", 0.0);
   if (r.beta_fast == 0.0) r.beta_fast = 32.0;
@@ -81,8 +77,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
       k.fail("architectures", "expected a non-empty list of strings");
     c.architecture = a[0].get<std::string>();
     if (c.architecture != "DeepseekV2ForCausalLM" && c.architecture != "DeepseekV3ForCausalLM")
-      k.fail("architectures", "unknown architecture '" + c.architecture +
-                                  "' (expected DeepseekV2ForCausalLM or DeepseekV3ForCausalLM)");
+      k.fail("architectures",
+             "unknown architecture '" + c.architecture + "' (expected DeepseekV2ForCausalLM or DeepseekV3ForCausalLM)");
   }
   if (c.model_type.empty() && c.architecture.empty())
     k.fail("model_type", "missing (need model_type or architectures)");
@@ -106,9 +102,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   c.qk_nope_head_dim = k.integer("qk_nope_head_dim");
   c.qk_rope_head_dim = k.integer("qk_rope_head_dim");
   c.v_head_dim = k.integer("v_head_dim");
-  for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                          "num_attention_heads", "kv_lora_rank", "qk_nope_head_dim",
-                          "qk_rope_head_dim", "v_head_dim"})
+  for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                          "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"})
     k.require_positive(key, k.integer(key));
   if (c.q_lora_rank) k.require_positive("q_lora_rank", *c.q_lora_rank);
   if (c.qk_rope_head_dim % 2) k.fail("qk_rope_head_dim", "must be even");
@@ -147,8 +142,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
       k.fail("topk_group", "must be in [1, n_group=" + std::to_string(c.n_group) + "]");
     if (c.topk_method == TopkMethod::kNoauxTc && c.n_routed_experts / c.n_group < 2)
       k.fail("n_group", "noaux_tc ranks groups by their top-2 scores: needs >= 2 experts per group");
-    if (c.topk_method != TopkMethod::kGreedy &&
-        c.num_experts_per_tok > c.topk_group * (c.n_routed_experts / c.n_group))
+    if (c.topk_method != TopkMethod::kGreedy && c.num_experts_per_tok > c.topk_group * (c.n_routed_experts / c.n_group))
       k.fail("topk_group", "the kept groups hold fewer experts than num_experts_per_tok");
   }
 

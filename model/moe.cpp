@@ -28,25 +28,25 @@ at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, co
 at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, const at::Tensor& x) {
   int64_t n = x.size(0), k = routing.experts.size(1);
   int64_t num_experts = static_cast<int64_t>(w.experts.size());
-  at::Tensor flat = routing.experts.reshape({-1});                                     // [N*k]
+  at::Tensor flat = routing.experts.reshape({-1});                                              // [N*k]
   at::Tensor order = std::get<1>(flat.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));  // [N*k]
-  at::Tensor token = order.div(k, "floor");                                            // [N*k]
-  at::Tensor counts = flat.bincount({}, num_experts).to(at::kCPU);                    // [E]
-  at::Tensor xs = x.index_select(0, token);                                            // [N*k, D]
-  at::Tensor ws = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(1);   // [N*k, 1]
-  at::Tensor ys = grouped_experts_forward(w, xs, counts).to(ws.scalar_type()) * ws;    // [N*k, D]
-  at::Tensor summed = at::zeros({n, x.size(1)}, x.options().dtype(ws.scalar_type()));  // [N, D]
+  at::Tensor token = order.div(k, "floor");                                                     // [N*k]
+  at::Tensor counts = flat.bincount({}, num_experts).to(at::kCPU);                              // [E]
+  at::Tensor xs = x.index_select(0, token);                                                     // [N*k, D]
+  at::Tensor ws = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(1);            // [N*k, 1]
+  at::Tensor ys = grouped_experts_forward(w, xs, counts).to(ws.scalar_type()) * ws;             // [N*k, D]
+  at::Tensor summed = at::zeros({n, x.size(1)}, x.options().dtype(ws.scalar_type()));           // [N, D]
   return summed.index_add(0, token, ys).to(x.scalar_type());
 }
 
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load,
                        const RoutedExperts* routed, const at::Tensor& tokens) {
   const at::Tensor index = tokens.defined() ? at::nonzero(tokens).squeeze(1) : at::Tensor();  // [M]
-  const at::Tensor xs = tokens.defined() ? x.index_select(0, index) : x;                       // [M, D]
+  const at::Tensor xs = tokens.defined() ? x.index_select(0, index) : x;                      // [M, D]
   Routing r = moe_gate(router_logits(w, xs), w.e_score_correction_bias, spec);
   if (load) *load = expert_load(r, w.gate.size(0));
   at::Tensor out = routed ? routed->forward(w, r, xs) : routed_experts_forward(w, r, xs);  // [M, D]
-  if (tokens.defined()) out = at::zeros_like(x).index_copy(0, index, out);                // [N, D]
+  if (tokens.defined()) out = at::zeros_like(x).index_copy(0, index, out);                 // [N, D]
   if (w.shared_experts.gate_proj.weight.defined()) out = out + mlp_forward(w.shared_experts, x);
   return out;
 }

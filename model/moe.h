@@ -28,7 +28,7 @@ struct MoeWeights {
   // rank's E/EP, experts[i] being expert first_expert + i.
   std::vector<MlpWeights> experts;
   int64_t first_expert = 0;
-  MlpWeights shared_experts;           // undefined weights when n_shared_experts == 0
+  MlpWeights shared_experts;  // undefined weights when n_shared_experts == 0
 };
 
 // Where the routed experts of a sharded model run: an expert-parallel runner

@@ -23,7 +23,7 @@ namespace {
 // choice: [N, E]; group_score: [N, G].
 at::Tensor mask_to_best_groups(const at::Tensor& choice, const at::Tensor& group_score, int64_t topk_group) {
   int64_t n = choice.size(0), e = choice.size(1), g = group_score.size(1);
-  at::Tensor kept = std::get<1>(group_score.topk(topk_group, -1));                  // [N, topk_group]
+  at::Tensor kept = std::get<1>(group_score.topk(topk_group, -1));  // [N, topk_group]
   at::Tensor group_mask = at::zeros({n, g}, choice.options().dtype(at::kBool)).scatter_(1, kept, true);
   at::Tensor expert_mask = group_mask.unsqueeze(-1).expand({n, g, e / g}).reshape({n, e});  // [N, E]
   return choice.masked_fill(expert_mask.logical_not(), -std::numeric_limits<double>::infinity());

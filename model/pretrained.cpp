@@ -8,7 +8,8 @@ DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
   ModelConfig config = ModelConfig::load(dir);
   // Read in at least fp32: the router and its bias stay fp32 in the model (load_state casts every
   // other tensor to the parameter dtype), so they must not pass through bf16 on the way.
-  std::map<std::string, at::Tensor> weights = load_weights(dir, options.param_dtype == at::kDouble ? at::kDouble : at::kFloat, /*keep_fp8=*/options.fp8);
+  std::map<std::string, at::Tensor> weights =
+      load_weights(dir, options.param_dtype == at::kDouble ? at::kDouble : at::kFloat, /*keep_fp8=*/options.fp8);
   options.mtp = config.num_nextn_predict_layers > 0 &&
                 weights.count("model.layers." + std::to_string(config.num_hidden_layers) + ".eh_proj.weight");
   DeepseekModel model(std::move(config), options);
@@ -22,7 +23,8 @@ void save_pretrained(const DeepseekModel& model, const std::string& dir, const S
 
 DenseDecoder load_dense_pretrained(const std::string& dir, ModelOptions options) {
   DenseConfig config = DenseConfig::load(dir);
-  std::map<std::string, at::Tensor> weights = load_weights(dir, options.param_dtype == at::kDouble ? at::kDouble : at::kFloat);
+  std::map<std::string, at::Tensor> weights =
+      load_weights(dir, options.param_dtype == at::kDouble ? at::kDouble : at::kFloat);
   DenseDecoder model(std::move(config), options);
   model.load_state(weights, dir);
   return model;

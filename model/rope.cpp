@@ -18,7 +18,7 @@ double correction_dim(double rotations, int64_t dim, double base, double max_pos
 at::Tensor rope_inv_freq(const RopeConfig& rope, int64_t dim) {
   auto opts = at::TensorOptions().dtype(at::kDouble);
   at::Tensor exponent = at::arange(0, dim, 2, opts) / static_cast<double>(dim);  // [d/2]
-  at::Tensor extrapolation = 1.0 / at::pow(rope.theta, exponent);               // [d/2]
+  at::Tensor extrapolation = 1.0 / at::pow(rope.theta, exponent);                // [d/2]
   if (rope.type != "yarn") return extrapolation;
   at::Tensor interpolation = extrapolation / rope.factor;
   double max_pos = static_cast<double>(rope.original_max_position_embeddings);
@@ -46,7 +46,7 @@ double rope_attention_factor(const RopeConfig& rope) {
 
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const ModelConfig& config, const at::Tensor& positions,
                                                at::ScalarType dtype) {
-  at::Tensor inv_freq = rope_inv_freq(config.rope, config.qk_rope_head_dim);    // [d/2]
+  at::Tensor inv_freq = rope_inv_freq(config.rope, config.qk_rope_head_dim);  // [d/2]
   at::Tensor angles = positions.to(at::kDouble).unsqueeze(-1) * inv_freq;     // [..., d/2]
   double f = rope_attention_factor(config.rope);
   return {(angles.cos() * f).to(dtype), (angles.sin() * f).to(dtype)};

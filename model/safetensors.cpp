@@ -22,9 +22,7 @@ std::string where(const std::string& path) { return "safetensors file '" + path 
 std::string where(const std::string& path, const std::string& tensor) {
   return where(path) + ", tensor '" + tensor + "'";
 }
-[[noreturn]] void fail(const std::string& context, const std::string& what) {
-  throw InputError(context + ": " + what);
-}
+[[noreturn]] void fail(const std::string& context, const std::string& what) { throw InputError(context + ": " + what); }
 
 // Non-negative integer from a JSON value, or nullopt.
 std::optional<uint64_t> as_u64(const nlohmann::ordered_json& v) {
@@ -82,8 +80,8 @@ SafetensorsReader::SafetensorsReader(const std::string& path, const SafetensorsL
     fail(ctx, "header length " + std::to_string(header_len) + " exceeds the limit of " +
                   std::to_string(limits.max_header_bytes) + " bytes (not a safetensors file?)");
   if (header_len > file_size - 8)
-    fail(ctx, "header length " + std::to_string(header_len) + " exceeds the file (" +
-                  std::to_string(file_size) + " bytes): truncated or not a safetensors file");
+    fail(ctx, "header length " + std::to_string(header_len) + " exceeds the file (" + std::to_string(file_size) +
+                  " bytes): truncated or not a safetensors file");
   data_start_ = 8 + header_len;
   const uint64_t data_size = file_size - data_start_;
 
@@ -178,11 +176,12 @@ StoredTensor SafetensorsReader::get(const std::string& name) const {
     return {t, e.dtype};
   }
   std::shared_ptr<Mapping> keep = map_;
-  return {at::from_blob(p, e.shape, [keep](void*) {}, opts), e.dtype};
+  return {at::from_blob(
+              p, e.shape, [keep](void*) {}, opts),
+          e.dtype};
 }
 
-void write_safetensors(const std::string& path,
-                       const std::vector<std::pair<std::string, StoredTensor>>& tensors,
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, StoredTensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   // Widest elements first keeps every tensor aligned to its element size with no gaps.
   std::vector<size_t> order(tensors.size());
@@ -198,16 +197,15 @@ void write_safetensors(const std::string& path,
   uint64_t offset = 0;
   for (size_t i : order) {
     const auto& [name, st] = tensors[i];
-    if (name == "__metadata__" || header.contains(name))
-      fail(where(path, name), "duplicate or reserved tensor name");
+    if (name == "__metadata__" || header.contains(name)) fail(where(path, name), "duplicate or reserved tensor name");
     if (!st.data.defined()) fail(where(path, name), "tensor is undefined");
     if (st.data.scalar_type() != storage_scalar_type(st.dtype))
       fail(where(path, name), std::string("data is ") + c10::toString(st.data.scalar_type()) + " but dtype " +
-                                  dtype_name(st.dtype) + " is held as " +
-                                  c10::toString(storage_scalar_type(st.dtype)));
+                                  dtype_name(st.dtype) + " is held as " + c10::toString(storage_scalar_type(st.dtype)));
     at::Tensor t = st.data.cpu().contiguous();
     const uint64_t nbytes = static_cast<uint64_t>(t.numel()) * dtype_size(st.dtype);
-    header[name] = {{"dtype", dtype_name(st.dtype)}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
+    header[name] = {
+        {"dtype", dtype_name(st.dtype)}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
     data.push_back(t);
   }

@@ -69,8 +69,7 @@ class SafetensorsReader {
 
 // Writes `tensors` (any order; stored widest dtype first, then in the given order) atomically.
 // Throws grpo::InputError naming the tensor if its data does not match its dtype.
-void write_safetensors(const std::string& path,
-                       const std::vector<std::pair<std::string, StoredTensor>>& tensors,
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, StoredTensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace grpo

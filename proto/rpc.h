@@ -25,10 +25,10 @@ class RpcError : public std::runtime_error {
 };
 
 struct ClientOptions {
-  int64_t timeout_ms = 30'000;             // deadline of each attempt (streams: of the whole stream)
-  int retries = 0;                         // extra attempts on UNAVAILABLE / DEADLINE_EXCEEDED
-  int64_t backoff_ms = 50;                 // before the first retry; doubles after each
-  int max_message_bytes = 64 << 20;        // largest message sent or received
+  int64_t timeout_ms = 30'000;       // deadline of each attempt (streams: of the whole stream)
+  int retries = 0;                   // extra attempts on UNAVAILABLE / DEADLINE_EXCEEDED
+  int64_t backoff_ms = 50;           // before the first retry; doubles after each
+  int max_message_bytes = 64 << 20;  // largest message sent or received
 };
 
 // "INVALID_ARGUMENT", "UNAVAILABLE", ...
@@ -50,8 +50,8 @@ RpcError rpc_error(const std::string& peer, const char* method, const grpc::Stat
 // attempt, retrying retryable codes options.retries times with doubling backoff. Throws the
 // rpc_error of the last attempt.
 template <class Call>
-void call_with_retries(const std::string& peer, const char* method, const ClientOptions& options,
-                       int64_t timeout_ms, const Call& call) {
+void call_with_retries(const std::string& peer, const char* method, const ClientOptions& options, int64_t timeout_ms,
+                       const Call& call) {
   int64_t backoff = options.backoff_ms;
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;

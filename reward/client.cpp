@@ -27,11 +27,12 @@ v1::ScoreResponse RewardClient::score(const v1::ScoreRequest& request, int64_t t
 }
 
 std::vector<v1::ScoreResponse> RewardClient::score_batch(const std::vector<v1::ScoreRequest>& requests,
-                                                        int64_t timeout_ms) const {
+                                                         int64_t timeout_ms) const {
   v1::ScoreBatchRequest batch;
   for (const auto& r : requests) *batch.add_requests() = r;
   v1::ScoreBatchResponse response;
-  with_retries("ScoreBatch", timeout_ms, [&](grpc::ClientContext& c) { return stub_->ScoreBatch(&c, batch, &response); });
+  with_retries("ScoreBatch", timeout_ms,
+               [&](grpc::ClientContext& c) { return stub_->ScoreBatch(&c, batch, &response); });
   return {std::make_move_iterator(response.mutable_responses()->begin()),
           std::make_move_iterator(response.mutable_responses()->end())};
 }
@@ -55,9 +56,8 @@ void RewardClient::score_stream(const std::vector<v1::ScoreRequest>& requests,
 
 std::vector<v1::VerifierInfo> RewardClient::list_verifiers() const {
   v1::ListVerifiersResponse response;
-  with_retries("ListVerifiers", 0, [&](grpc::ClientContext& c) {
-    return stub_->ListVerifiers(&c, v1::ListVerifiersRequest(), &response);
-  });
+  with_retries("ListVerifiers", 0,
+               [&](grpc::ClientContext& c) { return stub_->ListVerifiers(&c, v1::ListVerifiersRequest(), &response); });
   return {response.verifiers().begin(), response.verifiers().end()};
 }
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "proto/rpc.h"
 #include "proto/reward.grpc.pb.h"
+#include "proto/rpc.h"
 #include "reward/verifier.h"
 
 namespace grpo::reward {
@@ -45,7 +45,8 @@ class RewardClient {
   const ClientOptions& options() const { return options_; }
 
  private:
-  template <class Call> void with_retries(const char* method, int64_t timeout_ms, const Call& call) const;
+  template <class Call>
+  void with_retries(const char* method, int64_t timeout_ms, const Call& call) const;
   void set_deadline(grpc::ClientContext& context, int64_t timeout_ms) const;
 
   std::string address_;

@@ -28,7 +28,8 @@ class CompositeVerifier : public Verifier {
   std::string description() const override {
     std::string d = "composite:";
     for (size_t i = 0; i < parts_.size(); ++i)
-      d += (i ? " + " : " ") + fmt_weight(parts_[i].weight) + "*" + parts_[i].name + "(" + parts_[i].verifier_name + ")";
+      d +=
+          (i ? " + " : " ") + fmt_weight(parts_[i].weight) + "*" + parts_[i].name + "(" + parts_[i].verifier_name + ")";
     return d;
   }
 
@@ -45,8 +46,8 @@ class CompositeVerifier : public Verifier {
     out.correct = true;
     for (const auto& p : parts_) {
       VerifyRequest sub = request;
-      sub.options = request.options.is_object() && request.options.contains(p.name) ? request.options[p.name]
-                                                                                     : nlohmann::json();
+      sub.options =
+          request.options.is_object() && request.options.contains(p.name) ? request.options[p.name] : nlohmann::json();
       VerifyResult r = p.verifier->verify(sub);
       out.components[p.name] = r.reward;
       out.reward += p.weight * r.reward;

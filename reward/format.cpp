@@ -5,8 +5,8 @@
 #include <utility>
 #include <vector>
 
-#include "reward/options.h"
 #include "common/utf8.h"
+#include "reward/options.h"
 
 namespace grpo::reward {
 namespace {
@@ -44,8 +44,21 @@ std::string without_tags(std::string_view text) {
 
 // ---- scripts -------------------------------------------------------------------------------
 
-enum class Script { none, latin, greek, cyrillic, armenian, hebrew, arabic, devanagari, thai, hangul,
-                    hiragana, katakana, han };
+enum class Script {
+  none,
+  latin,
+  greek,
+  cyrillic,
+  armenian,
+  hebrew,
+  arabic,
+  devanagari,
+  thai,
+  hangul,
+  hiragana,
+  katakana,
+  han
+};
 
 struct Range {
   char32_t lo, hi;
@@ -55,18 +68,18 @@ struct Range {
 // Letters of the scripts we classify (digits, punctuation and symbols inside these blocks are
 // excluded where they would matter: × ÷, Arabic-Indic digits).
 constexpr Range kScriptRanges[] = {
-    {0x41, 0x5A, Script::latin},       {0x61, 0x7A, Script::latin},       {0xAA, 0xAA, Script::latin},
-    {0xBA, 0xBA, Script::latin},       {0xC0, 0xD6, Script::latin},       {0xD8, 0xF6, Script::latin},
-    {0xF8, 0x24F, Script::latin},      {0x370, 0x3FF, Script::greek},     {0x400, 0x52F, Script::cyrillic},
-    {0x531, 0x58F, Script::armenian},  {0x5D0, 0x5F2, Script::hebrew},    {0x620, 0x64A, Script::arabic},
-    {0x66E, 0x6D3, Script::arabic},    {0x6FA, 0x6FF, Script::arabic},    {0x750, 0x77F, Script::arabic},
+    {0x41, 0x5A, Script::latin},        {0x61, 0x7A, Script::latin},        {0xAA, 0xAA, Script::latin},
+    {0xBA, 0xBA, Script::latin},        {0xC0, 0xD6, Script::latin},        {0xD8, 0xF6, Script::latin},
+    {0xF8, 0x24F, Script::latin},       {0x370, 0x3FF, Script::greek},      {0x400, 0x52F, Script::cyrillic},
+    {0x531, 0x58F, Script::armenian},   {0x5D0, 0x5F2, Script::hebrew},     {0x620, 0x64A, Script::arabic},
+    {0x66E, 0x6D3, Script::arabic},     {0x6FA, 0x6FF, Script::arabic},     {0x750, 0x77F, Script::arabic},
     {0x904, 0x939, Script::devanagari}, {0x958, 0x961, Script::devanagari}, {0xE01, 0xE30, Script::thai},
-    {0x1100, 0x11FF, Script::hangul},  {0x1E00, 0x1EFF, Script::latin},   {0x1F00, 0x1FFF, Script::greek},
-    {0x2C60, 0x2C7F, Script::latin},   {0x3041, 0x3096, Script::hiragana}, {0x30A1, 0x30FA, Script::katakana},
-    {0x3130, 0x318F, Script::hangul},  {0x31F0, 0x31FF, Script::katakana}, {0x3400, 0x4DBF, Script::han},
-    {0x4E00, 0x9FFF, Script::han},     {0xA640, 0xA69F, Script::cyrillic}, {0xA720, 0xA7FF, Script::latin},
-    {0xAC00, 0xD7AF, Script::hangul},  {0xF900, 0xFAFF, Script::han},     {0xFF21, 0xFF3A, Script::latin},
-    {0xFF41, 0xFF5A, Script::latin},   {0xFF66, 0xFF9D, Script::katakana}, {0x20000, 0x2FA1F, Script::han},
+    {0x1100, 0x11FF, Script::hangul},   {0x1E00, 0x1EFF, Script::latin},    {0x1F00, 0x1FFF, Script::greek},
+    {0x2C60, 0x2C7F, Script::latin},    {0x3041, 0x3096, Script::hiragana}, {0x30A1, 0x30FA, Script::katakana},
+    {0x3130, 0x318F, Script::hangul},   {0x31F0, 0x31FF, Script::katakana}, {0x3400, 0x4DBF, Script::han},
+    {0x4E00, 0x9FFF, Script::han},      {0xA640, 0xA69F, Script::cyrillic}, {0xA720, 0xA7FF, Script::latin},
+    {0xAC00, 0xD7AF, Script::hangul},   {0xF900, 0xFAFF, Script::han},      {0xFF21, 0xFF3A, Script::latin},
+    {0xFF41, 0xFF5A, Script::latin},    {0xFF66, 0xFF9D, Script::katakana}, {0x20000, 0x2FA1F, Script::han},
 };
 
 Script script_of(char32_t cp) {
@@ -135,7 +148,8 @@ LanguageOptions parse_language_options(const OptionReader& o) {
   if (unit != "words" && unit != "letters") o.fail("unit", "expected \"words\" or \"letters\", got \"" + unit + "\"");
   l.unit = unit == "words" ? LanguageUnit::words : LanguageUnit::letters;
   std::string scope = o.get_string("scope", "reasoning");
-  if (scope != "reasoning" && scope != "all") o.fail("scope", "expected \"reasoning\" or \"all\", got \"" + scope + "\"");
+  if (scope != "reasoning" && scope != "all")
+    o.fail("scope", "expected \"reasoning\" or \"all\", got \"" + scope + "\"");
   l.whole_completion = scope == "all";
   l.prompt_opens_think = o.get_bool("prompt_opens_think", false);
   return l;
@@ -152,8 +166,8 @@ OverlongOptions parse_overlong_options(const OptionReader& o) {
   o.require_known({"max_len", "cache", "length_unit"});
   OverlongOptions v;
   if (o.has("max_len") != o.has("cache"))
-    o.fail(o.has("max_len") ? "cache" : "max_len", "required together with " +
-                                                      std::string(o.has("max_len") ? "max_len" : "cache"));
+    o.fail(o.has("max_len") ? "cache" : "max_len",
+           "required together with " + std::string(o.has("max_len") ? "max_len" : "cache"));
   if (o.has("max_len")) {
     v.max_len = o.require_int("max_len");
     v.cache = o.require_int("cache");
@@ -216,9 +230,9 @@ class LanguageVerifier : public Verifier {
   }
   VerifyResult verify(const VerifyRequest& r) const override {
     LanguageOptions o = options_.for_request(r);
-    LanguageShare s = o.whole_completion ? language_share(without_tags(r.completion), o.target, o.unit)
-                                         : language_share(reasoning_text(r.completion, o.prompt_opens_think),
-                                                          o.target, o.unit);
+    LanguageShare s = o.whole_completion
+                          ? language_share(without_tags(r.completion), o.target, o.unit)
+                          : language_share(reasoning_text(r.completion, o.prompt_opens_think), o.target, o.unit);
     VerifyResult out;
     out.reward = s.share();
     out.correct = s.total > 0 && s.target == s.total;
@@ -243,8 +257,9 @@ class OverlongVerifier : public Verifier {
   VerifyResult verify(const VerifyRequest& r) const override {
     OverlongOptions o = options_.for_request(r);
     if (o.max_len == 0)
-      throw InputError("verifier 'overlong': max_len and cache are not set (configure verifiers.overlong or pass "
-                       "them in the request's options)");
+      throw InputError(
+          "verifier 'overlong': max_len and cache are not set (configure verifiers.overlong or pass "
+          "them in the request's options)");
     int64_t length;
     std::string unit = o.unit;
     if (unit == "auto") unit = r.completion_tokens > 0 ? "tokens" : "words";

@@ -91,7 +91,7 @@ std::set<std::string> part_verifiers(const nlohmann::json& spec) {
   for (auto it = spec.begin(); it != spec.end(); ++it) {
     const auto& v = it.value();
     out.insert(v.is_object() && v.contains("verifier") && v["verifier"].is_string() ? v["verifier"].get<std::string>()
-                                                                                     : it.key());
+                                                                                    : it.key());
   }
   return out;
 }
@@ -136,8 +136,7 @@ std::shared_ptr<const VerifierRegistry> registry_from_config(const Config& confi
       for (const auto& v : part_verifiers(it.value())) {
         if (registry->contains(v)) continue;
         all = false;
-        if (v == it.key())
-          throw InputError(src + ": key 'composites." + v + "': a composite cannot contain itself");
+        if (v == it.key()) throw InputError(src + ": key 'composites." + v + "': a composite cannot contain itself");
         if (!pending.contains(v)) {
           std::string list;
           for (const auto& n : registry->names()) list += (list.empty() ? "" : ", ") + n;
@@ -148,8 +147,8 @@ std::shared_ptr<const VerifierRegistry> registry_from_config(const Config& confi
       if (all) ready = it.key();
     }
     if (ready.empty())
-      throw InputError(src + ": key 'composites': composites refer to each other in a cycle (" +
-                       pending.begin().key() + ", …)");
+      throw InputError(src + ": key 'composites': composites refer to each other in a cycle (" + pending.begin().key() +
+                       ", …)");
     try {
       registry->add(make_composite_verifier(ready, pending[ready], *registry), "composite");
     } catch (const InputError& e) {

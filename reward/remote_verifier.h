@@ -18,7 +18,7 @@ namespace grpo::reward {
 
 struct RemoteOptions {
   std::string address;
-  std::string verifier;       // its name at the remote server; empty = the local name
+  std::string verifier;  // its name at the remote server; empty = the local name
   int64_t timeout_ms = 10'000;
   int retries = 2;
   int64_t backoff_ms = 50;

@@ -19,8 +19,8 @@ VerifyResult score(const Verifier& verifier, const VerifyRequest& request,
     if (it == r.components.end()) {
       std::string have;
       for (const auto& c : r.components) have += (have.empty() ? "" : ", ") + c.first;
-      throw InputError("weights: verifier '" + verifier.name() + "' has no component '" + name + "' (it has: " +
-                       (have.empty() ? "none" : have) + ")");
+      throw InputError("weights: verifier '" + verifier.name() + "' has no component '" + name +
+                       "' (it has: " + (have.empty() ? "none" : have) + ")");
     }
     total += w * it->second;
   }

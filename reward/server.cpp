@@ -8,11 +8,11 @@
 #include <deque>
 #include <mutex>
 
+#include "common/utf8.h"
 #include "proto/reward.grpc.pb.h"
 #include "reward/client.h"
 #include "reward/executor.h"
 #include "reward/scoring.h"
-#include "common/utf8.h"
 #include "reward/wire.h"
 
 namespace grpo::reward {
@@ -105,10 +105,9 @@ ServerOptions server_options_from_config(const Config& config) {
   return o;
 }
 
-using ServiceBase = v1::RewardService::WithRawCallbackMethod_Score<
-    v1::RewardService::WithRawCallbackMethod_ScoreBatch<v1::RewardService::WithRawCallbackMethod_ScoreStream<
-        v1::RewardService::WithCallbackMethod_ListVerifiers<v1::RewardService::WithCallbackMethod_Health<
-            v1::RewardService::Service>>>>>;
+using ServiceBase = v1::RewardService::WithRawCallbackMethod_Score<v1::RewardService::WithRawCallbackMethod_ScoreBatch<
+    v1::RewardService::WithRawCallbackMethod_ScoreStream<v1::RewardService::WithCallbackMethod_ListVerifiers<
+        v1::RewardService::WithCallbackMethod_Health<v1::RewardService::Service>>>>>;
 
 namespace {
 
@@ -221,9 +220,9 @@ class ServiceImpl : public ServiceBase {
     const auto now = std::chrono::system_clock::now();
     if (now >= deadline) {
       ++expired_;
-      set_error(&out, Status(StatusCode::DEADLINE_EXCEEDED,
-                             "deadline passed after " + std::to_string(t->queue_us() / 1000) +
-                                 " ms waiting for a worker"));
+      set_error(&out,
+                Status(StatusCode::DEADLINE_EXCEEDED,
+                       "deadline passed after " + std::to_string(t->queue_us() / 1000) + " ms waiting for a worker"));
       return out;
     }
     if (context->IsCancelled()) {
@@ -287,10 +286,10 @@ class ServiceImpl : public ServiceBase {
     if (!executor_->try_submit_all(tasks)) {
       release(bytes);
       ++rejected_;
-      *refusal = Status(StatusCode::RESOURCE_EXHAUSTED,
-                        "reward server busy: " + std::to_string(executor_->queued()) + " tasks queued, " +
-                            std::to_string(n) + " more do not fit (server.max_queue=" +
-                            std::to_string(options_.max_queue) + "); retry later");
+      *refusal =
+          Status(StatusCode::RESOURCE_EXHAUSTED,
+                 "reward server busy: " + std::to_string(executor_->queued()) + " tasks queued, " + std::to_string(n) +
+                     " more do not fit (server.max_queue=" + std::to_string(options_.max_queue) + "); retry later");
       return false;
     }
     return true;
@@ -418,7 +417,6 @@ class ServiceImpl : public ServiceBase {
   std::mutex shutdown_mu_;
   bool stopped_ = false;
 };
-
 
 // One ScoreStream call. Reads requests while fewer than stream_window are unanswered, runs them
 // on the executor, writes responses one at a time as they complete, and finishes once the client

@@ -24,19 +24,19 @@ struct Limits {
 };
 
 struct VerifyRequest {
-  std::string completion;        // the model's whole answer (may include <think>…</think>)
-  nlohmann::json reference;      // math: "42" or {"answer": "42"}; code: see reward/code/verifier.h
-  nlohmann::json options;        // verifier-specific knobs (object; may be null)
+  std::string completion;    // the model's whole answer (may include <think>…</think>)
+  nlohmann::json reference;  // math: "42" or {"answer": "42"}; code: see reward/code/verifier.h
+  nlohmann::json options;    // verifier-specific knobs (object; may be null)
   Limits limits;
-  int64_t completion_tokens = 0; // length in model tokens when the caller knows it; 0 = unknown
+  int64_t completion_tokens = 0;  // length in model tokens when the caller knows it; 0 = unknown
 };
 
 struct VerifyResult {
-  double reward = 0.0;                         // total, as the trainer will use it
-  bool correct = false;                        // the accuracy verdict
-  std::map<std::string, double> components;    // named parts: "accuracy", "format", "length", ...
-  std::string reason;                          // short human-readable verdict, e.g. "equal: 1/2 == 0.5"
-  std::string extracted;                       // the final answer the verifier extracted (if any)
+  double reward = 0.0;                       // total, as the trainer will use it
+  bool correct = false;                      // the accuracy verdict
+  std::map<std::string, double> components;  // named parts: "accuracy", "format", "length", ...
+  std::string reason;                        // short human-readable verdict, e.g. "equal: 1/2 == 0.5"
+  std::string extracted;                     // the final answer the verifier extracted (if any)
 };
 
 class Verifier {

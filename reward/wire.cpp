@@ -15,13 +15,12 @@ using google::protobuf::UnknownField;
 using google::protobuf::UnknownFieldSet;
 
 int64_t effective_limit(const char* field, int64_t requested, int64_t server) {
-  if (requested < 0) throw InputError(std::string("limits.") + field + ": must be >= 0, got " + std::to_string(requested));
+  if (requested < 0)
+    throw InputError(std::string("limits.") + field + ": must be >= 0, got " + std::to_string(requested));
   return requested == 0 ? server : std::min(requested, server);
 }
 
-std::string dump(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 // The path of the first string field (depth first) holding invalid UTF-8 in the wire bytes of a
 // message of type `type`; empty when there is none.

@@ -13,7 +13,7 @@ struct Slot {
   int64_t sample;
   std::vector<int64_t> tokens;  // generated
   std::vector<float> logprobs;
-  std::string text;             // decoded so far (stop strings)
+  std::string text;  // decoded so far (stop strings)
   bool done = false;
 };
 
@@ -73,9 +73,9 @@ std::vector<Completion> dense_generate(const DenseDecoder& model, const std::vec
         slot.tokens.push_back(draws[s].token);
         slot.logprobs.push_back(draws[s].logprob);
         const int64_t generated = slot.tokens.size();
-        std::optional<FinishReason> reason = finish_reason_after(
-            draws[s].token, r.params, eos_ids, tokenizer, slot.text, generated,
-            static_cast<int64_t>(r.prompt.size()) + generated, max_context);
+        std::optional<FinishReason> reason =
+            finish_reason_after(draws[s].token, r.params, eos_ids, tokenizer, slot.text, generated,
+                                static_cast<int64_t>(r.prompt.size()) + generated, max_context);
         if (!reason) {
           next[s][0] = draws[s].token;
           next_valid[s][0] = true;

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "model/dense_decoder.h"
-#include "tokenizer/tokenizer.h"
 #include "rollout/engine.h"
+#include "tokenizer/tokenizer.h"
 
 namespace grpo::rollout {
 

@@ -30,7 +30,7 @@ struct Engine::Sequence {
   int64_t generated() const { return static_cast<int64_t>(tokens.size()) - prompt_len(); }
   int64_t pending() const { return static_cast<int64_t>(tokens.size()) - cached; }
   int64_t width() const { return leader() ? static_cast<int64_t>(samples.size()) : 1; }  // sequences it stands for
-  std::pair<uint64_t, int64_t> priority() const { return {group->id, sample}; }  // smaller runs first
+  std::pair<uint64_t, int64_t> priority() const { return {group->id, sample}; }          // smaller runs first
 };
 
 namespace {
@@ -61,8 +61,7 @@ std::string decode_text(const Tokenizer& tok, const std::vector<int64_t>& ids) {
     for (int32_t id : known) {
       try {
         text += tok.decode({id}, false);
-      } catch (const InputError&) {
-      }
+      } catch (const InputError&) {}
     }
     return text;
   }
@@ -100,8 +99,8 @@ Engine::Engine(std::shared_ptr<const DeepseekModel> model, int64_t weight_versio
         check_option(options.num_pages > 0, "num_pages must be > 0");
         check_option(options.max_seqs > 0, "max_seqs must be > 0");
         check_option(options.max_batched_tokens >= options.max_seqs,
-                     "max_batched_tokens (" + std::to_string(options.max_batched_tokens) +
-                         ") must be >= max_seqs (" + std::to_string(options.max_seqs) + ")");
+                     "max_batched_tokens (" + std::to_string(options.max_batched_tokens) + ") must be >= max_seqs (" +
+                         std::to_string(options.max_seqs) + ")");
         check_option(options.max_new_tokens_limit > 0, "max_new_tokens_limit must be > 0");
         check_option(options.max_context > 0, "max_context must be > 0");
         check_option(options.max_queued_requests > 0, "max_queued_requests must be > 0");
@@ -138,8 +137,7 @@ void validate_request(const Request& r, int64_t vocab, int64_t max_context, bool
     if (r.prompt[i] < 0 || r.prompt[i] >= vocab)
       throw InputError("prompt[" + std::to_string(i) + "]: token id " + std::to_string(r.prompt[i]) +
                        " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
-  if (g.max_new_tokens < 1)
-    throw InputError("max_new_tokens: must be >= 1, got " + std::to_string(g.max_new_tokens));
+  if (g.max_new_tokens < 1) throw InputError("max_new_tokens: must be >= 1, got " + std::to_string(g.max_new_tokens));
   validate_sampling(g.sampling);
   for (size_t i = 0; i < g.stop_token_ids.size(); ++i)
     if (g.stop_token_ids[i] < 0 || g.stop_token_ids[i] >= vocab)
@@ -263,8 +261,7 @@ bool Engine::wait_for_work(std::chrono::milliseconds timeout) {
 }
 
 std::vector<Completion> Engine::run_until_idle() {
-  while (step()) {
-  }
+  while (step()) {}
   return poll();
 }
 
@@ -431,8 +428,8 @@ void Engine::run(const std::vector<Chunk>& chunks) {
   // One forward per distinct chunk length (all decoding sequences together).
   std::map<int64_t, std::vector<const Chunk*>> by_length;
   for (const Chunk& c : chunks) by_length[c.tokens].push_back(&c);
-  std::vector<at::Tensor> logits;       // [n_i, V] per forward
-  std::vector<Sequence*> sampled;       // sequences whose chunk reached their last token, in logits order
+  std::vector<at::Tensor> logits;  // [n_i, V] per forward
+  std::vector<Sequence*> sampled;  // sequences whose chunk reached their last token, in logits order
   for (auto& [t, group] : by_length) {
     const int64_t b = static_cast<int64_t>(group.size());
     std::vector<PagedBatch::Row> rows;

@@ -35,8 +35,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include <condition_variable>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -50,10 +50,10 @@
 
 #include "model/deepseek.h"
 #include "rollout/finish_reason.h"
-#include "tokenizer/tokenizer.h"
 #include "rollout/page_pool.h"
 #include "rollout/paged_batch.h"
 #include "rollout/sampler.h"
+#include "tokenizer/tokenizer.h"
 
 namespace grpo::rollout {
 
@@ -73,18 +73,17 @@ struct Request {
   GenerationParams params;
 };
 
-
 struct Completion {
   uint64_t request_id = 0;
-  int64_t sample_index = 0;            // 0 .. n-1
-  std::vector<int64_t> token_ids;      // generated tokens (not the prompt), the stop/EOS token included
-  std::vector<float> logprobs;         // one per token: log-prob under the distribution it was drawn from (sampler.h)
+  int64_t sample_index = 0;        // 0 .. n-1
+  std::vector<int64_t> token_ids;  // generated tokens (not the prompt), the stop/EOS token included
+  std::vector<float> logprobs;     // one per token: log-prob under the distribution it was drawn from (sampler.h)
   // With a tokenizer: token_ids decoded with added/special tokens kept (R1's <think> tags are
   // often added tokens), except the EOS that ended the completion. Stop strings are matched
   // against this text.
   std::string text;
   FinishReason finish_reason = FinishReason::kLength;
-  int64_t weight_version = 0;          // the weights that produced every token
+  int64_t weight_version = 0;  // the weights that produced every token
   int64_t prompt_tokens = 0;
 };
 
@@ -106,19 +105,19 @@ std::optional<FinishReason> finish_reason_after(int64_t token, const GenerationP
 void validate_request(const Request& r, int64_t vocab, int64_t max_context, bool has_tokenizer);
 
 struct EngineOptions {
-  int64_t page_size = 16;                 // token slots per cache page
-  int64_t num_pages = 2048;               // cache capacity: num_pages × page_size token slots
-  int64_t max_seqs = 64;                  // sequences in flight (a group counts G)
-  int64_t max_batched_tokens = 2048;      // tokens fed per step (prefill chunks + decode); >= max_seqs
-  int64_t max_new_tokens_limit = 32768;   // requests asking for more are refused
-  int64_t max_context = 0;                // prompt + completion; 0: the model's max_position_embeddings
-  int64_t max_queued_requests = 4096;     // submitted but not started; more are refused (EngineFull)
+  int64_t page_size = 16;                // token slots per cache page
+  int64_t num_pages = 2048;              // cache capacity: num_pages × page_size token slots
+  int64_t max_seqs = 64;                 // sequences in flight (a group counts G)
+  int64_t max_batched_tokens = 2048;     // tokens fed per step (prefill chunks + decode); >= max_seqs
+  int64_t max_new_tokens_limit = 32768;  // requests asking for more are refused
+  int64_t max_context = 0;               // prompt + completion; 0: the model's max_position_embeddings
+  int64_t max_queued_requests = 4096;    // submitted but not started; more are refused (EngineFull)
 };
 
 struct EngineStats {
   int64_t weight_version = 0;
-  int64_t queued_requests = 0;     // submitted, not yet picked up by the step thread
-  int64_t waiting_sequences = 0;   // waiting to start or to be recomputed (a fresh group counts 1)
+  int64_t queued_requests = 0;    // submitted, not yet picked up by the step thread
+  int64_t waiting_sequences = 0;  // waiting to start or to be recomputed (a fresh group counts 1)
   int64_t running_sequences = 0;
   int64_t unfinished_samples = 0;  // samples of accepted requests not yet completed
   int64_t page_size = 0, pages_total = 0, pages_used = 0, peak_pages_used = 0;

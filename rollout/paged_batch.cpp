@@ -57,7 +57,7 @@ at::Tensor PagedBatch::store(int64_t layer, const at::Tensor& kv) {
   const at::Tensor& pool = pool_.layer(layer);  // [num_pages, page_size, W]
   const int64_t w = pool_.width();
   pool.view({-1, w}).index_copy_(0, write_rows_, kv.reshape({-1, w}).to(pool.scalar_type()));
-  if (!continues_) return kv;  // every row starts at slot 0: its keys are the chunk
+  if (!continues_) return kv;                                      // every row starts at slot 0: its keys are the chunk
   keys_.resize_({batch_ * pages_per_row_, pool_.page_size(), w});  // keeps its storage when it fits
   at::index_select_out(keys_, pool, 0, page_table_);
   return keys_.view({batch_, pages_per_row_ * pool_.page_size(), w});

@@ -24,7 +24,7 @@ class PagedBatch : public LatentContext {
 
   struct Row {
     const std::vector<int32_t>* pages;  // must cover slots [start, start + T) and own them exclusively
-    int64_t start;                       // slots before this are already cached
+    int64_t start;                      // slots before this are already cached
   };
   // The rows of the next forward, `tokens` new tokens each.
   void set_rows(const std::vector<Row>& rows, int64_t tokens);

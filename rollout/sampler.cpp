@@ -67,24 +67,24 @@ std::vector<Draw> sample_tokens(const at::Tensor& logits, const std::vector<Samp
   };
 
   if (!greedy.empty()) {
-    at::Tensor z = x.index_select(0, index(greedy));                 // [g, V]
-    at::Tensor tok = z.argmax(-1).contiguous();                       // [g]
+    at::Tensor z = x.index_select(0, index(greedy));  // [g, V]
+    at::Tensor tok = z.argmax(-1).contiguous();       // [g]
     at::Tensor lp = z.log_softmax(-1).gather(1, tok.unsqueeze(1)).squeeze(1).contiguous();
     for (size_t j = 0; j < greedy.size(); ++j) out[greedy[j]] = {tok.data_ptr<int64_t>()[j], lp.data_ptr<float>()[j]};
   }
-  if (!plain.empty()) {  // inverse CDF in vocabulary order
-    at::Tensor logp = scaled_logp(plain);                                    // [p, V]
-    at::Tensor cdf = logp.to(at::kDouble).exp().cumsum(-1);                  // [p, V]
-    at::Tensor target = uniforms(plain) * cdf.narrow(1, v - 1, 1);           // [p, 1]
+  if (!plain.empty()) {                                             // inverse CDF in vocabulary order
+    at::Tensor logp = scaled_logp(plain);                           // [p, V]
+    at::Tensor cdf = logp.to(at::kDouble).exp().cumsum(-1);         // [p, V]
+    at::Tensor target = uniforms(plain) * cdf.narrow(1, v - 1, 1);  // [p, 1]
     at::Tensor tok = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).clamp_max(v - 1);
     at::Tensor lp = logp.gather(1, tok).squeeze(1).contiguous();
     tok = tok.squeeze(1).contiguous();
     for (size_t j = 0; j < plain.size(); ++j) out[plain[j]] = {tok.data_ptr<int64_t>()[j], lp.data_ptr<float>()[j]};
   }
-  if (!truncated.empty()) {  // inverse CDF over the kept tokens in descending-probability order
-    at::Tensor logp = scaled_logp(truncated);                                                   // [t, V]
-    auto [sorted, order] = logp.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);         // [t, V] each
-    at::Tensor p = sorted.to(at::kDouble).exp();                                                // [t, V]
+  if (!truncated.empty()) {                    // inverse CDF over the kept tokens in descending-probability order
+    at::Tensor logp = scaled_logp(truncated);  // [t, V]
+    auto [sorted, order] = logp.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);  // [t, V] each
+    at::Tensor p = sorted.to(at::kDouble).exp();                                         // [t, V]
     std::vector<double> top_p;
     at::Tensor keep = at::ones({static_cast<int64_t>(truncated.size()), v}, at::kBool);
     for (size_t j = 0; j < truncated.size(); ++j) {
@@ -97,10 +97,10 @@ std::vector<Draw> sample_tokens(const at::Tensor& logits, const std::vector<Samp
     at::Tensor mass_k = p.sum(-1, /*keepdim=*/true);
     keep = keep & (before < at::tensor(top_p, at::kDouble).unsqueeze(1) * mass_k);
     p = p * keep;
-    at::Tensor cdf = p.cumsum(-1);                                           // [t, V]
-    at::Tensor mass = cdf.narrow(1, v - 1, 1);                               // [t, 1]
+    at::Tensor cdf = p.cumsum(-1);              // [t, V]
+    at::Tensor mass = cdf.narrow(1, v - 1, 1);  // [t, 1]
     at::Tensor pos = at::searchsorted(cdf, uniforms(truncated) * mass, false, /*right=*/true);
-    pos = at::minimum(pos, keep.sum(-1, /*keepdim=*/true) - 1);              // never past the last kept token
+    pos = at::minimum(pos, keep.sum(-1, /*keepdim=*/true) - 1);  // never past the last kept token
     at::Tensor tok = order.gather(1, pos).squeeze(1).contiguous();
     at::Tensor lp = (sorted.gather(1, pos).to(at::kDouble) - mass.log()).squeeze(1).to(at::kFloat).contiguous();
     for (size_t j = 0; j < truncated.size(); ++j)

@@ -107,8 +107,10 @@ bool ExperienceStore::Cursor::next() {
     std::optional<GroupKey> key = GroupKey::decode(std::string_view(k.data(), k.size()));
     std::string reason;
     std::optional<ScoredGroup> g;
-    if (key) g = decode_scored_group(std::string_view(it.value().data(), it.value().size()), &reason);
-    else reason = "malformed group key (expected 'g' + 16 bytes with a non-negative step)";
+    if (key)
+      g = decode_scored_group(std::string_view(it.value().data(), it.value().size()), &reason);
+    else
+      reason = "malformed group key (expected 'g' + 16 bytes with a non-negative step)";
     if (g) {
       key_ = *key;
       group_ = std::move(*g);
@@ -194,9 +196,9 @@ std::vector<GroupKey> ExperienceStore::write_groups(const std::vector<const Scor
   for (const ScoredGroup* g : groups) {
     records.push_back(encode_scored_group(*g));
     if (records.back().size() > options_.max_record_bytes)
-      throw InputError("scored group (step " + std::to_string(g->step) + ", prompt '" + g->prompt_id + "') encodes to " +
-                       std::to_string(records.back().size()) + " bytes, over the store's max_record_bytes " +
-                       std::to_string(options_.max_record_bytes));
+      throw InputError("scored group (step " + std::to_string(g->step) + ", prompt '" + g->prompt_id +
+                       "') encodes to " + std::to_string(records.back().size()) +
+                       " bytes, over the store's max_record_bytes " + std::to_string(options_.max_record_bytes));
   }
   std::lock_guard<std::mutex> lock(write_mu_);
   std::vector<GroupKey> keys;
@@ -270,14 +272,17 @@ int64_t ExperienceStore::last_step() const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
   for (it->SeekToLast(); it->Valid(); it->Prev())
     if (auto k = GroupKey::decode(std::string_view(it->key().data(), it->key().size()))) return k->step;
-  if (!it->status().ok()) throw StoreError("experience store '" + dir_ + "': reading failed: " + it->status().ToString());
+  if (!it->status().ok())
+    throw StoreError("experience store '" + dir_ + "': reading failed: " + it->status().ToString());
   return -1;
 }
 
 void ExperienceStore::mark_trained(int64_t step) {
   require_writable("mark_trained");
   std::lock_guard<std::mutex> lock(write_mu_);
-  if (step < 0) throw InputError("experience store '" + dir_ + "': mark_trained(" + std::to_string(step) + "): expected a step >= 0");
+  if (step < 0)
+    throw InputError("experience store '" + dir_ + "': mark_trained(" + std::to_string(step) +
+                     "): expected a step >= 0");
   if (step < last_trained_)
     throw InputError("experience store '" + dir_ + "': mark_trained(" + std::to_string(step) +
                      ") would go back from the last trained step " + std::to_string(last_trained_.load()));

@@ -59,10 +59,10 @@ inline bool operator<(const GroupKey& a, const GroupKey& b) {
 
 struct ExperienceStoreOptions {
   bool create_if_missing = true;
-  bool read_only = false;          // open without the write lock (e.g. an exporter); puts throw
-  bool sync = true;                // fsync the write-ahead log in every put / mark_trained
-  size_t max_record_bytes = 256u << 20;   // a larger encoded group is refused (InputError)
-  size_t max_kept_corruptions = 100;      // reasons kept per scan/cursor; all are counted
+  bool read_only = false;                // open without the write lock (e.g. an exporter); puts throw
+  bool sync = true;                      // fsync the write-ahead log in every put / mark_trained
+  size_t max_record_bytes = 256u << 20;  // a larger encoded group is refused (InputError)
+  size_t max_kept_corruptions = 100;     // reasons kept per scan/cursor; all are counted
 };
 
 // A record that could not be decoded.
@@ -72,8 +72,8 @@ struct Corruption {
 };
 
 struct ScanResult {
-  int64_t groups = 0;   // delivered to the callback
-  int64_t skipped = 0;  // corrupt records passed over
+  int64_t groups = 0;                   // delivered to the callback
+  int64_t skipped = 0;                  // corrupt records passed over
   std::vector<Corruption> corruptions;  // the first max_kept_corruptions of them
 };
 

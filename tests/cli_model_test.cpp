@@ -69,7 +69,8 @@ TEST_F(CliModel, LogprobsEqualInProcessAndHf) {
 
   grpo::DeepseekModel m = grpo::load_pretrained(kFixture);
   at::Tensor in_process = at::cat({m.logprobs(ids.narrow(0, 0, 1)), m.logprobs(ids.narrow(0, 1, 1))});  // [2, 23]
-  at::Tensor hf = reference("logits").narrow(1, 0, 23).log_softmax(-1).gather(-1, ids.narrow(1, 1, 23).unsqueeze(-1)).squeeze(-1);
+  at::Tensor hf =
+      reference("logits").narrow(1, 0, 23).log_softmax(-1).gather(-1, ids.narrow(1, 1, 23).unsqueeze(-1)).squeeze(-1);
   for (int b = 0; b < 2; ++b) {
     std::vector<float> got = out[b * 2]["logprobs"].get<std::vector<float>>();
     ASSERT_EQ(got.size(), 23u);
@@ -123,11 +124,14 @@ TEST_F(CliModel, GenerateGroupsLogprobsEqualLogprobsCommand) {
   for (size_t i = 0; i < out.size(); ++i) {
     std::vector<float> got = out[i]["logprobs"].get<std::vector<float>>();
     std::vector<float> all = want[i]["logprobs"].get<std::vector<float>>();
-    for (size_t t = 0; t < got.size(); ++t) EXPECT_NEAR(got[t], all[all.size() - got.size() + t], 1e-4) << i << "," << t;
+    for (size_t t = 0; t < got.size(); ++t)
+      EXPECT_NEAR(got[t], all[all.size() - got.size() + t], 1e-4) << i << "," << t;
   }
   // Seeded: the same command gives the same lines.
   EXPECT_EQ(run("generate --model " + kFixture + " --prompts " + path("prompts.jsonl") +
-                " --n 3 --max-new-tokens 7 --temperature 1 --seed 4 --max-seqs 4").out, r.out);
+                " --n 3 --max-new-tokens 7 --temperature 1 --seed 4 --max-seqs 4")
+                .out,
+            r.out);
   // Bad input names the prompt and the field; nothing is printed.
   Result bad = run("generate --model " + kFixture + " --prompt-ids 1,2,512 --max-new-tokens 3");
   EXPECT_NE(bad.code, 0);
@@ -144,7 +148,8 @@ TEST_F(CliModel, InitModelThenLogprobsAndPromptGeneration) {
 
   for (std::string dtype : {"fp32", "bf16", "fp8"}) {
     std::string out = path("ckpt-" + dtype);
-    Result init = run("init-model --config " + path("cfg/config.json") + " --out " + out + " --seed 3 --dtype " + dtype);
+    Result init =
+        run("init-model --config " + path("cfg/config.json") + " --out " + out + " --seed 3 --dtype " + dtype);
     ASSERT_EQ(init.code, 0) << init.err;
     Result lp = run("logprobs --model " + out, "{\"ids\": [5, 17, 2999, 4]}\n");
     ASSERT_EQ(lp.code, 0) << lp.err;
@@ -165,7 +170,7 @@ TEST_F(CliModel, InitModelThenLogprobsAndPromptGeneration) {
 
   std::string tok = std::string(GRPO_TEST_DATA) + "/bpe-tokenizer/tokenizer.json";
   Result g = run("generate --model " + path("ckpt-fp32") + " --tokenizer " + tok +
-              " --prompt 'Solve 2+2. <think>' --max-new-tokens 6");
+                 " --prompt 'Solve 2+2. <think>' --max-new-tokens 6");
   ASSERT_EQ(g.code, 0) << g.err;
   json j = lines(g.out)[0];
   std::vector<int64_t> got = j["output_ids"].get<std::vector<int64_t>>();

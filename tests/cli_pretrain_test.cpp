@@ -71,8 +71,10 @@ TEST_F(CliPretrain, SynthTaskWritesDistinctCorrectProblemsAndDisjointSplits) {
 
 TEST_F(CliPretrain, DemoConfigPretrainsAndTheCheckpointGenerates) {
   const std::string base = dir_ + "/base";
-  Result r = run("pretrain --config configs/tiny-zero.yaml --quiet pretrain.steps=6 pretrain.batch_size=4 "
-                 "pretrain.out_dir=" + base + " pretrain.log_dir=" + dir_ + "/logs");
+  Result r =
+      run("pretrain --config configs/tiny-zero.yaml --quiet pretrain.steps=6 pretrain.batch_size=4 "
+          "pretrain.out_dir=" +
+          base + " pretrain.log_dir=" + dir_ + "/logs");
   ASSERT_EQ(r.code, 0) << r.err;
   const json summary = json::parse(r.out);
   EXPECT_EQ(summary["steps"], 6);

@@ -64,7 +64,8 @@ TEST(CliTokenize, EncodesEveryHfCaseAndReportsBadLinesInPlace) {
 }
 
 TEST(CliTokenize, AllGoodLinesExitZero) {
-  Outcome r = run("tokenize --tokenizer " + kTokDir + "/tokenizer.json", "{\"text\": \"Hello, world!\"}\n{\"text\": \"\"}");
+  Outcome r =
+      run("tokenize --tokenizer " + kTokDir + "/tokenizer.json", "{\"text\": \"Hello, world!\"}\n{\"text\": \"\"}");
   EXPECT_EQ(r.code, 0) << r.err;
   ASSERT_EQ(r.lines.size(), 2u);
   EXPECT_EQ(r.lines[0], R"({"ids":[1673,79,336,15,331,275,698,4]})");

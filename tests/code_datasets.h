@@ -48,8 +48,7 @@ inline std::string fenced(const std::string& code) { return "```python\n" + code
 // reasoning) and the HumanEval-form reference.
 inline reward::VerifyRequest humaneval_request(const nlohmann::json& row, const std::string& body) {
   reward::VerifyRequest r;
-  r.completion = "<think>Complete the function.</think>\n" +
-                 fenced(row["prompt"].get<std::string>() + body);
+  r.completion = "<think>Complete the function.</think>\n" + fenced(row["prompt"].get<std::string>() + body);
   r.reference = {{"test", row["test"]}, {"entry_point", row["entry_point"]}};
   return r;
 }

@@ -29,14 +29,17 @@ class TinyZero : public ::testing::Test {
   static void SetUpTestSuite() {
     scratch_ = std::make_unique<grpo_test::ScratchDir>("grpo_demo");
     const std::string task = " --min-terms 4 --max-terms 4 ";
-    base_made_ = run("synth-task --task digit_chains --split train --n 400 --seed 1" + task + "--out " + path("train.jsonl"));
+    base_made_ =
+        run("synth-task --task digit_chains --split train --n 400 --seed 1" + task + "--out " + path("train.jsonl"));
     if (base_made_.code != 0) return;
-    base_made_ = run("synth-task --task digit_chains --split heldout --n 64 --seed 2" + task + "--out " +
-                     path("heldout.jsonl"));
+    base_made_ =
+        run("synth-task --task digit_chains --split heldout --n 64 --seed 2" + task + "--out " + path("heldout.jsonl"));
     if (base_made_.code != 0) return;
-    base_made_ = run("pretrain --config configs/tiny-zero.yaml --quiet pretrain.corpus.digit_chains.min_terms=4 "
-                     "pretrain.corpus.digit_chains.max_terms=4 pretrain.steps=1500 pretrain.seq_len=64 "
-                     "pretrain.out_dir=" + path("base") + " pretrain.log_dir=" + path("pretrain"));
+    base_made_ =
+        run("pretrain --config configs/tiny-zero.yaml --quiet pretrain.corpus.digit_chains.min_terms=4 "
+            "pretrain.corpus.digit_chains.max_terms=4 pretrain.steps=1500 pretrain.seq_len=64 "
+            "pretrain.out_dir=" +
+            path("base") + " pretrain.log_dir=" + path("pretrain"));
   }
   static void TearDownTestSuite() { scratch_.reset(); }
   void SetUp() override { ASSERT_EQ(base_made_.code, 0) << base_made_.err; }
@@ -90,11 +93,13 @@ TEST_F(TinyZero, StudentOfTheFilteredDistillationSetBeatsOneOfUnfilteredSamples)
   ASSERT_EQ(r.code, 0) << r.err;
   std::filesystem::rename(path("distill/distill.jsonl"), path("filtered.jsonl"));
   // The same store exported with every filter off: each prompt's first sample, right or wrong.
-  r = run(sample + " --export-only distill.filters.correct_only=false distill.filters.require_format=false "
-                   "distill.filters.drop_truncated=false distill.filters.answer_tags=false distill.filters.dedupe=false");
+  r = run(sample +
+          " --export-only distill.filters.correct_only=false distill.filters.require_format=false "
+          "distill.filters.drop_truncated=false distill.filters.answer_tags=false distill.filters.dedupe=false");
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<std::string> filtered, unfiltered;
-  for (auto [file, rows] : {std::pair{path("filtered.jsonl"), &filtered}, {path("distill/distill.jsonl"), &unfiltered}}) {
+  for (auto [file, rows] :
+       {std::pair{path("filtered.jsonl"), &filtered}, {path("distill/distill.jsonl"), &unfiltered}}) {
     std::ifstream in(file);
     for (std::string line; std::getline(in, line);) rows->push_back(line);
   }
@@ -109,7 +114,8 @@ TEST_F(TinyZero, StudentOfTheFilteredDistillationSetBeatsOneOfUnfilteredSamples)
   std::map<std::string, json> metrics;
   for (const std::string set : {"filtered", "unfiltered"}) {
     r = run("sft --config configs/sft-tiny.yaml --quiet sft.data.files=[" + path(set + ".jsonl") +
-            "] sft.epochs=40 sft.optim.lr=1.0e-3 sft.out_dir=" + path(set + "-student") + " sft.log_dir=" + path(set + "-sft"));
+            "] sft.epochs=40 sft.optim.lr=1.0e-3 sft.out_dir=" + path(set + "-student") +
+            " sft.log_dir=" + path(set + "-sft"));
     ASSERT_EQ(r.code, 0) << r.err;
     r = run("eval --model " + path(set + "-student") + " --data " + path("heldout.jsonl") +
             " --template configs/chat_templates/tiny-zero.yaml --verifier r1 --reward-config configs/reward.yaml "
@@ -126,7 +132,8 @@ TEST_F(TinyZero, StudentOfTheFilteredDistillationSetBeatsOneOfUnfilteredSamples)
   EXPECT_GT(filtered_acc, unfiltered_acc + 0.15) << metrics["filtered"] << "\n" << metrics["unfiltered"];
   EXPECT_GT(metrics["filtered"]["mean_response_tokens"].get<double>(),
             metrics["unfiltered"]["mean_response_tokens"].get<double>() + 1)
-      << metrics["filtered"] << "\n" << metrics["unfiltered"];
+      << metrics["filtered"] << "\n"
+      << metrics["unfiltered"];
 }
 
 }  // namespace

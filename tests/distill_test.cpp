@@ -21,12 +21,12 @@
 #include "distill/distill.h"
 #include "distill/export.h"
 #include "distill/filters.h"
-#include "store/experience_store.h"
-#include "tokenizer/chat_template.h"
 #include "model/pretrained.h"
 #include "model_ckpt_testutil.h"
 #include "model_test_util.h"
+#include "store/experience_store.h"
 #include "subprocess.h"
+#include "tokenizer/chat_template.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -61,12 +61,12 @@ Completion completion(const std::string& text, std::vector<int32_t> ids, bool co
 // ---- filters ----------------------------------------------------------------------------
 
 TEST(DistillFilters, RepeatedNgramFractionByHand) {
-  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 2, 3, 4}, 2), 0.0);           // 3 bigrams, 3 distinct
-  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 1, 1, 1, 1}, 2), 0.75);       // 4 bigrams, 1 distinct
-  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 2, 1, 2, 1, 2}, 2), 0.6);     // 5 bigrams, 2 distinct
-  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 2, 1, 2, 1, 2}, 3), 0.5);     // 4 trigrams, 2 distinct
-  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({7, 7, 7}, 1), 2.0 / 3.0);        // unigrams
-  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 2}, 3), 0.0);                 // shorter than n
+  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 2, 3, 4}, 2), 0.0);        // 3 bigrams, 3 distinct
+  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 1, 1, 1, 1}, 2), 0.75);    // 4 bigrams, 1 distinct
+  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 2, 1, 2, 1, 2}, 2), 0.6);  // 5 bigrams, 2 distinct
+  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 2, 1, 2, 1, 2}, 3), 0.5);  // 4 trigrams, 2 distinct
+  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({7, 7, 7}, 1), 2.0 / 3.0);     // unigrams
+  EXPECT_DOUBLE_EQ(repeated_ngram_fraction({1, 2}, 3), 0.0);              // shorter than n
   EXPECT_THROW(repeated_ngram_fraction({1, 2}, 0), InputError);
 }
 
@@ -136,14 +136,12 @@ TEST(DistillFilters, DedupeThenCapPerPrompt) {
       completion("\t3+0=3</think>3 \n", {1}, true),  // duplicate of the capped one (it passed 1-6)
   };
   using V = DistillVerdict;
-  EXPECT_EQ(filter_completions(cs, f, true),
-            (std::vector<V>{V::kAccepted, V::kFormat, V::kDuplicate, V::kIncorrect, V::kAccepted, V::kCap,
-                            V::kDuplicate}));
+  EXPECT_EQ(filter_completions(cs, f, true), (std::vector<V>{V::kAccepted, V::kFormat, V::kDuplicate, V::kIncorrect,
+                                                             V::kAccepted, V::kCap, V::kDuplicate}));
   f.dedupe = false;
   f.per_prompt_cap = 0;
-  EXPECT_EQ(filter_completions(cs, f, true),
-            (std::vector<V>{V::kAccepted, V::kFormat, V::kAccepted, V::kIncorrect, V::kAccepted, V::kAccepted,
-                            V::kAccepted}));
+  EXPECT_EQ(filter_completions(cs, f, true), (std::vector<V>{V::kAccepted, V::kFormat, V::kAccepted, V::kIncorrect,
+                                                             V::kAccepted, V::kAccepted, V::kAccepted}));
 }
 
 TEST(DistillFilters, ConfigErrorsNameTheKey) {
@@ -172,7 +170,8 @@ TEST(DistillFilters, ConfigErrorsNameTheKey) {
 
 TEST(DistillExport, ThinkOpeningAndUserMessageFromTheTemplate) {
   const ChatTemplate tiny = ChatTemplate::load(kTinyTemplate);
-  const ChatTemplate chatml = ChatTemplate::load(std::string(GRPO_SOURCE_DIR) + "/configs/chat_templates/chatml-think.yaml");
+  const ChatTemplate chatml =
+      ChatTemplate::load(std::string(GRPO_SOURCE_DIR) + "/configs/chat_templates/chatml-think.yaml");
   const ChatTemplate r1 = ChatTemplate::builtin("r1-zero");
   EXPECT_EQ(think_opening(tiny), "<think>");
   EXPECT_EQ(think_opening(chatml), "<think>\n");
@@ -255,7 +254,7 @@ TEST(DistillExport, TeacherTopKMatchesModelLogprobs) {
     at::Tensor full;
     {
       at::NoGradGuard no_grad;
-      lp = model.logprobs(ids)[0];                                                   // [T-1]
+      lp = model.logprobs(ids)[0];                                                 // [T-1]
       full = model.forward(ids.narrow(1, 0, ids.size(1) - 1)).log_softmax(-1)[0];  // [T-1, V]
     }
     const int64_t p = int64_t(e.prompt_token_ids.size());
@@ -284,7 +283,7 @@ TEST(DistillExport, TeacherTopKMatchesModelLogprobs) {
       }
     }
   }
-  EXPECT_GT(in_topk, 0);   // random ids over 64 tokens: both cases occur
+  EXPECT_GT(in_topk, 0);  // random ids over 64 tokens: both cases occur
   EXPECT_GT(outside, 0);
   // Batch size does not change the result (padding after a sequence is invisible to it).
   const std::vector<TeacherTopK> single = teacher_topk(model, examples, k, 1);
@@ -322,16 +321,16 @@ struct HarvestFixture {
     ScoredGroup a = group("p0", "1+2", 0);
     const std::string ok = "1+2=3</think><answer>3</answer>";
     a.completions = {
-        completion(ok, {5, 6, 7}, true),                                        // 0 accepted
-        completion(" 1+2=3</think><answer>3</answer>\n", {5, 6, 7}, true),      // 1 duplicate of 0
-        completion("garbage", {5}, false),                                      // 2 incorrect
-        completion(ok, {5, 6}, true, FinishReason::kLength),                    // 3 truncated
-        completion("1+1+1=3</think>3", {10, 11, 12, 13, 14, 15, 16, 17, 18}, true),  // 4 too_long
-        completion("1+2=3<answer>3</answer>", {5}, true),                       // 5 format
+        completion(ok, {5, 6, 7}, true),                                              // 0 accepted
+        completion(" 1+2=3</think><answer>3</answer>\n", {5, 6, 7}, true),            // 1 duplicate of 0
+        completion("garbage", {5}, false),                                            // 2 incorrect
+        completion(ok, {5, 6}, true, FinishReason::kLength),                          // 3 truncated
+        completion("1+1+1=3</think>3", {10, 11, 12, 13, 14, 15, 16, 17, 18}, true),   // 4 too_long
+        completion("1+2=3<answer>3</answer>", {5}, true),                             // 5 format
         completion("\xD1\x8D\xD1\x82\xD0\xBE</think><answer>3</answer>", {5}, true),  // 6 language
-        completion("4-1=3</think><answer>3</answer>", {9, 9, 9, 9, 9, 9}, true),       // 7 repetition
-        completion("2+1=3</think><answer>3</answer>", {1, 2, 3}, true),         // 8 accepted
-        completion("3=3</think><answer>3</answer>", {2, 3}, true),              // 9 cap
+        completion("4-1=3</think><answer>3</answer>", {9, 9, 9, 9, 9, 9}, true),      // 7 repetition
+        completion("2+1=3</think><answer>3</answer>", {1, 2, 3}, true),               // 8 accepted
+        completion("3=3</think><answer>3</answer>", {2, 3}, true),                    // 9 cap
     };
     a.completions[8].reward = 1.25;
     ScoredGroup b = group("p1", "2+2", 0);
@@ -358,11 +357,14 @@ struct HarvestFixture {
   }
 
   Config config(const std::vector<std::string>& overrides = {}) const {
-    Config c = Config::parse("template: " + kTinyTemplate + "\nrun: {threads: 1}\n"
-                             "distill:\n  out: " + tmp / "out" + "\n  harvest: {store: " + store_dir + "}\n"
-                             "  per_prompt_cap: 2\n"
-                             "  filters: {max_tokens: 8, min_language_share: 0.5, max_repetition: 0.5,"
-                             " repetition_ngram: 2}\n",
+    Config c = Config::parse("template: " + kTinyTemplate +
+                                 "\nrun: {threads: 1}\n"
+                                 "distill:\n  out: " +
+                                 tmp / "out" + "\n  harvest: {store: " + store_dir +
+                                 "}\n"
+                                 "  per_prompt_cap: 2\n"
+                                 "  filters: {max_tokens: 8, min_language_share: 0.5, max_repetition: 0.5,"
+                                 " repetition_ngram: 2}\n",
                              tmp / "distill.yaml");
     for (const auto& o : overrides) c.apply_override(o);
     return c;
@@ -384,8 +386,14 @@ TEST(DistillHarvest, CountsEveryFilterSkipsAndCorruptRecords) {
   EXPECT_EQ(c["prompts_sampled"], 2);  // p0 (two groups merged) and p3
   EXPECT_EQ(c["samples"], 13);         // 11 of p0 + 2 of p3
   EXPECT_EQ(c["accepted"], 2);
-  EXPECT_EQ(c["rejected"], (json{{"cap", 2}, {"duplicate", 1}, {"format", 1}, {"incorrect", 3}, {"language", 1},
-                                 {"repetition", 1}, {"too_long", 1}, {"truncated", 1}}));
+  EXPECT_EQ(c["rejected"], (json{{"cap", 2},
+                                 {"duplicate", 1},
+                                 {"format", 1},
+                                 {"incorrect", 3},
+                                 {"language", 1},
+                                 {"repetition", 1},
+                                 {"too_long", 1},
+                                 {"truncated", 1}}));
   EXPECT_EQ(c["prompts_with_zero_accepted"], 1);  // p3
   EXPECT_EQ(c["corrupt_records_skipped"], 2);
   ASSERT_EQ(c["corrupt_record_examples"].size(), 2u);
@@ -397,8 +405,8 @@ TEST(DistillHarvest, CountsEveryFilterSkipsAndCorruptRecords) {
   EXPECT_EQ(card["empty"], false);
   EXPECT_EQ(card["sources"]["store"]["path"], f.store_dir);
   EXPECT_EQ(card["sources"]["store"]["runs"], (json{"run-x"}));
-  EXPECT_EQ(card["filter_order"], (json{"incorrect", "truncated", "too_long", "format", "language", "repetition",
-                                       "duplicate", "cap"}));
+  EXPECT_EQ(card["filter_order"],
+            (json{"incorrect", "truncated", "too_long", "format", "language", "repetition", "duplicate", "cap"}));
   EXPECT_EQ(card["files"]["distill.jsonl"], 2);
   const std::string md = read_file(out / "dataset_card.md");
   EXPECT_THAT(md, HasSubstr("| repetition | 1 |"));
@@ -409,13 +417,15 @@ TEST(DistillHarvest, CountsEveryFilterSkipsAndCorruptRecords) {
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[0]["id"], "p0#0");
   EXPECT_EQ(lines[1]["id"], "p0#8");
-  EXPECT_EQ(lines[0]["messages"], (json{{{"role", "user"}, {"content", "1+2"}},
-                                        {{"role", "assistant"}, {"content", "<think>1+2=3</think><answer>3</answer>"}}}));
+  EXPECT_EQ(lines[0]["messages"],
+            (json{{{"role", "user"}, {"content", "1+2"}},
+                  {{"role", "assistant"}, {"content", "<think>1+2=3</think><answer>3</answer>"}}}));
   EXPECT_EQ(lines[1]["reward"], 1.25);
   EXPECT_EQ(lines[1]["source"], f.store_dir);
   const std::vector<json> pairs = read_jsonl(out / "pairs.jsonl");
   ASSERT_EQ(pairs.size(), 2u);
-  EXPECT_EQ(pairs[1], (json{{"prompt", "User: 1+2\nAssistant: <think>"}, {"completion", "2+1=3</think><answer>3</answer>"}}));
+  EXPECT_EQ(pairs[1],
+            (json{{"prompt", "User: 1+2\nAssistant: <think>"}, {"completion", "2+1=3</think><answer>3</answer>"}}));
   for (const char* name : {"distill.jsonl", "pairs.jsonl", "dataset_card.json", "dataset_card.md"})
     EXPECT_TRUE(fs::exists(out / name)) << name;
   for (const auto& e : fs::directory_iterator(out))  // no temp files left behind
@@ -452,7 +462,8 @@ TEST(DistillHarvest, TopKFromTheGivenTeacherAndAnEmptyResult) {
 TEST(DistillHarvest, Sha256OfKnownText) {
   ckpt_test::TempDir tmp;
   std::ofstream(tmp / "abc") << "abc";
-  EXPECT_EQ(sha256_file(tmp / "abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");  // FIPS 180-2
+  EXPECT_EQ(sha256_file(tmp / "abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");  // FIPS 180-2
   EXPECT_THROW(sha256_file(tmp / "missing"), InputError);
 }
 
@@ -489,7 +500,8 @@ struct SampleFixture {
     DeepseekModel m(testing::tiny_config({{"vocab_size", 3000}, {"initializer_range", 0.02}}));
     init_weights(m, 5);
     save_pretrained(m, tmp / "model");
-    fs::copy_file(std::string(GRPO_TEST_DATA) + "/bpe-tokenizer/tokenizer.json", fs::path(tmp / "model") / "tokenizer.json");
+    fs::copy_file(std::string(GRPO_TEST_DATA) + "/bpe-tokenizer/tokenizer.json",
+                  fs::path(tmp / "model") / "tokenizer.json");
     std::ofstream data(tmp / "train.jsonl");
     for (int i = 0; i < 16; ++i) {
       data << "{\"id\": \"q" << i << "\", \"prompt\": \"" << i << "+" << i << "\", \"answer\": \"" << 2 * i << "\"}\n";
@@ -500,10 +512,13 @@ struct SampleFixture {
   }
   std::string config(const std::string& out) const {
     const fs::path p = tmp / (out + ".yaml");
-    std::ofstream(p) << "run: {name: d, out_dir: " << tmp / "run" << ", seed: 3, threads: 1}\n"
-                     << "model: {path: " << tmp / "model" << "}\n"
+    std::ofstream(p) << "run: {name: d, out_dir: " << tmp / "run"
+                     << ", seed: 3, threads: 1}\n"
+                     << "model: {path: " << tmp / "model"
+                     << "}\n"
                      << "template: " << kTinyTemplate << "\n"
-                     << "data:\n  train: {path: " << tmp / "train.jsonl" << "}\n"
+                     << "data:\n  train: {path: " << tmp / "train.jsonl"
+                     << "}\n"
                      << "reward: {config: " << GRPO_SOURCE_DIR << "/configs/reward.yaml, verifier: overlong,"
                      << " options: {max_len: 100000, cache: 1}}\n"
                      << "rollout: {workers: 1, group_size: 3, sampling: {temperature: 1.0, max_new_tokens: 24}}\n"
@@ -545,8 +560,8 @@ TEST(DistillCli, KillNineAndResumeGivesTheUninterruptedExport) {
   EXPECT_EQ(c["prompts"], 16);
   EXPECT_EQ(c["prompts_sampled"], 16);
   EXPECT_EQ(c["samples"], 48);
-  EXPECT_EQ(c["dataset_rows_skipped"], 3);              // na1, na2, "not json"
-  EXPECT_EQ(c["prompts_without_answers_skipped"], 2);   // na1, na2
+  EXPECT_EQ(c["dataset_rows_skipped"], 3);             // na1, na2, "not json"
+  EXPECT_EQ(c["prompts_without_answers_skipped"], 2);  // na1, na2
   EXPECT_EQ(c["reward_errors"], 0);
   // The verifier passes every text and format/truncation are off: only duplicates are rejected.
   EXPECT_EQ(c["accepted"].get<int64_t>() + c["rejected"]["duplicate"].get<int64_t>(), 48);
@@ -606,7 +621,7 @@ TEST(DistillCli, ExportOnlyWithOtherFiltersTopKAndAnEmptyResult) {
   const fs::path out = f.tmp / "out";
   {
     auto [rc, text] = run_cli({cfg, "--export-only"});  // nothing sampled yet
-    EXPECT_EQ(rc, 2) << text;  // bad input
+    EXPECT_EQ(rc, 2) << text;                           // bad input
     EXPECT_THAT(text, HasSubstr("no distillation store"));
   }
   {

@@ -3,8 +3,8 @@
 // through a real reward server; the JSON summary checked against the per-sample file; bad
 // datasets, fields and options named in the error.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <filesystem>
@@ -82,9 +82,28 @@ double pass_at(int n, int c, int k) {
 }
 
 TEST_F(CliEval, Gsm8kSliceSummaryMatchesTheSamples) {
-  Result r = eval({"--data", kData + "/math/gsm8k_test.jsonl", "--format", "gsm8k", "--limit", "3", "--samples",
-                   "4", "--k", "1,2,4", "--max-new-tokens", "12", "--temperature", "1", "--top-p", "1", "--seed",
-                   "5", "--out", path("gsm.json"), "--samples-out", path("gsm.jsonl")});
+  Result r = eval({"--data",
+                   kData + "/math/gsm8k_test.jsonl",
+                   "--format",
+                   "gsm8k",
+                   "--limit",
+                   "3",
+                   "--samples",
+                   "4",
+                   "--k",
+                   "1,2,4",
+                   "--max-new-tokens",
+                   "12",
+                   "--temperature",
+                   "1",
+                   "--top-p",
+                   "1",
+                   "--seed",
+                   "5",
+                   "--out",
+                   path("gsm.json"),
+                   "--samples-out",
+                   path("gsm.jsonl")});
   ASSERT_EQ(r.status, 0) << r.out;
   json summary = json::parse(r.out);
   EXPECT_EQ(summary, json::parse(slurp(path("gsm.json"))));
@@ -126,9 +145,27 @@ TEST_F(CliEval, Gsm8kSliceSummaryMatchesTheSamples) {
 // are checked end to end (sampling -> token counts -> verifier -> estimator).
 TEST_F(CliEval, KnownVerdictsGiveTheEstimatorsValues) {
   std::ofstream(path("reward.yaml")) << "verifiers:\n  overlong: {max_len: 7, cache: 1, length_unit: tokens}\n";
-  Result r = eval({"--data", kData + "/math/aime24.jsonl", "--format", "aime", "--limit", "4", "--samples", "3",
-                   "--k", "1,3", "--max-new-tokens", "10", "--temperature", "1", "--stop", "a",
-                   "--reward-config", path("reward.yaml"), "--verifier", "overlong", "--samples-out",
+  Result r = eval({"--data",
+                   kData + "/math/aime24.jsonl",
+                   "--format",
+                   "aime",
+                   "--limit",
+                   "4",
+                   "--samples",
+                   "3",
+                   "--k",
+                   "1,3",
+                   "--max-new-tokens",
+                   "10",
+                   "--temperature",
+                   "1",
+                   "--stop",
+                   "a",
+                   "--reward-config",
+                   path("reward.yaml"),
+                   "--verifier",
+                   "overlong",
+                   "--samples-out",
                    path("ov.jsonl")});
   ASSERT_EQ(r.status, 0) << r.out;
   json m = json::parse(r.out)["metrics"];
@@ -166,10 +203,12 @@ TEST_F(CliEval, RewardServerGivesTheSameSummaryAsInProcess) {
 
   // A run config supplies the dataset, template and reward sections.
   std::ofstream(path("run.yaml")) << "template: r1-zero-boxed\n"
-                                     "data:\n  heldout: {path: " + kData + "/math/math500.jsonl, format: math500, limit: 3}\n"
-                                     "reward: {config: " GRPO_SOURCE_DIR "/configs/reward.yaml, verifier: r1}\n";
-  std::vector<std::string> common = {"--config", path("run.yaml"), "--samples", "2", "--max-new-tokens", "8",
-                                     "--temperature", "1"};
+                                     "data:\n  heldout: {path: " +
+                                         kData +
+                                         "/math/math500.jsonl, format: math500, limit: 3}\n"
+                                         "reward: {config: " GRPO_SOURCE_DIR "/configs/reward.yaml, verifier: r1}\n";
+  std::vector<std::string> common = {"--config", path("run.yaml"), "--samples", "2", "--max-new-tokens",
+                                     "8",        "--temperature",  "1"};
   Result local = eval(common);
   ASSERT_EQ(local.status, 0) << local.out;
   std::vector<std::string> remote_args = common;

@@ -20,10 +20,10 @@ EvalSample sample(bool correct, const std::string& extracted, int64_t tokens = 1
 
 TEST(EvalMetrics, PassAtKMatchesTheBinomialRatio) {
   // 1 − C(n−c, k) / C(n, k), worked out by hand.
-  EXPECT_DOUBLE_EQ(pass_at_k(5, 2, 2), 1.0 - 3.0 / 10.0);      // C(3,2)=3, C(5,2)=10
-  EXPECT_DOUBLE_EQ(pass_at_k(10, 3, 5), 1.0 - 21.0 / 252.0);   // C(7,5)=21, C(10,5)=252
-  EXPECT_NEAR(pass_at_k(100, 1, 10), 0.1, 1e-12);              // C(99,10)/C(100,10) = 90/100
-  EXPECT_DOUBLE_EQ(pass_at_k(3, 1, 1), 1.0 / 3.0);             // pass@1 = c/n
+  EXPECT_DOUBLE_EQ(pass_at_k(5, 2, 2), 1.0 - 3.0 / 10.0);     // C(3,2)=3, C(5,2)=10
+  EXPECT_DOUBLE_EQ(pass_at_k(10, 3, 5), 1.0 - 21.0 / 252.0);  // C(7,5)=21, C(10,5)=252
+  EXPECT_NEAR(pass_at_k(100, 1, 10), 0.1, 1e-12);             // C(99,10)/C(100,10) = 90/100
+  EXPECT_DOUBLE_EQ(pass_at_k(3, 1, 1), 1.0 / 3.0);            // pass@1 = c/n
   EXPECT_DOUBLE_EQ(pass_at_k(8, 5, 1), 5.0 / 8.0);
   EXPECT_DOUBLE_EQ(pass_at_k(4, 0, 4), 0.0);
   EXPECT_DOUBLE_EQ(pass_at_k(4, 4, 1), 1.0);

@@ -21,7 +21,8 @@ namespace fs = std::filesystem;
 
 using Result = grpo_test::CliResult;
 
-const std::vector<std::pair<std::string, std::string>> kQa{{"2+3+4", "9"}, {"5+1+1", "7"}, {"8+8", "16"}, {"9+2+6", "17"}};
+const std::vector<std::pair<std::string, std::string>> kQa{
+    {"2+3+4", "9"}, {"5+1+1", "7"}, {"8+8", "16"}, {"9+2+6", "17"}};
 
 class CliSft : public ::testing::Test {
  protected:
@@ -36,8 +37,10 @@ class CliSft : public ::testing::Test {
     std::ofstream(dir_ + "/student.json") << config.dump(2);
     std::ofstream train(dir_ + "/train.jsonl"), eval(dir_ + "/eval.jsonl");
     for (const auto& [q, a] : kQa) {
-      train << json{{"messages", {{{"role", "user"}, {"content", q}},
-                                  {{"role", "assistant"}, {"content", "</think><answer>" + a + "</answer>"}}}}}.dump()
+      train << json{{"messages",
+                     {{{"role", "user"}, {"content", q}},
+                      {{"role", "assistant"}, {"content", "</think><answer>" + a + "</answer>"}}}}}
+                   .dump()
             << "\n";
       eval << json{{"prompt", q}, {"answer", a}}.dump() << "\n";
     }
@@ -124,12 +127,14 @@ TEST_F(CliSft, GenerateAndLogprobsTakeDenseCheckpoints) {
 }
 
 TEST_F(CliSft, BadDataIsNamedByFileAndLine) {
-  std::ofstream(dir_ + "/bad.jsonl") << R"({"messages": [{"role": "user", "content": "1+1"}, {"role": "assistant", "content": "2"}]})"
-                                     << "\n"
-                                     << R"({"messages": [{"role": "user", "content": "no answer"}]})" << "\n";
+  std::ofstream(dir_ + "/bad.jsonl")
+      << R"({"messages": [{"role": "user", "content": "1+1"}, {"role": "assistant", "content": "2"}]})"
+      << "\n"
+      << R"({"messages": [{"role": "user", "content": "no answer"}]})"
+      << "\n";
   const std::string common = "sft --config configs/sft-tiny.yaml --quiet sft.model=" + dir_ +
-                             "/student.json sft.data.files=[" + dir_ + "/bad.jsonl] sft.epochs=1 sft.out_dir=" +
-                             dir_ + "/bad_out";
+                             "/student.json sft.data.files=[" + dir_ + "/bad.jsonl] sft.epochs=1 sft.out_dir=" + dir_ +
+                             "/bad_out";
   Result r = run(common);
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find(dir_ + "/bad.jsonl:2: messages[0].role"), std::string::npos) << r.err;

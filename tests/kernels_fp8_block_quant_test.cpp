@@ -2,8 +2,8 @@
 // bit for bit. Skips, saying why, in a build without the CUDA parts or on a machine without a GPU.
 #include <gtest/gtest.h>
 
-#include "common/error.h"
 #include <ATen/ATen.h>
+#include "common/error.h"
 #include "kernels/cuda_info.h"
 #include "model/fp8.h"
 #ifdef GRPO_WITH_CUDA
@@ -13,11 +13,11 @@
 namespace {
 
 // Skips the test unless the CUDA quantiser can run here.
-#define REQUIRE_CUDA_DEVICE()                                                               \
-  do {                                                                                      \
-    const auto build = grpo::kernels::cuda_build();                                         \
-    if (!build.built) GTEST_SKIP() << "no CUDA parts in this build: " << build.why_not;     \
-    std::string why;                                                                        \
+#define REQUIRE_CUDA_DEVICE()                                                                 \
+  do {                                                                                        \
+    const auto build = grpo::kernels::cuda_build();                                           \
+    if (!build.built) GTEST_SKIP() << "no CUDA parts in this build: " << build.why_not;       \
+    std::string why;                                                                          \
     if (grpo::kernels::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why; \
   } while (0)
 

@@ -31,12 +31,12 @@
 #include "learner/expert_parallel.h"
 #include "learner/optim.h"
 #include "learner/zero1.h"
+#include "learner_ep_testutil.h"
 #include "model/checkpoint.h"
 #include "model/deepseek.h"
 #include "model/init.h"
 #include "model/moe.h"
 #include "model/moe_gate.h"
-#include "learner_ep_testutil.h"
 
 namespace grpo {
 namespace {
@@ -77,7 +77,10 @@ void expect_env_error(const std::map<std::string, const char*>& vars, const std:
 
 TEST(DistEnv, ReadsTheTorchrunVariablesAndNamesABadOne) {
   {
-    ScopedEnv env({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "10.0.0.7"},
+    ScopedEnv env({{"RANK", "3"},
+                   {"WORLD_SIZE", "4"},
+                   {"LOCAL_RANK", "1"},
+                   {"MASTER_ADDR", "10.0.0.7"},
                    {"MASTER_PORT", "29600"}});
     const DistEnv e = DistEnv::from_env();
     EXPECT_EQ(e.rank, 3);
@@ -119,13 +122,25 @@ TEST(ExpertParallel, GroupLimitedRoutingBoundsTheRanksATokenReaches) {
 // An expert-sharded model holds only its experts (under their global names), takes them from a
 // whole model's state, and refuses an EP size that does not divide the experts.
 TEST(ExpertParallel, ShardedModelHoldsItsExpertsAndLoadsFromTheWholeModel) {
-  const nlohmann::json c = {{"architectures", {"DeepseekV3ForCausalLM"}}, {"model_type", "deepseek_v3"},
-                            {"vocab_size", 40}, {"hidden_size", 16}, {"intermediate_size", 24},
-                            {"moe_intermediate_size", 8}, {"num_hidden_layers", 2}, {"first_k_dense_replace", 1},
-                            {"num_attention_heads", 2}, {"q_lora_rank", nullptr}, {"kv_lora_rank", 8},
-                            {"qk_nope_head_dim", 4}, {"qk_rope_head_dim", 4}, {"v_head_dim", 4},
-                            {"n_routed_experts", 8}, {"n_shared_experts", 1}, {"num_experts_per_tok", 2},
-                            {"n_group", 1}, {"topk_group", 1}};
+  const nlohmann::json c = {{"architectures", {"DeepseekV3ForCausalLM"}},
+                            {"model_type", "deepseek_v3"},
+                            {"vocab_size", 40},
+                            {"hidden_size", 16},
+                            {"intermediate_size", 24},
+                            {"moe_intermediate_size", 8},
+                            {"num_hidden_layers", 2},
+                            {"first_k_dense_replace", 1},
+                            {"num_attention_heads", 2},
+                            {"q_lora_rank", nullptr},
+                            {"kv_lora_rank", 8},
+                            {"qk_nope_head_dim", 4},
+                            {"qk_rope_head_dim", 4},
+                            {"v_head_dim", 4},
+                            {"n_routed_experts", 8},
+                            {"n_shared_experts", 1},
+                            {"num_experts_per_tok", 2},
+                            {"n_group", 1},
+                            {"topk_group", 1}};
   const ModelConfig config = ModelConfig::from_json(c, "test");
   DeepseekModel whole(config);
   init_weights(whole, 3);
@@ -141,7 +156,8 @@ TEST(ExpertParallel, ShardedModelHoldsItsExpertsAndLoadsFromTheWholeModel) {
   EXPECT_FALSE(names.count("model.layers.1.mlp.experts.1.up_proj.weight"));
   EXPECT_TRUE(names.count("model.layers.1.mlp.gate.weight"));
   shard.load_state(whole.state_dict(), "whole");
-  EXPECT_TRUE(shard.state_dict().at("model.layers.1.mlp.experts.3.gate_proj.weight")
+  EXPECT_TRUE(shard.state_dict()
+                  .at("model.layers.1.mlp.experts.3.gate_proj.weight")
                   .equal(whole.state_dict().at("model.layers.1.mlp.experts.3.gate_proj.weight")));
   EXPECT_THROW(shard.forward(at::zeros({1, 3}, at::kLong)), std::logic_error);  // no runner installed
   o.expert_ranks = 3;
@@ -150,7 +166,8 @@ TEST(ExpertParallel, ShardedModelHoldsItsExpertsAndLoadsFromTheWholeModel) {
     DeepseekModel bad(config, o);
     ADD_FAILURE() << "8 experts on 3 ranks accepted";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("not divisible by the 3 expert-parallel ranks"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not divisible by the 3 expert-parallel ranks"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -243,7 +260,8 @@ TEST(Zero1, RangesAreBalancedAndTheirSlicesTileTheParameters) {
     std::vector<at::Tensor> pieces;
     for (int r = 0; r < world; ++r) {
       EXPECT_LE(std::abs((b[r + 1] - b[r]) - whole.numel() / world), 1) << world << " ranks, rank " << r;
-      for (const ParamSlice& s : slices_in(params, b[r], b[r + 1])) pieces.push_back(s.of(s.param.detach()).reshape({-1}));
+      for (const ParamSlice& s : slices_in(params, b[r], b[r + 1]))
+        pieces.push_back(s.of(s.param.detach()).reshape({-1}));
     }
     EXPECT_TRUE(at::cat(pieces).equal(whole)) << world << " ranks";
   }
@@ -302,8 +320,8 @@ TEST(Zero1, ShardedAdamWEqualsWholeAdamWOnThreeRanks) {
 TEST_F(Learner, OneTwoAndFourRanksTrainTheSameModel) {
   std::string out;
   for (int n : {1, 2, 4}) {
-    ASSERT_EQ(shell(learner_cmd("ep" + std::to_string(n), "--nproc " + std::to_string(n) + " --master-port " +
-                                                              std::to_string(free_port())),
+    ASSERT_EQ(shell(learner_cmd("ep" + std::to_string(n),
+                                "--nproc " + std::to_string(n) + " --master-port " + std::to_string(free_port())),
                     &out),
               0);
     const auto summary = nlohmann::json::parse(out);

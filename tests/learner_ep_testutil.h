@@ -10,9 +10,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -73,8 +73,8 @@ inline void kill_rank_one_when(const std::string& command, const std::string& re
   auto rank = [&](int r) {
     return std::make_unique<Subprocess>(
         std::vector<std::string>{"bash", "-c",
-                                 "RANK=" + std::to_string(r) + " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port +
-                                     " exec " + command},
+                                 "RANK=" + std::to_string(r) +
+                                     " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " exec " + command},
         "/dev/null", /*merge_stderr=*/true);
   };
   auto rank0 = rank(0), rank1 = rank(1);
@@ -106,8 +106,12 @@ class Learner : public ::testing::Test {
            "          qk_nope_head_dim: 8, qk_rope_head_dim: 8, v_head_dim: 8, n_routed_experts: 8,\n"
            "          n_shared_experts: 1, num_experts_per_tok: 2, n_group: 4, topk_group: 2, bos_token_id: 0,\n"
            "          eos_token_id: 1}\n"
-           "  tokenizer: " << kTokenizer << "\n"
-           "  corpus: {task: digit_chains, template: " << kTemplate << ", step_fraction: 0.5}\n"
+           "  tokenizer: "
+        << kTokenizer
+        << "\n"
+           "  corpus: {task: digit_chains, template: "
+        << kTemplate
+        << ", step_fraction: 0.5}\n"
            "  seq_len: 48\n  batch_size: 8\n  steps: 4\n  threads: 1\n  seed: 7\n  log_every: 1\n"
            "  bias_update_speed: 0.01\n"
            "  optim: {lr: 5.0e-3, warmup_steps: 1}\n";  // Adam amplifies fp32 summation-order noise by lr / sqrt(v)
@@ -152,7 +156,8 @@ class Learner : public ::testing::Test {
       const auto x = series(a, key), y = series(b, key);
       ASSERT_EQ(x.size(), 4u) << a;
       ASSERT_EQ(y.size(), 4u) << b;
-      for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], y[i], tol * std::max(1.0, std::abs(x[i]))) << key << " step " << i + 1;
+      for (size_t i = 0; i < x.size(); ++i)
+        EXPECT_NEAR(x[i], y[i], tol * std::max(1.0, std::abs(x[i]))) << key << " step " << i + 1;
     }
     const auto wa = load_weights(dir_ + "/" + a), wb = load_weights(dir_ + "/" + b);
     ASSERT_EQ(wa.size(), wb.size());

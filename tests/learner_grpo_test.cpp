@@ -93,8 +93,8 @@ TEST(GrpoLoss, GradientMatchesFiniteDifferences) {
   auto old = logp0 + at::randn({3, 5}, at::kDouble) * 0.2;
   auto A = d({1.3, -0.7, -2.0});
   auto mask = d2({1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1}, 3);
-  for (auto agg : {LossAggregation::kTokenMean, LossAggregation::kSeqMeanTokenMean,
-                   LossAggregation::kSeqMeanTokenSum, LossAggregation::kSeqMeanTokenSumNorm}) {
+  for (auto agg : {LossAggregation::kTokenMean, LossAggregation::kSeqMeanTokenMean, LossAggregation::kSeqMeanTokenSum,
+                   LossAggregation::kSeqMeanTokenSumNorm}) {
     PolicyLossOptions o;
     o.clip_high = 0.28;
     o.aggregation = agg;
@@ -108,7 +108,8 @@ TEST(GrpoLoss, GradientMatchesFiniteDifferences) {
       plus.view(-1)[i] += h;
       minus.view(-1)[i] -= h;
       double fd = (policy_loss(plus, old, A, mask, o).loss.item<double>() -
-                   policy_loss(minus, old, A, mask, o).loss.item<double>()) / (2 * h);
+                   policy_loss(minus, old, A, mask, o).loss.item<double>()) /
+                  (2 * h);
       EXPECT_NEAR(grad.view(-1)[i].item<double>(), fd, 1e-6) << "element " << i;
     }
   }

@@ -11,10 +11,10 @@
 #include <set>
 
 #include "learner/digit_chains.h"
-#include "metrics/metrics.h"
-#include "tokenizer/chat_template.h"
 #include "learner/pretrain.h"
+#include "metrics/metrics.h"
 #include "model/pretrained.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace grpo {
@@ -112,11 +112,16 @@ class Pretrain : public ::testing::Test {
            "          qk_nope_head_dim: 8, qk_rope_head_dim: 8, v_head_dim: 8, n_routed_experts: 4,\n"
            "          n_shared_experts: 1, num_experts_per_tok: 2, n_group: 1, topk_group: 1, bos_token_id: 0,\n"
            "          eos_token_id: 1}\n"
-           "  tokenizer: " + kTokenizer + "\n"
-           "  corpus: " + corpus + "\n"
+           "  tokenizer: " +
+           kTokenizer +
+           "\n"
+           "  corpus: " +
+           corpus +
+           "\n"
            "  seq_len: 96\n  batch_size: 16\n  steps: 40\n  threads: 2\n  seed: 3\n  log_every: 5\n"
            "  optim: {lr: 1.0e-2, warmup_steps: 5}\n"
-           "  out_dir: " + dir_ + "/base\n" + extra;
+           "  out_dir: " +
+           dir_ + "/base\n" + extra;
   }
   PretrainOptions options(const std::string& yaml, const std::vector<std::string>& overrides = {}) const {
     Config c = Config::parse(yaml, "test.yaml");
@@ -192,15 +197,16 @@ TEST_F(Pretrain, LossFallsOnJsonlAndTextFiles) {
     std::ofstream g(dir_ + "/corpus.txt");
     for (int i = 0; i < 50; ++i) g << "xyzxyzxyz\n\n";
   }
-  for (const std::string corpus : {"{files: [" + dir_ + "/corpus.jsonl]}", "{files: [" + dir_ + "/corpus.txt], format: text}"}) {
+  for (const std::string corpus :
+       {"{files: [" + dir_ + "/corpus.jsonl]}", "{files: [" + dir_ + "/corpus.txt], format: text}"}) {
     const PretrainResult r = pretrain(options(config_yaml(corpus, "  log_dir: " + dir_ + "/logs\n")), false);
     EXPECT_LT(r.final_loss, 0.4 * r.first_loss) << corpus;
   }
   // Records longer than seq_len are cut and counted.
-  const PretrainResult r = pretrain(
-      options(config_yaml("{files: [" + dir_ + "/corpus.jsonl]}", "  log_dir: " + dir_ + "/logs\n"),
-              {"pretrain.seq_len=8"}),
-      false);
+  const PretrainResult r =
+      pretrain(options(config_yaml("{files: [" + dir_ + "/corpus.jsonl]}", "  log_dir: " + dir_ + "/logs\n"),
+                       {"pretrain.seq_len=8"}),
+               false);
   EXPECT_EQ(r.truncated, 40 * 16);
 }
 
@@ -211,10 +217,10 @@ TEST_F(Pretrain, EveryEpochOfAFileCorpusIsAPermutationOfItsRecords) {
     for (int i = 0; i < 32; ++i) f << (i == 5 ? std::string("a long record, cut") : "r" + std::to_string(i)) << "\n";
   }
   for (const std::string steps : {"2", "4"}) {
-    const PretrainResult r = pretrain(options(config_yaml("{files: [" + dir_ + "/corpus.txt], format: text}",
-                                                          "  log_dir: " + dir_ + "/logs\n"),
-                                              {"pretrain.seq_len=8", "pretrain.steps=" + steps}),
-                                      false);
+    const PretrainResult r = pretrain(
+        options(config_yaml("{files: [" + dir_ + "/corpus.txt], format: text}", "  log_dir: " + dir_ + "/logs\n"),
+                {"pretrain.seq_len=8", "pretrain.steps=" + steps}),
+        false);
     EXPECT_EQ(r.truncated, std::stoi(steps) / 2) << steps << " steps";
   }
 }
@@ -251,7 +257,8 @@ TEST_F(Pretrain, ConfigErrorsNameTheKey) {
     pretrain(options(good, {"pretrain.zero1=true"}), false);
     FAIL();
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("pretrain.zero1: only for `grpo learner` runs"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("pretrain.zero1: only for `grpo learner` runs"), std::string::npos)
+        << e.what();
   }
   std::ofstream(dir_ + "/bad.jsonl") << "{\"text\": \"ok\"}\n{\"txt\": \"no\"}\n";
   try {

@@ -8,9 +8,9 @@
 #include "learner_scored_group_testutil.h"
 #include "model_ckpt_testutil.h"
 
-using grpo::ScoredGroup;
 using grpo::decode_scored_group;
 using grpo::encode_scored_group;
+using grpo::ScoredGroup;
 using grpo::store_test::expect_same_group;
 using grpo::store_test::make_group;
 using ::testing::HasSubstr;

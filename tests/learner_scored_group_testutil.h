@@ -60,7 +60,8 @@ inline void expect_same_group(const ScoredGroup& a, const ScoredGroup& b) {
     EXPECT_EQ(x.text, y.text) << i;
     EXPECT_EQ(x.token_ids, y.token_ids) << i;
     ASSERT_EQ(x.logprobs.size(), y.logprobs.size()) << i;
-    for (size_t t = 0; t < x.logprobs.size(); ++t) EXPECT_TRUE(same_float_bits(x.logprobs[t], y.logprobs[t])) << i << " " << t;
+    for (size_t t = 0; t < x.logprobs.size(); ++t)
+      EXPECT_TRUE(same_float_bits(x.logprobs[t], y.logprobs[t])) << i << " " << t;
     EXPECT_EQ(x.reward, y.reward) << i;
     EXPECT_EQ(x.reward_components, y.reward_components) << i;
     EXPECT_EQ(x.reward_reason, y.reward_reason) << i;

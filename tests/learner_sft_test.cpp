@@ -12,8 +12,8 @@
 
 #include "common/error.h"
 #include "learner/distill_loss.h"
-#include "metrics/metrics.h"
 #include "learner/sft.h"
+#include "metrics/metrics.h"
 #include "model/pretrained.h"
 #include "rollout/dense_generate.h"
 
@@ -68,12 +68,19 @@ class SftTest : public ::testing::Test {
            "  model: {model_type: llama, vocab_size: 262, hidden_size: 64, intermediate_size: 128,\n"
            "          num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,\n"
            "          max_position_embeddings: 128, bos_token_id: 0, eos_token_id: 1}\n"
-           "  tokenizer: " + kTokenizer + "\n"
-           "  template: " + kTemplate + "\n"
-           "  data: {files: [" + data + "]}\n"
+           "  tokenizer: " +
+           kTokenizer +
+           "\n"
+           "  template: " +
+           kTemplate +
+           "\n"
+           "  data: {files: [" +
+           data +
+           "]}\n"
            "  seq_len: 64\n  batch_size: 4\n  steps: 80\n  threads: 2\n  seed: 1\n  log_every: 20\n"
            "  optim: {lr: 1.0e-2, warmup_steps: 5, min_lr_ratio: 0.1}\n"
-           "  out_dir: " + dir_ + "/student\n" + extra;
+           "  out_dir: " +
+           dir_ + "/student\n" + extra;
   }
   SftOptions options(const std::string& yaml) const {
     return SftOptions::from_config(Config::parse(yaml, "test.yaml").sub("sft"));
@@ -155,7 +162,8 @@ TEST(TopkKl, MatchesHandComputationAndFiniteDifferences) {
   const at::Tensor logits = at::randn({3, 10}, gen, at::kDouble) * 2;
   const std::vector<std::vector<int64_t>> ids{{3, 1, 7, 0}, {9, 2, 5, 4}, {6, 8, 0, 0}};  // row 2: k = 2
   const std::vector<std::vector<double>> lps{{-0.3, -1.9, -2.5, -4.0}, {-1.2, -1.3, -1.4, -3.0}, {-0.01, -5.0, 0, 0}};
-  at::Tensor t_ids = at::zeros({3, 4}, at::kLong), t_lp = at::zeros({3, 4}, at::kDouble), valid = at::zeros({3, 4}, at::kBool);
+  at::Tensor t_ids = at::zeros({3, 4}, at::kLong), t_lp = at::zeros({3, 4}, at::kDouble),
+             valid = at::zeros({3, 4}, at::kBool);
   for (int64_t r = 0; r < 3; ++r)
     for (int64_t j = 0; j < (r == 2 ? 2 : 4); ++j) {
       t_ids[r][j] = ids[r][j];
@@ -181,13 +189,15 @@ TEST(TopkKl, MatchesHandComputationAndFiniteDifferences) {
       at::Tensor up = logits.clone(), down = logits.clone();
       up[r][v] += eps;
       down[r][v] -= eps;
-      const double numeric = ((topk_kl(up, t_ids, t_lp, valid) - topk_kl(down, t_ids, t_lp, valid)) * w).sum().item<double>() / (2 * eps);
+      const double numeric =
+          ((topk_kl(up, t_ids, t_lp, valid) - topk_kl(down, t_ids, t_lp, valid)) * w).sum().item<double>() / (2 * eps);
       EXPECT_NEAR(grad[r][v].item<double>(), numeric, 1e-7) << r << "," << v;
     }
   // Zero exactly when the student's restricted distribution is the teacher's.
   at::Tensor same = at::zeros({1, 10}, at::kDouble);
   for (int64_t j = 0; j < 4; ++j) same[0][ids[0][j]] = lps[0][j] + 3.0;
-  EXPECT_NEAR(topk_kl(same, t_ids.narrow(0, 0, 1), t_lp.narrow(0, 0, 1), valid.narrow(0, 0, 1)).item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(topk_kl(same, t_ids.narrow(0, 0, 1), t_lp.narrow(0, 0, 1), valid.narrow(0, 0, 1)).item<double>(), 0.0,
+              1e-12);
 }
 
 TEST_F(SftTest, TeacherTopkBecomesDistillationRows) {
@@ -254,7 +264,8 @@ TEST_F(SftTest, BadRecordsNameFileLineAndField) {
 
   // skip_bad: the bad records are skipped and counted; overlong ones cut or skipped, and counted.
   SftDataOptions o;
-  o.files = {write_jsonl("mixed.jsonl", {good, "{not json", R"({"prompt": 1})", chat("1+1", std::string(200, '9')).dump()})};
+  o.files = {
+      write_jsonl("mixed.jsonl", {good, "{not json", R"({"prompt": 1})", chat("1+1", std::string(200, '9')).dump()})};
   o.skip_bad = true;
   o.seq_len = 32;
   SftDataReport report;
@@ -285,17 +296,18 @@ TEST_F(SftTest, ConfigErrorsNameTheKey) {
   expect(sft_yaml(data, "  kd_wieght: 2\n"), "kd_wieght");
   expect(sft_yaml(data) + "  model_typo: 1\n", "model_typo");
   expect("sft: {model: {model_type: deepseek_v3}, tokenizer: x, data: {files: [a]}, out_dir: o}\n", "model_type");
-  expect("sft: {model: {model_type: llama, vocab_size: 262, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1,"
-         " num_attention_heads: 2}, tokenizer: " + kTokenizer + ", data: {files: [a], overlong: drop}, out_dir: o}\n",
-         "sft.data.overlong");
+  expect(
+      "sft: {model: {model_type: llama, vocab_size: 262, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1,"
+      " num_attention_heads: 2}, tokenizer: " +
+          kTokenizer + ", data: {files: [a], overlong: drop}, out_dir: o}\n",
+      "sft.data.overlong");
 }
 
 TEST_F(SftTest, StudentMemorisesAnswersAndTheCheckpointReproducesThem) {
-  const std::vector<std::pair<std::string, std::string>> qa{
-      {"2+3+4", "2+3=5+4=9</think><answer>9</answer>"},
-      {"5+1+1", "5+1=6+1=7</think><answer>7</answer>"},
-      {"8+8", "8+8=16</think><answer>16</answer>"},
-      {"9+2+6", "9+2=11+6=17</think><answer>17</answer>"}};
+  const std::vector<std::pair<std::string, std::string>> qa{{"2+3+4", "2+3=5+4=9</think><answer>9</answer>"},
+                                                            {"5+1+1", "5+1=6+1=7</think><answer>7</answer>"},
+                                                            {"8+8", "8+8=16</think><answer>16</answer>"},
+                                                            {"9+2+6", "9+2=11+6=17</think><answer>17</answer>"}};
   std::vector<std::string> lines;
   for (const auto& [q, a] : qa) lines.push_back(chat(q, a).dump());
   const SftResult r = sft(options(sft_yaml(write_jsonl("train.jsonl", lines))), false);
@@ -331,8 +343,8 @@ TEST_F(SftTest, StudentMemorisesAnswersAndTheCheckpointReproducesThem) {
 // restricted distribution toward the teacher's (the KL falls) while the answers are learnt.
 TEST_F(SftTest, DistillationTermFallsDuringTraining) {
   std::vector<std::string> lines;
-  for (const auto& [q, a] : std::vector<std::pair<std::string, std::string>>{
-           {"2+3+4", "</think><answer>9</answer>"}, {"8+8", "</think><answer>16</answer>"}}) {
+  for (const auto& [q, a] : std::vector<std::pair<std::string, std::string>>{{"2+3+4", "</think><answer>9</answer>"},
+                                                                             {"8+8", "</think><answer>16</answer>"}}) {
     std::vector<int64_t> answer = encode(tok_, a);
     answer.push_back(1);
     json rec = chat(q, a), ids = json::array(), lps = json::array();

@@ -14,8 +14,8 @@
 #include "learner/minibatch_loss.h"
 #include "learner/train_batch.h"
 #include "learner/trainer.h"
-#include "model/pretrained.h"
 #include "learner_ep_testutil.h"
+#include "model/pretrained.h"
 #include "model_test_util.h"
 
 using namespace grpo;
@@ -71,7 +71,8 @@ HandBatch hand_logprobs(const DeepseekModel& m, const std::vector<ScoredGroup>& 
       ++rows;
     }
   const at::ScalarType dt = m.options().compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
-  HandBatch h{at::zeros({rows, longest - 1}, dt), at::zeros({rows, longest - 1}, dt), at::zeros({rows, longest - 1}, dt)};
+  HandBatch h{at::zeros({rows, longest - 1}, dt), at::zeros({rows, longest - 1}, dt),
+              at::zeros({rows, longest - 1}, dt)};
   int64_t r = 0;
   for (const auto& grp : groups)
     for (const auto& c : grp.completions) {
@@ -215,7 +216,8 @@ TEST(Trainer, MismatchMeasuresOldMinusRolloutLogprobs) {
   for (auto& g : groups)
     for (auto& c : g.completions) {
       const int64_t p = int64_t(g.prompt_token_ids.size());
-      for (size_t i = 0; i < c.logprobs.size(); ++i) c.logprobs[i] = float(h.logp[r][p - 1 + int64_t(i)].item<double>() - 0.25);
+      for (size_t i = 0; i < c.logprobs.size(); ++i)
+        c.logprobs[i] = float(h.logp[r][p - 1 + int64_t(i)].item<double>() - 0.25);
       ++r;
     }
   TrainerOptions o;
@@ -226,30 +228,30 @@ TEST(Trainer, MismatchMeasuresOldMinusRolloutLogprobs) {
 
 TEST(Trainer, RewardedCompletionGainsProbability) {
   for (const char* dtype : {"fp32", "bf16"}) {  // bf16: bf16 compute on fp32 master weights
-  SCOPED_TRACE(dtype);
-  auto policy = make_policy(dtype);
-  auto groups = make_groups(2, 2, 15);
-  for (auto& g : groups) {
-    g.completions[0].reward = 1.0;
-    g.completions[1].reward = 0.0;
-  }
-  std::vector<double> good0, bad0;
-  for (const auto& g : groups) {
-    good0.push_back(sum_logprob(*policy, g, 0));
-    bad0.push_back(sum_logprob(*policy, g, 1));
-  }
-  TrainerOptions o;
-  o.dtype = dtype;
-  o.lr = 1e-3;
-  o.mini_batches = 2;
-  o.micro_batch_size = 1;
-  Trainer trainer(policy, o);
-  for (int s = 0; s < 4; ++s) trainer.step(groups);
-  for (size_t i = 0; i < groups.size(); ++i) {
-    EXPECT_GT(sum_logprob(*policy, groups[i], 0), good0[i] + 0.1) << "group " << i;
-    EXPECT_LT(sum_logprob(*policy, groups[i], 1), bad0[i] - 0.1) << "group " << i;
-  }
-  for (const at::Tensor& p : policy->trainable_parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
+    SCOPED_TRACE(dtype);
+    auto policy = make_policy(dtype);
+    auto groups = make_groups(2, 2, 15);
+    for (auto& g : groups) {
+      g.completions[0].reward = 1.0;
+      g.completions[1].reward = 0.0;
+    }
+    std::vector<double> good0, bad0;
+    for (const auto& g : groups) {
+      good0.push_back(sum_logprob(*policy, g, 0));
+      bad0.push_back(sum_logprob(*policy, g, 1));
+    }
+    TrainerOptions o;
+    o.dtype = dtype;
+    o.lr = 1e-3;
+    o.mini_batches = 2;
+    o.micro_batch_size = 1;
+    Trainer trainer(policy, o);
+    for (int s = 0; s < 4; ++s) trainer.step(groups);
+    for (size_t i = 0; i < groups.size(); ++i) {
+      EXPECT_GT(sum_logprob(*policy, groups[i], 0), good0[i] + 0.1) << "group " << i;
+      EXPECT_LT(sum_logprob(*policy, groups[i], 1), bad0[i] - 0.1) << "group " << i;
+    }
+    for (const at::Tensor& p : policy->trainable_parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
   }
 }
 
@@ -339,7 +341,8 @@ TEST(Trainer, ExpertBiasUpdateOnlyWithGamma) {
     EXPECT_EQ(moved, gamma > 0);
     const auto w_after = weights(*policy);
     for (const auto& [name, w] : w_before)
-      if (name.find("e_score_correction_bias") == std::string::npos) EXPECT_TRUE(at::equal(w, w_after.at(name))) << name;
+      if (name.find("e_score_correction_bias") == std::string::npos)
+        EXPECT_TRUE(at::equal(w, w_after.at(name))) << name;
   }
 }
 
@@ -408,33 +411,33 @@ class TrainerCheckpoint : public ::testing::Test {
 
 TEST_F(TrainerCheckpoint, ResumeIsBitIdenticalToAnUninterruptedRun) {
   for (const char* dtype : {"fp32", "bf16"}) {
-  SCOPED_TRACE(dtype);
-  TrainerOptions o = options();
-  o.dtype = dtype;
-  const auto g1 = make_groups(2, 4, 19), g2 = make_groups(2, 4, 20), g3 = make_groups(2, 4, 21);
-  const std::string ckpt = (dir_ / (std::string("step-1-") + dtype)).string();
-  auto a = make_policy(dtype);
-  Trainer ta(a, o);
-  ta.step(g1);
-  ta.save_checkpoint(ckpt);
-  const auto saved = weights(*a);
-  ta.step(g2);
-  ta.step(g3);
+    SCOPED_TRACE(dtype);
+    TrainerOptions o = options();
+    o.dtype = dtype;
+    const auto g1 = make_groups(2, 4, 19), g2 = make_groups(2, 4, 20), g3 = make_groups(2, 4, 21);
+    const std::string ckpt = (dir_ / (std::string("step-1-") + dtype)).string();
+    auto a = make_policy(dtype);
+    Trainer ta(a, o);
+    ta.step(g1);
+    ta.save_checkpoint(ckpt);
+    const auto saved = weights(*a);
+    ta.step(g2);
+    ta.step(g3);
 
-  auto b = make_policy(dtype);  // the run's initial policy
-  Trainer tb(b, o);
-  tb.load_checkpoint(ckpt);
-  EXPECT_EQ(tb.steps_done(), 1);
-  tb.step(g2);
-  tb.step(g3);
-  const auto wa = weights(*a), wb = weights(*b);
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, w] : wa) EXPECT_TRUE(at::equal(w, wb.at(name))) << name;
+    auto b = make_policy(dtype);  // the run's initial policy
+    Trainer tb(b, o);
+    tb.load_checkpoint(ckpt);
+    EXPECT_EQ(tb.steps_done(), 1);
+    tb.step(g2);
+    tb.step(g3);
+    const auto wa = weights(*a), wb = weights(*b);
+    ASSERT_EQ(wa.size(), wb.size());
+    for (const auto& [name, w] : wa) EXPECT_TRUE(at::equal(w, wb.at(name))) << name;
 
-  // The policy part is a plain HF checkpoint.
-  DeepseekModel plain = load_pretrained(ckpt);
-  for (const auto& [name, w] : plain.state_dict()) EXPECT_TRUE(at::equal(w, saved.at(name))) << name;
-  EXPECT_TRUE(fs::exists(fs::path(ckpt) / "trainer" / "reference.safetensors"));
+    // The policy part is a plain HF checkpoint.
+    DeepseekModel plain = load_pretrained(ckpt);
+    for (const auto& [name, w] : plain.state_dict()) EXPECT_TRUE(at::equal(w, saved.at(name))) << name;
+    EXPECT_TRUE(fs::exists(fs::path(ckpt) / "trainer" / "reference.safetensors"));
   }
 }
 
@@ -616,11 +619,11 @@ TrainerOptions ep_options() {
 }
 
 // Three GRPO steps of 5 groups × 3 completions (mini-batches of 8 and 7 sequences) on EP = 2 and
-// 4 ranks (and on 2 with ZeRO-1) equal one process in fp32: every step's statistics (losses, KL, entropy, clip fractions,
-// global gradient norms) to 1e-5 and the weights after 12 optimizer steps to 2e-5 (the biases
-// included, updated from the all-reduced expert loads), for token-mean and seq-mean-token-sum.
-// The ranks also save a checkpoint after step 2 and resume it on fresh trainers, which then
-// reproduce step 3 bit for bit; the checkpoint is a plain HF checkpoint of the whole model.
+// 4 ranks (and on 2 with ZeRO-1) equal one process in fp32: every step's statistics (losses, KL, entropy, clip
+// fractions, global gradient norms) to 1e-5 and the weights after 12 optimizer steps to 2e-5 (the biases included,
+// updated from the all-reduced expert loads), for token-mean and seq-mean-token-sum. The ranks also save a checkpoint
+// after step 2 and resume it on fresh trainers, which then reproduce step 3 bit for bit; the checkpoint is a plain HF
+// checkpoint of the whole model.
 TEST(TrainerExpertParallel, TwoAndFourRanksEqualOneProcessAndResume) {
   const fs::path dir = fs::temp_directory_path() / ("grpo_trainer_ep_" + std::to_string(::getpid()));
   fs::remove_all(dir);

@@ -14,9 +14,9 @@
 #include "metrics/svg_plot.h"
 #include "tests/file_testutil.h"
 
-using grpo::ckpt_test::TempDir;
 using grpo::ckpt_test::expect_input_error;
 using grpo::ckpt_test::read_bytes;
+using grpo::ckpt_test::TempDir;
 using grpo::ckpt_test::write_bytes;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
@@ -78,13 +78,22 @@ std::string make_run(const TempDir& tmp) {
   grpo::MetricsWriter w(run);
   for (int s = 0; s < kSteps; ++s) {
     const double t = s / double(kSteps);
-    std::map<std::string, double> m = {
-        {"reward/mean", t + 0.1 * std::sin(s)}, {"reward/std", 0.5 - 0.2 * t}, {"accuracy", 0.2 + 0.6 * t},
-        {"response_length/mean", 300 + 200 * t}, {"response_length/max", 1024},
-        {"kl", 0.001 * s}, {"entropy", 1.2 - t}, {"clip/fraction", 0.02 + 0.01 * std::cos(s)},
-        {"mismatch/abs_logprob_diff", 0.01}, {"time/generate", 10 + s % 3}, {"time/score", 2},
-        {"time/train", 5 + 0.1 * s}, {"time/sync", 0.5}, {"grad_norm", 1.0 / (1 + s)}, {"lr", 1e-6 * (s < 10 ? s / 10.0 : 1)},
-        {"custom/thing", s * 2.0}};
+    std::map<std::string, double> m = {{"reward/mean", t + 0.1 * std::sin(s)},
+                                       {"reward/std", 0.5 - 0.2 * t},
+                                       {"accuracy", 0.2 + 0.6 * t},
+                                       {"response_length/mean", 300 + 200 * t},
+                                       {"response_length/max", 1024},
+                                       {"kl", 0.001 * s},
+                                       {"entropy", 1.2 - t},
+                                       {"clip/fraction", 0.02 + 0.01 * std::cos(s)},
+                                       {"mismatch/abs_logprob_diff", 0.01},
+                                       {"time/generate", 10 + s % 3},
+                                       {"time/score", 2},
+                                       {"time/train", 5 + 0.1 * s},
+                                       {"time/sync", 0.5},
+                                       {"grad_norm", 1.0 / (1 + s)},
+                                       {"lr", 1e-6 * (s < 10 ? s / 10.0 : 1)},
+                                       {"custom/thing", s * 2.0}};
     if (s == 7) m["grad_norm"] = std::nan("");  // a non-finite value is reported, not drawn
     w.log(s, m);
   }
@@ -126,8 +135,8 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   EXPECT_EQ(html.find("href="), std::string::npos);
 
   // Known groups in their fixed order, then the unknown one.
-  const std::vector<std::string> groups = {"reward", "accuracy", "response_length", "kl", "entropy", "clip",
-                                           "mismatch", "time", "grad_norm", "lr", "custom"};
+  const std::vector<std::string> groups = {"reward",   "accuracy", "response_length", "kl", "entropy", "clip",
+                                           "mismatch", "time",     "grad_norm",       "lr", "custom"};
   EXPECT_EQ(count_of(html, "<svg"), groups.size());
   size_t last = 0;
   for (const auto& g : groups) {
@@ -180,7 +189,8 @@ TEST(Report, HeldOutMetricsShareTheChartsOfTheirTrainingCounterparts) {
   grpo::MetricsWriter w(run);
   for (int s = 0; s <= 20; ++s) {
     std::map<std::string, double> m = {{"accuracy", 0.3 + 0.03 * s}, {"response_length/mean", 5.0 + s}};
-    if (s % 10 == 0) m.insert({{"eval/accuracy", 0.25 + 0.03 * s}, {"eval/response_length", 5.0 + s}, {"eval/format_rate", 1}});
+    if (s % 10 == 0)
+      m.insert({{"eval/accuracy", 0.25 + 0.03 * s}, {"eval/response_length", 5.0 + s}, {"eval/format_rate", 1}});
     w.log(s, m);
   }
   const std::string html = read_bytes(grpo::write_report(run));

@@ -19,9 +19,9 @@
 
 using grpo::MetricsHistory;
 using grpo::MetricsWriter;
-using grpo::ckpt_test::TempDir;
 using grpo::ckpt_test::expect_input_error;
 using grpo::ckpt_test::read_bytes;
+using grpo::ckpt_test::TempDir;
 using grpo::ckpt_test::write_bytes;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
@@ -84,9 +84,12 @@ std::vector<Field> decode_message(const std::string& m) {
     Field f;
     f.number = static_cast<uint32_t>(key >> 3);
     f.type = static_cast<uint32_t>(key & 7);
-    if (f.type == 0) f.varint = varint();
-    else if (f.type == 1) f.varint = le(m, at, 8), at += 8;
-    else if (f.type == 5) f.varint = le(m, at, 4), at += 4;
+    if (f.type == 0)
+      f.varint = varint();
+    else if (f.type == 1)
+      f.varint = le(m, at, 8), at += 8;
+    else if (f.type == 5)
+      f.varint = le(m, at, 4), at += 4;
     else if (f.type == 2) {
       const uint64_t n = varint();
       f.bytes = m.substr(at, n);
@@ -111,24 +114,30 @@ struct Event {
 Event decode_event(const std::string& rec) {
   Event e;
   for (const Field& f : decode_message(rec)) {
-    if (f.number == 1 && f.type == 1) std::memcpy(&e.wall_time, &f.varint, 8);
-    else if (f.number == 2 && f.type == 0) e.step = static_cast<int64_t>(f.varint);
-    else if (f.number == 3 && f.type == 2) e.file_version = f.bytes;
+    if (f.number == 1 && f.type == 1)
+      std::memcpy(&e.wall_time, &f.varint, 8);
+    else if (f.number == 2 && f.type == 0)
+      e.step = static_cast<int64_t>(f.varint);
+    else if (f.number == 3 && f.type == 2)
+      e.file_version = f.bytes;
     else if (f.number == 5 && f.type == 2) {
       for (const Field& v : decode_message(f.bytes)) {
         EXPECT_EQ(v.number, 1u);
         std::string tag;
         float x = NAN;
         for (const Field& g : decode_message(v.bytes)) {
-          if (g.number == 1 && g.type == 2) tag = g.bytes;
+          if (g.number == 1 && g.type == 2)
+            tag = g.bytes;
           else if (g.number == 2 && g.type == 5) {
             const auto bits = static_cast<uint32_t>(g.varint);
             std::memcpy(&x, &bits, 4);
-          } else ADD_FAILURE() << "unexpected Value field " << g.number;
+          } else
+            ADD_FAILURE() << "unexpected Value field " << g.number;
         }
         e.values.emplace_back(tag, x);
       }
-    } else ADD_FAILURE() << "unexpected Event field " << f.number << " type " << f.type;
+    } else
+      ADD_FAILURE() << "unexpected Event field " << f.number << " type " << f.type;
   }
   return e;
 }
@@ -247,7 +256,8 @@ TEST(MetricsWriter, ProtocDecodesOurEvents) {
     const std::string bin = tmp / ("rec" + std::to_string(i));
     write_bytes(bin, recs[i]);
     text.push_back(run_capture("protoc --proto_path=" GRPO_TEST_DATA " --decode=grpo_test.tb.Event " GRPO_TEST_DATA
-                               "/tensorboard_event.proto < " + bin + " 2>&1",
+                               "/tensorboard_event.proto < " +
+                                   bin + " 2>&1",
                                &code));
     ASSERT_EQ(code, 0) << text.back();
   }
@@ -294,7 +304,8 @@ TEST(MetricsWriter, BadKeysAndFiles) {
   expect_input_error([&] { w.log(1, {{"", 1}}); }, {"is empty"});
   expect_input_error([&] { grpo::read_metrics(tmp / "nope.jsonl"); }, {"nope.jsonl"});
   write_bytes(tmp / "bad.jsonl", "not json\n[1,2]\n{\"step\": \"x\"}\n");
-  expect_input_error([&] { grpo::read_metrics(tmp / "bad.jsonl"); }, {"bad.jsonl", "no valid line", "line 1: not valid JSON"});
+  expect_input_error([&] { grpo::read_metrics(tmp / "bad.jsonl"); },
+                     {"bad.jsonl", "no valid line", "line 1: not valid JSON"});
   write_bytes(tmp / "mixed.jsonl", "{\"step\": 1, \"a\": 2, \"phase\": \"warmup\"}\n\n[1]\n");
   const MetricsHistory h = grpo::read_metrics(tmp / "mixed.jsonl");
   EXPECT_EQ(h.series.size(), 1u);  // the string member is not a metric

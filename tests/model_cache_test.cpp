@@ -16,7 +16,10 @@ std::vector<json> cache_configs() {
       json::object(),
       {{"rope_interleave", false},
        {"rope_scaling",
-        {{"type", "yarn"}, {"factor", 4}, {"original_max_position_embeddings", 64}, {"mscale", 0.707},
+        {{"type", "yarn"},
+         {"factor", 4},
+         {"original_max_position_embeddings", 64},
+         {"mscale", 0.707},
          {"mscale_all_dim", 1.0}}}},
       {{"architectures", {"DeepseekV2ForCausalLM"}},
        {"model_type", "deepseek_v2"},
@@ -26,7 +29,12 @@ std::vector<json> cache_configs() {
        {"norm_topk_prob", false},
        {"moe_layer_freq", 2},
        {"num_hidden_layers", 4},
-       {"rope_scaling", {{"type", "yarn"}, {"factor", 8}, {"original_max_position_embeddings", 32}, {"mscale", 0.707}, {"mscale_all_dim", 0.707}}}},
+       {"rope_scaling",
+        {{"type", "yarn"},
+         {"factor", 8},
+         {"original_max_position_embeddings", 32},
+         {"mscale", 0.707},
+         {"mscale_all_dim", 0.707}}}},
   };
 }
 

@@ -18,9 +18,9 @@ namespace grpo {
 namespace {
 
 namespace fs = std::filesystem;
+using ckpt_test::TempDir;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using ckpt_test::TempDir;
 
 const std::string kTiny = std::string(GRPO_TEST_DATA) + "/dsv3-tiny";
 
@@ -177,9 +177,10 @@ TEST(Checkpoint, Fp8SaveQuantisesLikeDeepSeekV3AndLoadDequantisesWithinBound) {
   save_weights(tmp / "fp8", w, nlohmann::json{{"model_type", "deepseek_v3"}, {"torch_dtype", "float32"}},
                SaveOptions{5LL << 30, DType::F8_E4M3});
   const auto cfg = read_json(tmp / "fp8/config.json");
-  EXPECT_EQ(cfg["quantization_config"],
-            (nlohmann::json{{"quant_method", "fp8"}, {"fmt", "e4m3"}, {"activation_scheme", "dynamic"},
-                            {"weight_block_size", {128, 128}}}));
+  EXPECT_EQ(cfg["quantization_config"], (nlohmann::json{{"quant_method", "fp8"},
+                                                        {"fmt", "e4m3"},
+                                                        {"activation_scheme", "dynamic"},
+                                                        {"weight_block_size", {128, 128}}}));
   EXPECT_EQ(cfg["torch_dtype"], "bfloat16");
   EXPECT_EQ(cfg["model_type"], "deepseek_v3");
 
@@ -223,7 +224,8 @@ TEST(Checkpoint, Fp8SaveQuantisesLikeDeepSeekV3AndLoadDequantisesWithinBound) {
       }
     EXPECT_GT(worst, 0.25) << name;
   }
-  EXPECT_TRUE(at::equal(back.at("model.embed_tokens.weight"), w.at("model.embed_tokens.weight").to(at::kBFloat16).to(at::kFloat)));
+  EXPECT_TRUE(at::equal(back.at("model.embed_tokens.weight"),
+                        w.at("model.embed_tokens.weight").to(at::kBFloat16).to(at::kFloat)));
   EXPECT_TRUE(at::equal(back.at("model.layers.0.mlp.gate.e_score_correction_bias"),
                         w.at("model.layers.0.mlp.gate.e_score_correction_bias")));
   EXPECT_TRUE(at::equal(back.at("step"), w.at("step")));
@@ -250,7 +252,8 @@ TEST(Checkpoint, BlockSizeComesFromConfig) {
   at::manual_seed(12);
   const at::Tensor x = at::randn({100, 70});
   const Fp8Blocks b = quantize_fp8_blocks(x, 64);
-  std::map<std::string, StoredTensor> raw{{"l.weight", {b.q, DType::F8_E4M3}}, {"l.weight_scale_inv", {b.scale, DType::F32}}};
+  std::map<std::string, StoredTensor> raw{{"l.weight", {b.q, DType::F8_E4M3}},
+                                          {"l.weight_scale_inv", {b.scale, DType::F32}}};
   save_checkpoint_raw(tmp / "c", raw, nlohmann::json{{"quantization_config", {{"weight_block_size", {64, 64}}}}});
   const auto w = load_weights(tmp / "c");
   EXPECT_TRUE(at::equal(w.at("l.weight"), dequantize_fp8_blocks(b.q, b.scale, 64)));
@@ -291,8 +294,8 @@ TEST(CheckpointBadInput, TensorListedInIndexButAbsentFromShard) {
   j["weight_map"]["model.ghost.weight"] = j["weight_map"]["model.norm.weight"];
   ckpt_test::write_bytes(index, j.dump());
   ckpt_test::expect_input_error([&] { load_checkpoint_raw(tmp / "c"); },
-                                {index, "tensor 'model.ghost.weight'", j["weight_map"]["model.norm.weight"].get<std::string>(),
-                                 "does not contain it"});
+                                {index, "tensor 'model.ghost.weight'",
+                                 j["weight_map"]["model.norm.weight"].get<std::string>(), "does not contain it"});
 }
 
 TEST(CheckpointBadInput, BrokenIndex) {
@@ -326,10 +329,12 @@ TEST(CheckpointBadInput, ScaleWithWrongShape) {
   TempDir tmp;
   const Fp8Blocks b = quantize_fp8_blocks(at::randn({300, 200}));
   const std::string path = tmp / "w.safetensors";
-  write_safetensors(path, {{"l.weight", {b.q, DType::F8_E4M3}}, {"l.weight_scale_inv", {at::ones({2, 2}), DType::F32}}});
+  write_safetensors(path,
+                    {{"l.weight", {b.q, DType::F8_E4M3}}, {"l.weight_scale_inv", {at::ones({2, 2}), DType::F32}}});
   ckpt_test::expect_input_error([&] { load_weights(path); },
                                 {path, "tensor 'l.weight_scale_inv'", "'l.weight'", "[2, 2]", "need [3, 2]"});
-  write_safetensors(path, {{"l.weight", {b.q, DType::F8_E4M3}}, {"l.weight_scale_inv", {b.q.view(at::kByte), DType::U8}}});
+  write_safetensors(path,
+                    {{"l.weight", {b.q, DType::F8_E4M3}}, {"l.weight_scale_inv", {b.q.view(at::kByte), DType::U8}}});
   ckpt_test::expect_input_error([&] { load_weights(path); }, {path, "tensor 'l.weight_scale_inv'", "U8"});
 }
 
@@ -347,7 +352,9 @@ TEST(CheckpointBadInput, NonFiniteWeightCannotBeFp8Saved) {
   at::Tensor w = at::ones({4, 4});
   w[0][0] = std::numeric_limits<float>::infinity();
   ckpt_test::expect_input_error(
-      [&] { save_weights(tmp / "c", {{"l.weight", w}}, nlohmann::json::object(), SaveOptions{5LL << 30, DType::F8_E4M3}); },
+      [&] {
+        save_weights(tmp / "c", {{"l.weight", w}}, nlohmann::json::object(), SaveOptions{5LL << 30, DType::F8_E4M3});
+      },
       {"tensor 'l.weight'", "inf or NaN"});
   EXPECT_FALSE(fs::exists(tmp / "c"));
 }

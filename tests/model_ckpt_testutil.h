@@ -31,14 +31,15 @@ inline void write_raw_safetensors(const std::string& path, const std::string& he
 // Scaling back multiplies by s; float32 rounding of x / s and q * s adds a few 2^-24 relative.
 inline double fp8_element_bound(double x, double s) {
   const double y = std::fabs(x) / s;
-  return s * std::max(y * std::ldexp(1.0, -4), std::ldexp(1.0, -10)) * (1 + 1e-6) +
-         std::fabs(x) * std::ldexp(1.0, -21);
+  return s * std::max(y * std::ldexp(1.0, -4), std::ldexp(1.0, -10)) * (1 + 1e-6) + std::fabs(x) * std::ldexp(1.0, -21);
 }
 
 // at::equal for tensors of any dtype: LibTorch has no equality kernel for float8, so float8
 // tensors compare bit patterns (which also tells NaN codes and -0 apart).
 inline bool same_tensor(const at::Tensor& a, const at::Tensor& b) {
-  auto bits = [](const at::Tensor& t) { return c10::isFloat8Type(t.scalar_type()) ? t.contiguous().view(at::kByte) : t; };
+  auto bits = [](const at::Tensor& t) {
+    return c10::isFloat8Type(t.scalar_type()) ? t.contiguous().view(at::kByte) : t;
+  };
   return a.scalar_type() == b.scalar_type() && at::equal(bits(a), bits(b));
 }
 

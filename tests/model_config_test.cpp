@@ -48,8 +48,9 @@ TEST(ModelConfig, ReadsTheFixture) {
 }
 
 TEST(ModelConfig, RopeScalingAndRopeParametersAgree) {
-  json yarn = {{"factor", 40}, {"original_max_position_embeddings", 4096}, {"beta_fast", 32}, {"beta_slow", 1},
-               {"mscale", 1.0}, {"mscale_all_dim", 1.0}};
+  json yarn = {{"factor", 40},    {"original_max_position_embeddings", 4096},
+               {"beta_fast", 32}, {"beta_slow", 1},
+               {"mscale", 1.0},   {"mscale_all_dim", 1.0}};
   json hub = yarn;
   hub["type"] = "yarn";
   json hf5 = yarn;
@@ -70,9 +71,9 @@ TEST(ModelConfig, RopeScalingAndRopeParametersAgree) {
 
 TEST(ModelConfig, FamilyDefaults) {
   json v2 = tiny_config_json({{"architectures", {"DeepseekV2ForCausalLM"}}, {"model_type", "deepseek_v2"}});
-  for (const char* k : {"topk_method", "scoring_func", "norm_topk_prob", "routed_scaling_factor", "n_group",
-                        "topk_group", "first_k_dense_replace", "n_shared_experts", "rope_theta", "bos_token_id",
-                        "eos_token_id"})
+  for (const char* k :
+       {"topk_method", "scoring_func", "norm_topk_prob", "routed_scaling_factor", "n_group", "topk_group",
+        "first_k_dense_replace", "n_shared_experts", "rope_theta", "bos_token_id", "eos_token_id"})
     v2.erase(k);
   ModelConfig c = ModelConfig::from_json(v2, "v2");
   EXPECT_EQ(c.family, ModelFamily::kDeepseekV2);

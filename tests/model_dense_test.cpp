@@ -95,7 +95,8 @@ at::Tensor reference_logits(const std::map<std::string, at::Tensor>& w64, const 
   }
   const at::Tensor& head = c.tie_word_embeddings ? w64.at("model.embed_tokens.weight") : w64.at("lm_head.weight");
   std::vector<at::Tensor> logits;
-  for (int64_t t = 0; t < t_len; ++t) logits.push_back(at::mv(head, ref_rms(x[t], w64.at("model.norm.weight"), c.rms_norm_eps)));
+  for (int64_t t = 0; t < t_len; ++t)
+    logits.push_back(at::mv(head, ref_rms(x[t], w64.at("model.norm.weight"), c.rms_norm_eps)));
   return at::stack(logits);
 }
 
@@ -125,7 +126,8 @@ TEST_P(DenseTypes, Fp32ForwardMatchesFloat64Reference) {
   }
   // log-probs are the log-softmax of those logits at the next tokens.
   const at::Tensor lp = m.logprobs(ids);  // [2, 8]
-  const at::Tensor want_lp = logits.narrow(1, 0, 8).log_softmax(-1).gather(-1, ids.narrow(1, 1, 8).unsqueeze(-1)).squeeze(-1);
+  const at::Tensor want_lp =
+      logits.narrow(1, 0, 8).log_softmax(-1).gather(-1, ids.narrow(1, 1, 8).unsqueeze(-1)).squeeze(-1);
   EXPECT_LT((lp - want_lp).abs().max().item<double>(), 1e-5);
 }
 
@@ -189,7 +191,9 @@ TEST(DenseCheckpoint, SaveLoadIsBitExactWithHfNames) {
 }
 
 TEST(DenseCheckpoint, BadConfigsNameTheKey) {
-  auto parse = [](const json& patch) { return [patch] { DenseConfig::from_json(dense_config_json("llama", patch), "cfg.json"); }; };
+  auto parse = [](const json& patch) {
+    return [patch] { DenseConfig::from_json(dense_config_json("llama", patch), "cfg.json"); };
+  };
   expect_input_error(parse({{"model_type", "mistral"}}), {"cfg.json", "model_type", "mistral"});
   expect_input_error(parse({{"rope_scaling", {{"type", "linear"}, {"factor", 2.0}}}}), {"cfg.json", "rope_scaling"});
   expect_input_error(parse({{"use_sliding_window", true}}), {"use_sliding_window"});
@@ -213,7 +217,8 @@ TEST(DenseCheckpoint, MissingOrMisshapedTensorsNameThem) {
   auto weights = m.state_dict();
   weights.erase("model.layers.1.mlp.up_proj.weight");
   save_weights(dir / "missing", weights, m.config().raw);
-  expect_input_error([&] { load_dense_pretrained(dir / "missing"); }, {"missing tensors", "model.layers.1.mlp.up_proj.weight"});
+  expect_input_error([&] { load_dense_pretrained(dir / "missing"); },
+                     {"missing tensors", "model.layers.1.mlp.up_proj.weight"});
   weights = m.state_dict();
   weights["model.layers.0.self_attn.k_proj.weight"] = at::zeros({8, 24});
   save_weights(dir / "shape", weights, m.config().raw);
@@ -222,7 +227,8 @@ TEST(DenseCheckpoint, MissingOrMisshapedTensorsNameThem) {
   weights = m.state_dict();
   weights["model.layers.0.extra.weight"] = at::zeros({2});
   save_weights(dir / "extra", weights, m.config().raw);
-  expect_input_error([&] { load_dense_pretrained(dir / "extra"); }, {"unexpected tensors", "model.layers.0.extra.weight"});
+  expect_input_error([&] { load_dense_pretrained(dir / "extra"); },
+                     {"unexpected tensors", "model.layers.0.extra.weight"});
   // A DeepSeek config is not a dense one.
   EXPECT_FALSE(is_dense_config(json{{"model_type", "deepseek_v3"}}));
 }

@@ -50,7 +50,7 @@ TEST(Fp8Activations, ProjectEqualsFloat64ReferenceOfTheQuantisedMath) {
   // K = 300: two full tiles and a partial one; N = 130: a partial weight block too.
   at::Tensor x = at::randn({6, 300}) * at::linspace(0.01, 20, 300);  // tiles of very different ranges
   x[2].narrow(0, 128, 128).zero_();                                  // an all-zero tile (scale 1)
-  x[4][7] = 3000;                                                     // an outlier inside one tile
+  x[4][7] = 3000;                                                    // an outlier inside one tile
   const Linear w = w8a8(at::randn({130, 300}) * 0.05);
   const at::Tensor ref = w8a8_reference(x, w);
   const at::Tensor y = project(x, w);

@@ -76,8 +76,8 @@ TEST(Fp8E4M3, EncodeSaturatesAndMapsNaN) {
   EXPECT_EQ(fp8_e4m3_encode(-std::numeric_limits<float>::quiet_NaN()), 0x7F);
   EXPECT_EQ(fp8_e4m3_encode(0.0f), 0x00);
   EXPECT_EQ(fp8_e4m3_encode(-0.0f), 0x80);
-  EXPECT_EQ(fp8_e4m3_encode(std::ldexp(1.0f, -11)), 0x00);  // a quarter step rounds to zero
-  EXPECT_EQ(fp8_e4m3_encode(std::ldexp(1.0f, -10)), 0x00);  // half of 2^-9: tie to even 0
+  EXPECT_EQ(fp8_e4m3_encode(std::ldexp(1.0f, -11)), 0x00);      // a quarter step rounds to zero
+  EXPECT_EQ(fp8_e4m3_encode(std::ldexp(1.0f, -10)), 0x00);      // half of 2^-9: tie to even 0
   EXPECT_EQ(fp8_e4m3_encode(3 * std::ldexp(1.0f, -10)), 0x02);  // 1.5 steps: tie to even 2
 }
 
@@ -230,8 +230,11 @@ TEST(Fp8Blocks, ErrorsNameTheProblem) {
   x[1][2] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_THROW(quantize_fp8_blocks(x), InputError);
   Fp8Blocks b = quantize_fp8_blocks(at::ones({200, 300}));
-  ckpt_test::expect_input_error([&] { dequantize_fp8_blocks(b.q, at::ones({2, 2})); },
-                                {"[2, 2]", "[200, 300]", "need [2, 3]"});
+  ckpt_test::expect_input_error(
+      [&] {
+        dequantize_fp8_blocks(b.q, at::ones({2, 2}));
+      },
+      {"[2, 2]", "[200, 300]", "need [2, 3]"});
   EXPECT_THROW(quantize_fp8_blocks(at::ones({2, 2, 2})), std::invalid_argument);
 }
 

@@ -4,8 +4,8 @@
 
 #include <filesystem>
 
-#include "model/pretrained.h"
 #include "common/error.h"
+#include "model/pretrained.h"
 #include "model_test_util.h"
 
 using namespace grpo;

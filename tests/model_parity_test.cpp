@@ -133,8 +133,8 @@ TEST_F(HfParity, Bf16FixtureCloseToHf) {
   at::Tensor diff = (m.forward(ids).log_softmax(-1) - hf).abs().amax(-1);  // [2, 24]
   double typical = diff.median().item<double>(), worst = diff.max().item<double>();
   double close = (diff < 0.15).to(at::kDouble).mean().item<double>();
-  std::cout << "dsv3-tiny bf16 vs HF fp32: median over positions of max |log-prob diff| " << typical
-            << ", worst " << worst << ", positions under 0.15: " << close << "\n";
+  std::cout << "dsv3-tiny bf16 vs HF fp32: median over positions of max |log-prob diff| " << typical << ", worst "
+            << worst << ", positions under 0.15: " << close << "\n";
   EXPECT_LT(typical, 0.1);
   // Rounding can tip a near-tie (a router choice, an attention peak) and move one position a
   // lot (one of the 48 here, by 1.6); the rest stay close.

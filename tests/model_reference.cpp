@@ -34,7 +34,8 @@ at::Tensor rms(const at::Tensor& x, const at::Tensor& g, double eps) {
 at::Tensor swish(const at::Tensor& x) { return x / (1.0 + (-x).exp()); }
 
 at::Tensor swiglu(const Weights& W, const std::string& p, const at::Tensor& x) {
-  return at::mv(W(p + "down_proj.weight"), swish(at::mv(W(p + "gate_proj.weight"), x)) * at::mv(W(p + "up_proj.weight"), x));
+  return at::mv(W(p + "down_proj.weight"),
+                swish(at::mv(W(p + "gate_proj.weight"), x)) * at::mv(W(p + "up_proj.weight"), x));
 }
 
 // Rotates the rope part of one head in place: pair i is (2i, 2i+1) or (i, i + d/2).
@@ -140,7 +141,8 @@ at::Tensor reference_logits(const ModelConfig& c, const std::map<std::string, at
   const int64_t qk = nope + rope;
   const double eps = c.rms_norm_eps;
   double scale = 1.0 / std::sqrt(static_cast<double>(qk));
-  if (c.rope.type == "yarn" && c.rope.mscale_all_dim != 0) scale *= std::pow(mscale(c.rope.factor, c.rope.mscale_all_dim), 2);
+  if (c.rope.type == "yarn" && c.rope.mscale_all_dim != 0)
+    scale *= std::pow(mscale(c.rope.factor, c.rope.mscale_all_dim), 2);
 
   at::Tensor embed = W("model.embed_tokens.weight");
   std::vector<at::Tensor> x;  // per token [D]
@@ -154,10 +156,9 @@ at::Tensor reference_logits(const ModelConfig& c, const std::map<std::string, at
     std::vector<Vec> kr(T);
     for (int64_t t = 0; t < T; ++t) {
       at::Tensor hn = rms(x[t], W(p + "input_layernorm.weight"), eps);
-      at::Tensor q = c.q_lora_rank
-                         ? at::mv(W(a + "q_b_proj.weight"),
-                                  rms(at::mv(W(a + "q_a_proj.weight"), hn), W(a + "q_a_layernorm.weight"), eps))
-                         : at::mv(W(a + "q_proj.weight"), hn);
+      at::Tensor q = c.q_lora_rank ? at::mv(W(a + "q_b_proj.weight"), rms(at::mv(W(a + "q_a_proj.weight"), hn),
+                                                                          W(a + "q_a_layernorm.weight"), eps))
+                                   : at::mv(W(a + "q_proj.weight"), hn);
       Vec kv = to_vec(at::mv(W(a + "kv_a_proj_with_mqa.weight"), hn));
       at::Tensor latent = rms(to_tensor(Vec(kv.begin(), kv.begin() + R)), W(a + "kv_a_layernorm.weight"), eps);
       kr[t] = rotate(c, Vec(kv.begin() + R, kv.end()), t);

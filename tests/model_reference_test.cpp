@@ -26,7 +26,10 @@ std::vector<Case> cases() {
       {"V3NoauxTcGroupedYarnHalves",
        {{"rope_interleave", false},
         {"rope_scaling",
-         {{"type", "yarn"}, {"factor", 4}, {"original_max_position_embeddings", 64}, {"mscale", 0.707},
+         {{"type", "yarn"},
+          {"factor", 4},
+          {"original_max_position_embeddings", 64},
+          {"mscale", 0.707},
           {"mscale_all_dim", 1.0}}}}},
       {"V3YarnRopeParametersInterleavedTied",
        {{"rope_interleave", true},
@@ -36,8 +39,14 @@ std::vector<Case> cases() {
         {"topk_group", 1},
         {"rope_theta", nullptr},
         {"rope_parameters",
-         {{"rope_type", "yarn"}, {"rope_theta", 100.0}, {"factor", 4.0}, {"original_max_position_embeddings", 64},
-          {"beta_fast", 16}, {"beta_slow", 2}, {"mscale", 1.0}, {"mscale_all_dim", 0.8}}}}},
+         {{"rope_type", "yarn"},
+          {"rope_theta", 100.0},
+          {"factor", 4.0},
+          {"original_max_position_embeddings", 64},
+          {"beta_fast", 16},
+          {"beta_slow", 2},
+          {"mscale", 1.0},
+          {"mscale_all_dim", 0.8}}}}},
       {"V2GreedyNoQLoraMoeLayerFreq2",
        {{"architectures", {"DeepseekV2ForCausalLM"}},
         {"model_type", "deepseek_v2"},
@@ -59,8 +68,13 @@ std::vector<Case> cases() {
         {"norm_topk_prob", true},
         {"routed_scaling_factor", 16.0},
         {"rope_scaling",
-         {{"type", "yarn"}, {"factor", 4}, {"original_max_position_embeddings", 64}, {"mscale", 0.707},
-          {"mscale_all_dim", 0.707}, {"beta_fast", 32}, {"beta_slow", 1}}}}},
+         {{"type", "yarn"},
+          {"factor", 4},
+          {"original_max_position_embeddings", 64},
+          {"mscale", 0.707},
+          {"mscale_all_dim", 0.707},
+          {"beta_fast", 32},
+          {"beta_slow", 1}}}}},
   };
 }
 
@@ -93,8 +107,8 @@ TEST_P(ReferenceTest, Float32LogProbsMatchReference) {
 TEST_P(ReferenceTest, GateMatchesReference) {
   ModelConfig c = tiny_config(GetParam().patch);
   at::Tensor logits = at::randn({500, c.n_routed_experts}, at::kDouble) * 2.0;
-  at::Tensor bias = c.topk_method == TopkMethod::kNoauxTc ? at::randn({c.n_routed_experts}, at::kDouble) * 0.3
-                                                          : at::Tensor();
+  at::Tensor bias =
+      c.topk_method == TopkMethod::kNoauxTc ? at::randn({c.n_routed_experts}, at::kDouble) * 0.3 : at::Tensor();
   Routing r = moe_gate(logits, bias, GateSpec::from(c));
   std::vector<double> bias_v;
   if (bias.defined()) bias_v.assign(bias.data_ptr<double>(), bias.data_ptr<double>() + bias.numel());
@@ -113,7 +127,8 @@ TEST_P(ReferenceTest, GateMatchesReference) {
       ASSERT_TRUE(got.count(e)) << "token " << n << " expert " << e;
       EXPECT_NEAR(got[e], w, 1e-12);
     }
-    at::Tensor plain = std::get<1>((bias.defined() ? logits[n].sigmoid() + bias : logits[n]).topk(c.num_experts_per_tok));
+    at::Tensor plain =
+        std::get<1>((bias.defined() ? logits[n].sigmoid() + bias : logits[n]).topk(c.num_experts_per_tok));
     std::set<int64_t> plain_set;
     for (int64_t k = 0; k < plain.numel(); ++k) plain_set.insert(plain[k].item<int64_t>());
     std::set<int64_t> got_set;
@@ -146,7 +161,8 @@ TEST(Rope, YarnInverseFrequenciesAndFactor) {
 
 TEST(Rope, InterleavedEqualsDeinterleavedHalves) {
   // Rotating adjacent pairs and returning halves equals de-interleaving first, then rotating halves.
-  at::Tensor x = at::randn({3, 8}, at::kDouble), cos = at::randn({3, 4}, at::kDouble), sin = at::randn({3, 4}, at::kDouble);
+  at::Tensor x = at::randn({3, 8}, at::kDouble), cos = at::randn({3, 4}, at::kDouble),
+             sin = at::randn({3, 4}, at::kDouble);
   at::Tensor deinterleaved = at::cat({x.slice(-1, 0, 8, 2), x.slice(-1, 1, 8, 2)}, -1);
   EXPECT_LT(max_abs_diff(apply_rope(x, cos, sin, true), apply_rope(deinterleaved, cos, sin, false)), 1e-15);
 }

@@ -15,16 +15,16 @@
 namespace grpo {
 namespace {
 
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 using ckpt_test::expect_input_error;
 using ckpt_test::TempDir;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
 
 // Random bytes of the given storage, so round trips compare exact bit patterns (incl. NaN codes).
 at::Tensor random_bytes_tensor(at::IntArrayRef shape, at::ScalarType storage) {
   at::Tensor t = at::empty(shape, storage);
-  at::Tensor bytes = at::randint(0, 256, {t.numel() * (int64_t)t.element_size()},
-                                 at::TensorOptions().dtype(at::kByte)).contiguous();
+  at::Tensor bytes =
+      at::randint(0, 256, {t.numel() * (int64_t)t.element_size()}, at::TensorOptions().dtype(at::kByte)).contiguous();
   std::memcpy(t.data_ptr(), bytes.data_ptr(), bytes.numel());
   if (storage == at::kBool) t = bytes.slice(0, 0, t.numel()).remainder(2).to(at::kBool).view(shape);
   return t;
@@ -134,7 +134,8 @@ TEST(SafetensorsBadInput, MissingFile) {
 TEST(SafetensorsBadInput, FileShorterThanTheLengthPrefix) {
   TempDir dir;
   ckpt_test::write_bytes(dir / "t.safetensors", "abc");
-  expect_input_error([&] { SafetensorsReader r(dir / "t.safetensors"); }, {dir / "t.safetensors", "truncated", "3 bytes"});
+  expect_input_error([&] { SafetensorsReader r(dir / "t.safetensors"); },
+                     {dir / "t.safetensors", "truncated", "3 bytes"});
 }
 
 TEST(SafetensorsBadInput, HeaderLengthBeyondTheFile) {
@@ -163,10 +164,10 @@ TEST(SafetensorsBadInput, InvalidJson) {
 
 TEST(SafetensorsBadInput, EntryLacksAKey) {
   TempDir dir;
-  for (const auto& [entry, key] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"shape":[4],"data_offsets":[0,16]})", "dtype"},
-           {R"({"dtype":"F32","data_offsets":[0,16]})", "shape"},
-           {R"({"dtype":"F32","shape":[4]})", "data_offsets"}}) {
+  for (const auto& [entry, key] :
+       std::vector<std::pair<std::string, std::string>>{{R"({"shape":[4],"data_offsets":[0,16]})", "dtype"},
+                                                        {R"({"dtype":"F32","data_offsets":[0,16]})", "shape"},
+                                                        {R"({"dtype":"F32","shape":[4]})", "data_offsets"}}) {
     const std::string path = file_with_entry(dir, entry);
     expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'w'", "no '" + key + "'"});
   }
@@ -216,9 +217,9 @@ TEST(SafetensorsBadInput, OverlappingTensors) {
   TempDir dir;
   const std::string path = dir / "t.safetensors";
   ckpt_test::write_raw_safetensors(path,
-                                 R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
-                                 R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
-                                 std::string(24, '\0'));
+                                   R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                                   R"("b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
+                                   std::string(24, '\0'));
   expect_input_error([&] { SafetensorsReader r(path); }, {path, "tensor 'b'", "overlap", "'a'"});
 }
 
@@ -241,10 +242,15 @@ TEST(SafetensorsBadInput, AskingForAnAbsentTensor) {
 TEST(SafetensorsBadInput, WriterRejectsDataThatIsNotItsDtypeAndDuplicates) {
   TempDir dir;
   const std::string path = dir / "t.safetensors";
-  expect_input_error([&] { write_safetensors(path, {{"q", {at::zeros({4}), DType::F8_E4M3}}}); },
-                     {path, "tensor 'q'", "F8_E4M3", "Float8_e4m3fn"});
   expect_input_error(
-      [&] { write_safetensors(path, {{"a", {at::zeros({4}), DType::F32}}, {"a", {at::zeros({2}), DType::F32}}}); },
+      [&] {
+        write_safetensors(path, {{"q", {at::zeros({4}), DType::F8_E4M3}}});
+      },
+      {path, "tensor 'q'", "F8_E4M3", "Float8_e4m3fn"});
+  expect_input_error(
+      [&] {
+        write_safetensors(path, {{"a", {at::zeros({4}), DType::F32}}, {"a", {at::zeros({2}), DType::F32}}});
+      },
       {path, "tensor 'a'", "duplicate"});
   EXPECT_FALSE(std::filesystem::exists(path));  // nothing half-written
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));

@@ -74,7 +74,8 @@ inline DeepseekModel random_model(const ModelConfig& c, ModelOptions opts = {}, 
 // A tiny dense decoder config.json ("llama" or "qwen2"): 2 layers, 4 query heads sharing 2
 // key/value heads (GQA), head_dim 8 != hidden / heads; qwen2 ties its embeddings. Keys of `patch`
 // replace the defaults.
-inline nlohmann::json dense_config_json(const std::string& type, const nlohmann::json& patch = nlohmann::json::object()) {
+inline nlohmann::json dense_config_json(const std::string& type,
+                                        const nlohmann::json& patch = nlohmann::json::object()) {
   nlohmann::json j = {{"model_type", type},
                       {"vocab_size", 40},
                       {"hidden_size", 24},

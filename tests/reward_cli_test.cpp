@@ -109,7 +109,9 @@ TEST(CliVerify, ScoresJsonlAndReportsBadLines) {
 TEST(CliVerify, UsageErrors) {
   Result r = run({"verify", "--verifier", "nope"}, "", true);
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.out.find("unknown verifier 'nope' (registered: code, format, language, math, overlong)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unknown verifier 'nope' (registered: code, format, language, math, overlong)"),
+            std::string::npos)
+      << r.out;
   r = run({"verify", "--verifier", "format", "--options", "[1"}, "", true);
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("--options: invalid JSON"), std::string::npos) << r.out;
@@ -119,8 +121,8 @@ TEST(CliVerify, UsageErrors) {
 }
 
 TEST(CliRewardServer, ServesVerifyAndStopsOnSigterm) {
-  Subprocess server({GRPO_BINARY, "reward-server", "--config", kConfig, "server.address=127.0.0.1:0",
-                     "server.workers=2"});
+  Subprocess server(
+      {GRPO_BINARY, "reward-server", "--config", kConfig, "server.address=127.0.0.1:0", "server.workers=2"});
   std::string first = server.read_line();
   const std::string prefix = "reward-server listening on ";
   ASSERT_EQ(first.rfind(prefix, 0), 0u) << first;

@@ -72,15 +72,14 @@ SandboxResult run_shell(const std::string& script, SandboxLimits limits = small_
 
 std::string describe(const SandboxResult& r) {
   return std::string("verdict=") + verdict_name(r.verdict) + " exit=" + std::to_string(r.exit_code) +
-         " signal=" + std::to_string(r.signal) + " detail=" + r.detail + "\nstdout=" +
-         r.stdout_data.substr(0, 2000) + "\nstderr=" + r.stderr_data.substr(0, 2000);
+         " signal=" + std::to_string(r.signal) + " detail=" + r.detail + "\nstdout=" + r.stdout_data.substr(0, 2000) +
+         "\nstderr=" + r.stderr_data.substr(0, 2000);
 }
 
 // A normal program still runs correctly (called after every attack).
 void expect_healthy(Mode mode = Mode::fresh) {
-  SandboxResult r = run_python(
-      mode, "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n", small_limits(),
-      "40 2\n");
+  SandboxResult r =
+      run_python(mode, "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()))\n", small_limits(), "40 2\n");
   EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_EQ(r.stdout_data, "42\n");
 }
@@ -216,8 +215,7 @@ TEST(Sandbox, ConcurrentRunsAreIndependent) {
   std::vector<SandboxResult> results(6);
   for (int i = 0; i < 6; ++i)
     threads.emplace_back([&, i] {
-      results[i] = run_python("import os\nprint(len(os.listdir('.')), input())\n", small_limits(),
-                              std::to_string(i));
+      results[i] = run_python("import os\nprint(len(os.listdir('.')), input())\n", small_limits(), std::to_string(i));
     });
   for (auto& t : threads) t.join();
   for (int i = 0; i < 6; ++i) {
@@ -236,11 +234,12 @@ TEST_P(PythonAttack, ForkBombIsContainedByTheProcessLimit) {
   const Mode mode = GetParam();
   // Counts how many processes it can make before fork fails; the children sleep meanwhile.
   const std::string token = unique_token("forkcount");
-  SandboxResult r = run_python(mode, 
-      "import os, sys, time\nn = 0\ntry:\n    for i in range(10000):\n"
-      "        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n"
-      "        n += 1\nexcept OSError as e:\n    print('fork failed after', n, e.errno)\n"
-      "sys.stdout.flush()\n# " + token + "\n");
+  SandboxResult r = run_python(mode,
+                               "import os, sys, time\nn = 0\ntry:\n    for i in range(10000):\n"
+                               "        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n"
+                               "        n += 1\nexcept OSError as e:\n    print('fork failed after', n, e.errno)\n"
+                               "sys.stdout.flush()\n# " +
+                                   token + "\n");
   EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_NE(r.stdout_data.find("fork failed after"), std::string::npos) << describe(r);
   int forked = std::atoi(r.stdout_data.c_str() + std::string("fork failed after ").size());
@@ -302,15 +301,16 @@ TEST_P(PythonAttack, CannotWriteOutsideItsDirectory) {
   const Mode mode = GetParam();
   const std::string token = unique_token("written");
   const char* home = std::getenv("HOME");
-  std::vector<std::string> targets = {"/etc/" + token, "/usr/" + token, "/" + token,
-                                      "/tmp/" + token, "/dev/" + token,
-                                      std::string(home ? home : "/root") + "/" + token,
+  std::vector<std::string> targets = {"/etc/" + token,    "/usr/" + token,
+                                      "/" + token,        "/tmp/" + token,
+                                      "/dev/" + token,    std::string(home ? home : "/root") + "/" + token,
                                       "/work/../" + token};
-  std::string code = "import os\nfor p in " ;
+  std::string code = "import os\nfor p in ";
   code += "[";
   for (auto& t : targets) code += "'" + t + "',";
-  code += "]:\n    try:\n        open(p, 'w').write('x')\n        print('wrote', p)\n"
-          "    except OSError as e:\n        print('denied', p, e.errno)\n";
+  code +=
+      "]:\n    try:\n        open(p, 'w').write('x')\n        print('wrote', p)\n"
+      "    except OSError as e:\n        print('denied', p, e.errno)\n";
   SandboxResult r = run_python(mode, code);
   ASSERT_EQ(r.verdict, Verdict::ok) << describe(r);
   for (auto& t : targets) EXPECT_FALSE(exists(t)) << t << " was created on the host\n" << describe(r);
@@ -325,21 +325,20 @@ TEST_P(PythonAttack, CannotReadSecretsOrTheServersEnvironment) {
   const Mode mode = GetParam();
   const std::string secret = unique_token("secret");
   ::setenv("GRPO_TEST_SECRET", secret.c_str(), 1);
-  SandboxResult r = run_python(mode, 
-      "import os\nprint(dict(os.environ))\n"
-      "for p in ['/etc/shadow', '/etc/passwd', '/root/.bash_history', '/proc/1/environ',\n"
-      "          '/proc/self/environ', '/proc/%d/environ' % os.getppid()]:\n"
-      "    try:\n        print(p, open(p, 'rb').read())\n"
-      "    except OSError as e:\n        print('denied', p, e.errno)\n"
-      "print(sorted(int(d) for d in os.listdir('/proc') if d.isdigit()))\n");
+  SandboxResult r = run_python(mode,
+                               "import os\nprint(dict(os.environ))\n"
+                               "for p in ['/etc/shadow', '/etc/passwd', '/root/.bash_history', '/proc/1/environ',\n"
+                               "          '/proc/self/environ', '/proc/%d/environ' % os.getppid()]:\n"
+                               "    try:\n        print(p, open(p, 'rb').read())\n"
+                               "    except OSError as e:\n        print('denied', p, e.errno)\n"
+                               "print(sorted(int(d) for d in os.listdir('/proc') if d.isdigit()))\n");
   ::unsetenv("GRPO_TEST_SECRET");
   ASSERT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_EQ(r.stdout_data.find(secret), std::string::npos) << describe(r);
   EXPECT_NE(r.stdout_data.find("denied /etc/shadow 2"), std::string::npos) << describe(r);
   EXPECT_NE(r.stdout_data.find("denied /root/.bash_history 2"), std::string::npos) << describe(r);
   // Its own PID namespace: only the namespace init, (fresh: the sandbox's shell) and itself.
-  EXPECT_NE(r.stdout_data.find(mode == Mode::pool ? "[1, 2]" : "[1, 2, 3]"), std::string::npos)
-      << describe(r);
+  EXPECT_NE(r.stdout_data.find(mode == Mode::pool ? "[1, 2]" : "[1, 2, 3]"), std::string::npos) << describe(r);
   expect_healthy(mode);
 }
 
@@ -356,14 +355,13 @@ TEST_P(PythonAttack, HasNoNetwork) {
   ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
   int port = ntohs(addr.sin_port);
 
-  SandboxResult r = run_python(mode, 
-      "import socket\nfor host, port in [('127.0.0.1', " + std::to_string(port) +
-      "), ('1.1.1.1', 53), ('8.8.8.8', 443)]:\n"
-      "    try:\n        socket.create_connection((host, port), timeout=2)\n"
-      "        print('connected', host)\n"
-      "    except OSError as e:\n        print('refused', host, e.errno)\n"
-      "try:\n    print('resolved', socket.getaddrinfo('example.com', 80))\n"
-      "except OSError as e:\n    print('no dns', e.errno)\n");
+  SandboxResult r = run_python(mode, "import socket\nfor host, port in [('127.0.0.1', " + std::to_string(port) +
+                                         "), ('1.1.1.1', 53), ('8.8.8.8', 443)]:\n"
+                                         "    try:\n        socket.create_connection((host, port), timeout=2)\n"
+                                         "        print('connected', host)\n"
+                                         "    except OSError as e:\n        print('refused', host, e.errno)\n"
+                                         "try:\n    print('resolved', socket.getaddrinfo('example.com', 80))\n"
+                                         "except OSError as e:\n    print('no dns', e.errno)\n");
   ASSERT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_EQ(r.stdout_data.find("connected"), std::string::npos) << describe(r);
   EXPECT_NE(r.stdout_data.find("refused 127.0.0.1"), std::string::npos) << describe(r);
@@ -388,11 +386,12 @@ TEST_P(PythonAttack, CannotKillItsParentOrHostProcesses) {
   ::usleep(100 * 1000);
   // Fresh: its parent is the sandbox's shell, whose death ends the run (verdict killed). Pool: its
   // parent is the namespace init, which ignores the signal. Either way only the sandbox is hit.
-  SandboxResult r = run_python(
-      mode, "import os, signal\nfor pid in [os.getppid(), 1, -1]:\n"
-      "    try:\n        os.kill(pid, signal.SIGKILL)\n        print('sent', pid, flush=True)\n"
-      "    except OSError as e:\n        print('failed', pid, e.errno)\n"
-      "print('still here')\n");
+  SandboxResult r =
+      run_python(mode,
+                 "import os, signal\nfor pid in [os.getppid(), 1, -1]:\n"
+                 "    try:\n        os.kill(pid, signal.SIGKILL)\n        print('sent', pid, flush=True)\n"
+                 "    except OSError as e:\n        print('failed', pid, e.errno)\n"
+                 "print('still here')\n");
   if (mode == Mode::pool) {
     EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
     EXPECT_NE(r.stdout_data.find("still here"), std::string::npos) << describe(r);
@@ -413,7 +412,8 @@ TEST(SandboxAttack, DaemonsDieWithTheRun) {
   SandboxResult r = run_python(
       "import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
       "        time.sleep(4)\n        open('/out/marker', 'w').write('alive')\n"
-      "        time.sleep(60)\n    os._exit(0)\nprint('parent done')\n# " + token + "\n",
+      "        time.sleep(60)\n    os._exit(0)\nprint('parent done')\n# " +
+          token + "\n",
       small_limits(), "", dir);
   EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_LT(r.wall_ms, 30'000) << "the run waited for the daemon";
@@ -443,15 +443,15 @@ TEST_P(PythonAttack, OutputFloodHitsTheOutputLimit) {
 TEST_P(PythonAttack, FillingTheDiskHitsTheDiskLimit) {
   const Mode mode = GetParam();
   // One 10 GB file: stopped by the file-size limit.
-  SandboxResult r = run_python(mode, 
-      "with open('big', 'wb') as f:\n    for i in range(10 * 1024):\n"
-      "        f.write(b'x' * 2**20)\n");
+  SandboxResult r = run_python(mode,
+                               "with open('big', 'wb') as f:\n    for i in range(10 * 1024):\n"
+                               "        f.write(b'x' * 2**20)\n");
   EXPECT_EQ(r.verdict, Verdict::disk_limit) << describe(r);
   EXPECT_EQ(r.detail, "disk limit of 16 MB");
   // Many smaller files: stopped by the size of the tmpfs.
-  r = run_python(mode, 
-      "for i in range(10000):\n    with open('/tmp/f%d' % i, 'wb') as f:\n"
-      "        f.write(b'x' * 2**20)\n");
+  r = run_python(mode,
+                 "for i in range(10000):\n    with open('/tmp/f%d' % i, 'wb') as f:\n"
+                 "        f.write(b'x' * 2**20)\n");
   EXPECT_EQ(r.verdict, Verdict::disk_limit) << describe(r);
   EXPECT_NE(r.stderr_data.find("No space left on device"), std::string::npos) << describe(r);
   expect_healthy(mode);
@@ -459,14 +459,14 @@ TEST_P(PythonAttack, FillingTheDiskHitsTheDiskLimit) {
 
 TEST_P(PythonAttack, CannotCreateNamespacesOrGainCapabilities) {
   const Mode mode = GetParam();
-  SandboxResult r = run_python(
-      mode, "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-      "for name, flag in [('user', 0x10000000), ('mount', 0x20000), ('net', 0x40000000)]:\n"
-      "    ok = libc.unshare(flag) == 0\n"
-      "    print(name, 'created' if ok else 'denied')\n"
-      "print([l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1])\n"
-      "ok = libc.mount(b'tmpfs', b'/work', b'tmpfs', 0, b'size=100g') == 0\n"
-      "print('mount', 'created' if ok else 'denied')\n");
+  SandboxResult r = run_python(mode,
+                               "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                               "for name, flag in [('user', 0x10000000), ('mount', 0x20000), ('net', 0x40000000)]:\n"
+                               "    ok = libc.unshare(flag) == 0\n"
+                               "    print(name, 'created' if ok else 'denied')\n"
+                               "print([l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1])\n"
+                               "ok = libc.mount(b'tmpfs', b'/work', b'tmpfs', 0, b'size=100g') == 0\n"
+                               "print('mount', 'created' if ok else 'denied')\n");
   ASSERT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_EQ(r.stdout_data, "user denied\nmount denied\nnet denied\n0000000000000000\nmount denied\n");
   expect_healthy(mode);
@@ -482,15 +482,17 @@ TEST(SandboxAttack, DaemonsDieWithTheJobInThePool) {
     spec.limits = small_limits();
     return pool.run(spec);
   };
-  SandboxResult r = run(
-      "import os, time\nopen('/tmp/left', 'w').write('x')\nopen('/work/left', 'w').write('x')\n"
-      "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n"
-      "    os._exit(0)\nprint('parent done')\n# " + token + "\n");
+  SandboxResult r =
+      run("import os, time\nopen('/tmp/left', 'w').write('x')\nopen('/work/left', 'w').write('x')\n"
+          "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n"
+          "    os._exit(0)\nprint('parent done')\n# " +
+          token + "\n");
   EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_LT(r.wall_ms, 30'000) << "the job waited for its daemon";
   EXPECT_EQ(processes_with(token), 0) << "a daemon survived its job";
   // The next job sees nothing of the last one: no files, no processes.
-  r = run("import os\nprint(os.path.exists('/tmp/left'), os.listdir('.'),\n"
+  r =
+      run("import os\nprint(os.path.exists('/tmp/left'), os.listdir('.'),\n"
           "      sorted(int(d) for d in os.listdir('/proc') if d.isdigit()))\n");
   EXPECT_EQ(r.verdict, Verdict::ok) << describe(r);
   EXPECT_EQ(r.stdout_data, "False ['main.py'] [1, 2]\n");

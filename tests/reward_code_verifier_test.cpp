@@ -51,8 +51,8 @@ std::string error_of(const std::function<void()>& f) {
 // Runs `count` requests on `threads` threads; returns the indices whose `correct` != expected.
 // Generous limits: some reference solutions need seconds of CPU (MBPP 123 about 3 s), and CI
 // machines are shared.
-std::vector<int> run_all(int count, int threads, const std::function<VerifyRequest(int)>& make_request,
-                         bool expected, std::vector<std::string>* reasons) {
+std::vector<int> run_all(int count, int threads, const std::function<VerifyRequest(int)>& make_request, bool expected,
+                         std::vector<std::string>* reasons) {
   auto make = [&](int i) {
     VerifyRequest r = make_request(i);
     r.limits.timeout_ms = r.limits.cpu_ms = 60'000;
@@ -88,9 +88,10 @@ std::string joined(const std::vector<std::string>& v) {
 // ---- extraction ----
 
 TEST(CodeExtract, TakesTheLastMatchingBlockAfterThinking) {
-  auto e = extract_code("<think>```python\nwrong()\n```</think>text\n```py\nfirst()\n```\n"
-                        "```python\nsecond()\n```\nbye",
-                        Language::python, false);
+  auto e = extract_code(
+      "<think>```python\nwrong()\n```</think>text\n```py\nfirst()\n```\n"
+      "```python\nsecond()\n```\nbye",
+      Language::python, false);
   ASSERT_TRUE(e.found) << e.reason;
   EXPECT_EQ(e.code, "second()\n");
   e = extract_code("```cpp\nint a;\n```\n```\nplain()\n```", Language::python, false);
@@ -107,8 +108,7 @@ TEST(CodeExtract, SaysWhyThereIsNoCode) {
   EXPECT_EQ(extract_code("<think>still thinking ```python\nx\n```", Language::python, false).reason,
             "no answer: <think> is never closed");
   EXPECT_EQ(extract_code("def f(): pass", Language::python, true).reason, "no ```python block");
-  EXPECT_EQ(extract_code("```cpp\nint x;\n```", Language::python, false).reason,
-            "no ```python block (found ```cpp)");
+  EXPECT_EQ(extract_code("```cpp\nint x;\n```", Language::python, false).reason, "no ```python block (found ```cpp)");
   EXPECT_EQ(extract_code("</think>  \n ", Language::python, false).reason, "no code in the answer");
 }
 
@@ -177,8 +177,9 @@ TEST(CodeVerifier, PassMeansTheTestsRanToTheEnd) {
 }
 
 TEST(CodeVerifier, HumanEvalStyleCheck) {
-  nlohmann::json ref = {{"test", "def check(candidate):\n    assert candidate(2) == 3\n"
-                                 "    assert candidate(5) == 6\n"},
+  nlohmann::json ref = {{"test",
+                         "def check(candidate):\n    assert candidate(2) == 3\n"
+                         "    assert candidate(5) == 6\n"},
                         {"entry_point", "inc"}};
   VerifyResult r = verify(py("def inc(x):\n    return x + 1\n"), ref);
   EXPECT_TRUE(r.correct) << r.reason;
@@ -226,13 +227,12 @@ TEST(CodeVerifier, PythonStdinStdoutCases) {
 // ---- C++ ----
 
 TEST(CodeVerifier, CppStdinStdoutCasesCompileOnce) {
-  nlohmann::json ref = {{"language", "cpp"},
-                        {"cases", {{{"stdin", "3\n1 2 3\n"}, {"stdout", "6\n"}},
-                                   {{"stdin", "2\n-5 5\n"}, {"stdout", "0\n"}}}}};
+  nlohmann::json ref = {
+      {"language", "cpp"},
+      {"cases", {{{"stdin", "3\n1 2 3\n"}, {"stdout", "6\n"}}, {{"stdin", "2\n-5 5\n"}, {"stdout", "0\n"}}}}};
   VerifyResult r = verify(
-      "<think>sum them</think>\n" +
-          cpp("#include <iostream>\nint main() {\n  int n; long s = 0, x;\n  std::cin >> n;\n"
-              "  while (n--) { std::cin >> x; s += x; }\n  std::cout << s << \"\\n\";\n}\n"),
+      "<think>sum them</think>\n" + cpp("#include <iostream>\nint main() {\n  int n; long s = 0, x;\n  std::cin >> n;\n"
+                                        "  while (n--) { std::cin >> x; s += x; }\n  std::cout << s << \"\\n\";\n}\n"),
       ref);
   EXPECT_TRUE(r.correct) << r.reason;
   r = verify(cpp("#include <iostream>\nint main() { std::cout << 6 << std::endl; }\n"), ref);
@@ -247,8 +247,7 @@ TEST(CodeVerifier, CppStdinStdoutCasesCompileOnce) {
 
 TEST(CodeVerifier, CppAssertTests) {
   nlohmann::json ref = {{"language", "cpp"},
-                        {"tests", {"assert(add(1, 2) == 3);", "assert(add(-1, 1) == 0);",
-                                   "assert(add(2, 2) == 4);"}}};
+                        {"tests", {"assert(add(1, 2) == 3);", "assert(add(-1, 1) == 0);", "assert(add(2, 2) == 4);"}}};
   VerifyResult r = verify(cpp("int add(int a, int b) { return a + b; }\n"), ref);
   EXPECT_TRUE(r.correct) << r.reason;
   // Its own main() does not clash with the harness and does not run.
@@ -268,36 +267,41 @@ TEST(CodeVerifier, CppAssertTests) {
 
 TEST(CodeVerifier, BadReferencesAreInputErrorsNamingTheField) {
   const std::string ok = py("def f(): pass\n");
-  EXPECT_EQ(error_of([&] { verify(ok, {{"language", "python"}}); }),
+  EXPECT_EQ(error_of([&] {
+              verify(ok, {{"language", "python"}});
+            }),
             "reference: expected 'tests', 'test' + 'entry_point' or 'cases'");
-  EXPECT_EQ(error_of([&] { verify(ok, {{"test", "def check(c): pass"}}); }),
+  EXPECT_EQ(error_of([&] {
+              verify(ok, {{"test", "def check(c): pass"}});
+            }),
             "reference.entry_point: missing (HumanEval form)");
-  EXPECT_EQ(error_of([&] { verify(ok, {{"entry_point", "f"}}); }),
-            "reference.test: missing (HumanEval form)");
-  EXPECT_EQ(error_of([&] { verify(ok, {{"cases", {{{"stdin", "1"}}}}}); }),
-            "reference.cases[0].stdout: missing");
-  EXPECT_EQ(error_of([&] { verify(ok, {{"tests", 5}}); }),
-            "reference.tests: expected a string or an array of strings");
-  EXPECT_EQ(error_of([&] { verify(ok, {{"tests", {"assert 1", 2}}}); }),
-            "reference.tests[1]: expected a string");
-  EXPECT_EQ(error_of([&] { verify(ok, {{"tests", "assert 1"}, {"language", "rust"}}); }),
+  EXPECT_EQ(error_of([&] { verify(ok, {{"entry_point", "f"}}); }), "reference.test: missing (HumanEval form)");
+  EXPECT_EQ(error_of([&] { verify(ok, {{"cases", {{{"stdin", "1"}}}}}); }), "reference.cases[0].stdout: missing");
+  EXPECT_EQ(error_of([&] { verify(ok, {{"tests", 5}}); }), "reference.tests: expected a string or an array of strings");
+  EXPECT_EQ(error_of([&] { verify(ok, {{"tests", {"assert 1", 2}}}); }), "reference.tests[1]: expected a string");
+  EXPECT_EQ(error_of([&] {
+              verify(ok, {{"tests", "assert 1"}, {"language", "rust"}});
+            }),
             "reference.language: unknown language 'rust' (expected \"python\" or \"cpp\")");
   EXPECT_EQ(error_of([&] { verify(ok, 42); }),
             "reference: expected a JSON object with 'tests', 'test' + 'entry_point' or 'cases', got number");
-  EXPECT_EQ(error_of([&] { verify(ok, "not json"); }),
-            "reference: expected a JSON object (or a string holding one)");
-  EXPECT_EQ(error_of([&] { verify(ok, kDoubleTests, {{"reward", "half"}}); }),
+  EXPECT_EQ(error_of([&] { verify(ok, "not json"); }), "reference: expected a JSON object (or a string holding one)");
+  EXPECT_EQ(error_of([&] {
+              verify(ok, kDoubleTests, {{"reward", "half"}});
+            }),
             "options.reward: expected \"all_or_nothing\" or \"fraction\", got \"half\"");
-  EXPECT_EQ(error_of([&] { verify(ok, kDoubleTests, {{"python_pool", 3}}); }),
-            "options: unknown option 'python_pool'");
-  EXPECT_EQ(error_of([] { make_code_verifier({{"reward", "fraction"}, {"colour", 1}}); }),
+  EXPECT_EQ(error_of([&] { verify(ok, kDoubleTests, {{"python_pool", 3}}); }), "options: unknown option 'python_pool'");
+  EXPECT_EQ(error_of([] {
+              make_code_verifier({{"reward", "fraction"}, {"colour", 1}});
+            }),
             "code verifier options: unknown option 'colour'");
-  EXPECT_EQ(error_of([] { make_code_verifier({{"disk_mb", -1}}); }),
+  EXPECT_EQ(error_of([] {
+              make_code_verifier({{"disk_mb", -1}});
+            }),
             "code verifier options.disk_mb: must be positive, got -1");
   Limits bad;
   bad.timeout_ms = 0;
-  EXPECT_EQ(error_of([&] { verify(ok, kDoubleTests, nullptr, bad); }),
-            "limits.timeout_ms: must be in 1..2^40, got 0");
+  EXPECT_EQ(error_of([&] { verify(ok, kDoubleTests, nullptr, bad); }), "limits.timeout_ms: must be in 1..2^40, got 0");
   // A reference given as a JSON string works like the object.
   EXPECT_TRUE(verify(py("def double(x):\n    return 2 * x\n"), kDoubleTests.dump()).correct);
 }
@@ -326,15 +330,18 @@ TEST(CodeDatasets, AllHumanEvalCanonicalSolutionsPassAndStubsPassNone) {
   ASSERT_EQ(rows.size(), 164u);
   std::vector<std::string> reasons;
   auto t0 = std::chrono::steady_clock::now();
-  auto wrong = run_all(164, 4, [&](int i) {
-    return grpo::testdata::humaneval_request(rows[i], rows[i]["canonical_solution"].get<std::string>());
-  }, true, &reasons);
+  auto wrong = run_all(
+      164, 4,
+      [&](int i) {
+        return grpo::testdata::humaneval_request(rows[i], rows[i]["canonical_solution"].get<std::string>());
+      },
+      true, &reasons);
   EXPECT_TRUE(wrong.empty()) << wrong.size() << " canonical solutions failed:\n" << joined(reasons);
   auto t1 = std::chrono::steady_clock::now();
   for (const char* body : {"    return None\n", "    pass\n"}) {
     reasons.clear();
-    wrong = run_all(164, 4, [&](int i) { return grpo::testdata::humaneval_request(rows[i], body); },
-                    false, &reasons);
+    wrong = run_all(
+        164, 4, [&](int i) { return grpo::testdata::humaneval_request(rows[i], body); }, false, &reasons);
     EXPECT_TRUE(wrong.empty()) << wrong.size() << " stubs passed:\n" << joined(reasons);
   }
   auto t2 = std::chrono::steady_clock::now();
@@ -349,17 +356,19 @@ TEST(CodeDatasets, AllMbppReferenceSolutionsPassAndStubsPassNone) {
   ASSERT_EQ(rows.size(), 974u);
   std::vector<std::string> reasons;
   auto t0 = std::chrono::steady_clock::now();
-  auto wrong = run_all(974, 4, [&](int i) {
-    return grpo::testdata::mbpp_request(rows[i], rows[i]["code"].get<std::string>());
-  }, true, &reasons);
+  auto wrong = run_all(
+      974, 4, [&](int i) { return grpo::testdata::mbpp_request(rows[i], rows[i]["code"].get<std::string>()); }, true,
+      &reasons);
   EXPECT_TRUE(wrong.empty()) << wrong.size() << " reference solutions failed:\n" << joined(reasons);
   auto t1 = std::chrono::steady_clock::now();
   reasons.clear();
-  wrong = run_all(974, 4, [&](int i) {
-    std::string code = rows[i]["code"].get<std::string>();
-    return grpo::testdata::mbpp_request(
-        rows[i], grpo::testdata::mbpp_stub(code, i % 2 ? "pass" : "return None"));
-  }, false, &reasons);
+  wrong = run_all(
+      974, 4,
+      [&](int i) {
+        std::string code = rows[i]["code"].get<std::string>();
+        return grpo::testdata::mbpp_request(rows[i], grpo::testdata::mbpp_stub(code, i % 2 ? "pass" : "return None"));
+      },
+      false, &reasons);
   EXPECT_TRUE(wrong.empty()) << wrong.size() << " stubs passed:\n" << joined(reasons);
   auto t2 = std::chrono::steady_clock::now();
   using ms = std::chrono::milliseconds;

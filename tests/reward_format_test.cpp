@@ -88,7 +88,8 @@ TEST(R1Format, BrokenRulesAreNamed) {
             "2 </think> tags (exactly one think block expected)");
   R1FormatOptions opened;
   opened.prompt_opens_think = true;
-  EXPECT_EQ(check_r1_format("<think>x</think> 4", opened).reason, "<think> inside the completion (the prompt opened it)");
+  EXPECT_EQ(check_r1_format("<think>x</think> 4", opened).reason,
+            "<think> inside the completion (the prompt opened it)");
   EXPECT_FALSE(check_r1_format("").ok);
 }
 
@@ -151,7 +152,9 @@ TEST(LanguageVerifier, LooksAtTheReasoningOnly) {
   EXPECT_TRUE(r.correct);
   EXPECT_DOUBLE_EQ(r.reward, 1.0);
   EXPECT_NE(error_of([&] { v->verify(request("x", {{"unit", "bytes"}})); }).find("option 'unit'"), std::string::npos);
-  EXPECT_NE(error_of([] { make_language_verifier({{"target", "xx"}}); }).find("verifier 'language': option 'target'"),
+  EXPECT_NE(error_of([] {
+              make_language_verifier({{"target", "xx"}});
+            }).find("verifier 'language': option 'target'"),
             std::string::npos);
 }
 
@@ -186,15 +189,20 @@ TEST(OverlongVerifier, LengthInTokensElseWords) {
   auto tokens = make_overlong_verifier({{"max_len", 4}, {"cache", 2}, {"length_unit", "tokens"}});
   EXPECT_NE(error_of([&] { tokens->verify(request("a")); }).find("needs the request's completion_tokens"),
             std::string::npos);
-  EXPECT_EQ(error_of([] { make_overlong_verifier({{"max_len", 4}}); }),
+  EXPECT_EQ(error_of([] {
+              make_overlong_verifier({{"max_len", 4}});
+            }),
             "verifier 'overlong': option 'cache': required together with max_len");
   auto unset = make_overlong_verifier(nullptr);
   EXPECT_NE(error_of([&] { unset->verify(request("a")); }).find("max_len and cache are not set"), std::string::npos);
   EXPECT_DOUBLE_EQ(unset->verify(request("a b c", {{"max_len", 2}, {"cache", 1}})).reward, -1.0);
-  EXPECT_NE(error_of([] { make_overlong_verifier({{"max_len", 4}, {"cache", 5}}); }).find("must be in (0, max_len=4]"),
+  EXPECT_NE(error_of([] {
+              make_overlong_verifier({{"max_len", 4}, {"cache", 5}});
+            }).find("must be in (0, max_len=4]"),
             std::string::npos);
-  EXPECT_NE(error_of([] { make_overlong_verifier({{"max_len", "big"}, {"cache", 1}}); })
-                .find("option 'max_len': expected an integer, got \"big\""),
+  EXPECT_NE(error_of([] {
+              make_overlong_verifier({{"max_len", "big"}, {"cache", 1}});
+            }).find("option 'max_len': expected an integer, got \"big\""),
             std::string::npos);
 }
 
@@ -208,10 +216,14 @@ TEST(FormatVerifier, RequestOptionsOverrideDefaults) {
   r = v->verify(request("<think>x</think> 4", {{"answer_tags", true}}));
   EXPECT_DOUBLE_EQ(r.reward, 0.0);
   EXPECT_EQ(r.reason, "no <answer>…</answer> after </think>");
-  EXPECT_EQ(error_of([&] { v->verify(request("x", {{"answer_tag", true}})); }),
+  EXPECT_EQ(error_of([&] {
+              v->verify(request("x", {{"answer_tag", true}}));
+            }),
             "verifier 'format': option 'answer_tag': unknown option (expected one of: answer_tags, "
             "prompt_opens_think, single_think)");
-  EXPECT_EQ(error_of([&] { v->verify(request("x", {{"answer_tags", "yes"}})); }),
+  EXPECT_EQ(error_of([&] {
+              v->verify(request("x", {{"answer_tags", "yes"}}));
+            }),
             "verifier 'format': option 'answer_tags': expected true or false, got \"yes\"");
   EXPECT_NE(error_of([&] { v->verify(request("x", nlohmann::json::array())); }).find("must be a JSON object"),
             std::string::npos);
@@ -232,7 +244,9 @@ TEST(Scoring, LengthLimitAndWeights) {
   r.limits.max_completion_bytes = 18;
   EXPECT_DOUBLE_EQ(score(*v, r).reward, 1.0);
   EXPECT_DOUBLE_EQ(score(*v, r, {{"format", 2.5}}).reward, 2.5);
-  EXPECT_EQ(error_of([&] { score(*v, r, {{"accuracy", 1.0}}); }),
+  EXPECT_EQ(error_of([&] {
+              score(*v, r, {{"accuracy", 1.0}});
+            }),
             "weights: verifier 'format' has no component 'accuracy' (it has: format)");
 }
 
@@ -287,7 +301,9 @@ TEST_F(CompositeTest, WithoutAccuracyPartAllMustPass) {
 }
 
 TEST_F(CompositeTest, SpecErrorsNameThePart) {
-  EXPECT_EQ(error_of([&] { make_composite_verifier("r1", {{"accuracy", {{"verifier", "mth"}}}}, registry_); }),
+  EXPECT_EQ(error_of([&] {
+              make_composite_verifier("r1", {{"accuracy", {{"verifier", "mth"}}}}, registry_);
+            }),
             "r1.accuracy: unknown verifier 'mth' (registered: code, exact, format, language, math, overlong)");
   EXPECT_NE(error_of([&] {
               make_composite_verifier("r1", {{"overlong", {{"max_len", 10}, {"cache", 40}}}}, registry_);
@@ -297,8 +313,11 @@ TEST_F(CompositeTest, SpecErrorsNameThePart) {
               make_composite_verifier("r1", {{"accuracy", {{"verifier", "exact"}, {"strict", true}}}}, registry_);
             }).find("only for built-in verifiers"),
             std::string::npos);
-  EXPECT_EQ(error_of([&] { make_composite_verifier("r1", {{"format", {{"weight", "high"}}}}, registry_); }),
+  EXPECT_EQ(error_of([&] {
+              make_composite_verifier("r1", {{"format", {{"weight", "high"}}}}, registry_);
+            }),
             "r1.format.weight: expected a number");
-  EXPECT_NE(error_of([&] { make_composite_verifier("r1", nlohmann::json::object(), registry_); }).find("expected a map"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { make_composite_verifier("r1", nlohmann::json::object(), registry_); }).find("expected a map"),
+      std::string::npos);
 }

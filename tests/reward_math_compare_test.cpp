@@ -85,7 +85,7 @@ TEST(MathCompare, EquationsAndInequalities) {
 TEST(MathCompare, AssignmentsAndChains) {
   EXPECT_TRUE(eq("x = 11", "x = 5+5+1 = 7 = 11"));
   EXPECT_TRUE(eq("11", "x \\approx 11"));
-  EXPECT_FALSE(eq("a + 3z = 0", "0"));        // an equation is not an assignment
+  EXPECT_FALSE(eq("a + 3z = 0", "0"));  // an equation is not an assignment
   EXPECT_FALSE(eq("7 = 11a+c", "11a+c"));
   EXPECT_TRUE(eq("(p,q)=(3,2)", "(3,2)"));
   EXPECT_TRUE(eq("a=4, -8, -10", "-10, -8, 4"));
@@ -106,7 +106,7 @@ TEST(MathCompare, SetsTuplesIntervals) {
   EXPECT_TRUE(eq("\\{1,2\\}", "\\{2,1\\}"));
   EXPECT_FALSE(eq("(1,2)", "(2,1)"));
   EXPECT_FALSE(eq("(1,2)", "[1,2]"));
-  EXPECT_TRUE(eq("(1,3)", "{1,3}"));   // a bare list against a tuple compares in order
+  EXPECT_TRUE(eq("(1,3)", "{1,3}"));  // a bare list against a tuple compares in order
   EXPECT_FALSE(eq("(3,1)", "{1,3}"));
   EXPECT_TRUE(eq("(-\\infty, 1) \\cup (1, \\infty)", "(1,\\infty)\\cup(-\\infty,1)"));
   EXPECT_TRUE(eq("[0,2]", "[0,1]\\cup(1,2]"));

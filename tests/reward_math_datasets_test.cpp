@@ -33,8 +33,10 @@ Score run(const std::vector<std::pair<std::string, std::string>>& solution_answe
     const auto& [solution, answer] = solution_answer[i];
     ++s.total;
     MathVerdict v = verify_math(solution, answer, o);
-    if (v.correct) ++s.accepted;
-    else std::cout << "REJECTED own answer #" << i << ": " << v.reason << "\n";
+    if (v.correct)
+      ++s.accepted;
+    else
+      std::cout << "REJECTED own answer #" << i << ": " << v.reason << "\n";
     const std::string& other = solution_answer[(i + 1) % n].second;
     if (other == answer) continue;
     ++s.negatives;

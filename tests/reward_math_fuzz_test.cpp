@@ -13,15 +13,104 @@
 namespace grpo::reward::math {
 namespace {
 
-const std::vector<std::string> kTokens = {
-    "\\boxed{", "\\fbox{", "}", "{", "\\frac", "\\dfrac", "\\sqrt", "\\sqrt[3]", "^", "_", "(", ")", "[", "]",
-    "\\{", "\\}", "\\left(", "\\right)", ",", ";", "=", "<", "\\le", "\\ge", "\\ne", "\\in", "\\cup", "\\pm",
-    "+", "-", "*", "/", "\\cdot", "\\times", "!", "%", "\\%", ":", "|", "&", "\\\\", "$", "$$", "\\(", "\\)",
-    "\\[", "\\]", "\\begin{pmatrix}", "\\end{pmatrix}", "\\begin{align}", "\\end{align}", "\\text{", "cm",
-    "\\pi", "\\infty", "e", "i", "x", "y", "f(x)", "\\sin", "\\log_", "\\ln", "0", "1", "2", "3", "9", "10",
-    "0.5", "1,000", "1e9", "10^{10^{10}}", "2^{", "\\zzz", "\\", " ", "\n", "and", "or", "the answer is",
-    "<think>", "</think>", "<answer>", "</answer>", "\xe2\x88\x92", "\xcf\x80", "\xff", "\xc3", "\\mathrm{",
-    "\\overline{", "\\lfloor", "\\rfloor", "\\sum_{k=0}^{n}", "\\binom", "\\angle", "^\\circ", "\\approx"};
+const std::vector<std::string> kTokens = {"\\boxed{",
+                                          "\\fbox{",
+                                          "}",
+                                          "{",
+                                          "\\frac",
+                                          "\\dfrac",
+                                          "\\sqrt",
+                                          "\\sqrt[3]",
+                                          "^",
+                                          "_",
+                                          "(",
+                                          ")",
+                                          "[",
+                                          "]",
+                                          "\\{",
+                                          "\\}",
+                                          "\\left(",
+                                          "\\right)",
+                                          ",",
+                                          ";",
+                                          "=",
+                                          "<",
+                                          "\\le",
+                                          "\\ge",
+                                          "\\ne",
+                                          "\\in",
+                                          "\\cup",
+                                          "\\pm",
+                                          "+",
+                                          "-",
+                                          "*",
+                                          "/",
+                                          "\\cdot",
+                                          "\\times",
+                                          "!",
+                                          "%",
+                                          "\\%",
+                                          ":",
+                                          "|",
+                                          "&",
+                                          "\\\\",
+                                          "$",
+                                          "$$",
+                                          "\\(",
+                                          "\\)",
+                                          "\\[",
+                                          "\\]",
+                                          "\\begin{pmatrix}",
+                                          "\\end{pmatrix}",
+                                          "\\begin{align}",
+                                          "\\end{align}",
+                                          "\\text{",
+                                          "cm",
+                                          "\\pi",
+                                          "\\infty",
+                                          "e",
+                                          "i",
+                                          "x",
+                                          "y",
+                                          "f(x)",
+                                          "\\sin",
+                                          "\\log_",
+                                          "\\ln",
+                                          "0",
+                                          "1",
+                                          "2",
+                                          "3",
+                                          "9",
+                                          "10",
+                                          "0.5",
+                                          "1,000",
+                                          "1e9",
+                                          "10^{10^{10}}",
+                                          "2^{",
+                                          "\\zzz",
+                                          "\\",
+                                          " ",
+                                          "\n",
+                                          "and",
+                                          "or",
+                                          "the answer is",
+                                          "<think>",
+                                          "</think>",
+                                          "<answer>",
+                                          "</answer>",
+                                          "\xe2\x88\x92",
+                                          "\xcf\x80",
+                                          "\xff",
+                                          "\xc3",
+                                          "\\mathrm{",
+                                          "\\overline{",
+                                          "\\lfloor",
+                                          "\\rfloor",
+                                          "\\sum_{k=0}^{n}",
+                                          "\\binom",
+                                          "\\angle",
+                                          "^\\circ",
+                                          "\\approx"};
 
 std::vector<std::string> seeds() {
   std::vector<std::string> out;
@@ -49,14 +138,22 @@ std::string mutate(std::string s, std::mt19937_64& rng) {
   for (int e = 0; e < edits; ++e) {
     size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
     switch (rng() % 8) {
-      case 0: s.insert(pos, 1, static_cast<char>(rng() % 256)); break;                 // any byte
-      case 1: if (pos < s.size()) s.erase(pos, 1 + rng() % 4); break;                   // delete
-      case 2: s.insert(pos, kTokens[rng() % kTokens.size()]); break;                    // token
-      case 3: if (!s.empty()) s = s.substr(0, pos); break;                              // truncate
-      case 4: if (pos < s.size()) s.insert(pos, s.substr(pos, 1 + rng() % 16)); break;  // duplicate
-      case 5: s = "\\boxed{" + s + "}"; break;                                          // wrap
-      case 6: s.insert(pos, std::string(1 + rng() % 300, "({[|-"[rng() % 5])); break;   // deep / long
-      case 7: if (pos < s.size()) s[pos] = "{}()[]$\\^_"[rng() % 10]; break;            // structure
+      case 0: s.insert(pos, 1, static_cast<char>(rng() % 256)); break;  // any byte
+      case 1:
+        if (pos < s.size()) s.erase(pos, 1 + rng() % 4);
+        break;                                                        // delete
+      case 2: s.insert(pos, kTokens[rng() % kTokens.size()]); break;  // token
+      case 3:
+        if (!s.empty()) s = s.substr(0, pos);
+        break;  // truncate
+      case 4:
+        if (pos < s.size()) s.insert(pos, s.substr(pos, 1 + rng() % 16));
+        break;                                                                         // duplicate
+      case 5: s = "\\boxed{" + s + "}"; break;                                         // wrap
+      case 6: s.insert(pos, std::string(1 + rng() % 300, "({[|-"[rng() % 5])); break;  // deep / long
+      case 7:
+        if (pos < s.size()) s[pos] = "{}()[]$\\^_"[rng() % 10];
+        break;  // structure
     }
   }
   return s;

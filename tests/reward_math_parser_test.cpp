@@ -50,10 +50,13 @@ TEST(MathNormalize, UnitsDegreesAndUnicode) {
   EXPECT_EQ(normalize_answer("90^\\circ", false), "90");
   EXPECT_EQ(normalize_answer("45^{\\circ}", false), "45");
   EXPECT_EQ(normalize_answer("12\\text{ and }13", false), "12 , 13");
-  EXPECT_EQ(normalize_answer("\xe2\x88\x92" "5", false), "-5");           // U+2212 minus
-  EXPECT_EQ(normalize_answer("2 \xc3\x97 3", false), "2 \\times  3");     // U+00D7 times
-  EXPECT_EQ(normalize_answer("\xcf\x80", false), "\\pi");                 // U+03C0 pi
-  EXPECT_EQ(normalize_answer("\\\\frac{1}{2}", false), "\\frac{1}{2}");   // JSON double escaping
+  EXPECT_EQ(normalize_answer("\xe2\x88\x92"
+                             "5",
+                             false),
+            "-5");                                                       // U+2212 minus
+  EXPECT_EQ(normalize_answer("2 \xc3\x97 3", false), "2 \\times  3");    // U+00D7 times
+  EXPECT_EQ(normalize_answer("\xcf\x80", false), "\\pi");                // U+03C0 pi
+  EXPECT_EQ(normalize_answer("\\\\frac{1}{2}", false), "\\frac{1}{2}");  // JSON double escaping
 }
 
 TEST(MathParser, NumbersFractionsAndMixedNumbers) {

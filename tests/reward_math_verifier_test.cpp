@@ -105,7 +105,7 @@ TEST(MathVerifier, LimitsAndBadCompletions) {
   EXPECT_TRUE(v->verify(huge).correct);
 
   EXPECT_TRUE(v->verify(request(std::string("\\boxed{5}\xff\xfe"), "5")).correct);  // invalid UTF-8
-  EXPECT_FALSE(v->verify(request("\\boxed{\\frac{1}{2", "1/2")).correct);          // unbalanced braces
+  EXPECT_FALSE(v->verify(request("\\boxed{\\frac{1}{2", "1/2")).correct);           // unbalanced braces
 
   VerifyRequest deep = request("\\boxed{" + std::string(10000, '(') + "1" + std::string(10000, ')') + "}", "1",
                                {{"max_answer_bytes", 100000}});
@@ -136,9 +136,10 @@ TEST(MathVerifier, LimitsAndBadCompletions) {
 TEST(MathVerifier, ThreadSafeAndDeterministic) {
   auto v = make_math_verifier(nullptr);
   std::vector<std::pair<std::string, std::string>> cases = {
-      {"\\boxed{\\frac12}", "0.5"},       {"\\boxed{0.52}", "1/2"},         {"\\boxed{(x+1)^2}", "x^2+2x+1"},
-      {"\\boxed{[1,2]}", "(1,2)"},        {"\\boxed{\\{2,1\\}}", "\\{1,2\\}"}, {"\\boxed{3+4i}", "4i+3"},
-      {"\\boxed{x \\geq 2}", "x \\ge 2"}, {"The answer is (C)", "C"}};
+      {"\\boxed{\\frac12}", "0.5"},        {"\\boxed{0.52}", "1/2"},
+      {"\\boxed{(x+1)^2}", "x^2+2x+1"},    {"\\boxed{[1,2]}", "(1,2)"},
+      {"\\boxed{\\{2,1\\}}", "\\{1,2\\}"}, {"\\boxed{3+4i}", "4i+3"},
+      {"\\boxed{x \\geq 2}", "x \\ge 2"},  {"The answer is (C)", "C"}};
   std::vector<VerifyResult> expected;
   for (const auto& [c, g] : cases) expected.push_back(v->verify(request(c, g)));
   std::vector<std::thread> threads;

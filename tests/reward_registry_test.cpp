@@ -32,7 +32,8 @@ TEST(Registry, BuiltinsAreRegistered) {
   EXPECT_EQ(r.names(), (std::vector<std::string>{"code", "format", "language", "math", "overlong"}));
   EXPECT_TRUE(r.is_builtin("format"));
   EXPECT_EQ(r.get("format")->name(), "format");
-  EXPECT_EQ(error_of([&] { r.get("nope"); }), "unknown verifier 'nope' (registered: code, format, language, math, overlong)");
+  EXPECT_EQ(error_of([&] { r.get("nope"); }),
+            "unknown verifier 'nope' (registered: code, format, language, math, overlong)");
   EXPECT_THROW(r.get("nope"), UnknownVerifier);
   EXPECT_NE(error_of([&] { register_builtin(r); }).find("'format' is already registered (as builtin)"),
             std::string::npos);
@@ -73,7 +74,8 @@ composites:
     format: {weight: 1.0}
     overlong: {max_len: 10, cache: 5}
 )");
-  EXPECT_EQ(r->names(), (std::vector<std::string>{"basic", "code", "format", "language", "math", "overlong", "shaped"}));
+  EXPECT_EQ(r->names(),
+            (std::vector<std::string>{"basic", "code", "format", "language", "math", "overlong", "shaped"}));
   auto list = r->list();
   EXPECT_EQ(list[0].kind, "composite");
   EXPECT_EQ(list[2].kind, "builtin");
@@ -94,11 +96,13 @@ TEST(Registry, ConfigErrorsNameFileAndKey) {
   EXPECT_EQ(error_of([] { from_yaml("verifiers:\n  fromat: {}\n"); }),
             "reward.yaml: key 'verifiers': verifiers.fromat: not a built-in verifier (built-ins: format, language, "
             "overlong, math, code)");
-  EXPECT_NE(error_of([] { from_yaml("verifiers:\n  overlong: {max_len: 10, cache: 0}\n"); })
-                .find("reward.yaml: key 'verifiers': verifier 'overlong': option 'cache': must be in (0, max_len=10]"),
+  EXPECT_NE(error_of([] {
+              from_yaml("verifiers:\n  overlong: {max_len: 10, cache: 0}\n");
+            }).find("reward.yaml: key 'verifiers': verifier 'overlong': option 'cache': must be in (0, max_len=10]"),
             std::string::npos);
-  EXPECT_EQ(error_of([] { from_yaml("composites:\n  r1:\n    accuracy: {verifier: mth}\n"); }),
-            "reward.yaml: key 'composites.r1': unknown verifier 'mth' (registered: code, format, language, math, overlong)");
+  EXPECT_EQ(
+      error_of([] { from_yaml("composites:\n  r1:\n    accuracy: {verifier: mth}\n"); }),
+      "reward.yaml: key 'composites.r1': unknown verifier 'mth' (registered: code, format, language, math, overlong)");
   EXPECT_EQ(error_of([] { from_yaml("composites:\n  a: {x: {verifier: b}}\n  b: {y: {verifier: a}}\n"); }),
             "reward.yaml: key 'composites': composites refer to each other in a cycle (a, …)");
   EXPECT_EQ(error_of([] { from_yaml("composites:\n  a: {x: {verifier: a}}\n"); }),
@@ -107,8 +111,9 @@ TEST(Registry, ConfigErrorsNameFileAndKey) {
             "reward.yaml: key 'composites': a.format.weight: expected a number");
   EXPECT_EQ(error_of([] { from_yaml("remote:\n  py: {timeout_ms: 5}\n"); }),
             "reward.yaml: key 'remote.py.address': required key is missing");
-  EXPECT_NE(error_of([] { from_yaml("remote:\n  py: {address: 'x:1', retry: 5}\n"); })
-                .find("reward.yaml: key 'remote.py.retry': unknown key"),
+  EXPECT_NE(error_of([] {
+              from_yaml("remote:\n  py: {address: 'x:1', retry: 5}\n");
+            }).find("reward.yaml: key 'remote.py.retry': unknown key"),
             std::string::npos);
   EXPECT_EQ(error_of([] { from_yaml("remote:\n  format: {address: '127.0.0.1:1'}\n"); }),
             "reward.yaml: key 'remote.format': verifier 'format' is already registered (as builtin)");
@@ -116,13 +121,15 @@ TEST(Registry, ConfigErrorsNameFileAndKey) {
 
 TEST(Registry, YamlToJsonKeepsQuotedStrings) {
   auto j = yaml_to_json(YAML::Load("{a: 42, b: '42', c: 1.5, d: true, e: null, f: [x, 2], g: \"true\"}"));
-  EXPECT_EQ(j, nlohmann::json::parse(R"({"a": 42, "b": "42", "c": 1.5, "d": true, "e": null, "f": ["x", 2], "g": "true"})"));
+  EXPECT_EQ(
+      j, nlohmann::json::parse(R"({"a": 42, "b": "42", "c": 1.5, "d": true, "e": null, "f": ["x", 2], "g": "true"})"));
 }
 
 TEST(ServerOptions, FromConfigWithErrorsNamingKeys) {
-  auto c = Config::parse("server: {address: '127.0.0.1:0', workers: 2, max_queue: 8, max_message_mb: 4}\n"
-                         "limits: {max_completion_bytes: 1000, timeout_ms: 500}\n",
-                         "reward.yaml");
+  auto c = Config::parse(
+      "server: {address: '127.0.0.1:0', workers: 2, max_queue: 8, max_message_mb: 4}\n"
+      "limits: {max_completion_bytes: 1000, timeout_ms: 500}\n",
+      "reward.yaml");
   ServerOptions o = server_options_from_config(c);
   EXPECT_EQ(o.address, "127.0.0.1:0");
   EXPECT_EQ(o.workers, 2);
@@ -140,7 +147,8 @@ TEST(ServerOptions, FromConfigWithErrorsNamingKeys) {
               server_options_from_config(Config::parse("server: {max_message_mb: 8, max_pending_mb: 4}\n", "r.yaml"));
             }).find("r.yaml: key 'server.max_pending_mb': must be >= server.max_message_mb"),
             std::string::npos);
-  EXPECT_NE(error_of([] { server_options_from_config(Config::parse("server: {max_qeue: 3}\n", "r.yaml")); })
-                .find("r.yaml: key 'server.max_qeue': unknown key"),
+  EXPECT_NE(error_of([] {
+              server_options_from_config(Config::parse("server: {max_qeue: 3}\n", "r.yaml"));
+            }).find("r.yaml: key 'server.max_qeue': unknown key"),
             std::string::npos);
 }

@@ -47,11 +47,13 @@ class RemoteTest : public ::testing::Test {
     plugin_address_ = line.substr(std::string("listening on ").size());
     auto config = grpo::Config::parse(
         "remote:\n"
-        "  py: {address: '" + plugin_address_ + "', verifier: contains, timeout_ms: 2000, retries: 2, backoff_ms: 20}\n"
-        "composites:\n"
-        "  mixed:\n"
-        "    accuracy: {verifier: py}\n"
-        "    format: {weight: 0.5}\n",
+        "  py: {address: '" +
+            plugin_address_ +
+            "', verifier: contains, timeout_ms: 2000, retries: 2, backoff_ms: 20}\n"
+            "composites:\n"
+            "  mixed:\n"
+            "    accuracy: {verifier: py}\n"
+            "    format: {weight: 0.5}\n",
         "reward.yaml");
     ServerOptions o = server_options_from_config(config);
     o.address = "127.0.0.1:0";

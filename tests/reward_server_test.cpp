@@ -264,7 +264,8 @@ TEST_F(ServerTest, ListVerifiersAndHealth) {
   auto list = client_->list_verifiers();
   std::vector<std::string> names;
   for (const auto& v : list) names.push_back(v.name());
-  EXPECT_EQ(names, (std::vector<std::string>{"code", "faulty", "format", "gate", "language", "math", "overlong", "slow"}));
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"code", "faulty", "format", "gate", "language", "math", "overlong", "slow"}));
   EXPECT_EQ(list[2].kind(), "builtin");
   EXPECT_EQ(list[3].kind(), "test");
   EXPECT_NE(list[2].description().find("R1 format"), std::string::npos);
@@ -398,7 +399,10 @@ TEST_F(ServerTest, FullQueueIsRefusedAtOnce) {
   EXPECT_EQ(code_of([&] { client_->score(make("format", "c")); }, &msg), grpc::RESOURCE_EXHAUSTED);
   EXPECT_NE(msg.find("reward server busy: 1 tasks queued, 1 more do not fit (server.max_queue=1)"), std::string::npos)
       << msg;
-  EXPECT_EQ(code_of([&] { client_->score_batch({make("format", "c"), make("format", "d")}); }), grpc::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(code_of([&] {
+              client_->score_batch({make("format", "c"), make("format", "d")});
+            }),
+            grpc::RESOURCE_EXHAUSTED);
   // In a stream the refused item gets its own error reply.
   std::vector<v1::ScoreResponse> got;
   client_->score_stream({make("format", "c", "s")}, [&](v1::ScoreResponse&& r) { got.push_back(r); });

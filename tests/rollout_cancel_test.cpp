@@ -86,8 +86,7 @@ TEST_F(EngineCancel, FinishedButUnpolledCompletionsAreDiscarded) {
   Engine engine(model_, 0, opt_);
   const uint64_t a = engine.submit(request(4, 2, 3));
   const uint64_t b = engine.submit(request(5, 2, 3));
-  while (engine.step()) {
-  }
+  while (engine.step()) {}
   engine.cancel(a);
   engine.cancel(a);      // twice: no effect
   engine.cancel(12345);  // unknown: ignored

@@ -3,9 +3,9 @@
 // on the batch; stop ids, EOS and max_new_tokens end completions as the engine does.
 #include <gtest/gtest.h>
 
-#include "rollout/dense_generate.h"
 #include "model_ckpt_testutil.h"
 #include "model_test_util.h"
+#include "rollout/dense_generate.h"
 
 namespace grpo::rollout {
 namespace {
@@ -88,10 +88,16 @@ TEST(DenseGenerate, StopIdsEosAndBadRequests) {
   const DenseDecoder with_eos = random_dense(dense_config_json("qwen2", {{"eos_token_id", greedy[3]}}));
   EXPECT_EQ(dense_generate(with_eos, {request({6, 7}, 1, 0.0, 8)})[0].finish_reason, FinishReason::kEos);
 
-  ckpt_test::expect_input_error([&] { dense_generate(m, {request({6, 7}, 1, 0.0, 8), request({}, 1, 0.0, 8)}); },
-                                {"requests[1]", "prompt: empty"});
-  ckpt_test::expect_input_error([&] { dense_generate(m, {request({6, 40}, 1, 0.0, 8)}); },
-                                {"requests[0]", "prompt[1]", "outside the vocabulary"});
+  ckpt_test::expect_input_error(
+      [&] {
+        dense_generate(m, {request({6, 7}, 1, 0.0, 8), request({}, 1, 0.0, 8)});
+      },
+      {"requests[1]", "prompt: empty"});
+  ckpt_test::expect_input_error(
+      [&] {
+        dense_generate(m, {request({6, 40}, 1, 0.0, 8)});
+      },
+      {"requests[0]", "prompt[1]", "outside the vocabulary"});
   ckpt_test::expect_input_error([&] { dense_generate(m, {request({6}, 0, 0.0, 8)}); }, {"requests[0]", "n:"});
 }
 

@@ -43,10 +43,11 @@ void expect_greedy_parity(const DeepseekModel& m, std::shared_ptr<const Deepseek
       EXPECT_EQ(c.token_ids, want) << "request " << i << " sample " << k;
       ASSERT_EQ(c.logprobs.size(), c.token_ids.size());
       if (c.token_ids == want)
-        for (size_t t = 0; t < want.size(); ++t) EXPECT_NEAR(c.logprobs[t], want_lp[t], 1e-4) << i << "," << k << "," << t;
+        for (size_t t = 0; t < want.size(); ++t)
+          EXPECT_NEAR(c.logprobs[t], want_lp[t], 1e-4) << i << "," << k << "," << t;
       EXPECT_EQ(c.prompt_tokens, static_cast<int64_t>(cases[i].prompt.size()));
-      EXPECT_EQ(c.finish_reason, want.size() < static_cast<size_t>(cases[i].max_new) ? FinishReason::kEos
-                                                                                      : FinishReason::kLength);
+      EXPECT_EQ(c.finish_reason,
+                want.size() < static_cast<size_t>(cases[i].max_new) ? FinishReason::kEos : FinishReason::kLength);
     }
   }
   EXPECT_EQ(done.size(), [&] {

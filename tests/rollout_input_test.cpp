@@ -80,9 +80,12 @@ TEST_F(EngineInput, BadRequestsNameTheField) {
       {[](Request& r) { r.params.sampling.temperature = -1; }, "temperature: must be a finite number >= 0"},
       {[](Request& r) { r.params.sampling.top_p = 0; }, "top_p: must be in (0, 1]"},
       {[](Request& r) { r.params.sampling.top_k = -3; }, "top_k: must be >= 0, got -3"},
-      {[](Request& r) { r.params.stop_token_ids = {4, 99999}; },
+      {[](Request& r) {
+         r.params.stop_token_ids = {4, 99999};
+       },
        "stop_token_ids[1]: token id 99999 is outside the vocabulary [0, 3000)"},
-      {[](Request& r) { r.params.stop_strings = {"</answer>"}; }, "stop_strings: need a tokenizer (the engine has none)"},
+      {[](Request& r) { r.params.stop_strings = {"</answer>"}; },
+       "stop_strings: need a tokenizer (the engine has none)"},
   };
   for (const Bad& b : bad) {
     Request r = good_;

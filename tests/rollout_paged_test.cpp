@@ -19,10 +19,13 @@ namespace {
 TEST(PagedBatch, RaggedRowsOverScatteredPagesEqualFullForwards) {
   at::NoGradGuard no_grad;
   for (const nlohmann::json& patch :
-       {nlohmann::json::object(),
-        nlohmann::json{{"rope_interleave", false},
-                       {"rope_scaling", {{"type", "yarn"}, {"factor", 4}, {"original_max_position_embeddings", 16},
-                                         {"mscale", 0.707}, {"mscale_all_dim", 1.0}}}}}) {
+       {nlohmann::json::object(), nlohmann::json{{"rope_interleave", false},
+                                                 {"rope_scaling",
+                                                  {{"type", "yarn"},
+                                                   {"factor", 4},
+                                                   {"original_max_position_embeddings", 16},
+                                                   {"mscale", 0.707},
+                                                   {"mscale_all_dim", 1.0}}}}}) {
     ModelConfig c = tiny_config(patch);
     DeepseekModel m = random_model(c, {at::kDouble, at::kDouble});
     const int64_t ps = 4;
@@ -143,8 +146,7 @@ TEST(PagePool, LatentCacheIsSmallerThanAnMhaCache) {
   // dsv3-small (bench/configs): 8 layers, 8 heads, kv_lora 128 + rope 32 = 160 values per token
   // per layer; MHA would keep heads × (qk_head_dim 96 + v 64) = 1280.
   ModelConfig c = ModelConfig::load(std::string(GRPO_SOURCE_DIR) + "/bench/configs/dsv3-small.json");
-  Engine engine(shared_model(DeepseekModel(c, ModelOptions::for_dtype("bf16"))), 0,
-                rollout::EngineOptions{16, 4});
+  Engine engine(shared_model(DeepseekModel(c, ModelOptions::for_dtype("bf16"))), 0, rollout::EngineOptions{16, 4});
   EXPECT_EQ(engine.cache_bytes_per_token(), 8 * 160 * 2);
   EXPECT_EQ(engine.mha_cache_bytes_per_token(), 8 * 1280 * 2);
 }

@@ -81,12 +81,12 @@ void check_distribution(const SamplingParams& p, int64_t n) {
 }
 
 TEST(Sampler, EmpiricalDistributionMatchesSoftmaxWithTruncation) {
-  check_distribution({1.0, 1.0, 0, 17}, 40000);   // plain softmax: inverse CDF in vocabulary order
-  check_distribution({0.7, 1.0, 0, 18}, 40000);   // temperature
-  check_distribution({1.3, 1.0, 5, 19}, 40000);   // top-k (the tie at rank 3/4 is inside)
-  check_distribution({1.0, 0.8, 0, 20}, 40000);   // top-p
-  check_distribution({0.9, 0.6, 6, 21}, 40000);   // both
-  check_distribution({1.0, 1.0, 3, 22}, 40000);   // top-k ending inside the 1.5/1.5 tie: both kept
+  check_distribution({1.0, 1.0, 0, 17}, 40000);  // plain softmax: inverse CDF in vocabulary order
+  check_distribution({0.7, 1.0, 0, 18}, 40000);  // temperature
+  check_distribution({1.3, 1.0, 5, 19}, 40000);  // top-k (the tie at rank 3/4 is inside)
+  check_distribution({1.0, 0.8, 0, 20}, 40000);  // top-p
+  check_distribution({0.9, 0.6, 6, 21}, 40000);  // both
+  check_distribution({1.0, 1.0, 3, 22}, 40000);  // top-k ending inside the 1.5/1.5 tie: both kept
 }
 
 TEST(Sampler, ChiSquareRejectsAWrongDistribution) {

@@ -17,7 +17,8 @@ struct Abandon {};  // thrown from on_completion to walk away from a call
 
 GenerateCall sampled_call() {
   GenerateCall call;
-  call.prompts = {{random_prompt(5, 512, 1), 4, 11}, {random_prompt(9, 512, 2), 2, 12}, {random_prompt(13, 512, 3), 3, {}}};
+  call.prompts = {
+      {random_prompt(5, 512, 1), 4, 11}, {random_prompt(9, 512, 2), 2, 12}, {random_prompt(13, 512, 3), 3, {}}};
   call.params.sampling = {0.8, 0.9, 50, 99};
   call.params.max_new_tokens = 24;
   return call;

@@ -75,12 +75,15 @@ TEST_F(RolloutSvcInput, BadGenerateCallsNameTheField) {
        "prompts: empty (a Generate call needs at least one prompt)"},
       {"too many prompts", [](GenerateCall& c) { c.prompts.assign(5, c.prompts[0]); }, grpc::INVALID_ARGUMENT,
        "prompts: 5 prompts exceed max_prompts_per_call (4)"},
-      {"empty prompt", [](GenerateCall& c) { c.prompts.push_back({{}, 1, {}}); }, grpc::INVALID_ARGUMENT,
-       "prompts[1]: prompt: empty"},
+      {"empty prompt",
+       [](GenerateCall& c) {
+         c.prompts.push_back({{}, 1, {}});
+       },
+       grpc::INVALID_ARGUMENT, "prompts[1]: prompt: empty"},
       {"prompt longer than the context", [](GenerateCall& c) { c.prompts[0].token_ids.assign(513, 5); },
        grpc::INVALID_ARGUMENT, "prompts[0]: prompt: 513 tokens exceed the context of 512 (max_context)"},
-      {"token outside the vocabulary", [](GenerateCall& c) { c.prompts[0].token_ids[2] = 512; },
-       grpc::INVALID_ARGUMENT, "prompts[0]: prompt[2]: token id 512 is outside the vocabulary [0, 512)"},
+      {"token outside the vocabulary", [](GenerateCall& c) { c.prompts[0].token_ids[2] = 512; }, grpc::INVALID_ARGUMENT,
+       "prompts[0]: prompt[2]: token id 512 is outside the vocabulary [0, 512)"},
       {"n = 0", [](GenerateCall& c) { c.prompts[0].n = 0; }, grpc::INVALID_ARGUMENT,
        "prompts[0]: n: the number of samples must be in [1, 8] (max_seqs), got 0"},
       {"max_new_tokens = 0", [](GenerateCall& c) { c.params.max_new_tokens = 0; }, grpc::INVALID_ARGUMENT,
@@ -91,7 +94,10 @@ TEST_F(RolloutSvcInput, BadGenerateCallsNameTheField) {
        "temperature"},
       {"top_p = 0", [](GenerateCall& c) { c.params.sampling.top_p = 0; }, grpc::INVALID_ARGUMENT, "top_p"},
       {"negative top_k", [](GenerateCall& c) { c.params.sampling.top_k = -1; }, grpc::INVALID_ARGUMENT, "top_k"},
-      {"stop id outside the vocabulary", [](GenerateCall& c) { c.params.stop_token_ids = {7, 9999}; },
+      {"stop id outside the vocabulary",
+       [](GenerateCall& c) {
+         c.params.stop_token_ids = {7, 9999};
+       },
        grpc::INVALID_ARGUMENT, "stop_token_ids[1]: token id 9999 is outside the vocabulary"},
       {"stop string without a tokenizer", [](GenerateCall& c) { c.params.stop_strings = {"\n\n"}; },
        grpc::INVALID_ARGUMENT, "stop_strings: need a tokenizer"},
@@ -128,7 +134,8 @@ TEST_F(RolloutSvcInput, BadWeightUpdatesKeepTheOldWeights) {
   state["model.layers.1.self_attn.q_a_proj.wieght"] = state.at(q_a);
   EXPECT_EQ(update(1, state, &message), grpc::INVALID_ARGUMENT) << message;
   EXPECT_NE(message.find("weights version 1: unexpected tensors: model.layers.1.self_attn.q_a_proj.wieght"),
-            std::string::npos) << message;
+            std::string::npos)
+      << message;
 
   state = good;
   state.erase(q_a);
@@ -153,7 +160,8 @@ TEST_F(RolloutSvcInput, BadWeightUpdatesKeepTheOldWeights) {
   for (int64_t v : {0, -3}) {
     EXPECT_EQ(update(v, good, &message), grpc::FAILED_PRECONDITION) << message;
     EXPECT_NE(message.find("version: " + std::to_string(v) + " is not above the worker's newest version 0"),
-              std::string::npos) << message;
+              std::string::npos)
+        << message;
   }
 
   // More bytes than max_update_bytes (2 MiB), announced in begin.total_bytes.
@@ -178,50 +186,81 @@ TEST_F(RolloutSvcInput, BrokenChunkStreamsAreRefused) {
       {"no begin", {piece("a", f32, {1}, 0, 4)}, grpc::INVALID_ARGUMENT, "begin: the first message must carry it"},
       {"two begins", {begin(1, 1), begin(1, 1)}, grpc::INVALID_ARGUMENT, "begin: only the first message may carry it"},
       {"no tensors", {begin(1, 0)}, grpc::INVALID_ARGUMENT, "begin.tensor_count: must be >= 1, got 0"},
-      {"old version", {begin(0, 1)}, grpc::FAILED_PRECONDITION,
+      {"old version",
+       {begin(0, 1)},
+       grpc::FAILED_PRECONDITION,
        "version: 0 is not above the worker's newest version 0"},
-      {"announced too large", {begin(1, 1, 3 << 20)}, grpc::RESOURCE_EXHAUSTED,
+      {"announced too large",
+       {begin(1, 1, 3 << 20)},
+       grpc::RESOURCE_EXHAUSTED,
        "begin.total_bytes: 3145728 bytes, above the server's max_update_bytes (2097152)"},
-      {"data before any tensor", {begin(1, 1), piece(std::nullopt, 0, {}, 0, 4)}, grpc::INVALID_ARGUMENT,
+      {"data before any tensor",
+       {begin(1, 1), piece(std::nullopt, 0, {}, 0, 4)},
+       grpc::INVALID_ARGUMENT,
        "data: no tensor has begun"},
-      {"unknown dtype", {begin(1, 1), piece("a", 9, {1}, 0, 4)}, grpc::INVALID_ARGUMENT,
+      {"unknown dtype",
+       {begin(1, 1), piece("a", 9, {1}, 0, 4)},
+       grpc::INVALID_ARGUMENT,
        "tensor 'a': dtype 9 is not one of FLOAT32, BFLOAT16, FLOAT16, FLOAT8_E4M3"},
       {"unspecified dtype", {begin(1, 1), piece("a", 0, {1}, 0, 4)}, grpc::INVALID_ARGUMENT, "tensor 'a': dtype 0"},
-      {"negative dimension", {begin(1, 1), piece("a", f32, {2, -1}, 0, 0)}, grpc::INVALID_ARGUMENT,
+      {"negative dimension",
+       {begin(1, 1), piece("a", f32, {2, -1}, 0, 0)},
+       grpc::INVALID_ARGUMENT,
        "tensor 'a': negative dimension"},
       {"no name", {begin(1, 1), piece("", f32, {1}, 0, 4)}, grpc::INVALID_ARGUMENT, "tensor.name: empty (tensor 0)"},
-      {"repeated name", {begin(1, 2), piece("a", f32, {1}, 0, 4), piece("a", f32, {1}, 0, 4)}, grpc::INVALID_ARGUMENT,
+      {"repeated name",
+       {begin(1, 2), piece("a", f32, {1}, 0, 4), piece("a", f32, {1}, 0, 4)},
+       grpc::INVALID_ARGUMENT,
        "tensor 'a': sent twice"},
-      {"chunk out of order", {begin(1, 1), piece("a", f32, {4}, 8, 8)}, grpc::INVALID_ARGUMENT,
+      {"chunk out of order",
+       {begin(1, 1), piece("a", f32, {4}, 8, 8)},
+       grpc::INVALID_ARGUMENT,
        "tensor 'a': chunk at offset 8, expected 0 (chunks out of order or missing)"},
-      {"chunk repeated", {begin(1, 1), piece("a", f32, {4}, 0, 8), piece(std::nullopt, 0, {}, 0, 8)}, grpc::INVALID_ARGUMENT,
+      {"chunk repeated",
+       {begin(1, 1), piece("a", f32, {4}, 0, 8), piece(std::nullopt, 0, {}, 0, 8)},
+       grpc::INVALID_ARGUMENT,
        "tensor 'a': chunk at offset 0, expected 8"},
-      {"chunk overruns", {begin(1, 1), piece("a", f32, {2}, 0, 12)}, grpc::INVALID_ARGUMENT,
+      {"chunk overruns",
+       {begin(1, 1), piece("a", f32, {2}, 0, 12)},
+       grpc::INVALID_ARGUMENT,
        "tensor 'a': chunk of 12 bytes at offset 0 overruns its 8 bytes (shape [2])"},
-      {"tensor cut short", {begin(1, 1), piece("a", f32, {4}, 0, 8)}, grpc::INVALID_ARGUMENT,
+      {"tensor cut short",
+       {begin(1, 1), piece("a", f32, {4}, 0, 8)},
+       grpc::INVALID_ARGUMENT,
        "tensor 'a': 8 of 16 bytes received when the stream ended (truncated)"},
-      {"next tensor too early", {begin(1, 2), piece("a", f32, {4}, 0, 8), piece("b", f32, {1}, 0, 4)},
-       grpc::INVALID_ARGUMENT, "tensor 'a': 8 of 16 bytes received before the next tensor began (truncated)"},
-      {"tensors missing", {begin(1, 2), piece("a", f32, {1}, 0, 4)}, grpc::INVALID_ARGUMENT,
+      {"next tensor too early",
+       {begin(1, 2), piece("a", f32, {4}, 0, 8), piece("b", f32, {1}, 0, 4)},
+       grpc::INVALID_ARGUMENT,
+       "tensor 'a': 8 of 16 bytes received before the next tensor began (truncated)"},
+      {"tensors missing",
+       {begin(1, 2), piece("a", f32, {1}, 0, 4)},
+       grpc::INVALID_ARGUMENT,
        "the stream ended after 1 of 2 tensors (begin.tensor_count; truncated)"},
-      {"more tensors than announced", {begin(1, 1), piece("a", f32, {1}, 0, 4), piece("b", f32, {1}, 0, 4)},
-       grpc::INVALID_ARGUMENT, "tensor 'b': more tensors than the 1 announced (begin.tensor_count)"},
-      {"too large, unannounced", {begin(1, 1), piece("big", f32, {1 << 20}, 0, 0)}, grpc::RESOURCE_EXHAUSTED,
+      {"more tensors than announced",
+       {begin(1, 1), piece("a", f32, {1}, 0, 4), piece("b", f32, {1}, 0, 4)},
+       grpc::INVALID_ARGUMENT,
+       "tensor 'b': more tensors than the 1 announced (begin.tensor_count)"},
+      {"too large, unannounced",
+       {begin(1, 1), piece("big", f32, {1 << 20}, 0, 0)},
+       grpc::RESOURCE_EXHAUSTED,
        "tensor 'big': the update reaches 4194304 bytes, above the server's max_update_bytes (2097152)"},
-      {"complete but not the model's", {begin(1, 1), piece("a", f32, {1}, 0, 4)}, grpc::INVALID_ARGUMENT,
+      {"complete but not the model's",
+       {begin(1, 1), piece("a", f32, {1}, 0, 4)},
+       grpc::INVALID_ARGUMENT,
        "weights version 1: missing tensors: "},
   };
   for (const BadStream& bad : cases) {
     const grpc::Status status = raw_update(bad.chunks);
     EXPECT_EQ(status.error_code(), bad.code) << bad.what << ": " << status.error_message();
-    EXPECT_NE(status.error_message().find(bad.message), std::string::npos) << bad.what << ": " << status.error_message();
+    EXPECT_NE(status.error_message().find(bad.message), std::string::npos)
+        << bad.what << ": " << status.error_message();
   }
   expect_old_weights_serving();
 }
 
 TEST_F(RolloutSvcInput, OneUpdateAtATime) {
-  auto stub = v1::RolloutService::NewStub(
-      grpc::CreateChannel(served_->server->address(), grpc::InsecureChannelCredentials()));
+  auto stub =
+      v1::RolloutService::NewStub(grpc::CreateChannel(served_->server->address(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   v1::UpdateWeightsResponse response;
   auto writer = stub->UpdateWeights(&context, &response);

@@ -136,7 +136,8 @@ TEST_F(RolloutSvcParts, AnotherVersionOrPartCountWaitsForThePendingOne) {
   std::string message;
   EXPECT_EQ(code(2, b, {1, 2}, &message), grpc::ABORTED) << message;
   EXPECT_NE(message.find("another update is in progress (version 1 in 2 parts; this call: version 2 in 2)"),
-            std::string::npos) << message;
+            std::string::npos)
+      << message;
   EXPECT_EQ(code(1, b, {1, 3}, &message), grpc::ABORTED) << message;
   EXPECT_NE(message.find("this call: version 1 in 3"), std::string::npos) << message;
   EXPECT_EQ(code(2, other_weights(55)->state_dict(), {}, &message), grpc::ABORTED) << message;
@@ -181,7 +182,8 @@ TEST_F(RolloutSvcParts, ABrokenPartFailsTheOtherAndBadPartFieldsAreRefused) {
   std::string message;
   EXPECT_EQ(rpc_code([&] { first.get(); }, &message), grpc::ABORTED) << message;
   EXPECT_NE(message.find("weights version 1: part 1 of 2 failed (the stream ended after 1 of 2 tensors"),
-            std::string::npos) << message;
+            std::string::npos)
+      << message;
 
   s = served_->raw_update({begin(2, 1, 0, 2, 2)});
   EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);

@@ -27,8 +27,8 @@ using grpo::ExperienceStoreOptions;
 using grpo::GroupKey;
 using grpo::ReadStatus;
 using grpo::ScoredGroup;
-using grpo::ckpt_test::TempDir;
 using grpo::ckpt_test::expect_input_error;
+using grpo::ckpt_test::TempDir;
 using grpo::store_test::expect_same_group;
 using grpo::store_test::make_group;
 using ::testing::HasSubstr;
@@ -90,7 +90,8 @@ TEST(ExperienceStore, IteratesByStepThenInsertionOrder) {
   std::vector<std::string> order;
   for (const auto& [k, g] : all) order.push_back(std::to_string(k.step) + ":" + g.prompt_id);
   // Steps ascending (256 after 5: big-endian keys compare numerically); equal steps in put order.
-  EXPECT_THAT(order, ::testing::ElementsAre("0:p4", "1:p1", "1:p3", "2:p6", "3:p2", "5:p0", "5:p5", "256:p8", "300:p7"));
+  EXPECT_THAT(order,
+              ::testing::ElementsAre("0:p4", "1:p1", "1:p3", "2:p6", "3:p2", "5:p0", "5:p5", "256:p8", "300:p7"));
   for (size_t i = 1; i < all.size(); ++i) EXPECT_TRUE(all[i - 1].first < all[i].first);
 
   auto mid = scan_all(*store, 1, 3);  // inclusive range
@@ -167,14 +168,16 @@ TEST(ExperienceStore, BadInputAndBadDirectories) {
   {
     auto store = ExperienceStore::open(tmp / "db", small);
     expect_input_error([&] { store->put(make_group(-1, 0)); }, {"step is -1"});
-    expect_input_error([&] { store->put(make_group(1, 0, 4, 100)); }, {"prompt 'p0'", "over the store's max_record_bytes 1000"});
+    expect_input_error([&] { store->put(make_group(1, 0, 4, 100)); },
+                       {"prompt 'p0'", "over the store's max_record_bytes 1000"});
     store->put(make_group(1, 0, 1, 2));
     // A second writer is refused while the first holds the store.
     expect_input_error([&] { ExperienceStore::open(tmp / "db"); }, {"cannot open experience store", "lock"});
   }
   ExperienceStoreOptions no_create;
   no_create.create_if_missing = false;
-  expect_input_error([&] { ExperienceStore::open(tmp / "missing", no_create); }, {"cannot open experience store", "missing"});
+  expect_input_error([&] { ExperienceStore::open(tmp / "missing", no_create); },
+                     {"cannot open experience store", "missing"});
 
   // A RocksDB database that is not an experience store.
   {
@@ -283,7 +286,8 @@ TEST(ExperienceStoreCrash, KillDuringPutsLosesNothingThatReturned) {
   ASSERT_EQ(::fcntl(fds[0], F_SETFD, FD_CLOEXEC), 0);
   // The child re-executes this test binary (a fresh process: RocksDB's threads do not survive a
   // bare fork of a threaded process) running only the writer above.
-  std::vector<std::string> env_strings = {"GRPO_STORE_CHILD_DIR=" + dir, "GRPO_STORE_CHILD_FD=" + std::to_string(fds[1])};
+  std::vector<std::string> env_strings = {"GRPO_STORE_CHILD_DIR=" + dir,
+                                          "GRPO_STORE_CHILD_FD=" + std::to_string(fds[1])};
   for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
@@ -317,8 +321,7 @@ TEST(ExperienceStoreCrash, KillDuringPutsLosesNothingThatReturned) {
     reported.push_back(i);
     return true;
   };
-  while (static_cast<int>(reported.size()) < kill_after && read_one()) {
-  }
+  while (static_cast<int>(reported.size()) < kill_after && read_one()) {}
   ASSERT_EQ(static_cast<int>(reported.size()), kill_after) << "the writer child died early";
   std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));  // land anywhere in a put
   ASSERT_EQ(::kill(pid, SIGKILL), 0);

@@ -66,9 +66,8 @@ class Subprocess {
         buffer_.erase(0, nl + 1);
         return line;
       }
-      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      deadline - std::chrono::steady_clock::now())
-                                      .count());
+      int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
       if (left <= 0) throw std::runtime_error("timed out waiting for a line; got so far: " + buffer_);
       pollfd p{out_, POLLIN, 0};
       if (poll(&p, 1, left) <= 0) continue;

@@ -59,8 +59,8 @@ TEST(ChatTemplate, CustomFieldsFromYaml) {
 }
 
 TEST(ChatTemplate, NamedTemplateWithOverridesAndNested) {
-  auto c = Config::parse("rollout:\n  chat_template:\n    name: r1-zero\n    generation_prompt: \" Assistant: <think>\"\n",
-                         "run.yaml");
+  auto c = Config::parse(
+      "rollout:\n  chat_template:\n    name: r1-zero\n    generation_prompt: \" Assistant: <think>\"\n", "run.yaml");
   auto t = ChatTemplate::from_config(c.sub("rollout.chat_template"));
   EXPECT_EQ(t.render({{"user", "q"}}, true), kR1Zero + " User: q. Assistant: <think>");
 }
@@ -83,14 +83,15 @@ TEST(ChatTemplate, ErrorsNameTheFileAndKey) {
   EXPECT_NE(msg("user_prefx: x\n").find("tpl.yaml: key 'user_prefx': unknown key"), std::string::npos);
   EXPECT_NE(msg("user_prefix: [a, b]\n").find("tpl.yaml: key 'user_prefix': expected a string"), std::string::npos);
   EXPECT_NE(msg("{}\n").find("tpl.yaml: key 'name': required key is missing"), std::string::npos);
-  EXPECT_NE(error_of([] { ChatTemplate::load("/nonexistent/t.yaml"); }).find("/nonexistent/t.yaml"),
-            std::string::npos);
+  EXPECT_NE(error_of([] { ChatTemplate::load("/nonexistent/t.yaml"); }).find("/nonexistent/t.yaml"), std::string::npos);
   EXPECT_NE(error_of([] { ChatTemplate::load("nosuch"); }).find("unknown chat template \"nosuch\""), std::string::npos);
   auto t = ChatTemplate::builtin("chatml");
-  EXPECT_NE(error_of([&] { t.render({{"user", "a"}, {"tool", "b"}}, true); })
-                .find("messages[1].role: unknown role \"tool\""),
+  EXPECT_NE(error_of([&] {
+              t.render({{"user", "a"}, {"tool", "b"}}, true);
+            }).find("messages[1].role: unknown role \"tool\""),
             std::string::npos);
-  EXPECT_NE(error_of([&] { t.render({{"user", "a"}, {"system", "b"}}, true); })
-                .find("messages[1].role: a system message may only come first"),
+  EXPECT_NE(error_of([&] {
+              t.render({{"user", "a"}, {"system", "b"}}, true);
+            }).find("messages[1].role: a system message may only come first"),
             std::string::npos);
 }

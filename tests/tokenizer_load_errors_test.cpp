@@ -60,13 +60,17 @@ TEST(TokenizerLoadErrors, VocabMissingOrBad) {
 }
 
 TEST(TokenizerLoadErrors, BadMerges) {
-  EXPECT_HAS(load_error([](json& j) { j["model"]["merges"][0] = json::array({"Ġ", "not-a-token"}); }),
+  EXPECT_HAS(load_error([](json& j) {
+               j["model"]["merges"][0] = json::array({"Ġ", "not-a-token"});
+             }),
              "key 'model.merges[0]': merge names \"not-a-token\", which is not in model.vocab");
   EXPECT_HAS(load_error([](json& j) { j["model"]["merges"][3] = "a b c"; }),
              "key 'model.merges[3]': expected \"left right\"");
   EXPECT_HAS(load_error([](json& j) { j["model"]["merges"][4] = 17; }),
              "key 'model.merges[4]': expected \"left right\" or [left, right], got an integer");
-  EXPECT_HAS(load_error([](json& j) { j["model"]["merges"][5] = json::array({"<think>", "</think>"}); }),
+  EXPECT_HAS(load_error([](json& j) {
+               j["model"]["merges"][5] = json::array({"<think>", "</think>"});
+             }),
              "merge names \"<think></think>\", which is not in model.vocab");
   EXPECT_HAS(load_error([](json& j) { j["model"]["merges"] = "x"; }), "key 'model.merges': expected an array");
 }
@@ -83,13 +87,17 @@ TEST(TokenizerLoadErrors, UnsupportedBpeOptions) {
 }
 
 TEST(TokenizerLoadErrors, UnsupportedOrBadPreTokenizer) {
-  EXPECT_HAS(load_error([](json& j) { j["pre_tokenizer"]["pretokenizers"][2] = {{"type", "Whitespace"}}; }),
+  EXPECT_HAS(load_error([](json& j) {
+               j["pre_tokenizer"]["pretokenizers"][2] = {{"type", "Whitespace"}};
+             }),
              "key 'pre_tokenizer.pretokenizers[2].type': unsupported pre-tokenizer type \"Whitespace\"");
   EXPECT_HAS(load_error([](json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(\\p{N}"; }),
              "key 'pre_tokenizer.pretokenizers[0].pattern.Regex': the regex does not compile");
   EXPECT_HAS(load_error([](json& j) { j["pre_tokenizer"]["pretokenizers"][1]["pattern"]["Regex"] = "[a&&b]"; }),
              "key 'pre_tokenizer.pretokenizers[1].pattern.Regex': unsupported regex");
-  EXPECT_HAS(load_error([](json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {{"Glob", "*"}}; }),
+  EXPECT_HAS(load_error([](json& j) {
+               j["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {{"Glob", "*"}};
+             }),
              "key 'pre_tokenizer.pretokenizers[0].pattern': expected {\"Regex\": pattern} or {\"String\": text}");
   EXPECT_HAS(load_error([](json& j) { j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "Sideways"; }),
              "key 'pre_tokenizer.pretokenizers[0].behavior': expected one of Removed, Isolated");
@@ -114,7 +122,9 @@ TEST(TokenizerLoadErrors, UnsupportedNormalizerAndDecoder) {
                j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFC"}}, {{"type", "Lowercase"}}}}};
              }),
              "key 'normalizer.normalizers[1].type': unsupported normalizer type \"Lowercase\"");
-  EXPECT_HAS(load_error([](json& j) { j["decoder"] = {{"type", "Metaspace"}}; }),
+  EXPECT_HAS(load_error([](json& j) {
+               j["decoder"] = {{"type", "Metaspace"}};
+             }),
              "key 'decoder.type': unsupported decoder type \"Metaspace\"");
   EXPECT_HAS(load_error([](json& j) { j["decoder"] = nullptr; }), "key 'decoder': a ByteLevel decoder is required");
 }
@@ -137,6 +147,5 @@ TEST(TokenizerLoadErrors, BadTokenizerConfig) {
   EXPECT_HAS(error_of([&] { Tokenizer::load(dir.path()); }),
              cfg + ": key 'bos_token': token \"<s>\" is not in the vocabulary");
   dir.write("tokenizer_config.json", R"({"eos_token": 7})");
-  EXPECT_HAS(error_of([&] { Tokenizer::load(dir.path()); }),
-             cfg + ": key 'eos_token': expected a string or an object");
+  EXPECT_HAS(error_of([&] { Tokenizer::load(dir.path()); }), cfg + ": key 'eos_token': expected a string or an object");
 }

@@ -2,10 +2,10 @@
 // expectation: Split behaviours, ByteLevel, Digits, added-token flags, normalizers, BPE ranks.
 #include <gtest/gtest.h>
 
-#include "tokenizer/tokenizer.h"
 #include "tokenizer/added.h"
 #include "tokenizer/bytes.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer_test_util.h"
 
 using grpo::PreTokenized;
@@ -35,7 +35,9 @@ json split(json pattern, const std::string& behavior, bool invert) {
   return {{"type", "Split"}, {"pattern", pattern}, {"behavior", behavior}, {"invert", invert}};
 }
 
-Tokenizer load_json(const TempDir& dir, const json& j) { return Tokenizer::load(dir.write("tokenizer.json", j.dump())); }
+Tokenizer load_json(const TempDir& dir, const json& j) {
+  return Tokenizer::load(dir.write("tokenizer.json", j.dump()));
+}
 
 // A tiny byte-level BPE: all 256 byte symbols, then `extra` tokens, with the given merges.
 json tiny_tokenizer(const Strings& extra, const std::vector<std::pair<std::string, std::string>>& merges) {
@@ -75,8 +77,7 @@ TEST(TokenizerPipeline, SplitBehaviours) {
 }
 
 TEST(TokenizerPipeline, SplitStringPatternsAreLiteral) {
-  EXPECT_EQ(pre_tokenize(sequence(split({{"String", " "}}, "Removed", false)), "Hey, man!"),
-            (Strings{"Hey,", "man!"}));
+  EXPECT_EQ(pre_tokenize(sequence(split({{"String", " "}}, "Removed", false)), "Hey, man!"), (Strings{"Hey,", "man!"}));
   EXPECT_EQ(pre_tokenize(sequence(split({{"String", "Hello"}}, "Removed", true)), "Hello Hello Hello"),
             (Strings{"Hello", "Hello", "Hello"}));
   EXPECT_EQ(pre_tokenize(sequence(split({{"String", "a.b"}}, "Isolated", false)), "xa.bya_b"),
@@ -134,7 +135,8 @@ TEST(TokenizerPipeline, AddedTokensLeftmostLongestAndFlagsThroughEncode) {
   json j = fixture_json();
   j["added_tokens"].push_back({{"id", 3000}, {"content", "<a>"}, {"special", false}, {"normalized", false}});
   j["added_tokens"].push_back({{"id", 3001}, {"content", "<a><b>"}, {"special", false}, {"normalized", false}});
-  j["added_tokens"].push_back({{"id", 3002}, {"content", "[m]"}, {"special", true}, {"lstrip", true}, {"rstrip", true}});
+  j["added_tokens"].push_back(
+      {{"id", 3002}, {"content", "[m]"}, {"special", true}, {"lstrip", true}, {"rstrip", true}});
   Tokenizer tok = load_json(dir, j);
   Tokenizer plain = Tokenizer::load(grpo::testing::fixture_dir());
   EXPECT_EQ(tok.vocab_size(), 3003);

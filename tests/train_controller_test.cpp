@@ -11,18 +11,18 @@
 #include <thread>
 
 #include "common/error.h"
-#include "train/controller.h"
-#include "store/experience_store.h"
-#include "train/group_metrics.h"
+#include "learner_run_testutil.h"
 #include "metrics/metrics.h"
-#include "train/prompt_schedule.h"
-#include "train/run_config.h"
 #include "model/init.h"
 #include "model/pretrained.h"
 #include "model/safetensors.h"
 #include "model_test_util.h"
+#include "store/experience_store.h"
 #include "subprocess.h"
-#include "learner_run_testutil.h"
+#include "train/controller.h"
+#include "train/group_metrics.h"
+#include "train/prompt_schedule.h"
+#include "train/run_config.h"
 
 namespace fs = std::filesystem;
 
@@ -42,14 +42,27 @@ struct Fixture {
 
   // The config text; `extra` lines are appended (YAML, may override sections).
   std::string config(int steps, const std::string& out = "run") const {
-    return "run: {name: t, out_dir: " + (root / out).string() + ", seed: 3, threads: 1}\n"
-           "model: {path: " + (root / "model").string() + "}\n"
-           "template: " + std::string(GRPO_SOURCE_DIR) + "/configs/chat_templates/chatml-think.yaml\n"
-           "data:\n  train: {path: " + (root / "train.jsonl").string() + "}\n"
-           "  heldout: {path: " + (root / "train.jsonl").string() + ", limit: 4}\n"
-           "reward: {config: " + std::string(GRPO_SOURCE_DIR) + "/configs/reward.yaml, verifier: shaped}\n"
+    return "run: {name: t, out_dir: " + (root / out).string() +
+           ", seed: 3, threads: 1}\n"
+           "model: {path: " +
+           (root / "model").string() +
+           "}\n"
+           "template: " +
+           std::string(GRPO_SOURCE_DIR) +
+           "/configs/chat_templates/chatml-think.yaml\n"
+           "data:\n  train: {path: " +
+           (root / "train.jsonl").string() +
+           "}\n"
+           "  heldout: {path: " +
+           (root / "train.jsonl").string() +
+           ", limit: 4}\n"
+           "reward: {config: " +
+           std::string(GRPO_SOURCE_DIR) +
+           "/configs/reward.yaml, verifier: shaped}\n"
            "rollout: {workers: 1, group_size: 4, sampling: {temperature: 1.0, max_new_tokens: 12}}\n"
-           "train: {steps: " + std::to_string(steps) + ", prompts_per_step: 3, eval_every: 2, checkpoint_every: 1}\n"
+           "train: {steps: " +
+           std::to_string(steps) +
+           ", prompts_per_step: 3, eval_every: 2, checkpoint_every: 1}\n"
            "trainer: {lr: 0.001, micro_batch_size: 4, mini_batches: 2, threads: 1}\n";
   }
   Config load(int steps, const std::vector<std::string>& overrides = {}, const std::string& out = "run") const {
@@ -221,7 +234,8 @@ TEST(Controller, AsyncRolloutsStayWithinTheStalenessBound) {
   Fixture f("async");
   TrainSummary s = run_training(f.load(4, {"train.max_staleness=1", "train.eval_every=0"}), false);
   EXPECT_EQ(s.steps_done, 4);
-  auto store = ExperienceStore::open((f.root / "run" / "store").string(), {.create_if_missing = false, .read_only = true});
+  auto store =
+      ExperienceStore::open((f.root / "run" / "store").string(), {.create_if_missing = false, .read_only = true});
   int64_t groups = 0;
   store->scan(0, 10, [&](const GroupKey& k, const ScoredGroup& g) {
     ++groups;
@@ -243,9 +257,9 @@ TEST(Controller, ARolloutWorkerDyingMidRunIsReplacedByTheOthers) {
   std::vector<std::unique_ptr<testing::Subprocess>> servers;
   std::vector<std::string> addresses;
   for (int i = 0; i < 2; ++i) {
-    servers.push_back(std::make_unique<testing::Subprocess>(std::vector<std::string>{
-        GRPO_BINARY, "rollout-server", "--model", (f.root / "model").string(), "--address", "127.0.0.1:0",
-        "--threads", "1"}));
+    servers.push_back(std::make_unique<testing::Subprocess>(
+        std::vector<std::string>{GRPO_BINARY, "rollout-server", "--model", (f.root / "model").string(), "--address",
+                                 "127.0.0.1:0", "--threads", "1"}));
     const std::string line = servers.back()->read_line(60'000);
     const auto at = line.find("listening on ");
     ASSERT_NE(at, std::string::npos) << line;
@@ -260,8 +274,8 @@ TEST(Controller, ARolloutWorkerDyingMidRunIsReplacedByTheOthers) {
   });
   TrainSummary s;
   try {
-    s = run_training(f.load(4, {"rollout.addresses=[" + addresses[0] + ", " + addresses[1] + "]",
-                                "train.eval_every=0", "train.prompts_per_step=4"}),
+    s = run_training(f.load(4, {"rollout.addresses=[" + addresses[0] + ", " + addresses[1] + "]", "train.eval_every=0",
+                                "train.prompts_per_step=4"}),
                      false);
   } catch (...) {
     done = true;

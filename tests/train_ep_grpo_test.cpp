@@ -19,8 +19,8 @@
 
 #include "grpo_cli.h"
 #include "learner_ep_testutil.h"
-#include "model/checkpoint.h"
 #include "learner_run_testutil.h"
+#include "model/checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -36,10 +36,18 @@ class EpGrpo : public ::testing::Test {
     testing::write_tiny_run_inputs(root_);
     std::ofstream(root_ / "run.yaml")
         << "run: {name: t, seed: 3, threads: 1}\n"
-           "model: {path: " << (root_ / "model").string() << "}\n"
-           "template: " << GRPO_SOURCE_DIR << "/configs/chat_templates/chatml-think.yaml\n"
-           "data:\n  train: {path: " << (root_ / "train.jsonl").string() << "}\n"
-           "reward: {config: " << GRPO_SOURCE_DIR << "/configs/reward.yaml, verifier: shaped}\n"
+           "model: {path: "
+        << (root_ / "model").string()
+        << "}\n"
+           "template: "
+        << GRPO_SOURCE_DIR
+        << "/configs/chat_templates/chatml-think.yaml\n"
+           "data:\n  train: {path: "
+        << (root_ / "train.jsonl").string()
+        << "}\n"
+           "reward: {config: "
+        << GRPO_SOURCE_DIR
+        << "/configs/reward.yaml, verifier: shaped}\n"
            "rollout: {workers: 1, group_size: 4, sampling: {temperature: 1.0, max_new_tokens: 12}}\n"
            "train: {steps: 2, prompts_per_step: 3, checkpoint_every: 1}\n"
            "trainer: {lr: 0.001, micro_batch_size: 3, mini_batches: 2, threads: 1, bias_update_gamma: 0.001}\n";
@@ -48,9 +56,9 @@ class EpGrpo : public ::testing::Test {
 
   // `grpo ARGS run.yaml run.out_dir=OUT ...`.
   grpo_test::CliResult grpo(const std::string& args, const std::string& out, const std::string& extra = "") const {
-    return grpo_test::run_grpo(args + " " + (root_ / "run.yaml").string() + " run.out_dir=" + (root_ / out).string() +
-                                   " " + extra,
-                               root_.string());
+    return grpo_test::run_grpo(
+        args + " " + (root_ / "run.yaml").string() + " run.out_dir=" + (root_ / out).string() + " " + extra,
+        root_.string());
   }
   // The same, which must succeed; its stdout.
   std::string run(const std::string& args, const std::string& out, const std::string& extra = "") const {
@@ -99,7 +107,8 @@ TEST_F(EpGrpo, TwoRanksTrainWhatOneProcessTrainsAndResume) {
   ASSERT_EQ(one.size(), 2u);
   ASSERT_EQ(ep.size(), 2u);
   for (size_t i = 0; i < 2; ++i)
-    for (const char* key : {"train/loss", "train/policy_loss", "train/grad_norm_mean", "train/entropy", "reward/mean"}) {
+    for (const char* key :
+         {"train/loss", "train/policy_loss", "train/grad_norm_mean", "train/entropy", "reward/mean"}) {
       const double want = one[i].at(key).get<double>();
       EXPECT_NEAR(ep[i].at(key).get<double>(), want, 1e-4 * std::max(1.0, std::abs(want))) << key << " step " << i + 1;
     }
@@ -111,7 +120,8 @@ TEST_F(EpGrpo, TwoRanksTrainWhatOneProcessTrainsAndResume) {
     EXPECT_GT(m.at("sync/rank0/tensors").get<double>(), m.at("sync/rank1/tensors").get<double>());
   }
   for (int r = 0; r < 2; ++r)
-    EXPECT_TRUE(fs::exists(root_ / "ep" / "checkpoints" / "step-000002" / ("rank-" + std::to_string(r) + "-state.safetensors")));
+    EXPECT_TRUE(fs::exists(root_ / "ep" / "checkpoints" / "step-000002" /
+                           ("rank-" + std::to_string(r) + "-state.safetensors")));
 
   // Stopped after step 1, then started again for 2 steps: it resumes and ends where "ep" ended.
   run(learner_args(), "resumed", "train.steps=1");

@@ -16,8 +16,8 @@
 #include "learner_ep_testutil.h"
 #include "model/init.h"
 #include "model/pretrained.h"
-#include "rollout/service/client.h"
 #include "rollout/engine.h"
+#include "rollout/service/client.h"
 #include "rollout/service/server.h"
 
 namespace grpo {
@@ -53,7 +53,8 @@ std::vector<rollout::Completion> greedy_served(const rollout::RolloutClient& cli
   return out;
 }
 
-std::vector<rollout::Completion> greedy_local(rollout::Engine& engine, const std::vector<std::vector<int64_t>>& prompts) {
+std::vector<rollout::Completion> greedy_local(rollout::Engine& engine,
+                                              const std::vector<std::vector<int64_t>>& prompts) {
   rollout::GenerationParams params;
   params.sampling.temperature = 0;
   params.max_new_tokens = 10;
@@ -68,8 +69,8 @@ std::vector<rollout::Completion> greedy_local(rollout::Engine& engine, const std
 }
 
 TEST_F(Learner, EachRankPublishesItsOwnExpertsAndTheWorkersServeTheCheckpoint) {
-  const PretrainOptions options =
-      PretrainOptions::from_config(Config::load(dir_ + "/run.yaml", {"pretrain.out_dir=" + dir_ + "/ep2"}).sub("pretrain"));
+  const PretrainOptions options = PretrainOptions::from_config(
+      Config::load(dir_ + "/run.yaml", {"pretrain.out_dir=" + dir_ + "/ep2"}).sub("pretrain"));
   const ModelConfig config = ModelConfig::from_json(options.model, options.model_source);
   std::vector<std::unique_ptr<Worker>> workers;
   for (uint64_t seed : {101, 102}) {
@@ -78,10 +79,11 @@ TEST_F(Learner, EachRankPublishesItsOwnExpertsAndTheWorkersServeTheCheckpoint) {
     workers.push_back(std::make_unique<Worker>(std::move(m)));
   }
   std::ofstream(dir_ + "/run.yaml", std::ios::app) << "publish: {rollout: [" << workers[0]->server->address() << ", "
-                                                    << workers[1]->server->address() << "], every: 2}\n";
+                                                   << workers[1]->server->address() << "], every: 2}\n";
   // A bad publish section fails before any rank starts, naming the key.
   std::string err;
-  EXPECT_EQ(shell(learner_cmd("bad", "--nproc 2", "publish.every=-1"), nullptr, &err, /*may_fail=*/true), 2);  // input error
+  EXPECT_EQ(shell(learner_cmd("bad", "--nproc 2", "publish.every=-1"), nullptr, &err, /*may_fail=*/true),
+            2);  // input error
   EXPECT_NE(err.find("publish.every': expected an integer >= 0"), std::string::npos) << err;
   // Metrics every 3 steps: the publishes of steps 2 and 4 log their step anyway.
   ASSERT_EQ(shell(learner_cmd("ep2", "--nproc 2 --master-port " + std::to_string(free_port()), "pretrain.log_every=3")),
@@ -125,7 +127,8 @@ TEST_F(Learner, EachRankPublishesItsOwnExpertsAndTheWorkersServeTheCheckpoint) {
     EXPECT_EQ(series("ep2", rank + "tensors"), (std::vector<double>{double(tensors[r]), double(tensors[r])}));
     EXPECT_EQ(series("ep2", rank + "bytes"), (std::vector<double>{double(bytes[r]), double(bytes[r])}));
   }
-  EXPECT_EQ(series("ep2", "sync/bytes"), (std::vector<double>{double(bytes[0] + bytes[1]), double(bytes[0] + bytes[1])}));
+  EXPECT_EQ(series("ep2", "sync/bytes"),
+            (std::vector<double>{double(bytes[0] + bytes[1]), double(bytes[0] + bytes[1])}));
 }
 
 }  // namespace

@@ -3,8 +3,8 @@
 #include "train/prompt_dataset.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -188,9 +188,7 @@ TEST_F(PromptDatasetFiles, GenericJsonlWithConfiguredFields) {
 
 TEST_F(PromptDatasetFiles, BadRowsNameFileLineAndField) {
   const std::string f = (dir_ / "bad.jsonl").string();
-  auto has = [](const std::string& msg, const std::string& want) {
-    return msg.find(want) != std::string::npos;
-  };
+  auto has = [](const std::string& msg, const std::string& want) { return msg.find(want) != std::string::npos; };
   std::string ok = "{\"prompt\": \"p\", \"answer\": \"1\"}\n";
   std::string e = error_of(ok + "{not json\n");
   EXPECT_TRUE(has(e, f + ":2: not valid JSON")) << e;
@@ -204,7 +202,8 @@ TEST_F(PromptDatasetFiles, BadRowsNameFileLineAndField) {
   EXPECT_TRUE(has(e, f + ":1: field \"prompt\": expected a string, got number")) << e;
   e = error_of("{\"prompt\": \"p\", \"answer\": true}\n");
   EXPECT_TRUE(has(e, f + ":1: field \"answer\": expected a string or a number")) << e;
-  e = error_of("{\"prompt\": \"p\", \"answer\": \"1\", \"id\": 5}\n{\"prompt\": \"q\", \"answer\": \"2\", \"id\": \"5\"}\n");
+  e = error_of(
+      "{\"prompt\": \"p\", \"answer\": \"1\", \"id\": 5}\n{\"prompt\": \"q\", \"answer\": \"2\", \"id\": \"5\"}\n");
   EXPECT_TRUE(has(e, f + ":2: field \"id\": duplicate id '5'")) << e;
   e = error_of("{\"question\": \"q\", \"answer\": \"no marker\"}\n", "gsm8k");
   EXPECT_TRUE(has(e, f + ":1: field \"answer\": no final answer after \"#### \"")) << e;
@@ -260,7 +259,7 @@ TEST_F(PromptDatasetFiles, SkipBadCountsAndReports) {
   write("mixed.jsonl",
         "{\"prompt\": \"a\", \"answer\": \" \"}\n"  // blank
         "{\"prompt\": \"b\", \"answer\": null}\n"
-        "{\"prompt\": \"\", \"answer\": \"2\"}\n"   // empty prompt: bad, but it has an answer
+        "{\"prompt\": \"\", \"answer\": \"2\"}\n"  // empty prompt: bad, but it has an answer
         "{\"prompt\": \"c\", \"answer\": \"3\"}\n");
   load_prompt_dataset(s, &rep);
   EXPECT_EQ(rep.skipped, 3);

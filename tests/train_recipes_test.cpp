@@ -9,8 +9,8 @@
 #include <map>
 
 #include "common/config.h"
-#include "train/prompt_dataset.h"
 #include "tokenizer/chat_template.h"
+#include "train/prompt_dataset.h"
 
 namespace grpo {
 namespace {

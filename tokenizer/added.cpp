@@ -41,8 +41,7 @@ AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens, const std::
   }
 }
 
-bool AddedTokenMatcher::find(std::string_view text, size_t from, size_t* begin, size_t* end,
-                             int32_t* token) const {
+bool AddedTokenMatcher::find(std::string_view text, size_t from, size_t* begin, size_t* end, int32_t* token) const {
   for (size_t s = from; s < text.size(); ++s) {
     if (!starts_[static_cast<unsigned char>(text[s])]) continue;
     int32_t node = 0, best = -1;

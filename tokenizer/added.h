@@ -43,8 +43,8 @@ class AddedTokenMatcher {
   bool find(std::string_view text, size_t from, size_t* begin, size_t* end, int32_t* token) const;
 
   std::vector<AddedToken> tokens_;
-  std::vector<Node> nodes_;       // trie; nodes_[0] is the root
-  bool starts_[256] = {};         // bytes that begin some pattern
+  std::vector<Node> nodes_;  // trie; nodes_[0] is the root
+  bool starts_[256] = {};    // bytes that begin some pattern
 };
 
 }  // namespace grpo

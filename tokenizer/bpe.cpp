@@ -1,12 +1,12 @@
 #include "tokenizer/bpe.h"
 
+#include <algorithm>
 #include <limits>
 #include <mutex>
-#include <algorithm>
 
+#include "common/utf8.h"
 #include "tokenizer/bytes.h"
 #include "tokenizer/scratch.h"
-#include "common/utf8.h"
 
 namespace grpo {
 
@@ -69,7 +69,8 @@ void BpeModel::MergeTable::insert_or_assign(int32_t left, int32_t right, int32_t
     std::vector<Slot> old = std::move(slots_);
     reserve(old.size());
     for (const Slot& s : old)
-      if (s.key != kEmpty) insert_or_assign(static_cast<int32_t>(s.key >> 32), static_cast<int32_t>(s.key), s.rank, s.id);
+      if (s.key != kEmpty)
+        insert_or_assign(static_cast<int32_t>(s.key >> 32), static_cast<int32_t>(s.key), s.rank, s.id);
   }
   const uint64_t key = pack(left, right);
   for (uint64_t i = mix(key) & mask_;; i = (i + 1) & mask_) {

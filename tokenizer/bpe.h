@@ -76,7 +76,7 @@ class BpeModel {
   std::unordered_map<std::string, int32_t> vocab_;
   std::unordered_map<std::string, int32_t> whole_pieces_;  // raw bytes -> id (ignore_merges only)
   MergeTable merges_;
-  std::array<int32_t, 256> byte_ids_{};                     // id of each single-byte symbol, or -1
+  std::array<int32_t, 256> byte_ids_{};  // id of each single-byte symbol, or -1
   int32_t unk_id_ = -1;
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;

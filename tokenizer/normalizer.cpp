@@ -17,7 +17,8 @@ const icu::Normalizer2& instance(NormalForm form) {
     case NormalForm::kNFKC: n = icu::Normalizer2::getNFKCInstance(status); break;
     case NormalForm::kNFKD: n = icu::Normalizer2::getNFKDInstance(status); break;
   }
-  if (U_FAILURE(status) || !n) throw std::runtime_error(std::string("ICU normalizer unavailable: ") + u_errorName(status));
+  if (U_FAILURE(status) || !n)
+    throw std::runtime_error(std::string("ICU normalizer unavailable: ") + u_errorName(status));
   return *n;
 }
 
@@ -53,8 +54,7 @@ void Normalizer::parse(const nlohmann::json& node, const JsonWhere& where, std::
   } else if (type == "NFKD") {
     forms.push_back(NormalForm::kNFKD);
   } else {
-    where.at("type").fail("unsupported normalizer type \"" + type +
-                          "\" (supported: Sequence, NFC, NFD, NFKC, NFKD)");
+    where.at("type").fail("unsupported normalizer type \"" + type + "\" (supported: Sequence, NFC, NFD, NFKC, NFKD)");
   }
 }
 

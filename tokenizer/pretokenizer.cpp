@@ -8,8 +8,7 @@ namespace grpo {
 namespace {
 
 // GPT-2's split pattern, used by ByteLevel when use_regex is true.
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 const Regex& gpt2_regex() {
   static const Regex re = Regex::onig(kGpt2Pattern, "ByteLevel pre-tokenizer (GPT-2 pattern)");
@@ -56,9 +55,7 @@ void split_by_pattern(const Regex& regex, SplitBehavior behavior, bool invert, s
   if (prev != text.size()) segs.push_back({prev, text.size(), invert});
 
   switch (behavior) {
-    case SplitBehavior::kIsolated:
-      merged = segs;
-      break;
+    case SplitBehavior::kIsolated: merged = segs; break;
     case SplitBehavior::kRemoved:
       for (const auto& s : segs)
         if (!s.delimiter) merged.push_back(s);
@@ -133,8 +130,8 @@ void PreTokenizer::parse(const nlohmann::json& node, const JsonWhere& where, std
   } else if (type == "Digits") {
     Step step;
     step.regex.emplace(Regex::onig("\\p{N}", where.describe()));
-    step.behavior = where.get_bool(node, "individual_digits", false) ? SplitBehavior::kIsolated
-                                                                      : SplitBehavior::kContiguous;
+    step.behavior =
+        where.get_bool(node, "individual_digits", false) ? SplitBehavior::kIsolated : SplitBehavior::kContiguous;
     steps.push_back(std::move(step));
   } else if (type == "ByteLevel") {
     Step step;

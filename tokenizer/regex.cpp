@@ -51,8 +51,8 @@ bool is_script(const std::string& name) {
   const std::string probe = "\\p{sc:" + name + "}";
   int err = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(probe.data()), probe.size(), PCRE2_UTF, &err,
-                                   &offset, nullptr);
+  pcre2_code* code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(probe.data()), probe.size(), PCRE2_UTF, &err, &offset, nullptr);
   if (!code) return false;
   pcre2_code_free(code);
   return true;
@@ -100,8 +100,7 @@ class OnigTranslator {
     i_ += 2;
     switch (c) {
       case 'u': {
-        if (i_ + 4 > p_.size() || !is_hex(p_[i_]) || !is_hex(p_[i_ + 1]) || !is_hex(p_[i_ + 2]) ||
-            !is_hex(p_[i_ + 3]))
+        if (i_ + 4 > p_.size() || !is_hex(p_[i_]) || !is_hex(p_[i_ + 1]) || !is_hex(p_[i_ + 2]) || !is_hex(p_[i_ + 3]))
           fail("\\u must be followed by four hex digits");
         out_ += "\\x{";
         out_.append(p_.substr(i_, 4));
@@ -112,20 +111,15 @@ class OnigTranslator {
       case 's': out_ += kSpace; return;
       case 'S': out_ += kNotSpace; return;
       case 'v': out_ += "\\x0B"; return;
-      case 'w':
-        out_ += in_class ? std::string(kWordItems) : "[" + std::string(kLoneWordItems) + "]";
-        return;
-      case 'h':
-        out_ += in_class ? std::string(kHexItems) : "[" + std::string(kHexItems) + "]";
-        return;
+      case 'w': out_ += in_class ? std::string(kWordItems) : "[" + std::string(kLoneWordItems) + "]"; return;
+      case 'h': out_ += in_class ? std::string(kHexItems) : "[" + std::string(kHexItems) + "]"; return;
       case 'W':
       case 'H':
         if (in_class) fail(std::string("\\") + c + " inside a character class is not supported");
         out_ += "[^" + std::string(c == 'W' ? kLoneWordItems : kHexItems) + "]";
         return;
       case 'p':
-      case 'P':
-        return property(c);
+      case 'P': return property(c);
       case 'b':
       case 'B':
         if (in_class) {  // backspace
@@ -145,8 +139,7 @@ class OnigTranslator {
       default: break;
     }
     if (std::isalpha(static_cast<unsigned char>(c))) {
-      if (kSameEscapes.find(c) == std::string_view::npos)
-        fail(std::string("unsupported escape \\") + c);
+      if (kSameEscapes.find(c) == std::string_view::npos) fail(std::string("unsupported escape \\") + c);
       out_ += '\\';
       out_ += c;
       if (c == 'k' || c == 'g') copy_escape_argument();
@@ -299,9 +292,8 @@ Regex Regex::compile(const std::string& pattern, uint32_t options, const std::st
     throw InputError(what + ": the regex does not compile: " + pcre2_message(err) + " at byte " +
                      std::to_string(offset) + " of \"" + pattern + "\"");
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter when JIT is absent
-  return Regex(std::shared_ptr<const pcre2_real_code_8>(code, [](const pcre2_real_code_8* c) {
-                 pcre2_code_free(const_cast<pcre2_code*>(c));
-               }),
+  return Regex(std::shared_ptr<const pcre2_real_code_8>(
+                   code, [](const pcre2_real_code_8* c) { pcre2_code_free(const_cast<pcre2_code*>(c)); }),
                what);
 }
 

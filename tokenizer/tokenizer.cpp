@@ -145,8 +145,9 @@ Tokenizer Tokenizer::load(const std::string& path_in, const TokenizerOptions& op
   int64_t size = 0;
   for (const auto& [token, id] : impl->model.vocab()) size = std::max<int64_t>(size, int64_t{id} + 1);
   for (const auto& t : added) size = std::max<int64_t>(size, int64_t{t.id} + 1);
-  if (size > kMaxVocab) top.at("model.vocab").fail("ids reach " + std::to_string(size - 1) + ", over the limit " +
-                                                    std::to_string(kMaxVocab - 1));
+  if (size > kMaxVocab)
+    top.at("model.vocab")
+        .fail("ids reach " + std::to_string(size - 1) + ", over the limit " + std::to_string(kMaxVocab - 1));
   impl->tokens.assign(size, "");
   impl->present.assign(size, 0);
   impl->special.assign(size, 0);
@@ -224,8 +225,8 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
     if (id < 0 || id >= static_cast<int32_t>(m.present.size()) || !m.present[id])
-      throw InputError("decode: ids[" + std::to_string(i) + "] = " + std::to_string(id) +
-                       " is not a token of " + m.path + " (vocab_size " + std::to_string(m.present.size()) + ")");
+      throw InputError("decode: ids[" + std::to_string(i) + "] = " + std::to_string(id) + " is not a token of " +
+                       m.path + " (vocab_size " + std::to_string(m.present.size()) + ")");
     if (skip_special && m.special[id]) continue;
     out += m.bytes[id];
   }

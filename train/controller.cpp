@@ -20,23 +20,23 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/progress.h"
-#include "train/ep_publisher.h"
-#include "store/experience_store.h"
 #include "learner/expert_parallel.h"
+#include "learner/trainer.h"
+#include "metrics/metrics.h"
+#include "metrics/report.h"
+#include "model/pretrained.h"
+#include "reward/client.h"
+#include "store/experience_store.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "train/ep_publisher.h"
 #include "train/group_metrics.h"
 #include "train/local_services.h"
-#include "metrics/metrics.h"
 #include "train/prompt_dataset.h"
 #include "train/prompt_schedule.h"
-#include "metrics/report.h"
 #include "train/rollout_pool.h"
 #include "train/run_config.h"
 #include "train/sample_and_score.h"
-#include "learner/trainer.h"
-#include "tokenizer/chat_template.h"
-#include "model/pretrained.h"
-#include "tokenizer/tokenizer.h"
-#include "reward/client.h"
 
 namespace fs = std::filesystem;
 
@@ -58,8 +58,7 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) 
     if (!e.is_directory() || name.rfind("step-", 0) != 0 || name.find('.') != std::string::npos) continue;
     try {
       out.emplace_back(std::stoll(name.substr(5)), e.path());
-    } catch (...) {
-    }
+    } catch (...) {}
   }
   std::sort(out.rbegin(), out.rend());
   return out;
@@ -213,9 +212,7 @@ class Loop {
     }
 
     fs::create_directories(cfg_.out_dir);
-    {
-      std::ofstream(fs::path(cfg_.out_dir) / "config.yaml") << config_.dump() << "\n";
-    }
+    { std::ofstream(fs::path(cfg_.out_dir) / "config.yaml") << config_.dump() << "\n"; }
     tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(cfg_.tokenizer_path));
     template_ = ChatTemplate::load(cfg_.chat_template);
     train_ = prepare(load_prompt_dataset(cfg_.train_data), "data.train");
@@ -225,8 +222,8 @@ class Loop {
     }
 
     services_ = std::make_unique<LocalServices>(cfg_);
-    rollouts_ = std::make_unique<RolloutPool>(services_->rollout_addresses(), cfg_.rollout_timeout_ms,
-                                              cfg_.rollout_retries);
+    rollouts_ =
+        std::make_unique<RolloutPool>(services_->rollout_addresses(), cfg_.rollout_timeout_ms, cfg_.rollout_retries);
     if (dist_) {
       std::string addresses;
       for (const auto& a : services_->rollout_addresses()) addresses += a + "\n";
@@ -286,7 +283,8 @@ class Loop {
       }
       const std::string why = mine.empty() ? "another rank could not load its part" : mine;
       if (newest_error.empty()) newest_error = why;
-      if (lead() || !mine.empty()) std::cerr << "train: skipping checkpoint " << path.string() << ": " << why << std::endl;
+      if (lead() || !mine.empty())
+        std::cerr << "train: skipping checkpoint " << path.string() << ": " << why << std::endl;
     }
     if (!checkpoints.empty())
       throw InputError("train: none of the " + std::to_string(checkpoints.size()) + " checkpoints in " + dir.string() +
@@ -384,8 +382,8 @@ class Loop {
   std::vector<ScoredGroup> generate_and_score(const std::vector<const Prompt*>& todo, int64_t step, StepGroups& acc) {
     std::vector<uint64_t> seeds;
     for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.seed, step, p->item.id));
-    return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step, std::max<int64_t>(0, step - cfg_.max_staleness),
-                            acc.sampling);
+    return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step,
+                            std::max<int64_t>(0, step - cfg_.max_staleness), acc.sampling);
   }
 
   // ---- learner side ------------------------------------------------------------------
@@ -403,7 +401,7 @@ class Loop {
     for (const auto& g : batch.groups)
       for (const auto& c : g.completions) min_version = std::min(min_version, c.weight_version);
 
-    if (dist_) {  // the other ranks train on the same groups
+    if (dist_) {                                        // the other ranks train on the same groups
       if (step > 0) dist_->erase(ready_key(step - 1));  // every rank has trained on that step
       dist_->post(ready_key(step), "");
       std::string bytes = pack_groups(used);
@@ -497,8 +495,8 @@ class Loop {
                          {"eval/response_length", len / n},
                          {"time/eval", seconds_since(t0)}});
     std::cerr << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
-                << " over " << heldout_.size() << " prompts x " << cfg_.eval_samples << ", mean length "
-                << std::setprecision(1) << len / n << " tokens" << std::endl;
+              << " over " << heldout_.size() << " prompts x " << cfg_.eval_samples << ", mean length "
+              << std::setprecision(1) << len / n << " tokens" << std::endl;
     return last_eval_;
   }
 
@@ -514,9 +512,9 @@ class Loop {
   const Config& config_;
   RunConfig cfg_;
   bool progress_;
-  Distributed* dist_;                        // expert-parallel group (null: one process)
-  std::chrono::milliseconds wait_;           // how long other ranks wait for rank 0's messages
-  std::unique_ptr<EpPublisher> publisher_;   // expert parallel: this rank's part of every publish
+  Distributed* dist_;                       // expert-parallel group (null: one process)
+  std::chrono::milliseconds wait_;          // how long other ranks wait for rank 0's messages
+  std::unique_ptr<EpPublisher> publisher_;  // expert parallel: this rank's part of every publish
   std::unique_ptr<Tokenizer> tokenizer_;
   ChatTemplate template_;
   std::vector<Prompt> train_, heldout_;

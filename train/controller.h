@@ -35,8 +35,8 @@
 namespace grpo {
 
 struct TrainSummary {
-  int64_t start_step = 0;   // steps already done when this run started (resume)
-  int64_t steps_done = 0;   // after the run
+  int64_t start_step = 0;                                    // steps already done when this run started (resume)
+  int64_t steps_done = 0;                                    // after the run
   double first_eval_accuracy = -1, last_eval_accuracy = -1;  // held-out; -1 when not evaluated
   std::string out_dir;
 };

@@ -24,8 +24,8 @@
 #include "common/config.h"
 #include "learner/distributed.h"
 #include "learner/pretrain.h"
-#include "train/rollout_pool.h"
 #include "model/deepseek.h"
+#include "train/rollout_pool.h"
 
 namespace grpo {
 

@@ -3,11 +3,11 @@
 #include <iostream>
 
 #include "model/pretrained.h"
-#include "tokenizer/tokenizer.h"
 #include "reward/registry.h"
 #include "reward/server.h"
 #include "rollout/engine.h"
 #include "rollout/service/server.h"
+#include "tokenizer/tokenizer.h"
 
 namespace grpo {
 

@@ -1,7 +1,7 @@
 #include "train/prompt_dataset.h"
 
-#include <nlohmann/json.hpp>
 #include <zlib.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdio>
@@ -36,8 +36,7 @@ const json& field(const json& row, const std::string& name) {
 
 std::string string_field(const json& row, const std::string& name) {
   const json& v = field(row, name);
-  if (!v.is_string())
-    throw RowError("field \"" + name + "\": expected a string, got " + std::string(v.type_name()));
+  if (!v.is_string()) throw RowError("field \"" + name + "\": expected a string, got " + std::string(v.type_name()));
   return v.get<std::string>();
 }
 
@@ -54,13 +53,11 @@ std::string scalar_text(const json& v, const std::string& name) {
     }
     return v.dump();
   }
-  throw RowError("field \"" + name + "\": expected a string or a number, got " +
-                 std::string(v.type_name()));
+  throw RowError("field \"" + name + "\": expected a string or a number, got " + std::string(v.type_name()));
 }
 
 std::string non_empty(std::string s, const std::string& name) {
-  if (s.find_first_not_of(" \t\r\n") == std::string::npos)
-    throw RowError("field \"" + name + "\": empty");
+  if (s.find_first_not_of(" \t\r\n") == std::string::npos) throw RowError("field \"" + name + "\": empty");
   return s;
 }
 
@@ -103,8 +100,7 @@ PromptItem gsm8k(const json& row, const Fields& f) {
   item.prompt = non_empty(string_field(row, f.prompt), f.prompt);
   std::string solution = string_field(row, f.answer);
   size_t mark = solution.rfind("#### ");
-  if (mark == std::string::npos)
-    throw RowError("field \"" + f.answer + "\": no final answer after \"#### \"");
+  if (mark == std::string::npos) throw RowError("field \"" + f.answer + "\": no final answer after \"#### \"");
   std::string answer;
   for (char c : trim(solution.substr(mark + 5)))
     if (c != ',') answer += c;
@@ -148,7 +144,8 @@ PromptItem humaneval(const json& row, const Fields& f) {
   if (code.back() != '\n') code += '\n';
   item.prompt =
       "Complete the following Python function. Answer with the complete function, including the "
-      "imports it needs, in a ```python code block.\n\n" + std::string(kFence) + code + "```";
+      "imports it needs, in a ```python code block.\n\n" +
+      std::string(kFence) + code + "```";
   json ref = {{"test", non_empty(string_field(row, f.answer), f.answer)},
               {"entry_point", non_empty(string_field(row, "entry_point"), "entry_point")}};
   item.reference = ref.dump();
@@ -263,8 +260,8 @@ const std::vector<std::string>& prompt_dataset_formats() {
 }
 
 PromptDatasetSpec prompt_dataset_spec_from_config(const Config& section) {
-  section.require_known({"path", "format", "prompt_field", "answer_field", "id_field", "verifier",
-                         "limit", "shuffle", "seed", "skip_bad", "max_line_bytes"});
+  section.require_known({"path", "format", "prompt_field", "answer_field", "id_field", "verifier", "limit", "shuffle",
+                         "seed", "skip_bad", "max_line_bytes"});
   PromptDatasetSpec spec;
   spec.path = section.get<std::string>("path");
   if (spec.path.empty()) throw InputError(section.where("path") + ": empty path");
@@ -288,12 +285,11 @@ PromptDatasetSpec prompt_dataset_spec_from_config(const Config& section) {
   return spec;
 }
 
-std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec,
-                                            PromptDatasetReport* report) {
+std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec, PromptDatasetReport* report) {
   const Format* format = find_format(spec.format);
   if (!format)
-    throw InputError(spec.path + ": unknown dataset format '" + spec.format +
-                     "' (expected one of: " + format_list() + ")");
+    throw InputError(spec.path + ": unknown dataset format '" + spec.format + "' (expected one of: " + format_list() +
+                     ")");
   if (spec.limit < 0) throw InputError(spec.path + ": limit must be >= 0 (0 = all)");
   Fields fields;
   fields.prompt = spec.prompt_field.empty() ? format->prompt_field : spec.prompt_field;
@@ -314,8 +310,7 @@ std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec,
     ++rep.rows;
     json row;
     try {
-      if (too_long)
-        throw RowError("line longer than max_line_bytes (" + std::to_string(spec.max_line_bytes) + ")");
+      if (too_long) throw RowError("line longer than max_line_bytes (" + std::to_string(spec.max_line_bytes) + ")");
       row = json::parse(line, nullptr, false);
       if (row.is_discarded()) throw RowError("not valid JSON");
       if (!row.is_object()) throw RowError("expected a JSON object, got " + std::string(row.type_name()));
@@ -326,8 +321,7 @@ std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec,
       } else {
         item.id = where;
       }
-      if (!ids.insert(item.id).second)
-        throw RowError("field \"" + fields.id + "\": duplicate id '" + item.id + "'");
+      if (!ids.insert(item.id).second) throw RowError("field \"" + fields.id + "\": duplicate id '" + item.id + "'");
       if (!spec.verifier.empty()) item.verifier = spec.verifier;
       items.push_back(std::move(item));
     } catch (const RowError& e) {
@@ -341,8 +335,7 @@ std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec,
 
   if (rep.skipped > 0 && !report) {
     std::fprintf(stderr, "%s: skipped %lld of %lld rows (skip_bad), e.g. %s\n", spec.path.c_str(),
-                 static_cast<long long>(rep.skipped), static_cast<long long>(rep.rows),
-                 rep.reasons.front().c_str());
+                 static_cast<long long>(rep.skipped), static_cast<long long>(rep.rows), rep.reasons.front().c_str());
   }
   if (items.empty())
     throw InputError(spec.path + ": no usable rows (" + std::to_string(rep.rows) + " read, " +

@@ -33,11 +33,11 @@
 namespace grpo {
 
 struct PromptItem {
-  std::string id;          // from the id field, else "<file>:<line>"
-  std::string prompt;      // the user message (the chat template is applied by the caller)
-  std::string reference;   // what the verifier checks against: a plain answer ("42"), or JSON
+  std::string id;                  // from the id field, else "<file>:<line>"
+  std::string prompt;              // the user message (the chat template is applied by the caller)
+  std::string reference;           // what the verifier checks against: a plain answer ("42"), or JSON
   bool reference_is_json = false;  // e.g. code tests {"tests": [...]} (reward/code/verifier.h)
-  std::string verifier;    // "" = the run's default verifier; code formats set "code"
+  std::string verifier;            // "" = the run's default verifier; code formats set "code"
 };
 
 struct PromptDatasetSpec {
@@ -49,14 +49,14 @@ struct PromptDatasetSpec {
   std::string verifier;          // "" = the format's choice; else set on every item
   int64_t limit = 0;             // keep the first `limit` items (after shuffling); 0 = all
   bool shuffle = false;
-  uint64_t seed = 0;             // shuffle seed
-  bool skip_bad = false;         // skip and count bad rows instead of failing
+  uint64_t seed = 0;      // shuffle seed
+  bool skip_bad = false;  // skip and count bad rows instead of failing
   int64_t max_line_bytes = 4 << 20;
 };
 
 // What a load skipped (only with skip_bad).
 struct PromptDatasetReport {
-  int64_t rows = 0;                  // non-blank lines read
+  int64_t rows = 0;  // non-blank lines read
   int64_t skipped = 0;
   int64_t missing_answer = 0;        // of the skipped: rows whose answer field is absent, null or blank
   std::vector<std::string> reasons;  // the first few skipped rows' errors ("file:line: ...")
@@ -71,7 +71,6 @@ PromptDatasetSpec prompt_dataset_spec_from_config(const Config& section);
 
 // Loads the whole file. Throws InputError for an unreadable file, a bad row (unless skip_bad) or a
 // dataset with no usable row. With skip_bad and no `report`, skipped rows are summarised on stderr.
-std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec,
-                                            PromptDatasetReport* report = nullptr);
+std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec, PromptDatasetReport* report = nullptr);
 
 }  // namespace grpo

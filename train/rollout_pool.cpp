@@ -34,8 +34,9 @@ size_t RolloutPool::live_workers() const {
   return n;
 }
 
-std::vector<std::vector<rollout::Completion>> RolloutPool::generate(
-    const std::vector<rollout::GeneratePrompt>& prompts, const rollout::GenerationParams& params, int64_t min_version) {
+std::vector<std::vector<rollout::Completion>> RolloutPool::generate(const std::vector<rollout::GeneratePrompt>& prompts,
+                                                                    const rollout::GenerationParams& params,
+                                                                    int64_t min_version) {
   std::vector<std::vector<rollout::Completion>> out(prompts.size());
   std::vector<size_t> pending(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) pending[i] = i;
@@ -49,8 +50,8 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(
       for (const auto& w : workers_)
         if (!w.last_error.empty()) why += "\n  " + w.address + ": " + w.last_error;
       throw InputError("rollout: " + std::to_string(pending.size()) + " prompts could not be generated (" +
-                       std::to_string(live.size()) + " of " + std::to_string(workers_.size()) +
-                       " workers left after " + std::to_string(round) + " rounds)" + why);
+                       std::to_string(live.size()) + " of " + std::to_string(workers_.size()) + " workers left after " +
+                       std::to_string(round) + " rounds)" + why);
     }
     // Contiguous shares, one call per live worker, all in parallel.
     std::vector<std::vector<size_t>> share(live.size());
@@ -70,9 +71,8 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(
         call.timeout_ms = timeout_ms_;
         got[s].assign(share[s].size(), {});
         try {
-          workers_[live[s]].client->generate(call, [&](size_t k, rollout::Completion&& c) {
-            got[s][k].push_back(std::move(c));
-          });
+          workers_[live[s]].client->generate(
+              call, [&](size_t k, rollout::Completion&& c) { got[s][k].push_back(std::move(c)); });
         } catch (const RpcError& e) {
           if (is_request_error(e.code())) {
             std::lock_guard<std::mutex> lock(request_error_mu);

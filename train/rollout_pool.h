@@ -16,9 +16,9 @@ namespace grpo {
 struct PublishStats {
   int64_t version = 0;
   int64_t workers = 0;
-  int64_t tensors = 0;     // sent to each worker (FP8 scales count)
-  int64_t bytes = 0;       // sent to all workers together
-  double seconds = 0;      // wall time of the whole publish
+  int64_t tensors = 0;  // sent to each worker (FP8 scales count)
+  int64_t bytes = 0;    // sent to all workers together
+  double seconds = 0;   // wall time of the whole publish
 };
 
 class RolloutPool {
@@ -32,8 +32,7 @@ class RolloutPool {
   // refused request (INVALID_ARGUMENT, FAILED_PRECONDITION, ...) is rethrown as RpcError. Throws
   // InputError naming the workers and their errors when no worker is left or the rounds are spent.
   std::vector<std::vector<rollout::Completion>> generate(const std::vector<rollout::GeneratePrompt>& prompts,
-                                                         const rollout::GenerationParams& params,
-                                                         int64_t min_version);
+                                                         const rollout::GenerationParams& params, int64_t min_version);
 
   // Sends `state` as `version` to every live worker (FP8-quantised by the sender when `fp8`);
   // with `part`, as that part of a version other callers send the other parts of (every part's

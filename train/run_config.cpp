@@ -98,9 +98,8 @@ RunConfig sampling_config_from(const Config& config, const std::set<std::string>
 RunConfig run_config_from(const Config& config) {
   RunConfig r = sampling_config_from(config, {"train", "trainer", "pretrain"});
   const Config train = config.sub("train");
-  train.require_known({"steps", "prompts_per_step", "dynamic_sampling", "max_refill_rounds",
-                       "max_staleness", "eval_every", "eval_samples", "eval_temperature", "eval_limit",
-                       "checkpoint_every"});
+  train.require_known({"steps", "prompts_per_step", "dynamic_sampling", "max_refill_rounds", "max_staleness",
+                       "eval_every", "eval_samples", "eval_temperature", "eval_limit", "checkpoint_every"});
   read(train, "steps", r.steps);
   require_positive(train, "steps", r.steps);
   read(train, "prompts_per_step", r.prompts_per_step);

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <chrono>
 
-#include "train/rollout_pool.h"
-#include "tokenizer/chat_template.h"
 #include "common/clock.h"
-#include "tokenizer/tokenizer.h"
 #include "reward/client.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "train/rollout_pool.h"
 
 namespace grpo {
 namespace {

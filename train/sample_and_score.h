@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "train/prompt_dataset.h"
-#include "train/run_config.h"
 #include "learner/scored_group.h"
 #include "proto/reward.pb.h"
+#include "train/prompt_dataset.h"
+#include "train/run_config.h"
 
 namespace grpo {
 class ChatTemplate;

@@ -37,9 +37,7 @@ std::vector<Block> fenced_blocks(std::string_view text) {
       } else {
         std::string_view info = trim_left(t.substr(3));
         size_t word = 0;
-        while (word < info.size() && !std::isspace(static_cast<unsigned char>(info[word])) &&
-               info[word] != '`')
-          ++word;
+        while (word < info.size() && !std::isspace(static_cast<unsigned char>(info[word])) && info[word] != '`') ++word;
         Block b;
         for (char c : info.substr(0, word)) b.lang += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         blocks.push_back(std::move(b));
@@ -87,8 +85,7 @@ ExtractedCode extract_code(std::string_view completion, Language language, bool 
   if (chosen) {
     out.code = chosen->body;
   } else if (!blocks.empty()) {
-    out.reason = std::string("no ```") + language_name(language) + " block (found ```" +
-                 blocks.back().lang + ")";
+    out.reason = std::string("no ```") + language_name(language) + " block (found ```" + blocks.back().lang + ")";
     return out;
   } else if (require_fence) {
     out.reason = std::string("no ```") + language_name(language) + " block";

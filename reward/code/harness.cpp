@@ -19,8 +19,7 @@ std::string field_string(const nlohmann::json& obj, const std::string& key, cons
 
 bool is_identifier(const std::string& s) {
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(),
-                     [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isalnum(c) || c == '_'; });
 }
 
 std::vector<std::string> split_lines(const std::string& text) {
@@ -34,9 +33,7 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
-int count_lines(const std::string& text) {
-  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-}
+int count_lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
 
 std::string clip(std::string s, size_t n = 120) {
   if (s.size() > n) s = s.substr(0, n) + "...";
@@ -65,8 +62,7 @@ std::vector<std::string> normalised(const std::string& text) {
 std::string python_exception(const std::string& stderr_text) {
   std::vector<std::string> lines = split_lines(stderr_text);
   for (auto it = lines.rbegin(); it != lines.rend(); ++it)
-    if (!it->empty() && !std::isspace(static_cast<unsigned char>((*it)[0])) &&
-        it->rfind("Traceback", 0) != 0)
+    if (!it->empty() && !std::isspace(static_cast<unsigned char>((*it)[0])) && it->rfind("Traceback", 0) != 0)
       return clip(*it, 200);
   return "";
 }
@@ -116,8 +112,7 @@ std::string python_harness(const TestSuite& suite, const std::string& solution, 
 
 // C++: the solution's own main() (if any) is renamed; the tests are statements in our main().
 std::string cpp_harness(const TestSuite& suite, const std::string& solution, int* solution_line) {
-  std::string s =
-      "#include <cassert>\n#include <iostream>\n#include <string>\n#define main grpo_solution_main\n";
+  std::string s = "#include <cassert>\n#include <iostream>\n#include <string>\n#define main grpo_solution_main\n";
   *solution_line = count_lines(s) + 1;
   s += solution;
   if (!solution.empty() && solution.back() != '\n') s += "\n";
@@ -137,16 +132,16 @@ TestSuite parse_test_suite(const nlohmann::json& reference_in, Language default_
   nlohmann::json reference = reference_in;
   if (reference.is_string()) {
     reference = nlohmann::json::parse(reference.get<std::string>(), nullptr, false);
-    if (reference.is_discarded())
-      throw InputError("reference: expected a JSON object (or a string holding one)");
+    if (reference.is_discarded()) throw InputError("reference: expected a JSON object (or a string holding one)");
   }
   if (!reference.is_object())
-    throw InputError("reference: expected a JSON object with 'tests', 'test' + 'entry_point' or "
-                     "'cases', got " + std::string(reference.type_name()));
+    throw InputError(
+        "reference: expected a JSON object with 'tests', 'test' + 'entry_point' or "
+        "'cases', got " +
+        std::string(reference.type_name()));
   TestSuite suite;
   suite.language = reference.contains("language")
-                       ? parse_language(field_string(reference, "language", "reference.language"),
-                                        "reference.language")
+                       ? parse_language(field_string(reference, "language", "reference.language"), "reference.language")
                        : default_language;
   if (reference.contains("tests")) {
     suite.form = TestSuite::Form::asserts;
@@ -155,8 +150,7 @@ TestSuite parse_test_suite(const nlohmann::json& reference_in, Language default_
       suite.tests.push_back(t.get<std::string>());
     } else if (t.is_array()) {
       for (size_t i = 0; i < t.size(); ++i) {
-        if (!t[i].is_string())
-          throw InputError("reference.tests[" + std::to_string(i) + "]: expected a string");
+        if (!t[i].is_string()) throw InputError("reference.tests[" + std::to_string(i) + "]: expected a string");
         suite.tests.push_back(t[i].get<std::string>());
       }
     } else {
@@ -168,8 +162,7 @@ TestSuite parse_test_suite(const nlohmann::json& reference_in, Language default_
   } else if (reference.contains("test") || reference.contains("entry_point")) {
     suite.form = TestSuite::Form::check;
     if (!reference.contains("test")) throw InputError("reference.test: missing (HumanEval form)");
-    if (!reference.contains("entry_point"))
-      throw InputError("reference.entry_point: missing (HumanEval form)");
+    if (!reference.contains("entry_point")) throw InputError("reference.entry_point: missing (HumanEval form)");
     std::string check = field_string(reference, "test", "reference.test");
     std::string entry = field_string(reference, "entry_point", "reference.entry_point");
     if (!is_identifier(entry))
@@ -209,18 +202,16 @@ std::string new_run_token() {
   return token;
 }
 
-HarnessProgram build_harness(const TestSuite& suite, const std::string& solution,
-                             const std::string& token) {
+HarnessProgram build_harness(const TestSuite& suite, const std::string& solution, const std::string& token) {
   HarnessProgram p;
   p.stdin_data = token + "\n";
-  p.source = suite.language == Language::python
-                 ? python_harness(suite, solution, &p.solution_line)
-                 : cpp_harness(suite, solution, &p.solution_line);
+  p.source = suite.language == Language::python ? python_harness(suite, solution, &p.solution_line)
+                                                : cpp_harness(suite, solution, &p.solution_line);
   return p;
 }
 
-TestReport read_report(const TestSuite& suite, const HarnessProgram& program,
-                       const SandboxResult& run, const std::string& token) {
+TestReport read_report(const TestSuite& suite, const HarnessProgram& program, const SandboxResult& run,
+                       const std::string& token) {
   TestReport r;
   r.total = static_cast<int>(suite.tests.size());
   std::set<int> ok;
@@ -237,7 +228,8 @@ TestReport read_report(const TestSuite& suite, const HarnessProgram& program,
     }
     int k = std::atoi(first.c_str());
     in >> status;
-    if (status == "ok") ok.insert(k);
+    if (status == "ok")
+      ok.insert(k);
     else if (status == "fail" && !failed.count(k)) {
       std::string what;
       std::getline(in, what);
@@ -256,21 +248,22 @@ TestReport read_report(const TestSuite& suite, const HarnessProgram& program,
     if (k <= r.total) r.failure += " (at test " + std::to_string(k) + ")";
     return r;
   }
-  if (failed.count(k)) what = failed[k];
-  else if (suite.language == Language::python) what = python_exception(run.stderr_data);
-  else what = cpp_failure(run.stderr_data);
+  if (failed.count(k))
+    what = failed[k];
+  else if (suite.language == Language::python)
+    what = python_exception(run.stderr_data);
+  else
+    what = cpp_failure(run.stderr_data);
   if (run.verdict == Verdict::ok && failed.empty()) {
-    r.failure = "the program exited before its tests finished (exit status 0 after " +
-                std::to_string(r.passed) + " of " + std::to_string(r.total) + " tests)";
+    r.failure = "the program exited before its tests finished (exit status 0 after " + std::to_string(r.passed) +
+                " of " + std::to_string(r.total) + " tests)";
     return r;
   }
   if (what.empty()) what = run.detail;
   // Where it failed: inside test k, or in the solution before any test ran.
-  int test_line = suite.language == Language::python
-                      ? frame_line(run.stderr_data, "<test " + std::to_string(k) + ">")
-                      : 0;
-  int main_line = suite.language == Language::python ? frame_line(run.stderr_data, "/work/main.py")
-                                                     : 0;
+  int test_line =
+      suite.language == Language::python ? frame_line(run.stderr_data, "<test " + std::to_string(k) + ">") : 0;
+  int main_line = suite.language == Language::python ? frame_line(run.stderr_data, "/work/main.py") : 0;
   if (k > r.total) {
     r.failure = what;
   } else if (failed.count(k) || test_line > 0 || suite.language == Language::cpp) {

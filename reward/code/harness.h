@@ -45,17 +45,16 @@ struct HarnessProgram {
 };
 // asserts/check forms only. Python runs every test (a failing one prints its exception and the
 // next runs); C++ asserts abort at the first failure.
-HarnessProgram build_harness(const TestSuite& suite, const std::string& solution,
-                             const std::string& token);
+HarnessProgram build_harness(const TestSuite& suite, const std::string& solution, const std::string& token);
 
 struct TestReport {
   int total = 0;
-  int passed = 0;          // tests that printed "<token> K ok"
-  bool finished = false;   // "<token> done" printed and exit status 0
-  std::string failure;     // when !finished, e.g. "AssertionError at test 3: assert f(3) == 4"
+  int passed = 0;         // tests that printed "<token> K ok"
+  bool finished = false;  // "<token> done" printed and exit status 0
+  std::string failure;    // when !finished, e.g. "AssertionError at test 3: assert f(3) == 4"
 };
-TestReport read_report(const TestSuite& suite, const HarnessProgram& program,
-                       const SandboxResult& run, const std::string& token);
+TestReport read_report(const TestSuite& suite, const HarnessProgram& program, const SandboxResult& run,
+                       const std::string& token);
 
 // Expected and actual stdout agree line by line, ignoring trailing whitespace on each line and
 // trailing blank lines.

@@ -162,8 +162,7 @@ std::unique_ptr<PythonPool::Zygote> PythonPool::start_zygote() const {
   }
   z->process->finish();
   z->process->err().read_available();
-  throw std::runtime_error("python pool: the zygote did not start: " +
-                           z->process->err().data.substr(0, 1000));
+  throw std::runtime_error("python pool: the zygote did not start: " + z->process->err().data.substr(0, 1000));
 }
 
 std::unique_ptr<PythonPool::Zygote> PythonPool::acquire() {
@@ -191,8 +190,10 @@ std::unique_ptr<PythonPool::Zygote> PythonPool::acquire() {
 
 void PythonPool::release(std::unique_ptr<Zygote> zygote) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (zygote) idle_.push_back(std::move(zygote));
-  else --live_;
+  if (zygote)
+    idle_.push_back(std::move(zygote));
+  else
+    --live_;
   cv_.notify_one();
 }
 
@@ -200,16 +201,17 @@ namespace {
 
 // The job message for the zygote and the descriptors that go with it: stdin, stdout and stderr
 // (write ends), then one memfd per file.
-std::string job_request(const SandboxSpec& spec, std::vector<Fd>& fds, CappedStream& out,
-                        CappedStream& err) {
+std::string job_request(const SandboxSpec& spec, std::vector<Fd>& fds, CappedStream& out, CappedStream& err) {
   const SandboxLimits& l = spec.limits;
-  nlohmann::json request = {
-      {"argv", spec.argv},
-      {"limits",
-       {{"cpu_ms", l.cpu_ms}, {"memory_mb", l.memory_mb}, {"disk_mb", l.disk_mb},
-        {"processes", l.processes}, {"open_files", l.open_files}}},
-      {"env", nlohmann::json::object()},
-      {"files", nlohmann::json::array()}};
+  nlohmann::json request = {{"argv", spec.argv},
+                            {"limits",
+                             {{"cpu_ms", l.cpu_ms},
+                              {"memory_mb", l.memory_mb},
+                              {"disk_mb", l.disk_mb},
+                              {"processes", l.processes},
+                              {"open_files", l.open_files}}},
+                            {"env", nlohmann::json::object()},
+                            {"files", nlohmann::json::array()}};
   for (const auto& [k, v] : sandbox_environment(spec)) request["env"][k] = v;
   fds.push_back(stdin_source(spec.stdin_data));
   for (CappedStream* s : {&out, &err}) {
@@ -280,8 +282,10 @@ SandboxResult PythonPool::run(const SandboxSpec& spec) {
       facts.wall_timeout = true;
       break;
     }
-    pollfd fds[4] = {{out.fd.get(), POLLIN, 0}, {err.fd.get(), POLLIN, 0},
-                     {z.control.get(), POLLIN, 0}, {z.process->exit_fd(), POLLIN, 0}};
+    pollfd fds[4] = {{out.fd.get(), POLLIN, 0},
+                     {err.fd.get(), POLLIN, 0},
+                     {z.control.get(), POLLIN, 0},
+                     {z.process->exit_fd(), POLLIN, 0}};
     ::poll(fds, 4, static_cast<int>(std::min<int64_t>(deadline - now, 1000)));
     out.read_available();
     err.read_available();
@@ -327,8 +331,10 @@ SandboxResult PythonPool::run(const SandboxSpec& spec) {
     }
     int status = reply["status"].get<int>();
     facts.cpu_ms = reply.value("cpu_ms", int64_t{0});
-    if (WIFEXITED(status)) facts.exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status)) facts.signal = WTERMSIG(status);
+    if (WIFEXITED(status))
+      facts.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+      facts.signal = WTERMSIG(status);
   }
   classify(facts, limits, r);
   return r;

@@ -26,13 +26,13 @@ namespace grpo::reward {
 class PythonPool {
  public:
   struct Options {
-    int size = 2;                           // zygotes (= jobs at once)
+    int size = 2;  // zygotes (= jobs at once)
     std::string python = "/usr/bin/python3";
-    std::vector<std::string> preload = {    // imported by every zygote before it serves
-        "collections", "itertools", "functools", "math", "re", "string", "heapq", "bisect",
-        "typing", "operator", "copy", "fractions", "decimal", "statistics", "datetime", "json",
-        "hashlib", "array", "cmath"};
-    int64_t start_timeout_ms = 20'000;      // for a zygote to come up
+    std::vector<std::string> preload = {  // imported by every zygote before it serves
+        "collections", "itertools", "functools", "math",  "re",        "string",  "heapq",
+        "bisect",      "typing",    "operator",  "copy",  "fractions", "decimal", "statistics",
+        "datetime",    "json",      "hashlib",   "array", "cmath"};
+    int64_t start_timeout_ms = 20'000;  // for a zygote to come up
   };
 
   // Starts options.size zygotes; throws std::runtime_error when the first cannot start.

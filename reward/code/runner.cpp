@@ -17,9 +17,7 @@ Language parse_language(const std::string& name, const std::string& field) {
   throw InputError(field + ": unknown language '" + name + "' (expected \"python\" or \"cpp\")");
 }
 
-const char* language_name(Language language) {
-  return language == Language::python ? "python" : "cpp";
-}
+const char* language_name(Language language) { return language == Language::python ? "python" : "cpp"; }
 
 namespace {
 

@@ -62,8 +62,7 @@ class CodeRunner {
   // Python: nothing to do. C++: compiles main.cpp in the sandbox under options.compile_limits.
   BuildResult build(Language language, const std::string& source) const;
   // Runs the program with stdin_data under `limits`. Thread-safe.
-  SandboxResult run(const Program& program, const std::string& stdin_data,
-                    const SandboxLimits& limits) const;
+  SandboxResult run(const Program& program, const std::string& stdin_data, const SandboxLimits& limits) const;
 
  private:
   RunnerOptions options_;

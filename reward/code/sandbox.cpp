@@ -43,8 +43,7 @@ SandboxResult run_sandboxed(const SandboxSpec& spec) {
       facts.wall_timeout = true;
       break;
     }
-    pollfd fds[3] = {{box.out().fd.get(), POLLIN, 0}, {box.err().fd.get(), POLLIN, 0},
-                     {box.exit_fd(), POLLIN, 0}};
+    pollfd fds[3] = {{box.out().fd.get(), POLLIN, 0}, {box.err().fd.get(), POLLIN, 0}, {box.exit_fd(), POLLIN, 0}};
     int wait = static_cast<int>(deadline - now);
     if (box.exit_fd() < 0) wait = std::min(wait, 10);  // no pidfd: look for the exit every 10 ms
     if (::poll(fds, 3, wait) < 0 && errno != EINTR) break;
@@ -77,8 +76,10 @@ SandboxResult run_sandboxed(const SandboxSpec& spec) {
   if (WIFEXITED(status)) {
     int code = WEXITSTATUS(status);
     // bwrap reports a program ended by signal N as exit status 128 + N.
-    if (code > 128 && code <= 128 + 64) facts.signal = code - 128;
-    else facts.exit_code = code;
+    if (code > 128 && code <= 128 + 64)
+      facts.signal = code - 128;
+    else
+      facts.exit_code = code;
   } else if (WIFSIGNALED(status)) {
     facts.signal = WTERMSIG(status);
   }

@@ -35,32 +35,32 @@
 namespace grpo::reward {
 
 enum class Verdict {
-  ok,              // exited with status 0
-  runtime_error,   // non-zero exit status or killed by a signal of its own making
-  timeout,         // wall deadline passed or CPU-time limit hit
-  memory_limit,    // died out of memory under the address-space limit
-  output_limit,    // wrote more than limits.output_bytes to stdout or stderr
-  disk_limit,      // hit the file-size limit or filled its tmpfs
-  killed,          // SIGKILLed by something other than this sandbox's limits
-  sandbox_error,   // the sandbox could not be set up (the program never started)
+  ok,             // exited with status 0
+  runtime_error,  // non-zero exit status or killed by a signal of its own making
+  timeout,        // wall deadline passed or CPU-time limit hit
+  memory_limit,   // died out of memory under the address-space limit
+  output_limit,   // wrote more than limits.output_bytes to stdout or stderr
+  disk_limit,     // hit the file-size limit or filled its tmpfs
+  killed,         // SIGKILLed by something other than this sandbox's limits
+  sandbox_error,  // the sandbox could not be set up (the program never started)
 };
 const char* verdict_name(Verdict v);
 
 struct SandboxLimits {
-  int64_t wall_ms = 10'000;         // deadline from start to kill
-  int64_t cpu_ms = 10'000;          // RLIMIT_CPU, rounded up to whole seconds
-  int64_t memory_mb = 1024;         // RLIMIT_AS
-  int64_t output_bytes = 1 << 20;   // per stream (stdout, stderr)
-  int64_t disk_mb = 64;             // size of the /work and /tmp tmpfs each; also RLIMIT_FSIZE
-  int64_t processes = 64;           // RLIMIT_NPROC inside the sandbox's user namespace
-  int64_t open_files = 256;         // RLIMIT_NOFILE
+  int64_t wall_ms = 10'000;        // deadline from start to kill
+  int64_t cpu_ms = 10'000;         // RLIMIT_CPU, rounded up to whole seconds
+  int64_t memory_mb = 1024;        // RLIMIT_AS
+  int64_t output_bytes = 1 << 20;  // per stream (stdout, stderr)
+  int64_t disk_mb = 64;            // size of the /work and /tmp tmpfs each; also RLIMIT_FSIZE
+  int64_t processes = 64;          // RLIMIT_NPROC inside the sandbox's user namespace
+  int64_t open_files = 256;        // RLIMIT_NOFILE
 
   // The verifier limits carried over (wall, CPU, memory); the rest keep their defaults.
   static SandboxLimits from(const Limits& limits);
 };
 
 struct SandboxFile {
-  std::string path;         // relative to the working dir, e.g. "main.py" or "src/a.h"
+  std::string path;  // relative to the working dir, e.g. "main.py" or "src/a.h"
   std::string content;
   bool executable = false;  // mode 0755 instead of 0644
 };
@@ -68,7 +68,7 @@ struct SandboxFile {
 struct SandboxSpec {
   std::vector<std::string> argv;  // argv[0]: an absolute path inside the sandbox, e.g. /usr/bin/python3
   std::string stdin_data;
-  std::vector<SandboxFile> files;  // placed in the working dir before the program starts
+  std::vector<SandboxFile> files;                        // placed in the working dir before the program starts
   std::vector<std::pair<std::string, std::string>> env;  // added to the clean environment
   // Optional host directory bound writable at /out. Only for trusted tools whose output must
   // outlive the run (the compiler writing a binary); untrusted programs never get one. Its
@@ -81,13 +81,13 @@ struct SandboxSpec {
 
 struct SandboxResult {
   Verdict verdict = Verdict::sandbox_error;
-  int exit_code = -1;  // the program's exit status when it exited, else -1
-  int signal = 0;      // the signal that ended it, else 0
+  int exit_code = -1;                    // the program's exit status when it exited, else -1
+  int signal = 0;                        // the signal that ended it, else 0
   std::string stdout_data, stderr_data;  // at most limits.output_bytes each
   bool stdout_truncated = false, stderr_truncated = false;
   int64_t wall_ms = 0;
-  int64_t cpu_ms = 0;   // user + system time of everything the sandbox ran
-  std::string detail;   // one line on why, for every verdict but ok (e.g. "wall time 2000 ms")
+  int64_t cpu_ms = 0;  // user + system time of everything the sandbox ran
+  std::string detail;  // one line on why, for every verdict but ok (e.g. "wall time 2000 ms")
 };
 
 // Blocks until the program and everything it started are gone. Never throws for anything the

@@ -9,12 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstring>
-#include <dirent.h>
 
 namespace grpo::reward {
 
@@ -43,9 +43,7 @@ namespace {
 
 int sys_pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
-int sys_pidfd_kill(int pidfd) {
-  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0));
-}
+int sys_pidfd_kill(int pidfd) { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0)); }
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -79,8 +77,7 @@ const std::vector<std::string>& system_view_args() {
         a.insert(a.end(), {"--ro-bind", top, top});
       }
     }
-    std::vector<std::string> etc = {"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives",
-                                     "localtime"};
+    std::vector<std::string> etc = {"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime"};
     if (DIR* d = ::opendir("/etc")) {  // python3's sitecustomize lives in /etc/python3.X
       while (dirent* e = ::readdir(d)) {
         if (std::strncmp(e->d_name, "python3", 7) == 0) etc.push_back(e->d_name);
@@ -98,8 +95,7 @@ const std::vector<std::string>& system_view_args() {
 void validate_spec(const SandboxSpec& spec) {
   if (spec.argv.empty()) throw InputError("sandbox spec: argv is empty");
   if (spec.argv[0].empty() || spec.argv[0][0] != '/')
-    throw InputError("sandbox spec: argv[0] must be an absolute path inside the sandbox, got '" +
-                     spec.argv[0] + "'");
+    throw InputError("sandbox spec: argv[0] must be an absolute path inside the sandbox, got '" + spec.argv[0] + "'");
   for (const auto& f : spec.files) {
     bool bad = f.path.empty() || f.path[0] == '/' || f.path.back() == '/';
     size_t start = 0;
@@ -119,9 +115,8 @@ void validate_spec(const SandboxSpec& spec) {
       throw InputError("sandbox spec: bad environment variable name '" + kv.first + "'");
   const SandboxLimits& l = spec.limits;
   std::pair<const char*, int64_t> limits[] = {
-      {"wall_ms", l.wall_ms},     {"cpu_ms", l.cpu_ms},     {"memory_mb", l.memory_mb},
-      {"output_bytes", l.output_bytes}, {"disk_mb", l.disk_mb}, {"processes", l.processes},
-      {"open_files", l.open_files}};
+      {"wall_ms", l.wall_ms}, {"cpu_ms", l.cpu_ms},       {"memory_mb", l.memory_mb},  {"output_bytes", l.output_bytes},
+      {"disk_mb", l.disk_mb}, {"processes", l.processes}, {"open_files", l.open_files}};
   for (auto& [name, value] : limits)
     if (value <= 0 || value > (int64_t{1} << 40))
       throw InputError(std::string("sandbox spec: limits.") + name + " must be in 1..2^40, got " +
@@ -129,9 +124,12 @@ void validate_spec(const SandboxSpec& spec) {
 }
 
 std::vector<std::pair<std::string, std::string>> sandbox_environment(const SandboxSpec& spec) {
-  std::vector<std::pair<std::string, std::string>> env = {
-      {"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", "/work"}, {"PWD", "/work"},
-      {"LANG", "C.UTF-8"}, {"TMPDIR", "/tmp"}, {"PYTHONDONTWRITEBYTECODE", "1"}};
+  std::vector<std::pair<std::string, std::string>> env = {{"PATH", "/usr/local/bin:/usr/bin:/bin"},
+                                                          {"HOME", "/work"},
+                                                          {"PWD", "/work"},
+                                                          {"LANG", "C.UTF-8"},
+                                                          {"TMPDIR", "/tmp"},
+                                                          {"PYTHONDONTWRITEBYTECODE", "1"}};
   env.insert(env.end(), spec.env.begin(), spec.env.end());
   return env;
 }
@@ -154,14 +152,13 @@ std::vector<std::string> bwrap_argv(const SandboxSpec& spec, bool nested_userns)
   const std::string disk = std::to_string(l.disk_mb << 20);
   std::vector<std::string> a = {spec.bwrap, "--unshare-all", "--unshare-user"};
   if (!nested_userns) a.push_back("--disable-userns");
-  a.insert(a.end(), {"--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
-                     "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"});
+  a.insert(a.end(), {"--uid", "65534", "--gid", "65534", "--hostname", "sandbox", "--die-with-parent", "--new-session",
+                     "--cap-drop", "ALL", "--clearenv"});
   for (const auto& [k, v] : sandbox_environment(spec)) a.insert(a.end(), {"--setenv", k, v});
   const auto& sys = system_view_args();
   a.insert(a.end(), sys.begin(), sys.end());
-  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/dev/shm",
-                     "--remount-ro", "/dev", "--size", disk, "--tmpfs", "/tmp", "--size", disk,
-                     "--tmpfs", "/work"});
+  a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+                     "--size", disk, "--tmpfs", "/tmp", "--size", disk, "--tmpfs", "/work"});
   if (!spec.export_dir.empty()) a.insert(a.end(), {"--bind", spec.export_dir, "/out"});
   std::vector<std::string> dirs;
   for (size_t i = 0; i < spec.files.size(); ++i) {
@@ -173,15 +170,15 @@ std::vector<std::string> bwrap_argv(const SandboxSpec& spec, bool nested_userns)
         a.insert(a.end(), {"--dir", dir});
       }
     }
-    a.insert(a.end(), {"--perms", f.executable ? "0755" : "0644", "--file",
-                       std::to_string(kFirstFileFd + i), "/work/" + f.path});
+    a.insert(a.end(), {"--perms", f.executable ? "0755" : "0644", "--file", std::to_string(kFirstFileFd + i),
+                       "/work/" + f.path});
   }
   int64_t cpu_s = (l.cpu_ms + 999) / 1000;
-  a.insert(a.end(), {"--info-fd", std::to_string(kInfoFd), "--remount-ro", "/", "--chdir", "/work",
-                     "/usr/bin/prlimit", "--cpu=" + std::to_string(cpu_s) + ":" + std::to_string(cpu_s + 1),
+  a.insert(a.end(), {"--info-fd", std::to_string(kInfoFd), "--remount-ro", "/", "--chdir", "/work", "/usr/bin/prlimit",
+                     "--cpu=" + std::to_string(cpu_s) + ":" + std::to_string(cpu_s + 1),
                      "--as=" + std::to_string(l.memory_mb << 20), "--fsize=" + std::to_string(l.disk_mb << 20),
-                     "--nproc=" + std::to_string(l.processes), "--nofile=" + std::to_string(l.open_files),
-                     "--core=0", "--", "/bin/sh", "-c", kPrologue, "sh"});
+                     "--nproc=" + std::to_string(l.processes), "--nofile=" + std::to_string(l.open_files), "--core=0",
+                     "--", "/bin/sh", "-c", kPrologue, "sh"});
   a.insert(a.end(), spec.argv.begin(), spec.argv.end());
   return a;
 }
@@ -301,8 +298,7 @@ void classify(const ExitFacts& f, const SandboxLimits& limits, SandboxResult& r)
   } else if (f.signal == SIGXFSZ || said("File too large") || said("No space left on device")) {
     r.verdict = Verdict::disk_limit;
     r.detail = "disk limit of " + std::to_string(limits.disk_mb) + " MB";
-  } else if (said("MemoryError") || said("std::bad_alloc") || said("Cannot allocate memory") ||
-             said("out of memory")) {
+  } else if (said("MemoryError") || said("std::bad_alloc") || said("Cannot allocate memory") || said("out of memory")) {
     r.verdict = Verdict::memory_limit;
     r.detail = "memory limit of " + std::to_string(limits.memory_mb) + " MB";
   } else if (f.signal == SIGKILL) {
@@ -310,9 +306,9 @@ void classify(const ExitFacts& f, const SandboxLimits& limits, SandboxResult& r)
     r.detail = "killed by SIGKILL";
   } else {
     r.verdict = Verdict::runtime_error;
-    r.detail = f.signal ? std::string("killed by signal ") + std::to_string(f.signal) + " (" +
-                              sigabbrev_np(f.signal) + ")"
-                        : "exit status " + std::to_string(f.exit_code);
+    r.detail = f.signal
+                   ? std::string("killed by signal ") + std::to_string(f.signal) + " (" + sigabbrev_np(f.signal) + ")"
+                   : "exit status " + std::to_string(f.exit_code);
   }
 }
 
@@ -344,12 +340,13 @@ SandboxProcess::SandboxProcess(const SandboxSpec& spec, const Options& options) 
   std::vector<Fd> file_fds;
   for (const auto& f : spec.files) file_fds.push_back(memfd_with("file", f.content));
 
-  std::vector<std::pair<int, int>> moves = {{stdin_fd.get(), 0}, {child_out.get(), 1},
-                                            {child_err.get(), 2}, {child_ready.get(), kReadyFd},
+  std::vector<std::pair<int, int>> moves = {{stdin_fd.get(), 0},
+                                            {child_out.get(), 1},
+                                            {child_err.get(), 2},
+                                            {child_ready.get(), kReadyFd},
                                             {child_info.get(), kInfoFd}};
   if (options.control_fd >= 0) moves.push_back({options.control_fd, kControlFd});
-  for (size_t i = 0; i < file_fds.size(); ++i)
-    moves.push_back({file_fds[i].get(), kFirstFileFd + static_cast<int>(i)});
+  for (size_t i = 0; i < file_fds.size(); ++i) moves.push_back({file_fds[i].get(), kFirstFileFd + static_cast<int>(i)});
   int top = kFirstFileFd + static_cast<int>(file_fds.size());  // first fd the child closes
 
   const bool drop_root = ::geteuid() == 0;

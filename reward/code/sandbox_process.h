@@ -60,8 +60,8 @@ struct CappedStream {
 
 // What ended a program, as seen from outside: its wait status and what this side did to it.
 struct ExitFacts {
-  int exit_code = -1;       // >= 0 when it exited
-  int signal = 0;           // > 0 when a signal ended it
+  int exit_code = -1;  // >= 0 when it exited
+  int signal = 0;      // > 0 when a signal ended it
   bool wall_timeout = false;
   bool output_overflow = false;
   int64_t cpu_ms = 0;

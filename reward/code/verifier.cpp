@@ -5,9 +5,9 @@
 #include <set>
 
 #include "reward/code/extract.h"
+#include "reward/code/harness.h"
 #include "reward/code/runner.h"
 #include "reward/code/sandbox_process.h"
-#include "reward/code/harness.h"
 
 namespace grpo::reward {
 
@@ -20,12 +20,10 @@ struct Settings {
   Language language = Language::python;
 };
 
-const nlohmann::json& typed(const nlohmann::json& options, const std::string& key,
-                            nlohmann::json::value_t type, const char* expected,
-                            const std::string& where) {
+const nlohmann::json& typed(const nlohmann::json& options, const std::string& key, nlohmann::json::value_t type,
+                            const char* expected, const std::string& where) {
   const auto& v = options.at(key);
-  bool ok = v.type() == type || (type == nlohmann::json::value_t::number_integer &&
-                                 v.is_number_unsigned());
+  bool ok = v.type() == type || (type == nlohmann::json::value_t::number_integer && v.is_number_unsigned());
   if (!ok) throw InputError(where + "." + key + ": expected " + expected + ", got " + v.dump());
   return v;
 }
@@ -45,8 +43,7 @@ void apply_settings(const nlohmann::json& options, const std::string& where, Set
                                 where + ".language");
 }
 
-void require_known(const nlohmann::json& options, const std::set<std::string>& known,
-                   const std::string& where) {
+void require_known(const nlohmann::json& options, const std::set<std::string>& known, const std::string& where) {
   if (options.is_null()) return;
   if (!options.is_object()) throw InputError(where + ": expected an object, got " + options.dump());
   for (const auto& [key, value] : options.items())
@@ -129,7 +126,8 @@ class CodeVerifier : public Verifier {
     TestSuite suite = parse_test_suite(request.reference, s.language);
     const Limits& lim = request.limits;
     for (auto [name, value] : {std::pair<const char*, int64_t>{"timeout_ms", lim.timeout_ms},
-                               {"cpu_ms", lim.cpu_ms}, {"memory_mb", lim.memory_mb},
+                               {"cpu_ms", lim.cpu_ms},
+                               {"memory_mb", lim.memory_mb},
                                {"max_completion_bytes", lim.max_completion_bytes}})
       if (value <= 0 || value > (int64_t{1} << 40))
         throw InputError(std::string("limits.") + name + ": must be in 1..2^40, got " + std::to_string(value));
@@ -148,9 +146,8 @@ class CodeVerifier : public Verifier {
     limits.cpu_ms = request.limits.cpu_ms;
     limits.memory_mb = request.limits.memory_mb;
     const int64_t deadline = monotonic_ms() + request.limits.timeout_ms;
-    VerifyResult r = suite.form == TestSuite::Form::cases
-                         ? run_cases(suite, code.code, limits, deadline, s)
-                         : run_tests(suite, code.code, limits, s);
+    VerifyResult r = suite.form == TestSuite::Form::cases ? run_cases(suite, code.code, limits, deadline, s)
+                                                          : run_tests(suite, code.code, limits, s);
     r.extracted = std::move(code.code);
     return r;
   }
@@ -178,15 +175,14 @@ class CodeVerifier : public Verifier {
     r.components["accuracy"] = r.correct ? 1.0 : 0.0;
     r.components["tests_passed_fraction"] = fraction;
     r.reward = s.fraction ? fraction : r.components["accuracy"];
-    r.reason = r.correct ? "passed " + std::to_string(report.total) + " of " +
-                               std::to_string(report.total) + " tests"
+    r.reason = r.correct ? "passed " + std::to_string(report.total) + " of " + std::to_string(report.total) + " tests"
                          : report.failure;
     return r;
   }
 
   // Every case runs (while the wall-time budget lasts), so the fraction is always known.
-  VerifyResult run_cases(const TestSuite& suite, const std::string& code, SandboxLimits limits,
-                         int64_t deadline, const Settings& s) const {
+  VerifyResult run_cases(const TestSuite& suite, const std::string& code, SandboxLimits limits, int64_t deadline,
+                         const Settings& s) const {
     BuildResult built = runner_->build(suite.language, code);
     if (!built.ok) return zero(built.error, "cases_passed_fraction");
     int passed = 0;
@@ -221,8 +217,7 @@ class CodeVerifier : public Verifier {
     r.components["accuracy"] = r.correct ? 1.0 : 0.0;
     r.components["cases_passed_fraction"] = fraction;
     r.reward = s.fraction ? fraction : r.components["accuracy"];
-    r.reason = r.correct ? "passed " + std::to_string(total) + " of " + std::to_string(total) + " cases"
-                         : failure;
+    r.reason = r.correct ? "passed " + std::to_string(total) + " of " + std::to_string(total) + " cases" : failure;
     return r;
   }
 

@@ -15,9 +15,9 @@
 namespace grpo::reward::math {
 namespace {
 
-constexpr int kSamples = 12;          // sample points for identities (half with positive variables)
+constexpr int kSamples = 12;  // sample points for identities (half with positive variables)
 constexpr int kMinValidSamples = 3;
-constexpr size_t kMaxElements = 64;   // elements of a set/list compared pairwise
+constexpr size_t kMaxElements = 64;  // elements of a set/list compared pairwise
 constexpr long double kAbsFloor = 1e-13L;
 
 bool finite(const Complex& z) { return std::isfinite(z.real()) && std::isfinite(z.imag()); }
@@ -27,9 +27,7 @@ bool is_equation(const Node& n) {
          std::all_of(n.rel_ops.begin(), n.rel_ops.end(), [](RelOp o) { return o == RelOp::Eq; });
 }
 
-bool is_assignment(const Node& n) {
-  return is_equation(n) && (n.args.size() >= 3 || is_name(*n.args[0]));
-}
+bool is_assignment(const Node& n) { return is_equation(n) && (n.args.size() >= 3 || is_name(*n.args[0])); }
 
 NodePtr first_last(const NodePtr& rel) {
   if (rel->args.size() == 2) return rel;
@@ -45,11 +43,15 @@ NodePtr unwrap_membership(const NodePtr& n) {
 
 bool is_scalar(const Node& n) {
   switch (n.kind) {
-    case Kind::Tuple: case Kind::List: case Kind::Set: case Kind::Interval: case Kind::Union:
-    case Kind::Matrix: case Kind::Relation: case Kind::Text:
-      return false;
-    default:
-      return true;
+    case Kind::Tuple:
+    case Kind::List:
+    case Kind::Set:
+    case Kind::Interval:
+    case Kind::Union:
+    case Kind::Matrix:
+    case Kind::Relation:
+    case Kind::Text: return false;
+    default: return true;
   }
 }
 
@@ -107,7 +109,8 @@ std::optional<std::string> letters_of(const Node& n) {
   auto norm = [](std::string s) {
     std::string out;
     for (char c : s)
-      if (std::isalnum(static_cast<unsigned char>(c))) out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      if (std::isalnum(static_cast<unsigned char>(c)))
+        out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     return out;
   };
   switch (n.kind) {
@@ -136,8 +139,7 @@ std::optional<std::string> letters_of(const Node& n) {
       }
       return s;
     }
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
 }
 
@@ -160,8 +162,10 @@ class Comparer {
     bool g_as = is_assignment(*g), p_as = is_assignment(*p);
     if (g_as) g = first_last(g);
     if (p_as) p = first_last(p);
-    if (p_eq && !g_eq) p = p->args.back();                 // 1/3 vs k = 1/3
-    else if (g_as && !p_eq) g = g->args.back();            // x = 11 vs 11
+    if (p_eq && !g_eq)
+      p = p->args.back();  // 1/3 vs k = 1/3
+    else if (g_as && !p_eq)
+      g = g->args.back();  // x = 11 vs 11
     bool g_rel = g->kind == Kind::Relation, p_rel = p->kind == Kind::Relation;
     if (g_rel && p_rel) return relations_equal(g, p);
     if (g_rel) return is_set_expression(*p) && relation_matches_set(*g, *p);
@@ -263,7 +267,8 @@ class Comparer {
     bool g_unordered = gk == Kind::List || gk == Kind::Set;
     bool p_unordered = pk == Kind::List || pk == Kind::Set;
     if (gk == Kind::Tuple && pk == Kind::Tuple) return ordered_equal(*g, *p);
-    if ((gk == Kind::Tuple && pk == Kind::List) || (gk == Kind::List && pk == Kind::Tuple)) return ordered_equal(*g, *p);
+    if ((gk == Kind::Tuple && pk == Kind::List) || (gk == Kind::List && pk == Kind::Tuple))
+      return ordered_equal(*g, *p);
     if (g_unordered && p_unordered) return unordered_equal(*g, *p);
     // A collection of one distinct value against a scalar: "\{5\}" == 5, "15 3/4 or 63/4" == 63/4.
     if (g_unordered && is_scalar(*p) && g->args.size() <= kMaxElements) {
@@ -334,12 +339,13 @@ class Comparer {
     if (!pieces_of(n, out)) return false;
     for (auto& pc : out) {
       if (!real_value(*pc.lo, &pc.vlo)) return false;
-      if (pc.point) pc.vhi = pc.vlo;
-      else if (!real_value(*pc.hi, &pc.vhi)) return false;
+      if (pc.point)
+        pc.vhi = pc.vlo;
+      else if (!real_value(*pc.hi, &pc.vhi))
+        return false;
     }
-    std::sort(out.begin(), out.end(), [](const Piece& a, const Piece& b) {
-      return a.vlo != b.vlo ? a.vlo < b.vlo : a.vhi < b.vhi;
-    });
+    std::sort(out.begin(), out.end(),
+              [](const Piece& a, const Piece& b) { return a.vlo != b.vlo ? a.vlo < b.vlo : a.vhi < b.vhi; });
     auto same = [](long double a, long double b) {
       return a == b || std::fabs(a - b) <= 1e-12L * std::max(std::fabs(a), std::fabs(b));
     };
@@ -350,8 +356,8 @@ class Comparer {
         bool overlaps = pc.vlo < last.vhi && !same(pc.vlo, last.vhi);
         bool touches = same(pc.vlo, last.vhi) && (last.rc || pc.lc || (pc.point) || (last.point && pc.lc));
         if (last.point && pc.point && same(last.vlo, pc.vlo)) continue;
-        if (!last.point && pc.point && (overlaps || (same(pc.vlo, last.vhi) && last.rc) ||
-                                        (same(pc.vlo, last.vlo) && last.lc))) {
+        if (!last.point && pc.point &&
+            (overlaps || (same(pc.vlo, last.vhi) && last.rc) || (same(pc.vlo, last.vlo) && last.lc))) {
           continue;  // a point inside a closed end or inside the interval
         }
         if (!last.point && pc.point && same(pc.vlo, last.vhi)) {
@@ -427,8 +433,8 @@ class Comparer {
 
   // a > b > c  ->  c < b < a
   static NodePtr forward(const NodePtr& r) {
-    bool all_greater = std::all_of(r->rel_ops.begin(), r->rel_ops.end(),
-                                   [](RelOp o) { return o == RelOp::Gt || o == RelOp::Ge; });
+    bool all_greater =
+        std::all_of(r->rel_ops.begin(), r->rel_ops.end(), [](RelOp o) { return o == RelOp::Gt || o == RelOp::Ge; });
     if (!all_greater) return r;
     std::vector<NodePtr> parts(r->args.rbegin(), r->args.rend());
     std::vector<RelOp> ops;
@@ -493,8 +499,10 @@ class Comparer {
         return false;
       }
       Complex r = vf / vh;
-      if (!ratio) ratio = r;
-      else if (!close(*ratio, r, tol)) return false;
+      if (!ratio)
+        ratio = r;
+      else if (!close(*ratio, r, tol))
+        return false;
       ++valid;
     }
     if (!ratio || valid < kMinValidSamples) return false;
@@ -516,7 +524,8 @@ class Comparer {
         case RelOp::Le: ok = d <= tol; break;
         case RelOp::Gt: ok = d > tol; break;
         case RelOp::Ge: ok = d >= -tol; break;
-        case RelOp::Eq: case RelOp::Approx: ok = std::fabs(d) <= tol; break;
+        case RelOp::Eq:
+        case RelOp::Approx: ok = std::fabs(d) <= tol; break;
         case RelOp::Ne: ok = std::fabs(d) > tol; break;
         default: ok = false;
       }
@@ -605,8 +614,9 @@ class Comparer {
       }
       Complex vg = evaluate(*g, SamplePoint{}, budget_), vp = evaluate(*p, SamplePoint{}, budget_);
       if (!finite(vg) || !finite(vp)) return false;
-      if (dec) return rounded_equal(vg.real(), vp.real(), opts_.float_rounding) &&
-                      rounded_equal(vg.imag(), vp.imag(), opts_.float_rounding);
+      if (dec)
+        return rounded_equal(vg.real(), vp.real(), opts_.float_rounding) &&
+               rounded_equal(vg.imag(), vp.imag(), opts_.float_rounding);
       return close(vg, vp, static_cast<long double>(opts_.rel_tol));
     }
     Verdict v = exact_equal(*g, *p, budget_);

@@ -34,8 +34,8 @@
 namespace grpo::reward::math {
 
 struct CompareOptions {
-  int float_rounding = 6;   // decimal places kept when a decimal literal is involved
-  double rel_tol = 1e-12;   // relative tolerance of numeric comparisons of exact expressions
+  int float_rounding = 6;  // decimal places kept when a decimal literal is involved
+  double rel_tol = 1e-12;  // relative tolerance of numeric comparisons of exact expressions
   bool allow_percent = true;
   bool strict = true;
   bool allow_set_relation_comp = false;

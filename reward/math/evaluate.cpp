@@ -112,7 +112,9 @@ Complex eval_func(const Node& n, const SamplePoint& p, WorkBudget& budget) {
   if (f == "ln") return real && r > 0 ? Complex(std::log(r), 0) : std::log(x);
   if (f == "log") {
     Complex base = v.size() > 1 ? v[1] : Complex(10, 0);
-    auto ln = [](const Complex& z) { return is_real(z) && z.real() > 0 ? Complex(std::log(z.real()), 0) : std::log(z); };
+    auto ln = [](const Complex& z) {
+      return is_real(z) && z.real() > 0 ? Complex(std::log(z.real()), 0) : std::log(z);
+    };
     return ln(x) / ln(base);
   }
   if (f == "abs") return {std::abs(x), 0};
@@ -123,8 +125,7 @@ Complex eval_func(const Node& n, const SamplePoint& p, WorkBudget& budget) {
     if (v.size() != 2 || !is_real(v[1])) return nan_c();
     long double k = v[1].real();
     // An odd root of a negative real is the real root, as written in LaTeX.
-    if (real && r < 0 && k == std::floor(k) && std::fmod(std::fabs(k), 2.0L) == 1)
-      return {-std::pow(-r, 1 / k), 0};
+    if (real && r < 0 && k == std::floor(k) && std::fmod(std::fabs(k), 2.0L) == 1) return {-std::pow(-r, 1 / k), 0};
     return power(x, Complex(1 / k, 0), false);
   }
   if (f == "binom") {
@@ -139,14 +140,19 @@ Complex eval_func(const Node& n, const SamplePoint& p, WorkBudget& budget) {
     long double acc = v[0].real();
     for (size_t k = 1; k < v.size(); ++k) {
       long double b = v[k].real();
-      if (f == "max") acc = std::max(acc, b);
-      else if (f == "min") acc = std::min(acc, b);
+      if (f == "max")
+        acc = std::max(acc, b);
+      else if (f == "min")
+        acc = std::min(acc, b);
       else {
-        if (acc != std::floor(acc) || b != std::floor(b) || std::fabs(acc) > 1e18L || std::fabs(b) > 1e18L) return nan_c();
+        if (acc != std::floor(acc) || b != std::floor(b) || std::fabs(acc) > 1e18L || std::fabs(b) > 1e18L)
+          return nan_c();
         auto ia = static_cast<long long>(acc), ib = static_cast<long long>(b);
         long long g = std::gcd(ia, ib);
         acc = f == "gcd" ? static_cast<long double>(g)
-                         : (g == 0 ? 0 : std::fabs(static_cast<long double>(ia) / static_cast<long double>(g) * static_cast<long double>(ib)));
+                         : (g == 0 ? 0
+                                   : std::fabs(static_cast<long double>(ia) / static_cast<long double>(g) *
+                                               static_cast<long double>(ib)));
       }
     }
     return {acc, 0};
@@ -180,8 +186,7 @@ bool has_decimal(const Node& n) {
 Complex evaluate(const Node& n, const SamplePoint& p, WorkBudget& budget) {
   budget.charge();
   switch (n.kind) {
-    case Kind::Number:
-      return {n.approx, 0};
+    case Kind::Number: return {n.approx, 0};
     case Kind::Symbol: {
       if (n.name == "...") return nan_c();
       if (p.bindings) {
@@ -219,18 +224,15 @@ Complex evaluate(const Node& n, const SamplePoint& p, WorkBudget& budget) {
     }
     case Kind::Pow:
       return power(evaluate(*n.args[0], p, budget), evaluate(*n.args[1], p, budget), is_integer_literal(*n.args[1]));
-    case Kind::Func:
-      return eval_func(n, p, budget);
-    case Kind::Percent:
-      return evaluate(*n.args[0], p, budget) / Complex(100, 0);
+    case Kind::Func: return eval_func(n, p, budget);
+    case Kind::Percent: return evaluate(*n.args[0], p, budget) / Complex(100, 0);
     case Kind::Ratio: {
       Complex b = evaluate(*n.args[1], p, budget);
       Complex a = evaluate(*n.args[0], p, budget);
       if (is_real(a) && is_real(b)) return {a.real() / b.real(), 0};
       return a / b;
     }
-    default:
-      return nan_c();
+    default: return nan_c();
   }
 }
 

@@ -17,7 +17,7 @@ using Complex = std::complex<long double>;
 
 struct SamplePoint {
   uint64_t seed = 0;
-  bool positive = true;  // symbols in [0.5, 2.5]; otherwise in [-3, 3] away from 0
+  bool positive = true;                                      // symbols in [0.5, 2.5]; otherwise in [-3, 3] away from 0
   const std::map<std::string, Complex>* bindings = nullptr;  // fixed values by leaf key
 };
 

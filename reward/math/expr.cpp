@@ -160,14 +160,12 @@ std::string join(const Node& n, const char* sep) {
 }
 
 bool needs_parens(const Node& n) {
-  return n.kind == Kind::Add || n.kind == Kind::Mul || n.kind == Kind::Pow ||
-         n.kind == Kind::PlusMinus || n.kind == Kind::Relation || n.kind == Kind::Ratio ||
+  return n.kind == Kind::Add || n.kind == Kind::Mul || n.kind == Kind::Pow || n.kind == Kind::PlusMinus ||
+         n.kind == Kind::Relation || n.kind == Kind::Ratio ||
          (n.kind == Kind::Number && (n.approx < 0 || (n.exact && !n.q.is_integer())));
 }
 
-std::string wrapped(const Node& n) {
-  return needs_parens(n) ? "(" + to_string(n) + ")" : to_string(n);
-}
+std::string wrapped(const Node& n) { return needs_parens(n) ? "(" + to_string(n) + ")" : to_string(n); }
 
 }  // namespace
 
@@ -178,10 +176,8 @@ std::string to_string(const Node& n) {
       if (!n.name.empty()) return n.name;  // an integer literal beyond 128 bits
       return format_float(n.approx);
     case Kind::Symbol:
-    case Kind::Constant:
-      return n.name;
-    case Kind::Text:
-      return "\"" + n.name + "\"";
+    case Kind::Constant: return n.name;
+    case Kind::Text: return "\"" + n.name + "\"";
     case Kind::Add: {
       std::string s;
       for (size_t i = 0; i < n.args.size(); ++i) {
@@ -204,21 +200,15 @@ std::string to_string(const Node& n) {
       }
       return s;
     }
-    case Kind::Pow:
-      return wrapped(*n.args[0]) + "^" + wrapped(*n.args[1]);
-    case Kind::Func:
-      return n.name + "(" + join(n, ", ") + ")";
-    case Kind::Tuple:
-      return "(" + join(n, ", ") + ")";
-    case Kind::List:
-      return join(n, ", ");
-    case Kind::Set:
-      return "{" + join(n, ", ") + "}";
+    case Kind::Pow: return wrapped(*n.args[0]) + "^" + wrapped(*n.args[1]);
+    case Kind::Func: return n.name + "(" + join(n, ", ") + ")";
+    case Kind::Tuple: return "(" + join(n, ", ") + ")";
+    case Kind::List: return join(n, ", ");
+    case Kind::Set: return "{" + join(n, ", ") + "}";
     case Kind::Interval:
-      return std::string(n.left_closed ? "[" : "(") + to_string(*n.args[0]) + ", " +
-             to_string(*n.args[1]) + (n.right_closed ? "]" : ")");
-    case Kind::Union:
-      return join(n, " U ");
+      return std::string(n.left_closed ? "[" : "(") + to_string(*n.args[0]) + ", " + to_string(*n.args[1]) +
+             (n.right_closed ? "]" : ")");
+    case Kind::Union: return join(n, " U ");
     case Kind::Matrix: {
       std::string s = "[";
       for (int r = 0; r < n.rows; ++r) {
@@ -235,12 +225,9 @@ std::string to_string(const Node& n) {
       for (size_t i = 0; i < n.rel_ops.size(); ++i) s += rel_op_str(n.rel_ops[i]) + to_string(*n.args[i + 1]);
       return s;
     }
-    case Kind::PlusMinus:
-      return wrapped(*n.args[0]) + "+-" + wrapped(*n.args[1]);
-    case Kind::Percent:
-      return wrapped(*n.args[0]) + "%";
-    case Kind::Ratio:
-      return wrapped(*n.args[0]) + ":" + wrapped(*n.args[1]);
+    case Kind::PlusMinus: return wrapped(*n.args[0]) + "+-" + wrapped(*n.args[1]);
+    case Kind::Percent: return wrapped(*n.args[0]) + "%";
+    case Kind::Ratio: return wrapped(*n.args[0]) + ":" + wrapped(*n.args[1]);
   }
   return "?";
 }

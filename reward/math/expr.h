@@ -49,7 +49,7 @@ struct Node {
   long double approx = 0;
   std::string name;  // Symbol / Constant / Text / Func name
   std::vector<NodePtr> args;
-  std::vector<RelOp> rel_ops;  // Relation: size == args.size() - 1
+  std::vector<RelOp> rel_ops;                      // Relation: size == args.size() - 1
   bool left_closed = false, right_closed = false;  // Interval
   int rows = 0, cols = 0;                          // Matrix
   bool undefined_function = false;                 // Func: f(x) with no known meaning

@@ -128,12 +128,14 @@ bool is_connector(std::string_view gap) {
       size_t j = i;
       while (j < g.size() && is_alpha(g[j])) ++j;
       std::string_view w(g.data() + i, j - i);
-      static constexpr const char* kStop[] = {"answer", "not", "wrong", "incorrect", "instead", "but",
-                                              "actually", "however", "mistake", "correct", "final",
-                                              "therefore", "thus", "hence", "wait", "so", "no"};
+      static constexpr const char* kStop[] = {"answer",   "not",     "wrong",   "incorrect", "instead", "but",
+                                              "actually", "however", "mistake", "correct",   "final",   "therefore",
+                                              "thus",     "hence",   "wait",    "so",        "no"};
       if (std::any_of(std::begin(kStop), std::end(kStop), [&](const char* s) { return w == s; })) return false;
-      if (w == "and" || w == "or") has_and_or = true;
-      else has_other_word = true;
+      if (w == "and" || w == "or")
+        has_and_or = true;
+      else
+        has_other_word = true;
       i = j;
       continue;
     }
@@ -246,13 +248,15 @@ std::optional<Extraction> extract_last_latex(std::string_view t) {
   return e;
 }
 
-bool looks_plain(std::string_view s) { return s.find('\\') == std::string_view::npos && s.find('{') == std::string_view::npos; }
+bool looks_plain(std::string_view s) {
+  return s.find('\\') == std::string_view::npos && s.find('{') == std::string_view::npos;
+}
 
 // The sentence after "answer is" / "answer:".
 std::optional<Extraction> extract_answer_is(std::string_view t, size_t max_bytes) {
   std::string low = lower(t);
   static constexpr const char* kTriggers[] = {"final answer is", "the answer is", "answer is",
-                                              "final answer:", "answer:", "final answer"};
+                                              "final answer:",   "answer:",       "final answer"};
   size_t best_end = std::string::npos;
   for (const char* trig : kTriggers) {
     size_t p = low.rfind(trig);
@@ -297,7 +301,8 @@ std::optional<Extraction> extract_answer_is(std::string_view t, size_t max_bytes
       stop = k;
       break;
     }
-    if (c == '.' && (k + 1 >= limit || is_space(t[k + 1])) && !(k > start && is_digit(t[k - 1]) && k + 1 < limit && is_digit(t[k + 1]))) {
+    if (c == '.' && (k + 1 >= limit || is_space(t[k + 1])) &&
+        !(k > start && is_digit(t[k - 1]) && k + 1 < limit && is_digit(t[k + 1]))) {
       stop = k;
       break;
     }
@@ -577,8 +582,8 @@ std::optional<char> extract_choice(std::string_view text, std::string_view lette
   if (auto c = letter_at(text.substr(0, std::min<size_t>(text.size(), 16)))) {
     size_t i = 0;
     while (i < text.size() && (is_space(text[i]) || text[i] == '*' || text[i] == '(')) ++i;
-    if (i + 1 >= text.size() || text[i + 1] == '.' || text[i + 1] == ')' || text[i + 1] == ':' ||
-        text[i + 1] == ',' || is_space(text[i + 1]) || text[i + 1] == '*')
+    if (i + 1 >= text.size() || text[i + 1] == '.' || text[i + 1] == ')' || text[i + 1] == ':' || text[i + 1] == ',' ||
+        is_space(text[i + 1]) || text[i + 1] == '*')
       return c;
   }
   // The last standalone letter: (^|\s)(**)?X(**)?([.,:)\s]|$)

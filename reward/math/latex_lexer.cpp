@@ -63,11 +63,16 @@ std::vector<Token> tokenize(std::string_view s, WorkBudget& budget) {
       }
       if (i + 1 < s.size()) {
         char n = s[i + 1];
-        if (n == '\\') push(TokenType::Symbol, "\\\\");
-        else if (n == '{' || n == '}') push(TokenType::Symbol, std::string("\\") + n);
-        else if (n == '|') push(TokenType::Symbol, "|");
-        else if (n == '%') push(TokenType::Symbol, "%");
-        else space = true;  // \, \; and friends were removed; anything else is spacing too
+        if (n == '\\')
+          push(TokenType::Symbol, "\\\\");
+        else if (n == '{' || n == '}')
+          push(TokenType::Symbol, std::string("\\") + n);
+        else if (n == '|')
+          push(TokenType::Symbol, "|");
+        else if (n == '%')
+          push(TokenType::Symbol, "%");
+        else
+          space = true;  // \, \; and friends were removed; anything else is spacing too
         i += 2;
         continue;
       }
@@ -75,8 +80,7 @@ std::vector<Token> tokenize(std::string_view s, WorkBudget& budget) {
       continue;
     }
     auto two = s.substr(i, 2);
-    if (two == "<=" || two == ">=" || two == "!=" || two == ":=" || two == "==" || two == "=<" ||
-        two == "=>") {
+    if (two == "<=" || two == ">=" || two == "!=" || two == ":=" || two == "==" || two == "=<" || two == "=>") {
       std::string t(two);
       if (t == "==") t = "=";
       if (t == "=<") t = "<=";

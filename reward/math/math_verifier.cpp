@@ -32,14 +32,17 @@ std::optional<char> choice_letter(std::string_view s, bool any_case) {
   std::string t = squeeze(s);
   for (const char* w : {"\\text{", "\\textbf{", "\\mathrm{", "\\mathbf{", "\\boxed{"}) {
     std::string_view wv(w);
-    if (t.compare(0, wv.size(), wv) == 0 && !t.empty() && t.back() == '}') t = t.substr(wv.size(), t.size() - wv.size() - 1);
+    if (t.compare(0, wv.size(), wv) == 0 && !t.empty() && t.back() == '}')
+      t = t.substr(wv.size(), t.size() - wv.size() - 1);
   }
-  t.erase(std::remove_if(t.begin(), t.end(), [](char c) { return c == '$' || c == '(' || c == ')' || c == '.' || c == '*'; }),
+  t.erase(std::remove_if(t.begin(), t.end(),
+                         [](char c) { return c == '$' || c == '(' || c == ')' || c == '.' || c == '*'; }),
           t.end());
   if (t.size() != 1) return std::nullopt;
   char c = t[0];
   if (std::isupper(static_cast<unsigned char>(c))) return c;
-  if (any_case && std::islower(static_cast<unsigned char>(c))) return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (any_case && std::islower(static_cast<unsigned char>(c)))
+    return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return std::nullopt;
 }
 
@@ -52,8 +55,10 @@ NodePtr parse_parts(const Extraction& ex, bool plain, const MathVerifierOptions&
   std::vector<NodePtr> nodes;
   for (const auto& part : ex.parts) {
     NodePtr n = parse_answer(normalize_answer(part, plain), po, budget);
-    if (ex.parts.size() > 1 && n->kind == Kind::List) nodes.insert(nodes.end(), n->args.begin(), n->args.end());
-    else nodes.push_back(n);
+    if (ex.parts.size() > 1 && n->kind == Kind::List)
+      nodes.insert(nodes.end(), n->args.begin(), n->args.end());
+    else
+      nodes.push_back(n);
   }
   if (nodes.size() == 1) return nodes[0];
   return make_node(Kind::List, std::move(nodes));
@@ -128,10 +133,11 @@ MathVerdict verify_math(std::string_view completion, std::string_view gold_in, c
       v.correct = equivalent(g, p, o.compare, budget);
     } else {
       // Unparseable on one side: only an identical normalised string counts.
-      v.correct = squeeze(normalize_answer(gold_text, gold_plain)) == squeeze(normalize_answer(v.extracted, ex.answer->plain));
+      v.correct =
+          squeeze(normalize_answer(gold_text, gold_plain)) == squeeze(normalize_answer(v.extracted, ex.answer->plain));
     }
-    v.reason = std::string(v.correct ? "equal: " : "not equal: ") + shorten(gold_text) +
-               (v.correct ? " == " : " vs ") + shorten(v.extracted);
+    v.reason = std::string(v.correct ? "equal: " : "not equal: ") + shorten(gold_text) + (v.correct ? " == " : " vs ") +
+               shorten(v.extracted);
     if (!pred_error.empty()) v.reason += " (answer parse error: " + pred_error + ")";
     if (!gold_error.empty()) v.reason += " (reference parse error: " + gold_error + ")";
   } catch (const BudgetExceeded& e) {

@@ -90,8 +90,7 @@ class Residue {
         if (!inv) return std::nullopt;
         return powmod(*inv, static_cast<u128>(-*e), p_, budget_);
       }
-      default:
-        return std::nullopt;
+      default: return std::nullopt;
     }
   }
 

@@ -79,11 +79,10 @@ size_t match_brace(const std::string& s, size_t open) {
 
 // Commands that JSON double-escaping turns into "\\name"; those get their single backslash back.
 constexpr const char* kKnownCommands[] = {
-    "frac", "dfrac", "tfrac", "cfrac", "sqrt", "boxed", "left", "right", "pi", "text",
-    "textbf", "mathrm", "mathbf", "cdot", "times", "infty", "leq", "geq", "le", "ge",
-    "neq", "ne", "cup", "pm", "mp", "begin", "end", "sin", "cos", "tan", "log", "ln",
-    "circ", "div", "in", "approx", "alpha", "beta", "theta", "mbox", "quad", "qquad",
-    "emptyset", "binom"};
+    "frac",   "dfrac",  "tfrac",  "cfrac", "sqrt",  "boxed", "left", "right", "pi",    "text",     "textbf",
+    "mathrm", "mathbf", "cdot",   "times", "infty", "leq",   "geq",  "le",    "ge",    "neq",      "ne",
+    "cup",    "pm",     "mp",     "begin", "end",   "sin",   "cos",  "tan",   "log",   "ln",       "circ",
+    "div",    "in",     "approx", "alpha", "beta",  "theta", "mbox", "quad",  "qquad", "emptyset", "binom"};
 
 void collapse_double_backslash_commands(std::string& s) {
   std::string out;
@@ -94,8 +93,8 @@ void collapse_double_backslash_commands(std::string& s) {
       size_t e = i + 2;
       while (e < s.size() && is_alpha(s[e])) ++e;
       std::string_view word(s.data() + i + 2, e - i - 2);
-      bool known = std::any_of(std::begin(kKnownCommands), std::end(kKnownCommands),
-                               [&](const char* k) { return word == k; });
+      bool known =
+          std::any_of(std::begin(kKnownCommands), std::end(kKnownCommands), [&](const char* k) { return word == k; });
       if (known) {
         out.push_back('\\');
         i += 1;  // skip one backslash; the loop copies the second
@@ -174,10 +173,14 @@ void join_explicit_thousands(std::string& s) {
       size_t j = i;
       while (j < s.size() && s[j] == ' ') ++j;
       size_t k = std::string::npos;
-      if (s.compare(j, 3, "{,}") == 0) k = j + 3;
-      else if (s.compare(j, 4, "{, }") == 0) k = j + 4;
-      else if (s.compare(j, 3, ",\\!") == 0) k = j + 3;
-      else if (s.compare(j, 2, "\\,") == 0) k = j + 2;
+      if (s.compare(j, 3, "{,}") == 0)
+        k = j + 3;
+      else if (s.compare(j, 4, "{, }") == 0)
+        k = j + 4;
+      else if (s.compare(j, 3, ",\\!") == 0)
+        k = j + 3;
+      else if (s.compare(j, 2, "\\,") == 0)
+        k = j + 2;
       if (k != std::string::npos) {
         while (k < s.size() && s[k] == ' ') ++k;
         if (k + 2 < s.size() && is_digit(s[k]) && is_digit(s[k + 1]) && is_digit(s[k + 2])) {
@@ -204,8 +207,8 @@ void join_long_thousands(std::string& s) {
       size_t lead = j - i;
       size_t groups = 0, k = j;
       auto group_at = [&](size_t at) {
-        return at + 3 < s.size() && s[at] == ',' && is_digit(s[at + 1]) && is_digit(s[at + 2]) &&
-               is_digit(s[at + 3]) && (at + 4 >= s.size() || !is_digit(s[at + 4]));
+        return at + 3 < s.size() && s[at] == ',' && is_digit(s[at + 1]) && is_digit(s[at + 2]) && is_digit(s[at + 3]) &&
+               (at + 4 >= s.size() || !is_digit(s[at + 4]));
       };
       while (group_at(k)) {
         ++groups;
@@ -230,8 +233,7 @@ void join_long_thousands(std::string& s) {
 bool is_unit_phrase(std::string_view content, bool allow_single) {
   std::string words = lower(content);
   for (char& c : words)
-    if (c == '/' || c == '^' || c == '{' || c == '}' || c == '.' || c == '-' || c == '2' || c == '3' ||
-        c == '\\')
+    if (c == '/' || c == '^' || c == '{' || c == '}' || c == '.' || c == '-' || c == '2' || c == '3' || c == '\\')
       c = ' ';
   size_t count = 0;
   size_t i = 0;
@@ -241,8 +243,8 @@ bool is_unit_phrase(std::string_view content, bool allow_single) {
     while (j < words.size() && words[j] != ' ') ++j;
     if (j > i) {
       std::string_view w(words.data() + i, j - i);
-      if (!is_unit_word(w, allow_single) && w != "square" && w != "sq" && w != "per" &&
-          w != "cubic" && w != "th" && w != "st" && w != "nd" && w != "rd")
+      if (!is_unit_word(w, allow_single) && w != "square" && w != "sq" && w != "per" && w != "cubic" && w != "th" &&
+          w != "st" && w != "nd" && w != "rd")
         return false;
       ++count;
     }
@@ -253,9 +255,8 @@ bool is_unit_phrase(std::string_view content, bool allow_single) {
 
 // \text{cm}^2, \mbox{ dollars}, \mathrm{kg}: removed. \text{ and } / \text{or}: a list separator.
 void strip_text_units(std::string& s) {
-  static constexpr const char* kTextCommands[] = {
-      "\\text", "\\textbf", "\\textit", "\\textrm", "\\textnormal", "\\mbox", "\\mathrm", "\\textsf",
-      "\\mathit"};
+  static constexpr const char* kTextCommands[] = {"\\text", "\\textbf", "\\textit", "\\textrm", "\\textnormal",
+                                                  "\\mbox", "\\mathrm", "\\textsf", "\\mathit"};
   std::string out;
   size_t i = 0;
   while (i < s.size()) {
@@ -288,7 +289,8 @@ void strip_text_units(std::string& s) {
           while (p < s.size() && s[p] == ' ') ++p;
           if (p < s.size() && s[p] == '^') {
             size_t q = p + 1;
-            if (q < s.size() && is_digit(s[q])) k = q + 1;
+            if (q < s.size() && is_digit(s[q]))
+              k = q + 1;
             else if (q < s.size() && s[q] == '{') {
               size_t qe = match_brace(s, q);
               if (qe != std::string::npos) k = qe;
@@ -318,9 +320,7 @@ void remove_degrees(std::string& s) {
   replace_command(s, "\\degree", " ");
 }
 
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), is_digit);
-}
+bool all_digits(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_digit); }
 
 // d{1,3}(<sep>ddd)+(.d+)?
 bool is_grouped_number(std::string_view s, char sep) {
@@ -357,8 +357,7 @@ void normalize_whole_number(std::string& s, bool plain) {
   }
   size_t comma = body.find(',');
   if (comma != std::string::npos && body.find(',', comma + 1) == std::string::npos &&
-      all_digits(std::string_view(body).substr(0, comma)) &&
-      all_digits(std::string_view(body).substr(comma + 1))) {
+      all_digits(std::string_view(body).substr(0, comma)) && all_digits(std::string_view(body).substr(comma + 1))) {
     body[comma] = '.';
     s = sign + body;
   }
@@ -370,18 +369,18 @@ struct UnicodeMap {
 };
 
 constexpr UnicodeMap kUnicode[] = {
-    {"\u2212", "-"},        {"\u2013", "-"},         {"\u2014", "-"},       {"\u00d7", "\\times "},
-    {"\u00f7", "\\div "},   {"\u00b7", "\\cdot "},   {"\u22c5", "\\cdot "}, {"\u2219", "\\cdot "},
-    {"\u221a", "\\sqrt"},   {"\u221b", "\\sqrt[3]"}, {"\u03c0", "\\pi "},   {"\u221e", "\\infty "},
-    {"\u2264", "\\le "},    {"\u2a7d", "\\le "},     {"\u2265", "\\ge "},   {"\u2a7e", "\\ge "},
-    {"\u2260", "\\ne "},    {"\u2248", "\\approx "}, {"\u222a", "\\cup "},  {"\u2229", "\\cap "},
-    {"\u2208", "\\in "},    {"\u00b0", "^\\circ "},  {"\u00b2", "^2"},      {"\u00b3", "^3"},
-    {"\u00b9", "^1"},       {"\u00bd", "(1/2)"},     {"\u00bc", "(1/4)"},   {"\u00be", "(3/4)"},
-    {"\u00a0", " "},        {"\u2009", " "},         {"\u202f", " "},       {"\u2026", "\\dots "},
-    {"\u00b1", "\\pm "},    {"\u2213", "\\mp "},     {"\u2205", "\\emptyset "}, {"\u20ac", " "},
-    {"\u00a3", " "},        {"\u00a5", " "},         {"\u2032", "'"},       {"\uff0c", ","},
-    {"\u3001", ","},        {"\u00ba", "^\\circ "},  {"\u211d", "\\mathbb{R}"}, {"\u03b1", "\\alpha "},
-    {"\u03b2", "\\beta "},  {"\u03b8", "\\theta "},  {"\u2236", ":"},       {"\uff1a", ":"},
+    {"\u2212", "-"},       {"\u2013", "-"},         {"\u2014", "-"},           {"\u00d7", "\\times "},
+    {"\u00f7", "\\div "},  {"\u00b7", "\\cdot "},   {"\u22c5", "\\cdot "},     {"\u2219", "\\cdot "},
+    {"\u221a", "\\sqrt"},  {"\u221b", "\\sqrt[3]"}, {"\u03c0", "\\pi "},       {"\u221e", "\\infty "},
+    {"\u2264", "\\le "},   {"\u2a7d", "\\le "},     {"\u2265", "\\ge "},       {"\u2a7e", "\\ge "},
+    {"\u2260", "\\ne "},   {"\u2248", "\\approx "}, {"\u222a", "\\cup "},      {"\u2229", "\\cap "},
+    {"\u2208", "\\in "},   {"\u00b0", "^\\circ "},  {"\u00b2", "^2"},          {"\u00b3", "^3"},
+    {"\u00b9", "^1"},      {"\u00bd", "(1/2)"},     {"\u00bc", "(1/4)"},       {"\u00be", "(3/4)"},
+    {"\u00a0", " "},       {"\u2009", " "},         {"\u202f", " "},           {"\u2026", "\\dots "},
+    {"\u00b1", "\\pm "},   {"\u2213", "\\mp "},     {"\u2205", "\\emptyset "}, {"\u20ac", " "},
+    {"\u00a3", " "},       {"\u00a5", " "},         {"\u2032", "'"},           {"\uff0c", ","},
+    {"\u3001", ","},       {"\u00ba", "^\\circ "},  {"\u211d", "\\mathbb{R}"}, {"\u03b1", "\\alpha "},
+    {"\u03b2", "\\beta "}, {"\u03b8", "\\theta "},  {"\u2236", ":"},           {"\uff1a", ":"},
 };
 
 }  // namespace
@@ -396,17 +395,21 @@ std::string replace_unicode_math(std::string_view text) {
 
 bool is_unit_word(std::string_view w, bool single_letters) {
   static constexpr const char* kUnits[] = {
-      "mm", "cm", "km", "dm", "nm", "meter", "meters", "metre", "metres", "centimeter", "centimeters",
-      "millimeter", "millimeters", "kilometer", "kilometers", "inch", "inches", "foot", "feet", "ft",
-      "yard", "yards", "yd", "mile", "miles", "unit", "units", "sq", "kg", "mg", "gram", "grams",
-      "kilogram", "kilograms", "pound", "pounds", "lb", "lbs", "ounce", "ounces", "oz", "ton", "tons",
-      "tonne", "tonnes", "sec", "secs", "second", "seconds", "min", "mins", "minute", "minutes", "hr",
-      "hrs", "hour", "hours", "day", "days", "week", "weeks", "month", "months", "year", "years", "yr",
-      "yrs", "dollar", "dollars", "cent", "cents", "yuan", "euro", "euros", "rupee", "rupees", "usd",
-      "liter", "liters", "litre", "litres", "ml", "milliliter", "milliliters", "gallon", "gallons",
-      "cup", "cups", "mph", "kmh", "kph", "degree", "degrees", "deg", "radian", "radians", "rad",
-      "cm2", "cm3", "m2", "m3", "km2", "ms", "kw", "kwh", "watt", "watts", "volt", "volts", "people",
-      "persons", "students", "ways", "points", "pages", "times", "mi", "gm"};
+      "mm",       "cm",         "km",          "dm",          "nm",          "meter",     "meters",     "metre",
+      "metres",   "centimeter", "centimeters", "millimeter",  "millimeters", "kilometer", "kilometers", "inch",
+      "inches",   "foot",       "feet",        "ft",          "yard",        "yards",     "yd",         "mile",
+      "miles",    "unit",       "units",       "sq",          "kg",          "mg",        "gram",       "grams",
+      "kilogram", "kilograms",  "pound",       "pounds",      "lb",          "lbs",       "ounce",      "ounces",
+      "oz",       "ton",        "tons",        "tonne",       "tonnes",      "sec",       "secs",       "second",
+      "seconds",  "min",        "mins",        "minute",      "minutes",     "hr",        "hrs",        "hour",
+      "hours",    "day",        "days",        "week",        "weeks",       "month",     "months",     "year",
+      "years",    "yr",         "yrs",         "dollar",      "dollars",     "cent",      "cents",      "yuan",
+      "euro",     "euros",      "rupee",       "rupees",      "usd",         "liter",     "liters",     "litre",
+      "litres",   "ml",         "milliliter",  "milliliters", "gallon",      "gallons",   "cup",        "cups",
+      "mph",      "kmh",        "kph",         "degree",      "degrees",     "deg",       "radian",     "radians",
+      "rad",      "cm2",        "cm3",         "m2",          "m3",          "km2",       "ms",         "kw",
+      "kwh",      "watt",       "watts",       "volt",        "volts",       "people",    "persons",    "students",
+      "ways",     "points",     "pages",       "times",       "mi",          "gm"};
   if (w.size() == 1) {
     return single_letters && (w == "m" || w == "g" || w == "s" || w == "h" || w == "l");
   }
@@ -420,16 +423,15 @@ std::string normalize_answer(std::string_view answer, bool plain) {
   join_explicit_thousands(s);
   replace_all(s, "\\qquad", " ");
   replace_all(s, "\\quad", " ");  // also when glued to a letter: "\quadx_2" is " x_2"
-  for (const char* sp : {"\\enspace", "\\thinspace", "\\medspace",
-                         "\\thickspace", "\\displaystyle", "\\textstyle", "\\scriptstyle",
-                         "\\nolimits", "\\limits", "\\hfill", "\\hline"})
+  for (const char* sp : {"\\enspace", "\\thinspace", "\\medspace", "\\thickspace", "\\displaystyle", "\\textstyle",
+                         "\\scriptstyle", "\\nolimits", "\\limits", "\\hfill", "\\hline"})
     replace_command(s, sp, " ");
   replace_spacing(s);
   // \left( \right] \left. \bigl( ...: keep the delimiter, drop the sizing.
   replace_all(s, "\\left.", " ");
   replace_all(s, "\\right.", " ");
-  for (const char* sz : {"\\left", "\\right", "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\biggl",
-                         "\\biggr", "\\Biggl", "\\Biggr", "\\bigm", "\\big", "\\Big", "\\bigg", "\\Bigg"})
+  for (const char* sz : {"\\left", "\\right", "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\biggl", "\\biggr", "\\Biggl",
+                         "\\Biggr", "\\bigm", "\\big", "\\Big", "\\bigg", "\\Bigg"})
     replace_command(s, sz, "");
   replace_command(s, "\\dfrac", "\\frac");
   replace_command(s, "\\tfrac", "\\frac");

@@ -22,42 +22,58 @@ std::string lower(std::string s) {
 }
 
 bool is_greek(std::string_view n) {
-  return one_of(n, {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
-                    "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "rho", "varrho",
-                    "sigma", "varsigma", "tau", "upsilon", "phi", "varphi", "chi", "psi", "omega",
-                    "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Upsilon", "Phi", "Psi",
-                    "Omega", "Pi", "ell", "hbar", "nabla", "partial"});
+  return one_of(n, {"alpha",    "beta",  "gamma",    "delta",  "epsilon", "varepsilon", "zeta",   "eta",     "theta",
+                    "vartheta", "iota",  "kappa",    "lambda", "mu",      "nu",         "xi",     "omicron", "rho",
+                    "varrho",   "sigma", "varsigma", "tau",    "upsilon", "phi",        "varphi", "chi",     "psi",
+                    "omega",    "Gamma", "Delta",    "Theta",  "Lambda",  "Xi",         "Sigma",  "Upsilon", "Phi",
+                    "Psi",      "Omega", "Pi",       "ell",    "hbar",    "nabla",      "partial"});
 }
 
 // Functions written as commands (\sin) or, in plain text, as words (sin).
 bool is_function_name(std::string_view n) {
-  return one_of(n, {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "arccot",
-                    "arcsec", "arccsc", "sinh", "cosh", "tanh", "coth", "log", "ln", "lg", "exp",
-                    "det", "gcd", "lcm", "max", "min", "sqrt", "abs", "floor", "ceil"});
+  return one_of(n, {"sin",    "cos",    "tan",  "cot",  "sec",  "csc",  "arcsin", "arccos", "arctan", "arccot",
+                    "arcsec", "arccsc", "sinh", "cosh", "tanh", "coth", "log",    "ln",     "lg",     "exp",
+                    "det",    "gcd",    "lcm",  "max",  "min",  "sqrt", "abs",    "floor",  "ceil"});
 }
 
 // Relation operators, as symbols or commands.
 bool rel_op(const Token& t, RelOp* op) {
   RelOp r;
   if (t.type == TokenType::Symbol) {
-    if (t.text == "=" || t.text == ":=") r = RelOp::Eq;
-    else if (t.text == "<") r = RelOp::Lt;
-    else if (t.text == ">") r = RelOp::Gt;
-    else if (t.text == "<=") r = RelOp::Le;
-    else if (t.text == ">=") r = RelOp::Ge;
-    else if (t.text == "!=") r = RelOp::Ne;
-    else return false;
+    if (t.text == "=" || t.text == ":=")
+      r = RelOp::Eq;
+    else if (t.text == "<")
+      r = RelOp::Lt;
+    else if (t.text == ">")
+      r = RelOp::Gt;
+    else if (t.text == "<=")
+      r = RelOp::Le;
+    else if (t.text == ">=")
+      r = RelOp::Ge;
+    else if (t.text == "!=")
+      r = RelOp::Ne;
+    else
+      return false;
   } else if (t.type == TokenType::Command) {
     const std::string& n = t.text;
-    if (one_of(n, {"le", "leq", "leqslant", "leqq"})) r = RelOp::Le;
-    else if (one_of(n, {"ge", "geq", "geqslant", "geqq"})) r = RelOp::Ge;
-    else if (one_of(n, {"lt"})) r = RelOp::Lt;
-    else if (one_of(n, {"gt"})) r = RelOp::Gt;
-    else if (one_of(n, {"ne", "neq"})) r = RelOp::Ne;
-    else if (one_of(n, {"approx", "simeq", "approxeq", "sim", "thickapprox"})) r = RelOp::Approx;
-    else if (one_of(n, {"equiv", "coloneqq", "eqqcolon"})) r = RelOp::Eq;
-    else if (one_of(n, {"in", "subseteq", "subset"})) r = RelOp::In;
-    else return false;
+    if (one_of(n, {"le", "leq", "leqslant", "leqq"}))
+      r = RelOp::Le;
+    else if (one_of(n, {"ge", "geq", "geqslant", "geqq"}))
+      r = RelOp::Ge;
+    else if (one_of(n, {"lt"}))
+      r = RelOp::Lt;
+    else if (one_of(n, {"gt"}))
+      r = RelOp::Gt;
+    else if (one_of(n, {"ne", "neq"}))
+      r = RelOp::Ne;
+    else if (one_of(n, {"approx", "simeq", "approxeq", "sim", "thickapprox"}))
+      r = RelOp::Approx;
+    else if (one_of(n, {"equiv", "coloneqq", "eqqcolon"}))
+      r = RelOp::Eq;
+    else if (one_of(n, {"in", "subseteq", "subset"}))
+      r = RelOp::In;
+    else
+      return false;
   } else {
     return false;
   }
@@ -67,10 +83,11 @@ bool rel_op(const Token& t, RelOp* op) {
 
 // Commands that cannot start an operand (operators, closers, relations).
 bool is_operator_command(std::string_view n) {
-  return one_of(n, {"cdot", "times", "div", "ast", "pm", "mp", "cup", "cap", "setminus", "end",
-                    "rfloor", "rceil", "rangle", "rvert", "rVert", "right", "mid", "colon", "to",
-                    "rightarrow", "Rightarrow", "implies", "iff", "Leftrightarrow", "land", "lor",
-                    "wedge", "vee", "not", "pmod", "bmod", "mod", "over"}) ||
+  return one_of(n, {"cdot",     "times", "div",    "ast",        "pm",         "mp",      "cup",   "cap",
+                    "setminus", "end",   "rfloor", "rceil",      "rangle",     "rvert",   "rVert", "right",
+                    "mid",      "colon", "to",     "rightarrow", "Rightarrow", "implies", "iff",   "Leftrightarrow",
+                    "land",     "lor",   "wedge",  "vee",        "not",        "pmod",    "bmod",  "mod",
+                    "over"}) ||
          rel_op(Token{TokenType::Command, std::string(n), false}, nullptr);
 }
 
@@ -89,9 +106,7 @@ bool contains_number(const Node& n) {
   return false;
 }
 
-bool is_integer_literal(const Node& n) {
-  return n.kind == Kind::Number && n.exact && !n.decimal && n.q.is_integer();
-}
+bool is_integer_literal(const Node& n) { return n.kind == Kind::Number && n.exact && !n.decimal && n.q.is_integer(); }
 
 // a/b with integer literals 0 < a < b, as \frac{1}{2} parses: Mul(a, Pow(b, -1)).
 bool is_proper_fraction(const Node& n) {
@@ -113,8 +128,10 @@ class Parser {
     std::vector<NodePtr> groups;
     while (true) {
       std::vector<NodePtr> items = parse_items({";"}, false);
-      if (items.size() == 1) groups.push_back(items[0]);
-      else if (items.size() > 1) groups.push_back(make_node(Kind::List, std::move(items)));
+      if (items.size() == 1)
+        groups.push_back(items[0]);
+      else if (items.size() > 1)
+        groups.push_back(make_node(Kind::List, std::move(items)));
       if (sym(";")) {
         next();
         continue;
@@ -144,9 +161,7 @@ class Parser {
     if (pos_ + 1 < toks_.size()) ++pos_;
     return t;
   }
-  bool sym(std::string_view s, size_t k = 0) const {
-    return peek(k).type == TokenType::Symbol && peek(k).text == s;
-  }
+  bool sym(std::string_view s, size_t k = 0) const { return peek(k).type == TokenType::Symbol && peek(k).text == s; }
   bool cmd(std::string_view s) const { return peek().type == TokenType::Command && peek().text == s; }
   void expect(std::string_view s) {
     if (!sym(s)) throw ParseError("expected '" + std::string(s) + "' but found '" + peek().text + "'");
@@ -259,8 +274,7 @@ class Parser {
         bool mp = next().text == "mp";
         NodePtr t = parse_term();
         if (!t) throw ParseError("\\pm without operand");
-        NodePtr left = terms.empty() ? make_int(0)
-                                     : (terms.size() == 1 ? terms[0] : make_node(Kind::Add, terms));
+        NodePtr left = terms.empty() ? make_int(0) : (terms.size() == 1 ? terms[0] : make_node(Kind::Add, terms));
         terms = {make_node(Kind::PlusMinus, {left, mp ? make_neg(t) : t})};
       } else {
         break;
@@ -272,16 +286,12 @@ class Parser {
 
   bool starts_factor(const Token& t) const {
     switch (t.type) {
-      case TokenType::Number:
-        return true;
-      case TokenType::Word:
-        return !is_separator_word(t.text);
-      case TokenType::Command:
-        return !is_operator_command(t.text);
+      case TokenType::Number: return true;
+      case TokenType::Word: return !is_separator_word(t.text);
+      case TokenType::Command: return !is_operator_command(t.text);
       case TokenType::Symbol:
         return t.text == "(" || t.text == "{" || t.text == "\\{" || (t.text == "|" && abs_depth_ == 0);
-      case TokenType::End:
-        return false;
+      case TokenType::End: return false;
     }
     return false;
   }
@@ -348,8 +358,9 @@ class Parser {
       return make_text(words);
     }
     if (!all_text)
-      factors.erase(std::remove_if(factors.begin(), factors.end(), [](const NodePtr& f) { return f->kind == Kind::Text; }),
-                    factors.end());
+      factors.erase(
+          std::remove_if(factors.begin(), factors.end(), [](const NodePtr& f) { return f->kind == Kind::Text; }),
+          factors.end());
     return factors.size() == 1 ? factors[0] : make_node(Kind::Mul, std::move(factors));
   }
 
@@ -605,9 +616,12 @@ class Parser {
     NodePtr base;
     if ((name == "log") && sym("_")) {
       next();
-      if (sym("{")) base = parse_brace_group();
-      else if (peek().type == TokenType::Number) base = number(next().text);
-      else base = parse_arg();
+      if (sym("{"))
+        base = parse_brace_group();
+      else if (peek().type == TokenType::Number)
+        base = number(next().text);
+      else
+        base = parse_arg();
       if (!base) throw ParseError("log base missing");
     }
     std::vector<NodePtr> args;
@@ -733,8 +747,8 @@ class Parser {
   NodePtr parse_environment() {
     DepthGuard g(*this);
     std::string name = env_name();
-    bool matrix = one_of(name, {"pmatrix", "bmatrix", "Bmatrix", "vmatrix", "Vmatrix", "matrix",
-                                "smallmatrix", "array"});
+    bool matrix =
+        one_of(name, {"pmatrix", "bmatrix", "Bmatrix", "vmatrix", "Vmatrix", "matrix", "smallmatrix", "array"});
     if (name == "array" && sym("{")) raw_arg(false);  // column spec
     if (!matrix) drop_alignment_marks();
     // Each row always has a current (last) cell; '&' opens the next one.
@@ -754,8 +768,10 @@ class Parser {
       std::vector<NodePtr> items = parse_items({"&", "\\\\", "\\end"}, false);
       if (pos_ == before) throw ParseError("unexpected '" + peek().text + "' in environment");
       NodePtr cell = items.empty() ? nullptr : (items.size() == 1 ? items[0] : make_node(Kind::List, items));
-      if (matrix) rows.back().back() = cell;
-      else if (cell) rows.back().push_back(cell);
+      if (matrix)
+        rows.back().back() = cell;
+      else if (cell)
+        rows.back().push_back(cell);
     }
     if (!cmd("end")) throw ParseError("missing \\end{" + name + "}");
     next();
@@ -793,9 +809,8 @@ class Parser {
     if (!sym("{")) return nullptr;
     size_t start = pos_;
     std::vector<Token> inner = group_tokens();
-    bool has_word = std::any_of(inner.begin(), inner.end(), [](const Token& t) {
-      return t.type == TokenType::Word && t.text.size() > 1;
-    });
+    bool has_word = std::any_of(inner.begin(), inner.end(),
+                                [](const Token& t) { return t.type == TokenType::Word && t.text.size() > 1; });
     if (inner.size() == 1) return nullptr;  // \text{}
     if (has_word) {
       pos_ = start;
@@ -806,8 +821,7 @@ class Parser {
     std::vector<const Token*> solid;
     for (const auto& t : inner)
       if (t.type != TokenType::End) solid.push_back(&t);
-    if (solid.size() == 1 && solid[0]->type == TokenType::Word)
-      return make_text(lower(solid[0]->text));
+    if (solid.size() == 1 && solid[0]->type == TokenType::Word) return make_text(lower(solid[0]->text));
     if (solid.size() == 3 && solid[0]->text == "(" && solid[2]->text == ")" && solid[1]->type == TokenType::Word)
       return make_text(lower(solid[1]->text));
     ParseOptions sub = opts_;
@@ -845,8 +859,8 @@ class Parser {
     if (is_greek(name)) return make_symbol("\\" + name + subscript_suffix());
     if (one_of(name, {"text", "textbf", "textit", "textrm", "textnormal", "mbox", "textsf", "texttt"}))
       return parse_text();
-    if (one_of(name, {"mathrm", "mathbf", "mathit", "boldsymbol", "mathsf", "bm", "mathcal", "mathscr",
-                      "mathfrak", "boxed", "fbox", "displaystyle", "textup", "emph", "mathnormal"})) {
+    if (one_of(name, {"mathrm", "mathbf", "mathit", "boldsymbol", "mathsf", "bm", "mathcal", "mathscr", "mathfrak",
+                      "boxed", "fbox", "displaystyle", "textup", "emph", "mathnormal"})) {
       if (!sym("{")) return nullptr;
       return parse_brace_group();
     }
@@ -855,8 +869,8 @@ class Parser {
       if (set == "R") return make_interval(make_neg(make_constant("inf")), make_constant("inf"), false, false);
       return make_symbol("\\mathbb{" + set + "}");
     }
-    if (one_of(name, {"overline", "bar", "vec", "hat", "widehat", "tilde", "widetilde", "dot", "ddot",
-                      "underline", "overrightarrow", "overleftrightarrow", "overarc", "arc"})) {
+    if (one_of(name, {"overline", "bar", "vec", "hat", "widehat", "tilde", "widetilde", "dot", "ddot", "underline",
+                      "overrightarrow", "overleftrightarrow", "overarc", "arc"})) {
       std::string content = raw_arg(false);
       return make_symbol("\\" + name + "{" + content + "}");
     }
@@ -912,8 +926,7 @@ class Parser {
         if (sym("_")) subscript_suffix();  // 204_5: digits in base 5, compared as written (204)
         return n;
       }
-      case TokenType::Word:
-        return parse_word();
+      case TokenType::Word: return parse_word();
       case TokenType::Command:
         if (is_operator_command(t.text)) throw ParseError("unexpected \\" + t.text);
         return parse_command();
@@ -928,8 +941,7 @@ class Parser {
         }
         if (t.text == "|") return parse_abs();
         throw ParseError("unexpected '" + t.text + "'");
-      case TokenType::End:
-        return nullptr;
+      case TokenType::End: return nullptr;
     }
     return nullptr;
   }

@@ -24,7 +24,7 @@ struct ParseOptions {
   // Nesting levels: brackets, braces, |..|, commands with arguments, exponents, signs. Each
   // level costs a bounded number of stack frames, so the limit also bounds stack use.
   int max_depth = 100;
-  bool plain = false;   // the answer came from plain text: unknown words are words, not letters
+  bool plain = false;  // the answer came from plain text: unknown words are words, not letters
 };
 
 // Parses a normalised answer (see normalize.h). Throws ParseError for input it cannot read and

@@ -59,15 +59,15 @@ class Converter {
       }
       case Kind::Pow: {
         const Node& e = *n.args[1];
-        if (e.kind == Kind::Number && e.exact && e.q.is_integer() && e.q.num() >= -kMaxPower && e.q.num() <= kMaxPower) {
+        if (e.kind == Kind::Number && e.exact && e.q.is_integer() && e.q.num() >= -kMaxPower &&
+            e.q.num() <= kMaxPower) {
           auto base = convert(*n.args[0]);
           if (!base) return std::nullopt;
           return pow_rf(*base, static_cast<int64_t>(e.q.num()));
         }
         return atom(to_string(n), true);
       }
-      case Kind::Func:
-        return atom(to_string(n), !n.undefined_function);
+      case Kind::Func: return atom(to_string(n), !n.undefined_function);
       case Kind::Percent: {
         auto x = convert(*n.args[0]);
         if (!x) return std::nullopt;
@@ -81,8 +81,7 @@ class Converter {
         if (!inv) return std::nullopt;
         return mul_rf(*a, *inv);
       }
-      default:
-        return std::nullopt;
+      default: return std::nullopt;
     }
   }
 
@@ -143,8 +142,10 @@ class Converter {
     Monomial out;
     size_t i = 0, j = 0;
     while (i < a.size() || j < b.size()) {
-      if (j >= b.size() || (i < a.size() && a[i].first < b[j].first)) out.push_back(a[i++]);
-      else if (i >= a.size() || b[j].first < a[i].first) out.push_back(b[j++]);
+      if (j >= b.size() || (i < a.size() && a[i].first < b[j].first))
+        out.push_back(a[i++]);
+      else if (i >= a.size() || b[j].first < a[i].first)
+        out.push_back(b[j++]);
       else {
         int e = a[i].second + b[j].second;
         if (e > kMaxExponent) return std::nullopt;
@@ -164,8 +165,10 @@ class Converter {
     }
     auto s = math::add(it->second, c);
     if (!s) return false;
-    if (s->is_zero()) p.erase(it);
-    else it->second = *s;
+    if (s->is_zero())
+      p.erase(it);
+    else
+      it->second = *s;
     return true;
   }
 

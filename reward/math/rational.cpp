@@ -106,16 +106,13 @@ std::optional<Rational> Rational::parse_decimal(std::string_view text) {
   return make(*n, 1);
 }
 
-long double Rational::to_long_double() const {
-  return static_cast<long double>(num_) / static_cast<long double>(den_);
-}
+long double Rational::to_long_double() const { return static_cast<long double>(num_) / static_cast<long double>(den_); }
 
 std::string int128_to_string(int128 v) {
   if (v == 0) return "0";
   bool negative = v < 0;
   // v is within (-2^126, 2^126) for Rationals, but be safe for any value.
-  unsigned __int128 u = negative ? static_cast<unsigned __int128>(-(v + 1)) + 1
-                                 : static_cast<unsigned __int128>(v);
+  unsigned __int128 u = negative ? static_cast<unsigned __int128>(-(v + 1)) + 1 : static_cast<unsigned __int128>(v);
   std::string s;
   while (u > 0) {
     s.push_back(static_cast<char>('0' + static_cast<int>(u % 10)));

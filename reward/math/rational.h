@@ -32,9 +32,7 @@ class Rational {
   long double to_long_double() const;
   std::string str() const;  // "3", "-7/2"
 
-  friend bool operator==(const Rational& a, const Rational& b) {
-    return a.num_ == b.num_ && a.den_ == b.den_;
-  }
+  friend bool operator==(const Rational& a, const Rational& b) { return a.num_ == b.num_ && a.den_ == b.den_; }
   friend bool operator!=(const Rational& a, const Rational& b) { return !(a == b); }
 
  private:

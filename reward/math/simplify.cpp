@@ -29,8 +29,10 @@ std::optional<int128> isqrt_exact(int128 v) {
 NodePtr fold_add(std::vector<NodePtr> args, WorkBudget& budget) {
   std::vector<NodePtr> flat;
   for (auto& a : args) {
-    if (a->kind == Kind::Add) flat.insert(flat.end(), a->args.begin(), a->args.end());
-    else flat.push_back(a);
+    if (a->kind == Kind::Add)
+      flat.insert(flat.end(), a->args.begin(), a->args.end());
+    else
+      flat.push_back(a);
   }
   budget.charge(static_cast<int64_t>(flat.size()));
   Rational sum(0);
@@ -47,8 +49,10 @@ NodePtr fold_add(std::vector<NodePtr> args, WorkBudget& budget) {
     approx += a->approx;
     if (exact && a->exact) {
       auto s = add(sum, a->q);
-      if (s) sum = *s;
-      else exact = false;
+      if (s)
+        sum = *s;
+      else
+        exact = false;
     } else {
       exact = false;
     }
@@ -68,8 +72,10 @@ NodePtr fold_add(std::vector<NodePtr> args, WorkBudget& budget) {
 NodePtr fold_mul(std::vector<NodePtr> args, WorkBudget& budget) {
   std::vector<NodePtr> flat;
   for (auto& a : args) {
-    if (a->kind == Kind::Mul) flat.insert(flat.end(), a->args.begin(), a->args.end());
-    else flat.push_back(a);
+    if (a->kind == Kind::Mul)
+      flat.insert(flat.end(), a->args.begin(), a->args.end());
+    else
+      flat.push_back(a);
   }
   budget.charge(static_cast<int64_t>(flat.size()));
   Rational prod(1);
@@ -88,8 +94,10 @@ NodePtr fold_mul(std::vector<NodePtr> args, WorkBudget& budget) {
     approx *= a->approx;
     if (exact && a->exact) {
       auto p = mul(prod, a->q);
-      if (p) prod = *p;
-      else exact = false;
+      if (p)
+        prod = *p;
+      else
+        exact = false;
     } else {
       exact = false;
     }
@@ -97,9 +105,8 @@ NodePtr fold_mul(std::vector<NodePtr> args, WorkBudget& budget) {
   NodePtr number;
   if (any_number) number = exact ? make_number(prod, decimal) : make_float(approx, decimal);
   bool zero = number && number->exact && number->q.is_zero();
-  bool has_inf = std::any_of(rest.begin(), rest.end(), [](const NodePtr& a) {
-    return a->kind == Kind::Constant && a->name == "inf";
-  });
+  bool has_inf = std::any_of(rest.begin(), rest.end(),
+                             [](const NodePtr& a) { return a->kind == Kind::Constant && a->name == "inf"; });
   if (zero && !has_inf && !has_matrix) return number;
   bool one = number && number->exact && number->q == Rational(1) && !decimal;
   if (rest.empty()) return number ? number : make_int(1);
@@ -154,8 +161,8 @@ std::vector<std::vector<NodePtr>> arg_alternatives(const Node& n, WorkBudget& bu
 
 NodePtr truncate_approximations(const Node& n) {
   bool any_eq = std::any_of(n.rel_ops.begin(), n.rel_ops.end(), [](RelOp o) { return o == RelOp::Eq; });
-  bool all_approx_or_eq = std::all_of(n.rel_ops.begin(), n.rel_ops.end(),
-                                      [](RelOp o) { return o == RelOp::Eq || o == RelOp::Approx; });
+  bool all_approx_or_eq =
+      std::all_of(n.rel_ops.begin(), n.rel_ops.end(), [](RelOp o) { return o == RelOp::Eq || o == RelOp::Approx; });
   if (!all_approx_or_eq) return nullptr;
   std::vector<NodePtr> parts{n.args[0]};
   std::vector<RelOp> ops;
@@ -177,8 +184,7 @@ NodePtr fold_matrices(const NodePtr& n, WorkBudget& budget) {
   std::vector<NodePtr> args;
   args.reserve(n->args.size());
   for (const auto& a : n->args) args.push_back(fold_matrices(a, budget));
-  if (n->kind == Kind::Add && args.size() > 1 &&
-      std::all_of(args.begin(), args.end(), [&](const NodePtr& a) {
+  if (n->kind == Kind::Add && args.size() > 1 && std::all_of(args.begin(), args.end(), [&](const NodePtr& a) {
         return a->kind == Kind::Matrix && a->rows == args[0]->rows && a->cols == args[0]->cols;
       })) {
     std::vector<NodePtr> cells;
@@ -190,7 +196,8 @@ NodePtr fold_matrices(const NodePtr& n, WorkBudget& budget) {
     budget.charge(static_cast<int64_t>(cells.size()));
     return make_matrix(args[0]->rows, args[0]->cols, std::move(cells));
   }
-  if (n->kind == Kind::Mul && std::any_of(args.begin(), args.end(), [](const NodePtr& a) { return a->kind == Kind::Matrix; })) {
+  if (n->kind == Kind::Mul &&
+      std::any_of(args.begin(), args.end(), [](const NodePtr& a) { return a->kind == Kind::Matrix; })) {
     std::vector<NodePtr> scalars;
     NodePtr acc;
     for (const auto& a : args) {
@@ -239,7 +246,8 @@ NodePtr prepare_rec(const NodePtr& n, WorkBudget& budget) {
     if (NodePtr t = truncate_approximations(*out)) out = t;
   }
   if (out->kind == Kind::List && out->args.size() > 1 && is_single_assignment(*out->args[0]) &&
-      std::none_of(out->args.begin() + 1, out->args.end(), [](const NodePtr& a) { return a->kind == Kind::Relation; })) {
+      std::none_of(out->args.begin() + 1, out->args.end(),
+                   [](const NodePtr& a) { return a->kind == Kind::Relation; })) {
     std::vector<NodePtr> values{out->args[0]->args[1]};
     values.insert(values.end(), out->args.begin() + 1, out->args.end());
     out = make_relation({out->args[0]->args[0], make_node(Kind::List, std::move(values))}, {RelOp::Eq});
@@ -256,21 +264,15 @@ bool contains_kind(const Node& n, Kind kind) {
 
 bool is_name(const Node& n) {
   switch (n.kind) {
-    case Kind::Symbol:
-      return true;
-    case Kind::Constant:
-      return n.name == "e" || n.name == "i";
+    case Kind::Symbol: return true;
+    case Kind::Constant: return n.name == "e" || n.name == "i";
     case Kind::Mul:
     case Kind::Ratio:
-    case Kind::Tuple:
-      return std::all_of(n.args.begin(), n.args.end(), [](const NodePtr& a) { return is_name(*a); });
+    case Kind::Tuple: return std::all_of(n.args.begin(), n.args.end(), [](const NodePtr& a) { return is_name(*a); });
     case Kind::Pow:
-      return is_name(*n.args[0]) && n.args[1]->kind == Kind::Number && n.args[1]->exact &&
-             n.args[1]->q == Rational(-1);
-    case Kind::Func:
-      return n.undefined_function || (n.name == "abs" && is_name(*n.args[0]));
-    default:
-      return false;
+      return is_name(*n.args[0]) && n.args[1]->kind == Kind::Number && n.args[1]->exact && n.args[1]->q == Rational(-1);
+    case Kind::Func: return n.undefined_function || (n.name == "abs" && is_name(*n.args[0]));
+    default: return false;
   }
 }
 

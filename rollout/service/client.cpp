@@ -103,8 +103,7 @@ void RolloutClient::generate(const GenerateCall& call,
     auto abort = [&] {
       context.TryCancel();
       v1::GenerateResponse ignored;
-      while (reader->Read(&ignored)) {
-      }
+      while (reader->Read(&ignored)) {}
       reader->Finish();
     };
     v1::GenerateResponse r;
@@ -117,8 +116,8 @@ void RolloutClient::generate(const GenerateCall& call,
       if (prompt >= call.prompts.size())
         problem = "prompt_index " + std::to_string(prompt) + " out of range";
       else if (r.sample_index() < 0 || r.sample_index() >= call.prompts[prompt].n)
-        problem = "prompt " + std::to_string(prompt) + ": sample_index " + std::to_string(r.sample_index()) +
-                  " out of range";
+        problem =
+            "prompt " + std::to_string(prompt) + ": sample_index " + std::to_string(r.sample_index()) + " out of range";
       else if (!seen.insert({prompt, r.sample_index()}).second)
         problem = "prompt " + std::to_string(prompt) + ", sample " + std::to_string(r.sample_index()) + " sent twice";
       else if (!known_reason)

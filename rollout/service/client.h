@@ -25,16 +25,16 @@
 #include <string>
 #include <vector>
 
-#include "proto/rpc.h"
 #include "proto/rollout.grpc.pb.h"
+#include "proto/rpc.h"
 #include "rollout/engine.h"
 
 namespace grpo::rollout {
 
 struct GeneratePrompt {
   std::vector<int64_t> token_ids;
-  int64_t n = 1;                  // samples (the group size G)
-  std::optional<uint64_t> seed;   // overrides params.sampling.seed for this prompt
+  int64_t n = 1;                 // samples (the group size G)
+  std::optional<uint64_t> seed;  // overrides params.sampling.seed for this prompt
 };
 
 struct GenerateCall {

@@ -28,14 +28,11 @@ using grpc::StatusCode;
 // The engine loop sleeps at most this long when idle, so parked calls notice their deadline.
 constexpr std::chrono::milliseconds kIdleTick{10};
 
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
 int64_t config_int(const Config& c, const std::string& key, int64_t fallback, int64_t min) {
   const int64_t v = c.get<int64_t>(key, fallback);
-  if (v < min)
-    throw InputError(c.where(key) + ": must be >= " + std::to_string(min) + ", got " + std::to_string(v));
+  if (v < min) throw InputError(c.where(key) + ": must be >= " + std::to_string(min) + ", got " + std::to_string(v));
   return v;
 }
 
@@ -127,18 +124,18 @@ class UpdateReactor;
 // Under the server's update_mu_ (tensor bytes are copied in outside it: each has one writer).
 struct PendingUpdate {
   int64_t version = 0, parts = 1;
-  Clock::time_point started;                  // the first part's first message
-  std::vector<bool> taken;                    // [parts] a call has this part
-  std::map<std::string, int64_t> owner;       // tensor name -> the part that sent it
-  std::map<std::string, at::Tensor> staged;   // every part's tensors
-  int64_t bytes = 0;                          // their bytes (max_update_bytes)
-  std::vector<UpdateReactor*> complete;       // parts staged, waiting for the apply
+  Clock::time_point started;                 // the first part's first message
+  std::vector<bool> taken;                   // [parts] a call has this part
+  std::map<std::string, int64_t> owner;      // tensor name -> the part that sent it
+  std::map<std::string, at::Tensor> staged;  // every part's tensors
+  int64_t bytes = 0;                         // their bytes (max_update_bytes)
+  std::vector<UpdateReactor*> complete;      // parts staged, waiting for the apply
   bool applying = false;
-  std::optional<RpcStatus> failed;            // the version was dropped with this status
+  std::optional<RpcStatus> failed;  // the version was dropped with this status
 };
 
-using ServiceBase = v1::RolloutService::WithCallbackMethod_Generate<
-    v1::RolloutService::WithCallbackMethod_UpdateWeights<
+using ServiceBase =
+    v1::RolloutService::WithCallbackMethod_Generate<v1::RolloutService::WithCallbackMethod_UpdateWeights<
         v1::RolloutService::WithCallbackMethod_Status<v1::RolloutService::Service>>>;
 
 class ServiceImpl : public ServiceBase {
@@ -270,7 +267,7 @@ class ServiceImpl : public ServiceBase {
   // ---- Generate -----------------------------------------------------------------------------
 
   grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(CallbackServerContext* context,
-                                                          const v1::GenerateRequest* request) override {
+                                                           const v1::GenerateRequest* request) override {
     auto call = std::make_shared<GenerateReactor>(this, context);
     call->self = call;
     RpcStatus status = prepare(*request, *call, context);
@@ -282,15 +279,15 @@ class ServiceImpl : public ServiceBase {
   // Validates every prompt (nothing is submitted when one is bad).
   RpcStatus prepare(const v1::GenerateRequest& r, GenerateReactor& call, CallbackServerContext* context) const {
     const int64_t n = r.prompts_size();
-    if (n == 0) return RpcStatus(StatusCode::INVALID_ARGUMENT, "prompts: empty (a Generate call needs at least one prompt)");
+    if (n == 0)
+      return RpcStatus(StatusCode::INVALID_ARGUMENT, "prompts: empty (a Generate call needs at least one prompt)");
     if (n > options_.max_prompts_per_call)
-      return RpcStatus(StatusCode::INVALID_ARGUMENT, "prompts: " + std::to_string(n) +
-                                                      " prompts exceed max_prompts_per_call (" +
-                                                      std::to_string(options_.max_prompts_per_call) +
-                                                      "); split the call");
+      return RpcStatus(StatusCode::INVALID_ARGUMENT,
+                       "prompts: " + std::to_string(n) + " prompts exceed max_prompts_per_call (" +
+                           std::to_string(options_.max_prompts_per_call) + "); split the call");
     if (r.min_weight_version() < 0)
       return RpcStatus(StatusCode::INVALID_ARGUMENT,
-                    "min_weight_version: must be >= 0, got " + std::to_string(r.min_weight_version()));
+                       "min_weight_version: must be >= 0, got " + std::to_string(r.min_weight_version()));
     const GenerationParams params = params_from_proto(r.params());
     for (int64_t i = 0; i < n; ++i) {
       const v1::Prompt& p = r.prompts(static_cast<int>(i));
@@ -315,7 +312,7 @@ class ServiceImpl : public ServiceBase {
     if (stopping_) return RpcStatus(StatusCode::UNAVAILABLE, "rollout server: shutting down");
     if (static_cast<int64_t>(calls_.size()) >= options_.max_calls)
       return RpcStatus(StatusCode::RESOURCE_EXHAUSTED, "rollout server busy: " + std::to_string(calls_.size()) +
-                                                        " Generate calls in progress (max_calls); retry later");
+                                                           " Generate calls in progress (max_calls); retry later");
     if (engine_->latest_weight_version() < call->min_version) {
       if (std::chrono::system_clock::now() + std::chrono::milliseconds(kVersionWaitMarginMs) >= call->deadline)
         return version_too_old(*call);
@@ -329,10 +326,10 @@ class ServiceImpl : public ServiceBase {
   }
 
   RpcStatus version_too_old(const GenerateReactor& call) const {
-    return RpcStatus(StatusCode::FAILED_PRECONDITION,
-                  "min_weight_version: the worker's weights are version " +
-                      std::to_string(engine_->latest_weight_version()) + ", the call needs " +
-                      std::to_string(call.min_version) + " and none newer arrived before its deadline");
+    return RpcStatus(StatusCode::FAILED_PRECONDITION, "min_weight_version: the worker's weights are version " +
+                                                          std::to_string(engine_->latest_weight_version()) +
+                                                          ", the call needs " + std::to_string(call.min_version) +
+                                                          " and none newer arrived before its deadline");
   }
 
   // Under mu_ (so that the engine loop routes no completion before its id is known). All prompts
@@ -482,7 +479,7 @@ class ServiceImpl : public ServiceBase {
   bool stopping_ = false;
   std::set<std::shared_ptr<GenerateReactor>> calls_;
   std::vector<std::shared_ptr<GenerateReactor>> parked_;  // waiting for min_weight_version
-  std::map<uint64_t, Route> routes_;                   // engine request id -> call and prompt
+  std::map<uint64_t, Route> routes_;                      // engine request id -> call and prompt
 };
 
 // ---- GenerateReactor -------------------------------------------------------------------------
@@ -522,7 +519,8 @@ void GenerateReactor::OnWriteDone(bool ok) {
     if (!ok) {  // the stream broke (the caller went away)
       writes_.clear();
       writing_ = false;
-    } else if (!writes_.empty()) next = &writes_.front();
+    } else if (!writes_.empty())
+      next = &writes_.front();
     writing_ = next != nullptr;
     if (ok && !next && remaining_ == 0 && !finished_) done = finished_ = true;
   }
@@ -596,7 +594,8 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
   RpcStatus take(v1::WeightChunk& c) {
     if (!update_) {
       if (!c.has_begin())
-        return RpcStatus(StatusCode::INVALID_ARGUMENT, "begin: the first message must carry it (version, tensor_count)");
+        return RpcStatus(StatusCode::INVALID_ARGUMENT,
+                         "begin: the first message must carry it (version, tensor_count)");
       received_at_ = Clock::now();
       RpcStatus s = begin(c.begin());
       if (!s.ok()) return s;
@@ -613,13 +612,13 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
     const int64_t size = static_cast<int64_t>(c.data().size()), total = current_.nbytes();
     if (c.offset() != filled_)
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + name_ + "': chunk at offset " +
-                                                      std::to_string(c.offset()) + ", expected " +
-                                                      std::to_string(filled_) + " (chunks out of order or missing)");
+                                                         std::to_string(c.offset()) + ", expected " +
+                                                         std::to_string(filled_) + " (chunks out of order or missing)");
     if (filled_ + size > total)
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + name_ + "': chunk of " + std::to_string(size) +
-                                                      " bytes at offset " + std::to_string(filled_) +
-                                                      " overruns its " + std::to_string(total) + " bytes (shape " +
-                                                      shape_str(current_.sizes()) + ")");
+                                                         " bytes at offset " + std::to_string(filled_) +
+                                                         " overruns its " + std::to_string(total) + " bytes (shape " +
+                                                         shape_str(current_.sizes()) + ")");
     std::memcpy(static_cast<char*>(current_.data_ptr()) + filled_, c.data().data(), size);
     filled_ += size;
     return RpcStatus::OK;
@@ -652,18 +651,19 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
     if (RpcStatus s = check_current_complete("before the next tensor began"); !s.ok()) return s;
     if (tensors_ >= expected_)
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + t.name() + "': more tensors than the " +
-                                                      std::to_string(expected_) + " announced (begin.tensor_count)");
+                                                         std::to_string(expected_) + " announced (begin.tensor_count)");
     if (t.name().empty())
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor.name: empty (tensor " + std::to_string(tensors_) + ")");
     at::ScalarType type;
     if (!scalar_type_of(t.dtype(), &type))
       return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + t.name() + "': dtype " + std::to_string(t.dtype()) +
-                                                      " is not one of FLOAT32, BFLOAT16, FLOAT16, FLOAT8_E4M3");
+                                                         " is not one of FLOAT32, BFLOAT16, FLOAT16, FLOAT8_E4M3");
     std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
     const int64_t limit = server_->options().max_update_bytes;
     int64_t numel = 1;
     for (int64_t d : shape) {
-      if (d < 0) return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + t.name() + "': negative dimension in shape");
+      if (d < 0)
+        return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + t.name() + "': negative dimension in shape");
       numel = d == 0 || numel <= limit / d ? numel * d : limit + 1;
     }
     const int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(type));
@@ -679,8 +679,8 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
   RpcStatus check_current_complete(const std::string& when) const {
     if (!current_.defined() || filled_ == current_.nbytes()) return RpcStatus::OK;
     return RpcStatus(StatusCode::INVALID_ARGUMENT, "tensor '" + name_ + "': " + std::to_string(filled_) + " of " +
-                                                    std::to_string(current_.nbytes()) + " bytes received " + when +
-                                                    " (truncated)");
+                                                       std::to_string(current_.nbytes()) + " bytes received " + when +
+                                                       " (truncated)");
   }
 
   RpcStatus too_large(int64_t bytes) const {
@@ -691,12 +691,13 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
 
   void end_of_stream() {
     if (context_->IsCancelled()) return fail(RpcStatus(StatusCode::CANCELLED, "the update was cancelled"));
-    if (!update_) return fail(RpcStatus(StatusCode::INVALID_ARGUMENT, "begin: the stream ended before it (empty update)"));
+    if (!update_)
+      return fail(RpcStatus(StatusCode::INVALID_ARGUMENT, "begin: the stream ended before it (empty update)"));
     if (RpcStatus s = check_current_complete("when the stream ended"); !s.ok()) return fail(s);
     if (tensors_ != expected_)
       return fail(RpcStatus(StatusCode::INVALID_ARGUMENT, "the stream ended after " + std::to_string(tensors_) +
-                                                           " of " + std::to_string(expected_) +
-                                                           " tensors (begin.tensor_count; truncated)"));
+                                                              " of " + std::to_string(expected_) +
+                                                              " tensors (begin.tensor_count; truncated)"));
     receive_ms_ = ms_since(received_at_);
     staged_at_ = Clock::now();
     current_ = at::Tensor();
@@ -710,12 +711,12 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
     current_ = at::Tensor();
     if (update_) {
       const std::string parts = std::to_string(update_->parts);
-      server_->drop_update(update_, update_->parts == 1 ? status
-                                                        : RpcStatus(StatusCode::ABORTED,
-                                                                    "weights version " + std::to_string(version_) +
-                                                                        ": part " + std::to_string(part_) + " of " +
-                                                                        parts + " failed (" + status.error_message() +
-                                                                        "); the version was dropped"));
+      server_->drop_update(
+          update_, update_->parts == 1
+                       ? status
+                       : RpcStatus(StatusCode::ABORTED, "weights version " + std::to_string(version_) + ": part " +
+                                                            std::to_string(part_) + " of " + parts + " failed (" +
+                                                            status.error_message() + "); the version was dropped"));
     }
     Finish(status);
   }
@@ -728,7 +729,7 @@ class UpdateReactor : public grpc::ServerReadReactor<v1::WeightChunk> {
   int64_t version_ = 0, part_ = 0, expected_ = 0, tensors_ = 0, bytes_ = 0, filled_ = 0;
   Clock::time_point received_at_, staged_at_;
   double receive_ms_ = 0;
-  std::string name_;   // of the tensor being filled
+  std::string name_;  // of the tensor being filled
   at::Tensor current_;
 };
 
@@ -745,13 +746,13 @@ RpcStatus ServiceImpl::join_update(const v1::UpdateBegin& b, int64_t part, int64
   if (pending_) {
     const PendingUpdate& p = *pending_;
     if (p.parts == 1 || p.version != b.version() || p.parts != parts)
-      return RpcStatus(StatusCode::ABORTED,
-                       p.parts == 1 ? "another UpdateWeights call is in progress (version " + std::to_string(p.version) +
-                                          "); retry after it"
-                                    : "another update is in progress (version " + std::to_string(p.version) + " in " +
-                                          std::to_string(p.parts) + " parts; this call: version " +
-                                          std::to_string(b.version()) + " in " + std::to_string(parts) +
-                                          "); retry after it");
+      return RpcStatus(
+          StatusCode::ABORTED,
+          p.parts == 1
+              ? "another UpdateWeights call is in progress (version " + std::to_string(p.version) + "); retry after it"
+              : "another update is in progress (version " + std::to_string(p.version) + " in " +
+                    std::to_string(p.parts) + " parts; this call: version " + std::to_string(b.version()) + " in " +
+                    std::to_string(parts) + "); retry after it");
     if (p.taken[part])
       return RpcStatus(StatusCode::ALREADY_EXISTS, "begin.part_index: part " + std::to_string(part) + " of " +
                                                        std::to_string(parts) + " of version " +
@@ -861,7 +862,8 @@ void ServiceImpl::expire_update() {
     std::vector<bool> staged(late->parts, false);
     for (const UpdateReactor* r : late->complete) staged[r->part()] = true;
     for (int64_t i = 0; i < late->parts; ++i)
-      if (!staged[i]) missing += (missing.empty() ? "" : ", ") + std::to_string(i) + (late->taken[i] ? "" : " (never began)");
+      if (!staged[i])
+        missing += (missing.empty() ? "" : ", ") + std::to_string(i) + (late->taken[i] ? "" : " (never began)");
   }
   drop_update(late, RpcStatus(StatusCode::DEADLINE_EXCEEDED,
                               "weights version " + std::to_string(late->version) + ": part(s) " + missing + " of " +
@@ -878,8 +880,8 @@ grpc::ServerReadReactor<v1::WeightChunk>* ServiceImpl::UpdateWeights(CallbackSer
 }  // namespace
 
 ServerOptions server_options_from_config(const Config& config) {
-  config.sub("server").require_known({"address", "max_message_mb", "max_update_mb", "max_prompts_per_call",
-                                      "max_calls", "shutdown_grace_ms", "update_timeout_ms"});
+  config.sub("server").require_known({"address", "max_message_mb", "max_update_mb", "max_prompts_per_call", "max_calls",
+                                      "shutdown_grace_ms", "update_timeout_ms"});
   ServerOptions o;
   o.address = config.get<std::string>("server.address", o.address);
   const int64_t message_mb = config_int(config, "server.max_message_mb", o.max_message_bytes >> 20, 1);
@@ -900,8 +902,8 @@ EngineOptions engine_options_from_config(const Config& config) {
   o.page_size = config_int(config, "engine.page_size", o.page_size, 1);
   o.num_pages = config_int(config, "engine.num_pages", o.num_pages, 1);
   o.max_seqs = config_int(config, "engine.max_seqs", o.max_seqs, 1);
-  o.max_batched_tokens = config_int(config, "engine.max_batched_tokens", std::max(o.max_batched_tokens, o.max_seqs),
-                                    o.max_seqs);
+  o.max_batched_tokens =
+      config_int(config, "engine.max_batched_tokens", std::max(o.max_batched_tokens, o.max_seqs), o.max_seqs);
   o.max_new_tokens_limit = config_int(config, "engine.max_new_tokens_limit", o.max_new_tokens_limit, 1);
   o.max_context = config_int(config, "engine.max_context", o.max_context, 0);
   o.max_queued_requests = config_int(config, "engine.max_queued_requests", o.max_queued_requests, 1);
