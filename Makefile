@@ -9,9 +9,9 @@ APT_PACKAGES = build-essential cmake ccache pkg-config git python3 python3-venv 
   libgloo-dev \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   librocksdb-dev libyaml-cpp-dev libgtest-dev libgmock-dev libboost-dev libpcre2-dev libicu-dev \
-  nlohmann-json3-dev zlib1g-dev bubblewrap python3-grpcio python3-protobuf
+  nlohmann-json3-dev zlib1g-dev bubblewrap python3-grpcio python3-protobuf clang-format clang-tidy
 
-.PHONY: deps configure build test demo bench clean
+.PHONY: deps configure build test demo bench lint format clean
 
 # Installs the Debian packages (needs root or sudo; skipped when all are present), then the Python
 # environment with LibTorch and the test oracles (scripts/pyenv.sh; shared by every clone).
@@ -45,6 +45,14 @@ demo: build
 
 bench: build
 	./scripts/bench.sh $(BUILD)
+
+# clang-format and clang-tidy over the tree (.clang-format, .clang-tidy; scripts/lint.py caches a
+# clean file's verdict, so a rerun checks only what changed). `make format` applies .clang-format.
+lint: deps
+	./scripts/lint.py --build $(BUILD)-lint --jobs $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files '*.h' '*.cpp' '*.cu' | grep -v '^tests/data/')
 
 clean:
 	rm -rf $(BUILD)

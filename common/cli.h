@@ -63,6 +63,9 @@ int run_cli(int argc, char** argv);
 
 #define GRPO_CONCAT_(a, b) a##b
 #define GRPO_CONCAT(a, b) GRPO_CONCAT_(a, b)
+// `options` is a braced list ({...}): it must not be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define GRPO_COMMAND(name, summary, usage_extra, options, fn) \
   static ::grpo::CommandRegistrar GRPO_CONCAT(                \
       grpo_cmd_, __LINE__)(::grpo::Command{name, summary, std::vector<::grpo::Option> options, fn, usage_extra})
+// NOLINTEND(bugprone-macro-parentheses)

@@ -1,5 +1,6 @@
 #include "common/progress.h"
 
+#include <cmath>
 #include <cstdio>
 
 namespace grpo {
@@ -13,7 +14,7 @@ Progress::Progress(std::string label, int64_t total, bool enabled)
 
 std::string Progress::format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e8) return "?";
-  auto s = static_cast<int64_t>(seconds + 0.5);
+  const int64_t s = std::llround(seconds);
   char buf[32];
   if (s >= 3600)
     std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(s / 3600), (long long)(s / 60 % 60),

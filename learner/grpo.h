@@ -1,4 +1,4 @@
-// GRPO's formulas (DESIGN §4) as pure functions on tensors. The trainer calls them; tests pin them
+// GRPO's formulas (docs/architecture.md §4) as pure functions on tensors. The trainer calls them; tests pin them
 // with hand-computed values and finite-difference gradients.
 //
 // Shapes: B sequences (G per prompt, groups contiguous), T tokens; `mask` [B, T] is 1 on response

@@ -1,4 +1,4 @@
-// The GRPO learner update (DESIGN §4): scored groups in, one policy update out.
+// The GRPO learner update (docs/architecture.md §4): scored groups in, one policy update out.
 //
 // One step():
 //   1. batch: prompt + completion ids per sequence, right-padded into [B, T]; the loss mask covers

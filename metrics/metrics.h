@@ -8,7 +8,7 @@
 // that is not finite (NaN, ±inf) is written as null in JSON (and as is in TensorBoard).
 //
 // Key names: "<group>/<name>" or a bare "<group>"; the report draws one plot per group. The train
-// loop logs (DESIGN §4):
+// loop logs (docs/architecture.md §4):
 //   reward/mean, reward/std, reward/<component>/mean     accuracy
 //   response_length/mean, response_length/max           response_clipped_fraction
 //   kl                                                  entropy

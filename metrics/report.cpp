@@ -30,7 +30,7 @@ struct GroupInfo {
   std::vector<std::string> first;  // keys drawn first, in this order; the rest alphabetically
 };
 
-// Known groups in page order (DESIGN §4's per-step log).
+// Known groups in page order (docs/architecture.md §4's per-step log).
 const std::vector<GroupInfo> kGroups = {
     {"reward", "Reward", "reward", +1, false, true, {"reward/mean", "reward/std"}},
     {"accuracy", "Accuracy", "fraction correct", +1, false, true, {}},

@@ -1,4 +1,4 @@
-// The DeepSeek V2/V3 causal LM (DESIGN §3): embeddings, decoder layers (MLA + dense MLP or
+// The DeepSeek V2/V3 causal LM (docs/architecture.md §3): embeddings, decoder layers (MLA + dense MLP or
 // DeepSeekMoE), final RMSNorm, lm_head, and the optional multi-token-prediction (MTP) modules.
 //
 // Parameters are plain tensors named exactly by the HF checkpoint keys (`named_parameters`), so

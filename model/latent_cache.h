@@ -1,4 +1,4 @@
-// MLA's contiguous decode cache (DESIGN §3): per layer only the compressed latent c_kv (already
+// MLA's contiguous decode cache (docs/architecture.md §3): per layer only the compressed latent c_kv (already
 // kv_a_layernorm-ed, kv_lora_rank values) and the shared, already-rotated rope key
 // (qk_rope_head_dim values) of every cached token — never per-head K or V — in one tensor
 // [B, capacity, R + dr] per layer.

@@ -1,4 +1,4 @@
-// Where MLA's latent keys live during a forward (DESIGN §3): one row per sequence of the batch,
+// Where MLA's latent keys live during a forward (docs/architecture.md §3): one row per sequence of the batch,
 // each row a chunk of T new tokens continuing that sequence's keys. Per layer the chunk's rows
 // (c_kv | rotated k_rope) are stored and every key the row's queries may see is read back in one
 // tensor, so the attention math (model/mla.h) is the same for a contiguous cache

@@ -4,7 +4,7 @@
 // fp32 master weights drive a bf16 forward and autograd reaches the fp32 tensor.
 // FP8 (inference only): `weight` holds e4m3 codes (float8_e4m3fn, [out, in]) and `scale_inv` DeepSeek-V3's
 // block scales (fp32 [ceil(out/128), ceil(in/128)]): W = decode(codes) × scale_inv per 128×128 block
-// (DESIGN §3). The CPU reference path is weight-only FP8 by default: W is dequantised block-wise
+// (docs/architecture.md §3). The CPU reference path is weight-only FP8 by default: W is dequantised block-wise
 // into a reusable per-thread buffer in the activations' dtype (bf16 or fp32) and multiplied there.
 // With quantize_activations it is W8A8, the numerics of DeepSeek-V3's FP8 GEMM: each row of x is
 // cut into 1×128 tiles along `in`, each tile gets scale amax(|tile|)/448 (1 for an all-zero tile)

@@ -1,4 +1,4 @@
-// Multi-head Latent Attention (DeepSeek-V2/V3), DESIGN §3.
+// Multi-head Latent Attention (DeepSeek-V2/V3), docs/architecture.md §3.
 //
 //   q      = q_b_proj(q_a_layernorm(q_a_proj(x)))  (or q_proj(x))   -> per head [nope | rope]
 //   kv_a   = kv_a_proj_with_mqa(x) = [latent (kv_lora_rank) | k_rope (rope dim, shared by heads)]

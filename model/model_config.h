@@ -1,5 +1,5 @@
 // The DeepSeek V2/V3 model hyper-parameters, read from a HuggingFace `config.json` the way
-// transformers' DeepseekV2Config / DeepseekV3Config read it (DESIGN §3).
+// transformers' DeepseekV2Config / DeepseekV3Config read it (docs/architecture.md §3).
 //
 // Contract:
 //  * Keys that fix tensor shapes are required (vocab_size, hidden_size, intermediate_size,

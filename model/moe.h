@@ -1,4 +1,4 @@
-// DeepSeekMoE feed-forward (DESIGN §3): routed experts chosen by moe_gate plus always-on shared
+// DeepSeekMoE feed-forward (docs/architecture.md §3): routed experts chosen by moe_gate plus always-on shared
 // experts; and the dense SwiGLU MLP used by the first `first_k_dense_replace` layers.
 //
 // Routed experts run grouped by expert: the (token, expert) pairs are sorted by expert, each

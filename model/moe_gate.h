@@ -1,5 +1,5 @@
 // DeepSeekMoE routing as a pure function: router logits -> (expert ids, expert weights).
-// DESIGN §3: V3 (noaux_tc, sigmoid) selects with scores + e_score_correction_bias inside the
+// docs/architecture.md §3: V3 (noaux_tc, sigmoid) selects with scores + e_score_correction_bias inside the
 // topk_group groups ranked by the sum of their top-2 biased scores, and weighs with the unbiased
 // scores; V2 (greedy / group_limited_greedy, softmax) takes the top-k scores (inside the groups
 // with the largest max score). Experts of unkept groups are excluded with -inf.

@@ -1,5 +1,5 @@
 // Rotary position embedding of MLA's decoupled rope dims (qk_rope_head_dim = d), default or YaRN
-// (DESIGN §3). Pure functions; the tables are built per call from the positions.
+// (docs/architecture.md §3). Pure functions; the tables are built per call from the positions.
 //
 // Layout: with `interleaved` (DeepSeek's own layout, HF rope_interleave=true) the pairs rotated
 // together are the adjacent dims (2i, 2i+1); otherwise they are (i, i + d/2). Either way the

@@ -1,5 +1,5 @@
 // The rollout engine: prompts in, groups of G sampled completions out, with the per-token
-// log-probs the learner needs (DESIGN §1, §4). CPU LibTorch; few large ops per step.
+// log-probs the learner needs (docs/architecture.md §1, §4). CPU LibTorch; few large ops per step.
 //
 //   grpo::rollout::Engine engine(model, /*version=*/0, options, &tokenizer);
 //   uint64_t id = engine.submit({prompt_ids, /*n=*/8, params});       // any thread

@@ -1,4 +1,4 @@
-// The paged latent cache (DESIGN §3: MLA caches only c_kv and the shared rope key): per layer one
+// The paged latent cache (docs/architecture.md §3: MLA caches only c_kv and the shared rope key): per layer one
 // tensor [num_pages, page_size, R + dr] holding c_kv | k_rope of page_size token slots per page.
 // A sequence owns a list of pages (its page table); slot s of the sequence lives in row
 // s % page_size of its page s / page_size. Pages are reference counted so that the G samples of

@@ -1,4 +1,4 @@
-// Choosing the next token of many sequences at once, reproducibly (DESIGN §1, rollout).
+// Choosing the next token of many sequences at once, reproducibly (docs/architecture.md §1, rollout).
 //
 // Every draw takes its uniform number from a counter-based generator (Philox-4x32-10) keyed by
 // (seed, sample index, step): a sequence's tokens depend on its own logits and key only, never on

@@ -1,4 +1,4 @@
-// Parity with HuggingFace transformers on the dsv3-tiny fixture (DESIGN §3): logits and
+// Parity with HuggingFace transformers on the dsv3-tiny fixture (docs/architecture.md §3): logits and
 // log-probs of a full forward, incremental decoding over the latent cache, and HF's greedy
 // continuation token for token.
 #include <gtest/gtest.h>

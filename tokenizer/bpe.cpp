@@ -66,7 +66,8 @@ void BpeModel::MergeTable::reserve(size_t n) {
 
 void BpeModel::MergeTable::insert_or_assign(int32_t left, int32_t right, int32_t rank, int32_t id) {
   if (2 * (size_ + 1) > slots_.size()) {  // grow (reserve() normally makes this unnecessary)
-    std::vector<Slot> old = std::move(slots_);
+    std::vector<Slot> old;
+    old.swap(slots_);
     reserve(old.size());
     for (const Slot& s : old)
       if (s.key != kEmpty)

@@ -1,4 +1,4 @@
-// The R1-Zero loop (DESIGN §1): `grpo train CONFIG`.
+// The R1-Zero loop (docs/architecture.md §1): `grpo train CONFIG`.
 //
 // Per step n: pick the step's prompts (train/prompt_schedule.h) → ask the rollout workers for
 // G samples each, on weights of version >= n - max_staleness → score every completion through
