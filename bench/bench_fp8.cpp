@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
                               {"quantize_ms", {{"aten", q_aten * 1e3}, {"ours", q_ours * 1e3}}},
                               {"dequantize_ms", {{"aten", d_aten * 1e3}, {"ours", d_ours * 1e3}}},
                               {"identical", same}};
-  const std::filesystem::path dir = std::filesystem::path(__FILE__).parent_path() / "results";
+  const std::filesystem::path dir = std::filesystem::path(GRPO_SOURCE_DIR) / "bench" / "results";
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "bench_fp8.json") << out.dump(2) << "\n";
   return same ? 0 : 1;

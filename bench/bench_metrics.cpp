@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   out["report_mb"] = fs::file_size(path) / 1e6;
 
   fs::remove_all(root);
-  const fs::path dir = fs::path(__FILE__).parent_path() / "results";
+  const fs::path dir = fs::path(GRPO_SOURCE_DIR) / "bench" / "results";
   fs::create_directories(dir);
   std::ofstream(dir / "bench_metrics.json") << out.dump(2) << "\n";
   return 0;

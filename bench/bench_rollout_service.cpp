@@ -6,9 +6,9 @@
 //  2. Generate throughput at 32 concurrent sequences (4 prompts x G = 8 and 32 prompts x 1, bf16)
 //     through the service against the same engine driven in-process: the overhead ratio (one
 //     untimed warm-up run of each first).
-// Prints a table and writes bench/results/svc_rollout.json (run from the repository root).
+// Prints a table and writes bench/results/rollout_service.json (run from the repository root).
 //
-//   ./build/bench/bench_svc_rollout [--threads N] [--repeats R] [--out FILE] [--quick]
+//   ./build/bench/bench_rollout_service [--threads N] [--repeats R] [--out FILE] [--quick]
 //
 // --threads defaults to 1 (see bench_rollout.cpp: on a shared machine, 2 intra-op threads
 // measure the neighbours). The server's engine loop and the in-process engine use the same count.
@@ -162,7 +162,7 @@ GenRow generate_throughput(std::shared_ptr<const DeepseekModel> model, int64_t p
 int main(int argc, char** argv) {
   int threads = 1, repeats = 3;
   bool quick = false;
-  std::string out_path = "bench/results/svc_rollout.json";
+  std::string out_path = "bench/results/rollout_service.json";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = std::atoi(argv[++i]);
@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--quick"))
       quick = true;
     else {
-      std::cerr << "usage: bench_svc_rollout [--threads N] [--repeats R] [--out FILE] [--quick]\n";
+      std::cerr << "usage: bench_rollout_service [--threads N] [--repeats R] [--out FILE] [--quick]\n";
       return 2;
     }
   }
@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
                   {"repeats", repeats},
                   {"cores", std::thread::hardware_concurrency()},
                   {"load_average_start", load_average()}};
-  std::cout << "bench_svc_rollout: dsv3-small (random weights), " << threads << " threads, median of " << repeats
+  std::cout << "bench_rollout_service: dsv3-small (random weights), " << threads << " threads, median of " << repeats
             << "; load average " << load_average() << " on " << std::thread::hardware_concurrency() << " cores\n\n";
 
   std::cout << "weight sync (UpdateWeights over loopback, 4 MiB chunks; GB/s = payload / whole call):\n";

@@ -1,8 +1,8 @@
 // Experience store throughput: our put / put_batch / cursor beside plain RocksDB doing the same
 // writes (the same encoded bytes under the same keys, same sync setting) and reads, so the table
 // shows what the store adds on top of RocksDB + fsync. Group: G completions of T tokens.
-// Prints a table and writes bench/results/bench_svc_experience_store.json.
-// Usage: bench_svc_experience_store [puts G T]   (defaults 200 8 512)
+// Prints a table and writes bench/results/store.json.
+// Usage: bench_store [puts G T]   (defaults 200 8 512)
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
@@ -167,8 +167,8 @@ int main(int argc, char** argv) {
     row("decode only (CRC + parse)", dec, n);
   }
   fs::remove_all(root);
-  const fs::path dir = fs::path(__FILE__).parent_path() / "results";
+  const fs::path dir = fs::path(GRPO_SOURCE_DIR) / "bench" / "results";
   fs::create_directories(dir);
-  std::ofstream(dir / "bench_svc_experience_store.json") << out.dump(2) << "\n";
+  std::ofstream(dir / "store.json") << out.dump(2) << "\n";
   return 0;
 }

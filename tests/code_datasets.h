@@ -1,5 +1,5 @@
 // HumanEval and MBPP (tests/data/code, see SOURCE.txt) as code-verifier requests: the reference
-// solutions as answers, and stubs that must fail. Shared by tests/reward_code_test.cpp and
+// solutions as answers, and stubs that must fail. Shared by tests/reward_code_verifier_test.cpp and
 // bench/bench_code.cpp.
 #pragma once
 #include <nlohmann/json.hpp>
