@@ -29,6 +29,10 @@ class Args {
   int get_int(const std::string& name) const;
   double get_double(const std::string& name) const;
   bool flag(const std::string& name) const { return has(name); }
+  // field = the option's value when it was given; field is left as it is otherwise.
+  void update(const std::string& name, std::string& field) const {
+    if (has(name)) field = get(name);
+  }
   const std::vector<std::string>& positional() const { return positional_; }
   // `key.path=value` arguments and repeated --set values, in order.
   const std::vector<std::string>& overrides() const { return overrides_; }

@@ -1,5 +1,5 @@
 // configs/recipes/*.yaml: every recipe parses, names a known chat template and an existing reward
-// config, and its data sections load with train/prompt_dataset.h against the copies of the
+// config, and its data sections load with dataset/prompt_dataset.h against the copies of the
 // datasets in tests/data (the recipes point at data/<file>; the table below says which copy
 // stands in for each file; a recipe naming a file not in it fails here).
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 
 #include "common/config.h"
 #include "tokenizer/chat_template.h"
-#include "train/prompt_dataset.h"
+#include "dataset/prompt_dataset.h"
 
 namespace grpo {
 namespace {

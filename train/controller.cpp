@@ -32,7 +32,7 @@
 #include "train/ep_publisher.h"
 #include "train/group_metrics.h"
 #include "train/local_services.h"
-#include "train/prompt_dataset.h"
+#include "dataset/prompt_dataset.h"
 #include "train/prompt_schedule.h"
 #include "train/rollout_pool.h"
 #include "train/run_config.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/config.h"
-#include "train/prompt_dataset.h"
+#include "dataset/prompt_dataset.h"
 
 namespace grpo {
 

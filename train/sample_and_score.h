@@ -8,7 +8,7 @@
 
 #include "learner/scored_group.h"
 #include "proto/reward.pb.h"
-#include "train/prompt_dataset.h"
+#include "dataset/prompt_dataset.h"
 #include "train/run_config.h"
 
 namespace grpo {

@@ -1,6 +1,6 @@
-// train/prompt_dataset.h on the real public datasets (tests/data/math, tests/data/code) and on
+// dataset/prompt_dataset.h on the real public datasets (tests/data/math, tests/data/code) and on
 // small hand-written files for the generic format and every kind of bad row.
-#include "train/prompt_dataset.h"
+#include "dataset/prompt_dataset.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

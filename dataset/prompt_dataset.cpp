@@ -1,4 +1,4 @@
-#include "train/prompt_dataset.h"
+#include "dataset/prompt_dataset.h"
 
 #include <zlib.h>
 #include <nlohmann/json.hpp>
