@@ -1,90 +1,23 @@
-// `grpo generate`: sample completions with the rollout engine (rollout/engine.h) — the one way the
-// project generates; dense Llama/Qwen2 checkpoints go through rollout/dense_generate.h. One prompt (--prompt-ids or
-// --prompt) or many (--prompts FILE, JSONL lines
-// {"prompt": "text"}, {"text": "..."} as `grpo chat-template` writes them, or {"prompt_ids": [..]};
-// "-" reads stdin), each continued --n times. Prints
-// one JSON line per completion, ordered by prompt then sample:
+// `grpo generate`: sample completions from a checkpoint (rollout/offline.h). One prompt (--prompt-ids
+// or --prompt) or many (--prompts FILE, JSONL lines {"prompt": "text"}, {"text": "..."} as `grpo
+// chat-template` writes them, or {"prompt_ids": [..]}; "-" reads stdin), each continued --n times.
+// Prints one JSON line per completion, ordered by prompt then sample:
 //   {"prompt_index": i, "sample": k, "output_ids": [...], "logprobs": [...],
 //    "finish_reason": "eos" | "stop" | "length", "weight_version": 0, "text": "..." (with a tokenizer)}
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/cli.h"
 #include "common/error.h"
-#include "model/pretrained.h"
 #include "model/runtime.h"
-#include "rollout/dense_generate.h"
-#include "rollout/engine.h"
+#include "rollout/offline.h"
+#include "rollout/prompts.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
 
 using nlohmann::json;
-
-std::vector<int64_t> parse_id_list(const std::string& s, const std::string& option) {
-  std::vector<int64_t> ids;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t pos = 0;
-      ids.push_back(std::stoll(item, &pos));
-      if (pos != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw grpo::InputError("--" + option + ": expected comma-separated integers, got \"" + item + "\"");
-    }
-  }
-  if (ids.empty()) throw grpo::InputError("--" + option + ": empty");
-  return ids;
-}
-
-std::vector<int64_t> encode(const grpo::Tokenizer& tok, const std::string& text, bool bos) {
-  std::vector<int64_t> ids;
-  if (bos && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
-  for (int32_t id : tok.encode(text)) ids.push_back(id);
-  return ids;
-}
-
-// Prompts from a JSONL file ("-": stdin); errors name the file and line.
-std::vector<std::vector<int64_t>> read_prompts(const std::string& path, const grpo::Tokenizer* tok, bool bos) {
-  std::ifstream file;
-  if (path != "-") {
-    file.open(path);
-    if (!file) throw grpo::InputError("--prompts: cannot read '" + path + "'");
-  }
-  std::istream& in = path == "-" ? std::cin : file;
-  std::vector<std::vector<int64_t>> prompts;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = "--prompts " + path + ", line " + std::to_string(n) + ": ";
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      throw grpo::InputError(where + "invalid JSON: " + e.what());
-    }
-    if (j.is_object() && j.contains("prompt_ids") && j["prompt_ids"].is_array()) {
-      std::vector<int64_t> ids;
-      for (const json& v : j["prompt_ids"]) {
-        if (!v.is_number_integer()) throw grpo::InputError(where + "\"prompt_ids\" must hold integers");
-        ids.push_back(v.get<int64_t>());
-      }
-      prompts.push_back(std::move(ids));
-    } else if (j.is_object() && (j.contains("prompt") || j.contains("text"))) {
-      const json& text = j.contains("prompt") ? j["prompt"] : j["text"];
-      if (!text.is_string()) throw grpo::InputError(where + "the prompt text must be a string");
-      if (!tok) throw grpo::InputError(where + "a text prompt needs --tokenizer");
-      prompts.push_back(encode(*tok, text.get<std::string>(), bos));
-    } else {
-      throw grpo::InputError(where + "expected {\"prompt\": \"text\"}, {\"text\": \"...\"} or {\"prompt_ids\": [ids]}");
-    }
-  }
-  return prompts;
-}
 
 int run_generate(const grpo::Args& args) {
   const int sources = args.has("prompt") + args.has("prompt-ids") + args.has("prompts");
@@ -97,11 +30,11 @@ int run_generate(const grpo::Args& args) {
   const bool bos = !args.flag("no-bos");
   std::vector<std::vector<int64_t>> prompts;
   if (args.has("prompt"))
-    prompts.push_back(encode(*tok, args.get("prompt"), bos));
+    prompts.push_back(grpo::rollout::encode_prompt(*tok, args.get("prompt"), bos));
   else if (args.has("prompt-ids"))
-    prompts.push_back(parse_id_list(args.get("prompt-ids"), "prompt-ids"));
+    prompts.push_back(grpo::rollout::parse_id_list(args.get("prompt-ids"), "prompt-ids"));
   else
-    prompts = read_prompts(args.get("prompts"), tok ? &*tok : nullptr, bos);
+    prompts = grpo::rollout::read_prompt_file(args.get("prompts"), tok ? &*tok : nullptr, bos);
 
   grpo::rollout::GenerationParams params;
   params.max_new_tokens = args.get_int("max-new-tokens");
@@ -109,40 +42,18 @@ int run_generate(const grpo::Args& args) {
   params.sampling.top_p = args.get_double("top-p");
   params.sampling.top_k = args.get_int("top-k");
   params.sampling.seed = static_cast<uint64_t>(args.get_int("seed"));
-  if (args.has("stop-ids")) params.stop_token_ids = parse_id_list(args.get("stop-ids"), "stop-ids");
+  if (args.has("stop-ids")) params.stop_token_ids = grpo::rollout::parse_id_list(args.get("stop-ids"), "stop-ids");
   if (args.has("stop")) params.stop_strings.push_back(args.get("stop"));
   std::vector<grpo::rollout::Request> requests;
   for (const auto& p : prompts) requests.push_back({p, args.get_int("n"), params});
 
-  const grpo::ModelOptions options = grpo::ModelOptions::for_dtype(args.get("dtype"));
-  std::vector<grpo::rollout::Completion> done;
-  std::map<uint64_t, size_t> prompt_index;  // request id -> prompt
-  if (grpo::is_dense_checkpoint(args.get("model"))) {
-    const grpo::DenseDecoder model = grpo::load_dense_pretrained(args.get("model"), options);
-    done = grpo::rollout::dense_generate(model, requests, tok ? &*tok : nullptr, args.get_int("max-seqs"));
-    for (size_t i = 0; i < requests.size(); ++i) prompt_index[i] = i;
-  } else {
-    auto model = std::make_shared<const grpo::DeepseekModel>(grpo::load_pretrained(args.get("model"), options));
-    grpo::rollout::EngineOptions eo;
-    eo.max_seqs = args.get_int("max-seqs");
-    eo.max_batched_tokens = std::max<int64_t>(eo.max_seqs, args.get_int("max-batched-tokens"));
-    eo.page_size = args.get_int("page-size");
-    eo.num_pages = args.get_int("num-pages");
-    grpo::rollout::Engine engine(model, 0, eo, tok ? &*tok : nullptr);
-    for (size_t i = 0; i < requests.size(); ++i) {
-      try {
-        prompt_index[engine.submit(requests[i])] = i;
-      } catch (const grpo::InputError& e) {
-        throw grpo::InputError("prompt " + std::to_string(i) + ": " + e.what());
-      }
-    }
-    done = engine.run_until_idle();
-    std::sort(done.begin(), done.end(), [](const auto& a, const auto& b) {
-      return std::tie(a.request_id, a.sample_index) < std::tie(b.request_id, b.sample_index);
-    });
-  }
+  grpo::rollout::EngineOptions eo;
+  eo.max_seqs = args.get_int("max-seqs"), eo.max_batched_tokens = args.get_int("max-batched-tokens");
+  eo.page_size = args.get_int("page-size"), eo.num_pages = args.get_int("num-pages");
+  const std::vector<grpo::rollout::Completion> done = grpo::rollout::generate_offline(
+      args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype")), requests, tok ? &*tok : nullptr, eo);
   for (const auto& c : done) {
-    json j = {{"prompt_index", prompt_index.at(c.request_id)},
+    json j = {{"prompt_index", c.request_id},
               {"sample", c.sample_index},
               {"output_ids", c.token_ids},
               {"logprobs", c.logprobs},

@@ -1,18 +1,16 @@
 #include "eval/evaluate.h"
 
 #include <algorithm>
-#include <map>
-#include <memory>
 #include <sstream>
 
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "eval/eval.h"
-#include "model/pretrained.h"
 #include "model/runtime.h"
 #include "reward/scorer.h"
-#include "rollout/dense_generate.h"
+#include "rollout/offline.h"
+#include "rollout/prompts.h"
 #include "tokenizer/tokenizer.h"
 
 namespace grpo {
@@ -45,46 +43,21 @@ reward::Scorer make_scorer(const EvalOptions& o) {
 std::vector<std::vector<rollout::Completion>> generate(const EvalOptions& o, const Tokenizer& tok,
                                                        const std::vector<rollout::Request>& requests,
                                                        const std::vector<PromptItem>& items, int64_t& generated) {
-  const ModelOptions model_options = ModelOptions::for_dtype(o.dtype);
-  std::vector<std::vector<rollout::Completion>> done(items.size());
+  std::vector<std::string> names;
+  for (const auto& it : items) names.push_back(it.id);
+  rollout::EngineOptions eo;
+  eo.max_seqs = o.max_seqs, eo.max_batched_tokens = o.max_batched_tokens;
+  eo.page_size = o.page_size, eo.num_pages = o.num_pages;
+  std::vector<int64_t> finished(items.size(), 0);
   Progress progress("generate", static_cast<int64_t>(items.size()), o.progress);
-  auto collect = [&](rollout::Completion c, size_t i) {
-    generated += static_cast<int64_t>(c.token_ids.size());
-    done[i].push_back(std::move(c));
-    if (static_cast<int64_t>(done[i].size()) == o.samples) progress.advance(1, "tokens=" + std::to_string(generated));
-  };
-  if (is_dense_checkpoint(o.model_dir)) {
-    const DenseDecoder model = load_dense_pretrained(o.model_dir, model_options);
-    rollout::dense_generate(model, requests, &tok, o.max_seqs,
-                            [&](const rollout::Completion& c) { collect(c, c.request_id); });
-  } else {
-    auto model = std::make_shared<const DeepseekModel>(load_pretrained(o.model_dir, model_options));
-    rollout::EngineOptions eo;
-    eo.max_seqs = o.max_seqs;
-    eo.max_batched_tokens = std::max<int64_t>(eo.max_seqs, o.max_batched_tokens);
-    eo.page_size = o.page_size;
-    eo.num_pages = o.num_pages;
-    eo.max_queued_requests = std::max<int64_t>(eo.max_queued_requests, static_cast<int64_t>(items.size()));
-    rollout::Engine engine(model, 0, eo, &tok);
-    std::map<uint64_t, size_t> index_of;
-    for (size_t i = 0; i < items.size(); ++i) {
-      try {
-        index_of[engine.submit(requests[i])] = i;
-      } catch (const InputError& e) {
-        throw InputError("prompt " + items[i].id + ": " + e.what());
-      }
-    }
-    for (bool more = true; more;) {
-      more = engine.step();
-      for (auto& c : engine.poll()) {
-        const size_t i = index_of.at(c.request_id);
-        collect(std::move(c), i);
-      }
-    }
-  }
+  std::vector<rollout::Completion> all = rollout::generate_offline(
+      o.model_dir, ModelOptions::for_dtype(o.dtype), requests, &tok, eo, names, [&](const rollout::Completion& c) {
+        generated += static_cast<int64_t>(c.token_ids.size());
+        if (++finished[c.request_id] == o.samples) progress.advance(1, "tokens=" + std::to_string(generated));
+      });
   progress.finish("tokens=" + std::to_string(generated));
-  for (auto& d : done)
-    std::sort(d.begin(), d.end(), [](const auto& x, const auto& y) { return x.sample_index < y.sample_index; });
+  std::vector<std::vector<rollout::Completion>> done(items.size());
+  for (auto& c : all) done[c.request_id].push_back(std::move(c));
   return done;
 }
 
@@ -148,8 +121,7 @@ EvalOutput evaluate_checkpoint(const EvalOptions& o, bool with_sample_lines) {
   for (size_t i = 0; i < items.size(); ++i) {
     prompts[i] = o.chat_template.render({{"user", items[i].prompt}}, true);
     rollout::Request& r = gen_requests[i];
-    if (o.bos && tok.bos_id() >= 0) r.prompt.push_back(tok.bos_id());
-    for (int32_t id : tok.encode(prompts[i])) r.prompt.push_back(id);
+    r.prompt = rollout::encode_prompt(tok, prompts[i], o.bos);
     r.n = n;
     r.params = o.params;
     r.params.sampling.seed = o.seed + i;

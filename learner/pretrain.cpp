@@ -10,10 +10,12 @@
 #include <set>
 
 #include "learner/expert_parallel.h"
+#include "learner/launcher.h"
 #include "learner/sharded_checkpoint.h"
 #include "learner/zero1.h"
 #include "model/init.h"
 #include "model/pretrained.h"
+#include "model/runtime.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -331,6 +333,29 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
   save.dtype = o.train.save_dtype_value();
   save_pretrained(model, o.train.out_dir, save);
   return r;
+}
+
+nlohmann::json pretrain_rank(const PretrainOptions& options, const DistEnv& env,
+                             std::chrono::seconds collective_timeout, bool show_progress,
+                             const std::function<PretrainStepHook(Distributed&)>& make_hook) {
+  const int threads = options.train.threads > 0 ? options.train.threads : threads_per_rank();
+  set_torch_threads(threads);
+  Distributed dist(env, collective_timeout);
+  if (env.rank == 0)
+    std::cerr << "learner: " << env.world_size << " ranks, " << options.steps << " steps of "
+              << options.train.batch_size << " sequences, " << threads << " threads a rank -> " << options.train.out_dir
+              << "\n";
+  const PretrainResult r = pretrain(options, show_progress, &dist, make_hook ? make_hook(dist) : PretrainStepHook());
+  if (env.rank != 0) return nullptr;
+  return {{"steps", r.steps},
+          {"first_loss", r.first_loss},
+          {"final_loss", r.final_loss},
+          {"seconds", r.seconds},
+          {"tokens", r.tokens},
+          {"world_size", env.world_size},
+          {"all_to_all_bytes", dist.all_to_all_bytes()},
+          {"out_dir", options.train.out_dir},
+          {"optimizer_state_bytes", r.optimizer_state_bytes}};
 }
 
 }  // namespace grpo

@@ -32,6 +32,7 @@
 // Errors (unknown keys, wrong types, missing keys, unreadable files, a vocabulary smaller than
 // the tokenizer's) are InputErrors naming the file and key before any training starts.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -105,5 +106,14 @@ struct PretrainResult {
 using PretrainStepHook = std::function<std::map<std::string, double>(int64_t steps_done, const DeepseekModel& model)>;
 PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true, Distributed* dist = nullptr,
                         const PretrainStepHook& after_step = {});
+
+// One rank of `grpo learner`'s pretraining job: rendezvous (collective_timeout), threads =
+// options.train.threads or the host's cores shared by its ranks (learner/launcher.h), then
+// pretrain with the hook make_hook(dist) returns (empty: none). Rank 0 returns the summary
+// {steps, first_loss, final_loss, seconds, tokens, world_size, all_to_all_bytes, out_dir,
+// optimizer_state_bytes}; the other ranks null.
+nlohmann::json pretrain_rank(const PretrainOptions& options, const DistEnv& env,
+                             std::chrono::seconds collective_timeout, bool show_progress,
+                             const std::function<PretrainStepHook(Distributed&)>& make_hook = {});
 
 }  // namespace grpo

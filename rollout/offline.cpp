@@ -1,0 +1,50 @@
+#include "rollout/offline.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <tuple>
+
+#include "common/error.h"
+#include "model/pretrained.h"
+#include "rollout/dense_generate.h"
+
+namespace grpo::rollout {
+
+std::vector<Completion> generate_offline(const std::string& model_dir, const ModelOptions& model_options,
+                                         const std::vector<Request>& requests, const Tokenizer* tokenizer,
+                                         const EngineOptions& engine_options, const std::vector<std::string>& names,
+                                         const std::function<void(const Completion&)>& on_done) {
+  if (is_dense_checkpoint(model_dir)) {
+    const DenseDecoder model = load_dense_pretrained(model_dir, model_options);
+    return dense_generate(model, requests, tokenizer, engine_options.max_seqs, on_done);
+  }
+  auto model = std::make_shared<const DeepseekModel>(load_pretrained(model_dir, model_options));
+  EngineOptions eo = engine_options;
+  eo.max_batched_tokens = std::max(eo.max_seqs, eo.max_batched_tokens);
+  eo.max_queued_requests = std::max<int64_t>(eo.max_queued_requests, static_cast<int64_t>(requests.size()));
+  Engine engine(model, 0, eo, tokenizer);
+  std::map<uint64_t, size_t> index_of;  // engine request id -> request index
+  for (size_t i = 0; i < requests.size(); ++i) {
+    try {
+      index_of[engine.submit(requests[i])] = i;
+    } catch (const InputError& e) {
+      throw InputError("prompt " + (i < names.size() ? names[i] : std::to_string(i)) + ": " + e.what());
+    }
+  }
+  std::vector<Completion> done;
+  for (bool more = true; more;) {
+    more = engine.step();
+    for (auto& c : engine.poll()) {
+      c.request_id = index_of.at(c.request_id);
+      if (on_done) on_done(c);
+      done.push_back(std::move(c));
+    }
+  }
+  std::sort(done.begin(), done.end(), [](const Completion& a, const Completion& b) {
+    return std::tie(a.request_id, a.sample_index) < std::tie(b.request_id, b.sample_index);
+  });
+  return done;
+}
+
+}  // namespace grpo::rollout
