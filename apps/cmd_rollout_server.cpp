@@ -29,8 +29,8 @@ int run_rollout_server(const grpo::Args& a) {
 
   grpo::Config config = load_config(a);
   config.require_known({"server", "engine"});
-  ServerOptions options = server_options_from_config(config);
-  EngineOptions eo = engine_options_from_config(config);
+  ServerOptions options = server_options_from_config(config.sub("server"));
+  EngineOptions eo = engine_options_from_config(config.sub("engine"));
   if (a.has("address")) options.address = a.get("address");
   if (a.has("max-seqs")) eo.max_seqs = a.get_int("max-seqs");
   if (a.has("max-batched-tokens")) eo.max_batched_tokens = a.get_int("max-batched-tokens");

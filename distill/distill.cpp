@@ -69,10 +69,10 @@ class Distiller {
       : config_(config), how_(how), o_(DistillOptions::from_config(config)) {}
 
   DistillSummary run() {
-    at::set_num_threads(o_.run.threads);
+    at::set_num_threads(o_.run.run.threads);
     // Input that can fail is read before anything is written.
     template_ = ChatTemplate::load(o_.run.chat_template);
-    if (!o_.run.model_path.empty()) teacher_id_ = checkpoint_digest(o_.run.model_path);
+    if (!o_.run.model.path.empty()) teacher_id_ = checkpoint_digest(o_.run.model.path);
     std::unique_ptr<ExperienceStore> store;
     if (o_.harvest_store.empty()) {
       store = sample();
@@ -96,12 +96,12 @@ class Distiller {
   // Samples the prompts the store in out/ does not have yet (none with export_only); returns
   // the store.
   std::unique_ptr<ExperienceStore> sample() {
-    PromptDatasetSpec spec = o_.run.train_data;
+    PromptDatasetSpec spec = o_.run.data.train;
     spec.skip_bad = true;  // bad rows are skipped and counted on the card
     PromptDatasetReport report;
     std::vector<PromptItem> items = load_prompt_dataset(spec, &report);
     std::optional<Tokenizer> tokenizer;
-    if (!how_.export_only) tokenizer = Tokenizer::load(o_.run.tokenizer_path);
+    if (!how_.export_only) tokenizer = Tokenizer::load(o_.run.model.tokenizer);
     counts_.prompts = int64_t(items.size());
     counts_.dataset_rows_skipped = report.skipped;
     counts_.dataset_skip_examples = report.reasons;
@@ -109,16 +109,16 @@ class Distiller {
     sources_ = {{"dataset", file_digest(spec.path)}, {"store", (fs::path(o_.out_dir) / "store").string()}};
     sources_["dataset"]["format"] = spec.format;
     sources_["dataset"]["rows"] = report.rows;
-    sampling_ = {{"samples_per_prompt", o_.run.group_size},
-                 {"temperature", o_.run.temperature},
-                 {"top_p", o_.run.top_p},
-                 {"top_k", o_.run.top_k},
-                 {"max_new_tokens", o_.run.max_new_tokens},
-                 {"seed", o_.run.seed},
-                 {"dtype", o_.run.rollout_dtype},
-                 {"verifier", o_.run.verifier},
-                 {"verifier_options", o_.run.verifier_options},
-                 {"reward_config", o_.run.reward_config}};
+    sampling_ = {{"samples_per_prompt", o_.run.rollout.group_size},
+                 {"temperature", o_.run.rollout.sampling.sampling.temperature},
+                 {"top_p", o_.run.rollout.sampling.sampling.top_p},
+                 {"top_k", o_.run.rollout.sampling.sampling.top_k},
+                 {"max_new_tokens", o_.run.rollout.sampling.max_new_tokens},
+                 {"seed", o_.run.run.seed},
+                 {"dtype", o_.run.rollout.dtype},
+                 {"verifier", o_.run.reward.verifier},
+                 {"verifier_options", o_.run.reward.options},
+                 {"reward_config", o_.run.reward.config}};
 
     const std::string store_dir = (fs::path(o_.out_dir) / "store").string();
     if (how_.export_only && !fs::exists(store_dir))
@@ -134,9 +134,9 @@ class Distiller {
     for (size_t i = 0; i < items.size(); ++i)
       if (!done.count(items[i].id)) todo.push_back(i);
     if (!how_.export_only && !todo.empty()) {
-      std::cerr << "distill: sampling " << todo.size() << " of " << items.size() << " prompts x " << o_.run.group_size
-                << " from " << o_.run.model_path << " (" << done.size() << " already in " << store_dir << ")"
-                << std::endl;
+      std::cerr << "distill: sampling " << todo.size() << " of " << items.size() << " prompts x "
+                << o_.run.rollout.group_size << " from " << o_.run.model.path << " (" << done.size() << " already in "
+                << store_dir << ")" << std::endl;
       sample_into(*store, items, todo, *tokenizer);
     } else if (!todo.empty()) {
       std::cerr << "distill: --export-only: " << todo.size() << " prompts of the dataset are not in the store"
@@ -157,7 +157,7 @@ class Distiller {
     }
     for (size_t i : todo) {
       const bool own = !items[i].verifier.empty();
-      const std::string& name = own ? items[i].verifier : o_.run.verifier;
+      const std::string& name = own ? items[i].verifier : o_.run.reward.verifier;
       if (!known.count(name))
         throw InputError((own ? "prompt " + items[i].id : config_.where("reward.verifier")) + ": unknown verifier '" +
                          name + "' at " + reward.address() + " (registered: " + list + ")");
@@ -169,10 +169,10 @@ class Distiller {
   void sample_into(ExperienceStore& store, const std::vector<PromptItem>& items, const std::vector<size_t>& todo,
                    const Tokenizer& tokenizer) {
     LocalServices services(o_.run);
-    RolloutPool rollouts(services.rollout_addresses(), o_.run.rollout_timeout_ms, o_.run.rollout_retries);
+    RolloutPool rollouts(services.rollout_addresses(), o_.run.rollout.timeout_ms, o_.run.rollout.retries);
     ClientOptions ro;
-    ro.timeout_ms = o_.run.reward_timeout_ms;
-    ro.retries = o_.run.reward_retries;
+    ro.timeout_ms = o_.run.reward.timeout_ms;
+    ro.retries = o_.run.reward.retries;
     ro.backoff_ms = 200;
     reward::RewardClient reward(services.reward_address(), ro);
     reward.health();  // fails early, with retries, when the reward service is unreachable
@@ -191,7 +191,7 @@ class Distiller {
       std::vector<int64_t> index;
       for (; next < todo.size() && todo[next] / size_t(o_.batch_prompts) == block; ++next) {
         prompts.push_back(prepare_prompt(items[todo[next]], template_, tokenizer));
-        seeds.push_back(group_seed(o_.run.seed, 0, items[todo[next]].id));
+        seeds.push_back(group_seed(o_.run.run.seed, 0, items[todo[next]].id));
         index.push_back(int64_t(todo[next]));
       }
       std::vector<const Prompt*> ptrs;
@@ -217,7 +217,7 @@ class Distiller {
   // PromptFilter), then the files. Only the accepted examples are held in memory.
   void export_store(const ExperienceStore& store) {
     const std::string opening = think_opening(template_);
-    const std::string source = o_.harvest_store.empty() ? o_.run.train_data.path : o_.harvest_store;
+    const std::string source = o_.harvest_store.empty() ? o_.run.data.train.path : o_.harvest_store;
     for (const DistillVerdict v : rejection_order()) counts_.rejected[verdict_name(v)] = 0;
     struct PromptState {
       std::optional<PromptFilter> filter;  // unset: the prompt is skipped (no answer, not the template's)
@@ -282,9 +282,9 @@ class Distiller {
 
     std::vector<TeacherTopK> teacher;
     if (o_.topk_logprobs > 0 && !examples.empty()) {
-      if (o_.run.model_path.empty())
+      if (o_.run.model.path.empty())
         throw InputError(config_.where("distill.topk_logprobs") + ": the teacher's log-probs need model.path");
-      const DeepseekModel model = load_pretrained(o_.run.model_path, ModelOptions::for_dtype("fp32"));
+      const DeepseekModel model = load_pretrained(o_.run.model.path, ModelOptions::for_dtype("fp32"));
       Progress bar("teacher", int64_t(examples.size()), how_.progress);
       teacher = teacher_topk(model, examples, o_.topk_logprobs, o_.topk_batch, &bar);
       bar.finish();
@@ -307,10 +307,10 @@ class Distiller {
         {"filter_order", filter_order},
         {"sources", sources_},
         {"teacher",
-         o_.run.model_path.empty() ? Ordered{{"note", "no model.path: the policy of the harvested run"}} : teacher_id_},
+         o_.run.model.path.empty() ? Ordered{{"note", "no model.path: the policy of the harvested run"}} : teacher_id_},
         {"sampling", sampling_},
         {"filters", filters_json(o_.filters)},
-        {"tokenizer", identity(Tokenizer::json_path(o_.run.tokenizer_path))},
+        {"tokenizer", identity(Tokenizer::json_path(o_.run.model.tokenizer))},
         {"template", identity(o_.run.chat_template)},
         {"topk_logprobs", o_.topk_logprobs}};
     const fs::path out(o_.out_dir);
@@ -346,15 +346,15 @@ DistillOptions DistillOptions::from_config(const Config& config) {
     // Harvest: no sampling, so only what names the output, the template and the (optional) teacher.
     config.require_known(
         {"run", "model", "template", "data", "reward", "rollout", "train", "trainer", "pretrain", "distill"});
-    o.run.name = config.get<std::string>("run.name", o.run.name);
-    o.run.out_dir = config.get<std::string>("run.out_dir", "runs/" + o.run.name);
-    o.run.threads = config.get<int>("run.threads", 0);
-    if (o.run.threads <= 0) o.run.threads = int(std::max(1u, std::thread::hardware_concurrency()));
-    o.run.model_path = config.get<std::string>("model.path", "");
-    o.run.tokenizer_path = config.get<std::string>("model.tokenizer", o.run.model_path);
+    o.run.run.name = config.get<std::string>("run.name", o.run.run.name);
+    o.run.run.out_dir = config.get<std::string>("run.out_dir", "runs/" + o.run.run.name);
+    o.run.run.threads = config.get<int>("run.threads", 0);
+    if (o.run.run.threads <= 0) o.run.run.threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    o.run.model.path = config.get<std::string>("model.path", "");
+    o.run.model.tokenizer = config.get<std::string>("model.tokenizer", o.run.model.path);
     o.run.chat_template = config.get<std::string>("template", o.run.chat_template);
   }
-  o.out_dir = d.get<std::string>("out", (fs::path(o.run.out_dir) / "distill").string());
+  o.out_dir = d.get<std::string>("out", (fs::path(o.run.run.out_dir) / "distill").string());
   o.batch_prompts = d.get<int64_t>("batch_prompts", o.batch_prompts);
   if (o.batch_prompts < 1) throw InputError(d.where("batch_prompts") + ": expected a positive integer");
   const int64_t cap = d.get<int64_t>("per_prompt_cap", 0);
@@ -364,7 +364,7 @@ DistillOptions DistillOptions::from_config(const Config& config) {
   o.topk_batch = d.get<int64_t>("topk_batch", o.topk_batch);
   if (o.topk_batch < 1) throw InputError(d.where("topk_batch") + ": expected a positive integer");
   o.filters = DistillFilters::from_config(d.sub("filters"), cap);
-  if (!o.harvest_store.empty() && o.topk_logprobs > 0 && o.run.model_path.empty())
+  if (!o.harvest_store.empty() && o.topk_logprobs > 0 && o.run.model.path.empty())
     throw InputError(d.where("topk_logprobs") + ": the teacher's log-probs need model.path");
   return o;
 }

@@ -140,7 +140,15 @@ TEST(RunConfig, ErrorsNameTheKey) {
   expect_error({"rollout.dtype=fp16"}, "rollout.dtype");
   expect_error({"rollout.group_size=many"}, "rollout.group_size");
   expect_error({"bogus.key=1"}, "bogus");
+  expect_error({"rollout.sampling.top_p=2"}, "rollout.sampling.top_p");
+  expect_error({"rollout.sampling.temperature=-1"}, "rollout.sampling.temperature");
+  expect_error({"rollout.engine.max_seqs=0"}, "rollout.engine.max_seqs");
+  expect_error({"rollout.engine.max_contxt=5"}, "max_contxt");
   EXPECT_NO_THROW(run_config_from(f.load(1)));
+  // The sections keep the run config's own defaults where the config says nothing.
+  const RunConfig rc = run_config_from(f.load(1, {"rollout.engine.max_context=64"}));
+  EXPECT_EQ(rc.rollout.engine.max_context, 64);
+  EXPECT_EQ(rc.rollout.engine.max_new_tokens_limit, rollout::EngineOptions().max_new_tokens_limit);
 }
 
 TEST(Controller, RunsStoresEveryGroupLogsAndResumes) {

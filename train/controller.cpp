@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "dataset/prompt_dataset.h"
 #include "learner/expert_parallel.h"
 #include "learner/trainer.h"
 #include "metrics/metrics.h"
@@ -32,7 +33,6 @@
 #include "train/ep_publisher.h"
 #include "train/group_metrics.h"
 #include "train/local_services.h"
-#include "dataset/prompt_dataset.h"
 #include "train/prompt_schedule.h"
 #include "train/rollout_pool.h"
 #include "train/run_config.h"
@@ -114,14 +114,14 @@ class Loop {
   TrainSummary run() {
     setup();
     TrainSummary summary;
-    summary.out_dir = cfg_.out_dir;
+    summary.out_dir = cfg_.run.out_dir;
     summary.start_step = trainer_->steps_done();
     const int64_t start = summary.start_step;
-    if (start >= cfg_.steps) {
+    if (start >= cfg_.train.steps) {
       if (lead()) {
-        std::cerr << "train: " << start << " of " << cfg_.steps << " steps already done (" << cfg_.out_dir << ")"
-                  << std::endl;
-        write_report(cfg_.out_dir);
+        std::cerr << "train: " << start << " of " << cfg_.train.steps << " steps already done (" << cfg_.run.out_dir
+                  << ")" << std::endl;
+        write_report(cfg_.run.out_dir);
       }
       summary.steps_done = start;
       return summary;
@@ -138,19 +138,19 @@ class Loop {
       std::lock_guard<std::mutex> lock(mu_);
       published_ = 0;
     }
-    if (cfg_.eval_every > 0) summary.first_eval_accuracy = evaluate(start);
+    if (cfg_.train.eval_every > 0) summary.first_eval_accuracy = evaluate(start);
 
     std::thread producer([&] { produce(start); });
-    Progress bar("train", cfg_.steps - start, progress_);
+    Progress bar("train", cfg_.train.steps - start, progress_);
     try {
-      for (int64_t step = start; step < cfg_.steps; ++step) {
+      for (int64_t step = start; step < cfg_.train.steps; ++step) {
         StepGroups batch = take(step);
         const std::string status = train_step(batch);
         const int64_t done = step + 1;
         if (checkpoint_due(done)) checkpoint(done);  // before evaluating: the other ranks take part
-        if (cfg_.eval_every > 0 && (done % cfg_.eval_every == 0 || done == cfg_.steps))
+        if (cfg_.train.eval_every > 0 && (done % cfg_.train.eval_every == 0 || done == cfg_.train.steps))
           summary.last_eval_accuracy = evaluate(done);
-        write_report(cfg_.out_dir);
+        write_report(cfg_.run.out_dir);
         bar.advance(1, status);
       }
     } catch (...) {
@@ -166,13 +166,15 @@ class Loop {
 
  private:
   bool lead() const { return !dist_ || dist_->rank() == 0; }
-  bool checkpoint_due(int64_t done) const { return done % cfg_.checkpoint_every == 0 || done == cfg_.steps; }
+  bool checkpoint_due(int64_t done) const {
+    return done % cfg_.train.checkpoint_every == 0 || done == cfg_.train.steps;
+  }
 
   // An expert-parallel rank other than 0: the trainer steps on rank 0's groups, publishing and
   // checkpoints, in the order rank 0 does them.
   void follow(int64_t start) {
     if (start > 0) publish(start);
-    for (int64_t step = start; step < cfg_.steps; ++step) {
+    for (int64_t step = start; step < cfg_.train.steps; ++step) {
       dist_->fetch(ready_key(step), wait_);  // rank 0 may be generating: the long wait is here
       std::string bytes;
       dist_->broadcast(bytes);
@@ -187,20 +189,21 @@ class Loop {
   }
 
   void setup() {
-    at::set_num_threads(cfg_.threads);
+    at::set_num_threads(cfg_.run.threads);
     trainer_options_ = trainer_options_from_config(config_.sub("trainer"));
     // The trainer's log-probs must be those of the distribution the rollouts sampled from.
-    if (config_.has("trainer.temperature") && trainer_options_.temperature != cfg_.temperature)
+    const double temperature = cfg_.rollout.sampling.sampling.temperature;
+    if (config_.has("trainer.temperature") && trainer_options_.temperature != temperature)
       throw InputError(config_.where("trainer.temperature") + ": must equal rollout.sampling.temperature (" +
-                       std::to_string(cfg_.temperature) + ") or be left out");
-    trainer_options_.temperature = cfg_.temperature > 0 ? cfg_.temperature : 1.0;
-    if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.threads;
+                       std::to_string(temperature) + ") or be left out");
+    trainer_options_.temperature = temperature > 0 ? temperature : 1.0;
+    if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.run.threads;
     ModelOptions model_options = trainer_options_.model_options();
     if (dist_) {  // this rank's expert shard
       model_options.expert_rank = dist_->rank();
       model_options.expert_ranks = dist_->size();
     }
-    auto policy = std::make_shared<DeepseekModel>(load_pretrained(cfg_.model_path, model_options));
+    auto policy = std::make_shared<DeepseekModel>(load_pretrained(cfg_.model.path, model_options));
     trainer_ = std::make_unique<Trainer>(policy, trainer_options_, dist_);
     resume();
     if (!lead()) {  // rank 0's rollout workers, to publish this rank's experts to
@@ -211,19 +214,20 @@ class Loop {
       return;
     }
 
-    fs::create_directories(cfg_.out_dir);
-    { std::ofstream(fs::path(cfg_.out_dir) / "config.yaml") << config_.dump() << "\n"; }
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(cfg_.tokenizer_path));
+    fs::create_directories(cfg_.run.out_dir);
+    { std::ofstream(fs::path(cfg_.run.out_dir) / "config.yaml") << config_.dump() << "\n"; }
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(cfg_.model.tokenizer));
     template_ = ChatTemplate::load(cfg_.chat_template);
-    train_ = prepare(load_prompt_dataset(cfg_.train_data), "data.train");
-    if (cfg_.has_heldout) {
-      heldout_ = prepare(load_prompt_dataset(cfg_.heldout_data), "data.heldout");
-      if (cfg_.eval_limit > 0 && int64_t(heldout_.size()) > cfg_.eval_limit) heldout_.resize(cfg_.eval_limit);
+    train_ = prepare(load_prompt_dataset(cfg_.data.train), "data.train");
+    if (cfg_.data.has_heldout) {
+      heldout_ = prepare(load_prompt_dataset(cfg_.data.heldout), "data.heldout");
+      if (cfg_.train.eval_limit > 0 && int64_t(heldout_.size()) > cfg_.train.eval_limit)
+        heldout_.resize(cfg_.train.eval_limit);
     }
 
     services_ = std::make_unique<LocalServices>(cfg_);
     rollouts_ =
-        std::make_unique<RolloutPool>(services_->rollout_addresses(), cfg_.rollout_timeout_ms, cfg_.rollout_retries);
+        std::make_unique<RolloutPool>(services_->rollout_addresses(), cfg_.rollout.timeout_ms, cfg_.rollout.retries);
     if (dist_) {
       std::string addresses;
       for (const auto& a : services_->rollout_addresses()) addresses += a + "\n";
@@ -231,14 +235,14 @@ class Loop {
       publisher_ = std::make_unique<EpPublisher>(publish_options(services_->rollout_addresses()), *dist_);
     }
     ClientOptions ro;
-    ro.timeout_ms = cfg_.reward_timeout_ms;
-    ro.retries = cfg_.reward_retries;
+    ro.timeout_ms = cfg_.reward.timeout_ms;
+    ro.retries = cfg_.reward.retries;
     ro.backoff_ms = 200;
     reward_ = std::make_unique<reward::RewardClient>(services_->reward_address(), ro);
     reward_->health();  // fails early, with retries, when the reward service is unreachable
 
-    store_ = ExperienceStore::open((fs::path(cfg_.out_dir) / "store").string());
-    metrics_ = std::make_unique<MetricsWriter>(cfg_.out_dir);
+    store_ = ExperienceStore::open((fs::path(cfg_.run.out_dir) / "store").string());
+    metrics_ = std::make_unique<MetricsWriter>(cfg_.run.out_dir);
   }
 
   std::vector<Prompt> prepare(std::vector<PromptItem> items, const std::string& what) {
@@ -252,14 +256,14 @@ class Loop {
   EpPublishOptions publish_options(const std::vector<std::string>& addresses) const {
     EpPublishOptions o;
     o.rollout = addresses;
-    o.fp8 = cfg_.rollout_dtype == "fp8";
+    o.fp8 = cfg_.rollout.dtype == "fp8";
     return o;
   }
 
   // The newest checkpoint that loads (on every rank, expert parallel). Checkpoints of which none
   // loads are an error: starting over would silently retrain the steps the store already holds.
   void resume() {
-    const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
+    const fs::path dir = fs::path(cfg_.run.out_dir) / "checkpoints";
     const auto checkpoints = list_checkpoints(dir);
     std::string newest_error;
     for (const auto& [step, path] : checkpoints) {
@@ -297,12 +301,12 @@ class Loop {
 
   void produce(int64_t start) {
     try {
-      for (int64_t step = start; step < cfg_.steps; ++step) {
+      for (int64_t step = start; step < cfg_.train.steps; ++step) {
         {
           std::unique_lock<std::mutex> lock(mu_);
           // Rollouts for `step` may use weights from step - max_staleness on: wait until those
           // are published, and keep at most max_staleness + 1 steps queued.
-          cv_.wait(lock, [&] { return stop_ || (published_ >= step - cfg_.max_staleness); });
+          cv_.wait(lock, [&] { return stop_ || (published_ >= step - cfg_.train.max_staleness); });
           if (stop_) return;
         }
         StepGroups batch = collect(step);
@@ -346,11 +350,11 @@ class Loop {
       stored.emplace(g.prompt_id, g);
       return true;
     });
-    const std::vector<size_t> order = step_prompt_order(train_.size(), cfg_.seed, step);
+    const std::vector<size_t> order = step_prompt_order(train_.size(), cfg_.run.seed, step);
     size_t next = 0;
     int64_t useful = 0;
-    for (int round = 0; round <= (cfg_.dynamic_sampling ? cfg_.max_refill_rounds : 0); ++round) {
-      const int64_t need = cfg_.prompts_per_step - (cfg_.dynamic_sampling ? useful : 0);
+    for (int round = 0; round <= (cfg_.train.dynamic_sampling ? cfg_.train.max_refill_rounds : 0); ++round) {
+      const int64_t need = cfg_.train.prompts_per_step - (cfg_.train.dynamic_sampling ? useful : 0);
       if (need <= 0 || next >= order.size()) break;
       std::vector<const Prompt*> todo;
       for (int64_t k = 0; k < need && next < order.size(); ++k) {
@@ -374,16 +378,16 @@ class Loop {
         useful += has_reward_variance(g);
         out.groups.push_back(std::move(g));
       }
-      if (!cfg_.dynamic_sampling) break;
+      if (!cfg_.train.dynamic_sampling) break;
     }
     return out;
   }
 
   std::vector<ScoredGroup> generate_and_score(const std::vector<const Prompt*>& todo, int64_t step, StepGroups& acc) {
     std::vector<uint64_t> seeds;
-    for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.seed, step, p->item.id));
+    for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.run.seed, step, p->item.id));
     return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step,
-                            std::max<int64_t>(0, step - cfg_.max_staleness), acc.sampling);
+                            std::max<int64_t>(0, step - cfg_.train.max_staleness), acc.sampling);
   }
 
   // ---- learner side ------------------------------------------------------------------
@@ -393,8 +397,8 @@ class Loop {
     std::map<std::string, double> m = group_metrics(batch.groups);
     std::vector<ScoredGroup> used;
     for (auto& g : batch.groups) {
-      if (cfg_.dynamic_sampling && !has_reward_variance(g)) continue;
-      if (int64_t(used.size()) == cfg_.prompts_per_step) break;
+      if (cfg_.train.dynamic_sampling && !has_reward_variance(g)) continue;
+      if (int64_t(used.size()) == cfg_.train.prompts_per_step) break;
       used.push_back(g);
     }
     int64_t min_version = step;
@@ -446,7 +450,7 @@ class Loop {
     if (publisher_) {
       m = publisher_->publish(version, *trainer_->policy()).metrics();
     } else {
-      const PublishStats s = rollouts_->publish(version, trainer_->policy()->state_dict(), cfg_.rollout_dtype == "fp8");
+      const PublishStats s = rollouts_->publish(version, trainer_->policy()->state_dict(), cfg_.rollout.dtype == "fp8");
       m = {{"time/sync", s.seconds},
            {"sync/bytes", double(s.bytes)},
            {"sync/gb_per_s", s.seconds > 0 ? double(s.bytes) / s.seconds / 1e9 : 0}};
@@ -461,14 +465,14 @@ class Loop {
   // Held-out accuracy at the current weights (eval.samples per prompt), logged at `step`.
   double evaluate(int64_t step) {
     rollout::GenerationParams params;
-    params.max_new_tokens = cfg_.max_new_tokens;
-    params.sampling.temperature = cfg_.eval_temperature;
+    params.max_new_tokens = cfg_.rollout.sampling.max_new_tokens;
+    params.sampling.temperature = cfg_.train.eval_temperature;
     std::vector<rollout::GeneratePrompt> prompts;
     for (const auto& p : heldout_) {
       rollout::GeneratePrompt g;
       g.token_ids = p.ids;
-      g.n = cfg_.eval_samples;
-      g.seed = group_seed(cfg_.seed ^ 0x5eedull, 0, p.item.id);  // the same draws at every evaluation
+      g.n = cfg_.train.eval_samples;
+      g.seed = group_seed(cfg_.run.seed ^ 0x5eedull, 0, p.item.id);  // the same draws at every evaluation
       prompts.push_back(std::move(g));
     }
     const auto t0 = Clock::now();
@@ -495,18 +499,18 @@ class Loop {
                          {"eval/response_length", len / n},
                          {"time/eval", seconds_since(t0)}});
     std::cerr << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
-              << " over " << heldout_.size() << " prompts x " << cfg_.eval_samples << ", mean length "
+              << " over " << heldout_.size() << " prompts x " << cfg_.train.eval_samples << ", mean length "
               << std::setprecision(1) << len / n << " tokens" << std::endl;
     return last_eval_;
   }
 
   void checkpoint(int64_t step) {
-    const fs::path dir = fs::path(cfg_.out_dir) / "checkpoints";
+    const fs::path dir = fs::path(cfg_.run.out_dir) / "checkpoints";
     fs::create_directories(dir);
     trainer_->save_checkpoint((dir / checkpoint_name(step)).string());
     if (!lead()) return;
     auto all = list_checkpoints(dir);
-    for (size_t i = size_t(cfg_.keep_checkpoints); i < all.size(); ++i) fs::remove_all(all[i].second);
+    for (size_t i = size_t(cfg_.run.keep_checkpoints); i < all.size(); ++i) fs::remove_all(all[i].second);
   }
 
   const Config& config_;

@@ -12,11 +12,11 @@
 namespace grpo {
 
 LocalServices::LocalServices(const RunConfig& run) {
-  if (!run.reward_address.empty()) {
-    reward_address_ = run.reward_address;
+  if (!run.reward.address.empty()) {
+    reward_address_ = run.reward.address;
   } else {
     const Config reward_config =
-        run.reward_config.empty() ? Config::parse("", "<reward defaults>") : Config::load(run.reward_config);
+        run.reward.config.empty() ? Config::parse("", "<reward defaults>") : Config::load(run.reward.config);
     reward::ServerOptions options = reward::server_options_from_config(reward_config);
     options.address = "127.0.0.1:0";
     reward_ = std::make_unique<reward::RewardServer>(reward::registry_from_config(reward_config), options);
@@ -24,21 +24,17 @@ LocalServices::LocalServices(const RunConfig& run) {
     reward_address_ = reward_->address();
   }
 
-  if (!run.rollout_addresses.empty()) {
-    rollout_addresses_ = run.rollout_addresses;
+  if (!run.rollout.addresses.empty()) {
+    rollout_addresses_ = run.rollout.addresses;
     return;
   }
   // Each worker: its own model copy (FP8 quantised on load for dtype fp8) and engine. The
   // tokenizer is shared (read-only) and outlives the servers.
-  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(run.tokenizer_path));
-  rollout::EngineOptions eo;
-  eo.max_seqs = run.engine_max_seqs;
-  eo.num_pages = run.engine_num_pages;
-  eo.page_size = run.engine_page_size;
-  eo.max_batched_tokens = std::max(run.engine_max_batched_tokens, run.engine_max_seqs);
-  for (int w = 0; w < run.rollout_workers; ++w) {
+  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(run.model.tokenizer));
+  const rollout::EngineOptions& eo = run.rollout.engine;  // max_batched_tokens >= max_seqs (rollout/options.h)
+  for (int w = 0; w < run.rollout.workers; ++w) {
     auto model = std::make_shared<const DeepseekModel>(
-        load_pretrained(run.model_path, ModelOptions::for_dtype(run.rollout_dtype)));
+        load_pretrained(run.model.path, ModelOptions::for_dtype(run.rollout.dtype)));
     auto engine = std::make_shared<rollout::Engine>(model, /*version=*/0, eo, tokenizer_.get());
     rollout::ServerOptions so;
     so.address = "127.0.0.1:0";

@@ -1,7 +1,9 @@
 // The controller's sections of a run config (`grpo train CONFIG`): run, model, template, data,
-// reward, rollout, train. The `trainer:` section belongs to learner/trainer.h and `pretrain:` to
-// learner/pretrain.h; each owner parses its own. configs/tiny-zero.yaml documents every key.
-// Every error is an InputError naming the file and the dotted key.
+// reward, rollout, train, one typed struct per section and one parser each (rollout.sampling and
+// rollout.engine are rollout/options.h's). The `trainer:` section belongs to learner/trainer.h
+// and `pretrain:` to learner/pretrain.h; each owner parses its own. configs/tiny-zero.yaml
+// documents every key. Every error is an InputError naming the file and the dotted key. Plain
+// values; pure functions.
 #pragma once
 #include <cstdint>
 #include <set>
@@ -10,45 +12,54 @@
 
 #include "common/config.h"
 #include "dataset/prompt_dataset.h"
+#include "rollout/engine.h"
 
 namespace grpo {
 
-struct RunConfig {
-  // run:
+struct RunSection {  // run:
   std::string name = "run";
-  std::string out_dir;  // checkpoints/, store/, metrics.jsonl, tb/, report.html, config.yaml
+  std::string out_dir;  // default runs/<name>: checkpoints/, store/, metrics.jsonl, tb/, report.html, config.yaml
   uint64_t seed = 1;
   int threads = 0;           // intra-op threads of the learner and in-process rollouts; 0 = cores
   int keep_checkpoints = 3;  // newest checkpoints kept (the others are deleted)
-  // model:
-  std::string model_path;      // HF checkpoint directory the policy starts from
-  std::string tokenizer_path;  // tokenizer.json or its directory; default: model_path
-  // template: a built-in chat template name or a YAML file
-  std::string chat_template = "r1-zero";
-  // data:
-  PromptDatasetSpec train_data;
+};
+
+struct ModelSection {     // model:
+  std::string path;       // HF checkpoint directory the policy starts from (required)
+  std::string tokenizer;  // tokenizer.json or its directory; default: path
+};
+
+struct DataSection {        // data:
+  PromptDatasetSpec train;  // required
   bool has_heldout = false;
-  PromptDatasetSpec heldout_data;
-  // reward:
-  std::string reward_config;     // reward YAML for the in-process server ("" = built-in defaults)
-  std::string reward_address;    // an external RewardService instead of the in-process one
-  std::string verifier = "r1";   // default verifier of prompts that do not name one
-  std::string verifier_options;  // JSON object text sent with every request ("" = none), e.g.
-                                 // {"format": {"prompt_opens_think": true}} for a composite
-  int64_t reward_timeout_ms = 60'000;
-  int reward_retries = 3;
-  // rollout:
-  int rollout_workers = 1;                     // in-process workers when no addresses are given
-  std::vector<std::string> rollout_addresses;  // external `grpo rollout-server`s
-  std::string rollout_dtype = "fp32";          // fp32 | bf16 | fp8 (in-process workers; also what is sent)
+  PromptDatasetSpec heldout;
+};
+
+struct RewardSection {          // reward:
+  std::string config;           // reward YAML for the in-process server ("" = built-in defaults)
+  std::string address;          // an external RewardService instead of the in-process one
+  std::string verifier = "r1";  // default verifier of prompts that do not name one
+  std::string options;          // JSON object text sent with every request ("" = none), e.g.
+                                // {"format": {"prompt_opens_think": true}} for a composite
+  int64_t timeout_ms = 60'000;
+  int retries = 3;
+};
+
+struct RolloutSection {                // rollout:
+  int workers = 1;                     // in-process workers when no addresses are given
+  std::vector<std::string> addresses;  // external `grpo rollout-server`s
+  std::string dtype = "fp32";          // fp32 | bf16 | fp8 (in-process workers; also what is sent)
   int64_t group_size = 8;
-  double temperature = 1.0, top_p = 1.0;
-  int64_t top_k = 0;
-  int64_t max_new_tokens = 256;
-  int64_t engine_max_seqs = 256, engine_num_pages = 4096, engine_page_size = 16, engine_max_batched_tokens = 4096;
-  int64_t rollout_timeout_ms = 600'000;
-  int rollout_retries = 3;  // reassignments of a failed worker's prompts
-  // train:
+  rollout::GenerationParams sampling = default_sampling();  // temperature 1, top_p 1, top_k 0, 256 tokens
+  rollout::EngineOptions engine = default_engine();         // in-process workers: 256 seqs, 4096 pages of 16
+  int64_t timeout_ms = 600'000;
+  int retries = 3;  // reassignments of a failed worker's prompts
+
+  static rollout::GenerationParams default_sampling();
+  static rollout::EngineOptions default_engine();
+};
+
+struct TrainSection {  // train:
   int64_t steps = 10;
   int64_t prompts_per_step = 8;
   bool dynamic_sampling = false;  // keep only groups whose rewards differ, refill by over-sampling
@@ -61,13 +72,29 @@ struct RunConfig {
   int64_t checkpoint_every = 1;   // steps between checkpoints (and the last step)
 };
 
-// Reads every section above from `config` (unknown keys in them are errors; other top-level
-// sections are left to their owners). `out_dir` defaults to runs/<name>.
+struct RunConfig {
+  RunSection run;
+  ModelSection model;
+  std::string chat_template = "r1-zero";  // template: a built-in chat template name or a YAML file
+  DataSection data;
+  RewardSection reward;
+  RolloutSection rollout;
+  TrainSection train;
+};
+
+RunSection run_section_from_config(const Config& section);
+ModelSection model_section_from_config(const Config& section);
+DataSection data_section_from_config(const Config& section);
+RewardSection reward_section_from_config(const Config& section);
+RolloutSection rollout_section_from_config(const Config& section);
+// `has_heldout`: whether data.heldout exists (eval_every > 0 needs it).
+TrainSection train_section_from_config(const Config& section, bool has_heldout);
+
+// Every section; unknown top-level keys are errors.
 RunConfig run_config_from(const Config& config);
 
-// Only the sections a command that samples from a checkpoint shares with `grpo train` (run, model,
-// template, data, reward, rollout; the train: fields keep their defaults), e.g. `grpo distill`.
-// Top-level sections other than these and `also_known` are errors.
+// The sections that sample (run, model, template, data, reward, rollout; train stays default), for
+// other commands on a run config (`grpo distill`); `also_known` top-level keys are allowed.
 RunConfig sampling_config_from(const Config& config, const std::set<std::string>& also_known);
 
 }  // namespace grpo

@@ -36,8 +36,8 @@ reward::v1::ScoreRequest score_request(const RunConfig& run, const Prompt& promp
   reward::v1::ScoreRequest r;
   r.set_id(std::to_string(id));
   if (prompt.item.verifier.empty()) {
-    r.set_verifier(run.verifier);
-    r.set_options(run.verifier_options);
+    r.set_verifier(run.reward.verifier);
+    r.set_options(run.reward.options);
   } else {
     r.set_verifier(prompt.item.verifier);
   }
@@ -64,16 +64,12 @@ std::vector<ScoredGroup> sample_and_score(const RunConfig& run, RolloutPool& rol
                                           const reward::RewardClient& reward, const std::vector<const Prompt*>& prompts,
                                           const std::vector<uint64_t>& seeds, int64_t step, int64_t min_version,
                                           SampleStats& stats) {
-  rollout::GenerationParams params;
-  params.max_new_tokens = run.max_new_tokens;
-  params.sampling.temperature = run.temperature;
-  params.sampling.top_p = run.top_p;
-  params.sampling.top_k = run.top_k;
+  const rollout::GenerationParams& params = run.rollout.sampling;
   std::vector<rollout::GeneratePrompt> requests;
   for (size_t i = 0; i < prompts.size(); ++i) {
     rollout::GeneratePrompt g;
     g.token_ids = prompts[i]->ids;
-    g.n = run.group_size;
+    g.n = run.rollout.group_size;
     g.seed = seeds.at(i);
     requests.push_back(std::move(g));
   }
@@ -86,7 +82,7 @@ std::vector<ScoredGroup> sample_and_score(const RunConfig& run, RolloutPool& rol
   std::vector<reward::v1::ScoreRequest> score_requests;
   for (size_t i = 0; i < prompts.size(); ++i) {
     ScoredGroup& g = groups[i];
-    g.run_id = run.name;
+    g.run_id = run.run.name;
     g.step = step;
     g.prompt_id = prompts[i]->item.id;
     g.prompt_text = prompts[i]->text;

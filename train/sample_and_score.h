@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "dataset/prompt_dataset.h"
 #include "learner/scored_group.h"
 #include "proto/reward.pb.h"
-#include "dataset/prompt_dataset.h"
 #include "train/run_config.h"
 
 namespace grpo {

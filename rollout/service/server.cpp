@@ -30,12 +30,6 @@ constexpr std::chrono::milliseconds kIdleTick{10};
 
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-int64_t config_int(const Config& c, const std::string& key, int64_t fallback, int64_t min) {
-  const int64_t v = c.get<int64_t>(key, fallback);
-  if (v < min) throw InputError(c.where(key) + ": must be >= " + std::to_string(min) + ", got " + std::to_string(v));
-  return v;
-}
-
 v1::FinishReason to_proto(FinishReason r) {
   switch (r) {
     case FinishReason::kStop: return v1::STOP;
@@ -878,37 +872,6 @@ grpc::ServerReadReactor<v1::WeightChunk>* ServiceImpl::UpdateWeights(CallbackSer
 }
 
 }  // namespace
-
-ServerOptions server_options_from_config(const Config& config) {
-  config.sub("server").require_known({"address", "max_message_mb", "max_update_mb", "max_prompts_per_call", "max_calls",
-                                      "shutdown_grace_ms", "update_timeout_ms"});
-  ServerOptions o;
-  o.address = config.get<std::string>("server.address", o.address);
-  const int64_t message_mb = config_int(config, "server.max_message_mb", o.max_message_bytes >> 20, 1);
-  if (message_mb > 2047) throw InputError(config.where("server.max_message_mb") + ": must be < 2048 (gRPC's limit)");
-  o.max_message_bytes = static_cast<int>(message_mb << 20);
-  o.max_update_bytes = config_int(config, "server.max_update_mb", o.max_update_bytes >> 20, 1) << 20;
-  o.max_prompts_per_call = config_int(config, "server.max_prompts_per_call", o.max_prompts_per_call, 1);
-  o.max_calls = config_int(config, "server.max_calls", o.max_calls, 1);
-  o.shutdown_grace_ms = config_int(config, "server.shutdown_grace_ms", o.shutdown_grace_ms, 0);
-  o.update_timeout_ms = config_int(config, "server.update_timeout_ms", o.update_timeout_ms, 1);
-  return o;
-}
-
-EngineOptions engine_options_from_config(const Config& config) {
-  config.sub("engine").require_known({"page_size", "num_pages", "max_seqs", "max_batched_tokens",
-                                      "max_new_tokens_limit", "max_context", "max_queued_requests"});
-  EngineOptions o;
-  o.page_size = config_int(config, "engine.page_size", o.page_size, 1);
-  o.num_pages = config_int(config, "engine.num_pages", o.num_pages, 1);
-  o.max_seqs = config_int(config, "engine.max_seqs", o.max_seqs, 1);
-  o.max_batched_tokens =
-      config_int(config, "engine.max_batched_tokens", std::max(o.max_batched_tokens, o.max_seqs), o.max_seqs);
-  o.max_new_tokens_limit = config_int(config, "engine.max_new_tokens_limit", o.max_new_tokens_limit, 1);
-  o.max_context = config_int(config, "engine.max_context", o.max_context, 0);
-  o.max_queued_requests = config_int(config, "engine.max_queued_requests", o.max_queued_requests, 1);
-  return o;
-}
 
 class RolloutServer::Impl : public ServiceImpl {
  public:

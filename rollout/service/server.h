@@ -32,27 +32,12 @@
 #include "common/config.h"
 #include "proto/rollout.pb.h"
 #include "rollout/engine.h"
+#include "rollout/options.h"
 
 namespace grpo::rollout {
 
 // Generate waits for min_weight_version at most until this long before the call's deadline.
 inline constexpr int64_t kVersionWaitMarginMs = 100;
-
-struct ServerOptions {
-  std::string address = "127.0.0.1:0";    // port 0 picks a free port
-  int max_message_bytes = 64 << 20;       // largest message received or sent
-  int64_t max_update_bytes = 64LL << 30;  // bytes of one weight update (all tensors)
-  int64_t max_prompts_per_call = 4096;    // prompts in one Generate call
-  int64_t max_calls = 1024;               // Generate calls in progress (parked ones included)
-  int64_t shutdown_grace_ms = 5'000;      // in-flight calls get this long, then are cancelled
-  int64_t update_timeout_ms = 600'000;    // every part of a weight version within this of the first
-};
-
-// From a rollout config's `server` section (configs/rollout.yaml documents the keys); errors
-// name the file and key.
-ServerOptions server_options_from_config(const Config& config);
-// From its `engine` section.
-EngineOptions engine_options_from_config(const Config& config);
 
 class RolloutServer {
  public:
