@@ -6,74 +6,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <nlohmann/json.hpp>
 
 #include "common/crc32c.h"
 #include "common/error.h"
-#include "common/fs.h"
 #include "common/hash.h"
 #include "learner/expert_parallel.h"
 #include "learner/minibatch_loss.h"
-#include "learner/sharded_checkpoint.h"
 #include "learner/train_batch.h"
+#include "learner/trainer_state.h"
 #include "learner/zero1.h"
-#include "model/checkpoint.h"
-#include "model/pretrained.h"
-#include "model/safetensors.h"
-
-namespace fs = std::filesystem;
 
 namespace grpo {
 namespace {
-
-constexpr int kStateFormat = 1;
-constexpr const char* kTrainerDir = "trainer";
-constexpr const char* kStateFile = "state.json";
-constexpr const char* kOptimizerFile = "optimizer.safetensors";
-constexpr const char* kReferenceFile = "reference.safetensors";
-constexpr const char* kReferencePrefix = "reference/";  // expert-parallel: reference tensors in the rank's state file
-
-bool is_bias_buffer(const std::string& name) {
-  static const std::string suffix = "e_score_correction_bias";
-  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// Checks `o`; `key` names an option in the error ("run.yaml: key 'trainer.lr'" or "trainer option 'lr'").
-void validate(const TrainerOptions& o, const std::function<std::string(const std::string&)>& key) {
-  auto require = [&](bool ok, const std::string& name, const std::string& what) {
-    if (!ok) throw InputError(key(name) + ": " + what);
-  };
-  require(o.lr >= 0 && std::isfinite(o.lr), "lr", "expected a finite number >= 0");
-  require(o.warmup_steps >= 0, "warmup_steps", "expected >= 0");
-  require(o.total_steps >= 0, "total_steps", "expected >= 0");
-  require(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, "min_lr_ratio", "expected a number in [0, 1]");
-  require(o.adam_beta1 >= 0 && o.adam_beta1 < 1, "adam_beta1", "expected a number in [0, 1)");
-  require(o.adam_beta2 >= 0 && o.adam_beta2 < 1, "adam_beta2", "expected a number in [0, 1)");
-  require(o.adam_eps > 0, "adam_eps", "expected > 0");
-  require(o.weight_decay >= 0, "weight_decay", "expected >= 0");
-  require(o.ppo_epochs >= 1, "ppo_epochs", "expected >= 1");
-  require(o.mini_batches >= 1, "mini_batches", "expected >= 1");
-  require(o.micro_batch_size >= 1, "micro_batch_size", "expected >= 1");
-  require(o.policy.clip_low >= 0 && o.policy.clip_low < 1, "clip_low", "expected a number in [0, 1)");
-  require(o.policy.clip_high >= 0, "clip_high", "expected >= 0");
-  require(o.policy.dual_clip_c <= 0 || o.policy.dual_clip_c > 1, "dual_clip", "expected > 1 (or <= 0 to disable)");
-  require(o.policy.tis_cap >= 0, "tis_cap", "expected >= 0 (0 disables truncated importance sampling)");
-  require(o.policy.aggregation != LossAggregation::kSeqMeanTokenSumNorm || o.policy.norm_length > 0, "norm_length",
-          "seq-mean-token-sum-norm needs norm_length > 0 (e.g. the maximum completion length)");
-  require(o.kl_coef >= 0, "kl_coef", "expected >= 0");
-  require(o.temperature > 0 && std::isfinite(o.temperature), "temperature", "expected a finite number > 0");
-  require(o.ref_refresh_steps >= 0, "ref_refresh_steps", "expected >= 0");
-  require(o.bias_update_gamma >= 0, "bias_update_gamma", "expected >= 0");
-  require(o.threads >= 0, "threads", "expected >= 0");
-  try {
-    o.model_options();
-  } catch (const InputError& e) {
-    throw InputError(key("dtype") + ": " + e.what());
-  }
-}
 
 std::map<std::string, at::Tensor> cloned_state(const DeepseekModel& m) {
   std::map<std::string, at::Tensor> out;
@@ -89,13 +33,6 @@ uint32_t weights_checksum(const std::map<std::string, at::Tensor>& weights) {
     crc = crc32c(c.data_ptr(), c.numel() * c.element_size(), crc);
   }
   return crc;
-}
-
-std::vector<std::pair<std::string, at::Tensor>> named_trainable(DeepseekModel& m) {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (auto& [name, t] : m.named_parameters())
-    if (!is_bias_buffer(name)) out.emplace_back(name, *t);
-  return out;
 }
 
 double imbalance(const std::vector<at::Tensor>& loads) {
@@ -165,126 +102,7 @@ void all_reduce_stats(Distributed& dist, MiniBatchStats& m) {
   all_reduce_loads(dist, m.expert_load);
 }
 
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError("checkpoint '" + path.string() + "': cannot read the file");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw InputError("checkpoint '" + path.string() + "': not valid JSON: " + e.what());
-  }
-}
-
-template <class T>
-T json_field(const nlohmann::json& j, const std::string& key, const fs::path& path) {
-  if (!j.is_object() || !j.contains(key))
-    throw InputError("checkpoint '" + path.string() + "': no entry '" + key + "'");
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw InputError("checkpoint '" + path.string() + "': entry '" + key + "' has the wrong type");
-  }
-}
-
 }  // namespace
-
-// ---- options -------------------------------------------------------------------------------
-
-ModelOptions TrainerOptions::model_options() const {
-  ModelOptions m;
-  if (dtype == "fp32" || dtype == "float32") {
-    m.compute_dtype = m.param_dtype = at::kFloat;
-  } else if (dtype == "bf16" || dtype == "bfloat16") {
-    m.compute_dtype = at::kBFloat16;  // fp32 master weights
-    m.param_dtype = at::kFloat;
-  } else if (dtype == "fp64" || dtype == "float64") {
-    m.compute_dtype = m.param_dtype = at::kDouble;
-  } else {
-    throw InputError("training dtype '" + dtype + "': expected fp32, bf16 or fp64");
-  }
-  return m;
-}
-
-TrainerOptions trainer_options_from_config(const Config& c) {
-  c.require_known({"lr",
-                   "warmup_steps",
-                   "total_steps",
-                   "lr_decay",
-                   "min_lr_ratio",
-                   "adam_beta1",
-                   "adam_beta2",
-                   "adam_eps",
-                   "weight_decay",
-                   "max_grad_norm",
-                   "ppo_epochs",
-                   "mini_batches",
-                   "micro_batch_size",
-                   "advantage",
-                   "clip_low",
-                   "clip_high",
-                   "dual_clip",
-                   "loss_agg",
-                   "norm_length",
-                   "tis_cap",
-                   "kl_coef",
-                   "kl_estimator",
-                   "kl_in_reward",
-                   "ref_refresh_steps",
-                   "entropy_coef",
-                   "temperature",
-                   "bias_update_gamma",
-                   "dtype",
-                   "threads",
-                   "seed",
-                   "overlong_filter",
-                   "zero1"});
-  TrainerOptions o;
-  // An enum spelled wrong: the parser's message, prefixed by where the key is.
-  auto parse = [&](const std::string& key, const std::string& fallback, auto parser) {
-    const std::string value = c.get<std::string>(key, fallback);
-    try {
-      return parser(value);
-    } catch (const InputError& e) {
-      throw InputError(c.where(key) + ": " + e.what());
-    }
-  };
-  o.lr = c.get<double>("lr", o.lr);
-  o.warmup_steps = c.get<int64_t>("warmup_steps", o.warmup_steps);
-  o.total_steps = c.get<int64_t>("total_steps", o.total_steps);
-  o.lr_decay = parse("lr_decay", "constant", parse_lr_decay);
-  o.min_lr_ratio = c.get<double>("min_lr_ratio", o.min_lr_ratio);
-  o.adam_beta1 = c.get<double>("adam_beta1", o.adam_beta1);
-  o.adam_beta2 = c.get<double>("adam_beta2", o.adam_beta2);
-  o.adam_eps = c.get<double>("adam_eps", o.adam_eps);
-  o.weight_decay = c.get<double>("weight_decay", o.weight_decay);
-  o.max_grad_norm = c.get<double>("max_grad_norm", o.max_grad_norm);
-  o.ppo_epochs = c.get<int64_t>("ppo_epochs", o.ppo_epochs);
-  o.mini_batches = c.get<int64_t>("mini_batches", o.mini_batches);
-  o.micro_batch_size = c.get<int64_t>("micro_batch_size", o.micro_batch_size);
-  o.advantage = parse("advantage", "grpo", parse_advantage_estimator);
-  o.policy.clip_low = c.get<double>("clip_low", o.policy.clip_low);
-  o.policy.clip_high = c.get<double>("clip_high", o.policy.clip_high);
-  o.policy.dual_clip_c = c.get<double>("dual_clip", o.policy.dual_clip_c);
-  o.policy.aggregation = parse("loss_agg", "token-mean", parse_loss_aggregation);
-  o.policy.norm_length = c.get<double>("norm_length", o.policy.norm_length);
-  o.policy.tis_cap = c.get<double>("tis_cap", o.policy.tis_cap);
-  o.kl_coef = c.get<double>("kl_coef", o.kl_coef);
-  o.kl_estimator = parse("kl_estimator", "k3", parse_kl_estimator);
-  o.kl_in_reward = c.get<bool>("kl_in_reward", o.kl_in_reward);
-  o.ref_refresh_steps = c.get<int64_t>("ref_refresh_steps", o.ref_refresh_steps);
-  o.entropy_coef = c.get<double>("entropy_coef", o.entropy_coef);
-  o.temperature = c.get<double>("temperature", o.temperature);
-  o.bias_update_gamma = c.get<double>("bias_update_gamma", o.bias_update_gamma);
-  o.overlong_filter = c.get<bool>("overlong_filter", o.overlong_filter);
-  o.zero1 = c.get<bool>("zero1", o.zero1);
-  o.dtype = c.get<std::string>("dtype", o.dtype);
-  o.threads = c.get<int64_t>("threads", o.threads);
-  const int64_t seed = c.get<int64_t>("seed", static_cast<int64_t>(o.seed));
-  if (seed < 0) throw InputError(c.where("seed") + ": expected >= 0");
-  o.seed = static_cast<uint64_t>(seed);
-  validate(o, [&](const std::string& key) { return c.where(key); });
-  return o;
-}
 
 std::map<std::string, double> TrainStats::as_map() const {
   return {{"loss", loss},
@@ -310,42 +128,10 @@ std::map<std::string, double> TrainStats::as_map() const {
 
 // ---- the trainer ---------------------------------------------------------------------------
 
-struct Trainer::State {
-  std::unique_ptr<AdamW> optimizer;
-  std::vector<at::Tensor> params;            // the optimizer's tensors, for clipping
-  ShardedParameters sharded;                 // the same, replicated / experts (expert parallel)
-  std::unique_ptr<Zero1> zero1;              // with options.zero1: this rank's range of the replicated ones
-  std::shared_ptr<DeepseekModel> reference;  // null when kl_coef == 0
-  bool reference_is_initial = true;
-  uint32_t initial_checksum = 0;  // of the initial policy (the reference's origin)
-
-  // Drops every trainable parameter's gradient (AdamW's zero_grad reaches only its slices, a part
-  // of the replicated parameters under ZeRO-1).
-  void zero_grad() {
-    for (at::Tensor& p : params) p.mutable_grad() = at::Tensor();
-  }
-
-  void bind_optimizer(DeepseekModel& policy, const TrainerOptions& o, Distributed* dist) {
-    auto named = named_trainable(policy);
-    params.clear();
-    for (auto& [name, t] : named) params.push_back(t);
-    sharded = sharded_parameters(policy);
-    const AdamWOptions adam{o.adam_beta1, o.adam_beta2, o.adam_eps, o.weight_decay};
-    if (!o.zero1) {
-      optimizer = std::make_unique<AdamW>(std::move(named), adam);
-      return;
-    }
-    zero1 = std::make_unique<Zero1>(*dist, sharded.replicated);
-    std::vector<ParamSlice> owned = whole_slices(sharded.experts);
-    owned.insert(owned.begin(), zero1->owned().begin(), zero1->owned().end());
-    optimizer = std::make_unique<AdamW>(std::move(owned), adam);
-  }
-};
-
 Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, Distributed* dist)
     : policy_(std::move(policy)), options_(std::move(options)), dist_(dist), state_(std::make_unique<State>()) {
   if (!policy_) throw InputError("Trainer: no policy model");
-  validate(options_, [](const std::string& key) { return "trainer option '" + key + "'"; });
+  validate_trainer_options(options_, [](const std::string& key) { return "trainer option '" + key + "'"; });
   const ModelOptions want = options_.model_options(), have = policy_->options();
   if (have.fp8 || have.compute_dtype != want.compute_dtype || have.param_dtype != want.param_dtype)
     throw InputError(std::string("Trainer: trainer.dtype '") + options_.dtype +
@@ -494,122 +280,6 @@ void Trainer::end_step() {
     state_->reference->load_state(cloned_state(*policy_), "reference refresh (policy)");
     state_->reference_is_initial = false;
   }
-}
-
-// ---- checkpoints ---------------------------------------------------------------------------
-
-void Trainer::save_checkpoint(const std::string& dir_in) const {
-  std::string dir_str = dir_in;
-  while (dir_str.size() > 1 && dir_str.back() == '/') dir_str.pop_back();
-  const fs::path dir(dir_str), stage(dir_str + ".tmp");
-  std::string reference = "none";
-  if (state_->reference) reference = state_->reference_is_initial ? "initial" : "saved";
-  nlohmann::json state = {{"format", kStateFormat},
-                          {"steps_done", steps_done_},
-                          {"seed", options_.seed},
-                          {"reference", reference},
-                          {"initial_checksum", state_->initial_checksum},
-                          {"zero1", options_.zero1}};
-  if (dist_) {  // every rank its own tensors, optimizer state and reference experts (trainer.h)
-    const at::Tensor sums = dist_->all_gather(at::tensor({int64_t(state_->initial_checksum)}, at::kLong));  // [W, 1]
-    state["world_size"] = dist_->size();
-    state["initial_checksum"] = std::vector<int64_t>(sums.data_ptr<int64_t>(), sums.data_ptr<int64_t>() + sums.numel());
-    ShardedSave save;
-    save.weights.dtype = dtype_of(policy_->options().param_dtype);
-    save.rank_state = state_->optimizer->state();
-    if (reference == "saved")
-      for (const auto& [name, t] : state_->reference->state_dict()) save.rank_state[kReferencePrefix + name] = t;
-    save.texts[std::string(kTrainerDir) + "/" + kStateFile] = state.dump(2) + "\n";
-    save_sharded_pretrained(*dist_, *policy_, dir.string(), save);
-    return;
-  }
-  try {
-    fs::remove_all(stage);  // leftover of an interrupted save
-    SaveOptions save;
-    save.dtype = dtype_of(policy_->options().param_dtype);  // master weights exactly
-    save_pretrained(*policy_, stage.string(), save);
-    const fs::path sub = stage / kTrainerDir;
-    fs::create_directories(sub);
-    save_tensors(sub / kOptimizerFile, state_->optimizer->state());
-    if (reference == "saved") save_tensors(sub / kReferenceFile, state_->reference->state_dict());
-    const std::string text = state.dump(2) + "\n";
-    const std::string state_path = (sub / kStateFile).string();
-    write_text_atomic(state_path, text);
-    publish_dir(stage.string(), dir.string());
-  } catch (const std::exception& e) {
-    std::error_code ignored;
-    fs::remove_all(stage, ignored);
-    throw InputError("cannot write checkpoint '" + dir.string() + "': " + e.what());
-  }
-}
-
-void Trainer::load_checkpoint(const std::string& dir_in) {
-  const fs::path dir(dir_in), sub = dir / kTrainerDir;
-  const fs::path state_path = sub / kStateFile;
-  const nlohmann::json state = read_json(state_path);
-  if (json_field<int>(state, "format", state_path) != kStateFormat)
-    throw InputError("checkpoint '" + state_path.string() + "': unknown format " + state.at("format").dump());
-  const int64_t steps_done = json_field<int64_t>(state, "steps_done", state_path);
-  const uint64_t seed = json_field<uint64_t>(state, "seed", state_path);
-  const std::string reference = json_field<std::string>(state, "reference", state_path);
-  if (steps_done < 0) throw InputError("checkpoint '" + state_path.string() + "': steps_done is negative");
-  if (reference != "none" && reference != "initial" && reference != "saved")
-    throw InputError("checkpoint '" + state_path.string() + "': entry 'reference' is '" + reference +
-                     "', expected none, initial or saved");
-  const int world = dist_ ? dist_->size() : 1, rank = dist_ ? dist_->rank() : 0;
-  const int saved_world = state.contains("world_size") ? json_field<int>(state, "world_size", state_path) : 1;
-  if (saved_world != world)
-    throw InputError("checkpoint '" + state_path.string() + "': saved by " + std::to_string(saved_world) +
-                     " expert-parallel ranks, this trainer runs on " + std::to_string(world) +
-                     " (the optimizer state is per rank)");
-  if (state.value("zero1", false) != options_.zero1)
-    throw InputError("checkpoint '" + state_path.string() +
-                     "': saved with trainer.zero1=" + (options_.zero1 ? "false" : "true") +
-                     ", this trainer has trainer.zero1=" + (options_.zero1 ? "true" : "false") +
-                     " (the optimizer state is sharded differently)");
-  uint32_t checksum = 0;
-  if (dist_) {
-    const auto sums = json_field<std::vector<int64_t>>(state, "initial_checksum", state_path);
-    if (int(sums.size()) != world)
-      throw InputError("checkpoint '" + state_path.string() + "': entry 'initial_checksum' needs one value per rank");
-    checksum = static_cast<uint32_t>(sums[rank]);
-  } else {
-    checksum = json_field<uint32_t>(state, "initial_checksum", state_path);
-  }
-
-  // Read and check everything before changing anything.
-  std::map<std::string, at::Tensor> weights;
-  for (auto& [name, t] : load_weights(dir.string(), policy_->options().param_dtype)) weights[name] = t.clone();
-  const fs::path optimizer_path = dist_ ? dir / rank_state_file(rank) : sub / kOptimizerFile;
-  std::map<std::string, at::Tensor> optimizer_state, saved_reference;
-  for (auto& [name, t] : load_tensors(optimizer_path)) {
-    if (dist_ && name.rfind(kReferencePrefix, 0) == 0)
-      saved_reference[name.substr(std::string(kReferencePrefix).size())] = t;
-    else
-      optimizer_state[name] = t;
-  }
-  State probe;  // the optimizer this trainer binds, to check the saved state's names and shapes
-  probe.bind_optimizer(*policy_, options_, dist_);
-  probe.optimizer->load_state(optimizer_state, optimizer_path.string());
-  std::shared_ptr<DeepseekModel> new_reference = state_->reference;
-  if (state_->reference && reference == "saved") {
-    const fs::path ref_path = dist_ ? optimizer_path : sub / kReferenceFile;
-    new_reference = make_reference(dist_ ? saved_reference : load_tensors(ref_path), ref_path.string());
-  } else if (state_->reference && reference == "initial" && checksum != state_->initial_checksum) {
-    throw InputError("checkpoint '" + state_path.string() +
-                     "': its reference model is the run's initial policy, but this Trainer was constructed "
-                     "from a different policy (checksum mismatch); construct it from the run's initial model");
-  }
-  policy_->load_state(weights, dir.string());  // all or nothing
-
-  // Commit: the policy's tensors are new objects, so the optimizer is re-bound to them.
-  policy_->set_requires_grad(true);
-  state_->bind_optimizer(*policy_, options_, dist_);
-  state_->optimizer->load_state(optimizer_state, optimizer_path.string());
-  if (new_reference != state_->reference) state_->reference_is_initial = false;
-  state_->reference = new_reference;
-  steps_done_ = steps_done;
-  options_.seed = seed;
 }
 
 }  // namespace grpo

@@ -1,0 +1,76 @@
+// The GRPO trainer's options (learner/trainer.h) and the run config's `trainer:` section that sets
+// them, parsed here and nowhere else. Plain values; pure functions.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/config.h"
+#include "learner/grpo.h"
+#include "learner/optim.h"
+#include "model/model_options.h"
+
+namespace grpo {
+
+struct TrainerOptions {
+  // optimizer (AdamW) and learning-rate schedule; schedule steps count trainer steps (updates)
+  double lr = 1e-6;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 0;  // decay horizon (0: no decay)
+  LrDecay lr_decay = LrDecay::kConstant;
+  double min_lr_ratio = 0.0;
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;  // <= 0: no clipping
+
+  // PPO loop
+  int64_t ppo_epochs = 1;
+  int64_t mini_batches = 1;      // optimizer steps per epoch
+  int64_t micro_batch_size = 4;  // sequences per forward/backward
+
+  // GRPO loss
+  AdvantageEstimator advantage = AdvantageEstimator::kGrpo;
+  PolicyLossOptions policy;  // clip_low/clip_high/dual_clip_c/aggregation/norm_length/tis_cap
+  double kl_coef = 0.0;      // 0: no reference model
+  KlEstimator kl_estimator = KlEstimator::kK3;
+  bool kl_in_reward = false;      // subtract kl_coef * sum_t KL_t from the reward instead of the loss
+  int64_t ref_refresh_steps = 0;  // > 0: reference := policy every this many steps
+  double entropy_coef = 0.0;      // loss -= entropy_coef * entropy
+  // Log-probs (old, current, reference) of softmax(logits / temperature): set it to the rollout's
+  // sampling temperature (its top-p/top-k truncation is not mirrored).
+  double temperature = 1.0;
+
+  // MoE aux-loss-free balancing: bias += gamma * sign(mean load - load) per optimizer step
+  double bias_update_gamma = 0.0;
+
+  // overlong filtering (DAPO): completions cut at the length limit get no loss (their reward
+  // still counts in their group's advantages)
+  bool overlong_filter = false;
+
+  // ZeRO-1 (expert parallel only): shard the AdamW moments of the replicated parameters over the
+  // ranks (learner/zero1.h): the same update, the replicated part of the state 1/world a rank.
+  bool zero1 = false;
+
+  // numerics and determinism
+  std::string dtype = "fp32";  // compute: "fp32", "bf16" (fp32 master weights) or "fp64"
+  int64_t threads = 0;         // intra-op threads for the update (0: leave LibTorch's setting)
+  uint64_t seed = 1;           // mini-batch shuffling
+
+  // How the policy must be built for these options (param and compute dtype).
+  ModelOptions model_options() const;
+};
+
+// The `trainer:` section of the run config. Unknown keys, wrong types and bad enum values are
+// InputErrors naming the file and the key (e.g. "run.yaml: key 'trainer.loss_agg': ...").
+// Keys: lr, warmup_steps, total_steps, lr_decay, min_lr_ratio, adam_beta1, adam_beta2, adam_eps,
+// weight_decay, max_grad_norm, ppo_epochs, mini_batches, micro_batch_size, advantage, clip_low,
+// clip_high, dual_clip, loss_agg, norm_length, tis_cap, kl_coef, kl_estimator, kl_in_reward,
+// ref_refresh_steps, entropy_coef, temperature, bias_update_gamma, overlong_filter, zero1, dtype,
+// threads, seed.
+TrainerOptions trainer_options_from_config(const Config& section);
+
+// The checks trainer_options_from_config and the Trainer make; `key` names an option in the error
+// ("run.yaml: key 'trainer.lr'" or "trainer option 'lr'"). Throws InputError.
+void validate_trainer_options(const TrainerOptions& o, const std::function<std::string(const std::string&)>& key);
+
+}  // namespace grpo
