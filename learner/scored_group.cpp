@@ -213,4 +213,37 @@ std::optional<ScoredGroup> decode_scored_group(std::string_view record, std::str
   return g;
 }
 
+std::string encode_scored_groups(const std::vector<ScoredGroup>& groups) {
+  std::string out;
+  for (const ScoredGroup& g : groups) {
+    const std::string record = encode_scored_group(g);
+    const uint64_t n = record.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof n);
+    out += record;
+  }
+  return out;
+}
+
+std::optional<std::vector<ScoredGroup>> decode_scored_groups(std::string_view bytes, std::string* error) {
+  std::vector<ScoredGroup> out;
+  for (size_t at = 0; at < bytes.size();) {
+    uint64_t n = 0;
+    std::string why;
+    if (bytes.size() - at < sizeof n) {
+      if (error) *error = "truncated";
+      return std::nullopt;
+    }
+    std::memcpy(&n, bytes.data() + at, sizeof n);
+    at += sizeof n;
+    auto g = n <= bytes.size() - at ? decode_scored_group(bytes.substr(at, n), &why) : std::nullopt;
+    if (!g) {
+      if (error) *error = "bad group record: " + (why.empty() ? std::string("truncated") : why);
+      return std::nullopt;
+    }
+    out.push_back(std::move(*g));
+    at += n;
+  }
+  return out;
+}
+
 }  // namespace grpo

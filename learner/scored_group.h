@@ -80,4 +80,10 @@ std::string encode_scored_group(const ScoredGroup& g);
 // bytes, 12 left", "unknown format version 7", ...).
 std::optional<ScoredGroup> decode_scored_group(std::string_view record, std::string* error = nullptr);
 
+// A list of groups as one message (rank 0 to the other ranks of an expert-parallel run): each
+// record (above) prefixed by its byte length, a little-endian uint64.
+std::string encode_scored_groups(const std::vector<ScoredGroup>& groups);
+// The inverse; nullopt and `error` ("truncated", "bad group record: ...") when `bytes` is not one.
+std::optional<std::vector<ScoredGroup>> decode_scored_groups(std::string_view bytes, std::string* error = nullptr);
+
 }  // namespace grpo

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <exception>
 #include <filesystem>
@@ -30,8 +29,10 @@
 #include "store/experience_store.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "train/checkpoints.h"
 #include "train/ep_publisher.h"
 #include "train/group_metrics.h"
+#include "train/heldout_eval.h"
 #include "train/local_services.h"
 #include "train/prompt_schedule.h"
 #include "train/rollout_pool.h"
@@ -43,27 +44,6 @@ namespace fs = std::filesystem;
 namespace grpo {
 namespace {
 
-std::string checkpoint_name(int64_t step) {
-  std::ostringstream s;
-  s << "step-" << std::setw(6) << std::setfill('0') << step;
-  return s.str();
-}
-
-// Checkpoint directories, newest first.
-std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {
-  std::vector<std::pair<int64_t, fs::path>> out;
-  if (!fs::is_directory(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (!e.is_directory() || name.rfind("step-", 0) != 0 || name.find('.') != std::string::npos) continue;
-    try {
-      out.emplace_back(std::stoll(name.substr(5)), e.path());
-    } catch (...) {}
-  }
-  std::sort(out.rbegin(), out.rend());
-  return out;
-}
-
 // What the generation thread hands the trainer: every group generated (or found in the store)
 // for one step, and how long that took.
 struct StepGroups {
@@ -74,32 +54,12 @@ struct StepGroups {
   double store_s = 0;
 };
 
-// The groups rank 0 sends the other ranks for one step: each encoded record, length-prefixed.
-std::string pack_groups(const std::vector<ScoredGroup>& groups) {
-  std::string out;
-  for (const ScoredGroup& g : groups) {
-    const std::string record = encode_scored_group(g);
-    const uint64_t n = record.size();
-    out.append(reinterpret_cast<const char*>(&n), sizeof n);
-    out += record;
-  }
-  return out;
-}
-
+// The groups rank 0 sends the other ranks for one step.
 std::vector<ScoredGroup> unpack_groups(const std::string& bytes, const std::string& key) {
-  std::vector<ScoredGroup> out;
-  for (size_t at = 0; at < bytes.size();) {
-    uint64_t n = 0;
-    if (bytes.size() - at < sizeof n) throw DistributedError("message '" + key + "': truncated");
-    std::memcpy(&n, bytes.data() + at, sizeof n);
-    at += sizeof n;
-    std::string error;
-    auto g = n <= bytes.size() - at ? decode_scored_group(std::string_view(bytes).substr(at, n), &error) : std::nullopt;
-    if (!g) throw DistributedError("message '" + key + "': bad group record: " + (error.empty() ? "truncated" : error));
-    out.push_back(std::move(*g));
-    at += n;
-  }
-  return out;
+  std::string error;
+  auto groups = decode_scored_groups(bytes, &error);
+  if (!groups) throw DistributedError("message '" + key + "': " + error);
+  return std::move(*groups);
 }
 
 // Posted by rank 0 when step N's groups are ready to broadcast.
@@ -408,7 +368,7 @@ class Loop {
     if (dist_) {                                        // the other ranks train on the same groups
       if (step > 0) dist_->erase(ready_key(step - 1));  // every rank has trained on that step
       dist_->post(ready_key(step), "");
-      std::string bytes = pack_groups(used);
+      std::string bytes = encode_scored_groups(used);
       dist_->broadcast(bytes);
     }
     auto t0 = Clock::now();
@@ -462,45 +422,19 @@ class Loop {
     return m;
   }
 
-  // Held-out accuracy at the current weights (eval.samples per prompt), logged at `step`.
+  // Held-out accuracy at the current weights (train/heldout_eval.h), logged at `step`.
   double evaluate(int64_t step) {
-    rollout::GenerationParams params;
-    params.max_new_tokens = cfg_.rollout.sampling.max_new_tokens;
-    params.sampling.temperature = cfg_.train.eval_temperature;
-    std::vector<rollout::GeneratePrompt> prompts;
-    for (const auto& p : heldout_) {
-      rollout::GeneratePrompt g;
-      g.token_ids = p.ids;
-      g.n = cfg_.train.eval_samples;
-      g.seed = group_seed(cfg_.run.seed ^ 0x5eedull, 0, p.item.id);  // the same draws at every evaluation
-      prompts.push_back(std::move(g));
-    }
     const auto t0 = Clock::now();
-    auto samples = rollouts_->generate(prompts, params, step);
-    std::vector<reward::v1::ScoreRequest> requests;
-    double len = 0;
-    for (size_t i = 0; i < heldout_.size(); ++i)
-      for (const auto& s : samples[i]) {
-        requests.push_back(score_request(cfg_, heldout_[i], s.text, int64_t(s.token_ids.size()), requests.size()));
-        len += double(s.token_ids.size());
-      }
-    double correct = 0, format = 0, reward = 0;
-    for (const auto& v : score_all(*reward_, requests)) {
-      correct += v.correct();
-      reward += v.reward();
-      auto f = v.components().find("format");
-      if (f != v.components().end()) format += f->second > 0;
-    }
-    const double n = double(requests.size());
-    last_eval_ = correct / n;
-    metrics_->log(step, {{"eval/accuracy", correct / n},
-                         {"eval/reward", reward / n},
-                         {"eval/format_rate", format / n},
-                         {"eval/response_length", len / n},
+    const EvalSummary s = evaluate_heldout(cfg_, *rollouts_, *reward_, heldout_, step);
+    last_eval_ = s.pass1;
+    metrics_->log(step, {{"eval/accuracy", s.pass1},
+                         {"eval/reward", s.mean_reward},
+                         {"eval/format_rate", s.format_rate},
+                         {"eval/response_length", s.mean_tokens},
                          {"time/eval", seconds_since(t0)}});
     std::cerr << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
               << " over " << heldout_.size() << " prompts x " << cfg_.train.eval_samples << ", mean length "
-              << std::setprecision(1) << len / n << " tokens" << std::endl;
+              << std::setprecision(1) << s.mean_tokens << " tokens" << std::endl;
     return last_eval_;
   }
 
@@ -508,9 +442,7 @@ class Loop {
     const fs::path dir = fs::path(cfg_.run.out_dir) / "checkpoints";
     fs::create_directories(dir);
     trainer_->save_checkpoint((dir / checkpoint_name(step)).string());
-    if (!lead()) return;
-    auto all = list_checkpoints(dir);
-    for (size_t i = size_t(cfg_.run.keep_checkpoints); i < all.size(); ++i) fs::remove_all(all[i].second);
+    if (lead()) prune_checkpoints(dir, cfg_.run.keep_checkpoints);
   }
 
   const Config& config_;
