@@ -8,19 +8,12 @@
 
 namespace {
 
-grpo::Config load_config(const grpo::Args& a) {
-  if (a.has("config")) return grpo::Config::load(a.get("config"), a.overrides());
-  grpo::Config c = grpo::Config::parse("", "<defaults>");
-  for (const auto& o : a.overrides()) c.apply_override(o);
-  return c;
-}
-
 int run_reward_server(const grpo::Args& a) {
   using namespace grpo::reward;
   if (!a.positional().empty()) throw grpo::InputError("reward-server: unexpected argument '" + a.positional()[0] + "'");
   grpo::StopSignals stop;  // before any thread starts
 
-  grpo::Config config = load_config(a);
+  grpo::Config config = grpo::config_from_args(a);
   ServerOptions options = server_options_from_config(config);
   auto registry = registry_from_config(config);
   RewardServer server(registry, options);

@@ -14,20 +14,13 @@
 
 namespace {
 
-grpo::Config load_config(const grpo::Args& a) {
-  if (a.has("config")) return grpo::Config::load(a.get("config"), a.overrides());
-  grpo::Config c = grpo::Config::parse("", "<defaults>");
-  for (const auto& o : a.overrides()) c.apply_override(o);
-  return c;
-}
-
 int run_rollout_server(const grpo::Args& a) {
   using namespace grpo::rollout;
   if (!a.positional().empty())
     throw grpo::InputError("rollout-server: unexpected argument '" + a.positional()[0] + "'");
   grpo::StopSignals stop;  // before any thread starts
 
-  grpo::Config config = load_config(a);
+  grpo::Config config = grpo::config_from_args(a);
   config.require_known({"server", "engine"});
   ServerOptions options = server_options_from_config(config.sub("server"));
   EngineOptions eo = engine_options_from_config(config.sub("engine"));

@@ -19,10 +19,7 @@ grpo::reward::Scorer make_scorer(const grpo::Args& a) {
     if (a.has("config")) throw grpo::InputError("--config and --server: the server uses its own config");
     return grpo::reward::Scorer::remote(a.get("server"), a.get_int("timeout-ms"));
   }
-  if (a.has("config")) return grpo::reward::Scorer::local(grpo::Config::load(a.get("config"), a.overrides()));
-  grpo::Config c = grpo::Config::parse("", "<defaults>");
-  for (const auto& o : a.overrides()) c.apply_override(o);
-  return grpo::reward::Scorer::local(c);
+  return grpo::reward::Scorer::local(grpo::config_from_args(a));
 }
 
 int run_verify(const grpo::Args& a) {

@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_models.h"
 #include "bench/bench_util.h"
 #include "model/init.h"
 #include "model/model_config.h"
@@ -108,37 +109,24 @@ double run_naive(const DeepseekModel& model, int64_t batch, int64_t prompt_len, 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 1;
-  bool quick = false;
-  std::string out_path = "bench/results/rollout.json";
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
-      threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--out") && i + 1 < argc)
-      out_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick"))
-      quick = true;
-    else {
-      std::cerr << "usage: bench_rollout [--threads N] [--out FILE] [--quick]\n";
-      return 2;
-    }
-  }
-  threads = set_torch_threads(threads);
-  const std::string config_path = "bench/configs/dsv3-small.json";
-  ModelConfig config = ModelConfig::load(config_path);
-  config.eos_token_ids.clear();  // every sequence runs to its length: fixed work per run
+  Flags flags;
+  flags.out = "bench/results/rollout.json";
+  if (!parse_flags(argc, argv, false, "bench_rollout [--threads N] [--out FILE] [--quick]", flags)) return 2;
+  const bool quick = flags.quick;
+  const std::string out_path = flags.out;
+  const int threads = set_torch_threads(flags.threads);
+  const std::string config_path = kSmallConfig;
+  const ModelConfig config = small_config();
 
   // Random weights (init_weights, seed 1), bf16; the FP8 model quantises the same weights.
   DeepseekModel master(config);
   init_weights(master, 1);
-  auto bf16 = std::make_shared<DeepseekModel>(config, ModelOptions::for_dtype("bf16"));
-  bf16->load_state(master.state_dict(), "init");
-  auto fp8 = std::make_shared<DeepseekModel>(config, ModelOptions::for_dtype("fp8"));
-  fp8->load_state(master.state_dict(), "init");
+  const std::map<std::string, at::Tensor> state = master.state_dict();
+  auto bf16 = model_with(config, state, ModelOptions::for_dtype("bf16"));
+  auto fp8 = model_with(config, state, ModelOptions::for_dtype("fp8"));
   ModelOptions a8_options = ModelOptions::for_dtype("fp8");
   a8_options.fp8_activations = true;  // W8A8: activations in 1x128 e4m3 tiles too
-  auto w8a8 = std::make_shared<DeepseekModel>(config, a8_options);
-  w8a8->load_state(master.state_dict(), "init");
+  auto w8a8 = model_with(config, state, a8_options);
 
   const int64_t prompt_len = 64, new_tokens = quick ? 8 : 32, naive_tokens = quick ? 2 : 4;
   const std::vector<int64_t> concurrency = {1, 8, 32, 64};

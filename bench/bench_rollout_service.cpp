@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_models.h"
 #include "bench/bench_util.h"
 #include "model/init.h"
 #include "model/model_config.h"
@@ -160,37 +161,23 @@ GenRow generate_throughput(std::shared_ptr<const DeepseekModel> model, int64_t p
 }  // namespace
 
 int main(int argc, char** argv) {
-  int threads = 1, repeats = 3;
-  bool quick = false;
-  std::string out_path = "bench/results/rollout_service.json";
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc)
-      threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--repeats") && i + 1 < argc)
-      repeats = std::max(1, std::atoi(argv[++i]));
-    else if (!std::strcmp(argv[i], "--out") && i + 1 < argc)
-      out_path = argv[++i];
-    else if (!std::strcmp(argv[i], "--quick"))
-      quick = true;
-    else {
-      std::cerr << "usage: bench_rollout_service [--threads N] [--repeats R] [--out FILE] [--quick]\n";
-      return 2;
-    }
-  }
-  threads = set_torch_threads(threads);
-  const std::string config_path = "bench/configs/dsv3-small.json";
-  ModelConfig config = ModelConfig::load(config_path);
-  config.eos_token_ids.clear();  // every sequence runs to its length: fixed work per run
+  Flags flags;
+  flags.out = "bench/results/rollout_service.json";
+  if (!parse_flags(argc, argv, true, "bench_rollout_service [--threads N] [--repeats R] [--out FILE] [--quick]", flags))
+    return 2;
+  const bool quick = flags.quick;
+  const int repeats = flags.repeats;
+  const std::string out_path = flags.out;
+  const int threads = set_torch_threads(flags.threads);
+  const std::string config_path = kSmallConfig;
+  const ModelConfig config = small_config();
 
   DeepseekModel master(config);
   init_weights(master, 1);
   const std::map<std::string, at::Tensor> fp32_state = master.state_dict();
-  auto fp32 = std::make_shared<DeepseekModel>(config);
-  fp32->load_state(fp32_state, "init");
-  auto bf16 = std::make_shared<DeepseekModel>(config, ModelOptions::for_dtype("bf16"));
-  bf16->load_state(fp32_state, "init");
-  auto fp8 = std::make_shared<DeepseekModel>(config, ModelOptions::for_dtype("fp8"));
-  fp8->load_state(fp32_state, "init");
+  auto fp32 = model_with(config, fp32_state, ModelOptions());
+  auto bf16 = model_with(config, fp32_state, ModelOptions::for_dtype("bf16"));
+  auto fp8 = model_with(config, fp32_state, ModelOptions::for_dtype("fp8"));
 
   json results = {{"config", config_path},
                   {"threads", threads},

@@ -153,4 +153,11 @@ int run_cli(int argc, char** argv) {
   }
 }
 
+Config config_from_args(const Args& a) {
+  if (a.has("config")) return Config::load(a.get("config"), a.overrides());
+  Config c = Config::parse("", "<defaults>");
+  for (const auto& o : a.overrides()) c.apply_override(o);
+  return c;
+}
+
 }  // namespace grpo

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
+
 namespace grpo {
 
 struct Option {
@@ -22,6 +24,7 @@ struct Option {
   std::string fallback;  // default shown in --help (and returned by get() when absent)
 };
 
+// Thread-safety: const methods may be called concurrently; a parsed value that owns its strings.
 class Args {
  public:
   bool has(const std::string& name) const { return values_.count(name) > 0; }
@@ -56,12 +59,17 @@ struct Command {
 };
 
 std::map<std::string, Command>& command_registry();
+// Not thread-safe: adds to command_registry() (a plain map) at static initialisation; the map owns the Command.
 struct CommandRegistrar {
   explicit CommandRegistrar(Command c);
 };
 
 // Entry point used by apps/main.cpp.
 int run_cli(int argc, char** argv);
+
+// The config a service command runs on: --config FILE with the key=value overrides, else the
+// built-in defaults (an empty config named "<defaults>") with them.
+Config config_from_args(const Args& a);
 
 }  // namespace grpo
 

@@ -37,26 +37,8 @@ class Converter {
         if (n.name == "pi" || n.name == "e") return atom("#" + n.name, false);
         if (n.name == "i") return atom("#i", true);
         return std::nullopt;
-      case Kind::Add: {
-        std::optional<RationalFunction> acc;
-        for (const auto& a : n.args) {
-          auto r = convert(*a);
-          if (!r) return std::nullopt;
-          acc = acc ? add_rf(*acc, *r) : r;
-          if (!acc) return std::nullopt;
-        }
-        return acc;
-      }
-      case Kind::Mul: {
-        std::optional<RationalFunction> acc;
-        for (const auto& a : n.args) {
-          auto r = convert(*a);
-          if (!r) return std::nullopt;
-          acc = acc ? mul_rf(*acc, *r) : r;
-          if (!acc) return std::nullopt;
-        }
-        return acc;
-      }
+      case Kind::Add: return fold(n, &Converter::add_rf);
+      case Kind::Mul: return fold(n, &Converter::mul_rf);
       case Kind::Pow: {
         const Node& e = *n.args[1];
         if (e.kind == Kind::Number && e.exact && e.q.is_integer() && e.q.num() >= -kMaxPower &&
@@ -170,6 +152,20 @@ class Converter {
     else
       it->second = *s;
     return true;
+  }
+
+  // n's arguments combined left to right with `op` (add_rf or mul_rf); nullopt once a step fails.
+  std::optional<RationalFunction> fold(const Node& n,
+                                       std::optional<RationalFunction> (Converter::*op)(const RationalFunction&,
+                                                                                        const RationalFunction&)) {
+    std::optional<RationalFunction> acc;
+    for (const auto& a : n.args) {
+      auto r = convert(*a);
+      if (!r) return std::nullopt;
+      acc = acc ? (this->*op)(*acc, *r) : r;
+      if (!acc) return std::nullopt;
+    }
+    return acc;
   }
 
   std::optional<RationalFunction> add_rf(const RationalFunction& a, const RationalFunction& b) {
