@@ -19,6 +19,7 @@
 
 namespace grpo {
 
+// Thread-safety: not thread-safe, const methods included (yaml-cpp); copies and sub() share one YAML tree.
 class Config {
  public:
   Config() = default;

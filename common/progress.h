@@ -7,6 +7,7 @@
 
 namespace grpo {
 
+// Not thread-safe: one owner thread draws the line. Owns its label and timings; writes to stderr.
 class Progress {
  public:
   Progress(std::string label, int64_t total, bool enabled = true);

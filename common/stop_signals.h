@@ -12,6 +12,7 @@
 
 namespace grpo {
 
+// Thread-safety: construct on the main thread before any other thread starts; wait() once. Owns its signal set.
 class StopSignals {
  public:
   // Blocks SIGINT and SIGTERM in the calling thread; threads started later inherit the mask, so

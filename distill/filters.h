@@ -78,6 +78,7 @@ DistillVerdict check_completion(const Completion& c, const DistillFilters& f, bo
 
 // One prompt's completions as they arrive (in a group, or over several groups of the same prompt):
 // filters 1–6 for each, and the state filters 7–8 need (the dedupe keys seen, the count accepted).
+// Not thread-safe: one prompt's completions, in order. Keeps a pointer to the filters, which must outlive it.
 class PromptFilter {
  public:
   PromptFilter(const DistillFilters& f, bool prompt_opens_think) : f_(&f), opens_think_(prompt_opens_think) {}

@@ -13,6 +13,7 @@
 
 namespace grpo::kernels {
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct Fp8BlockCodes {
   at::Tensor q;          // kFloat8_e4m3fn [rows, cols], on w's device
   at::Tensor scale_inv;  // float32 [ceil(rows/block), ceil(cols/block)], on w's device

@@ -65,6 +65,7 @@ std::string first_step_prefix(const DigitChain& chain);
 TaskSplit split_of(const DigitChain& chain, const DigitChainsOptions& options);
 
 // An endless seeded stream of problems of one split (repeats possible).
+// Not thread-safe: next() and uniform() advance its stream; one owner. A plain value (owns its state).
 class DigitChainSampler {
  public:
   DigitChainSampler(DigitChainsOptions options, TaskSplit split, uint64_t seed);

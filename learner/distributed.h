@@ -19,6 +19,7 @@
 
 namespace grpo {
 
+// Thread-safety: immutable once thrown; owns its message.
 class DistributedError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -38,6 +39,7 @@ struct DistEnv {
   static bool present();
 };
 
+// Not thread-safe: one thread runs the collectives, in the same order on every rank. Owns its process group and store.
 class Distributed {
  public:
   // Rendezvous of all env.world_size ranks; throws DistributedError when they do not all arrive

@@ -41,6 +41,7 @@ at::Tensor all_to_all_rows(Distributed& dist, const at::Tensor& x, const std::ve
                            const std::vector<int64_t>& recv);
 
 // The routed-experts runner of an expert-sharded model (DeepseekModel::set_routed_experts).
+// Not thread-safe: forward() runs collectives on `dist`, one at a time. Keeps a reference to dist (must outlive it).
 class ExpertParallel : public RoutedExperts {
  public:
   explicit ExpertParallel(Distributed& dist) : dist_(dist) {}
@@ -64,6 +65,7 @@ bool is_routed_expert(const std::string& name);
 std::map<std::string, at::Tensor> rank_shard(const DeepseekModel& model, int rank);
 
 // The trainable tensors of an expert-sharded model, by name: replicated ones and this rank's experts.
+// Thread-safety: a plain value, no locking (concurrent reads only); the tensors alias the model's parameters.
 struct ShardedParameters {
   std::vector<std::pair<std::string, at::Tensor>> replicated, experts;
   std::vector<std::pair<std::string, at::Tensor>> all() const;

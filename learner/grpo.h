@@ -47,6 +47,7 @@ struct PolicyLossOptions {
   double tis_cap = 0;      // > 0: truncated importance sampling weight min(pi_old/pi_rollout, cap)
 };
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct PolicyLossResult {
   at::Tensor loss;           // scalar, differentiable w.r.t. logp
   double clip_fraction = 0;  // share of counted tokens where the clipped branch was taken

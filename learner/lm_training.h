@@ -64,6 +64,7 @@ at::Tensor token_nll(const at::Tensor& logits, const at::Tensor& targets);
 at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask);
 
 // AdamW over named trainable parameters with the schedule and gradient clipping of the options.
+// Not thread-safe: one owner (the training loop). Aliases the parameters (updated in place); owns its AdamW state.
 class LmOptimizer {
  public:
   LmOptimizer(std::vector<std::pair<std::string, at::Tensor>> params, const LmTrainingOptions& options);
@@ -105,6 +106,7 @@ class LmOptimizer {
 // over the window, plus `extra`), and the run's totals. A resumed run starts at `first_step` (the steps
 // before it count neither in the progress nor in the totals); `write_metrics` false writes no
 // metrics (the ranks of a distributed run other than rank 0).
+// Not thread-safe: one owner (the training loop). Owns its metrics writer and progress line.
 class LmRunLog {
  public:
   LmRunLog(const std::string& label, int64_t steps, const LmTrainingOptions& options, bool show_progress,

@@ -23,6 +23,7 @@ struct LossSpec {
   double temperature = 1.0;  // of the rollout's sampling (completion_forward)
 };
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct MiniBatchStats {
   double loss = 0, policy_loss = 0;                                 // the mini-batch's loss terms
   double kl = 0, entropy = 0;                                       // means over its completion tokens

@@ -47,6 +47,7 @@ void scale_grads_to(const std::vector<at::Tensor>& params, double norm, double m
 // What AdamW updates and keeps moments for: the contiguous range [begin, begin + size) of a
 // parameter's flattened elements. A whole parameter is [0, numel); a part is how ZeRO-1 gives a
 // rank its share of the replicated parameters (learner/zero1.h).
+// Thread-safety: a plain value, no locking (concurrent reads only); `param` aliases the model's parameter.
 struct ParamSlice {
   ParamSlice(std::string name, at::Tensor param, int64_t begin, int64_t size)
       : name(std::move(name)), param(std::move(param)), begin(begin), size(size) {}
@@ -68,6 +69,7 @@ struct AdamWOptions {
   double weight_decay = 0.0;  // decoupled: p -= lr * weight_decay * p
 };
 
+// Not thread-safe: one owner (the training loop). Aliases the parameters (updated in place); owns its moments.
 class AdamW {
  public:
   // `params`: name -> parameter (a leaf tensor with requires_grad, float32/64). The optimizer

@@ -66,6 +66,7 @@ SftResult sft(const SftOptions& options, bool show_progress = true);
 // exactly at the answer tokens (target j predicts ids[j + 1]). Distillation rows, when any example
 // has a teacher: kd_rows [N] indexes the flattened B·(L-1) targets; kd_ids / kd_logprobs /
 // kd_valid [N, K] hold the teacher's top-k, padded to the largest k.
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct SftBatch {
   at::Tensor ids, mask;
   at::Tensor kd_rows, kd_ids, kd_logprobs, kd_valid;
@@ -75,6 +76,7 @@ SftBatch make_sft_batch(const std::vector<const SftExample*>& examples);
 // total = ce + kd_weight · kd: ce the mean token cross-entropy over the mask, kd the mean top-k
 // KL (distill_loss.h) over the distillation rows (undefined when there are none).
 // logits [B, L-1, V] of ids[:, :-1].
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct SftLoss {
   at::Tensor total, ce, kd;
 };

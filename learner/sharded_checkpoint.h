@@ -20,6 +20,7 @@
 
 namespace grpo {
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct ShardedSave {
   SaveOptions weights;                           // dtype of the weights (one file per rank regardless of size)
   std::map<std::string, std::string> files;      // rank 0: name in DIR -> source file to copy (tokenizer)

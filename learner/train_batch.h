@@ -13,6 +13,7 @@
 
 namespace grpo {
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct TrainBatch {
   at::Tensor ids;           // [B, T] int64, right-padded with the pad id
   at::Tensor mask;          // [B, T-1] value dtype: 1 on completion-token predictions
@@ -53,6 +54,7 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
 // length) go through the routed experts and count in the expert loads: a row's last token and
 // the padding do not, so the loads and the experts' gradients do not depend on how rows are
 // grouped into micro-batches or ranks.
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct CompletionForward {
   at::Tensor logp;                      // [b, T-1] log p(ids[:, t+1]) on the mask, 0 elsewhere
   at::Tensor entropy;                   // [b, T-1] entropy of the next-token distribution on the mask

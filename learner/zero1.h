@@ -29,6 +29,7 @@ std::vector<int64_t> balanced_bounds(int64_t total, int world);
 std::vector<ParamSlice> slices_in(const std::vector<std::pair<std::string, at::Tensor>>& params, int64_t begin,
                                   int64_t end);
 
+// Not thread-safe: all_gather() is a collective. Keeps a reference to dist (must outlive it); aliases the parameters.
 class Zero1 {
  public:
   // `replicated`: the data-parallel parameters, the same on every rank (one floating dtype).

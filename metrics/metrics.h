@@ -27,6 +27,7 @@
 
 namespace grpo {
 
+// Not thread-safe: one owner thread logs. Owns its metrics.jsonl descriptor and event file (closed when destroyed).
 class MetricsWriter {
  public:
   // Creates RUN_DIR and RUN_DIR/tb as needed. metrics.jsonl is appended to (a resumed run continues

@@ -31,6 +31,7 @@ std::string encode_scalars_event(double wall_time, int64_t step, const std::map<
 // appended when that name is taken (a restart within the same second). Every write is one write(2)
 // of whole records, so the file is always a sequence of complete records plus at most one torn
 // record at the end after a crash (readers stop there). I/O errors are InputErrors naming the file.
+// Not thread-safe: one owner thread writes. Owns its file descriptor (closed when destroyed).
 class EventFileWriter {
  public:
   explicit EventFileWriter(const std::string& dir);

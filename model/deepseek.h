@@ -29,6 +29,7 @@
 
 namespace grpo {
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct DecoderLayer {
   at::Tensor input_layernorm, post_attention_layernorm;  // [D]
   MlaWeights self_attn;
@@ -39,6 +40,7 @@ struct DecoderLayer {
 
 // One MTP depth (DeepSeek-V3 §2.2), stored as model.layers.{num_hidden_layers + k}.*:
 // h' = block(eh_proj([enorm(embed(t_{i+k})) ; hnorm(h_i)])), logits = head(shared_head.norm(h')).
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct MtpModule {
   at::Tensor enorm, hnorm;                        // [D]
   Linear eh_proj;                                 // [D, 2D]
@@ -47,6 +49,7 @@ struct MtpModule {
   DecoderLayer block;
 };
 
+// Thread-safety: const methods may run concurrently (not with expert parallelism); owns its tensors, shares its runner.
 class DeepseekModel {
  public:
   // Allocates every parameter (zeros) with its shape; fill with load_state() or init_weights().

@@ -54,6 +54,7 @@ struct DenseConfig {
 // True when a config.json object's model_type names a dense decoder (llama, qwen2).
 bool is_dense_config(const nlohmann::json& config);
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct DenseLayer {
   at::Tensor input_layernorm, post_attention_layernorm;  // [D]
   at::Tensor q_proj, k_proj, v_proj, o_proj;             // [H·Dh, D], [Hkv·Dh, D] ×2, [D, H·Dh]
@@ -63,12 +64,14 @@ struct DenseLayer {
 
 // Keys and values of the tokens fed so far, per layer. Rows may be left-padded: `valid` marks the
 // real tokens, padding is never attended to.
+// Not thread-safe: one forward at a time; the caller owns it and lends it to the model. Owns its tensors.
 struct DenseKvCache {
   std::vector<at::Tensor> k, v;  // per layer [B, Hkv, S, Dh], compute dtype
   at::Tensor valid;              // [B, S] bool
   int64_t length() const { return valid.defined() ? valid.size(1) : 0; }
 };
 
+// Thread-safety: const methods may run concurrently (one cache each); the rest need one owner. Owns its tensors.
 class DenseDecoder {
  public:
   // Allocates every parameter (zeros); fill with load_state() or init_weights() (model/init.h).

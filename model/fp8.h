@@ -34,6 +34,7 @@ float fp8_e5m2_decode(uint8_t code);
 at::Tensor fp8_e4m3_encode(const at::Tensor& x);
 at::Tensor fp8_decode(const at::Tensor& codes);
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct Fp8Blocks {
   at::Tensor q;      // kFloat8_e4m3fn, the input's shape
   at::Tensor scale;  // float32 [ceil(rows/block_rows), ceil(cols/block_cols)]: amax/448 (1 for all-zero blocks)

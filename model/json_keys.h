@@ -11,6 +11,7 @@
 
 namespace grpo {
 
+// Thread-safety: const methods may be called concurrently. Keeps a reference to the JSON, which must outlive it.
 class JsonKeys {
  public:
   JsonKeys(const nlohmann::json& j, std::string source, std::string prefix = "")

@@ -16,6 +16,7 @@
 
 namespace grpo {
 
+// Not thread-safe: one forward at a time. Owns its cache tensors.
 class LatentCache : public LatentContext {
  public:
   LatentCache(int64_t num_layers, int64_t batch, int64_t capacity, int64_t kv_lora_rank, int64_t rope_dim,

@@ -14,6 +14,7 @@
 
 namespace grpo {
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct LatentChunk {
   // [B, T] int64: the key index of every query of the chunk inside its own sequence (its
   // position in that sequence). Query (b, t) attends to keys s <= slots[b, t] of row b.
@@ -22,6 +23,7 @@ struct LatentChunk {
   bool continues = false;
 };
 
+// Not thread-safe: one forward at a time. Its owner lends it to the model for one forward (a pointer, not kept).
 class LatentContext {
  public:
   virtual ~LatentContext() = default;

@@ -17,6 +17,7 @@
 
 namespace grpo {
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct Linear {
   Linear() = default;
   // Implicit: a plain tensor is a dense weight (never mistaken for codes + scales by brace elision).

@@ -21,6 +21,7 @@
 
 namespace grpo {
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct MlaWeights {
   Linear q_proj;              // [H*(nope+rope), D] when q_lora_rank is null
   Linear q_a_proj;            // [Rq, D]

@@ -17,10 +17,12 @@
 namespace grpo {
 
 // SwiGLU MLP: down(silu(gate x) * up x). gate_proj/up_proj: [I, D], down_proj: [D, I].
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct MlpWeights {
   Linear gate_proj, up_proj, down_proj;
 };
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct MoeWeights {
   at::Tensor gate;                     // router [E, D]
   at::Tensor e_score_correction_bias;  // [E] (noaux_tc only; a buffer, not trained by SGD)
@@ -34,6 +36,7 @@ struct MoeWeights {
 // Where the routed experts of a sharded model run: an expert-parallel runner
 // (learner/expert_parallel.h) sends each (token, expert) pair to the rank holding the expert and
 // returns sum_k weights[n,k] · expert_{experts[n,k]}(x[n]), as routed_experts_forward does locally.
+// Thread-safety is the implementation's (ExpertParallel: one forward at a time); the model shares it (shared_ptr).
 class RoutedExperts {
  public:
   virtual ~RoutedExperts() = default;

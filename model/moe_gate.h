@@ -25,6 +25,7 @@ struct GateSpec {
   static GateSpec from(const ModelConfig& c);
 };
 
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct Routing {
   at::Tensor experts;  // [N, k] int64, no particular order
   at::Tensor weights;  // [N, k] in the logits' dtype; differentiable w.r.t. the logits

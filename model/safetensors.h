@@ -23,6 +23,7 @@
 namespace grpo {
 
 // One tensor as stored: data on CPU, contiguous, shape as on disk; F8 codes as LibTorch's float8 types.
+// Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct StoredTensor {
   at::Tensor data;
   DType dtype;
@@ -32,6 +33,7 @@ struct SafetensorsLimits {
   uint64_t max_header_bytes = 100ull << 20;  // the HF reference library's limit as well
 };
 
+// Thread-safety: immutable once opened; const methods may run concurrently. Owns the mapping; get()'s tensors share it.
 class SafetensorsReader {
  public:
   explicit SafetensorsReader(const std::string& path, const SafetensorsLimits& limits = {});

@@ -15,6 +15,7 @@ namespace grpo {
 
 // A failed call: the gRPC status code and a message naming the server, the method and the number
 // of attempts.
+// Thread-safety: immutable once thrown; owns its message and code.
 class RpcError : public std::runtime_error {
  public:
   RpcError(grpc::StatusCode code, const std::string& message) : std::runtime_error(message), code_(code) {}

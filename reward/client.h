@@ -25,6 +25,7 @@ namespace grpo::reward {
 using grpo::ClientOptions;
 using grpo::RpcError;
 
+// Thread-safe: all methods are const and may run concurrently. Owns its gRPC channel and stub.
 class RewardClient {
  public:
   explicit RewardClient(std::string address, ClientOptions options = {});

@@ -12,6 +12,7 @@
 
 namespace grpo::reward {
 
+// Thread-safe: submits and queries from any thread (one mutex); stop() from one thread, never a task. Owns its workers.
 class BoundedExecutor {
  public:
   using Task = std::function<void()>;

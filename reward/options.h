@@ -13,6 +13,7 @@
 
 namespace grpo::reward {
 
+// Thread-safety: const methods may be called concurrently. Owns a merged copy of the defaults and overrides.
 class OptionReader {
  public:
   // defaults and overrides: JSON objects or null.

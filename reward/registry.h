@@ -24,6 +24,7 @@
 namespace grpo::reward {
 
 // A request named a verifier that is not registered (the server answers NOT_FOUND).
+// Thread-safety: immutable once thrown; owns its message.
 class UnknownVerifier : public InputError {
  public:
   using InputError::InputError;
@@ -37,6 +38,7 @@ struct VerifierInfo {
 
 using VerifierFactory = std::function<std::unique_ptr<Verifier>(const nlohmann::json& options)>;
 
+// Lookups (const) are thread-safe, additions are not. Owns its factories; shares its verifiers with get()'s callers.
 class VerifierRegistry {
  public:
   // A built-in, made now with `defaults` (bad defaults fail here); composites make further

@@ -39,6 +39,7 @@ struct ServerOptions {
 // Errors name the file and key.
 ServerOptions server_options_from_config(const Config& config);
 
+// Thread-safety: start() once, first; then shutdown(), wait(), health() from any thread. Owns its gRPC server, workers.
 class RewardServer {
  public:
   RewardServer(std::shared_ptr<const VerifierRegistry> registry, ServerOptions options);

@@ -39,6 +39,7 @@ struct VerifyResult {
   std::string extracted;                     // the final answer the verifier extracted (if any)
 };
 
+// Thread-safety: verify() must be thread-safe (below); instances are shared read-only (shared_ptr<const Verifier>).
 class Verifier {
  public:
   virtual ~Verifier() = default;

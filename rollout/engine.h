@@ -131,11 +131,13 @@ struct EngineStats {
 };
 
 // The engine's queue is full (max_queued_requests): try again later.
+// Thread-safety: immutable once thrown; owns its message.
 class EngineFull : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
+// Thread-safety: see "Threads" above. Owns its page pool, queues and results; shares the model; borrows the tokenizer.
 class Engine {
  public:
   // `tokenizer` (optional, must outlive the engine) enables Completion::text and stop strings.

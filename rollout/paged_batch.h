@@ -18,10 +18,12 @@
 
 namespace grpo::rollout {
 
+// Not thread-safe: the engine's step thread owns it. Keeps a reference to the pool (must outlive it); owns its tensors.
 class PagedBatch : public LatentContext {
  public:
   explicit PagedBatch(PagePool& pool);
 
+  // A plain value; `pages` is borrowed and read during set_rows() only.
   struct Row {
     const std::vector<int32_t>* pages;  // must cover slots [start, start + T) and own them exclusively
     int64_t start;                      // slots before this are already cached

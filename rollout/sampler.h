@@ -36,6 +36,7 @@ void validate_sampling(const SamplingParams& p);
 // [0, 1) with 53 random bits.
 double counter_uniform(uint64_t seed, uint64_t sample, uint64_t step);
 
+// A plain value; `params` is borrowed, read only, and must outlive the sample_tokens() call.
 struct SampleRow {
   const SamplingParams* params;
   uint64_t sample;  // sample index inside its request

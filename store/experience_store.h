@@ -38,6 +38,7 @@ namespace grpo {
 
 // A RocksDB failure while reading or writing (I/O error, disk full). Opening a missing or foreign
 // directory is an InputError instead.
+// Thread-safety: immutable once thrown; owns its message.
 class StoreError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -83,6 +84,7 @@ struct ReadStatus {
   bool ok() const { return code == kOk; }
 };
 
+// Thread-safety: see "Thread safety" above. Owns its RocksDB handle (closed when destroyed); a Cursor, its snapshot.
 class ExperienceStore {
  public:
   // Iterates the groups of a step range in key order over a consistent snapshot (groups put after

@@ -19,6 +19,7 @@ struct AddedToken {
   bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = false;
 };
 
+// Thread-safety: immutable once built; const methods may be called concurrently. Owns its tokens and trie.
 class AddedTokenMatcher {
  public:
   // `patterns[i]` is the string searched for tokens[i] (its content, normalized when needed).

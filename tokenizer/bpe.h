@@ -22,6 +22,7 @@
 
 namespace grpo {
 
+// Thread-safety: const methods may be called concurrently (the cache locks itself). Owns its tables and cache.
 class BpeModel {
  public:
   // Parses `model` at `where`; InputError naming the key for a missing vocab, a merge naming an

@@ -32,6 +32,7 @@ struct Message {
   std::string content;
 };
 
+// Thread-safety: a plain value (owns its strings); const methods may be called concurrently.
 class ChatTemplate {
  public:
   std::string prefix, system, system_prefix, system_suffix, user_prefix, user_suffix, assistant_prefix,

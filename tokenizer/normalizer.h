@@ -13,6 +13,7 @@ namespace grpo {
 
 enum class NormalForm { kNFC, kNFD, kNFKC, kNFKD };
 
+// Thread-safety: immutable once parsed; apply() may be called concurrently (ICU's normalizers are). A plain value.
 class Normalizer {
  public:
   // Parses the `normalizer` node at `where` (null: no normalization); InputError naming the key

@@ -25,6 +25,7 @@ enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWith
 
 // The pieces of one text; views point into the text or into `owned` (pieces that gained a prefix
 // space).
+// Not thread-safe: one owner. Owns `owned`; the text the other views point into must outlive it.
 struct PreTokenized {
   std::vector<std::string_view> pieces;
   std::deque<std::string> owned;
@@ -34,6 +35,7 @@ struct PreTokenized {
   }
 };
 
+// Thread-safety: immutable once parsed; split() may be called concurrently. Owns its steps (regexes shared).
 class PreTokenizer {
  public:
   // Parses the `pre_tokenizer` node at `where`; InputError naming the key for anything unsupported.

@@ -26,6 +26,7 @@ namespace grpo {
 // construct is unsupported.
 std::string onig_to_pcre2(std::string_view pattern);
 
+// Thread-safety: immutable; find_all() may be called concurrently. Copies share the compiled pattern (shared_ptr).
 class Regex {
  public:
   // `what` names the pattern in errors (file and key). Throws InputError when it does not compile.

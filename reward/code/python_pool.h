@@ -23,6 +23,7 @@
 
 namespace grpo::reward {
 
+// Thread-safe: run() from many threads at once (waits for a free zygote). Owns its zygotes and spawner thread.
 class PythonPool {
  public:
   struct Options {

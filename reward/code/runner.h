@@ -54,6 +54,7 @@ struct BuildResult {
   std::string error;      // when !ok: "compile error: main.cpp:3:5: error: ..." or the limit hit
 };
 
+// Thread-safe: build() and run() may be called from many threads at once. Owns its Python pool (python_pool > 0).
 class CodeRunner {
  public:
   explicit CodeRunner(RunnerOptions options);

@@ -17,6 +17,7 @@ namespace grpo::reward {
 int64_t monotonic_ms();
 
 // An owned file descriptor.
+// Not thread-safe; one owner. Closes its descriptor when destroyed or reset(); release() gives it up.
 class Fd {
  public:
   Fd() = default;
@@ -49,6 +50,7 @@ std::vector<std::pair<std::string, std::string>> sandbox_environment(const Sandb
 Fd stdin_source(const std::string& data);
 
 // Appends what a non-blocking pipe delivers, keeping at most `cap` bytes; more sets `truncated`.
+// Not thread-safe: one reader. Owns its pipe's descriptor (fd).
 struct CappedStream {
   Fd fd;
   int64_t cap = 0;
@@ -72,6 +74,7 @@ void classify(const ExitFacts& facts, const SandboxLimits& limits, SandboxResult
 
 // One started bubblewrap sandbox running spec.argv: its stdout/stderr pipes, the bwrap child, and
 // the sandbox's PID-namespace init once bwrap reports it. The destructor kills and reaps it all.
+// Not thread-safe: one thread drives it. Owns the bwrap child, its pipes and pidfds.
 class SandboxProcess {
  public:
   struct Options {

@@ -15,6 +15,7 @@ namespace grpo::reward::math {
 
 using Complex = std::complex<long double>;
 
+// A plain value; `bindings` (optional) is borrowed, read only, and must outlive the evaluate() calls.
 struct SamplePoint {
   uint64_t seed = 0;
   bool positive = true;                                      // symbols in [0.5, 2.5]; otherwise in [-3, 3] away from 0

@@ -56,12 +56,14 @@ struct Node {
 };
 
 // Thrown for input the parser refuses (too deep, too big, malformed). Never escapes the verifier.
+// Thread-safety: immutable once thrown; owns its message.
 class ParseError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 // Thrown when a verification would exceed its work budget (see WorkBudget).
+// Thread-safety: immutable once thrown; owns its message.
 class BudgetExceeded : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -70,6 +72,7 @@ class BudgetExceeded : public std::runtime_error {
 // Counts abstract work units (tokens parsed, nodes evaluated, polynomial terms multiplied, pairs
 // compared). Every loop whose length depends on the input charges it, so a verification costs at
 // most `limit` units whatever the input; the fuzz test checks the counts.
+// Not thread-safe: one per verification, used by its thread. A plain counter (owns nothing).
 class WorkBudget {
  public:
   explicit WorkBudget(int64_t limit) : limit_(limit) {}

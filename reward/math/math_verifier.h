@@ -48,6 +48,7 @@ struct MathVerdict {
 // The whole pipeline on one (completion, gold answer) pair. Never throws.
 MathVerdict verify_math(std::string_view completion, std::string_view gold, const MathVerifierOptions& options);
 
+// Thread-safe: verify() keeps no state (a WorkBudget per call). Owns a copy of its options.
 class MathVerifier : public Verifier {
  public:
   explicit MathVerifier(MathVerifierOptions options) : options_(std::move(options)) {}

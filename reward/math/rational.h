@@ -13,6 +13,7 @@ namespace grpo::reward::math {
 
 using int128 = __int128;
 
+// Thread-safety: an immutable value; copies may be shared and read on any thread.
 class Rational {
  public:
   Rational() = default;
