@@ -33,19 +33,8 @@ using namespace grpo;
 using namespace grpo::rollout;
 using nlohmann::json;
 using namespace grpo::bench;
-using grpo::bench::Clock;
 
 namespace {
-
-std::vector<int64_t> prompt_of(int64_t len, int64_t vocab, uint64_t seed) {
-  std::vector<int64_t> p;
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (int64_t i = 0; i < len; ++i) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    p.push_back(static_cast<int64_t>(2 + x % (vocab - 2)));
-  }
-  return p;
-}
 
 struct EngineRun {
   double prefill_tps = 0, decode_tps = 0, prefill_s = 0, decode_s = 0;
@@ -115,13 +104,11 @@ int main(int argc, char** argv) {
   const bool quick = flags.quick;
   const std::string out_path = flags.out;
   const int threads = set_torch_threads(flags.threads);
-  const std::string config_path = kSmallConfig;
   const ModelConfig config = small_config();
 
   // Random weights (init_weights, seed 1), bf16; the FP8 model quantises the same weights.
-  DeepseekModel master(config);
-  init_weights(master, 1);
-  const std::map<std::string, at::Tensor> state = master.state_dict();
+  const std::map<std::string, at::Tensor> state = random_state(config);
+  const auto master = model_with(config, state, ModelOptions());  // the fp32 reference
   auto bf16 = model_with(config, state, ModelOptions::for_dtype("bf16"));
   auto fp8 = model_with(config, state, ModelOptions::for_dtype("fp8"));
   ModelOptions a8_options = ModelOptions::for_dtype("fp8");
@@ -130,7 +117,7 @@ int main(int argc, char** argv) {
 
   const int64_t prompt_len = 64, new_tokens = quick ? 8 : 32, naive_tokens = quick ? 2 : 4;
   const std::vector<int64_t> concurrency = {1, 8, 32, 64};
-  json results = {{"config", config_path},
+  json results = {{"config", kSmallConfig},
                   {"threads", threads},
                   {"prompt_tokens", prompt_len},
                   {"engine_new_tokens", new_tokens},
@@ -218,7 +205,7 @@ int main(int argc, char** argv) {
     const at::Tensor lp16 = bf16->logprobs(ids).to(at::kDouble);
     at::Tensor gap = (fp8->logprobs(ids).to(at::kDouble) - lp16).abs();
     at::Tensor gap_a8 = (w8a8->logprobs(ids).to(at::kDouble) - lp16).abs();
-    at::Tensor ref = (master.logprobs(ids).to(at::kDouble) - lp16).abs();
+    at::Tensor ref = (master->logprobs(ids).to(at::kDouble) - lp16).abs();
     std::cout << "\nlog-prob gap on 4 x 128 fixed tokens: FP8 weight-only vs bf16 mean " << std::setprecision(5)
               << gap.mean().item<double>() << ", max " << gap.max().item<double>() << "; FP8 W8A8 (1x128 activation "
               << "tiles) vs bf16 mean " << gap_a8.mean().item<double>() << ", max " << gap_a8.max().item<double>()

@@ -35,23 +35,12 @@ using namespace grpo;
 using namespace grpo::rollout;
 using nlohmann::json;
 using namespace grpo::bench;
-using grpo::bench::Clock;
 
 namespace {
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
-}
-
-std::vector<int64_t> prompt_of(int64_t len, int64_t vocab, uint64_t seed) {
-  std::vector<int64_t> p;
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (int64_t i = 0; i < len; ++i) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    p.push_back(static_cast<int64_t>(2 + x % (vocab - 2)));
-  }
-  return p;
 }
 
 std::map<std::string, at::Tensor> to_dtype(const std::map<std::string, at::Tensor>& state, at::ScalarType t) {
@@ -169,17 +158,14 @@ int main(int argc, char** argv) {
   const int repeats = flags.repeats;
   const std::string out_path = flags.out;
   const int threads = set_torch_threads(flags.threads);
-  const std::string config_path = kSmallConfig;
   const ModelConfig config = small_config();
 
-  DeepseekModel master(config);
-  init_weights(master, 1);
-  const std::map<std::string, at::Tensor> fp32_state = master.state_dict();
+  const std::map<std::string, at::Tensor> fp32_state = random_state(config);
   auto fp32 = model_with(config, fp32_state, ModelOptions());
   auto bf16 = model_with(config, fp32_state, ModelOptions::for_dtype("bf16"));
   auto fp8 = model_with(config, fp32_state, ModelOptions::for_dtype("fp8"));
 
-  json results = {{"config", config_path},
+  json results = {{"config", kSmallConfig},
                   {"threads", threads},
                   {"repeats", repeats},
                   {"cores", std::thread::hardware_concurrency()},

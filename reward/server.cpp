@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 
+#include "common/config_range.h"
 #include "common/utf8.h"
 #include "proto/reward.grpc.pb.h"
 #include "reward/client.h"
@@ -60,22 +61,6 @@ struct Prepared {
   Clock::time_point received, enqueued;
 };
 
-int config_int(const Config& c, const std::string& key, int fallback, int min) {
-  int v = c.get<int>(key, fallback);
-  if (v < min)
-    throw InputError(c.source() + ": key '" + key + "': must be >= " + std::to_string(min) + ", got " +
-                     std::to_string(v));
-  return v;
-}
-
-int64_t config_int64(const Config& c, const std::string& key, int64_t fallback, int64_t min) {
-  int64_t v = c.get<int64_t>(key, fallback);
-  if (v < min)
-    throw InputError(c.source() + ": key '" + key + "': must be >= " + std::to_string(min) + ", got " +
-                     std::to_string(v));
-  return v;
-}
-
 }  // namespace
 
 ServerOptions server_options_from_config(const Config& config) {
@@ -85,23 +70,24 @@ ServerOptions server_options_from_config(const Config& config) {
   config.sub("limits").require_known({"max_completion_bytes", "timeout_ms", "cpu_ms", "memory_mb"});
   ServerOptions o;
   o.address = config.get<std::string>("server.address", o.address);
-  o.workers = config_int(config, "server.workers", o.workers, 1);
-  o.max_queue = config_int(config, "server.max_queue", o.max_queue, 1);
-  o.max_message_bytes = config_int(config, "server.max_message_mb", o.max_message_bytes >> 20, 1);
+  o.workers = config_at_least<int>(config, "server.workers", o.workers, 1);
+  o.max_queue = config_at_least<int>(config, "server.max_queue", o.max_queue, 1);
+  o.max_message_bytes = config_at_least<int>(config, "server.max_message_mb", o.max_message_bytes >> 20, 1);
   if (o.max_message_bytes > 2047)
     throw InputError(config.source() + ": key 'server.max_message_mb': must be < 2048 (gRPC's limit)");
-  o.max_pending_bytes = config_int64(config, "server.max_pending_mb", o.max_pending_bytes >> 20, 1);
+  o.max_pending_bytes = config_at_least<int64_t>(config, "server.max_pending_mb", o.max_pending_bytes >> 20, 1);
   if (o.max_pending_bytes < o.max_message_bytes)
     throw InputError(config.source() + ": key 'server.max_pending_mb': must be >= server.max_message_mb (" +
                      std::to_string(o.max_message_bytes) + "), or the largest requests could never run");
   o.max_pending_bytes <<= 20;
   o.max_message_bytes <<= 20;
-  o.stream_window = config_int(config, "server.stream_window", o.stream_window, 1);
-  o.shutdown_grace_ms = config_int64(config, "server.shutdown_grace_ms", o.shutdown_grace_ms, 0);
-  o.limits.max_completion_bytes = config_int64(config, "limits.max_completion_bytes", o.limits.max_completion_bytes, 1);
-  o.limits.timeout_ms = config_int64(config, "limits.timeout_ms", o.limits.timeout_ms, 1);
-  o.limits.cpu_ms = config_int64(config, "limits.cpu_ms", o.limits.cpu_ms, 1);
-  o.limits.memory_mb = config_int64(config, "limits.memory_mb", o.limits.memory_mb, 1);
+  o.stream_window = config_at_least<int>(config, "server.stream_window", o.stream_window, 1);
+  o.shutdown_grace_ms = config_at_least<int64_t>(config, "server.shutdown_grace_ms", o.shutdown_grace_ms, 0);
+  o.limits.max_completion_bytes =
+      config_at_least<int64_t>(config, "limits.max_completion_bytes", o.limits.max_completion_bytes, 1);
+  o.limits.timeout_ms = config_at_least<int64_t>(config, "limits.timeout_ms", o.limits.timeout_ms, 1);
+  o.limits.cpu_ms = config_at_least<int64_t>(config, "limits.cpu_ms", o.limits.cpu_ms, 1);
+  o.limits.memory_mb = config_at_least<int64_t>(config, "limits.memory_mb", o.limits.memory_mb, 1);
   return o;
 }
 

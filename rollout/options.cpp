@@ -2,30 +2,22 @@
 
 #include <algorithm>
 
+#include "common/config_range.h"
 #include "common/error.h"
 #include "rollout/sampler.h"
 
 namespace grpo::rollout {
-namespace {
-
-int64_t config_int(const Config& c, const std::string& key, int64_t fallback, int64_t min) {
-  const int64_t v = c.get<int64_t>(key, fallback);
-  if (v < min) throw InputError(c.where(key) + ": must be >= " + std::to_string(min) + ", got " + std::to_string(v));
-  return v;
-}
-
-}  // namespace
-
 EngineOptions engine_options_from_config(const Config& c, EngineOptions o) {
   c.require_known({"page_size", "num_pages", "max_seqs", "max_batched_tokens", "max_new_tokens_limit", "max_context",
                    "max_queued_requests"});
-  o.page_size = config_int(c, "page_size", o.page_size, 1);
-  o.num_pages = config_int(c, "num_pages", o.num_pages, 1);
-  o.max_seqs = config_int(c, "max_seqs", o.max_seqs, 1);
-  o.max_batched_tokens = config_int(c, "max_batched_tokens", std::max(o.max_batched_tokens, o.max_seqs), o.max_seqs);
-  o.max_new_tokens_limit = config_int(c, "max_new_tokens_limit", o.max_new_tokens_limit, 1);
-  o.max_context = config_int(c, "max_context", o.max_context, 0);
-  o.max_queued_requests = config_int(c, "max_queued_requests", o.max_queued_requests, 1);
+  o.page_size = config_at_least<int64_t>(c, "page_size", o.page_size, 1);
+  o.num_pages = config_at_least<int64_t>(c, "num_pages", o.num_pages, 1);
+  o.max_seqs = config_at_least<int64_t>(c, "max_seqs", o.max_seqs, 1);
+  o.max_batched_tokens =
+      config_at_least<int64_t>(c, "max_batched_tokens", std::max(o.max_batched_tokens, o.max_seqs), o.max_seqs);
+  o.max_new_tokens_limit = config_at_least<int64_t>(c, "max_new_tokens_limit", o.max_new_tokens_limit, 1);
+  o.max_context = config_at_least<int64_t>(c, "max_context", o.max_context, 0);
+  o.max_queued_requests = config_at_least<int64_t>(c, "max_queued_requests", o.max_queued_requests, 1);
   return o;
 }
 
@@ -52,14 +44,14 @@ ServerOptions server_options_from_config(const Config& c, ServerOptions o) {
   c.require_known({"address", "max_message_mb", "max_update_mb", "max_prompts_per_call", "max_calls",
                    "shutdown_grace_ms", "update_timeout_ms"});
   o.address = c.get<std::string>("address", o.address);
-  const int64_t message_mb = config_int(c, "max_message_mb", o.max_message_bytes >> 20, 1);
+  const int64_t message_mb = config_at_least<int64_t>(c, "max_message_mb", o.max_message_bytes >> 20, 1);
   if (message_mb > 2047) throw InputError(c.where("max_message_mb") + ": must be < 2048 (gRPC's limit)");
   o.max_message_bytes = static_cast<int>(message_mb << 20);
-  o.max_update_bytes = config_int(c, "max_update_mb", o.max_update_bytes >> 20, 1) << 20;
-  o.max_prompts_per_call = config_int(c, "max_prompts_per_call", o.max_prompts_per_call, 1);
-  o.max_calls = config_int(c, "max_calls", o.max_calls, 1);
-  o.shutdown_grace_ms = config_int(c, "shutdown_grace_ms", o.shutdown_grace_ms, 0);
-  o.update_timeout_ms = config_int(c, "update_timeout_ms", o.update_timeout_ms, 1);
+  o.max_update_bytes = config_at_least<int64_t>(c, "max_update_mb", o.max_update_bytes >> 20, 1) << 20;
+  o.max_prompts_per_call = config_at_least<int64_t>(c, "max_prompts_per_call", o.max_prompts_per_call, 1);
+  o.max_calls = config_at_least<int64_t>(c, "max_calls", o.max_calls, 1);
+  o.shutdown_grace_ms = config_at_least<int64_t>(c, "shutdown_grace_ms", o.shutdown_grace_ms, 0);
+  o.update_timeout_ms = config_at_least<int64_t>(c, "update_timeout_ms", o.update_timeout_ms, 1);
   return o;
 }
 

@@ -211,24 +211,33 @@ class Converter {
   bool used_opaque_ = false;
 };
 
+// a = na/da and b = nb/db as the polynomials (na·db, nb·da), whose difference is zero exactly when
+// a = b; nullopt when either side is not a rational function within the limits.
+std::optional<std::pair<Poly, Poly>> cross_multiplied(Converter& cv, const Node& a, const Node& b) {
+  auto ra = cv.convert(a);
+  auto rb = cv.convert(b);
+  if (!ra || !rb) return std::nullopt;
+  auto x = cv.mul(ra->num, rb->den);
+  auto y = cv.mul(rb->num, ra->den);
+  if (!x || !y) return std::nullopt;
+  return std::pair{std::move(*x), std::move(*y)};
+}
+
 }  // namespace
 
 Verdict exact_proportional(const Node& a, const Node& b, Rational* factor, WorkBudget& budget) {
   Converter cv(budget);
-  auto ra = cv.convert(a);
-  auto rb = cv.convert(b);
-  if (!ra || !rb) return Verdict::Unknown;
-  auto x = cv.mul(ra->num, rb->den);
-  auto y = cv.mul(rb->num, ra->den);
-  if (!x || !y) return Verdict::Unknown;
+  auto xy = cross_multiplied(cv, a, b);
+  if (!xy) return Verdict::Unknown;
+  auto& [x, y] = *xy;
   Verdict no = cv.used_opaque() ? Verdict::Unknown : Verdict::NotEqual;
-  if (y->empty()) return x->empty() ? Verdict::Unknown : no;
-  const auto& [m, cy] = *y->begin();
-  auto it = x->find(m);
-  if (it == x->end()) return no;
+  if (y.empty()) return x.empty() ? Verdict::Unknown : no;
+  const auto& [m, cy] = *y.begin();
+  auto it = x.find(m);
+  if (it == x.end()) return no;
   auto c = div(it->second, cy);
   if (!c) return Verdict::Unknown;
-  auto d = cv.add(*x, *y, neg(*c));
+  auto d = cv.add(x, y, neg(*c));
   if (!d) return Verdict::Unknown;
   if (!d->empty()) return no;
   if (factor) *factor = *c;
@@ -237,13 +246,9 @@ Verdict exact_proportional(const Node& a, const Node& b, Rational* factor, WorkB
 
 Verdict exact_equal(const Node& a, const Node& b, WorkBudget& budget) {
   Converter cv(budget);
-  auto ra = cv.convert(a);
-  auto rb = cv.convert(b);
-  if (!ra || !rb) return Verdict::Unknown;
-  auto x = cv.mul(ra->num, rb->den);
-  auto y = cv.mul(rb->num, ra->den);
-  if (!x || !y) return Verdict::Unknown;
-  auto d = cv.add(*x, *y, Rational(-1));
+  auto xy = cross_multiplied(cv, a, b);
+  if (!xy) return Verdict::Unknown;
+  auto d = cv.add(xy->first, xy->second, Rational(-1));
   if (!d) return Verdict::Unknown;
   if (d->empty()) return Verdict::Equal;
   return cv.used_opaque() ? Verdict::Unknown : Verdict::NotEqual;
