@@ -38,7 +38,7 @@ std::string to_string(const ByteBuffer& buffer) {
 
 void to_buffer(const google::protobuf::Message& message, ByteBuffer* out) {
   std::string bytes = message.SerializeAsString();
-  grpc::Slice slice(std::move(bytes));
+  grpc::Slice slice(bytes);
   *out = ByteBuffer(&slice, 1);
 }
 

@@ -8,7 +8,9 @@ is cached per file in ~/.cache/grpo/lint, keyed by the clang-tidy version, .clan
 command and the file's preprocessed text: a file whose text, headers or flags changed is checked
 again, the rest are not.
 
-  scripts/lint.py [--build DIR] [--jobs N] [--no-cache] [--format-only]
+  scripts/lint.py [--build DIR] [--jobs N] [--no-cache] [--format-only] [FILE.cpp ...]
+
+With files, clang-tidy checks only those translation units.
 """
 import argparse
 import concurrent.futures
@@ -20,7 +22,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIBRARY_DIRS = ["apps", "bench", "common", "distill", "eval", "kernels", "learner", "metrics", "model", "proto",
+LIBRARY_DIRS = ["apps", "bench", "common", "dataset", "distill", "eval", "kernels", "learner", "metrics", "model", "proto",
                 "reward", "reward/code", "reward/math", "rollout", "rollout/service", "store", "tests", "tokenizer",
                 "train"]
 
@@ -98,7 +100,8 @@ def main():
     p.add_argument("--build", default=os.path.join(ROOT, "build-lint"))
     p.add_argument("--jobs", type=int, default=os.cpu_count())
     p.add_argument("--no-cache", action="store_true")
-    p.add_argument("--format-only", action="store_true", help="clang-format only (seconds; what CI runs)")
+    p.add_argument("--format-only", action="store_true", help="clang-format only (seconds)")
+    p.add_argument("files", nargs="*", help="check only these .cpp files with clang-tidy")
     a = p.parse_args()
 
     files = tracked_sources()
@@ -113,6 +116,9 @@ def main():
     entries = [e for e in json.load(open(os.path.join(a.build, "compile_commands.json")))
                if e["file"].startswith(ROOT + "/") and e["file"].endswith(".cpp")
                and os.path.relpath(e["file"], ROOT) in tracked]
+    if a.files:
+        wanted = {os.path.abspath(f) for f in a.files}
+        entries = [e for e in entries if e["file"] in wanted]
     version = run([tool("clang-tidy"), "--version"]).stdout
     base = version + open(os.path.join(ROOT, ".clang-tidy")).read()
     cache = None if a.no_cache else os.environ.get("GRPO_LINT_CACHE", os.path.expanduser("~/.cache/grpo/lint"))

@@ -9,8 +9,8 @@
 #include <map>
 
 #include "common/config.h"
-#include "tokenizer/chat_template.h"
 #include "dataset/prompt_dataset.h"
+#include "tokenizer/chat_template.h"
 
 namespace grpo {
 namespace {

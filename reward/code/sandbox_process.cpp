@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstring>
 
@@ -202,7 +203,7 @@ int64_t parse_times_children_ms(const std::string& text) {
     ++fields;
     pos = s + 2;
   }
-  return fields == 2 ? static_cast<int64_t>(total_s * 1000 + 0.5) : 0;
+  return fields == 2 ? static_cast<int64_t>(std::llround(total_s * 1000)) : 0;
 }
 
 // Async-signal-safe error exit for the forked child.

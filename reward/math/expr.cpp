@@ -182,7 +182,7 @@ std::string to_string(const Node& n) {
       std::string s;
       for (size_t i = 0; i < n.args.size(); ++i) {
         std::string t = to_string(*n.args[i]);
-        if (i && !(t.size() && t[0] == '-')) s += "+";
+        if (i && !(!t.empty() && t[0] == '-')) s += "+";
         s += t;
       }
       return s;
@@ -215,7 +215,7 @@ std::string to_string(const Node& n) {
         if (r) s += "; ";
         for (int c = 0; c < n.cols; ++c) {
           if (c) s += ", ";
-          s += to_string(*n.args[static_cast<size_t>(r * n.cols + c)]);
+          s += to_string(*n.args[static_cast<size_t>(r) * static_cast<size_t>(n.cols) + static_cast<size_t>(c)]);
         }
       }
       return s + "]";

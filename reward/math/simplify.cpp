@@ -215,8 +215,9 @@ NodePtr fold_matrices(const NodePtr& n, WorkBudget& budget) {
         for (int c = 0; c < a->cols; ++c) {
           std::vector<NodePtr> terms;
           for (int k = 0; k < acc->cols; ++k)
-            terms.push_back(make_node(Kind::Mul, {acc->args[static_cast<size_t>(r * acc->cols + k)],
-                                                  a->args[static_cast<size_t>(k * a->cols + c)]}));
+            terms.push_back(make_node(
+                Kind::Mul, {acc->args[static_cast<size_t>(r) * static_cast<size_t>(acc->cols) + static_cast<size_t>(k)],
+                            a->args[static_cast<size_t>(k) * static_cast<size_t>(a->cols) + static_cast<size_t>(c)]}));
           budget.charge(static_cast<int64_t>(terms.size()));
           cells.push_back(make_node(Kind::Add, std::move(terms)));
         }
