@@ -45,6 +45,7 @@ int run_generate(const grpo::Args& args) {
   if (args.has("stop-ids")) params.stop_token_ids = grpo::rollout::parse_id_list(args.get("stop-ids"), "stop-ids");
   if (args.has("stop")) params.stop_strings.push_back(args.get("stop"));
   std::vector<grpo::rollout::Request> requests;
+  requests.reserve(prompts.size());
   for (const auto& p : prompts) requests.push_back({p, args.get_int("n"), params});
 
   grpo::rollout::EngineOptions eo;

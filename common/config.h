@@ -49,7 +49,8 @@ class Config {
   std::string dump() const;
 
  private:
-  Config(YAML::Node root, std::string source, std::string prefix)
+  // YAML::Node is a shared handle: taking it by value copies a reference count, not the tree.
+  Config(YAML::Node root, std::string source, std::string prefix)  // NOLINT(performance-unnecessary-value-param)
       : root_(root), source_(std::move(source)), prefix_(std::move(prefix)) {}
   YAML::Node find(const std::string& key) const;  // null node when absent
   [[noreturn]] void type_error(const std::string& key, const char* expected, const YAML::Node& n) const;

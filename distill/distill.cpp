@@ -195,6 +195,7 @@ class Distiller {
         index.push_back(int64_t(todo[next]));
       }
       std::vector<const Prompt*> ptrs;
+      ptrs.reserve(prompts.size());
       for (const auto& p : prompts) ptrs.push_back(&p);
       std::vector<ScoredGroup> groups = sample_and_score(o_.run, rollouts, reward, ptrs, seeds, 0, 0, stats);
       for (size_t i = 0; i < groups.size(); ++i) {

@@ -119,6 +119,7 @@ std::vector<DistillVerdict> filter_completions(const std::vector<Completion>& co
                                                bool prompt_opens_think) {
   PromptFilter filter(f, prompt_opens_think);
   std::vector<DistillVerdict> out;
+  out.reserve(completions.size());
   for (const Completion& c : completions) out.push_back(filter.next(c));
   return out;
 }

@@ -44,6 +44,7 @@ std::vector<std::vector<rollout::Completion>> generate(const EvalOptions& o, con
                                                        const std::vector<rollout::Request>& requests,
                                                        const std::vector<PromptItem>& items, int64_t& generated) {
   std::vector<std::string> names;
+  names.reserve(items.size());
   for (const auto& it : items) names.push_back(it.id);
   rollout::EngineOptions eo;
   eo.max_seqs = o.max_seqs, eo.max_batched_tokens = o.max_batched_tokens;

@@ -124,6 +124,7 @@ void all_reduce_gradients(Distributed& dist, const ShardedParameters& p, int64_t
 double clip_grad_norm(Distributed& dist, const ShardedParameters& p, double max_norm) {
   auto tensors = [](const std::vector<std::pair<std::string, at::Tensor>>& named) {
     std::vector<at::Tensor> out;
+    out.reserve(named.size());
     for (const auto& [name, t] : named) out.push_back(t);
     return out;
   };

@@ -32,6 +32,7 @@ void check_dtype(const std::string& name, const std::string& where) {
 
 std::vector<at::Tensor> tensors_of(const std::vector<std::pair<std::string, at::Tensor>>& named) {
   std::vector<at::Tensor> out;
+  out.reserve(named.size());
   for (const auto& p : named) out.push_back(p.second);
   return out;
 }

@@ -1,5 +1,6 @@
 #include "learner/optim.h"
 
+#include <ATen/core/grad_mode.h>
 #include <cmath>
 
 #include "common/error.h"
@@ -55,7 +56,7 @@ std::vector<ParamSlice> whole_slices(const std::vector<std::pair<std::string, at
   return out;
 }
 
-AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options)
+AdamW::AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, AdamWOptions options)
     : AdamW(whole_slices(params), options) {}
 
 AdamW::AdamW(std::vector<ParamSlice> slices, AdamWOptions options) : slices_(std::move(slices)), options_(options) {

@@ -74,7 +74,7 @@ class AdamW {
  public:
   // `params`: name -> parameter (a leaf tensor with requires_grad, float32/64). The optimizer
   // keeps the tensors (they alias the model's) and updates them in place.
-  AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options);
+  AdamW(const std::vector<std::pair<std::string, at::Tensor>>& params, AdamWOptions options);
   // Over slices of parameters: moments only for the slices, updates only them (in place).
   AdamW(std::vector<ParamSlice> slices, AdamWOptions options);
 

@@ -77,6 +77,7 @@ at::Tensor batch_logprobs(const DeepseekModel& model, const TrainBatch& batch, i
   padded.narrow(0, 0, mine.size(0)).narrow(1, 0, mine.size(1)).copy_(mine);
   const at::Tensor gathered = dist->all_gather(padded);  // [W, most·(T-1)]
   std::vector<at::Tensor> blocks;
+  blocks.reserve(static_cast<size_t>(world));
   for (int r = 0; r < world; ++r)
     blocks.push_back(gathered[r].view({most, width}).narrow(0, 0, rank_rows(all, r, world).size(0)));
   return at::cat(blocks);

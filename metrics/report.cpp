@@ -68,7 +68,7 @@ const GroupInfo* known_group(const std::string& id) {
 // A key's chart: the part before the first '/'; held-out metrics whose name is a known group
 // (eval/accuracy, eval/response_length, eval/reward) are drawn with their training counterparts.
 std::string group_of(const std::string& key) {
-  const std::string head = key.substr(0, key.find('/'));
+  std::string head = key.substr(0, key.find('/'));
   if (head == "eval" && key.size() > 5 && group_rank(key.substr(5)) < kNumKnown) return key.substr(5);
   return head;
 }
@@ -218,7 +218,7 @@ std::string write_report(const std::string& run_dir, const ReportOptions& option
   fs::path name = fs::absolute(run_dir).lexically_normal();
   if (name.filename().empty()) name = name.parent_path();
   const std::string html = render_report(m, name.filename().string(), config, options);
-  const std::string path = run_dir + "/report.html";
+  std::string path = run_dir + "/report.html";
   write_text_atomic(path, html);
   return path;
 }

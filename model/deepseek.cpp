@@ -1,5 +1,6 @@
 #include "model/deepseek.h"
 
+#include <ATen/core/grad_mode.h>
 #include <cstdlib>
 #include <stdexcept>
 

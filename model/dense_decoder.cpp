@@ -1,5 +1,6 @@
 #include "model/dense_decoder.h"
 
+#include <ATen/core/grad_mode.h>
 #include <cmath>
 #include <limits>
 

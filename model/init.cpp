@@ -1,6 +1,7 @@
 #include "model/init.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 
 #include "common/error.h"
 

@@ -1,5 +1,6 @@
 #include "model/moe_gate.h"
 
+#include <ATen/core/grad_mode.h>
 #include <limits>
 
 namespace grpo {

@@ -91,6 +91,7 @@ std::vector<ScoreOutcome> Scorer::score(const std::vector<VerifyRequest>& reques
     return out;
   }
   std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(n));
   for (int t = 0; t < n; ++t) pool.emplace_back(work);
   for (auto& t : pool) t.join();
   return out;

@@ -1,5 +1,6 @@
 #include "rollout/dense_generate.h"
 
+#include <ATen/core/grad_mode.h>
 #include <algorithm>
 #include <tuple>
 

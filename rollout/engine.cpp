@@ -1,5 +1,6 @@
 #include "rollout/engine.h"
 
+#include <ATen/core/grad_mode.h>
 #include <algorithm>
 
 #include "common/error.h"

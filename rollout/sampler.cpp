@@ -56,12 +56,14 @@ std::vector<Draw> sample_tokens(const at::Tensor& logits, const std::vector<Samp
   auto index = [](const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong); };
   auto scaled_logp = [&](const std::vector<int64_t>& ids) {  // log_softmax(logits / T) of those rows
     std::vector<float> inv_t;
+    inv_t.reserve(ids.size());
     for (int64_t i : ids) inv_t.push_back(static_cast<float>(1.0 / rows[i].params->temperature));
     at::Tensor z = x.index_select(0, index(ids)) * at::tensor(inv_t, at::kFloat).unsqueeze(1);  // [n, V]
     return z.log_softmax(-1);
   };
   auto uniforms = [&](const std::vector<int64_t>& ids) {
     std::vector<double> u;
+    u.reserve(ids.size());
     for (int64_t i : ids) u.push_back(counter_uniform(rows[i].params->seed, rows[i].sample, rows[i].step));
     return at::tensor(u, at::kDouble).unsqueeze(1);  // [n, 1]
   };

@@ -345,6 +345,7 @@ class Loop {
 
   std::vector<ScoredGroup> generate_and_score(const std::vector<const Prompt*>& todo, int64_t step, StepGroups& acc) {
     std::vector<uint64_t> seeds;
+    seeds.reserve(todo.size());
     for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.run.seed, step, p->item.id));
     return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step,
                             std::max<int64_t>(0, step - cfg_.train.max_staleness), acc.sampling);

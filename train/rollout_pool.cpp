@@ -21,10 +21,13 @@ bool is_request_error(grpc::StatusCode code) {
 RolloutPool::RolloutPool(const std::vector<std::string>& addresses, int64_t timeout_ms, int reassign_rounds)
     : timeout_ms_(timeout_ms), reassign_rounds_(reassign_rounds) {
   if (addresses.empty()) throw InputError("rollout: no rollout worker addresses");
+  workers_.reserve(addresses.size());
   for (const auto& a : addresses) {
     ClientOptions o;
     o.timeout_ms = timeout_ms;
-    workers_.push_back({a, std::make_unique<rollout::RolloutClient>(a, o), true, ""});
+    Worker& w = workers_.emplace_back();
+    w.address = a;
+    w.client = std::make_unique<rollout::RolloutClient>(a, o);
   }
 }
 

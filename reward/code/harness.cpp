@@ -264,16 +264,14 @@ TestReport read_report(const TestSuite& suite, const HarnessProgram& program, co
   int test_line =
       suite.language == Language::python ? frame_line(run.stderr_data, "<test " + std::to_string(k) + ">") : 0;
   int main_line = suite.language == Language::python ? frame_line(run.stderr_data, "/work/main.py") : 0;
-  if (k > r.total) {
-    r.failure = what;
-  } else if (failed.count(k) || test_line > 0 || suite.language == Language::cpp) {
+  if (k <= r.total && (failed.count(k) || test_line > 0 || suite.language == Language::cpp)) {
     std::vector<std::string> lines = split_lines(suite.tests[k - 1]);
     r.failure = what + " at test " + std::to_string(k);
     if (lines.size() > 1 && test_line > 0 && test_line <= static_cast<int>(lines.size()))
       r.failure += " line " + std::to_string(test_line) + ": " + clip(strip_left(lines[test_line - 1]));
     else if (!lines.empty())
       r.failure += ": " + clip(strip_left(lines.front()));
-  } else if (main_line >= program.solution_line) {
+  } else if (k <= r.total && main_line >= program.solution_line) {
     r.failure = what + " at solution line " + std::to_string(main_line - program.solution_line + 1);
   } else {
     r.failure = what;

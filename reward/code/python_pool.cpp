@@ -273,6 +273,7 @@ SandboxResult PythonPool::run(const SandboxSpec& spec) {
     std::vector<Fd> fds;  // ours are closed once the zygote holds its copies
     std::string request = job_request(spec, fds, out, err);
     std::vector<int> raw;
+    raw.reserve(fds.size());
     for (auto& fd : fds) raw.push_back(fd.get());
     if (!send_with_fds(z.control.get(), request, raw)) reply = {{"error", "the python zygote died"}};
   }

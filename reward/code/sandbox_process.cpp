@@ -321,6 +321,7 @@ SandboxProcess::SandboxProcess(const SandboxSpec& spec, const Options& options) 
   // Everything the child needs is prepared before it starts.
   std::vector<std::string> args = bwrap_argv(spec, options.nested_userns);
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
   char* envp[] = {nullptr};

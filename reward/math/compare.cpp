@@ -106,7 +106,7 @@ NodePtr rename(const NodePtr& n, const std::map<std::string, std::string>& names
 // Letters of a text-like answer: \text{Evelyn}, Evelyn (E*v*e*l*y*n), E. Sorted, lower-case,
 // since products are stored in canonical order.
 std::optional<std::string> letters_of(const Node& n) {
-  auto norm = [](std::string s) {
+  auto norm = [](const std::string& s) {
     std::string out;
     for (char c : s)
       if (std::isalnum(static_cast<unsigned char>(c)))

@@ -173,12 +173,10 @@ void join_explicit_thousands(std::string& s) {
       size_t j = i;
       while (j < s.size() && s[j] == ' ') ++j;
       size_t k = std::string::npos;
-      if (s.compare(j, 3, "{,}") == 0)
+      if (s.compare(j, 3, "{,}") == 0 || s.compare(j, 3, ",\\!") == 0)
         k = j + 3;
       else if (s.compare(j, 4, "{, }") == 0)
         k = j + 4;
-      else if (s.compare(j, 3, ",\\!") == 0)
-        k = j + 3;
       else if (s.compare(j, 2, "\\,") == 0)
         k = j + 2;
       if (k != std::string::npos) {

@@ -406,14 +406,12 @@ class Parser {
       bool minus = next().text == "-";
       e = parse_exponent();
       if (minus) e = make_neg(e);
-    } else if (sym("(")) {
+    } else if (sym("(") || peek().type == TokenType::Command) {
       e = parse_primary();
     } else if (peek().type == TokenType::Number) {
       e = number(next().text);  // 2^10 means 1024 in practice, not 2^1 * 0
     } else if (peek().type == TokenType::Word) {
       e = single_letter_arg();
-    } else if (peek().type == TokenType::Command) {
-      e = parse_primary();
     }
     if (!e) throw ParseError("exponent missing");
     if (sym("^")) {

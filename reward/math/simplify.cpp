@@ -26,7 +26,7 @@ std::optional<int128> isqrt_exact(int128 v) {
   return std::nullopt;
 }
 
-NodePtr fold_add(std::vector<NodePtr> args, WorkBudget& budget) {
+NodePtr fold_add(const std::vector<NodePtr>& args, WorkBudget& budget) {
   std::vector<NodePtr> flat;
   for (auto& a : args) {
     if (a->kind == Kind::Add)
@@ -69,7 +69,7 @@ NodePtr fold_add(std::vector<NodePtr> args, WorkBudget& budget) {
   return make_node(Kind::Add, std::move(rest));
 }
 
-NodePtr fold_mul(std::vector<NodePtr> args, WorkBudget& budget) {
+NodePtr fold_mul(const std::vector<NodePtr>& args, WorkBudget& budget) {
   std::vector<NodePtr> flat;
   for (auto& a : args) {
     if (a->kind == Kind::Mul)
@@ -190,6 +190,7 @@ NodePtr fold_matrices(const NodePtr& n, WorkBudget& budget) {
     std::vector<NodePtr> cells;
     for (size_t k = 0; k < args[0]->args.size(); ++k) {
       std::vector<NodePtr> terms;
+      terms.reserve(args.size());
       for (const auto& m : args) terms.push_back(m->args[k]);
       cells.push_back(make_node(Kind::Add, std::move(terms)));
     }
@@ -214,6 +215,7 @@ NodePtr fold_matrices(const NodePtr& n, WorkBudget& budget) {
       for (int r = 0; r < acc->rows; ++r)
         for (int c = 0; c < a->cols; ++c) {
           std::vector<NodePtr> terms;
+          terms.reserve(static_cast<size_t>(acc->cols));
           for (int k = 0; k < acc->cols; ++k)
             terms.push_back(make_node(
                 Kind::Mul, {acc->args[static_cast<size_t>(r) * static_cast<size_t>(acc->cols) + static_cast<size_t>(k)],
@@ -283,8 +285,8 @@ NodePtr simplify(const NodePtr& n, WorkBudget& budget) {
   args.reserve(n->args.size());
   for (const auto& a : n->args) args.push_back(simplify(a, budget));
   switch (n->kind) {
-    case Kind::Add: return fold_add(std::move(args), budget);
-    case Kind::Mul: return fold_mul(std::move(args), budget);
+    case Kind::Add: return fold_add(args, budget);
+    case Kind::Mul: return fold_mul(args, budget);
     case Kind::Pow: return fold_pow(*n, std::move(args));
     default: return n->args.empty() ? n : with_args(*n, std::move(args));
   }
