@@ -6,7 +6,9 @@
 
 #include "common/cli.h"
 #include "common/error.h"
+#include "model/dense_decoder.h"
 #include "model/init.h"
+#include "model/json_keys.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
 
@@ -23,20 +25,16 @@ int run_init_model(const grpo::Args& args) {
   grpo::set_torch_threads(args.get_int("threads"));
   grpo::SaveOptions save;
   save.dtype = parse_save_dtype(args.get("dtype"));
-  if (grpo::is_dense_checkpoint(args.get("config"))) {
-    if (save.dtype == grpo::DType::F8_E4M3)
-      throw grpo::InputError("--dtype: fp8 is for DeepSeek models, not dense ones");
-    grpo::DenseDecoder model(grpo::DenseConfig::load(args.get("config")));
-    grpo::init_weights(model, static_cast<uint64_t>(args.get_int("seed")));
-    grpo::save_pretrained(model, args.get("out"), save);
-  } else {
-    grpo::ModelConfig config = grpo::ModelConfig::load(args.get("config"));
-    grpo::ModelOptions opts;
-    opts.mtp = config.num_nextn_predict_layers > 0;
-    grpo::DeepseekModel model(std::move(config), opts);
-    grpo::init_weights(model, static_cast<uint64_t>(args.get_int("seed")));
-    grpo::save_pretrained(model, args.get("out"), save);
-  }
+  std::string file;
+  const nlohmann::json config = grpo::read_config_json(args.get("config"), &file);
+  if (save.dtype == grpo::DType::F8_E4M3 && grpo::is_dense_config(config))
+    throw grpo::InputError("--dtype: fp8 is for DeepSeek models, not dense ones");
+  grpo::ModelOptions opts;
+  const auto mtp = config.find("num_nextn_predict_layers");
+  opts.mtp = mtp != config.end() && mtp->is_number_integer() && mtp->get<int64_t>() > 0;
+  const std::unique_ptr<grpo::CausalLM> model = grpo::make_causal_lm(config, file, opts);
+  grpo::init_weights(*model, static_cast<uint64_t>(args.get_int("seed")));
+  grpo::save_pretrained(*model, args.get("out"), save);
   std::cerr << "wrote " << args.get("out") << "\n";
   return 0;
 }

@@ -4,7 +4,6 @@
 //   stdout: {"logprobs": [lp1, ...]}       log p(t_i | t_<i) for i >= 1 (len(ids) - 1 values)
 // A bad line answers {"error": "line N: ..."} and processing goes on; the exit code is 1 if any
 // line failed.
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -46,18 +45,9 @@ std::vector<int64_t> parse_ids(const std::string& line, int64_t vocab) {
 int run_logprobs(const grpo::Args& args) {
   grpo::set_torch_threads(args.get_int("threads"));
   // A DeepSeek or a dense (Llama/Qwen2) checkpoint, by its config.json's model_type.
-  const grpo::ModelOptions options = grpo::ModelOptions::for_dtype(args.get("dtype"));
-  std::function<at::Tensor(const at::Tensor&)> logprobs;
-  int64_t vocab = 0;
-  if (grpo::is_dense_checkpoint(args.get("model"))) {
-    auto model = std::make_shared<grpo::DenseDecoder>(grpo::load_dense_pretrained(args.get("model"), options));
-    vocab = model->config().vocab_size;
-    logprobs = [model](const at::Tensor& ids) { return model->logprobs(ids); };
-  } else {
-    auto model = std::make_shared<grpo::DeepseekModel>(grpo::load_pretrained(args.get("model"), options));
-    vocab = model->config().vocab_size;
-    logprobs = [model](const at::Tensor& ids) { return model->logprobs(ids); };
-  }
+  const std::unique_ptr<grpo::CausalLM> model =
+      grpo::load_causal_lm(args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype")));
+  const int64_t vocab = model->spec().vocab_size;
   at::NoGradGuard no_grad;
   bool failed = false;
   std::string line;
@@ -66,7 +56,7 @@ int run_logprobs(const grpo::Args& args) {
     json out;
     try {
       std::vector<int64_t> ids = parse_ids(line, vocab);
-      at::Tensor lp = logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kFloat).contiguous();
+      at::Tensor lp = model->logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kFloat).contiguous();
       out["logprobs"] = std::vector<float>(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel());
     } catch (const std::exception& e) {
       out = {{"error", "line " + std::to_string(n) + ": " + e.what()}};

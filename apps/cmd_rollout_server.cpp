@@ -33,8 +33,8 @@ int run_rollout_server(const grpo::Args& a) {
 
   std::optional<grpo::Tokenizer> tok;
   if (a.has("tokenizer")) tok = grpo::Tokenizer::load(a.get("tokenizer"));
-  auto model = std::make_shared<const grpo::DeepseekModel>(
-      grpo::load_pretrained(a.get("model"), grpo::ModelOptions::for_dtype(a.get("dtype"))));
+  std::shared_ptr<const grpo::CausalLM> model =
+      grpo::load_causal_lm(a.get("model"), grpo::ModelOptions::for_dtype(a.get("dtype")));
   auto engine = std::make_shared<Engine>(model, a.get_int("version"), eo, tok ? &*tok : nullptr);
   model.reset();  // the engine holds it (and drops it at the first weight update)
   RolloutServer server(engine, options);

@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
           [&] {
             at::Tensor loss = -model.logprobs(ids).mean();
             loss.backward();
-            for (at::Tensor& p : model.trainable_parameters())
+            for (auto& [name, p] : model.named_trainable())
               if (p.grad().defined()) p.mutable_grad() = at::Tensor();
           },
           reps);

@@ -24,6 +24,7 @@
 
 #include "bench/bench_models.h"
 #include "bench/bench_util.h"
+#include "model/deepseek.h"
 #include "model/init.h"
 #include "model/model_config.h"
 #include "model/runtime.h"

@@ -24,6 +24,7 @@
 #include "learner/minibatch_loss.h"
 #include "learner/train_batch.h"
 #include "learner/trainer.h"
+#include "model/deepseek.h"
 #include "model/init.h"
 
 using namespace grpo;
@@ -102,7 +103,7 @@ int main(int argc, char** argv) {
               config_path.c_str(), (long long)batch.rows(), tokens, (long long)padded, threads, load_average());
 
   auto zero = [&] {
-    for (at::Tensor& p : policy->trainable_parameters()) p.mutable_grad() = at::Tensor();
+    for (auto& [name, p] : policy->named_trainable()) p.mutable_grad() = at::Tensor();
   };
   LossSpec spec;
   double ours_loss = 0, plain_loss = 0;

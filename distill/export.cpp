@@ -11,7 +11,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/progress.h"
-#include "model/deepseek.h"
+#include "model/causal_lm.h"
 #include "model/safetensors.h"
 #include "tokenizer/chat_template.h"
 
@@ -64,9 +64,9 @@ std::optional<std::string> user_message_of(const ChatTemplate& chat_template, co
   return rendered.substr(head.size(), rendered.size() - head.size() - tail.size());
 }
 
-std::vector<TeacherTopK> teacher_topk(const DeepseekModel& model, const std::vector<DistillExample>& examples,
-                                      int64_t k, int64_t batch, Progress* progress) {
-  const int64_t vocab = model.config().vocab_size;
+std::vector<TeacherTopK> teacher_topk(const CausalLM& model, const std::vector<DistillExample>& examples, int64_t k,
+                                      int64_t batch, Progress* progress) {
+  const int64_t vocab = model.spec().vocab_size;
   if (k < 1 || k > vocab)
     throw InputError("teacher top-k: k must be in 1..vocab_size (" + std::to_string(vocab) + "), got " +
                      std::to_string(k));
@@ -102,7 +102,7 @@ std::vector<TeacherTopK> teacher_topk(const DeepseekModel& model, const std::vec
         rows.push_back(int64_t(i - b0) * width + p - 1 + int64_t(j));
     }
     if (!rows.empty()) {
-      const at::Tensor h = model.hidden_states(ids);  // [B, L, D]
+      const at::Tensor h = model.hidden(ids);  // [B, L, D]
       at::Tensor values = at::empty({int64_t(rows.size()), k}, at::kFloat);
       at::Tensor indices = at::empty({int64_t(rows.size()), k}, at::kLong);
       // The head in chunks of rows: [rows, V] logits of a large vocabulary are big.

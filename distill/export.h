@@ -24,7 +24,7 @@
 
 namespace grpo {
 class ChatTemplate;
-class DeepseekModel;
+class CausalLM;
 class Progress;
 
 // One accepted sample.
@@ -55,8 +55,8 @@ std::optional<std::string> user_message_of(const ChatTemplate& chat_template, co
 // One forward pass per `batch` examples (right-padded; a causal model's logits at a position do
 // not depend on the tokens after it): log_softmax of the logits at the positions that predict the
 // completion's tokens, then the top k. 1 <= k <= vocab. `progress` (optional) advances per example.
-std::vector<TeacherTopK> teacher_topk(const DeepseekModel& model, const std::vector<DistillExample>& examples,
-                                      int64_t k, int64_t batch, Progress* progress = nullptr);
+std::vector<TeacherTopK> teacher_topk(const CausalLM& model, const std::vector<DistillExample>& examples, int64_t k,
+                                      int64_t batch, Progress* progress = nullptr);
 
 // One line of distill.jsonl (with its newline); `teacher` null: no "teacher" field.
 std::string distill_line(const DistillExample& e, const std::string& opening, const TeacherTopK* teacher);

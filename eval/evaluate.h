@@ -1,11 +1,10 @@
 // `grpo eval`'s job: sample n completions per prompt of a dataset with a checkpoint, score each
 // with the item's verifier (and the format verifier), summarise with eval/eval.h's metrics.
 //
-// Prompts are rendered with the chat template as one user message; the rollout engine (DeepSeek
-// checkpoints) or dense_generate (dense students, rollout/dense_generate.h) samples `samples`
-// completions per prompt, prompt i with seed + i. Scoring: reward/scorer.h, in-process (a reward
-// config, "" = the built-in defaults) or through a reward server. Everything that can fail on input
-// (dataset, template, tokenizer, verifier names, sampling) is checked before the model is loaded.
+// Prompts are rendered with the chat template as one user message; the rollout engine (either
+// model family, rollout/offline.h) samples `samples` completions per prompt, prompt i with seed + i. Scoring:
+// reward/scorer.h, in-process (a reward config, "" = the built-in defaults) or through a reward server. Everything that
+// can fail on input (dataset, template, tokenizer, verifier names, sampling) is checked before the model is loaded.
 //
 // The summary JSON: {model, dataset {path, format, prompts, skipped_rows, skipped_examples},
 // verifier, format_verifier, sampling {samples, temperature, top_p, top_k, max_new_tokens, seed},

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "common/error.h"
 #include "learner/optim.h"
 
 namespace grpo {
@@ -31,11 +32,6 @@ class AllToAllBackward : public ag::Node {
   at::Tensor out_like_;  // an empty tensor of the output's shape and dtype
 };
 
-bool is_buffer(const std::string& name) {
-  static const std::string b = "e_score_correction_bias";
-  return name.size() >= b.size() && name.compare(name.size() - b.size(), b.size(), b) == 0;
-}
-
 std::vector<int64_t> to_vector(const at::Tensor& t) {
   at::Tensor c = t.to(at::kLong).contiguous();
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
@@ -45,7 +41,7 @@ std::vector<int64_t> to_vector(const at::Tensor& t) {
 
 bool is_routed_expert(const std::string& name) { return name.find(".mlp.experts.") != std::string::npos; }
 
-std::map<std::string, at::Tensor> rank_shard(const DeepseekModel& model, int rank) {
+std::map<std::string, at::Tensor> rank_shard(const CausalLM& model, int rank) {
   std::map<std::string, at::Tensor> mine;
   for (auto& [name, t] : model.state_dict())
     if (rank == 0 || is_routed_expert(name)) mine[name] = t;
@@ -103,13 +99,19 @@ std::vector<std::pair<std::string, at::Tensor>> ShardedParameters::all() const {
   return out;
 }
 
-ShardedParameters sharded_parameters(DeepseekModel& model) {
+ShardedParameters sharded_parameters(CausalLM& model) {
   ShardedParameters p;
-  for (auto& [name, t] : model.named_parameters()) {
-    if (is_buffer(name)) continue;
-    (is_routed_expert(name) ? p.experts : p.replicated).emplace_back(name, *t);
-  }
+  for (auto& [name, t] : model.named_trainable())
+    (is_routed_expert(name) ? p.experts : p.replicated).emplace_back(name, t);
   return p;
+}
+
+DeepseekModel& expert_sharded(CausalLM& model) {
+  auto* moe = dynamic_cast<DeepseekModel*>(&model);
+  if (!moe)
+    throw InputError("expert parallelism shards the routed experts of a DeepSeek MoE model; model_type '" +
+                     model.spec().model_type + "' has none (train it in one process)");
+  return *moe;
 }
 
 void all_reduce_gradients(Distributed& dist, const ShardedParameters& p, int64_t bucket_bytes) {

@@ -62,7 +62,7 @@ bool is_routed_expert(const std::string& name);
 // rollout workers: its routed experts and, on rank 0 only, every other tensor (the replicated
 // ones, the same on every rank), buffers included. The shards of all ranks are the whole model,
 // each tensor in exactly one.
-std::map<std::string, at::Tensor> rank_shard(const DeepseekModel& model, int rank);
+std::map<std::string, at::Tensor> rank_shard(const CausalLM& model, int rank);
 
 // The trainable tensors of an expert-sharded model, by name: replicated ones and this rank's experts.
 // Thread-safety: a plain value, no locking (concurrent reads only); the tensors alias the model's parameters.
@@ -70,7 +70,11 @@ struct ShardedParameters {
   std::vector<std::pair<std::string, at::Tensor>> replicated, experts;
   std::vector<std::pair<std::string, at::Tensor>> all() const;
 };
-ShardedParameters sharded_parameters(DeepseekModel& model);
+ShardedParameters sharded_parameters(CausalLM& model);  // a dense model: all replicated
+
+// The model whose routed experts an expert-parallel run shards: `model` as the DeepSeek MoE
+// model, InputError naming its model_type for another family.
+DeepseekModel& expert_sharded(CausalLM& model);
 
 // Sums the replicated parameters' gradients over ranks (bucketed; an undefined gradient counts as
 // zeros and becomes defined on every rank alike).

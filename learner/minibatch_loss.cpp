@@ -16,7 +16,7 @@ void add_expert_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor
     if (add[i].defined()) sum[i] = sum[i].defined() ? sum[i] + add[i] : add[i];
 }
 
-MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatch& mb, const LossSpec& spec,
+MiniBatchStats accumulate_minibatch(const CausalLM& policy, const TrainBatch& mb, const LossSpec& spec,
                                     int64_t micro_batch_size, const RankPart* part) {
   const LossAggregation mode = spec.policy.aggregation;
   const double whole = part ? part->whole : loss_normaliser(mb, mode);

@@ -11,7 +11,7 @@
 
 #include "learner/grpo.h"
 #include "learner/train_batch.h"
-#include "model/deepseek.h"
+#include "model/causal_lm.h"
 
 namespace grpo {
 
@@ -41,7 +41,7 @@ struct MiniBatchStats {
 // whole (train_batch.h): the micro-batches are weighted by part->whole, so the gradients summed
 // over ranks are those of the whole mini-batch, and loss/policy_loss are this rank's terms of it
 // (sum them over ranks); the token means are over this rank's tokens.
-MiniBatchStats accumulate_minibatch(const DeepseekModel& policy, const TrainBatch& mb, const LossSpec& spec,
+MiniBatchStats accumulate_minibatch(const CausalLM& policy, const TrainBatch& mb, const LossSpec& spec,
                                     int64_t micro_batch_size, const RankPart* part = nullptr);
 
 // What a (micro-)batch's loss is normalised by: its completion tokens (token-mean) or its rows.

@@ -13,6 +13,7 @@
 #include "learner/launcher.h"
 #include "learner/sharded_checkpoint.h"
 #include "learner/zero1.h"
+#include "model/deepseek.h"
 #include "model/init.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"

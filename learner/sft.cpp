@@ -7,6 +7,7 @@
 #include <set>
 
 #include "learner/distill_loss.h"
+#include "model/dense_decoder.h"
 #include "model/init.h"
 #include "model/json_keys.h"
 #include "model/pretrained.h"
@@ -131,9 +132,7 @@ SftResult sft(const SftOptions& o, bool show_progress) {
                                             : load_dense_pretrained(o.checkpoint, train.model_options());
   if (o.checkpoint.empty()) init_weights(model, train.seed);
   model.set_requires_grad(true);
-  std::vector<std::pair<std::string, at::Tensor>> named;
-  for (auto& [name, t] : model.named_parameters()) named.emplace_back(name, *t);
-  LmOptimizer optimizer(std::move(named), train);
+  LmOptimizer optimizer(model.named_trainable(), train);
   SaveOptions save;
   save.dtype = train.save_dtype_value();
   auto save_checkpoint = [&] {
@@ -156,7 +155,7 @@ SftResult sft(const SftOptions& o, bool show_progress) {
       examples.push_back(&data[order[cursor++]]);
     }
     const SftBatch b = make_sft_batch(examples);
-    const at::Tensor logits = model.forward(b.ids.narrow(1, 0, b.ids.size(1) - 1));  // [B, L-1, V]
+    const at::Tensor logits = model.logits(b.ids.narrow(1, 0, b.ids.size(1) - 1));  // [B, L-1, V]
     const SftLoss loss = sft_loss(logits, b, o.kd_weight);
     const LmOptimizer::Step s = optimizer.step(loss.total, step, "sft");
     r.final_ce = loss.ce.item<double>();

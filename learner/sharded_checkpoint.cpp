@@ -27,7 +27,7 @@ std::string read_file(const std::string& path) {
 
 std::string rank_state_file(int rank) { return "rank-" + std::to_string(rank) + "-state.safetensors"; }
 
-void save_sharded_pretrained(Distributed& dist, const DeepseekModel& model, const std::string& dir_in,
+void save_sharded_pretrained(Distributed& dist, const CausalLM& model, const std::string& dir_in,
                              const ShardedSave& save) {
   std::string trimmed = dir_in;
   while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
@@ -41,7 +41,7 @@ void save_sharded_pretrained(Distributed& dist, const DeepseekModel& model, cons
   const fs::path own = stage / ("rank-" + std::to_string(rank));
   SaveOptions one_file = save.weights;
   one_file.max_shard_bytes = std::numeric_limits<int64_t>::max();
-  save_weights(own.string(), mine, rank == 0 ? model.config().raw : nlohmann::json(), one_file);
+  save_weights(own.string(), mine, rank == 0 ? model.config_json() : nlohmann::json(), one_file);
   if (!save.rank_state.empty()) save_tensors((stage / rank_state_file(rank)).string(), save.rank_state);
   dist.barrier();
 

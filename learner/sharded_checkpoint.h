@@ -15,8 +15,8 @@
 #include <string>
 
 #include "learner/distributed.h"
+#include "model/causal_lm.h"
 #include "model/checkpoint.h"
-#include "model/deepseek.h"
 
 namespace grpo {
 
@@ -28,8 +28,7 @@ struct ShardedSave {
   std::map<std::string, at::Tensor> rank_state;  // every rank: DIR/rank_state_file(r) (optimizer moments)
 };
 
-void save_sharded_pretrained(Distributed& dist, const DeepseekModel& model, const std::string& dir,
-                             const ShardedSave& save);
+void save_sharded_pretrained(Distributed& dist, const CausalLM& model, const std::string& dir, const ShardedSave& save);
 
 // The file a rank's ShardedSave::rank_state goes to: "rank-<r>-state.safetensors".
 std::string rank_state_file(int rank);

@@ -119,15 +119,17 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
   return b;
 }
 
-CompletionForward completion_forward(const DeepseekModel& model, const TrainBatch& batch, bool entropy_grad,
+CompletionForward completion_forward(const CausalLM& model, const TrainBatch& batch, bool entropy_grad,
                                      double temperature) {
   const at::Tensor &ids = batch.ids, &mask = batch.mask;
   const int64_t b = ids.size(0), t = ids.size(1);
   CompletionForward out;
   // The positions that predict a token of their row: every row's own, however the rows are padded.
   const at::Tensor real = at::arange(t - 1, at::kLong).unsqueeze(0) < (batch.lengths - 1).unsqueeze(1);  // [b, T-1]
-  at::Tensor h = model.hidden_states(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &out.expert_load,
-                                     real);                          // [b, T-1, D]
+  Feed feed;
+  feed.expert_load = &out.expert_load;
+  feed.tokens = real;
+  at::Tensor h = model.hidden(ids.narrow(1, 0, t - 1), feed);        // [b, T-1, D]
   at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);  // [N]
   at::Tensor logits = model.logits_at(h, rows);                      // [N, V]
   if (temperature != 1.0) logits = logits / temperature;
@@ -147,7 +149,7 @@ int64_t forward_passes(int64_t rows, int64_t rows_per_forward) {
   return (rows + step - 1) / step;
 }
 
-at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward,
+at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
                                double temperature, const RankPart* part) {
   at::NoGradGuard no_grad;
   const int64_t n = batch.rows(), step = std::max<int64_t>(1, rows_per_forward);

@@ -9,7 +9,7 @@
 
 #include <ATen/ATen.h>
 #include "learner/scored_group.h"
-#include "model/deepseek.h"
+#include "model/causal_lm.h"
 
 namespace grpo {
 
@@ -63,7 +63,7 @@ struct CompletionForward {
 // The distribution is softmax(logits / temperature): the rollout's sampling temperature, so that
 // the ratios compare like with like (its top-p/top-k truncation is not mirrored). `entropy_grad`:
 // keep the entropy in the autograd graph (an entropy bonus); otherwise it is detached.
-CompletionForward completion_forward(const DeepseekModel& model, const TrainBatch& rows, bool entropy_grad = false,
+CompletionForward completion_forward(const CausalLM& model, const TrainBatch& rows, bool entropy_grad = false,
                                      double temperature = 1.0);
 
 // Under expert parallelism, what a rank's share of a batch needs besides its rows: every rank runs
@@ -78,7 +78,7 @@ struct RankPart {
 // The log-probs of batch.mask's positions under `model`, without grad, `rows_per_forward` rows at a
 // time (rows of similar length together): [B, T-1], 0 off the mask. With `part`, part->passes
 // forwards in all.
-at::Tensor completion_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward,
+at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
                                double temperature = 1.0, const RankPart* part = nullptr);
 
 // Passes of `rows_per_forward` rows that `rows` rows need: ceil(rows / rows_per_forward).

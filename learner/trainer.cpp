@@ -19,7 +19,7 @@
 namespace grpo {
 namespace {
 
-std::map<std::string, at::Tensor> cloned_state(const DeepseekModel& m) {
+std::map<std::string, at::Tensor> cloned_state(const CausalLM& m) {
   std::map<std::string, at::Tensor> out;
   for (const auto& [name, t] : m.state_dict()) out[name] = t.detach().clone();
   return out;
@@ -63,8 +63,8 @@ RankPart rank_part(const TrainBatch& batch, const at::Tensor& rows, int world, i
 
 // The log-probs of every row of `batch` ([B, T-1]): in one process directly; under expert
 // parallelism each rank computes its block of rows and the ranks all-gather them.
-at::Tensor batch_logprobs(const DeepseekModel& model, const TrainBatch& batch, int64_t rows_per_forward,
-                          double temperature, Distributed* dist) {
+at::Tensor batch_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward, double temperature,
+                          Distributed* dist) {
   if (!dist) return completion_logprobs(model, batch, rows_per_forward, temperature);
   const int world = dist->size();
   const int64_t n = batch.rows(), width = batch.mask.size(1), most = (n + world - 1) / world;
@@ -129,7 +129,7 @@ std::map<std::string, double> TrainStats::as_map() const {
 
 // ---- the trainer ---------------------------------------------------------------------------
 
-Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, Distributed* dist)
+Trainer::Trainer(std::shared_ptr<CausalLM> policy, TrainerOptions options, Distributed* dist)
     : policy_(std::move(policy)), options_(std::move(options)), dist_(dist), state_(std::make_unique<State>()) {
   if (!policy_) throw InputError("Trainer: no policy model");
   validate_trainer_options(options_, [](const std::string& key) { return "trainer option '" + key + "'"; });
@@ -147,7 +147,7 @@ Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, 
                        " needs the policy's expert shard " + std::to_string(rank) + " of " + std::to_string(world) +
                        " (ModelOptions expert_rank / expert_ranks), got shard " + std::to_string(have.expert_rank) +
                        " of " + std::to_string(have.expert_ranks));
-    policy_->set_routed_experts(std::make_shared<ExpertParallel>(*dist_));
+    expert_sharded(*policy_).set_routed_experts(std::make_shared<ExpertParallel>(*dist_));
   } else if (options_.zero1) {
     throw InputError(
         "Trainer: trainer.zero1 shards the optimizer state over expert-parallel ranks; "
@@ -162,11 +162,11 @@ Trainer::Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, 
   }
 }
 
-std::shared_ptr<DeepseekModel> Trainer::make_reference(const std::map<std::string, at::Tensor>& weights,
-                                                       const std::string& source) const {
-  auto m = std::make_shared<DeepseekModel>(policy_->config(), policy_->options());
+std::shared_ptr<CausalLM> Trainer::make_reference(const std::map<std::string, at::Tensor>& weights,
+                                                  const std::string& source) const {
+  std::shared_ptr<CausalLM> m = policy_->make_empty(policy_->options());
   m->load_state(weights, source);
-  if (dist_) m->set_routed_experts(std::make_shared<ExpertParallel>(*dist_));
+  if (dist_) expert_sharded(*m).set_routed_experts(std::make_shared<ExpertParallel>(*dist_));
   return m;
 }
 
@@ -175,7 +175,7 @@ Trainer::~Trainer() = default;
 TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   const auto start = std::chrono::steady_clock::now();
   if (options_.threads > 0) at::set_num_threads(static_cast<int>(options_.threads));
-  const ModelConfig& cfg = policy_->config();
+  const LmSpec cfg = policy_->spec();
   const at::ScalarType value_dtype = options_.model_options().compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t pad_id = cfg.eos_token_ids.empty() ? 0 : cfg.eos_token_ids.front();
   TrainBatch batch = make_train_batch(groups, {cfg.vocab_size, cfg.max_position_embeddings, options_.overlong_filter},

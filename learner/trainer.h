@@ -28,7 +28,7 @@
 #include "learner/distributed.h"
 #include "learner/scored_group.h"
 #include "learner/trainer_options.h"
-#include "model/deepseek.h"
+#include "model/causal_lm.h"
 
 namespace grpo {
 
@@ -78,7 +78,7 @@ class Trainer {
   // `policy` must be built with options.model_options() (checked: InputError). The reference
   // model (kl_coef > 0) is a copy of the policy as it is now. With `dist` (kept by reference), the
   // policy must be this rank's expert shard; the trainer routes its experts over `dist`.
-  Trainer(std::shared_ptr<DeepseekModel> policy, TrainerOptions options, Distributed* dist = nullptr);
+  Trainer(std::shared_ptr<CausalLM> policy, TrainerOptions options, Distributed* dist = nullptr);
   ~Trainer();
 
   // One learner update from `groups`: all of the same G >= 1, each completion with token_ids,
@@ -91,7 +91,7 @@ class Trainer {
   void skip_step();
 
   int64_t steps_done() const { return steps_done_; }
-  std::shared_ptr<DeepseekModel> policy() const { return policy_; }
+  std::shared_ptr<CausalLM> policy() const { return policy_; }
   const TrainerOptions& options() const { return options_; }
 
   // DIR: an HF checkpoint of the policy (config.json + model.safetensors in the parameter dtype,
@@ -114,9 +114,9 @@ class Trainer {
   struct State;
   void end_step();  // steps_done_ + 1 and the reference refresh
   // A frozen model like the policy (this rank's shard, its experts routed over dist_) holding `weights`.
-  std::shared_ptr<DeepseekModel> make_reference(const std::map<std::string, at::Tensor>& weights,
-                                                const std::string& source) const;
-  std::shared_ptr<DeepseekModel> policy_;
+  std::shared_ptr<CausalLM> make_reference(const std::map<std::string, at::Tensor>& weights,
+                                           const std::string& source) const;
+  std::shared_ptr<CausalLM> policy_;
   TrainerOptions options_;
   Distributed* dist_ = nullptr;  // expert-parallel group (null: one process)
   int64_t steps_done_ = 0;

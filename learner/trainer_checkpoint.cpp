@@ -143,7 +143,7 @@ void Trainer::load_checkpoint(const std::string& dir_in) {
   State probe;  // the optimizer this trainer binds, to check the saved state's names and shapes
   probe.bind_optimizer(*policy_, options_, dist_);
   probe.optimizer->load_state(optimizer_state, optimizer_path.string());
-  std::shared_ptr<DeepseekModel> new_reference = state_->reference;
+  std::shared_ptr<CausalLM> new_reference = state_->reference;
   if (state_->reference && reference == "saved") {
     const fs::path ref_path = dist_ ? optimizer_path : sub / kReferenceFile;
     new_reference = make_reference(dist_ ? saved_reference : load_tensors(ref_path), ref_path.string());

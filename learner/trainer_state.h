@@ -13,26 +13,12 @@
 
 namespace grpo {
 
-// The trainable parameters: all but the MoE gates' bias buffers (e_score_correction_bias, updated
-// by the balancing rule, not by gradients).
-inline bool is_bias_buffer(const std::string& name) {
-  static const std::string suffix = "e_score_correction_bias";
-  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-inline std::vector<std::pair<std::string, at::Tensor>> named_trainable(DeepseekModel& m) {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (auto& [name, t] : m.named_parameters())
-    if (!is_bias_buffer(name)) out.emplace_back(name, *t);
-  return out;
-}
-
 struct Trainer::State {
   std::unique_ptr<AdamW> optimizer;
-  std::vector<at::Tensor> params;            // the optimizer's tensors, for clipping
-  ShardedParameters sharded;                 // the same, replicated / experts (expert parallel)
-  std::unique_ptr<Zero1> zero1;              // with options.zero1: this rank's range of the replicated ones
-  std::shared_ptr<DeepseekModel> reference;  // null when kl_coef == 0
+  std::vector<at::Tensor> params;       // the optimizer's tensors, for clipping
+  ShardedParameters sharded;            // the same, replicated / experts (expert parallel)
+  std::unique_ptr<Zero1> zero1;         // with options.zero1: this rank's range of the replicated ones
+  std::shared_ptr<CausalLM> reference;  // null when kl_coef == 0
   bool reference_is_initial = true;
   uint32_t initial_checksum = 0;  // of the initial policy (the reference's origin)
 
@@ -42,8 +28,8 @@ struct Trainer::State {
     for (at::Tensor& p : params) p.mutable_grad() = at::Tensor();
   }
 
-  void bind_optimizer(DeepseekModel& policy, const TrainerOptions& o, Distributed* dist) {
-    auto named = named_trainable(policy);
+  void bind_optimizer(CausalLM& policy, const TrainerOptions& o, Distributed* dist) {
+    auto named = policy.named_trainable();
     params.clear();
     for (auto& [name, t] : named) params.push_back(t);
     sharded = sharded_parameters(policy);

@@ -180,11 +180,30 @@ std::map<std::string, at::Tensor> DeepseekModel::state_dict() const {
   return out;
 }
 
-std::vector<at::Tensor> DeepseekModel::trainable_parameters() const {
-  std::vector<at::Tensor> out;
-  for (auto& [name, t] : const_cast<DeepseekModel*>(this)->named_parameters())
-    if (!is_buffer(name)) out.push_back(*t);
+std::vector<std::pair<std::string, at::Tensor>> DeepseekModel::named_trainable() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& [name, t] : named_parameters())
+    if (!is_buffer(name)) out.emplace_back(name, *t);
   return out;
+}
+
+LmSpec DeepseekModel::spec() const {
+  const ModelConfig& c = config_;
+  LmSpec s;
+  s.model_type = c.model_type;
+  s.vocab_size = c.vocab_size;
+  s.hidden_size = c.hidden_size;
+  s.num_hidden_layers = c.num_hidden_layers;
+  s.max_position_embeddings = c.max_position_embeddings;
+  s.eos_token_ids = c.eos_token_ids;
+  s.initializer_range = c.initializer_range;
+  s.cache_width = c.kv_lora_rank + c.qk_rope_head_dim;
+  s.mha_cache_width = c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim);
+  return s;
+}
+
+std::unique_ptr<CausalLM> DeepseekModel::make_empty(const ModelOptions& options) const {
+  return std::make_unique<DeepseekModel>(config_, options);
 }
 
 void DeepseekModel::set_requires_grad(bool on) {
@@ -291,9 +310,7 @@ at::Tensor DeepseekModel::embed(const at::Tensor& table, const at::Tensor& ids) 
   return at::embedding(table, ids).to(options_.compute_dtype);
 }
 
-at::Tensor DeepseekModel::head(const at::Tensor& weight, const at::Tensor& h) const {
-  return project(h, weight).to(options_.compute_dtype == at::kDouble ? at::kDouble : at::kFloat);
-}
+at::Tensor DeepseekModel::head(const at::Tensor& weight, const at::Tensor& h) const { return head_logits(h, weight); }
 
 at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos,
                                         const at::Tensor& sin, const LatentChunk& chunk, LatentContext* context,
@@ -352,14 +369,16 @@ at::Tensor DeepseekModel::forward(const at::Tensor& ids, const at::Tensor& posit
   return head(lm_head(), hidden_states(ids, positions, context, form, expert_load));
 }
 
-at::Tensor DeepseekModel::logits_at(const at::Tensor& h, const at::Tensor& rows) const {
-  return head(lm_head(), h.reshape({-1, h.size(-1)}).index_select(0, rows));
+at::Tensor DeepseekModel::hidden(const at::Tensor& ids, const Feed& feed) const {
+  return hidden_states(ids, feed.positions, feed.context, AttentionForm::kAuto, feed.expert_load, feed.tokens);
 }
 
-at::Tensor DeepseekModel::logprobs(const at::Tensor& ids) const {
-  const int64_t t = ids.size(1);
-  at::Tensor logits = forward(ids.narrow(1, 0, t - 1));  // [B, T-1, V]
-  return logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
+at::Tensor DeepseekModel::logits(const at::Tensor& ids, const Feed& feed) const {
+  return head(lm_head(), hidden(ids, feed));
+}
+
+at::Tensor DeepseekModel::logits_at(const at::Tensor& h, const at::Tensor& rows) const {
+  return head(lm_head(), h.reshape({-1, h.size(-1)}).index_select(0, rows));
 }
 
 std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {

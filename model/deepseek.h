@@ -14,6 +14,7 @@
 // it cannot be trained or randomly initialised.
 #pragma once
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard, for every user of a model
 
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "model/causal_lm.h"
 #include "model/latent_cache.h"
 #include "model/mla.h"
 #include "model/model_config.h"
@@ -50,22 +52,25 @@ struct MtpModule {
 };
 
 // Thread-safety: const methods may run concurrently (not with expert parallelism); owns its tensors, shares its runner.
-class DeepseekModel {
+class DeepseekModel : public CausalLM {
  public:
   // Allocates every parameter (zeros) with its shape; fill with load_state() or init_weights().
   explicit DeepseekModel(ModelConfig config, ModelOptions options = {});
 
   const ModelConfig& config() const { return config_; }
-  const ModelOptions& options() const { return options_; }
+  const ModelOptions& options() const override { return options_; }
+  LmSpec spec() const override;
+  const nlohmann::json& config_json() const override { return config_.raw; }
+  std::unique_ptr<CausalLM> make_empty(const ModelOptions& options) const override;
 
   // Every checkpoint tensor (parameters and the e_score_correction_bias buffers), by HF name,
   // in a stable order. With tied embeddings there is no lm_head.weight entry. An expert-sharded
   // model lists only its own routed experts (under their global numbers).
-  std::vector<std::pair<std::string, at::Tensor*>> named_parameters();
-  std::map<std::string, at::Tensor> state_dict() const;
-  // The tensors SGD updates (all of named_parameters() except e_score_correction_bias).
-  std::vector<at::Tensor> trainable_parameters() const;
-  void set_requires_grad(bool on);
+  std::vector<std::pair<std::string, at::Tensor*>> named_parameters() override;
+  std::map<std::string, at::Tensor> state_dict() const override;
+  // All of named_parameters() except e_score_correction_bias.
+  std::vector<std::pair<std::string, at::Tensor>> named_trainable() override;
+  void set_requires_grad(bool on) override;
 
   // Copies `weights` in (cast to param_dtype) — all or nothing: on any error the model is
   // unchanged. Throws InputError naming `source` and the tensor for a shape mismatch or a
@@ -74,7 +79,7 @@ class DeepseekModel {
   // routed experts of other shards in an expert-sharded model.
   // An FP8 model takes each linear weight either as float (quantised here) or as e4m3 codes
   // (float8_e4m3fn) with its `X.weight_scale_inv` beside it (kept as they are).
-  void load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source);
+  void load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source) override;
 
   // Final hidden states (after model.norm) [B, T, D] in compute dtype. ids: [B, T] int64;
   // positions (rope): [B, T] or [T] int64, default the chunk's slots in `context` (0..T-1 without
@@ -87,25 +92,27 @@ class DeepseekModel {
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
                            AttentionForm form = AttentionForm::kAuto, std::vector<at::Tensor>* expert_load = nullptr,
                            const at::Tensor& tokens = {}) const;
+  // hidden_states and forward with feed's fields (AttentionForm::kAuto).
+  at::Tensor hidden(const at::Tensor& ids, const Feed& feed = {}) const override;
+  at::Tensor logits(const at::Tensor& ids, const Feed& feed = {}) const override;
   // Logits [B, T, V], fp32 (fp64 in fp64 compute).
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
                      AttentionForm form = AttentionForm::kAuto, std::vector<at::Tensor>* expert_load = nullptr) const;
   // Logits [N, V] of the given rows of the final hidden states only (h: [B, T, D], rows: [N]
   // indices into the flattened B*T tokens): the head is applied where logits are needed.
-  at::Tensor logits_at(const at::Tensor& h, const at::Tensor& rows) const;
-  // log p(ids[:, t+1] | ids[:, :t+1]) for t < T-1: [B, T-1], fp32 (fp64 in fp64 compute).
-  at::Tensor logprobs(const at::Tensor& ids) const;
+  at::Tensor logits_at(const at::Tensor& h, const at::Tensor& rows) const override;
   // MTP depth k (1-based) logits [B, T-k, V]: entry i predicts ids[:, i + k + 1]. Needs options.mtp.
   std::vector<at::Tensor> mtp_logits(const at::Tensor& ids) const;
 
   // Aux-loss-free balancing step on every noaux_tc layer's e_score_correction_bias (outside
   // autograd): see balanced_bias. `expert_load` as filled by forward().
-  void update_correction_biases(const std::vector<at::Tensor>& expert_load, double gamma);
+  void update_correction_biases(const std::vector<at::Tensor>& expert_load, double gamma) override;
 
   // The runner of the routed experts (required when options().expert_ranks > 1; null: local).
   void set_routed_experts(std::shared_ptr<const RoutedExperts> runner) { routed_experts_ = std::move(runner); }
 
-  LatentCache make_cache(int64_t batch, int64_t capacity) const;
+  // Latent rows split as c_kv | k_rope (LatentCache::c_kv, k_rope).
+  LatentCache make_cache(int64_t batch, int64_t capacity) const override;
   const at::Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
 
  private:

@@ -107,7 +107,8 @@ DenseDecoder::DenseDecoder(DenseConfig config, ModelOptions options) : config_(s
   for (at::ScalarType t : {options_.compute_dtype, options_.param_dtype})
     if (t != at::kFloat && t != at::kBFloat16 && t != at::kDouble)
       throw InputError(std::string("model dtype must be float32, bfloat16 or float64, got ") + c10::toString(t));
-  if (options_.fp8 || options_.mtp) throw InputError("dense decoder: FP8 weights and MTP are not supported");
+  if (options_.fp8 || options_.mtp || options_.expert_ranks != 1)
+    throw InputError("dense decoder: FP8 weights, MTP and expert parallelism are not supported");
   const auto o = at::TensorOptions().dtype(options_.param_dtype);
   const DenseConfig& c = config_;
   const int64_t d = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
@@ -202,8 +203,8 @@ void DenseDecoder::load_state(const std::map<std::string, at::Tensor>& weights, 
 }
 
 at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, const at::Tensor& cos,
-                                   const at::Tensor& sin, const at::Tensor& mask, DenseKvCache* cache,
-                                   size_t index) const {
+                                   const at::Tensor& sin, const at::Tensor& slots, at::Tensor& mask,
+                                   LatentContext* context, int64_t index) const {
   const int64_t b = x.size(0), t = x.size(1), h = config_.num_attention_heads, hkv = config_.num_key_value_heads,
                 dh = config_.head_dim;
   at::Tensor q = split_heads(project_bias(x, l.q_proj, l.q_bias), h, dh);    // [B, H, T, Dh]
@@ -211,18 +212,22 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
   at::Tensor v = split_heads(project_bias(x, l.v_proj, l.v_bias), hkv, dh);  // [B, Hkv, T, Dh]
   q = apply_rope(q, cos, sin, /*interleaved=*/false);
   k = apply_rope(k, cos, sin, /*interleaved=*/false);
-  if (cache) {
-    if (cache->k.size() <= index) {
-      cache->k.push_back(k);
-      cache->v.push_back(v);
-    } else {
-      cache->k[index] = at::cat({cache->k[index], k}, 2);
-      cache->v[index] = at::cat({cache->v[index], v}, 2);
-    }
-    k = cache->k[index];  // [B, Hkv, S, Dh]
-    v = cache->v[index];
+  if (context) {
+    // One cache row per token: [k | v] over the kv heads, [B, T, 2·Hkv·Dh].
+    const at::Tensor row =
+        at::cat({k.transpose(1, 2).reshape({b, t, hkv * dh}), v.transpose(1, 2).reshape({b, t, hkv * dh})}, -1);
+    const at::Tensor keys = context->store(index, row);  // [B, S, 2·Hkv·Dh]
+    const int64_t s = keys.size(1);
+    k = keys.narrow(-1, 0, hkv * dh).view({b, s, hkv, dh}).transpose(1, 2);         // [B, Hkv, S, Dh]
+    v = keys.narrow(-1, hkv * dh, hkv * dh).view({b, s, hkv, dh}).transpose(1, 2);  // [B, Hkv, S, Dh]
   }
   const int64_t s = k.size(2), rep = h / hkv;
+  if (!mask.defined() || mask.size(-1) != s) {  // the same for every layer: built once per forward
+    const at::Tensor allowed = at::arange(s, at::kLong).view({1, 1, s}) <= slots.unsqueeze(-1);  // [B, T, S]
+    mask = at::zeros({b, t, s}, x.options())
+               .masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity())
+               .view({b, 1, 1, t, s});
+  }
   at::Tensor qg = q.reshape({b, hkv, rep * t, dh});  // query head h = kv head h / rep, rows (rep, T)
   at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh));  // [B, Hkv, rep·T, S]
   scores = scores.view({b, hkv, rep, t, s}) + mask;                                              // mask [B, 1, 1, T, S]
@@ -233,28 +238,15 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
   return project_bias(out, l.o_proj, l.o_bias);                           // [B, T, D]
 }
 
-at::Tensor DenseDecoder::hidden_states(const at::Tensor& ids, DenseKvCache* cache, const at::Tensor& valid_in,
-                                       const at::Tensor& positions_in) const {
+at::Tensor DenseDecoder::hidden(const at::Tensor& ids, const Feed& feed) const {
   TORCH_CHECK(ids.dim() == 2, "dense decoder: ids must be [B, T]");
   const int64_t b = ids.size(0), t = ids.size(1);
   const at::ScalarType dtype = options_.compute_dtype;
-  const at::Tensor valid = valid_in.defined() ? valid_in.to(at::kBool) : at::ones({b, t}, at::kBool);  // [B, T]
-  const int64_t past = cache ? cache->length() : 0;
-  at::Tensor positions = positions_in;
-  if (!positions.defined()) {
-    at::Tensor before = cache && past > 0 ? cache->valid.sum(1, /*keepdim=*/true) : at::zeros({b, 1}, at::kLong);
-    positions = (before + valid.to(at::kLong).cumsum(1) - 1).clamp_min(0);  // [B, T]
-  }
-  const at::Tensor keys_valid = past > 0 ? at::cat({cache->valid, valid}, 1) : valid;  // [B, S]
-  // Query i (absolute slot past + i) sees key j when j <= past + i and j is a real token or itself.
-  at::Tensor query_slot = at::arange(past, past + t, at::kLong).view({t, 1});  // [T, 1]
-  at::Tensor key_slot = at::arange(past + t, at::kLong).view({1, past + t});   // [1, S]
-  at::Tensor allowed = (key_slot <= query_slot).unsqueeze(0) &
-                       (keys_valid.unsqueeze(1) | (key_slot == query_slot).unsqueeze(0));  // [B, T, S]
-  at::Tensor mask = at::zeros({b, t, past + t}, at::TensorOptions().dtype(dtype))
-                        .masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity())
-                        .view({b, 1, 1, t, past + t});
-  if (cache) cache->valid = keys_valid;
+  // slots[b, i]: the position of query i in its row's sequence; it sees the keys s <= slots[b, i].
+  const LatentChunk chunk =
+      feed.context ? feed.context->begin(b, t) : LatentChunk{at::arange(t, at::kLong).expand({b, t}), false};
+  at::Tensor positions = feed.positions.defined() ? feed.positions : chunk.slots;
+  if (positions.dim() == 1) positions = positions.unsqueeze(0).expand({b, t});
 
   RopeConfig rope;
   rope.theta = config_.rope_theta;
@@ -262,26 +254,50 @@ at::Tensor DenseDecoder::hidden_states(const at::Tensor& ids, DenseKvCache* cach
   at::Tensor cos = angles.cos().to(dtype).unsqueeze(1), sin = angles.sin().to(dtype).unsqueeze(1);  // [B, 1, T, Dh/2]
 
   const double eps = config_.rms_norm_eps;
+  at::Tensor mask;  // [B, 1, 1, T, S], built by the first layer once S is known
   at::Tensor x = at::embedding(embed_tokens_, ids).to(dtype);  // [B, T, D]
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DenseLayer& l = layers_[i];
-    x = x + attention(l, rms_norm(x, like(l.input_layernorm, x), eps), cos, sin, mask, cache, i);
+    x = x + attention(l, rms_norm(x, like(l.input_layernorm, x), eps), cos, sin, chunk.slots, mask, feed.context,
+                      static_cast<int64_t>(i));
     at::Tensor y = rms_norm(x, like(l.post_attention_layernorm, x), eps);
     x = x + mlp_forward(l.mlp, y.reshape({b * t, -1})).view({b, t, -1});
   }
+  if (feed.context) feed.context->commit();
   return rms_norm(x, like(norm_, x), eps);
 }
 
-at::Tensor DenseDecoder::forward(const at::Tensor& ids, DenseKvCache* cache, const at::Tensor& valid,
-                                 const at::Tensor& positions) const {
-  at::Tensor h = hidden_states(ids, cache, valid, positions);  // [B, T, D]
-  return project(h, lm_head()).to(options_.compute_dtype == at::kDouble ? at::kDouble : at::kFloat);
+at::Tensor DenseDecoder::logits(const at::Tensor& ids, const Feed& feed) const {
+  return head_logits(hidden(ids, feed), lm_head());
 }
 
-at::Tensor DenseDecoder::logprobs(const at::Tensor& ids) const {
-  const int64_t t = ids.size(1);
-  at::Tensor logits = forward(ids.narrow(1, 0, t - 1));  // [B, T-1, V]
-  return logits.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
+at::Tensor DenseDecoder::logits_at(const at::Tensor& h, const at::Tensor& rows) const {
+  return head_logits(h.reshape({-1, h.size(-1)}).index_select(0, rows), lm_head());
+}
+
+LmSpec DenseDecoder::spec() const {
+  const DenseConfig& c = config_;
+  LmSpec s;
+  s.model_type = c.model_type;
+  s.vocab_size = c.vocab_size;
+  s.hidden_size = c.hidden_size;
+  s.num_hidden_layers = c.num_hidden_layers;
+  s.max_position_embeddings = c.max_position_embeddings;
+  s.eos_token_ids = c.eos_token_ids;
+  s.initializer_range = c.initializer_range;
+  s.cache_width = 2 * c.num_key_value_heads * c.head_dim;
+  s.mha_cache_width = 2 * c.num_attention_heads * c.head_dim;
+  return s;
+}
+
+std::unique_ptr<CausalLM> DenseDecoder::make_empty(const ModelOptions& options) const {
+  return std::make_unique<DenseDecoder>(config_, options);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> DenseDecoder::named_trainable() {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& [name, t] : named_parameters()) out.emplace_back(name, *t);
+  return out;
 }
 
 }  // namespace grpo

@@ -22,8 +22,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/deepseek.h"  // ModelOptions
-#include "model/moe.h"       // MlpWeights, mlp_forward
+#include "model/causal_lm.h"
+#include "model/model_options.h"
+#include "model/moe.h"  // MlpWeights, mlp_forward
 
 namespace grpo {
 
@@ -62,52 +63,47 @@ struct DenseLayer {
   MlpWeights mlp;                                        // [I, D], [I, D], [D, I]
 };
 
-// Keys and values of the tokens fed so far, per layer. Rows may be left-padded: `valid` marks the
-// real tokens, padding is never attended to.
-// Not thread-safe: one forward at a time; the caller owns it and lends it to the model. Owns its tensors.
-struct DenseKvCache {
-  std::vector<at::Tensor> k, v;  // per layer [B, Hkv, S, Dh], compute dtype
-  at::Tensor valid;              // [B, S] bool
-  int64_t length() const { return valid.defined() ? valid.size(1) : 0; }
-};
-
-// Thread-safety: const methods may run concurrently (one cache each); the rest need one owner. Owns its tensors.
-class DenseDecoder {
+// Thread-safety: const methods may run concurrently (one LatentContext each); the rest need one owner. Owns its
+// tensors.
+class DenseDecoder : public CausalLM {
  public:
   // Allocates every parameter (zeros); fill with load_state() or init_weights() (model/init.h).
-  // options.fp8 / options.mtp are not supported (InputError).
+  // options.fp8 / options.mtp / expert ranks are not supported (InputError).
   explicit DenseDecoder(DenseConfig config, ModelOptions options = {});
 
   const DenseConfig& config() const { return config_; }
-  const ModelOptions& options() const { return options_; }
+  const ModelOptions& options() const override { return options_; }
+  LmSpec spec() const override;
+  const nlohmann::json& config_json() const override { return config_.raw; }
+  std::unique_ptr<CausalLM> make_empty(const ModelOptions& options) const override;
 
   // Every parameter by HF name, in a stable order (no lm_head.weight with tied embeddings).
-  std::vector<std::pair<std::string, at::Tensor*>> named_parameters();
-  std::map<std::string, at::Tensor> state_dict() const;
-  void set_requires_grad(bool on);
+  std::vector<std::pair<std::string, at::Tensor*>> named_parameters() override;
+  std::map<std::string, at::Tensor> state_dict() const override;
+  std::vector<std::pair<std::string, at::Tensor>> named_trainable() override;  // all of them
+  void set_requires_grad(bool on) override;
 
   // Copies `weights` in (cast to param_dtype), all or nothing. InputError naming `source` and the
   // tensor for a wrong shape or a non-floating tensor, listing missing and unexpected names.
   // Ignored: lm_head.weight with tied embeddings, rotary inv_freq buffers.
-  void load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source);
+  void load_state(const std::map<std::string, at::Tensor>& weights, const std::string& source) override;
 
-  // Final hidden states [B, T, D] in compute dtype. ids [B, T] int64. valid [B, T] bool marks real
-  // tokens (default: all); positions [B, T] default to the count of real tokens before each one
-  // (cache included), so left-padded rows get 0.. from their first real token. With a cache the
-  // chunk's keys/values are appended to it and attend to everything it holds.
-  at::Tensor hidden_states(const at::Tensor& ids, DenseKvCache* cache = nullptr, const at::Tensor& valid = {},
-                           const at::Tensor& positions = {}) const;
-  // Logits [B, T, V], fp32 (fp64 in fp64 compute).
-  at::Tensor forward(const at::Tensor& ids, DenseKvCache* cache = nullptr, const at::Tensor& valid = {},
-                     const at::Tensor& positions = {}) const;
-  // log p(ids[:, t+1] | ids[:, :t+1]) for t < T-1: [B, T-1], fp32 (fp64 in fp64 compute).
-  at::Tensor logprobs(const at::Tensor& ids) const;
+  // Final hidden states [B, T, D] in compute dtype; ids [B, T] int64. With feed.context the chunk's
+  // rotated keys and values (one row [k | v] of 2·Hkv·Dh per token and layer) are stored in it and
+  // the chunk attends to every key its row holds up to each query's slot; positions default to
+  // those slots. feed.expert_load and feed.tokens are for MoE models and ignored here.
+  at::Tensor hidden(const at::Tensor& ids, const Feed& feed = {}) const override;
+  at::Tensor logits(const at::Tensor& ids, const Feed& feed = {}) const override;
+  at::Tensor logits_at(const at::Tensor& h, const at::Tensor& rows) const override;
 
   const at::Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
 
  private:
+  // slots: [B, T] each query's slot (it sees keys s <= slot); mask: [B, 1, 1, T, S] additive, built
+  // by the first layer and reused. With a context the chunk's keys and values are stored in it at
+  // layer `index` and the S keys it returns are attended to; without one, the chunk's own (S = T).
   at::Tensor attention(const DenseLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                       const at::Tensor& mask, DenseKvCache* cache, size_t index) const;
+                       const at::Tensor& slots, at::Tensor& mask, LatentContext* context, int64_t index) const;
 
   DenseConfig config_;
   ModelOptions options_;

@@ -30,14 +30,10 @@ void init_named(const std::vector<std::pair<std::string, at::Tensor*>>& params, 
 
 }  // namespace
 
-void init_weights(DeepseekModel& model, uint64_t seed) {
+void init_weights(CausalLM& model, uint64_t seed) {
   if (model.options().fp8)
     throw InputError("init_weights: an FP8 model is for inference; initialise a float model and load_state() it");
-  init_named(model.named_parameters(), model.config().initializer_range, seed);
-}
-
-void init_weights(DenseDecoder& model, uint64_t seed) {
-  init_named(model.named_parameters(), model.config().initializer_range, seed);
+  init_named(model.named_parameters(), model.spec().initializer_range, seed);
 }
 
 }  // namespace grpo

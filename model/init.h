@@ -6,12 +6,11 @@
 #pragma once
 #include <cstdint>
 
-#include "model/deepseek.h"
-#include "model/dense_decoder.h"
+#include "model/causal_lm.h"
 
 namespace grpo {
 
-void init_weights(DeepseekModel& model, uint64_t seed);
-void init_weights(DenseDecoder& model, uint64_t seed);
+// InputError for an FP8 model (it is for inference: initialise a float model and load_state() it).
+void init_weights(CausalLM& model, uint64_t seed);
 
 }  // namespace grpo

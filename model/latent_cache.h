@@ -4,8 +4,10 @@
 // [B, capacity, R + dr] per layer.
 //
 // Every row of the batch holds the same number of tokens (`length()`): the simple LatentContext
-// for one-off generation and tests. The rollout engine's paged cache is the other one. Values are
-// stored detached: the cache is for inference.
+// for one-off generation and tests; the rollout engine's paged cache is the other one. Values are
+// stored detached: the cache is for inference. Other models store their own rows in it
+// (CausalLM::make_cache: kv_lora_rank = the row width, rope_dim = 0; a dense decoder's rows are
+// its keys | values).
 #pragma once
 #include <ATen/ATen.h>
 

@@ -17,10 +17,6 @@ DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
   return model;
 }
 
-void save_pretrained(const DeepseekModel& model, const std::string& dir, const SaveOptions& opt) {
-  save_weights(dir, model.state_dict(), model.config().raw, opt);
-}
-
 DenseDecoder load_dense_pretrained(const std::string& dir, ModelOptions options) {
   DenseConfig config = DenseConfig::load(dir);
   std::map<std::string, at::Tensor> weights =
@@ -30,10 +26,14 @@ DenseDecoder load_dense_pretrained(const std::string& dir, ModelOptions options)
   return model;
 }
 
-void save_pretrained(const DenseDecoder& model, const std::string& dir, const SaveOptions& opt) {
-  save_weights(dir, model.state_dict(), model.config().raw, opt);
+std::unique_ptr<CausalLM> load_causal_lm(const std::string& dir, const ModelOptions& options) {
+  if (is_dense_config(read_config_json(dir)))
+    return std::make_unique<DenseDecoder>(load_dense_pretrained(dir, options));
+  return std::make_unique<DeepseekModel>(load_pretrained(dir, options));
 }
 
-bool is_dense_checkpoint(const std::string& path) { return is_dense_config(read_config_json(path)); }
+void save_pretrained(const CausalLM& model, const std::string& dir, const SaveOptions& opt) {
+  save_weights(dir, model.state_dict(), model.config_json(), opt);
+}
 
 }  // namespace grpo

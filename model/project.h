@@ -13,4 +13,10 @@ inline at::Tensor like(const at::Tensor& w, const at::Tensor& x) {
 // x: [..., in], w: [out, in] -> [..., out]
 inline at::Tensor project(const at::Tensor& x, const at::Tensor& w) { return at::linear(x, like(w, x)); }
 
+// The language-model head: h [..., D] in compute dtype, w [V, D] -> logits [..., V] in fp32 (fp64
+// when h is fp64), so log-softmax never runs in bf16.
+inline at::Tensor head_logits(const at::Tensor& h, const at::Tensor& w) {
+  return project(h, w).to(h.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
+}
+
 }  // namespace grpo

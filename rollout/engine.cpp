@@ -86,16 +86,17 @@ std::optional<FinishReason> finish_reason_after(int64_t token, const GenerationP
   return std::nullopt;
 }
 
-Engine::Engine(std::shared_ptr<const DeepseekModel> model, int64_t weight_version, EngineOptions options,
+Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, EngineOptions options,
                const Tokenizer* tokenizer)
-    : config_(model->config()),
+    : spec_(model->spec()),
+      model_config_(model->config_json()),
       model_options_([&] {
         ModelOptions o = model->options();
         o.mtp = false;  // the engine never uses the MTP modules; new weights may leave them out
         return o;
       }()),
       options_([&] {
-        if (options.max_context == 0) options.max_context = model->config().max_position_embeddings;
+        if (options.max_context == 0) options.max_context = spec_.max_position_embeddings;
         check_option(options.page_size > 0, "page_size must be > 0");
         check_option(options.num_pages > 0, "num_pages must be > 0");
         check_option(options.max_seqs > 0, "max_seqs must be > 0");
@@ -108,11 +109,11 @@ Engine::Engine(std::shared_ptr<const DeepseekModel> model, int64_t weight_versio
         return options;
       }()),
       tokenizer_(tokenizer),
-      eos_ids_(config_.eos_token_ids),
+      eos_ids_(spec_.eos_token_ids),
       model_(std::move(model)),
       version_(weight_version),
-      pool_(config_.num_hidden_layers, options_.num_pages, options_.page_size,
-            config_.kv_lora_rank + config_.qk_rope_head_dim, model_options_.compute_dtype),
+      pool_(spec_.num_hidden_layers, options_.num_pages, options_.page_size, spec_.cache_width,
+            model_options_.compute_dtype),
       batch_(pool_),
       ids_(at::empty({0, 0}, at::kLong)),
       latest_version_(weight_version) {
@@ -123,8 +124,8 @@ Engine::Engine(std::shared_ptr<const DeepseekModel> model, int64_t weight_versio
 Engine::~Engine() = default;
 
 int64_t Engine::mha_cache_bytes_per_token() const {
-  const int64_t values = config_.num_attention_heads * (config_.qk_head_dim() + config_.v_head_dim);
-  return config_.num_hidden_layers * values * static_cast<int64_t>(c10::elementSize(model_options_.compute_dtype));
+  return spec_.num_hidden_layers * spec_.mha_cache_width *
+         static_cast<int64_t>(c10::elementSize(model_options_.compute_dtype));
 }
 
 void validate_request(const Request& r, int64_t vocab, int64_t max_context, bool has_tokenizer) {
@@ -151,7 +152,7 @@ void validate_request(const Request& r, int64_t vocab, int64_t max_context, bool
 }
 
 void Engine::validate(const Request& r) const {
-  validate_request(r, config_.vocab_size, options_.max_context, tokenizer_ != nullptr);
+  validate_request(r, spec_.vocab_size, options_.max_context, tokenizer_ != nullptr);
   const int64_t p = static_cast<int64_t>(r.prompt.size());
   const GenerationParams& g = r.params;
   if (r.n < 1 || r.n > options_.max_seqs)
@@ -207,11 +208,13 @@ void Engine::set_weights(int64_t version, const std::map<std::string, at::Tensor
       throw InputError("version: " + std::to_string(version) + " is not above the latest version " +
                        std::to_string(latest_version_));
   };
+  std::shared_ptr<const CausalLM> current;  // for its architecture
   {
     std::lock_guard<std::mutex> lock(mutex_);
     check_version();
+    current = model_;
   }
-  auto model = std::make_shared<DeepseekModel>(config_, model_options_);
+  std::shared_ptr<CausalLM> model = current->make_empty(model_options_);
   model->load_state(state, "weights version " + std::to_string(version));
   std::lock_guard<std::mutex> lock(mutex_);
   check_version();
@@ -315,14 +318,14 @@ void Engine::drop_cancelled(const std::set<uint64_t>& ids) {
 }
 
 void Engine::apply_pending_weights() {
-  std::shared_ptr<const DeepseekModel> next;
+  std::shared_ptr<const CausalLM> old;  // freed outside the lock
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!pending_model_) return;
-    next = std::move(pending_model_);
+    old = std::move(model_);
+    model_ = std::move(pending_model_);  // under the lock: set_weights reads it from other threads
     version_ = pending_version_;
   }
-  model_ = std::move(next);
   // RESTART: every unfinished sample starts again from its prompt on the new weights; one
   // leader per request prefills the prompt again for them.
   std::map<uint64_t, std::set<int64_t>> restart;
@@ -449,7 +452,9 @@ void Engine::run(const std::vector<Chunk>& chunks) {
       (c.seq->leader() || t > 1 ? counters_.prefill_tokens : counters_.decode_tokens) += t;
     }
     batch_.set_rows(rows, t);
-    at::Tensor h = model_->hidden_states(ids_, {}, &batch_);  // [B, T, D]
+    Feed feed;
+    feed.context = &batch_;
+    at::Tensor h = model_->hidden(ids_, feed);  // [B, T, D]
     if (!last_rows.empty()) logits.push_back(model_->logits_at(h, at::tensor(last_rows, at::kLong)));
   }
   for (const Chunk& c : chunks) c.seq->cached += c.tokens;

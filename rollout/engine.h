@@ -48,7 +48,7 @@
 #include <string>
 #include <vector>
 
-#include "model/deepseek.h"
+#include "model/causal_lm.h"
 #include "rollout/finish_reason.h"
 #include "rollout/page_pool.h"
 #include "rollout/paged_batch.h"
@@ -141,7 +141,8 @@ class EngineFull : public std::runtime_error {
 class Engine {
  public:
   // `tokenizer` (optional, must outlive the engine) enables Completion::text and stop strings.
-  Engine(std::shared_ptr<const DeepseekModel> model, int64_t weight_version, EngineOptions options = {},
+  // `model`: either family (model/causal_lm.h); its cache rows go in the paged pool.
+  Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, EngineOptions options = {},
          const Tokenizer* tokenizer = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
@@ -172,7 +173,7 @@ class Engine {
   std::vector<Completion> poll();
 
   // Builds the new weights from `state` (HF names; float tensors, or FP8 codes + scale_inv for an
-  // FP8 engine; the same checks as DeepseekModel::load_state) and schedules the swap for the next
+  // FP8 engine; the same checks as the model's load_state) and schedules the swap for the next
   // step. Throws InputError (and changes nothing) for wrong names, shapes, dtypes, or a version
   // not above every version given before.
   void set_weights(int64_t version, const std::map<std::string, at::Tensor>& state);
@@ -185,10 +186,11 @@ class Engine {
   bool wait_for_work(std::chrono::milliseconds timeout);
 
   const EngineOptions& options() const { return options_; }
-  const ModelConfig& config() const { return config_; }
+  const LmSpec& spec() const { return spec_; }
+  const nlohmann::json& model_config() const { return model_config_; }  // the model's config.json
   const ModelOptions& model_options() const { return model_options_; }
-  // Bytes of latent cache per token (all layers), and what a standard MHA cache of the same
-  // model would need: heads × (qk_head_dim + v_head_dim) values per token per layer.
+  // Bytes of cache per token (all layers), and what a standard MHA cache of the same model would
+  // need (LmSpec::mha_cache_width: every head's K and V).
   int64_t cache_bytes_per_token() const { return pool_.bytes_per_token(); }
   int64_t mha_cache_bytes_per_token() const;
 
@@ -214,14 +216,15 @@ class Engine {
   void complete(Sequence& s, FinishReason reason);
   void publish_stats();
 
-  const ModelConfig config_;
+  const LmSpec spec_;
+  const nlohmann::json model_config_;
   const ModelOptions model_options_;
   const EngineOptions options_;
   const Tokenizer* tokenizer_;
   std::vector<int64_t> eos_ids_;
 
-  // Step thread only.
-  std::shared_ptr<const DeepseekModel> model_;
+  // Step thread only (model_: written under mutex_ too, set_weights reads it).
+  std::shared_ptr<const CausalLM> model_;
   int64_t version_;
   PagePool pool_;
   PagedBatch batch_;
@@ -238,7 +241,7 @@ class Engine {
   std::deque<std::pair<uint64_t, Request>> inbox_;
   std::vector<Completion> done_;
   std::set<uint64_t> cancelled_;  // dropped by cancel(), not yet removed by the step thread
-  std::shared_ptr<const DeepseekModel> pending_model_;
+  std::shared_ptr<const CausalLM> pending_model_;
   int64_t pending_version_ = 0, latest_version_ = 0;
   uint64_t next_id_ = 1;
   EngineStats published_;

@@ -7,7 +7,6 @@
 
 #include "common/error.h"
 #include "model/pretrained.h"
-#include "rollout/dense_generate.h"
 
 namespace grpo::rollout {
 
@@ -15,11 +14,7 @@ std::vector<Completion> generate_offline(const std::string& model_dir, const Mod
                                          const std::vector<Request>& requests, const Tokenizer* tokenizer,
                                          const EngineOptions& engine_options, const std::vector<std::string>& names,
                                          const std::function<void(const Completion&)>& on_done) {
-  if (is_dense_checkpoint(model_dir)) {
-    const DenseDecoder model = load_dense_pretrained(model_dir, model_options);
-    return dense_generate(model, requests, tokenizer, engine_options.max_seqs, on_done);
-  }
-  auto model = std::make_shared<const DeepseekModel>(load_pretrained(model_dir, model_options));
+  std::shared_ptr<const CausalLM> model = load_causal_lm(model_dir, model_options);
   EngineOptions eo = engine_options;
   eo.max_batched_tokens = std::max(eo.max_seqs, eo.max_batched_tokens);
   eo.max_queued_requests = std::max<int64_t>(eo.max_queued_requests, static_cast<int64_t>(requests.size()));

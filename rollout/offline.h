@@ -1,8 +1,8 @@
 // Offline generation from a checkpoint directory, the path of `grpo generate` and `grpo eval`:
 // load the checkpoint, generate every request to completion, return the completions ordered by
-// request then sample with Completion::request_id = the request's index. DeepSeek checkpoints
-// run on the paged engine (rollout/engine.h, `engine` options; the queue holds every request);
-// dense Llama/Qwen2 students on rollout/dense_generate.h (engine.max_seqs sequences at a time).
+// request then sample with Completion::request_id = the request's index. Either model family
+// (load_causal_lm) runs on the paged engine (rollout/engine.h, `engine` options; the queue holds
+// every request).
 //
 // A request the engine refuses is an InputError "prompt NAME: ..." (names[i], else i). `on_done`
 // (optional) is called on the calling thread as each completion finishes. Not re-entrant with

@@ -13,7 +13,7 @@
 //    are renormalised. The token is drawn by inverse CDF (descending-probability order when
 //    truncating, vocabulary order otherwise); logprob = log of its renormalised probability,
 //    i.e. exactly the distribution it was drawn from. At T = 1 without truncation that is
-//    log_softmax(logits)[token], what DeepseekModel::logprobs and `grpo logprobs` report.
+//    log_softmax(logits)[token], what CausalLM::logprobs and `grpo logprobs` report.
 #pragma once
 #include <ATen/ATen.h>
 

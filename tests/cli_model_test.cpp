@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "grpo_cli.h"
+#include "model/deepseek.h"
 #include "model/init.h"
 #include "model/pretrained.h"
 #include "model/safetensors.h"

@@ -5,19 +5,11 @@
 #include <cstdio>
 #include <fstream>
 
+#include "file_testutil.h"
+
 using grpo::Config;
 using grpo::InputError;
-
-namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
+using grpo::ckpt_test::error_of;
 
 TEST(Config, TypedAccessAndDefaults) {
   auto c = Config::parse("train:\n  steps: 10\n  lr: 1e-6\n  name: run\n  ids: [1, 2, 3]\n  on: true\n", "t.yaml");

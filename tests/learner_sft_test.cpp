@@ -15,7 +15,7 @@
 #include "learner/sft.h"
 #include "metrics/metrics.h"
 #include "model/pretrained.h"
-#include "rollout/dense_generate.h"
+#include "rollout/offline.h"
 
 namespace grpo {
 namespace {
@@ -322,7 +322,6 @@ TEST_F(SftTest, StudentMemorisesAnswersAndTheCheckpointReproducesThem) {
   EXPECT_TRUE(fs::exists(out + "/tokenizer.json"));
   EXPECT_FALSE(fs::exists(out + ".tmp"));
   EXPECT_TRUE(fs::exists(out + "/logs/metrics.jsonl"));
-  const DenseDecoder student = load_dense_pretrained(out);
   std::vector<rollout::Request> requests;
   for (const auto& [q, a] : qa) {
     rollout::Request req;
@@ -332,7 +331,7 @@ TEST_F(SftTest, StudentMemorisesAnswersAndTheCheckpointReproducesThem) {
     req.params.sampling.temperature = 0;
     requests.push_back(req);
   }
-  const auto done = rollout::dense_generate(student, requests, &tok_);
+  const auto done = rollout::generate_offline(out, {}, requests, &tok_, {});  // the paged engine
   for (size_t i = 0; i < qa.size(); ++i) {
     EXPECT_EQ(done[i].text, qa[i].second) << qa[i].first;
     EXPECT_EQ(done[i].finish_reason, rollout::FinishReason::kEos);

@@ -92,16 +92,15 @@ HandBatch hand_logprobs(const DeepseekModel& m, const std::vector<ScoredGroup>& 
 
 std::vector<at::Tensor> grads(DeepseekModel& m) {
   std::vector<at::Tensor> out;
-  for (const at::Tensor& p : m.trainable_parameters())
-    out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+  for (auto& [name, p] : m.named_trainable()) out.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
   return out;
 }
 
 void zero_grads(DeepseekModel& m) {
-  for (at::Tensor& p : m.trainable_parameters()) p.mutable_grad() = at::Tensor();
+  for (auto& [name, p] : m.named_trainable()) p.mutable_grad() = at::Tensor();
 }
 
-std::map<std::string, at::Tensor> weights(DeepseekModel& m) {
+std::map<std::string, at::Tensor> weights(CausalLM& m) {
   std::map<std::string, at::Tensor> out;
   for (auto& [name, t] : m.named_parameters()) out[name] = t->detach().clone();
   return out;
@@ -251,7 +250,7 @@ TEST(Trainer, RewardedCompletionGainsProbability) {
       EXPECT_GT(sum_logprob(*policy, groups[i], 0), good0[i] + 0.1) << "group " << i;
       EXPECT_LT(sum_logprob(*policy, groups[i], 1), bad0[i] - 0.1) << "group " << i;
     }
-    for (const at::Tensor& p : policy->trainable_parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
+    for (auto& [name, p] : policy->named_trainable()) EXPECT_EQ(p.scalar_type(), at::kFloat);
   }
 }
 

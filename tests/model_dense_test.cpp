@@ -1,6 +1,6 @@
 // The dense Llama / Qwen2 decoder (model/dense_decoder.h): its fp32 forward against a float64
-// reference written out per token and per head below, the KV cache against full forwards, left
-// padding, checkpoints (HF names, bit-exact round trip, errors), and autograd against finite
+// reference written out per token and per head below, the cache (model/causal_lm.h) against full
+// forwards, checkpoints (HF names, bit-exact round trip, errors), and autograd against finite
 // differences.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -116,7 +116,7 @@ TEST_P(DenseTypes, Fp32ForwardMatchesFloat64Reference) {
   const DenseDecoder m = random_dense(dense_config_json(GetParam()));
   EXPECT_EQ(m.config().qkv_bias, GetParam() == "qwen2");
   const at::Tensor ids = random_ids(2, 9, 40, 11);
-  const at::Tensor logits = m.forward(ids);  // [2, 9, 40]
+  const at::Tensor logits = m.logits(ids);  // [2, 9, 40]
   ASSERT_EQ(logits.sizes(), at::IntArrayRef({2, 9, 40}));
   const auto w64 = as_double(m.state_dict());
   for (int64_t b = 0; b < 2; ++b) {
@@ -131,27 +131,20 @@ TEST_P(DenseTypes, Fp32ForwardMatchesFloat64Reference) {
   EXPECT_LT((lp - want_lp).abs().max().item<double>(), 1e-5);
 }
 
-TEST_P(DenseTypes, LeftPaddedRowsMatchUnpaddedAndCacheMatchesFullForward) {
+TEST_P(DenseTypes, CacheMatchesFullForward) {
   const DenseDecoder m = random_dense(dense_config_json(GetParam()));
   const at::Tensor ids = random_ids(2, 10, 40, 12);
-  const at::Tensor full = m.forward(ids);  // [2, 10, V]
-  // Row 1 left-padded by 3 garbage tokens: its real tokens' logits do not change.
-  at::Tensor padded = at::cat({random_ids(2, 3, 40, 13), ids}, 1);  // [2, 13]
-  padded[0].narrow(0, 0, 10).copy_(ids[0]);
-  padded[0].narrow(0, 10, 3).fill_(1);
-  at::Tensor valid = at::ones({2, 13}, at::kBool);
-  valid[1].narrow(0, 0, 3).fill_(false);
-  valid[0].narrow(0, 10, 3).fill_(false);  // row 0 right-padded instead (the padding is never attended)
-  const at::Tensor out = m.forward(padded, nullptr, valid);
-  EXPECT_LT(max_rel_diff(out[1].narrow(0, 3, 10), full[1].to(at::kDouble)), 1e-6);
-  EXPECT_LT(max_rel_diff(out[0].narrow(0, 0, 10), full[0].to(at::kDouble)), 1e-6);
-
-  // Feeding the left-padded batch through the cache in chunks of 5, 1, 1, ... gives the same logits.
-  DenseKvCache cache;
-  std::vector<at::Tensor> chunks{m.forward(padded.narrow(1, 0, 5), &cache, valid.narrow(1, 0, 5))};
-  for (int64_t t = 5; t < 13; ++t) chunks.push_back(m.forward(padded.narrow(1, t, 1), &cache, valid.narrow(1, t, 1)));
-  EXPECT_EQ(cache.length(), 13);
-  EXPECT_LT(max_rel_diff(at::cat(chunks, 1), out.to(at::kDouble)), 1e-5);
+  const at::Tensor full = m.logits(ids);  // [2, 10, V]
+  // Feeding the batch through a cache in chunks of 4, 1, 1, ... gives the same logits; each row
+  // of the cache is a token's rotated keys | values.
+  LatentCache cache = m.make_cache(2, 12);
+  EXPECT_EQ(cache.values_per_token(), 2 * m.config().num_key_value_heads * m.config().head_dim);
+  Feed feed;
+  feed.context = &cache;
+  std::vector<at::Tensor> chunks{m.logits(ids.narrow(1, 0, 4), feed)};
+  for (int64_t t = 4; t < 10; ++t) chunks.push_back(m.logits(ids.narrow(1, t, 1), feed));
+  EXPECT_EQ(cache.length(), 10);
+  EXPECT_LT(max_rel_diff(at::cat(chunks, 1), full.to(at::kDouble)), 1e-5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Dense, DenseTypes, ::testing::Values("llama", "qwen2"));
@@ -181,7 +174,8 @@ TEST(DenseCheckpoint, SaveLoadIsBitExactWithHfNames) {
       want.insert("lm_head.weight");
     }
     EXPECT_EQ(names, want) << type;
-    EXPECT_TRUE(is_dense_checkpoint(out));
+    const std::unique_ptr<CausalLM> loaded = load_causal_lm(out);  // the family from model_type
+    ASSERT_NE(dynamic_cast<DenseDecoder*>(loaded.get()), nullptr);
     const DenseDecoder back = load_dense_pretrained(out);
     const auto a = m.state_dict(), b = back.state_dict();
     ASSERT_EQ(a.size(), b.size());

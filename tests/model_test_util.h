@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/deepseek.h"
+#include "model/dense_decoder.h"
 #include "model/init.h"
 #include "model/model_config.h"
 

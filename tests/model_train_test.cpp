@@ -81,7 +81,7 @@ std::vector<double> sgd(DeepseekModel& m, const at::Tensor& ids, int steps, doub
     if (s == steps) break;
     loss.backward();
     at::NoGradGuard no_grad;
-    for (at::Tensor& p : m.trainable_parameters()) {
+    for (auto& [name, p] : m.named_trainable()) {
       if (!p.grad().defined()) continue;
       p.sub_(p.grad() * lr);
       p.mutable_grad().zero_();
@@ -122,23 +122,24 @@ TEST(Training, Bf16WithFp32MasterWeights) {
   ref.set_requires_grad(true);
   nll(master, ids).backward();
   nll(ref, ids).backward();
-  auto pm = master.trainable_parameters(), pr = ref.trainable_parameters();
+  auto pm = master.named_trainable(), pr = ref.named_trainable();
   ASSERT_EQ(pm.size(), pr.size());
   at::Tensor gm, gr;
   std::vector<at::Tensor> gms, grs;
   for (size_t i = 0; i < pm.size(); ++i) {
-    ASSERT_EQ(pm[i].scalar_type(), at::kFloat);
-    if (!pr[i].grad().defined()) continue;
-    ASSERT_TRUE(pm[i].grad().defined()) << i;
-    EXPECT_EQ(pm[i].grad().scalar_type(), at::kFloat);
-    gms.push_back(pm[i].grad().view({-1}));
-    grs.push_back(pr[i].grad().view({-1}));
+    const at::Tensor &m = pm[i].second, &r = pr[i].second;
+    ASSERT_EQ(m.scalar_type(), at::kFloat);
+    if (!r.grad().defined()) continue;
+    ASSERT_TRUE(m.grad().defined()) << pm[i].first;
+    EXPECT_EQ(m.grad().scalar_type(), at::kFloat);
+    gms.push_back(m.grad().view({-1}));
+    grs.push_back(r.grad().view({-1}));
   }
   gm = at::cat(gms);
   gr = at::cat(grs);
   double cosine = (gm * gr).sum().item<double>() / (gm.norm().item<double>() * gr.norm().item<double>());
   EXPECT_GT(cosine, 0.99);
-  for (auto& p : pm) p.mutable_grad() = at::Tensor();
+  for (auto& [name, p] : pm) p.mutable_grad() = at::Tensor();
 
   std::vector<double> losses = sgd(master, ids, 5, 0.2);
   EXPECT_LT(losses.back(), losses.front() - 0.05);

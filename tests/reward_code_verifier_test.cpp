@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "file_testutil.h"
 #include "reward/code/extract.h"
 #include "reward/code/harness.h"
 #include "tests/code_datasets.h"
@@ -39,14 +40,7 @@ std::string cpp(const std::string& code) { return "```cpp\n" + code + "```\n"; }
 const nlohmann::json kDoubleTests = {
     {"tests", {"assert double(1) == 2", "assert double(2) == 4", "assert double(-3) == -6"}}};
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::grpo::ckpt_test::error_of;
 
 // Runs `count` requests on `threads` threads; returns the indices whose `correct` != expected.
 // Generous limits: some reference solutions need seconds of CPU (MBPP 123 about 3 s), and CI

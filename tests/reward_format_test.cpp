@@ -2,6 +2,7 @@
 // and composites, against hand-computed values.
 #include <gtest/gtest.h>
 
+#include "file_testutil.h"
 #include "reward/composite.h"
 #include "reward/format.h"
 #include "reward/registry.h"
@@ -12,14 +13,7 @@ using grpo::InputError;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::grpo::ckpt_test::error_of;
 
 VerifyRequest request(std::string completion, nlohmann::json options = nullptr, nlohmann::json reference = nullptr) {
   VerifyRequest r;

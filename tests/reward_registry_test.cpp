@@ -2,6 +2,7 @@
 // the file and key.
 #include <gtest/gtest.h>
 
+#include "file_testutil.h"
 #include "reward/registry.h"
 #include "reward/server.h"
 
@@ -11,14 +12,7 @@ using grpo::InputError;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::grpo::ckpt_test::error_of;
 
 std::shared_ptr<const VerifierRegistry> from_yaml(const std::string& yaml) {
   return registry_from_config(Config::parse(yaml, "reward.yaml"));

@@ -3,19 +3,13 @@
 
 #include "common/config.h"
 #include "common/error.h"
+#include "file_testutil.h"
 #include "rollout/options.h"
 
 namespace grpo::rollout {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::grpo::ckpt_test::error_of;
 
 TEST(RolloutOptions, EngineSectionKeepsTheCallersDefaults) {
   const Config c = Config::parse("engine: {max_seqs: 300, page_size: 32}\n", "r.yaml");

@@ -1,6 +1,7 @@
 // Helpers for the tokenizer tests: the fixture's JSON, temp dirs, and error capture.
 #pragma once
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "file_testutil.h"
 
 namespace grpo::testing {
 
@@ -49,13 +51,6 @@ class TempDir {
 };
 
 // The InputError message f throws, or "" when it throws none.
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
+using ::grpo::ckpt_test::error_of;
 
 }  // namespace grpo::testing

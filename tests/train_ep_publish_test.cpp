@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "learner/pretrain.h"
 #include "learner_ep_testutil.h"
+#include "model/deepseek.h"
 #include "model/init.h"
 #include "model/pretrained.h"
 #include "rollout/engine.h"

@@ -163,7 +163,7 @@ class Loop {
       model_options.expert_rank = dist_->rank();
       model_options.expert_ranks = dist_->size();
     }
-    auto policy = std::make_shared<DeepseekModel>(load_pretrained(cfg_.model.path, model_options));
+    std::shared_ptr<CausalLM> policy = load_causal_lm(cfg_.model.path, model_options);
     trainer_ = std::make_unique<Trainer>(policy, trainer_options_, dist_);
     resume();
     if (!lead()) {  // rank 0's rollout workers, to publish this rank's experts to

@@ -48,7 +48,7 @@ std::map<std::string, double> EpPublishStats::metrics() const {
 EpPublisher::EpPublisher(const EpPublishOptions& options, Distributed& dist)
     : options_(options), dist_(dist), pool_(options.rollout, options.timeout_ms, /*reassign_rounds=*/0) {}
 
-EpPublishStats EpPublisher::publish(int64_t version, const DeepseekModel& model) {
+EpPublishStats EpPublisher::publish(int64_t version, const CausalLM& model) {
   const int rank = dist_.rank(), world = dist_.size();
   const PublishStats mine = pool_.publish(version, rank_shard(model, rank), options_.fp8, {rank, world});
   // [4, R]: column r holds rank r's tensors, bytes, seconds, workers; summed, every rank has all.

@@ -58,7 +58,7 @@ class EpPublisher {
 
   // Collective (every rank, the same version): sends this rank's shard of `model` as its part.
   // Throws when no worker is left (RolloutPool::publish); DistributedError when a rank failed.
-  EpPublishStats publish(int64_t version, const DeepseekModel& model);
+  EpPublishStats publish(int64_t version, const CausalLM& model);
 
  private:
   EpPublishOptions options_;

@@ -33,8 +33,7 @@ LocalServices::LocalServices(const RunConfig& run) {
   tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(run.model.tokenizer));
   const rollout::EngineOptions& eo = run.rollout.engine;  // max_batched_tokens >= max_seqs (rollout/options.h)
   for (int w = 0; w < run.rollout.workers; ++w) {
-    auto model = std::make_shared<const DeepseekModel>(
-        load_pretrained(run.model.path, ModelOptions::for_dtype(run.rollout.dtype)));
+    std::shared_ptr<const CausalLM> model = load_causal_lm(run.model.path, ModelOptions::for_dtype(run.rollout.dtype));
     auto engine = std::make_shared<rollout::Engine>(model, /*version=*/0, eo, tokenizer_.get());
     rollout::ServerOptions so;
     so.address = "127.0.0.1:0";

@@ -119,18 +119,24 @@ v1::StatusResponse ServiceImpl::status() const {
   r.set_max_context(eo.max_context);
   r.set_max_new_tokens_limit(eo.max_new_tokens_limit);
   r.set_max_seqs(eo.max_seqs);
-  const ModelConfig& c = engine_->config();
+  const LmSpec& c = engine_->spec();
   v1::ModelInfo* m = r.mutable_model();
   m->set_model_type(c.model_type);
   m->set_vocab_size(c.vocab_size);
   m->set_hidden_size(c.hidden_size);
   m->set_num_hidden_layers(c.num_hidden_layers);
-  m->set_num_attention_heads(c.num_attention_heads);
-  m->set_kv_lora_rank(c.kv_lora_rank);
-  m->set_q_lora_rank(c.q_lora_rank.value_or(0));
-  m->set_n_routed_experts(c.n_routed_experts);
-  m->set_num_experts_per_tok(c.num_experts_per_tok);
   m->set_max_position_embeddings(c.max_position_embeddings);
+  // Family-specific sizes from config.json; 0 where the model has none (a dense decoder's MLA and MoE).
+  const nlohmann::json& j = engine_->model_config();
+  auto size_of = [&](const char* key) -> int64_t {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+  };
+  m->set_num_attention_heads(size_of("num_attention_heads"));
+  m->set_kv_lora_rank(size_of("kv_lora_rank"));
+  m->set_q_lora_rank(size_of("q_lora_rank"));
+  m->set_n_routed_experts(size_of("n_routed_experts"));
+  m->set_num_experts_per_tok(size_of("num_experts_per_tok"));
   m->set_dtype(dtype_name(engine_->model_options()));
   return r;
 }
