@@ -44,7 +44,7 @@ struct EngineRun {
 
 // `requests` requests of `n` samples each; steps timed one by one and split into steps that fed
 // a prompt (prefill) and pure decode steps.
-EngineRun run_engine(std::shared_ptr<const DeepseekModel> model, int64_t requests, int64_t n, int64_t prompt_len,
+EngineRun run_engine(const std::shared_ptr<const DeepseekModel>& model, int64_t requests, int64_t n, int64_t prompt_len,
                      int64_t new_tokens, bool same_prompt) {
   EngineOptions opt;
   opt.max_seqs = std::max<int64_t>(requests * n, 1);

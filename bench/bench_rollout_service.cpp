@@ -72,7 +72,7 @@ struct SyncRow {
   double grpc_s = 0, apply_ms = 0, inproc_s = 0, memcpy_s = 0;
 };
 
-SyncRow weight_sync(const std::string& payload, std::shared_ptr<const DeepseekModel> model,
+SyncRow weight_sync(const std::string& payload, const std::shared_ptr<const DeepseekModel>& model,
                     const std::map<std::string, at::Tensor>& state, bool fp8, int repeats) {
   Served served(model, EngineOptions{});
   Engine local(model, 0, EngineOptions{});
@@ -109,7 +109,7 @@ struct GenRow {
   double inproc_tps = 0, grpc_tps = 0;
 };
 
-GenRow generate_throughput(std::shared_ptr<const DeepseekModel> model, int64_t prompts, int64_t n, int64_t prompt_len,
+GenRow generate_throughput(const std::shared_ptr<const DeepseekModel>& model, int64_t prompts, int64_t n, int64_t prompt_len,
                            int64_t new_tokens, int repeats) {
   EngineOptions eo;
   eo.max_seqs = prompts * n;

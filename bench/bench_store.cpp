@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
     int64_t seen = 0;
     Timing t = timed_ops(1, [&](int) {
       std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) seen += it->value().size() > 0;
+      for (it->SeekToFirst(); it->Valid(); it->Next()) seen += !it->value().empty();
     });
     row("rocksdb iterator (bytes)", t, static_cast<int>(seen));
   }

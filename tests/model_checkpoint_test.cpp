@@ -19,8 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ckpt_test::TempDir;
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 
 const std::string kTiny = std::string(GRPO_TEST_DATA) + "/dsv3-tiny";
 
@@ -208,7 +206,7 @@ TEST(Checkpoint, Fp8SaveQuantisesLikeDeepSeekV3AndLoadDequantisesWithinBound) {
   const auto back = load_weights(tmp / "fp8");
   EXPECT_EQ(back.size(), w.size());  // scale entries consumed
   for (const auto& name : quantised) {
-    const at::Tensor x = w.at(name), xhat = back.at(name);
+    const at::Tensor &x = w.at(name), &xhat = back.at(name);
     const at::Tensor s = raw.at(name + "_scale_inv").data;
     ASSERT_EQ(xhat.sizes(), x.sizes());
     auto xa = x.accessor<float, 2>();

@@ -6,7 +6,6 @@
 
 using grpo::ChatTemplate;
 using grpo::Config;
-using grpo::Message;
 using grpo::testing::error_of;
 
 namespace {

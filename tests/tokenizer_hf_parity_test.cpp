@@ -188,6 +188,7 @@ TEST(TokenizerParity, ConcurrentEncodesAgree) {
   const auto& tok = fixture();
   auto cases = load_cases();
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::vector<int> failures(4, 0);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
