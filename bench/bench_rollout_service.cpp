@@ -109,8 +109,8 @@ struct GenRow {
   double inproc_tps = 0, grpc_tps = 0;
 };
 
-GenRow generate_throughput(const std::shared_ptr<const DeepseekModel>& model, int64_t prompts, int64_t n, int64_t prompt_len,
-                           int64_t new_tokens, int repeats) {
+GenRow generate_throughput(const std::shared_ptr<const DeepseekModel>& model, int64_t prompts, int64_t n,
+                           int64_t prompt_len, int64_t new_tokens, int repeats) {
   EngineOptions eo;
   eo.max_seqs = prompts * n;
   eo.max_batched_tokens = std::max<int64_t>(eo.max_seqs, prompts * prompt_len);
