@@ -84,6 +84,7 @@ Row measure(const std::string& mode, int clients, int problems, const Executor& 
   std::vector<std::vector<double>> latencies(clients);
   Clock::time_point start = Clock::now();
   std::vector<std::thread> threads;
+  threads.reserve(clients);
   for (int c = 0; c < clients; ++c)
     threads.emplace_back([&, c] {
       for (int i = next++; i < problems; i = next++) {

@@ -116,6 +116,7 @@ Result measure(const std::string& name, const std::vector<Case>& cases, int thre
   };
   auto start = Clock::now();
   std::vector<std::thread> pool;
+  pool.reserve(threads);
   for (int t = 0; t < threads; ++t) pool.emplace_back(worker, t);
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   stop = true;

@@ -49,6 +49,7 @@ Row measure(const std::string& verifier, const std::string& mode, int threads, d
   std::vector<std::thread> pool;
   const auto warm = std::chrono::milliseconds(200);
   Clock::time_point start, stop;
+  pool.reserve(threads);
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       auto call = make_call(t);

@@ -91,8 +91,10 @@ int main(int argc, char** argv) {
   fs::create_directories(root);
   std::mt19937 rng(1);
   std::vector<grpo::ScoredGroup> groups;
+  groups.reserve(n);
   for (int i = 0; i < n; ++i) groups.push_back(make_group(i / 8, i, G, T, rng));
   std::vector<std::string> records;
+  records.reserve(groups.size());
   for (const auto& g : groups) records.push_back(grpo::encode_scored_group(g));
   const double mb = [&] {
     double b = 0;

@@ -148,6 +148,7 @@ nlohmann::json train_bpe(const nlohmann::json& fixture, const std::vector<std::s
     for (auto piece : p.pieces) ++counts[std::string(piece)];
   }
   std::vector<std::string> symbols;  // id -> token string (byte-level alphabet)
+  symbols.reserve(256);
   for (int b = 0; b < 256; ++b) symbols.push_back(grpo::bytelevel::to_symbols(std::string(1, static_cast<char>(b))));
   std::vector<std::vector<int32_t>> words;
   std::vector<int64_t> freq;

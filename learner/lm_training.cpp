@@ -121,8 +121,8 @@ at::Tensor token_nll(const at::Tensor& logits, const at::Tensor& targets) {
 
 at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask) { return (x * mask).sum() / mask.sum(); }
 
-LmOptimizer::LmOptimizer(std::vector<std::pair<std::string, at::Tensor>> params, const LmTrainingOptions& o)
-    : params_(tensors_of(params)), adamw_(std::move(params), o.adamw), lr_(o.lr), grad_clip_(o.grad_clip) {}
+LmOptimizer::LmOptimizer(const std::vector<std::pair<std::string, at::Tensor>>& params, const LmTrainingOptions& o)
+    : params_(tensors_of(params)), adamw_(params, o.adamw), lr_(o.lr), grad_clip_(o.grad_clip) {}
 
 LmOptimizer::LmOptimizer(const std::vector<std::pair<std::string, at::Tensor>>& params, std::vector<ParamSlice> owned,
                          const LmTrainingOptions& o)

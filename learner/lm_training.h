@@ -67,7 +67,7 @@ at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask);
 // Not thread-safe: one owner (the training loop). Aliases the parameters (updated in place); owns its AdamW state.
 class LmOptimizer {
  public:
-  LmOptimizer(std::vector<std::pair<std::string, at::Tensor>> params, const LmTrainingOptions& options);
+  LmOptimizer(const std::vector<std::pair<std::string, at::Tensor>>& params, const LmTrainingOptions& options);
   // AdamW over `owned` only (ZeRO-1: this rank's slices, learner/zero1.h); `params` are all the
   // trainable tensors, whose gradients backward() clears and step() clips.
   LmOptimizer(const std::vector<std::pair<std::string, at::Tensor>>& params, std::vector<ParamSlice> owned,

@@ -52,6 +52,7 @@ at::Tensor ParamSlice::of(const at::Tensor& t) const { return whole() ? t : t.vi
 
 std::vector<ParamSlice> whole_slices(const std::vector<std::pair<std::string, at::Tensor>>& params) {
   std::vector<ParamSlice> out;
+  out.reserve(params.size());
   for (const auto& [name, p] : params) out.push_back({name, p, 0, p.numel()});
   return out;
 }

@@ -1,5 +1,6 @@
 #include "learner/zero1.h"
 
+#include <ATen/core/grad_mode.h>
 #include <algorithm>
 #include <stdexcept>
 

@@ -9,6 +9,7 @@
 // model's rotated keys | values), logits of chosen rows, log-probs, weights in and out.
 #pragma once
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard, for every user of a model
 
 #include <cstdint>
 #include <map>

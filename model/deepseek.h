@@ -14,7 +14,6 @@
 // it cannot be trained or randomly initialised.
 #pragma once
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>  // at::NoGradGuard, for every user of a model
 
 #include <map>
 #include <memory>

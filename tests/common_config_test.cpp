@@ -8,7 +8,6 @@
 #include "file_testutil.h"
 
 using grpo::Config;
-using grpo::InputError;
 using grpo::ckpt_test::error_of;
 
 TEST(Config, TypedAccessAndDefaults) {

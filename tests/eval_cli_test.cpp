@@ -194,7 +194,7 @@ TEST_F(CliEval, KnownVerdictsGiveTheEstimatorsValues) {
 }
 
 TEST_F(CliEval, RewardServerGivesTheSameSummaryAsInProcess) {
-  Subprocess server({GRPO_BINARY, "reward-server", "--config", GRPO_SOURCE_DIR "/configs/reward.yaml",
+  Subprocess server({GRPO_BINARY, "reward-server", "--config", (GRPO_SOURCE_DIR "/configs/reward.yaml"),
                      "server.address=127.0.0.1:0", "server.workers=2"});
   std::string first = server.read_line();
   const std::string prefix = "reward-server listening on ";

@@ -41,11 +41,9 @@
 namespace grpo {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::free_port;
 using testing::Learner;
 using testing::on_ranks;
-using testing::Subprocess;
 
 // Sets environment variables for one scope, restoring the old values.
 class ScopedEnv {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -43,7 +44,12 @@ inline ScoredGroup make_group(int64_t step, int index, int group_size = 3, int t
   return g;
 }
 
-inline bool same_float_bits(float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+inline bool same_float_bits(float a, float b) {
+  uint32_t x = 0, y = 0;
+  std::memcpy(&x, &a, sizeof a);
+  std::memcpy(&y, &b, sizeof b);
+  return x == y;
+}
 
 inline void expect_same_group(const ScoredGroup& a, const ScoredGroup& b) {
   EXPECT_EQ(a.run_id, b.run_id);

@@ -643,7 +643,9 @@ TEST(TrainerExpertParallel, TwoAndFourRanksEqualOneProcessAndResume) {
     const auto final_weights = weights(*one);
     EXPECT_GT(want[0].clip_fraction + want[1].clip_fraction + want[2].clip_fraction, 0.0);
 
-    for (const auto& [world, zero1] : {std::pair{2, false}, std::pair{4, false}, std::pair{2, true}}) {
+    for (const auto& [world_, zero1_] : {std::pair{2, false}, std::pair{4, false}, std::pair{2, true}}) {
+      const int world = world_;  // a variable lambdas can capture (clang: not a structured binding)
+      const bool zero1 = zero1_;
       SCOPED_TRACE("EP=" + std::to_string(world) + (zero1 ? " with ZeRO-1" : ""));
       const std::string ckpt =
           (dir / (std::string(agg) + "-" + std::to_string(world) + (zero1 ? "-zero1" : ""))).string();

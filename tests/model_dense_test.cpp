@@ -55,6 +55,7 @@ at::Tensor reference_logits(const std::map<std::string, at::Tensor>& w64, const 
                             const std::vector<int64_t>& ids) {
   const int64_t t_len = ids.size(), h = c.num_attention_heads, dh = c.head_dim, rep = h / c.num_key_value_heads;
   std::vector<at::Tensor> x;
+  x.reserve(ids.size());
   for (int64_t id : ids) x.push_back(w64.at("model.embed_tokens.weight")[id].clone());
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";

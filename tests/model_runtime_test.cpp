@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 // The reference BLAS is ~40x slower than MKL or OpenBLAS: make sure LibTorch runs on a fast one.
 TEST(Runtime, LibTorchUsesAnOptimisedBlas) {

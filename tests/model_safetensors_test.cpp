@@ -17,8 +17,6 @@ namespace {
 
 using ckpt_test::expect_input_error;
 using ckpt_test::TempDir;
-using ::testing::AllOf;
-using ::testing::HasSubstr;
 
 // Random bytes of the given storage, so round trips compare exact bit patterns (incl. NaN codes).
 at::Tensor random_bytes_tensor(at::IntArrayRef shape, at::ScalarType storage) {
@@ -121,7 +119,7 @@ TEST(Safetensors, TensorsOutliveTheReaderAndWritesStayPrivate) {
 
 // A one-tensor file with the given header entry for tensor "w" and `data_bytes` bytes of data.
 std::string file_with_entry(const TempDir& dir, const std::string& entry, size_t data_bytes = 16) {
-  const std::string path = dir / "bad.safetensors";
+  std::string path = dir / "bad.safetensors";
   ckpt_test::write_raw_safetensors(path, "{\"w\":" + entry + "}", std::string(data_bytes, '\0'));
   return path;
 }

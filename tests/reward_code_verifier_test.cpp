@@ -15,7 +15,6 @@
 #include "tests/code_datasets.h"
 
 using namespace grpo::reward;
-using grpo::InputError;
 
 namespace {
 
@@ -154,10 +153,10 @@ TEST(CodeVerifier, PassMeansTheTestsRanToTheEnd) {
       "import os\ndef double(x):\n    return 0\nos._exit(0)\n",
       "def double(x):\n    return 0\nprint('done')\nprint('ok')\nraise SystemExit\n",
       // reads its own file looking for a token to print: the token is not in it
-      "import re, sys\ndef double(x):\n    return 0\n"
-      "for t in set(re.findall(r'[0-9a-f]{32}', open(__file__).read())):\n"
-      "    print(t, 'done'); print(t, 1, 'ok'); print(t, 2, 'ok'); print(t, 3, 'ok')\n"
-      "sys.stdout.flush()\nimport os\nos._exit(0)\n",
+      ("import re, sys\ndef double(x):\n    return 0\n"
+       "for t in set(re.findall(r'[0-9a-f]{32}', open(__file__).read())):\n"
+       "    print(t, 'done'); print(t, 1, 'ok'); print(t, 2, 'ok'); print(t, 3, 'ok')\n"
+       "sys.stdout.flush()\nimport os\nos._exit(0)\n"),
       // and it is not re-readable from stdin either
       "import os, sys\ndef double(x):\n    return 0\nos.lseek(0, 0, 0)\n",
   };

@@ -8,7 +8,6 @@
 
 using namespace grpo::reward;
 using grpo::Config;
-using grpo::InputError;
 
 namespace {
 
