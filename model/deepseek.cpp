@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "model/fp8.h"
+#include "model/lm_spec_of.h"
 #include "model/name_listing.h"
 #include "model/project.h"
 #include "model/rms_norm.h"
@@ -189,14 +190,7 @@ std::vector<std::pair<std::string, at::Tensor>> DeepseekModel::named_trainable()
 
 LmSpec DeepseekModel::spec() const {
   const ModelConfig& c = config_;
-  LmSpec s;
-  s.model_type = c.model_type;
-  s.vocab_size = c.vocab_size;
-  s.hidden_size = c.hidden_size;
-  s.num_hidden_layers = c.num_hidden_layers;
-  s.max_position_embeddings = c.max_position_embeddings;
-  s.eos_token_ids = c.eos_token_ids;
-  s.initializer_range = c.initializer_range;
+  LmSpec s = lm_spec_of(c);
   s.cache_width = c.kv_lora_rank + c.qk_rope_head_dim;
   s.mha_cache_width = c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim);
   return s;

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "model/json_keys.h"
+#include "model/lm_spec_of.h"
 #include "model/name_listing.h"
 #include "model/project.h"
 #include "model/rms_norm.h"
@@ -277,14 +278,7 @@ at::Tensor DenseDecoder::logits_at(const at::Tensor& h, const at::Tensor& rows) 
 
 LmSpec DenseDecoder::spec() const {
   const DenseConfig& c = config_;
-  LmSpec s;
-  s.model_type = c.model_type;
-  s.vocab_size = c.vocab_size;
-  s.hidden_size = c.hidden_size;
-  s.num_hidden_layers = c.num_hidden_layers;
-  s.max_position_embeddings = c.max_position_embeddings;
-  s.eos_token_ids = c.eos_token_ids;
-  s.initializer_range = c.initializer_range;
+  LmSpec s = lm_spec_of(c);
   s.cache_width = 2 * c.num_key_value_heads * c.head_dim;
   s.mha_cache_width = 2 * c.num_attention_heads * c.head_dim;
   return s;
