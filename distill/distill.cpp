@@ -174,6 +174,7 @@ class Distiller {
     ro.timeout_ms = o_.run.reward.timeout_ms;
     ro.retries = o_.run.reward.retries;
     ro.backoff_ms = 200;
+    ro.outage_window_ms = int64_t(o_.run.reward.outage_window_s * 1000);
     reward::RewardClient reward(services.reward_address(), ro);
     reward.health();  // fails early, with retries, when the reward service is unreachable
     require_verifiers(reward, items, todo);

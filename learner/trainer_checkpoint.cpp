@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/kill_point.h"
 #include "learner/sharded_checkpoint.h"
 #include "learner/trainer.h"
 #include "learner/trainer_state.h"
@@ -80,6 +81,7 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
     SaveOptions save;
     save.dtype = dtype_of(policy_->options().param_dtype);  // master weights exactly
     save_pretrained(*policy_, stage.string(), save);
+    kill_point("checkpoint/weights-written");
     const fs::path sub = stage / kTrainerDir;
     fs::create_directories(sub);
     save_tensors(sub / kOptimizerFile, state_->optimizer->state());
@@ -87,6 +89,7 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
     const std::string text = state.dump(2) + "\n";
     const std::string state_path = (sub / kStateFile).string();
     write_text_atomic(state_path, text);
+    kill_point("checkpoint/staged");
     publish_dir(stage.string(), dir.string());
   } catch (const std::exception& e) {
     std::error_code ignored;

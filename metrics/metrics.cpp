@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -68,11 +69,15 @@ void MetricsWriter::log(int64_t step, const std::map<std::string, double>& value
   events_->write_scalars(now, step, values);
 }
 
-MetricsHistory read_metrics(const std::string& jsonl_path) {
+namespace {
+
+// Calls on_line(text, step) for each line of a metrics.jsonl that is a JSON object with an integer
+// "step", on_bad(why) for each other non-empty line. Returns the number of non-empty lines.
+int64_t for_each_metrics_line(const std::string& jsonl_path,
+                              const std::function<void(const std::string&, nlohmann::json&&)>& on_line,
+                              const std::function<void(const std::string&)>& on_bad) {
   std::ifstream in(jsonl_path, std::ios::binary);
   if (!in) throw InputError("cannot read metrics file '" + jsonl_path + "': " + std::strerror(errno));
-  std::map<int64_t, nlohmann::json> by_step;  // last line per step wins
-  MetricsHistory h;
   std::string text;
   int64_t line_no = 0, non_empty = 0;
   while (std::getline(in, text)) {
@@ -87,14 +92,45 @@ MetricsHistory read_metrics(const std::string& jsonl_path) {
       why = "not a JSON object";
     else if (!j.contains("step") || !j["step"].is_number_integer())
       why = "no integer \"step\"";
-    if (!why.empty()) {
-      h.bad_lines.push_back("line " + std::to_string(line_no) + ": " + why);
-      continue;
-    }
-    const auto step = j["step"].get<int64_t>();
-    by_step[step] = std::move(j);
+    if (why.empty())
+      on_line(text, std::move(j));
+    else
+      on_bad("line " + std::to_string(line_no) + ": " + why);
   }
   if (in.bad()) throw InputError("cannot read metrics file '" + jsonl_path + "': " + std::strerror(errno));
+  return non_empty;
+}
+
+}  // namespace
+
+int64_t drop_metrics_after(const std::string& jsonl_path, int64_t step) {
+  if (!fs::exists(jsonl_path)) return 0;
+  std::string kept;
+  int64_t dropped = 0;
+  for_each_metrics_line(
+      jsonl_path,
+      [&](const std::string& text, nlohmann::json&& j) {
+        if (j["step"].get<int64_t>() <= step)
+          kept += text + "\n";
+        else
+          ++dropped;
+      },
+      [&](const std::string&) { ++dropped; });
+  if (dropped > 0) write_text_atomic(jsonl_path, kept);
+  return dropped;
+}
+
+MetricsHistory read_metrics(const std::string& jsonl_path) {
+  std::map<int64_t, nlohmann::json> by_step;  // a step's lines merged; a later line's value of a key wins
+  MetricsHistory h;
+  const int64_t non_empty = for_each_metrics_line(
+      jsonl_path,
+      [&](const std::string&, nlohmann::json&& j) {
+        nlohmann::json& merged = by_step[j["step"].get<int64_t>()];
+        if (merged.is_null()) merged = nlohmann::json::object();
+        merged.update(j);
+      },
+      [&](const std::string& why) { h.bad_lines.push_back(why); });
   if (by_step.empty() && non_empty > 0)
     throw InputError("metrics file '" + jsonl_path + "' has no valid line (" + h.bad_lines.front() + ")");
   for (const auto& [step, j] : by_step) {

@@ -50,8 +50,8 @@ class MetricsWriter {
   std::unique_ptr<EventFileWriter> events_;
 };
 
-// metrics.jsonl read back. A step logged more than once (a resumed run logs the steps after its
-// last checkpoint again) keeps its last line's values.
+// metrics.jsonl read back. The lines of one step (a training line, an evaluation line) are merged;
+// where two lines of a step have the same key, the later line's value is kept.
 struct MetricsHistory {
   std::vector<int64_t> steps;           // every logged step, increasing
   std::map<int64_t, double> wall_time;  // step -> "time"
@@ -64,5 +64,11 @@ struct MetricsHistory {
 // listed in bad_lines (a crash can leave a torn line); members that are not numbers or null are
 // ignored. InputError when the file cannot be read, or when it has lines but none is valid.
 MetricsHistory read_metrics(const std::string& jsonl_path);
+
+// Rewrites a metrics.jsonl (atomically, common/fs.h) without its lines of steps after `step` and
+// its malformed lines, and returns how many lines it dropped; a missing file is left missing (0).
+// A resumed run calls it before it opens its MetricsWriter, so the steps it replays after its
+// checkpoint are not logged twice.
+int64_t drop_metrics_after(const std::string& jsonl_path, int64_t step);
 
 }  // namespace grpo

@@ -1,5 +1,10 @@
 #include "proto/rpc.h"
 
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
 namespace grpo {
 
 const char* status_code_name(grpc::StatusCode code) {
@@ -46,6 +51,54 @@ RpcError rpc_error(const std::string& peer, const char* method, const grpc::Stat
   return RpcError(status.error_code(), peer + ": " + method + ": " + status_code_name(status.error_code()) +
                                            (attempts > 1 ? " after " + std::to_string(attempts) + " attempts" : "") +
                                            ": " + status.error_message());
+}
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::string fixed1(double x) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1) << x;
+  return s.str();
+}
+
+}  // namespace
+
+Retries::Retries(std::string peer, const char* method, const ClientOptions& options)
+    : peer_(std::move(peer)), method_(method), options_(options), backoff_ms_(options.backoff_ms) {}
+
+bool Retries::again(const grpc::Status& status) {
+  ++attempts_;
+  if (!retryable(status.error_code())) return false;
+  if (attempts_ == 1) first_failure_ = std::chrono::steady_clock::now();
+  if (attempts_ > options_.retries) {
+    if (seconds_since(first_failure_) * 1000 >= double(options_.outage_window_ms)) return false;
+    if (!outage_logged_) {
+      std::cerr << peer_ << ": " << method_ << ": " << status_code_name(status.error_code()) << " ("
+                << status.error_message() << "); retrying for up to " << fixed1(options_.outage_window_ms / 1000.0)
+                << " s" << std::endl;
+      outage_logged_ = true;
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms_));
+  backoff_ms_ = std::min(backoff_ms_ * 2, std::max(options_.max_backoff_ms, options_.backoff_ms));
+  return true;
+}
+
+void Retries::succeeded() const {
+  if (outage_logged_)
+    std::cerr << peer_ << ": " << method_ << ": answering again after " << fixed1(seconds_since(first_failure_))
+              << " s (" << attempts_ + 1 << " attempts)" << std::endl;
+}
+
+RpcError Retries::error(const grpc::Status& status) const {
+  RpcError e = rpc_error(peer_, method_, status, attempts_);
+  if (options_.outage_window_ms <= 0 || !retryable(status.error_code())) return e;
+  return RpcError(e.code(), std::string(e.what()) + " (failing for " + fixed1(seconds_since(first_failure_)) +
+                                " s, over the outage window of " + fixed1(options_.outage_window_ms / 1000.0) + " s)");
 }
 
 }  // namespace grpo

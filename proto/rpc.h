@@ -26,9 +26,14 @@ class RpcError : public std::runtime_error {
 };
 
 struct ClientOptions {
-  int64_t timeout_ms = 30'000;       // deadline of each attempt (streams: of the whole stream)
-  int retries = 0;                   // extra attempts on UNAVAILABLE / DEADLINE_EXCEEDED
-  int64_t backoff_ms = 50;           // before the first retry; doubles after each
+  int64_t timeout_ms = 30'000;  // deadline of each attempt (streams: of the whole stream)
+  int retries = 0;              // extra attempts on UNAVAILABLE / DEADLINE_EXCEEDED
+  int64_t backoff_ms = 50;      // before the first retry; doubles after each, up to max_backoff_ms
+  int64_t max_backoff_ms = 5'000;
+  // An outage: once `retries` are spent, a unary call keeps retrying UNAVAILABLE and
+  // DEADLINE_EXCEEDED until this long after its first failure (a server restarting), logging the
+  // outage on stderr when it starts and when it ends. 0: no outage window.
+  int64_t outage_window_ms = 0;
   int max_message_bytes = 64 << 20;  // largest message sent or received
 };
 
@@ -47,21 +52,41 @@ void set_deadline(grpc::ClientContext& context, const ClientOptions& options, in
 // peer names the service and its address ("reward service at 127.0.0.1:50051").
 RpcError rpc_error(const std::string& peer, const char* method, const grpc::Status& status, int attempts = 1);
 
+// The retry policy of one unary call (ClientOptions: retries, backoff, outage window).
+// Not thread-safe: one per call.
+class Retries {
+ public:
+  Retries(std::string peer, const char* method, const ClientOptions& options);
+  // After a failed attempt: sleeps the backoff and returns true when the call should be tried
+  // again; false when `status` is not retryable or the retries and the outage window are spent.
+  bool again(const grpc::Status& status);
+  // After a successful attempt: logs the end of an outage that was logged.
+  void succeeded() const;
+  // The error to throw after the last failed attempt.
+  RpcError error(const grpc::Status& status) const;
+
+ private:
+  std::string peer_;
+  const char* method_;
+  ClientOptions options_;
+  int attempts_ = 0;
+  int64_t backoff_ms_;
+  std::chrono::steady_clock::time_point first_failure_;
+  bool outage_logged_ = false;
+};
+
 // Runs call(context) (a unary call returning grpc::Status) with a fresh context and deadline per
-// attempt, retrying retryable codes options.retries times with doubling backoff. Throws the
-// rpc_error of the last attempt.
+// attempt, retrying as Retries says. Throws the RpcError of the last attempt.
 template <class Call>
 void call_with_retries(const std::string& peer, const char* method, const ClientOptions& options, int64_t timeout_ms,
                        const Call& call) {
-  int64_t backoff = options.backoff_ms;
-  for (int attempt = 1;; ++attempt) {
+  Retries retries(peer, method, options);
+  for (;;) {
     grpc::ClientContext context;
     set_deadline(context, options, timeout_ms);
     grpc::Status status = call(context);
-    if (status.ok()) return;
-    if (!retryable(status.error_code()) || attempt > options.retries) throw rpc_error(peer, method, status, attempt);
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-    backoff *= 2;
+    if (status.ok()) return retries.succeeded();
+    if (!retries.again(status)) throw retries.error(status);
   }
 }
 

@@ -25,6 +25,15 @@ class CompositeVerifier : public Verifier {
     for (const auto& p : parts_) has_accuracy_ = has_accuracy_ || p.name == "accuracy";
   }
   std::string name() const override { return name_; }
+  // Its slowest part's: sandbox over remote over default.
+  std::string pool() const override {
+    std::string pool = kDefaultPool;
+    for (const auto& p : parts_) {
+      const std::string q = p.verifier->pool();
+      if (q == kSandboxPool || pool == kDefaultPool) pool = q;
+    }
+    return pool;
+  }
   std::string description() const override {
     std::string d = "composite:";
     for (size_t i = 0; i < parts_.size(); ++i)

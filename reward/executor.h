@@ -29,6 +29,7 @@ class BoundedExecutor {
 
   int64_t queued() const;
   int64_t running() const;
+  int max_queue() const { return max_queue_; }
 
  private:
   void work();

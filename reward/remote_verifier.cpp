@@ -17,6 +17,7 @@ class RemoteVerifier : public Verifier {
         client_(o.address, client_options(name_, o)) {}
   std::string name() const override { return name_; }
   std::string description() const override { return "remote verifier '" + remote_name_ + "' at " + options_.address; }
+  std::string pool() const override { return kRemotePool; }
 
   VerifyResult verify(const VerifyRequest& request) const override {
     const int64_t timeout_ms = std::min(options_.timeout_ms, request.limits.timeout_ms);

@@ -10,6 +10,7 @@
 
 #include "common/config_range.h"
 #include "common/utf8.h"
+#include "proto/raw_message.h"
 #include "proto/reward.grpc.pb.h"
 #include "reward/client.h"
 #include "reward/executor.h"
@@ -27,21 +28,6 @@ using grpc::StatusCode;
 
 int64_t micros(Clock::duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); }
 
-std::string to_string(const ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  out.reserve(buffer.Length());
-  for (const auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
-
-void to_buffer(const google::protobuf::Message& message, ByteBuffer* out) {
-  std::string bytes = message.SerializeAsString();
-  grpc::Slice slice(bytes);
-  *out = ByteBuffer(&slice, 1);
-}
-
 void set_error(v1::ScoreResponse* r, const Status& s) {
   r->set_error_code(static_cast<int32_t>(s.error_code()));
   r->set_error_message(s.error_message());
@@ -51,10 +37,17 @@ Status error_of(const v1::ScoreResponse& r) {
   return Status(static_cast<StatusCode>(r.error_code()), r.error_message());
 }
 
+// A worker pool (ServerOptions::pools).
+struct Pool {
+  std::string name;
+  std::unique_ptr<BoundedExecutor> executor;
+};
+
 // A request that passed validation, waiting for a worker.
 struct Prepared {
   std::string id, verifier_name;
   std::shared_ptr<const Verifier> verifier;
+  Pool* pool = nullptr;  // its verifier's
   VerifyRequest request;
   std::map<std::string, double> weights;
   int64_t bytes = 0;  // request data it holds (counts against server.max_pending_mb)
@@ -65,13 +58,28 @@ struct Prepared {
 
 ServerOptions server_options_from_config(const Config& config) {
   config.require_known({"server", "limits", "verifiers", "composites", "remote"});
-  config.sub("server").require_known(
-      {"address", "workers", "max_queue", "max_pending_mb", "max_message_mb", "stream_window", "shutdown_grace_ms"});
+  config.sub("server").require_known({"address", "workers", "max_queue", "pools", "max_pending_mb", "max_message_mb",
+                                      "stream_window", "shutdown_grace_ms"});
   config.sub("limits").require_known({"max_completion_bytes", "timeout_ms", "cpu_ms", "memory_mb"});
   ServerOptions o;
   o.address = config.get<std::string>("server.address", o.address);
   o.workers = config_at_least<int>(config, "server.workers", o.workers, 1);
   o.max_queue = config_at_least<int>(config, "server.max_queue", o.max_queue, 1);
+  if (config.has("server.pools")) {
+    const YAML::Node pools = config.node()["server"]["pools"];
+    if (!pools.IsMap())
+      throw InputError(config.where("server.pools") + ": expected a map {pool: {workers, max_queue}}");
+    for (const auto& entry : pools) {
+      const std::string name = entry.first.as<std::string>();
+      const std::string key = "server.pools." + name;
+      if (name.empty() || name.find('.') != std::string::npos)
+        throw InputError(config.where("server.pools") + ": pool name '" + name + "' must be non-empty, without '.'");
+      config.sub(key).require_known({"workers", "max_queue"});
+      PoolOptions& p = o.pools[name];
+      p.workers = config_at_least<int>(config, key + ".workers", o.workers, 1);
+      p.max_queue = config_at_least<int>(config, key + ".max_queue", o.max_queue, 1);
+    }
+  }
   o.max_message_bytes = config_at_least<int>(config, "server.max_message_mb", o.max_message_bytes >> 20, 1);
   if (o.max_message_bytes > 2047)
     throw InputError(config.source() + ": key 'server.max_message_mb': must be < 2048 (gRPC's limit)");
@@ -92,8 +100,8 @@ ServerOptions server_options_from_config(const Config& config) {
 }
 
 using ServiceBase = v1::RewardService::WithRawCallbackMethod_Score<v1::RewardService::WithRawCallbackMethod_ScoreBatch<
-    v1::RewardService::WithRawCallbackMethod_ScoreStream<v1::RewardService::WithCallbackMethod_ListVerifiers<
-        v1::RewardService::WithCallbackMethod_Health<v1::RewardService::Service>>>>>;
+    v1::RewardService::WithRawCallbackMethod_ScoreStream<v1::RewardService::WithRawCallbackMethod_ListVerifiers<
+        v1::RewardService::WithRawCallbackMethod_Health<v1::RewardService::Service>>>>>;
 
 namespace {
 
@@ -105,7 +113,13 @@ class ServiceImpl : public ServiceBase {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   void start() {
-    executor_ = std::make_unique<BoundedExecutor>(options_.workers, options_.max_queue);
+    std::map<std::string, PoolOptions> sizes = options_.pools;
+    const PoolOptions fallback{options_.workers, options_.max_queue};
+    for (const char* name : {kSandboxPool, kRemotePool}) sizes.emplace(name, fallback);
+    sizes[kDefaultPool] = fallback;
+    for (const auto& [name, size] : sizes)
+      pools_[name] =
+          std::make_unique<Pool>(Pool{name, std::make_unique<BoundedExecutor>(size.workers, size.max_queue)});
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(options_.address, grpc::InsecureServerCredentials(), &port);
@@ -116,7 +130,7 @@ class ServiceImpl : public ServiceBase {
     builder.RegisterService(this);
     server_ = builder.BuildAndStart();
     if (!server_ || port == 0) {
-      executor_->stop();
+      for (auto& [name, pool] : pools_) pool->executor->stop();
       throw InputError("reward server: cannot listen on " + options_.address +
                        " (address in use or not a valid host:port)");
     }
@@ -130,7 +144,7 @@ class ServiceImpl : public ServiceBase {
     if (!server_ || stopped_) return;
     serving_ = false;
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(options_.shutdown_grace_ms));
-    executor_->stop();
+    for (auto& [name, pool] : pools_) pool->executor->stop();
     stopped_ = true;
   }
 
@@ -143,10 +157,13 @@ class ServiceImpl : public ServiceBase {
     h.set_status(serving_ ? v1::HealthResponse::SERVING : v1::HealthResponse::NOT_SERVING);
     h.set_workers(options_.workers);
     h.set_max_queue(options_.max_queue);
-    if (executor_) {
-      h.set_queued(executor_->queued());
-      h.set_running(executor_->running());
+    int64_t queued = 0, running = 0;
+    for (const auto& [name, pool] : pools_) {
+      queued += pool->executor->queued();
+      running += pool->executor->running();
     }
+    h.set_queued(queued);
+    h.set_running(running);
     h.set_served(served_);
     h.set_rejected(rejected_);
     h.set_expired(expired_);
@@ -177,6 +194,8 @@ class ServiceImpl : public ServiceBase {
       *status = Status(StatusCode::INTERNAL, "verifier '" + r.verifier() + "' could not start: " + e.what());
       return false;
     }
+    auto pool = pools_.find(p->verifier->pool());
+    p->pool = (pool != pools_.end() ? pool : pools_.find(kDefaultPool))->second.get();
     p->bytes = static_cast<int64_t>(r.completion().size() + r.reference().size() + r.options().size());
     try {
       p->request = request_from_proto(r, options_.limits);
@@ -249,17 +268,18 @@ class ServiceImpl : public ServiceBase {
 
   bool parse(const ByteBuffer* buffer, google::protobuf::Message* message, Status* status) const {
     std::string error;
-    if (parse_message(to_string(*buffer), message, &error)) return true;
+    if (parse_message(*buffer, message, &error)) return true;
     *status = Status(StatusCode::INVALID_ARGUMENT, error);
     return false;
   }
 
-  // Queues `tasks` (all or none) that hold `bytes` of request data, or says why not: the queue
-  // is full (server.max_queue) or admitted requests hold too much data (server.max_pending_mb).
-  // Each task must call release(its bytes) when done.
-  bool admit(std::vector<BoundedExecutor::Task>& tasks, int64_t bytes, Status* refusal) {
+  // Queues `tasks` (all or none; each in its request's pool) that hold `bytes` of request data, or
+  // says why not: a pool's queue is full (server.max_queue, server.pools.<name>.max_queue) or
+  // admitted requests hold too much data (server.max_pending_mb). Each task must call
+  // release(its bytes) when done.
+  using PoolTask = std::pair<Pool*, BoundedExecutor::Task>;
+  bool admit(std::vector<PoolTask>& tasks, int64_t bytes, Status* refusal) {
     const int64_t held = pending_bytes_.fetch_add(bytes) + bytes;
-    const size_t n = tasks.size();
     if (held > options_.max_pending_bytes) {
       release(bytes);
       ++rejected_;
@@ -269,20 +289,34 @@ class ServiceImpl : public ServiceBase {
                             std::to_string(options_.max_pending_bytes >> 20) + "); retry later");
       return false;
     }
-    if (!executor_->try_submit_all(tasks)) {
+    std::map<Pool*, std::vector<BoundedExecutor::Task>> by_pool;
+    for (auto& [pool, task] : tasks) by_pool[pool].push_back(std::move(task));
+    // Under admit_mu_ no other call queues tasks, so the room seen here is there when submitting.
+    std::lock_guard<std::mutex> lock(admit_mu_);
+    for (auto& [pool, queue] : by_pool) {
+      const int64_t queued = pool->executor->queued(), n = int64_t(queue.size());
+      if (queued + n <= pool->executor->max_queue()) continue;
       release(bytes);
       ++rejected_;
-      *refusal =
-          Status(StatusCode::RESOURCE_EXHAUSTED,
-                 "reward server busy: " + std::to_string(executor_->queued()) + " tasks queued, " + std::to_string(n) +
-                     " more do not fit (server.max_queue=" + std::to_string(options_.max_queue) + "); retry later");
+      const std::string key =
+          pool->name == kDefaultPool ? "server.max_queue" : "server.pools." + pool->name + ".max_queue";
+      *refusal = Status(StatusCode::RESOURCE_EXHAUSTED,
+                        "reward server busy: " + std::to_string(queued) + " tasks queued in pool '" + pool->name +
+                            "', " + std::to_string(n) + " more do not fit (" + key + "=" +
+                            std::to_string(pool->executor->max_queue()) + "); retry later");
       return false;
     }
+    for (auto& [pool, queue] : by_pool)
+      if (!pool->executor->try_submit_all(queue)) {  // only while shutting down
+        release(bytes);
+        *refusal = Status(StatusCode::UNAVAILABLE, "reward server shutting down");
+        return false;
+      }
     return true;
   }
-  bool admit(BoundedExecutor::Task task, int64_t bytes, Status* refusal) {
-    std::vector<BoundedExecutor::Task> one;
-    one.push_back(std::move(task));
+  bool admit(Pool* pool, BoundedExecutor::Task task, int64_t bytes, Status* refusal) {
+    std::vector<PoolTask> one;
+    one.emplace_back(pool, std::move(task));
     return admit(one, bytes, refusal);
   }
   void release(int64_t bytes) { pending_bytes_ -= bytes; }
@@ -307,10 +341,10 @@ class ServiceImpl : public ServiceBase {
         reactor->Finish(error_of(out));
         return;
       }
-      to_buffer(out, response);
+      *response = to_byte_buffer(out);
       reactor->Finish(Status::OK);
     };
-    if (!admit(task, p->bytes, &status)) reactor->Finish(status);
+    if (!admit(p->pool, task, p->bytes, &status)) reactor->Finish(status);
     return reactor;
   }
 
@@ -331,10 +365,10 @@ class ServiceImpl : public ServiceBase {
     const int n = batch->in.requests_size();
     for (int i = 0; i < n; ++i) batch->out.add_responses();
     auto finish = [batch, reactor, response] {
-      to_buffer(batch->out, response);
+      *response = to_byte_buffer(batch->out);
       reactor->Finish(Status::OK);
     };
-    std::vector<BoundedExecutor::Task> tasks;
+    std::vector<PoolTask> tasks;
     std::vector<std::shared_ptr<Prepared>> prepared;
     int64_t bytes = 0;
     for (int i = 0; i < n; ++i) {
@@ -348,7 +382,7 @@ class ServiceImpl : public ServiceBase {
       }
       prepared.push_back(p);
       bytes += p->bytes;
-      tasks.push_back([this, p, slot, context, batch, finish] {
+      tasks.emplace_back(p->pool, [this, p, slot, context, batch, finish] {
         *slot = execute(*p, context);
         release(p->bytes);
         if (--batch->remaining == 0) finish();
@@ -367,23 +401,39 @@ class ServiceImpl : public ServiceBase {
 
   grpc::ServerBidiReactor<ByteBuffer, ByteBuffer>* ScoreStream(CallbackServerContext* context) override;
 
-  grpc::ServerUnaryReactor* ListVerifiers(CallbackServerContext* context, const v1::ListVerifiersRequest*,
-                                          v1::ListVerifiersResponse* response) override {
+  // ListVerifiers and Health take raw bytes like Score, so a malformed request is INVALID_ARGUMENT
+  // (gRPC's own parsing would answer UNIMPLEMENTED).
+  grpc::ServerUnaryReactor* ListVerifiers(CallbackServerContext* context, const ByteBuffer* request,
+                                          ByteBuffer* response) override {
+    auto* reactor = context->DefaultReactor();
+    v1::ListVerifiersRequest r;
+    Status status;
+    if (!parse(request, &r, &status)) {
+      reactor->Finish(status);
+      return reactor;
+    }
+    v1::ListVerifiersResponse out;
     for (const auto& info : registry_->list()) {
-      auto* v = response->add_verifiers();
+      auto* v = out.add_verifiers();
       v->set_name(info.name);
       v->set_kind(info.kind);
       v->set_description(utf8::sanitize(info.description));
     }
-    auto* reactor = context->DefaultReactor();
+    *response = to_byte_buffer(out);
     reactor->Finish(Status::OK);
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* Health(CallbackServerContext* context, const v1::HealthRequest*,
-                                   v1::HealthResponse* response) override {
-    *response = health();
+  grpc::ServerUnaryReactor* Health(CallbackServerContext* context, const ByteBuffer* request,
+                                   ByteBuffer* response) override {
     auto* reactor = context->DefaultReactor();
+    v1::HealthRequest r;
+    Status status;
+    if (!parse(request, &r, &status)) {
+      reactor->Finish(status);
+      return reactor;
+    }
+    *response = to_byte_buffer(health());
     reactor->Finish(Status::OK);
     return reactor;
   }
@@ -393,7 +443,8 @@ class ServiceImpl : public ServiceBase {
  private:
   std::shared_ptr<const VerifierRegistry> registry_;
   ServerOptions options_;
-  std::unique_ptr<BoundedExecutor> executor_;
+  std::map<std::string, std::unique_ptr<Pool>> pools_;  // by name; fixed once start() made them
+  std::mutex admit_mu_;                                 // one admission at a time (all-or-none across pools)
   std::unique_ptr<grpc::Server> server_;
   std::string bound_;
   Clock::time_point started_;
@@ -486,7 +537,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ByteBuffer, ByteBuffer> {
       server_->release(p->bytes);
       deliver(out, true);
     };
-    if (!server_->admit(task, p->bytes, &status)) {
+    if (!server_->admit(p->pool, task, p->bytes, &status)) {
       v1::ScoreResponse failed;
       failed.set_id(p->id);
       failed.set_verifier(p->verifier_name);
@@ -503,8 +554,7 @@ class StreamReactor : public grpc::ServerBidiReactor<ByteBuffer, ByteBuffer> {
       std::lock_guard<std::mutex> lock(mu_);
       if (from_task) --in_flight_;
       if (!broken_) {
-        writes_.emplace_back();
-        to_buffer(response, &writes_.back());
+        writes_.push_back(to_byte_buffer(response));
         if (!writing_) {
           writing_ = true;
           start = &writes_.front();

@@ -14,6 +14,7 @@
 // time left. Bad requests get a status (see proto/reward.proto), never a crash: verifier
 // exceptions become INTERNAL (InputError: INVALID_ARGUMENT) and the server keeps serving.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 
@@ -23,16 +24,27 @@
 
 namespace grpo::reward {
 
+// One worker pool: its threads and how many tasks may wait for them.
+struct PoolOptions {
+  int workers = 4;
+  int max_queue = 1024;  // tasks waiting for a worker; more -> RESOURCE_EXHAUSTED
+};
+
 struct ServerOptions {
   std::string address = "127.0.0.1:50051";  // port 0 picks a free port
-  int workers = 4;                          // verification threads
+  int workers = 4;                          // verification threads of the default pool
   int max_queue = 1024;                     // tasks waiting for a worker; more -> RESOURCE_EXHAUSTED
-  int64_t max_pending_bytes = 1LL << 30;    // request data held by admitted (queued or running)
-                                            // requests; more -> RESOURCE_EXHAUSTED
-  int max_message_bytes = 64 << 20;         // largest request or response
-  int stream_window = 64;                   // unanswered requests one ScoreStream may have
-  int64_t shutdown_grace_ms = 5'000;        // in-flight calls get this long, then are cancelled
-  Limits limits;                            // the ceilings requests may lower
+  // The other pools (Verifier::pool(): "sandbox", "remote", or one a verifier of yours names),
+  // each with its own threads and queue; a pool not listed gets workers/max_queue above. A
+  // request runs in its verifier's pool (a composite: in its slowest part's), so a cheap verdict
+  // never waits behind sandboxed runs. Config: server.pools.<name>.{workers,max_queue}.
+  std::map<std::string, PoolOptions> pools;
+  int64_t max_pending_bytes = 1LL << 30;  // request data held by admitted (queued or running)
+                                          // requests; more -> RESOURCE_EXHAUSTED
+  int max_message_bytes = 64 << 20;       // largest request or response
+  int stream_window = 64;                 // unanswered requests one ScoreStream may have
+  int64_t shutdown_grace_ms = 5'000;      // in-flight calls get this long, then are cancelled
+  Limits limits;                          // the ceilings requests may lower
 };
 
 // From the reward config's `server` and `limits` sections (configs/reward.yaml documents them).

@@ -39,6 +39,12 @@ struct VerifyResult {
   std::string extracted;                     // the final answer the verifier extracted (if any)
 };
 
+// The reward server's worker pools (ServerOptions::pools): each has its own threads and queue
+// bound, so the requests of a slow kind of verifier never wait behind those of another.
+inline constexpr const char* kDefaultPool = "default";  // in-process checks: math, format, ...
+inline constexpr const char* kSandboxPool = "sandbox";  // runs candidate programs (code)
+inline constexpr const char* kRemotePool = "remote";    // calls a plugin service
+
 // Thread-safety: verify() must be thread-safe (below); instances are shared read-only (shared_ptr<const Verifier>).
 class Verifier {
  public:
@@ -47,6 +53,8 @@ class Verifier {
   virtual std::string description() const = 0;
   // Thread-safe: the server calls it from many threads at once.
   virtual VerifyResult verify(const VerifyRequest& request) const = 0;
+  // The pool that runs this verifier's requests on the reward server.
+  virtual std::string pool() const { return kDefaultPool; }
 };
 
 }  // namespace grpo::reward

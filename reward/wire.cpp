@@ -1,18 +1,11 @@
 #include "reward/wire.h"
 
-#include <google/protobuf/unknown_field_set.h>
-
 #include <algorithm>
 
 #include "common/utf8.h"
 
 namespace grpo::reward {
 namespace {
-
-using google::protobuf::Descriptor;
-using google::protobuf::FieldDescriptor;
-using google::protobuf::UnknownField;
-using google::protobuf::UnknownFieldSet;
 
 int64_t effective_limit(const char* field, int64_t requested, int64_t server) {
   if (requested < 0)
@@ -21,29 +14,6 @@ int64_t effective_limit(const char* field, int64_t requested, int64_t server) {
 }
 
 std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
-
-// The path of the first string field (depth first) holding invalid UTF-8 in the wire bytes of a
-// message of type `type`; empty when there is none.
-std::string invalid_utf8_field(const std::string& bytes, const Descriptor* type, const std::string& prefix) {
-  UnknownFieldSet fields;
-  if (!fields.ParseFromString(bytes)) return "";
-  std::map<int, int> seen;
-  for (int i = 0; i < fields.field_count(); ++i) {
-    const UnknownField& f = fields.field(i);
-    if (f.type() != UnknownField::TYPE_LENGTH_DELIMITED) continue;
-    const FieldDescriptor* fd = type->FindFieldByNumber(f.number());
-    if (!fd) continue;
-    int index = seen[f.number()]++;
-    std::string path = prefix + fd->name();
-    if (fd->is_repeated() && !fd->is_map()) path += "[" + std::to_string(index) + "]";
-    if (fd->type() == FieldDescriptor::TYPE_STRING && !utf8::is_valid(f.length_delimited())) return path;
-    if (fd->type() == FieldDescriptor::TYPE_MESSAGE) {
-      std::string inner = invalid_utf8_field(f.length_delimited(), fd->message_type(), path + ".");
-      if (!inner.empty()) return inner;
-    }
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -118,14 +88,6 @@ VerifyResult result_from_proto(const v1::ScoreResponse& r) {
   out.reason = r.reason();
   out.extracted = r.extracted();
   return out;
-}
-
-bool parse_message(const std::string& bytes, google::protobuf::Message* message, std::string* error) {
-  if (message->ParseFromString(bytes)) return true;
-  std::string field = invalid_utf8_field(bytes, message->GetDescriptor(), "");
-  *error = field.empty() ? "malformed " + message->GetDescriptor()->name() + " (not valid protobuf wire format)"
-                         : "field '" + field + "' is not valid UTF-8 (proto string fields must be UTF-8)";
-  return false;
 }
 
 }  // namespace grpo::reward

@@ -22,9 +22,4 @@ v1::ScoreRequest request_to_proto(const VerifyRequest& request, const std::strin
 void result_to_proto(const VerifyResult& result, v1::ScoreResponse* response);
 VerifyResult result_from_proto(const v1::ScoreResponse& response);
 
-// Parses a serialized message. On failure returns false and says why; when a string field holds
-// invalid UTF-8 (which protobuf rejects), the error names the field, e.g.
-// "field 'requests[2].reference' is not valid UTF-8".
-bool parse_message(const std::string& bytes, google::protobuf::Message* message, std::string* error);
-
 }  // namespace grpo::reward

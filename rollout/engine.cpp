@@ -202,6 +202,39 @@ std::vector<uint64_t> Engine::enqueue(std::vector<Request>& requests) {
   return ids;
 }
 
+namespace {
+
+// True when every value of `t` is finite. FP8 e4m3fn has no infinity; its NaN is S.1111.111.
+bool all_finite(const at::Tensor& t) {
+  if (t.scalar_type() == at::kFloat8_e4m3fn) {
+    const at::Tensor bits = t.contiguous().view(at::kByte);
+    return !at::bitwise_and(bits, 0x7f).eq(0x7f).any().item<bool>();
+  }
+  if (!at::isFloatingType(t.scalar_type())) return true;  // load_state names the dtype
+  return at::isfinite(t).all().item<bool>();
+}
+
+// What load_state lets pass (it reads checkpoints, which may hold more) but a weight update must
+// not carry: names the model does not have, except the MTP modules (layers num_hidden_layers ..
+// + num_nextn_predict_layers - 1) of a trainer that has them, and non-finite values.
+void check_state(const CausalLM& model, const std::map<std::string, at::Tensor>& state, const std::string& source) {
+  const std::map<std::string, at::Tensor> have = model.state_dict();
+  const std::string layers = "model.layers.";
+  const int64_t first_mtp = model.spec().num_hidden_layers;
+  const int64_t end_mtp = first_mtp + model.config_json().value("num_nextn_predict_layers", int64_t{0});
+  for (const auto& [name, t] : state) {
+    const int64_t layer = name.rfind(layers, 0) == 0 ? std::atoll(name.c_str() + layers.size()) : -1;
+    const bool mtp = layer >= first_mtp && layer < end_mtp;
+    if (!have.count(name) && !mtp)
+      throw InputError(source + ": tensor '" + name + "' is not a tensor of this " + model.spec().model_type +
+                       " model (" + std::to_string(have.size()) + " tensors)");
+    if (!all_finite(t))
+      throw InputError(source + ": tensor '" + name + "' holds NaN or infinite values; the weights stay as they are");
+  }
+}
+
+}  // namespace
+
 void Engine::set_weights(int64_t version, const std::map<std::string, at::Tensor>& state) {
   auto check_version = [&] {
     if (version <= latest_version_)
@@ -214,8 +247,10 @@ void Engine::set_weights(int64_t version, const std::map<std::string, at::Tensor
     check_version();
     current = model_;
   }
+  const std::string source = "weights version " + std::to_string(version);
   std::shared_ptr<CausalLM> model = current->make_empty(model_options_);
-  model->load_state(state, "weights version " + std::to_string(version));
+  model->load_state(state, source);
+  check_state(*current, state, source);
   std::lock_guard<std::mutex> lock(mutex_);
   check_version();
   pending_model_ = std::move(model);

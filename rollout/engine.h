@@ -174,8 +174,9 @@ class Engine {
 
   // Builds the new weights from `state` (HF names; float tensors, or FP8 codes + scale_inv for an
   // FP8 engine; the same checks as the model's load_state) and schedules the swap for the next
-  // step. Throws InputError (and changes nothing) for wrong names, shapes, dtypes, or a version
-  // not above every version given before.
+  // step. Throws InputError (and changes nothing) for a name the model does not have (the MTP
+  // modules of a model served without them aside), wrong shapes, dtypes, a NaN or an infinity in
+  // any tensor, or a version not above every version given before.
   void set_weights(int64_t version, const std::map<std::string, at::Tensor>& state);
 
   EngineStats stats() const;

@@ -17,6 +17,7 @@ const std::string kMetaSchema = "mschema";
 const std::string kMetaNextSeq = "mnext_seq";
 const std::string kMetaCount = "mcount";
 const std::string kMetaLastTrained = "mlast_trained_step";
+const std::string kMetaRunEpoch = "mrun_epoch";
 // Bounds of the group key range: every group key starts with 'g', and 'h' is the next prefix.
 const std::string kGroupsBegin(1, kGroupPrefix);
 const std::string kGroupsEnd(1, kGroupPrefix + 1);
@@ -177,10 +178,12 @@ std::unique_ptr<ExperienceStore> ExperienceStore::open(const std::string& dir, c
   const uint64_t next_seq = load_u64(kMetaNextSeq, 0);
   const uint64_t count = load_u64(kMetaCount, 0);
   const uint64_t last_trained = load_u64(kMetaLastTrained, static_cast<uint64_t>(int64_t{-1}));
+  const uint64_t run_epoch = load_u64(kMetaRunEpoch, 0);
   std::unique_ptr<ExperienceStore> store(new ExperienceStore(dir, options, std::move(db)));
   store->next_seq_ = next_seq;
   store->count_ = static_cast<int64_t>(count);
   store->last_trained_ = static_cast<int64_t>(last_trained);
+  store->run_epoch_ = static_cast<int64_t>(run_epoch);
   return store;
 }
 
@@ -294,5 +297,19 @@ void ExperienceStore::mark_trained(int64_t step) {
 }
 
 int64_t ExperienceStore::last_trained_step() const { return last_trained_; }
+
+int64_t ExperienceStore::begin_run() {
+  require_writable("begin_run");
+  std::lock_guard<std::mutex> lock(write_mu_);
+  const int64_t epoch = run_epoch_ + 1;
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  rocksdb::Status s = db_->Put(wo, kMetaRunEpoch, le64(static_cast<uint64_t>(epoch)));
+  if (!s.ok()) throw StoreError("experience store '" + dir_ + "': begin_run failed: " + s.ToString());
+  run_epoch_ = epoch;
+  return epoch;
+}
+
+int64_t ExperienceStore::run_epoch() const { return run_epoch_; }
 
 }  // namespace grpo

@@ -6,7 +6,7 @@
 //        (learner/scored_group.h: version byte, CRC-32C, body); iteration by step is a range scan,
 //        and within a step groups come in the order they were put.
 //   'm' | name                                                 -> store metadata: schema,
-//        next_seq, count, last_trained_step (u64/i64 little-endian)
+//        next_seq, count, last_trained_step, run_epoch (u64/i64 little-endian)
 // A put writes the record and the updated next_seq/count in one atomic, fsynced WriteBatch (when
 // options.sync), so after put() returns the group survives kill -9 and power loss, and a record is
 // never half there.
@@ -136,10 +136,18 @@ class ExperienceStore {
   int64_t count() const;      // group records put into this store (corrupt ones included)
   int64_t last_step() const;  // highest step with a record, -1 when empty
 
-  // Records that every group with step <= `step` was used in an update (durable like put).
-  // InputError if `step` is lower than the last marked step.
+  // Records that every group with step <= `step` was used in an update that a checkpoint holds
+  // (durable like put); the train loop marks a step once the checkpoint after it is written, so a
+  // run resumed from that checkpoint never goes back behind the mark. InputError if `step` is
+  // lower than the last marked step.
   void mark_trained(int64_t step);
   int64_t last_trained_step() const;  // -1 when nothing was marked
+
+  // Counts one more start of the run that owns this store and returns the count (1 for the first
+  // start), durable like put: weight versions carry it (train/weight_version.h), so a restarted
+  // learner's versions are above those of every earlier start.
+  int64_t begin_run();
+  int64_t run_epoch() const;  // the last begin_run()'s value; 0 before the first
 
   const std::string& dir() const { return dir_; }
 
@@ -155,6 +163,7 @@ class ExperienceStore {
   uint64_t next_seq_ = 0;
   std::atomic<int64_t> count_{0};
   std::atomic<int64_t> last_trained_{-1};
+  std::atomic<int64_t> run_epoch_{0};
 };
 
 }  // namespace grpo

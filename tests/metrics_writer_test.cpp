@@ -297,6 +297,42 @@ TEST(MetricsWriter, ResumeAppendsAndLastLinePerStepWins) {
   EXPECT_EQ(h.bad_lines[0], "line 4: not valid JSON");
 }
 
+// A step's training line and its evaluation line are one point of the report; a resumed run drops
+// the lines after its checkpoint before logging the replayed steps again.
+TEST(MetricsWriter, LinesOfAStepMergeAndARewindDropsLaterSteps) {
+  TempDir tmp;
+  const std::string run = tmp / "run";
+  {
+    MetricsWriter w(run);
+    for (int s = 1; s <= 4; ++s) {
+      w.log(s, {{"reward/mean", s * 1.0}, {"loss", -s * 1.0}});
+      if (s % 2 == 0) w.log(s, {{"eval/accuracy", s / 10.0}, {"loss", 7}});
+    }
+  }
+  MetricsHistory h = grpo::read_metrics(run + "/metrics.jsonl");
+  EXPECT_EQ(h.steps, (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(h.series.at("reward/mean").size(), 4u);  // the last step keeps its training metrics
+  EXPECT_EQ(h.series.at("eval/accuracy"), (std::vector<std::pair<int64_t, double>>{{2, 0.2}, {4, 0.4}}));
+  EXPECT_EQ(h.series.at("loss")[1].second, 7);  // the later line's value of the same key
+
+  std::FILE* f = std::fopen((run + "/metrics.jsonl").c_str(), "ab");
+  std::fputs("{\"step\": 5, \"rew", f);  // torn by a kill
+  std::fclose(f);
+  EXPECT_EQ(grpo::drop_metrics_after(run + "/metrics.jsonl", 2), 4);  // steps 3, 4 (x2) and the torn line
+  EXPECT_EQ(lines_of(run + "/metrics.jsonl").size(), 3u);
+  {
+    MetricsWriter w(run);
+    w.log(3, {{"reward/mean", 30}});
+  }
+  h = grpo::read_metrics(run + "/metrics.jsonl");
+  EXPECT_EQ(h.steps, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(h.series.at("reward/mean").back(), (std::pair<int64_t, double>{3, 30}));
+  EXPECT_TRUE(h.bad_lines.empty());
+  EXPECT_EQ(grpo::drop_metrics_after(run + "/metrics.jsonl", 3), 0);
+  EXPECT_EQ(grpo::drop_metrics_after(tmp / "missing.jsonl", 0), 0);
+  EXPECT_FALSE(fs::exists(tmp / "missing.jsonl"));
+}
+
 TEST(MetricsWriter, BadKeysAndFiles) {
   TempDir tmp;
   MetricsWriter w(tmp / "run");

@@ -397,7 +397,8 @@ TEST_F(ServerTest, FullQueueIsRefusedAtOnce) {
   wait_for([](const v1::HealthResponse& h) { return h.running() == 1 && h.queued() == 1; });
   std::string msg;
   EXPECT_EQ(code_of([&] { client_->score(make("format", "c")); }, &msg), grpc::RESOURCE_EXHAUSTED);
-  EXPECT_NE(msg.find("reward server busy: 1 tasks queued, 1 more do not fit (server.max_queue=1)"), std::string::npos)
+  EXPECT_NE(msg.find("reward server busy: 1 tasks queued in pool 'default', 1 more do not fit (server.max_queue=1)"),
+            std::string::npos)
       << msg;
   EXPECT_EQ(code_of([&] {
               client_->score_batch({make("format", "c"), make("format", "d")});

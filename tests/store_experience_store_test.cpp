@@ -117,11 +117,16 @@ TEST(ExperienceStore, ReopenKeepsGroupsCountersAndTrainedMark) {
   std::vector<GroupKey> keys;
   {
     auto store = ExperienceStore::open(tmp / "db");
+    EXPECT_EQ(store->run_epoch(), 0);
+    EXPECT_EQ(store->begin_run(), 1);
     for (int i = 0; i < 6; ++i) keys.push_back(store->put(make_group(i / 2, i)));
     store->mark_trained(1);
     EXPECT_EQ(store->last_trained_step(), 1);
   }
   auto store = ExperienceStore::open(tmp / "db");
+  EXPECT_EQ(store->run_epoch(), 1);  // each start of the run counts once more
+  EXPECT_EQ(store->begin_run(), 2);
+  EXPECT_EQ(store->run_epoch(), 2);
   EXPECT_EQ(store->count(), 6);
   EXPECT_EQ(store->last_step(), 2);
   EXPECT_EQ(store->last_trained_step(), 1);

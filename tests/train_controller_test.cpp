@@ -25,6 +25,7 @@
 #include "train/group_metrics.h"
 #include "train/prompt_schedule.h"
 #include "train/run_config.h"
+#include "train/weight_version.h"
 
 namespace fs = std::filesystem;
 
@@ -170,7 +171,7 @@ TEST(Controller, RunsStoresEveryGroupLogsAndResumes) {
     store->scan(0, 1, [&](const GroupKey& k, const ScoredGroup& g) {
       EXPECT_EQ(g.completions.size(), 4u);
       for (const auto& c : g.completions) {
-        EXPECT_EQ(c.weight_version, k.step);  // synchronous: step n samples from weights n
+        EXPECT_EQ(c.weight_version, weight_version(1, k.step));  // synchronous: step n samples from weights n
         EXPECT_EQ(c.token_ids.size(), c.logprobs.size());
         EXPECT_FALSE(c.reward_components.empty()) << c.reward_reason;
       }
@@ -289,8 +290,8 @@ TEST(Controller, AsyncRolloutsStayWithinTheStalenessBound) {
   store->scan(0, 10, [&](const GroupKey& k, const ScoredGroup& g) {
     ++groups;
     for (const auto& c : g.completions) {
-      EXPECT_GE(c.weight_version, k.step - 1) << k.describe();
-      EXPECT_LE(c.weight_version, k.step) << k.describe();
+      EXPECT_GE(version_step(c.weight_version), k.step - 1) << k.describe();
+      EXPECT_LE(version_step(c.weight_version), k.step) << k.describe();
     }
     return true;
   });
@@ -344,7 +345,9 @@ TEST(Controller, ARolloutWorkerDyingMidRunIsReplacedByTheOthers) {
 TEST(Controller, UnreachableRewardServiceIsAClearError) {
   Fixture f("noreward");
   try {
-    run_training(f.load(1, {"reward.address=127.0.0.1:1", "reward.retries=1", "reward.timeout_ms=300"}), false);
+    run_training(f.load(1, {"reward.address=127.0.0.1:1", "reward.retries=1", "reward.timeout_ms=300",
+                            "reward.outage_window_s=0.5"}),
+                 false);
     FAIL() << "no error";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("127.0.0.1:1"), std::string::npos) << e.what();

@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/kill_point.h"
 #include "common/progress.h"
 #include "dataset/prompt_dataset.h"
 #include "learner/expert_parallel.h"
@@ -38,6 +39,7 @@
 #include "train/rollout_pool.h"
 #include "train/run_config.h"
 #include "train/sample_and_score.h"
+#include "train/weight_version.h"
 
 namespace fs = std::filesystem;
 
@@ -65,6 +67,7 @@ std::vector<ScoredGroup> unpack_groups(const std::string& bytes, const std::stri
 // Posted by rank 0 when step N's groups are ready to broadcast.
 std::string ready_key(int64_t step) { return "train/step-" + std::to_string(step) + "/ready"; }
 const char* const kAddressesKey = "train/rollout-addresses";
+const char* const kEpochKey = "train/run-epoch";
 
 class Loop {
  public:
@@ -91,14 +94,12 @@ class Loop {
       summary.steps_done = trainer_->steps_done();
       return summary;
     }
-    // The workers start with the initial model as version 0; a resumed run sends them its weights.
-    if (start > 0) {
-      publish(start);
-    } else {
-      std::lock_guard<std::mutex> lock(mu_);
-      published_ = 0;
-    }
-    if (cfg_.train.eval_every > 0) summary.first_eval_accuracy = evaluate(start);
+    // Every start sends the workers its weights under this start's epoch: workers left running by
+    // an earlier start (ahead of a resumed checkpoint, or on another run's weights) come back to them.
+    publish(start);
+    // Evaluations at the start and every eval_every steps: a resumed run keeps that schedule.
+    if (cfg_.train.eval_every > 0 && start % cfg_.train.eval_every == 0)
+      summary.first_eval_accuracy = resumed_eval_ >= 0 ? resumed_eval_ : evaluate(start);
 
     std::thread producer([&] { produce(start); });
     Progress bar("train", cfg_.train.steps - start, progress_);
@@ -133,7 +134,7 @@ class Loop {
   // An expert-parallel rank other than 0: the trainer steps on rank 0's groups, publishing and
   // checkpoints, in the order rank 0 does them.
   void follow(int64_t start) {
-    if (start > 0) publish(start);
+    publish(start);
     for (int64_t step = start; step < cfg_.train.steps; ++step) {
       dist_->fetch(ready_key(step), wait_);  // rank 0 may be generating: the long wait is here
       std::string bytes;
@@ -171,6 +172,7 @@ class Loop {
       std::istringstream in(dist_->fetch(kAddressesKey, wait_));
       for (std::string a; std::getline(in, a);) addresses.push_back(a);
       publisher_ = std::make_unique<EpPublisher>(publish_options(addresses), *dist_);
+      epoch_ = std::stoll(dist_->fetch(kEpochKey, wait_));
       return;
     }
 
@@ -198,10 +200,33 @@ class Loop {
     ro.timeout_ms = cfg_.reward.timeout_ms;
     ro.retries = cfg_.reward.retries;
     ro.backoff_ms = 200;
+    ro.outage_window_ms = int64_t(cfg_.reward.outage_window_s * 1000);
     reward_ = std::make_unique<reward::RewardClient>(services_->reward_address(), ro);
-    reward_->health();  // fails early, with retries, when the reward service is unreachable
+    reward_->health();  // waits for the reward service (the outage window), or fails naming it
 
     store_ = ExperienceStore::open((fs::path(cfg_.run.out_dir) / "store").string());
+    epoch_ = store_->begin_run();
+    if (dist_) dist_->post(kEpochKey, std::to_string(epoch_));
+    open_metrics();
+  }
+
+  // metrics.jsonl continues from the checkpoint: the lines of the steps after it are dropped (the
+  // replay logs them again), and an evaluation logged at the checkpoint's step is not redone.
+  void open_metrics() {
+    const int64_t start = trainer_->steps_done();
+    const std::string path = (fs::path(cfg_.run.out_dir) / "metrics.jsonl").string();
+    const int64_t dropped = drop_metrics_after(path, start);
+    if (fs::exists(path)) {
+      const MetricsHistory h = read_metrics(path);
+      auto eval = h.series.find("eval/accuracy");
+      if (eval != h.series.end() && !eval->second.empty() && eval->second.back().first == start)
+        resumed_eval_ = last_eval_ = eval->second.back().second;
+    }
+    const int64_t stored = store_->last_step();
+    if (stored >= start && start < cfg_.train.steps)
+      std::cerr << "train: steps " << start << ".." << std::min(stored, cfg_.train.steps - 1)
+                << " replay the groups already in the store (" << dropped << " metrics lines after step " << start
+                << " dropped)" << std::endl;
     metrics_ = std::make_unique<MetricsWriter>(cfg_.run.out_dir);
   }
 
@@ -333,6 +358,7 @@ class Loop {
       std::vector<ScoredGroup> fresh = generate_and_score(todo, step, out);
       const auto t0 = Clock::now();
       store_->put_batch(fresh);  // durable before anything trains on it
+      kill_point("train/stored");
       out.store_s += seconds_since(t0);
       for (auto& g : fresh) {
         useful += has_reward_variance(g);
@@ -348,7 +374,8 @@ class Loop {
     seeds.reserve(todo.size());
     for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.run.seed, step, p->item.id));
     return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step,
-                            std::max<int64_t>(0, step - cfg_.train.max_staleness), acc.sampling);
+                            weight_version(epoch_, std::max<int64_t>(0, step - cfg_.train.max_staleness)),
+                            acc.sampling);
   }
 
   // ---- learner side ------------------------------------------------------------------
@@ -362,9 +389,9 @@ class Loop {
       if (int64_t(used.size()) == cfg_.train.prompts_per_step) break;
       used.push_back(g);
     }
-    int64_t min_version = step;
+    int64_t oldest = step;  // the oldest weights (in steps) a completion was sampled from
     for (const auto& g : batch.groups)
-      for (const auto& c : g.completions) min_version = std::min(min_version, c.weight_version);
+      for (const auto& c : g.completions) oldest = std::min(oldest, version_step(c.weight_version));
 
     if (dist_) {                                        // the other ranks train on the same groups
       if (step > 0) dist_->erase(ready_key(step - 1));  // every rank has trained on that step
@@ -379,13 +406,14 @@ class Loop {
       trainer_->skip_step();  // nothing to learn from: the step counts, the weights stay
     }
     const double train_s = seconds_since(t0);
-    store_->mark_trained(step);
+    kill_point("train/trained");
     const std::map<std::string, double> sync = publish(step + 1);
+    kill_point("train/published");
 
     m["groups/trained"] = double(used.size());
     m["groups/generated"] = double(batch.groups.size());
     m["groups/reused_from_store"] = double(batch.reused);
-    m["rollout/staleness"] = double(step - min_version);
+    m["rollout/staleness"] = double(step - oldest);
     m["rollout/workers"] = double(rollouts_->live_workers());
     m["reward/errors"] = double(batch.sampling.reward_errors);
     m["time/generate"] = batch.sampling.generate_s;
@@ -396,6 +424,7 @@ class Loop {
     if (batch.sampling.generate_s > 0)
       m["throughput/generate_tokens_per_s"] = double(batch.sampling.generated_tokens) / batch.sampling.generate_s;
     metrics_->log(step + 1, m);
+    kill_point("train/logged");
 
     std::ostringstream status;
     status << std::fixed << std::setprecision(3) << "reward=" << m["reward/mean"] << " acc=" << m["accuracy"]
@@ -404,9 +433,11 @@ class Loop {
     return status.str();
   }
 
-  // The weights as `version` to every rollout worker; expert parallel, each rank its part. Returns
-  // time/sync, sync/bytes, sync/gb_per_s (and per-rank figures, ep_publisher.h).
-  std::map<std::string, double> publish(int64_t version) {
+  // The weights after `step` updates to every rollout worker, as this start's version of them
+  // (train/weight_version.h); expert parallel, each rank its part. Returns time/sync, sync/bytes,
+  // sync/gb_per_s (and per-rank figures, ep_publisher.h).
+  std::map<std::string, double> publish(int64_t step) {
+    const int64_t version = weight_version(epoch_, step);
     std::map<std::string, double> m;
     if (publisher_) {
       m = publisher_->publish(version, *trainer_->policy()).metrics();
@@ -418,7 +449,7 @@ class Loop {
     }
     if (!lead()) return m;
     std::lock_guard<std::mutex> lock(mu_);
-    published_ = version;
+    published_ = step;
     cv_.notify_all();
     return m;
   }
@@ -426,7 +457,7 @@ class Loop {
   // Held-out accuracy at the current weights (train/heldout_eval.h), logged at `step`.
   double evaluate(int64_t step) {
     const auto t0 = Clock::now();
-    const EvalSummary s = evaluate_heldout(cfg_, *rollouts_, *reward_, heldout_, step);
+    const EvalSummary s = evaluate_heldout(cfg_, *rollouts_, *reward_, heldout_, weight_version(epoch_, step));
     last_eval_ = s.pass1;
     metrics_->log(step, {{"eval/accuracy", s.pass1},
                          {"eval/reward", s.mean_reward},
@@ -439,11 +470,16 @@ class Loop {
     return last_eval_;
   }
 
+  // Saves the trainer after `step` steps; then the store records that the groups of those steps
+  // were trained on (a resumed run starts from this checkpoint and replays the later ones).
   void checkpoint(int64_t step) {
     const fs::path dir = fs::path(cfg_.run.out_dir) / "checkpoints";
     fs::create_directories(dir);
     trainer_->save_checkpoint((dir / checkpoint_name(step)).string());
-    if (lead()) prune_checkpoints(dir, cfg_.run.keep_checkpoints);
+    if (!lead()) return;
+    kill_point("train/checkpointed");
+    if (step - 1 > store_->last_trained_step()) store_->mark_trained(step - 1);
+    prune_checkpoints(dir, cfg_.run.keep_checkpoints);
   }
 
   const Config& config_;
@@ -463,11 +499,13 @@ class Loop {
   std::unique_ptr<ExperienceStore> store_;
   std::unique_ptr<MetricsWriter> metrics_;
   double last_eval_ = -1;
+  double resumed_eval_ = -1;  // the held-out accuracy metrics.jsonl has at the resumed step (-1: none)
+  int64_t epoch_ = 0;         // this start's run epoch (ExperienceStore::begin_run)
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<StepGroups> ready_;
-  int64_t published_ = -1;
+  int64_t published_ = -1;  // steps done by the newest weights the workers have
   bool stop_ = false;
   std::exception_ptr failure_;
 };

@@ -16,13 +16,20 @@
 // store), checkpoints/step-NNNNNN/ (HF checkpoint + optimizer + trainer state), metrics.jsonl,
 // tb/ (TensorBoard), report.html.
 //
-// Resume: started again with the same config (after a crash, kill -9, or with a larger
-// train.steps), the controller loads the newest checkpoint that loads, then replays the steps
-// after it: a step whose groups are already in the store trains on those (no group is generated
-// twice or lost), the others are generated. Weights are only ever changed by loading a
-// checkpoint or by one update per step, so no update is applied twice. Checkpoints of which none
-// loads (another model, another number of expert-parallel ranks) stop the run with an InputError
-// naming the newest one's cause, instead of starting over.
+// Resume: started again with the same config (after a crash, kill -9 at any point, or with a
+// larger train.steps), the controller loads the newest checkpoint that loads, then replays the
+// steps after it: a step whose groups are already in the store trains on those (no group is
+// generated twice or lost), the others are generated, so the run ends where an uninterrupted one
+// would. Weights are only ever changed by loading a checkpoint or by one update per step, so no
+// update is applied twice. The store marks steps trained only once a checkpoint holds them.
+// metrics.jsonl loses its lines after the checkpoint's step, which the replay logs again.
+// Checkpoints of which none loads (another model, another number of expert-parallel ranks) stop
+// the run with an InputError naming the newest one's cause, instead of starting over.
+//
+// Weight versions carry the run epoch (train/weight_version.h): every start publishes its
+// weights to the workers first, so workers left running by an earlier start, even ahead of it,
+// serve this start's weights. A worker that failed is sent the weights again at each publish and
+// rejoins once it takes them (a restarted `grpo rollout-server`).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "train/weight_version.h"
 
 namespace grpo {
 namespace {
@@ -32,6 +33,7 @@ RolloutPool::RolloutPool(const std::vector<std::string>& addresses, int64_t time
 }
 
 size_t RolloutPool::live_workers() const {
+  std::lock_guard<std::mutex> lock(mu_);
   size_t n = 0;
   for (const auto& w : workers_) n += w.alive;
   return n;
@@ -46,6 +48,7 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(const std::v
 
   for (int round = 0; !pending.empty(); ++round) {
     std::vector<size_t> live;
+    std::unique_lock<std::mutex> lock(mu_);
     for (size_t w = 0; w < workers_.size(); ++w)
       if (workers_[w].alive) live.push_back(w);
     if (live.empty() || round > reassign_rounds_) {
@@ -56,6 +59,7 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(const std::v
                        std::to_string(live.size()) + " of " + std::to_string(workers_.size()) + " workers left after " +
                        std::to_string(round) + " rounds)" + why);
     }
+    lock.unlock();
     // Contiguous shares, one call per live worker, all in parallel.
     std::vector<std::vector<size_t>> share(live.size());
     for (size_t i = 0; i < pending.size(); ++i) share[i * live.size() / pending.size()].push_back(pending[i]);
@@ -94,6 +98,7 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(const std::v
     for (size_t s = 0; s < live.size(); ++s) {
       if (!errors[s].empty()) {
         Worker& w = workers_[live[s]];
+        std::lock_guard<std::mutex> dead_lock(mu_);
         w.alive = false;
         w.last_error = errors[s];
         std::cerr << "rollout: worker " << w.address << " failed (" << errors[s] << "); its " << share[s].size()
@@ -115,11 +120,42 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(const std::v
   return out;
 }
 
+void RolloutPool::readmit(int64_t version) {
+  std::vector<size_t> dead;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t w = 0; w < workers_.size(); ++w)
+      if (!workers_[w].alive) dead.push_back(w);
+  }
+  std::vector<std::future<bool>> answers;
+  for (size_t w : dead)
+    answers.push_back(std::async(std::launch::async, [this, w] {
+      ClientOptions o;
+      o.timeout_ms = kProbeTimeoutMs;
+      try {
+        rollout::RolloutClient(workers_[w].address, o).status();
+        return true;
+      } catch (const std::exception&) {
+        return false;
+      }
+    }));
+  for (size_t k = 0; k < dead.size(); ++k) {
+    if (!answers[k].get()) continue;
+    Worker& w = workers_[dead[k]];
+    std::lock_guard<std::mutex> lock(mu_);
+    w.alive = true;
+    std::cerr << "rollout: worker " << w.address << " answers again; it rejoins with weight version " << version
+              << std::endl;
+  }
+}
+
 PublishStats RolloutPool::publish(int64_t version, const std::map<std::string, at::Tensor>& state, bool fp8,
                                   rollout::UpdatePart part) {
   const auto t0 = std::chrono::steady_clock::now();
+  readmit(version);
   std::vector<std::future<std::pair<rollout::WeightUpdateStats, std::string>>> calls;
   std::vector<size_t> sent_to;
+  std::unique_lock<std::mutex> lock(mu_);
   for (size_t w = 0; w < workers_.size(); ++w) {
     if (!workers_[w].alive) continue;
     sent_to.push_back(w);
@@ -131,12 +167,16 @@ PublishStats RolloutPool::publish(int64_t version, const std::map<std::string, a
       }
     }));
   }
+  lock.unlock();  // the calls take long; generate() may go on meanwhile
   PublishStats stats;
   stats.version = version;
+  std::string last_error;
   for (size_t k = 0; k < calls.size(); ++k) {
     auto [sent, error] = calls[k].get();
     Worker& w = workers_[sent_to[k]];
     if (!error.empty()) {
+      std::lock_guard<std::mutex> dead_lock(mu_);
+      last_error = error;
       w.alive = false;
       w.last_error = error;
       std::cerr << "rollout: worker " << w.address << " dropped: weight update " << version << " failed (" << error
@@ -150,7 +190,7 @@ PublishStats RolloutPool::publish(int64_t version, const std::map<std::string, a
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (stats.workers == 0)
     throw InputError("rollout: weight version " + std::to_string(version) + " reached no worker" +
-                     (workers_.empty() ? "" : " (last error: " + workers_.back().last_error + ")"));
+                     (last_error.empty() ? " (none is live)" : " (last error: " + last_error + ")"));
   return stats;
 }
 

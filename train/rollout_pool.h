@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@ struct PublishStats {
   double seconds = 0;   // wall time of the whole publish
 };
 
+// Thread-safe: generate() and publish() may run at once (the producer thread generates while the
+// learner publishes); the workers' states are under a mutex. Owns its clients.
 class RolloutPool {
  public:
   // `reassign_rounds`: how many times the unfinished prompts of failed workers are sent again.
@@ -37,21 +40,29 @@ class RolloutPool {
   // Sends `state` as `version` to every live worker (FP8-quantised by the sender when `fp8`);
   // with `part`, as that part of a version other callers send the other parts of (every part's
   // call returns once the worker applied the whole version). A worker that fails is dropped (and
-  // logged); throws when none is left.
+  // logged); throws when none is left. A dropped worker that answers a Status call again (within
+  // kProbeTimeoutMs; e.g. a restarted `grpo rollout-server`) is sent the version too and rejoins
+  // the pool when it takes it.
   PublishStats publish(int64_t version, const std::map<std::string, at::Tensor>& state, bool fp8,
                        rollout::UpdatePart part = {});
 
   size_t live_workers() const;
   size_t failed_workers() const { return workers_.size() - live_workers(); }
 
+  static constexpr int64_t kProbeTimeoutMs = 2'000;
+
  private:
+  // Marks the dropped workers that answer again as live (logged).
+  void readmit(int64_t version);
+
   struct Worker {
     std::string address;
     std::unique_ptr<rollout::RolloutClient> client;
     bool alive = true;
     std::string last_error;
   };
-  std::vector<Worker> workers_;
+  std::vector<Worker> workers_;  // the vector is fixed; alive and last_error are under mu_
+  mutable std::mutex mu_;
   int64_t timeout_ms_;
   int reassign_rounds_;
 };

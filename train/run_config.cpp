@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "rollout/options.h"
+#include "train/weight_version.h"
 
 namespace grpo {
 namespace {
@@ -78,7 +79,7 @@ DataSection data_section_from_config(const Config& data) {
 
 RewardSection reward_section_from_config(const Config& reward) {
   RewardSection r;
-  reward.require_known({"config", "address", "verifier", "options", "timeout_ms", "retries"});
+  reward.require_known({"config", "address", "verifier", "options", "timeout_ms", "retries", "outage_window_s"});
   read(reward, "config", r.config);
   read(reward, "address", r.address);
   read(reward, "verifier", r.verifier);
@@ -90,6 +91,10 @@ RewardSection reward_section_from_config(const Config& reward) {
   read(reward, "timeout_ms", r.timeout_ms);
   read(reward, "retries", r.retries);
   require_positive(reward, "timeout_ms", r.timeout_ms);
+  read(reward, "outage_window_s", r.outage_window_s);
+  if (!(r.outage_window_s >= 0 && r.outage_window_s <= 7 * 86400))
+    throw InputError(reward.where("outage_window_s") + ": expected seconds in [0, 604800], got " +
+                     std::to_string(r.outage_window_s));
   return r;
 }
 
@@ -117,6 +122,9 @@ TrainSection train_section_from_config(const Config& train, bool has_heldout) {
                        "eval_every", "eval_samples", "eval_temperature", "eval_limit", "checkpoint_every"});
   read(train, "steps", t.steps);
   require_positive(train, "steps", t.steps);
+  if (t.steps > kMaxVersionStep)
+    throw InputError(train.where("steps") + ": at most " + std::to_string(kMaxVersionStep) + ", got " +
+                     std::to_string(t.steps));
   read(train, "prompts_per_step", t.prompts_per_step);
   require_positive(train, "prompts_per_step", t.prompts_per_step);
   read(train, "dynamic_sampling", t.dynamic_sampling);

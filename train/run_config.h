@@ -43,6 +43,7 @@ struct RewardSection {          // reward:
                                 // {"format": {"prompt_opens_think": true}} for a composite
   int64_t timeout_ms = 60'000;
   int retries = 3;
+  double outage_window_s = 120;  // an unreachable service is waited for (and retried) this long
 };
 
 struct RolloutSection {                // rollout:

@@ -114,6 +114,7 @@ class CodeVerifier : public Verifier {
   }
 
   std::string name() const override { return "code"; }
+  std::string pool() const override { return kSandboxPool; }
   std::string description() const override {
     return "Runs the answer's Python or C++ program against assert tests, a HumanEval check() or "
            "stdin/stdout cases in a sandbox; reward 1 when every test ran and passed";

@@ -30,11 +30,14 @@ GenerationParams params_from_proto(const v1::SamplingParams& p) {
 }
 }  // namespace
 
-grpc::ServerWriteReactor<v1::GenerateResponse>* ServiceImpl::Generate(CallbackServerContext* context,
-                                                                      const v1::GenerateRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ServiceImpl::Generate(CallbackServerContext* context,
+                                                                  const grpc::ByteBuffer* bytes) {
   auto call = std::make_shared<GenerateReactor>(this, context);
   call->self = call;
-  RpcStatus status = prepare(*request, *call, context);
+  v1::GenerateRequest request;
+  std::string error;
+  RpcStatus status = parse_message(*bytes, &request, &error) ? prepare(request, *call, context)
+                                                             : RpcStatus(StatusCode::INVALID_ARGUMENT, error);
   if (status.ok()) status = admit(call);
   if (!status.ok()) call->finish(status);
   return call.get();
@@ -179,7 +182,7 @@ void GenerateReactor::deliver(size_t prompt_index, Completion&& c) {
       for (const Request& q : requests) remaining_ += q.n;
     }
     --remaining_;
-    writes_.push_back(std::move(r));
+    writes_.push_back(to_byte_buffer(r));
     start = !writing_;
     writing_ = true;
   }
@@ -187,7 +190,7 @@ void GenerateReactor::deliver(size_t prompt_index, Completion&& c) {
 }
 
 void GenerateReactor::OnWriteDone(bool ok) {
-  const v1::GenerateResponse* next = nullptr;
+  const grpc::ByteBuffer* next = nullptr;
   bool done = false;
   {
     std::lock_guard<std::mutex> lock(mu_);

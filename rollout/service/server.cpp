@@ -141,10 +141,16 @@ v1::StatusResponse ServiceImpl::status() const {
   return r;
 }
 
-grpc::ServerUnaryReactor* ServiceImpl::Status(CallbackServerContext* context, const v1::StatusRequest*,
-                                              v1::StatusResponse* response) {
-  *response = status();
+grpc::ServerUnaryReactor* ServiceImpl::Status(CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                              grpc::ByteBuffer* response) {
   auto* reactor = context->DefaultReactor();
+  v1::StatusRequest r;
+  std::string error;
+  if (!parse_message(*request, &r, &error)) {
+    reactor->Finish(RpcStatus(StatusCode::INVALID_ARGUMENT, error));
+    return reactor;
+  }
+  *response = to_byte_buffer(status());
   reactor->Finish(RpcStatus::OK);
   return reactor;
 }

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "proto/raw_message.h"
 #include "proto/rollout.grpc.pb.h"
 #include "rollout/service/server.h"
 
@@ -44,7 +45,7 @@ class ServiceImpl;
 
 // One Generate call. Owned by itself until gRPC is done with it (OnDone) and by the server's
 // tables while it has unfinished prompts.
-class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+class GenerateReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   GenerateReactor(ServiceImpl* server, CallbackServerContext* context) : server_(server), context_(context) {}
 
@@ -74,8 +75,8 @@ class GenerateReactor : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   ServiceImpl* server_;
   CallbackServerContext* context_;
   std::mutex mu_;
-  std::deque<v1::GenerateResponse> writes_;  // front() is being written while writing_
-  int64_t remaining_ = -1;                   // samples still to send; -1 until submitted
+  std::deque<grpc::ByteBuffer> writes_;  // GenerateResponses; front() is being written while writing_
+  int64_t remaining_ = -1;               // samples still to send; -1 until submitted
   bool writing_ = false, finished_ = false;
 };
 class UpdateReactor;
@@ -96,12 +97,10 @@ struct PendingUpdate {
   std::optional<RpcStatus> failed;  // the version was dropped with this status
 };
 
+// Generate and Status take raw bytes, so a malformed request is INVALID_ARGUMENT (proto/raw_message.h).
 using ServiceBase =
-    v1::RolloutService::WithCallbackMethod_Generate<v1::RolloutService::WithCallbackMethod_UpdateWeights<
-        v1::RolloutService::WithCallbackMethod_Status<v1::RolloutService::Service>>>;
-using ServiceBase =
-    v1::RolloutService::WithCallbackMethod_Generate<v1::RolloutService::WithCallbackMethod_UpdateWeights<
-        v1::RolloutService::WithCallbackMethod_Status<v1::RolloutService::Service>>>;
+    v1::RolloutService::WithRawCallbackMethod_Generate<v1::RolloutService::WithCallbackMethod_UpdateWeights<
+        v1::RolloutService::WithRawCallbackMethod_Status<v1::RolloutService::Service>>>;
 
 class ServiceImpl : public ServiceBase {
  public:
@@ -129,8 +128,8 @@ class ServiceImpl : public ServiceBase {
 
   // ---- Generate -----------------------------------------------------------------------------
 
-  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(CallbackServerContext* context,
-                                                           const v1::GenerateRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request) override;
 
   // Validates every prompt (nothing is submitted when one is bad).
   RpcStatus prepare(const v1::GenerateRequest& r, GenerateReactor& call, CallbackServerContext* context) const;
@@ -161,8 +160,8 @@ class ServiceImpl : public ServiceBase {
   grpc::ServerReadReactor<v1::WeightChunk>* UpdateWeights(CallbackServerContext* context,
                                                           v1::UpdateWeightsResponse* response) override;
 
-  grpc::ServerUnaryReactor* Status(CallbackServerContext* context, const v1::StatusRequest*,
-                                   v1::StatusResponse* response) override;
+  grpc::ServerUnaryReactor* Status(CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
 
   // The pending version for a call whose first message is `b` (part `part` of `parts`): opened,
   // or joined when it is a part of the pending version. An error is this call's only: the
