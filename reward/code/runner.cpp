@@ -100,18 +100,20 @@ BuildResult CodeRunner::build(Language language, const std::string& source) cons
   return b;
 }
 
-SandboxResult CodeRunner::run(const Program& program, const std::string& stdin_data,
-                              const SandboxLimits& limits) const {
+SandboxResult CodeRunner::run(const Program& program, const std::string& stdin_data, const SandboxLimits& limits,
+                              const std::vector<SandboxFile>& files) const {
   SandboxSpec spec;
   spec.stdin_data = stdin_data;
   spec.limits = limits;
   if (program.language == Language::python) {
     spec.argv = {options_.python, "main.py"};
     spec.files = {{"main.py", program.source}};
-    return pool_ ? pool_->run(spec) : run_sandboxed(spec);
+  } else {
+    spec.argv = {"/work/main"};
+    spec.files = {{"main", program.binary, true}};
   }
-  spec.argv = {"/work/main"};
-  spec.files = {{"main", program.binary, true}};
+  spec.files.insert(spec.files.end(), files.begin(), files.end());
+  if (program.language == Language::python && pool_) return pool_->run(spec);
   return run_sandboxed(spec);
 }
 

@@ -62,8 +62,10 @@ class CodeRunner {
   const RunnerOptions& options() const { return options_; }
   // Python: nothing to do. C++: compiles main.cpp in the sandbox under options.compile_limits.
   BuildResult build(Language language, const std::string& source) const;
-  // Runs the program with stdin_data under `limits`. Thread-safe.
-  SandboxResult run(const Program& program, const std::string& stdin_data, const SandboxLimits& limits) const;
+  // Runs the program with stdin_data under `limits`, with `files` placed in its working dir
+  // beside it (relative paths). Thread-safe.
+  SandboxResult run(const Program& program, const std::string& stdin_data, const SandboxLimits& limits,
+                    const std::vector<SandboxFile>& files = {}) const;
 
  private:
   RunnerOptions options_;
