@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <vector>
 
 namespace grpo::reward {
@@ -221,6 +222,11 @@ class LiteralParser {
     if (type.empty()) return std::nullopt;
     if (type == "true" || type == "false") return nlohmann::json(type == "true");
     if (type == "nullptr" || type == "std::nullopt") return nlohmann::json(nullptr);
+    // Only the standard library's types and the fundamental ones: the solution's own type (with
+    // its own operator==) compared with Point{1, 2} is not a value the host can judge.
+    static const std::set<std::string> fundamental = {"int",   "long", "short", "unsigned", "double",
+                                                      "float", "char", "bool",  "size_t"};
+    if (type.rfind("std::", 0) != 0 && !fundamental.count(type)) return std::nullopt;
     if (eat('{')) return list('}');
     if (!eat('(')) return std::nullopt;
     if (type == "std::make_pair" || type == "std::make_tuple") return list(')');

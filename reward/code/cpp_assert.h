@@ -20,7 +20,8 @@ std::optional<CppAssert> parse_cpp_assert(const std::string& test);
 
 // A C++ literal as JSON, or nullopt: integers and floating numbers (suffixes; an `f` suffix rounds
 // to float), true/false, 'c' and "strings" (as strings), nullptr/std::nullopt (null), brace lists
-// and `Type{...}` / `Type({...})` (arrays), `Type(x)` for a non-container type (x),
+// and `Type{...}` / `Type({...})` (arrays), `Type(x)` for a non-container type (x) where Type is a
+// std:: or fundamental type (not the solution's own),
 // std::make_pair/make_tuple(...) (arrays), and any of them in parentheses.
 std::optional<nlohmann::json> parse_cpp_literal(const std::string& text);
 

@@ -1,6 +1,7 @@
 // The helpers of the code verifier's C++ test driver (reward/code/harness.h), placed before the
 // solution in main.cpp. For test K the driver writes one record line to a private copy of stdout:
-//   "@grpo K value <json>"   the value of A in `assert(A == B);` (B stays on the host)
+//   "@grpo K value <json>"   the value of A in `assert(A == B);` (B stays on the host; A must be
+//                            a number, string, pair, tuple, optional or range of such)
 //   "@grpo K bool <0|1>"     any other single assert(E): bool(E)
 //   "@grpo K block <0|1>"    any other test: whether its asserts held
 //   "@grpo K error <what>"   it threw
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <exception>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -36,6 +38,10 @@ template <class... E>
 struct is_tuple<std::tuple<E...>> : std::true_type {};
 template <class A, class B>
 struct is_tuple<std::pair<A, B>> : std::true_type {};
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
 
 template <class T>
 constexpr bool printable();
@@ -51,6 +57,8 @@ constexpr bool printable() {
     return true;
   else if constexpr (is_tuple<U>::value)
     return all_printable<U>(std::make_index_sequence<std::tuple_size_v<U>>());
+  else if constexpr (is_optional<U>::value)
+    return printable<typename U::value_type>();
   else if constexpr (is_range<U>::value)
     return printable<decltype(*std::begin(std::declval<const U&>()))>();
   else
@@ -99,6 +107,11 @@ void put(std::string& o, const T& v) {
     put_string(o, v.data(), v.size());
   } else if constexpr (std::is_same_v<U, const char*> || std::is_same_v<U, char*>) {
     put_string(o, v, std::strlen(v));
+  } else if constexpr (is_optional<U>::value) {
+    if (v)
+      put(o, *v);
+    else
+      o += "null";
   } else if constexpr (is_tuple<U>::value) {
     o += '[';
     std::apply(
@@ -140,9 +153,9 @@ struct Failed {
 };
 [[noreturn]] inline void failed(const char* expression) { throw Failed{expression}; }
 
-// assert(A == B) with B on the host: A's value when printable, else A == B here.
-template <class Value, class Compare>
-void value(int k, Value a, Compare same) {
+// assert(A == B) with B on the host: A's value (a type that cannot be printed fails the test).
+template <class Value>
+void value(int k, Value a) {
   try {
     auto v = a();
     if constexpr (printable<decltype(v)>()) {
@@ -150,7 +163,7 @@ void value(int k, Value a, Compare same) {
       put(o, v);
       record(k, "value", o);
     } else {
-      record(k, "bool", same(v) ? "1" : "0");
+      record(k, "error", "the value has a type the harness cannot print");
     }
   } catch (...) {
     record(k, "error", what(std::current_exception()));
