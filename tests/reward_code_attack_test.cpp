@@ -5,6 +5,7 @@
 // driver's macros, output and records, from code that runs before main() or inside a test.
 #include <gtest/gtest.h>
 
+#include "reward/code/cpp_assert.h"
 #include "reward/code/verifier.h"
 
 using namespace grpo::reward;
@@ -117,7 +118,7 @@ TEST(CodeAttack, PythonPrintWrapperRewritesTheVerdict) {
 TEST(CodeAttack, PythonReplacedStdoutRewritesTheVerdict) {
   expect_python_attack_fails(
       "import sys\nclass W:\n    def __init__(self, s):\n        self.s = s\n"
-      "    def write(self, t):\n        return self.s.write(t.replace(' fail', ' ok'))\n"
+      "    def write(self, t):\n        return self.s.write(t.replace('fail', 'ok'))\n"
       "    def flush(self):\n        self.s.flush()\n"
       "sys.stdout = sys.__stdout__ = W(sys.stdout)\ndef double(x):\n    return 0\n");
 }
@@ -293,6 +294,31 @@ TEST(CodeAttack, PythonHijacksTheHarnessCode) {
 
 // ---- C++ ----
 
+TEST(CodeAttack, CppTestsSplitOnlyAtAComparisonWithALiteral) {
+  auto a = parse_cpp_assert("  assert((f(1, {2, 3}) == std::vector<long>({4, 5})));  ");
+  ASSERT_TRUE(a && a->expected);
+  EXPECT_EQ(a->lhs, "f(1, {2, 3})");
+  EXPECT_EQ(*a->expected, nlohmann::json({4, 5}));
+  a = parse_cpp_assert("assert(g() == std::make_pair(std::string(\"a\" \"b\"), -2.5f));");
+  ASSERT_TRUE(a && a->expected);
+  EXPECT_EQ(*a->expected, nlohmann::json({"ab", -2.5}));
+  EXPECT_EQ(*parse_cpp_literal("{'x', 0x10, 1'000ULL, true, std::nullopt}"),
+            nlohmann::json({"x", 16, 1000, true, nullptr}));
+  // Judged in the program: no literal, the solution's own type, looser operators, not one assert.
+  for (const char* t : {"assert(f() == g());", "assert(f() == Point{1, 2});", "assert(a || f() == 1);",
+                        "assert(x = f() == 1);", "assert(f());"}) {
+    a = parse_cpp_assert(t);
+    ASSERT_TRUE(a) << t;
+    EXPECT_TRUE(a->lhs.empty() && !a->expected) << t;
+  }
+  EXPECT_FALSE(parse_cpp_assert("int x = 1;\nassert(x == 1);"));
+  EXPECT_FALSE(parse_cpp_literal("std::vector<int>(3)"));  // three zeros, not [3]
+  EXPECT_TRUE(same_value(nlohmann::json(3.0), nlohmann::json(3)));
+  EXPECT_TRUE(same_value(nlohmann::json(true), nlohmann::json(1)));
+  EXPECT_FALSE(same_value(nlohmann::json("3"), nlohmann::json(3)));
+  EXPECT_FALSE(same_value(nlohmann::json({1, 2}), nlohmann::json({1, 2, 3})));
+}
+
 const nlohmann::json kAddTests = {
     {"language", "cpp"},
     {"tests", {"assert(add(1, 2) == 3);", "assert(add(-1, 1) == 0);", "assert(add(20000, 3) == 20003);"}}};
@@ -369,7 +395,8 @@ TEST(CodeAttack, CppExitsInAStaticInitialiserOrConstructor) {
 }
 
 TEST(CodeAttack, CppOverridesOperatorEqualsForTheResultType) {
-  nlohmann::json ref = {{"language", "cpp"}, {"tests", {"assert(twice({1, 2}) == std::vector<int>{2, 4});"}}};
+  // In double parentheses, as a test must be written for <cassert>'s one-argument macro.
+  nlohmann::json ref = {{"language", "cpp"}, {"tests", {"assert((twice({1, 2}) == std::vector<int>{2, 4}));"}}};
   expect_cpp_attack_fails(
       "#include <vector>\nbool operator==(const std::vector<int>&, const std::vector<int>&) { return true; }\n"
       "std::vector<int> twice(std::vector<int> v) { return {}; }\n",

@@ -256,6 +256,8 @@ std::optional<CppAssert> parse_cpp_assert(const std::string& test) {
   if (close == std::string::npos || trim(t.substr(close + 1)) != ";") return std::nullopt;
   CppAssert a;
   a.inner = trim(t.substr(open + 1, close - open - 1));
+  while (a.inner.size() > 1 && a.inner.front() == '(' && closing(a.inner, 0) == a.inner.size() - 1)
+    a.inner = trim(a.inner.substr(1, a.inner.size() - 2));  // assert((A == B)) as <cassert> needs
   const std::string& e = a.inner;
   auto at = [&](size_t i, const char* op) { return e.compare(i, std::strlen(op), op) == 0; };
   auto eq = top_level(e, [&](size_t i) {

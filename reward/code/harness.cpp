@@ -91,7 +91,7 @@ std::string cpp_harness(const TestSuite& suite, const std::string& solution, std
   s += solution;
   if (!solution.empty() && solution.back() != '\n') s += "\n";
   s += "#undef main\n#undef assert\n"
-       "#define assert(e) (static_cast<bool>(e) ? (void)0 : grpo_harness::failed(#e))\n" +
+       "#define assert(...) (static_cast<bool>(__VA_ARGS__) ? (void)0 : grpo_harness::failed(#__VA_ARGS__))\n" +
        suite.setup + "\n";
   s += "int main() {\n  grpo_harness::begin();\n";
   for (size_t i = 0; i < suite.tests.size(); ++i) {
