@@ -82,7 +82,8 @@ TEST(CodeAttack, CorrectPythonSolutionsPass) {
       "def mixed():\n    return {(1, 2): {3, 4}, 'b': b'\\x00', 'c': 1+2j, 'f': frozenset([1]), 'n': None}\n"
       "class Stack:\n    def __init__(self):\n        self.items = []\n"
       "    def push(self, x):\n        self.items.append(x)\n    def pop(self):\n        return self.items.pop()\n"
-      "    def __len__(self):\n        return len(self.items)\n";
+      "    def __len__(self):\n        return len(self.items)\n"
+      "def sort_in_place(a):\n    a.sort()\n";
   nlohmann::json ref = {
       {"setup", "head = Node(1)\nhead.next = Node(2)\nhead.next.next = Node(4)"},
       {"tests",
@@ -92,7 +93,8 @@ TEST(CodeAttack, CorrectPythonSolutionsPass) {
         "try:\n    root(-1)\n    assert False\nexcept ValueError:\n    pass", "assert LIMIT == 10",
         "assert pick([1, 'a', 2.5, 3], int) == [1, 3]",
         "assert mixed() == {(1, 2): {3, 4}, 'b': b'\\x00', 'c': 1+2j, 'f': frozenset([1]), 'n': None}",
-        "s = Stack()\ns.push(3)\ns.push(5)\nassert s.pop() == 5\nassert len(s) == 1"}}};
+        "s = Stack()\ns.push(3)\ns.push(5)\nassert s.pop() == 5\nassert len(s) == 1",
+        "a = [3, 1, 2]\nsort_in_place(a)\nassert a == [1, 2, 3]"}}};
   for (Verifier* v : {&verifier(), &fresh_verifier()}) {
     VerifyResult r = verify(*v, py(solution), ref);
     EXPECT_TRUE(r.correct) << r.reason;

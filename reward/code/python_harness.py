@@ -12,12 +12,14 @@
 #
 # Requests and replies are JSON lines of builtin data (int, float, complex, str, bytes, bool, None,
 # list, tuple, dict, set, frozenset, Counter, OrderedDict, defaultdict, deque) and handles to C's
-# other objects. T decodes replies strictly into fresh builtin values or Remote handles; a handle
-# equals only itself or another handle C calls equal, so a custom __eq__, patched builtins or
-# stdout, gc scans or reading files in C cannot make a comparison in T true: the tests, the token
-# and the comparisons never exist in C's process. Globals of C named like a builtin are not bound
-# in T (a candidate's own `abs` cannot stand in for the tests' `abs`); a global named like a
-# standard-library module is T's own import of that module.
+# other objects; a call's reply also carries what it left in its list, dict, set and bytearray
+# arguments, which T copies into its own (as an in-place change would). T decodes replies strictly
+# into fresh builtin values or Remote handles; a handle equals only itself or another handle C
+# calls equal, so a custom __eq__, patched builtins or stdout, gc scans or reading files in C
+# cannot make a comparison in T true: the tests, the token and the comparisons never exist in C's
+# process. A global of C named like a builtin or a standard module does not stand in for it in
+# the tests (a solution's own `abs` or `math`) unless it is all the tests use of the solution
+# (see bind()).
 #
 # Verdict lines (T's stdout only): "<token> solution <line> <what>" (the solution did not load),
 # "<token> setup <line> <what>", "<token> <k> ok", "<token> <k> fail <line> <what>",
@@ -103,6 +105,20 @@ def decode(j, handle):
     raise ValueError("malformed value from the solution")
 
 
+MUTABLE = (list, dict, set, bytearray)
+
+
+def update(mine, theirs):
+    """Makes the argument `mine` hold `theirs`, in place."""
+    if type(mine) is not type(theirs):
+        raise ValueError("malformed argument from the solution")
+    if type(mine) in (list, bytearray):
+        mine[:] = theirs
+    else:
+        mine.clear()
+        mine.update(theirs)
+
+
 def describe(e):
     return traceback.format_exception_only(type(e), e)[-1].strip()
 
@@ -165,7 +181,9 @@ def serve_solution(requests, replies):
             r = json.loads(line)
             op, target = r["op"], objects[r["id"]]
             if op == "call":
-                out = target(*arg(r["args"]), **arg(r["kwargs"]))
+                args = arg(r["args"])
+                out = target(*args, **arg(r["kwargs"]))
+                after = [encode(a, handle_of) if type(a) in MUTABLE else None for a in args]
             elif op == "getattr":
                 out = getattr(target, r["name"])
             elif op == "setattr":
@@ -183,6 +201,8 @@ def serve_solution(requests, replies):
             else:
                 raise ValueError("unknown request " + repr(op))
             reply = {"ok": encode(out, handle_of)}
+            if op == "call":
+                reply["args"] = after  # what the call left in its mutable arguments
         except BaseException as e:
             reply = {"error": [type(e).__name__, str(e)[:1000]]}
         send(reply)
@@ -212,7 +232,7 @@ class Channel:
             raise self.gone()
         return json.loads(line)
 
-    def request(self, op, id, **fields):
+    def request(self, op, id, passed=(), **fields):
         try:
             self.requests.write(json.dumps(dict(fields, op=op, id=id)).encode() + b"\n")
             self.requests.flush()
@@ -220,6 +240,11 @@ class Channel:
             raise self.gone() from None
         reply = self.receive()
         if type(reply) is dict and "ok" in reply:
+            after = reply.get("args")
+            if type(after) is list and len(after) == len(passed):
+                for mine, theirs in zip(passed, after):  # the call changed its arguments in place
+                    if type(mine) in MUTABLE and theirs is not None:
+                        update(mine, decode(theirs, Remote))
             return decode(reply["ok"], Remote)
         error = reply.get("error") if type(reply) is dict else None
         if type(error) is list and len(error) == 2 and all(type(x) is str for x in error):
@@ -255,7 +280,7 @@ class Remote:
         object.__setattr__(self, "_id", id)
 
     def __call__(self, *args, **kwargs):
-        return CHANNEL.request("call", self._id, args=outgoing(list(args)), kwargs=outgoing(kwargs))
+        return CHANNEL.request("call", self._id, args=outgoing(list(args)), kwargs=outgoing(kwargs), passed=args)
 
     def __getattr__(self, name):
         return CHANNEL.request("getattr", self._id, name=name)

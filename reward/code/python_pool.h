@@ -29,10 +29,11 @@ class PythonPool {
   struct Options {
     int size = 2;  // zygotes (= jobs at once)
     std::string python = "/usr/bin/python3";
-    std::vector<std::string> preload = {  // imported by every zygote before it serves
-        "collections", "itertools", "functools", "math",  "re",        "string",  "heapq",
-        "bisect",      "typing",    "operator",  "copy",  "fractions", "decimal", "statistics",
-        "datetime",    "json",      "hashlib",   "array", "cmath"};
+    std::vector<std::string> preload = {  // imported by every zygote before it serves (ast, ctypes,
+                                          // signal: the code verifier's harness, python_harness.py)
+        "collections", "itertools", "functools", "math",      "re",      "string",     "heapq",    "bisect",
+        "typing",      "operator",  "copy",      "fractions", "decimal", "statistics", "datetime", "json",
+        "hashlib",     "array",     "cmath",     "ast",       "ctypes",  "signal"};
     int64_t start_timeout_ms = 20'000;  // for a zygote to come up
   };
 
