@@ -402,8 +402,10 @@ def main():
     os.close(c_reads)
     os.close(c_writes)
     # T only from here: nothing of what follows is in C's memory.
-    # No module from a directory C can write to (the sandbox's system directories are read-only).
-    sys.path[:] = [p for p in sys.path if p and os.path.isdir(p) and not os.access(p, os.W_OK)]
+    # No module from a directory C can write to: the sandbox's writable mounts are its working dir,
+    # /tmp and /dev/shm (reward/code/sandbox.h); everything else there is read-only.
+    writable = tuple(os.path.join(d, "") for d in (HERE, "/tmp", "/dev/shm"))
+    sys.path[:] = [p for p in sys.path if p and not os.path.join(os.path.abspath(p), "").startswith(writable)]
     sys.set_int_max_str_digits(0)
     with os.fdopen(tests_fd, "rb") as f:
         spec = json.loads(f.read())
