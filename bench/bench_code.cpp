@@ -41,6 +41,7 @@ bool run_unsandboxed(const nlohmann::json& row, const std::string& dir) {
   if (::mkdir(work.c_str(), 0700) != 0) return false;
   std::ofstream(work + "/main.py") << program.source;
   for (const auto& f : program.files) std::ofstream(work + "/" + f.path) << f.content;
+  std::ofstream(work + "/" + python_harness_module().path) << python_harness_module().content;
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return false;
   posix_spawn_file_actions_t actions;
@@ -68,7 +69,8 @@ bool run_unsandboxed(const nlohmann::json& row, const std::string& dir) {
   ::close(out[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  for (const char* name : {"main.py", "solution.py", "tests.json"}) std::remove((work + "/" + name).c_str());
+  for (const char* name : {"main.py", "solution.py", "tests.json", "grpo_code_harness.py"})
+    std::remove((work + "/" + name).c_str());
   ::rmdir(work.c_str());
   run.verdict = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? Verdict::ok : Verdict::runtime_error;
   return read_report(suite, program, run, token).finished;

@@ -187,13 +187,15 @@ std::string new_run_token() {
   return token;
 }
 
+SandboxFile python_harness_module() { return {"grpo_code_harness.py", kPythonHarnessSource}; }
+
 HarnessProgram build_harness(const TestSuite& suite, const std::string& solution, const std::string& token) {
   HarnessProgram p;
   if (suite.language == Language::cpp) {
     p.source = cpp_harness(suite, solution, &p.asserts, &p.solution_line);
     return p;
   }
-  p.source = kPythonHarnessSource;
+  p.source = "import grpo_code_harness\ngrpo_code_harness.main()\n";
   p.files = {{"solution.py", solution},
              {"tests.json", nlohmann::json{{"token", token}, {"setup", suite.setup}, {"tests", suite.tests}}.dump()}};
   return p;

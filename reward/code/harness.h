@@ -50,8 +50,12 @@ TestSuite parse_test_suite(const nlohmann::json& reference, Language default_lan
 // A fresh random token (32 hex digits).
 std::string new_run_token();
 
+// The trusted Python runner as a module (grpo_code_harness.py) that the harness's main.py
+// imports: give it to RunnerOptions::python_modules.
+SandboxFile python_harness_module();
+
 struct HarnessProgram {
-  std::string source;              // python: main.py, the trusted runner; cpp: main.cpp
+  std::string source;              // python: main.py, which runs python_harness_module(); cpp: main.cpp
   std::vector<SandboxFile> files;  // python: solution.py and tests.json, beside main.py
   int solution_line = 1;           // cpp: the line of main.cpp where the solution starts
   std::vector<CppAssert> asserts;  // cpp: per test, what the host compares (lhs empty: in-program)

@@ -1,6 +1,6 @@
-# The trusted side of the code verifier's Python harness (reward/code/harness.h). It runs as
-# main.py in the sandbox beside solution.py (the answer's code) and tests.json ({"token", "setup",
-# "tests"}), as two processes:
+# The trusted side of the code verifier's Python harness (reward/code/harness.h): the module
+# grpo_code_harness (warm in the pool's zygotes); main() runs in the working dir, beside
+# solution.py (the answer's code) and tests.json ({"token", "setup", "tests"}), as two processes:
 #
 #   T (this one)  first makes itself non-dumpable (no ptrace, no /proc/T/mem or /proc/T/fd for
 #                 anyone else), opens tests.json and unlinks it, keeps a private copy of stdout for
@@ -36,9 +36,6 @@ import sys
 import traceback
 import types
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SOLUTION = os.path.join(HERE, "solution.py")
-TESTS = os.path.join(HERE, "tests.json")
 KINDS = {"Counter": collections.Counter, "OrderedDict": collections.OrderedDict,
          "defaultdict": collections.defaultdict, "deque": collections.deque}
 TYPES = {t.__name__: t for t in (int, float, complex, str, bytes, bytearray, bool, list, tuple, dict, set,
@@ -137,7 +134,7 @@ def line_in(e, filename):
 
 # ---- C: the solution's process ----
 
-def serve_solution(requests, replies):
+def serve_solution(path, requests, replies):
     objects = {}
 
     def handle_of(v):
@@ -149,16 +146,16 @@ def serve_solution(requests, replies):
         replies.flush()
 
     main = types.ModuleType("__main__")
-    main.__file__ = SOLUTION
+    main.__file__ = path
     main.__builtins__ = builtins
     sys.modules["__main__"] = main
-    sys.argv = [SOLUTION]
+    sys.argv = [path]
     try:
-        with open(SOLUTION, "rb") as f:
-            exec(compile(f.read(), SOLUTION, "exec"), main.__dict__)
+        with open(path, "rb") as f:
+            exec(compile(f.read(), path, "exec"), main.__dict__)
     except BaseException as e:
         traceback.print_exc()
-        send({"load_error": [line_in(e, SOLUTION), describe(e)]})
+        send({"load_error": [line_in(e, path), describe(e)]})
         return
     names = {}
     for name, v in list(vars(main).items()):
@@ -375,10 +372,12 @@ def names_in(sources):
 
 def main():
     global CHANNEL
+    here = os.getcwd()
+    tests = os.path.join(here, "tests.json")
     if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE 0
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE)")
-    tests_fd = os.open(TESTS, os.O_RDONLY | os.O_CLOEXEC)
-    os.unlink(TESTS)
+    tests_fd = os.open(tests, os.O_RDONLY | os.O_CLOEXEC)
+    os.unlink(tests)
     sys.stdout.flush()
     verdict_fd = os.dup(1)
     os.dup2(2, 1)
@@ -392,7 +391,7 @@ def main():
         for fd in (tests_fd, verdict_fd, t_writes, t_reads):
             os.close(fd)
         try:
-            serve_solution(os.fdopen(c_reads, "rb"), os.fdopen(c_writes, "wb"))
+            serve_solution(os.path.join(here, "solution.py"), os.fdopen(c_reads, "rb"), os.fdopen(c_writes, "wb"))
         finally:
             try:
                 sys.stdout.flush()
@@ -404,7 +403,7 @@ def main():
     # T only from here: nothing of what follows is in C's memory.
     # No module from a directory C can write to: the sandbox's writable mounts are its working dir,
     # /tmp and /dev/shm (reward/code/sandbox.h); everything else there is read-only.
-    writable = tuple(os.path.join(d, "") for d in (HERE, "/tmp", "/dev/shm"))
+    writable = tuple(os.path.join(d, "") for d in (here, "/tmp", "/dev/shm"))
     sys.path[:] = [p for p in sys.path if p and not os.path.join(os.path.abspath(p), "").startswith(writable)]
     sys.set_int_max_str_digits(0)
     with os.fdopen(tests_fd, "rb") as f:
@@ -450,4 +449,6 @@ def main():
     os.waitpid(child, 0)
 
 
-main()
+
+if __name__ == "__main__":
+    main()

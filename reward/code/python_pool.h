@@ -34,6 +34,8 @@ class PythonPool {
         "collections", "itertools", "functools", "math",      "re",      "string",     "heapq",    "bisect",
         "typing",      "operator",  "copy",      "fractions", "decimal", "statistics", "datetime", "json",
         "hashlib",     "array",     "cmath",     "ast",       "ctypes",  "signal"};
+    // Trusted modules ("name.py") beside zygote.py, imported by every zygote before it serves.
+    std::vector<SandboxFile> modules;
     int64_t start_timeout_ms = 20'000;  // for a zygote to come up
   };
 

@@ -60,6 +60,7 @@ CodeRunner::CodeRunner(RunnerOptions options) : options_(std::move(options)) {
     PythonPool::Options p;
     p.size = options_.python_pool;
     p.python = options_.python;
+    p.modules = options_.python_modules;
     pool_ = std::make_unique<PythonPool>(p);
   }
 }
@@ -108,6 +109,7 @@ SandboxResult CodeRunner::run(const Program& program, const std::string& stdin_d
   if (program.language == Language::python) {
     spec.argv = {options_.python, "main.py"};
     spec.files = {{"main.py", program.source}};
+    spec.files.insert(spec.files.end(), options_.python_modules.begin(), options_.python_modules.end());
   } else {
     spec.argv = {"/work/main"};
     spec.files = {{"main", program.binary, true}};

@@ -38,6 +38,9 @@ struct RunnerOptions {
     return l;
   }();
   int python_pool = 0;  // warm Python zygotes; 0 = a fresh sandboxed interpreter per run
+  // Trusted modules ("name.py") every Python run can import: placed in its working dir, and
+  // imported by the pool's zygotes before they serve (so a run does not compile them again).
+  std::vector<SandboxFile> python_modules;
 };
 
 // A program ready to run any number of times.

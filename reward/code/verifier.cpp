@@ -79,6 +79,7 @@ class CodeVerifier : public Verifier {
                   where);
     RunnerOptions r;
     r.python_pool = 2;
+    r.python_modules = {python_harness_module()};
     if (options.is_null()) {
       init_runner(std::move(r));
       return;
