@@ -213,12 +213,12 @@ TEST(CodeAttack, PythonReadsOtherProcessesThroughProc) {
 }
 
 TEST(CodeAttack, PythonPtracesItsParent) {
+  // Answers right only if it could attach to the trusted side (whose memory holds the tests).
   expect_python_attack_fails(
-      "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-      "attached = libc.ptrace(16, os.getppid(), None, None) == 0\n"  // PTRACE_ATTACH
-      "def double(x):\n    return 0 if not attached else None\n"
-      "tokens = set()\n"
-      "if attached:\n    forge(['ptrace-worked'])\n");
+      "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nppid = os.getppid()\n"
+      "attached = libc.ptrace(16, ppid, None, None) == 0\n"                                      // PTRACE_ATTACH
+      "if attached:\n    os.waitpid(ppid, 0x40000000)\n    libc.ptrace(17, ppid, None, None)\n"  // __WALL, DETACH
+      "def double(x):\n    return 2 * x if attached else 0\n");
 }
 
 TEST(CodeAttack, PythonExitsEarlyAfterForging) {

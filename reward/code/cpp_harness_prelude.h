@@ -174,7 +174,7 @@ template <class Test>
 void check(int k, const char* kind, Test t) {
   try {
     record(k, kind, t() ? "1" : "0");
-  } catch (const Failed& f) {
+  } catch (const Failed&) {
     record(k, kind, "0");
   } catch (...) {
     record(k, "error", what(std::current_exception()));

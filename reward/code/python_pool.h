@@ -6,8 +6,8 @@
 // rlimits of its SandboxSpec, and dies with everything it started. A job that overruns its wall
 // time or output cap takes its zygote down with it (the zygote is replaced).
 //
-// Differences from a fresh `python3 main.py` (run_sandboxed): the modules in Options::preload are
-// already imported; the interpreter's hash seed is the zygote's; the program's parent is its
+// Differences from a fresh `python3 main.py` (run_sandboxed): the modules in Options::preload and
+// Options::modules are already imported; the interpreter's hash seed is the zygote's; the program's parent is its
 // namespace's init (pid 1), not the sandbox's shell.
 #pragma once
 #include <condition_variable>
