@@ -7,6 +7,7 @@
 //   ./build/bench/bench_code [tests/data/code/HumanEval.jsonl.gz] [bench/results/code.json]
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,15 +37,19 @@ bool run_unsandboxed(const nlohmann::json& row, const std::string& dir) {
   std::string token = new_run_token();
   HarnessProgram program =
       build_harness(suite, row["prompt"].get<std::string>() + row["canonical_solution"].get<std::string>(), token);
-  std::string path = dir + "/main_" + token + ".py";
-  std::ofstream(path) << program.source;
+  const std::string work = dir + "/run_" + token;
+  if (::mkdir(work.c_str(), 0700) != 0) return false;
+  std::ofstream(work + "/main.py") << program.source;
+  for (const auto& f : program.files) std::ofstream(work + "/" + f.path) << f.content;
+  std::ofstream(work + "/" + python_harness_module().path) << python_harness_module().content;
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) return false;
   posix_spawn_file_actions_t actions;
   ::posix_spawn_file_actions_init(&actions);
   ::posix_spawn_file_actions_adddup2(&actions, in[0], 0);
   ::posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  char* args[] = {const_cast<char*>("python3"), path.data(), nullptr};
+  ::posix_spawn_file_actions_addchdir_np(&actions, work.c_str());
+  char* args[] = {const_cast<char*>("python3"), const_cast<char*>("main.py"), nullptr};
   char* env[] = {const_cast<char*>("PATH=/usr/bin:/bin"), const_cast<char*>("LANG=C.UTF-8"), nullptr};
   pid_t pid = -1;
   int spawned = ::posix_spawn(&pid, "/usr/bin/python3", &actions, nullptr, args, env);
@@ -56,8 +61,6 @@ bool run_unsandboxed(const nlohmann::json& row, const std::string& dir) {
     ::close(out[0]);
     return false;
   }
-  ssize_t ignored = ::write(in[1], program.stdin_data.data(), program.stdin_data.size());
-  (void)ignored;
   ::close(in[1]);
   SandboxResult run;
   char buf[4096];
@@ -66,7 +69,9 @@ bool run_unsandboxed(const nlohmann::json& row, const std::string& dir) {
   ::close(out[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  std::remove(path.c_str());
+  for (const char* name : {"main.py", "solution.py", "tests.json", "grpo_code_harness.py"})
+    std::remove((work + "/" + name).c_str());
+  ::rmdir(work.c_str());
   run.verdict = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? Verdict::ok : Verdict::runtime_error;
   return read_report(suite, program, run, token).finished;
 }

@@ -7,6 +7,9 @@
 #include <set>
 #include <sstream>
 
+#include "reward/code/cpp_harness_prelude_source.h"
+#include "reward/code/python_harness_source.h"
+
 namespace grpo::reward {
 
 namespace {
@@ -67,14 +70,6 @@ std::string python_exception(const std::string& stderr_text) {
   return "";
 }
 
-// The line number of the innermost traceback frame in `file`, or 0.
-int frame_line(const std::string& stderr_text, const std::string& file) {
-  const std::string key = "File \"" + file + "\", line ";
-  size_t at = stderr_text.rfind(key);
-  if (at == std::string::npos) return 0;
-  return std::atoi(stderr_text.c_str() + at + key.size());
-}
-
 // cpp: "Assertion `x == 1' failed" or the first line of what the program said on stderr.
 std::string cpp_failure(const std::string& stderr_text) {
   size_t a = stderr_text.find("Assertion `");
@@ -86,43 +81,33 @@ std::string cpp_failure(const std::string& stderr_text) {
   return lines.empty() ? "" : clip(lines.front(), 200);
 }
 
-std::string python_harness(const TestSuite& suite, const std::string& solution, int* solution_line) {
+// C++: the prelude, the solution (its own main() renamed), the driver's assert, setup, and a main()
+// that records each test (reward/code/cpp_harness_prelude.h).
+std::string cpp_harness(const TestSuite& suite, const std::string& solution, std::vector<CppAssert>* asserts,
+                        int* solution_line) {
   std::string s =
-      "import builtins as __grpo_builtins, sys as __grpo_sys, traceback as __grpo_traceback\n"
-      "__grpo_token = __grpo_sys.stdin.readline().strip()\n";
+      std::string(kCppHarnessPrelude) + "\n#include <cassert>\n#include <iostream>\n#define main grpo_solution_main\n";
   *solution_line = count_lines(s) + 1;
   s += solution;
   if (!solution.empty() && solution.back() != '\n') s += "\n";
-  s += "\n" + suite.setup;
-  if (!suite.setup.empty() && suite.setup.back() != '\n') s += "\n";
-  s += "\n__grpo_tests = " + nlohmann::json(suite.tests).dump() + "\n";
-  s += "for __grpo_i, __grpo_src in __grpo_builtins.enumerate(__grpo_tests, 1):\n"
-       "    try:\n"
-       "        __grpo_builtins.exec(__grpo_builtins.compile(__grpo_src, '<test %d>' % __grpo_i, 'exec'),\n"
-       "                             __grpo_builtins.globals())\n"
-       "    except BaseException as __grpo_e:\n"
-       "        __grpo_traceback.print_exc()\n"
-       "        __grpo_what = __grpo_traceback.format_exception_only(__grpo_e)[-1].strip()\n"
-       "        __grpo_builtins.print(__grpo_token, __grpo_i, 'fail', __grpo_what, flush=True)\n"
-       "    else:\n"
-       "        __grpo_builtins.print(__grpo_token, __grpo_i, 'ok', flush=True)\n"
-       "__grpo_builtins.print(__grpo_token, 'done', flush=True)\n";
-  return s;
-}
-
-// C++: the solution's own main() (if any) is renamed; the tests are statements in our main().
-std::string cpp_harness(const TestSuite& suite, const std::string& solution, int* solution_line) {
-  std::string s = "#include <cassert>\n#include <iostream>\n#include <string>\n#define main grpo_solution_main\n";
-  *solution_line = count_lines(s) + 1;
-  s += solution;
-  if (!solution.empty() && solution.back() != '\n') s += "\n";
-  s += "#undef main\n" + suite.setup + "\n";
-  s += "int main() {\n  std::string grpo_token;\n  std::getline(std::cin, grpo_token);\n";
+  s += "#undef main\n#undef assert\n"
+       "#define assert(...) (static_cast<bool>(__VA_ARGS__) ? (void)0 : grpo_harness::failed(#__VA_ARGS__))\n" +
+       suite.setup + "\n";
+  s += "int main() {\n  grpo_harness::begin();\n";
   for (size_t i = 0; i < suite.tests.size(); ++i) {
-    s += "  {\n" + suite.tests[i] + "\n  }\n";
-    s += "  std::cout << grpo_token << \" " + std::to_string(i + 1) + " ok\" << std::endl;\n";
+    const std::string k = std::to_string(i + 1);
+    std::optional<CppAssert> a = parse_cpp_assert(suite.tests[i]);
+    if (a && !a->lhs.empty()) {
+      s += "  grpo_harness::value(" + k + ", [&]() { return (" + a->lhs + "); });\n";
+    } else if (a) {
+      s += "  grpo_harness::check(" + k + ", \"bool\", [&]() -> bool { return static_cast<bool>(" + a->inner +
+           "); });\n";
+    } else {
+      s += "  grpo_harness::check(" + k + ", \"block\", [&]() -> bool {\n" + suite.tests[i] + "\n  return true; });\n";
+    }
+    asserts->push_back(a ? *a : CppAssert{});
   }
-  s += "  std::cout << grpo_token << \" done\" << std::endl;\n  return 0;\n}\n";
+  s += "  grpo_harness::end();\n  return 0;\n}\n";
   return s;
 }
 
@@ -202,81 +187,159 @@ std::string new_run_token() {
   return token;
 }
 
+SandboxFile python_harness_module() { return {"grpo_code_harness.py", kPythonHarnessSource}; }
+
 HarnessProgram build_harness(const TestSuite& suite, const std::string& solution, const std::string& token) {
   HarnessProgram p;
-  p.stdin_data = token + "\n";
-  p.source = suite.language == Language::python ? python_harness(suite, solution, &p.solution_line)
-                                                : cpp_harness(suite, solution, &p.solution_line);
+  if (suite.language == Language::cpp) {
+    p.source = cpp_harness(suite, solution, &p.asserts, &p.solution_line);
+    return p;
+  }
+  p.source = "import grpo_code_harness\ngrpo_code_harness.main()\n";
+  p.files = {{"solution.py", solution},
+             {"tests.json", nlohmann::json{{"token", token}, {"setup", suite.setup}, {"tests", suite.tests}}.dump()}};
   return p;
 }
 
-TestReport read_report(const TestSuite& suite, const HarnessProgram& program, const SandboxResult& run,
-                       const std::string& token) {
+namespace {
+
+// "<what> at test K: first line" or "<what> at test K line L: that line" for a multi-line test.
+std::string at_test(const std::string& what, const TestSuite& suite, int k, int line) {
+  std::vector<std::string> lines = split_lines(suite.tests[k - 1]);
+  std::string r = what + " at test " + std::to_string(k);
+  if (lines.size() > 1 && line > 0 && line <= static_cast<int>(lines.size()))
+    return r + " line " + std::to_string(line) + ": " + clip(strip_left(lines[line - 1]));
+  return lines.empty() ? r : r + ": " + clip(strip_left(lines.front()));
+}
+
+// A run that ended other than with exit status 0: its verdict, at the first test without a record.
+std::string ended(const SandboxResult& run, int k, int total, const std::string& said) {
+  std::string r = run.verdict == Verdict::runtime_error && !said.empty()
+                      ? said
+                      : std::string(verdict_name(run.verdict)) + ": " + run.detail;
+  if (k <= total) r += " (at test " + std::to_string(k) + ")";
+  return r;
+}
+
+// "<token> K ok", "<token> K fail L what", "<token> solution L what", "<token> setup L what",
+// "<token> done" (reward/code/python_harness.py).
+TestReport python_report(const TestSuite& suite, const SandboxResult& run, const std::string& token) {
   TestReport r;
   r.total = static_cast<int>(suite.tests.size());
   std::set<int> ok;
-  std::map<int, std::string> failed;  // test -> what the harness said
+  std::map<int, std::pair<int, std::string>> failed;  // test -> line, what
+  std::string load;                                   // why the solution or setup did not load
   bool done = false;
   for (const std::string& line : split_lines(run.stdout_data)) {
     if (line.rfind(token + " ", 0) != 0) continue;
     std::istringstream in(line.substr(token.size() + 1));
-    std::string first, status;
+    std::string first, status, what;
     in >> first;
     if (first == "done") {
       done = true;
       continue;
     }
+    if (first == "solution" || first == "setup") {
+      int at = 0;
+      in >> at;
+      std::getline(in, what);
+      load = clip(strip_left(what), 200);
+      if (first == "setup") load += " in setup";
+      if (at > 0) load += std::string(first == "setup" ? " line " : " at solution line ") + std::to_string(at);
+      continue;
+    }
     int k = std::atoi(first.c_str());
     in >> status;
-    if (status == "ok")
+    if (status == "ok") {
       ok.insert(k);
-    else if (status == "fail" && !failed.count(k)) {
-      std::string what;
+    } else if (status == "fail" && !failed.count(k)) {
+      int at = 0;
+      in >> at;
       std::getline(in, what);
-      failed[k] = clip(strip_left(what), 200);
+      failed[k] = {at, clip(strip_left(what), 200)};
     }
   }
   r.passed = static_cast<int>(ok.size());
   r.finished = done && run.verdict == Verdict::ok && r.passed == r.total;
   if (r.finished) return r;
-
   int k = 1;  // the first test that did not pass
   while (k <= r.total && ok.count(k)) ++k;
-  std::string what;
-  if (run.verdict != Verdict::ok && run.verdict != Verdict::runtime_error) {
-    r.failure = std::string(verdict_name(run.verdict)) + ": " + run.detail;
-    if (k <= r.total) r.failure += " (at test " + std::to_string(k) + ")";
-    return r;
-  }
-  if (failed.count(k))
-    what = failed[k];
-  else if (suite.language == Language::python)
-    what = python_exception(run.stderr_data);
+  if (run.verdict != Verdict::ok)
+    r.failure = ended(run, k, r.total, python_exception(run.stderr_data));
+  else if (!load.empty())
+    r.failure = load;
+  else if (failed.count(k))
+    r.failure = at_test(failed[k].second, suite, k, failed[k].first);
   else
-    what = cpp_failure(run.stderr_data);
-  if (run.verdict == Verdict::ok && failed.empty()) {
     r.failure = "the program exited before its tests finished (exit status 0 after " + std::to_string(r.passed) +
                 " of " + std::to_string(r.total) + " tests)";
-    return r;
-  }
-  if (what.empty()) what = run.detail;
-  // Where it failed: inside test k, or in the solution before any test ran.
-  int test_line =
-      suite.language == Language::python ? frame_line(run.stderr_data, "<test " + std::to_string(k) + ">") : 0;
-  int main_line = suite.language == Language::python ? frame_line(run.stderr_data, "/work/main.py") : 0;
-  if (k <= r.total && (failed.count(k) || test_line > 0 || suite.language == Language::cpp)) {
-    std::vector<std::string> lines = split_lines(suite.tests[k - 1]);
-    r.failure = what + " at test " + std::to_string(k);
-    if (lines.size() > 1 && test_line > 0 && test_line <= static_cast<int>(lines.size()))
-      r.failure += " line " + std::to_string(test_line) + ": " + clip(strip_left(lines[test_line - 1]));
-    else if (!lines.empty())
-      r.failure += ": " + clip(strip_left(lines.front()));
-  } else if (k <= r.total && main_line >= program.solution_line) {
-    r.failure = what + " at solution line " + std::to_string(main_line - program.solution_line + 1);
-  } else {
-    r.failure = what;
-  }
   return r;
+}
+
+// "@grpo K value|bool|block|error ..." once per test and "@grpo done" (cpp_harness_prelude.h);
+// a test with more than one record fails.
+TestReport cpp_report(const TestSuite& suite, const HarnessProgram& program, const SandboxResult& run) {
+  TestReport r;
+  r.total = static_cast<int>(suite.tests.size());
+  std::map<int, std::vector<std::pair<std::string, std::string>>> records;  // test -> kind, rest
+  int done = 0;
+  for (const std::string& line : split_lines(run.stdout_data)) {
+    if (line.rfind("@grpo ", 0) != 0) continue;
+    std::istringstream in(line.substr(6));
+    std::string first, kind, rest;
+    in >> first;
+    if (first == "done") {
+      ++done;
+      continue;
+    }
+    in >> kind;
+    std::getline(in, rest);
+    records[std::atoi(first.c_str())].emplace_back(kind, strip_left(rest));
+  }
+  std::map<int, std::string> why;  // failed test -> what
+  for (int k = 1; k <= r.total; ++k) {
+    auto it = records.find(k);
+    if (it == records.end()) continue;
+    if (it->second.size() != 1) {
+      why[k] = "the test has " + std::to_string(it->second.size()) + " records";
+      continue;
+    }
+    const auto& [kind, rest] = it->second.front();
+    const CppAssert& a = program.asserts[k - 1];
+    bool pass = false;
+    // Only the kind of record the driver writes for this test counts (a forged "bool 1" for a
+    // split test is not a pass).
+    if (kind == "value" && a.expected) {
+      auto got = nlohmann::json::parse(rest, nullptr, false);
+      pass = !got.is_discarded() && same_value(got, *a.expected);
+      if (!pass) why[k] = "Assertion `" + a.inner + "' failed (got " + clip(rest, 80) + ")";
+    } else if ((kind == "bool" && !a.inner.empty()) || (kind == "block" && a.inner.empty())) {
+      pass = rest == "1";
+      if (!pass) why[k] = a.inner.empty() ? "assertion failed" : "Assertion `" + a.inner + "' failed";
+    } else {
+      why[k] = kind == "error" ? clip(rest, 200) : "malformed record";
+    }
+    if (pass) ++r.passed;
+  }
+  r.finished = done == 1 && run.verdict == Verdict::ok && r.passed == r.total;
+  if (r.finished) return r;
+  int k = 1;  // the first test that did not pass
+  while (k <= r.total && records.count(k) && !why.count(k)) ++k;
+  if (k <= r.total && why.count(k))
+    r.failure = at_test(why[k], suite, k, 0);
+  else if (run.verdict != Verdict::ok)
+    r.failure = ended(run, k, r.total, cpp_failure(run.stderr_data));
+  else
+    r.failure = "the program exited before its tests finished (exit status 0 after " + std::to_string(r.passed) +
+                " of " + std::to_string(r.total) + " tests)";
+  return r;
+}
+
+}  // namespace
+
+TestReport read_report(const TestSuite& suite, const HarnessProgram& program, const SandboxResult& run,
+                       const std::string& token) {
+  return suite.language == Language::python ? python_report(suite, run, token) : cpp_report(suite, program, run);
 }
 
 bool outputs_match(const std::string& expected, const std::string& actual) {

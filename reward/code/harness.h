@@ -1,19 +1,31 @@
 // The tests a code reference asks for, the program that runs a solution against them, and what
-// its run says: how many tests passed and whether they really all ran.
+// its run says. The verdict is out of the solution's reach: nothing the solution's code does in
+// its process (patching builtins, print or stdout, a custom __eq__, reading files or its own
+// memory, exiting early, macros, code before main) can turn a failing test into a passing one.
 //
-// Assert-style tests (and HumanEval's check(), run as one test) go into one program after the
-// solution and `setup`. The harness reads a random per-run token from stdin before the solution
-// runs and prints "<token> K ok" after test K and "<token> done" after the last, so a solution
-// that exits early (sys.exit(0), os._exit(0), exit(0)) or prints a fake marker does not pass. The
-// token is not in the program's text. Known limit: code that deliberately inspects the harness's
-// variables at run time can still find it — this stops accidents and reward hacks that print, not
-// an adversary with full in-process access.
+// Python (reward/code/python_harness.py): the sandbox runs a trusted runner T beside the
+// solution's process C. T makes itself non-dumpable, takes the tests and a random per-run token
+// from a file it unlinks before C exists, and forks C, which runs the solution and then answers
+// T's calls over a pipe pair. The tests run in T's interpreter, where the solution's names are
+// proxies; results come back as JSON of builtin data, decoded by T into fresh builtin values (or
+// opaque handles, equal only to themselves), so every comparison is T's. T alone holds the
+// verdict channel (its stdout; C's stdout is stderr) and prints "<token> K ok|fail" per test.
+//
+// C++ (reward/code/cpp_harness_prelude.h, cpp_assert.h): the solution, then (after `#undef
+// assert` and the driver's own assert) a main() that runs each test. A test `assert(A == B);`
+// with a literal B is split: the driver prints only A's value and the host compares it with B,
+// which never enters the sandbox, so code before main, forged output or an operator== of the
+// solution's cannot produce B. Any other test (a plain assert(E), several statements) is judged
+// inside the program; its record can be forged by code that runs before main (documented limit:
+// write C++ tests as `assert(f(...) == literal);`). Every test gets exactly one record; a
+// duplicate fails it.
 #pragma once
 #include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
 
+#include "reward/code/cpp_assert.h"
 #include "reward/code/runner.h"
 
 namespace grpo::reward {
@@ -38,19 +50,23 @@ TestSuite parse_test_suite(const nlohmann::json& reference, Language default_lan
 // A fresh random token (32 hex digits).
 std::string new_run_token();
 
+// The trusted Python runner as a module (grpo_code_harness.py) that the harness's main.py
+// imports: give it to RunnerOptions::python_modules.
+SandboxFile python_harness_module();
+
 struct HarnessProgram {
-  std::string source;      // what runs: prologue, solution, setup, tests
-  std::string stdin_data;  // the token line
-  int solution_line = 1;   // line of the source where the solution starts
+  std::string source;              // python: main.py, which runs python_harness_module(); cpp: main.cpp
+  std::vector<SandboxFile> files;  // python: solution.py and tests.json, beside main.py
+  int solution_line = 1;           // cpp: the line of main.cpp where the solution starts
+  std::vector<CppAssert> asserts;  // cpp: per test, what the host compares (lhs empty: in-program)
 };
-// asserts/check forms only. Python runs every test (a failing one prints its exception and the
-// next runs); C++ asserts abort at the first failure.
+// asserts/check forms only. Every test runs (Python: in T; C++: each in its own try block).
 HarnessProgram build_harness(const TestSuite& suite, const std::string& solution, const std::string& token);
 
 struct TestReport {
   int total = 0;
-  int passed = 0;         // tests that printed "<token> K ok"
-  bool finished = false;  // "<token> done" printed and exit status 0
+  int passed = 0;         // tests whose record says they passed
+  bool finished = false;  // passed == total, the end record seen and exit status 0
   std::string failure;    // when !finished, e.g. "AssertionError at test 3: assert f(3) == 4"
 };
 TestReport read_report(const TestSuite& suite, const HarnessProgram& program, const SandboxResult& run,

@@ -140,8 +140,13 @@ std::unique_ptr<PythonPool::Zygote> PythonPool::start_zygote() const {
   z->control.reset(sv[0]);
   Fd theirs(sv[1]);
   SandboxSpec spec;
-  spec.argv = {options_.python, "/work/zygote.py", nlohmann::json(options_.preload).dump()};
+  std::vector<std::string> preload = options_.preload;
   spec.files = {{"zygote.py", kPythonZygoteSource}};
+  for (const auto& m : options_.modules) {
+    spec.files.push_back(m);
+    preload.push_back(m.path.substr(0, m.path.rfind(".py")));
+  }
+  spec.argv = {options_.python, "/work/zygote.py", nlohmann::json(preload).dump()};
   spec.limits = zygote_limits();
   z->process = std::make_unique<SandboxProcess>(spec, SandboxProcess::Options{true, theirs.get()});
   theirs.reset();

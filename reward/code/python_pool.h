@@ -6,8 +6,8 @@
 // rlimits of its SandboxSpec, and dies with everything it started. A job that overruns its wall
 // time or output cap takes its zygote down with it (the zygote is replaced).
 //
-// Differences from a fresh `python3 main.py` (run_sandboxed): the modules in Options::preload are
-// already imported; the interpreter's hash seed is the zygote's; the program's parent is its
+// Differences from a fresh `python3 main.py` (run_sandboxed): the modules in Options::preload and
+// Options::modules are already imported; the interpreter's hash seed is the zygote's; the program's parent is its
 // namespace's init (pid 1), not the sandbox's shell.
 #pragma once
 #include <condition_variable>
@@ -29,10 +29,13 @@ class PythonPool {
   struct Options {
     int size = 2;  // zygotes (= jobs at once)
     std::string python = "/usr/bin/python3";
-    std::vector<std::string> preload = {  // imported by every zygote before it serves
-        "collections", "itertools", "functools", "math",  "re",        "string",  "heapq",
-        "bisect",      "typing",    "operator",  "copy",  "fractions", "decimal", "statistics",
-        "datetime",    "json",      "hashlib",   "array", "cmath"};
+    std::vector<std::string> preload = {  // imported by every zygote before it serves (ast, ctypes,
+                                          // signal: the code verifier's harness, python_harness.py)
+        "collections", "itertools", "functools", "math",      "re",      "string",     "heapq",    "bisect",
+        "typing",      "operator",  "copy",      "fractions", "decimal", "statistics", "datetime", "json",
+        "hashlib",     "array",     "cmath",     "ast",       "ctypes",  "signal"};
+    // Trusted modules ("name.py") beside zygote.py, imported by every zygote before it serves.
+    std::vector<SandboxFile> modules;
     int64_t start_timeout_ms = 20'000;  // for a zygote to come up
   };
 

@@ -60,6 +60,7 @@ CodeRunner::CodeRunner(RunnerOptions options) : options_(std::move(options)) {
     PythonPool::Options p;
     p.size = options_.python_pool;
     p.python = options_.python;
+    p.modules = options_.python_modules;
     pool_ = std::make_unique<PythonPool>(p);
   }
 }
@@ -100,18 +101,21 @@ BuildResult CodeRunner::build(Language language, const std::string& source) cons
   return b;
 }
 
-SandboxResult CodeRunner::run(const Program& program, const std::string& stdin_data,
-                              const SandboxLimits& limits) const {
+SandboxResult CodeRunner::run(const Program& program, const std::string& stdin_data, const SandboxLimits& limits,
+                              const std::vector<SandboxFile>& files) const {
   SandboxSpec spec;
   spec.stdin_data = stdin_data;
   spec.limits = limits;
   if (program.language == Language::python) {
     spec.argv = {options_.python, "main.py"};
     spec.files = {{"main.py", program.source}};
-    return pool_ ? pool_->run(spec) : run_sandboxed(spec);
+    spec.files.insert(spec.files.end(), options_.python_modules.begin(), options_.python_modules.end());
+  } else {
+    spec.argv = {"/work/main"};
+    spec.files = {{"main", program.binary, true}};
   }
-  spec.argv = {"/work/main"};
-  spec.files = {{"main", program.binary, true}};
+  spec.files.insert(spec.files.end(), files.begin(), files.end());
+  if (program.language == Language::python && pool_) return pool_->run(spec);
   return run_sandboxed(spec);
 }
 

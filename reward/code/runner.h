@@ -38,6 +38,9 @@ struct RunnerOptions {
     return l;
   }();
   int python_pool = 0;  // warm Python zygotes; 0 = a fresh sandboxed interpreter per run
+  // Trusted modules ("name.py") every Python run can import: placed in its working dir, and
+  // imported by the pool's zygotes before they serve (so a run does not compile them again).
+  std::vector<SandboxFile> python_modules;
 };
 
 // A program ready to run any number of times.
@@ -62,8 +65,10 @@ class CodeRunner {
   const RunnerOptions& options() const { return options_; }
   // Python: nothing to do. C++: compiles main.cpp in the sandbox under options.compile_limits.
   BuildResult build(Language language, const std::string& source) const;
-  // Runs the program with stdin_data under `limits`. Thread-safe.
-  SandboxResult run(const Program& program, const std::string& stdin_data, const SandboxLimits& limits) const;
+  // Runs the program with stdin_data under `limits`, with `files` placed in its working dir
+  // beside it (relative paths). Thread-safe.
+  SandboxResult run(const Program& program, const std::string& stdin_data, const SandboxLimits& limits,
+                    const std::vector<SandboxFile>& files = {}) const;
 
  private:
   RunnerOptions options_;

@@ -79,6 +79,7 @@ class CodeVerifier : public Verifier {
                   where);
     RunnerOptions r;
     r.python_pool = 2;
+    r.python_modules = {python_harness_module()};
     if (options.is_null()) {
       init_runner(std::move(r));
       return;
@@ -168,7 +169,7 @@ class CodeVerifier : public Verifier {
     HarnessProgram program = build_harness(suite, code, token);
     BuildResult built = runner_->build(suite.language, program.source);
     if (!built.ok) return zero(built.error, "tests_passed_fraction");
-    SandboxResult run = runner_->run(built.program, program.stdin_data, limits);
+    SandboxResult run = runner_->run(built.program, "", limits, program.files);
     TestReport report = read_report(suite, program, run, token);
     VerifyResult r;
     double fraction = report.total ? static_cast<double>(report.passed) / report.total : 0.0;

@@ -4,7 +4,8 @@
 // Reference (VerifyRequest.reference: a JSON object, or a string holding one):
 //   {"language": "python"|"cpp", "tests": "assert f(1) == 2" | ["assert f(1) == 2", ...],
 //    "setup": "..."}                        assert-style tests, run after the solution and `setup`
-//                                           (C++: statements run in main(), e.g. "assert(f(1) == 2);")
+//                                           (C++: statements run in main(), e.g. "assert(f(1) == 2);";
+//                                           only `assert(A == literal);` is judged outside the program)
 //   {"test": "def check(candidate): ...", "entry_point": "f"}
 //                                           HumanEval style (Python): runs check(f)
 //   {"language": ..., "cases": [{"stdin": "...", "stdout": "..."}, ...]}
@@ -26,8 +27,8 @@
 //
 // Options (factory; those marked * may also come per request in VerifyRequest.options):
 //   reward*         "all_or_nothing" (default) or "fraction" (tests or cases passed / total).
-//                   Either way every test and case runs (Python tests go on after a failed one; a
-//                   C++ assert aborts the rest), so the *_passed_fraction component is always set.
+//                   Either way every test and case runs (tests go on after a failed one; a C++
+//                   crash ends the rest), so the *_passed_fraction component is always set.
 //   require_fence*  false: true = an answer without a fenced block has no code
 //   language*       "python": when the reference names none
 //   python_pool     2: warm sandboxed Python interpreters (0 = a fresh sandbox per run)
