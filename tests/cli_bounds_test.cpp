@@ -106,13 +106,16 @@ TEST(CliBounds, ClientPortOutOfRangeIsRefused) {
   EXPECT_REFUSED(run("verify --verifier format --server 127.0.0.1:70000"), "port 70000", "outside [1, 65535]");
 }
 
-// Item 12: a config cut after "corpus:" ran pretraining on the default corpus.
+// Item 12: a config cut in the middle of "  optim: {...}" ran pretraining on the default optimizer.
 TEST(CliBounds, TruncatedConfigIsRefused) {
   const std::string full = read(kSource + "/configs/tiny-zero.yaml");
-  const size_t cut = full.find("  corpus:\n");
+  const size_t cut = full.find("  optim:");
   ASSERT_NE(cut, std::string::npos);
-  const std::string path = write("truncated.yaml", full.substr(0, cut + std::string("  corpus:\n").size()));
-  EXPECT_REFUSED(run("pretrain --config " + path), path + ": key 'pretrain.corpus' (line ", "no value");
+  const std::string path = write("truncated.yaml", full.substr(0, cut + std::string("  optim:").size()));
+  const std::string out = scratch().path() + "/truncated_run";  // the old code ran a step here
+  EXPECT_REFUSED(run("pretrain --config " + path + " pretrain.steps=1 pretrain.out_dir=" + out +
+                     " pretrain.log_dir=" + out + "/logs"),
+                 path + ": key 'pretrain.optim' (line ", "no value");
 }
 
 TEST(CliBounds, DuplicateYamlKeyIsRefused) {
