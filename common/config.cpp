@@ -2,10 +2,12 @@
 
 #include <yaml-cpp/depthguard.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -100,10 +102,18 @@ bool convert_scalar<double>(const YAML::Node& n, double& out) {
   return !s.empty() && *end == '\0';
 }
 
-// Walks the tree without recursion: nesting deeper than kMaxInputDepth, a key given twice in one
-// map, a key that is not a scalar and a key with no value (a file cut short after "section:") are
-// InputErrors naming the key and its line.
-void check_tree(const YAML::Node& root, const std::string& source) {
+// Whether the null node `n` of the YAML `text` is written out (null, ~) rather than left empty.
+bool explicit_null(const YAML::Node& n, const std::string& text) {
+  const size_t pos = static_cast<size_t>(std::max(0, n.Mark().pos));
+  for (const char* word : {"~", "null", "Null", "NULL"})
+    if (text.compare(pos, std::strlen(word), word) == 0) return true;
+  return false;
+}
+
+// Walks the tree of `text` without recursion: nesting deeper than kMaxInputDepth, a key given
+// twice in one map, a key that is not a scalar and a key left empty (a file cut short after
+// "optim:"; `null` and `~` are values) are InputErrors naming the key and its line.
+void check_tree(const YAML::Node& root, const std::string& text, const std::string& source) {
   struct Item {
     YAML::Node node;
     std::string path;
@@ -130,7 +140,7 @@ void check_tree(const YAML::Node& root, const std::string& source) {
                            std::to_string(kv.first.Mark().line + 1) + ") is not a scalar");
         const std::string path = it.path.empty() ? kv.first.Scalar() : it.path + "." + kv.first.Scalar();
         if (!seen.insert(kv.first.Scalar()).second) throw InputError(at(path, kv.first) + ": duplicate key");
-        if (kv.second.IsNull())
+        if (kv.second.IsNull() && !explicit_null(kv.second, text))
           throw InputError(at(path, kv.first) + ": no value (remove the key, or is the file cut short?)");
         todo.push_back({kv.second, path, it.depth + 1});
       }
@@ -192,7 +202,7 @@ Config Config::parse(const std::string& yaml_text, const std::string& source) {
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw InputError(source + ": expected a YAML map at the top level");
-  check_tree(root, source);
+  check_tree(root, yaml_text, source);
   return Config(root, source, "");
 }
 
@@ -208,7 +218,7 @@ void Config::apply_override(const std::string& assignment) {
   } catch (const YAML::Exception&) {
     value = YAML::Node(text);
   }
-  check_tree(value, source);
+  check_tree(value, text, source);
   auto parts = split_key(key);
   // yaml-cpp nodes are handles whose operator= writes through; reset() rebinds.
   YAML::Node cur;
