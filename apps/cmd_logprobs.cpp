@@ -3,7 +3,8 @@
 //   stdin:  {"ids": [t0, t1, ...]}          one JSON object per line
 //   stdout: {"logprobs": [lp1, ...]}       log p(t_i | t_<i) for i >= 1 (len(ids) - 1 values)
 // A bad line answers {"error": "line N: ..."} and processing goes on; the exit code is 1 if any
-// line failed.
+// line failed. A line is bad when it holds more ids than the model's context
+// (max_position_embeddings), or more bytes than such a line could (read no further).
 #include <iostream>
 #include <memory>
 #include <string>
