@@ -30,8 +30,7 @@ std::vector<grpo::Message> messages_of(const nlohmann::json& obj) {
 int run_chat_template(const grpo::Args& args) {
   const grpo::ChatTemplate tpl = grpo::ChatTemplate::load(args.get("template"));
   const bool generation_prompt = !args.flag("no-generation-prompt");
-  const int max_bytes = args.get_int("max-line-bytes");
-  if (max_bytes <= 0) throw grpo::InputError("--max-line-bytes: expected a positive integer");
+  const int max_bytes = args.get_int("max-line-bytes", 1);
   return grpo::run_jsonl_filter(std::cin, std::cout, static_cast<size_t>(max_bytes), [&](const nlohmann::json& obj) {
     return nlohmann::json{{"text", tpl.render(messages_of(obj), generation_prompt)}};
   });

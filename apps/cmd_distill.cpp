@@ -42,4 +42,4 @@ GRPO_COMMAND("distill",
              "CONFIG [key.path=value ...]",
              ({{"export-only", "", "write the export from the store without sampling", false},
                {"quiet", "", "no progress line", false}}),
-             run_distill_cmd);
+             run_distill_cmd, 1);

@@ -28,24 +28,23 @@ grpo::EvalOptions eval_options(const grpo::Args& a) {
     if (o.dataset.path.empty())
       throw grpo::InputError("grpo eval: give --data FILE, or --config with a data.heldout section");
   }
-  if (a.has("limit") && (o.dataset.limit = a.get_int("limit")) < 0)
-    throw grpo::InputError("--limit: expected >= 0 (0 = all)");
+  if (a.has("limit")) o.dataset.limit = a.get_int("limit", 0);
   if (a.has("template")) o.chat_template = grpo::ChatTemplate::load(a.get("template"));
   a.update("model", o.model_dir), a.update("tokenizer", o.tokenizer), a.update("reward-server", o.reward_address);
   a.update("reward-config", o.reward_config), a.update("verifier", o.verifier), a.update("dtype", o.dtype);
   if (!o.reward_address.empty() && a.has("reward-config"))
     throw grpo::InputError("--reward-config and --reward-server: the server uses its own config");
-  o.format_verifier = a.get("format-verifier"), o.reward_timeout_ms = a.get_int("reward-timeout-ms");
+  o.format_verifier = a.get("format-verifier"), o.reward_timeout_ms = a.get_int("reward-timeout-ms", 1);
   o.bos = !a.flag("no-bos"), o.progress = !a.flag("quiet");
-  if ((o.samples = a.get_int("samples")) < 1) throw grpo::InputError("--samples: expected >= 1");
+  o.samples = a.get_int("samples", 1);
   if (a.has("k")) o.ks = grpo::parse_k_list(a.get("k"), o.samples);
   grpo::rollout::SamplingParams& sp = o.params.sampling;
-  sp.temperature = a.get_double("temperature"), sp.top_p = a.get_double("top-p"), sp.top_k = a.get_int("top-k");
-  o.params.max_new_tokens = a.get_int("max-new-tokens"), o.seed = static_cast<uint64_t>(a.get_int("seed"));
+  sp.temperature = a.get_double("temperature"), sp.top_p = a.get_double("top-p"), sp.top_k = a.get_int("top-k", 0);
+  o.params.max_new_tokens = a.get_int("max-new-tokens", 1), o.seed = static_cast<uint64_t>(a.get_int64("seed", 0));
   if (a.has("stop")) o.params.stop_strings.push_back(a.get("stop"));
-  o.max_seqs = a.get_int("max-seqs"), o.max_batched_tokens = a.get_int("max-batched-tokens");
-  o.page_size = a.get_int("page-size"), o.num_pages = a.get_int("num-pages"), o.threads = a.get_int("threads");
-  o.score_threads = a.get_int("score-threads");
+  o.max_seqs = a.get_int("max-seqs", 1), o.max_batched_tokens = a.get_int("max-batched-tokens", 1);
+  o.page_size = a.get_int("page-size", 1), o.num_pages = a.get_int("num-pages", 1), o.threads = a.get_int("threads", 0);
+  o.score_threads = a.get_int("score-threads", 0);
   return o;
 }
 

@@ -23,7 +23,7 @@ int run_generate(const grpo::Args& args) {
   const int sources = args.has("prompt") + args.has("prompt-ids") + args.has("prompts");
   if (sources != 1) throw grpo::InputError("grpo generate: give exactly one of --prompt-ids, --prompt or --prompts");
   if (args.has("prompt") && !args.has("tokenizer")) throw grpo::InputError("grpo generate: --prompt needs --tokenizer");
-  grpo::set_torch_threads(args.get_int("threads"));
+  grpo::set_torch_threads(args.get_int("threads", 0));
 
   std::optional<grpo::Tokenizer> tok;
   if (args.has("tokenizer")) tok = grpo::Tokenizer::load(args.get("tokenizer"));
@@ -37,20 +37,20 @@ int run_generate(const grpo::Args& args) {
     prompts = grpo::rollout::read_prompt_file(args.get("prompts"), tok ? &*tok : nullptr, bos);
 
   grpo::rollout::GenerationParams params;
-  params.max_new_tokens = args.get_int("max-new-tokens");
+  params.max_new_tokens = args.get_int("max-new-tokens", 1);
   params.sampling.temperature = args.get_double("temperature");
   params.sampling.top_p = args.get_double("top-p");
-  params.sampling.top_k = args.get_int("top-k");
-  params.sampling.seed = static_cast<uint64_t>(args.get_int("seed"));
+  params.sampling.top_k = args.get_int("top-k", 0);
+  params.sampling.seed = static_cast<uint64_t>(args.get_int64("seed", 0));
   if (args.has("stop-ids")) params.stop_token_ids = grpo::rollout::parse_id_list(args.get("stop-ids"), "stop-ids");
   if (args.has("stop")) params.stop_strings.push_back(args.get("stop"));
   std::vector<grpo::rollout::Request> requests;
   requests.reserve(prompts.size());
-  for (const auto& p : prompts) requests.push_back({p, args.get_int("n"), params});
+  for (const auto& p : prompts) requests.push_back({p, args.get_int("n", 1), params});
 
   grpo::rollout::EngineOptions eo;
-  eo.max_seqs = args.get_int("max-seqs"), eo.max_batched_tokens = args.get_int("max-batched-tokens");
-  eo.page_size = args.get_int("page-size"), eo.num_pages = args.get_int("num-pages");
+  eo.max_seqs = args.get_int("max-seqs", 1), eo.max_batched_tokens = args.get_int("max-batched-tokens", 1);
+  eo.page_size = args.get_int("page-size", 1), eo.num_pages = args.get_int("num-pages", 1);
   const std::vector<grpo::rollout::Completion> done = grpo::rollout::generate_offline(
       args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype")), requests, tok ? &*tok : nullptr, eo);
   for (const auto& c : done) {

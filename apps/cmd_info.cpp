@@ -32,7 +32,7 @@ std::string devices_line() {
 }
 
 int run_info(const grpo::Args& args) {
-  int threads = grpo::set_torch_threads(args.get_int("threads"));
+  int threads = grpo::set_torch_threads(args.get_int("threads", 0));
   std::cout << "libtorch      " << TORCH_VERSION << "\n"
             << "threads       " << threads << " intra-op\n"
             << "blas          " << grpo::blas_library() << "\n"

@@ -22,7 +22,7 @@ grpo::DType parse_save_dtype(const std::string& s) {
 }
 
 int run_init_model(const grpo::Args& args) {
-  grpo::set_torch_threads(args.get_int("threads"));
+  grpo::set_torch_threads(args.get_int("threads", 0));
   grpo::SaveOptions save;
   save.dtype = parse_save_dtype(args.get("dtype"));
   std::string file;
@@ -33,7 +33,7 @@ int run_init_model(const grpo::Args& args) {
   const auto mtp = config.find("num_nextn_predict_layers");
   opts.mtp = mtp != config.end() && mtp->is_number_integer() && mtp->get<int64_t>() > 0;
   const std::unique_ptr<grpo::CausalLM> model = grpo::make_causal_lm(config, file, opts);
-  grpo::init_weights(*model, static_cast<uint64_t>(args.get_int("seed")));
+  grpo::init_weights(*model, static_cast<uint64_t>(args.get_int64("seed", 0)));
   grpo::save_pretrained(*model, args.get("out"), save);
   std::cerr << "wrote " << args.get("out") << "\n";
   return 0;

@@ -40,11 +40,11 @@ bool is_grpo_run(const grpo::Args& args, const grpo::Config& config) {
   return grpo;
 }
 
-nlohmann::json run_rank(const grpo::Args& args, const grpo::Config& config, const grpo::DistEnv& env) {
-  const std::chrono::seconds timeout(args.get_int("timeout"));
+nlohmann::json run_rank(const grpo::Args& args, const grpo::Config& config, const grpo::DistEnv& env,
+                        std::chrono::seconds timeout) {
   if (is_grpo_run(args, config)) {
 #ifdef GRPO_SERVICES
-    return grpo::run_grpo_rank(config, env, timeout, std::chrono::seconds(args.get_int("step-timeout")),
+    return grpo::run_grpo_rank(config, env, timeout, std::chrono::seconds(args.get_int("step-timeout", 1)),
                                !args.flag("quiet"));
 #endif
   }
@@ -54,13 +54,21 @@ nlohmann::json run_rank(const grpo::Args& args, const grpo::Config& config, cons
 }
 
 int run_learner(const grpo::Args& args) {
+  const int timeout = args.get_int("timeout", 1);  // flags first: a bad one fails before any work
+  const int nnodes = args.get_int("nnodes", 1);
+  const grpo::LaunchOptions launch{args.get_int("nproc", 1),
+                                   nnodes,
+                                   args.get_int("node-rank", 0, nnodes - 1),
+                                   args.get("master-addr"),
+                                   args.get_int("master-port", 1, 65535),
+                                   timeout};
   if (!args.has("config") && args.positional().empty())
     throw grpo::InputError("learner: give the run config (--config FILE or CONFIG)");
   const grpo::Config config =
       grpo::Config::load(args.has("config") ? args.get("config") : args.positional()[0], args.overrides());
   if (grpo::DistEnv::present()) {
     try {
-      const nlohmann::json summary = run_rank(args, config, grpo::DistEnv::from_env());
+      const nlohmann::json summary = run_rank(args, config, grpo::DistEnv::from_env(), std::chrono::seconds(timeout));
       if (!summary.is_null()) std::cout << summary.dump() << std::endl;
       return 0;
     } catch (const grpo::DistributedError& e) {
@@ -75,8 +83,7 @@ int run_learner(const grpo::Args& args) {
   } else {
     publish_hook(config, nullptr, grpo::PretrainOptions::from_config(config.sub("pretrain")).steps);
   }
-  return grpo::launch_ranks({args.get_int("nproc"), args.get_int("nnodes"), args.get_int("node-rank"),
-                             args.get("master-addr"), args.get_int("master-port"), args.get_int("timeout")});
+  return grpo::launch_ranks(launch);
 }
 
 GRPO_COMMAND(
@@ -93,6 +100,6 @@ GRPO_COMMAND(
       {"job", "JOB", "pretrain, grpo, or auto: the config's pretrain: or train:/trainer: section", false, "auto"},
       {"step-timeout", "SECONDS", "GRPO runs: how long ranks wait for rank 0's next step", false, "3600"},
       {"quiet", "", "no progress line", false}}),
-    run_learner);
+    run_learner, 1);
 
 }  // namespace

@@ -3,15 +3,18 @@
 //   stdin:  {"ids": [t0, t1, ...]}          one JSON object per line
 //   stdout: {"logprobs": [lp1, ...]}       log p(t_i | t_<i) for i >= 1 (len(ids) - 1 values)
 // A bad line answers {"error": "line N: ..."} and processing goes on; the exit code is 1 if any
-// line failed.
+// line failed. A line is bad when it holds more ids than the model's context
+// (max_position_embeddings), or more bytes than such a line could (read no further).
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "apps/jsonl_filter.h"
 #include "common/cli.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
 
@@ -19,17 +22,15 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<int64_t> parse_ids(const std::string& line, int64_t vocab) {
-  json j;
-  try {
-    j = json::parse(line);
-  } catch (const json::parse_error& e) {
-    throw grpo::InputError(std::string("invalid JSON: ") + e.what());
-  }
+std::vector<int64_t> parse_ids(const std::string& line, int64_t vocab, int64_t context) {
+  const json j = grpo::parse_json(line, "");
   if (!j.is_object() || !j.contains("ids")) throw grpo::InputError("expected an object with \"ids\"");
   const json& a = j.at("ids");
   if (!a.is_array()) throw grpo::InputError("\"ids\" must be an array of token ids");
   if (a.size() < 2) throw grpo::InputError("\"ids\" needs at least 2 tokens");
+  if (static_cast<int64_t>(a.size()) > context)
+    throw grpo::InputError("\"ids\": " + std::to_string(a.size()) + " tokens, more than the model's context of " +
+                           std::to_string(context) + " positions (max_position_embeddings)");
   std::vector<int64_t> ids;
   for (size_t i = 0; i < a.size(); ++i) {
     if (!a[i].is_number_integer()) throw grpo::InputError("\"ids\"[" + std::to_string(i) + "] is not an integer");
@@ -43,19 +44,26 @@ std::vector<int64_t> parse_ids(const std::string& line, int64_t vocab) {
 }
 
 int run_logprobs(const grpo::Args& args) {
-  grpo::set_torch_threads(args.get_int("threads"));
+  grpo::set_torch_threads(args.get_int("threads", 0));
   // A DeepSeek or a dense (Llama/Qwen2) checkpoint, by its config.json's model_type.
   const std::unique_ptr<grpo::CausalLM> model =
       grpo::load_causal_lm(args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype")));
-  const int64_t vocab = model->spec().vocab_size;
+  const int64_t vocab = model->spec().vocab_size, context = model->spec().max_position_embeddings;
+  // A line of `context` ids, each at most 20 digits and a separator, with room for spacing.
+  const size_t max_bytes = static_cast<size_t>(context) * 32 + 4096;
   at::NoGradGuard no_grad;
   bool failed = false;
   std::string line;
-  for (int64_t n = 1; std::getline(std::cin, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  bool too_long = false;
+  for (int64_t n = 1; grpo::read_bounded_line(std::cin, line, max_bytes, &too_long); ++n) {
+    if (!too_long && line.find_first_not_of(" \t\r") == std::string::npos) continue;
     json out;
     try {
-      std::vector<int64_t> ids = parse_ids(line, vocab);
+      if (too_long)
+        throw grpo::InputError("longer than " + std::to_string(max_bytes) +
+                               " bytes, more than the ids of the model's context of " + std::to_string(context) +
+                               " positions (max_position_embeddings)");
+      std::vector<int64_t> ids = parse_ids(line, vocab, context);
       at::Tensor lp = model->logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kFloat).contiguous();
       out["logprobs"] = std::vector<float>(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel());
     } catch (const std::exception& e) {

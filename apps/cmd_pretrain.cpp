@@ -16,6 +16,9 @@ namespace {
 
 int run_pretrain(const grpo::Args& args) {
   const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  // A pretrain config may be a whole run config (configs/tiny-zero.yaml), so the run's sections are known too.
+  config.require_known(
+      {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer"});
   const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
   const int threads = grpo::set_torch_threads(options.train.threads);
   std::cerr << "pretrain: " << options.steps << " steps of " << options.train.batch_size << " sequences, " << threads

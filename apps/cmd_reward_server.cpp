@@ -10,7 +10,6 @@ namespace {
 
 int run_reward_server(const grpo::Args& a) {
   using namespace grpo::reward;
-  if (!a.positional().empty()) throw grpo::InputError("reward-server: unexpected argument '" + a.positional()[0] + "'");
   grpo::StopSignals stop;  // before any thread starts
 
   grpo::Config config = grpo::config_from_args(a);

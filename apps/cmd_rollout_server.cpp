@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "common/cli.h"
+#include "common/host_port.h"
 #include "common/stop_signals.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
@@ -16,31 +17,30 @@ namespace {
 
 int run_rollout_server(const grpo::Args& a) {
   using namespace grpo::rollout;
-  if (!a.positional().empty())
-    throw grpo::InputError("rollout-server: unexpected argument '" + a.positional()[0] + "'");
+  const int64_t version = a.get_int64("version", 0);
   grpo::StopSignals stop;  // before any thread starts
 
   grpo::Config config = grpo::config_from_args(a);
   config.require_known({"server", "engine"});
   ServerOptions options = server_options_from_config(config.sub("server"));
   EngineOptions eo = engine_options_from_config(config.sub("engine"));
-  if (a.has("address")) options.address = a.get("address");
-  if (a.has("max-seqs")) eo.max_seqs = a.get_int("max-seqs");
-  if (a.has("max-batched-tokens")) eo.max_batched_tokens = a.get_int("max-batched-tokens");
-  if (a.has("page-size")) eo.page_size = a.get_int("page-size");
-  if (a.has("num-pages")) eo.num_pages = a.get_int("num-pages");
-  const int threads = grpo::set_torch_threads(a.get_int("threads"));
+  if (a.has("address")) grpo::check_port(options.address = a.get("address"), "--address", 0);
+  if (a.has("max-seqs")) eo.max_seqs = a.get_int("max-seqs", 1);
+  if (a.has("max-batched-tokens")) eo.max_batched_tokens = a.get_int("max-batched-tokens", 1);
+  if (a.has("page-size")) eo.page_size = a.get_int("page-size", 1);
+  if (a.has("num-pages")) eo.num_pages = a.get_int("num-pages", 1);
+  const int threads = grpo::set_torch_threads(a.get_int("threads", 0));
 
   std::optional<grpo::Tokenizer> tok;
   if (a.has("tokenizer")) tok = grpo::Tokenizer::load(a.get("tokenizer"));
   std::shared_ptr<const grpo::CausalLM> model =
       grpo::load_causal_lm(a.get("model"), grpo::ModelOptions::for_dtype(a.get("dtype")));
-  auto engine = std::make_shared<Engine>(model, a.get_int("version"), eo, tok ? &*tok : nullptr);
+  auto engine = std::make_shared<Engine>(model, version, eo, tok ? &*tok : nullptr);
   model.reset();  // the engine holds it (and drops it at the first weight update)
   RolloutServer server(engine, options);
   server.start();
   std::cout << "rollout-server listening on " << server.address() << " (" << a.get("model") << ", " << a.get("dtype")
-            << ", version " << a.get_int("version") << ", " << threads << " threads)" << std::endl;
+            << ", version " << version << ", " << threads << " threads)" << std::endl;
 
   const int sig = stop.wait("rollout-server");
   std::cerr << "rollout-server: " << strsignal(sig) << ", shutting down (grace " << options.shutdown_grace_ms

@@ -27,11 +27,10 @@ int run_synth_task(const grpo::Args& args) {
   o.heldout_every = args.get_int("heldout-every");
   o.validate("grpo synth-task");
   const grpo::TaskSplit split = grpo::parse_task_split(args.get("split"));
-  const int64_t seed = std::stoll(args.get("seed"));
-  if (seed < 0) throw grpo::InputError("--seed: expected an integer >= 0");
+  const int64_t seed = args.get_int64("seed", 0);
 
   std::string out;
-  const auto problems = grpo::distinct_problems(o, split, args.get_int("n"), static_cast<uint64_t>(seed));
+  const auto problems = grpo::distinct_problems(o, split, args.get_int("n", 1), static_cast<uint64_t>(seed));
   for (size_t i = 0; i < problems.size(); ++i) {
     nlohmann::json j = {{"id", "digit_chains/" + std::string(grpo::task_split_name(split)) + "/" + std::to_string(i)},
                         {"prompt", problems[i].question()},

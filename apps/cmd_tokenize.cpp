@@ -11,8 +11,7 @@ namespace {
 int run_tokenize(const grpo::Args& args) {
   const grpo::Tokenizer tok = grpo::Tokenizer::load(args.get("tokenizer"));
   const bool decode = args.flag("decode"), skip_special = args.flag("skip-special");
-  const int max_bytes = args.get_int("max-line-bytes");
-  if (max_bytes <= 0) throw grpo::InputError("--max-line-bytes: expected a positive integer");
+  const int max_bytes = args.get_int("max-line-bytes", 1);
   return grpo::run_jsonl_filter(std::cin, std::cout, static_cast<size_t>(max_bytes), [&](const nlohmann::json& obj) {
     if (!decode) return nlohmann::json{{"ids", tok.encode(grpo::jsonl_string(obj, "text"))}};
     auto it = obj.find("ids");

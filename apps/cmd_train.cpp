@@ -22,4 +22,4 @@ int run_train(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("train", "GRPO / R1-Zero training: rollouts, rewards, updates, checkpoints (resumes a stopped run)",
-             "CONFIG [key.path=value ...]", ({{"quiet", "", "no progress line", false}}), run_train);
+             "CONFIG [key.path=value ...]", ({{"quiet", "", "no progress line", false}}), run_train, 1);

@@ -5,6 +5,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "reward/scorer.h"
 #include "reward/verify_jsonl.h"
 
@@ -17,7 +18,9 @@ using nlohmann::json;
 grpo::reward::Scorer make_scorer(const grpo::Args& a) {
   if (a.has("server")) {
     if (a.has("config")) throw grpo::InputError("--config and --server: the server uses its own config");
-    return grpo::reward::Scorer::remote(a.get("server"), a.get_int("timeout-ms"));
+    if (!a.overrides().empty())
+      throw grpo::InputError("override '" + a.overrides()[0] + "': --server scores with the server's own config");
+    return grpo::reward::Scorer::remote(a.get("server"), a.get_int("timeout-ms", 1));
   }
   return grpo::reward::Scorer::local(grpo::config_from_args(a));
 }
@@ -26,15 +29,10 @@ int run_verify(const grpo::Args& a) {
   grpo::reward::VerifyJsonlOptions o;
   o.verifier = a.get("verifier");
   if (a.has("options")) {
-    try {
-      o.options = json::parse(a.get("options"));
-    } catch (const json::exception& e) {
-      throw grpo::InputError(std::string("--options: invalid JSON: ") + e.what());
-    }
+    o.options = grpo::parse_json(a.get("options"), "--options");
     if (!o.options.is_object()) throw grpo::InputError("--options: expected a JSON object");
   }
-  o.batch = a.get_int("batch");
-  if (o.batch < 1) throw grpo::InputError("--batch: must be >= 1");
+  o.batch = a.get_int("batch", 1);
   const int64_t failed = grpo::reward::verify_jsonl(make_scorer(a), o, std::cin, std::cout);
   if (failed) std::cerr << "grpo verify: " << failed << " line(s) could not be scored\n";
   return failed ? 1 : 0;

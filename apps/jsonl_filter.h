@@ -13,6 +13,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace grpo {
 
@@ -59,12 +60,7 @@ inline int run_jsonl_filter(std::istream& in, std::ostream& out, size_t max_line
     nlohmann::json result;
     try {
       if (too_long) throw InputError("longer than --max-line-bytes " + std::to_string(max_line_bytes));
-      nlohmann::json obj;
-      try {
-        obj = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
-        throw InputError(std::string("invalid JSON: ") + e.what());
-      }
+      const nlohmann::json obj = parse_json(line, "");
       if (!obj.is_object()) throw InputError("expected a JSON object");
       result = fn(obj);
     } catch (const InputError& e) {

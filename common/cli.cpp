@@ -21,16 +21,20 @@ std::string Args::get(const std::string& name) const {
   return d == defaults_.end() ? std::string() : d->second;
 }
 
-int Args::get_int(const std::string& name) const {
-  std::string v = get(name);
+int64_t Args::get_int64(const std::string& name, int64_t min, int64_t max) const {
+  const std::string v = get(name);
+  const std::string expected = "--" + name + ": expected an integer in [" + std::to_string(min) + ", " +
+                               std::to_string(max) + "], got \"" + v + "\"";
+  long long x = 0;
   try {
     size_t pos = 0;
-    long long x = std::stoll(v, &pos);
+    x = std::stoll(v, &pos);
     if (pos != v.size()) throw std::invalid_argument(v);
-    return static_cast<int>(x);
-  } catch (const std::exception&) {
-    throw InputError("--" + name + ": expected an integer, got \"" + v + "\"");
+  } catch (const std::exception&) {  // not a number, or beyond 64 bits
+    throw InputError(expected);
   }
+  if (x < min || x > max) throw InputError(expected);
+  return x;
 }
 
 double Args::get_double(const std::string& name) const {
@@ -107,6 +111,9 @@ Args Command::parse(const std::vector<std::string>& argv) const {
       a.positional_.push_back(s);
     }
   }
+  if (a.positional_.size() > max_positional)
+    throw InputError("grpo " + name + ": unexpected argument '" + a.positional_[max_positional] +
+                     "' (an override is key.path=value; see grpo " + name + " --help)");
   for (const auto& opt : options)
     if (opt.required && !a.has(opt.name))
       throw InputError("grpo " + name + ": missing required option --" + opt.name + " " + opt.metavar);

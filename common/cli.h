@@ -7,6 +7,8 @@
 //                 {"decode", "", "ids -> text instead", false}},
 //                run_tokenize);
 #pragma once
+#include <climits>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -29,7 +31,12 @@ class Args {
  public:
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   std::string get(const std::string& name) const;  // value or the option's default
-  int get_int(const std::string& name) const;
+  // The value as an integer in [min, max]; InputError "--NAME: expected an integer in [MIN, MAX],
+  // got "V"" for anything else (text, trailing characters, a value outside the range).
+  int64_t get_int64(const std::string& name, int64_t min = INT64_MIN, int64_t max = INT64_MAX) const;
+  int get_int(const std::string& name, int min = INT_MIN, int max = INT_MAX) const {
+    return static_cast<int>(get_int64(name, min, max));
+  }
   double get_double(const std::string& name) const;
   bool flag(const std::string& name) const { return has(name); }
   // field = the option's value when it was given; field is left as it is otherwise.
@@ -51,10 +58,12 @@ struct Command {
   std::string name, summary;
   std::vector<Option> options;
   std::function<int(const Args&)> run;
-  std::string usage_extra;  // e.g. "CONFIG [key.path=value ...]"
+  std::string usage_extra;    // e.g. "CONFIG [key.path=value ...]"
+  size_t max_positional = 0;  // positional arguments it takes (train: CONFIG); more are an error
 
   std::string help() const;
-  // Throws InputError naming the option for unknown/missing/valueless options.
+  // Throws InputError naming the option for unknown/missing/valueless options, and naming the
+  // argument for more than max_positional positional ones (e.g. an override without '=').
   Args parse(const std::vector<std::string>& argv) const;
 };
 
@@ -75,9 +84,10 @@ Config config_from_args(const Args& a);
 
 #define GRPO_CONCAT_(a, b) a##b
 #define GRPO_CONCAT(a, b) GRPO_CONCAT_(a, b)
-// `options` is a braced list ({...}): it must not be parenthesised.
+// `options` is a braced list ({...}): it must not be parenthesised. An optional last argument is
+// the number of positional arguments the command takes (Command::max_positional, default 0).
 // NOLINTBEGIN(bugprone-macro-parentheses)
-#define GRPO_COMMAND(name, summary, usage_extra, options, fn) \
-  static ::grpo::CommandRegistrar GRPO_CONCAT(                \
-      grpo_cmd_, __LINE__)(::grpo::Command{name, summary, std::vector<::grpo::Option> options, fn, usage_extra})
+#define GRPO_COMMAND(name, summary, usage_extra, options, fn, ...)  \
+  static ::grpo::CommandRegistrar GRPO_CONCAT(grpo_cmd_, __LINE__)( \
+      ::grpo::Command{name, summary, std::vector<::grpo::Option> options, fn, usage_extra, __VA_ARGS__})
 // NOLINTEND(bugprone-macro-parentheses)

@@ -1,11 +1,17 @@
 #include "common/config.h"
 
+#include <yaml-cpp/depthguard.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "common/json_parse.h"
 
 namespace grpo {
 namespace {
@@ -96,6 +102,61 @@ bool convert_scalar<double>(const YAML::Node& n, double& out) {
   return !s.empty() && *end == '\0';
 }
 
+// Whether the null node `n` of the YAML `text` is written out (null, ~) rather than left empty.
+bool explicit_null(const YAML::Node& n, const std::string& text) {
+  const size_t pos = static_cast<size_t>(std::max(0, n.Mark().pos));
+  for (const char* word : {"~", "null", "Null", "NULL"})
+    if (text.compare(pos, std::strlen(word), word) == 0) return true;
+  return false;
+}
+
+// Walks the tree of `text` without recursion: nesting deeper than kMaxInputDepth, a key given
+// twice in one map, a key that is not a scalar and a key left empty (a file cut short after
+// "optim:"; `null` and `~` are values) are InputErrors naming the key and its line.
+void check_tree(const YAML::Node& root, const std::string& text, const std::string& source) {
+  struct Item {
+    YAML::Node node;
+    std::string path;
+    int depth;
+  };
+  std::vector<Item> todo{{root, "", 1}};
+  auto at = [&](const std::string& path, const YAML::Node& n) {
+    return source + ": key '" + path + "' (line " + std::to_string(n.Mark().line + 1) + ")";
+  };
+  while (!todo.empty()) {
+    Item it = todo.back();
+    todo.pop_back();
+    if (it.depth > kMaxInputDepth)
+      throw InputError(source + ": YAML nested deeper than the limit of " + std::to_string(kMaxInputDepth) +
+                       " levels (line " + std::to_string(it.node.Mark().line + 1) + ")");
+    if (it.node.IsSequence()) {
+      for (size_t i = 0; i < it.node.size(); ++i)
+        todo.push_back({it.node[i], it.path + "[" + std::to_string(i) + "]", it.depth + 1});
+    } else if (it.node.IsMap()) {
+      std::set<std::string> seen;
+      for (const auto& kv : it.node) {
+        if (!kv.first.IsScalar())
+          throw InputError(source + ": a key under '" + it.path + "' (line " +
+                           std::to_string(kv.first.Mark().line + 1) + ") is not a scalar");
+        const std::string path = it.path.empty() ? kv.first.Scalar() : it.path + "." + kv.first.Scalar();
+        if (!seen.insert(kv.first.Scalar()).second) throw InputError(at(path, kv.first) + ": duplicate key");
+        if (kv.second.IsNull() && !explicit_null(kv.second, text))
+          throw InputError(at(path, kv.first) + ": no value (remove the key, or is the file cut short?)");
+        todo.push_back({kv.second, path, it.depth + 1});
+      }
+    }
+  }
+}
+
+YAML::Node load_yaml(const std::string& text, const std::string& source) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {
+    throw InputError(source + ": YAML nested deeper than the limit of " + std::to_string(kMaxInputDepth) +
+                     " levels (line " + std::to_string(e.mark.line + 1) + ")");
+  }
+}
+
 template <class T>
 const char* type_name();
 template <>
@@ -134,13 +195,14 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
 Config Config::parse(const std::string& yaml_text, const std::string& source) {
   YAML::Node root;
   try {
-    root = YAML::Load(yaml_text);
+    root = load_yaml(yaml_text, source);
   } catch (const YAML::Exception& e) {
     throw InputError(source + ": invalid YAML at line " + std::to_string(e.mark.line + 1) + ", column " +
                      std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   if (!root.IsMap()) throw InputError(source + ": expected a YAML map at the top level");
+  check_tree(root, yaml_text, source);
   return Config(root, source, "");
 }
 
@@ -150,11 +212,13 @@ void Config::apply_override(const std::string& assignment) {
   std::string key = assignment.substr(0, eq);
   std::string text = assignment.substr(eq + 1);
   YAML::Node value;
+  const std::string source = "override '" + assignment + "'";
   try {
-    value = YAML::Load(text);
+    value = load_yaml(text, source);
   } catch (const YAML::Exception&) {
     value = YAML::Node(text);
   }
+  check_tree(value, text, source);
   auto parts = split_key(key);
   // yaml-cpp nodes are handles whose operator= writes through; reset() rebinds.
   YAML::Node cur;

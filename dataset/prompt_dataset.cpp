@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace grpo {
 namespace {
@@ -311,6 +312,11 @@ std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec, Promp
     json row;
     try {
       if (too_long) throw RowError("line longer than max_line_bytes (" + std::to_string(spec.max_line_bytes) + ")");
+      try {
+        check_json_depth(line, "");
+      } catch (const InputError& e) {
+        throw RowError(e.what());
+      }
       row = json::parse(line, nullptr, false);
       if (row.is_discarded()) throw RowError("not valid JSON");
       if (!row.is_object()) throw RowError("expected a JSON object, got " + std::string(row.type_name()));

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/json_parse.h"
 #include "common/progress.h"
 #include "eval/eval.h"
 #include "model/runtime.h"
@@ -139,7 +140,8 @@ EvalOutput evaluate_checkpoint(const EvalOptions& o, bool with_sample_lines) {
     for (const auto& c : done[i]) {
       reward::VerifyRequest r;
       r.completion = c.text;
-      r.reference = items[i].reference_is_json ? json::parse(items[i].reference) : json(items[i].reference);
+      r.reference = items[i].reference_is_json ? parse_json(items[i].reference, "prompt " + items[i].id + ": reference")
+                                               : json(items[i].reference);
       r.limits = scorer.limits();
       r.completion_tokens = static_cast<int64_t>(c.token_ids.size());
       requests.push_back(std::move(r));

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/json_parse.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
@@ -41,8 +42,10 @@ std::vector<at::Tensor> tensors_of(const std::vector<std::pair<std::string, at::
 
 nlohmann::json read_json_object(const std::string& path, const std::string& what) {
   nlohmann::json j;
+  const std::string text = read_text(path, what);
+  check_json_depth(text, what + ": '" + path + "'");
   try {
-    j = nlohmann::json::parse(read_text(path, what));
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw InputError(what + ": '" + path + "' is not valid JSON: " + e.what());
   }

@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 
+#include "common/json_parse.h"
 #include "learner/expert_parallel.h"
 #include "learner/launcher.h"
 #include "learner/sharded_checkpoint.h"
@@ -39,12 +40,7 @@ std::vector<std::string> read_records(const PretrainCorpusOptions& c) {
         continue;
       }
       const std::string where = file + ", line " + std::to_string(n) + ": ";
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
-        throw InputError(where + "invalid JSON: " + e.what());
-      }
+      const nlohmann::json j = parse_json(line, where.substr(0, where.size() - 2));
       if (!j.is_object() || !j.contains(c.field) || !j[c.field].is_string())
         throw InputError(where + "expected an object with a string field \"" + c.field + "\"");
       records.push_back(j[c.field].get<std::string>());
@@ -163,7 +159,7 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   s.require_known(known);
   PretrainOptions o;
   o.model = model_config_from(s, "model", &o.model_source);
-  ModelConfig::from_json(o.model, o.model_source);  // a bad architecture fails here, before any work
+  const ModelConfig model = ModelConfig::from_json(o.model, o.model_source);  // a bad architecture fails here
 
   o.tokenizer = s.get<std::string>("tokenizer");
   if (!s.has("corpus")) throw InputError(s.where("corpus") + ": required (task: digit_chains, or files: [...])");
@@ -195,6 +191,9 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   }
 
   o.train = LmTrainingOptions::from_config(s);
+  if (o.train.seq_len > model.max_position_embeddings)
+    throw InputError(s.where("seq_len") + ": must be in [2, " + std::to_string(model.max_position_embeddings) +
+                     "] (the model's max_position_embeddings), got " + std::to_string(o.train.seq_len));
   o.steps = s.get<int64_t>("steps", o.steps);
   if (o.steps < 1) throw InputError(s.where("steps") + ": expected an integer >= 1");
   o.train.lr.total_steps = o.steps;

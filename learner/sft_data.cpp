@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace grpo {
 namespace {
@@ -161,9 +162,9 @@ std::vector<SftExample> load_sft_data(const SftDataOptions& o, const Tokenizer& 
       try {
         json j;
         try {
-          j = json::parse(line);
-        } catch (const json::parse_error& e) {
-          bad(where, "record", std::string("invalid JSON: ") + e.what());
+          j = parse_json(line, "");
+        } catch (const InputError& e) {
+          bad(where, "record", e.what());
         }
         SftExample ex;
         if (!sft_example(j, tok, tmpl, o, where, &ex, report)) continue;

@@ -3,11 +3,13 @@
 // parallel, learner/sharded_checkpoint.h); the format is learner/trainer.h's.
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/json_parse.h"
 #include "common/kill_point.h"
 #include "learner/sharded_checkpoint.h"
 #include "learner/trainer.h"
@@ -31,8 +33,11 @@ constexpr const char* kReferencePrefix = "reference/";  // expert-parallel: refe
 nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
   if (!in) throw InputError("checkpoint '" + path.string() + "': cannot read the file");
+  std::stringstream text;
+  text << in.rdbuf();
+  check_json_depth(text.str(), "checkpoint '" + path.string() + "'");
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text.str());
   } catch (const nlohmann::json::exception& e) {
     throw InputError("checkpoint '" + path.string() + "': not valid JSON: " + e.what());
   }

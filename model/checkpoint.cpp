@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/json_parse.h"
 #include "model/fp8.h"
 
 namespace fs = std::filesystem;
@@ -35,8 +36,10 @@ nlohmann::json read_json(const std::string& path) {
   if (!in) throw InputError("cannot open '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
+  const std::string text = ss.str();
+  check_json_depth(text, "'" + path + "'");
   try {
-    return nlohmann::json::parse(ss.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw InputError("'" + path + "' is not valid JSON: " + e.what());
   }

@@ -61,6 +61,8 @@ DenseConfig DenseConfig::from_json(const json& j, const std::string& source) {
   c.num_attention_heads = k.integer("num_attention_heads");
   for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"})
     k.require_positive(key, k.integer(key));
+  k.require_memory("vocab_size", 4.0 * static_cast<double>(c.vocab_size) * static_cast<double>(c.hidden_size),
+                   "the embedding table (vocab_size x hidden_size fp32 values)");
   c.num_key_value_heads = k.integer("num_key_value_heads", c.num_attention_heads);
   k.require_positive("num_key_value_heads", c.num_key_value_heads);
   if (c.num_attention_heads % c.num_key_value_heads)

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_parse.h"
+#include "common/memory_limit.h"
 
 namespace grpo {
 namespace {
@@ -94,6 +96,11 @@ void JsonKeys::require_positive(const std::string& key, int64_t v) const {
   if (v <= 0) fail(key, "must be > 0, got " + std::to_string(v));
 }
 
+void JsonKeys::require_memory(const std::string& key, double bytes, const std::string& what) const {
+  const std::string shortfall = memory_shortfall(bytes);
+  if (!shortfall.empty()) fail(key, what + " " + shortfall);
+}
+
 int64_t JsonKeys::as_int(const std::string& key, const json& v) const {
   if (v.is_number_integer()) return v.get<int64_t>();
   if (v.is_number_float()) {
@@ -111,11 +118,7 @@ json read_config_json(const std::string& path, std::string* file_out) {
   if (!in) throw InputError(file + ": cannot open model config");
   std::stringstream ss;
   ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    throw InputError(file + ": invalid JSON: " + e.what());
-  }
+  return parse_json(ss.str(), file);
 }
 
 }  // namespace grpo

@@ -34,6 +34,9 @@ class JsonKeys {
   // eos_token_id: an integer, a list of integers, or null (none); absent: {fallback}.
   std::vector<int64_t> eos_ids(int64_t fallback) const;
   void require_positive(const std::string& key, int64_t v) const;
+  // fail(key, "WHAT needs N GiB, more than ...") when `bytes` exceed this machine's memory
+  // (common/memory_limit.h): a size no allocation could meet fails here, naming its key.
+  void require_memory(const std::string& key, double bytes, const std::string& what) const;
 
  private:
   int64_t as_int(const std::string& key, const nlohmann::json& v) const;

@@ -105,6 +105,8 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                           "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"})
     k.require_positive(key, k.integer(key));
+  k.require_memory("vocab_size", 4.0 * static_cast<double>(c.vocab_size) * static_cast<double>(c.hidden_size),
+                   "the embedding table (vocab_size x hidden_size fp32 values)");
   if (c.q_lora_rank) k.require_positive("q_lora_rank", *c.q_lora_rank);
   if (c.qk_rope_head_dim % 2) k.fail("qk_rope_head_dim", "must be even");
   if (k.has_value("num_key_value_heads") && k.integer("num_key_value_heads") != c.num_attention_heads)
@@ -147,6 +149,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   }
 
   c.max_position_embeddings = k.integer("max_position_embeddings", v2 ? 2048 : 4096);
+  k.require_positive("max_position_embeddings", c.max_position_embeddings);
   c.rope = parse_rope(k, c);
   // V2 always stores rope dims as adjacent pairs (HF rotates them as complex numbers).
   c.rope_interleave = v2 ? true : k.boolean("rope_interleave", true);

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/json_parse.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors is little-endian; so must the host be");
 
@@ -85,6 +86,7 @@ SafetensorsReader::SafetensorsReader(const std::string& path, const SafetensorsL
   data_start_ = 8 + header_len;
   const uint64_t data_size = file_size - data_start_;
 
+  check_json_depth(std::string_view(reinterpret_cast<const char*>(bytes) + 8, header_len), ctx + ": header");
   nlohmann::ordered_json header;
   try {
     header = nlohmann::ordered_json::parse(bytes + 8, bytes + 8 + header_len);

@@ -5,6 +5,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "common/host_port.h"
+
 namespace grpo {
 
 const char* status_code_name(grpc::StatusCode code) {
@@ -33,6 +35,7 @@ const char* status_code_name(grpc::StatusCode code) {
 bool retryable(grpc::StatusCode code) { return code == grpc::UNAVAILABLE || code == grpc::DEADLINE_EXCEEDED; }
 
 std::shared_ptr<grpc::Channel> make_channel(const std::string& address, const ClientOptions& options) {
+  check_port(address, "address", 1);
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);

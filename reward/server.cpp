@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "common/config_range.h"
+#include "common/host_port.h"
 #include "common/utf8.h"
 #include "proto/raw_message.h"
 #include "proto/reward.grpc.pb.h"
@@ -60,9 +61,10 @@ ServerOptions server_options_from_config(const Config& config) {
   config.require_known({"server", "limits", "verifiers", "composites", "remote"});
   config.sub("server").require_known({"address", "workers", "max_queue", "pools", "max_pending_mb", "max_message_mb",
                                       "stream_window", "shutdown_grace_ms"});
-  config.sub("limits").require_known({"max_completion_bytes", "timeout_ms", "cpu_ms", "memory_mb"});
+  config.sub("limits").require_known({"max_completion_bytes", "timeout_ms", "cpu_ms", "memory_mb", "max_json_depth"});
   ServerOptions o;
   o.address = config.get<std::string>("server.address", o.address);
+  check_port(o.address, config.where("server.address"), 0);
   o.workers = config_at_least<int>(config, "server.workers", o.workers, 1);
   o.max_queue = config_at_least<int>(config, "server.max_queue", o.max_queue, 1);
   if (config.has("server.pools")) {
@@ -96,6 +98,7 @@ ServerOptions server_options_from_config(const Config& config) {
   o.limits.timeout_ms = config_at_least<int64_t>(config, "limits.timeout_ms", o.limits.timeout_ms, 1);
   o.limits.cpu_ms = config_at_least<int64_t>(config, "limits.cpu_ms", o.limits.cpu_ms, 1);
   o.limits.memory_mb = config_at_least<int64_t>(config, "limits.memory_mb", o.limits.memory_mb, 1);
+  o.limits.max_json_depth = config_at_least<int>(config, "limits.max_json_depth", o.limits.max_json_depth, 1);
   return o;
 }
 

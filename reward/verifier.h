@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace grpo::reward {
 
@@ -21,6 +22,7 @@ struct Limits {
   int64_t timeout_ms = 10'000;             // wall time for one verification (code runs)
   int64_t cpu_ms = 10'000;                 // CPU time for sandboxed code
   int64_t memory_mb = 1024;                // address-space limit for sandboxed code
+  int max_json_depth = kMaxInputDepth;     // deepest nesting of a JSON reference or options
 };
 
 struct VerifyRequest {

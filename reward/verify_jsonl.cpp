@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace grpo::reward {
 namespace {
@@ -24,7 +25,7 @@ Item parse_item(const std::string& text, int64_t line, const json& base_options,
   Item it;
   it.line = line;
   try {
-    json j = json::parse(text);
+    json j = parse_json(text, "", limits.max_json_depth);
     if (!j.is_object()) throw InputError("expected a JSON object");
     if (j.contains("id")) it.id = j["id"];
     for (auto f = j.begin(); f != j.end(); ++f)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/json_parse.h"
 #include "common/utf8.h"
 
 namespace grpo::reward {
@@ -21,20 +22,12 @@ VerifyRequest request_from_proto(const v1::ScoreRequest& r, const Limits& server
   VerifyRequest out;
   out.completion = r.completion();
   if (r.reference_is_json()) {
-    try {
-      out.reference = nlohmann::json::parse(r.reference());
-    } catch (const nlohmann::json::parse_error& e) {
-      throw InputError(std::string("reference: invalid JSON (reference_is_json is set): ") + e.what());
-    }
+    out.reference = parse_json(r.reference(), "reference", server.max_json_depth);
   } else {
     out.reference = r.reference();
   }
   if (!r.options().empty()) {
-    try {
-      out.options = nlohmann::json::parse(r.options());
-    } catch (const nlohmann::json::parse_error& e) {
-      throw InputError(std::string("options: invalid JSON: ") + e.what());
-    }
+    out.options = parse_json(r.options(), "options", server.max_json_depth);
     if (!out.options.is_object() && !out.options.is_null())
       throw InputError("options: expected a JSON object, got " + dump(out.options));
   }

@@ -9,8 +9,9 @@
 namespace grpo::reward {
 
 // A ScoreRequest as a VerifyRequest under the server's limits (requests may only lower them).
-// Throws InputError naming the field: reference (invalid JSON when reference_is_json), options
-// (not a JSON object), limits.* (negative).
+// Throws InputError naming the field: reference (invalid JSON when reference_is_json, or nested
+// deeper than server_limits.max_json_depth), options (the same, or not a JSON object), limits.*
+// (negative).
 VerifyRequest request_from_proto(const v1::ScoreRequest& request, const Limits& server_limits);
 
 // A VerifyRequest on the wire: a string reference goes as plain text, anything else as JSON.

@@ -2,8 +2,10 @@
 
 #include <ATen/core/grad_mode.h>
 #include <algorithm>
+#include <climits>
 
 #include "common/error.h"
+#include "common/memory_limit.h"
 
 namespace grpo::rollout {
 
@@ -99,6 +101,15 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
         if (options.max_context == 0) options.max_context = spec_.max_position_embeddings;
         check_option(options.page_size > 0, "page_size must be > 0");
         check_option(options.num_pages > 0, "num_pages must be > 0");
+        const double cache_bytes = static_cast<double>(options.num_pages) * static_cast<double>(options.page_size) *
+                                   static_cast<double>(spec_.num_hidden_layers * spec_.cache_width) *
+                                   static_cast<double>(c10::elementSize(model_options_.compute_dtype));
+        const std::string shortfall = memory_shortfall(cache_bytes);
+        check_option(shortfall.empty(), "num_pages: " + std::to_string(options.num_pages) + " pages of " +
+                                            std::to_string(options.page_size) + " tokens (the latent cache) " +
+                                            shortfall);
+        check_option(options.num_pages <= INT32_MAX,
+                     "num_pages must be <= 2147483647 (page ids are 32-bit), got " + std::to_string(options.num_pages));
         check_option(options.max_seqs > 0, "max_seqs must be > 0");
         check_option(options.max_batched_tokens >= options.max_seqs,
                      "max_batched_tokens (" + std::to_string(options.max_batched_tokens) + ") must be >= max_seqs (" +

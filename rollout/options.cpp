@@ -4,6 +4,7 @@
 
 #include "common/config_range.h"
 #include "common/error.h"
+#include "common/host_port.h"
 #include "rollout/sampler.h"
 
 namespace grpo::rollout {
@@ -44,6 +45,7 @@ ServerOptions server_options_from_config(const Config& c, ServerOptions o) {
   c.require_known({"address", "max_message_mb", "max_update_mb", "max_prompts_per_call", "max_calls",
                    "shutdown_grace_ms", "update_timeout_ms"});
   o.address = c.get<std::string>("address", o.address);
+  check_port(o.address, c.where("address"), 0);
   const int64_t message_mb = config_at_least<int64_t>(c, "max_message_mb", o.max_message_bytes >> 20, 1);
   if (message_mb > 2047) throw InputError(c.where("max_message_mb") + ": must be < 2048 (gRPC's limit)");
   o.max_message_bytes = static_cast<int>(message_mb << 20);

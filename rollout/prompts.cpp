@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_parse.h"
 
 namespace grpo::rollout {
 
@@ -48,12 +49,7 @@ std::vector<std::vector<int64_t>> read_prompt_file(const std::string& path, cons
   for (int64_t n = 1; std::getline(in, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = "--prompts " + path + ", line " + std::to_string(n) + ": ";
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      throw InputError(where + "invalid JSON: " + e.what());
-    }
+    const json j = parse_json(line, where.substr(0, where.size() - 2));
     if (j.is_object() && j.contains("prompt_ids") && j["prompt_ids"].is_array()) {
       std::vector<int64_t> ids;
       for (const json& v : j["prompt_ids"]) {

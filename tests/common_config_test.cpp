@@ -58,3 +58,19 @@ TEST(Config, FileErrors) {
   std::ofstream(path) << "- 1\n- 2\n";
   EXPECT_NE(error_of([&] { Config::load(path); }).find("expected a YAML map"), std::string::npos);
 }
+
+// A key left empty (a file cut short) and a key given twice are refused naming the key and line;
+// null and ~ are values (a model config's q_lora_rank: null).
+TEST(Config, EmptyAndDuplicateKeys) {
+  EXPECT_EQ(error_of([] { Config::parse("train:\n  steps: 1\n  optim:", "cut.yaml"); }),
+            "cut.yaml: key 'train.optim' (line 3): no value (remove the key, or is the file cut short?)");
+  EXPECT_EQ(error_of([] { Config::parse("a: {b: 1, c: }\n", "f.yaml"); }),
+            "f.yaml: key 'a.c' (line 1): no value (remove the key, or is the file cut short?)");
+  EXPECT_EQ(error_of([] { Config::parse("a: 1\nb: 2\na: 3\n", "d.yaml"); }), "d.yaml: key 'a' (line 3): duplicate key");
+  const Config c = Config::parse("m: {q: null, r: ~, s: Null}\nn: NULL\n", "n.yaml");
+  EXPECT_FALSE(c.has("m.q"));
+  EXPECT_TRUE(c.sub("m").keys().size() == 3);
+  Config o = Config::parse("", "o.yaml");
+  EXPECT_NE(error_of([&] { o.apply_override("a={b: 1, b: 2}"); }).find("override 'a={b: 1, b: 2}': key 'b'"),
+            std::string::npos);
+}

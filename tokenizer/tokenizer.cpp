@@ -5,6 +5,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "common/json_parse.h"
 #include "tokenizer/added.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/bytes.h"
@@ -23,11 +24,7 @@ nlohmann::json read_json(const std::string& path) {
   if (!in) throw InputError(path + ": cannot open file");
   std::stringstream ss;
   ss << in.rdbuf();
-  try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(path + ": invalid JSON: " + e.what());
-  }
+  return parse_json(ss.str(), path);
 }
 
 std::vector<AddedToken> parse_added_tokens(const nlohmann::json& root, const JsonWhere& where) {

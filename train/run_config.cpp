@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "common/config_range.h"
 #include "common/error.h"
 #include "rollout/options.h"
 #include "train/weight_version.h"
@@ -120,13 +121,9 @@ TrainSection train_section_from_config(const Config& train, bool has_heldout) {
   TrainSection t;
   train.require_known({"steps", "prompts_per_step", "dynamic_sampling", "max_refill_rounds", "max_staleness",
                        "eval_every", "eval_samples", "eval_temperature", "eval_limit", "checkpoint_every"});
-  read(train, "steps", t.steps);
-  require_positive(train, "steps", t.steps);
-  if (t.steps > kMaxVersionStep)
-    throw InputError(train.where("steps") + ": at most " + std::to_string(kMaxVersionStep) + ", got " +
-                     std::to_string(t.steps));
-  read(train, "prompts_per_step", t.prompts_per_step);
-  require_positive(train, "prompts_per_step", t.prompts_per_step);
+  t.steps = config_in_range<int64_t>(train, "steps", t.steps, 1, kMaxVersionStep);  // the step of a weight version
+  // A step's prompts and their groups are held in memory together: 2^20 is far beyond any run.
+  t.prompts_per_step = config_in_range<int64_t>(train, "prompts_per_step", t.prompts_per_step, 1, int64_t{1} << 20);
   read(train, "dynamic_sampling", t.dynamic_sampling);
   read(train, "max_refill_rounds", t.max_refill_rounds);
   read(train, "max_staleness", t.max_staleness);

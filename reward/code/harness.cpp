@@ -1,4 +1,5 @@
 #include "reward/code/harness.h"
+#include "common/json_parse.h"
 
 #include <algorithm>
 #include <cctype>
@@ -116,6 +117,7 @@ std::string cpp_harness(const TestSuite& suite, const std::string& solution, std
 TestSuite parse_test_suite(const nlohmann::json& reference_in, Language default_language) {
   nlohmann::json reference = reference_in;
   if (reference.is_string()) {
+    check_json_depth(reference.get<std::string>(), "reference");
     reference = nlohmann::json::parse(reference.get<std::string>(), nullptr, false);
     if (reference.is_discarded()) throw InputError("reference: expected a JSON object (or a string holding one)");
   }
