@@ -43,8 +43,9 @@ struct Fixture {
   }
   ~Fixture() { fs::remove_all(root); }
 
-  // The config text; `extra` lines are appended (YAML, may override sections).
-  std::string config(int steps, const std::string& out = "run") const {
+  // The config text; `train` holds the train section's keys besides steps.
+  std::string config(int steps, const std::string& out = "run",
+                     const std::string& train = "prompts_per_step: 3, eval_every: 2, checkpoint_every: 1") const {
     return "run: {name: t, out_dir: " + (root / out).string() +
            ", seed: 3, threads: 1}\n"
            "model: {path: " +
@@ -64,8 +65,8 @@ struct Fixture {
            "/configs/reward.yaml, verifier: shaped}\n"
            "rollout: {workers: 1, group_size: 4, sampling: {temperature: 1.0, max_new_tokens: 12}}\n"
            "train: {steps: " +
-           std::to_string(steps) +
-           ", prompts_per_step: 3, eval_every: 2, checkpoint_every: 1}\n"
+           std::to_string(steps) + ", " + train +
+           "}\n"
            "trainer: {lr: 0.001, micro_batch_size: 4, mini_batches: 2, threads: 1}\n";
   }
   Config load(int steps, const std::vector<std::string>& overrides = {}, const std::string& out = "run") const {
@@ -245,8 +246,7 @@ TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
   const int steps = 4;
   auto write_config = [&](const std::string& out) {
     const fs::path p = f.root / (out + ".yaml");
-    std::ofstream(p) << f.config(steps, out) << "train: {steps: " << steps
-                     << ", prompts_per_step: 3, eval_every: 0, checkpoint_every: 2}\n";
+    std::ofstream(p) << f.config(steps, out, "prompts_per_step: 3, eval_every: 0, checkpoint_every: 2");
     return p.string();
   };
   const std::string ref_cfg = write_config("ref"), cut_cfg = write_config("cut");
