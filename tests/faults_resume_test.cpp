@@ -118,8 +118,9 @@ std::map<int64_t, std::multiset<std::string>> prompts_per_step(const fs::path& r
 }
 
 // kill -9 at every kind of point of the loop, each start resuming the last: between checkpoints
-// (after an update and its metrics line), during a checkpoint write (staged, not yet renamed; and
-// with only the weights written), after a step's groups reached the store but before they were
+// (after an update and its metrics line), while replaying (after an update, before its publish;
+// after the publish, before its metrics line), during a checkpoint write (staged, not yet renamed;
+// and with only the weights written), after a step's groups reached the store but before they were
 // trained on, and after a checkpoint but before the store marked its steps trained. Then the same
 // command once more finishes the run. Everything equals the uninterrupted run: the final weights
 // bit for bit, every metric of every step (one line per step and key), the groups stored per step
@@ -138,6 +139,8 @@ TEST(Resume, FromEveryKillPointEqualsAnUninterruptedRun) {
   // Each start resumes where the last was killed: the kill points' counters start again each time.
   const std::vector<std::pair<std::string, std::string>> kills = {
       {"train/logged@6", "between checkpoints: 6 steps done, the checkpoint holds 4"},
+      {"train/trained@2", "replaying: step 5 trained on the stored groups, not yet published"},
+      {"train/published@1", "replaying: step 4 trained and published, its metrics not logged"},
       {"checkpoint/staged@1", "writing the checkpoint of step 8 (staged, not renamed)"},
       {"train/checkpointed@1", "after step 8's checkpoint, before the store marked it"},
       {"train/stored@1", "step 8's or 9's groups stored, not trained on"},
