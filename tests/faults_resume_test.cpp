@@ -287,11 +287,11 @@ TEST(Resume, WorkersAheadOfTheResumedCheckpointComeBack) {
 TEST(RewardOutage, IsWaitedForWithinTheWindow) {
   RunDir d("outage");
   std::string address = "127.0.0.1:0";
+  const std::string reward_config = std::string(GRPO_SOURCE_DIR) + "/configs/reward.yaml";
   std::unique_ptr<testing::Subprocess> server;
   auto start_reward = [&] {
     server = std::make_unique<testing::Subprocess>(
-        std::vector<std::string>{GRPO_BINARY, "reward-server", "--config", GRPO_SOURCE_DIR "/configs/reward.yaml",
-                                 "server.address=" + address},
+        std::vector<std::string>{GRPO_BINARY, "reward-server", "--config", reward_config, "server.address=" + address},
         "/dev/null", true);
     const std::string line = server->read_line(30'000);
     const auto at = line.find("listening on ");

@@ -128,6 +128,7 @@ void RolloutPool::readmit(int64_t version) {
       if (!workers_[w].alive) dead.push_back(w);
   }
   std::vector<std::future<bool>> answers;
+  answers.reserve(dead.size());
   for (size_t w : dead)
     answers.push_back(std::async(std::launch::async, [this, w] {
       ClientOptions o;
