@@ -71,7 +71,8 @@ TEST(RolloutSvcAbuse, NonFiniteOrUnknownTensorsAreRefusedAndTheOldVersionServes)
     for (float lp : c.logprobs) EXPECT_TRUE(std::isfinite(lp));
   }
   served.client->update_weights(1, good, false);
-  EXPECT_EQ(served.client->status().weight_version(), 1);
+  // The engine swaps the weights in at its next step.
+  EXPECT_TRUE(served.wait_for([](const v1::StatusResponse& st) { return st.weight_version() == 1; }));
 }
 
 // An FP8 engine: codes with the e4m3 NaN pattern (S.1111.111) are refused like float NaN. The
@@ -108,7 +109,8 @@ TEST(RolloutSvcAbuse, Fp8CodesWithNaNAreRefused) {
   EXPECT_EQ(served.client->status().weight_version(), 0);
   state[codes] = fixture_model("fp8")->state_dict().at(codes);  // the same chunks, finite: taken
   EXPECT_TRUE(served.raw_update(chunks_of(state)).ok());
-  EXPECT_EQ(served.client->status().weight_version(), 1);
+  // The engine swaps the weights in at its next step.
+  EXPECT_TRUE(served.wait_for([](const v1::StatusResponse& st) { return st.weight_version() == 1; }));
 }
 
 TEST(RolloutSvcAbuse, MalformedPayloadsAreInvalidArgument) {
