@@ -256,10 +256,7 @@ TEST(Resume, WorkersAheadOfTheResumedCheckpointComeBack) {
     servers.push_back(std::make_unique<testing::Subprocess>(
         std::vector<std::string>{GRPO_BINARY, "rollout-server", "--model", (d.root / "model").string(), "--address",
                                  "127.0.0.1:0", "--threads", "1"}));
-    const std::string line = servers.back()->read_line(60'000);
-    const auto at = line.find("listening on ");
-    ASSERT_NE(at, std::string::npos) << line;
-    addresses.push_back(line.substr(at + 13, line.find(' ', at + 13) - at - 13));
+    addresses.push_back(testing::listening_address(*servers.back()));
   }
   Sections sections;
   sections.rollout = "addresses: [" + addresses[0] + ", " + addresses[1] + "]";
@@ -293,10 +290,7 @@ TEST(RewardOutage, IsWaitedForWithinTheWindow) {
     server = std::make_unique<testing::Subprocess>(
         std::vector<std::string>{GRPO_BINARY, "reward-server", "--config", reward_config, "server.address=" + address},
         "/dev/null", true);
-    const std::string line = server->read_line(30'000);
-    const auto at = line.find("listening on ");
-    if (at == std::string::npos) throw std::runtime_error("reward-server: " + line);
-    address = line.substr(at + 13, line.find(' ', at + 13) - at - 13);
+    address = testing::listening_address(*server, 30'000);
   };
   start_reward();
   Sections sections;

@@ -111,4 +111,15 @@ class Subprocess {
   std::string buffer_;
 };
 
+// The address in a server's first line "... listening on ADDRESS[ ...]" (`grpo reward-server`,
+// `grpo rollout-server`); throws std::runtime_error with the line when it has none.
+inline std::string listening_address(Subprocess& server, int timeout_ms = 60'000) {
+  const std::string line = server.read_line(timeout_ms);
+  const std::string marker = "listening on ";
+  const auto at = line.find(marker);
+  if (at == std::string::npos) throw std::runtime_error("no address in the server's first line: " + line);
+  const auto from = at + marker.size();
+  return line.substr(from, line.find(' ', from) - from);
+}
+
 }  // namespace grpo::testing

@@ -310,10 +310,7 @@ TEST(Controller, ARolloutWorkerDyingMidRunIsReplacedByTheOthers) {
     servers.push_back(std::make_unique<testing::Subprocess>(
         std::vector<std::string>{GRPO_BINARY, "rollout-server", "--model", (f.root / "model").string(), "--address",
                                  "127.0.0.1:0", "--threads", "1"}));
-    const std::string line = servers.back()->read_line(60'000);
-    const auto at = line.find("listening on ");
-    ASSERT_NE(at, std::string::npos) << line;
-    addresses.push_back(line.substr(at + 13, line.find(' ', at + 13) - at - 13));
+    addresses.push_back(testing::listening_address(*servers.back()));
   }
   std::atomic<bool> done{false};
   std::thread killer([&] {
