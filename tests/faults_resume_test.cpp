@@ -191,6 +191,16 @@ TEST(Resume, KeepsTheEvaluationSchedule) {
   for (const auto& [step, keys] : metric_lines(d.root / "run"))  // fails on a key logged twice at a step
     if (keys.count("eval/accuracy")) evaluated.push_back(step);
   EXPECT_EQ(evaluated, (std::vector<int64_t>{0, 2, 4}));
+  // The report's reading keeps both lines of a step that trained and evaluated (issue 18 item 2:
+  // it kept the last line only, losing the training points of steps 2 and 4, the run's last).
+  const MetricsHistory h = read_metrics((d.root / "run" / "metrics.jsonl").string());
+  auto steps_of = [&](const std::string& key) {
+    std::vector<int64_t> steps;
+    for (const auto& [step, value] : h.series.at(key)) steps.push_back(step);
+    return steps;
+  };
+  EXPECT_EQ(steps_of("reward/mean"), (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(steps_of("eval/accuracy"), (std::vector<int64_t>{0, 2, 4}));
 }
 
 // An in-process rollout worker on a fixed port, which a test can stop and start again.
