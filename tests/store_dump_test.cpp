@@ -46,6 +46,7 @@ struct StoreRun {
   ScratchDir dir{"grpo_store_dump"};
   std::vector<ScoredGroup> groups;
   StoreRun() {
+    fs::create_directories(run());
     auto store = ExperienceStore::open(dir.path() + "/run/store");
     for (int64_t step = 0; step < 3; ++step)
       for (int i = 0; i < 2; ++i) {
@@ -81,8 +82,8 @@ TEST(StoreDump, JsonlHasEveryGroupWithItsCompletionsRewardsReasonsAndDecodedVers
       for (size_t j = 0; j < g.completions.size(); ++j) {
         const json& c = l["completions"][j];
         const grpo::Completion& e = g.completions[j];
-        // The text ends inside a UTF-8 character: the cut bytes come out as U+FFFD, not an error.
-        EXPECT_EQ(c["text"], e.text.substr(0, e.text.size() - 2) + "\xEF\xBF\xBD\xEF\xBF\xBD");
+        // The text ends inside a UTF-8 character: the cut character comes out as U+FFFD, not an error.
+        EXPECT_EQ(c["text"], e.text.substr(0, e.text.size() - 2) + "\xEF\xBF\xBD");
         EXPECT_EQ(c["reward"], e.reward);
         EXPECT_EQ(c["reward_components"]["format"], 0.5);
         EXPECT_EQ(c["reason"], e.reward_reason);
