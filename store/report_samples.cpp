@@ -21,14 +21,15 @@ ReportSample to_sample(const std::string& label, const ScoredGroup& g) {
 
 }  // namespace
 
-std::vector<ReportSample> report_samples(const ExperienceStore& store, int64_t last_steps, uint64_t seed) {
+std::vector<ReportSample> report_samples(const ExperienceStore& store, int64_t last_steps, size_t max_groups,
+                                         uint64_t seed) {
   const int64_t last = store.last_step();
-  if (last < 0 || last_steps <= 0) return {};
-  std::vector<std::pair<GroupKey, double>> groups;  // key order
-  store.scan(std::max<int64_t>(0, last - last_steps + 1), last, [&](const GroupKey& key, const ScoredGroup& g) {
-    groups.emplace_back(key, mean_reward(g));
-    return true;
-  });
+  std::vector<std::pair<GroupKey, double>> groups;  // newest step first, each in key order
+  for (int64_t step = last; step >= 0 && step > last - last_steps && groups.size() < max_groups; --step)
+    store.scan(step, step, [&](const GroupKey& key, const ScoredGroup& g) {
+      groups.emplace_back(key, mean_reward(g));
+      return groups.size() < max_groups;
+    });
   if (groups.empty()) return {};
   auto by_mean = [](const auto& a, const auto& b) { return a.second < b.second; };
   const size_t worst = std::min_element(groups.begin(), groups.end(), by_mean) - groups.begin();

@@ -10,10 +10,12 @@
 namespace grpo {
 
 // Among the intact groups of the last `last_steps` steps that have a record (the store's last
-// step and the ones before it), picks the group with the highest mean reward ("best"), the one
-// with the lowest ("worst"; the first of equals) and one of the others drawn with `seed` ("random");
-// a group is shown once, so fewer than three come back when the steps hold fewer groups. None for
-// an empty store. StoreError if reading fails. Thread-safe like the store's reads.
-std::vector<ReportSample> report_samples(const ExperienceStore& store, int64_t last_steps = 5, uint64_t seed = 0);
+// step and the ones before it; at most `max_groups` groups, the newest steps first, so a large run
+// decodes a bounded amount), picks the group with the highest mean reward ("best"), the one with the
+// lowest ("worst"; the first of equals) and one of the others drawn with `seed` ("random"); a group
+// is shown once, so fewer than three come back when there are fewer groups. None for an empty
+// store. StoreError if reading fails. Thread-safe like the store's reads.
+std::vector<ReportSample> report_samples(const ExperienceStore& store, int64_t last_steps = 3, size_t max_groups = 64,
+                                         uint64_t seed = 0);
 
 }  // namespace grpo

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -18,6 +19,7 @@
 #include "learner_run_testutil.h"
 #include "learner_scored_group_testutil.h"
 #include "store/experience_store.h"
+#include "store/report_samples.h"
 #include "subprocess.h"
 #include "train/weight_version.h"
 
@@ -159,6 +161,47 @@ TEST(StoreDump, HostileArgumentsAreClearErrors) {
   const auto r = run_grpo("store dump " + s.dir.path() + "/foreign", s.dir.path());
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("/foreign' is a RocksDB database but not an experience store"));
+}
+
+TEST(ReportSamples, BestWorstAndASeededRandomGroupOfTheLastSteps) {
+  ScratchDir dir("grpo_report_samples");
+  auto store = ExperienceStore::open(dir.path() + "/store");
+  EXPECT_TRUE(grpo::report_samples(*store).empty());
+  // Steps 0..4, three groups each; the mean reward of group (step, i) is step * 10 + i.
+  for (int64_t step = 0; step < 5; ++step)
+    for (int i = 0; i < 3; ++i) {
+      ScoredGroup g = make_group(step, int(step * 3 + i), 2);
+      for (auto& c : g.completions) c.reward = double(step * 10 + i);
+      store->put(g);
+    }
+  const auto samples = grpo::report_samples(*store, 3, 64, 7);
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_EQ(samples[0].label, "best");
+  EXPECT_EQ(samples[0].prompt_id, "p14");  // step 4, i 2
+  EXPECT_EQ(samples[0].completions[0].reward, 42);
+  EXPECT_EQ(samples[0].completions[1].reason, "different");
+  EXPECT_EQ(samples[1].label, "worst");
+  EXPECT_EQ(samples[1].prompt_id, "p6");  // step 2 (the oldest of the last three), i 0
+  EXPECT_EQ(samples[2].label, "random");
+  EXPECT_GE(samples[2].step, 2);
+  EXPECT_NE(samples[2].prompt_id, "p14");
+  EXPECT_NE(samples[2].prompt_id, "p6");
+  // The same seed draws the same group; the draw covers the others.
+  std::set<std::string> drawn;
+  for (uint64_t seed = 0; seed < 64; ++seed) {
+    const auto again = grpo::report_samples(*store, 3, 64, seed);
+    if (seed == 7) EXPECT_EQ(again[2].prompt_id, samples[2].prompt_id);
+    drawn.insert(again[2].prompt_id);
+  }
+  EXPECT_EQ(drawn.size(), 7u);  // 9 groups less best and worst
+  // A cap on the groups read keeps the newest: 4 groups = step 4's three and one of step 3.
+  const auto capped = grpo::report_samples(*store, 3, 4, 0);
+  ASSERT_EQ(capped.size(), 3u);
+  EXPECT_EQ(capped[1].prompt_id, "p9");
+  // One group: shown once, as the best.
+  auto single = ExperienceStore::open(dir.path() + "/single");
+  single->put(make_group(0, 0));
+  ASSERT_EQ(grpo::report_samples(*single).size(), 1u);
 }
 
 // A tiny `grpo train` run (learner_run_testutil.h): its store is dumped while the run writes it,

@@ -131,7 +131,7 @@ class Loop {
   // The report's samples: the best, worst and a random group of the last steps in the store.
   ReportOptions report_options() const {
     ReportOptions o;
-    o.samples = report_samples(*store_, 5, cfg_.run.seed);
+    o.samples = report_samples(*store_);
     return o;
   }
   bool checkpoint_due(int64_t done) const {
