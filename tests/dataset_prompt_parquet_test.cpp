@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -171,6 +174,18 @@ TEST(PromptDatasetHubIds, FailWithTheCommandThatDownloadsThem) {
     EXPECT_THAT(e.what(), Not(HasSubstr("huggingface")));
     EXPECT_THAT(e.what(), HasSubstr("data/nothing.jsonl: cannot open"));
   }
+  // Through the binary (`grpo eval`, a command of the build with the services): the dataset is
+  // checked before the model is loaded.
+  if (std::system((std::string(GRPO_BINARY) + " eval --help >/dev/null 2>&1").c_str()) != 0)
+    GTEST_SKIP() << "no `grpo eval` in this build (GRPO_SERVICES=OFF)";
+  FILE* p = ::popen(
+      (std::string(GRPO_BINARY) + " eval --model /no-model --data openai/gsm8k --format gsm8k 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  EXPECT_EQ(WEXITSTATUS(::pclose(p)), 2) << out;
+  EXPECT_THAT(out, HasSubstr("huggingface-cli download --repo-type dataset openai/gsm8k --local-dir data/gsm8k"));
 }
 
 }  // namespace
