@@ -1,10 +1,15 @@
-// `grpo report --run DIR`: (re)writes DIR/report.html from DIR/metrics.jsonl (and DIR/config.yaml).
+// `grpo report --run DIR`: (re)writes DIR/report.html from DIR/metrics.jsonl (and DIR/config.yaml),
+// with samples from DIR/store when there is one (a build with the services).
+#include <filesystem>
 #include <iostream>
 #include <string>
 
 #include "common/cli.h"
 #include "common/error.h"
 #include "metrics/report.h"
+#ifdef GRPO_SERVICES
+#include "store/report_samples.h"
+#endif
 
 namespace {
 
@@ -14,6 +19,12 @@ int run_report(const grpo::Args& args) {
   const int markers = args.get_int("max-markers");
   if (markers < 0) throw grpo::InputError("--max-markers: expected N >= 0, got " + std::to_string(markers));
   options.max_markers = static_cast<size_t>(markers);
+#ifdef GRPO_SERVICES
+  const std::string store = args.get("run") + "/store";
+  if (std::filesystem::is_directory(store))  // read-only: a running train keeps writing
+    options.samples =
+        grpo::report_samples(*grpo::ExperienceStore::open(store, {.create_if_missing = false, .read_only = true}));
+#endif
   std::cout << grpo::write_report(args.get("run"), options) << "\n";
   return 0;
 }

@@ -3,14 +3,19 @@
 #include <zlib.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <unordered_set>
 
 #include "common/error.h"
 #include "common/json_parse.h"
+#ifdef GRPO_PARQUET
+#include "dataset/parquet/parquet_rows.h"
+#endif
 
 namespace grpo {
 namespace {
@@ -118,6 +123,65 @@ PromptItem math500(const json& row, const Fields& f) {
   return item;
 }
 
+// The text inside the last \boxed{...} (or \fbox{...}) of a worked solution, braces balanced.
+std::string last_boxed(const std::string& solution, const std::string& name) {
+  size_t at = std::string::npos;
+  for (const char* macro : {"\\boxed{", "\\fbox{"}) {
+    const size_t m = solution.rfind(macro);
+    if (m != std::string::npos && (at == std::string::npos || m > at)) at = m;
+  }
+  if (at == std::string::npos) throw RowError("field \"" + name + "\": no \\boxed{...} answer in the solution");
+  const size_t open = solution.find('{', at);
+  int depth = 0;
+  for (size_t i = open; i < solution.size(); ++i) {
+    if (solution[i] == '{') ++depth;
+    if (solution[i] == '}' && --depth == 0) return trim(solution.substr(open + 1, i - open - 1));
+  }
+  throw RowError("field \"" + name + "\": unbalanced braces in the last \\boxed{...}");
+}
+
+PromptItem math(const json& row, const Fields& f) {
+  PromptItem item;
+  item.prompt = non_empty(string_field(row, f.prompt), f.prompt);
+  item.reference = non_empty(last_boxed(string_field(row, f.answer), f.answer), f.answer);
+  return item;
+}
+
+// verl's data files: the prompt is a string or a list of chat messages (the last "user" message is
+// the prompt); the answer is reward_model.ground_truth (or a plain value); without an id field the
+// id is "<data_source>:<extra_info.index>" when extra_info has an index.
+PromptItem verl(const json& row, const Fields& f) {
+  PromptItem item;
+  const json& p = field(row, f.prompt);
+  if (p.is_string()) {
+    item.prompt = p.get<std::string>();
+  } else if (p.is_array()) {
+    for (size_t i = 0; i < p.size(); ++i) {
+      const json& m = p[i];
+      const std::string where = "field \"" + f.prompt + "\"[" + std::to_string(i) + "]";
+      if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+          !m["content"].is_string())
+        throw RowError(where + ": expected a chat message {role, content} with string values");
+      if (m["role"] == "user") item.prompt = m["content"].get<std::string>();
+    }
+    if (item.prompt.empty()) throw RowError("field \"" + f.prompt + "\": no message with role \"user\"");
+  } else {
+    throw RowError("field \"" + f.prompt + "\": expected a string or a list of chat messages, got " +
+                   std::string(p.type_name()));
+  }
+  item.prompt = non_empty(item.prompt, f.prompt);
+  const json& a = field(row, f.answer);
+  const std::string name = a.is_object() ? f.answer + ".ground_truth" : f.answer;
+  item.reference = trim(non_empty(scalar_text(a.is_object() ? field(a, "ground_truth") : a, name), name));
+  auto extra = row.find("extra_info");
+  if (extra != row.end() && extra->is_object() && extra->contains("index") && !(*extra)["index"].is_null()) {
+    auto source = row.find("data_source");
+    item.id = (source != row.end() && source->is_string() ? source->get<std::string>() + ":" : "") +
+              scalar_text((*extra)["index"], "extra_info.index");
+  }
+  return item;
+}
+
 PromptItem aime(const json& row, const Fields& f) {
   PromptItem item;
   item.prompt = non_empty(string_field(row, f.prompt), f.prompt);
@@ -192,11 +256,13 @@ struct Format {
 const Format kFormats[] = {
     {"jsonl", "prompt", "answer", "id", generic_jsonl},
     {"gsm8k", "question", "answer", "id", gsm8k},
+    {"math", "problem", "solution", "id", math},
     {"math500", "problem", "expected_answer", "id", math500},
     {"aime", "problem", "answer", "id", aime},
     {"amc23", "problem", "answer", "id", amc23},
     {"humaneval", "prompt", "test", "task_id", humaneval},
     {"mbpp", "text", "test_list", "task_id", mbpp},
+    {"verl", "prompt", "reward_model", "id", verl},
 };
 
 const Format* find_format(const std::string& name) {
@@ -247,6 +313,37 @@ void for_each_line(const std::string& path, int64_t max_line_bytes,
     throw;
   }
   gzclose(in);
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// A path that is no file but reads as a Hugging Face Hub dataset ("openai/gsm8k",
+// "hf://datasets/openai/gsm8k/main/train-00000-of-00001.parquet") is an InputError with the
+// command that downloads it.
+void reject_hub_id(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return;
+  const std::string prefix = "hf://datasets/";
+  std::string id = path.rfind(prefix, 0) == 0 ? path.substr(prefix.size()) : path;
+  const size_t slash = id.find('/');
+  if (slash == std::string::npos || slash == 0) return;
+  const size_t end = id.find('/', slash + 1);
+  const bool hub = path.rfind(prefix, 0) == 0 ||
+                   (end == std::string::npos && id[0] != '.' && id.find('.', slash) == std::string::npos);
+  if (!hub) return;
+  id = id.substr(0, std::min(end, id.find('@')));
+  const std::string local = "data/" + id.substr(slash + 1);
+  throw InputError(path + ": no such file; it names the Hugging Face Hub dataset '" + id +
+                   "', which is not downloaded at run time. Download it first:\n  huggingface-cli download "
+                   "--repo-type dataset " +
+                   id + " --local-dir " + local +
+                   "\n(or: python -c \"from huggingface_hub import snapshot_download; snapshot_download('" + id +
+                   "', repo_type='dataset', local_dir='" + local +
+                   "')\"), then set the path to one of its .parquet "
+                   "files under " +
+                   local + " and the format (gsm8k, math, verl, ...)");
 }
 
 }  // namespace
@@ -305,26 +402,18 @@ std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec, Promp
   std::vector<PromptItem> items;
   std::unordered_set<std::string> ids;
 
-  for_each_line(spec.path, spec.max_line_bytes, [&](int64_t number, const std::string& line, bool too_long) {
-    const std::string where = spec.path + ":" + std::to_string(number);
-    if (!too_long && line.find_first_not_of(" \t\r") == std::string::npos) return;  // blank
+  // One row: `read` yields it as JSON (or throws RowError); `where` names it in errors.
+  auto add_row = [&](const std::string& where, const std::function<json()>& read) {
     ++rep.rows;
     json row;
     try {
-      if (too_long) throw RowError("line longer than max_line_bytes (" + std::to_string(spec.max_line_bytes) + ")");
-      try {
-        check_json_depth(line, "");
-      } catch (const InputError& e) {
-        throw RowError(e.what());
-      }
-      row = json::parse(line, nullptr, false);
-      if (row.is_discarded()) throw RowError("not valid JSON");
+      row = read();
       if (!row.is_object()) throw RowError("expected a JSON object, got " + std::string(row.type_name()));
       PromptItem item = format->adapt(row, fields);
       if (row.contains(fields.id) || fields.id_required) {
         item.id = trim(scalar_text(field(row, fields.id), fields.id));
         if (item.id.empty()) throw RowError("field \"" + fields.id + "\": empty");
-      } else {
+      } else if (item.id.empty()) {  // verl sets one from extra_info
         item.id = where;
       }
       if (!ids.insert(item.id).second) throw RowError("field \"" + fields.id + "\": duplicate id '" + item.id + "'");
@@ -337,7 +426,35 @@ std::vector<PromptItem> load_prompt_dataset(const PromptDatasetSpec& spec, Promp
       rep.missing_answer += lacks_answer(row, fields);
       if (rep.reasons.size() < 5) rep.reasons.push_back(msg);
     }
-  });
+  };
+
+  reject_hub_id(spec.path);
+  if (ends_with(spec.path, ".parquet")) {
+#ifdef GRPO_PARQUET
+    for_each_parquet_row(spec.path, [&](int64_t number, const json& row) {
+      add_row(spec.path + ":row " + std::to_string(number), [&] { return row; });
+    });
+#else
+    throw InputError(spec.path +
+                     ": this build reads no Parquet files (it was configured without pyarrow's Arrow "
+                     "library): run `make deps` (scripts/pyenv.sh installs pyarrow) and build again");
+#endif
+  } else {
+    for_each_line(spec.path, spec.max_line_bytes, [&](int64_t number, const std::string& line, bool too_long) {
+      if (!too_long && line.find_first_not_of(" \t\r") == std::string::npos) return;  // blank
+      add_row(spec.path + ":" + std::to_string(number), [&] {
+        if (too_long) throw RowError("line longer than max_line_bytes (" + std::to_string(spec.max_line_bytes) + ")");
+        try {
+          check_json_depth(line, "");
+        } catch (const InputError& e) {
+          throw RowError(e.what());
+        }
+        json row = json::parse(line, nullptr, false);
+        if (row.is_discarded()) throw RowError("not valid JSON");
+        return row;
+      });
+    });
+  }
 
   if (rep.skipped > 0 && !report) {
     std::fprintf(stderr, "%s: skipped %lld of %lld rows (skip_bad), e.g. %s\n", spec.path.c_str(),

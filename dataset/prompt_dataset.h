@@ -1,10 +1,14 @@
-// Prompt datasets: JSONL files (optionally gzip-compressed, `.gz`) turned into prompts plus the
-// reference a verifier checks the answers against.
+// Prompt datasets: JSONL files (optionally gzip-compressed, `.gz`) or Parquet files (`.parquet`,
+// the format of Hugging Face datasets and verl's data; each row read as a JSON object of its
+// columns, see dataset/parquet/parquet_rows.h) turned into prompts plus the reference a verifier
+// checks the answers against. A path that is no file but names a Hugging Face Hub dataset
+// ("openai/gsm8k", "hf://datasets/...") is an InputError with the command that downloads it.
 //
 // Formats (adapters over the public files' own fields; field defaults in brackets):
 //   jsonl      generic [prompt, answer, id]; the answer may be a string, a number, or a JSON
 //              object/array (then reference_is_json = true, e.g. code tests)
 //   gsm8k      [question, answer]: the reference is the text after the last "#### ", commas removed
+//   math       [problem, solution, id]: the reference is the last \boxed{...} of the solution (MATH)
 //   math500    [problem, expected_answer (else answer), id]
 //   aime       [problem, answer, id]: zero-padded answers lose their leading zeros ("033" -> "33")
 //   amc23      [problem, answer, id]: numeric answers print without a trailing ".0" (27.0 -> "27")
@@ -12,7 +16,11 @@
 //              ```python block; reference {"test", "entry_point"} (reward/code/verifier.h), verifier "code"
 //   mbpp       [text, test_list (+ test_setup_code), task_id]: the prompt lists the tests (as in the
 //              MBPP paper); reference {"language": "python", "tests", "setup"}, verifier "code"
-// Numbers are printed as integers when integral. An id that is absent is "<file>:<line>".
+//   verl       [prompt, reward_model, id]: the prompt is a string or a list of chat messages (the last
+//              "user" message's content); the reference is reward_model.ground_truth (or the
+//              field's plain value); with no id field the id is "<data_source>:<extra_info.index>"
+// Numbers are printed as integers when integral. An id that is absent is "<file>:<line>" (Parquet:
+// "<file>:row <n>").
 //
 // Bad rows (not JSON, not an object, a missing or ill-typed field, an empty prompt or answer, a
 // duplicate id, a line over max_line_bytes) are an InputError naming "file:line" and the field,
@@ -42,7 +50,7 @@ struct PromptItem {
 
 struct PromptDatasetSpec {
   std::string path;
-  std::string format = "jsonl";  // jsonl | gsm8k | math500 | aime | amc23 | humaneval | mbpp
+  std::string format = "jsonl";  // jsonl | gsm8k | math | math500 | aime | amc23 | humaneval | mbpp | verl
   std::string prompt_field;      // "" = the format's default (see above)
   std::string answer_field;      // "" = the format's default
   std::string id_field;          // "" = the format's default

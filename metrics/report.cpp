@@ -8,11 +8,13 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/progress.h"
+#include "common/utf8.h"
 #include "metrics/svg_plot.h"
 
 namespace grpo {
@@ -127,6 +129,39 @@ void summary_row(std::string& out, const std::string& key, const std::vector<std
          count + "</td></tr>";
 }
 
+// `text` cut after `max_chars` characters (an invalid byte counts as one) with a "\u2026", made valid
+// UTF-8 and escaped for HTML.
+std::string sample_text(const std::string& text, size_t max_chars) {
+  size_t pos = 0;
+  for (size_t n = 0; n < max_chars && pos < text.size(); ++n) {
+    char32_t cp = 0;
+    pos += utf8::decode(text, pos, &cp);
+  }
+  std::string shown = utf8::sanitize(std::string_view(text).substr(0, pos));
+  if (pos < text.size()) shown += "\u2026";
+  return html_escape(shown);
+}
+
+void samples_section(std::string& out, const std::vector<ReportSample>& samples, size_t max_chars) {
+  out += "<h2 id=\"samples\">Samples</h2>\n";
+  for (const ReportSample& s : samples) {
+    double mean = 0;
+    for (const ReportCompletion& c : s.completions) mean += c.reward;
+    if (!s.completions.empty()) mean /= double(s.completions.size());
+    out += "<div class=\"card sample\" data-label=\"" + html_escape(s.label) + "\">\n<h3>" + html_escape(s.label) +
+           " \u00b7 step " + std::to_string(s.step) + " \u00b7 prompt " + sample_text(s.prompt_id, max_chars) +
+           " \u00b7 mean reward " + value_text(mean) + "</h3>\n<pre>" + sample_text(s.prompt, max_chars) +
+           "</pre>\n<table>\n<tr><th>#</th><th>reward</th><th>reason</th><th>completion</th></tr>\n";
+    for (size_t i = 0; i < s.completions.size(); ++i) {
+      const ReportCompletion& c = s.completions[i];
+      out += "<tr><td>" + std::to_string(i) + "</td><td>" + value_text(c.reward) + "</td><td>" +
+             sample_text(c.reason, max_chars) + "</td><td class=\"text\">" + sample_text(c.text, max_chars) +
+             "</td></tr>\n";
+    }
+    out += "</table>\n</div>\n";
+  }
+}
+
 const char* kStyle =
     "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;background:#fafafa}"
     "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:0 0 4px}"
@@ -138,6 +173,7 @@ const char* kStyle =
     "table{border-collapse:collapse;background:#fff;font-size:13px}"
     "td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
     "th{background:#f0f0f0}small{color:#888}"
+    ".sample{margin-bottom:14px}td.text{text-align:left;white-space:pre-wrap;font-family:monospace;font-size:12px}"
     "pre{background:#fff;border:1px solid #ddd;padding:10px;overflow:auto;font-size:12px}";
 
 }  // namespace
@@ -204,6 +240,7 @@ std::string render_report(const MetricsHistory& m, const std::string& title, con
     }
     out += "</table>\n";
   }
+  if (!options.samples.empty()) samples_section(out, options.samples, options.max_sample_chars);
   if (!config_yaml.empty()) out += "<h2 id=\"config\">Config</h2>\n<pre>" + html_escape(config_yaml) + "</pre>\n";
   return out + "</body>\n</html>\n";
 }

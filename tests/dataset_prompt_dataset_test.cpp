@@ -289,7 +289,7 @@ TEST(PromptDatasetConfig, ErrorsNameTheKey) {
   EXPECT_EQ(err("data: {train: {format: gsm8k}}"), "run.yaml: key 'data.train.path': required key is missing");
   EXPECT_EQ(err("data: {train: {path: x, format: csv}}"),
             "run.yaml: key 'data.train.format': unknown format 'csv' (expected one of: jsonl, gsm8k, "
-            "math500, aime, amc23, humaneval, mbpp)");
+            "math, math500, aime, amc23, humaneval, mbpp, verl)");
   EXPECT_EQ(err("data: {train: {path: x, limit: -1}}"), "run.yaml: key 'data.train.limit': expected >= 0 (0 = all)");
   EXPECT_NE(err("data: {train: {path: x, shuffle: maybe}}").find("key 'data.train.shuffle': expected"),
             std::string::npos);

@@ -19,6 +19,7 @@ using grpo::ckpt_test::read_bytes;
 using grpo::ckpt_test::TempDir;
 using grpo::ckpt_test::write_bytes;
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 namespace {
@@ -249,6 +250,28 @@ TEST(Report, EmptyRunStillRenders) {
   EXPECT_EQ(tag_problem(html), "");
   EXPECT_THAT(html, HasSubstr("No metrics logged yet."));
   EXPECT_EQ(count_of(html, "<svg"), 0u);
+}
+
+TEST(Report, SamplesAreEscapedAndCutWithAnEllipsis) {
+  grpo::MetricsHistory m;
+  grpo::ReportOptions o;
+  const std::string long_text = "<script>alert(1)</script> " + std::string(50, 'x') + "\xC3\xA9tail";
+  o.samples = {{"best", 4, "q<1>", "What & why?", {{long_text, 1.0, "equal"}, {"cut \xE2\x82", -0.5, "no <answer>"}}},
+               {"worst", 5, "q2", "Short", {}}};
+  o.max_sample_chars = 40;
+  const std::string html = grpo::render_report(m, "run", "", o);
+  EXPECT_EQ(tag_problem(html), "");
+  EXPECT_THAT(html, HasSubstr("<h2 id=\"samples\">Samples</h2>"));
+  EXPECT_THAT(html, HasSubstr("best \u00b7 step 4 \u00b7 prompt q&lt;1&gt; \u00b7 mean reward 0.25"));
+  EXPECT_THAT(html, HasSubstr("<pre>What &amp; why?</pre>"));
+  EXPECT_THAT(html, HasSubstr("&lt;script&gt;alert(1)&lt;/script&gt; " + std::string(14, 'x') + "\u2026</td>"));
+  EXPECT_THAT(html, Not(HasSubstr("<script>")));
+  EXPECT_THAT(html, Not(HasSubstr("tail")));
+  EXPECT_THAT(html, HasSubstr("<td>no &lt;answer&gt;</td>"));
+  EXPECT_THAT(html, HasSubstr("cut \uFFFD\uFFFD</td>"));  // invalid UTF-8 shown as U+FFFD, not cut
+  EXPECT_THAT(html, HasSubstr("data-label=\"worst\""));
+  // No samples, no section.
+  EXPECT_THAT(grpo::render_report(m, "run", "", {}), Not(HasSubstr("Samples")));
 }
 
 TEST(ReportCommand, RegeneratesTheReport) {

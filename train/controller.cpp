@@ -28,6 +28,7 @@
 #include "model/pretrained.h"
 #include "reward/client.h"
 #include "store/experience_store.h"
+#include "store/report_samples.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoints.h"
@@ -84,7 +85,7 @@ class Loop {
       if (lead()) {
         std::cerr << "train: " << start << " of " << cfg_.train.steps << " steps already done (" << cfg_.run.out_dir
                   << ")" << std::endl;
-        write_report(cfg_.run.out_dir);
+        write_report(cfg_.run.out_dir, report_options());
       }
       summary.steps_done = start;
       return summary;
@@ -111,7 +112,7 @@ class Loop {
         if (checkpoint_due(done)) checkpoint(done);  // before evaluating: the other ranks take part
         if (cfg_.train.eval_every > 0 && (done % cfg_.train.eval_every == 0 || done == cfg_.train.steps))
           summary.last_eval_accuracy = evaluate(done);
-        write_report(cfg_.run.out_dir);
+        write_report(cfg_.run.out_dir, report_options());
         bar.advance(1, status);
       }
     } catch (...) {
@@ -127,6 +128,12 @@ class Loop {
 
  private:
   bool lead() const { return !dist_ || dist_->rank() == 0; }
+  // The report's samples: the best, worst and a random group of the last steps in the store.
+  ReportOptions report_options() const {
+    ReportOptions o;
+    o.samples = report_samples(*store_);
+    return o;
+  }
   bool checkpoint_due(int64_t done) const {
     return done % cfg_.train.checkpoint_every == 0 || done == cfg_.train.steps;
   }
