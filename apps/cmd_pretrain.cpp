@@ -21,8 +21,9 @@ int run_pretrain(const grpo::Args& args) {
       {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer"});
   const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
   const int threads = grpo::set_torch_threads(options.train.threads);
-  std::cerr << "pretrain: " << options.steps << " steps of " << options.train.batch_size << " sequences, " << threads
-            << " threads -> " << options.train.out_dir << "\n";
+  std::cerr << "pretrain: " << config.source() << ": " << options.steps << " steps of " << options.train.batch_size
+            << " sequences, model " << options.model_source << " (random init), " << threads << " threads -> "
+            << options.train.out_dir << "\n";
   const grpo::PretrainResult r = grpo::pretrain(options, !args.flag("quiet"));
   nlohmann::json summary = {{"steps", r.steps},
                             {"first_loss", r.first_loss},

@@ -19,8 +19,14 @@ int run_sft(const grpo::Args& args) {
   const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
   const grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
   const int threads = grpo::set_torch_threads(options.train.threads);
-  std::cerr << "sft: batches of " << options.train.batch_size << " examples, " << threads << " threads -> "
-            << options.train.out_dir << "\n";
+  std::cerr << "sft: " << config.source() << ": model "
+            << (options.checkpoint.empty() ? options.model_source + " (random init)" : options.checkpoint) << ", ";
+  if (options.steps > 0)
+    std::cerr << options.steps << " steps";
+  else
+    std::cerr << options.epochs << " epochs";
+  std::cerr << " of " << options.train.batch_size << " examples, " << threads << " threads -> " << options.train.out_dir
+            << "\n";
   const grpo::SftResult r = grpo::sft(options, !args.flag("quiet"));
   for (const std::string& e : r.data.bad_examples) std::cerr << "sft: skipped " << e << "\n";
   nlohmann::json summary = {{"steps", r.steps},

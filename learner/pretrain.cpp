@@ -343,8 +343,8 @@ nlohmann::json pretrain_rank(const PretrainOptions& options, const DistEnv& env,
   Distributed dist(env, collective_timeout);
   if (env.rank == 0)
     std::cerr << "learner: " << env.world_size << " ranks, " << options.steps << " steps of "
-              << options.train.batch_size << " sequences, " << threads << " threads a rank -> " << options.train.out_dir
-              << "\n";
+              << options.train.batch_size << " sequences, model " << options.model_source << ", " << threads
+              << " threads a rank -> " << options.train.out_dir << "\n";
   const PretrainResult r = pretrain(options, show_progress, &dist, make_hook ? make_hook(dist) : PretrainStepHook());
   if (env.rank != 0) return nullptr;
   return {{"steps", r.steps},
