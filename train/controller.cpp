@@ -273,9 +273,10 @@ class Loop {
     if (fs::exists(path)) {
       const MetricsHistory h = read_metrics(path);
       auto eval = h.series.find("eval/accuracy");
-      if (eval != h.series.end() && !eval->second.empty() && eval->second.back().first == start) {
-        resumed_eval_ = last_eval_ = eval->second.back().second;
-        last_eval_step_ = start;
+      if (eval != h.series.end() && !eval->second.empty()) {  // the progress line shows it until the next one
+        last_eval_ = eval->second.back().second;
+        last_eval_step_ = eval->second.back().first;
+        if (last_eval_step_ == start) resumed_eval_ = last_eval_;
       }
     }
     const int64_t stored = store_->last_step();
