@@ -20,7 +20,7 @@ int run_train(const grpo::Args& a) {
   std::cout << "train: " << s.steps_done << " steps done (" << s.steps_done - s.start_step << " in this run";
   if (s.steps_trained_no_group > 0) std::cout << ", " << s.steps_trained_no_group << " trained no group";
   std::cout << ")";
-  if (s.first_eval_accuracy >= 0)
+  if (s.first_eval_accuracy >= 0 && s.last_eval_accuracy >= 0)
     std::cout << "; held-out accuracy " << s.first_eval_accuracy << " -> " << s.last_eval_accuracy;
   std::cout << "; run directory " << s.out_dir << " (report.html, metrics.jsonl, checkpoints/)" << std::endl;
   if (s.stopped_by == 0) return 0;

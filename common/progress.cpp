@@ -11,7 +11,7 @@ namespace {
 constexpr double kRedrawSeconds = 0.5;  // terminal: redraw at most this often
 constexpr double kLineSeconds = 10;     // not a terminal: at most one line this often
 
-std::string format_rate(int64_t done, double elapsed_s) {
+std::string format_rate(int64_t done, double elapsed_s) {  // `done` in elapsed_s
   char buf[32];
   if (done <= 0 || !(elapsed_s > 0)) return "? it/s";
   const double rate = double(done) / elapsed_s;
@@ -25,24 +25,26 @@ std::string format_rate(int64_t done, double elapsed_s) {
 }  // namespace
 
 std::string format_progress_line(const ProgressState& s) {
-  const double rate = s.elapsed_s > 0 ? double(s.done) / s.elapsed_s : 0;
+  const int64_t done_now = s.done - s.initial;
+  const double rate = s.elapsed_s > 0 ? double(done_now) / s.elapsed_s : 0;
   const double eta = rate > 0 ? double(s.total - s.done) / rate : -1;
   const double pct = s.total > 0 ? 100.0 * double(s.done) / double(s.total) : 0;
   char head[96];
   std::snprintf(head, sizeof head, " %lld/%lld [%3.0f%%] ", (long long)s.done, (long long)s.total, pct);
-  std::string line = s.label + head + format_rate(s.done, s.elapsed_s) + " elapsed " +
+  std::string line = s.label + head + format_rate(done_now, s.elapsed_s) + " elapsed " +
                      Progress::format_duration(s.elapsed_s) + " ETA " + Progress::format_duration(eta);
   if (!s.status.empty()) line += " " + s.status;
   return line;
 }
 
-Progress::Progress(std::string label, int64_t total, bool enabled)
+Progress::Progress(std::string label, int64_t total, bool enabled, int64_t initial)
     : enabled_(enabled),
       terminal_(::isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {
   state_.label = std::move(label);
   state_.total = total;
+  state_.done = state_.initial = initial;
 }
 
 std::string Progress::format_duration(double seconds) {
@@ -58,7 +60,7 @@ std::string Progress::format_duration(double seconds) {
 }
 
 void Progress::advance(int64_t n, const std::string& status) {
-  const bool first = state_.done == 0;
+  const bool first = state_.done == state_.initial;
   state_.done += n;
   if (!status.empty()) state_.status = status;
   drawn_ = false;

@@ -17,18 +17,21 @@ struct ProgressState {
   std::string label;
   int64_t done = 0, total = 0;
   double elapsed_s = 0;
-  std::string status;  // appended as is, e.g. "reward=0.41 heldout@20=0.38"
+  std::string status;   // appended as is, e.g. "reward=0.41 heldout@20=0.38"
+  int64_t initial = 0;  // items done before this run (a resumed run): not counted in the rate
 };
 
 // "label done/total [pct%] RATE elapsed M:SS ETA M:SS status" (no `\r`, no newline). RATE is
-// "3.20 it/s" at 1 it/s or more, "72.3 s/it" below, "? it/s" before the first item.
+// "3.20 it/s" at 1 it/s or more, "72.3 s/it" below, "? it/s" before the first item of this run;
+// both it and the ETA count only the items done since `initial`.
 std::string format_progress_line(const ProgressState& state);
 
 // Not thread-safe: one owner thread draws the line. Owns its label and timings; writes to stderr.
 class Progress {
  public:
   // `enabled` false draws nothing (note() still prints). Redraws in place when stderr is a terminal.
-  Progress(std::string label, int64_t total, bool enabled = true);
+  // `initial`: items already done (a resumed run counts on from there).
+  Progress(std::string label, int64_t total, bool enabled = true, int64_t initial = 0);
   // `n` more items done; a non-empty `status` replaces the one shown.
   void advance(int64_t n = 1, const std::string& status = "");
   // Draws the final state (if not drawn yet) and ends the line.

@@ -29,6 +29,14 @@ TEST(ProgressLine, NoRateOrEtaBeforeTheFirstItem) {
   EXPECT_EQ(format_progress_line(state(0, 0, 1)), "train 0/0 [  0%] ? it/s elapsed 0:01 ETA ?");
 }
 
+TEST(ProgressLine, AResumedRunCountsOnAndRatesOnlyItsOwnItems) {
+  ProgressState s = state(13, 20, 4, "loss=1.5");
+  s.initial = 10;  // resumed at 10: 3 items in 4 s
+  EXPECT_EQ(format_progress_line(s), "train 13/20 [ 65%] 1.3 s/it elapsed 0:04 ETA 0:09 loss=1.5");
+  s.done = 10;
+  EXPECT_EQ(format_progress_line(s), "train 10/20 [ 50%] ? it/s elapsed 0:04 ETA ? loss=1.5");
+}
+
 TEST(ProgressLine, HasNoControlCharacters) {
   const std::string line = format_progress_line(state(7, 9, 2.5, "heldout@6=0.250"));
   for (char c : line) EXPECT_GE(static_cast<unsigned char>(c), 0x20) << line;

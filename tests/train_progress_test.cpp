@@ -22,10 +22,10 @@ namespace grpo {
 namespace {
 
 // A tiny random model, 12 prompts "What is i + i?" and a run config under a fresh directory.
-struct Run {
+struct RunDir {
   grpo_test::ScratchDir dir{"grpo_train_progress"};
   fs::path root{dir.path()};
-  Run() { testing::write_tiny_run_inputs(root); }
+  RunDir() { testing::write_tiny_run_inputs(root); }
 
   // Writes run.yaml: `steps` steps, the given verifier and train keys; returns its path.
   std::string config(int steps, const std::string& verifier, const std::string& train) const {
@@ -73,7 +73,7 @@ std::vector<std::string> progress_lines(const std::string& text, int total) {
 // sampling no step has a group to train on. Each step says so on stderr, the summary counts them,
 // metrics.jsonl logs groups/trained 0 and report.html counts the steps.
 TEST(TrainProgress, StepsThatTrainNoGroupAreWarnedAndCounted) {
-  Run r;
+  RunDir r;
   const std::string cfg =
       r.config(2, "math", "prompts_per_step: 2, eval_every: 0, dynamic_sampling: true, max_refill_rounds: 1");
   const grpo_test::CliResult res = grpo_test::run_grpo("train " + cfg, r.dir.path());
@@ -103,7 +103,7 @@ TEST(TrainProgress, StepsThatTrainNoGroupAreWarnedAndCounted) {
 // says how to resume; the same command then finishes the run. Both runs print the banner, plain
 // progress lines, and the held-out accuracy with the step it was measured at.
 TEST(TrainProgress, SigtermStopsWithAMessageAndTheSameCommandResumes) {
-  Run r;
+  RunDir r;
   const int steps = 8;
   const std::string cfg = r.config(steps, "shaped", "prompts_per_step: 2, eval_every: 2, checkpoint_every: 100");
   int stopped_at = 0;
@@ -133,13 +133,14 @@ TEST(TrainProgress, SigtermStopsWithAMessageAndTheSameCommandResumes) {
     EXPECT_TRUE(fs::exists(r.root / "run" / "checkpoints" / name)) << out;
     progress_lines(out, steps);
   }
+  // The resumed run counts on from the step it resumed at.
   testing::Subprocess again({GRPO_BINARY, "train", cfg}, "/dev/null", true);
   const std::string out = again.read_all();
   ASSERT_EQ(again.wait(60'000), 0) << out;
   EXPECT_NE(out.find("train: resuming from step " + std::to_string(stopped_at) + " ("), std::string::npos) << out;
   EXPECT_NE(out.find("train: 8 steps done (" + std::to_string(steps - stopped_at) + " in this run)"), std::string::npos)
       << out;
-  const std::vector<std::string> progress = progress_lines(out, steps - stopped_at);
+  const std::vector<std::string> progress = progress_lines(out, steps);  // counting on from the resumed step
   ASSERT_FALSE(progress.empty()) << out;
   EXPECT_NE(progress.back().find(" heldout@8="), std::string::npos) << progress.back();
 }

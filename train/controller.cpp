@@ -124,7 +124,7 @@ class Loop {
       summary.first_eval_accuracy = resumed_eval_ >= 0 ? resumed_eval_ : evaluate(start);
 
     std::thread producer([&] { produce(start); });
-    bar_.emplace("train", cfg_.train.steps - start, progress_);
+    bar_.emplace("train", cfg_.train.steps, progress_, start);
     int64_t done = start;
     try {
       for (int64_t step = start; step < cfg_.train.steps && !stop_requested(); ++step) {
