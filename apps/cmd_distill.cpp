@@ -17,7 +17,7 @@ namespace {
 
 int run_distill_cmd(const grpo::Args& a) {
   grpo::StopSignals stop;  // before any thread starts
-  stop.watch("distill");
+  stop.watch("distill", "batch");
   if (a.positional().size() != 1)
     throw grpo::InputError("distill: expected one CONFIG file (see configs/distill-tiny.yaml)");
   const grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());

@@ -35,13 +35,13 @@ int StopSignals::wait(const std::string& who) {
   return sig;
 }
 
-void StopSignals::watch(const std::string& who) {
-  std::thread([set = set_, who, received = received_] {
+void StopSignals::watch(const std::string& who, const std::string& unit) {
+  std::thread([set = set_, who, unit, received = received_] {
     int sig = 0;
     sigwait(&set, &sig);
     // On a terminal the progress line has no newline yet.
     std::cerr << (isatty(STDERR_FILENO) == 1 ? "\n" : "") << who << ": " << strsignal(sig)
-              << ": stopping after the current step (again: exit at once)" << std::endl;
+              << ": stopping after the current " << unit << " (again: exit at once)" << std::endl;
     received->store(sig);
     exit_on_next(set, who);
   }).detach();

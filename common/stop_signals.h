@@ -28,9 +28,9 @@ class StopSignals {
   // Waits for SIGINT or SIGTERM and returns it. From then on a second one exits at once.
   int wait(const std::string& who);
   // Returns at once. A thread waits for the first SIGINT/SIGTERM: it records it for received() and
-  // prints "<who>: <signal>: stopping after the current step (again: exit at once)"; a second one
-  // exits at once.
-  void watch(const std::string& who);
+  // prints "<who>: <signal>: stopping after the current <unit> (again: exit at once)"; a second
+  // one exits at once.
+  void watch(const std::string& who, const std::string& unit = "step");
   // The signal watch() received, 0 while none has come.
   int received() const { return received_->load(); }
 
