@@ -3,27 +3,32 @@
 // Writes the HF checkpoint (+ tokenizer) to pretrain.out_dir and metrics to pretrain.log_dir;
 // prints a summary line on stdout:
 //   {"steps": 1500, "first_loss": 5.6, "final_loss": 0.61, "seconds": 312.4, "tokens": ..., "out_dir": ...}
+#include <cstring>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/stop_signals.h"
 #include "learner/pretrain.h"
 #include "model/runtime.h"
 
 namespace {
 
 int run_pretrain(const grpo::Args& args) {
+  grpo::StopSignals stop;  // before any thread starts
+  stop.watch("pretrain");
   const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
   // A pretrain config may be a whole run config (configs/tiny-zero.yaml), so the run's sections are known too.
   config.require_known(
       {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer"});
   const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
   const int threads = grpo::set_torch_threads(options.train.threads);
-  std::cerr << "pretrain: " << options.steps << " steps of " << options.train.batch_size << " sequences, " << threads
-            << " threads -> " << options.train.out_dir << "\n";
-  const grpo::PretrainResult r = grpo::pretrain(options, !args.flag("quiet"));
+  std::cerr << "pretrain: " << config.source() << ": " << options.steps << " steps of " << options.train.batch_size
+            << " sequences, model " << options.model_source << " (random init), " << threads << " threads -> "
+            << options.train.out_dir << "\n";
+  const grpo::PretrainResult r = grpo::pretrain(options, !args.flag("quiet"), nullptr, {}, &stop);
   nlohmann::json summary = {{"steps", r.steps},
                             {"first_loss", r.first_loss},
                             {"final_loss", r.final_loss},
@@ -33,7 +38,11 @@ int run_pretrain(const grpo::Args& args) {
                             {"out_dir", options.train.out_dir},
                             {"log_dir", options.train.log_dir}};
   std::cout << summary.dump() << "\n";
-  return 0;
+  if (r.stopped_by == 0) return 0;
+  std::cerr << "pretrain: stopped at step " << r.steps << " (" << strsignal(r.stopped_by) << "); the model after "
+            << r.steps << " steps is saved in " << options.train.out_dir
+            << " (pretrain does not resume: the same command starts over)" << std::endl;
+  return 128 + r.stopped_by;
 }
 
 GRPO_COMMAND("pretrain", "Pretrain a DeepSeek V2/V3 model (next-token loss) from a config's pretrain: section",

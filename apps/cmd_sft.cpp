@@ -4,24 +4,34 @@
 // to sft.log_dir; prints a summary line on stdout:
 //   {"steps": 200, "first_loss": 5.5, "final_loss": 0.3, "final_ce": 0.3, "final_kd": 0.0,
 //    "examples": 64, "with_teacher": 0, "bad_records": 0, "truncated": 0, "overlong_skipped": 0, ...}
+#include <cstring>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/stop_signals.h"
 #include "learner/sft.h"
 #include "model/runtime.h"
 
 namespace {
 
 int run_sft(const grpo::Args& args) {
+  grpo::StopSignals stop;  // before any thread starts
+  stop.watch("sft");
   const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
   const grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
   const int threads = grpo::set_torch_threads(options.train.threads);
-  std::cerr << "sft: batches of " << options.train.batch_size << " examples, " << threads << " threads -> "
-            << options.train.out_dir << "\n";
-  const grpo::SftResult r = grpo::sft(options, !args.flag("quiet"));
+  std::cerr << "sft: " << config.source() << ": model "
+            << (options.checkpoint.empty() ? options.model_source + " (random init)" : options.checkpoint) << ", ";
+  if (options.steps > 0)
+    std::cerr << options.steps << " steps";
+  else
+    std::cerr << options.epochs << " epochs";
+  std::cerr << " of " << options.train.batch_size << " examples, " << threads << " threads -> " << options.train.out_dir
+            << "\n";
+  const grpo::SftResult r = grpo::sft(options, !args.flag("quiet"), &stop);
   for (const std::string& e : r.data.bad_examples) std::cerr << "sft: skipped " << e << "\n";
   nlohmann::json summary = {{"steps", r.steps},
                             {"first_loss", r.first_loss},
@@ -38,7 +48,11 @@ int run_sft(const grpo::Args& args) {
                             {"out_dir", options.train.out_dir},
                             {"log_dir", options.train.log_dir}};
   std::cout << summary.dump() << "\n";
-  return 0;
+  if (r.stopped_by == 0) return 0;
+  std::cerr << "sft: stopped at step " << r.steps << " (" << strsignal(r.stopped_by) << "); the model after " << r.steps
+            << " steps is saved in " << options.train.out_dir << " (sft does not resume: the same command starts over)"
+            << std::endl;
+  return 128 + r.stopped_by;
 }
 
 GRPO_COMMAND("sft", "Fine-tune a dense student on chat / prompt-completion JSONL (+ top-k distillation)",

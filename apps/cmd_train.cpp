@@ -1,22 +1,32 @@
-// `grpo train CONFIG [key.path=value ...]`: the R1-Zero loop (train/controller.h).
+// `grpo train CONFIG [key.path=value ...]`: the R1-Zero loop (train/controller.h). SIGINT/SIGTERM
+// stop it after the current step with a checkpoint; the same command resumes.
+#include <cstring>
 #include <iostream>
 
 #include "common/cli.h"
 #include "common/error.h"
+#include "common/stop_signals.h"
 #include "train/controller.h"
 
 namespace {
 
 int run_train(const grpo::Args& a) {
+  grpo::StopSignals stop;  // before any thread starts
+  stop.watch("train");
   if (a.positional().size() != 1)
     throw grpo::InputError("train: expected one CONFIG file (see configs/tiny-zero.yaml)");
   grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
-  grpo::TrainSummary s = grpo::run_training(config, !a.flag("quiet"));
-  std::cout << "train: " << s.steps_done << " steps done (" << s.steps_done - s.start_step << " in this run)";
-  if (s.first_eval_accuracy >= 0)
+  grpo::TrainSummary s = grpo::run_training(config, !a.flag("quiet"), {}, &stop);
+  std::cout << "train: " << s.steps_done << " steps done (" << s.steps_done - s.start_step << " in this run";
+  if (s.steps_trained_no_group > 0) std::cout << ", " << s.steps_trained_no_group << " trained no group";
+  std::cout << ")";
+  if (s.first_eval_accuracy >= 0 && s.last_eval_accuracy >= 0)
     std::cout << "; held-out accuracy " << s.first_eval_accuracy << " -> " << s.last_eval_accuracy;
   std::cout << "; run directory " << s.out_dir << " (report.html, metrics.jsonl, checkpoints/)" << std::endl;
-  return 0;
+  if (s.stopped_by == 0) return 0;
+  std::cerr << "train: stopped at step " << s.steps_done << " (" << strsignal(s.stopped_by)
+            << "); run the same command to resume" << std::endl;
+  return 128 + s.stopped_by;
 }
 
 }  // namespace

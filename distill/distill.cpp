@@ -76,6 +76,14 @@ class Distiller {
     std::unique_ptr<ExperienceStore> store;
     if (o_.harvest_store.empty()) {
       store = sample();
+      if (stopped_by_) {  // the resume samples the rest and exports
+        DistillSummary s;
+        s.out_dir = o_.out_dir;
+        s.counts = counts_;
+        s.sampled_now = sampled_now_;
+        s.stopped_by = stopped_by_;
+        return s;
+      }
     } else {
       store = ExperienceStore::open(o_.harvest_store, {.create_if_missing = false, .read_only = true});
       sampling_ = {{"harvested", true}};
@@ -185,6 +193,10 @@ class Distiller {
     const bool opens_think = !think_opening(template_).empty();
     size_t next = 0;
     while (next < todo.size()) {
+      if (how_.stop && how_.stop->received()) {
+        stopped_by_ = how_.stop->received();
+        break;
+      }
       // The batch: the not-yet-stored prompts of one block of batch_prompts dataset positions.
       const size_t block = todo[next] / size_t(o_.batch_prompts);
       std::vector<Prompt> prompts;
@@ -329,6 +341,7 @@ class Distiller {
   DistillCounts counts_;
   Ordered sources_, sampling_, teacher_id_;
   int64_t sampled_now_ = 0;
+  int stopped_by_ = 0;  // the stop signal that ended sampling (0: none)
 };
 
 }  // namespace

@@ -47,6 +47,7 @@
 #include <string>
 
 #include "common/config.h"
+#include "common/stop_signals.h"
 #include "distill/card.h"
 #include "distill/filters.h"
 #include "train/run_config.h"
@@ -72,6 +73,9 @@ struct DistillRun {
   bool export_only = false;  // sample mode: no sampling, the export from the store as it is
   bool progress = true;      // progress lines on stderr
   std::string command_line;  // for the card
+  // Sample mode: once it has received a signal, sampling ends after the current batch and nothing
+  // is exported (stopped_by is set); the store keeps every sampled prompt for the resume.
+  const StopSignals* stop = nullptr;
 };
 
 struct DistillSummary {
@@ -79,6 +83,7 @@ struct DistillSummary {
   DistillCounts counts;
   int64_t sampled_now = 0;  // prompts sampled by this run (the others were in the store)
   bool empty = false;       // no sample accepted
+  int stopped_by = 0;       // the signal that stopped sampling (0: none; then nothing was exported)
 };
 
 DistillSummary run_distill(const Config& config, const DistillRun& how);

@@ -160,7 +160,7 @@ LmRunLog::LmRunLog(const std::string& label, int64_t steps, const LmTrainingOpti
       total_(steps),
       first_step_(first_step),
       log_every_(o.log_every),
-      progress_(label, steps - first_step, show_progress),
+      progress_(label, steps, show_progress, first_step),
       start_(Clock::now()),
       window_start_(start_) {
   if (write_metrics) metrics_.emplace(o.log_dir);

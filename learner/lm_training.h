@@ -103,10 +103,10 @@ class LmOptimizer {
 
 // The bookkeeping of a training run: a progress line with ETA ("loss=..."), a metrics line every
 // log_every steps, at the last one and where asked (loss, lr, grad_norm, throughput/tokens_per_s
-// over the window, plus `extra`), and the run's totals. A resumed run starts at `first_step` (the steps
-// before it count neither in the progress nor in the totals); `write_metrics` false writes no
-// metrics (the ranks of a distributed run other than rank 0).
-// Not thread-safe: one owner (the training loop). Owns its metrics writer and progress line.
+// over the window, plus `extra`), and the run's totals. A resumed run starts at `first_step` (the
+// progress line counts on from it; the steps before it count neither in its rate nor in the totals); `write_metrics`
+// false writes no metrics (the ranks of a distributed run other than rank 0). Not thread-safe: one owner (the training
+// loop). Owns its metrics writer and progress line.
 class LmRunLog {
  public:
   LmRunLog(const std::string& label, int64_t steps, const LmTrainingOptions& options, bool show_progress,

@@ -206,7 +206,7 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
 }
 
 PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distributed* dist,
-                        const PretrainStepHook& after_step) {
+                        const PretrainStepHook& after_step, const StopSignals* stop) {
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   ModelConfig config = ModelConfig::from_json(o.model, o.model_source);
   check_vocab_covers(config.vocab_size, tok, o.model_source);
@@ -216,6 +216,7 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
                      std::to_string(world) + " ranks");
   if (!dist && (o.save_every > 0 || o.resume || o.zero1))
     throw InputError("pretrain.save_every / pretrain.resume / pretrain.zero1: only for `grpo learner` runs");
+  if (dist && stop) throw std::logic_error("pretrain: a stop signal is for one process only");
   CorpusStream corpus(o.corpus, o.train.seed);
 
   // Expert parallel: this rank's routed experts only, drawn as in the whole model (same seed).
@@ -272,6 +273,10 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
   for (int64_t step = 0; step < first_step; ++step)  // data as if never stopped
     next_batch(corpus, tok, o.train.batch_size, o.train.seq_len);
   for (int64_t step = first_step; step < o.steps; ++step) {
+    if (stop && stop->received()) {
+      r.stopped_by = stop->received();
+      break;
+    }
     // Every rank draws the whole batch and trains on its rows; the loss is each rank's share of
     // the global mean, so the replicated gradients are summed over ranks (expert_parallel.h).
     const Batch b = next_batch(corpus, tok, o.train.batch_size, o.train.seq_len);
@@ -343,8 +348,8 @@ nlohmann::json pretrain_rank(const PretrainOptions& options, const DistEnv& env,
   Distributed dist(env, collective_timeout);
   if (env.rank == 0)
     std::cerr << "learner: " << env.world_size << " ranks, " << options.steps << " steps of "
-              << options.train.batch_size << " sequences, " << threads << " threads a rank -> " << options.train.out_dir
-              << "\n";
+              << options.train.batch_size << " sequences, model " << options.model_source << ", " << threads
+              << " threads a rank -> " << options.train.out_dir << "\n";
   const PretrainResult r = pretrain(options, show_progress, &dist, make_hook ? make_hook(dist) : PretrainStepHook());
   if (env.rank != 0) return nullptr;
   return {{"steps", r.steps},

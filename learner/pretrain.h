@@ -42,6 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config.h"
+#include "common/stop_signals.h"
 #include "learner/digit_chains.h"
 #include "learner/distributed.h"
 #include "learner/lm_training.h"
@@ -83,6 +84,7 @@ struct PretrainResult {
   int64_t tokens = 0;                          // target tokens trained on
   int64_t truncated = 0;                       // sequences cut to seq_len
   std::vector<int64_t> optimizer_state_bytes;  // per rank: bytes of its AdamW moments
+  int stopped_by = 0;                          // the signal that ended training early (0: none)
 };
 
 // Trains and saves options.out_dir (config.json, model.safetensors, tokenizer files) atomically;
@@ -103,9 +105,12 @@ struct PretrainResult {
 // every step); what it returns is logged with that step's metrics (a metrics line is written
 // for that step even between log_every steps when it returns anything). `grpo learner` publishes the
 // weights to rollout workers with it (train/ep_publisher.h).
+//
+// `stop` (one process only, null: none): once it has received a signal, training ends after the
+// current step, the model of that step is saved and stopped_by is set.
 using PretrainStepHook = std::function<std::map<std::string, double>(int64_t steps_done, const DeepseekModel& model)>;
 PretrainResult pretrain(const PretrainOptions& options, bool show_progress = true, Distributed* dist = nullptr,
-                        const PretrainStepHook& after_step = {});
+                        const PretrainStepHook& after_step = {}, const StopSignals* stop = nullptr);
 
 // One rank of `grpo learner`'s pretraining job: rendezvous (collective_timeout), threads =
 // options.train.threads or the host's cores shared by its ranks (learner/launcher.h), then

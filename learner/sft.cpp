@@ -115,7 +115,7 @@ SftOptions SftOptions::from_config(const Config& s) {
   return o;
 }
 
-SftResult sft(const SftOptions& o, bool show_progress) {
+SftResult sft(const SftOptions& o, bool show_progress, const StopSignals* stop) {
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   const ChatTemplate tmpl = ChatTemplate::load(o.chat_template);
   DenseConfig config = DenseConfig::from_json(o.model_config, o.model_source);
@@ -145,6 +145,10 @@ SftResult sft(const SftOptions& o, bool show_progress) {
   std::vector<size_t> order(n);
   size_t cursor = order.size();
   for (int64_t step = 0; step < steps; ++step) {
+    if (stop && stop->received()) {
+      r.stopped_by = stop->received();
+      break;
+    }
     std::vector<const SftExample*> examples;
     while (static_cast<int64_t>(examples.size()) < std::min(batch, n)) {
       if (cursor == order.size()) {  // a new epoch

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/config.h"
+#include "common/stop_signals.h"
 #include "learner/lm_training.h"
 #include "learner/sft_data.h"
 
@@ -58,9 +59,12 @@ struct SftResult {
   double seconds = 0;
   int64_t tokens = 0;  // answer tokens trained on
   SftDataReport data;
+  int stopped_by = 0;  // the signal that ended training before its last step (0: none)
 };
 
-SftResult sft(const SftOptions& options, bool show_progress = true);
+// Trains and saves the checkpoint. `stop` (null: none): once it has received a signal, training
+// ends after the current step, the checkpoint of that step is saved and stopped_by is set.
+SftResult sft(const SftOptions& options, bool show_progress = true, const StopSignals* stop = nullptr);
 
 // A right-padded batch of examples: ids [B, L]; the targets are ids[:, 1:] and mask [B, L-1] is 1
 // exactly at the answer tokens (target j predicts ids[j + 1]). Distillation rows, when any example

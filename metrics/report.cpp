@@ -162,6 +162,26 @@ void samples_section(std::string& out, const std::vector<ReportSample>& samples,
   }
 }
 
+// The steps whose groups/trained is 0 (a GRPO step with no group to train on), and how many steps
+// logged groups/trained at all.
+std::pair<std::vector<int64_t>, size_t> steps_trained_no_group(const MetricsHistory& m) {
+  std::vector<int64_t> idle;
+  auto it = m.series.find("groups/trained");
+  if (it == m.series.end()) return {idle, 0};
+  for (const auto& [step, v] : it->second)
+    if (v == 0) idle.push_back(step);
+  return {idle, it->second.size()};
+}
+
+// "2 of 10 steps trained no group (steps 3, 4)", listing at most 10 steps.
+std::string trained_no_group_text(const std::vector<int64_t>& idle, size_t of) {
+  std::string text = std::to_string(idle.size()) + " of " + std::to_string(of) + " steps trained no group";
+  if (idle.empty()) return text;
+  text += " (step" + std::string(idle.size() > 1 ? "s " : " ");
+  for (size_t i = 0; i < idle.size() && i < 10; ++i) text += (i ? ", " : "") + std::to_string(idle[i]);
+  return text + (idle.size() > 10 ? ", \u2026)" : ")");
+}
+
 const char* kStyle =
     "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;background:#fafafa}"
     "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:0 0 4px}"
@@ -197,6 +217,10 @@ std::string render_report(const MetricsHistory& m, const std::string& title, con
   const std::time_t now = std::time(nullptr);
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
   out += std::string(" \u00b7 written ") + when + "</p>\n";
+  const auto [idle, trained_steps] = steps_trained_no_group(m);
+  if (!idle.empty())
+    out += "<p class=\"warn\">" + trained_no_group_text(idle, trained_steps) +
+           " (groups/trained = 0: nothing to learn from)</p>\n";
   if (!m.bad_lines.empty()) {
     out += "<p class=\"warn\">Skipped " + std::to_string(m.bad_lines.size()) + " malformed line(s) of metrics.jsonl: ";
     for (size_t i = 0; i < m.bad_lines.size() && i < 5; ++i) out += (i ? "; " : "") + html_escape(m.bad_lines[i]);
@@ -238,6 +262,10 @@ std::string render_report(const MetricsHistory& m, const std::string& title, con
         out += "\n";
       }
     }
+    if (trained_steps > 0)
+      out += std::string("<tr id=\"trained-no-group\"><td>steps that trained no group</td><td colspan=\"6\"") +
+             (idle.empty() ? "" : " class=\"warn\"") + ">" + trained_no_group_text(idle, trained_steps) +
+             "</td></tr>\n";
     out += "</table>\n";
   }
   if (!options.samples.empty()) samples_section(out, options.samples, options.max_sample_chars);

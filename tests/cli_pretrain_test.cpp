@@ -2,6 +2,7 @@
 // disjoint held-out split; the demo config (configs/tiny-zero.yaml, shortened by overrides)
 // pretrains, saves a checkpoint that `grpo generate` samples from; config errors name the key.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "grpo_cli.h"
+#include "subprocess.h"
 
 using grpo_test::json_lines;
 using nlohmann::json;
@@ -93,6 +95,39 @@ TEST_F(CliPretrain, DemoConfigPretrainsAndTheCheckpointGenerates) {
   Result bad = run("pretrain --config configs/tiny-zero.yaml pretrain.optim.lrr=1 pretrain.out_dir=" + base);
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("pretrain.optim.lrr"), std::string::npos) << bad.err;
+}
+
+// SIGTERM during `grpo pretrain` (stderr in a pipe, not a terminal): training ends after the
+// current step, the model of that step is saved and the message says so; the start banner and
+// plain progress lines came before.
+TEST_F(CliPretrain, SigtermEndsTrainingAndSavesTheModel) {
+  const std::string base = dir_ + "/stopped";
+  grpo::testing::Subprocess p({"/bin/sh", "-c",
+                               "cd " + std::string(GRPO_SOURCE_DIR) + " && exec " + GRPO_BINARY +
+                                   " pretrain --config configs/tiny-zero.yaml pretrain.steps=100000 "
+                                   "pretrain.batch_size=4 pretrain.out_dir=" +
+                                   base + " pretrain.log_dir=" + dir_ + "/logs 2>&1"});
+  std::string seen;
+  for (std::string l; l.rfind("pretrain 1/100000 [", 0) != 0;) seen += (l = p.read_line(120'000)) + "\n";
+  p.signal(SIGTERM);
+  const std::string out = seen + p.read_all();
+  ASSERT_EQ(p.wait(60'000), 128 + SIGTERM) << out;
+  EXPECT_EQ(out.rfind("pretrain: configs/tiny-zero.yaml: 100000 steps of 4 sequences, model ", 0), 0u) << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;
+  EXPECT_NE(out.find("pretrain: Terminated: stopping after the current step"), std::string::npos) << out;
+  const auto at = out.find("pretrain: stopped at step ");
+  ASSERT_NE(at, std::string::npos) << out;
+  const int steps = std::stoi(out.substr(at + 26));
+  EXPECT_GE(steps, 1);
+  EXPECT_LT(steps, 100000);
+  EXPECT_NE(out.find("; the model after " + std::to_string(steps) + " steps is saved in " + base +
+                     " (pretrain does not resume: the same command starts over)"),
+            std::string::npos)
+      << out;
+  const auto summary = out.find("\n{");
+  ASSERT_NE(summary, std::string::npos) << out;
+  EXPECT_EQ(json::parse(out.substr(summary + 1, out.find('\n', summary + 1) - summary - 1))["steps"], steps);
+  EXPECT_TRUE(std::filesystem::exists(base + "/model.safetensors"));
 }
 
 }  // namespace

@@ -615,6 +615,36 @@ TEST(DistillCli, KillNineAndResumeGivesTheUninterruptedExport) {
   EXPECT_EQ(read_file(cut / "distill.jsonl"), read_file(ref / "distill.jsonl"));
 }
 
+// SIGTERM once a batch is stored: sampling stops after the current batch, nothing is exported, the
+// message says where the samples are and how to resume; the same command samples the rest once.
+TEST(DistillCli, SigtermStopsAfterTheBatchAndTheSameCommandResumes) {
+  SampleFixture f;
+  const std::string cfg = f.config("out");
+  const fs::path out_dir = f.tmp / "out";
+  int64_t stored = 0;
+  {
+    testing::Subprocess p({GRPO_BINARY, "distill", cfg, "--quiet"}, "/dev/null", true);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+    while (stored_groups((out_dir / "store").string()) < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    p.signal(SIGTERM);
+    const std::string out = p.read_all();
+    ASSERT_EQ(p.wait(120'000), 128 + SIGTERM) << out;
+    stored = stored_groups((out_dir / "store").string());
+    ASSERT_LT(stored, 16) << "the run finished before the signal";
+    EXPECT_THAT(out, HasSubstr("distill: Terminated: stopping after the current batch"));
+    EXPECT_THAT(out, HasSubstr("distill: stopped after sampling " + std::to_string(stored) +
+                               " prompts (Terminated); every sampled prompt is in " + out_dir.string() +
+                               "/store; run the same command to resume"));
+  }
+  EXPECT_FALSE(fs::exists(out_dir / "distill.jsonl"));
+  auto [rc, out] = run_cli({cfg});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("sampling " + std::to_string(16 - stored) + " of 16 prompts"));
+  EXPECT_EQ(stored_groups((out_dir / "store").string()), 16);
+  EXPECT_TRUE(fs::exists(out_dir / "distill.jsonl"));
+}
+
 TEST(DistillCli, ExportOnlyWithOtherFiltersTopKAndAnEmptyResult) {
   SampleFixture f;
   const std::string cfg = f.config("out");

@@ -3,6 +3,7 @@
 // overrides) trains a small Llama-style student until it has memorised its answers; eval of the
 // checkpoint prints the summary with pass@1 = 1 on those prompts; bad data is named by file:line.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "grpo_cli.h"
+#include "subprocess.h"
 
 using nlohmann::json;
 
@@ -144,6 +146,44 @@ TEST_F(CliSft, BadDataIsNamedByFileAndLine) {
   ASSERT_EQ(skipped.code, 0) << skipped.err;
   EXPECT_EQ(json::parse(skipped.out)["bad_records"], 1);
   EXPECT_EQ(json::parse(skipped.out)["examples"], 1);
+}
+
+// SIGTERM during `grpo sft` (stderr in a pipe): the start banner, plain progress lines, then
+// training ends after the current step and the student of that step is saved, as the message says.
+TEST_F(CliSft, SigtermEndsTrainingAndSavesTheStudent) {
+  const std::string out_dir = dir_ + "/stopped";
+  grpo::testing::Subprocess p({"/bin/sh", "-c",
+                               "cd " + std::string(GRPO_SOURCE_DIR) + " && exec " + GRPO_BINARY +
+                                   " sft --config configs/sft-tiny.yaml sft.model=" + dir_ +
+                                   "/student.json sft.data.files=[" + dir_ +
+                                   "/train.jsonl] sft.epochs=100000 sft.batch_size=4 sft.out_dir=" + out_dir +
+                                   " sft.log_dir=" + dir_ + "/stopped_logs 2>&1"});
+  std::string seen;
+  try {
+    for (std::string l; l.rfind("sft 1/100000 [", 0) != 0;) seen += (l = p.read_line(120'000)) + "\n";
+  } catch (const std::exception& e) {
+    FAIL() << e.what() << "\n" << seen;
+  }
+  p.signal(SIGTERM);
+  const std::string out = seen + p.read_all();
+  ASSERT_EQ(p.wait(60'000), 128 + SIGTERM) << out;
+  EXPECT_EQ(out.rfind("sft: configs/sft-tiny.yaml: model " + dir_ +
+                          "/student.json (random init), 100000 epochs of 4 "
+                          "examples, ",
+                      0),
+            0u)
+      << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;
+  const auto at = out.find("sft: stopped at step ");
+  ASSERT_NE(at, std::string::npos) << out;
+  const int steps = std::stoi(out.substr(at + 21));
+  EXPECT_GE(steps, 1);
+  EXPECT_LT(steps, 100000);
+  EXPECT_NE(out.find("; the model after " + std::to_string(steps) + " steps is saved in " + out_dir +
+                     " (sft does not resume: the same command starts over)"),
+            std::string::npos)
+      << out;
+  EXPECT_TRUE(fs::exists(out_dir + "/model.safetensors"));
 }
 
 }  // namespace

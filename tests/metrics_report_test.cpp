@@ -208,6 +208,34 @@ TEST(Report, HeldOutMetricsShareTheChartsOfTheirTrainingCounterparts) {
   EXPECT_EQ(count_of(series_markup(html, "eval/accuracy"), "<circle"), 3u);
 }
 
+// GRPO steps with groups/trained 0 (dynamic sampling found no group to learn from) are counted
+// under the title and in the summary table; a run without the metric has neither.
+TEST(Report, CountsTheStepsThatTrainedNoGroup) {
+  TempDir tmp;
+  const std::string run = tmp / "idle-run";
+  {
+    grpo::MetricsWriter w(run);
+    for (int s = 1; s <= 4; ++s) w.log(s, {{"reward/mean", 0.1 * s}, {"groups/trained", s == 2 || s == 4 ? 0 : 3}});
+  }
+  std::string html = read_bytes(grpo::write_report(run));
+  EXPECT_EQ(tag_problem(html), "");
+  EXPECT_EQ(count_of(html, "2 of 4 steps trained no group (steps 2, 4)"), 2u) << html;
+  EXPECT_THAT(html, HasSubstr("<tr id=\"trained-no-group\"><td>steps that trained no group</td><td colspan=\"6\" "
+                              "class=\"warn\">"));
+
+  const std::string busy = tmp / "busy-run";
+  {
+    grpo::MetricsWriter w(busy);
+    for (int s = 1; s <= 3; ++s) w.log(s, {{"groups/trained", 3}});
+  }
+  html = read_bytes(grpo::write_report(busy));
+  EXPECT_THAT(html, HasSubstr("<td colspan=\"6\">0 of 3 steps trained no group</td>"));
+  EXPECT_THAT(html, ::testing::Not(HasSubstr("class=\"warn\">0 of")));
+
+  html = read_bytes(grpo::write_report(make_run(tmp)));  // no groups/trained: not a GRPO run
+  EXPECT_THAT(html, ::testing::Not(HasSubstr("trained no group")));
+}
+
 TEST(Report, LongSeriesDrawRawPointsAsALine) {
   TempDir tmp;
   const std::string run = make_run(tmp);

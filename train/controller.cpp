@@ -12,6 +12,7 @@
 #include <iomanip>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -70,12 +71,33 @@ std::string ready_key(int64_t step) { return "train/step-" + std::to_string(step
 const char* const kAddressesKey = "train/rollout-addresses";
 const char* const kEpochKey = "train/run-epoch";
 
+// Why a step trained no group: what the warning on the progress line says.
+std::string no_group_reason(const std::vector<ScoredGroup>& groups) {
+  if (groups.empty()) return "no group was generated";
+  std::set<double> rewards;
+  for (const auto& g : groups)
+    for (const auto& c : g.completions) rewards.insert(c.reward);
+  std::ostringstream why;
+  why << "every one of its " << groups.size() << " groups had equal rewards";
+  if (rewards.size() == 1) why << " (every reward " << std::fixed << std::setprecision(3) << *rewards.begin() << ")";
+  why << ", and dynamic sampling trains only on groups whose rewards differ";
+  return why.str();
+}
+
 class Loop {
  public:
-  Loop(const Config& config, bool progress, const LearnerRanks& ranks)
-      : config_(config), cfg_(run_config_from(config)), progress_(progress), dist_(ranks.dist), wait_(ranks.wait) {}
+  Loop(const Config& config, bool progress, const LearnerRanks& ranks, const StopSignals* signals)
+      : config_(config),
+        cfg_(run_config_from(config)),
+        progress_(progress),
+        dist_(ranks.dist),
+        wait_(ranks.wait),
+        signals_(signals) {}
 
   TrainSummary run() {
+    if (lead())
+      std::cerr << "train: " << config_.source() << ": run directory " << cfg_.run.out_dir << ", model "
+                << cfg_.model.path << ", " << cfg_.train.steps << " steps" << std::endl;
     setup();
     TrainSummary summary;
     summary.out_dir = cfg_.run.out_dir;
@@ -103,25 +125,33 @@ class Loop {
       summary.first_eval_accuracy = resumed_eval_ >= 0 ? resumed_eval_ : evaluate(start);
 
     std::thread producer([&] { produce(start); });
-    Progress bar("train", cfg_.train.steps - start, progress_);
+    bar_.emplace("train", cfg_.train.steps, progress_, start);
+    int64_t done = start;
     try {
-      for (int64_t step = start; step < cfg_.train.steps; ++step) {
-        StepGroups batch = take(step);
-        const std::string status = train_step(batch);
-        const int64_t done = step + 1;
+      for (int64_t step = start; step < cfg_.train.steps && !stop_requested(); ++step) {
+        std::optional<StepGroups> batch = take(step);
+        if (!batch) break;  // stopped while the step's groups were being made
+        const std::map<std::string, double> m = train_step(*batch);
+        if (m.at("groups/trained") == 0) ++summary.steps_trained_no_group;
+        done = step + 1;
         if (checkpoint_due(done)) checkpoint(done);  // before evaluating: the other ranks take part
         if (cfg_.train.eval_every > 0 && (done % cfg_.train.eval_every == 0 || done == cfg_.train.steps))
           summary.last_eval_accuracy = evaluate(done);
         write_report(cfg_.run.out_dir, report_options());
-        bar.advance(1, status);
+        bar_->advance(1, status_line(m));
       }
     } catch (...) {
       stop_producer();
       producer.join();
       throw;
     }
+    stop_producer();  // a stop signal may end the loop early
     producer.join();
-    bar.finish();
+    bar_->finish();
+    if (stop_requested() && done < cfg_.train.steps) {
+      summary.stopped_by = signals_->received();
+      if (done > start && !checkpoint_due(done)) checkpoint(done);
+    }
     summary.steps_done = trainer_->steps_done();
     return summary;
   }
@@ -133,6 +163,31 @@ class Loop {
     ReportOptions o;
     o.samples = report_samples(*store_);
     return o;
+  }
+
+  bool stop_requested() const { return signals_ && signals_->received() != 0; }
+
+  // A line of its own on stderr, above the progress line once there is one.
+  void say(const std::string& line) {
+    if (bar_)
+      bar_->note(line);
+    else
+      std::cerr << line << std::endl;
+  }
+
+  // The progress line's status after a step: its rewards, and the newest held-out accuracy with
+  // the step it was measured at.
+  std::string status_line(const std::map<std::string, double>& m) const {
+    auto get = [&](const char* key) {  // a step without any group has no reward figures
+      auto it = m.find(key);
+      return it == m.end() ? 0.0 : it->second;
+    };
+    std::ostringstream status;
+    status << std::fixed << std::setprecision(3) << "reward=" << get("reward/mean") << " acc=" << get("accuracy")
+           << " len=" << std::setprecision(1) << get("response_length/mean");
+    if (get("groups/trained") == 0) status << " trained=0";
+    if (last_eval_step_ >= 0) status << " heldout@" << last_eval_step_ << "=" << std::setprecision(3) << last_eval_;
+    return status.str();
   }
   bool checkpoint_due(int64_t done) const {
     return done % cfg_.train.checkpoint_every == 0 || done == cfg_.train.steps;
@@ -226,8 +281,11 @@ class Loop {
     if (fs::exists(path)) {
       const MetricsHistory h = read_metrics(path);
       auto eval = h.series.find("eval/accuracy");
-      if (eval != h.series.end() && !eval->second.empty() && eval->second.back().first == start)
-        resumed_eval_ = last_eval_ = eval->second.back().second;
+      if (eval != h.series.end() && !eval->second.empty()) {  // the progress line shows it until the next one
+        last_eval_ = eval->second.back().second;
+        last_eval_step_ = eval->second.back().first;
+        if (last_eval_step_ == start) resumed_eval_ = last_eval_;
+      }
     }
     const int64_t stored = store_->last_step();
     if (stored >= start && start < cfg_.train.steps)
@@ -273,7 +331,7 @@ class Loop {
       }
       if (failed == 0) {
         if (lead())
-          std::cerr << "train: resuming from " << path.string() << " (" << trainer_->steps_done() << " steps done)"
+          std::cerr << "train: resuming from step " << trainer_->steps_done() << " (" << path.string() << ")"
                     << std::endl;
         return;
       }
@@ -282,6 +340,7 @@ class Loop {
       if (lead() || !mine.empty())
         std::cerr << "train: skipping checkpoint " << path.string() << ": " << why << std::endl;
     }
+    if (checkpoints.empty() && lead()) std::cerr << "train: starting at step 0 (no checkpoint yet)" << std::endl;
     if (!checkpoints.empty())
       throw InputError("train: none of the " + std::to_string(checkpoints.size()) + " checkpoints in " + dir.string() +
                        " loads (the newest: " + newest_error +
@@ -313,9 +372,11 @@ class Loop {
     }
   }
 
-  StepGroups take(int64_t step) {
+  // The step's groups once the generation thread has them; nullopt when a stop signal comes first.
+  std::optional<StepGroups> take(int64_t step) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return failure_ || !ready_.empty(); });
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return failure_ || !ready_.empty(); }))
+      if (stop_requested()) return std::nullopt;
     if (!ready_.empty()) {
       StepGroups b = std::move(ready_.front());
       ready_.pop_front();
@@ -387,7 +448,8 @@ class Loop {
 
   // ---- learner side ------------------------------------------------------------------
 
-  std::string train_step(StepGroups& batch) {
+  // Trains on the step's groups (warning when there is none to train on); returns the step's metrics.
+  std::map<std::string, double> train_step(StepGroups& batch) {
     const int64_t step = batch.step;
     std::map<std::string, double> m = group_metrics(batch.groups);
     std::vector<ScoredGroup> used;
@@ -411,6 +473,7 @@ class Loop {
       for (const auto& [k, v] : trainer_->step(used).as_map()) m["train/" + k] = v;
     } else {
       trainer_->skip_step();  // nothing to learn from: the step counts, the weights stay
+      say("train: step " + std::to_string(step + 1) + " trained 0 groups: " + no_group_reason(batch.groups));
     }
     const double train_s = seconds_since(t0);
     kill_point("train/trained");
@@ -432,12 +495,7 @@ class Loop {
       m["throughput/generate_tokens_per_s"] = double(batch.sampling.generated_tokens) / batch.sampling.generate_s;
     metrics_->log(step + 1, m);
     kill_point("train/logged");
-
-    std::ostringstream status;
-    status << std::fixed << std::setprecision(3) << "reward=" << m["reward/mean"] << " acc=" << m["accuracy"]
-           << " len=" << std::setprecision(1) << m["response_length/mean"];
-    if (last_eval_ >= 0) status << " heldout=" << std::setprecision(3) << last_eval_;
-    return status.str();
+    return m;
   }
 
   // The weights after `step` updates to every rollout worker, as this start's version of them
@@ -466,14 +524,17 @@ class Loop {
     const auto t0 = Clock::now();
     const EvalSummary s = evaluate_heldout(cfg_, *rollouts_, *reward_, heldout_, weight_version(epoch_, step));
     last_eval_ = s.pass1;
+    last_eval_step_ = step;
     metrics_->log(step, {{"eval/accuracy", s.pass1},
                          {"eval/reward", s.mean_reward},
                          {"eval/format_rate", s.format_rate},
                          {"eval/response_length", s.mean_tokens},
                          {"time/eval", seconds_since(t0)}});
-    std::cerr << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
-              << " over " << heldout_.size() << " prompts x " << cfg_.train.eval_samples << ", mean length "
-              << std::setprecision(1) << s.mean_tokens << " tokens" << std::endl;
+    std::ostringstream line;
+    line << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
+         << " over " << heldout_.size() << " prompts x " << cfg_.train.eval_samples << ", mean length "
+         << std::setprecision(1) << s.mean_tokens << " tokens";
+    say(line.str());
     return last_eval_;
   }
 
@@ -505,9 +566,12 @@ class Loop {
   std::unique_ptr<reward::RewardClient> reward_;
   std::unique_ptr<ExperienceStore> store_;
   std::unique_ptr<MetricsWriter> metrics_;
+  const StopSignals* signals_;   // stops the run between steps (null: none)
+  std::optional<Progress> bar_;  // rank 0, once the steps run
   double last_eval_ = -1;
-  double resumed_eval_ = -1;  // the held-out accuracy metrics.jsonl has at the resumed step (-1: none)
-  int64_t epoch_ = 0;         // this start's run epoch (ExperienceStore::begin_run)
+  int64_t last_eval_step_ = -1;  // the step last_eval_ was measured at (-1: none yet)
+  double resumed_eval_ = -1;     // the held-out accuracy metrics.jsonl has at the resumed step (-1: none)
+  int64_t epoch_ = 0;            // this start's run epoch (ExperienceStore::begin_run)
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -519,8 +583,8 @@ class Loop {
 
 }  // namespace
 
-TrainSummary run_training(const Config& config, bool progress, const LearnerRanks& ranks) {
-  return Loop(config, progress, ranks).run();
+TrainSummary run_training(const Config& config, bool progress, const LearnerRanks& ranks, const StopSignals* stop) {
+  return Loop(config, progress, ranks, stop).run();
 }
 
 }  // namespace grpo

@@ -37,6 +37,7 @@
 #include <chrono>
 
 #include "common/config.h"
+#include "common/stop_signals.h"
 #include "learner/distributed.h"
 
 namespace grpo {
@@ -44,6 +45,8 @@ namespace grpo {
 struct TrainSummary {
   int64_t start_step = 0;                                    // steps already done when this run started (resume)
   int64_t steps_done = 0;                                    // after the run
+  int64_t steps_trained_no_group = 0;                        // steps of this run that had no group to train on
+  int stopped_by = 0;                                        // the signal that stopped the run early (0: none)
   double first_eval_accuracy = -1, last_eval_accuracy = -1;  // held-out; -1 when not evaluated
   std::string out_dir;
 };
@@ -63,8 +66,13 @@ struct LearnerRanks {
   std::chrono::milliseconds wait{std::chrono::hours(1)};
 };
 
-// Runs the loop described above to train.steps. `progress`: the progress line on stderr (rank 0).
+// Runs the loop described above to train.steps. `progress`: the progress line on stderr (rank 0);
+// a step that trains no group (dynamic sampling found no group whose rewards differ) is warned
+// about there and counted in the summary. `stop` (one process only, null: none): once it has
+// received a signal, the run stops after the current step, saves a checkpoint at it and returns
+// with stopped_by set; the same config resumes from there.
 // The summary is rank 0's (other ranks return theirs with the steps only).
-TrainSummary run_training(const Config& config, bool progress = true, const LearnerRanks& ranks = {});
+TrainSummary run_training(const Config& config, bool progress = true, const LearnerRanks& ranks = {},
+                          const StopSignals* stop = nullptr);
 
 }  // namespace grpo

@@ -22,6 +22,7 @@ nlohmann::json run_grpo_rank(const Config& config, const DistEnv& env, std::chro
   if (env.rank != 0) return nullptr;
   nlohmann::json summary = {{"steps_done", s.steps_done},
                             {"start_step", s.start_step},
+                            {"steps_trained_no_group", s.steps_trained_no_group},
                             {"world_size", env.world_size},
                             {"out_dir", s.out_dir},
                             {"all_to_all_bytes", dist.all_to_all_bytes()}};
