@@ -21,6 +21,8 @@
 #include "common/kill_point.h"
 #include "common/progress.h"
 #include "dataset/prompt_dataset.h"
+#include "http/address.h"
+#include "http/monitor.h"
 #include "learner/expert_parallel.h"
 #include "learner/trainer.h"
 #include "metrics/metrics.h"
@@ -101,6 +103,7 @@ class Loop {
     if (cfg_.train.eval_every > 0 && start % cfg_.train.eval_every == 0)
       summary.first_eval_accuracy = resumed_eval_ >= 0 ? resumed_eval_ : evaluate(start);
 
+    if (http_) http_->set_ready(true);
     std::thread producer([&] { produce(start); });
     Progress bar("train", cfg_.train.steps - start, progress_);
     try {
@@ -150,6 +153,9 @@ class Loop {
   }
 
   void setup() {
+    const std::string http_address = http_address_from(config_);
+    if (lead() && !http_address.empty())
+      http_ = std::make_unique<Monitor>(MonitorOptions{http_address, cfg_.run.out_dir, "train"});
     at::set_num_threads(cfg_.run.threads);
     trainer_options_ = trainer_options_from_config(config_.sub("trainer"));
     // The trainer's log-probs must be those of the distribution the rollouts sampled from.
@@ -425,12 +431,23 @@ class Loop {
       m["throughput/generate_tokens_per_s"] = double(batch.sampling.generated_tokens) / batch.sampling.generate_s;
     metrics_->log(step + 1, m);
     kill_point("train/logged");
+    if (http_) show(step + 1, m, batch.groups);
 
     std::ostringstream status;
     status << std::fixed << std::setprecision(3) << "reward=" << m["reward/mean"] << " acc=" << m["accuracy"]
            << " len=" << std::setprecision(1) << m["response_length/mean"];
     if (last_eval_ >= 0) status << " heldout=" << std::setprecision(3) << last_eval_;
     return status.str();
+  }
+
+  // The live view (--http): the step's metrics and its groups, the last ones kept for /samples.
+  void show(int64_t step, const std::map<std::string, double>& m, const std::vector<ScoredGroup>& groups) {
+    http_->log_step(step, m);
+    for (const auto& g : groups) {
+      SampleGroup s{g.step, g.prompt_id, g.prompt_text, g.reference_answer, {}};
+      for (const auto& c : g.completions) s.completions.push_back({c.text, c.reward, c.correct, c.reward_reason});
+      http_->samples().add(std::move(s));
+    }
   }
 
   // The weights after `step` updates to every rollout worker, as this start's version of them
@@ -459,11 +476,13 @@ class Loop {
     const auto t0 = Clock::now();
     const EvalSummary s = evaluate_heldout(cfg_, *rollouts_, *reward_, heldout_, weight_version(epoch_, step));
     last_eval_ = s.pass1;
-    metrics_->log(step, {{"eval/accuracy", s.pass1},
-                         {"eval/reward", s.mean_reward},
-                         {"eval/format_rate", s.format_rate},
-                         {"eval/response_length", s.mean_tokens},
-                         {"time/eval", seconds_since(t0)}});
+    const std::map<std::string, double> m = {{"eval/accuracy", s.pass1},
+                                             {"eval/reward", s.mean_reward},
+                                             {"eval/format_rate", s.format_rate},
+                                             {"eval/response_length", s.mean_tokens},
+                                             {"time/eval", seconds_since(t0)}};
+    metrics_->log(step, m);
+    if (http_) http_->log_step(step, m);
     std::cerr << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
               << " over " << heldout_.size() << " prompts x " << cfg_.train.eval_samples << ", mean length "
               << std::setprecision(1) << s.mean_tokens << " tokens" << std::endl;
@@ -498,6 +517,7 @@ class Loop {
   std::unique_ptr<reward::RewardClient> reward_;
   std::unique_ptr<ExperienceStore> store_;
   std::unique_ptr<MetricsWriter> metrics_;
+  std::unique_ptr<Monitor> http_;  // the live view (--http); null when off
   double last_eval_ = -1;
   double resumed_eval_ = -1;  // the held-out accuracy metrics.jsonl has at the resumed step (-1: none)
   int64_t epoch_ = 0;         // this start's run epoch (ExperienceStore::begin_run)
