@@ -226,3 +226,84 @@ TEST_F(HttpCli, LiveReportChartsRenderInHeadlessChromium) {
 }
 
 }  // namespace
+
+namespace {
+
+// The gRPC address of a server whose output has "listening on ADDRESS" (after the live view's line).
+std::string grpc_address(Subprocess& p) {
+  for (;;) {
+    const std::string line = p.read_line(120'000);
+    const auto at = line.find("listening on ");
+    if (at != std::string::npos) return line.substr(at + 13, line.find(' ', at + 13) - at - 13);
+  }
+}
+
+TEST_F(HttpCli, RewardServerCountsVerdictsPerVerifierAndOutcome) {
+  Subprocess server({GRPO_BINARY, "reward-server", "--config", kSource + "/configs/reward.yaml", "--http", "0",
+                     "server.address=127.0.0.1:0"},
+                    "/dev/null", true);
+  const std::string a = live_view_address(server);
+  const std::string grpc = grpc_address(server);
+  EXPECT_EQ(http_get(a, "/readyz").status, 200);
+  const std::string in = path("verify.jsonl");
+  std::ofstream(in) << "{\"id\": \"a\", \"completion\": \"so \\\\boxed{4}\", \"reference\": \"4\"}\n"
+                    << "{\"id\": \"b\", \"completion\": \"so \\\\boxed{5}\", \"reference\": \"4\"}\n"
+                    << "{\"id\": \"c\", \"completion\": \"so \\\\boxed{4}\", \"reference\": \"4\"}\n";
+  const auto v = grpo_test::run_grpo("verify --verifier math --server " + grpc, scratch_->path(), slurp(in));
+  ASSERT_EQ(v.code, 0) << v.err;
+  const Exposition e = parse_exposition(http_get(a, "/metrics").body);
+  EXPECT_TRUE(e.errors.empty()) << e.errors.front();
+  EXPECT_EQ(e.types.at("grpo_reward_server_verdicts_total"), "counter");
+  EXPECT_EQ(
+      e.value("grpo_reward_server_verdicts_total", {{"verifier", "math"}, {"pool", "default"}, {"outcome", "correct"}}),
+      2);
+  EXPECT_EQ(
+      e.value("grpo_reward_server_verdicts_total", {{"verifier", "math"}, {"pool", "default"}, {"outcome", "wrong"}}),
+      1);
+  EXPECT_EQ(e.types.at("grpo_reward_server_verify_seconds"), "histogram");
+  EXPECT_EQ(e.value("grpo_reward_server_verify_seconds_count", {{"verifier", "math"}}), 3);
+  EXPECT_EQ(e.value("grpo_reward_server_served"), 3);
+  EXPECT_EQ(e.value("grpo_reward_server_queued"), 0);
+  EXPECT_EQ(e.value("grpo_reward_server_running"), 0);
+  EXPECT_EQ(http_raw(a, std::string(20'000, '\0')).status, 400);  // binary garbage
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait(30'000), 0) << server.read_all();
+}
+
+TEST_F(HttpCli, RolloutServerShowsItsPagesAndVersionOnceReady) {
+  Subprocess server({GRPO_BINARY, "rollout-server", "--model", path("model"), "--tokenizer",
+                     kSource + "/configs/tiny-zero/tokenizer.json", "--version", "7", "--address", "127.0.0.1:0",
+                     "--threads", "1", "--http", "127.0.0.1:0"},
+                    "/dev/null", true);
+  const std::string a = live_view_address(server);
+  const int early = http_get(a, "/readyz").status;  // the model may still be loading
+  EXPECT_TRUE(early == 503 || early == 200) << early;
+  grpc_address(server);
+  EXPECT_EQ(http_get(a, "/readyz").status, 200);
+  EXPECT_EQ(http_get(a, "/healthz").status, 200);
+  const Exposition e = parse_exposition(http_get(a, "/metrics").body);
+  EXPECT_TRUE(e.errors.empty()) << e.errors.front();
+  EXPECT_EQ(e.value("grpo_rollout_server_weight_version"), 7);
+  EXPECT_GT(e.value("grpo_rollout_server_pages_total"), 0);
+  EXPECT_EQ(e.value("grpo_rollout_server_pages_used"), 0);
+  EXPECT_EQ(e.value("grpo_rollout_server_sequences_running"), 0);
+  EXPECT_EQ(e.value("grpo_rollout_server_tokens_per_s"), 0);
+  const auto index = http_get(a, "/");
+  EXPECT_NE(index.body.find("href=\"/metrics\""), std::string::npos);
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait(30'000), 0) << server.read_all();
+}
+
+TEST_F(HttpCli, BadAddressesAreNamedBeforeAnythingStarts) {
+  auto r = grpo_test::run_grpo("reward-server --http 70000", scratch_->path());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--http: expected PORT, IP:PORT or [IPv6]:PORT with PORT in [0, 65535], got '70000'"),
+            std::string::npos)
+      << r.err;
+  r = grpo_test::run_grpo("train " + kSource + "/configs/tiny-zero.yaml http.address=somehost:80", scratch_->path());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("http.address"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'somehost' is not an IP address"), std::string::npos) << r.err;
+}
+
+}  // namespace
