@@ -9,13 +9,15 @@
 #include "common/cli.h"
 #include "common/error.h"
 #include "distill/distill.h"
+#include "http/address.h"
 
 namespace {
 
 int run_distill_cmd(const grpo::Args& a) {
   if (a.positional().size() != 1)
     throw grpo::InputError("distill: expected one CONFIG file (see configs/distill-tiny.yaml)");
-  const grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  grpo::apply_http_flag(a, config);
   grpo::DistillRun how;
   how.export_only = a.flag("export-only");
   how.progress = !a.flag("quiet");
@@ -41,5 +43,6 @@ GRPO_COMMAND("distill",
              "Rejection-sampled distillation data: sample + verify + filter + export JSONL with a dataset card",
              "CONFIG [key.path=value ...]",
              ({{"export-only", "", "write the export from the store without sampling", false},
-               {"quiet", "", "no progress line", false}}),
+               {"quiet", "", "no progress line", false},
+               grpo::http_option()}),
              run_distill_cmd, 1);

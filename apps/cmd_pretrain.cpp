@@ -9,17 +9,20 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "http/address.h"
 #include "learner/pretrain.h"
 #include "model/runtime.h"
 
 namespace {
 
 int run_pretrain(const grpo::Args& args) {
-  const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  grpo::apply_http_flag(args, config);
   // A pretrain config may be a whole run config (configs/tiny-zero.yaml), so the run's sections are known too.
   config.require_known(
-      {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer"});
-  const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+      {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer", "http"});
+  grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+  options.train.http_address = grpo::http_address_from(config);
   const int threads = grpo::set_torch_threads(options.train.threads);
   std::cerr << "pretrain: " << options.steps << " steps of " << options.train.batch_size << " sequences, " << threads
             << " threads -> " << options.train.out_dir << "\n";
@@ -39,7 +42,8 @@ int run_pretrain(const grpo::Args& args) {
 GRPO_COMMAND("pretrain", "Pretrain a DeepSeek V2/V3 model (next-token loss) from a config's pretrain: section",
              "[key.path=value ...]",
              ({{"config", "FILE", "run config YAML with a pretrain: section", true},
-               {"quiet", "", "no progress line", false}}),
+               {"quiet", "", "no progress line", false},
+               grpo::http_option()}),
              run_pretrain);
 
 }  // namespace

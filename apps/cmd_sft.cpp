@@ -10,14 +10,17 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "http/address.h"
 #include "learner/sft.h"
 #include "model/runtime.h"
 
 namespace {
 
 int run_sft(const grpo::Args& args) {
-  const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
-  const grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
+  grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  grpo::apply_http_flag(args, config);
+  grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
+  options.train.http_address = grpo::http_address_from(config);
   const int threads = grpo::set_torch_threads(options.train.threads);
   std::cerr << "sft: batches of " << options.train.batch_size << " examples, " << threads << " threads -> "
             << options.train.out_dir << "\n";
@@ -44,7 +47,8 @@ int run_sft(const grpo::Args& args) {
 GRPO_COMMAND("sft", "Fine-tune a dense student on chat / prompt-completion JSONL (+ top-k distillation)",
              "[key.path=value ...]",
              ({{"config", "FILE", "run config YAML with an sft: section", true},
-               {"quiet", "", "no progress line", false}}),
+               {"quiet", "", "no progress line", false},
+               grpo::http_option()}),
              run_sft);
 
 }  // namespace

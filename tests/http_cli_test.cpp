@@ -307,3 +307,53 @@ TEST_F(HttpCli, BadAddressesAreNamedBeforeAnythingStarts) {
 }
 
 }  // namespace
+
+namespace {
+
+// `grpo ARGS` on the tiny-zero config's pretraining, from the source directory, stderr merged.
+std::unique_ptr<Subprocess> pretraining(const std::string& command, const std::string& dir) {
+  return std::make_unique<Subprocess>(
+      std::vector<std::string>{"/bin/sh", "-c",
+                               "cd " + kSource + " && exec " + GRPO_BINARY + " " + command +
+                                   " --config configs/tiny-zero.yaml --quiet --http 0 pretrain.steps=300"
+                                   " pretrain.log_every=1 pretrain.seq_len=32 pretrain.batch_size=2 pretrain.out_dir=" +
+                                   dir + "/model pretrain.log_dir=" + dir + "/logs"},
+      "/dev/null", true);
+}
+
+// The live view of a pretraining run (`grpo pretrain`, or rank 0 of `grpo learner --nproc 2`):
+// /metrics at a logged step equal metrics.jsonl's line of that step; the run ends on its own.
+void check_pretraining_view(Subprocess& run, const std::string& dir) {
+  const std::string a = live_view_address(run);
+  EXPECT_EQ(http_get(a, "/readyz").status, 200);
+  Exposition e;
+  poll(a, "/metrics", [&](const auto& r) {
+    e = parse_exposition(r.body);
+    return e.value("grpo_step") >= 2;
+  });
+  ASSERT_TRUE(e.errors.empty()) << e.errors.front();
+  const double step = e.value("grpo_step");
+  ASSERT_GE(step, 2);
+  json line;
+  std::ifstream jsonl(dir + "/logs/metrics.jsonl");
+  for (std::string l; std::getline(jsonl, l);)
+    if (json j = json::parse(l); j["step"] == step) line = j;
+  ASSERT_FALSE(line.is_null());
+  for (const char* key : {"loss", "lr", "grad_norm"})
+    EXPECT_DOUBLE_EQ(e.value(std::string("grpo_") + key), line[key].get<double>()) << key;
+  EXPECT_NE(http_get(a, "/").body.find("<svg class=\"plot\""), std::string::npos);
+  const int code = run.wait(300'000);
+  EXPECT_EQ(code, 0) << run.read_all();
+}
+
+TEST_F(HttpCli, PretrainServesItsLossAndEndsOnItsOwn) {
+  auto run = pretraining("pretrain", path("pretrain"));
+  check_pretraining_view(*run, path("pretrain"));
+}
+
+TEST_F(HttpCli, LearnerRankZeroServesTheLiveView) {
+  auto run = pretraining("learner --nproc 2", path("learner"));
+  check_pretraining_view(*run, path("learner"));
+}
+
+}  // namespace

@@ -443,11 +443,7 @@ class Loop {
   // The live view (--http): the step's metrics and its groups, the last ones kept for /samples.
   void show(int64_t step, const std::map<std::string, double>& m, const std::vector<ScoredGroup>& groups) {
     http_->log_step(step, m);
-    for (const auto& g : groups) {
-      SampleGroup s{g.step, g.prompt_id, g.prompt_text, g.reference_answer, {}};
-      for (const auto& c : g.completions) s.completions.push_back({c.text, c.reward, c.correct, c.reward_reason});
-      http_->samples().add(std::move(s));
-    }
+    for (const auto& g : groups) http_->samples().add(sample_group(g));
   }
 
   // The weights after `step` updates to every rollout worker, as this start's version of them
