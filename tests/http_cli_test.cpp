@@ -352,7 +352,7 @@ TEST_F(HttpCli, PretrainServesItsLossAndEndsOnItsOwn) {
 }
 
 TEST_F(HttpCli, LearnerRankZeroServesTheLiveView) {
-  auto run = pretraining("learner --nproc 2", path("learner"));
+  auto run = pretraining("learner --nproc 2 --job pretrain", path("learner"));
   check_pretraining_view(*run, path("learner"));
 }
 
