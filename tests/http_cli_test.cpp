@@ -206,18 +206,20 @@ TEST_F(HttpCli, TrainServesMetricsMatchingItsLogProbesSamplesAndTheLiveReport) {
 TEST_F(HttpCli, LiveReportChartsRenderInHeadlessChromium) {
   const std::string browser = chromium();
   if (browser.empty()) GTEST_SKIP() << "no chromium-headless-shell or chromium in PATH (make deps installs it)";
-  auto train = HttpCli::train(path("chromium-run"), 1000);
+  auto train = HttpCli::train(path("chromium-run"), 300);
   const std::string a = live_view_address(*train);
   poll(a, "/metrics", [&](const auto& r) { return parse_exposition(r.body).value("grpo_step") >= 3; });
-  const std::string flags = " --headless --no-sandbox --disable-gpu --hide-scrollbars --virtual-time-budget=5000 ";
-  const std::string dom = shell(browser + flags + "--dump-dom http://" + a + "/ 2>/dev/null");
+  // The virtual-time budget stays below the page's 5 s reload; `timeout` bounds a browser that hangs.
+  const std::string run = "timeout -k 5 120 " + browser +
+                          " --headless --no-sandbox --disable-gpu --hide-scrollbars --virtual-time-budget=2000 ";
+  const std::string dom = shell(run + "--dump-dom http://" + a + "/ 2>/dev/null");
   EXPECT_NE(dom.find("<svg class=\"plot\""), std::string::npos) << dom.substr(0, 2000);
   size_t points = 0;  // the points of the series, one circle each
   for (size_t at = dom.find("<circle cx="); at != std::string::npos; at = dom.find("<circle cx=", at + 1)) ++points;
   EXPECT_GE(points, 3u);
   EXPECT_NE(dom.find("<polyline class=\"ema\""), std::string::npos);  // a smoothed line through them
   const std::string png = path("page.png");
-  shell(browser + flags + "--window-size=1200,1600 --screenshot=" + png + " http://" + a + "/ >/dev/null 2>&1");
+  shell(run + "--window-size=1200,1600 --screenshot=" + png + " http://" + a + "/ >/dev/null 2>&1");
   const std::string image = slurp(png);
   ASSERT_EQ(image.compare(0, 8, "\x89PNG\r\n\x1a\n"), 0) << png << " is not a PNG";
   EXPECT_GT(png_distinct_bytes(image), 16u);  // not a blank page
@@ -325,7 +327,10 @@ std::unique_ptr<Subprocess> pretraining(const std::string& command, const std::s
 // /metrics at a logged step equal metrics.jsonl's line of that step; the run ends on its own.
 void check_pretraining_view(Subprocess& run, const std::string& dir) {
   const std::string a = live_view_address(run);
-  EXPECT_EQ(http_get(a, "/readyz").status, 200);
+  EXPECT_EQ(poll(
+                a, "/readyz", [](const auto& r) { return r.status == 200; }, 60'000)
+                .status,
+            200);
   Exposition e;
   poll(a, "/metrics", [&](const auto& r) {
     e = parse_exposition(r.body);
