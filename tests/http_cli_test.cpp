@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -20,7 +19,6 @@
 #include "http_client.h"
 #include "subprocess.h"
 
-namespace fs = std::filesystem;
 using grpo::testing::Exposition;
 using grpo::testing::http_get;
 using grpo::testing::http_raw;
