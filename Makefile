@@ -9,7 +9,8 @@ APT_PACKAGES = build-essential cmake ccache pkg-config git python3 python3-venv 
   libgloo-dev \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   librocksdb-dev libyaml-cpp-dev libgtest-dev libgmock-dev libboost-dev libpcre2-dev libicu-dev \
-  nlohmann-json3-dev zlib1g-dev bubblewrap python3-grpcio python3-protobuf clang-format clang-tidy
+  nlohmann-json3-dev zlib1g-dev bubblewrap python3-grpcio python3-protobuf clang-format clang-tidy \
+  prometheus-cpp-dev chromium-headless-shell
 
 .PHONY: deps configure build test demo bench lint format clean
 

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/stop_signals.h"
 #include "distill/distill.h"
+#include "http/address.h"
 
 namespace {
 
@@ -20,7 +21,8 @@ int run_distill_cmd(const grpo::Args& a) {
   stop.watch("distill", "batch");
   if (a.positional().size() != 1)
     throw grpo::InputError("distill: expected one CONFIG file (see configs/distill-tiny.yaml)");
-  const grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  grpo::apply_http_flag(a, config);
   grpo::DistillRun how;
   how.export_only = a.flag("export-only");
   how.progress = !a.flag("quiet");
@@ -52,5 +54,6 @@ GRPO_COMMAND("distill",
              "Rejection-sampled distillation data: sample + verify + filter + export JSONL with a dataset card",
              "CONFIG [key.path=value ...]",
              ({{"export-only", "", "write the export from the store without sampling", false},
-               {"quiet", "", "no progress line", false}}),
+               {"quiet", "", "no progress line", false},
+               grpo::http_option()}),
              run_distill_cmd, 1);

@@ -9,6 +9,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/error.h"
+#include "http/address.h"
 #include "learner/distributed.h"
 #include "learner/launcher.h"
 #include "learner/pretrain.h"
@@ -48,7 +49,8 @@ nlohmann::json run_rank(const grpo::Args& args, const grpo::Config& config, cons
                                !args.flag("quiet"));
 #endif
   }
-  const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+  grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+  options.train.http_address = grpo::http_address_from(config);  // served by rank 0
   return grpo::pretrain_rank(options, env, timeout, !args.flag("quiet"),
                              [&](grpo::Distributed& dist) { return publish_hook(config, &dist, options.steps); });
 }
@@ -64,8 +66,10 @@ int run_learner(const grpo::Args& args) {
                                    timeout};
   if (!args.has("config") && args.positional().empty())
     throw grpo::InputError("learner: give the run config (--config FILE or CONFIG)");
-  const grpo::Config config =
+  grpo::Config config =
       grpo::Config::load(args.has("config") ? args.get("config") : args.positional()[0], args.overrides());
+  grpo::apply_http_flag(args, config);  // each rank parses the same arguments; rank 0 serves
+  grpo::http_address_from(config);      // a bad address fails here, before any rank starts
   if (grpo::DistEnv::present()) {
     try {
       const nlohmann::json summary = run_rank(args, config, grpo::DistEnv::from_env(), std::chrono::seconds(timeout));
@@ -99,7 +103,8 @@ GRPO_COMMAND(
       {"timeout", "SECONDS", "rendezvous and collective timeout (a dead rank fails the others)", false, "120"},
       {"job", "JOB", "pretrain, grpo, or auto: the config's pretrain: or train:/trainer: section", false, "auto"},
       {"step-timeout", "SECONDS", "GRPO runs: how long ranks wait for rank 0's next step", false, "3600"},
-      {"quiet", "", "no progress line", false}}),
+      {"quiet", "", "no progress line", false},
+      grpo::http_option()}),
     run_learner, 1);
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/stop_signals.h"
+#include "http/address.h"
 #include "learner/pretrain.h"
 #include "model/runtime.h"
 
@@ -19,11 +20,13 @@ namespace {
 int run_pretrain(const grpo::Args& args) {
   grpo::StopSignals stop;  // before any thread starts
   stop.watch("pretrain");
-  const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  grpo::apply_http_flag(args, config);
   // A pretrain config may be a whole run config (configs/tiny-zero.yaml), so the run's sections are known too.
   config.require_known(
-      {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer"});
-  const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+      {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer", "http"});
+  grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+  options.train.http_address = grpo::http_address_from(config);
   const int threads = grpo::set_torch_threads(options.train.threads);
   std::cerr << "pretrain: " << config.source() << ": " << options.steps << " steps of " << options.train.batch_size
             << " sequences, model " << options.model_source << " (random init), " << threads << " threads -> "
@@ -48,7 +51,8 @@ int run_pretrain(const grpo::Args& args) {
 GRPO_COMMAND("pretrain", "Pretrain a DeepSeek V2/V3 model (next-token loss) from a config's pretrain: section",
              "[key.path=value ...]",
              ({{"config", "FILE", "run config YAML with a pretrain: section", true},
-               {"quiet", "", "no progress line", false}}),
+               {"quiet", "", "no progress line", false},
+               grpo::http_option()}),
              run_pretrain);
 
 }  // namespace

@@ -1,6 +1,7 @@
 // `grpo rollout-server`: serves RolloutService (proto/rollout.proto) for one model until
-// SIGINT/SIGTERM. Settings: defaults < --config YAML (configs/rollout.yaml documents the keys)
-// < key.path=value overrides < the explicit flags below.
+// SIGINT/SIGTERM; with --http also the live view (http/monitor.h): pages used, sequences running
+// and queued, tokens/s, weight version (ready once the model is loaded and the server is up). Settings: defaults <
+// --config YAML (configs/rollout.yaml documents the keys) < key.path=value overrides < the explicit flags below.
 #include <cstring>
 #include <iostream>
 #include <optional>
@@ -8,6 +9,8 @@
 #include "common/cli.h"
 #include "common/host_port.h"
 #include "common/stop_signals.h"
+#include "http/address.h"
+#include "http/monitor.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
 #include "rollout/service/server.h"
@@ -15,13 +18,38 @@
 
 namespace {
 
+// The server's status, read at each scrape; tokens/s over the time since the previous scrape.
+void watch_status(const grpo::rollout::RolloutServer& server, grpo::LiveMetrics& metrics) {
+  metrics.on_scrape([&server, last_tokens = int64_t(0), last_ms = int64_t(0)](grpo::LiveMetrics& m) mutable {
+    const grpo::rollout::v1::StatusResponse s = server.status();
+    m.set("rollout_server/weight_version", double(s.weight_version()), "the weights serving now");
+    m.set("rollout_server/pages_used", double(s.pages_used()), "latent cache pages in use");
+    m.set("rollout_server/pages_total", double(s.pages_total()), "latent cache pages");
+    m.set("rollout_server/sequences_running", double(s.running_sequences()), "sequences being decoded");
+    m.set("rollout_server/sequences_waiting", double(s.waiting_sequences()), "sequences waiting for the engine");
+    m.set("rollout_server/queued_requests", double(s.queued_requests()), "prompts not yet taken by the engine");
+    m.set("rollout_server/generated_tokens", double(s.generated_tokens()), "tokens generated since start");
+    m.set("rollout_server/completions", double(s.completions()), "completions since start");
+    m.set("rollout_server/weight_updates", double(s.weight_updates()), "weight updates applied since start");
+    m.set("rollout_server/preemptions", double(s.preemptions()), "sequences preempted since start");
+    const int64_t dt_ms = s.uptime_ms() - last_ms;
+    if (dt_ms > 0)
+      m.set("rollout_server/tokens_per_s", double(s.generated_tokens() - last_tokens) * 1000.0 / double(dt_ms),
+            "tokens generated per second since the previous scrape");
+    last_tokens = s.generated_tokens();
+    last_ms = s.uptime_ms();
+  });
+}
+
 int run_rollout_server(const grpo::Args& a) {
   using namespace grpo::rollout;
   const int64_t version = a.get_int64("version", 0);
   grpo::StopSignals stop;  // before any thread starts
 
   grpo::Config config = grpo::config_from_args(a);
-  config.require_known({"server", "engine"});
+  grpo::apply_http_flag(a, config);
+  config.require_known({"server", "engine", "http"});
+  const std::string http_address = grpo::http_address_from(config);
   ServerOptions options = server_options_from_config(config.sub("server"));
   EngineOptions eo = engine_options_from_config(config.sub("engine"));
   if (a.has("address")) grpo::check_port(options.address = a.get("address"), "--address", 0);
@@ -31,6 +59,10 @@ int run_rollout_server(const grpo::Args& a) {
   if (a.has("num-pages")) eo.num_pages = a.get_int("num-pages", 1);
   const int threads = grpo::set_torch_threads(a.get_int("threads", 0));
 
+  // Up before the model loads: /readyz answers 503 until the server serves.
+  std::unique_ptr<grpo::Monitor> http;
+  if (!http_address.empty())
+    http = std::make_unique<grpo::Monitor>(grpo::MonitorOptions{http_address, "", "rollout-server"});
   std::optional<grpo::Tokenizer> tok;
   if (a.has("tokenizer")) tok = grpo::Tokenizer::load(a.get("tokenizer"));
   std::shared_ptr<const grpo::CausalLM> model =
@@ -39,13 +71,19 @@ int run_rollout_server(const grpo::Args& a) {
   model.reset();  // the engine holds it (and drops it at the first weight update)
   RolloutServer server(engine, options);
   server.start();
+  if (http) {
+    watch_status(server, http->metrics());
+    http->set_ready(true);
+  }
   std::cout << "rollout-server listening on " << server.address() << " (" << a.get("model") << ", " << a.get("dtype")
             << ", version " << version << ", " << threads << " threads)" << std::endl;
 
   const int sig = stop.wait("rollout-server");
   std::cerr << "rollout-server: " << strsignal(sig) << ", shutting down (grace " << options.shutdown_grace_ms
             << " ms; a second signal exits at once)" << std::endl;
+  if (http) http->set_ready(false);
   server.shutdown();
+  http.reset();  // its scrapes read the server: it stops first
   const grpo::rollout::v1::StatusResponse s = server.status();
   std::cerr << "rollout-server: stopped after " << s.completions() << " completions, " << s.generated_tokens()
             << " tokens, " << s.weight_updates() << " weight updates" << std::endl;
@@ -66,5 +104,6 @@ GRPO_COMMAND("rollout-server", "serve a model's rollouts over gRPC (RolloutServi
                {"max-batched-tokens", "N", "tokens fed per engine step (engine.max_batched_tokens)", false},
                {"page-size", "N", "latent cache page size in tokens (engine.page_size)", false},
                {"num-pages", "N", "latent cache pages (engine.num_pages)", false},
-               {"config", "PATH", "rollout config (configs/rollout.yaml documents the keys)", false}}),
+               {"config", "PATH", "rollout config (configs/rollout.yaml documents the keys)", false},
+               grpo::http_option()}),
              run_rollout_server);

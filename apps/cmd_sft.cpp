@@ -12,6 +12,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/stop_signals.h"
+#include "http/address.h"
 #include "learner/sft.h"
 #include "model/runtime.h"
 
@@ -20,8 +21,10 @@ namespace {
 int run_sft(const grpo::Args& args) {
   grpo::StopSignals stop;  // before any thread starts
   stop.watch("sft");
-  const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
-  const grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
+  grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  grpo::apply_http_flag(args, config);
+  grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
+  options.train.http_address = grpo::http_address_from(config);
   const int threads = grpo::set_torch_threads(options.train.threads);
   std::cerr << "sft: " << config.source() << ": model "
             << (options.checkpoint.empty() ? options.model_source + " (random init)" : options.checkpoint) << ", ";
@@ -58,7 +61,8 @@ int run_sft(const grpo::Args& args) {
 GRPO_COMMAND("sft", "Fine-tune a dense student on chat / prompt-completion JSONL (+ top-k distillation)",
              "[key.path=value ...]",
              ({{"config", "FILE", "run config YAML with an sft: section", true},
-               {"quiet", "", "no progress line", false}}),
+               {"quiet", "", "no progress line", false},
+               grpo::http_option()}),
              run_sft);
 
 }  // namespace

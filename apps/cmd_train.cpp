@@ -6,6 +6,7 @@
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/stop_signals.h"
+#include "http/address.h"
 #include "train/controller.h"
 
 namespace {
@@ -16,6 +17,7 @@ int run_train(const grpo::Args& a) {
   if (a.positional().size() != 1)
     throw grpo::InputError("train: expected one CONFIG file (see configs/tiny-zero.yaml)");
   grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  grpo::apply_http_flag(a, config);
   grpo::TrainSummary s = grpo::run_training(config, !a.flag("quiet"), {}, &stop);
   std::cout << "train: " << s.steps_done << " steps done (" << s.steps_done - s.start_step << " in this run";
   if (s.steps_trained_no_group > 0) std::cout << ", " << s.steps_trained_no_group << " trained no group";
@@ -32,4 +34,5 @@ int run_train(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("train", "GRPO / R1-Zero training: rollouts, rewards, updates, checkpoints (resumes a stopped run)",
-             "CONFIG [key.path=value ...]", ({{"quiet", "", "no progress line", false}}), run_train, 1);
+             "CONFIG [key.path=value ...]", ({{"quiet", "", "no progress line", false}, grpo::http_option()}),
+             run_train, 1);

@@ -16,11 +16,14 @@
 #include "common/fs.h"
 #include "common/progress.h"
 #include "distill/export.h"
+#include "http/address.h"
+#include "http/monitor.h"
 #include "model/pretrained.h"
 #include "reward/client.h"
 #include "store/experience_store.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "train/group_metrics.h"
 #include "train/local_services.h"
 #include "train/prompt_schedule.h"
 #include "train/rollout_pool.h"
@@ -69,6 +72,8 @@ class Distiller {
       : config_(config), how_(how), o_(DistillOptions::from_config(config)) {}
 
   DistillSummary run() {
+    const std::string http_address = http_address_from(config_);
+    if (!http_address.empty()) http_ = std::make_unique<Monitor>(MonitorOptions{http_address, "", "distill"});
     at::set_num_threads(o_.run.run.threads);
     // Input that can fail is read before anything is written.
     template_ = ChatTemplate::load(o_.run.chat_template);
@@ -89,6 +94,7 @@ class Distiller {
       sampling_ = {{"harvested", true}};
       fs::create_directories(o_.out_dir);
     }
+    if (http_) http_->set_ready(true);
     export_store(*store);
     DistillSummary s;
     s.out_dir = o_.out_dir;
@@ -186,6 +192,7 @@ class Distiller {
     reward::RewardClient reward(services.reward_address(), ro);
     reward.health();  // fails early, with retries, when the reward service is unreachable
     require_verifiers(reward, items, todo);
+    if (http_) http_->set_ready(true);
 
     Progress bar("distill", int64_t(todo.size()), how_.progress);
     SampleStats stats;
@@ -219,10 +226,21 @@ class Distiller {
       }
       store.put_batch(groups);  // durable before the next batch: a restart skips these prompts
       sampled_now_ += int64_t(groups.size());
+      if (http_) show(groups, int64_t(todo.size()), samples, accepted);
       bar.advance(int64_t(groups.size()),
                   "samples=" + std::to_string(samples) + " accepted=" + std::to_string(accepted));
     }
     bar.finish("samples=" + std::to_string(samples) + " accepted=" + std::to_string(accepted));
+  }
+
+  // The live view (--http): progress, acceptance and the batch's groups for /samples.
+  void show(const std::vector<ScoredGroup>& groups, int64_t prompts, int64_t samples, int64_t accepted) {
+    LiveMetrics& m = http_->metrics();
+    m.set("distill/prompts_sampled", double(sampled_now_), "prompts sampled by this run");
+    m.set("distill/prompts_to_sample", double(prompts), "prompts this run samples");
+    m.set("distill/samples", double(samples), "completions sampled by this run");
+    m.set("distill/accepted", double(accepted), "of them, accepted by the filters");
+    for (const auto& g : groups) http_->samples().add(sample_group(g));
   }
 
   // ---- export --------------------------------------------------------------------------
@@ -341,7 +359,8 @@ class Distiller {
   DistillCounts counts_;
   Ordered sources_, sampling_, teacher_id_;
   int64_t sampled_now_ = 0;
-  int stopped_by_ = 0;  // the stop signal that ended sampling (0: none)
+  int stopped_by_ = 0;              // the stop signal that ended sampling (0: none)
+  std::unique_ptr<Monitor> http_;  // the live view (--http); null when off
 };
 
 }  // namespace
@@ -356,11 +375,11 @@ DistillOptions DistillOptions::from_config(const Config& config) {
   if (d.has("harvest") && o.harvest_store.empty())
     throw InputError(harvest.where("store") + ": required (the experience store to harvest, e.g. runs/x/store)");
   if (o.harvest_store.empty()) {
-    o.run = sampling_config_from(config, {"train", "trainer", "pretrain", "distill"});
+    o.run = sampling_config_from(config, {"train", "trainer", "pretrain", "distill", "http"});
   } else {
     // Harvest: no sampling, so only what names the output, the template and the (optional) teacher.
     config.require_known(
-        {"run", "model", "template", "data", "reward", "rollout", "train", "trainer", "pretrain", "distill"});
+        {"run", "model", "template", "data", "reward", "rollout", "train", "trainer", "pretrain", "distill", "http"});
     o.run.run.name = config.get<std::string>("run.name", o.run.run.name);
     o.run.run.out_dir = config.get<std::string>("run.out_dir", "runs/" + o.run.run.name);
     o.run.run.threads = config.get<int>("run.threads", 0);

@@ -164,6 +164,10 @@ LmRunLog::LmRunLog(const std::string& label, int64_t steps, const LmTrainingOpti
       start_(Clock::now()),
       window_start_(start_) {
   if (write_metrics) metrics_.emplace(o.log_dir);
+  if (write_metrics && !o.http_address.empty()) {
+    http_ = std::make_unique<Monitor>(MonitorOptions{o.http_address, o.log_dir, label});
+    http_->set_ready(true);  // the model is loaded and the data prepared: training starts
+  }
 }
 
 void LmRunLog::record(int64_t step, const LmOptimizer::Step& s, int64_t step_tokens,
@@ -185,6 +189,7 @@ void LmRunLog::record(int64_t step, const LmOptimizer::Step& s, int64_t step_tok
     values["grad_norm"] = s.grad_norm;
     values["throughput/tokens_per_s"] = secs > 0 ? window_tokens_ / secs : 0.0;
     metrics_->log(step + 1, values);
+    if (http_) http_->log_step(step + 1, values);
     window_start_ = now;
     window_tokens_ = 0;
   }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -21,6 +22,7 @@
 
 #include "common/config.h"
 #include "common/progress.h"
+#include "http/monitor.h"
 #include "learner/optim.h"
 #include "metrics/metrics.h"
 #include "model/deepseek.h"  // ModelOptions
@@ -38,6 +40,8 @@ struct LmTrainingOptions {
   uint64_t seed = 0;
   std::string dtype = "fp32", save_dtype = "fp32";
   std::string out_dir, log_dir;
+  std::string http_address;  // the live view's (http/monitor.h); "" = off. Not a section key: the
+                             // commands set it from http.address / --http (http/address.h)
 
   // The keys above, from a trainer's section; InputError naming the key. Does not check for
   // unknown keys (the caller lists its own with kLmTrainingKeys).
@@ -104,9 +108,11 @@ class LmOptimizer {
 // The bookkeeping of a training run: a progress line with ETA ("loss=..."), a metrics line every
 // log_every steps, at the last one and where asked (loss, lr, grad_norm, throughput/tokens_per_s
 // over the window, plus `extra`), and the run's totals. A resumed run starts at `first_step` (the
-// progress line counts on from it; the steps before it count neither in its rate nor in the totals); `write_metrics`
-// false writes no metrics (the ranks of a distributed run other than rank 0). Not thread-safe: one owner (the training
-// loop). Owns its metrics writer and progress line.
+// progress line counts on from it; the steps before it count neither in its rate nor in the
+// totals); `write_metrics` false writes no metrics (the ranks of a distributed run other than
+// rank 0). With options.http_address (and write_metrics) it also serves the live view, its
+// /metrics fed with each metrics line. Not thread-safe: one owner (the training loop). Owns its
+// metrics writer, progress line and live view.
 class LmRunLog {
  public:
   LmRunLog(const std::string& label, int64_t steps, const LmTrainingOptions& options, bool show_progress,
@@ -126,6 +132,7 @@ class LmRunLog {
   using Clock = std::chrono::steady_clock;
   int64_t total_, first_step_, log_every_;
   std::optional<MetricsWriter> metrics_;
+  std::unique_ptr<Monitor> http_;
   Progress progress_;
   Clock::time_point start_, window_start_;
   int64_t window_tokens_ = 0;

@@ -99,7 +99,7 @@ std::set<std::string> part_verifiers(const nlohmann::json& spec) {
 }  // namespace
 
 std::shared_ptr<const VerifierRegistry> registry_from_config(const Config& config) {
-  config.require_known({"server", "limits", "verifiers", "composites", "remote"});
+  config.require_known({"server", "limits", "verifiers", "composites", "remote", "http"});
   const std::string& src = config.source();
   auto registry = std::make_shared<VerifierRegistry>();
   try {

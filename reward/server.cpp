@@ -58,7 +58,7 @@ struct Prepared {
 }  // namespace
 
 ServerOptions server_options_from_config(const Config& config) {
-  config.require_known({"server", "limits", "verifiers", "composites", "remote"});
+  config.require_known({"server", "limits", "verifiers", "composites", "remote", "http"});
   config.sub("server").require_known({"address", "workers", "max_queue", "pools", "max_pending_mb", "max_message_mb",
                                       "stream_window", "shutdown_grace_ms"});
   config.sub("limits").require_known({"max_completion_bytes", "timeout_ms", "cpu_ms", "memory_mb", "max_json_depth"});
@@ -257,6 +257,10 @@ class ServiceImpl : public ServiceBase {
     const Clock::time_point end = Clock::now();
     t->set_verify_us(micros(end - start));
     t->set_total_us(micros(end - p.received));
+    if (options_.on_verdict)
+      options_.on_verdict({p.verifier_name, p.verifier->pool(),
+                           !status.ok() ? "error" : (out.correct() ? "correct" : "wrong"),
+                           std::chrono::duration<double>(end - start).count()});
     if (!status.ok()) {
       v1::ScoreResponse failed;
       failed.set_id(p.id);

@@ -14,6 +14,7 @@
 // time left. Bad requests get a status (see proto/reward.proto), never a crash: verifier
 // exceptions become INTERNAL (InputError: INVALID_ARGUMENT) and the server keeps serving.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,13 @@ namespace grpo::reward {
 struct PoolOptions {
   int workers = 4;
   int max_queue = 1024;  // tasks waiting for a worker; more -> RESOURCE_EXHAUSTED
+};
+
+// One scored request, as ServerOptions::on_verdict sees it.
+struct VerdictEvent {
+  std::string verifier, pool;  // the request's verifier and the pool it ran in ("sandbox": a program ran)
+  std::string outcome;         // "correct", "wrong" or "error" (the verifier failed)
+  double seconds = 0;          // inside the verifier
 };
 
 struct ServerOptions {
@@ -45,6 +53,9 @@ struct ServerOptions {
   int stream_window = 64;                 // unanswered requests one ScoreStream may have
   int64_t shutdown_grace_ms = 5'000;      // in-flight calls get this long, then are cancelled
   Limits limits;                          // the ceilings requests may lower
+  // Called on the worker after each request a verifier ran (the live view's counters); must be
+  // thread-safe and quick. Empty: none.
+  std::function<void(const VerdictEvent&)> on_verdict;
 };
 
 // From the reward config's `server` and `limits` sections (configs/reward.yaml documents them).

@@ -22,6 +22,8 @@
 #include "common/kill_point.h"
 #include "common/progress.h"
 #include "dataset/prompt_dataset.h"
+#include "http/address.h"
+#include "http/monitor.h"
 #include "learner/expert_parallel.h"
 #include "learner/trainer.h"
 #include "metrics/metrics.h"
@@ -124,6 +126,7 @@ class Loop {
     if (cfg_.train.eval_every > 0 && start % cfg_.train.eval_every == 0)
       summary.first_eval_accuracy = resumed_eval_ >= 0 ? resumed_eval_ : evaluate(start);
 
+    if (http_) http_->set_ready(true);
     std::thread producer([&] { produce(start); });
     bar_.emplace("train", cfg_.train.steps, progress_, start);
     int64_t done = start;
@@ -212,6 +215,9 @@ class Loop {
   }
 
   void setup() {
+    const std::string http_address = http_address_from(config_);
+    if (lead() && !http_address.empty())
+      http_ = std::make_unique<Monitor>(MonitorOptions{http_address, cfg_.run.out_dir, "train"});
     at::set_num_threads(cfg_.run.threads);
     trainer_options_ = trainer_options_from_config(config_.sub("trainer"));
     // The trainer's log-probs must be those of the distribution the rollouts sampled from.
@@ -495,7 +501,14 @@ class Loop {
       m["throughput/generate_tokens_per_s"] = double(batch.sampling.generated_tokens) / batch.sampling.generate_s;
     metrics_->log(step + 1, m);
     kill_point("train/logged");
+    if (http_) show(step + 1, m, batch.groups);
     return m;
+  }
+
+  // The live view (--http): the step's metrics and its groups, the last ones kept for /samples.
+  void show(int64_t step, const std::map<std::string, double>& m, const std::vector<ScoredGroup>& groups) {
+    http_->log_step(step, m);
+    for (const auto& g : groups) http_->samples().add(sample_group(g));
   }
 
   // The weights after `step` updates to every rollout worker, as this start's version of them
@@ -525,11 +538,13 @@ class Loop {
     const EvalSummary s = evaluate_heldout(cfg_, *rollouts_, *reward_, heldout_, weight_version(epoch_, step));
     last_eval_ = s.pass1;
     last_eval_step_ = step;
-    metrics_->log(step, {{"eval/accuracy", s.pass1},
-                         {"eval/reward", s.mean_reward},
-                         {"eval/format_rate", s.format_rate},
-                         {"eval/response_length", s.mean_tokens},
-                         {"time/eval", seconds_since(t0)}});
+    const std::map<std::string, double> m = {{"eval/accuracy", s.pass1},
+                                             {"eval/reward", s.mean_reward},
+                                             {"eval/format_rate", s.format_rate},
+                                             {"eval/response_length", s.mean_tokens},
+                                             {"time/eval", seconds_since(t0)}};
+    metrics_->log(step, m);
+    if (http_) http_->log_step(step, m);
     std::ostringstream line;
     line << "eval  step " << step << ": held-out accuracy " << std::fixed << std::setprecision(3) << last_eval_
          << " over " << heldout_.size() << " prompts x " << cfg_.train.eval_samples << ", mean length "
@@ -566,8 +581,9 @@ class Loop {
   std::unique_ptr<reward::RewardClient> reward_;
   std::unique_ptr<ExperienceStore> store_;
   std::unique_ptr<MetricsWriter> metrics_;
-  const StopSignals* signals_;   // stops the run between steps (null: none)
-  std::optional<Progress> bar_;  // rank 0, once the steps run
+  const StopSignals* signals_;     // stops the run between steps (null: none)
+  std::optional<Progress> bar_;    // rank 0, once the steps run
+  std::unique_ptr<Monitor> http_;  // the live view (--http); null when off
   double last_eval_ = -1;
   int64_t last_eval_step_ = -1;  // the step last_eval_ was measured at (-1: none yet)
   double resumed_eval_ = -1;     // the held-out accuracy metrics.jsonl has at the resumed step (-1: none)

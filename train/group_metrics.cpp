@@ -52,4 +52,10 @@ std::map<std::string, double> group_metrics(const std::vector<ScoredGroup>& grou
   return m;
 }
 
+SampleGroup sample_group(const ScoredGroup& group) {
+  SampleGroup s{group.step, group.prompt_id, group.prompt_text, group.reference_answer, {}};
+  for (const auto& c : group.completions) s.completions.push_back({c.text, c.reward, c.correct, c.reward_reason});
+  return s;
+}
+
 }  // namespace grpo

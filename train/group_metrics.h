@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "http/recent_samples.h"
 #include "learner/scored_group.h"
 
 namespace grpo {
@@ -17,5 +18,8 @@ std::map<std::string, double> group_metrics(const std::vector<ScoredGroup>& grou
 // Whether the group's rewards differ (a group whose rewards are all equal has zero advantage
 // everywhere and teaches nothing; dynamic sampling drops it).
 bool has_reward_variance(const ScoredGroup& group);
+
+// The group as the live view's /samples shows it (http/recent_samples.h).
+SampleGroup sample_group(const ScoredGroup& group);
 
 }  // namespace grpo

@@ -148,7 +148,7 @@ RunConfig sampling_config_from(const Config& config, const std::set<std::string>
 }
 
 RunConfig run_config_from(const Config& config) {
-  RunConfig r = sampling_config_from(config, {"train", "trainer", "pretrain"});
+  RunConfig r = sampling_config_from(config, {"train", "trainer", "pretrain", "http"});
   r.train = train_section_from_config(config.sub("train"), r.data.has_heldout);
   return r;
 }
