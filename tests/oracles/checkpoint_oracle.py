@@ -24,6 +24,7 @@ import tempfile
 from oracle_common import Report, json_lines, require, run_grpo
 
 torch, transformers = require("torch", "transformers")
+transformers.logging.set_verbosity_error()  # HF lists the MTP layer's tensors, which it has no module for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.dirname(os.path.dirname(HERE))
