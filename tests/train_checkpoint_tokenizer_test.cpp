@@ -74,7 +74,7 @@ TEST_F(CheckpointTokenizer, TheCheckpointCarriesTheRunsTokenizerFiles) {
   EXPECT_EQ(generation["bos_token_id"], 0) << generation;
   EXPECT_EQ(generation["eos_token_id"], 1) << generation;
   EXPECT_EQ(generation["pad_token_id"], 3) << generation;
-  EXPECT_FALSE(fs::exists(ckpt + ".tmp"));
+  EXPECT_FALSE(fs::exists(checkpoint() + ".tmp"));
 }
 
 TEST_F(CheckpointTokenizer, EvalGenerateAndRolloutServerTakeItWithoutATokenizerFlag) {
@@ -112,8 +112,8 @@ TEST_F(CheckpointTokenizer, AnotherModelsTokenizerIsRefusedNamingBothFilesAndSiz
   ASSERT_EQ(train_->code, 0) << train_->err;
   const std::string tiny_zero = std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/tokenizer.json";
   for (const std::string cmd :
-       {"eval --data " + (root() / "train.jsonl").string() + " --quiet", std::string("generate --prompt 'x'"),
-        std::string("rollout-server --address 127.0.0.1:0")}) {
+       {"eval --data " + (root() / "train.jsonl").string() + " --quiet",
+        std::string("generate --prompt 'x' --max-new-tokens 2"), std::string("rollout-server --address 127.0.0.1:0")}) {
     const grpo_test::CliResult r = grpo(cmd + " --model " + checkpoint() + " --tokenizer " + tiny_zero);
     EXPECT_NE(r.code, 0) << cmd;
     for (const std::string part :
