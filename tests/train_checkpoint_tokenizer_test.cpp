@@ -111,14 +111,21 @@ TEST_F(CheckpointTokenizer, DistillTakesItAsTheTeacher) {
 TEST_F(CheckpointTokenizer, AnotherModelsTokenizerIsRefusedNamingBothFilesAndSizes) {
   ASSERT_EQ(train_->code, 0) << train_->err;
   const std::string tiny_zero = std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/tokenizer.json";
+  // Each command exits with the error (run with a deadline: a server that started anyway is killed).
   for (const std::string cmd :
        {"eval --data " + (root() / "train.jsonl").string() + " --quiet",
-        std::string("generate --prompt 'x' --max-new-tokens 2"), std::string("rollout-server --address 127.0.0.1:0")}) {
-    const grpo_test::CliResult r = grpo(cmd + " --model " + checkpoint() + " --tokenizer " + tiny_zero);
-    EXPECT_NE(r.code, 0) << cmd;
+        std::string("generate --prompt x --max-new-tokens 2"), std::string("rollout-server --address 127.0.0.1:0")}) {
+    std::vector<std::string> argv = {GRPO_BINARY};
+    std::istringstream words(cmd + " --model " + checkpoint() + " --tokenizer " + tiny_zero);
+    for (std::string w; words >> w;) argv.push_back(w);
+    testing::Subprocess p(argv, "/dev/null", /*merge_stderr=*/true);
+    const int code = p.wait(60'000);
+    EXPECT_GT(code, 0) << cmd << " (-1: still running)";
+    if (code < 0) continue;  // the destructor kills it
+    const std::string err = p.read_all();
     for (const std::string part :
          {checkpoint() + "/config.json", std::string("vocab_size 3000"), tiny_zero, std::string("262 ids")})
-      EXPECT_NE(r.err.find(part), std::string::npos) << cmd << ": " << part << " in: " << r.err;
+      EXPECT_NE(err.find(part), std::string::npos) << cmd << ": " << part << " in: " << err;
   }
   // A training run on a model with that tokenizer stops before it starts.
   const grpo_test::CliResult train =
