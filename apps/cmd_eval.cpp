@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "eval/evaluate.h"
+#include "train/run_config.h"
 
 namespace {
 // The run config's options, then the flags over them.
@@ -14,7 +15,14 @@ grpo::EvalOptions eval_options(const grpo::Args& a) {
   if (!a.has("config") && !a.overrides().empty())
     throw grpo::InputError("grpo eval: key=value overrides need --config");
   grpo::EvalOptions o;
-  if (a.has("config")) o = grpo::eval_options_from_run_config(grpo::Config::load(a.get("config"), a.overrides()));
+  if (a.has("config")) {
+    const grpo::Config config = grpo::Config::load(a.get("config"), a.overrides());
+    o = grpo::eval_options_from_run_config(config);
+    // The reward section as training reads it: the same verifiers, default verifier and options.
+    const grpo::RewardSection reward = grpo::reward_section_from_config(config.sub("reward"));
+    o.reward_address = reward.address, o.reward_config = reward.config;
+    o.verifier = reward.verifier, o.reward_options = reward.options;
+  }
   if (a.has("data")) {
     o.dataset = grpo::PromptDatasetSpec{};
     o.dataset.path = a.get("data"), o.dataset.format = a.get("format"), o.dataset.skip_bad = a.flag("skip-bad");
@@ -31,6 +39,7 @@ grpo::EvalOptions eval_options(const grpo::Args& a) {
   if (a.has("limit")) o.dataset.limit = a.get_int("limit", 0);
   if (a.has("template")) o.chat_template = grpo::ChatTemplate::load(a.get("template"));
   a.update("model", o.model_dir), a.update("tokenizer", o.tokenizer), a.update("reward-server", o.reward_address);
+  if (a.has("verifier") && a.get("verifier") != o.verifier) o.reward_options.clear();  // they are reward.verifier's
   a.update("reward-config", o.reward_config), a.update("verifier", o.verifier), a.update("dtype", o.dtype);
   if (!o.reward_address.empty() && a.has("reward-config"))
     throw grpo::InputError("--reward-config and --reward-server: the server uses its own config");
@@ -63,7 +72,8 @@ GRPO_COMMAND("eval", "pass@k / maj@k of a checkpoint on a prompt dataset (sample
              "[key.path=value ...]",
              ({{"model", "DIR", "HF checkpoint directory (else model.path of --config)", false},
                {"tokenizer", "PATH", "tokenizer.json or its directory (default: the model's)", false},
-               {"config", "FILE", "run config: data.heldout, template, reward, model sections", false},
+               {"config", "FILE",
+                "run config: data.heldout, template, model and reward sections (scored as in training)", false},
                {"data", "FILE", "prompt dataset (.jsonl, .jsonl.gz or .parquet) instead of data.heldout", false},
                {"format", "NAME", "jsonl, gsm8k, math, math500, aime, amc23, humaneval, mbpp or verl", false, "jsonl"},
                {"prompt-field", "NAME", "prompt field (default: the format's)", false},
@@ -76,7 +86,8 @@ GRPO_COMMAND("eval", "pass@k / maj@k of a checkpoint on a prompt dataset (sample
                {"reward-config", "FILE", "reward config for in-process verifiers (default: reward.config)", false},
                {"reward-server", "ADDR", "score with this reward server instead (default: reward.address)", false},
                {"reward-timeout-ms", "MS", "deadline of each reward-server call", false, "60000"},
-               {"verifier", "NAME", "verifier for items that name none (default: reward.verifier, else math)", false},
+               {"verifier", "NAME",
+                "verifier for items that name none (default: reward.verifier with reward.options, else math)", false},
                {"format-verifier", "NAME", "verifier whose verdict is the format rate (\"\" = skip)", false, "format"},
                {"samples", "N", "completions per prompt (n)", false, "1"},
                {"k", "K,K,..", "k values for pass@k and maj@k (default: 1,n)", false},

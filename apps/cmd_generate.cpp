@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "common/error.h"
 #include "model/runtime.h"
+#include "rollout/model_tokenizer.h"
 #include "rollout/offline.h"
 #include "rollout/prompts.h"
 #include "tokenizer/tokenizer.h"
@@ -22,11 +23,11 @@ using nlohmann::json;
 int run_generate(const grpo::Args& args) {
   const int sources = args.has("prompt") + args.has("prompt-ids") + args.has("prompts");
   if (sources != 1) throw grpo::InputError("grpo generate: give exactly one of --prompt-ids, --prompt or --prompts");
-  if (args.has("prompt") && !args.has("tokenizer")) throw grpo::InputError("grpo generate: --prompt needs --tokenizer");
   grpo::set_torch_threads(args.get_int("threads", 0));
 
-  std::optional<grpo::Tokenizer> tok;
-  if (args.has("tokenizer")) tok = grpo::Tokenizer::load(args.get("tokenizer"));
+  // --tokenizer, else the checkpoint's own; text prompts need one.
+  const std::optional<grpo::Tokenizer> tok = grpo::load_model_tokenizer(
+      args.get("model"), args.has("tokenizer") ? args.get("tokenizer") : "", args.has("prompt"));
   const bool bos = !args.flag("no-bos");
   std::vector<std::vector<int64_t>> prompts;
   if (args.has("prompt"))
@@ -69,9 +70,10 @@ int run_generate(const grpo::Args& args) {
 GRPO_COMMAND("generate", "Sample N completions per prompt with the rollout engine, JSONL out", "",
              ({{"model", "DIR", "HF checkpoint directory (config.json + safetensors)", true},
                {"prompt-ids", "IDS", "one prompt as comma-separated token ids, e.g. 1,2,3", false},
-               {"prompt", "TEXT", "one prompt as text (needs --tokenizer)", false},
+               {"prompt", "TEXT", "one prompt as text (needs a tokenizer)", false},
                {"prompts", "FILE", "JSONL of {\"prompt\"|\"text\": text} or {\"prompt_ids\": [..]} (- = stdin)", false},
-               {"tokenizer", "PATH", "tokenizer.json or its directory (decodes \"text\", enables --stop)", false},
+               {"tokenizer", "PATH",
+                "tokenizer.json or its directory (default: the model's; decodes \"text\", enables --stop)", false},
                {"no-bos", "", "do not prepend the tokenizer's BOS to text prompts", false},
                {"n", "G", "completions per prompt (the group size)", false, "1"},
                {"max-new-tokens", "N", "tokens to generate at most", true},
@@ -79,7 +81,7 @@ GRPO_COMMAND("generate", "Sample N completions per prompt with the rollout engin
                {"top-p", "P", "nucleus sampling mass", false, "1"},
                {"top-k", "K", "sample among the K most likely tokens (0 = all)", false, "0"},
                {"seed", "N", "sampling seed (sample k, token t draws with key (seed, k, t))", false, "0"},
-               {"stop", "TEXT", "stop once the text contains this (needs --tokenizer)", false},
+               {"stop", "TEXT", "stop once the text contains this (needs a tokenizer)", false},
                {"stop-ids", "IDS", "stop after any of these comma-separated token ids", false},
                {"dtype", "TYPE", "fp32, bf16 or fp8 (FP8 weights, bf16 compute)", false, "fp32"},
                {"max-seqs", "N", "sequences decoded together", false, "64"},

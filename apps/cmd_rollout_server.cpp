@@ -13,6 +13,7 @@
 #include "http/monitor.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
+#include "rollout/model_tokenizer.h"
 #include "rollout/service/server.h"
 #include "tokenizer/tokenizer.h"
 
@@ -63,8 +64,8 @@ int run_rollout_server(const grpo::Args& a) {
   std::unique_ptr<grpo::Monitor> http;
   if (!http_address.empty())
     http = std::make_unique<grpo::Monitor>(grpo::MonitorOptions{http_address, "", "rollout-server"});
-  std::optional<grpo::Tokenizer> tok;
-  if (a.has("tokenizer")) tok = grpo::Tokenizer::load(a.get("tokenizer"));
+  const std::optional<grpo::Tokenizer> tok =  // --tokenizer, else the checkpoint's own (if any)
+      grpo::load_model_tokenizer(a.get("model"), a.has("tokenizer") ? a.get("tokenizer") : "", false);
   std::shared_ptr<const grpo::CausalLM> model =
       grpo::load_causal_lm(a.get("model"), grpo::ModelOptions::for_dtype(a.get("dtype")));
   auto engine = std::make_shared<Engine>(model, version, eo, tok ? &*tok : nullptr);
@@ -76,7 +77,8 @@ int run_rollout_server(const grpo::Args& a) {
     http->set_ready(true);
   }
   std::cout << "rollout-server listening on " << server.address() << " (" << a.get("model") << ", " << a.get("dtype")
-            << ", version " << version << ", " << threads << " threads)" << std::endl;
+            << ", version " << version << ", tokenizer " << (tok ? tok->path() : std::string("none")) << ", " << threads
+            << " threads)" << std::endl;
 
   const int sig = stop.wait("rollout-server");
   std::cerr << "rollout-server: " << strsignal(sig) << ", shutting down (grace " << options.shutdown_grace_ms
@@ -95,7 +97,8 @@ int run_rollout_server(const grpo::Args& a) {
 GRPO_COMMAND("rollout-server", "serve a model's rollouts over gRPC (RolloutService) until SIGINT/SIGTERM",
              "[key.path=value ...]",
              ({{"model", "DIR", "HF checkpoint directory (config.json + safetensors)", true},
-               {"tokenizer", "PATH", "tokenizer.json or its directory (completion text, stop strings)", false},
+               {"tokenizer", "PATH",
+                "tokenizer.json or its directory (default: the model's; completion text, stop strings)", false},
                {"dtype", "TYPE", "fp32, bf16 or fp8 (FP8 weights, bf16 compute)", false, "fp32"},
                {"version", "N", "weight version of the checkpoint", false, "0"},
                {"address", "HOST:PORT", "listen address (port 0: a free port); overrides server.address", false},

@@ -20,6 +20,7 @@
 #include "http/monitor.h"
 #include "model/pretrained.h"
 #include "reward/client.h"
+#include "rollout/model_tokenizer.h"
 #include "store/experience_store.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -115,7 +116,7 @@ class Distiller {
     PromptDatasetReport report;
     std::vector<PromptItem> items = load_prompt_dataset(spec, &report);
     std::optional<Tokenizer> tokenizer;
-    if (!how_.export_only) tokenizer = Tokenizer::load(o_.run.model.tokenizer);
+    if (!how_.export_only) tokenizer = load_model_tokenizer(o_.run.model.path, o_.run.model.tokenizer, true);
     counts_.prompts = int64_t(items.size());
     counts_.dataset_rows_skipped = report.skipped;
     counts_.dataset_skip_examples = report.reasons;

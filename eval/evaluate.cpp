@@ -10,6 +10,7 @@
 #include "eval/eval.h"
 #include "model/runtime.h"
 #include "reward/scorer.h"
+#include "rollout/model_tokenizer.h"
 #include "rollout/offline.h"
 #include "rollout/prompts.h"
 #include "tokenizer/tokenizer.h"
@@ -72,9 +73,6 @@ EvalOptions eval_options_from_run_config(const Config& run) {
   if (run.has("template"))
     o.chat_template = run.node()["template"].IsMap() ? ChatTemplate::from_config(run.sub("template"))
                                                      : ChatTemplate::load(run.get<std::string>("template"));
-  o.reward_address = run.get<std::string>("reward.address", "");
-  o.reward_config = run.get<std::string>("reward.config", "");
-  o.verifier = run.get<std::string>("reward.verifier", "math");
   if (run.has("data.heldout")) o.dataset = prompt_dataset_spec_from_config(run.sub("data.heldout"));
   return o;
 }
@@ -112,7 +110,7 @@ EvalOutput evaluate_checkpoint(const EvalOptions& o, bool with_sample_lines) {
   PromptDatasetReport report;
   const std::vector<PromptItem> items = load_prompt_dataset(o.dataset, &report);
   if (o.model_dir.empty()) throw InputError("grpo eval: give --model DIR (or model.path in --config)");
-  const Tokenizer tok = Tokenizer::load(o.tokenizer.empty() ? o.model_dir : o.tokenizer);
+  const Tokenizer tok = *load_model_tokenizer(o.model_dir, o.tokenizer, true);
   const reward::Scorer scorer = make_scorer(o);
   for (const auto& it : items) scorer.require(it.verifier.empty() ? o.verifier : it.verifier);
   if (!o.format_verifier.empty()) scorer.require(o.format_verifier);
@@ -133,8 +131,13 @@ EvalOutput evaluate_checkpoint(const EvalOptions& o, bool with_sample_lines) {
   const std::vector<std::vector<rollout::Completion>> done = generate(o, tok, gen_requests, items, generated);
   const double gen_s = seconds_since(t_gen);
 
-  // Score: the task verifier and the format verifier for every sample.
-  std::vector<reward::VerifyRequest> requests;
+  // Score: the task verifier and the format verifier for every sample, with training's options.
+  const json options = o.reward_options.empty() ? json() : parse_json(o.reward_options, "reward.options");
+  const json format_options =
+      options.is_object() && options.contains(o.format_verifier) && options[o.format_verifier].is_object()
+          ? options[o.format_verifier]
+          : json();
+  std::vector<reward::VerifyRequest> requests, format_requests;
   std::vector<std::string> verifiers, format_names, what;
   for (size_t i = 0; i < items.size(); ++i) {
     for (const auto& c : done[i]) {
@@ -144,6 +147,9 @@ EvalOutput evaluate_checkpoint(const EvalOptions& o, bool with_sample_lines) {
                                                : json(items[i].reference);
       r.limits = scorer.limits();
       r.completion_tokens = static_cast<int64_t>(c.token_ids.size());
+      r.options = format_options;
+      format_requests.push_back(r);
+      r.options = items[i].verifier.empty() ? options : json();
       requests.push_back(std::move(r));
       verifiers.push_back(items[i].verifier.empty() ? o.verifier : items[i].verifier);
       format_names.push_back(o.format_verifier);
@@ -157,7 +163,8 @@ EvalOutput evaluate_checkpoint(const EvalOptions& o, bool with_sample_lines) {
     Progress progress("score", total, o.progress);
     auto advance = [&](int64_t k) { progress.advance(k); };
     results = scorer.score(requests, verifiers, {}, o.score_threads, 64, advance);
-    if (!o.format_verifier.empty()) formats = scorer.score(requests, format_names, {}, o.score_threads, 64, advance);
+    if (!o.format_verifier.empty())
+      formats = scorer.score(format_requests, format_names, {}, o.score_threads, 64, advance);
     progress.finish();
   }
   for (const auto* outcomes : {&results, &formats})

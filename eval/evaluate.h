@@ -40,6 +40,9 @@ struct EvalOptions {
   std::string reward_config;   // in-process registry config; "" = the built-in defaults
   int64_t reward_timeout_ms = 60000;
   std::string verifier = "math";           // for items that name none
+  std::string reward_options;              // JSON object text: the options of `verifier`'s requests, as
+                                           // training sends them (reward.options); its entry named
+                                           // format_verifier (if an object) goes with the format requests
   std::string format_verifier = "format";  // "" = no format rate
   int score_threads = 4;
 
@@ -53,8 +56,9 @@ struct EvalOptions {
   bool progress = true;
 };
 
-// The options a run config implies: model.path, model.tokenizer, template, reward.{address,
-// config, verifier}, data.heldout (when present). Throws InputError naming a bad key.
+// The options a run config implies: model.path, model.tokenizer, template, data.heldout (when
+// present); the reward section is training's (train/run_config.h), which `grpo eval` reads with
+// training's parser. Throws InputError naming a bad key.
 EvalOptions eval_options_from_run_config(const Config& run);
 
 // "1,4,16" -> {1, 4, 16} (sorted, unique), each in 1..n; InputError naming `flag` otherwise.

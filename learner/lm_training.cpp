@@ -7,7 +7,6 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "common/fs.h"
 #include "common/json_parse.h"
 
 namespace grpo {
@@ -20,11 +19,6 @@ std::string read_text(const std::string& path, const std::string& what) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-void copy_file_atomic(const std::string& src, const std::string& dst) {
-  const std::string bytes = read_text(src, "tokenizer");
-  write_text_atomic(dst, bytes);
 }
 
 void check_dtype(const std::string& name, const std::string& where) {
@@ -198,26 +192,6 @@ void LmRunLog::record(int64_t step, const LmOptimizer::Step& s, int64_t step_tok
 void LmRunLog::finish() {
   seconds = std::chrono::duration<double>(Clock::now() - start_).count();
   progress_.finish();
-}
-
-std::map<std::string, std::string> tokenizer_files(const Tokenizer& tok) {
-  const fs::path tok_json = tok.path();
-  std::map<std::string, std::string> files{{"tokenizer.json", tok_json.string()}};
-  const fs::path tok_config = tok_json.parent_path() / "tokenizer_config.json";
-  if (fs::exists(tok_config)) files["tokenizer_config.json"] = tok_config.string();
-  return files;
-}
-
-void write_tokenizer_files(const Tokenizer& tok, const std::string& dir) {
-  fs::create_directories(dir);
-  for (const auto& [name, source] : tokenizer_files(tok)) copy_file_atomic(source, (fs::path(dir) / name).string());
-}
-
-void check_vocab_covers(int64_t vocab_size, const Tokenizer& tok, const std::string& model_source) {
-  if (vocab_size < tok.vocab_size())
-    throw InputError(model_source + ": key 'vocab_size': " + std::to_string(vocab_size) +
-                     " is smaller than the tokenizer's vocabulary (" + std::to_string(tok.vocab_size()) + ", " +
-                     tok.path() + ")");
 }
 
 }  // namespace grpo

@@ -27,7 +27,6 @@
 #include "metrics/metrics.h"
 #include "model/deepseek.h"  // ModelOptions
 #include "model/dtype.h"
-#include "tokenizer/tokenizer.h"
 
 namespace grpo {
 
@@ -137,16 +136,5 @@ class LmRunLog {
   Clock::time_point start_, window_start_;
   int64_t window_tokens_ = 0;
 };
-
-// InputError naming `model_source` when the model's vocab_size is smaller than the tokenizer's.
-void check_vocab_covers(int64_t vocab_size, const Tokenizer& tok, const std::string& model_source);
-
-// The files a checkpoint carries for its tokenizer: name in the checkpoint -> source path
-// (tokenizer.json, and tokenizer_config.json when it sits beside it).
-std::map<std::string, std::string> tokenizer_files(const Tokenizer& tok);
-
-// tokenizer_files copied into `dir` through temp files, before the checkpoint itself is swapped
-// in (save_checkpoint_raw keeps them).
-void write_tokenizer_files(const Tokenizer& tok, const std::string& dir);
 
 }  // namespace grpo

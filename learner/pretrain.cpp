@@ -19,6 +19,7 @@
 #include "model/pretrained.h"
 #include "model/runtime.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/checkpoint_files.h"
 #include "tokenizer/tokenizer.h"
 
 namespace grpo {
@@ -209,7 +210,7 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
                         const PretrainStepHook& after_step, const StopSignals* stop) {
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   ModelConfig config = ModelConfig::from_json(o.model, o.model_source);
-  check_vocab_covers(config.vocab_size, tok, o.model_source);
+  check_tokenizer_fits(tok.vocab_size(), tok.path(), config.vocab_size, o.model_source);
   const int rank = dist ? dist->rank() : 0, world = dist ? dist->size() : 1;
   if (o.train.batch_size % world != 0)
     throw InputError("pretrain.batch_size: " + std::to_string(o.train.batch_size) + " is not divisible by the " +
@@ -258,7 +259,7 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
   auto save_learner_checkpoint = [&](int64_t steps_done) {
     ShardedSave save;
     save.weights.dtype = o.train.save_dtype_value();
-    save.files = tokenizer_files(tok);
+    save.texts = tokenizer_checkpoint_files(tok);
     save.texts[kLearnerStateFile] =
         nlohmann::json{{"step", steps_done}, {"world_size", world}, {"seed", o.train.seed}, {"zero1", o.zero1}}.dump(
             2) +
@@ -331,11 +332,9 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     save_learner_checkpoint(o.steps);
     return r;
   }
-  // Tokenizer files first: save_pretrained keeps the directory's other files when it swaps the
-  // finished checkpoint in, so the directory never holds half-written weights.
-  write_tokenizer_files(tok, o.train.out_dir);
   SaveOptions save;
   save.dtype = o.train.save_dtype_value();
+  save.files = tokenizer_checkpoint_files(tok);
   save_pretrained(model, o.train.out_dir, save);
   return r;
 }

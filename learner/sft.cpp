@@ -11,6 +11,7 @@
 #include "model/init.h"
 #include "model/json_keys.h"
 #include "model/pretrained.h"
+#include "tokenizer/checkpoint_files.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
@@ -119,7 +120,7 @@ SftResult sft(const SftOptions& o, bool show_progress, const StopSignals* stop) 
   const Tokenizer tok = Tokenizer::load(o.tokenizer);
   const ChatTemplate tmpl = ChatTemplate::load(o.chat_template);
   DenseConfig config = DenseConfig::from_json(o.model_config, o.model_source);
-  check_vocab_covers(config.vocab_size, tok, o.model_source);
+  check_tokenizer_fits(tok.vocab_size(), tok.path(), config.vocab_size, o.model_source);
   SftResult r;
   const std::vector<SftExample> data = load_sft_data(o.data, tok, tmpl, &r.data);
   const int64_t n = data.size(), batch = o.train.batch_size;
@@ -135,10 +136,8 @@ SftResult sft(const SftOptions& o, bool show_progress, const StopSignals* stop) 
   LmOptimizer optimizer(model.named_trainable(), train);
   SaveOptions save;
   save.dtype = train.save_dtype_value();
-  auto save_checkpoint = [&] {
-    write_tokenizer_files(tok, train.out_dir);
-    save_pretrained(model, train.out_dir, save);
-  };
+  save.files = tokenizer_checkpoint_files(tok);
+  auto save_checkpoint = [&] { save_pretrained(model, train.out_dir, save); };
 
   LmRunLog log("sft", steps, train, show_progress);
   std::mt19937_64 rng(train.seed);

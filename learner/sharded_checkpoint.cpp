@@ -2,9 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -13,17 +11,6 @@
 
 namespace grpo {
 namespace fs = std::filesystem;
-namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("checkpoint extra file: cannot read '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 std::string rank_state_file(int rank) { return "rank-" + std::to_string(rank) + "-state.safetensors"; }
 
@@ -63,7 +50,6 @@ void save_sharded_pretrained(Distributed& dist, const CausalLM& model, const std
     }
     const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
     write_text_atomic(stage / "model.safetensors.index.json", index.dump(2) + "\n");
-    for (const auto& [file, source] : save.files) write_text_atomic(stage / file, read_file(source));
     for (const auto& [file, text] : save.texts) {
       fs::create_directories((stage / file).parent_path());
       write_text_atomic(stage / file, text);

@@ -6,8 +6,8 @@
 // size.
 //
 // DIR must be on a filesystem every rank sees (one machine, or a shared mount across hosts).
-// The shards are written into DIR.tmp; rank 0 adds the index, config.json and `extra_files`
-// and swaps the finished directory onto DIR,
+// The shards are written into DIR.tmp; rank 0 adds the index, config.json and `texts` (the
+// tokenizer's files, a JSON state) and swaps the finished directory onto DIR,
 // so DIR is always either the old or the new checkpoint. Collective: every rank calls it; an error
 // on one rank makes the others fail at the next barrier (DistributedError).
 #pragma once
@@ -23,8 +23,7 @@ namespace grpo {
 // Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct ShardedSave {
   SaveOptions weights;                           // dtype of the weights (one file per rank regardless of size)
-  std::map<std::string, std::string> files;      // rank 0: name in DIR -> source file to copy (tokenizer)
-  std::map<std::string, std::string> texts;      // rank 0: name in DIR -> contents (a JSON state)
+  std::map<std::string, std::string> texts;      // rank 0: name in DIR -> contents (tokenizer files, a JSON state)
   std::map<std::string, at::Tensor> rank_state;  // every rank: DIR/rank_state_file(r) (optimizer moments)
 };
 

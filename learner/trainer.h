@@ -102,7 +102,9 @@ class Trainer {
   // Expert-parallel: every rank writes its own tensors (learner/sharded_checkpoint.h: an HF sharded
   // checkpoint, loadable at any size) and its optimizer state and reference experts to
   // DIR/rank-<r>-state.safetensors; state.json records the world size.
-  void save_checkpoint(const std::string& dir) const;
+  // `files` (name in DIR -> contents: the run's tokenizer files, tokenizer/checkpoint_files.h) go
+  // into the same swap, so the checkpoint loads on its own.
+  void save_checkpoint(const std::string& dir, const std::map<std::string, std::string>& files = {}) const;
   // Restores what save_checkpoint wrote. The Trainer must have been constructed with the run's
   // initial policy when the checkpoint holds no reference.safetensors (checked by a checksum).
   // Mismatches are InputErrors naming the file and entry; on error nothing changes (on this rank:

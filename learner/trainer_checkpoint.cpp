@@ -56,7 +56,7 @@ T json_field(const nlohmann::json& j, const std::string& key, const fs::path& pa
 
 }  // namespace
 
-void Trainer::save_checkpoint(const std::string& dir_in) const {
+void Trainer::save_checkpoint(const std::string& dir_in, const std::map<std::string, std::string>& files) const {
   std::string dir_str = dir_in;
   while (dir_str.size() > 1 && dir_str.back() == '/') dir_str.pop_back();
   const fs::path dir(dir_str), stage(dir_str + ".tmp");
@@ -75,6 +75,7 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
     ShardedSave save;
     save.weights.dtype = dtype_of(policy_->options().param_dtype);
     save.rank_state = state_->optimizer->state();
+    save.texts = files;
     if (reference == "saved")
       for (const auto& [name, t] : state_->reference->state_dict()) save.rank_state[kReferencePrefix + name] = t;
     save.texts[std::string(kTrainerDir) + "/" + kStateFile] = state.dump(2) + "\n";
@@ -85,6 +86,7 @@ void Trainer::save_checkpoint(const std::string& dir_in) const {
     fs::remove_all(stage);  // leftover of an interrupted save
     SaveOptions save;
     save.dtype = dtype_of(policy_->options().param_dtype);  // master weights exactly
+    save.files = files;
     save_pretrained(*policy_, stage.string(), save);
     kill_point("checkpoint/weights-written");
     const fs::path sub = stage / kTrainerDir;

@@ -220,7 +220,8 @@ void begin_stage(const std::string& dir_in, const std::string& stage_in, bool ke
 }
 
 void save_checkpoint_raw(const std::string& dir_in, const std::map<std::string, StoredTensor>& raw,
-                         const nlohmann::json& config, int64_t max_shard_bytes) {
+                         const nlohmann::json& config, int64_t max_shard_bytes,
+                         const std::map<std::string, std::string>& files) {
   if (max_shard_bytes <= 0) throw std::invalid_argument("save_checkpoint_raw: max_shard_bytes must be positive");
   const fs::path dir(strip_slashes(dir_in));
   const fs::path stage = dir.string() + ".tmp";
@@ -228,6 +229,7 @@ void save_checkpoint_raw(const std::string& dir_in, const std::map<std::string, 
     begin_stage(dir.string(), stage.string(), /*keep_config=*/config.is_null());
     write_weights(stage, raw, max_shard_bytes);
     if (!config.is_null()) write_text_atomic(stage / kConfigFile, config.dump(2) + "\n");
+    for (const auto& [name, text] : files) write_text_atomic(stage / name, text);
     publish_dir(stage, dir);
   } catch (const fs::filesystem_error& e) {
     std::error_code ignored;
@@ -335,7 +337,7 @@ void save_weights(const std::string& dir, const std::map<std::string, at::Tensor
     for (const char* key : {"dtype", "torch_dtype"})
       if (cfg.contains(key)) cfg[key] = torch_dtype_name(plain);
   }
-  save_checkpoint_raw(dir, raw, cfg, opt.max_shard_bytes);
+  save_checkpoint_raw(dir, raw, cfg, opt.max_shard_bytes, opt.files);
 }
 
 }  // namespace grpo

@@ -21,10 +21,12 @@ std::map<std::string, StoredTensor> load_checkpoint_raw(const std::string& path)
 
 // Writes `raw` unchanged (same dtypes, same bytes) as DIR/model.safetensors, or as shards of at most
 // max_shard_bytes (a bigger tensor gets a shard of its own) with the index, plus DIR/config.json
-// (skipped when `config` is null). Files already in DIR other than config.json and model weights
-// (tokenizer files, ...) are kept.
+// (skipped when `config` is null) and `files` (name in DIR -> contents, e.g. the tokenizer's),
+// all in the staging directory before the swap. Files already in DIR other than config.json, model
+// weights and `files` (tokenizer files, ...) are kept.
 void save_checkpoint_raw(const std::string& dir, const std::map<std::string, StoredTensor>& raw,
-                         const nlohmann::json& config, int64_t max_shard_bytes = 5LL << 30);
+                         const nlohmann::json& config, int64_t max_shard_bytes = 5LL << 30,
+                         const std::map<std::string, std::string>& files = {});
 
 // name -> tensor, floating tensors converted to `dtype` (a floating type), integer and bool tensors
 // kept. An FP8 `X` with an `X_scale_inv` beside it (X.weight + X.weight_scale_inv) is dequantised
@@ -59,6 +61,9 @@ struct SaveOptions {
   // the small aux-loss-free bias updates).
   DType dtype = DType::F32;
   DType unquantized_dtype = DType::BF16;
+  // Written beside the weights, in the same atomic swap: name in DIR -> contents (the tokenizer's
+  // files, tokenizer/checkpoint_files.h).
+  std::map<std::string, std::string> files;
 };
 
 // Converts `weights` per `opt` and writes them with `config` (quantization_config and dtype keys

@@ -76,8 +76,12 @@ TEST_F(CliSft, TrainsAndSavesTheStudent) {
   EXPECT_EQ(s["bad_records"], 0);
   EXPECT_GT(s["first_loss"].get<double>(), 4.0);
   EXPECT_LT(s["final_loss"].get<double>(), 0.05);
-  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+  for (const char* f :
+       {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"})
     EXPECT_TRUE(fs::exists(dir_ + "/student/" + f)) << f;
+  const json generation = json::parse(std::ifstream(dir_ + "/student/generation_config.json"));
+  EXPECT_EQ(generation["bos_token_id"], 0) << generation;  // the tiny-zero tokenizer's
+  EXPECT_EQ(generation["eos_token_id"], 1) << generation;
   EXPECT_TRUE(fs::exists(dir_ + "/logs/metrics.jsonl"));
 }
 
@@ -93,6 +97,57 @@ TEST_F(CliSft, EvalOfTheDenseCheckpointPrintsTheSummary) {
   EXPECT_EQ(s["metrics"]["pass@1"], 1.0) << r.out;  // the memorised answers, greedy
   EXPECT_EQ(s["metrics"]["pass@k"]["2"], 1.0);
   EXPECT_EQ(s["metrics"]["truncated_rate"], 0.0);
+}
+
+// With --config, eval scores as training does: reward.verifier (the r1 composite) with
+// reward.options ({format: {prompt_opens_think: true}}: the tiny-zero template opens <think>), so
+// each sample's reward is `grpo verify`'s with the same verifier and options, and the format rate
+// counts the student's "</think><answer>N</answer>" as well-formed.
+TEST_F(CliSft, EvalWithTheRunConfigScoresAsTraining) {
+  ASSERT_EQ(sft_->code, 0) << sft_->err;
+  Result r = run("eval --config configs/tiny-zero.yaml --model " + dir_ + "/student --data " + dir_ +
+                 "/eval.jsonl --temperature 0 --max-new-tokens 16 --threads 1 --quiet --samples-out " + dir_ +
+                 "/samples.jsonl");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json s = json::parse(r.out);
+  EXPECT_EQ(s["verifier"], "r1");
+  EXPECT_EQ(s["metrics"]["format_rate"], 1.0) << r.out;
+  std::ifstream in(dir_ + "/samples.jsonl");
+  std::string verify_input;
+  std::vector<double> rewards;
+  for (std::string line; std::getline(in, line);) {
+    const json sample = json::parse(line);
+    verify_input += json{{"completion", sample["completion"]}, {"reference", sample["reference"]}}.dump() + "\n";
+    rewards.push_back(sample["reward"]);
+  }
+  ASSERT_EQ(rewards.size(), 4u);
+  Result v =
+      run("verify --config configs/reward.yaml --verifier r1 --options '{\"format\": {\"prompt_opens_think\": true}}'",
+          verify_input);
+  ASSERT_EQ(v.code, 0) << v.err;
+  const std::vector<json> verdicts = grpo_test::json_lines(v.out);
+  ASSERT_EQ(verdicts.size(), rewards.size()) << v.out;
+  for (size_t i = 0; i < rewards.size(); ++i) {
+    EXPECT_DOUBLE_EQ(rewards[i], verdicts[i]["reward"].get<double>()) << verdicts[i];
+    EXPECT_DOUBLE_EQ(rewards[i], 1.1) << verdicts[i];  // accuracy 1 + format 0.1 + no overlong penalty
+  }
+}
+
+// The eval command of configs/sft-tiny.yaml's header, as written there (the student's directory
+// aside), on the student it trains.
+TEST_F(CliSft, TheEvalCommandOfTheSftTinyHeaderRuns) {
+  ASSERT_EQ(sft_->code, 0) << sft_->err;
+  std::ifstream config(std::string(GRPO_SOURCE_DIR) + "/configs/sft-tiny.yaml");
+  std::string command;
+  for (std::string line; std::getline(config, line) && command.empty();)
+    if (line.rfind("#   grpo eval ", 0) == 0) command = line.substr(std::string("#   grpo ").size());
+  ASSERT_NE(command, "");
+  const std::string student = "runs/sft-tiny/student";
+  ASSERT_NE(command.find(student), std::string::npos) << command;
+  command.replace(command.find(student), student.size(), dir_ + "/student");
+  Result r = run(command + " --max-new-tokens 16 --threads 1 --quiet");
+  ASSERT_EQ(r.code, 0) << command << "\n" << r.err;
+  EXPECT_EQ(json::parse(r.out)["prompts"], 50) << r.out;
 }
 
 TEST_F(CliSft, GenerateAndLogprobsTakeDenseCheckpoints) {

@@ -333,6 +333,10 @@ TEST_F(Learner, OneTwoAndFourRanksTrainTheSameModel) {
   const nlohmann::json index = nlohmann::json::parse(std::ifstream(dir_ + "/ep4/model.safetensors.index.json"));
   EXPECT_EQ(index["weight_map"]["model.layers.1.mlp.experts.5.up_proj.weight"], "model-00003-of-00004.safetensors");
   EXPECT_EQ(index["weight_map"]["model.layers.1.self_attn.o_proj.weight"], "model-00001-of-00004.safetensors");
+  // Rank 0 added the tokenizer's files: the checkpoint loads on its own (generate, eval, HF).
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"})
+    EXPECT_TRUE(std::filesystem::exists(dir_ + "/ep4/" + f)) << f;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(dir_ + "/ep4/generation_config.json"))["eos_token_id"], 1);
   expect_same_run("ep1", "ep2");
   expect_same_run("ep1", "ep4");
 }

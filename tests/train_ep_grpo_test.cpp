@@ -3,6 +3,7 @@
 // reward and rollout servers on loopback, a real RocksDB store, sharded checkpoints):
 // * the two ranks train what one process trains: every step's loss, KL-free policy loss and
 //   gradient norm, and the final checkpoint's weights, agree to 1e-4;
+// * both checkpoints carry the run's tokenizer files (rank 0 writes them);
 // * rank 1 streams exactly its routed experts (4..7 of every MoE layer) to the rollout worker every
 //   step; the checkpoint holds both ranks' optimizer state;
 // * a run stopped after step 1 and started again resumes from its checkpoint and ends where the
@@ -122,6 +123,19 @@ TEST_F(EpGrpo, TwoRanksTrainWhatOneProcessTrainsAndResume) {
   for (int r = 0; r < 2; ++r)
     EXPECT_TRUE(fs::exists(root_ / "ep" / "checkpoints" / "step-000002" /
                            ("rank-" + std::to_string(r) + "-state.safetensors")));
+  // Rank 0 adds the run's tokenizer files, as one process does: the checkpoint loads on its own.
+  auto slurp = [](const fs::path& p) {
+    std::stringstream text;
+    text << std::ifstream(p, std::ios::binary).rdbuf();
+    return text.str();
+  };
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"}) {
+    const fs::path ep_file = root_ / "ep" / "checkpoints" / "step-000002" / f;
+    ASSERT_TRUE(fs::exists(ep_file)) << f;
+    EXPECT_EQ(slurp(ep_file), slurp(root_ / "one" / "checkpoints" / "step-000002" / f)) << f;
+  }
+  EXPECT_EQ(slurp(root_ / "ep" / "checkpoints" / "step-000002" / "tokenizer.json"),
+            slurp(root_ / "model" / "tokenizer.json"));
 
   // Stopped after step 1, then started again for 2 steps: it resumes and ends where "ep" ended.
   run(learner_args(), "resumed", "train.steps=1");

@@ -30,9 +30,11 @@
 #include "metrics/report.h"
 #include "model/pretrained.h"
 #include "reward/client.h"
+#include "rollout/model_tokenizer.h"
 #include "store/experience_store.h"
 #include "store/report_samples.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/checkpoint_files.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoints.h"
 #include "train/ep_publisher.h"
@@ -246,7 +248,7 @@ class Loop {
 
     fs::create_directories(cfg_.run.out_dir);
     { std::ofstream(fs::path(cfg_.run.out_dir) / "config.yaml") << config_.dump() << "\n"; }
-    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(cfg_.model.tokenizer));
+    tokenizer_ = std::make_unique<Tokenizer>(*load_model_tokenizer(cfg_.model.path, cfg_.model.tokenizer, true));
     template_ = ChatTemplate::load(cfg_.chat_template);
     train_ = prepare(load_prompt_dataset(cfg_.data.train), "data.train");
     if (cfg_.data.has_heldout) {
@@ -558,7 +560,9 @@ class Loop {
   void checkpoint(int64_t step) {
     const fs::path dir = fs::path(cfg_.run.out_dir) / "checkpoints";
     fs::create_directories(dir);
-    trainer_->save_checkpoint((dir / checkpoint_name(step)).string());
+    // Rank 0 adds the run's tokenizer files: the checkpoint loads on its own (eval, generate, HF).
+    trainer_->save_checkpoint((dir / checkpoint_name(step)).string(),
+                              lead() ? tokenizer_checkpoint_files(*tokenizer_) : std::map<std::string, std::string>());
     if (!lead()) return;
     kill_point("train/checkpointed");
     if (step - 1 > store_->last_trained_step()) store_->mark_trained(step - 1);

@@ -6,6 +6,7 @@
 #include "reward/registry.h"
 #include "reward/server.h"
 #include "rollout/engine.h"
+#include "rollout/model_tokenizer.h"
 #include "rollout/service/server.h"
 #include "tokenizer/tokenizer.h"
 
@@ -30,7 +31,7 @@ LocalServices::LocalServices(const RunConfig& run) {
   }
   // Each worker: its own model copy (FP8 quantised on load for dtype fp8) and engine. The
   // tokenizer is shared (read-only) and outlives the servers.
-  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(run.model.tokenizer));
+  tokenizer_ = std::make_unique<Tokenizer>(*load_model_tokenizer(run.model.path, run.model.tokenizer, true));
   const rollout::EngineOptions& eo = run.rollout.engine;  // max_batched_tokens >= max_seqs (rollout/options.h)
   for (int w = 0; w < run.rollout.workers; ++w) {
     std::shared_ptr<const CausalLM> model = load_causal_lm(run.model.path, ModelOptions::for_dtype(run.rollout.dtype));
