@@ -15,6 +15,10 @@ int run_reward_server(const grpo::Args& a) {
   grpo::Config config = grpo::config_from_args(a);
   ServerOptions options = server_options_from_config(config);
   auto registry = registry_from_config(config);
+  if (grpo::dry_run(a)) {
+    std::cout << config.dump() << "\n";
+    return 0;
+  }
   RewardServer server(registry, options);
   server.start();
   std::string names;
@@ -33,6 +37,7 @@ int run_reward_server(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("reward-server", "serve the reward verifiers over gRPC (RewardService) until SIGINT/SIGTERM",
-             "[key.path=value ...]",
-             ({{"config", "PATH", "reward config (configs/reward.yaml documents the keys)", false}}),
+             "[CONFIG] [key.path=value ...]",
+             ({{"config", "PATH", "reward config (or CONFIG; configs/reward.yaml documents the keys)", false},
+               {"dry-run", "", "check the config, print it and exit", false}}),
              run_reward_server);

@@ -10,14 +10,19 @@
 
 #include "common/cli.h"
 #include "common/config.h"
+#include "apps/lm_dry_run.h"
 #include "learner/sft.h"
 #include "model/runtime.h"
 
 namespace {
 
 int run_sft(const grpo::Args& args) {
-  const grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  const grpo::Config config = grpo::config_from_args(args, {true, "sft.threads"});
   const grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
+  if (grpo::dry_run(args)) {
+    std::cout << grpo::describe_lm_run(config, options.train, options.steps > 0 ? std::to_string(options.steps) : "");
+    return 0;
+  }
   const int threads = grpo::set_torch_threads(options.train.threads);
   std::cerr << "sft: batches of " << options.train.batch_size << " examples, " << threads << " threads -> "
             << options.train.out_dir << "\n";
@@ -42,8 +47,11 @@ int run_sft(const grpo::Args& args) {
 }
 
 GRPO_COMMAND("sft", "Fine-tune a dense student on chat / prompt-completion JSONL (+ top-k distillation)",
-             "[key.path=value ...]",
-             ({{"config", "FILE", "run config YAML with an sft: section", true},
+             "CONFIG [key.path=value ...]",
+             ({{"config", "FILE", "run config YAML with an sft: section (or CONFIG)", false},
+               {"threads", "N", "intra-op threads (sft.threads; 0 = all cores)", false},
+               grpo::dry_run_option(),
+               grpo::print_config_option(),
                {"quiet", "", "no progress line", false}}),
              run_sft);
 

@@ -4,13 +4,17 @@
 #include "common/cli.h"
 #include "common/error.h"
 #include "train/controller.h"
+#include "train/run_plan.h"
 
 namespace {
 
 int run_train(const grpo::Args& a) {
-  if (a.positional().size() != 1)
-    throw grpo::InputError("train: expected one CONFIG file (see configs/tiny-zero.yaml)");
-  grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  const grpo::Config config = grpo::resolve_run_config(grpo::config_from_args(a, {true, "run.threads"}));
+  if (grpo::dry_run(a)) {
+    std::cout << grpo::describe_run(config);
+    return 0;
+  }
+  grpo::check_resume_config(config, a.flag("allow-config-change"));
   grpo::TrainSummary s = grpo::run_training(config, !a.flag("quiet"));
   std::cout << "train: " << s.steps_done << " steps done (" << s.steps_done - s.start_step << " in this run)";
   if (s.first_eval_accuracy >= 0)
@@ -22,4 +26,11 @@ int run_train(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("train", "GRPO / R1-Zero training: rollouts, rewards, updates, checkpoints (resumes a stopped run)",
-             "CONFIG [key.path=value ...]", ({{"quiet", "", "no progress line", false}}), run_train, 1);
+             "CONFIG [key.path=value ...]",
+             ({{"config", "FILE", "run config (or CONFIG; configs/tiny-zero.yaml documents the keys)", false},
+               {"threads", "N", "intra-op threads (run.threads; 0 = all cores)", false},
+               grpo::dry_run_option(),
+               grpo::print_config_option(),
+               {"allow-config-change", "", "resume a run whose saved config.yaml differs (prints the changes)", false},
+               {"quiet", "", "no progress line", false}}),
+             run_train);
