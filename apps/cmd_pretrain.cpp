@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/lm_dry_run.h"
 #include "common/cli.h"
 #include "common/config.h"
-#include "apps/lm_dry_run.h"
 #include "learner/pretrain.h"
 #include "model/runtime.h"
 

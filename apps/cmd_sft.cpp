@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/lm_dry_run.h"
 #include "common/cli.h"
 #include "common/config.h"
-#include "apps/lm_dry_run.h"
 #include "learner/sft.h"
 #include "model/runtime.h"
 

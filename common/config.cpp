@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -182,6 +183,22 @@ const char* type_name<std::string>() {
   return "a string";
 }
 
+// A recorded default as YAML: doubles in the fewest digits that read back the same (0.2, not
+// yaml-cpp's 0.20000000000000001).
+template <class T>
+YAML::Node as_node(const T& v) {
+  if constexpr (std::is_same_v<T, double>) {
+    char buf[32];
+    for (int digits = 1; digits <= 17; ++digits) {
+      std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+      if (std::strtod(buf, nullptr) == v) break;
+    }
+    return YAML::Node(std::string(buf));
+  } else {
+    return YAML::Node(v);
+  }
+}
+
 }  // namespace
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
@@ -294,7 +311,7 @@ T Config::get(const std::string& key) const {
 template <class T>
 T Config::get(const std::string& key, const T& fallback) const {
   if (has(key)) return get<T>(key);
-  if (*recording_) set_node(key, YAML::Node(fallback));
+  if (*recording_) set_node(key, as_node(fallback));
   return fallback;
 }
 
@@ -368,9 +385,10 @@ void Config::require_known(const std::set<std::string>& allowed) const {
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
     const std::string near = closest_name(k, {allowed.begin(), allowed.end()});
-    throw InputError(where(k) + ": unknown key" +
-                     (near.empty() ? "" : " (did you mean '" + (prefix_.empty() ? near : prefix_ + "." + near) + "'?)") +
-                     " (expected one of: " + list + ")");
+    throw InputError(
+        where(k) + ": unknown key" +
+        (near.empty() ? "" : " (did you mean '" + (prefix_.empty() ? near : prefix_ + "." + near) + "'?)") +
+        " (expected one of: " + list + ")");
   }
 }
 

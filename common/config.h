@@ -68,7 +68,8 @@ class Config {
   Config(YAML::Node root, std::string source, std::string prefix)  // NOLINT(performance-unnecessary-value-param)
       : root_(root), source_(std::move(source)), prefix_(std::move(prefix)) {}
   Config sub_view(YAML::Node node, std::string prefix) const;  // shares dir_, overridden_, recording_
-  std::string resolve_path(const std::string& key, const std::string& value) const;  // get_path's rule
+  // get_path's rule for one value of key.
+  std::string resolve_path(const std::string& key, const std::string& value) const;
   YAML::Node find(const std::string& key) const;  // null node when absent
   // Writes `value` at key, creating the maps on the way (recording defaults).
   void set_node(const std::string& key, const YAML::Node& value) const;

@@ -6,8 +6,8 @@
 namespace grpo {
 
 // The candidate closest to `word` by edit distance (insertions, deletions, substitutions and
-// swaps of adjacent characters), when it is close enough to be a typo: at most 1 edit for
-// names of up to 4 characters, else at most a third of the length. "" when none is.
+// swaps of adjacent characters), when it is close enough to be a typo: at most a third of the
+// word's length in edits, and at least 1. "" when none is.
 std::string closest_name(const std::string& word, const std::vector<std::string>& candidates);
 
 }  // namespace grpo

@@ -70,8 +70,9 @@ EvalOptions eval_options_from_run_config(const Config& run) {
   o.model_dir = run.get_path("model.path");
   o.tokenizer = run.get_path("model.tokenizer");
   if (run.has("template"))
-    o.chat_template = run.node()["template"].IsMap() ? ChatTemplate::from_config(run.sub("template"))
-                                                     : ChatTemplate::load(ChatTemplate::name_from_config(run, "template", ""));
+    o.chat_template = run.node()["template"].IsMap()
+                          ? ChatTemplate::from_config(run.sub("template"))
+                          : ChatTemplate::load(ChatTemplate::name_from_config(run, "template", ""));
   o.reward_address = run.get<std::string>("reward.address", "");
   o.reward_config = run.get_path("reward.config");
   o.verifier = run.get<std::string>("reward.verifier", "math");

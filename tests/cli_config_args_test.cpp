@@ -30,7 +30,7 @@ TEST(ConfigArgs, Version) {
 TEST(ConfigArgs, PositionalOrFlag) {
   for (const std::string& cmd : {"sft", "pretrain", "reward-server"}) {
     SCOPED_TRACE(cmd);
-    const std::string file = cmd == "sft" ? "configs/sft-tiny.yaml"
+    const std::string file = cmd == "sft"        ? "configs/sft-tiny.yaml"
                              : cmd == "pretrain" ? "configs/tiny-zero.yaml"
                                                  : "configs/reward.yaml";
     const Outcome positional = run(cmd + " " + file + " --dry-run");

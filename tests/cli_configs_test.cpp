@@ -39,8 +39,9 @@ const std::map<std::string, std::vector<std::string>> kCommands = {
 std::string stand_ins(const std::string& file, const std::string& model) {
   if (file.rfind("recipes/", 0) == 0) {
     const bool gsm8k = file.find("gsm8k") != std::string::npos;
-    return " model.path=" + model + " data.train.path=" + kMath + (gsm8k ? "gsm8k_test.jsonl" : "math_train_shape.jsonl") +
-           " data.heldout.path=" + kMath + (gsm8k ? "gsm8k_test.jsonl" : "math500.jsonl");
+    return " model.path=" + model + " data.train.path=" + kMath +
+           (gsm8k ? "gsm8k_test.jsonl" : "math_train_shape.jsonl") + " data.heldout.path=" + kMath +
+           (gsm8k ? "gsm8k_test.jsonl" : "math500.jsonl");
   }
   if (file == "tiny-zero.yaml" || file == "distill-tiny.yaml") return " model.path=" + model;
   return "";
@@ -88,8 +89,7 @@ TEST_F(Configs, EveryFileLoadsWithItsCommandsLoader) {
       const grpo_test::CliResult r = run(args);
       EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
       if (command != "chat-template") EXPECT_FALSE(r.out.empty());
-      if (command == "train" || command == "learner")
-        EXPECT_NE(r.out.find("# per step: "), std::string::npos) << r.out;
+      if (command == "train" || command == "learner") EXPECT_NE(r.out.find("# per step: "), std::string::npos) << r.out;
     }
   }
 }

@@ -105,9 +105,9 @@ TEST_F(DryRun, RelativePathsAndMissingInputs) {
   r = train("--dry-run model.path=nowhere data.train.path=none.jsonl reward.config=no.yaml");
   EXPECT_EQ(r.code, 2);
   for (const std::string& line :
-       {"run.yaml: input files not found", "\n  model.path: nowhere (no config.json there", "\n  model.tokenizer: nowhere",
-        "\n  data.train.path: none.jsonl (not a file)", "\n  reward.config: no.yaml (not a file)",
-        "set each key in the config or pass KEY=PATH"})
+       {"run.yaml: input files not found", "\n  model.path: nowhere (no config.json there",
+        "\n  model.tokenizer: nowhere", "\n  data.train.path: none.jsonl (not a file)",
+        "\n  reward.config: no.yaml (not a file)", "set each key in the config or pass KEY=PATH"})
     EXPECT_NE(r.err.find(line), std::string::npos) << line << "\n" << r.err;
 }
 

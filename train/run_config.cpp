@@ -152,7 +152,8 @@ void check_run_inputs(const RunConfig& r, const std::string& source) {
   std::error_code ec;
   need(fs::is_regular_file(fs::path(r.model.path) / "config.json", ec), "model.path", r.model.path,
        "no config.json there: an HF checkpoint directory");
-  need(fs::is_regular_file(r.model.tokenizer, ec) || fs::is_regular_file(fs::path(r.model.tokenizer) / "tokenizer.json", ec),
+  need(fs::is_regular_file(r.model.tokenizer, ec) ||
+           fs::is_regular_file(fs::path(r.model.tokenizer) / "tokenizer.json", ec),
        "model.tokenizer", r.model.tokenizer, "no tokenizer.json: set model.tokenizer");
   need(fs::is_regular_file(r.data.train.path, ec), "data.train.path", r.data.train.path, "not a file");
   if (r.data.has_heldout)
@@ -160,10 +161,12 @@ void check_run_inputs(const RunConfig& r, const std::string& source) {
   if (!r.reward.config.empty())
     need(fs::is_regular_file(r.reward.config, ec), "reward.config", r.reward.config, "not a file");
   const std::string ext = fs::path(r.chat_template).extension().string();
-  if (ext == ".yaml" || ext == ".yml") need(fs::is_regular_file(r.chat_template, ec), "template", r.chat_template, "not a file");
+  if (ext == ".yaml" || ext == ".yml")
+    need(fs::is_regular_file(r.chat_template, ec), "template", r.chat_template, "not a file");
   if (!missing.empty())
-    throw InputError(source + ": input files not found (relative paths in a config file are read from its directory, "
-                              "those of key=value overrides from the working directory):" +
+    throw InputError(source +
+                     ": input files not found (relative paths in a config file are read from its directory, "
+                     "those of key=value overrides from the working directory):" +
                      missing + "\nset each key in the config or pass KEY=PATH");
 }
 

@@ -1,5 +1,6 @@
 #include "train/run_plan.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -25,18 +26,25 @@ int64_t stored_parameters(const std::string& dir) {
   return n;
 }
 
-}  // namespace
-
-Config resolve_run_config(Config config) {
+// `config` with the defaults of the run's sections written in.
+Config with_defaults(Config config) {
   const bool trainer_temperature = config.has("trainer.temperature");
   config.record_defaults();
-  check_run_inputs(run_config_from(config), config.source());
+  run_config_from(config);
   trainer_options_from_config(config.sub("trainer"));
   // Left out, it follows rollout.sampling.temperature (train/controller.h): it stays out.
   if (!trainer_temperature) {
     YAML::Node trainer = config.node()["trainer"];
     trainer.remove("temperature");
   }
+  return config;
+}
+
+}  // namespace
+
+Config resolve_run_config(Config config) {
+  config = with_defaults(std::move(config));
+  check_run_inputs(run_config_from(config), config.source());
   return config;
 }
 
@@ -70,10 +78,9 @@ void check_resume_config(const Config& resolved, bool allow_change) {
   const std::string out_dir = resolved.get<std::string>("run.out_dir");
   const fs::path saved = fs::path(out_dir) / "config.yaml";
   if (list_checkpoints(fs::path(out_dir) / "checkpoints").empty() || !fs::exists(saved)) return;
-  const std::vector<std::string> changes =
-      config_differences(resolve_run_config(Config::load(saved.string())), resolved,
-                         {"run.threads", "trainer.threads", "run.out_dir", "reward.address", "rollout.addresses",
-                          "train.steps"});
+  const std::vector<std::string> changes = config_differences(
+      with_defaults(Config::load(saved.string())), resolved,
+      {"run.threads", "trainer.threads", "run.out_dir", "reward.address", "rollout.addresses", "train.steps"});
   if (changes.empty()) return;
   std::string lines;
   for (const auto& c : changes) lines += "\n  " + c;
