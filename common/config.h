@@ -46,11 +46,11 @@ class Config {
   // The sub-tree at key (an empty map when absent, added to the tree when recording), keeping the
   // source name and key prefix.
   Config sub(const std::string& key) const;
-  // From now on this config, its copies and sub() views write the fallback of every get(key,
-  // fallback) of an absent key into the shared tree, so that after the options parsers have read
-  // it, dump() is the resolved config with every default (`--dry-run`, the run directory's
-  // config.yaml). has() then sees the recorded keys.
-  void record_defaults() { *recording_ = true; }
+  // From now on (until record_defaults(false)) this config, its copies and sub() views write the
+  // fallback of every get(key, fallback) of an absent key into the shared tree, so that after the
+  // options parsers have read it, dump() is the resolved config with every default (`--dry-run`,
+  // the run directory's config.yaml). has() then sees the recorded keys.
+  void record_defaults(bool on = true) { *recording_ = on; }
   // Keys directly under this node.
   std::vector<std::string> keys() const;
   // Fails naming the first key not in `allowed` (catches typos such as `trian.steps`), with

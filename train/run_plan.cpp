@@ -37,6 +37,7 @@ Config with_defaults(Config config) {
     YAML::Node trainer = config.node()["trainer"];
     trainer.remove("temperature");
   }
+  config.record_defaults(false);  // the run reads it as it is now
   return config;
 }
 
