@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "grpo_cli.h"
-#include "learner_run_testutil.h"
+#include "model/init.h"
+#include "model/pretrained.h"
+#include "model_test_util.h"
 
 namespace fs = std::filesystem;
 
@@ -51,7 +53,12 @@ class Configs : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     scratch_ = new grpo_test::ScratchDir("grpo_cli_configs");
-    grpo::testing::write_tiny_run_inputs(scratch_->path());
+    // A tiny random DeepSeek-V3 with the bpe-tokenizer vocabulary and room for a recipe's prompts.
+    grpo::DeepseekModel m(grpo::testing::tiny_config(
+        {{"vocab_size", 3000}, {"initializer_range", 0.02}, {"max_position_embeddings", 1024}}));
+    grpo::init_weights(m, 5);
+    grpo::save_pretrained(m, model());
+    fs::copy_file(std::string(GRPO_TEST_DATA) + "/bpe-tokenizer/tokenizer.json", model() + "/tokenizer.json");
   }
   static void TearDownTestSuite() { delete scratch_; }
   static std::string model() { return scratch_->path() + "/model"; }
@@ -89,7 +96,8 @@ TEST_F(Configs, EveryFileLoadsWithItsCommandsLoader) {
       const grpo_test::CliResult r = run(args);
       EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
       if (command != "chat-template") EXPECT_FALSE(r.out.empty());
-      if (command == "train" || command.rfind("learner", 0) == 0) EXPECT_NE(r.out.find("# per step: "), std::string::npos) << r.out;
+      if (command == "train" || command.rfind("learner", 0) == 0)
+        EXPECT_NE(r.out.find("# per step: "), std::string::npos) << r.out;
     }
   }
 }
