@@ -63,7 +63,9 @@ class Configs : public ::testing::Test {
   static void TearDownTestSuite() { delete scratch_; }
   static std::string model() { return scratch_->path() + "/model"; }
   // `grpo ARGS` in the scratch directory (not the source root).
-  static grpo_test::CliResult run(const std::string& args) { return grpo_test::run_grpo(args, scratch_->path()); }
+  static grpo_test::CliResult run(const std::string& args) {
+    return grpo_test::run_grpo(args, scratch_->path(), "", scratch_->path());
+  }
 
   static grpo_test::ScratchDir* scratch_;
 };

@@ -88,17 +88,20 @@ TEST_F(DryRun, ResumeWithOtherSettingsIsRefusedUnlessAllowed) {
 // Relative input paths in a config file are read from the file's directory, those of overrides from
 // the working directory; every missing input is named at once, before anything loads.
 TEST_F(DryRun, RelativePathsAndMissingInputs) {
-  fs::create_directories(scratch_.path() + "/elsewhere");
-  const std::string config = scratch_.path() + "/run.yaml";
+  const std::string elsewhere = scratch_.path() + "/elsewhere", config = scratch_.path() + "/run.yaml";
+  fs::create_directories(elsewhere);
+  auto in = [&](const std::string& args, const std::string& cwd) {
+    return grpo_test::run_grpo(args, scratch_.path(), "", cwd);
+  };
   // From another directory: the config's model and train.jsonl are still found.
-  grpo_test::CliResult r = grpo_test::run_grpo("train " + config + " --dry-run", scratch_.path() + "/elsewhere");
+  grpo_test::CliResult r = in("train " + config + " --dry-run", elsewhere);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("# model: " + scratch_.path() + "/model: "), std::string::npos) << r.out;
   // An override is read from the working directory.
-  fs::copy_file(scratch_.path() + "/train.jsonl", scratch_.path() + "/elsewhere/mine.jsonl");
-  r = grpo_test::run_grpo("train " + config + " --dry-run data.train.path=mine.jsonl", scratch_.path() + "/elsewhere");
+  fs::copy_file(scratch_.path() + "/train.jsonl", elsewhere + "/mine.jsonl");
+  r = in("train " + config + " --dry-run data.train.path=mine.jsonl", elsewhere);
   EXPECT_EQ(r.code, 0) << r.err;
-  r = grpo_test::run_grpo("train " + config + " --dry-run data.train.path=mine.jsonl", scratch_.path());
+  r = in("train " + config + " --dry-run data.train.path=mine.jsonl", scratch_.path());
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("data.train.path: mine.jsonl (not a file)"), std::string::npos) << r.err;
 
