@@ -142,7 +142,7 @@ Args Command::parse(const std::vector<std::string>& argv) const {
 
 static void print_overview(std::ostream& o) {
   o << "grpo — reinforcement learning for reasoning models (GRPO, R1-Zero style)\n\n"
-       "usage: grpo COMMAND [options]   (grpo COMMAND --help for its options)\n\ncommands:\n";
+       "usage: grpo COMMAND [options]   (grpo COMMAND --help for its options; grpo --version)\n\ncommands:\n";
   for (const auto& [n, c] : command_registry()) {
     o << "  " << n;
     for (size_t i = n.size(); i < 16; ++i) o << ' ';
