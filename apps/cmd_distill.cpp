@@ -19,15 +19,18 @@ namespace {
 int run_distill_cmd(const grpo::Args& a) {
   grpo::StopSignals stop;  // before any thread starts
   stop.watch("distill", "batch");
-  if (a.positional().size() != 1)
-    throw grpo::InputError("distill: expected one CONFIG file (see configs/distill-tiny.yaml)");
-  grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  grpo::Config config = grpo::config_from_args(a, {true, "run.threads"});
   grpo::apply_http_flag(a, config);
+  if (grpo::dry_run(a)) {
+    const grpo::DistillOptions o = grpo::DistillOptions::from_config(config);
+    std::cout << config.dump() << "\n# run directory: " << o.out_dir << "\n";
+    return 0;
+  }
   grpo::DistillRun how;
   how.export_only = a.flag("export-only");
   how.progress = !a.flag("quiet");
   how.stop = &stop;
-  how.command_line = "grpo distill " + a.positional()[0];
+  how.command_line = "grpo distill " + a.get("config");
   for (const auto& o : a.overrides()) how.command_line += " " + o;
   if (how.export_only) how.command_line += " --export-only";
   const grpo::DistillSummary s = grpo::run_distill(config, how);
@@ -53,7 +56,11 @@ int run_distill_cmd(const grpo::Args& a) {
 GRPO_COMMAND("distill",
              "Rejection-sampled distillation data: sample + verify + filter + export JSONL with a dataset card",
              "CONFIG [key.path=value ...]",
-             ({{"export-only", "", "write the export from the store without sampling", false},
+             ({{"config", "FILE", "distill config (or CONFIG; configs/distill-tiny.yaml documents the keys)", false},
+               {"threads", "N", "intra-op threads (run.threads; 0 = all cores)", false},
+               grpo::dry_run_option(),
+               grpo::print_config_option(),
+               {"export-only", "", "write the export from the store without sampling", false},
                {"quiet", "", "no progress line", false},
                grpo::http_option()}),
-             run_distill_cmd, 1);
+             run_distill_cmd);

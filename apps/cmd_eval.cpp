@@ -69,7 +69,7 @@ int run_eval(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("eval", "pass@k / maj@k of a checkpoint on a prompt dataset (sample, verify, summarise)",
-             "[key.path=value ...]",
+             "[CONFIG] [key.path=value ...]",
              ({{"model", "DIR", "HF checkpoint directory (else model.path of --config)", false},
                {"tokenizer", "PATH", "tokenizer.json or its directory (default: the model's)", false},
                {"config", "FILE",

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/lm_dry_run.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/error.h"
@@ -16,6 +17,7 @@
 #ifdef GRPO_SERVICES
 #include "train/ep_publisher.h"
 #include "train/ep_rank.h"
+#include "train/run_plan.h"
 #endif
 
 namespace {
@@ -64,12 +66,28 @@ int run_learner(const grpo::Args& args) {
                                    args.get("master-addr"),
                                    args.get_int("master-port", 1, 65535),
                                    timeout};
-  if (!args.has("config") && args.positional().empty())
-    throw grpo::InputError("learner: give the run config (--config FILE or CONFIG)");
-  grpo::Config config =
-      grpo::Config::load(args.has("config") ? args.get("config") : args.positional()[0], args.overrides());
+  grpo::Config config = grpo::config_from_args(args, {true, ""});
   grpo::apply_http_flag(args, config);  // each rank parses the same arguments; rank 0 serves
   grpo::http_address_from(config);      // a bad address fails here, before any rank starts
+  const bool grpo_run = is_grpo_run(args, config);
+  if (args.has("threads"))  // the job's section: a GRPO run's run:, a pretraining job's pretrain:
+    config.apply_override((grpo_run ? "run.threads=" : "pretrain.threads=") +
+                          std::to_string(args.get_int("threads", 0, 4096)));
+#ifdef GRPO_SERVICES
+  if (grpo_run) config = grpo::resolve_run_config(config);
+#endif
+  if (grpo::dry_run(args)) {
+#ifdef GRPO_SERVICES
+    if (grpo_run) {
+      std::cout << grpo::describe_run(config);
+      return 0;
+    }
+#endif
+    const grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+    publish_hook(config, nullptr, options.steps);
+    std::cout << grpo::describe_lm_run(config, options.train, std::to_string(options.steps));
+    return 0;
+  }
   if (grpo::DistEnv::present()) {
     try {
       const nlohmann::json summary = run_rank(args, config, grpo::DistEnv::from_env(), std::chrono::seconds(timeout));
@@ -80,9 +98,10 @@ int run_learner(const grpo::Args& args) {
       return 1;
     }
   }
-  if (is_grpo_run(args, config)) {  // a bad config fails once, here, before any rank starts
+  if (grpo_run) {  // a bad config fails once, here, before any rank starts
 #ifdef GRPO_SERVICES
     grpo::check_grpo_run_config(config);
+    grpo::check_resume_config(config, args.flag("allow-config-change"));
 #endif
   } else {
     publish_hook(config, nullptr, grpo::PretrainOptions::from_config(config.sub("pretrain")).steps);
@@ -93,7 +112,7 @@ int run_learner(const grpo::Args& args) {
 GRPO_COMMAND(
     "learner",
     "Expert-parallel training (pretraining or the GRPO loop) on N local ranks, or as one rank of a RANK/WORLD_SIZE job",
-    "[CONFIG] [key.path=value ...]",
+    "CONFIG [key.path=value ...]",
     ({{"config", "FILE", "run config (or CONFIG): a pretrain: job (+ publish:) or a `grpo train` run", false},
       {"nproc", "N", "ranks to start on this host", false, "1"},
       {"nnodes", "M", "hosts in the job", false, "1"},
@@ -103,8 +122,12 @@ GRPO_COMMAND(
       {"timeout", "SECONDS", "rendezvous and collective timeout (a dead rank fails the others)", false, "120"},
       {"job", "JOB", "pretrain, grpo, or auto: the config's pretrain: or train:/trainer: section", false, "auto"},
       {"step-timeout", "SECONDS", "GRPO runs: how long ranks wait for rank 0's next step", false, "3600"},
+      {"threads", "N", "intra-op threads a rank (run.threads or pretrain.threads; 0 = the cores / ranks)", false},
+      grpo::dry_run_option(),
+      grpo::print_config_option(),
+      {"allow-config-change", "", "GRPO runs: resume a run whose saved config.yaml differs", false},
       {"quiet", "", "no progress line", false},
       grpo::http_option()}),
-    run_learner, 1);
+    run_learner);
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/lm_dry_run.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/stop_signals.h"
@@ -20,13 +21,17 @@ namespace {
 int run_pretrain(const grpo::Args& args) {
   grpo::StopSignals stop;  // before any thread starts
   stop.watch("pretrain");
-  grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  grpo::Config config = grpo::config_from_args(args, {true, "pretrain.threads"});
   grpo::apply_http_flag(args, config);
   // A pretrain config may be a whole run config (configs/tiny-zero.yaml), so the run's sections are known too.
   config.require_known(
       {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer", "http"});
   grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
   options.train.http_address = grpo::http_address_from(config);
+  if (grpo::dry_run(args)) {
+    std::cout << grpo::describe_lm_run(config, options.train, std::to_string(options.steps));
+    return 0;
+  }
   const int threads = grpo::set_torch_threads(options.train.threads);
   std::cerr << "pretrain: " << config.source() << ": " << options.steps << " steps of " << options.train.batch_size
             << " sequences, model " << options.model_source << " (random init), " << threads << " threads -> "
@@ -49,8 +54,11 @@ int run_pretrain(const grpo::Args& args) {
 }
 
 GRPO_COMMAND("pretrain", "Pretrain a DeepSeek V2/V3 model (next-token loss) from a config's pretrain: section",
-             "[key.path=value ...]",
-             ({{"config", "FILE", "run config YAML with a pretrain: section", true},
+             "CONFIG [key.path=value ...]",
+             ({{"config", "FILE", "run config YAML with a pretrain: section (or CONFIG)", false},
+               {"threads", "N", "intra-op threads (pretrain.threads; 0 = all cores)", false},
+               grpo::dry_run_option(),
+               grpo::print_config_option(),
                {"quiet", "", "no progress line", false},
                grpo::http_option()}),
              run_pretrain);

@@ -44,6 +44,10 @@ int run_reward_server(const grpo::Args& a) {
   grpo::apply_http_flag(a, config);
   ServerOptions options = server_options_from_config(config);
   auto registry = registry_from_config(config);
+  if (grpo::dry_run(a)) {
+    std::cout << config.dump() << "\n";
+    return 0;
+  }
   const std::string http_address = grpo::http_address_from(config);
   std::unique_ptr<grpo::Monitor> http;
   if (!http_address.empty()) {
@@ -74,7 +78,8 @@ int run_reward_server(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("reward-server", "serve the reward verifiers over gRPC (RewardService) until SIGINT/SIGTERM",
-             "[key.path=value ...]",
-             ({{"config", "PATH", "reward config (configs/reward.yaml documents the keys)", false},
+             "[CONFIG] [key.path=value ...]",
+             ({{"config", "PATH", "reward config (or CONFIG; configs/reward.yaml documents the keys)", false},
+               {"dry-run", "", "check the config, print it and exit", false},
                grpo::http_option()}),
              run_reward_server);

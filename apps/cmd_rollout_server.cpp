@@ -58,6 +58,10 @@ int run_rollout_server(const grpo::Args& a) {
   if (a.has("max-batched-tokens")) eo.max_batched_tokens = a.get_int("max-batched-tokens", 1);
   if (a.has("page-size")) eo.page_size = a.get_int("page-size", 1);
   if (a.has("num-pages")) eo.num_pages = a.get_int("num-pages", 1);
+  if (grpo::dry_run(a)) {
+    std::cout << config.dump() << "\n";
+    return 0;
+  }
   const int threads = grpo::set_torch_threads(a.get_int("threads", 0));
 
   // Up before the model loads: /readyz answers 503 until the server serves.
@@ -95,7 +99,7 @@ int run_rollout_server(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("rollout-server", "serve a model's rollouts over gRPC (RolloutService) until SIGINT/SIGTERM",
-             "[key.path=value ...]",
+             "[CONFIG] [key.path=value ...]",
              ({{"model", "DIR", "HF checkpoint directory (config.json + safetensors)", true},
                {"tokenizer", "PATH",
                 "tokenizer.json or its directory (default: the model's; completion text, stop strings)", false},
@@ -107,6 +111,7 @@ GRPO_COMMAND("rollout-server", "serve a model's rollouts over gRPC (RolloutServi
                {"max-batched-tokens", "N", "tokens fed per engine step (engine.max_batched_tokens)", false},
                {"page-size", "N", "latent cache page size in tokens (engine.page_size)", false},
                {"num-pages", "N", "latent cache pages (engine.num_pages)", false},
-               {"config", "PATH", "rollout config (configs/rollout.yaml documents the keys)", false},
+               {"config", "PATH", "rollout config (or CONFIG; configs/rollout.yaml documents the keys)", false},
+               {"dry-run", "", "check the config and the flags, print the config and exit", false},
                grpo::http_option()}),
              run_rollout_server);

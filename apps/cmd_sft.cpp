@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/lm_dry_run.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/stop_signals.h"
@@ -21,10 +22,14 @@ namespace {
 int run_sft(const grpo::Args& args) {
   grpo::StopSignals stop;  // before any thread starts
   stop.watch("sft");
-  grpo::Config config = grpo::Config::load(args.get("config"), args.overrides());
+  grpo::Config config = grpo::config_from_args(args, {true, "sft.threads"});
   grpo::apply_http_flag(args, config);
   grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
   options.train.http_address = grpo::http_address_from(config);
+  if (grpo::dry_run(args)) {
+    std::cout << grpo::describe_lm_run(config, options.train, options.steps > 0 ? std::to_string(options.steps) : "");
+    return 0;
+  }
   const int threads = grpo::set_torch_threads(options.train.threads);
   std::cerr << "sft: " << config.source() << ": model "
             << (options.checkpoint.empty() ? options.model_source + " (random init)" : options.checkpoint) << ", ";
@@ -59,8 +64,11 @@ int run_sft(const grpo::Args& args) {
 }
 
 GRPO_COMMAND("sft", "Fine-tune a dense student on chat / prompt-completion JSONL (+ top-k distillation)",
-             "[key.path=value ...]",
-             ({{"config", "FILE", "run config YAML with an sft: section", true},
+             "CONFIG [key.path=value ...]",
+             ({{"config", "FILE", "run config YAML with an sft: section (or CONFIG)", false},
+               {"threads", "N", "intra-op threads (sft.threads; 0 = all cores)", false},
+               grpo::dry_run_option(),
+               grpo::print_config_option(),
                {"quiet", "", "no progress line", false},
                grpo::http_option()}),
              run_sft);

@@ -8,16 +8,21 @@
 #include "common/stop_signals.h"
 #include "http/address.h"
 #include "train/controller.h"
+#include "train/run_plan.h"
 
 namespace {
 
 int run_train(const grpo::Args& a) {
   grpo::StopSignals stop;  // before any thread starts
   stop.watch("train");
-  if (a.positional().size() != 1)
-    throw grpo::InputError("train: expected one CONFIG file (see configs/tiny-zero.yaml)");
-  grpo::Config config = grpo::Config::load(a.positional()[0], a.overrides());
+  grpo::Config config = grpo::config_from_args(a, {true, "run.threads"});
   grpo::apply_http_flag(a, config);
+  config = grpo::resolve_run_config(config);
+  if (grpo::dry_run(a)) {
+    std::cout << grpo::describe_run(config);
+    return 0;
+  }
+  grpo::check_resume_config(config, a.flag("allow-config-change"));
   grpo::TrainSummary s = grpo::run_training(config, !a.flag("quiet"), {}, &stop);
   std::cout << "train: " << s.steps_done << " steps done (" << s.steps_done - s.start_step << " in this run";
   if (s.steps_trained_no_group > 0) std::cout << ", " << s.steps_trained_no_group << " trained no group";
@@ -34,5 +39,12 @@ int run_train(const grpo::Args& a) {
 }  // namespace
 
 GRPO_COMMAND("train", "GRPO / R1-Zero training: rollouts, rewards, updates, checkpoints (resumes a stopped run)",
-             "CONFIG [key.path=value ...]", ({{"quiet", "", "no progress line", false}, grpo::http_option()}),
-             run_train, 1);
+             "CONFIG [key.path=value ...]",
+             ({{"config", "FILE", "run config (or CONFIG; configs/tiny-zero.yaml documents the keys)", false},
+               {"threads", "N", "intra-op threads (run.threads; 0 = all cores)", false},
+               grpo::dry_run_option(),
+               grpo::print_config_option(),
+               {"allow-config-change", "", "resume a run whose saved config.yaml differs (prints the changes)", false},
+               {"quiet", "", "no progress line", false},
+               grpo::http_option()}),
+             run_train);

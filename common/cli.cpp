@@ -1,8 +1,10 @@
 #include "common/cli.h"
 
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
+#include "common/did_you_mean.h"
 #include "common/error.h"
 
 namespace grpo {
@@ -68,6 +70,7 @@ std::string Command::help() const {
 
 Args Command::parse(const std::vector<std::string>& argv) const {
   Args a;
+  a.command_ = name;
   for (const auto& opt : options)
     if (!opt.fallback.empty()) a.defaults_[opt.name] = opt.fallback;
   auto find = [&](const std::string& n) -> const Option* {
@@ -94,7 +97,13 @@ Args Command::parse(const std::vector<std::string>& argv) const {
         continue;
       }
       const Option* opt = find(n);
-      if (!opt) throw InputError("grpo " + name + ": unknown option --" + n + " (see grpo " + name + " --help)");
+      if (!opt) {
+        std::vector<std::string> names{"help"};
+        for (const auto& o : options) names.push_back(o.name);
+        const std::string near = closest_name(n, names);
+        throw InputError("grpo " + name + ": unknown option --" + n +
+                         (near.empty() ? "" : " (did you mean --" + near + "?)") + " (see grpo " + name + " --help)");
+      }
       if (opt->metavar.empty()) {
         if (inline_value) throw InputError("--" + n + " takes no value");
         a.values_[n] = "true";
@@ -111,6 +120,17 @@ Args Command::parse(const std::vector<std::string>& argv) const {
       a.positional_.push_back(s);
     }
   }
+  if (find("config") && !a.positional_.empty()) {  // CONFIG, the same as --config CONFIG
+    const std::string file = a.positional_.front();
+    std::error_code ec;
+    if (a.has("config") && a.values_["config"] != file && std::filesystem::exists(file, ec))
+      throw InputError("grpo " + name + ": the config is given twice, as '" + file + "' and --config '" +
+                       a.values_["config"] + "' (give one)");
+    if (!a.has("config") || a.values_["config"] == file) {
+      a.values_["config"] = file;
+      a.positional_.erase(a.positional_.begin());
+    }
+  }
   if (a.positional_.size() > max_positional)
     throw InputError("grpo " + name + ": unexpected argument '" + a.positional_[max_positional] +
                      "' (an override is key.path=value; see grpo " + name + " --help)");
@@ -122,7 +142,7 @@ Args Command::parse(const std::vector<std::string>& argv) const {
 
 static void print_overview(std::ostream& o) {
   o << "grpo — reinforcement learning for reasoning models (GRPO, R1-Zero style)\n\n"
-       "usage: grpo COMMAND [options]   (grpo COMMAND --help for its options)\n\ncommands:\n";
+       "usage: grpo COMMAND [options]   (grpo COMMAND --help for its options; grpo --version)\n\ncommands:\n";
   for (const auto& [n, c] : command_registry()) {
     o << "  " << n;
     for (size_t i = n.size(); i < 16; ++i) o << ' ';
@@ -130,15 +150,25 @@ static void print_overview(std::ostream& o) {
   }
 }
 
+std::string version_line() { return std::string("grpo ") + GRPO_VERSION; }
+
 int run_cli(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_overview(std::cout);
     return args.empty() ? 2 : 0;
   }
+  if (args[0] == "--version") {
+    std::cout << version_line() << "\n";
+    return 0;
+  }
   auto it = command_registry().find(args[0]);
   if (it == command_registry().end()) {
-    std::cerr << "grpo: unknown command '" << args[0] << "'\n\n";
+    std::vector<std::string> names{"--help", "--version"};
+    for (const auto& [n, c] : command_registry()) names.push_back(n);
+    const std::string near = closest_name(args[0], names);
+    std::cerr << "grpo: unknown command '" << args[0] << "'" << (near.empty() ? "" : " (did you mean " + near + "?)")
+              << "\n\n";
     print_overview(std::cerr);
     return 2;
   }
@@ -160,11 +190,19 @@ int run_cli(int argc, char** argv) {
   }
 }
 
-Config config_from_args(const Args& a) {
-  if (a.has("config")) return Config::load(a.get("config"), a.overrides());
-  Config c = Config::parse("", "<defaults>");
+Config config_from_args(const Args& a, const ConfigArgs& how) {
+  if (how.required && !a.has("config"))
+    throw InputError("grpo " + a.command() + ": give the config (CONFIG or --config FILE)");
+  Config c = a.has("config") ? Config::load(a.get("config")) : Config::parse("", "<defaults>");
   for (const auto& o : a.overrides()) c.apply_override(o);
+  if (!how.threads_key.empty() && a.has("threads"))
+    c.apply_override(how.threads_key + "=" + std::to_string(a.get_int("threads", 0, 4096)));
   return c;
 }
+
+Option dry_run_option() { return {"dry-run", "", "print the resolved config, model size and step cost; do not train"}; }
+Option print_config_option() { return {"print-config", "", "the same as --dry-run"}; }
+
+bool dry_run(const Args& a) { return a.flag("dry-run") || a.flag("print-config"); }
 
 }  // namespace grpo

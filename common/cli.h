@@ -46,9 +46,12 @@ class Args {
   const std::vector<std::string>& positional() const { return positional_; }
   // `key.path=value` arguments and repeated --set values, in order.
   const std::vector<std::string>& overrides() const { return overrides_; }
+  // The command these were parsed for ("train").
+  const std::string& command() const { return command_; }
 
  private:
   friend struct Command;
+  std::string command_;
   std::map<std::string, std::string> values_;
   std::map<std::string, std::string> defaults_;
   std::vector<std::string> positional_, overrides_;
@@ -62,8 +65,11 @@ struct Command {
   size_t max_positional = 0;  // positional arguments it takes (train: CONFIG); more are an error
 
   std::string help() const;
-  // Throws InputError naming the option for unknown/missing/valueless options, and naming the
-  // argument for more than max_positional positional ones (e.g. an override without '=').
+  // Throws InputError naming the option for unknown/missing/valueless options (an unknown one
+  // with "did you mean --X?" when one is close), and naming the argument for more than
+  // max_positional positional ones (e.g. an override without '='). A command with a --config
+  // option also takes its config as the first positional argument (then Args::get("config")
+  // returns it); both given and different is an InputError.
   Args parse(const std::vector<std::string>& argv) const;
 };
 
@@ -76,9 +82,28 @@ struct CommandRegistrar {
 // Entry point used by apps/main.cpp.
 int run_cli(int argc, char** argv);
 
-// The config a service command runs on: --config FILE with the key=value overrides, else the
-// built-in defaults (an empty config named "<defaults>") with them.
-Config config_from_args(const Args& a);
+// How a command reads its config (config_from_args).
+struct ConfigArgs {
+  bool required = false;    // a config file must be given (else the built-in defaults are used)
+  std::string threads_key;  // where --threads N goes ("run.threads"); "" when the command has none
+};
+
+// The config a command runs on: CONFIG or --config FILE with the key=value overrides, then
+// `threads_key`=N when --threads N was given (an integer in [0, 4096], else an InputError naming
+// --threads). Without a file: InputError "grpo CMD: give the config (CONFIG or --config FILE)"
+// when `how.required`, else the built-in defaults (an empty config named "<defaults>") with the
+// overrides.
+Config config_from_args(const Args& a, const ConfigArgs& how = {});
+
+// --dry-run and its alias --print-config (the training commands): print the resolved config and
+// what a step costs, then exit 0 without training.
+// The two options, for a command's option list (functions: commands register at static init).
+Option dry_run_option();
+Option print_config_option();
+bool dry_run(const Args& a);
+
+// "grpo VERSION": the project version CMake was configured with.
+std::string version_line();
 
 }  // namespace grpo
 

@@ -6,11 +6,14 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "common/did_you_mean.h"
 #include "common/json_parse.h"
 
 namespace grpo {
@@ -180,6 +183,22 @@ const char* type_name<std::string>() {
   return "a string";
 }
 
+// A recorded default as YAML: doubles in the fewest digits that read back the same (0.2, not
+// yaml-cpp's 0.20000000000000001).
+template <class T>
+YAML::Node as_node(const T& v) {
+  if constexpr (std::is_same_v<T, double>) {
+    char buf[32];
+    for (int digits = 1; digits <= 17; ++digits) {
+      std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+      if (std::strtod(buf, nullptr) == v) break;
+    }
+    return YAML::Node(std::string(buf));
+  } else {
+    return YAML::Node(v);
+  }
+}
+
 }  // namespace
 
 Config Config::load(const std::string& path, const std::vector<std::string>& overrides) {
@@ -188,6 +207,7 @@ Config Config::load(const std::string& path, const std::vector<std::string>& ove
   std::stringstream ss;
   ss << in.rdbuf();
   Config c = parse(ss.str(), path);
+  c.dir_ = std::filesystem::path(path).parent_path().string();
   for (const auto& o : overrides) c.apply_override(o);
   return c;
 }
@@ -237,6 +257,7 @@ void Config::apply_override(const std::string& assignment) {
     cur.reset(child);
   }
   cur[parts.back()] = value;
+  overridden_->insert(prefix_.empty() ? key : prefix_ + "." + key);
 }
 
 YAML::Node Config::find(const std::string& key) const {
@@ -289,15 +310,67 @@ T Config::get(const std::string& key) const {
 
 template <class T>
 T Config::get(const std::string& key, const T& fallback) const {
-  return has(key) ? get<T>(key) : fallback;
+  if (has(key)) return get<T>(key);
+  if (*recording_) set_node(key, as_node(fallback));
+  return fallback;
+}
+
+void Config::set_node(const std::string& key, const YAML::Node& value) const {
+  // yaml-cpp nodes are handles whose operator= writes through; reset() rebinds.
+  YAML::Node cur;
+  cur.reset(root_);
+  const auto parts = split_key(key);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node child = cur[parts[i]];
+    if (!child.IsMap()) {
+      cur[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      child.reset(cur[parts[i]]);
+    }
+    cur.reset(child);
+  }
+  cur[parts.back()] = value;
 }
 
 Config Config::sub(const std::string& key) const {
   YAML::Node n = find(key);
   std::string prefix = prefix_.empty() ? key : prefix_ + "." + key;
-  if (!n.IsDefined() || n.IsNull()) return Config(YAML::Node(YAML::NodeType::Map), source_, prefix);
+  if (!n.IsDefined() || n.IsNull()) {
+    if (!*recording_) return sub_view(YAML::Node(YAML::NodeType::Map), prefix);
+    set_node(key, YAML::Node(YAML::NodeType::Map));
+    n = find(key);
+  }
   if (!n.IsMap()) type_error(key, "a map", n);
-  return Config(n, source_, prefix);
+  return sub_view(n, prefix);
+}
+
+Config Config::sub_view(YAML::Node node, std::string prefix) const {  // NOLINT(performance-unnecessary-value-param)
+  Config c(node, source_, std::move(prefix));
+  c.dir_ = dir_;
+  c.overridden_ = overridden_;
+  c.recording_ = recording_;
+  return c;
+}
+
+std::string Config::get_path(const std::string& key, const std::string& fallback) const {
+  if (!has(key)) return get<std::string>(key, fallback);
+  return resolve_path(key, get<std::string>(key));
+}
+
+std::vector<std::string> Config::get_paths(const std::string& key) const {
+  std::vector<std::string> paths = get<std::vector<std::string>>(key, {});
+  for (auto& p : paths) p = resolve_path(key, p);
+  return paths;
+}
+
+std::string Config::resolve_path(const std::string& key, const std::string& value) const {
+  if (value.empty() || dir_.empty() || std::filesystem::path(value).is_absolute()) return value;
+  // An override of the key or of a map above it came from the command line: the working directory.
+  const std::string full = prefix_.empty() ? key : prefix_ + "." + key;
+  for (size_t end = full.find('.');; end = full.find('.', end + 1)) {
+    if (overridden_->count(full.substr(0, end))) return value;
+    if (end == std::string::npos) break;
+  }
+  return (std::filesystem::path(dir_) / value).lexically_normal().string();
 }
 
 std::vector<std::string> Config::keys() const {
@@ -311,7 +384,11 @@ void Config::require_known(const std::set<std::string>& allowed) const {
     if (allowed.count(k)) continue;
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    throw InputError(where(k) + ": unknown key (expected one of: " + list + ")");
+    const std::string near = closest_name(k, {allowed.begin(), allowed.end()});
+    throw InputError(
+        where(k) + ": unknown key" +
+        (near.empty() ? "" : " (did you mean '" + (prefix_.empty() ? near : prefix_ + "." + near) + "'?)") +
+        " (expected one of: " + list + ")");
   }
 }
 

@@ -361,7 +361,8 @@ PromptDatasetSpec prompt_dataset_spec_from_config(const Config& section) {
   section.require_known({"path", "format", "prompt_field", "answer_field", "id_field", "verifier", "limit", "shuffle",
                          "seed", "skip_bad", "max_line_bytes"});
   PromptDatasetSpec spec;
-  spec.path = section.get<std::string>("path");
+  section.get<std::string>("path");  // required
+  spec.path = section.get_path("path");
   if (spec.path.empty()) throw InputError(section.where("path") + ": empty path");
   spec.format = section.get<std::string>("format", spec.format);
   if (!find_format(spec.format))

@@ -372,7 +372,7 @@ DistillOptions DistillOptions::from_config(const Config& config) {
   d.require_known({"out", "batch_prompts", "per_prompt_cap", "topk_logprobs", "topk_batch", "filters", "harvest"});
   const Config harvest = d.sub("harvest");
   harvest.require_known({"store"});
-  o.harvest_store = harvest.get<std::string>("store", "");
+  o.harvest_store = harvest.get_path("store");
   if (d.has("harvest") && o.harvest_store.empty())
     throw InputError(harvest.where("store") + ": required (the experience store to harvest, e.g. runs/x/store)");
   if (o.harvest_store.empty()) {
@@ -385,9 +385,9 @@ DistillOptions DistillOptions::from_config(const Config& config) {
     o.run.run.out_dir = config.get<std::string>("run.out_dir", "runs/" + o.run.run.name);
     o.run.run.threads = config.get<int>("run.threads", 0);
     if (o.run.run.threads <= 0) o.run.run.threads = int(std::max(1u, std::thread::hardware_concurrency()));
-    o.run.model.path = config.get<std::string>("model.path", "");
-    o.run.model.tokenizer = config.get<std::string>("model.tokenizer", o.run.model.path);
-    o.run.chat_template = config.get<std::string>("template", o.run.chat_template);
+    o.run.model.path = config.get_path("model.path");
+    o.run.model.tokenizer = config.get_path("model.tokenizer", o.run.model.path);
+    o.run.chat_template = ChatTemplate::name_from_config(config, "template", o.run.chat_template);
   }
   o.out_dir = d.get<std::string>("out", (fs::path(o.run.run.out_dir) / "distill").string());
   o.batch_prompts = d.get<int64_t>("batch_prompts", o.batch_prompts);

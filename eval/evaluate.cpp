@@ -68,11 +68,12 @@ std::vector<std::vector<rollout::Completion>> generate(const EvalOptions& o, con
 
 EvalOptions eval_options_from_run_config(const Config& run) {
   EvalOptions o;
-  o.model_dir = run.get<std::string>("model.path", "");
-  o.tokenizer = run.get<std::string>("model.tokenizer", "");
+  o.model_dir = run.get_path("model.path");
+  o.tokenizer = run.get_path("model.tokenizer");
   if (run.has("template"))
-    o.chat_template = run.node()["template"].IsMap() ? ChatTemplate::from_config(run.sub("template"))
-                                                     : ChatTemplate::load(run.get<std::string>("template"));
+    o.chat_template = run.node()["template"].IsMap()
+                          ? ChatTemplate::from_config(run.sub("template"))
+                          : ChatTemplate::load(ChatTemplate::name_from_config(run, "template", ""));
   if (run.has("data.heldout")) o.dataset = prompt_dataset_spec_from_config(run.sub("data.heldout"));
   return o;
 }

@@ -107,7 +107,7 @@ nlohmann::json model_config_from(const Config& s, const std::string& key, std::s
     *source = s.where(key);
     return yaml_to_json(node);
   }
-  const std::string path = s.get<std::string>(key);
+  const std::string path = s.get_path(key);
   *source = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
   return read_json_object(*source, s.where(key));
 }

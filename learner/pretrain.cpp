@@ -162,7 +162,8 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   o.model = model_config_from(s, "model", &o.model_source);
   const ModelConfig model = ModelConfig::from_json(o.model, o.model_source);  // a bad architecture fails here
 
-  o.tokenizer = s.get<std::string>("tokenizer");
+  s.get<std::string>("tokenizer");  // required
+  o.tokenizer = s.get_path("tokenizer");
   if (!s.has("corpus")) throw InputError(s.where("corpus") + ": required (task: digit_chains, or files: [...])");
   const Config c = s.sub("corpus");
   c.require_known({"task", "template", "step_fraction", "worked_fraction", "digit_chains", "files", "format", "field"});
@@ -172,7 +173,8 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
     corpus.task = c.get<std::string>("task");
     if (corpus.task != "digit_chains")
       throw InputError(c.where("task") + ": unknown task \"" + corpus.task + "\" (known: digit_chains)");
-    corpus.chat_template = c.get<std::string>("template");
+    c.get<std::string>("template");  // required
+    corpus.chat_template = ChatTemplate::name_from_config(c, "template", "");
     corpus.step_fraction = c.get<double>("step_fraction", corpus.step_fraction);
     corpus.worked_fraction = c.get<double>("worked_fraction", corpus.worked_fraction);
     for (const auto& [key, v] : {std::pair<const char*, double>{"step_fraction", corpus.step_fraction},
@@ -183,7 +185,8 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   } else {
     for (const char* key : {"template", "step_fraction", "worked_fraction", "digit_chains"})
       if (c.has(key)) throw InputError(c.where(key) + ": only for 'task' corpora");
-    corpus.files = c.get<std::vector<std::string>>("files");
+    c.get<std::vector<std::string>>("files");  // required
+    corpus.files = c.get_paths("files");
     if (corpus.files.empty()) throw InputError(c.where("files") + ": expected at least one file");
     corpus.format = c.get<std::string>("format", corpus.format);
     if (corpus.format != "jsonl" && corpus.format != "text")

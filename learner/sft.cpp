@@ -77,24 +77,25 @@ SftOptions SftOptions::from_config(const Config& s) {
   known.insert({"model", "tokenizer", "template", "data", "kd_weight", "steps", "epochs", "save_every"});
   s.require_known(known);
   SftOptions o;
-  if (s.has("model") && s.node()["model"].IsScalar() && is_checkpoint_dir(s.get<std::string>("model"))) {
-    o.checkpoint = s.get<std::string>("model");
+  if (s.has("model") && s.node()["model"].IsScalar() && is_checkpoint_dir(s.get_path("model"))) {
+    o.checkpoint = s.get_path("model");
     o.model_source = (fs::path(o.checkpoint) / "config.json").string();
     o.model_config = read_config_json(o.checkpoint);
   } else {
     o.model_config = model_config_from(s, "model", &o.model_source);
   }
   DenseConfig::from_json(o.model_config, o.model_source);  // a bad or non-dense config fails here
-  o.tokenizer = s.get<std::string>("tokenizer", o.checkpoint);
+  o.tokenizer = s.get_path("tokenizer", o.checkpoint);
   if (o.tokenizer.empty())
     throw InputError(s.where("tokenizer") + ": required (the model is not a checkpoint directory)");
-  o.chat_template = s.get<std::string>("template", o.chat_template);
+  o.chat_template = ChatTemplate::name_from_config(s, "template", o.chat_template);
   ChatTemplate::load(o.chat_template);  // fails early, naming the template
 
   if (!s.has("data")) throw InputError(s.where("data") + ": required (files: [a.jsonl, ...])");
   const Config d = s.sub("data");
   d.require_known({"files", "skip_bad", "overlong"});
-  o.data.files = d.get<std::vector<std::string>>("files");
+  d.get<std::vector<std::string>>("files");  // required
+  o.data.files = d.get_paths("files");
   if (o.data.files.empty()) throw InputError(d.where("files") + ": expected at least one file");
   o.data.skip_bad = d.get<bool>("skip_bad", false);
   const std::string overlong = d.get<std::string>("overlong", "truncate");

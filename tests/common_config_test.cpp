@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
+#include "common/config_diff.h"
+#include "common/did_you_mean.h"
 #include "file_testutil.h"
 
 using grpo::Config;
@@ -73,4 +76,48 @@ TEST(Config, EmptyAndDuplicateKeys) {
   Config o = Config::parse("", "o.yaml");
   EXPECT_NE(error_of([&] { o.apply_override("a={b: 1, b: 2}"); }).find("override 'a={b: 1, b: 2}': key 'b'"),
             std::string::npos);
+}
+
+TEST(Config, PathsResolveAgainstTheFileOrTheWorkingDirectory) {
+  const std::string dir = ::testing::TempDir() + "grpo_config_paths";
+  std::filesystem::create_directories(dir + "/sub");
+  std::ofstream(dir + "/sub/run.yaml") << "model: {path: m, tokenizer: /abs/t.json}\ndata: {files: [a.jsonl, ../b]}\n";
+  const Config c = Config::load(dir + "/sub/run.yaml", {"data.extra=x.jsonl"});
+  EXPECT_EQ(c.get_path("model.path"), dir + "/sub/m");
+  EXPECT_EQ(c.sub("model").get_path("path"), dir + "/sub/m");
+  EXPECT_EQ(c.get_path("model.tokenizer"), "/abs/t.json");
+  EXPECT_EQ(c.get_paths("data.files"), (std::vector<std::string>{dir + "/sub/a.jsonl", dir + "/b"}));
+  EXPECT_EQ(c.get_path("data.extra"), "x.jsonl");  // an override: the working directory
+  EXPECT_EQ(c.get_path("data.none", "d"), "d");
+  // An override of the map above a key counts too.
+  const Config o = Config::load(dir + "/sub/run.yaml", {"model={path: n}"});
+  EXPECT_EQ(o.get_path("model.path"), "n");
+  // A config file in the working directory, and a parsed one: as written.
+  EXPECT_EQ(Config::parse("p: q\n", "x").get_path("p"), "q");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Config, RecordedDefaultsAndDifferences) {
+  Config c = Config::parse("train: {steps: 5}\n", "t.yaml");
+  c.record_defaults();
+  EXPECT_EQ(c.get<int>("train.steps", 10), 5);
+  EXPECT_DOUBLE_EQ(c.sub("trainer").get<double>("clip", 0.2), 0.2);
+  EXPECT_EQ(c.sub("run").get<std::vector<std::string>>("addresses", {}), std::vector<std::string>{});
+  EXPECT_TRUE(c.has("trainer.clip"));
+  EXPECT_EQ(c.get<std::string>("trainer.clip"), "0.2");  // not 0.20000000000000001
+  const Config before = Config::parse("train: {steps: 5}\ntrainer: {clip: 0.2, lr: 1}\n", "a.yaml");
+  EXPECT_EQ(grpo::config_differences(before, c),
+            (std::vector<std::string>{"run.addresses: (unset) -> []", "trainer.lr: 1 -> (unset)"}));
+  EXPECT_EQ(grpo::config_differences(before, c, {"run.addresses", "trainer.lr"}), std::vector<std::string>{});
+}
+
+TEST(Config, UnknownKeySuggestsTheClosest) {
+  const Config c = Config::parse("train: {stesp: 1, zzzzzzzz: 2}\n", "t.yaml");
+  EXPECT_NE(
+      error_of([&] {
+        c.sub("train").require_known({"steps", "seed"});
+      }).find("t.yaml: key 'train.stesp': unknown key (did you mean 'train.steps'?) (expected one of: seed, steps)"),
+      std::string::npos);
+  EXPECT_EQ(grpo::closest_name("zzzzzzzz", {"steps", "seed"}), "");
+  EXPECT_EQ(grpo::closest_name("lr", {"lr", "l"}), "lr");
 }

@@ -283,7 +283,8 @@ TEST(PromptDatasetConfig, ErrorsNameTheKey) {
     return std::string("(no error)");
   };
   EXPECT_EQ(err("data: {train: {path: x.jsonl, promt_field: q}}"),
-            "run.yaml: key 'data.train.promt_field': unknown key (expected one of: answer_field, "
+            "run.yaml: key 'data.train.promt_field': unknown key (did you mean 'data.train.prompt_field'?) "
+            "(expected one of: answer_field, "
             "format, id_field, limit, max_line_bytes, path, prompt_field, seed, shuffle, skip_bad, "
             "verifier)");
   EXPECT_EQ(err("data: {train: {format: gsm8k}}"), "run.yaml: key 'data.train.path': required key is missing");

@@ -85,7 +85,8 @@ composites:
 
 TEST(Registry, ConfigErrorsNameFileAndKey) {
   EXPECT_EQ(error_of([] { from_yaml("sever: {}\n"); }),
-            "reward.yaml: key 'sever': unknown key (expected one of: composites, http, limits, remote, server, verifiers)");
+            "reward.yaml: key 'sever': unknown key (did you mean 'server'?) (expected one of: composites, http, "
+            "limits, remote, server, verifiers)");
   EXPECT_EQ(error_of([] { from_yaml("verifiers:\n  fromat: {}\n"); }),
             "reward.yaml: key 'verifiers': verifiers.fromat: not a built-in verifier (built-ins: format, language, "
             "overlong, math, code)");

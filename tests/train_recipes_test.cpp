@@ -46,7 +46,7 @@ TEST(Recipes, DataSectionsLoadAndTemplatesAndRewardConfigsExist) {
     for (const std::string& key : {"run", "model", "template", "data", "reward", "rollout", "train", "trainer"})
       EXPECT_TRUE(cfg.has(key)) << key;
     EXPECT_NO_THROW(ChatTemplate::load(cfg.get<std::string>("template")));
-    EXPECT_TRUE(fs::exists(std::string(GRPO_SOURCE_DIR) + "/" + cfg.get<std::string>("reward.config")));
+    EXPECT_TRUE(fs::exists(cfg.get_path("reward.config")));  // relative to the recipe's directory
     // The overlong penalty and the generation budget agree (the r1 composite's max_len is 4096).
     EXPECT_EQ(cfg.get<int64_t>("rollout.sampling.max_new_tokens"), 4096);
 

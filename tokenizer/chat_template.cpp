@@ -97,6 +97,12 @@ ChatTemplate ChatTemplate::load(const std::string& name_or_file) {
   return builtin(name_or_file);
 }
 
+std::string ChatTemplate::name_from_config(const Config& c, const std::string& key, const std::string& fallback) {
+  const std::string name = c.get<std::string>(key, fallback);
+  const std::string ext = std::filesystem::path(name).extension().string();
+  return ext == ".yaml" || ext == ".yml" ? c.get_path(key, fallback) : name;
+}
+
 std::string ChatTemplate::render(const std::vector<Message>& messages, bool add_generation_prompt) const {
   std::string out = prefix;
   size_t first = 0;

@@ -46,6 +46,9 @@ class ChatTemplate {
   static ChatTemplate from_config(const Config& config);
   // A built-in name, or a YAML file (a path that exists or ends in .yaml/.yml).
   static ChatTemplate load(const std::string& name_or_file);
+  // The template named at `key` of a config: a built-in name, or a .yaml/.yml file (a relative
+  // one resolves as Config::get_path says); `fallback` when the key is absent.
+  static std::string name_from_config(const Config& c, const std::string& key, const std::string& fallback);
 
   // Throws InputError naming messages[i] for an unknown role or a system message not first.
   std::string render(const std::vector<Message>& messages, bool add_generation_prompt) const;

@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/kill_point.h"
 #include "common/progress.h"
 #include "dataset/prompt_dataset.h"
@@ -247,7 +248,7 @@ class Loop {
     }
 
     fs::create_directories(cfg_.run.out_dir);
-    { std::ofstream(fs::path(cfg_.run.out_dir) / "config.yaml") << config_.dump() << "\n"; }
+    write_text_atomic((fs::path(cfg_.run.out_dir) / "config.yaml").string(), config_.dump() + "\n");
     tokenizer_ = std::make_unique<Tokenizer>(*load_model_tokenizer(cfg_.model.path, cfg_.model.tokenizer, true));
     template_ = ChatTemplate::load(cfg_.chat_template);
     train_ = prepare(load_prompt_dataset(cfg_.data.train), "data.train");

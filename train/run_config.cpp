@@ -1,10 +1,12 @@
 #include "train/run_config.h"
 
+#include <filesystem>
 #include <thread>
 
 #include "common/config_range.h"
 #include "common/error.h"
 #include "rollout/options.h"
+#include "tokenizer/chat_template.h"
 #include "train/weight_version.h"
 
 namespace grpo {
@@ -24,7 +26,7 @@ RunConfig read_sampling_sections(const Config& config) {
   RunConfig r;
   r.run = run_section_from_config(config.sub("run"));
   r.model = model_section_from_config(config.sub("model"));
-  r.chat_template = config.get<std::string>("template", r.chat_template);
+  r.chat_template = ChatTemplate::name_from_config(config, "template", r.chat_template);
   r.data = data_section_from_config(config.sub("data"));
   r.reward = reward_section_from_config(config.sub("reward"));
   r.rollout = rollout_section_from_config(config.sub("rollout"));
@@ -62,8 +64,9 @@ RunSection run_section_from_config(const Config& run) {
 ModelSection model_section_from_config(const Config& model) {
   ModelSection m;
   model.require_known({"path", "tokenizer"});
-  m.path = model.get<std::string>("path");
-  m.tokenizer = model.get<std::string>("tokenizer", "");
+  model.get<std::string>("path");  // required
+  m.path = model.get_path("path");
+  m.tokenizer = model.get_path("tokenizer");
   if (m.tokenizer.empty()) m.tokenizer = m.path;
   return m;
 }
@@ -81,7 +84,7 @@ DataSection data_section_from_config(const Config& data) {
 RewardSection reward_section_from_config(const Config& reward) {
   RewardSection r;
   reward.require_known({"config", "address", "verifier", "options", "timeout_ms", "retries", "outage_window_s"});
-  read(reward, "config", r.config);
+  r.config = reward.get_path("config");
   read(reward, "address", r.address);
   read(reward, "verifier", r.verifier);
   if (reward.has("options")) {
@@ -138,6 +141,33 @@ TrainSection train_section_from_config(const Config& train, bool has_heldout) {
   if (t.eval_every > 0 && !has_heldout)
     throw InputError(train.where("eval_every") + ": held-out evaluation needs data.heldout");
   return t;
+}
+
+void check_run_inputs(const RunConfig& r, const std::string& source) {
+  namespace fs = std::filesystem;
+  std::string missing;
+  auto need = [&](bool ok, const std::string& key, const std::string& path, const std::string& what) {
+    if (!ok) missing += "\n  " + key + ": " + path + " (" + what + ")";
+  };
+  std::error_code ec;
+  need(fs::is_regular_file(fs::path(r.model.path) / "config.json", ec), "model.path", r.model.path,
+       "no config.json there: an HF checkpoint directory");
+  need(fs::is_regular_file(r.model.tokenizer, ec) ||
+           fs::is_regular_file(fs::path(r.model.tokenizer) / "tokenizer.json", ec),
+       "model.tokenizer", r.model.tokenizer, "no tokenizer.json: set model.tokenizer");
+  need(fs::is_regular_file(r.data.train.path, ec), "data.train.path", r.data.train.path, "not a file");
+  if (r.data.has_heldout)
+    need(fs::is_regular_file(r.data.heldout.path, ec), "data.heldout.path", r.data.heldout.path, "not a file");
+  if (!r.reward.config.empty())
+    need(fs::is_regular_file(r.reward.config, ec), "reward.config", r.reward.config, "not a file");
+  const std::string ext = fs::path(r.chat_template).extension().string();
+  if (ext == ".yaml" || ext == ".yml")
+    need(fs::is_regular_file(r.chat_template, ec), "template", r.chat_template, "not a file");
+  if (!missing.empty())
+    throw InputError(source +
+                     ": input files not found (relative paths in a config file are read from its directory, "
+                     "those of key=value overrides from the working directory):" +
+                     missing + "\nset each key in the config or pass KEY=PATH");
 }
 
 RunConfig sampling_config_from(const Config& config, const std::set<std::string>& also_known) {

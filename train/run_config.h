@@ -94,6 +94,12 @@ TrainSection train_section_from_config(const Config& section, bool has_heldout);
 // Every section; unknown top-level keys are errors.
 RunConfig run_config_from(const Config& config);
 
+// The input files of a run exist: model.path (a directory with config.json), model.tokenizer
+// (tokenizer.json or a directory holding one), data.train.path, data.heldout.path, reward.config
+// and a template file. Every missing one is named in one InputError (the config's file, each key
+// with its path as resolved, and the fix), before anything loads.
+void check_run_inputs(const RunConfig& run, const std::string& source);
+
 // The sections that sample (run, model, template, data, reward, rollout; train stays default), for
 // other commands on a run config (`grpo distill`); `also_known` top-level keys are allowed.
 RunConfig sampling_config_from(const Config& config, const std::set<std::string>& also_known);
