@@ -21,6 +21,7 @@ int run_distill_cmd(const grpo::Args& a) {
   stop.watch("distill", "batch");
   grpo::Config config = grpo::config_from_args(a, {true, "run.threads"});
   grpo::apply_http_flag(a, config);
+  grpo::http_address_from(config);  // a bad http.address fails first, before the inputs are checked
   if (grpo::dry_run(a)) {
     const grpo::DistillOptions o = grpo::DistillOptions::from_config(config);
     std::cout << config.dump() << "\n# run directory: " << o.out_dir << "\n";

@@ -33,10 +33,10 @@ void watch_status(const grpo::rollout::RolloutServer& server, grpo::LiveMetrics&
     m.set("rollout_server/completions", double(s.completions()), "completions since start");
     m.set("rollout_server/weight_updates", double(s.weight_updates()), "weight updates applied since start");
     m.set("rollout_server/preemptions", double(s.preemptions()), "sequences preempted since start");
-    const int64_t dt_ms = s.uptime_ms() - last_ms;
-    if (dt_ms > 0)
-      m.set("rollout_server/tokens_per_s", double(s.generated_tokens() - last_tokens) * 1000.0 / double(dt_ms),
-            "tokens generated per second since the previous scrape");
+    const int64_t dt_ms = s.uptime_ms() - last_ms;  // 0 at a scrape within a millisecond of the start
+    m.set("rollout_server/tokens_per_s",
+          dt_ms > 0 ? double(s.generated_tokens() - last_tokens) * 1000.0 / double(dt_ms) : 0.0,
+          "tokens generated per second since the previous scrape");
     last_tokens = s.generated_tokens();
     last_ms = s.uptime_ms();
   });

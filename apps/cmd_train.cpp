@@ -17,6 +17,7 @@ int run_train(const grpo::Args& a) {
   stop.watch("train");
   grpo::Config config = grpo::config_from_args(a, {true, "run.threads"});
   grpo::apply_http_flag(a, config);
+  grpo::http_address_from(config);  // a bad http.address fails first, before the inputs are checked
   config = grpo::resolve_run_config(config);
   if (grpo::dry_run(a)) {
     std::cout << grpo::describe_run(config);

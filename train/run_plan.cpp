@@ -79,10 +79,10 @@ void check_resume_config(const Config& resolved, bool allow_change) {
   const std::string out_dir = resolved.get<std::string>("run.out_dir");
   const fs::path saved = fs::path(out_dir) / "config.yaml";
   if (list_checkpoints(fs::path(out_dir) / "checkpoints").empty() || !fs::exists(saved)) return;
-  const std::vector<std::string> changes = config_differences(
-      with_defaults(Config::load(saved.string())), resolved,
-      {"run.threads", "trainer.threads", "run.out_dir", "reward.address", "rollout.addresses", "train.steps",
-       "http.address"});
+  const std::vector<std::string> changes =
+      config_differences(with_defaults(Config::load(saved.string())), resolved,
+                         {"run.threads", "trainer.threads", "run.out_dir", "reward.address", "rollout.addresses",
+                          "train.steps", "http.address"});
   if (changes.empty()) return;
   std::string lines;
   for (const auto& c : changes) lines += "\n  " + c;
