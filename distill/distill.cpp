@@ -360,7 +360,7 @@ class Distiller {
   DistillCounts counts_;
   Ordered sources_, sampling_, teacher_id_;
   int64_t sampled_now_ = 0;
-  int stopped_by_ = 0;              // the stop signal that ended sampling (0: none)
+  int stopped_by_ = 0;             // the stop signal that ended sampling (0: none)
   std::unique_ptr<Monitor> http_;  // the live view (--http); null when off
 };
 
