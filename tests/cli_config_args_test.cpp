@@ -28,6 +28,7 @@ TEST(ConfigArgs, Version) {
 
 // CONFIG and --config FILE mean the same, for the commands that took only one of them before.
 TEST(ConfigArgs, PositionalOrFlag) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   for (const std::string& cmd : {"sft", "pretrain", "reward-server"}) {
     SCOPED_TRACE(cmd);
     const std::string file = cmd == "sft"        ? "configs/sft-tiny.yaml"
@@ -54,6 +55,7 @@ TEST(ConfigArgs, PositionalOrFlag) {
 }
 
 TEST(ConfigArgs, ThreadsOnEveryComputingCommand) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   for (const std::string& cmd : {"train", "distill", "sft", "pretrain", "learner", "eval", "generate", "logprobs",
                                  "rollout-server", "init-model", "info"}) {
     const Outcome help = run(cmd + " --help");
@@ -69,6 +71,7 @@ TEST(ConfigArgs, ThreadsOnEveryComputingCommand) {
 }
 
 TEST(ConfigArgs, DidYouMean) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   const Outcome command = run("trian configs/tiny-zero.yaml");
   EXPECT_EQ(command.code, 2);
   EXPECT_NE(command.err.find("unknown command 'trian' (did you mean train?)"), std::string::npos) << command.err;

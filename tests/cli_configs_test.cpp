@@ -84,6 +84,7 @@ TEST_F(Configs, EveryFileIsInTheTable) {
 }
 
 TEST_F(Configs, EveryFileLoadsWithItsCommandsLoader) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   for (const auto& [file, commands] : kCommands) {
     for (const std::string& command : commands) {
       SCOPED_TRACE(command + " configs/" + file);
@@ -106,6 +107,7 @@ TEST_F(Configs, EveryFileLoadsWithItsCommandsLoader) {
 
 // Two steps of each recipe as written, but on a tiny model, a few prompts and short completions.
 TEST_F(Configs, EachRecipeTrainsTwoSteps) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   for (const auto& [file, commands] : kCommands) {
     if (file.rfind("recipes/", 0) != 0) continue;
     SCOPED_TRACE(file);

@@ -39,6 +39,7 @@ class DryRun : public ::testing::Test {
 };
 
 TEST_F(DryRun, PrintsTheResolvedConfigAndTheCostAndTrainsNothing) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   const grpo_test::CliResult r = train("--dry-run");
   ASSERT_EQ(r.code, 0) << r.err;
   // Defaults the file does not set, as the parsers read them.
@@ -59,6 +60,7 @@ TEST_F(DryRun, PrintsTheResolvedConfigAndTheCostAndTrainsNothing) {
 }
 
 TEST_F(DryRun, ResumeWithOtherSettingsIsRefusedUnlessAllowed) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   const grpo_test::CliResult first = train("");
   ASSERT_EQ(first.code, 0) << first.err;
   std::stringstream saved;
@@ -88,6 +90,7 @@ TEST_F(DryRun, ResumeWithOtherSettingsIsRefusedUnlessAllowed) {
 // Relative input paths in a config file are read from the file's directory, those of overrides from
 // the working directory; every missing input is named at once, before anything loads.
 TEST_F(DryRun, RelativePathsAndMissingInputs) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   const std::string elsewhere = scratch_.path() + "/elsewhere", config = scratch_.path() + "/run.yaml";
   fs::create_directories(elsewhere);
   auto in = [&](const std::string& args, const std::string& cwd) {

@@ -59,6 +59,16 @@ inline CliResult run_grpo(const std::string& args, const std::string& scratch_di
   return {WEXITSTATUS(status), out, e.str()};
 }
 
+// Whether this grpo has the services (train, reward-server, rollout-server, ...): a build with
+// GRPO_SERVICES=OFF leaves them out, and the tests that need them skip there.
+inline bool services_built() {
+  static const bool built = [] {
+    ScratchDir d("grpo_services_built");
+    return run_grpo("--help", d.path()).out.find("rollout-server") != std::string::npos;
+  }();
+  return built;
+}
+
 // `grpo ARGS` from the source root, where the configs' relative paths point.
 inline CliResult run_grpo_in_source(const std::string& args, const std::string& scratch_dir,
                                     const std::string& input = "") {

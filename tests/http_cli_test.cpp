@@ -130,6 +130,7 @@ std::unique_ptr<grpo_test::ScratchDir> HttpCli::scratch_;
 grpo_test::CliResult HttpCli::made_;
 
 TEST_F(HttpCli, TrainServesMetricsMatchingItsLogProbesSamplesAndTheLiveReport) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   const std::string out = path("run");
   auto train = HttpCli::train(out, 40);
   std::string log;
@@ -202,6 +203,7 @@ TEST_F(HttpCli, TrainServesMetricsMatchingItsLogProbesSamplesAndTheLiveReport) {
 }
 
 TEST_F(HttpCli, LiveReportChartsRenderInHeadlessChromium) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   const std::string browser = chromium();
   if (browser.empty()) GTEST_SKIP() << "no chromium-headless-shell or chromium in PATH (make deps installs it)";
   auto train = HttpCli::train(path("chromium-run"), 300);
@@ -239,6 +241,7 @@ std::string grpc_address(Subprocess& p) {
 }
 
 TEST_F(HttpCli, RewardServerCountsVerdictsPerVerifierAndOutcome) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   Subprocess server({GRPO_BINARY, "reward-server", "--config", kSource + "/configs/reward.yaml", "--http", "0",
                      "server.address=127.0.0.1:0"},
                     "/dev/null", true);
@@ -271,6 +274,7 @@ TEST_F(HttpCli, RewardServerCountsVerdictsPerVerifierAndOutcome) {
 }
 
 TEST_F(HttpCli, RolloutServerShowsItsPagesAndVersionOnceReady) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   Subprocess server({GRPO_BINARY, "rollout-server", "--model", path("model"), "--tokenizer",
                      kSource + "/configs/tiny-zero/tokenizer.json", "--version", "7", "--address", "127.0.0.1:0",
                      "--threads", "1", "--http", "127.0.0.1:0"},
@@ -295,6 +299,7 @@ TEST_F(HttpCli, RolloutServerShowsItsPagesAndVersionOnceReady) {
 }
 
 TEST_F(HttpCli, BadAddressesAreNamedBeforeAnythingStarts) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   auto r = grpo_test::run_grpo("reward-server --http 70000", scratch_->path());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("--http: expected PORT, IP:PORT or [IPv6]:PORT with PORT in [0, 65535], got '70000'"),
