@@ -1,6 +1,6 @@
-// `grpo store dump RUN [--step N] [--prompt ID] [--format text|jsonl]`: the groups of a run's
-// experience store (store/experience_store.h), opened read-only so a running `grpo train` goes on
-// undisturbed.
+// `grpo store dump RUN [--step N] [--prompt ID] [--limit N] [--format text|jsonl]`: the groups of a
+// run's experience store (store/experience_store.h), opened read-only so a running `grpo train` goes
+// on undisturbed. Text shows invalid UTF-8 (a model's raw bytes) as U+FFFD, like jsonl.
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -9,6 +9,7 @@
 
 #include "common/cli.h"
 #include "common/error.h"
+#include "common/utf8.h"
 #include "store/experience_store.h"
 #include "train/weight_version.h"
 
@@ -51,16 +52,16 @@ json group_json(const grpo::GroupKey& key, const grpo::ScoredGroup& g) {
 
 void print_text(std::ostream& out, const grpo::GroupKey& key, const grpo::ScoredGroup& g) {
   out << "== step " << key.step << " · prompt " << g.prompt_id << " · seq " << key.seq << " · reference "
-      << g.reference_answer << "\n"
-      << g.prompt_text << "\n";
+      << grpo::utf8::sanitize(g.reference_answer) << "\n"
+      << grpo::utf8::sanitize(g.prompt_text) << "\n";
   for (size_t i = 0; i < g.completions.size(); ++i) {
     const grpo::Completion& c = g.completions[i];
     out << "-- completion " << i << ": reward " << c.reward;
     for (const auto& [name, value] : c.reward_components) out << " " << name << "=" << value;
-    out << (c.correct ? " correct" : " wrong") << " (" << c.reward_reason << "), "
+    out << (c.correct ? " correct" : " wrong") << " (" << grpo::utf8::sanitize(c.reward_reason) << "), "
         << grpo::rollout::finish_reason_name(c.finish_reason) << ", " << c.token_ids.size() << " tokens, version "
         << grpo::describe_version(c.weight_version) << "\n"
-        << c.text << "\n";
+        << grpo::utf8::sanitize(c.text) << "\n";
   }
 }
 
@@ -73,6 +74,7 @@ int run_store(const grpo::Args& a) {
     throw grpo::InputError("--format: expected text or jsonl, got \"" + format + "\"");
   int64_t from = 0, to = std::numeric_limits<int64_t>::max();
   if (a.has("step")) from = to = a.get_int64("step", 0);
+  const int64_t limit = a.has("limit") ? a.get_int64("limit", 1) : std::numeric_limits<int64_t>::max();
   const std::string dir = store_dir_of(pos[1]);
   auto store = grpo::ExperienceStore::open(dir, {.create_if_missing = false, .read_only = true});
   if (a.has("step") && from > store->last_step())
@@ -87,7 +89,7 @@ int run_store(const grpo::Args& a) {
       std::cout << group_json(key, g).dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
     else
       print_text(std::cout, key, g);
-    return true;
+    return shown < limit;  // false stops the scan
   });
   std::cout.flush();
   std::cerr << "store dump: " << shown << " group(s) from " << dir << " (" << store->count() << " stored, steps 0.."
@@ -110,5 +112,6 @@ GRPO_COMMAND("store",
              "dump RUN",
              ({{"step", "N", "only the groups of step N", false},
                {"prompt", "ID", "only the groups of prompt ID", false},
+               {"limit", "N", "at most N groups (the first ones; N >= 1)", false},
                {"format", "F", "text (for people) or jsonl (one group per line)", false, "text"}}),
              run_store, 2);

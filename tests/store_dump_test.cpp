@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/utf8.h"
 #include "grpo_cli.h"
 #include "learner_run_testutil.h"
 #include "learner_scored_group_testutil.h"
@@ -123,6 +124,34 @@ TEST(StoreDump, FiltersByStepAndPromptAndPrintsTextForPeople) {
   EXPECT_THAT(r.out, HasSubstr("version " + grpo::describe_version(grpo::weight_version(2, 2))));
   EXPECT_THAT(r.out, HasSubstr("(run epoch 2, step 2)"));
   EXPECT_THAT(r.out, Not(HasSubstr("prompt p5")));
+
+  r = run_grpo("store dump " + s.run() + " --limit 2 --format jsonl", s.dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  lines = parse_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u);  // the store holds more: the scan stops at the limit
+  EXPECT_EQ(lines[0]["step"], 0);
+  EXPECT_THAT(r.err, HasSubstr("store dump: 2 group(s)"));
+}
+
+// A model's completion is raw bytes (cut inside a character, or noise from a barely trained model):
+// text output shows each invalid byte as U+FFFD, so a terminal or a pipe gets valid UTF-8.
+TEST(StoreDump, TextShowsInvalidUtf8AsReplacementCharacters) {
+  ScratchDir dir{"grpo_store_dump_utf8"};
+  fs::create_directories(dir.path() + "/run");
+  {
+    auto store = ExperienceStore::open(dir.path() + "/run/store");
+    ScoredGroup g = make_group(0, 0);
+    g.completions[0].text =
+        "caf\xc3\xa9 \xff\xfe"
+        " cut \xe6\xbc";
+    g.completions[0].reward_reason = "not equal: \xc3 vs 7";
+    store->put(g);
+  }
+  const auto r = run_grpo("store dump " + dir.path() + "/run", dir.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(grpo::utf8::is_valid(r.out));
+  EXPECT_THAT(r.out, HasSubstr("caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd cut \xef\xbf\xbd\xef\xbf\xbd"));
+  EXPECT_THAT(r.out, HasSubstr("not equal: \xef\xbf\xbd vs 7"));
 }
 
 TEST(StoreDump, HostileArgumentsAreClearErrors) {
@@ -138,6 +167,7 @@ TEST(StoreDump, HostileArgumentsAreClearErrors) {
       {"store dump " + s.run() + " --step -1", {"--step", "[0, "}},
       {"store dump " + s.run() + " --step two", {"--step", "\"two\""}},
       {"store dump " + s.run() + " --step 9", {"--step 9", "has steps 0..2"}},
+      {"store dump " + s.run() + " --limit 0", {"--limit", "[1, "}},
       {"store dump " + s.run() + " --format xml", {"--format", "text or jsonl", "xml"}},
       {"store dump " + s.run() + " --prompt nope", {"--prompt nope", "no group"}},
       {"store list " + s.run(), {"grpo store dump RUN"}},
