@@ -20,7 +20,7 @@ struct LossSpec {
   double kl_coef = 0;  // KL term in the loss (0: none; needs batch.ref_logp otherwise)
   KlEstimator kl_estimator = KlEstimator::kK3;
   double entropy_coef = 0;
-  double temperature = 1.0;  // of the rollout's sampling (completion_forward)
+  rollout::SamplingParams sampling;  // the rollout's temperature, top-p, top-k (completion_forward)
 };
 
 // Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.

@@ -120,7 +120,7 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
 }
 
 CompletionForward completion_forward(const CausalLM& model, const TrainBatch& batch, bool entropy_grad,
-                                     double temperature) {
+                                     const rollout::SamplingParams& sampling) {
   const at::Tensor &ids = batch.ids, &mask = batch.mask;
   const int64_t b = ids.size(0), t = ids.size(1);
   CompletionForward out;
@@ -129,13 +129,18 @@ CompletionForward completion_forward(const CausalLM& model, const TrainBatch& ba
   Feed feed;
   feed.expert_load = &out.expert_load;
   feed.tokens = real;
-  at::Tensor h = model.hidden(ids.narrow(1, 0, t - 1), feed);        // [b, T-1, D]
-  at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);  // [N]
-  at::Tensor logits = model.logits_at(h, rows);                      // [N, V]
-  if (temperature != 1.0) logits = logits / temperature;
-  at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows);    // [N]
-  at::Tensor lp = logits.log_softmax(-1).gather(-1, targets.unsqueeze(1)).squeeze(1);  // [N]
-  at::Tensor ent = entropy_from_logits(entropy_grad ? logits : logits.detach());       // [N]
+  at::Tensor h = model.hidden(ids.narrow(1, 0, t - 1), feed);                                     // [b, T-1, D]
+  at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);                               // [N]
+  at::Tensor logits = model.logits_at(h, rows);                                                   // [N, V]
+  at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows).unsqueeze(1);  // [N, 1]
+  at::Tensor lp = rollout::sampling_log_probs(logits, sampling).gather(-1, targets).squeeze(1);   // [N]
+  const double temperature = sampling.temperature > 0 ? sampling.temperature : 1.0;
+  at::Tensor z = logits / temperature;                                           // [N, V]
+  if (sampling.temperature > 0 && (sampling.top_k > 0 || sampling.top_p < 1)) {  // a token cut since it was sampled
+    at::Tensor full = z.log_softmax(-1).gather(-1, targets).squeeze(1);          // [N]
+    lp = at::where(at::isinf(lp), full, lp);
+  }
+  at::Tensor ent = entropy_from_logits(entropy_grad ? z : z.detach());  // [N]
   auto dense = [&](const at::Tensor& v) {
     return at::zeros({b * (t - 1)}, v.options()).index_put({rows}, v).view({b, t - 1});
   };
@@ -150,7 +155,7 @@ int64_t forward_passes(int64_t rows, int64_t rows_per_forward) {
 }
 
 at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
-                               double temperature, const RankPart* part) {
+                               const rollout::SamplingParams& sampling, const RankPart* part) {
   at::NoGradGuard no_grad;
   const int64_t n = batch.rows(), step = std::max<int64_t>(1, rows_per_forward);
   const int64_t width = batch.mask.size(1);
@@ -160,12 +165,12 @@ at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, i
   for (int64_t i = 0, s = 0; i < passes; ++i, s += step) {
     if (s >= n) {  // this rank's rows are done: a pass without rows, for the other ranks' collectives
       const TrainBatch none = batch.select(at::empty({0}, at::kLong));
-      completion_forward(model, none, false, temperature);
+      completion_forward(model, none, false, sampling);
       continue;
     }
     const at::Tensor rows = by_length.narrow(0, s, std::min(n, s + step) - s);
     TrainBatch chosen = batch.select(rows);
-    at::Tensor lp = completion_forward(model, chosen, false, temperature).logp;  // [rows, T'-1]
+    at::Tensor lp = completion_forward(model, chosen, false, sampling).logp;  // [rows, T'-1]
     out.index_copy_(0, rows, at::constant_pad_nd(lp, {0, width - lp.size(1)}));
   }
   return out;

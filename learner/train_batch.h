@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 #include "learner/scored_group.h"
 #include "model/causal_lm.h"
+#include "rollout/sampler.h"
 
 namespace grpo {
 
@@ -60,11 +61,16 @@ struct CompletionForward {
   at::Tensor entropy;                   // [b, T-1] entropy of the next-token distribution on the mask
   std::vector<at::Tensor> expert_load;  // per decoder layer [E] int64 tokens routed (undefined: dense)
 };
-// The distribution is softmax(logits / temperature): the rollout's sampling temperature, so that
-// the ratios compare like with like (its top-p/top-k truncation is not mirrored). `entropy_grad`:
-// keep the entropy in the autograd graph (an entropy bonus); otherwise it is detached.
+// The distribution is the one the rollout sampled from: rollout::sampling_log_probs with the
+// rollout's temperature, top-p and top-k (`sampling`; its seed is unused), so that the ratios
+// compare like with like. A token outside the kept set (the policy moved since it was sampled) is
+// scored under the untruncated softmax(logits / T), so its log-prob stays finite. Without grad
+// mode the model runs its batch-invariant kernels (model/batch_invariant.h): a row's log-probs do
+// not depend on the other rows, and equal the rollout engine's bit for bit on the same weights.
+// The entropy is that of softmax(logits / T). `entropy_grad`: keep the entropy in the autograd
+// graph (an entropy bonus); otherwise it is detached.
 CompletionForward completion_forward(const CausalLM& model, const TrainBatch& rows, bool entropy_grad = false,
-                                     double temperature = 1.0);
+                                     const rollout::SamplingParams& sampling = {});
 
 // Under expert parallelism, what a rank's share of a batch needs besides its rows: every rank runs
 // the same number of forward (and backward) passes, because each MoE layer's all-to-all is a
@@ -79,7 +85,7 @@ struct RankPart {
 // time (rows of similar length together): [B, T-1], 0 off the mask. With `part`, part->passes
 // forwards in all.
 at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
-                               double temperature = 1.0, const RankPart* part = nullptr);
+                               const rollout::SamplingParams& sampling = {}, const RankPart* part = nullptr);
 
 // Passes of `rows_per_forward` rows that `rows` rows need: ceil(rows / rows_per_forward).
 int64_t forward_passes(int64_t rows, int64_t rows_per_forward);

@@ -63,17 +63,17 @@ RankPart rank_part(const TrainBatch& batch, const at::Tensor& rows, int world, i
 
 // The log-probs of every row of `batch` ([B, T-1]): in one process directly; under expert
 // parallelism each rank computes its block of rows and the ranks all-gather them.
-at::Tensor batch_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward, double temperature,
-                          Distributed* dist) {
-  if (!dist) return completion_logprobs(model, batch, rows_per_forward, temperature);
+at::Tensor batch_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
+                          const rollout::SamplingParams& sampling, Distributed* dist) {
+  if (!dist) return completion_logprobs(model, batch, rows_per_forward, sampling);
   const int world = dist->size();
   const int64_t n = batch.rows(), width = batch.mask.size(1), most = (n + world - 1) / world;
   const at::Tensor all = at::arange(n, at::kLong);
   RankPart part;  // passes only: no loss here
   part.passes = forward_passes(most, rows_per_forward);
   const at::Tensor mine = completion_logprobs(model, batch.select(rank_rows(all, dist->rank(), world)),
-                                              rows_per_forward, temperature, &part);  // [n_r, T_r-1]
-  at::Tensor padded = at::zeros({most, width}, batch.mask.options());                 // [most, T-1]
+                                              rows_per_forward, sampling, &part);  // [n_r, T_r-1]
+  at::Tensor padded = at::zeros({most, width}, batch.mask.options());              // [most, T-1]
   padded.narrow(0, 0, mine.size(0)).narrow(1, 0, mine.size(1)).copy_(mine);
   const at::Tensor gathered = dist->all_gather(padded);  // [W, most·(T-1)]
   std::vector<at::Tensor> blocks;
@@ -190,12 +190,12 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   const double tokens = std::max(1.0, st.tokens);
 
   // Old (and reference) log-probs under the weights as they are now.
-  batch.old_logp = batch_logprobs(*policy_, batch, options_.micro_batch_size, options_.temperature, dist_);  // [B, T-1]
+  batch.old_logp = batch_logprobs(*policy_, batch, options_.micro_batch_size, options_.sampling(), dist_);  // [B, T-1]
   st.rollout_mismatch = ((batch.old_logp - batch.rollout_logp).abs() * batch.mask).sum().item<double>() / tokens;
   at::Tensor rewards = batch.rewards;  // [B] float64
   const bool kl_in_loss = state_->reference && !options_.kl_in_reward;
   if (state_->reference) {
-    batch.ref_logp = batch_logprobs(*state_->reference, batch, options_.micro_batch_size, options_.temperature, dist_);
+    batch.ref_logp = batch_logprobs(*state_->reference, batch, options_.micro_batch_size, options_.sampling(), dist_);
     if (options_.kl_in_reward) {
       at::Tensor kl = kl_penalty(batch.old_logp, batch.ref_logp, options_.kl_estimator) * batch.mask;  // [B, T-1]
       st.kl = kl.sum().item<double>() / tokens;
@@ -211,7 +211,7 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   spec.kl_coef = kl_in_loss ? options_.kl_coef : 0.0;
   spec.kl_estimator = options_.kl_estimator;
   spec.entropy_coef = options_.entropy_coef;
-  spec.temperature = options_.temperature;
+  spec.sampling = options_.sampling();
   LrSchedule schedule{options_.lr, options_.warmup_steps, options_.total_steps, options_.lr_decay,
                       options_.min_lr_ratio};
   st.lr = lr_at(schedule, steps_done_);

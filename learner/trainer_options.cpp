@@ -27,6 +27,8 @@ void validate_trainer_options(const TrainerOptions& o, const std::function<std::
           "seq-mean-token-sum-norm needs norm_length > 0 (e.g. the maximum completion length)");
   require(o.kl_coef >= 0, "kl_coef", "expected >= 0");
   require(o.temperature > 0 && std::isfinite(o.temperature), "temperature", "expected a finite number > 0");
+  require(o.top_p > 0 && o.top_p <= 1, "top_p", "expected a number in (0, 1]");
+  require(o.top_k >= 0, "top_k", "expected an integer >= 0");
   require(o.ref_refresh_steps >= 0, "ref_refresh_steps", "expected >= 0");
   require(o.bias_update_gamma >= 0, "bias_update_gamma", "expected >= 0");
   require(o.threads >= 0, "threads", "expected >= 0");

@@ -9,6 +9,7 @@
 #include "learner/grpo.h"
 #include "learner/optim.h"
 #include "model/model_options.h"
+#include "rollout/sampler.h"
 
 namespace grpo {
 
@@ -36,9 +37,13 @@ struct TrainerOptions {
   bool kl_in_reward = false;      // subtract kl_coef * sum_t KL_t from the reward instead of the loss
   int64_t ref_refresh_steps = 0;  // > 0: reference := policy every this many steps
   double entropy_coef = 0.0;      // loss -= entropy_coef * entropy
-  // Log-probs (old, current, reference) of softmax(logits / temperature): set it to the rollout's
-  // sampling temperature (its top-p/top-k truncation is not mirrored).
+  // Log-probs (old, current, reference) of the distribution the rollout sampled from
+  // (rollout::sampling_log_probs): softmax(logits / temperature) over the tokens top_k and top_p
+  // keep. The train loop sets all three from rollout.sampling (greedy rollouts: 1, 1, 0).
   double temperature = 1.0;
+  double top_p = 1.0;  // not a config key: rollout.sampling.top_p
+  int64_t top_k = 0;   // not a config key: rollout.sampling.top_k
+  rollout::SamplingParams sampling() const { return {temperature, top_p, top_k, 0}; }
 
   // MoE aux-loss-free balancing: bias += gamma * sign(mean load - load) per optimizer step
   double bias_update_gamma = 0.0;

@@ -35,12 +35,12 @@ at::Tensor dequantized_scratch(const Linear& w, at::ScalarType dtype) {
 
 at::Tensor project(const at::Tensor& x, const Linear& w) {
   if (!w.is_fp8()) return project(x, w.weight);
-  if (!w.quantize_activations) return at::linear(x, dequantized_scratch(w, x.scalar_type()));
+  if (!w.quantize_activations) return linear_invariant(x, dequantized_scratch(w, x.scalar_type()));
   // W8A8: activations quantised per 1×128 tile, both operands dequantised, fp32 product.
   const int64_t in = w.weight.size(1), out = w.weight.size(0);
-  const Fp8Blocks a = quantize_fp8_act_tiles(x.reshape({-1, in}));    // codes [M, in], scales [M, ceil(in/128)]
-  const at::Tensor xq = dequantize_fp8_act_tiles(a.q, a.scale);       // [M, in] fp32
-  at::Tensor y = at::linear(xq, dequantized_scratch(w, at::kFloat));  // [M, out] fp32
+  const Fp8Blocks a = quantize_fp8_act_tiles(x.reshape({-1, in}));          // codes [M, in], scales [M, ceil(in/128)]
+  const at::Tensor xq = dequantize_fp8_act_tiles(a.q, a.scale);             // [M, in] fp32
+  at::Tensor y = linear_invariant(xq, dequantized_scratch(w, at::kFloat));  // [M, out] fp32
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = out;
   return y.view(shape).to(x.scalar_type());  // [..., out]

@@ -1,7 +1,11 @@
 #include "model/mla.h"
 
-#include <limits>
+#include <ATen/core/grad_mode.h>
 
+#include <limits>
+#include <vector>
+
+#include "model/batch_invariant.h"
 #include "model/project.h"
 #include "model/rms_norm.h"
 #include "model/rope.h"
@@ -47,12 +51,25 @@ at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tens
   at::Tensor keys = at::cat({c_kv, k_rope}, -1);                                                 // [B, T, R + rope]
   if (ctx) keys = ctx->store(layer, keys);                                                       // [B, S, R + rope]
   const int64_t s = keys.size(1);
-  if (form == AttentionForm::kAuto) form = chunk.continues ? AttentionForm::kAbsorbed : AttentionForm::kNaive;
+  if (form == AttentionForm::kAuto)
+    form = chunk.continues || !at::GradMode::is_enabled() ? AttentionForm::kAbsorbed : AttentionForm::kNaive;
   const double scale = c.softmax_scale();
   at::Tensor latent = keys.narrow(-1, 0, r), k_pe = keys.narrow(-1, r, rope);  // [B, S, R], [B, S, rope]
 
   at::Tensor out;  // [B, T, H, v]
-  if (form == AttentionForm::kNaive) {
+  if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled()) {
+    // Batch-invariant (model/batch_invariant.h): each head's absorption and output products row by
+    // row, the attention over exactly keys 0..slot of each query.
+    at::Tensor wkv = dense_weight(w.kv_b_proj, x.scalar_type()).view({h, nope + vd, r});  // [H, nope+v, R]
+    std::vector<at::Tensor> q_lat(h), o(h);
+    for (int64_t i = 0; i < h; ++i)  // q_nope · W_UK per head: [B, T, R]
+      q_lat[i] = linear_invariant(q_nope.select(2, i), wkv[i].narrow(0, 0, nope).t());
+    at::Tensor query = at::cat({at::stack(q_lat, 2), q_rope}, -1);               // [B, T, H, R + rope]
+    at::Tensor o_lat = attention_invariant(query, keys, chunk.slots, r, scale);  // [B, T, H, R]
+    for (int64_t i = 0; i < h; ++i)                                              // o_lat · W_UVᵀ per head: [B, T, v]
+      o[i] = linear_invariant(o_lat.select(2, i), wkv[i].narrow(0, nope, vd));
+    out = at::stack(o, 2);  // [B, T, H, v]
+  } else if (form == AttentionForm::kNaive) {
     at::Tensor kv = project(latent, w.kv_b_proj).view({b, s, h, nope + vd});          // [B, S, H, nope+v]
     at::Tensor k_nope = kv.narrow(-1, 0, nope).permute({0, 2, 3, 1});                 // [B, H, nope, S]
     at::Tensor v = kv.narrow(-1, nope, vd).transpose(1, 2);                           // [B, H, S, v]

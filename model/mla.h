@@ -33,8 +33,12 @@ struct MlaWeights {
   Linear o_proj;              // [D, H*v]
 };
 
+// Without grad mode (generation, scoring) the absorbed form runs the batch-invariant kernels
+// (model/batch_invariant.h): a token's output is the same bit for bit whatever else is in the batch
+// and however its sequence was cut into chunks, which is what makes the trainer's log-probs equal
+// the rollout engine's. With grad mode both forms use batched ATen products.
 enum class AttentionForm {
-  kAuto,  // absorbed when the chunk continues earlier keys, naive otherwise
+  kAuto,  // without grad mode absorbed; with it absorbed when the chunk continues earlier keys, else naive
   kNaive,
   kAbsorbed,
 };

@@ -1,16 +1,17 @@
 #include "model/moe.h"
 
+#include "model/batch_invariant.h"
 #include "model/project.h"
 
 namespace grpo {
 
 at::Tensor mlp_forward(const MlpWeights& w, const at::Tensor& x) {
-  return project(at::silu(project(x, w.gate_proj)) * project(x, w.up_proj), w.down_proj);
+  return project(silu_invariant(project(x, w.gate_proj)) * project(x, w.up_proj), w.down_proj);
 }
 
 at::Tensor router_logits(const MoeWeights& w, const at::Tensor& x) {
   at::ScalarType t = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  return at::linear(x.to(t), w.gate.to(t));
+  return linear_invariant(x.to(t), w.gate.to(t));
 }
 
 at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, const at::Tensor& counts) {

@@ -3,6 +3,8 @@
 #include <ATen/core/grad_mode.h>
 #include <limits>
 
+#include "model/batch_invariant.h"
+
 namespace grpo {
 
 GateSpec GateSpec::from(const ModelConfig& c) {
@@ -34,7 +36,7 @@ at::Tensor mask_to_best_groups(const at::Tensor& choice, const at::Tensor& group
 
 Routing moe_gate(const at::Tensor& logits, const at::Tensor& bias, const GateSpec& spec) {
   int64_t n = logits.size(0), e = logits.size(1);
-  at::Tensor scores = spec.scoring == ScoringFunc::kSoftmax ? logits.softmax(-1) : logits.sigmoid();  // [N, E]
+  at::Tensor scores = spec.scoring == ScoringFunc::kSoftmax ? logits.softmax(-1) : sigmoid_invariant(logits);  // [N, E]
 
   at::Tensor experts;  // [N, k]
   {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/batch_invariant.h"
+
 namespace grpo {
 namespace {
 
@@ -49,7 +51,7 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin(const ModelConfig& config, const 
   at::Tensor inv_freq = rope_inv_freq(config.rope, config.qk_rope_head_dim);  // [d/2]
   at::Tensor angles = positions.to(at::kDouble).unsqueeze(-1) * inv_freq;     // [..., d/2]
   double f = rope_attention_factor(config.rope);
-  return {(angles.cos() * f).to(dtype), (angles.sin() * f).to(dtype)};
+  return {(cos_invariant(angles) * f).to(dtype), (sin_invariant(angles) * f).to(dtype)};  // batch-invariant
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved) {

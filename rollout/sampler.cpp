@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "common/error.h"
@@ -40,6 +41,57 @@ double counter_uniform(uint64_t seed, uint64_t sample, uint64_t step) {
   return static_cast<double>(bits) * 0x1.0p-53;
 }
 
+namespace {
+
+// The kept tokens of the rows that truncate, in vocabulary order: top-k (ties with the k-th kept),
+// then the smallest most-likely prefix holding top_p of the remaining mass. logp [n, V]: each
+// row's log_softmax(logits / T), no grad. Rows that do not truncate keep everything.
+at::Tensor kept_tokens(const at::Tensor& logp, const std::vector<const SamplingParams*>& params) {
+  const int64_t n = logp.size(0), v = logp.size(1);
+  at::Tensor keep = at::ones({n, v}, at::kBool);
+  std::vector<int64_t> rows;
+  std::vector<double> top_p;
+  for (int64_t i = 0; i < n; ++i)
+    if (params[i]->temperature > 0 && truncates(*params[i])) rows.push_back(i), top_p.push_back(params[i]->top_p);
+  if (rows.empty()) return keep;
+  const at::Tensor index = at::tensor(rows, at::kLong);
+  auto [sorted, order] = logp.index_select(0, index).sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
+  at::Tensor in_k = at::ones_like(sorted, at::kBool);  // [t, V] in descending order
+  for (size_t j = 0; j < rows.size(); ++j) {
+    const int64_t k = params[rows[j]]->top_k;
+    if (k > 0 && k < v) in_k[j].copy_(sorted[j] >= sorted[j][k - 1]);
+  }
+  at::Tensor p = sorted.to(at::kDouble).exp() * in_k;  // [t, V]
+  at::Tensor before = p.cumsum(-1) - p;                // mass of the more likely kept tokens
+  at::Tensor mass = p.sum(-1, /*keepdim=*/true);
+  at::Tensor kept = in_k & (before < at::tensor(top_p, at::kDouble).unsqueeze(1) * mass);
+  return keep.index_copy(0, index, at::zeros_like(kept).scatter(1, order, kept));  // back to vocabulary order
+}
+
+}  // namespace
+
+at::Tensor sampling_log_probs(const at::Tensor& logits, const std::vector<const SamplingParams*>& params) {
+  const int64_t n = logits.size(0);
+  TORCH_CHECK(static_cast<int64_t>(params.size()) == n, "sampling_log_probs: ", params.size(), " params for ", n,
+              " rows");
+  std::vector<double> inv_t(n);
+  bool truncating = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const SamplingParams& p = *params[i];
+    inv_t[i] = p.temperature == 0 ? 1.0 : 1.0 / p.temperature;
+    truncating = truncating || (p.temperature > 0 && truncates(p));
+  }
+  const at::ScalarType acc = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor z = logits.to(acc) * at::tensor(inv_t, at::kDouble).to(acc).unsqueeze(1);  // [N, V]
+  if (!truncating) return z.log_softmax(-1);
+  const at::Tensor keep = kept_tokens(z.detach().log_softmax(-1), params);
+  return z.masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity()).log_softmax(-1);
+}
+
+at::Tensor sampling_log_probs(const at::Tensor& logits, const SamplingParams& params) {
+  return sampling_log_probs(logits, std::vector<const SamplingParams*>(logits.size(0), &params));
+}
+
 std::vector<Draw> sample_tokens(const at::Tensor& logits, const std::vector<SampleRow>& rows) {
   const int64_t n = logits.size(0), v = logits.size(1);
   TORCH_CHECK(static_cast<int64_t>(rows.size()) == n, "sample_tokens: ", rows.size(), " rows for ", n, " logits");
@@ -48,65 +100,45 @@ std::vector<Draw> sample_tokens(const at::Tensor& logits, const std::vector<Samp
   // Rows fall in three kinds, each handled by batched ops; a row's result depends on its own
   // logits and key only.
   std::vector<int64_t> greedy, plain, truncated;
+  std::vector<const SamplingParams*> params(n);
   for (int64_t i = 0; i < n; ++i) {
     const SamplingParams& p = *rows[i].params;
+    params[i] = &p;
     (p.temperature == 0 ? greedy : truncates(p) ? truncated : plain).push_back(i);
   }
-  const at::Tensor x = logits.to(at::kFloat);  // [N, V]
+  const at::Tensor logp = sampling_log_probs(logits, params);  // [N, V], what every row is drawn from
   auto index = [](const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong); };
-  auto scaled_logp = [&](const std::vector<int64_t>& ids) {  // log_softmax(logits / T) of those rows
-    std::vector<float> inv_t;
-    inv_t.reserve(ids.size());
-    for (int64_t i : ids) inv_t.push_back(static_cast<float>(1.0 / rows[i].params->temperature));
-    at::Tensor z = x.index_select(0, index(ids)) * at::tensor(inv_t, at::kFloat).unsqueeze(1);  // [n, V]
-    return z.log_softmax(-1);
-  };
   auto uniforms = [&](const std::vector<int64_t>& ids) {
     std::vector<double> u;
     u.reserve(ids.size());
     for (int64_t i : ids) u.push_back(counter_uniform(rows[i].params->seed, rows[i].sample, rows[i].step));
     return at::tensor(u, at::kDouble).unsqueeze(1);  // [n, 1]
   };
+  auto emit = [&](const std::vector<int64_t>& ids, const at::Tensor& tok, const at::Tensor& lp) {
+    const at::Tensor t = tok.reshape({-1}).contiguous(), l = lp.reshape({-1}).to(at::kFloat).contiguous();
+    for (size_t j = 0; j < ids.size(); ++j) out[ids[j]] = {t.data_ptr<int64_t>()[j], l.data_ptr<float>()[j]};
+  };
 
   if (!greedy.empty()) {
-    at::Tensor z = x.index_select(0, index(greedy));  // [g, V]
-    at::Tensor tok = z.argmax(-1).contiguous();       // [g]
-    at::Tensor lp = z.log_softmax(-1).gather(1, tok.unsqueeze(1)).squeeze(1).contiguous();
-    for (size_t j = 0; j < greedy.size(); ++j) out[greedy[j]] = {tok.data_ptr<int64_t>()[j], lp.data_ptr<float>()[j]};
+    const at::Tensor tok = logits.index_select(0, index(greedy)).argmax(-1, /*keepdim=*/true);  // [g, 1]
+    emit(greedy, tok, logp.index_select(0, index(greedy)).gather(1, tok));
   }
   if (!plain.empty()) {                                             // inverse CDF in vocabulary order
-    at::Tensor logp = scaled_logp(plain);                           // [p, V]
-    at::Tensor cdf = logp.to(at::kDouble).exp().cumsum(-1);         // [p, V]
+    const at::Tensor z = logp.index_select(0, index(plain));        // [p, V]
+    at::Tensor cdf = z.to(at::kDouble).exp().cumsum(-1);            // [p, V]
     at::Tensor target = uniforms(plain) * cdf.narrow(1, v - 1, 1);  // [p, 1]
     at::Tensor tok = at::searchsorted(cdf, target, /*out_int32=*/false, /*right=*/true).clamp_max(v - 1);
-    at::Tensor lp = logp.gather(1, tok).squeeze(1).contiguous();
-    tok = tok.squeeze(1).contiguous();
-    for (size_t j = 0; j < plain.size(); ++j) out[plain[j]] = {tok.data_ptr<int64_t>()[j], lp.data_ptr<float>()[j]};
+    emit(plain, tok, z.gather(1, tok));
   }
-  if (!truncated.empty()) {                    // inverse CDF over the kept tokens in descending-probability order
-    at::Tensor logp = scaled_logp(truncated);  // [t, V]
-    auto [sorted, order] = logp.sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);  // [t, V] each
-    at::Tensor p = sorted.to(at::kDouble).exp();                                         // [t, V]
-    std::vector<double> top_p;
-    at::Tensor keep = at::ones({static_cast<int64_t>(truncated.size()), v}, at::kBool);
-    for (size_t j = 0; j < truncated.size(); ++j) {
-      const SamplingParams& sp = *rows[truncated[j]].params;
-      top_p.push_back(sp.top_p);
-      if (sp.top_k > 0 && sp.top_k < v) keep[j].copy_(sorted[j] >= sorted[j][sp.top_k - 1]);
-    }
-    p = p * keep;
-    at::Tensor before = p.cumsum(-1) - p;  // mass of the more likely kept tokens
-    at::Tensor mass_k = p.sum(-1, /*keepdim=*/true);
-    keep = keep & (before < at::tensor(top_p, at::kDouble).unsqueeze(1) * mass_k);
-    p = p * keep;
-    at::Tensor cdf = p.cumsum(-1);              // [t, V]
-    at::Tensor mass = cdf.narrow(1, v - 1, 1);  // [t, 1]
+  if (!truncated.empty()) {  // inverse CDF over the kept tokens in descending-probability order
+    auto [sorted, order] =
+        logp.index_select(0, index(truncated)).sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
+    at::Tensor cdf = sorted.to(at::kDouble).exp().cumsum(-1);  // [t, V]; the dropped tokens add 0
+    at::Tensor mass = cdf.narrow(1, v - 1, 1);                 // [t, 1]
     at::Tensor pos = at::searchsorted(cdf, uniforms(truncated) * mass, false, /*right=*/true);
-    pos = at::minimum(pos, keep.sum(-1, /*keepdim=*/true) - 1);  // never past the last kept token
-    at::Tensor tok = order.gather(1, pos).squeeze(1).contiguous();
-    at::Tensor lp = (sorted.gather(1, pos).to(at::kDouble) - mass.log()).squeeze(1).to(at::kFloat).contiguous();
-    for (size_t j = 0; j < truncated.size(); ++j)
-      out[truncated[j]] = {tok.data_ptr<int64_t>()[j], lp.data_ptr<float>()[j]};
+    const at::Tensor kept = sorted.isfinite().sum(-1, /*keepdim=*/true);  // [t, 1]
+    pos = at::minimum(pos, kept - 1);                                     // never past the last kept token
+    emit(truncated, order.gather(1, pos), sorted.gather(1, pos));
   }
   return out;
 }

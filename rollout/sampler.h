@@ -11,9 +11,9 @@
 //    top_p < 1 then keeps the most likely tokens, in order, while the mass before each is below
 //    top_p × (mass kept so far) — the smallest prefix holding top_p of it; the kept probabilities
 //    are renormalised. The token is drawn by inverse CDF (descending-probability order when
-//    truncating, vocabulary order otherwise); logprob = log of its renormalised probability,
-//    i.e. exactly the distribution it was drawn from. At T = 1 without truncation that is
-//    log_softmax(logits)[token], what CausalLM::logprobs and `grpo logprobs` report.
+//    truncating, vocabulary order otherwise); logprob = log of its renormalised probability
+//    (log_softmax over the kept tokens), i.e. exactly the distribution it was drawn from. At T = 1 without truncation
+//    that is log_softmax(logits)[token], what CausalLM::logprobs and `grpo logprobs` report.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -48,7 +48,17 @@ struct Draw {
   float logprob;
 };
 
-// logits: [N, V] (any float dtype; computed in fp32); rows.size() == N.
+// logits: [N, V] (any float dtype; computed in fp32); rows.size() == N. Each Draw's logprob is
+// sampling_log_probs(logits, its params) at its token.
 std::vector<Draw> sample_tokens(const at::Tensor& logits, const std::vector<SampleRow>& rows);
+
+// The distribution each row is drawn from, as log-probabilities [N, V] fp32 (fp64 for fp64 logits): log_softmax(logits
+// · (1/T)) over the kept tokens (top-k, then top-p, as above), −inf on the others; greedy rows (T = 0) get
+// log_softmax(logits). The trainer scores completions with this same function, so its log-probs are those of the
+// distribution the rollout sampled from (bit for bit on the same logits). Differentiable w.r.t. the logits (the kept
+// set is chosen without gradient). Each row depends on its own logits and params only.
+at::Tensor sampling_log_probs(const at::Tensor& logits, const std::vector<const SamplingParams*>& params);
+// The same with one params for every row.
+at::Tensor sampling_log_probs(const at::Tensor& logits, const SamplingParams& params);
 
 }  // namespace grpo::rollout

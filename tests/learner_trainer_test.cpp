@@ -172,7 +172,7 @@ TEST(TrainBatch, OldLogprobsEqualModelLogprobsAtCompletionPositions) {
   at::NoGradGuard no_grad;
   at::Tensor logits = policy->forward(b.ids.narrow(1, 0, b.ids.size(1) - 1));  // [B, T-1, V]
   at::Tensor want = (logits / 0.7).log_softmax(-1).gather(-1, b.ids.narrow(1, 1, b.ids.size(1) - 1).unsqueeze(-1));
-  at::Tensor got = completion_logprobs(*policy, b, 4, 0.7);
+  at::Tensor got = completion_logprobs(*policy, b, 4, {0.7, 1.0, 0, 0});
   EXPECT_LT(max_abs_diff(got, want.squeeze(-1) * b.mask), 1e-12);
   EXPECT_GT(max_abs_diff(got, h.logp), 1e-3);
 }

@@ -229,6 +229,10 @@ class Loop {
       throw InputError(config_.where("trainer.temperature") + ": must equal rollout.sampling.temperature (" +
                        std::to_string(temperature) + ") or be left out");
     trainer_options_.temperature = temperature > 0 ? temperature : 1.0;
+    if (temperature > 0) {  // greedy rollouts cut nothing
+      trainer_options_.top_p = cfg_.rollout.sampling.sampling.top_p;
+      trainer_options_.top_k = cfg_.rollout.sampling.sampling.top_k;
+    }
     if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.run.threads;
     ModelOptions model_options = trainer_options_.model_options();
     if (dist_) {  // this rank's expert shard
