@@ -76,7 +76,7 @@ void check_sampling(const rollout::SamplingParams& sampling) {
   auto model = std::make_shared<const DeepseekModel>(random_model(small_like_config(), {}, 5));
   rollout::EngineOptions options;
   options.page_size = 4;
-  options.num_pages = 90;           // too few for all 32 at full length: some are preempted and recomputed
+  options.num_pages = 90;  // too few for all 32 at full length: some are preempted and recomputed
   options.max_seqs = 32;
   options.max_batched_tokens = 40;  // prompts prefilled in chunks beside the decodes
   rollout::EngineStats stats;
@@ -102,6 +102,14 @@ void check_sampling(const rollout::SamplingParams& sampling) {
     if (g == 3) continue;
     EXPECT_EQ(diff.narrow(0, g * 4, 4).max().item<float>(), 0.0F) << "group " << mixed[g].prompt_id;
   }
+  // The comparison is sharp: the training forward (grad mode: batched ATen products, the naive
+  // attention form) computes the same function in another order and misses the rollout's bits.
+  const TrainBatch b = make_train_batch(groups, {model->spec().vocab_size, 0}, 0, at::kFloat);
+  at::AutoGradMode grad(true);
+  const at::Tensor trained = completion_forward(*model, b, false, sampling).logp.detach();
+  const at::Tensor off = (trained - b.rollout_logp).abs() * b.mask;
+  EXPECT_GT((off > 0).sum().item<int64_t>(), 0);
+  EXPECT_LT(off.max().item<float>(), 1e-4F);
 }
 
 TEST(ExactLogprobs, EngineAndTrainerAgreeBitForBitAtTemperatureOne) { check_sampling({1.0, 1.0, 0, 0}); }

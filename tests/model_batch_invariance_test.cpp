@@ -103,8 +103,8 @@ TEST(AttentionInvariant, MatchesSoftmaxAttentionAndIgnoresEverythingPastTheSlot)
   const at::Tensor out = attention_invariant(q, keys, slots, vdim, 0.3);  // [B, T, H, v]
   EXPECT_LT(max_abs_diff(out, reference_attention(q, keys, slots, vdim, 0.3)), 1e-5);
   // Row 1 alone, with its keys cut right after its last slot: the same bits.
-  const at::Tensor one = attention_invariant(q.narrow(0, 1, 1), keys.narrow(0, 1, 1).narrow(1, 0, 5),
-                                             slots.narrow(0, 1, 1), vdim, 0.3);
+  const at::Tensor one =
+      attention_invariant(q.narrow(0, 1, 1), keys.narrow(0, 1, 1).narrow(1, 0, 5), slots.narrow(0, 1, 1), vdim, 0.3);
   EXPECT_TRUE(at::equal(one, out.narrow(0, 1, 1)));
   // One query at a time (decode), with garbage in the keys past the slot.
   at::Tensor noisy = keys.clone();
@@ -140,7 +140,7 @@ TEST(ModelInvariance, LogitsDoNotDependOnBatchPaddingOrChunks) {
                                      {"initializer_range", 0.15}});
   const DeepseekModel m = random_model(c, {}, 9);
   const at::Tensor seq = random_ids(1, 20, c.vocab_size, 10);  // [1, 20]
-  const at::Tensor alone = m.forward(seq);                      // [1, 20, V]
+  const at::Tensor alone = m.forward(seq);                     // [1, 20, V]
   at::Tensor batch = random_ids(2, 31, c.vocab_size, 11);
   batch.narrow(0, 1, 1).narrow(1, 0, 20).copy_(seq);  // row 1: seq then 11 padding tokens
   EXPECT_TRUE(at::equal(m.forward(batch).narrow(0, 1, 1).narrow(1, 0, 20), alone));
