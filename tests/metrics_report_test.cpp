@@ -183,7 +183,7 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   }
 
   // Summary table: a row per key; best = max for reward, min for time; non-finite counted.
-  EXPECT_EQ(count_of(html, "<tr><td>"), 16u);
+  EXPECT_EQ(count_of(html, "<tr><td>"), 19u);
   EXPECT_THAT(html, HasSubstr("<tr><td>accuracy</td><td>0.2</td><td>0.785</td><td>0.785 <small>@39</small>"));
   EXPECT_THAT(html, HasSubstr("<tr><td>time/score</td><td>2</td><td>2</td><td>2 <small>@0</small>"));
   EXPECT_THAT(html, HasSubstr("<tr><td>reward/std</td><td>0.5</td><td>0.305</td><td>\u2014</td>"));
