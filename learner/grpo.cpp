@@ -69,7 +69,8 @@ at::Tensor aggregate_loss(const at::Tensor& per_token, const at::Tensor& mask, L
 }
 
 PolicyLossResult policy_loss(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& advantages,
-                             const at::Tensor& mask, const PolicyLossOptions& o, const at::Tensor& rollout_logp) {
+                             const at::Tensor& mask, const PolicyLossOptions& o, const at::Tensor& rollout_logp,
+                             const at::Tensor& keep) {
   auto A = advantages.to(logp.scalar_type()).unsqueeze(1);        // [B, 1]
   auto ratio = at::exp(at::clamp(logp - old_logp, -20.0, 20.0));  // [B, T]
   auto unclipped = -A * ratio;
@@ -89,6 +90,7 @@ PolicyLossResult policy_loss(const at::Tensor& logp, const at::Tensor& old_logp,
     auto w = at::exp(at::clamp(old_logp - rollout_logp, -20.0, 20.0)).clamp_max(o.tis_cap).detach();
     per_token = per_token * w;
   }
+  if (keep.defined()) per_token = per_token * keep.to(per_token.scalar_type());
   PolicyLossResult r;
   r.loss = aggregate_loss(per_token, mask, o.aggregation, o.norm_length);
   auto m = mask.to(at::kDouble);

@@ -55,10 +55,12 @@ struct PolicyLossResult {
   double approx_kl = 0;  // mean over tokens of 0.5 * (logp - old_logp)^2
 };
 
-// logp, old_logp, mask: [B, T]; advantages [B]; rollout_logp [B, T] (only read when tis_cap > 0).
+// logp, old_logp, mask: [B, T]; advantages [B]; rollout_logp [B, T] (only read when tis_cap > 0);
+// keep [B, T] (0/1, optional: the off-policy masks, learner/off_policy.h) zeroes the loss of the
+// tokens it masks without changing the normaliser.
 PolicyLossResult policy_loss(const at::Tensor& logp, const at::Tensor& old_logp, const at::Tensor& advantages,
                              const at::Tensor& mask, const PolicyLossOptions& options,
-                             const at::Tensor& rollout_logp = {});
+                             const at::Tensor& rollout_logp = {}, const at::Tensor& keep = {});
 
 enum class KlEstimator { kK1, kK2, kK3 };
 KlEstimator parse_kl_estimator(const std::string& name);  // "k1", "k2", "k3" (also "low_var_kl" = k3)

@@ -39,13 +39,18 @@ MiniBatchStats accumulate_minibatch(const CausalLM& policy, const TrainBatch& mb
     const double weight = whole > 0 ? loss_normaliser(micro, mode) / whole : 0.0;
     CompletionForward f = completion_forward(policy, micro, spec.entropy_coef != 0, spec.sampling);
 
+    const OffPolicyOptions& op = spec.off_policy;
+    const at::Tensor keep = off_policy_keep(op, micro.old_logp, micro.rollout_logp, micro.advantages, micro.mask);
     PolicyLossResult pl =
-        policy_loss(f.logp, micro.old_logp, micro.advantages, micro.mask, spec.policy, micro.rollout_logp);
+        op.policy_loss == PolicyLossKind::kGspo
+            ? gspo_loss(f.logp, micro.old_logp, micro.advantages, micro.mask, op.gspo_clip_low, op.gspo_clip_high, keep)
+            : policy_loss(f.logp, micro.old_logp, micro.advantages, micro.mask, spec.policy, micro.rollout_logp, keep);
     at::Tensor loss = pl.loss;
     at::Tensor entropy = aggregate_loss(f.entropy, micro.mask, mode, spec.policy.norm_length);
     if (spec.entropy_coef != 0) loss = loss - spec.entropy_coef * entropy;
     if (spec.kl_coef != 0) {
-      at::Tensor kl = kl_penalty(f.logp, micro.ref_logp, spec.kl_estimator);  // [b, T-1]
+      at::Tensor kl = op.kl_unbiased ? unbiased_kl(f.logp, micro.old_logp, micro.ref_logp)
+                                     : kl_penalty(f.logp, micro.ref_logp, spec.kl_estimator);  // [b, T-1]
       loss = loss + spec.kl_coef * aggregate_loss(kl, micro.mask, mode, spec.policy.norm_length);
       s.kl += (kl.detach() * micro.mask).sum().item<double>();
     }

@@ -1,7 +1,10 @@
 // One mini-batch's GRPO loss and its gradient, accumulated over micro-batches.
 //
 // loss = policy_loss + kl_coef · agg(KL(logp, ref_logp)) − entropy_coef · agg(entropy), every term
-// aggregated over the whole mini-batch with the policy loss's aggregation mode. Micro-batch i's
+// aggregated over the whole mini-batch with the policy loss's aggregation mode. The policy term is
+// PPO's (grpo.h policy_loss) or GSPO's (off_policy.h gspo_loss), its tokens multiplied by the
+// off-policy keep-masks that are on (off_policy.h off_policy_keep); the KL term is kl_penalty's or,
+// with kl_unbiased, off_policy.h unbiased_kl. Micro-batch i's
 // loss is weighted by its share of the mini-batch's normaliser — its completion-token count over
 // the mini-batch's for token-mean, its row count over the mini-batch's for the seq-mean modes — so
 // the summed gradient equals the gradient of the mini-batch loss computed in one piece.
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include "learner/grpo.h"
+#include "learner/off_policy.h"
 #include "learner/train_batch.h"
 #include "model/causal_lm.h"
 
@@ -17,7 +21,8 @@ namespace grpo {
 
 struct LossSpec {
   PolicyLossOptions policy;
-  double kl_coef = 0;  // KL term in the loss (0: none; needs batch.ref_logp otherwise)
+  OffPolicyOptions off_policy;  // GSPO instead of PPO, the keep-masks on the policy term, the unbiased KL
+  double kl_coef = 0;           // KL term in the loss (0: none; needs batch.ref_logp otherwise)
   KlEstimator kl_estimator = KlEstimator::kK3;
   double entropy_coef = 0;
   rollout::SamplingParams sampling;  // the rollout's temperature, top-p, top-k (completion_forward)

@@ -12,6 +12,7 @@
 #include "common/hash.h"
 #include "learner/expert_parallel.h"
 #include "learner/minibatch_loss.h"
+#include "learner/off_policy.h"
 #include "learner/train_batch.h"
 #include "learner/trainer_state.h"
 #include "learner/zero1.h"
@@ -117,7 +118,6 @@ std::map<std::string, double> TrainStats::as_map() const {
           {"grad_norm_max", grad_norm_max},
           {"skipped_steps", skipped_steps},
           {"lr", lr},
-          {"rollout_mismatch", rollout_mismatch},
           {"reward_mean", reward_mean},
           {"advantage_abs_mean", advantage_abs_mean},
           {"tokens", tokens},
@@ -191,7 +191,6 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
 
   // Old (and reference) log-probs under the weights as they are now.
   batch.old_logp = batch_logprobs(*policy_, batch, options_.micro_batch_size, options_.sampling(), dist_);  // [B, T-1]
-  st.rollout_mismatch = ((batch.old_logp - batch.rollout_logp).abs() * batch.mask).sum().item<double>() / tokens;
   at::Tensor rewards = batch.rewards;  // [B] float64
   const bool kl_in_loss = state_->reference && !options_.kl_in_reward;
   if (state_->reference) {
@@ -205,9 +204,12 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   st.reward_mean = rewards.mean().item<double>();
   batch.advantages = group_advantages(rewards, batch.group_size, options_.advantage).to(value_dtype);
   st.advantage_abs_mean = batch.advantages.abs().mean().item<double>();
+  st.mismatch = measure_mismatch(batch.old_logp, batch.rollout_logp, batch.advantages, batch.mask, options_.off_policy,
+                                 options_.policy.tis_cap);
 
   LossSpec spec;
   spec.policy = options_.policy;
+  spec.off_policy = options_.off_policy;
   spec.kl_coef = kl_in_loss ? options_.kl_coef : 0.0;
   spec.kl_estimator = options_.kl_estimator;
   spec.entropy_coef = options_.entropy_coef;

@@ -4,7 +4,8 @@
 //   1. batch: prompt + completion ids per sequence, right-padded into [B, T]; the loss mask covers
 //      the completion tokens only; advantages from the group rewards (grpo.h group_advantages);
 //   2. old log-probs: recomputed under the current weights (no grad); the rollout engine's own
-//      log-probs are kept for truncated importance sampling and the mismatch metric;
+//      log-probs are kept for the off-policy corrections (TIS, MIS, IcePop, off-policy sequence
+//      masking: learner/off_policy.h) and the mismatch metrics;
 //   3. `ppo_epochs` passes; each shuffles the sequences (seeded by seed, step and epoch) and splits
 //      them into `mini_batches` optimizer steps; each mini-batch's gradient is accumulated over
 //      micro-batches of `micro_batch_size` sequences, equal to the gradient of the whole
@@ -12,7 +13,8 @@
 //   4. per optimizer step: grad-norm clip, AdamW with the step's learning rate (learner/optim.h),
 //      and the aux-loss-free expert-bias update from the expert loads counted in that optimizer
 //      step's forward passes (`bias_update_gamma`; 0 disables).
-// Loss = policy_loss (clip / dual clip / TIS / aggregation) + kl_coef · KL(policy ‖ reference)
+// Loss = policy_loss (PPO clip / dual clip / TIS / aggregation, or GSPO; off-policy keep-masks)
+//        + kl_coef · KL(policy ‖ reference)
 //        − entropy_coef · entropy, every term aggregated like the policy loss. The reference is a
 // frozen copy of the initial policy (refreshed to the current one every `ref_refresh_steps` steps
 // when > 0); kl_coef = 0 builds none. With kl_in_reward the per-sequence sum of the KL estimate
@@ -47,9 +49,6 @@ struct TrainStats {
   double grad_norm_max = 0;
   double skipped_steps = 0;  // optimizer steps skipped for a non-finite gradient norm
   double lr = 0;
-  // Rollout–trainer mismatch: mean over completion tokens of |old_logp - rollout_logp|, the old
-  // log-probs being the trainer's recomputation at the start of the step.
-  double rollout_mismatch = 0;
   double reward_mean = 0;  // of the rewards the advantages were computed from (KL-shaped with kl_in_reward)
   double advantage_abs_mean = 0;
   double tokens = 0;  // completion tokens in the batch
@@ -62,6 +61,11 @@ struct TrainStats {
 
   // "loss", "policy_loss", ... -> value, for logging as "train/<name>".
   std::map<std::string, double> as_map() const;
+  // Rollout–trainer mismatch over the batch's completion tokens, the old log-probs being the
+  // trainer's recomputation at the start of the step (off_policy.h measure_mismatch):
+  // "logp_abs_mean", "logp_abs_max", "kl_k3", the shares the corrections mask -> value, for
+  // logging as "mismatch/<name>".
+  std::map<std::string, double> mismatch;
 };
 
 // Expert parallelism (`dist`, learner/expert_parallel.h): every rank constructs its Trainer with

@@ -26,6 +26,23 @@ void validate_trainer_options(const TrainerOptions& o, const std::function<std::
   require(o.policy.aggregation != LossAggregation::kSeqMeanTokenSumNorm || o.policy.norm_length > 0, "norm_length",
           "seq-mean-token-sum-norm needs norm_length > 0 (e.g. the maximum completion length)");
   require(o.kl_coef >= 0, "kl_coef", "expected >= 0");
+  const OffPolicyOptions& op = o.off_policy;
+  const bool gspo = op.policy_loss == PolicyLossKind::kGspo;
+  require(op.gspo_clip_low >= 0 && op.gspo_clip_low < 1, "gspo_clip_low", "expected a number in [0, 1)");
+  require(op.gspo_clip_high >= 0, "gspo_clip_high", "expected >= 0");
+  require(!gspo || o.policy.aggregation == LossAggregation::kSeqMeanTokenMean, "loss_agg",
+          "policy_loss gspo averages over sequences (Zheng et al. 2025): expected seq-mean-token-mean");
+  require(!gspo || o.policy.tis_cap == 0, "tis_cap",
+          "truncated importance sampling weights the ppo token loss; with policy_loss gspo use mis or icepop");
+  require(op.mis_low > 0, "mis_low", "expected > 0");
+  require(
+      op.mis_high >= op.mis_low, "mis_high",
+      "expected >= mis_low (" + std::to_string(op.mis_low) + "): tokens are kept when mis_low <= ratio <= mis_high");
+  require(op.icepop_beta == 0 || op.icepop_beta > 1, "icepop_beta", "expected > 1 (or 0 to disable)");
+  require(!op.kl_unbiased || !o.kl_in_reward, "kl_unbiased",
+          "reweights the KL term of the loss; kl_in_reward has none");
+  require(!op.kl_unbiased || o.kl_estimator == KlEstimator::kK3, "kl_unbiased",
+          "reweights the k3 estimate: expected kl_estimator k3");
   require(o.temperature > 0 && std::isfinite(o.temperature), "temperature", "expected a finite number > 0");
   require(o.top_p > 0 && o.top_p <= 1, "top_p", "expected a number in (0, 1]");
   require(o.top_k >= 0, "top_k", "expected an integer >= 0");
@@ -86,7 +103,16 @@ TrainerOptions trainer_options_from_config(const Config& c) {
                    "threads",
                    "seed",
                    "overlong_filter",
-                   "zero1"});
+                   "zero1",
+                   "policy_loss",
+                   "gspo_clip_low",
+                   "gspo_clip_high",
+                   "mis",
+                   "mis_low",
+                   "mis_high",
+                   "icepop_beta",
+                   "offpolicy_mask_delta",
+                   "kl_unbiased"});
   TrainerOptions o;
   // An enum spelled wrong: the parser's message, prefixed by where the key is.
   auto parse = [&](const std::string& key, const std::string& fallback, auto parser) {
@@ -123,6 +149,20 @@ TrainerOptions trainer_options_from_config(const Config& c) {
   o.ref_refresh_steps = c.get<int64_t>("ref_refresh_steps", o.ref_refresh_steps);
   o.entropy_coef = c.get<double>("entropy_coef", o.entropy_coef);
   o.temperature = c.get<double>("temperature", o.temperature);
+  OffPolicyOptions& op = o.off_policy;
+  op.policy_loss = parse("policy_loss", "ppo", parse_policy_loss_kind);
+  op.gspo_clip_low = c.get<double>("gspo_clip_low", op.gspo_clip_low);
+  op.gspo_clip_high = c.get<double>("gspo_clip_high", op.gspo_clip_high);
+  op.mis = parse("mis", "off", parse_mis_level);
+  op.mis_low = c.get<double>("mis_low", op.mis_low);
+  op.mis_high = c.get<double>("mis_high", op.mis_high);
+  op.icepop_beta = c.get<double>("icepop_beta", op.icepop_beta);
+  if (c.get<std::string>("offpolicy_mask_delta", "off") != "off") {
+    op.offpolicy_mask_delta = c.get<double>("offpolicy_mask_delta");
+    if (!(op.offpolicy_mask_delta >= 0))
+      throw InputError(c.where("offpolicy_mask_delta") + ": expected off or a number >= 0");
+  }
+  op.kl_unbiased = c.get<bool>("kl_unbiased", op.kl_unbiased);
   o.bias_update_gamma = c.get<double>("bias_update_gamma", o.bias_update_gamma);
   o.overlong_filter = c.get<bool>("overlong_filter", o.overlong_filter);
   o.zero1 = c.get<bool>("zero1", o.zero1);

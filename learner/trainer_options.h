@@ -7,6 +7,7 @@
 
 #include "common/config.h"
 #include "learner/grpo.h"
+#include "learner/off_policy.h"
 #include "learner/optim.h"
 #include "model/model_options.h"
 #include "rollout/sampler.h"
@@ -37,6 +38,9 @@ struct TrainerOptions {
   bool kl_in_reward = false;      // subtract kl_coef * sum_t KL_t from the reward instead of the loss
   int64_t ref_refresh_steps = 0;  // > 0: reference := policy every this many steps
   double entropy_coef = 0.0;      // loss -= entropy_coef * entropy
+  // off-policy corrections (learner/off_policy.h): GSPO, MIS, IcePop, DeepSeek-V3.2's sequence
+  // masking and unbiased KL
+  OffPolicyOptions off_policy;
   // Log-probs (old, current, reference) of the distribution the rollout sampled from
   // (rollout::sampling_log_probs): softmax(logits / temperature) over the tokens top_k and top_p
   // keep. The train loop sets all three from rollout.sampling (greedy rollouts: 1, 1, 0).
@@ -71,7 +75,9 @@ struct TrainerOptions {
 // weight_decay, max_grad_norm, ppo_epochs, mini_batches, micro_batch_size, advantage, clip_low,
 // clip_high, dual_clip, loss_agg, norm_length, tis_cap, kl_coef, kl_estimator, kl_in_reward,
 // ref_refresh_steps, entropy_coef, temperature, bias_update_gamma, overlong_filter, zero1, dtype,
-// threads, seed.
+// threads, seed; the off-policy corrections: policy_loss (ppo | gspo), gspo_clip_low, gspo_clip_high,
+// mis (off | token | sequence | geometric), mis_low, mis_high, icepop_beta, offpolicy_mask_delta
+// (off | δ >= 0), kl_unbiased.
 TrainerOptions trainer_options_from_config(const Config& section);
 
 // The checks trainer_options_from_config and the Trainer make; `key` names an option in the error

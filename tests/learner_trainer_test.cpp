@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "learner/minibatch_loss.h"
+#include "learner/off_policy.h"
 #include "learner/train_batch.h"
 #include "learner/trainer.h"
 #include "learner_ep_testutil.h"
@@ -157,6 +158,53 @@ TEST(TrainBatch, MicroBatchAccumulationEqualsWholeMiniBatchGradient) {
   }
 }
 
+// With the off-policy corrections on (GSPO, the three keep-masks, the unbiased KL) the micro-batches'
+// gradients still sum to the whole mini-batch's, and the KL term is unbiased_kl's.
+TEST(TrainBatch, OffPolicyCorrectionsKeepMicroBatchAccumulationExact) {
+  auto policy = make_policy("fp64");
+  policy->set_requires_grad(true);
+  const auto groups = make_groups(3, 4, 11);
+  TrainBatch b = make_train_batch(groups, {64, 0}, 1, at::kDouble);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(6);
+  const at::Tensor current = completion_logprobs(*policy, b, 5);
+  b.old_logp = current + 0.3 * at::randn(b.mask.sizes(), gen, at::kDouble) * b.mask;
+  b.rollout_logp = b.old_logp + 0.2 * at::randn(b.mask.sizes(), gen, at::kDouble) * b.mask;
+  b.ref_logp = b.old_logp + 0.3 * at::randn(b.mask.sizes(), gen, at::kDouble) * b.mask;
+  b.advantages = group_advantages(b.rewards, b.group_size, AdvantageEstimator::kGrpo);
+  for (const char* loss : {"ppo", "gspo"}) {
+    SCOPED_TRACE(loss);
+    LossSpec spec;
+    spec.policy.aggregation = LossAggregation::kSeqMeanTokenMean;
+    spec.off_policy.policy_loss = parse_policy_loss_kind(loss);
+    spec.off_policy.gspo_clip_low = spec.off_policy.gspo_clip_high = 0.03;
+    spec.off_policy.mis = MisLevel::kToken;
+    spec.off_policy.mis_low = 0.8;
+    spec.off_policy.mis_high = 1.25;
+    spec.off_policy.icepop_beta = 1.5;
+    spec.off_policy.offpolicy_mask_delta = 0.02;
+    spec.off_policy.kl_unbiased = true;
+    spec.kl_coef = 0.1;
+    const at::Tensor keep = off_policy_keep(spec.off_policy, b.old_logp, b.rollout_logp, b.advantages, b.mask);
+    ASSERT_GT(keep.sum().item<double>(), 0);
+    ASSERT_LT(keep.sum().item<double>(), b.tokens());
+    zero_grads(*policy);
+    MiniBatchStats whole = accumulate_minibatch(*policy, b, spec, b.rows());
+    const auto g_whole = grads(*policy);
+    EXPECT_GT(whole.clip_fraction, 0.0);
+    const at::Tensor kl = unbiased_kl(current, b.old_logp, b.ref_logp) * b.mask;
+    EXPECT_NEAR(whole.kl, kl.sum().item<double>() / b.tokens(), 1e-12);
+    for (int64_t micro : {1, 5}) {
+      zero_grads(*policy);
+      MiniBatchStats parts = accumulate_minibatch(*policy, b, spec, micro);
+      const auto g = grads(*policy);
+      double worst = 0;
+      for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, max_abs_diff(g[i], g_whole[i]));
+      EXPECT_LT(worst, 1e-10) << "micro-batch " << micro;
+      EXPECT_NEAR(parts.loss, whole.loss, 1e-12);
+    }
+  }
+}
+
 TEST(TrainBatch, OldLogprobsEqualModelLogprobsAtCompletionPositions) {
   auto policy = make_policy("fp64");
   const auto groups = make_groups(2, 3, 12);
@@ -207,22 +255,111 @@ TEST(Trainer, FirstMiniBatchLossEqualsPolicyLossOnHandAssembledTensors) {
   }
 }
 
-TEST(Trainer, MismatchMeasuresOldMinusRolloutLogprobs) {
+TEST(Trainer, MismatchMetricsOfKnownRolloutOffsets) {
   auto policy = make_policy("fp64");
   auto groups = make_groups(2, 3, 14);
+  for (auto& g : groups) {  // advantages +, -, - in each group
+    g.completions[0].reward = 1.0;
+    g.completions[1].reward = 0.0;
+    g.completions[2].reward = 0.0;
+  }
   HandBatch h = hand_logprobs(*policy, groups);
+  // The rollout's log-probs are the trainer's minus an offset by token position (-0.25, 0.5, -0.75,
+  // -0.25, ...), so Δ = old_logp − rollout_logp = offset. With tis_cap 1.5 (ln 1.5 = 0.41) 0.5 is
+  // truncated; MIS token [0.5, 2] (ln: ±0.69) masks -0.75; IcePop β = 1.5 masks 0.5 and -0.75; the
+  // off-policy mask (δ 0.1) drops negative-advantage sequences whose mean of -offset is > 0.1
+  // (lengths 1, 3, 4, ...: 0.25, 0.17, 0.19; not 2: -0.125).
+  const double offsets[3] = {-0.25, 0.5, -0.75};
+  double n = 0, abs_sum = 0, k3_sum = 0, truncated = 0, mis = 0, icepop = 0, offpolicy = 0;
   int64_t r = 0;
   for (auto& g : groups)
-    for (auto& c : g.completions) {
+    for (size_t ci = 0; ci < g.completions.size(); ++ci, ++r) {
+      Completion& c = g.completions[ci];
       const int64_t p = int64_t(g.prompt_token_ids.size());
-      for (size_t i = 0; i < c.logprobs.size(); ++i)
-        c.logprobs[i] = float(h.logp[r][p - 1 + int64_t(i)].item<double>() - 0.25);
-      ++r;
+      double minus_offset_sum = 0;
+      for (size_t i = 0; i < c.logprobs.size(); ++i) {
+        const double off = offsets[i % 3];
+        c.logprobs[i] = float(h.logp[r][p - 1 + int64_t(i)].item<double>() - off);
+        n += 1;
+        abs_sum += std::abs(off);
+        k3_sum += std::exp(off) - 1 - off;
+        truncated += off == 0.5 ? 1 : 0;
+        mis += off == -0.75 ? 1 : 0;
+        icepop += off != -0.25 ? 1 : 0;
+        minus_offset_sum -= off;
+      }
+      const double len = double(c.logprobs.size());
+      if (ci > 0 && minus_offset_sum / len > 0.1) offpolicy += len;
     }
+  ASSERT_GT(offpolicy, 0);
+  ASSERT_LT(offpolicy, n);
+  ASSERT_GT(mis, 0);
   TrainerOptions o;
   o.dtype = "fp64";
+  o.policy.tis_cap = 1.5;
+  o.off_policy.mis = MisLevel::kToken;
+  o.off_policy.icepop_beta = 1.5;
+  o.off_policy.offpolicy_mask_delta = 0.1;
   Trainer trainer(policy, o);
-  EXPECT_NEAR(trainer.step(groups).rollout_mismatch, 0.25, 1e-6);
+  const std::map<std::string, double> m = trainer.step(groups).mismatch;
+  EXPECT_NEAR(m.at("logp_abs_mean"), abs_sum / n, 1e-6);
+  EXPECT_NEAR(m.at("logp_abs_max"), 0.75, 1e-6);
+  EXPECT_NEAR(m.at("kl_k3"), k3_sum / n, 1e-6);
+  EXPECT_DOUBLE_EQ(m.at("tis_truncated"), truncated / n);
+  EXPECT_DOUBLE_EQ(m.at("mis_masked"), mis / n);
+  EXPECT_DOUBLE_EQ(m.at("icepop_masked"), icepop / n);
+  EXPECT_DOUBLE_EQ(m.at("offpolicy_masked"), offpolicy / n);
+}
+
+// The policy term with GSPO or PPO, each times the keep-masks of MIS, IcePop and the off-policy
+// sequence mask, is the pure functions' value on hand-assembled tensors.
+TEST(Trainer, OffPolicyCorrectionsGiveThePureFunctionsLoss) {
+  for (const char* loss : {"ppo", "gspo"}) {
+    SCOPED_TRACE(loss);
+    auto policy = make_policy("fp64");
+    auto groups = make_groups(3, 4, 13);
+    HandBatch h = hand_logprobs(*policy, groups);
+    int64_t r = 0;
+    for (auto& g : groups)  // rollout log-probs within about ±0.4 of the trainer's
+      for (auto& c : g.completions) {
+        const int64_t p = int64_t(g.prompt_token_ids.size());
+        for (size_t i = 0; i < c.logprobs.size(); ++i)
+          c.logprobs[i] = float(h.logp[r][p - 1 + int64_t(i)].item<double>() + 0.4 * std::sin(double(7 * r + 3 * i)));
+        ++r;
+      }
+    h = hand_logprobs(*policy, groups);
+    TrainerOptions o;
+    o.dtype = "fp64";
+    o.micro_batch_size = 3;
+    o.off_policy.policy_loss = parse_policy_loss_kind(loss);
+    o.policy.aggregation = LossAggregation::kSeqMeanTokenMean;
+    o.off_policy.mis = MisLevel::kGeometric;
+    o.off_policy.mis_low = 0.9;
+    o.off_policy.mis_high = 1.1;
+    o.off_policy.icepop_beta = 1.3;
+    o.off_policy.offpolicy_mask_delta = 0.05;
+    std::vector<double> rewards;
+    for (const auto& g : groups)
+      for (const auto& c : g.completions) rewards.push_back(c.reward);
+    const at::Tensor adv = group_advantages(at::tensor(rewards, at::kDouble), 4, AdvantageEstimator::kGrpo);
+    const at::Tensor keep = off_policy_keep(o.off_policy, h.logp, h.rollout, adv, h.mask);
+    const double kept = keep.sum().item<double>(), tokens = h.mask.sum().item<double>();
+    ASSERT_GT(kept, 0);
+    ASSERT_LT(kept, tokens);
+    auto expected_loss = [&](const at::Tensor& k) {
+      return o.off_policy.policy_loss == PolicyLossKind::kGspo
+                 ? gspo_loss(h.logp, h.logp, adv, h.mask, o.off_policy.gspo_clip_low, o.off_policy.gspo_clip_high, k)
+                       .loss.item<double>()
+                 : policy_loss(h.logp, h.logp, adv, h.mask, o.policy, h.rollout, k).loss.item<double>();
+    };
+    const double expected = expected_loss(keep);
+    EXPECT_GT(std::abs(expected - expected_loss(h.mask)), 1e-6);  // the masks change the loss
+    Trainer trainer(policy, o);
+    const TrainStats s = trainer.step(groups);
+    EXPECT_NEAR(s.policy_loss, expected, 1e-12);
+    const at::Tensor mis = mis_keep(h.logp, h.rollout, h.mask, MisLevel::kGeometric, 0.9, 1.1);
+    EXPECT_NEAR(s.mismatch.at("mis_masked"), 1.0 - mis.sum().item<double>() / tokens, 1e-12);
+  }
 }
 
 TEST(Trainer, RewardedCompletionGainsProbability) {
@@ -275,10 +412,12 @@ TEST(Trainer, PpoEpochsAndMiniBatchesMakeOptimizerStepsAndClip) {
   EXPECT_EQ(s.lr, 5e-3);
   EXPECT_EQ(s.skipped_steps, 0);
   const auto m = s.as_map();
-  for (const char* key : {"loss", "policy_loss", "kl", "entropy", "clip_fraction", "dual_clip_fraction", "approx_kl",
-                          "grad_norm_mean", "grad_norm_max", "lr", "rollout_mismatch", "tokens", "sequences",
-                          "optimizer_steps", "seconds", "expert_load_imbalance"})
+  for (const char* key :
+       {"loss", "policy_loss", "kl", "entropy", "clip_fraction", "dual_clip_fraction", "approx_kl", "grad_norm_mean",
+        "grad_norm_max", "lr", "tokens", "sequences", "optimizer_steps", "seconds", "expert_load_imbalance"})
     EXPECT_EQ(m.count(key), 1u) << key;
+  EXPECT_EQ(s.mismatch.size(), 3u);  // logp_abs_mean, logp_abs_max, kl_k3: no correction is on
+  for (const char* key : {"logp_abs_mean", "logp_abs_max", "kl_k3"}) EXPECT_EQ(s.mismatch.count(key), 1u) << key;
   EXPECT_EQ(m.at("optimizer_steps"), 6);
   EXPECT_EQ(m.at("clip_fraction"), s.clip_fraction);
 }

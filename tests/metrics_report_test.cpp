@@ -87,7 +87,10 @@ std::string make_run(const TempDir& tmp) {
                                        {"kl", 0.001 * s},
                                        {"entropy", 1.2 - t},
                                        {"clip/fraction", 0.02 + 0.01 * std::cos(s)},
-                                       {"mismatch/abs_logprob_diff", 0.01},
+                                       {"mismatch/logp_abs_mean", 0.01},
+                                       {"mismatch/logp_abs_max", 0.2},
+                                       {"mismatch/kl_k3", 0.001},
+                                       {"mismatch/mis_masked", 0.03},
                                        {"time/generate", 10 + s % 3},
                                        {"time/score", 2},
                                        {"time/train", 5 + 0.1 * s},
@@ -148,6 +151,13 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
     EXPECT_EQ(count_of(html.substr(at, html.find("<div class=\"card\"", at + 1) - at), "<svg"), 1u) << g;
   }
   EXPECT_THAT(html, HasSubstr("<h3>Rollout\u2013trainer log-prob mismatch</h3>"));
+  // The trainer's mismatch metrics (learner/off_policy.h measure_mismatch) share the mismatch card.
+  const size_t mismatch_card = html.find("<div class=\"card\" data-group=\"mismatch\">");
+  const std::string card =
+      html.substr(mismatch_card, html.find("<div class=\"card\"", mismatch_card + 1) - mismatch_card);
+  for (const std::string key :
+       {"mismatch/logp_abs_mean", "mismatch/logp_abs_max", "mismatch/kl_k3", "mismatch/mis_masked"})
+    EXPECT_FALSE(series_markup(card, key).empty()) << key;
 
   // Line plots: one dot per finite point and an EMA line through them.
   for (const std::string key : {"reward/mean", "reward/std", "accuracy", "kl", "custom/thing"}) {
@@ -173,7 +183,7 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   }
 
   // Summary table: a row per key; best = max for reward, min for time; non-finite counted.
-  EXPECT_EQ(count_of(html, "<tr><td>"), 16u);
+  EXPECT_EQ(count_of(html, "<tr><td>"), 19u);
   EXPECT_THAT(html, HasSubstr("<tr><td>accuracy</td><td>0.2</td><td>0.785</td><td>0.785 <small>@39</small>"));
   EXPECT_THAT(html, HasSubstr("<tr><td>time/score</td><td>2</td><td>2</td><td>2 <small>@0</small>"));
   EXPECT_THAT(html, HasSubstr("<tr><td>reward/std</td><td>0.5</td><td>0.305</td><td>\u2014</td>"));

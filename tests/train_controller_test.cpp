@@ -181,9 +181,11 @@ TEST(Controller, RunsStoresEveryGroupLogsAndResumes) {
   }
   MetricsHistory h = read_metrics((run / "metrics.jsonl").string());
   for (const char* key : {"reward/mean", "accuracy", "response_length/mean", "train/loss", "train/grad_norm_mean",
-                          "time/generate", "time/train", "time/sync", "sync/bytes", "eval/accuracy"})
+                          "time/generate", "time/train", "time/sync", "sync/bytes", "eval/accuracy",
+                          "mismatch/logp_abs_mean", "mismatch/logp_abs_max", "mismatch/kl_k3"})
     EXPECT_TRUE(h.series.count(key)) << key;
-  EXPECT_EQ(h.series["eval/accuracy"].size(), 2u);  // at the start and after step 2
+  EXPECT_EQ(h.series["mismatch/kl_k3"].size(), 2u);  // every trained step
+  EXPECT_EQ(h.series["eval/accuracy"].size(), 2u);   // at the start and after step 2
   EXPECT_GT(h.series["sync/bytes"].back().second, 0);
 
   // Same config, more steps: continues from the step-2 checkpoint.

@@ -483,7 +483,9 @@ class Loop {
     }
     auto t0 = Clock::now();
     if (!used.empty()) {
-      for (const auto& [k, v] : trainer_->step(used).as_map()) m["train/" + k] = v;
+      const TrainStats stats = trainer_->step(used);
+      for (const auto& [k, v] : stats.as_map()) m["train/" + k] = v;
+      for (const auto& [k, v] : stats.mismatch) m["mismatch/" + k] = v;
     } else {
       trainer_->skip_step();  // nothing to learn from: the step counts, the weights stay
       say("train: step " + std::to_string(step + 1) + " trained 0 groups: " + no_group_reason(batch.groups));
