@@ -199,6 +199,10 @@ TEST(RoutingReplay, ConfigKeys) {
   EXPECT_EQ(o.routing_replay, RoutingReplay::kOldPolicy);
   EXPECT_TRUE(o.freeze_router);
   EXPECT_EQ(TrainerOptions{}.routing_replay, RoutingReplay::kOff);
+  root = Config::parse("trainer:\n  routing_replay: off\n  freeze_router: false\n", "run.yaml");
+  EXPECT_EQ(trainer_options_from_config(root.sub("trainer")).routing_replay, RoutingReplay::kOff);
+  root = Config::parse("trainer:\n  routing_replay: rollout\n", "run.yaml");
+  EXPECT_EQ(trainer_options_from_config(root.sub("trainer")).routing_replay, RoutingReplay::kRollout);
   EXPECT_EQ(TrainerOptions{}.bias_update_gamma, 0.0);
   try {
     trainer_options_from_config(Config::parse("trainer:\n  routing_replay: r3\n", "run.yaml").sub("trainer"));
