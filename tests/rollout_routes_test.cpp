@@ -49,13 +49,13 @@ int64_t routes_mismatches(const std::vector<Completion>& done, const std::map<ui
   return differ;
 }
 
-struct Run {
+struct Sampled {
   std::vector<Completion> done;
   std::map<uint64_t, std::vector<int64_t>> prompts;
 };
 
-Run sample_mixed(Engine& engine, int64_t vocab) {
-  Run run;
+Sampled sample_mixed(Engine& engine, int64_t vocab) {
+  Sampled run;
   const std::vector<std::pair<int64_t, int64_t>> cases = {{3, 2}, {17, 1}, {40, 4}, {1, 1}, {16, 3}};  // (prompt, n)
   for (size_t i = 0; i < cases.size(); ++i) {
     GenerationParams g;
@@ -74,10 +74,11 @@ TEST(EngineRoutes, EqualTheRoutesOfAFullForward) {
   auto shared = shared_model(random_model(c));
   EngineOptions opt;
   opt.record_routes = true;
+  opt.max_seqs = 4;
   opt.max_batched_tokens = 7;  // chunked prefill: the 40-token prompt in 6 chunks
   opt.page_size = 4;
   Engine engine(shared, 0, opt);
-  Run run = sample_mixed(engine, c.vocab_size);
+  Sampled run = sample_mixed(engine, c.vocab_size);
   ASSERT_EQ(run.done.size(), 11u);
   EXPECT_EQ(routes_mismatches(run.done, run.prompts, [&](int64_t) -> const CausalLM& { return *shared; }), 0);
 }
@@ -90,7 +91,7 @@ TEST(EngineRoutes, PreemptedAndRecomputedSequencesKeepCorrectRoutes) {
   opt.page_size = 4;
   opt.num_pages = 16;  // 64 token slots for 11 sequences of up to 49 tokens
   Engine engine(shared, 0, opt);
-  Run run = sample_mixed(engine, c.vocab_size);
+  Sampled run = sample_mixed(engine, c.vocab_size);
   ASSERT_EQ(run.done.size(), 11u);
   EXPECT_GT(engine.stats().preemptions, 0);
   EXPECT_EQ(routes_mismatches(run.done, run.prompts, [&](int64_t) -> const CausalLM& { return *shared; }), 0);
