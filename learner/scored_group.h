@@ -37,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/routes.h"
 #include "rollout/finish_reason.h"
 
 namespace grpo {
@@ -55,6 +56,9 @@ struct Completion {
   FinishReason finish_reason = FinishReason::kStop;
   int64_t weight_version = 0;  // policy weight version that generated it
   int64_t finished_us = 0;     // generation finished (unix time, microseconds)
+  // The experts the rollout's routers chose (MoE models, for trainer.routing_replay: rollout):
+  // prompt + token_ids − 1 positions; empty when not recorded.
+  Routes routes;
 };
 
 struct ScoredGroup {

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "learner/grpo.h"
+#include "model/routes_tensor.h"
 
 namespace grpo {
 namespace {
@@ -19,6 +20,15 @@ void check_ids(const std::vector<int32_t>& ids, int64_t vocab, const std::string
     if (ids[i] < 0 || ids[i] >= vocab)
       throw InputError(what + "[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
                        " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+}
+
+// Feed::routes of a [b, w] forward as [b, w, L_moe, k] (undefined for a dense model).
+at::Tensor stacked_routes(const std::vector<at::Tensor>& routes, int64_t b, int64_t w) {
+  std::vector<at::Tensor> moe;
+  for (const at::Tensor& r : routes)
+    if (r.defined()) moe.push_back(r);
+  if (moe.empty()) return {};
+  return at::stack(moe, 1).view({b, w, static_cast<int64_t>(moe.size()), moe[0].size(1)});
 }
 
 }  // namespace
@@ -39,6 +49,7 @@ TrainBatch TrainBatch::select(const at::Tensor& index) const {
   out.rollout_logp = rows(rollout_logp, t - 1);
   out.old_logp = rows(old_logp, t - 1);
   out.ref_logp = rows(ref_logp, t - 1);
+  out.routes = rows(routes, t - 1);
   out.rewards = rewards.index_select(0, index);
   out.lengths = lengths.index_select(0, index);
   if (advantages.defined()) out.advantages = advantages.index_select(0, index);
@@ -119,6 +130,42 @@ TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainB
   return b;
 }
 
+at::Tensor replay_routes(const std::vector<ScoredGroup>& groups, const RouteShape& shape, int64_t width) {
+  int64_t rows = 0;
+  for (const ScoredGroup& g : groups) rows += static_cast<int64_t>(g.completions.size());
+  at::Tensor out = at::full({rows, width, shape.layers, shape.top_k}, -1, at::kLong);  // [B, T-1, L, k]
+  int64_t r = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const ScoredGroup& grp = groups[g];
+    for (size_t c = 0; c < grp.completions.size(); ++c, ++r) {
+      const Routes& routes = grp.completions[c].routes;
+      const std::string name = group_name(groups, g) + ", completion " + std::to_string(c);
+      if (routes.empty())
+        throw InputError("routing_replay: rollout needs routes: " + name +
+                         " has none (record them with rollout.record_routes)");
+      if (routes.layers != shape.layers || routes.top_k != shape.top_k)
+        throw InputError(name + ": routes of " + std::to_string(routes.layers) + " MoE layers × top-" +
+                         std::to_string(routes.top_k) + ", the model has " + std::to_string(shape.layers) + " × top-" +
+                         std::to_string(shape.top_k));
+      const int64_t want = static_cast<int64_t>(grp.prompt_token_ids.size() + grp.completions[c].token_ids.size()) - 1;
+      if (routes.tokens != want ||
+          static_cast<int64_t>(routes.experts.size()) != routes.tokens * routes.layers * routes.top_k)
+        throw InputError(name + ": routes of " + std::to_string(routes.tokens) + " positions (" +
+                         std::to_string(routes.experts.size()) +
+                         " ids), expected prompt + completion − 1 = " + std::to_string(want) + " positions");
+      for (int64_t t = 0; t < routes.tokens; ++t)
+        for (int64_t l = 0; l < routes.layers; ++l)
+          for (int64_t k = 0; k < routes.top_k; ++k)
+            if (routes.experts[routes.offset(t, l) + k] >= shape.experts)
+              throw InputError(name + ": routes at token " + std::to_string(t) + ", MoE layer " + std::to_string(l) +
+                               ": expert " + std::to_string(routes.experts[routes.offset(t, l) + k]) + " outside [0, " +
+                               std::to_string(shape.experts) + ")");
+      out[r].narrow(0, 0, routes.tokens).copy_(routes_tensor(routes));
+    }
+  }
+  return out;
+}
+
 CompletionForward completion_forward(const CausalLM& model, const TrainBatch& batch, bool entropy_grad,
                                      const rollout::SamplingParams& sampling) {
   const at::Tensor &ids = batch.ids, &mask = batch.mask;
@@ -126,10 +173,14 @@ CompletionForward completion_forward(const CausalLM& model, const TrainBatch& ba
   CompletionForward out;
   // The positions that predict a token of their row: every row's own, however the rows are padded.
   const at::Tensor real = at::arange(t - 1, at::kLong).unsqueeze(0) < (batch.lengths - 1).unsqueeze(1);  // [b, T-1]
+  std::vector<at::Tensor> routes;  // per decoder layer [b·(T-1), k]
   Feed feed;
   feed.expert_load = &out.expert_load;
   feed.tokens = real;
-  at::Tensor h = model.hidden(ids.narrow(1, 0, t - 1), feed);                                     // [b, T-1, D]
+  feed.routes = &routes;
+  feed.replay = batch.routes;
+  at::Tensor h = model.hidden(ids.narrow(1, 0, t - 1), feed);  // [b, T-1, D]
+  out.routes = stacked_routes(routes, b, t - 1);
   at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);                               // [N]
   at::Tensor logits = model.logits_at(h, rows);                                                   // [N, V]
   at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows).unsqueeze(1);  // [N, 1]
@@ -155,7 +206,7 @@ int64_t forward_passes(int64_t rows, int64_t rows_per_forward) {
 }
 
 at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
-                               const rollout::SamplingParams& sampling, const RankPart* part) {
+                               const rollout::SamplingParams& sampling, const RankPart* part, at::Tensor* routes) {
   at::NoGradGuard no_grad;
   const int64_t n = batch.rows(), step = std::max<int64_t>(1, rows_per_forward);
   const int64_t width = batch.mask.size(1);
@@ -170,8 +221,12 @@ at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, i
     }
     const at::Tensor rows = by_length.narrow(0, s, std::min(n, s + step) - s);
     TrainBatch chosen = batch.select(rows);
-    at::Tensor lp = completion_forward(model, chosen, false, sampling).logp;  // [rows, T'-1]
-    out.index_copy_(0, rows, at::constant_pad_nd(lp, {0, width - lp.size(1)}));
+    CompletionForward f = completion_forward(model, chosen, false, sampling);
+    out.index_copy_(0, rows, at::constant_pad_nd(f.logp, {0, width - f.logp.size(1)}));  // [rows, T'-1]
+    if (routes && f.routes.defined()) {  // [rows, T'-1, L, k] -> [B, T-1, L, k]
+      if (!routes->defined()) *routes = at::full({n, width, f.routes.size(2), f.routes.size(3)}, -1, at::kLong);
+      routes->index_copy_(0, rows, at::constant_pad_nd(f.routes, {0, 0, 0, 0, 0, width - f.routes.size(1)}, -1));
+    }
   }
   return out;
 }

@@ -26,6 +26,9 @@ struct TrainBatch {
   at::Tensor old_logp;    // [B, T-1] the policy's log-probs at the start of the update
   at::Tensor ref_logp;    // [B, T-1] the reference model's (when there is one)
   at::Tensor advantages;  // [B]
+  // Routing replay (trainer.routing_replay): [B, T-1, L_moe, k] int64 experts every forward of the
+  // rows uses (-1 at the padding); undefined: the routers choose.
+  at::Tensor routes;
 
   int64_t rows() const { return ids.size(0); }
   double tokens() const;  // completion tokens (sum of mask)
@@ -50,6 +53,18 @@ struct TrainBatchLimits {
 TrainBatch make_train_batch(const std::vector<ScoredGroup>& groups, const TrainBatchLimits& limits, int64_t pad_id,
                             at::ScalarType dtype);
 
+// The model's MoE shape, which routes must match (LmSpec's moe_layers, num_experts_per_tok, n_routed_experts).
+struct RouteShape {
+  int64_t layers = 0, top_k = 0, experts = 0;
+};
+
+// The groups' completion routes as TrainBatch::routes for rows of `width` + 1 tokens (the batch's
+// T), rows in make_train_batch's order. InputError naming the group (index and prompt_id), the
+// completion and, where it applies, the token and MoE layer: a completion without routes ("routing_replay: rollout
+// needs routes"), routes whose layers or top_k differ from `shape`, that do not cover prompt +
+// completion − 1 positions, or with an expert id >= shape.experts.
+at::Tensor replay_routes(const std::vector<ScoredGroup>& groups, const RouteShape& shape, int64_t width);
+
 // One forward of `model` over rows.ids [b, T] (no grad unless autograd is on) with the head applied
 // at the masked positions only. Only the positions that predict a token of their row (p + 1 <
 // length) go through the routed experts and count in the expert loads: a row's last token and
@@ -60,7 +75,9 @@ struct CompletionForward {
   at::Tensor logp;                      // [b, T-1] log p(ids[:, t+1]) on the mask, 0 elsewhere
   at::Tensor entropy;                   // [b, T-1] entropy of the next-token distribution on the mask
   std::vector<at::Tensor> expert_load;  // per decoder layer [E] int64 tokens routed (undefined: dense)
+  at::Tensor routes;  // [b, T-1, L_moe, k] int64 experts used (-1 off the routed positions; undefined: dense)
 };
+// With rows.routes, the forward replays them (routing replay).
 // The distribution is the one the rollout sampled from: rollout::sampling_log_probs with the
 // rollout's temperature, top-p and top-k (`sampling`; its seed is unused), so that the ratios
 // compare like with like. A token outside the kept set (the policy moved since it was sampled) is
@@ -83,9 +100,11 @@ struct RankPart {
 
 // The log-probs of batch.mask's positions under `model`, without grad, `rows_per_forward` rows at a
 // time (rows of similar length together): [B, T-1], 0 off the mask. With `part`, part->passes
-// forwards in all.
+// forwards in all. With `routes` (MoE models): also the experts the forwards used, [B, T-1, L_moe,
+// k] int64 (-1 at the padding), as TrainBatch::routes takes them.
 at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
-                               const rollout::SamplingParams& sampling = {}, const RankPart* part = nullptr);
+                               const rollout::SamplingParams& sampling = {}, const RankPart* part = nullptr,
+                               at::Tensor* routes = nullptr);
 
 // Passes of `rows_per_forward` rows that `rows` rows need: ceil(rows / rows_per_forward).
 int64_t forward_passes(int64_t rows, int64_t rows_per_forward);

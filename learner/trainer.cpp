@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iostream>
 
 #include "common/crc32c.h"
 #include "common/error.h"
@@ -64,9 +65,10 @@ RankPart rank_part(const TrainBatch& batch, const at::Tensor& rows, int world, i
 
 // The log-probs of every row of `batch` ([B, T-1]): in one process directly; under expert
 // parallelism each rank computes its block of rows and the ranks all-gather them.
+// With `routes` (one process only): also the routes the forwards used (completion_logprobs).
 at::Tensor batch_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
-                          const rollout::SamplingParams& sampling, Distributed* dist) {
-  if (!dist) return completion_logprobs(model, batch, rows_per_forward, sampling);
+                          const rollout::SamplingParams& sampling, Distributed* dist, at::Tensor* routes = nullptr) {
+  if (!dist) return completion_logprobs(model, batch, rows_per_forward, sampling, nullptr, routes);
   const int world = dist->size();
   const int64_t n = batch.rows(), width = batch.mask.size(1), most = (n + world - 1) / world;
   const at::Tensor all = at::arange(n, at::kLong);
@@ -102,6 +104,15 @@ void all_reduce_stats(Distributed& dist, MiniBatchStats& m) {
   m.dual_clip_fraction = a[6] / tokens;
   m.approx_kl = a[7] / tokens;
   all_reduce_loads(dist, m.expert_load);
+}
+
+// freeze_router: the routers (`...mlp.gate.weight`) get no update; AdamW skips a parameter
+// without a gradient (weight decay included).
+void drop_router_grads(CausalLM& policy) {
+  static const std::string router = "mlp.gate.weight";
+  for (auto& [name, t] : policy.named_trainable())
+    if (name.size() >= router.size() && name.compare(name.size() - router.size(), router.size(), router) == 0)
+      t.mutable_grad() = at::Tensor();
 }
 
 }  // namespace
@@ -153,6 +164,17 @@ Trainer::Trainer(std::shared_ptr<CausalLM> policy, TrainerOptions options, Distr
         "Trainer: trainer.zero1 shards the optimizer state over expert-parallel ranks; "
         "run with `grpo learner --job grpo` or leave it out");
   }
+  const LmSpec spec = policy_->spec();
+  if (options_.routing_replay != RoutingReplay::kOff && spec.moe_layers == 0)
+    throw InputError("Trainer: trainer.routing_replay needs a MoE model; " + spec.model_type + " has no MoE layers");
+  if (options_.routing_replay == RoutingReplay::kOldPolicy && dist_)
+    throw InputError("Trainer: trainer.routing_replay: old_policy is not supported with expert parallelism yet");
+  if ((options_.routing_replay != RoutingReplay::kOff || options_.freeze_router) && options_.bias_update_gamma > 0)
+    std::cerr << "warning: trainer.bias_update_gamma " << options_.bias_update_gamma
+              << " > 0 with routing_replay/freeze_router: "
+              << (options_.freeze_router ? "freeze_router keeps the correction biases fixed"
+                                         : "the correction biases move the routers away from the replayed routes")
+              << "; RL usually runs with bias_update_gamma: 0\n";
   policy_->set_requires_grad(true);
   state_->bind_optimizer(*policy_, options_, dist_);
   if (options_.kl_coef > 0) {
@@ -184,13 +206,20 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   if (options_.advantage == AdvantageEstimator::kRloo && batch.group_size < 2)
     throw InputError("trainer: advantage rloo needs groups of at least 2 completions, got " +
                      std::to_string(batch.group_size));
+  if (options_.routing_replay == RoutingReplay::kRollout)  // every forward of the step replays the rollout's routes
+    batch.routes = replay_routes(groups, {cfg.moe_layers, cfg.num_experts_per_tok, cfg.n_routed_experts},
+                                 batch.mask.size(1));  // [B, T-1, L_moe, k]
   TrainStats st;
   st.tokens = batch.tokens();
   st.sequences = double(batch.rows());
   const double tokens = std::max(1.0, st.tokens);
 
-  // Old (and reference) log-probs under the weights as they are now.
-  batch.old_logp = batch_logprobs(*policy_, batch, options_.micro_batch_size, options_.sampling(), dist_);  // [B, T-1]
+  // Old (and reference) log-probs under the weights as they are now. R2: the later forwards
+  // (reference, training) replay the routes of this one.
+  at::Tensor own_routes;
+  batch.old_logp = batch_logprobs(*policy_, batch, options_.micro_batch_size, options_.sampling(), dist_,
+                                  options_.routing_replay == RoutingReplay::kOldPolicy ? &own_routes : nullptr);
+  if (options_.routing_replay == RoutingReplay::kOldPolicy) batch.routes = own_routes;
   at::Tensor rewards = batch.rewards;  // [B] float64
   const bool kl_in_loss = state_->reference && !options_.kl_in_reward;
   if (state_->reference) {
@@ -235,9 +264,11 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
         m = accumulate_minibatch(*policy_, mine, spec, options_.micro_batch_size, &part);
         all_reduce_stats(*dist_, m);
         all_reduce_gradients(*dist_, state_->sharded);
+        if (options_.freeze_router) drop_router_grads(*policy_);
         norm = clip_grad_norm(*dist_, state_->sharded, options_.max_grad_norm);
       } else {
         m = accumulate_minibatch(*policy_, batch.select(rows), spec, options_.micro_batch_size);
+        if (options_.freeze_router) drop_router_grads(*policy_);
         norm = clip_grad_norm(state_->params, options_.max_grad_norm);
       }
       if (std::isfinite(norm)) {
@@ -247,7 +278,7 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
         st.skipped_steps += 1;  // a non-finite gradient: no update from this mini-batch
       }
       state_->zero_grad();
-      if (options_.bias_update_gamma > 0 && !m.expert_load.empty())
+      if (options_.bias_update_gamma > 0 && !options_.freeze_router && !m.expert_load.empty())
         policy_->update_correction_biases(m.expert_load, options_.bias_update_gamma);
       add_expert_loads(step_loads, m.expert_load);
 

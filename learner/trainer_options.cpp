@@ -4,6 +4,13 @@
 
 namespace grpo {
 
+RoutingReplay parse_routing_replay(const std::string& name) {
+  if (name == "off") return RoutingReplay::kOff;
+  if (name == "rollout") return RoutingReplay::kRollout;
+  if (name == "old_policy") return RoutingReplay::kOldPolicy;
+  throw InputError("routing_replay '" + name + "': expected off, rollout or old_policy");
+}
+
 void validate_trainer_options(const TrainerOptions& o, const std::function<std::string(const std::string&)>& key) {
   auto require = [&](bool ok, const std::string& name, const std::string& what) {
     if (!ok) throw InputError(key(name) + ": " + what);
@@ -99,6 +106,8 @@ TrainerOptions trainer_options_from_config(const Config& c) {
                    "entropy_coef",
                    "temperature",
                    "bias_update_gamma",
+                   "routing_replay",
+                   "freeze_router",
                    "dtype",
                    "threads",
                    "seed",
@@ -164,6 +173,8 @@ TrainerOptions trainer_options_from_config(const Config& c) {
   }
   op.kl_unbiased = c.get<bool>("kl_unbiased", op.kl_unbiased);
   o.bias_update_gamma = c.get<double>("bias_update_gamma", o.bias_update_gamma);
+  o.routing_replay = parse("routing_replay", "off", parse_routing_replay);
+  o.freeze_router = c.get<bool>("freeze_router", o.freeze_router);
   o.overlong_filter = c.get<bool>("overlong_filter", o.overlong_filter);
   o.zero1 = c.get<bool>("zero1", o.zero1);
   o.dtype = c.get<std::string>("dtype", o.dtype);

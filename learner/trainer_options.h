@@ -14,6 +14,14 @@
 
 namespace grpo {
 
+// Routing replay (MoE): which experts the trainer's forwards use. kOff: its routers choose;
+// kRollout (R3): the rollout's routes (ScoredGroup completions' `routes`) in every forward of the
+// step; kOldPolicy (R2): the routes of the trainer's own old-log-prob pass in the training passes.
+enum class RoutingReplay { kOff, kRollout, kOldPolicy };
+
+// "off" | "rollout" | "old_policy"; InputError listing them otherwise.
+RoutingReplay parse_routing_replay(const std::string& name);
+
 struct TrainerOptions {
   // optimizer (AdamW) and learning-rate schedule; schedule steps count trainer steps (updates)
   double lr = 1e-6;
@@ -51,6 +59,9 @@ struct TrainerOptions {
 
   // MoE aux-loss-free balancing: bias += gamma * sign(mean load - load) per optimizer step
   double bias_update_gamma = 0.0;
+  RoutingReplay routing_replay = RoutingReplay::kOff;
+  // No update of the routers (`...mlp.gate.weight`) nor of their correction biases.
+  bool freeze_router = false;
 
   // overlong filtering (DAPO): completions cut at the length limit get no loss (their reward
   // still counts in their group's advantages)
@@ -74,10 +85,10 @@ struct TrainerOptions {
 // Keys: lr, warmup_steps, total_steps, lr_decay, min_lr_ratio, adam_beta1, adam_beta2, adam_eps,
 // weight_decay, max_grad_norm, ppo_epochs, mini_batches, micro_batch_size, advantage, clip_low,
 // clip_high, dual_clip, loss_agg, norm_length, tis_cap, kl_coef, kl_estimator, kl_in_reward,
-// ref_refresh_steps, entropy_coef, temperature, bias_update_gamma, overlong_filter, zero1, dtype,
-// threads, seed; the off-policy corrections: policy_loss (ppo | gspo), gspo_clip_low, gspo_clip_high,
-// mis (off | token | sequence | geometric), mis_low, mis_high, icepop_beta, offpolicy_mask_delta
-// (off | δ >= 0), kl_unbiased.
+// ref_refresh_steps, entropy_coef, temperature, bias_update_gamma, routing_replay, freeze_router,
+// overlong_filter, zero1, dtype, threads, seed; the off-policy corrections: policy_loss (ppo | gspo),
+// gspo_clip_low, gspo_clip_high, mis (off | token | sequence | geometric), mis_low, mis_high,
+// icepop_beta, offpolicy_mask_delta (off | δ >= 0), kl_unbiased.
 TrainerOptions trainer_options_from_config(const Config& section);
 
 // The checks trainer_options_from_config and the Trainer make; `key` names an option in the error

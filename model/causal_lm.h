@@ -38,6 +38,8 @@ struct LmSpec {
   // Values per token per layer a standard multi-head cache would hold (every head's K and V), to
   // report what the cache saves.
   int64_t mha_cache_width = 0;
+  // MoE models: the MoE layers, experts per token and routed experts (the shape of Routes); 0 for a dense model.
+  int64_t moe_layers = 0, num_experts_per_tok = 0, n_routed_experts = 0;
 };
 
 // The inputs of one forward besides the token ids. A plain value; the pointers are borrowed.
@@ -51,6 +53,15 @@ struct Feed {
   std::vector<at::Tensor>* expert_load = nullptr;
   // MoE only: [B, T] bool, the positions that reach the routed experts (undefined: all).
   at::Tensor tokens;
+  // MoE only, out: one entry per decoder layer, the experts each position went through, [B·T, k]
+  // int64 (positions flattened row-major, ids ascending per row; -1 rows for positions outside
+  // `tokens`), undefined for dense layers. A dense model leaves it empty.
+  std::vector<at::Tensor>* routes = nullptr;
+  // MoE only, in: routing replay (R3). [B, T, L_moe, k] int64, the experts forced on each position
+  // per MoE layer (model order); a position whose ids are -1 keeps its router's choice. The gate
+  // weights are recomputed from the router over the forced experts (replay_gate). Undefined: no
+  // replay; a dense model ignores it. Shape or ids out of range: InputError.
+  at::Tensor replay;
 };
 
 // Thread-safety: const methods may run concurrently (one LatentContext each; not with expert

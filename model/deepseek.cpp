@@ -118,6 +118,23 @@ int64_t routed_expert_of(const std::string& name) {
   return at == std::string::npos ? -1 : std::atoll(name.c_str() + at + key.size());
 }
 
+// Feed::replay checked against the model and flattened: [B, T, L_moe, k] -> [B·T, L_moe, k]. InputError for a wrong
+// shape or dtype, or an id outside [-1, E).
+at::Tensor checked_replay(const at::Tensor& replay, int64_t b, int64_t t, int64_t moe_layers, const ModelConfig& c) {
+  const std::vector<int64_t> want{b, t, moe_layers, c.num_experts_per_tok};
+  if (replay.sizes() != at::IntArrayRef(want) || replay.scalar_type() != at::kLong)
+    throw InputError("model input: routing replay of shape " + shape_str(replay.sizes()) + " " +
+                     c10::toString(replay.scalar_type()) + ", expected int64 " + shape_str(want) +
+                     " (batch, tokens, MoE layers, num_experts_per_tok)");
+  if (replay.numel() > 0) {
+    const int64_t lo = replay.min().item<int64_t>(), hi = replay.max().item<int64_t>();
+    if (lo < -1 || hi >= c.n_routed_experts)
+      throw InputError("model input: routing replay expert id " + std::to_string(lo < -1 ? lo : hi) + " outside [0, " +
+                       std::to_string(c.n_routed_experts) + ") (-1: not replayed)");
+  }
+  return replay.reshape({b * t, moe_layers, c.num_experts_per_tok});
+}
+
 }  // namespace
 
 DeepseekModel::DeepseekModel(ModelConfig config, ModelOptions options)
@@ -193,6 +210,11 @@ LmSpec DeepseekModel::spec() const {
   LmSpec s = lm_spec_of(c);
   s.cache_width = c.kv_lora_rank + c.qk_rope_head_dim;
   s.mha_cache_width = c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim);
+  for (const DecoderLayer& l : layers_) s.moe_layers += l.is_moe ? 1 : 0;
+  if (s.moe_layers > 0) {
+    s.num_experts_per_tok = c.num_experts_per_tok;
+    s.n_routed_experts = c.n_routed_experts;
+  }
   return s;
 }
 
@@ -308,23 +330,34 @@ at::Tensor DeepseekModel::head(const at::Tensor& weight, const at::Tensor& h) co
 
 at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos,
                                         const at::Tensor& sin, const LatentChunk& chunk, LatentContext* context,
-                                        int64_t index, AttentionForm form, at::Tensor* load,
-                                        const at::Tensor& tokens) const {
+                                        int64_t index, AttentionForm form, const MoeFeed& moe) const {
   const double eps = config_.rms_norm_eps;
   at::Tensor attn_in = rms_norm(x, like(l.input_layernorm, x), eps);
   at::Tensor h = x + mla_forward(l.self_attn, config_, attn_in, cos, sin, chunk, context, index, form);  // [B, T, D]
   at::Tensor y = rms_norm(h, like(l.post_attention_layernorm, h), eps);
   if (l.is_moe && options_.expert_ranks > 1 && !routed_experts_)
     throw std::logic_error("an expert-sharded model needs set_routed_experts before it runs");
-  at::Tensor ffn =
-      l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), load, routed_experts_.get(), tokens).view_as(y)
-               : mlp_forward(l.mlp, y);
+  at::Tensor ffn = l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), moe.load, routed_experts_.get(),
+                                          moe.tokens, moe.replay, moe.routes)
+                                  .view_as(y)
+                            : mlp_forward(l.mlp, y);
   return h + ffn;
 }
 
 at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor& positions, LatentContext* context,
                                         AttentionForm form, std::vector<at::Tensor>* expert_load,
                                         const at::Tensor& tokens) const {
+  Feed feed;
+  feed.positions = positions;
+  feed.context = context;
+  feed.expert_load = expert_load;
+  feed.tokens = tokens;
+  return run_layers(ids, feed, form);
+}
+
+at::Tensor DeepseekModel::run_layers(const at::Tensor& ids, const Feed& feed, AttentionForm form) const {
+  const at::Tensor &positions = feed.positions, &tokens = feed.tokens;
+  LatentContext* context = feed.context;
   if (ids.dim() != 2 || ids.scalar_type() != at::kLong)
     throw InputError("model input: expected int64 ids of shape [B, T], got " + shape_str(ids.sizes()) + " " +
                      c10::toString(ids.scalar_type()));
@@ -349,11 +382,20 @@ at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor&
     throw InputError("model input: token mask of shape " + shape_str(tokens.sizes()) + " for ids of shape " +
                      shape_str(ids.sizes()));
   const at::Tensor routed_tokens = tokens.defined() ? tokens.reshape({-1}).to(at::kBool) : at::Tensor();  // [B·T]
-  at::Tensor x = embed(embed_tokens_, ids);                                                               // [B, T, D]
-  if (expert_load) expert_load->assign(layers_.size(), at::Tensor());
-  for (size_t i = 0; i < layers_.size(); ++i)
-    x = decoder_layer(layers_[i], x, cos, sin, chunk, context, static_cast<int64_t>(i), form,
-                      expert_load ? &(*expert_load)[i] : nullptr, routed_tokens);
+  const at::Tensor replay = feed.replay.defined() ? checked_replay(feed.replay, b, t, spec().moe_layers, config_)
+                                                  : at::Tensor();  // [B·T, L_moe, k] or undefined
+  at::Tensor x = embed(embed_tokens_, ids);                        // [B, T, D]
+  if (feed.expert_load) feed.expert_load->assign(layers_.size(), at::Tensor());
+  if (feed.routes) feed.routes->assign(layers_.size(), at::Tensor());
+  for (size_t i = 0, moe_index = 0; i < layers_.size(); ++i) {
+    MoeFeed moe{routed_tokens,
+                {},
+                feed.expert_load ? &(*feed.expert_load)[i] : nullptr,
+                feed.routes ? &(*feed.routes)[i] : nullptr};
+    if (layers_[i].is_moe && replay.defined()) moe.replay = replay.select(1, static_cast<int64_t>(moe_index));
+    moe_index += layers_[i].is_moe ? 1 : 0;
+    x = decoder_layer(layers_[i], x, cos, sin, chunk, context, static_cast<int64_t>(i), form, moe);
+  }
   if (context) context->commit();
   return rms_norm(x, like(norm_, x), config_.rms_norm_eps);
 }
@@ -364,7 +406,7 @@ at::Tensor DeepseekModel::forward(const at::Tensor& ids, const at::Tensor& posit
 }
 
 at::Tensor DeepseekModel::hidden(const at::Tensor& ids, const Feed& feed) const {
-  return hidden_states(ids, feed.positions, feed.context, AttentionForm::kAuto, feed.expert_load, feed.tokens);
+  return run_layers(ids, feed, AttentionForm::kAuto);
 }
 
 at::Tensor DeepseekModel::logits(const at::Tensor& ids, const Feed& feed) const {
@@ -391,7 +433,7 @@ std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {
     LatentChunk chunk{at::arange(n, at::kLong).unsqueeze(0).expand({ids.size(0), n}), false};
     auto [cos, sin] = rope_cos_sin(config_, chunk.slots, options_.compute_dtype);
     z = decoder_layer(m.block, z, cos, sin, chunk, nullptr, first_mtp_layer + static_cast<int64_t>(k) - 1,
-                      AttentionForm::kNaive, nullptr, {});
+                      AttentionForm::kNaive, {});
     out.push_back(head(m.shared_head_head, rms_norm(z, like(m.shared_head_norm, z), eps)));
     prev = z;
   }

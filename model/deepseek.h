@@ -88,6 +88,7 @@ class DeepseekModel : public CausalLM {
   // `tokens` ([B, T] bool, undefined: all): the positions that reach the routed experts and count
   // in the load; the others (right padding in training batches) get the shared experts only, so
   // how a batch is padded changes neither the loads nor which experts get gradients.
+  // Routes out and replay in: hidden() with Feed::routes / Feed::replay.
   at::Tensor hidden_states(const at::Tensor& ids, const at::Tensor& positions = {}, LatentContext* context = nullptr,
                            AttentionForm form = AttentionForm::kAuto, std::vector<at::Tensor>* expert_load = nullptr,
                            const at::Tensor& tokens = {}) const;
@@ -115,9 +116,17 @@ class DeepseekModel : public CausalLM {
   const at::Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
 
  private:
+  // What one MoE layer's forward takes and gives besides x (see Feed); all optional.
+  struct MoeFeed {
+    at::Tensor tokens;             // [B·T] bool
+    at::Tensor replay;             // [B·T, k] int64
+    at::Tensor* load = nullptr;    // out: [E] int64
+    at::Tensor* routes = nullptr;  // out: [B·T, k] int64
+  };
+  at::Tensor run_layers(const at::Tensor& ids, const Feed& feed, AttentionForm form) const;
   at::Tensor decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                            const LatentChunk& chunk, LatentContext* context, int64_t index, AttentionForm form,
-                           at::Tensor* load, const at::Tensor& tokens) const;  // tokens: [B·T] bool or undefined
+                           const MoeFeed& moe) const;
   at::Tensor embed(const at::Tensor& table, const at::Tensor& ids) const;
   at::Tensor head(const at::Tensor& weight, const at::Tensor& h) const;
 

@@ -40,12 +40,32 @@ at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, c
   return summed.index_add(0, token, ys).to(x.scalar_type());
 }
 
+namespace {
+
+// The router's choice, or the replayed experts of the rows that have them (moe_forward).
+// xs: [M, D]; replay: [M, k] or undefined.
+Routing route(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, const at::Tensor& replay) {
+  const at::Tensor logits = router_logits(w, xs);  // [M, E]
+  Routing r = moe_gate(logits, w.e_score_correction_bias, spec);
+  if (!replay.defined()) return r;
+  const at::Tensor given = replay.narrow(1, 0, 1).ge(0);  // [M, 1]
+  return replay_gate(logits, at::where(given, replay, r.experts), spec);
+}
+
+}  // namespace
+
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load,
-                       const RoutedExperts* routed, const at::Tensor& tokens) {
-  const at::Tensor index = tokens.defined() ? at::nonzero(tokens).squeeze(1) : at::Tensor();  // [M]
-  const at::Tensor xs = tokens.defined() ? x.index_select(0, index) : x;                      // [M, D]
-  Routing r = moe_gate(router_logits(w, xs), w.e_score_correction_bias, spec);
+                       const RoutedExperts* routed, const at::Tensor& tokens, const at::Tensor& replay,
+                       at::Tensor* routes) {
+  const at::Tensor index = tokens.defined() ? at::nonzero(tokens).squeeze(1) : at::Tensor();                // [M]
+  const at::Tensor xs = tokens.defined() ? x.index_select(0, index) : x;                                    // [M, D]
+  const at::Tensor forced = replay.defined() && tokens.defined() ? replay.index_select(0, index) : replay;  // [M, k]
+  Routing r = route(w, spec, xs, forced);
   if (load) *load = expert_load(r, w.gate.size(0));
+  if (routes)
+    *routes = tokens.defined()
+                  ? at::full({x.size(0), spec.top_k}, -1, r.experts.options()).index_copy(0, index, r.experts)
+                  : r.experts;                                                             // [N, k]
   at::Tensor out = routed ? routed->forward(w, r, xs) : routed_experts_forward(w, r, xs);  // [M, D]
   if (tokens.defined()) out = at::zeros_like(x).index_copy(0, index, out);                 // [N, D]
   if (w.shared_experts.gate_proj.weight.defined()) out = out + mlp_forward(w.shared_experts, x);

@@ -63,7 +63,11 @@ at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, co
 // experts. x: [N, D] -> [N, D]. With `load`, also the tokens routed to each expert ([E] int64,
 // see expert_load). `tokens` ([N] bool, undefined: all): the tokens that go through the gate and
 // the routed experts; the others (padding) get the shared experts' output only and no load.
+// Routing replay: `replay` ([N, k] int64, undefined: none) forces the experts of each row whose
+// first entry is >= 0 (ids < E), weighed by replay_gate; rows of -1 keep the router's choice.
+// With `routes`: the experts each token went through, [N, k] int64 (rows outside `tokens`: -1).
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load = nullptr,
-                       const RoutedExperts* routed = nullptr, const at::Tensor& tokens = {});
+                       const RoutedExperts* routed = nullptr, const at::Tensor& tokens = {},
+                       const at::Tensor& replay = {}, at::Tensor* routes = nullptr);
 
 }  // namespace grpo

@@ -32,11 +32,24 @@ at::Tensor mask_to_best_groups(const at::Tensor& choice, const at::Tensor& group
   return choice.masked_fill(expert_mask.logical_not(), -std::numeric_limits<double>::infinity());
 }
 
+at::Tensor gate_scores(const at::Tensor& logits, const GateSpec& spec) {
+  return spec.scoring == ScoringFunc::kSoftmax ? logits.softmax(-1) : sigmoid_invariant(logits);  // [N, E]
+}
+
+// The weights of `experts` ([N, k]) from the un-biased scores ([N, E]): see moe_gate.h.
+at::Tensor gate_weights(const at::Tensor& scores, const at::Tensor& experts, const GateSpec& spec) {
+  at::Tensor weights = scores.gather(1, experts);  // [N, k]
+  bool normalise = spec.norm_topk_prob && (spec.family == ModelFamily::kDeepseekV3 || spec.top_k > 1);
+  if (normalise) weights = weights / (weights.sum(-1, /*keepdim=*/true) + 1e-20);
+  if (spec.family == ModelFamily::kDeepseekV3 || !normalise) weights = weights * spec.routed_scaling_factor;
+  return weights;
+}
+
 }  // namespace
 
 Routing moe_gate(const at::Tensor& logits, const at::Tensor& bias, const GateSpec& spec) {
   int64_t n = logits.size(0), e = logits.size(1);
-  at::Tensor scores = spec.scoring == ScoringFunc::kSoftmax ? logits.softmax(-1) : sigmoid_invariant(logits);  // [N, E]
+  at::Tensor scores = gate_scores(logits, spec);  // [N, E]
 
   at::Tensor experts;  // [N, k]
   {
@@ -53,14 +66,14 @@ Routing moe_gate(const at::Tensor& logits, const at::Tensor& bias, const GateSpe
       at::Tensor group_score = std::get<0>(choice.view({n, spec.n_group, e / spec.n_group}).max(-1));
       choice = mask_to_best_groups(choice, group_score, spec.topk_group);
     }
-    experts = std::get<1>(choice.topk(spec.top_k, -1));
+    // Ascending ids: the layout of Routes, so that a replayed route sums its weights in the same order.
+    experts = std::get<0>(std::get<1>(choice.topk(spec.top_k, -1)).sort(-1));
   }
+  return {experts, gate_weights(scores, experts, spec)};
+}
 
-  at::Tensor weights = scores.gather(1, experts);  // [N, k], un-biased scores
-  bool normalise = spec.norm_topk_prob && (spec.family == ModelFamily::kDeepseekV3 || spec.top_k > 1);
-  if (normalise) weights = weights / (weights.sum(-1, /*keepdim=*/true) + 1e-20);
-  if (spec.family == ModelFamily::kDeepseekV3 || !normalise) weights = weights * spec.routed_scaling_factor;
-  return {experts, weights};
+Routing replay_gate(const at::Tensor& logits, const at::Tensor& experts, const GateSpec& spec) {
+  return {experts, gate_weights(gate_scores(logits, spec), experts, spec)};
 }
 
 at::Tensor expert_load(const Routing& routing, int64_t num_experts) {

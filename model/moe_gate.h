@@ -27,12 +27,18 @@ struct GateSpec {
 
 // Thread-safety: a plain value, no locking (concurrent reads only); copies share the tensors' storage.
 struct Routing {
-  at::Tensor experts;  // [N, k] int64, no particular order
+  at::Tensor experts;  // [N, k] int64, ascending in each row
   at::Tensor weights;  // [N, k] in the logits' dtype; differentiable w.r.t. the logits
 };
 
 // logits: [N, E] (fp32 or fp64: the router runs in at least fp32); bias: [E] or undefined.
 Routing moe_gate(const at::Tensor& logits, const at::Tensor& bias, const GateSpec& spec);
+
+// Routing replay (R3): the given experts, with weights recomputed from the current router's
+// scores over them by moe_gate's rules (scoring function, norm_topk_prob, routed_scaling_factor;
+// no bias), differentiable w.r.t. the logits. Replaying moe_gate's own choice gives its Routing
+// exactly. logits: [N, E]; experts: [N, k] int64 in [0, E) -> Routing{experts, [N, k]}.
+Routing replay_gate(const at::Tensor& logits, const at::Tensor& experts, const GateSpec& spec);
 
 // Tokens routed to each expert: [E] int64.
 at::Tensor expert_load(const Routing& routing, int64_t num_experts);

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/memory_limit.h"
+#include "model/routes_tensor.h"
 
 namespace grpo::rollout {
 
@@ -23,6 +24,7 @@ struct Engine::Sequence {
   std::vector<int64_t> samples;  // leader only: the sample indices it forks into
   std::vector<int64_t> tokens;   // prompt + generated
   std::vector<float> logprobs;   // one per generated token
+  Routes routes;                 // with record_routes: of tokens[0, cached)
   std::vector<int32_t> pages;
   int64_t cached = 0;
   std::string text;  // decoded so far (for stop strings)
@@ -500,8 +502,14 @@ void Engine::run(const std::vector<Chunk>& chunks) {
     batch_.set_rows(rows, t);
     Feed feed;
     feed.context = &batch_;
+    std::vector<at::Tensor> routes;  // per decoder layer [B·T, k]
+    if (options_.record_routes) feed.routes = &routes;
     at::Tensor h = model_->hidden(ids_, feed);  // [B, T, D]
     if (!last_rows.empty()) logits.push_back(model_->logits_at(h, at::tensor(last_rows, at::kLong)));
+    for (int64_t i = 0; i < b && options_.record_routes; ++i) {  // a recompute replaces what it feeds again
+      truncate_routes(group[i]->seq->routes, group[i]->start);
+      append_routes(group[i]->seq->routes, routes, i * t, t);
+    }
   }
   for (const Chunk& c : chunks) c.seq->cached += c.tokens;
   if (sampled.empty()) return;
@@ -539,6 +547,7 @@ void Engine::run(const std::vector<Chunk>& chunks) {
       m->group = s->group;
       m->sample = k;
       m->tokens = s->tokens;
+      m->routes = s->routes;
       m->pages = s->pages;
       for (int32_t p : m->pages) pool_.retain(p);
       m->cached = s->cached;
@@ -570,6 +579,7 @@ void Engine::complete(Sequence& s, FinishReason reason) {
   c.sample_index = s.sample;
   c.token_ids.assign(s.tokens.begin() + s.prompt_len(), s.tokens.end());
   c.logprobs = s.logprobs;
+  c.routes = std::move(s.routes);
   if (tokenizer_) {  // the EOS that ended it is not part of the text
     const size_t n = c.token_ids.size() - (reason == FinishReason::kEos ? 1 : 0);
     c.text = decode_text(*tokenizer_, std::vector<int64_t>(c.token_ids.begin(), c.token_ids.begin() + n));

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "model/causal_lm.h"
+#include "model/routes.h"
 #include "rollout/finish_reason.h"
 #include "rollout/page_pool.h"
 #include "rollout/paged_batch.h"
@@ -85,6 +86,10 @@ struct Completion {
   FinishReason finish_reason = FinishReason::kLength;
   int64_t weight_version = 0;  // the weights that produced every token
   int64_t prompt_tokens = 0;
+  // With EngineOptions::record_routes on a MoE model: the experts every fed position went through
+  // (prompt + token_ids − 1 positions, model/routes.h), from the weights of weight_version.
+  // Otherwise empty.
+  Routes routes;
 };
 
 // token_ids decoded with added/special tokens kept; ids the tokenizer does not know are dropped.
@@ -112,6 +117,7 @@ struct EngineOptions {
   int64_t max_new_tokens_limit = 32768;  // requests asking for more are refused
   int64_t max_context = 0;               // prompt + completion; 0: the model's max_position_embeddings
   int64_t max_queued_requests = 4096;    // submitted but not started; more are refused (EngineFull)
+  bool record_routes = false;            // Completion::routes, for routing replay (MoE models)
 };
 
 struct EngineStats {
