@@ -30,8 +30,8 @@
 //       u32  layers         MoE layers, >= 1
 //       u32  top_k          experts per token, >= 1
 //       u32  tokens         == prompt_token_ids count + token_ids count - 1
-//       u16s experts        tokens x layers x top_k expert ids, [token][layer][k] (not range-checked:
-//                           the model is not known here)
+//       u16 x tokens x layers x top_k  expert ids, [token][layer][k] (no count of their own;
+//                           not range-checked: the model is not known here)
 //
 // A record that fails to decode (unknown version, checksum mismatch, truncated, trailing bytes,
 // an out-of-range field) yields an error message saying which and where; nothing throws.
@@ -52,17 +52,19 @@ namespace grpo {
 using rollout::FinishReason;
 
 struct Completion {
-  std::string text;                // as generated; may end inside a UTF-8 character
-  std::vector<int32_t> token_ids;  // [T]
-  std::vector<float> logprobs;     // [T] the rollout engine's log-prob of each sampled token
-  Routes routes;      // the rollout engine's experts per position (routing replay); empty when not recorded
-  double reward = 0;  // total reward the trainer uses
+  std::string text;                                 // as generated; may end inside a UTF-8 character
+  std::vector<int32_t> token_ids;                   // [T]
+  std::vector<float> logprobs;                      // [T] the rollout engine's log-prob of each sampled token
+  double reward = 0;                                // total reward the trainer uses
   std::map<std::string, double> reward_components;  // "accuracy", "format", "overlong", ...
   std::string reward_reason;                        // the verifier's short verdict
   bool correct = false;
   FinishReason finish_reason = FinishReason::kStop;
   int64_t weight_version = 0;  // policy weight version that generated it
   int64_t finished_us = 0;     // generation finished (unix time, microseconds)
+  // The experts the rollout's routers chose (MoE models, for trainer.routing_replay: rollout):
+  // prompt + token_ids − 1 positions; empty when not recorded.
+  Routes routes;
 };
 
 struct ScoredGroup {

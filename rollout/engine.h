@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "model/causal_lm.h"
+#include "model/routes.h"
 #include "rollout/finish_reason.h"
 #include "rollout/page_pool.h"
 #include "rollout/paged_batch.h"
@@ -71,6 +72,7 @@ struct Request {
   std::vector<int64_t> prompt;  // token ids, 1 .. max_context of them
   int64_t n = 1;                // samples (the group size G)
   GenerationParams params;
+  bool record_routes = false;  // fill Completion::routes of its completions (the experts the MoE routers chose)
 };
 
 struct Completion {
@@ -85,6 +87,10 @@ struct Completion {
   FinishReason finish_reason = FinishReason::kLength;
   int64_t weight_version = 0;  // the weights that produced every token
   int64_t prompt_tokens = 0;
+  // With EngineOptions::record_routes on a MoE model: the experts every fed position went through
+  // (prompt + token_ids − 1 positions, model/routes.h), from the weights of weight_version.
+  // Otherwise empty.
+  Routes routes;
 };
 
 // token_ids decoded with added/special tokens kept; ids the tokenizer does not know are dropped.
