@@ -125,7 +125,7 @@ TEST(ScoredGroupRecord, RoundTripsRoutes) {
   auto back = decode_scored_group(encode_scored_group(g), &err);
   ASSERT_TRUE(back.has_value()) << err;
   expect_same_group(g, *back);
-  EXPECT_EQ(back->completions[0].routes.experts.size(), (4u + 9 - 1) * 3 * 2);
+  ASSERT_EQ(back->completions[0].routes.experts.size(), (4u + 9 - 1) * 3 * 2);
   EXPECT_EQ(back->completions[0].routes.experts[0], 65535);
   EXPECT_TRUE(back->completions[1].routes.empty());
 
