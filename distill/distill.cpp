@@ -218,7 +218,7 @@ class Distiller {
       std::vector<const Prompt*> ptrs;
       ptrs.reserve(prompts.size());
       for (const auto& p : prompts) ptrs.push_back(&p);
-      std::vector<ScoredGroup> groups = sample_and_score(o_.run, rollouts, reward, ptrs, seeds, 0, 0, stats);
+      std::vector<ScoredGroup> groups = sample_and_score(o_.run, rollouts, reward, ptrs, seeds, 0, 0, o_.routes, stats);
       for (size_t i = 0; i < groups.size(); ++i) {
         groups[i].step = index[i];
         samples += int64_t(groups[i].completions.size());
@@ -277,6 +277,7 @@ class Distiller {
         }
       }
       if (!state.filter || !user) continue;
+      if (o_.routes) require_routes(g, config_.where("distill.routes") + " exports them from " + store.dir());
       for (const Completion& c : g.completions) {
         min_version = std::min(min_version, c.weight_version);
         max_version = std::max(max_version, c.weight_version);
@@ -298,6 +299,7 @@ class Distiller {
         e.completion = c.text;
         e.completion_token_ids = c.token_ids;
         e.reward = c.reward;
+        if (o_.routes) e.routes = c.routes;
         examples.push_back(std::move(e));
       }
     }
@@ -369,7 +371,8 @@ class Distiller {
 DistillOptions DistillOptions::from_config(const Config& config) {
   DistillOptions o;
   const Config d = config.sub("distill");
-  d.require_known({"out", "batch_prompts", "per_prompt_cap", "topk_logprobs", "topk_batch", "filters", "harvest"});
+  d.require_known(
+      {"out", "batch_prompts", "per_prompt_cap", "topk_logprobs", "topk_batch", "routes", "filters", "harvest"});
   const Config harvest = d.sub("harvest");
   harvest.require_known({"store"});
   o.harvest_store = harvest.get_path("store");
@@ -398,6 +401,7 @@ DistillOptions DistillOptions::from_config(const Config& config) {
   if (o.topk_logprobs < 0) throw InputError(d.where("topk_logprobs") + ": expected >= 0 (0 = off)");
   o.topk_batch = d.get<int64_t>("topk_batch", o.topk_batch);
   if (o.topk_batch < 1) throw InputError(d.where("topk_batch") + ": expected a positive integer");
+  o.routes = d.get<bool>("routes", o.routes);
   o.filters = DistillFilters::from_config(d.sub("filters"), cap);
   if (!o.harvest_store.empty() && o.topk_logprobs > 0 && o.run.model.path.empty())
     throw InputError(d.where("topk_logprobs") + ": the teacher's log-probs need model.path");

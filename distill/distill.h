@@ -38,6 +38,9 @@
 //   per_prompt_cap: 0          accepted samples kept per prompt at most (0 = all)
 //   topk_logprobs: 0           k > 0: the teacher's top-k log-probs per completion token
 //   topk_batch: 8              sequences per teacher forward pass
+//   routes: false              true: export each sample's routes (the experts its rollout's MoE
+//                              routers chose; distill/export.h); sample mode asks the rollouts to
+//                              record them, and a sample without them is an error
 //   filters: {correct_only: true, min_reward: -.inf, drop_truncated: true, max_tokens: 0,
 //             require_format: true, answer_tags: false, language: en, min_language_share: 0,
 //             max_repetition: 1.0, repetition_ngram: 4, dedupe: true}
@@ -63,6 +66,7 @@ struct DistillOptions {
   int64_t batch_prompts = 16;
   int64_t topk_logprobs = 0;
   int64_t topk_batch = 8;
+  bool routes = false;  // export the routes (and, sampling, ask the rollouts for them)
   DistillFilters filters;
 
   // InputError naming the key for unknown keys and out-of-range values.

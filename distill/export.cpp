@@ -148,6 +148,23 @@ std::string distill_line(const DistillExample& e, const std::string& opening, co
                 [](std::string& o, const std::vector<float>& v) { append_list(o, v, append_float); });
     line += "}}";
   }
+  if (!e.routes.empty()) {
+    const Routes& r = e.routes;
+    line.pop_back();
+    line += R"(,"routes":{"layers":)" + std::to_string(r.layers) + R"(,"top_k":)" + std::to_string(r.top_k) +
+            R"(,"experts":[)";
+    for (int64_t t = 0; t < r.tokens; ++t) {
+      line += t ? ",[" : "[";
+      for (int64_t l = 0; l < r.layers; ++l) {
+        const uint16_t* ids = r.experts.data() + r.offset(t, l);
+        line += l ? ",[" : "[";
+        for (int64_t k = 0; k < r.top_k; ++k) line += (k ? "," : "") + std::to_string(ids[k]);
+        line += ']';
+      }
+      line += ']';
+    }
+    line += "]}}";
+  }
   return line + "\n";
 }
 

@@ -7,13 +7,17 @@
 //                                {"role": "assistant", "content": OPENING + COMPLETION}],
 //                   "id": "PROMPT_ID#SAMPLE", "source": SOURCE, "reward": R,
 //                   "teacher": {"token_ids": [T ints], "topk_ids": [T x [k ints]],
-//                               "topk_logprobs": [T x [k floats]]}}      (teacher: only when k > 0)
+//                               "topk_logprobs": [T x [k floats]]},      (teacher: only when k > 0)
+//                   "routes": {"layers": L, "top_k": K,                     (routes: only with
+//                              "experts": [P + T - 1 x [L x [K ints]]]}}     distill.routes: true)
 //                  OPENING is the part of the template's generation prompt from its last "<think>"
 //                  on (e.g. "<think>" or "<think>\n"), so the assistant turn is self-contained;
 //                  "" when the generation prompt opens no think block. token_ids are the
 //                  completion's tokens; topk_* at position t are the teacher's k most likely next
 //                  tokens (log-probs descending, temperature 1) given the rendered prompt and the
 //                  completion's tokens before t.
+//                  routes are the experts the rollout engine's MoE routers chose (model/routes.h)
+//                  at each position of prompt + completion but its last token, per MoE layer.
 //   pairs.jsonl    {"prompt": RENDERED PROMPT, "completion": COMPLETION} per accepted sample.
 // Text that is not valid UTF-8 (a completion cut inside a character) is written with U+FFFD.
 #pragma once
@@ -21,6 +25,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "model/routes.h"
 
 namespace grpo {
 class ChatTemplate;
@@ -37,6 +43,7 @@ struct DistillExample {
   std::string completion;
   std::vector<int32_t> completion_token_ids;  // [T]
   double reward = 0;
+  Routes routes;  // written when not empty (distill.routes)
 };
 
 // The teacher's k most likely next tokens at each completion position.
@@ -58,7 +65,8 @@ std::optional<std::string> user_message_of(const ChatTemplate& chat_template, co
 std::vector<TeacherTopK> teacher_topk(const CausalLM& model, const std::vector<DistillExample>& examples, int64_t k,
                                       int64_t batch, Progress* progress = nullptr);
 
-// One line of distill.jsonl (with its newline); `teacher` null: no "teacher" field.
+// One line of distill.jsonl (with its newline); `teacher` null: no "teacher" field; e.routes
+// empty: no "routes" field.
 std::string distill_line(const DistillExample& e, const std::string& opening, const TeacherTopK* teacher);
 // One line of pairs.jsonl (with its newline).
 std::string pair_line(const DistillExample& e);

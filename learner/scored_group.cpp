@@ -34,6 +34,10 @@ class Writer {
   template <typename T>  // int32_t or float
   void words(const std::vector<T>& v, const char* field) {
     count(v.size(), field);
+    array(v);
+  }
+  template <typename T>  // the elements only (their count is implied by earlier fields)
+  void array(const std::vector<T>& v) {
     out_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
   }
 
@@ -65,9 +69,13 @@ class Reader {
   }
   template <typename T>  // int32_t or float
   std::vector<T> words(const std::string& field) {
-    const auto n = get<uint32_t>(field + " count");
+    return array<T>(get<uint32_t>(field + " count"), field);
+  }
+  // n elements; n * sizeof(T) must not overflow (callers bound n by left() first when it can).
+  template <typename T>
+  std::vector<T> array(uint64_t n, const std::string& field) {
     std::vector<T> v;
-    if (const char* p = take(uint64_t(n) * sizeof(T), field)) {  // checked before allocating
+    if (const char* p = take(n * sizeof(T), field)) {  // checked before allocating
       v.resize(n);
       std::memcpy(v.data(), p, n * sizeof(T));
     }
@@ -100,6 +108,36 @@ std::string hex32(uint32_t v) {
   return buf;
 }
 
+// The route tokens a completion of `completion_tokens` after `prompt_tokens` must have.
+int64_t route_tokens(size_t prompt_tokens, size_t completion_tokens) {
+  return static_cast<int64_t>(prompt_tokens + completion_tokens) - 1;
+}
+
+// The routes of a version-2 completion (after its other fields): sizes checked, ids not.
+void decode_routes(Reader& r, const std::string& where, size_t prompt_tokens, Completion& c) {
+  const auto layers = r.get<uint32_t>(where + " routes layers");
+  const auto top_k = r.get<uint32_t>(where + " routes top_k");
+  const auto tokens = r.get<uint32_t>(where + " routes tokens");
+  if (!r.ok() || (layers == 0 && top_k == 0 && tokens == 0)) return;  // none recorded
+  const std::string sizes =
+      "layers " + std::to_string(layers) + ", top_k " + std::to_string(top_k) + ", tokens " + std::to_string(tokens);
+  const int64_t expected = route_tokens(prompt_tokens, c.token_ids.size());
+  if (layers == 0 || top_k == 0 || tokens == 0)
+    return r.fail(where + " routes: " + sizes + "; expected all three >= 1, or all 0 (no routes)");
+  if (tokens != expected)
+    return r.fail(where + " routes: " + std::to_string(tokens) + " tokens, expected " + std::to_string(expected) +
+                  " (prompt " + std::to_string(prompt_tokens) + " + completion " + std::to_string(c.token_ids.size()) +
+                  " - 1)");
+  const uint64_t per_token = uint64_t(layers) * top_k;  // < 2^64; times tokens may not be
+  if (per_token > r.left() / sizeof(uint16_t) / tokens)
+    return r.fail("truncated: " + where + " routes (" + sizes + ") cannot fit in " + std::to_string(r.left()) +
+                  " bytes");
+  c.routes.layers = layers;
+  c.routes.top_k = top_k;
+  c.routes.tokens = tokens;
+  c.routes.experts = r.array<uint16_t>(per_token * tokens, where + " routes experts");
+}
+
 bool decode_completion(Reader& r, const std::string& where, Completion& c) {
   c.text = r.str(where + " text");
   c.token_ids = r.words<int32_t>(where + " token_ids");
@@ -127,6 +165,35 @@ bool decode_completion(Reader& r, const std::string& where, Completion& c) {
   c.weight_version = r.get<int64_t>(where + " weight_version");
   c.finished_us = r.get<int64_t>(where + " finished_us");
   return r.ok();
+}
+
+// The routes of completion i of g (all counts 0 when it has none); InputError when their sizes
+// do not match.
+void put_routes(Writer& w, const Completion& c, const ScoredGroup& g, size_t i) {
+  const Routes& routes = c.routes;
+  if (routes.empty()) {
+    for (int k = 0; k < 3; ++k) w.put(uint32_t{0});
+    return;
+  }
+  const std::string where = "scored group (prompt '" + g.prompt_id + "'): completion " + std::to_string(i) + " routes";
+  const int64_t expected = route_tokens(g.prompt_token_ids.size(), c.token_ids.size());
+  constexpr int64_t kMax = std::numeric_limits<uint32_t>::max();
+  if (routes.layers < 1 || routes.layers > kMax || routes.top_k < 1 || routes.top_k > kMax)
+    throw InputError(where + ": layers " + std::to_string(routes.layers) + ", top_k " + std::to_string(routes.top_k) +
+                     "; expected both in [1, 2^32-1]");
+  if (routes.tokens != expected)
+    throw InputError(where + ": " + std::to_string(routes.tokens) + " tokens, expected " + std::to_string(expected) +
+                     " (prompt " + std::to_string(g.prompt_token_ids.size()) + " + completion " +
+                     std::to_string(c.token_ids.size()) + " - 1)");
+  const uint64_t per_token = uint64_t(routes.layers) * uint64_t(routes.top_k);  // no overflow: both < 2^32
+  if (routes.experts.size() % per_token != 0 || routes.experts.size() / per_token != uint64_t(routes.tokens))
+    throw InputError(where + ": " + std::to_string(routes.experts.size()) + " expert ids, expected tokens x layers x " +
+                     "top_k = " + std::to_string(routes.tokens) + " x " + std::to_string(routes.layers) + " x " +
+                     std::to_string(routes.top_k));
+  w.put(static_cast<uint32_t>(routes.layers));
+  w.put(static_cast<uint32_t>(routes.top_k));
+  w.put(static_cast<uint32_t>(routes.tokens));
+  w.array(routes.experts);
 }
 
 }  // namespace
@@ -167,6 +234,7 @@ std::string encode_scored_group(const ScoredGroup& g) {
     w.put(static_cast<uint8_t>(c.finish_reason));
     w.put(c.weight_version);
     w.put(c.finished_us);
+    put_routes(w, c, g, i);
   }
   const uint32_t crc = crc32c(out.data() + kHeaderBytes, out.size() - kHeaderBytes);
   out[0] = static_cast<char>(kScoredGroupFormatVersion);
@@ -181,8 +249,8 @@ std::optional<ScoredGroup> decode_scored_group(std::string_view record, std::str
   };
   if (record.empty()) return failed("empty record");
   const auto version = static_cast<uint8_t>(record[0]);
-  if (version != kScoredGroupFormatVersion)
-    return failed("unknown format version " + std::to_string(version) + " (this build reads version " +
+  if (version < 1 || version > kScoredGroupFormatVersion)
+    return failed("unknown format version " + std::to_string(version) + " (this build reads versions 1 to " +
                   std::to_string(kScoredGroupFormatVersion) + ")");
   if (record.size() < kHeaderBytes)
     return failed("truncated: " + std::to_string(record.size()) + " bytes, shorter than the record header");
@@ -203,11 +271,15 @@ std::optional<ScoredGroup> decode_scored_group(std::string_view record, std::str
   g.created_us = r.get<int64_t>("created_us");
   g.scored_us = r.get<int64_t>("scored_us");
   const uint32_t n = r.get<uint32_t>("completion count");
-  // Each completion takes at least 46 bytes, so a garbage count fails before a huge allocation.
+  // Each completion takes at least 46 bytes (58 from version 2), so a garbage count fails before a huge allocation.
   if (r.ok() && n > r.left() / 46)
     r.fail("truncated: " + std::to_string(n) + " completions cannot fit in " + std::to_string(r.left()) + " bytes");
   if (r.ok()) g.completions.resize(n);
-  for (uint32_t i = 0; i < n && r.ok(); ++i) decode_completion(r, "completion " + std::to_string(i), g.completions[i]);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    const std::string where = "completion " + std::to_string(i);
+    decode_completion(r, where, g.completions[i]);
+    if (version >= 2) decode_routes(r, where, g.prompt_token_ids.size(), g.completions[i]);
+  }
   if (r.ok() && r.left() != 0) r.fail(std::to_string(r.left()) + " trailing bytes after the last completion");
   if (!r.ok()) return failed(r.error());
   return g;

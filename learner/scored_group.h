@@ -2,9 +2,9 @@
 // log-probs and the reward service's verdicts. This is what the experience store keeps and what the
 // trainer and the distillation exporter read back.
 //
-// Binary record (little-endian, format version 1), as stored under one key of the experience store:
+// Binary record (little-endian, format version 2), as stored under one key of the experience store:
 //
-//   u8   version            = 1
+//   u8   version            = 2 (1: the same without the routes; still read, as groups without routes)
 //   u32  crc                CRC-32C of every byte after this field (the body)
 //   body:
 //     str  run_id           str  := u32 byte length, bytes (no terminator; any bytes)
@@ -26,6 +26,12 @@
 //       u8   finish_reason  0 stop, 1 length, 2 abort
 //       i64  weight_version
 //       i64  finished_us
+//       (version 2 on:) the routes (model/routes.h), all three counts 0 when none were recorded:
+//       u32  layers         MoE layers, >= 1
+//       u32  top_k          experts per token, >= 1
+//       u32  tokens         == prompt_token_ids count + token_ids count - 1
+//       u16 x tokens x layers x top_k  expert ids, [token][layer][k] (no count of their own;
+//                           not range-checked: the model is not known here)
 //
 // A record that fails to decode (unknown version, checksum mismatch, truncated, trailing bytes,
 // an out-of-range field) yields an error message saying which and where; nothing throws.
@@ -73,13 +79,15 @@ struct ScoredGroup {
   int64_t scored_us = 0;
 };
 
-constexpr uint8_t kScoredGroupFormatVersion = 1;
+constexpr uint8_t kScoredGroupFormatVersion = 2;
 
-// Encodes `g` as a version-1 record. Throws grpo::InputError naming the field when `g` cannot be
-// stored: negative step, token_ids/logprobs of different lengths, a string or list over 4 GiB.
+// Encodes `g` as a version-2 record. Throws grpo::InputError naming the field when `g` cannot be
+// stored: negative step, token_ids/logprobs of different lengths, routes whose sizes do not match
+// (experts count != tokens x layers x top_k, tokens != prompt + completion - 1, a count of 0 or
+// above 2^32-1), a string or list over 4 GiB.
 std::string encode_scored_group(const ScoredGroup& g);
 
-// Decodes a record. On failure returns nullopt and, when `error` is given, sets it to the reason
+// Decodes a record of version 1 or 2. On failure returns nullopt and, when `error` is given, sets it to the reason
 // ("checksum mismatch: stored 0x.., computed 0x..", "truncated: completion 2 token_ids needs 40
 // bytes, 12 left", "unknown format version 7", ...).
 std::optional<ScoredGroup> decode_scored_group(std::string_view record, std::string* error = nullptr);

@@ -72,6 +72,7 @@ struct Request {
   std::vector<int64_t> prompt;  // token ids, 1 .. max_context of them
   int64_t n = 1;                // samples (the group size G)
   GenerationParams params;
+  bool record_routes = false;  // fill Completion::routes of its completions (the experts the MoE routers chose)
 };
 
 struct Completion {

@@ -316,7 +316,8 @@ struct HarvestFixture {
 
   // p0: one sample per filter (see the comments); p1: no reference answer; p2: a prompt text the
   // template did not make; p3: nothing correct; p0 again at a later step (merged: one more cap).
-  void fill() {
+  // With `routes`, every completion has routes over 2 MoE layers, top-2: expert (t + l + k) % 5.
+  void fill(bool routes = false) {
     auto store = ExperienceStore::open(store_dir);
     ScoredGroup a = group("p0", "1+2", 0);
     const std::string ok = "1+2=3</think><answer>3</answer>";
@@ -343,6 +344,14 @@ struct HarvestFixture {
     d.completions = {completion(ok, {5}, false), completion("8</think>8", {6}, false)};
     ScoredGroup a2 = group("p0", "1+2", 2);
     a2.completions = {completion("0+3=3</think><answer>3</answer>", {4, 4}, true)};  // 10 cap
+    if (routes)
+      for (ScoredGroup* g : {&a, &b, &c, &d, &a2})
+        for (Completion& x : g->completions) {
+          x.routes = {int64_t(g->prompt_token_ids.size() + x.token_ids.size()) - 1, 2, 2, {}};
+          for (int64_t t = 0; t < x.routes.tokens; ++t)
+            for (int64_t l = 0; l < 2; ++l)
+              for (int64_t k = 0; k < 2; ++k) x.routes.experts.push_back(uint16_t((t + l + k) % 5));
+        }
     store->put_batch({a, b, c, d});
     store->put(a2);
     store.reset();
@@ -457,6 +466,40 @@ TEST(DistillHarvest, TopKFromTheGivenTeacherAndAnEmptyResult) {
   EXPECT_EQ(empty["empty"], true);
   EXPECT_EQ(empty["counts"]["rejected"]["incorrect"], 13);
   EXPECT_THAT(read_file(fs::path(f.tmp / "out") / "dataset_card.md"), HasSubstr("EMPTY"));
+}
+
+TEST(DistillHarvest, RoutesOnlyOnRequest) {
+  HarvestFixture f;
+  f.fill();
+  DistillRun how;
+  how.progress = false;
+  const fs::path out = f.tmp / "out";
+  run_distill(f.config(), how);
+  const std::string without = read_file(out / "distill.jsonl");
+  ckpt_test::expect_input_error(
+      [&] { run_distill(f.config({"distill.routes=true"}), how); },
+      {"group (step 0, prompt 'p0'): completion 0 has no routes", "distill.routes", f.store_dir});
+
+  // The same groups with routes: not exported by default (byte for byte the same file) ...
+  fs::remove_all(f.store_dir);
+  f.fill(/*routes=*/true);
+  run_distill(f.config(), how);
+  EXPECT_EQ(read_file(out / "distill.jsonl"), without);
+  // ... and with distill.routes, a "routes" field on every line.
+  run_distill(f.config({"distill.routes=true"}), how);
+  const std::vector<json> lines = read_jsonl(out / "distill.jsonl");
+  ASSERT_EQ(lines.size(), 2u);
+  const json& r = lines[1]["routes"];  // p0#8: prompt 4 + completion 3 tokens - 1 = 6 positions
+  EXPECT_EQ(r["layers"], 2);
+  EXPECT_EQ(r["top_k"], 2);
+  ASSERT_EQ(r["experts"].size(), 6u);
+  EXPECT_EQ(r["experts"][0], (json{{0, 1}, {1, 2}}));
+  EXPECT_EQ(r["experts"][5], (json{{0, 1}, {1, 2}}));  // (5 + l + k) % 5
+  EXPECT_EQ(lines[1]["id"], "p0#8");
+  EXPECT_EQ(lines[0]["routes"]["experts"].size(), 6u);
+  json stripped = lines[1];
+  stripped.erase("routes");
+  EXPECT_EQ(stripped, json::parse(without.substr(without.find('\n') + 1)));  // otherwise the same line
 }
 
 TEST(DistillHarvest, Sha256OfKnownText) {

@@ -44,6 +44,22 @@ inline ScoredGroup make_group(int64_t step, int index, int group_size = 3, int t
   return g;
 }
 
+// Gives every completion of g routes over `layers` MoE layers, top_k experts each (ids depend on
+// the completion, token, layer and k; up to 65535, the top of the u16 range).
+inline void add_routes(ScoredGroup& g, int64_t layers = 2, int64_t top_k = 3) {
+  for (size_t i = 0; i < g.completions.size(); ++i) {
+    Completion& c = g.completions[i];
+    c.routes = {};
+    c.routes.tokens = static_cast<int64_t>(g.prompt_token_ids.size() + c.token_ids.size()) - 1;
+    c.routes.layers = layers;
+    c.routes.top_k = top_k;
+    for (int64_t t = 0; t < c.routes.tokens; ++t)
+      for (int64_t l = 0; l < layers; ++l)
+        for (int64_t k = 0; k < top_k; ++k)
+          c.routes.experts.push_back(static_cast<uint16_t>(t == 0 && k == 0 ? 65535 : i * 7 + t * 5 + l * 3 + k));
+  }
+}
+
 inline bool same_float_bits(float a, float b) {
   uint32_t x = 0, y = 0;
   std::memcpy(&x, &a, sizeof a);
@@ -75,6 +91,10 @@ inline void expect_same_group(const ScoredGroup& a, const ScoredGroup& b) {
     EXPECT_EQ(x.finish_reason, y.finish_reason) << i;
     EXPECT_EQ(x.weight_version, y.weight_version) << i;
     EXPECT_EQ(x.finished_us, y.finished_us) << i;
+    EXPECT_EQ(x.routes.tokens, y.routes.tokens) << i;
+    EXPECT_EQ(x.routes.layers, y.routes.layers) << i;
+    EXPECT_EQ(x.routes.top_k, y.routes.top_k) << i;
+    EXPECT_EQ(x.routes.experts, y.routes.experts) << i;
   }
 }
 

@@ -456,7 +456,7 @@ class Loop {
     for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.run.seed, step, p->item.id));
     return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step,
                             weight_version(epoch_, std::max<int64_t>(0, step - cfg_.train.max_staleness)),
-                            acc.sampling);
+                            /*record_routes=*/false, acc.sampling);
   }
 
   // ---- learner side ------------------------------------------------------------------

@@ -41,7 +41,7 @@ size_t RolloutPool::live_workers() const {
 
 std::vector<std::vector<rollout::Completion>> RolloutPool::generate(const std::vector<rollout::GeneratePrompt>& prompts,
                                                                     const rollout::GenerationParams& params,
-                                                                    int64_t min_version) {
+                                                                    int64_t min_version, bool record_routes) {
   std::vector<std::vector<rollout::Completion>> out(prompts.size());
   std::vector<size_t> pending(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) pending[i] = i;
@@ -76,6 +76,7 @@ std::vector<std::vector<rollout::Completion>> RolloutPool::generate(const std::v
         call.params = params;
         call.min_weight_version = min_version;
         call.timeout_ms = timeout_ms_;
+        call.record_routes = record_routes;
         got[s].assign(share[s].size(), {});
         try {
           workers_[live[s]].client->generate(

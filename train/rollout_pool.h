@@ -34,8 +34,10 @@ class RolloutPool {
   // fails (unreachable, broken stream, deadline) is dropped and its prompts go to the others; a
   // refused request (INVALID_ARGUMENT, FAILED_PRECONDITION, ...) is rethrown as RpcError. Throws
   // InputError naming the workers and their errors when no worker is left or the rounds are spent.
+  // With record_routes, each completion carries the routes its worker recorded (GenerateCall).
   std::vector<std::vector<rollout::Completion>> generate(const std::vector<rollout::GeneratePrompt>& prompts,
-                                                         const rollout::GenerationParams& params, int64_t min_version);
+                                                         const rollout::GenerationParams& params, int64_t min_version,
+                                                         bool record_routes = false);
 
   // Sends `state` as `version` to every live worker (FP8-quantised by the sender when `fp8`);
   // with `part`, as that part of a version other callers send the other parts of (every part's

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/clock.h"
+#include "common/error.h"
 #include "reward/client.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -21,6 +22,14 @@ int64_t unix_us() {
 FinishReason stored_finish(FinishReason r) { return r == FinishReason::kEos ? FinishReason::kStop : r; }
 
 }  // namespace
+
+void require_routes(const ScoredGroup& g, const std::string& why) {
+  for (size_t i = 0; i < g.completions.size(); ++i)
+    if (g.completions[i].routes.empty())
+      throw InputError("group (step " + std::to_string(g.step) + ", prompt '" + g.prompt_id + "'): completion " +
+                       std::to_string(i) + " has no routes, and " + why +
+                       " (a rollout worker serving a dense model, or one that does not record them)");
+}
 
 Prompt prepare_prompt(PromptItem item, const ChatTemplate& chat_template, const Tokenizer& tokenizer) {
   Prompt p;
@@ -63,7 +72,7 @@ std::vector<reward::v1::ScoreResponse> score_all(const reward::RewardClient& cli
 std::vector<ScoredGroup> sample_and_score(const RunConfig& run, RolloutPool& rollouts,
                                           const reward::RewardClient& reward, const std::vector<const Prompt*>& prompts,
                                           const std::vector<uint64_t>& seeds, int64_t step, int64_t min_version,
-                                          SampleStats& stats) {
+                                          bool record_routes, SampleStats& stats) {
   const rollout::GenerationParams& params = run.rollout.sampling;
   std::vector<rollout::GeneratePrompt> requests;
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -75,7 +84,7 @@ std::vector<ScoredGroup> sample_and_score(const RunConfig& run, RolloutPool& rol
   }
   const int64_t created = unix_us();
   auto t0 = Clock::now();
-  auto samples = rollouts.generate(requests, params, min_version);
+  auto samples = rollouts.generate(requests, params, min_version, record_routes);
   stats.generate_s += seconds_since(t0);
 
   std::vector<ScoredGroup> groups(prompts.size());
@@ -94,6 +103,7 @@ std::vector<ScoredGroup> sample_and_score(const RunConfig& run, RolloutPool& rol
       c.text = s.text;
       c.token_ids.assign(s.token_ids.begin(), s.token_ids.end());
       c.logprobs = s.logprobs;
+      c.routes = std::move(s.routes);
       c.finish_reason = stored_finish(s.finish_reason);
       c.weight_version = s.weight_version;
       c.finished_us = unix_us();
@@ -102,6 +112,7 @@ std::vector<ScoredGroup> sample_and_score(const RunConfig& run, RolloutPool& rol
           score_request(run, *prompts[i], s.text, int64_t(s.token_ids.size()), score_requests.size()));
       g.completions.push_back(std::move(c));
     }
+    if (record_routes) require_routes(g, "the rollouts were asked for them");
   }
   t0 = Clock::now();
   const std::vector<reward::v1::ScoreResponse> verdicts = score_all(reward, score_requests);

@@ -47,13 +47,19 @@ reward::v1::ScoreRequest score_request(const RunConfig& run, const Prompt& promp
 std::vector<reward::v1::ScoreResponse> score_all(const reward::RewardClient& client,
                                                  const std::vector<reward::v1::ScoreRequest>& requests);
 
+// Throws InputError naming the group (step, prompt id) and the first completion without routes
+// when one has none (routing replay from the rollout's routes needs them; `why` says who asked).
+void require_routes(const ScoredGroup& g, const std::string& why);
+
 // run.group_size samples of each prompt with the run's sampling settings (prompt i seeded with
 // seeds[i]) on weights >= min_version, each scored. One group per prompt, in order, with
 // run_id = run.name and `step`; a verdict that failed scores 0 with the error as its reason and is
-// counted in stats.reward_errors. Times and token counts are added to `stats`.
+// counted in stats.reward_errors. Times and token counts are added to `stats`. With
+// record_routes, every completion carries the routes its rollout worker recorded; a completion
+// that comes back without them is an InputError (require_routes).
 std::vector<ScoredGroup> sample_and_score(const RunConfig& run, RolloutPool& rollouts,
                                           const reward::RewardClient& reward, const std::vector<const Prompt*>& prompts,
                                           const std::vector<uint64_t>& seeds, int64_t step, int64_t min_version,
-                                          SampleStats& stats);
+                                          bool record_routes, SampleStats& stats);
 
 }  // namespace grpo

@@ -1,6 +1,7 @@
 #include "rollout/service/client.h"
 
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -29,6 +30,7 @@ v1::GenerateRequest to_proto(const GenerateCall& call) {
     if (q.seed) out->set_seed(*q.seed);
   }
   r.set_min_weight_version(call.min_weight_version);
+  r.set_record_routes(call.record_routes);
   return r;
 }
 
@@ -81,6 +83,29 @@ FinishReason finish_reason_of(v1::FinishReason r, bool* ok) {
   }
 }
 
+// Decodes r's routes (proto/rollout.proto) into `routes` for a completion of `completion_tokens`
+// after `prompt_tokens`; an empty string when they fit, else what is wrong.
+std::string decode_routes(const v1::GenerateResponse& r, size_t prompt_tokens, size_t completion_tokens,
+                          Routes& routes) {
+  if (r.routes().empty()) return {};
+  const std::string sizes = std::to_string(r.routes().size()) + " route bytes, route_layers " +
+                            std::to_string(r.route_layers()) + ", route_top_k " + std::to_string(r.route_top_k());
+  const uint64_t row = uint64_t(r.route_layers()) * r.route_top_k() * sizeof(uint16_t);  // bytes per position
+  if (row == 0 || r.routes().size() % row != 0)
+    return sizes + ": expected a multiple of 2 x route_layers x route_top_k (both >= 1)";
+  const auto tokens = static_cast<int64_t>(r.routes().size() / row);
+  const auto expected = static_cast<int64_t>(prompt_tokens + completion_tokens) - 1;
+  if (tokens != expected)
+    return sizes + ": " + std::to_string(tokens) +
+           " positions, expected prompt + completion - 1 = " + std::to_string(expected);
+  routes.tokens = tokens;
+  routes.layers = r.route_layers();
+  routes.top_k = r.route_top_k();
+  routes.experts.resize(r.routes().size() / sizeof(uint16_t));
+  std::memcpy(routes.experts.data(), r.routes().data(), r.routes().size());
+  return {};
+}
+
 }  // namespace
 
 RolloutClient::RolloutClient(std::string address, ClientOptions options)
@@ -124,6 +149,9 @@ void RolloutClient::generate(const GenerateCall& call,
         problem = "finish_reason missing";
       else if (r.logprobs_size() != r.token_ids_size())
         problem = "token_ids and logprobs differ in length";
+      else if (std::string why = decode_routes(r, call.prompts[prompt].token_ids.size(), r.token_ids_size(), c.routes);
+               !why.empty())
+        problem = "prompt " + std::to_string(prompt) + ", sample " + std::to_string(r.sample_index()) + ": " + why;
       if (!problem.empty()) {
         abort();
         throw RpcError(grpc::INTERNAL, peer() + ": Generate: bad response: " + problem);

@@ -42,6 +42,7 @@ struct GenerateCall {
   GenerationParams params;
   int64_t min_weight_version = 0;  // the worker waits (within the deadline) for weights this new
   int64_t timeout_ms = 0;          // deadline of the whole call; 0: ClientOptions::timeout_ms
+  bool record_routes = false;      // ask for each completion's routes (Completion::routes)
 };
 
 // Weight bytes a message of UpdateWeights carries at most, unless told otherwise.
@@ -66,7 +67,8 @@ class RolloutClient {
   // Blocks until every sample of every prompt arrived; calls on_completion(prompt_index,
   // completion) from the calling thread as they stream in (completion.request_id unused). Throws
   // RpcError (also when the stream ends without every sample, or sends one twice or out of
-  // range); an exception from on_completion cancels the call and is rethrown.
+  // range, or routes whose sizes do not match the prompt and completion); an exception from
+  // on_completion cancels the call and is rethrown.
   void generate(const GenerateCall& call, const std::function<void(size_t, Completion&&)>& on_completion) const;
 
   // Sends `state` (HF names; float32 / bfloat16 / float16 tensors, any layout) as weight version

@@ -60,6 +60,7 @@ RpcStatus ServiceImpl::prepare(const v1::GenerateRequest& r, GenerateReactor& ca
     const v1::Prompt& p = r.prompts(static_cast<int>(i));
     Request q{{p.token_ids().begin(), p.token_ids().end()}, p.n(), params};
     if (p.has_seed()) q.params.sampling.seed = p.seed();
+    q.record_routes = r.record_routes();
     try {
       engine_->validate(q);
     } catch (const InputError& e) {
@@ -173,6 +174,11 @@ void GenerateReactor::deliver(size_t prompt_index, Completion&& c) {
   r.set_finish_reason(to_proto(c.finish_reason));
   r.set_weight_version(c.weight_version);
   r.set_prompt_tokens(c.prompt_tokens);
+  if (!c.routes.empty()) {  // [tokens, layers, top_k] uint16 as they lie in memory: little-endian on our hosts
+    r.set_routes(reinterpret_cast<const char*>(c.routes.experts.data()), c.routes.experts.size() * sizeof(uint16_t));
+    r.set_route_layers(static_cast<uint32_t>(c.routes.layers));
+    r.set_route_top_k(static_cast<uint32_t>(c.routes.top_k));
+  }
   bool start;
   {
     std::lock_guard<std::mutex> lock(mu_);
