@@ -135,4 +135,19 @@ std::map<std::string, double> measure_mismatch(const at::Tensor& old_logp, const
   return out;
 }
 
+std::map<std::string, double> expert_disagreement(const at::Tensor& chosen, const at::Tensor& rollout,
+                                                  const at::Tensor& mask) {
+  const at::Tensor on = mask > 0;                                             // [B, T]
+  const at::Tensor differs = (chosen != rollout).any(-1) & on.unsqueeze(-1);  // [B, T, L]
+  const double tokens = std::max<double>(1, on.sum().item<double>());
+  const int64_t layers = chosen.size(2);
+  std::map<std::string, double> out;
+  out["expert_disagreement"] =
+      differs.sum().item<double>() / (tokens * static_cast<double>(std::max<int64_t>(1, layers)));
+  const at::Tensor per_layer = differs.sum({0, 1}).to(at::kDouble);  // [L]
+  for (int64_t l = 0; l < layers; ++l)
+    out["expert_disagreement/moe_layer" + std::to_string(l)] = per_layer[l].item<double>() / tokens;
+  return out;
+}
+
 }  // namespace grpo

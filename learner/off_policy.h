@@ -99,4 +99,11 @@ std::map<std::string, double> measure_mismatch(const at::Tensor& old_logp, const
                                                const at::Tensor& advantages, const at::Tensor& mask,
                                                const OffPolicyOptions& o, double tis_cap);
 
+// The share of the tokens of `mask` ([B, T]) whose top-k expert set differs between the trainer's
+// routers (`chosen`) and the rollout's (`rollout`), both [B, T, L_moe, k] int64 with each set in
+// ascending order: "expert_disagreement" over every (token, MoE layer) pair and
+// "expert_disagreement/moe_layer<i>" per MoE layer i (model order). Logged as mismatch/<name>.
+std::map<std::string, double> expert_disagreement(const at::Tensor& chosen, const at::Tensor& rollout,
+                                                  const at::Tensor& mask);
+
 }  // namespace grpo

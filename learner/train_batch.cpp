@@ -141,8 +141,9 @@ at::Tensor replay_routes(const std::vector<ScoredGroup>& groups, const RouteShap
       const Routes& routes = grp.completions[c].routes;
       const std::string name = group_name(groups, g) + ", completion " + std::to_string(c);
       if (routes.empty())
-        throw InputError("routing_replay: rollout needs routes: " + name +
-                         " has none (record them with rollout.record_routes)");
+        throw InputError(
+            "routing_replay: rollout needs routes: " + name +
+            " has none (the train loop asks the rollouts for them when trainer.routing_replay is rollout)");
       if (routes.layers != shape.layers || routes.top_k != shape.top_k)
         throw InputError(name + ": routes of " + std::to_string(routes.layers) + " MoE layers × top-" +
                          std::to_string(routes.top_k) + ", the model has " + std::to_string(shape.layers) + " × top-" +
@@ -177,10 +178,13 @@ CompletionForward completion_forward(const CausalLM& model, const TrainBatch& ba
   Feed feed;
   feed.expert_load = &out.expert_load;
   feed.tokens = real;
+  std::vector<at::Tensor> chosen;  // the same for the routers' own choice
   feed.routes = &routes;
+  feed.router_choice = &chosen;
   feed.replay = batch.routes;
   at::Tensor h = model.hidden(ids.narrow(1, 0, t - 1), feed);  // [b, T-1, D]
   out.routes = stacked_routes(routes, b, t - 1);
+  out.chosen = stacked_routes(chosen, b, t - 1);
   at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);                               // [N]
   at::Tensor logits = model.logits_at(h, rows);                                                   // [N, V]
   at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows).unsqueeze(1);  // [N, 1]
@@ -223,9 +227,9 @@ at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, i
     TrainBatch chosen = batch.select(rows);
     CompletionForward f = completion_forward(model, chosen, false, sampling);
     out.index_copy_(0, rows, at::constant_pad_nd(f.logp, {0, width - f.logp.size(1)}));  // [rows, T'-1]
-    if (routes && f.routes.defined()) {  // [rows, T'-1, L, k] -> [B, T-1, L, k]
-      if (!routes->defined()) *routes = at::full({n, width, f.routes.size(2), f.routes.size(3)}, -1, at::kLong);
-      routes->index_copy_(0, rows, at::constant_pad_nd(f.routes, {0, 0, 0, 0, 0, width - f.routes.size(1)}, -1));
+    if (routes && f.chosen.defined()) {  // [rows, T'-1, L, k] -> [B, T-1, L, k]
+      if (!routes->defined()) *routes = at::full({n, width, f.chosen.size(2), f.chosen.size(3)}, -1, at::kLong);
+      routes->index_copy_(0, rows, at::constant_pad_nd(f.chosen, {0, 0, 0, 0, 0, width - f.chosen.size(1)}, -1));
     }
   }
   return out;

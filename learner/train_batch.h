@@ -76,6 +76,7 @@ struct CompletionForward {
   at::Tensor entropy;                   // [b, T-1] entropy of the next-token distribution on the mask
   std::vector<at::Tensor> expert_load;  // per decoder layer [E] int64 tokens routed (undefined: dense)
   at::Tensor routes;  // [b, T-1, L_moe, k] int64 experts used (-1 off the routed positions; undefined: dense)
+  at::Tensor chosen;  // the same for the routers' own choice (differs from `routes` where replay forced others)
 };
 // With rows.routes, the forward replays them (routing replay).
 // The distribution is the one the rollout sampled from: rollout::sampling_log_probs with the
@@ -100,8 +101,9 @@ struct RankPart {
 
 // The log-probs of batch.mask's positions under `model`, without grad, `rows_per_forward` rows at a
 // time (rows of similar length together): [B, T-1], 0 off the mask. With `part`, part->passes
-// forwards in all. With `routes` (MoE models): also the experts the forwards used, [B, T-1, L_moe,
-// k] int64 (-1 at the padding), as TrainBatch::routes takes them.
+// forwards in all. With `routes` (MoE models): also the experts the forwards' routers chose
+// themselves (CompletionForward::chosen: without replay, the experts used), [B, T-1, L_moe, k]
+// int64 (-1 at the padding), as TrainBatch::routes takes them.
 at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
                                const rollout::SamplingParams& sampling = {}, const RankPart* part = nullptr,
                                at::Tensor* routes = nullptr);

@@ -21,6 +21,14 @@
 namespace grpo {
 namespace {
 
+// Whether every completion of `groups` carries the rollout's routes.
+bool carry_routes(const std::vector<ScoredGroup>& groups) {
+  for (const ScoredGroup& g : groups)
+    for (const Completion& c : g.completions)
+      if (c.routes.empty()) return false;
+  return !groups.empty();
+}
+
 std::map<std::string, at::Tensor> cloned_state(const CausalLM& m) {
   std::map<std::string, at::Tensor> out;
   for (const auto& [name, t] : m.state_dict()) out[name] = t.detach().clone();
@@ -65,7 +73,7 @@ RankPart rank_part(const TrainBatch& batch, const at::Tensor& rows, int world, i
 
 // The log-probs of every row of `batch` ([B, T-1]): in one process directly; under expert
 // parallelism each rank computes its block of rows and the ranks all-gather them.
-// With `routes` (one process only): also the routes the forwards used (completion_logprobs).
+// With `routes` (one process only): also the routers' own choice (completion_logprobs).
 at::Tensor batch_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
                           const rollout::SamplingParams& sampling, Distributed* dist, at::Tensor* routes = nullptr) {
   if (!dist) return completion_logprobs(model, batch, rows_per_forward, sampling, nullptr, routes);
@@ -206,9 +214,13 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   if (options_.advantage == AdvantageEstimator::kRloo && batch.group_size < 2)
     throw InputError("trainer: advantage rloo needs groups of at least 2 completions, got " +
                      std::to_string(batch.group_size));
-  if (options_.routing_replay == RoutingReplay::kRollout)  // every forward of the step replays the rollout's routes
-    batch.routes = replay_routes(groups, {cfg.moe_layers, cfg.num_experts_per_tok, cfg.n_routed_experts},
-                                 batch.mask.size(1));  // [B, T-1, L_moe, k]
+  // The rollout's routes: replayed by every forward of the step (R3), and whenever the groups carry
+  // them compared with the trainer's own routing (the expert-disagreement metric).
+  at::Tensor rollout_routes;  // [B, T-1, L_moe, k]
+  if (options_.routing_replay == RoutingReplay::kRollout || (cfg.moe_layers > 0 && carry_routes(groups)))
+    rollout_routes =
+        replay_routes(groups, {cfg.moe_layers, cfg.num_experts_per_tok, cfg.n_routed_experts}, batch.mask.size(1));
+  if (options_.routing_replay == RoutingReplay::kRollout) batch.routes = rollout_routes;
   TrainStats st;
   st.tokens = batch.tokens();
   st.sequences = double(batch.rows());
@@ -216,10 +228,11 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
 
   // Old (and reference) log-probs under the weights as they are now. R2: the later forwards
   // (reference, training) replay the routes of this one.
-  at::Tensor own_routes;
+  at::Tensor own_routes;  // the trainer's routers' own choice in this pass (one process)
+  const bool r2 = options_.routing_replay == RoutingReplay::kOldPolicy;
   batch.old_logp = batch_logprobs(*policy_, batch, options_.micro_batch_size, options_.sampling(), dist_,
-                                  options_.routing_replay == RoutingReplay::kOldPolicy ? &own_routes : nullptr);
-  if (options_.routing_replay == RoutingReplay::kOldPolicy) batch.routes = own_routes;
+                                  r2 || rollout_routes.defined() ? &own_routes : nullptr);
+  if (r2) batch.routes = own_routes;
   at::Tensor rewards = batch.rewards;  // [B] float64
   const bool kl_in_loss = state_->reference && !options_.kl_in_reward;
   if (state_->reference) {
@@ -235,6 +248,9 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   st.advantage_abs_mean = batch.advantages.abs().mean().item<double>();
   st.mismatch = measure_mismatch(batch.old_logp, batch.rollout_logp, batch.advantages, batch.mask, options_.off_policy,
                                  options_.policy.tis_cap);
+  if (rollout_routes.defined() && own_routes.defined())
+    for (const auto& [name, value] : expert_disagreement(own_routes, rollout_routes, batch.mask))
+      st.mismatch[name] = value;
 
   LossSpec spec;
   spec.policy = options_.policy;

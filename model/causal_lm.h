@@ -57,6 +57,9 @@ struct Feed {
   // int64 (positions flattened row-major, ids ascending per row; -1 rows for positions outside
   // `tokens`), undefined for dense layers. A dense model leaves it empty.
   std::vector<at::Tensor>* routes = nullptr;
+  // MoE only, out: like `routes`, the experts each position's router chose itself, before any
+  // replay (equal to `routes` without replay): what the expert-disagreement metric compares.
+  std::vector<at::Tensor>* router_choice = nullptr;
   // MoE only, in: routing replay (R3). [B, T, L_moe, k] int64, the experts forced on each position
   // per MoE layer (model order); a position whose ids are -1 keeps its router's choice. The gate
   // weights are recomputed from the router over the forced experts (replay_gate). Undefined: no

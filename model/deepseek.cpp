@@ -338,7 +338,7 @@ at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor&
   if (l.is_moe && options_.expert_ranks > 1 && !routed_experts_)
     throw std::logic_error("an expert-sharded model needs set_routed_experts before it runs");
   at::Tensor ffn = l.is_moe ? moe_forward(l.moe, gate_, y.reshape({-1, y.size(-1)}), moe.load, routed_experts_.get(),
-                                          moe.tokens, moe.replay, moe.routes)
+                                          moe.tokens, moe.replay, moe.routes, moe.chosen)
                                   .view_as(y)
                             : mlp_forward(l.mlp, y);
   return h + ffn;
@@ -387,11 +387,13 @@ at::Tensor DeepseekModel::run_layers(const at::Tensor& ids, const Feed& feed, At
   at::Tensor x = embed(embed_tokens_, ids);                        // [B, T, D]
   if (feed.expert_load) feed.expert_load->assign(layers_.size(), at::Tensor());
   if (feed.routes) feed.routes->assign(layers_.size(), at::Tensor());
+  if (feed.router_choice) feed.router_choice->assign(layers_.size(), at::Tensor());
   for (size_t i = 0, moe_index = 0; i < layers_.size(); ++i) {
     MoeFeed moe{routed_tokens,
                 {},
                 feed.expert_load ? &(*feed.expert_load)[i] : nullptr,
-                feed.routes ? &(*feed.routes)[i] : nullptr};
+                feed.routes ? &(*feed.routes)[i] : nullptr,
+                feed.router_choice ? &(*feed.router_choice)[i] : nullptr};
     if (layers_[i].is_moe && replay.defined()) moe.replay = replay.select(1, static_cast<int64_t>(moe_index));
     moe_index += layers_[i].is_moe ? 1 : 0;
     x = decoder_layer(layers_[i], x, cos, sin, chunk, context, static_cast<int64_t>(i), form, moe);

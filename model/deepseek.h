@@ -122,6 +122,7 @@ class DeepseekModel : public CausalLM {
     at::Tensor replay;             // [B·T, k] int64
     at::Tensor* load = nullptr;    // out: [E] int64
     at::Tensor* routes = nullptr;  // out: [B·T, k] int64
+    at::Tensor* chosen = nullptr;  // out: [B·T, k] int64, the router's own choice
   };
   at::Tensor run_layers(const at::Tensor& ids, const Feed& feed, AttentionForm form) const;
   at::Tensor decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,

@@ -42,11 +42,13 @@ at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, c
 
 namespace {
 
-// The router's choice, or the replayed experts of the rows that have them (moe_forward).
-// xs: [M, D]; replay: [M, k] or undefined.
-Routing route(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, const at::Tensor& replay) {
+// The router's choice, or the replayed experts of the rows that have them (moe_forward); with
+// `own`, also the router's choice ([M, k]). xs: [M, D]; replay: [M, k] or undefined.
+Routing route(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, const at::Tensor& replay,
+              at::Tensor* own) {
   const at::Tensor logits = router_logits(w, xs);  // [M, E]
   Routing r = moe_gate(logits, w.e_score_correction_bias, spec);
+  if (own) *own = r.experts;
   if (!replay.defined()) return r;
   const at::Tensor given = replay.narrow(1, 0, 1).ge(0);  // [M, 1]
   return replay_gate(logits, at::where(given, replay, r.experts), spec);
@@ -56,16 +58,18 @@ Routing route(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, c
 
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load,
                        const RoutedExperts* routed, const at::Tensor& tokens, const at::Tensor& replay,
-                       at::Tensor* routes) {
+                       at::Tensor* routes, at::Tensor* chosen) {
   const at::Tensor index = tokens.defined() ? at::nonzero(tokens).squeeze(1) : at::Tensor();                // [M]
   const at::Tensor xs = tokens.defined() ? x.index_select(0, index) : x;                                    // [M, D]
   const at::Tensor forced = replay.defined() && tokens.defined() ? replay.index_select(0, index) : replay;  // [M, k]
-  Routing r = route(w, spec, xs, forced);
+  at::Tensor own;                                                                                           // [M, k]
+  Routing r = route(w, spec, xs, forced, chosen ? &own : nullptr);
   if (load) *load = expert_load(r, w.gate.size(0));
-  if (routes)
-    *routes = tokens.defined()
-                  ? at::full({x.size(0), spec.top_k}, -1, r.experts.options()).index_copy(0, index, r.experts)
-                  : r.experts;                                                             // [N, k]
+  auto all_rows = [&](const at::Tensor& e) {  // [M, k] -> [N, k], -1 outside `tokens`
+    return tokens.defined() ? at::full({x.size(0), spec.top_k}, -1, e.options()).index_copy(0, index, e) : e;
+  };
+  if (routes) *routes = all_rows(r.experts);
+  if (chosen) *chosen = all_rows(own);
   at::Tensor out = routed ? routed->forward(w, r, xs) : routed_experts_forward(w, r, xs);  // [M, D]
   if (tokens.defined()) out = at::zeros_like(x).index_copy(0, index, out);                 // [N, D]
   if (w.shared_experts.gate_proj.weight.defined()) out = out + mlp_forward(w.shared_experts, x);

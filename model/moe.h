@@ -65,9 +65,10 @@ at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, co
 // the routed experts; the others (padding) get the shared experts' output only and no load.
 // Routing replay: `replay` ([N, k] int64, undefined: none) forces the experts of each row whose
 // first entry is >= 0 (ids < E), weighed by replay_gate; rows of -1 keep the router's choice.
-// With `routes`: the experts each token went through, [N, k] int64 (rows outside `tokens`: -1).
+// With `routes`: the experts each token went through, [N, k] int64 (rows outside `tokens`: -1);
+// with `chosen`: the same for the router's own choice (before replay).
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load = nullptr,
                        const RoutedExperts* routed = nullptr, const at::Tensor& tokens = {},
-                       const at::Tensor& replay = {}, at::Tensor* routes = nullptr);
+                       const at::Tensor& replay = {}, at::Tensor* routes = nullptr, at::Tensor* chosen = nullptr);
 
 }  // namespace grpo

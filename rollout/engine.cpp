@@ -503,10 +503,13 @@ void Engine::run(const std::vector<Chunk>& chunks) {
     Feed feed;
     feed.context = &batch_;
     std::vector<at::Tensor> routes;  // per decoder layer [B·T, k]
-    if (options_.record_routes) feed.routes = &routes;
+    auto records = [&](int64_t i) { return group[i]->seq->group->request.record_routes; };
+    for (int64_t i = 0; i < b && !feed.routes; ++i)
+      if (records(i)) feed.routes = &routes;
     at::Tensor h = model_->hidden(ids_, feed);  // [B, T, D]
     if (!last_rows.empty()) logits.push_back(model_->logits_at(h, at::tensor(last_rows, at::kLong)));
-    for (int64_t i = 0; i < b && options_.record_routes; ++i) {  // a recompute replaces what it feeds again
+    for (int64_t i = 0; i < b; ++i) {  // a recompute replaces what it feeds again
+      if (!records(i)) continue;
       truncate_routes(group[i]->seq->routes, group[i]->start);
       append_routes(group[i]->seq->routes, routes, i * t, t);
     }

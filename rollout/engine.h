@@ -87,7 +87,7 @@ struct Completion {
   FinishReason finish_reason = FinishReason::kLength;
   int64_t weight_version = 0;  // the weights that produced every token
   int64_t prompt_tokens = 0;
-  // With EngineOptions::record_routes on a MoE model: the experts every fed position went through
+  // With Request::record_routes on a MoE model: the experts every fed position went through
   // (prompt + token_ids − 1 positions, model/routes.h), from the weights of weight_version.
   // Otherwise empty.
   Routes routes;
@@ -118,7 +118,6 @@ struct EngineOptions {
   int64_t max_new_tokens_limit = 32768;  // requests asking for more are refused
   int64_t max_context = 0;               // prompt + completion; 0: the model's max_position_embeddings
   int64_t max_queued_requests = 4096;    // submitted but not started; more are refused (EngineFull)
-  bool record_routes = false;            // Completion::routes, for routing replay (MoE models)
 };
 
 struct EngineStats {

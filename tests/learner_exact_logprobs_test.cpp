@@ -37,6 +37,7 @@ std::vector<ScoredGroup> sample_groups(const std::shared_ptr<const DeepseekModel
     r.params.sampling = sampling;
     r.params.sampling.seed = 11 + i;
     r.params.max_new_tokens = 6 + (i * 5) % 35;
+    r.record_routes = true;
     groups[i].prompt_id = "p" + std::to_string(i);
     groups[i].prompt_token_ids.assign(r.prompt.begin(), r.prompt.end());
     groups[i].completions.resize(4);
@@ -47,6 +48,7 @@ std::vector<ScoredGroup> sample_groups(const std::shared_ptr<const DeepseekModel
     Completion& out = groups.at(g).completions.at(c.sample_index);
     out.token_ids.assign(c.token_ids.begin(), c.token_ids.end());
     out.logprobs = c.logprobs;
+    out.routes = c.routes;
     out.reward = static_cast<double>(c.sample_index % 2);
   }
   *stats = engine.stats();
@@ -115,6 +117,31 @@ void check_sampling(const rollout::SamplingParams& sampling) {
 TEST(ExactLogprobs, EngineAndTrainerAgreeBitForBitAtTemperatureOne) { check_sampling({1.0, 1.0, 0, 0}); }
 
 TEST(ExactLogprobs, EngineAndTrainerAgreeBitForBitWithTopPTopKAndTemperature) { check_sampling({0.8, 0.9, 40, 0}); }
+
+// FP8 weights (bf16 compute): the FP8 engine against a trainer holding the same FP8 weights, the
+// trainer replaying the rollout's routes (R3) — the same bits again.
+TEST(ExactLogprobs, Fp8EngineAndFp8TrainerAgreeBitForBitWithRoutingReplay) {
+  const ModelConfig c = small_like_config();
+  const DeepseekModel dense = random_model(c, {}, 5);
+  auto fp8 = [&] {
+    auto m = std::make_shared<DeepseekModel>(c, ModelOptions::for_dtype("fp8"));
+    m->load_state(dense.state_dict(), "dense");
+    return m;
+  };
+  const std::shared_ptr<const DeepseekModel> engine_model = fp8(), trainer_model = fp8();
+  rollout::EngineOptions options;
+  options.max_seqs = 32;
+  options.max_batched_tokens = 40;
+  rollout::EngineStats stats;
+  const rollout::SamplingParams sampling{1.0, 1.0, 0, 0};
+  const std::vector<ScoredGroup> groups = sample_groups(engine_model, sampling, options, &stats);
+  TrainBatch b = make_train_batch(groups, {c.vocab_size, 0}, 0, at::kFloat);
+  const LmSpec spec = trainer_model->spec();
+  b.routes = replay_routes(groups, {spec.moe_layers, spec.num_experts_per_tok, spec.n_routed_experts}, b.mask.size(1));
+  const at::Tensor old = completion_logprobs(*trainer_model, b, 5, sampling);
+  EXPECT_GT(b.tokens(), 500);
+  EXPECT_EQ(((old - b.rollout_logp).abs() * b.mask).max().item<float>(), 0.0F);
+}
 
 // The trainer scores the distribution that was sampled: with top-p/top-k the log-probs are those
 // of the renormalised kept set, not of the full softmax (which the trainer used before).

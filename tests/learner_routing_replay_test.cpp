@@ -20,9 +20,7 @@ namespace {
 // Two prompts, 3 sampled completions each, from an engine recording routes; rewards 0, 1, 0.5
 // by sample so that the advantages are not zero.
 std::vector<ScoredGroup> engine_groups(std::shared_ptr<const CausalLM> model) {
-  rollout::EngineOptions opt;
-  opt.record_routes = true;
-  rollout::Engine engine(std::move(model), 0, opt);
+  rollout::Engine engine(std::move(model), 0);
   std::vector<std::vector<int64_t>> prompts = {row(random_ids(1, 5, 64, 41), 0), row(random_ids(1, 9, 64, 42), 0)};
   std::vector<ScoredGroup> groups(prompts.size());
   std::map<uint64_t, size_t> group_of;
@@ -31,7 +29,7 @@ std::vector<ScoredGroup> engine_groups(std::shared_ptr<const CausalLM> model) {
     g.sampling.temperature = 1.0;
     g.sampling.seed = 3 + i;
     g.max_new_tokens = 6;
-    group_of[engine.submit({prompts[i], 3, g})] = i;
+    group_of[engine.submit({prompts[i], 3, g, /*record_routes=*/true})] = i;
     groups[i].prompt_id = "p" + std::to_string(i);
     groups[i].prompt_token_ids.assign(prompts[i].begin(), prompts[i].end());
     groups[i].completions.resize(3);
@@ -90,21 +88,37 @@ TEST(RoutingReplay, TrainerReplaysTheEnginesExpertsThroughARouterTieFlip) {
   EXPECT_GT(flipped, 0) << "without replay the trainer routes some tokens elsewhere";
 
   batch.routes = engine_routes;
-  at::Tensor replayed;
-  completion_logprobs(*trainer_model, batch, 4, {}, nullptr, &replayed);
-  EXPECT_TRUE(replayed.equal(engine_routes)) << "every token and MoE layer through the engine's experts";
+  {
+    at::NoGradGuard no_grad;
+    const CompletionForward f = completion_forward(*trainer_model, batch);
+    EXPECT_TRUE(f.routes.equal(engine_routes)) << "every token and MoE layer through the engine's experts";
+    EXPECT_TRUE(f.chosen.equal(own)) << "the routers' own choice is still reported";
+  }
+  at::Tensor chosen_under_replay;
+  completion_logprobs(*trainer_model, batch, 4, {}, nullptr, &chosen_under_replay);
+  EXPECT_TRUE(chosen_under_replay.equal(own));
 
   // Through Trainer::step: with replay, the flipped model's old log-probs are the unflipped
   // model's (the bias only chooses experts), so the mismatch to the rollout is the engine's
   // arithmetic alone; without replay the flipped tokens add to it.
-  auto mismatch = [&](const DeepseekModel& m, RoutingReplay mode) {
+  auto mismatch = [&](const DeepseekModel& m, RoutingReplay mode, const std::string& key) {
     TrainerOptions o;
     o.routing_replay = mode;
-    return Trainer(copy_of(m), o).step(groups).mismatch.at("logp_abs_mean");
+    return Trainer(copy_of(m), o).step(groups).mismatch.at(key);
   };
-  const double arithmetic = mismatch(*rollout_model, RoutingReplay::kOff);
-  EXPECT_EQ(mismatch(*trainer_model, RoutingReplay::kRollout), arithmetic);
-  EXPECT_GT(mismatch(*trainer_model, RoutingReplay::kOff), 2 * arithmetic + 1e-3);
+  const double arithmetic = mismatch(*rollout_model, RoutingReplay::kOff, "logp_abs_mean");
+  EXPECT_EQ(arithmetic, 0.0) << "same weights: the batch-invariant trainer reproduces the engine exactly";
+  EXPECT_EQ(mismatch(*trainer_model, RoutingReplay::kRollout, "logp_abs_mean"), arithmetic);
+  EXPECT_GT(mismatch(*trainer_model, RoutingReplay::kOff, "logp_abs_mean"), 2 * arithmetic + 1e-3);
+  // The expert-disagreement metric: nothing on the rollout's own weights; with replay, the flipped
+  // first MoE layer only (the second sees the engine's inputs); without it, at least as much (the
+  // flipped layer changes what the second one sees).
+  EXPECT_EQ(mismatch(*rollout_model, RoutingReplay::kOff, "expert_disagreement"), 0.0);
+  const double disagree = mismatch(*trainer_model, RoutingReplay::kRollout, "expert_disagreement");
+  EXPECT_GT(disagree, 0.0);
+  EXPECT_EQ(mismatch(*trainer_model, RoutingReplay::kRollout, "expert_disagreement/moe_layer1"), 0.0);
+  EXPECT_EQ(disagree, mismatch(*trainer_model, RoutingReplay::kRollout, "expert_disagreement/moe_layer0") / 2);
+  EXPECT_GE(mismatch(*trainer_model, RoutingReplay::kOff, "expert_disagreement"), disagree);
 }
 
 TEST(RoutingReplay, OldPolicyReplaysTheTrainersOwnFirstPassExactly) {

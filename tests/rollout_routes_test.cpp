@@ -1,4 +1,4 @@
-// The engine's routes (EngineOptions::record_routes): every completion's Routes equal the routes a
+// The engine's routes (Request::record_routes): every completion's Routes equal the routes a
 // plain full forward over prompt ++ completion reports (Feed::routes), through shared prompts,
 // chunked prefill, preemption and recompute, and weight-swap restarts.
 #include <gtest/gtest.h>
@@ -63,7 +63,7 @@ Sampled sample_mixed(Engine& engine, int64_t vocab) {
     g.sampling.seed = 5 + i;
     g.max_new_tokens = 9;
     std::vector<int64_t> prompt = random_prompt(cases[i].first, vocab, 30 + i);
-    run.prompts[engine.submit({prompt, cases[i].second, g})] = prompt;
+    run.prompts[engine.submit({prompt, cases[i].second, g, /*record_routes=*/true})] = prompt;
   }
   run.done = engine.run_until_idle();
   return run;
@@ -73,7 +73,6 @@ TEST(EngineRoutes, EqualTheRoutesOfAFullForward) {
   ModelConfig c = small_like_config();
   auto shared = shared_model(random_model(c));
   EngineOptions opt;
-  opt.record_routes = true;
   opt.max_seqs = 4;
   opt.max_batched_tokens = 7;  // chunked prefill: the 40-token prompt in 6 chunks
   opt.page_size = 4;
@@ -87,7 +86,6 @@ TEST(EngineRoutes, PreemptedAndRecomputedSequencesKeepCorrectRoutes) {
   ModelConfig c = small_like_config();
   auto shared = shared_model(random_model(c));
   EngineOptions opt;
-  opt.record_routes = true;
   opt.page_size = 4;
   opt.num_pages = 16;  // 64 token slots for 11 sequences of up to 49 tokens
   Engine engine(shared, 0, opt);
@@ -102,7 +100,6 @@ TEST(EngineRoutes, WeightSwapRestartsRecordTheNewWeightsRoutes) {
   auto a = shared_model(random_model(c, {}, 7));
   DeepseekModel b = random_model(c, {}, 8);
   EngineOptions opt;
-  opt.record_routes = true;
   Engine engine(a, 1, opt);
   GenerationParams quick, slow;
   quick.sampling.temperature = slow.sampling.temperature = 0;
@@ -110,8 +107,8 @@ TEST(EngineRoutes, WeightSwapRestartsRecordTheNewWeightsRoutes) {
   slow.max_new_tokens = 12;
   std::map<uint64_t, std::vector<int64_t>> prompts;
   std::vector<int64_t> p1 = random_prompt(10, c.vocab_size, 61), p2 = random_prompt(25, c.vocab_size, 62);
-  prompts[engine.submit({p1, 1, quick})] = p1;
-  prompts[engine.submit({p2, 3, slow})] = p2;
+  prompts[engine.submit({p1, 1, quick, true})] = p1;
+  prompts[engine.submit({p2, 3, slow, true})] = p2;
   for (int i = 0; i < 4; ++i) engine.step();  // the quick one is done, the slow ones half-way
   engine.set_weights(2, b.state_dict());
   std::vector<Completion> done = engine.run_until_idle();
@@ -128,10 +125,8 @@ TEST(EngineRoutes, NoneUnlessRecordedOrForADenseModel) {
   plain.submit({random_prompt(5, c.vocab_size, 1), 2, g});
   for (const Completion& comp : plain.run_until_idle()) EXPECT_TRUE(comp.routes.empty());
 
-  EngineOptions opt;
-  opt.record_routes = true;
-  Engine dense(std::make_shared<const DenseDecoder>(random_dense(dense_config_json("llama"))), 0, opt);
-  dense.submit({random_prompt(5, 40, 1), 2, g});
+  Engine dense(std::make_shared<const DenseDecoder>(random_dense(dense_config_json("llama"))), 0);
+  dense.submit({random_prompt(5, 40, 1), 2, g, /*record_routes=*/true});
   for (const Completion& comp : dense.run_until_idle()) EXPECT_TRUE(comp.routes.empty());
 }
 

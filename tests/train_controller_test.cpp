@@ -1,6 +1,7 @@
 // The R1-Zero loop end to end on a tiny random DeepSeek-V3 model: real reward and rollout servers
 // on loopback, a real RocksDB store, real checkpoints; resume after kill -9 of the `grpo train`
 // process; a rollout worker killed mid-run; config errors; the same loop on a dense student.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -153,6 +154,47 @@ TEST(RunConfig, ErrorsNameTheKey) {
   const RunConfig rc = run_config_from(f.load(1, {"rollout.engine.max_context=64"}));
   EXPECT_EQ(rc.rollout.engine.max_context, 64);
   EXPECT_EQ(rc.rollout.engine.max_new_tokens_limit, rollout::EngineOptions().max_new_tokens_limit);
+}
+
+// Issue 19 end to end: the rollout worker (fp32, the trainer's weights) and the trainer agree on
+// every log-prob bit for bit, and with routing_replay: rollout the loop asks the worker for its
+// routes, stores them with every group and the trainer's routers agree with them.
+TEST(Controller, RolloutAndTrainerAgreeExactlyAndRoutesAreStoredForReplay) {
+  Fixture f("exact");
+  run_training(f.load(2, {"trainer.routing_replay=rollout"}), /*progress=*/false);
+  const fs::path run = f.root / "run";
+  MetricsHistory h = read_metrics((run / "metrics.jsonl").string());
+  ASSERT_EQ(h.series["mismatch/logp_abs_max"].size(), 2u);
+  for (const auto& [step, value] : h.series["mismatch/logp_abs_max"]) EXPECT_EQ(value, 0.0) << "step " << step;
+  ASSERT_EQ(h.series["mismatch/expert_disagreement"].size(), 2u);
+  for (const auto& [step, value] : h.series["mismatch/expert_disagreement"]) EXPECT_EQ(value, 0.0) << "step " << step;
+  auto store = ExperienceStore::open((run / "store").string(), {.create_if_missing = false, .read_only = true});
+  int64_t groups = 0;
+  store->scan(0, 1, [&](const GroupKey&, const ScoredGroup& g) {
+    ++groups;
+    for (const auto& c : g.completions)
+      EXPECT_EQ(c.routes.tokens, static_cast<int64_t>(g.prompt_token_ids.size() + c.token_ids.size()) - 1);
+    return true;
+  });
+  EXPECT_EQ(groups, 6);
+}
+
+// A store written without routes, taken up with routing_replay: rollout, is an error before the
+// trainer sees its groups: run "a" stores step 0's groups without routes; run "b" starts from a
+// copy of that store (a run that crashed after storing step 0) with replay on.
+TEST(Controller, ReplayOfAStoreWithoutRoutesIsAnErrorBeforeTraining) {
+  Fixture f("noroutes");
+  run_training(f.load(1, {}, "a"), false);
+  fs::create_directories(f.root / "b");
+  fs::copy(f.root / "a" / "store", f.root / "b" / "store", fs::copy_options::recursive);
+  try {
+    run_training(f.load(1, {"trainer.routing_replay=rollout"}, "b"), false);
+    ADD_FAILURE() << "trained on groups without routes";
+  } catch (const InputError& e) {
+    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("trainer.routing_replay"));
+    EXPECT_THAT(std::string(e.what()), ::testing::HasSubstr("routes"));
+  }
+  EXPECT_FALSE(fs::exists(f.root / "b" / "checkpoints" / "step-000001"));
 }
 
 TEST(Controller, RunsStoresEveryGroupLogsAndResumes) {

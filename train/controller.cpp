@@ -427,6 +427,8 @@ class Loop {
         const Prompt& p = train_[order[next++]];
         auto it = stored.find(p.item.id);
         if (it != stored.end()) {
+          if (replays_rollout_routes())  // e.g. a store written before routing_replay was turned on
+            require_routes(it->second, config_.where("trainer.routing_replay") + " is rollout");
           useful += has_reward_variance(it->second);
           out.groups.push_back(std::move(it->second));
           stored.erase(it);
@@ -456,8 +458,11 @@ class Loop {
     for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.run.seed, step, p->item.id));
     return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step,
                             weight_version(epoch_, std::max<int64_t>(0, step - cfg_.train.max_staleness)),
-                            /*record_routes=*/false, acc.sampling);
+                            replays_rollout_routes(), acc.sampling);
   }
+
+  // R3: the trainer replays the rollouts' routes, so every group must carry them.
+  bool replays_rollout_routes() const { return trainer_options_.routing_replay == RoutingReplay::kRollout; }
 
   // ---- learner side ------------------------------------------------------------------
 
