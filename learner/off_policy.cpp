@@ -144,7 +144,7 @@ std::map<std::string, double> expert_disagreement(const at::Tensor& chosen, cons
   std::map<std::string, double> out;
   out["expert_disagreement"] =
       differs.sum().item<double>() / (tokens * static_cast<double>(std::max<int64_t>(1, layers)));
-  const at::Tensor per_layer = differs.sum({0, 1}).to(at::kDouble);  // [L]
+  const at::Tensor per_layer = differs.sum(at::IntArrayRef{0, 1}).to(at::kDouble);  // [L]
   for (int64_t l = 0; l < layers; ++l)
     out["expert_disagreement/moe_layer" + std::to_string(l)] = per_layer[l].item<double>() / tokens;
   return out;

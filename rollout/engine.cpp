@@ -503,13 +503,13 @@ void Engine::run(const std::vector<Chunk>& chunks) {
     Feed feed;
     feed.context = &batch_;
     std::vector<at::Tensor> routes;  // per decoder layer [B·T, k]
-    auto records = [&](int64_t i) { return group[i]->seq->group->request.record_routes; };
-    for (int64_t i = 0; i < b && !feed.routes; ++i)
-      if (records(i)) feed.routes = &routes;
+    std::vector<char> records(b);    // whose request asked for routes
+    for (int64_t i = 0; i < b; ++i) records[i] = group[i]->seq->group->request.record_routes;
+    if (std::find(records.begin(), records.end(), 1) != records.end()) feed.routes = &routes;
     at::Tensor h = model_->hidden(ids_, feed);  // [B, T, D]
     if (!last_rows.empty()) logits.push_back(model_->logits_at(h, at::tensor(last_rows, at::kLong)));
     for (int64_t i = 0; i < b; ++i) {  // a recompute replaces what it feeds again
-      if (!records(i)) continue;
+      if (!records[i]) continue;
       truncate_routes(group[i]->seq->routes, group[i]->start);
       append_routes(group[i]->seq->routes, routes, i * t, t);
     }
