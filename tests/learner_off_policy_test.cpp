@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "learner/trainer_options.h"
+#include "learner_options_testutil.h"
 
 using namespace grpo;
 
@@ -260,14 +261,7 @@ trainer:
           .off_policy.offpolicy_mask_on());
 
   auto error_of = [&](const std::string& override_text) {
-    Config c = Config::parse(yaml, "run.yaml");
-    c.apply_override(override_text);
-    try {
-      trainer_options_from_config(c.sub("trainer"));
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return grpo::testing::trainer_options_error(yaml, override_text);
   };
   EXPECT_EQ(error_of("trainer.mis=tokens"),
             "run.yaml: key 'trainer.mis': masked importance sampling level 'tokens': expected one of off, token, "

@@ -16,6 +16,7 @@
 #include "learner/train_batch.h"
 #include "learner/trainer.h"
 #include "learner_ep_testutil.h"
+#include "learner_options_testutil.h"
 #include "model/pretrained.h"
 #include "model_test_util.h"
 
@@ -709,14 +710,7 @@ trainer:
   EXPECT_EQ(o.model_options().param_dtype, at::kFloat);
 
   auto error_of = [&](const std::string& override_text) {
-    Config c = Config::parse(yaml, "run.yaml");
-    c.apply_override(override_text);
-    try {
-      trainer_options_from_config(c.sub("trainer"));
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return grpo::testing::trainer_options_error(yaml, override_text);
   };
   EXPECT_NE(error_of("trainer.lerning_rate=1").find("run.yaml: key 'trainer.lerning_rate': unknown key"),
             std::string::npos);

@@ -15,7 +15,7 @@ namespace {
 using grpo::testing::max_abs_diff;
 using grpo::testing::random_ids;
 using grpo::testing::random_model;
-using grpo::testing::tiny_config;
+using grpo::testing::small_like_config;
 
 at::Tensor randn(std::vector<int64_t> shape, uint64_t seed, at::ScalarType dtype = at::kFloat) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -122,22 +122,7 @@ TEST(AttentionInvariant, MatchesSoftmaxAttentionAndIgnoresEverythingPastTheSlot)
 // of 5, 1, 7 and then one token at a time are the same bits.
 TEST(ModelInvariance, LogitsDoNotDependOnBatchPaddingOrChunks) {
   at::NoGradGuard no_grad;
-  // Like the small DeepSeek-V3 the rollout tests use: q_lora, 8 heads, 16 experts top-4.
-  const ModelConfig c = tiny_config({{"vocab_size", 500},
-                                     {"hidden_size", 64},
-                                     {"moe_intermediate_size", 32},
-                                     {"num_hidden_layers", 3},
-                                     {"num_attention_heads", 8},
-                                     {"q_lora_rank", 24},
-                                     {"kv_lora_rank", 32},
-                                     {"qk_nope_head_dim", 16},
-                                     {"qk_rope_head_dim", 8},
-                                     {"v_head_dim", 16},
-                                     {"n_routed_experts", 16},
-                                     {"num_experts_per_tok", 4},
-                                     {"n_group", 1},
-                                     {"topk_group", 1},
-                                     {"initializer_range", 0.15}});
+  const ModelConfig c = small_like_config();
   const DeepseekModel m = random_model(c, {}, 9);
   const at::Tensor seq = random_ids(1, 20, c.vocab_size, 10);  // [1, 20]
   const at::Tensor alone = m.forward(seq);                     // [1, 20, V]

@@ -12,31 +12,6 @@
 
 namespace grpo::testing {
 
-// Structurally like bench/configs/dsv3-small.json (first layer dense, q_lora, 16 routed experts
-// top-4 in one group, one shared expert, noaux_tc, the bpe-tokenizer's 3000-token vocabulary),
-// scaled down to run many full forwards in a test.
-inline ModelConfig small_like_config(const nlohmann::json& patch = nlohmann::json::object()) {
-  nlohmann::json j = tiny_config_json({{"vocab_size", 3000},
-                                       {"hidden_size", 64},
-                                       {"intermediate_size", 128},
-                                       {"moe_intermediate_size", 32},
-                                       {"num_hidden_layers", 3},
-                                       {"num_attention_heads", 8},
-                                       {"q_lora_rank", 24},
-                                       {"kv_lora_rank", 32},
-                                       {"qk_nope_head_dim", 16},
-                                       {"qk_rope_head_dim", 8},
-                                       {"v_head_dim", 16},
-                                       {"n_routed_experts", 16},
-                                       {"num_experts_per_tok", 4},
-                                       {"n_group", 1},
-                                       {"topk_group", 1},
-                                       {"initializer_range", 0.15},
-                                       {"max_position_embeddings", 512}});
-  for (const auto& [key, value] : patch.items()) j[key] = value;
-  return ModelConfig::from_json(j, "small-like test config");
-}
-
 inline std::shared_ptr<const DeepseekModel> shared_model(DeepseekModel m) {
   return std::make_shared<const DeepseekModel>(std::move(m));
 }
