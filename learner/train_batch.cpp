@@ -190,9 +190,9 @@ CompletionForward completion_forward(const CausalLM& model, const TrainBatch& ba
   at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows).unsqueeze(1);  // [N, 1]
   at::Tensor lp = rollout::sampling_log_probs(logits, sampling).gather(-1, targets).squeeze(1);   // [N]
   const double temperature = sampling.temperature > 0 ? sampling.temperature : 1.0;
-  at::Tensor z = logits / temperature;                                           // [N, V]
-  if (sampling.temperature > 0 && (sampling.top_k > 0 || sampling.top_p < 1)) {  // a token cut since it was sampled
-    at::Tensor full = z.log_softmax(-1).gather(-1, targets).squeeze(1);          // [N]
+  at::Tensor z = logits / temperature;                                   // [N, V]
+  if (rollout::truncates(sampling)) {                                    // a token cut since it was sampled
+    at::Tensor full = z.log_softmax(-1).gather(-1, targets).squeeze(1);  // [N]
     lp = at::where(at::isinf(lp), full, lp);
   }
   at::Tensor ent = entropy_from_logits(entropy_grad ? z : z.detach());  // [N]

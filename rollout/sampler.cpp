@@ -22,9 +22,9 @@ std::array<uint32_t, 4> philox(std::array<uint32_t, 4> ctr, std::array<uint32_t,
   return ctr;
 }
 
-bool truncates(const SamplingParams& p) { return p.top_k > 0 || p.top_p < 1.0; }
-
 }  // namespace
+
+bool truncates(const SamplingParams& p) { return p.temperature > 0 && (p.top_k > 0 || p.top_p < 1.0); }
 
 void validate_sampling(const SamplingParams& p) {
   if (!(p.temperature >= 0) || !std::isfinite(p.temperature))
@@ -52,7 +52,7 @@ at::Tensor kept_tokens(const at::Tensor& logp, const std::vector<const SamplingP
   std::vector<int64_t> rows;
   std::vector<double> top_p;
   for (int64_t i = 0; i < n; ++i)
-    if (params[i]->temperature > 0 && truncates(*params[i])) rows.push_back(i), top_p.push_back(params[i]->top_p);
+    if (truncates(*params[i])) rows.push_back(i), top_p.push_back(params[i]->top_p);
   if (rows.empty()) return keep;
   const at::Tensor index = at::tensor(rows, at::kLong);
   auto [sorted, order] = logp.index_select(0, index).sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
@@ -79,7 +79,7 @@ at::Tensor sampling_log_probs(const at::Tensor& logits, const std::vector<const 
   for (int64_t i = 0; i < n; ++i) {
     const SamplingParams& p = *params[i];
     inv_t[i] = p.temperature == 0 ? 1.0 : 1.0 / p.temperature;
-    truncating = truncating || (p.temperature > 0 && truncates(p));
+    truncating = truncating || truncates(p);
   }
   const at::ScalarType acc = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor z = logits.to(acc) * at::tensor(inv_t, at::kDouble).to(acc).unsqueeze(1);  // [N, V]

@@ -29,6 +29,9 @@ struct SamplingParams {
   uint64_t seed = 0;
 };
 
+// Whether top-k or top-p can cut tokens from the distribution (T > 0; greedy rows are never cut).
+bool truncates(const SamplingParams& p);
+
 // Throws InputError naming the field (temperature, top_p, top_k) for values out of range.
 void validate_sampling(const SamplingParams& p);
 
