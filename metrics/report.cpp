@@ -48,6 +48,13 @@ const std::vector<GroupInfo> kGroups = {
      false,
      true,
      {"mismatch/logp_abs_mean", "mismatch/logp_abs_max", "mismatch/kl_k3"}},
+    {"expert_disagreement",
+     "Expert disagreement: rollout vs trainer routers",
+     "fraction of tokens",
+     -1,
+     false,
+     true,
+     {"mismatch/expert_disagreement"}},
     {"time",
      "Time per step (stacked)",
      "seconds",
@@ -74,8 +81,10 @@ const GroupInfo* known_group(const std::string& id) {
 }
 
 // A key's chart: the part before the first '/'; held-out metrics whose name is a known group
-// (eval/accuracy, eval/response_length, eval/reward) are drawn with their training counterparts.
+// (eval/accuracy, eval/response_length, eval/reward) are drawn with their training counterparts, and
+// mismatch/expert_disagreement (overall and per MoE layer) has a chart of its own.
 std::string group_of(const std::string& key) {
+  if (key.rfind("mismatch/expert_disagreement", 0) == 0) return "expert_disagreement";
   std::string head = key.substr(0, key.find('/'));
   if (head == "eval" && key.size() > 5 && group_rank(key.substr(5)) < kNumKnown) return key.substr(5);
   return head;
@@ -188,26 +197,27 @@ std::string trained_no_group_text(const std::vector<int64_t>& idle, size_t of) {
   return text + (idle.size() > 10 ? ", \u2026)" : ")");
 }
 
-const char* kStyle =
-    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;background:#fafafa}"
-    "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:0 0 4px}"
-    ".meta{color:#666;margin:0 0 16px}.warn{color:#b00}"
-    ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(580px,1fr));gap:14px}"
-    ".card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px}"
-    ".legend{font-size:12px;color:#333;margin-top:2px}.legend span{margin-right:12px;white-space:nowrap}"
-    ".sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:middle}"
-    "table{border-collapse:collapse;background:#fff;font-size:13px}"
-    "td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-    "th{background:#f0f0f0}small{color:#888}"
-    ".sample{margin-bottom:14px}td.text{text-align:left;white-space:pre-wrap;font-family:monospace;font-size:12px}"
-    "pre{background:#fff;border:1px solid #ddd;padding:10px;overflow:auto;font-size:12px}";
-
 }  // namespace
+
+const char* report_css() {
+  return "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;background:#fafafa}"
+         "h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:0 0 4px}"
+         ".meta{color:#666;margin:0 0 16px}.warn{color:#b00}"
+         ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(580px,1fr));gap:14px}"
+         ".card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px}"
+         ".legend{font-size:12px;color:#333;margin-top:2px}.legend span{margin-right:12px;white-space:nowrap}"
+         ".sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:middle}"
+         "table{border-collapse:collapse;background:#fff;font-size:13px}"
+         "td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+         "th{background:#f0f0f0}small{color:#888}"
+         ".sample{margin-bottom:14px}td.text{text-align:left;white-space:pre-wrap;font-family:monospace;font-size:12px}"
+         "pre{background:#fff;border:1px solid #ddd;padding:10px;overflow:auto;font-size:12px}";
+}
 
 std::string render_report(const MetricsHistory& m, const std::string& title, const std::string& config_yaml,
                           const ReportOptions& options) {
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
-                    html_escape(title) + " \u2014 grpo report</title>\n<style>" + kStyle +
+                    html_escape(title) + " \u2014 grpo report</title>\n<style>" + report_css() +
                     "</style>\n</head>\n<body>\n";
   out += "<h1>" + html_escape(title) + "</h1>\n<p class=\"meta\">";
   if (m.steps.empty()) {

@@ -45,6 +45,9 @@ struct ReportOptions {
 std::string render_report(const MetricsHistory& metrics, const std::string& title, const std::string& config_yaml,
                           const ReportOptions& options = {});
 
+// The page's CSS (also the comparison page's, metrics/compare.h).
+const char* report_css();
+
 // Reads RUN_DIR/metrics.jsonl (and config.yaml), writes RUN_DIR/report.html atomically (temp file,
 // fsync, rename) and returns its path. InputError when metrics.jsonl is missing or unreadable, or
 // smoothing is outside [0, 1).

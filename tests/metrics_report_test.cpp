@@ -91,6 +91,8 @@ std::string make_run(const TempDir& tmp) {
                                        {"mismatch/logp_abs_max", 0.2},
                                        {"mismatch/kl_k3", 0.001},
                                        {"mismatch/mis_masked", 0.03},
+                                       {"mismatch/expert_disagreement", 0.1 - 0.05 * t},
+                                       {"mismatch/expert_disagreement/moe_layer0", 0.12 - 0.05 * t},
                                        {"time/generate", 10 + s % 3},
                                        {"time/score", 2},
                                        {"time/train", 5 + 0.1 * s},
@@ -139,8 +141,9 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   EXPECT_EQ(html.find("href="), std::string::npos);
 
   // Known groups in their fixed order, then the unknown one.
-  const std::vector<std::string> groups = {"reward",   "accuracy", "response_length", "kl", "entropy", "clip",
-                                           "mismatch", "time",     "grad_norm",       "lr", "custom"};
+  const std::vector<std::string> groups = {"reward", "accuracy", "response_length",     "kl",   "entropy",
+                                           "clip",   "mismatch", "expert_disagreement", "time", "grad_norm",
+                                           "lr",     "custom"};
   EXPECT_EQ(count_of(html, "<svg"), groups.size());
   size_t last = 0;
   for (const auto& g : groups) {
@@ -158,6 +161,14 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   for (const std::string key :
        {"mismatch/logp_abs_mean", "mismatch/logp_abs_max", "mismatch/kl_k3", "mismatch/mis_masked"})
     EXPECT_FALSE(series_markup(card, key).empty()) << key;
+  // Expert disagreement (overall and per MoE layer) is a fraction of tokens: a chart of its own.
+  const size_t experts_card = html.find("<div class=\"card\" data-group=\"expert_disagreement\">");
+  const std::string experts =
+      html.substr(experts_card, html.find("<div class=\"card\"", experts_card + 1) - experts_card);
+  for (const std::string key : {"mismatch/expert_disagreement", "mismatch/expert_disagreement/moe_layer0"}) {
+    EXPECT_FALSE(series_markup(experts, key).empty()) << key;
+    EXPECT_TRUE(series_markup(card, key).empty()) << key;
+  }
 
   // Line plots: one dot per finite point and an EMA line through them.
   for (const std::string key : {"reward/mean", "reward/std", "accuracy", "kl", "custom/thing"}) {
@@ -183,7 +194,7 @@ TEST(Report, OnePlotPerGroupWithEveryPoint) {
   }
 
   // Summary table: a row per key; best = max for reward, min for time; non-finite counted.
-  EXPECT_EQ(count_of(html, "<tr><td>"), 19u);
+  EXPECT_EQ(count_of(html, "<tr><td>"), 21u);
   EXPECT_THAT(html, HasSubstr("<tr><td>accuracy</td><td>0.2</td><td>0.785</td><td>0.785 <small>@39</small>"));
   EXPECT_THAT(html, HasSubstr("<tr><td>time/score</td><td>2</td><td>2</td><td>2 <small>@0</small>"));
   EXPECT_THAT(html, HasSubstr("<tr><td>reward/std</td><td>0.5</td><td>0.305</td><td>\u2014</td>"));
@@ -329,7 +340,7 @@ TEST(ReportCommand, RegeneratesTheReport) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr(run + "/report.html"));
   const std::string html = read_bytes(run + "/report.html");
-  EXPECT_EQ(count_of(html, "<svg"), 11u);
+  EXPECT_EQ(count_of(html, "<svg"), 12u);
   EXPECT_EQ(tag_problem(html), "");
   out = sh("--run " + (tmp / "missing"), &code);
   EXPECT_EQ(code, 2);

@@ -179,6 +179,28 @@ TEST(Controller, RolloutAndTrainerAgreeExactlyAndRoutesAreStoredForReplay) {
   EXPECT_EQ(groups, 6);
 }
 
+// rollout.record_routes without replay: the rollouts' routes are stored and the trainer measures
+// its routers against them (the expert-disagreement metric of a run that does not replay).
+TEST(Controller, RecordedRoutesWithoutReplayAreStoredAndMeasured) {
+  Fixture f("record");
+  run_training(f.load(1, {"rollout.record_routes=true"}), false);
+  const fs::path run = f.root / "run";
+  MetricsHistory h = read_metrics((run / "metrics.jsonl").string());
+  ASSERT_EQ(h.series["mismatch/expert_disagreement"].size(), 1u);
+  EXPECT_EQ(h.series["mismatch/expert_disagreement"][0].second, 0.0);  // fp32 on both sides, same weights
+  EXPECT_TRUE(h.series.count("mismatch/expert_disagreement/moe_layer0"));
+  auto store = ExperienceStore::open((run / "store").string(), {.create_if_missing = false, .read_only = true});
+  int64_t completions = 0;
+  store->scan(0, 0, [&](const GroupKey&, const ScoredGroup& g) {
+    for (const auto& c : g.completions) {
+      ++completions;
+      EXPECT_EQ(c.routes.tokens, static_cast<int64_t>(g.prompt_token_ids.size() + c.token_ids.size()) - 1);
+    }
+    return true;
+  });
+  EXPECT_EQ(completions, 12);
+}
+
 // A store written without routes, taken up with routing_replay: rollout, is an error before the
 // trainer sees its groups: run "a" stores step 0's groups without routes; run "b" starts from a
 // copy of that store (a run that crashed after storing step 0) with replay on.
@@ -226,8 +248,9 @@ TEST(Controller, RunsStoresEveryGroupLogsAndResumes) {
                           "time/generate", "time/train", "time/sync", "sync/bytes", "eval/accuracy",
                           "mismatch/logp_abs_mean", "mismatch/logp_abs_max", "mismatch/kl_k3"})
     EXPECT_TRUE(h.series.count(key)) << key;
-  EXPECT_EQ(h.series["mismatch/kl_k3"].size(), 2u);  // every trained step
-  EXPECT_EQ(h.series["eval/accuracy"].size(), 2u);   // at the start and after step 2
+  EXPECT_EQ(h.series["mismatch/kl_k3"].size(), 2u);              // every trained step
+  EXPECT_FALSE(h.series.count("mismatch/expert_disagreement"));  // routes are not recorded by default
+  EXPECT_EQ(h.series["eval/accuracy"].size(), 2u);               // at the start and after step 2
   EXPECT_GT(h.series["sync/bytes"].back().second, 0);
 
   // Same config, more steps: continues from the step-2 checkpoint.

@@ -458,7 +458,7 @@ class Loop {
     for (const Prompt* p : todo) seeds.push_back(group_seed(cfg_.run.seed, step, p->item.id));
     return sample_and_score(cfg_, *rollouts_, *reward_, todo, seeds, step,
                             weight_version(epoch_, std::max<int64_t>(0, step - cfg_.train.max_staleness)),
-                            replays_rollout_routes(), acc.sampling);
+                            replays_rollout_routes() || cfg_.rollout.record_routes, acc.sampling);
   }
 
   // R3: the trainer replays the rollouts' routes, so every group must carry them.

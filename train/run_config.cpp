@@ -104,7 +104,8 @@ RewardSection reward_section_from_config(const Config& reward) {
 
 RolloutSection rollout_section_from_config(const Config& rollout) {
   RolloutSection r;
-  rollout.require_known({"workers", "addresses", "dtype", "group_size", "sampling", "engine", "timeout_ms", "retries"});
+  rollout.require_known(
+      {"workers", "addresses", "dtype", "group_size", "sampling", "engine", "timeout_ms", "retries", "record_routes"});
   read(rollout, "workers", r.workers);
   read(rollout, "addresses", r.addresses);
   read(rollout, "dtype", r.dtype);
@@ -115,6 +116,7 @@ RolloutSection rollout_section_from_config(const Config& rollout) {
   if (r.addresses.empty()) require_positive(rollout, "workers", r.workers);
   read(rollout, "timeout_ms", r.timeout_ms);
   read(rollout, "retries", r.retries);
+  read(rollout, "record_routes", r.record_routes);
   r.sampling = rollout::generation_params_from_config(rollout.sub("sampling"), r.sampling);
   r.engine = rollout::engine_options_from_config(rollout.sub("engine"), r.engine);
   return r;

@@ -55,6 +55,11 @@ struct RolloutSection {                // rollout:
   rollout::EngineOptions engine = default_engine();         // in-process workers: 256 seqs, 4096 pages of 16
   int64_t timeout_ms = 600'000;
   int retries = 3;  // reassignments of a failed worker's prompts
+  // MoE: the rollouts return the experts their routers chose (model/routes.h), kept with the group in
+  // the store, and the trainer reports mismatch/expert_disagreement against its own routers' choice.
+  // Always on with trainer.routing_replay: rollout (R3 replays them); costs 2 bytes per token per
+  // MoE layer per routed expert on the wire and in the store.
+  bool record_routes = false;
 
   static rollout::GenerationParams default_sampling();
   static rollout::EngineOptions default_engine();
