@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "metrics/metrics.h"
 #include "metrics/svg_plot.h"
@@ -19,7 +18,6 @@ using grpo::ckpt_test::read_bytes;
 using grpo::ckpt_test::TempDir;
 using ::testing::HasSubstr;
 using Stat = grpo::TableColumn::Stat;
-namespace fs = std::filesystem;
 
 namespace {
 
