@@ -177,12 +177,13 @@ Trainer::Trainer(std::shared_ptr<CausalLM> policy, TrainerOptions options, Distr
     throw InputError("Trainer: trainer.routing_replay needs a MoE model; " + spec.model_type + " has no MoE layers");
   if (options_.routing_replay == RoutingReplay::kOldPolicy && dist_)
     throw InputError("Trainer: trainer.routing_replay: old_policy is not supported with expert parallelism yet");
-  if ((options_.routing_replay != RoutingReplay::kOff || options_.freeze_router) && options_.bias_update_gamma > 0)
-    std::cerr << "warning: trainer.bias_update_gamma " << options_.bias_update_gamma
-              << " > 0 with routing_replay/freeze_router: "
-              << (options_.freeze_router ? "freeze_router keeps the correction biases fixed"
-                                         : "the correction biases move the routers away from the replayed routes")
-              << "; RL usually runs with bias_update_gamma: 0\n";
+  if (spec.moe_layers > 0 && options_.bias_update_gamma > 0)
+    std::cerr << "warning: trainer.bias_update_gamma " << options_.bias_update_gamma << " > 0: "
+              << (options_.freeze_router ? "freeze_router keeps the correction biases fixed anyway"
+                  : options_.routing_replay != RoutingReplay::kOff
+                      ? "the correction biases move the routers away from the replayed routes"
+                      : "the correction biases move the routing between the rollouts' weights and the trainer's")
+              << "; RL usually runs with bias_update_gamma: 0 (the default)\n";
   policy_->set_requires_grad(true);
   state_->bind_optimizer(*policy_, options_, dist_);
   if (options_.kl_coef > 0) {

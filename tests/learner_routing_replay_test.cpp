@@ -2,6 +2,7 @@
 // with their routes, then a router tie flipped in the trainer's copy of the weights: without
 // replay the trainer routes tokens elsewhere, with trainer.routing_replay: rollout every forward
 // uses exactly the engine's experts. Also R2 (old_policy), freeze_router, and bad routes.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "common/config.h"
@@ -170,6 +171,25 @@ TEST(RoutingReplay, FreezeRouterKeepsRoutersAndBiases) {
     EXPECT_EQ(routers_moved, freeze ? 0 : 4);  // 2 MoE layers: weight and bias
     EXPECT_GT(others_moved, 10);
   }
+}
+
+// The aux-loss-free bias update is off during RL by default; a config that turns it on for a MoE
+// policy is warned about, with or without replay.
+TEST(RoutingReplay, BiasUpdateDuringRlIsWarnedAbout) {
+  auto model = std::make_shared<DeepseekModel>(random_model(tiny_config()));
+  auto warning_for = [&](double gamma, RoutingReplay replay) {
+    TrainerOptions o;
+    o.bias_update_gamma = gamma;
+    o.routing_replay = replay;
+    ::testing::internal::CaptureStderr();
+    Trainer trainer(copy_of(*model), o);
+    return ::testing::internal::GetCapturedStderr();
+  };
+  EXPECT_EQ(warning_for(0.0, RoutingReplay::kOff), "");
+  EXPECT_THAT(warning_for(1e-3, RoutingReplay::kOff),
+              ::testing::HasSubstr("warning: trainer.bias_update_gamma 0.001 > 0: the correction biases move the "
+                                   "routing between the rollouts' weights and the trainer's"));
+  EXPECT_THAT(warning_for(1e-3, RoutingReplay::kRollout), ::testing::HasSubstr("away from the replayed routes"));
 }
 
 TEST(RoutingReplay, BadRoutesAreInputErrorsNamingGroupCompletionAndLayer) {
