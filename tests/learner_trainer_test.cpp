@@ -19,6 +19,7 @@
 #include "learner_options_testutil.h"
 #include "model/pretrained.h"
 #include "model_test_util.h"
+#include "tests/file_testutil.h"
 
 using namespace grpo;
 using namespace grpo::testing;
@@ -490,13 +491,9 @@ TEST(Trainer, BadGroupsAreInputErrorsAndChangeNothing) {
   Trainer trainer(policy, TrainerOptions{});
   const auto w0 = weights(*policy);
   auto groups = make_groups(2, 3, 18);
-  auto expect_error = [&](std::vector<ScoredGroup> g, const std::string& needle) {
-    try {
-      trainer.step(g);
-      ADD_FAILURE() << "no error for " << needle;
-    } catch (const InputError& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+  auto expect_error = [&](const std::vector<ScoredGroup>& g, const std::string& needle) {
+    SCOPED_TRACE(needle);
+    grpo::ckpt_test::expect_input_error([&] { trainer.step(g); }, {needle});
   };
   auto g = groups;
   g[1].completions.pop_back();
