@@ -52,16 +52,18 @@ TEST(TokenizerCheckpointFiles, WithoutATokenizerConfigWritesAMinimalOne) {
 TEST(TokenizerFits, AcceptsTheVocabularyPaddingOfRealModels) {
   // {tokenizer ids, model vocab_size}: DeepSeek-V3, DeepSeek-V2(-Lite), Qwen2.5-7B, Qwen3, Llama-3,
   // the tiny-zero model, this repository's fixture models, OLMo's 50280 in 50304.
-  for (auto [ids, vocab] : std::vector<std::pair<int64_t, int64_t>>{{128815, 129280},
-                                                                    {100015, 102400},
-                                                                    {151665, 152064},
-                                                                    {151669, 151936},
-                                                                    {128256, 128256},
-                                                                    {262, 262},
-                                                                    {3000, 3000},
-                                                                    {50280, 50304},
-                                                                    {262, 262 + 1024}})
+  for (const auto& pair : std::vector<std::pair<int64_t, int64_t>>{{128815, 129280},
+                                                                   {100015, 102400},
+                                                                   {151665, 152064},
+                                                                   {151669, 151936},
+                                                                   {128256, 128256},
+                                                                   {262, 262},
+                                                                   {3000, 3000},
+                                                                   {50280, 50304},
+                                                                   {262, 262 + 1024}}) {
+    const int64_t ids = pair.first, vocab = pair.second;  // C++17: a lambda cannot capture a structured binding
     EXPECT_EQ(error_of([&] { check_tokenizer_fits(ids, "tok.json", vocab, "cfg.json"); }), "") << ids << " " << vocab;
+  }
 }
 
 TEST(TokenizerFits, RefusesAnotherModelsTokenizerNamingBothFilesAndSizes) {
