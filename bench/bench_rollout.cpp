@@ -1,5 +1,5 @@
 // Rollout engine throughput on bench/configs/dsv3-small.json (random weights): decode and prefill
-// tokens/s at 1, 8, 32 and 64 concurrent sequences, bf16 and FP8 weights, beside the naive
+// tokens/s at 1, 8, 32 and 64 concurrent sequences, fp32, bf16 and FP8 weights, beside the naive
 // baseline (no cache: a full forward over the whole sequence for every new token) in the same
 // run; a group of 8 sharing a 128-token prompt against one sequence; latent-cache bytes per token
 // against a standard MHA cache; the FP8-vs-bf16 log-prob gap, weight-only and W8A8 (activations
@@ -129,30 +129,35 @@ int main(int argc, char** argv) {
   std::cout << "bench_rollout: dsv3-small (random weights), " << threads << " threads, prompts of " << prompt_len
             << " tokens; load average " << load_average() << " on " << std::thread::hardware_concurrency()
             << " cores\n\n";
-  std::cout << std::left << std::setw(6) << "seqs" << std::right << std::setw(14) << "naive bf16" << std::setw(14)
-            << "decode bf16" << std::setw(14) << "decode fp8" << std::setw(14) << "prefill bf16" << std::setw(14)
-            << "prefill fp8" << std::setw(14) << "decode/naive"
-            << "\n";
-  std::cout << std::left << std::setw(6) << "" << std::right << std::setw(14) << "tok/s" << std::setw(14) << "tok/s"
-            << std::setw(14) << "tok/s" << std::setw(14) << "tok/s" << std::setw(14) << "tok/s" << std::setw(14)
-            << "(bf16)"
+  // Decode and prefill tokens/s per dtype: fp32, bf16 (weights and compute) and FP8 weights.
+  const std::vector<std::pair<std::string, std::shared_ptr<const DeepseekModel>>> dtypes = {
+      {"fp32", master}, {"bf16", bf16}, {"fp8", fp8}};
+  std::cout << std::left << std::setw(6) << "seqs" << std::right << std::setw(12) << "naive bf16";
+  for (const auto& [name, m] : dtypes) std::cout << std::setw(13) << ("decode " + name);
+  for (const auto& [name, m] : dtypes) std::cout << std::setw(14) << ("prefill " + name);
+  std::cout << std::setw(14) << "decode/naive\n"
+            << std::left << std::setw(6) << "" << std::right << std::setw(12) << "tok/s";
+  for (size_t i = 0; i < 2 * dtypes.size(); ++i) std::cout << std::setw(i < dtypes.size() ? 13 : 14) << "tok/s";
+  std::cout << std::setw(13) << "(bf16)"
             << "\n";
   json rows = json::array();
   for (int64_t b : concurrency) {
     const double naive = run_naive(*bf16, b, prompt_len, naive_tokens);
-    EngineRun e16 = run_engine(bf16, b, 1, prompt_len, new_tokens, false);
-    EngineRun e8 = run_engine(fp8, b, 1, prompt_len, new_tokens, false);
-    std::cout << std::left << std::setw(6) << b << std::right << std::fixed << std::setprecision(1) << std::setw(14)
-              << naive << std::setw(14) << e16.decode_tps << std::setw(14) << e8.decode_tps << std::setw(14)
-              << e16.prefill_tps << std::setw(14) << e8.prefill_tps << std::setw(13) << e16.decode_tps / naive << "x\n"
-              << std::flush;
-    rows.push_back({{"concurrent_sequences", b},
-                    {"naive_bf16_tokens_per_s", naive},
-                    {"decode_bf16_tokens_per_s", e16.decode_tps},
-                    {"decode_fp8_tokens_per_s", e8.decode_tps},
-                    {"prefill_bf16_tokens_per_s", e16.prefill_tps},
-                    {"prefill_fp8_tokens_per_s", e8.prefill_tps},
-                    {"decode_speedup_vs_naive_bf16", e16.decode_tps / naive}});
+    std::vector<EngineRun> runs;
+    for (const auto& [name, m] : dtypes) runs.push_back(run_engine(m, b, 1, prompt_len, new_tokens, false));
+    std::cout << std::left << std::setw(6) << b << std::right << std::fixed << std::setprecision(1) << std::setw(12)
+              << naive;
+    for (const EngineRun& r : runs) std::cout << std::setw(13) << r.decode_tps;
+    for (const EngineRun& r : runs) std::cout << std::setw(14) << r.prefill_tps;
+    std::cout << std::setw(12) << runs[1].decode_tps / naive << "x\n" << std::flush;
+    json row = {{"concurrent_sequences", b},
+                {"naive_bf16_tokens_per_s", naive},
+                {"decode_speedup_vs_naive_bf16", runs[1].decode_tps / naive}};
+    for (size_t i = 0; i < dtypes.size(); ++i) {
+      row["decode_" + dtypes[i].first + "_tokens_per_s"] = runs[i].decode_tps;
+      row["prefill_" + dtypes[i].first + "_tokens_per_s"] = runs[i].prefill_tps;
+    }
+    rows.push_back(row);
   }
   results["concurrency"] = rows;
 

@@ -7,7 +7,10 @@
 //
 // Why plain ATen ops are not enough (measured with LibTorch 2.x / MKL on x86, fp32):
 //  * a GEMM's row i changes with the number of rows M (small-M kernels accumulate differently);
-//    padding the rows to a multiple of kInvariantRows makes every row take the same kernel;
+//    linear_invariant computes every element as one dot product in a fixed order
+//    (kernels/linear_dot.h) for fp32/bf16 without autograd, and pads the rows of ATen's mm to a
+//    multiple of kInvariantRows otherwise (fp64, or an operand that needs a gradient), so that
+//    every row takes the same kernel;
 //  * element-wise transcendentals (exp inside silu and sigmoid, cos, sin) use a SIMD polynomial on
 //    whole vectors and the scalar libm function on the tail of a loop, and intra-op threads cut
 //    the loop at positions that depend on the tensor's size: an element's result depends on where
@@ -25,10 +28,11 @@
 
 namespace grpo {
 
-// Rows per GEMM tile: every GEMM here has a multiple of this many rows.
+// Rows per GEMM tile of the ATen fallback: its GEMMs have a multiple of this many rows.
 constexpr int64_t kInvariantRows = 16;
 
-// x · wᵀ for x [..., in], w [out, in] (same dtype) -> [..., out], each row computed as if alone.
+// x · wᵀ for x [..., in], w [out, in] -> [..., out] in x's dtype, each row computed as if alone.
+// w is used in x's dtype (a bf16 w under fp32 x is read as it is: widening is exact).
 at::Tensor linear_invariant(const at::Tensor& x, const at::Tensor& w);
 
 // Element-wise silu(x) = x·σ(x), σ(x) = 1 / (1 + e^-x), and cos/sin, with every element computed by
@@ -40,8 +44,8 @@ at::Tensor sigmoid_invariant(const at::Tensor& x);
 at::Tensor cos_invariant(const at::Tensor& x);  // no gradient
 at::Tensor sin_invariant(const at::Tensor& x);  // no gradient
 
-// Multi-head attention of MLA's absorbed form (model/mla.h), forward only, fp32 (fp64 for fp64
-// inputs) with a fixed summation order:
+// Multi-head attention of MLA's absorbed form (model/mla.h), forward only, with a fixed summation
+// order: fp32 through kernels/latent_attention.h, fp64 (fp64 inputs) a scalar loop in that order:
 //   query  [B, T, H, K]   (q_lat | q_rope per head)
 //   keys   [B, S, K]      (c_kv | k_rope per cached token, shared by the heads)
 //   slots  [B, T] int64   query (b, t) attends keys 0..slots[b, t] of row b (< S)

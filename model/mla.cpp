@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/mla_absorb.h"
 #include "model/batch_invariant.h"
 #include "model/project.h"
 #include "model/rms_norm.h"
@@ -21,6 +22,14 @@ at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& slots, dou
   at::ScalarType acc = scores.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   at::Tensor z = (scores * scale).masked_fill(future.unsqueeze(2), -std::numeric_limits<double>::infinity());
   return z.softmax(-1, acc).to(scores.scalar_type());
+}
+
+// kv_b_proj's weight as the MLA kernels read it (contiguous, fp32 or bf16) for activations of
+// `act` (fp32 or bf16): bf16 weights under fp32 activations as they are (widening is exact).
+at::Tensor kernel_weight(const Linear& w, at::ScalarType act) {
+  if (!w.is_fp8() && (w.weight.scalar_type() == act || (act == at::kFloat && w.weight.scalar_type() == at::kBFloat16)))
+    return w.weight.contiguous();
+  return dense_weight(w, act).contiguous();
 }
 
 // [B, T, H, X] -> [H, B*T, X] and back: heads become the batch of a bmm against per-head weights.
@@ -57,9 +66,25 @@ at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tens
   at::Tensor latent = keys.narrow(-1, 0, r), k_pe = keys.narrow(-1, r, rope);  // [B, S, R], [B, S, rope]
 
   at::Tensor out;  // [B, T, H, v]
-  if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled()) {
-    // Batch-invariant (model/batch_invariant.h): each head's absorption and output products row by
-    // row, the attention over exactly keys 0..slot of each query.
+  const bool kernel_dtype = x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16;
+  if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled() && kernel_dtype) {
+    // Batch-invariant (model/batch_invariant.h): the per-head products of kernels/mla_absorb.h in
+    // fp32 (one rounding to the activations' dtype), the attention over exactly keys 0..slot.
+    const at::Tensor wkv = kernel_weight(w.kv_b_proj, x.scalar_type());  // [H*(nope+v), R]
+    const kernels::MlaDims dims{h, nope, vd, r};
+    const auto wtype = wkv.scalar_type() == at::kFloat ? kernels::WeightType::kF32 : kernels::WeightType::kBF16;
+    const at::Tensor qf = q.to(at::kFloat).contiguous();       // [B, T, H, nope+rope]
+    at::Tensor q_lat = at::empty({b, t, h, r}, qf.options());  // [B, T, H, R]
+    kernels::mla_absorb_query(qf.data_ptr<float>(), b * t, nope + rope, dims, wkv.data_ptr(), wtype,
+                              q_lat.data_ptr<float>());
+    at::Tensor query = at::cat({q_lat.to(x.scalar_type()), q_rope}, -1);  // [B, T, H, R + rope]
+    const at::Tensor o_lat =
+        attention_invariant(query, keys, chunk.slots, r, scale).to(at::kFloat).contiguous();  // [B, T, H, R]
+    at::Tensor o = at::empty({b, t, h, vd}, qf.options());                                    // [B, T, H, v]
+    kernels::mla_value_out(o_lat.data_ptr<float>(), b * t, dims, wkv.data_ptr(), wtype, o.data_ptr<float>());
+    out = o.to(x.scalar_type());
+  } else if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled()) {
+    // fp64: the same products row by row through linear_invariant.
     at::Tensor wkv = dense_weight(w.kv_b_proj, x.scalar_type()).view({h, nope + vd, r});  // [H, nope+v, R]
     std::vector<at::Tensor> q_lat(h), o(h);
     for (int64_t i = 0; i < h; ++i)  // q_nope · W_UK per head: [B, T, R]

@@ -1,0 +1,86 @@
+// CPU kernels beside LibTorch on the same products: kernels::linear_dot (the no-grad matrix product,
+// batch-invariant by construction) against at::mm (MKL/oneDNN) for fp32 and bf16 weights, from one
+// row (decode) to thousands (prefill, scoring), at the shapes of bench/configs/dsv3-small.json and
+// DeepSeek-V3. Prints GFLOP/s of both sides and the ratio; writes bench/results/kernels.json.
+//
+//   ./build/bench/bench_kernels [--threads N] [--repeats R] [--out FILE] [--quick]
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "bench/bench_util.h"
+#include "kernels/linear_dot.h"
+#include "model/runtime.h"
+
+using namespace grpo;
+using namespace grpo::bench;
+using nlohmann::json;
+
+int main(int argc, char** argv) {
+  Flags flags;
+  flags.out = "bench/results/kernels.json";
+  if (!parse_flags(argc, argv, true, "bench_kernels [--threads N] [--repeats R] [--out FILE] [--quick]", flags))
+    return 2;
+  const int threads = set_torch_threads(flags.threads);
+  at::NoGradGuard no_grad;
+  struct Shape {
+    const char* what;
+    int64_t k, n;
+  };
+  const std::vector<Shape> shapes = {{"small: expert gate/up", 512, 256},
+                                     {"small: expert down", 256, 512},
+                                     {"small: lm head", 512, 3000},
+                                     {"V3: q_b_proj", 1536, 24576 / 4},
+                                     {"V3: expert gate/up", 7168, 2048 / 4}};
+  const std::vector<int64_t> rows =
+      flags.quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 4, 32, 256, 2048};
+  std::cout << "bench_kernels: linear_dot vs at::mm, " << threads << " threads, AVX2 kernel "
+            << (kernels::linear_dot_uses_avx2() ? "on" : "off (scalar reference)") << ", load average "
+            << load_average() << "\n\n";
+  std::cout << std::left << std::setw(24) << "shape (K x N)" << std::right << std::setw(6) << "M" << std::setw(8)
+            << "weights" << std::setw(14) << "at::mm GF/s" << std::setw(16) << "linear_dot GF/s" << std::setw(8)
+            << "ratio\n";
+  json out = json::array();
+  for (const Shape& s : shapes)
+    for (int64_t m : rows)
+      for (const char* wt : {"fp32", "bf16"}) {
+        const bool bf16 = std::string(wt) == "bf16";
+        at::manual_seed(1);
+        const at::Tensor x = at::randn({m, s.k}), w32 = at::randn({s.n, s.k});
+        const at::Tensor w = bf16 ? w32.to(at::kBFloat16).contiguous() : w32;
+        // The baseline as LibTorch users run it: bf16 weights with bf16 activations in at::mm.
+        const at::Tensor xb = bf16 ? x.to(at::kBFloat16) : x;
+        at::Tensor y = at::empty({m, s.n});
+        const double flops = 2.0 * m * s.k * s.n;
+        const int reps = std::max(1, static_cast<int>(std::min<double>(flags.repeats * 20, 2e9 / flops)));
+        const double t_mm = seconds([&] { (void)at::mm(xb, w.t()); }, reps);
+        const double t_dot = seconds(
+            [&] {
+              kernels::linear_dot(x.data_ptr<float>(), m, s.k, w.data_ptr(),
+                                  bf16 ? kernels::WeightType::kBF16 : kernels::WeightType::kF32, s.n,
+                                  y.data_ptr<float>());
+            },
+            reps);
+        std::cout << std::left << std::setw(24) << (std::string(s.what)) << std::right << std::setw(6) << m
+                  << std::setw(8) << wt << std::fixed << std::setprecision(1) << std::setw(14) << flops / t_mm / 1e9
+                  << std::setw(16) << flops / t_dot / 1e9 << std::setprecision(2) << std::setw(7) << t_mm / t_dot
+                  << "x\n";
+        out.push_back({{"shape", s.what},
+                       {"k", s.k},
+                       {"n", s.n},
+                       {"m", m},
+                       {"weights", wt},
+                       {"at_mm_s", t_mm},
+                       {"linear_dot_s", t_dot},
+                       {"linear_dot_over_mm_speed", t_mm / t_dot}});
+      }
+  json results = {{"threads", threads}, {"avx2", kernels::linear_dot_uses_avx2()}, {"rows", out}};
+  std::filesystem::create_directories(std::filesystem::path(flags.out).parent_path());
+  std::ofstream(flags.out) << results.dump(2) << "\n";
+  std::cout << "\nwrote " << flags.out << "\n";
+  return 0;
+}
