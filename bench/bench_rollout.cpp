@@ -6,13 +6,17 @@
 // in 1x128 e4m3 tiles). Prints a table and writes bench/results/rollout.json (run from the
 // repository root).
 //
-//   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick]
+//   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32]
+//
+// --seqs: only these concurrency rows, and only the decode/prefill table (what
+// bench/llamacpp/compare.sh runs beside llama.cpp).
 //
 // --threads defaults to 1: on a shared 2-core machine, intra-op parallel regions of 2 threads
 // stall for milliseconds whenever another process holds a core (bf16 GEMMs went from ~40 µs to
 // ~8 ms each in a microbenchmark here), which measures the neighbours, not the engine. The naive
 // baseline and the engine always run with the same thread count.
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -101,7 +105,31 @@ double run_naive(const DeepseekModel& model, int64_t batch, int64_t prompt_len, 
 int main(int argc, char** argv) {
   Flags flags;
   flags.out = "bench/results/rollout.json";
-  if (!parse_flags(argc, argv, false, "bench_rollout [--threads N] [--out FILE] [--quick]", flags)) return 2;
+  // --seqs LIST is ours; the rest are the shared engine-bench flags.
+  std::vector<int64_t> concurrency = {1, 8, 32, 64};
+  bool table_only = false;
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--seqs") == 0 && i + 1 < argc) {
+      concurrency.clear();
+      for (const char* p = argv[++i]; *p;) {
+        char* end = nullptr;
+        const long v = std::strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 4096) {
+          std::cerr << "bench_rollout: --seqs: expected a comma-separated list of 1..4096, got \"" << argv[i] << "\"\n";
+          return 2;
+        }
+        concurrency.push_back(v);
+        p = *end == ',' ? end + 1 : end;
+      }
+      table_only = true;
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  if (!parse_flags(static_cast<int>(rest.size()), rest.data(), false,
+                   "bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32]", flags))
+    return 2;
   const bool quick = flags.quick;
   const std::string out_path = flags.out;
   const int threads = set_torch_threads(flags.threads);
@@ -117,7 +145,6 @@ int main(int argc, char** argv) {
   auto w8a8 = model_with(config, state, a8_options);
 
   const int64_t prompt_len = 64, new_tokens = quick ? 8 : 32, naive_tokens = quick ? 2 : 4;
-  const std::vector<int64_t> concurrency = {1, 8, 32, 64};
   json results = {{"config", kSmallConfig},
                   {"threads", threads},
                   {"prompt_tokens", prompt_len},
@@ -160,6 +187,13 @@ int main(int argc, char** argv) {
     rows.push_back(row);
   }
   results["concurrency"] = rows;
+  if (table_only) {
+    results["load_average_end"] = load_average();
+    std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
+    std::ofstream(out_path) << results.dump(2) << "\n";
+    std::cout << "\nwrote " << out_path << "\n";
+    return 0;
+  }
 
   // Group prefix sharing: one request with n = 8 over a 128-token prompt against n = 1 (prefill
   // cost), and against 8 separate requests with the same prompt (no sharing).
