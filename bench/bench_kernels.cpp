@@ -1,7 +1,9 @@
 // CPU kernels beside LibTorch on the same products: kernels::linear_dot (the no-grad matrix product,
-// batch-invariant by construction) against at::mm (MKL/oneDNN) for fp32 and bf16 weights, from one
-// row (decode) to thousands (prefill, scoring), at the shapes of bench/configs/dsv3-small.json and
-// DeepSeek-V3. Prints GFLOP/s of both sides and the ratio; writes bench/results/kernels.json.
+// batch-invariant by construction) against at::mm (MKL/oneDNN) for fp32, bf16 and FP8 weights, from
+// one row (decode) to thousands (prefill, scoring), at the shapes of bench/configs/dsv3-small.json
+// and DeepSeek-V3. The FP8 baseline is what a LibTorch program does without an FP8 CPU GEMM:
+// dequantise the 128×128-block codes to bf16, then at::mm in bf16. Prints GFLOP/s of both sides and
+// the ratio; writes bench/results/kernels.json.
 //
 //   ./build/bench/bench_kernels [--threads N] [--repeats R] [--out FILE] [--quick]
 #include <filesystem>
@@ -14,6 +16,7 @@
 
 #include "bench/bench_util.h"
 #include "kernels/linear_dot.h"
+#include "model/fp8.h"
 #include "model/runtime.h"
 
 using namespace grpo;
@@ -47,8 +50,8 @@ int main(int argc, char** argv) {
   json out = json::array();
   for (const Shape& s : shapes)
     for (int64_t m : rows)
-      for (const char* wt : {"fp32", "bf16"}) {
-        const bool bf16 = std::string(wt) == "bf16";
+      for (const char* wt : {"fp32", "bf16", "fp8"}) {
+        const bool bf16 = std::string(wt) == "bf16", fp8 = std::string(wt) == "fp8";
         at::manual_seed(1);
         const at::Tensor x = at::randn({m, s.k}), w32 = at::randn({s.n, s.k});
         const at::Tensor w = bf16 ? w32.to(at::kBFloat16).contiguous() : w32;
@@ -57,12 +60,25 @@ int main(int argc, char** argv) {
         at::Tensor y = at::empty({m, s.n});
         const double flops = 2.0 * m * s.k * s.n;
         const int reps = std::max(1, static_cast<int>(std::min<double>(flags.repeats * 20, 2e9 / flops)));
-        const double t_mm = seconds([&] { (void)at::mm(xb, w.t()); }, reps);
+        const Fp8Blocks q = quantize_fp8_blocks(w32);
+        at::Tensor scratch = at::empty({s.n, s.k}, at::kBFloat16);
+        const at::Tensor xq = x.to(at::kBFloat16);
+        const double t_mm = fp8 ? seconds(
+                                      [&] {
+                                        dequantize_fp8_blocks_into(q.q, q.scale, scratch);
+                                        (void)at::mm(xq, scratch.t());
+                                      },
+                                      reps)
+                                : seconds([&] { (void)at::mm(xb, w.t()); }, reps);
         const double t_dot = seconds(
             [&] {
-              kernels::linear_dot(x.data_ptr<float>(), m, s.k, w.data_ptr(),
-                                  bf16 ? kernels::WeightType::kBF16 : kernels::WeightType::kF32, s.n,
-                                  y.data_ptr<float>());
+              if (fp8)
+                kernels::linear_dot_fp8(x.data_ptr<float>(), m, s.k, static_cast<const uint8_t*>(q.q.data_ptr()),
+                                        q.scale.data_ptr<float>(), s.n, y.data_ptr<float>());
+              else
+                kernels::linear_dot(x.data_ptr<float>(), m, s.k, w.data_ptr(),
+                                    bf16 ? kernels::WeightType::kBF16 : kernels::WeightType::kF32, s.n,
+                                    y.data_ptr<float>());
             },
             reps);
         std::cout << std::left << std::setw(24) << (std::string(s.what)) << std::right << std::setw(6) << m

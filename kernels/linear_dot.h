@@ -36,6 +36,16 @@ void linear_dot_reference(const float* x, int64_t m, int64_t k, const void* w, W
 void linear_dot_reference_strided(const float* x, int64_t ldx, int64_t m, int64_t k, const void* w, WeightType wtype,
                                   int64_t n, float* y, int64_t ldy);
 
+// DeepSeek-V3's FP8 weights (model/fp8.h): e4m3 codes [N, K] (one byte each) with fp32 scales
+// scale_inv [ceil(N/kFp8Block), ceil(K/kFp8Block)]; element w[n, k] = e4m3(code) · scale of its
+// block, rounded to fp32 (exactly model/fp8.h's fp32 dequantisation), then linear_dot's order. The
+// weights are read as codes: a quarter of the fp32 bytes, no dequantised copy.
+inline constexpr int64_t kFp8Block = 128;
+void linear_dot_fp8(const float* x, int64_t m, int64_t k, const uint8_t* codes, const float* scale_inv, int64_t n,
+                    float* y);
+void linear_dot_fp8_reference(const float* x, int64_t m, int64_t k, const uint8_t* codes, const float* scale_inv,
+                              int64_t n, float* y);
+
 // True when linear_dot runs the AVX2/FMA kernel on this CPU (else the scalar reference).
 bool linear_dot_uses_avx2();
 

@@ -1,4 +1,4 @@
-// Internal to kernels/: reading fp32 or bf16 weight elements as fp32, scalar and 8 at a time (AVX2).
+// Internal to kernels/: reading fp32, bf16 or FP8 weight elements as fp32, scalar and 8 at a time (AVX2).
 // Widening bf16 to fp32 is exact (the bf16 bits are the high half of the fp32 ones).
 #pragma once
 #include <cstdint>
@@ -17,6 +17,17 @@ inline float bf16_to_float(uint16_t bits) {
   const uint32_t u = static_cast<uint32_t>(bits) << 16;
   float f;
   std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// An FP8 e4m3 code (1 sign, 4 exponent bits with bias 7, 3 mantissa bits; no infinities) with its
+// exponent and mantissa bits placed in an fp32 (a tiny normal, or a subnormal for e4m3
+// subnormals): its value times 2^−120, exactly. The NaN codes 0x7F / 0xFF give 480·2^−120 and
+// its negative; the quantiser never writes them.
+inline float e4m3_bits_as_float(uint8_t code) {
+  const uint32_t bits = (static_cast<uint32_t>(code & 0x7F) << 20) | (static_cast<uint32_t>(code & 0x80) << 24);
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
   return f;
 }
 

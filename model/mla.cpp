@@ -26,7 +26,7 @@ at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& slots, dou
 
 // kv_b_proj's weight as the MLA kernels read it (contiguous, fp32 or bf16) for activations of
 // `act` (fp32 or bf16): bf16 weights under fp32 activations as they are (widening is exact).
-at::Tensor kernel_weight(const Linear& w, at::ScalarType act) {
+at::Tensor absorb_weight(const Linear& w, at::ScalarType act) {
   if (!w.is_fp8() && (w.weight.scalar_type() == act || (act == at::kFloat && w.weight.scalar_type() == at::kBFloat16)))
     return w.weight.contiguous();
   return dense_weight(w, act).contiguous();
@@ -70,7 +70,7 @@ at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tens
   if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled() && kernel_dtype) {
     // Batch-invariant (model/batch_invariant.h): the per-head products of kernels/mla_absorb.h in
     // fp32 (one rounding to the activations' dtype), the attention over exactly keys 0..slot.
-    const at::Tensor wkv = kernel_weight(w.kv_b_proj, x.scalar_type());  // [H*(nope+v), R]
+    const at::Tensor wkv = absorb_weight(w.kv_b_proj, x.scalar_type());  // [H*(nope+v), R]
     const kernels::MlaDims dims{h, nope, vd, r};
     const auto wtype = wkv.scalar_type() == at::kFloat ? kernels::WeightType::kF32 : kernels::WeightType::kBF16;
     const at::Tensor qf = q.to(at::kFloat).contiguous();       // [B, T, H, nope+rope]

@@ -1,11 +1,57 @@
 #include "model/moe.h"
 
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <vector>
+
 #include "model/batch_invariant.h"
 #include "model/project.h"
 
 namespace grpo {
 
+namespace {
+
+// Without autograd, fp32/bf16 activations go through the kernels (swiglu_rows); otherwise ATen ops.
+bool swiglu_kernel_applies(const MlpWeights& w, const at::Tensor& x) {
+  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kBFloat16) return false;
+  if (!at::GradMode::is_enabled()) return true;
+  return !x.requires_grad() && !w.gate_proj.weight.requires_grad() && !w.up_proj.weight.requires_grad() &&
+         !w.down_proj.weight.requires_grad();
+}
+
+// down(silu(gate x) · up x) of fp32 rows x [m, D] into out [m, D], all in fp32: gate, up and down
+// products by the kernels, silu(v) = v · 1/(1 + e^−v) with std::exp one element at a time (the
+// formula of silu_invariant). A row's result depends on that row only.
+void swiglu_rows(const MlpWeights& w, at::ScalarType act, const float* x, int64_t m, float* out) {
+  if (m == 0) return;
+  const KernelWeight gate = kernel_weight(w.gate_proj, act), up = kernel_weight(w.up_proj, act),
+                     down = kernel_weight(w.down_proj, act);
+  std::vector<float> g(m * gate.out), u(m * up.out);
+  project_rows(gate, x, m, g.data());
+  project_rows(up, x, m, u.data());
+  float *gp = g.data(), *up_out = u.data();
+  at::parallel_for(0, static_cast<int64_t>(g.size()), 16384, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float v = gp[i];
+      gp[i] = v * (1.0f / (1.0f + std::exp(-v))) * up_out[i];
+    }
+  });
+  project_rows(down, g.data(), m, out);
+}
+
+}  // namespace
+
 at::Tensor mlp_forward(const MlpWeights& w, const at::Tensor& x) {
+  if (swiglu_kernel_applies(w, x)) {
+    const at::Tensor xf = x.reshape({-1, x.size(-1)}).to(at::kFloat).contiguous();  // [M, D]
+    at::Tensor out = at::empty({xf.size(0), w.down_proj.weight.size(0)}, xf.options());
+    swiglu_rows(w, x.scalar_type(), xf.data_ptr<float>(), xf.size(0), out.data_ptr<float>());
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = out.size(1);
+    return out.to(x.scalar_type()).view(shape);
+  }
   return project(silu_invariant(project(x, w.gate_proj)) * project(x, w.up_proj), w.down_proj);
 }
 
@@ -15,8 +61,25 @@ at::Tensor router_logits(const MoeWeights& w, const at::Tensor& x) {
 }
 
 at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, const at::Tensor& counts) {
-  std::vector<at::Tensor> outs;
   const int64_t* count = counts.data_ptr<int64_t>();
+  bool kernels = xs.size(0) > 0;
+  for (int64_t e = 0; kernels && e < counts.numel(); ++e)
+    kernels = count[e] == 0 || swiglu_kernel_applies(w.experts[e], xs);
+  if (kernels) {
+    // Every expert's rows through swiglu_rows straight into one output, no per-expert tensors.
+    const at::Tensor xf = xs.to(at::kFloat).contiguous();  // [M, D]
+    at::Tensor out = at::empty_like(xf);                   // [M, D]
+    const int64_t d = xf.size(1);
+    int64_t start = 0;
+    for (int64_t e = 0; e < counts.numel(); ++e) {
+      if (count[e] == 0) continue;
+      swiglu_rows(w.experts[e], xs.scalar_type(), xf.data_ptr<float>() + start * d, count[e],
+                  out.data_ptr<float>() + start * d);
+      start += count[e];
+    }
+    return out.to(xs.scalar_type());
+  }
+  std::vector<at::Tensor> outs;
   int64_t start = 0;
   for (int64_t e = 0; e < counts.numel(); ++e) {
     if (count[e] == 0) continue;

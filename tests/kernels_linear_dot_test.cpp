@@ -13,6 +13,7 @@
 
 #include "kernels/linear_dot.h"
 #include "model/batch_invariant.h"
+#include "model/fp8.h"
 
 namespace {
 
@@ -142,6 +143,61 @@ TEST(LinearInvariant, GradientsStillFlowUnderGradMode) {
   ASSERT_TRUE(x.grad().defined() && w.grad().defined());
   EXPECT_TRUE(at::allclose(x.grad(), w.sum(0).expand({3, 16})));
   EXPECT_TRUE(at::allclose(w.grad(), x.detach().sum(0).expand({5, 16})));
+}
+
+}  // namespace
+
+namespace {
+
+// FP8 weights: e4m3 codes + 128×128 block scales, as model/fp8.h quantises them.
+struct Fp8Weights {
+  at::Tensor codes, scales, dequantized;  // [N, K] e4m3, [ceil(N/128), ceil(K/128)] fp32, [N, K] fp32
+};
+
+Fp8Weights fp8_weights(int64_t n, int64_t k, uint64_t seed, double magnitude = 0.1) {
+  at::manual_seed(seed);
+  const grpo::Fp8Blocks b = grpo::quantize_fp8_blocks(at::randn({n, k}) * magnitude);
+  return {b.q, b.scale, grpo::dequantize_fp8_blocks(b.q, b.scale).to(at::kFloat).contiguous()};
+}
+
+at::Tensor run_fp8(bool reference, const at::Tensor& x, const Fp8Weights& w) {
+  at::Tensor y = at::full({x.size(0), w.codes.size(0)}, 9.0f);
+  (reference ? grpo::kernels::linear_dot_fp8_reference : grpo::kernels::linear_dot_fp8)(
+      x.data_ptr<float>(), x.size(0), x.size(1), static_cast<const uint8_t*>(w.codes.data_ptr()),
+      w.scales.data_ptr<float>(), w.codes.size(0), y.data_ptr<float>());
+  return y;
+}
+
+TEST(LinearDotFp8, EveryE4m3CodeDecodesExactly) {
+  // All 256 codes through the kernel: one input, weights = the codes with unit scales, K = 1.
+  const at::Tensor codes = at::arange(256, at::kInt).to(at::kByte).view(at::kFloat8_e4m3fn).view({256, 1});
+  const at::Tensor want = codes.to(at::kFloat).view({1, 256});
+  const at::Tensor x = at::ones({1, 1}), scales = at::ones({2, 1});
+  at::Tensor y = at::empty({1, 256});
+  grpo::kernels::linear_dot_fp8(x.data_ptr<float>(), 1, 1, static_cast<const uint8_t*>(codes.data_ptr()),
+                                scales.data_ptr<float>(), 256, y.data_ptr<float>());
+  for (int c = 0; c < 256; ++c) {
+    if ((c & 0x7F) == 0x7F) continue;  // NaN codes: never written by the quantiser
+    EXPECT_EQ(y[0][c].item<float>(), want[0][c].item<float>()) << "code " << c;
+  }
+}
+
+TEST(LinearDotFp8, KernelEqualsReferenceAndTheDequantisedFp32Product) {
+  for (const Case& c : {Case{1, 130, 5}, Case{3, 256, 129}, Case{7, 300, 260}, Case{50, 128, 64}, Case{2, 9, 3}}) {
+    const Fp8Weights w = fp8_weights(c.n, c.k, c.k + c.n);
+    at::manual_seed(c.m);
+    const at::Tensor x = at::randn({c.m, c.k});
+    const at::Tensor got = run_fp8(false, x, w);
+    EXPECT_TRUE(bit_equal(got, run_fp8(true, x, w))) << "M " << c.m << " K " << c.k << " N " << c.n;
+    // The codes read directly equal the fp32 kernel on model/fp8.h's fp32 dequantisation.
+    EXPECT_TRUE(bit_equal(got, run(linear_dot, x, w.dequantized, WeightType::kF32)))
+        << "M " << c.m << " K " << c.k << " N " << c.n;
+  }
+  // Block scales of 2^7 and more (weights near 1e5) take the dequantised route, with the same result.
+  const Fp8Weights huge = fp8_weights(70, 200, 3, 1e5);
+  ASSERT_GT(huge.scales.max().item<float>(), 128.0f);
+  const at::Tensor x = at::randn({4, 200});
+  EXPECT_TRUE(bit_equal(run_fp8(false, x, huge), run(linear_dot, x, huge.dequantized, WeightType::kF32)));
 }
 
 }  // namespace

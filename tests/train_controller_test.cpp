@@ -306,7 +306,7 @@ TEST(Controller, TrainsTheDenseStudent) {
   EXPECT_EQ(s.steps_done, 3);
 }
 
-// kill -9 of `grpo train` in the middle of a run, then the same command again: the result is
+// SIGKILL of `grpo train` in the middle of a run, then the same command again: the result is
 // the uninterrupted run's, no group was generated twice, none lost.
 TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
   Fixture f("kill");
@@ -323,14 +323,14 @@ TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
     ASSERT_EQ(ref.wait(), 0) << out;
   }
   {
-    testing::Subprocess cut({GRPO_BINARY, "train", cut_cfg, "--quiet"}, "/dev/null", true);
-    // Kill it once step 2's checkpoint exists and step 2's groups are being made or trained on.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-    while (!fs::exists(f.root / "cut" / "checkpoints" / "step-000002") && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    kill(cut.pid(), SIGKILL);
-    cut.wait();
+    // SIGKILL once the third step's groups are stored (step 2's checkpoint exists, its groups are
+    // about to be trained on): a kill point (common/kill_point.h), so the kill lands mid-run
+    // however fast the steps are.
+    testing::Subprocess cut({"env", "GRPO_KILL_POINT=train/stored@3", GRPO_BINARY, "train", cut_cfg, "--quiet"},
+                            "/dev/null", true);
+    const std::string out = cut.read_all();
+    ASSERT_EQ(cut.wait(60'000), 128 + SIGKILL) << out;
+    ASSERT_TRUE(fs::exists(f.root / "cut" / "checkpoints" / "step-000002")) << out;
   }
   ASSERT_FALSE(fs::exists(f.root / "cut" / "checkpoints" / "step-000004")) << "the run finished before the kill";
   {
