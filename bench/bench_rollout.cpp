@@ -171,6 +171,7 @@ int main(int argc, char** argv) {
   for (int64_t b : concurrency) {
     const double naive = run_naive(*bf16, b, prompt_len, naive_tokens);
     std::vector<EngineRun> runs;
+    runs.reserve(dtypes.size());
     for (const auto& [name, m] : dtypes) runs.push_back(run_engine(m, b, 1, prompt_len, new_tokens, false));
     std::cout << std::left << std::setw(6) << b << std::right << std::fixed << std::setprecision(1) << std::setw(12)
               << naive;
