@@ -135,6 +135,10 @@ def cmd_table(a):
           f"dsv3-small random weights, 64-token prompts, 32 new tokens, temperature 1")
     print(f"CPU: {cpu}, {os.cpu_count()} cores; load average (1 min) over the run: "
           f"min {min(loads):.2f}, max {max(loads):.2f}; best of {reps} alternating repetitions per side")
+    if loads and max(loads) > (os.cpu_count() or 1):
+        print(f"WARNING: the load average (this benchmark included) rose above the {os.cpu_count()} cores: "
+              "other work shared them, so the figures (above all those with more than one thread) measure "
+              "the neighbours too")
     for name, r in check["files"].items():
         print(f"conversion check: llama.cpp {name} vs grpo fp32 log-probs |diff| max {r['logprob_abs_diff_max']:.3g}, "
               f"mean {r['logprob_abs_diff_mean']:.3g} ({r['logprobs_compared']} tokens); greedy "
