@@ -106,7 +106,8 @@ at::Tensor sin_invariant(const at::Tensor& x) {
 
 namespace {
 
-// fp64: a scalar loop in the same order as kernels/latent_attention.h (sequential sums).
+// fp64: a scalar loop, every sum over channels and keys in order (the fp32 path's scores use
+// linear_dot's lane order instead).
 void attend_double(const at::Tensor& query, const at::Tensor& keys, const at::Tensor& slots, int64_t value_dim,
                    double scale, at::Tensor& out) {
   const int64_t b = query.size(0), t = query.size(1), h = query.size(2), k = query.size(3), s = keys.size(1);
