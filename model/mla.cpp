@@ -24,12 +24,10 @@ at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& slots, dou
   return z.softmax(-1, acc).to(scores.scalar_type());
 }
 
-// kv_b_proj's weight as the MLA kernels read it (contiguous, fp32 or bf16) for activations of
-// `act` (fp32 or bf16): bf16 weights under fp32 activations as they are (widening is exact).
+// kv_b_proj's weight as the MLA kernels read it (contiguous fp32 or bf16, kernel_weight's rule for
+// activations of `act`); FP8 codes dequantised, as these kernels take no codes.
 at::Tensor absorb_weight(const Linear& w, at::ScalarType act) {
-  if (!w.is_fp8() && (w.weight.scalar_type() == act || (act == at::kFloat && w.weight.scalar_type() == at::kBFloat16)))
-    return w.weight.contiguous();
-  return dense_weight(w, act).contiguous();
+  return w.is_fp8() ? dense_weight(w, act).contiguous() : kernel_weight(w, act).weight;
 }
 
 // [B, T, H, X] -> [H, B*T, X] and back: heads become the batch of a bmm against per-head weights.
