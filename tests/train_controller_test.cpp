@@ -323,10 +323,11 @@ TEST(Controller, KillNineAndResumeMatchesAnUninterruptedRun) {
     ASSERT_EQ(ref.wait(), 0) << out;
   }
   {
-    // SIGKILL once the third step's groups are stored (step 2's checkpoint exists, its groups are
-    // about to be trained on): a kill point (common/kill_point.h), so the kill lands mid-run
-    // however fast the steps are.
-    testing::Subprocess cut({"env", "GRPO_KILL_POINT=train/stored@3", GRPO_BINARY, "train", cut_cfg, "--quiet"},
+    // SIGKILL once the third step has trained, before it is published or recorded: a kill point
+    // (common/kill_point.h), so the kill lands mid-run however fast the steps are. The main thread
+    // reaches it only after writing step 2's checkpoint (train/stored is reached by the rollout
+    // thread, which may store step 2's groups while that checkpoint is still being written).
+    testing::Subprocess cut({"env", "GRPO_KILL_POINT=train/trained@3", GRPO_BINARY, "train", cut_cfg, "--quiet"},
                             "/dev/null", true);
     const std::string out = cut.read_all();
     ASSERT_EQ(cut.wait(60'000), 128 + SIGKILL) << out;
