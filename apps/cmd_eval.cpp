@@ -2,6 +2,7 @@
 // override a run config's model, template, reward and data.heldout sections.
 #include <iostream>
 
+#include "apps/dtype_choice.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/error.h"
@@ -41,6 +42,7 @@ grpo::EvalOptions eval_options(const grpo::Args& a) {
   a.update("model", o.model_dir), a.update("tokenizer", o.tokenizer), a.update("reward-server", o.reward_address);
   if (a.has("verifier") && a.get("verifier") != o.verifier) o.reward_options.clear();  // they are reward.verifier's
   a.update("reward-config", o.reward_config), a.update("verifier", o.verifier), a.update("dtype", o.dtype);
+  o.dtype = grpo::say_dtype(o.dtype, "eval: dtype");
   if (!o.reward_address.empty() && a.has("reward-config"))
     throw grpo::InputError("--reward-config and --reward-server: the server uses its own config");
   o.format_verifier = a.get("format-verifier"), o.reward_timeout_ms = a.get_int("reward-timeout-ms", 1);
@@ -97,7 +99,8 @@ GRPO_COMMAND("eval", "pass@k / maj@k of a checkpoint on a prompt dataset (sample
                {"top-k", "K", "0 = all tokens", false, "0"},
                {"seed", "N", "sampling seed (prompt i uses seed + i)", false, "0"},
                {"stop", "TEXT", "stop once a completion contains this, e.g. </answer>", false},
-               {"dtype", "TYPE", "fp32, bf16 or fp8", false, "fp32"},
+               {"dtype", "TYPE",
+                "fp32, bf16, fp8, or auto (bf16 where the CPU has native bf16 dot products, else fp32)", false, "fp32"},
                {"max-seqs", "N", "sequences decoded together", false, "64"},
                {"max-batched-tokens", "N", "tokens fed per engine step", false, "2048"},
                {"page-size", "N", "latent cache page size (tokens)", false, "16"},

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/dtype_choice.h"
 #include "common/cli.h"
 #include "common/error.h"
 #include "model/runtime.h"
@@ -53,7 +54,8 @@ int run_generate(const grpo::Args& args) {
   eo.max_seqs = args.get_int("max-seqs", 1), eo.max_batched_tokens = args.get_int("max-batched-tokens", 1);
   eo.page_size = args.get_int("page-size", 1), eo.num_pages = args.get_int("num-pages", 1);
   const std::vector<grpo::rollout::Completion> done = grpo::rollout::generate_offline(
-      args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype")), requests, tok ? &*tok : nullptr, eo);
+      args.get("model"), grpo::ModelOptions::for_dtype(grpo::dtype_flag(args, "generate")), requests,
+      tok ? &*tok : nullptr, eo);
   for (const auto& c : done) {
     json j = {{"prompt_index", c.request_id},
               {"sample", c.sample_index},
@@ -83,7 +85,10 @@ GRPO_COMMAND("generate", "Sample N completions per prompt with the rollout engin
                {"seed", "N", "sampling seed (sample k, token t draws with key (seed, k, t))", false, "0"},
                {"stop", "TEXT", "stop once the text contains this (needs a tokenizer)", false},
                {"stop-ids", "IDS", "stop after any of these comma-separated token ids", false},
-               {"dtype", "TYPE", "fp32, bf16 or fp8 (FP8 weights, bf16 compute)", false, "fp32"},
+               {"dtype", "TYPE",
+                "fp32, bf16, fp8 (FP8 weights, bf16 compute), or auto (bf16 where the CPU has native bf16 dot "
+                "products, else fp32)",
+                false, "fp32"},
                {"max-seqs", "N", "sequences decoded together", false, "64"},
                {"max-batched-tokens", "N", "tokens fed per engine step", false, "2048"},
                {"page-size", "N", "latent cache page size (tokens)", false, "16"},

@@ -2,15 +2,16 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include <ATen/ATen.h>
 #include "common/cli.h"
+#include "kernels/cpu_features.h"
 #include "kernels/cuda_info.h"
 #include "kernels/linear_dot.h"
+#include "model/model_options.h"
 #include "model/runtime.h"
 
 namespace {
@@ -33,23 +34,10 @@ std::string devices_line() {
   return s.str();
 }
 
-// The CPU's native bf16 dot-product extensions (/proc/cpuinfo flags), "" when none: LibTorch's bf16
-// GEMMs (training) run fast only with one of them.
-std::string native_bf16() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) != 0) continue;
-    std::istringstream words(line);
-    for (std::string w; words >> w;)
-      if (w == "avx512_bf16" || w == "amx_bf16") found += (found.empty() ? "" : ", ") + w;
-    break;
-  }
-  return found;
-}
-
 int run_info(const grpo::Args& args) {
   int threads = grpo::set_torch_threads(args.get_int("threads", 0));
+  const std::string native_bf16 = grpo::kernels::cpu_native_bf16();
+  const grpo::AutoDtype chosen = grpo::auto_dtype();
   std::cout << "libtorch      " << TORCH_VERSION << "\n"
             << "threads       " << threads << " intra-op\n"
             << "blas          " << grpo::blas_library() << "\n"
@@ -57,8 +45,9 @@ int run_info(const grpo::Args& args) {
             << "cpu kernels   "
             << (grpo::kernels::linear_dot_uses_avx2() ? "AVX2 + FMA" : "scalar reference (no AVX2 + FMA on this CPU)")
             << " (kernels/: the no-grad forward)\n"
-            << "cpu bf16      " << (native_bf16().empty() ? "no native bf16 dot products" : "native: " + native_bf16())
+            << "cpu bf16      " << (native_bf16.empty() ? "no native bf16 dot products" : "native: " + native_bf16)
             << "\n"
+            << "dtype auto    " << chosen.name << " (" << chosen.reason << ")\n"
             << "cuda build    " << build_line() << "\n"
             << "cuda devices  " << devices_line() << "\n";
   return 0;

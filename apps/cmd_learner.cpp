@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/dtype_choice.h"
 #include "apps/lm_dry_run.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -70,6 +71,8 @@ int run_learner(const grpo::Args& args) {
   grpo::apply_http_flag(args, config);  // each rank parses the same arguments; rank 0 serves
   grpo::http_address_from(config);      // a bad address fails here, before any rank starts
   const bool grpo_run = is_grpo_run(args, config);
+  if (!grpo::DistEnv::present())  // the launcher says it once; every rank resolves "auto" on its own CPU
+    grpo::say_auto_dtypes(config, {"rollout.dtype", "trainer.dtype", "pretrain.dtype"}, "learner");
   if (args.has("threads"))  // the job's section: a GRPO run's run:, a pretraining job's pretrain:
     config.apply_override((grpo_run ? "run.threads=" : "pretrain.threads=") +
                           std::to_string(args.get_int("threads", 0, 4096)));

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/dtype_choice.h"
 #include "apps/jsonl_filter.h"
 #include "common/cli.h"
 #include "common/error.h"
@@ -47,7 +48,7 @@ int run_logprobs(const grpo::Args& args) {
   grpo::set_torch_threads(args.get_int("threads", 0));
   // A DeepSeek or a dense (Llama/Qwen2) checkpoint, by its config.json's model_type.
   const std::unique_ptr<grpo::CausalLM> model =
-      grpo::load_causal_lm(args.get("model"), grpo::ModelOptions::for_dtype(args.get("dtype")));
+      grpo::load_causal_lm(args.get("model"), grpo::ModelOptions::for_dtype(grpo::dtype_flag(args, "logprobs")));
   const int64_t vocab = model->spec().vocab_size, context = model->spec().max_position_embeddings;
   // A line of `context` ids, each at most 20 digits and a separator, with room for spacing.
   const size_t max_bytes = static_cast<size_t>(context) * 32 + 4096;
@@ -77,7 +78,9 @@ int run_logprobs(const grpo::Args& args) {
 
 GRPO_COMMAND("logprobs", "Per-token log-probs of JSONL {\"ids\": [...]} lines under a checkpoint", "< ids.jsonl",
              ({{"model", "DIR", "HF checkpoint directory (config.json + safetensors)", true},
-               {"dtype", "TYPE", "compute dtype: fp32 or bf16", false, "fp32"},
+               {"dtype", "TYPE",
+                "compute dtype: fp32, bf16, or auto (bf16 where the CPU has native bf16 dot products, else fp32)",
+                false, "fp32"},
                {"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}),
              run_logprobs);
 

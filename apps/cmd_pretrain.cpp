@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/dtype_choice.h"
 #include "apps/lm_dry_run.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -27,6 +28,7 @@ int run_pretrain(const grpo::Args& args) {
   config.require_known(
       {"pretrain", "publish", "run", "model", "template", "data", "reward", "rollout", "train", "trainer", "http"});
   grpo::PretrainOptions options = grpo::PretrainOptions::from_config(config.sub("pretrain"));
+  grpo::say_auto_dtypes(config, {"pretrain.dtype"}, "pretrain");
   options.train.http_address = grpo::http_address_from(config);
   if (grpo::dry_run(args)) {
     std::cout << grpo::describe_lm_run(config, options.train, std::to_string(options.steps));

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/dtype_choice.h"
 #include "apps/lm_dry_run.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -25,6 +26,7 @@ int run_sft(const grpo::Args& args) {
   grpo::Config config = grpo::config_from_args(args, {true, "sft.threads"});
   grpo::apply_http_flag(args, config);
   grpo::SftOptions options = grpo::SftOptions::from_config(config.sub("sft"));
+  grpo::say_auto_dtypes(config, {"sft.dtype"}, "sft");
   options.train.http_address = grpo::http_address_from(config);
   if (grpo::dry_run(args)) {
     std::cout << grpo::describe_lm_run(config, options.train, options.steps > 0 ? std::to_string(options.steps) : "");

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "apps/dtype_choice.h"
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/stop_signals.h"
@@ -19,6 +20,7 @@ int run_train(const grpo::Args& a) {
   grpo::apply_http_flag(a, config);
   grpo::http_address_from(config);  // a bad http.address fails first, before the inputs are checked
   config = grpo::resolve_run_config(config);
+  grpo::say_auto_dtypes(config, {"rollout.dtype", "trainer.dtype"}, "train");
   if (grpo::dry_run(a)) {
     std::cout << grpo::describe_run(config);
     return 0;

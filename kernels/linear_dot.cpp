@@ -190,7 +190,7 @@ void run(const float* x, int64_t ldx, int64_t m, int64_t k, const Rows& w, int64
     const int64_t r0 = rb * kBlockRows, r1 = std::min(m, r0 + kBlockRows);
     const int64_t c0 = cb * kBlockCols, c1 = std::min(n, c0 + kBlockCols);
 #ifdef GRPO_KERNELS_AVX2
-    if (!reference && detail::cpu_has_avx2_fma()) return avx2_block(x, ldx, k, w, y, ldy, r0, r1, c0, c1);
+    if (!reference && cpu_has_avx2_fma()) return avx2_block(x, ldx, k, w, y, ldy, r0, r1, c0, c1);
 #endif
     reference_block(x, ldx, k, w, y, ldy, r0, r1, c0, c1);
   };
@@ -254,7 +254,7 @@ void linear_dot_fp8_reference(const float* x, int64_t m, int64_t k, const uint8_
 
 bool linear_dot_uses_avx2() {
 #ifdef GRPO_KERNELS_AVX2
-  return detail::cpu_has_avx2_fma();
+  return cpu_has_avx2_fma();
 #else
   return false;
 #endif

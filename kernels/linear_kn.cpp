@@ -69,7 +69,7 @@ void run(const float* x, int64_t ldx, int64_t m, int64_t k, const void* w, int64
          int64_t ldy, bool reference) {
   if (m <= 0 || n <= 0) return;
 #ifdef GRPO_KERNELS_AVX2
-  if (!reference && detail::cpu_has_avx2_fma()) return avx2<WT>(x, ldx, m, k, w, ldw, n, y, ldy);
+  if (!reference && cpu_has_avx2_fma()) return avx2<WT>(x, ldx, m, k, w, ldw, n, y, ldy);
 #endif
   scalar_columns<WT>(x, ldx, m, k, w, ldw, 0, n, y, ldy);
 }

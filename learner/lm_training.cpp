@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
+#include "model/model_options.h"
 
 namespace grpo {
 namespace fs = std::filesystem;
@@ -22,7 +23,8 @@ std::string read_text(const std::string& path, const std::string& what) {
 }
 
 void check_dtype(const std::string& name, const std::string& where) {
-  if (name != "fp32" && name != "bf16") throw InputError(where + ": expected fp32 or bf16, got \"" + name + "\"");
+  if (name != "fp32" && name != "bf16" && name != "auto")
+    throw InputError(where + ": expected fp32, bf16 or auto, got \"" + name + "\"");
 }
 
 std::vector<at::Tensor> tensors_of(const std::vector<std::pair<std::string, at::Tensor>>& named) {
@@ -85,6 +87,7 @@ LmTrainingOptions LmTrainingOptions::from_config(const Config& s) {
 
   o.dtype = s.get<std::string>("dtype", o.dtype);
   check_dtype(o.dtype, s.where("dtype"));
+  o.dtype = resolve_dtype(o.dtype);  // "auto": chosen by the CPU here
   o.save_dtype = s.get<std::string>("save_dtype", o.save_dtype);
   check_dtype(o.save_dtype, s.where("save_dtype"));
   o.out_dir = s.get<std::string>("out_dir");

@@ -6,7 +6,7 @@
 //   seq_len: 128   batch_size: 32   log_every: 10   threads: 0 (all cores)   seed: 0
 //   optim: {lr: 1e-3, warmup_steps: 0, decay: cosine, min_lr_ratio: 0.1, weight_decay: 0.0,
 //           beta1: 0.9, beta2: 0.999, eps: 1e-8, grad_clip: 1.0}
-//   dtype: fp32 | bf16 (bf16 compute, fp32 master weights)   save_dtype: fp32 | bf16
+//   dtype: fp32 | bf16 (bf16 compute, fp32 master weights) | auto (model_options.h)   save_dtype: fp32 | bf16
 //   out_dir: the checkpoint directory (required)   log_dir: metrics (default <out_dir>/logs)
 #pragma once
 #include <chrono>

@@ -73,7 +73,7 @@ ModelOptions TrainerOptions::model_options() const {
   } else if (dtype == "fp64" || dtype == "float64") {
     m.compute_dtype = m.param_dtype = at::kDouble;
   } else {
-    throw InputError("training dtype '" + dtype + "': expected fp32, bf16 or fp64");
+    throw InputError("training dtype '" + dtype + "': expected fp32, bf16, fp64 or auto");
   }
   return m;
 }
@@ -177,7 +177,7 @@ TrainerOptions trainer_options_from_config(const Config& c) {
   o.freeze_router = c.get<bool>("freeze_router", o.freeze_router);
   o.overlong_filter = c.get<bool>("overlong_filter", o.overlong_filter);
   o.zero1 = c.get<bool>("zero1", o.zero1);
-  o.dtype = c.get<std::string>("dtype", o.dtype);
+  o.dtype = resolve_dtype(c.get<std::string>("dtype", o.dtype));  // "auto": chosen by the CPU here
   o.threads = c.get<int64_t>("threads", o.threads);
   const int64_t seed = c.get<int64_t>("seed", static_cast<int64_t>(o.seed));
   if (seed < 0) throw InputError(c.where("seed") + ": expected >= 0");

@@ -72,7 +72,7 @@ struct TrainerOptions {
   bool zero1 = false;
 
   // numerics and determinism
-  std::string dtype = "fp32";  // compute: "fp32", "bf16" (fp32 master weights) or "fp64"
+  std::string dtype = "fp32";  // compute: "fp32", "bf16" (fp32 master weights) or "fp64" ("auto" resolved on reading)
   int64_t threads = 0;         // intra-op threads for the update (0: leave LibTorch's setting)
   uint64_t seed = 1;           // mini-batch shuffling
 

@@ -22,9 +22,23 @@ struct ModelOptions {
   int64_t expert_rank = 0, expert_ranks = 1;
 
   // Compute and parameters in one dtype named as the CLI spells it: "fp32" (or "float32"),
-  // "bf16" (or "bfloat16"), or "fp8" (FP8 linear weights, everything else and the compute
-  // bf16). Throws InputError for anything else.
+  // "bf16" (or "bfloat16"), "fp8" (FP8 linear weights, everything else and the compute bf16), or
+  // "auto" (resolve_dtype). Throws InputError for anything else.
   static ModelOptions for_dtype(const std::string& name);
 };
+
+// What `--dtype auto` (and `dtype: auto` in configs) means on this CPU: "bf16" where it has
+// native bf16 dot products (AVX512-BF16 or AMX, kernels/cpu_features.h), so bf16 matrix products
+// run at least as fast as fp32; "fp32" elsewhere, where they run several times slower. `reason`
+// says why, for the line a command prints about its choice.
+struct AutoDtype {
+  std::string name;    // "bf16" or "fp32"
+  std::string reason;  // e.g. "the CPU has native bf16 dot products: avx512_bf16"
+};
+AutoDtype auto_dtype();
+
+// `name` with "auto" replaced by auto_dtype().name; any other name is returned as it is (the
+// caller checks it against the names it accepts).
+std::string resolve_dtype(const std::string& name);
 
 }  // namespace grpo

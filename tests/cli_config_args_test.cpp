@@ -7,6 +7,7 @@
 #include <string>
 
 #include "grpo_cli.h"
+#include "model/model_options.h"
 
 namespace {
 
@@ -68,6 +69,24 @@ TEST(ConfigArgs, ThreadsOnEveryComputingCommand) {
   const Outcome bad = run("sft configs/sft-tiny.yaml --threads many --dry-run");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--threads: expected an integer in [0, 4096], got \"many\""), std::string::npos) << bad.err;
+}
+
+// `dtype: auto` in a run config: the command says what it resolves to on this CPU; a wrong name
+// names the key and the allowed values.
+TEST(ConfigArgs, DtypeAutoInConfigsIsSaidAndAWrongNameIsAClearError) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
+  const grpo::AutoDtype chosen = grpo::auto_dtype();
+  const Outcome train = run("train configs/tiny-zero.yaml rollout.dtype=auto trainer.dtype=auto --dry-run");
+  EXPECT_EQ(train.code, 0) << train.err;
+  for (const char* key : {"rollout.dtype", "trainer.dtype"})
+    EXPECT_NE(train.err.find(std::string("train: ") + key + " auto = " + chosen.name), std::string::npos) << key << "\n"
+                                                                                                          << train.err;
+  const Outcome pretrain = run("pretrain configs/tiny-zero.yaml pretrain.dtype=auto --dry-run");
+  EXPECT_EQ(pretrain.code, 0) << pretrain.err;
+  EXPECT_NE(pretrain.err.find("pretrain: pretrain.dtype auto = " + chosen.name), std::string::npos) << pretrain.err;
+  const Outcome bad = run("train configs/tiny-zero.yaml rollout.dtype=fp16 --dry-run");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("rollout.dtype': expected fp32, bf16, fp8 or auto, got 'fp16'"), std::string::npos) << bad.err;
 }
 
 TEST(ConfigArgs, DidYouMean) {

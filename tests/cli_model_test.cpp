@@ -10,8 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "grpo_cli.h"
+#include "kernels/cpu_features.h"
 #include "model/deepseek.h"
 #include "model/init.h"
+#include "model/model_options.h"
 #include "model/pretrained.h"
 #include "model/safetensors.h"
 #include "tokenizer/tokenizer.h"
@@ -190,6 +192,32 @@ TEST_F(CliModel, InitModelThenLogprobsAndPromptGeneration) {
     EXPECT_EQ(ls[i]["prompt_index"], i / 2);
     EXPECT_EQ(ls[i]["text"], text_of(t, ls[i]));
   }
+}
+
+// --dtype auto picks a dtype by the CPU (model/model_options.h), says which, and computes exactly as
+// that dtype named outright does.
+TEST_F(CliModel, DtypeAutoSaysItsChoiceAndRunsAsThatDtype) {
+  const grpo::AutoDtype chosen = grpo::auto_dtype();
+  ASSERT_TRUE(chosen.name == "bf16" || chosen.name == "fp32") << chosen.name;
+  EXPECT_EQ(chosen.name == "bf16", !grpo::kernels::cpu_native_bf16().empty());
+  const std::string input = "{\"ids\": [5, 17, 9, 4, 11]}\n";
+  const Result automatic = run("logprobs --model " + kFixture + " --dtype auto", input);
+  ASSERT_EQ(automatic.code, 0) << automatic.err;
+  EXPECT_NE(automatic.err.find("logprobs: --dtype auto = " + chosen.name + " (" + chosen.reason + ")"),
+            std::string::npos)
+      << automatic.err;
+  const Result named = run("logprobs --model " + kFixture + " --dtype " + chosen.name, input);
+  ASSERT_EQ(named.code, 0) << named.err;
+  EXPECT_EQ(named.err.find("auto"), std::string::npos) << named.err;
+  EXPECT_EQ(automatic.out, named.out);
+
+  const Result info = run("info");
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("dtype auto    " + chosen.name + " (" + chosen.reason + ")"), std::string::npos) << info.out;
+
+  const Result bad = run("logprobs --model " + kFixture + " --dtype fp16", input);
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--dtype: expected fp32, bf16, fp8 or auto, got \"fp16\""), std::string::npos) << bad.err;
 }
 
 TEST_F(CliModel, BadConfigNamesFileAndKey) {

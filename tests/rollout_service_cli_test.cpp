@@ -75,7 +75,7 @@ TEST(RolloutSvcCli, ConfigErrorsNameFileAndKey) {
   EXPECT_NE(out.find("rollout.yaml: key 'engine.max_seqs': must be >= 1, got 0"), std::string::npos) << out;
   std::tie(status, out) = run({"--dtype", "fp16"});
   EXPECT_EQ(status, 2);
-  EXPECT_NE(out.find("--dtype: expected fp32, bf16 or fp8"), std::string::npos) << out;
+  EXPECT_NE(out.find("--dtype: expected fp32, bf16, fp8 or auto"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "common/config_range.h"
 #include "common/error.h"
+#include "model/model_options.h"
 #include "rollout/options.h"
 #include "tokenizer/chat_template.h"
 #include "train/weight_version.h"
@@ -109,8 +110,9 @@ RolloutSection rollout_section_from_config(const Config& rollout) {
   read(rollout, "workers", r.workers);
   read(rollout, "addresses", r.addresses);
   read(rollout, "dtype", r.dtype);
-  if (r.dtype != "fp32" && r.dtype != "bf16" && r.dtype != "fp8")
-    throw InputError(rollout.where("dtype") + ": expected fp32, bf16 or fp8, got '" + r.dtype + "'");
+  if (r.dtype != "fp32" && r.dtype != "bf16" && r.dtype != "fp8" && r.dtype != "auto")
+    throw InputError(rollout.where("dtype") + ": expected fp32, bf16, fp8 or auto, got '" + r.dtype + "'");
+  r.dtype = resolve_dtype(r.dtype);  // "auto": chosen by the CPU here
   read(rollout, "group_size", r.group_size);
   require_positive(rollout, "group_size", r.group_size);
   if (r.addresses.empty()) require_positive(rollout, "workers", r.workers);

@@ -49,7 +49,7 @@ struct RewardSection {          // reward:
 struct RolloutSection {                // rollout:
   int workers = 1;                     // in-process workers when no addresses are given
   std::vector<std::string> addresses;  // external `grpo rollout-server`s
-  std::string dtype = "fp32";          // fp32 | bf16 | fp8 (in-process workers; also what is sent)
+  std::string dtype = "fp32";  // fp32 | bf16 | fp8 (in-process workers; also what is sent); auto resolved on reading
   int64_t group_size = 8;
   rollout::GenerationParams sampling = default_sampling();  // temperature 1, top_p 1, top_k 0, 256 tokens
   rollout::EngineOptions engine = default_engine();         // in-process workers: 256 seqs, 4096 pages of 16
