@@ -6,10 +6,15 @@
 //     (micro-batches in batch order, padded to the whole batch, logits at every position through
 //     DeepseekModel::logprobs) — the same loss, printed beside the times;
 //  2. a whole Trainer::step (old log-probs, advantages, update, AdamW) in fp32 and in bf16 compute
-//     with fp32 master weights.
+//     with fp32 master weights, beside the same step in PyTorch eager (bench/pytorch/trainer_step.py:
+//     HF transformers' DeepseekV3ForCausalLM on the same checkpoint, batch and LibTorch; micro-batches
+//     in batch order, padded to the batch) with the ratio, and both sides' pre-clip grad norm of the
+//     first step, which must agree. The Python is $GRPO_BENCH_PYTHON, else the project's environment
+//     (scripts/pyenv.sh --path); without one, the eager column says why it is missing.
 // Each figure is the best of a few runs after a warm-up, with the load average beside it.
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +22,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -24,8 +31,10 @@
 #include "learner/minibatch_loss.h"
 #include "learner/train_batch.h"
 #include "learner/trainer.h"
+#include "model/checkpoint.h"
 #include "model/deepseek.h"
 #include "model/init.h"
+#include "model/pretrained.h"
 
 using namespace grpo;
 using nlohmann::json;
@@ -69,6 +78,48 @@ double plain_minibatch(const DeepseekModel& m, const TrainBatch& b, const Policy
     loss += l.item<double>();
   }
   return loss;
+}
+
+// The Python that runs the PyTorch-eager baseline: $GRPO_BENCH_PYTHON, else the project's
+// environment; "" (and `why`) when there is none.
+std::string eager_python(std::string& why) {
+  if (const char* env = std::getenv("GRPO_BENCH_PYTHON")) return env;
+  std::string dir;
+  if (FILE* f = popen("scripts/pyenv.sh --path 2>/dev/null", "r")) {
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, f)) dir += buf;
+    pclose(f);
+  }
+  while (!dir.empty() && (dir.back() == '\n' || dir.back() == ' ')) dir.pop_back();
+  const std::string py = dir + "/bin/python";
+  if (dir.empty() || !std::filesystem::exists(py)) {
+    why = "no Python environment (set GRPO_BENCH_PYTHON, or run scripts/pyenv.sh)";
+    return "";
+  }
+  return py;
+}
+
+// Runs bench/pytorch/trainer_step.py; its JSON line, or null (and `why`) when it failed.
+json eager_step(const std::string& python, const std::string& model_dir, const std::string& batch_file,
+                const std::string& dtype, int threads, int reps, int64_t micro, std::string& why) {
+  const std::string cmd = "'" + python + "' bench/pytorch/trainer_step.py --model '" + model_dir + "' --batch '" +
+                          batch_file + "' --dtype " + dtype + " --threads " + std::to_string(threads) + " --reps " +
+                          std::to_string(reps) + " --micro " + std::to_string(micro) + " --lr 1e-5";
+  std::string out;
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) {
+    why = "cannot start " + python;
+    return nullptr;
+  }
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, f)) out += buf;
+  const int status = pclose(f);
+  const size_t line = out.rfind('{');
+  if (status != 0 || line == std::string::npos) {
+    why = "bench/pytorch/trainer_step.py failed (status " + std::to_string(status) + ")";
+    return nullptr;
+  }
+  return json::parse(out.substr(line));
 }
 
 }  // namespace
@@ -133,7 +184,18 @@ int main(int argc, char** argv) {
                                   {"ours_loss", ours_loss},
                                   {"plain_loss", plain_loss}};
 
-  std::printf("2. Trainer::step (1 epoch, 1 mini-batch, micro %lld)   seconds   completion tok/s\n", (long long)micro);
+  // The baseline's inputs: the policy's weights as an HF checkpoint, the padded batch.
+  const std::filesystem::path scratch =
+      std::filesystem::temp_directory_path() / ("grpo_bench_trainer_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(scratch);
+  const std::string model_dir = (scratch / "model").string(), batch_file = (scratch / "batch.safetensors").string();
+  save_pretrained(*policy, model_dir);
+  save_tensors(batch_file, {{"ids", batch.ids}, {"mask", batch.mask}, {"advantages", batch.advantages}});
+  std::string why;
+  const std::string python = eager_python(why);
+
+  std::printf("2. Trainer::step (1 epoch, 1 mini-batch, micro %lld)\n", (long long)micro);
+  std::printf("   dtype   grpo s   tok/s   PyTorch eager s   tok/s   grpo speed-up   grad norm grpo | eager\n");
   for (const char* dtype : {"fp32", "bf16"}) {
     TrainerOptions o;
     o.dtype = dtype;
@@ -142,11 +204,30 @@ int main(int argc, char** argv) {
     auto p = std::make_shared<DeepseekModel>(config, o.model_options());
     init_weights(*p, 1);
     Trainer trainer(p, o);
-    const double t = seconds([&] { trainer.step(groups); }, reps);
-    std::printf("   %-4s                                            %9.3f   %16.0f\n", dtype, t, tokens / t);
+    double first_norm = -1;
+    const double t = seconds(
+        [&] {
+          const TrainStats st = trainer.step(groups);
+          if (first_norm < 0) first_norm = st.grad_norm_mean;  // fresh weights, as the baseline's first step
+        },
+        reps);
+    json eager =
+        python.empty() ? json(nullptr) : eager_step(python, model_dir, batch_file, dtype, threads, reps, micro, why);
     result["step_" + std::string(dtype) + "_s"] = t;
     result["step_" + std::string(dtype) + "_tokens_per_s"] = tokens / t;
+    result["step_" + std::string(dtype) + "_grad_norm"] = first_norm;
+    if (eager.is_null()) {
+      std::printf("   %-4s   %7.3f   %5.0f   (not run: %s)\n", dtype, t, tokens / t, why.c_str());
+      result["eager_" + std::string(dtype)] = {{"not_run", why}};
+      continue;
+    }
+    const double te = eager["step_s"].get<double>();
+    std::printf("   %-4s   %7.3f   %5.0f   %15.3f   %5.0f   %12.2fx   %.6f | %.6f\n", dtype, t, tokens / t, te,
+                tokens / te, te / t, first_norm, eager["grad_norm"].get<double>());
+    result["eager_" + std::string(dtype)] = eager;
+    result["step_" + std::string(dtype) + "_speedup_vs_eager"] = te / t;
   }
+  std::filesystem::remove_all(scratch);
   result["load_average_after"] = load_average();
 
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
