@@ -45,7 +45,16 @@ inline int free_port() {
 }
 
 // Runs fn(dist) on `world` ranks, one thread each, over a real Gloo group on loopback.
+//
+// LibTorch's c10d flight recorder (a process-wide log of collectives, read from
+// TORCH_FR_BUFFER_SIZE when the first group is made) is turned off here: with several ranks' groups
+// in one process it crashed about one run in 60 inside its own bookkeeping (a SIGSEGV in
+// FlightRecorder::recordWithResetEnabled under ProcessGroupGloo::enqueue, seen in
+// DispatchCombineMatchesLocalExpertsOnFourRanks; 300 runs in a row pass without it). A real
+// `grpo learner` has one group per process and keeps it.
 inline void on_ranks(int world, const std::function<void(Distributed&)>& fn) {
+  static const bool recorder_off = [] { return setenv("TORCH_FR_BUFFER_SIZE", "0", /*overwrite=*/0) == 0; }();
+  EXPECT_TRUE(recorder_off);
   const int port = free_port();
   std::vector<std::thread> threads;
   std::vector<std::string> errors(world);
