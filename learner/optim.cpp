@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "kernels/adamw.h"
 
 namespace grpo {
 
@@ -26,8 +27,14 @@ double lr_at(const LrSchedule& s, int64_t step) {
 
 double grad_sq_norm(const std::vector<at::Tensor>& params) {
   double sq = 0;
-  for (const auto& p : params)
-    if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
+  for (const auto& p : params) {
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    if (g.scalar_type() == at::kFloat && g.is_contiguous() && g.device().is_cpu())
+      sq += kernels::sum_squares(g.data_ptr<float>(), g.numel());  // fp64 sum, no fp64 copy
+    else
+      sq += g.to(at::kDouble).pow(2).sum().item<double>();
+  }
   return sq;
 }
 
@@ -84,6 +91,13 @@ void AdamW::step(double lr) {
     if (!s.param.grad().defined()) continue;
     at::Tensor p = s.of(s.param.detach());  // in place: a view of the parameter
     const at::Tensor g = s.of(s.param.grad().contiguous()).to(p.scalar_type());
+    if (p.scalar_type() == at::kFloat && p.device().is_cpu() && p.is_contiguous() && exp_avg_[i].is_contiguous() &&
+        exp_avg_sq_[i].is_contiguous()) {  // fp32 master weights: one fused pass (kernels/adamw.h)
+      kernels::adamw_update(p.data_ptr<float>(), g.data_ptr<float>(), exp_avg_[i].data_ptr<float>(),
+                            exp_avg_sq_[i].data_ptr<float>(), p.numel(),
+                            {lr, options_.beta1, options_.beta2, options_.eps, options_.weight_decay, steps_});
+      continue;
+    }
     if (options_.weight_decay != 0) p.mul_(1.0 - lr * options_.weight_decay);
     exp_avg_[i].mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
     exp_avg_sq_[i].mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);

@@ -32,7 +32,8 @@ double lr_at(const LrSchedule& s, int64_t step);
 
 // ---- gradient clipping -------------------------------------------------------------------
 
-// L2 norm of all gradients together (undefined grads count as zero), computed in fp64. When
+// L2 norm of all gradients together (undefined grads count as zero), computed in fp64 (fp32
+// gradients without an fp64 copy: kernels::sum_squares). When
 // max_norm > 0 and the norm exceeds it, every gradient is scaled by max_norm / (norm + 1e-6).
 // Returns the norm before clipping (non-finite if any gradient is).
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
@@ -79,7 +80,8 @@ class AdamW {
   AdamW(std::vector<ParamSlice> slices, AdamWOptions options);
 
   // One update with learning rate `lr` from the current .grad() of every parameter (a parameter
-  // without a gradient is skipped and its moments stay). Does not zero the gradients.
+  // without a gradient is skipped and its moments stay). Does not zero the gradients. fp32
+  // parameters take one fused pass each (kernels/adamw.h, its fp32 order); fp64 ones LibTorch's ops.
   void step(double lr);
   void zero_grad();
   int64_t steps() const { return steps_; }
