@@ -39,7 +39,8 @@ int run_info(const grpo::Args& args) {
   const std::string native_bf16 = grpo::kernels::cpu_native_bf16();
   const grpo::AutoDtype chosen = grpo::auto_dtype();
   std::cout << "libtorch      " << TORCH_VERSION << "\n"
-            << "threads       " << threads << " intra-op\n"
+            << "threads       " << threads
+            << " intra-op (our kernels' parallel loops: " << grpo::kernels::kernel_threads() << ")\n"
             << "blas          " << grpo::blas_library() << "\n"
             << "mkldnn (bf16) " << (at::hasMKLDNN() ? "yes" : "no") << "\n"
             << "cpu kernels   "

@@ -10,14 +10,18 @@
 //     HF transformers' DeepseekV3ForCausalLM on the same checkpoint, batch and LibTorch; micro-batches
 //     in batch order, padded to the batch) with the ratio, and both sides' pre-clip grad norm of the
 //     first step, which must agree. The Python is $GRPO_BENCH_PYTHON, else the project's environment
-//     (scripts/pyenv.sh --path); without one, the eager column says why it is missing.
+//     (scripts/pyenv.sh --path); without one, the eager column says why it is missing;
+//  3. the optimizer step (grad-norm clip + AdamW) over the policy's parameters: fused against the
+//     same update op by op in LibTorch.
 // Each figure is the best of a few runs after a warm-up, with the load average beside it.
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +33,7 @@
 
 #include "bench/bench_util.h"
 #include "learner/minibatch_loss.h"
+#include "learner/optim.h"
 #include "learner/train_batch.h"
 #include "learner/trainer.h"
 #include "model/checkpoint.h"
@@ -228,6 +233,55 @@ int main(int argc, char** argv) {
     result["step_" + std::string(dtype) + "_speedup_vs_eager"] = te / t;
   }
   std::filesystem::remove_all(scratch);
+  // 3. The optimizer over the policy's parameters with random gradients: clip + AdamW, fused
+  // (learner/optim.h over kernels/adamw.h) against the same update op by op in LibTorch.
+  {
+    at::NoGradGuard no_grad;
+    std::vector<std::pair<std::string, at::Tensor>> named;
+    std::vector<at::Tensor> params;
+    int64_t elements = 0;
+    for (auto& [name, p] : policy->named_trainable()) {
+      named.emplace_back(name, p);
+      params.push_back(p);
+      p.mutable_grad() = at::randn_like(p) * 1e-3;
+      elements += p.numel();
+    }
+    AdamW fused(named, {});
+    const double t_fused = seconds(
+        [&] {
+          clip_grad_norm(params, 1.0);
+          fused.step(1e-5);
+        },
+        reps);
+    std::vector<at::Tensor> m, v;
+    for (const auto& p : params) m.push_back(at::zeros_like(p)), v.push_back(at::zeros_like(p));
+    int64_t t = 0;
+    const double t_ops = seconds(
+        [&] {  // LibTorch's ops: the fp64 norm through an fp64 copy, then torch.optim.AdamW's update
+          double sq = 0;
+          for (const auto& p : params) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
+          const double norm = std::sqrt(sq);
+          if (norm > 1.0)
+            for (const auto& p : params) p.mutable_grad().mul_(1.0 / (norm + 1e-6));
+          ++t;
+          const double bc1 = 1 - std::pow(0.9, double(t)), bc2 = 1 - std::pow(0.999, double(t));
+          for (size_t i = 0; i < params.size(); ++i) {
+            at::Tensor p = params[i].detach();
+            const at::Tensor& g = params[i].grad();
+            m[i].mul_(0.9).add_(g, 0.1);
+            v[i].mul_(0.999).addcmul_(g, g, 0.001);
+            p.addcdiv_(m[i], (v[i] / bc2).sqrt_().add_(1e-8), -1e-5 / bc1);
+          }
+        },
+        reps);
+    std::printf("\n3. optimizer step: grad-norm clip + AdamW over %.1f M fp32 parameters   seconds\n",
+                double(elements) / 1e6);
+    std::printf("   fused (kernels/adamw.h)                                      %9.3f\n", t_fused);
+    std::printf("   LibTorch ops (fp64 copy for the norm, op-by-op AdamW)        %9.3f\n", t_ops);
+    std::printf("   speed-up %.2fx\n", t_ops / t_fused);
+    result["optimizer"] = {
+        {"parameters", elements}, {"fused_s", t_fused}, {"libtorch_ops_s", t_ops}, {"speedup", t_ops / t_fused}};
+  }
   result["load_average_after"] = load_average();
 
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());

@@ -82,3 +82,13 @@ target_compile_options(grpo_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-pthread>)
 target_link_libraries(grpo_torch INTERFACE ${GRPO_TORCH_DIR}/lib/libtorch_cpu.so ${GRPO_TORCH_DIR}/lib/libc10.so
                       Threads::Threads)
 set(CMAKE_BUILD_RPATH ${CMAKE_BUILD_RPATH} ${GRPO_TORCH_DIR}/lib)
+
+# LibTorch's at::parallel_for is an inline template: its `#pragma omp parallel` compiles into the
+# caller, and without -fopenmp the whole range runs on the calling thread. The sources of ours that
+# call it compile with -fopenmp (outside the precompiled header, which is built without it) and
+# link the wheel's own libgomp, so the process has one OpenMP runtime and one thread pool.
+function(grpo_openmp_sources target)
+  set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES COMPILE_OPTIONS -fopenmp
+                              SKIP_PRECOMPILE_HEADERS ON)
+  target_link_libraries(${target} PUBLIC ${GRPO_TORCH_DIR}/lib/libgomp.so.1)
+endfunction()

@@ -1,7 +1,12 @@
 #include "kernels/cpu_features.h"
 
+#include <ATen/Parallel.h>
+
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
+#include <thread>
 
 namespace grpo::kernels {
 
@@ -34,6 +39,17 @@ std::string read_native_bf16() {
 std::string cpu_native_bf16() {
   static const std::string found = read_native_bf16();
   return found;
+}
+
+int kernel_threads() {
+  std::mutex mu;
+  std::set<std::thread::id> seen;
+  at::parallel_for(0, 64, 1, [&](int64_t begin, int64_t end) {
+    (void)begin, (void)end;  // each thread of the team runs one chunk
+    std::lock_guard<std::mutex> lock(mu);
+    seen.insert(std::this_thread::get_id());
+  });
+  return int(seen.size());
 }
 
 }  // namespace grpo::kernels
