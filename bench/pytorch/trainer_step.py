@@ -53,7 +53,8 @@ def main():
     batch = load_file(args.batch)
     ids, mask, advantages = batch["ids"].long(), batch["mask"].float(), batch["advantages"].float()
     rows, micro = ids.shape[0], args.micro
-    model = transformers.AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.float32)
+    transformers.utils.logging.disable_progress_bar()
+    model = transformers.AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
