@@ -96,7 +96,7 @@ std::string eager_python(std::string& why) {
     pclose(f);
   }
   while (!dir.empty() && (dir.back() == '\n' || dir.back() == ' ')) dir.pop_back();
-  const std::string py = dir + "/bin/python";
+  std::string py = dir + "/bin/python";
   if (dir.empty() || !std::filesystem::exists(py)) {
     why = "no Python environment (set GRPO_BENCH_PYTHON, or run scripts/pyenv.sh)";
     return "";

@@ -6,8 +6,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include <cstring>
-
 #include "kernels/cpu_features.h"
 #include "kernels/linear_dot.h"
 
@@ -33,7 +31,7 @@ TEST(KernelThreads, LinearDotIsTheSameOnOneAndTwoThreads) {
   grpo::kernels::linear_dot(x.data_ptr<float>(), m, k, w.data_ptr<float>(), grpo::kernels::WeightType::kF32, n,
                             two.data_ptr<float>());
   at::set_num_threads(1);
-  EXPECT_EQ(std::memcmp(one.data_ptr<float>(), two.data_ptr<float>(), m * n * sizeof(float)), 0);
+  EXPECT_TRUE(at::equal(one.view(at::kInt), two.view(at::kInt)));  // bit for bit
 }
 
 }  // namespace
