@@ -76,7 +76,10 @@ TEST(ConfigArgs, ThreadsOnEveryComputingCommand) {
 TEST(ConfigArgs, DtypeAutoInConfigsIsSaidAndAWrongNameIsAClearError) {
   if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   const grpo::AutoDtype chosen = grpo::auto_dtype();
-  const Outcome train = run("train configs/tiny-zero.yaml rollout.dtype=auto trainer.dtype=auto --dry-run");
+  // The demo's config on the test fixtures (a fresh clone has no runs/tiny-zero/base).
+  const std::string model = " model.path=tests/data/dsv3-tiny model.tokenizer=tests/data/bpe-tokenizer/tokenizer.json";
+  const Outcome train =
+      run("train configs/tiny-zero.yaml" + model + " rollout.dtype=auto trainer.dtype=auto --dry-run");
   EXPECT_EQ(train.code, 0) << train.err;
   for (const char* key : {"rollout.dtype", "trainer.dtype"})
     EXPECT_NE(train.err.find(std::string("train: ") + key + " auto = " + chosen.name), std::string::npos) << key << "\n"
@@ -84,7 +87,7 @@ TEST(ConfigArgs, DtypeAutoInConfigsIsSaidAndAWrongNameIsAClearError) {
   const Outcome pretrain = run("pretrain configs/tiny-zero.yaml pretrain.dtype=auto --dry-run");
   EXPECT_EQ(pretrain.code, 0) << pretrain.err;
   EXPECT_NE(pretrain.err.find("pretrain: pretrain.dtype auto = " + chosen.name), std::string::npos) << pretrain.err;
-  const Outcome bad = run("train configs/tiny-zero.yaml rollout.dtype=fp16 --dry-run");
+  const Outcome bad = run("train configs/tiny-zero.yaml" + model + " rollout.dtype=fp16 --dry-run");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("rollout.dtype': expected fp32, bf16, fp8 or auto, got 'fp16'"), std::string::npos) << bad.err;
 }
