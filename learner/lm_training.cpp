@@ -22,9 +22,11 @@ std::string read_text(const std::string& path, const std::string& what) {
   return ss.str();
 }
 
-void check_dtype(const std::string& name, const std::string& where) {
-  if (name != "fp32" && name != "bf16" && name != "auto")
-    throw InputError(where + ": expected fp32, bf16 or auto, got \"" + name + "\"");
+// `auto` only for the compute dtype: a saved checkpoint's dtype does not follow the CPU.
+void check_dtype(const std::string& name, const std::string& where, bool allow_auto) {
+  if (name == "fp32" || name == "bf16" || (allow_auto && name == "auto")) return;
+  throw InputError(where + (allow_auto ? ": expected fp32, bf16 or auto, got \"" : ": expected fp32 or bf16, got \"") +
+                   name + "\"");
 }
 
 std::vector<at::Tensor> tensors_of(const std::vector<std::pair<std::string, at::Tensor>>& named) {
@@ -86,10 +88,10 @@ LmTrainingOptions LmTrainingOptions::from_config(const Config& s) {
   if (o.lr.min_ratio < 0 || o.lr.min_ratio > 1) throw InputError(opt.where("min_lr_ratio") + ": expected [0, 1]");
 
   o.dtype = s.get<std::string>("dtype", o.dtype);
-  check_dtype(o.dtype, s.where("dtype"));
+  check_dtype(o.dtype, s.where("dtype"), true);
   o.dtype = resolve_dtype(o.dtype);  // "auto": chosen by the CPU here
   o.save_dtype = s.get<std::string>("save_dtype", o.save_dtype);
-  check_dtype(o.save_dtype, s.where("save_dtype"));
+  check_dtype(o.save_dtype, s.where("save_dtype"), false);
   o.out_dir = s.get<std::string>("out_dir");
   o.log_dir = s.get<std::string>("log_dir", (fs::path(o.out_dir) / "logs").string());
   return o;

@@ -64,6 +64,7 @@ void validate_trainer_options(const TrainerOptions& o, const std::function<std::
 }
 
 ModelOptions TrainerOptions::model_options() const {
+  const std::string dtype = resolve_dtype(this->dtype);
   ModelOptions m;
   if (dtype == "fp32" || dtype == "float32") {
     m.compute_dtype = m.param_dtype = at::kFloat;

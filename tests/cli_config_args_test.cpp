@@ -87,6 +87,9 @@ TEST(ConfigArgs, DtypeAutoInConfigsIsSaidAndAWrongNameIsAClearError) {
   const Outcome pretrain = run("pretrain configs/tiny-zero.yaml pretrain.dtype=auto --dry-run");
   EXPECT_EQ(pretrain.code, 0) << pretrain.err;
   EXPECT_NE(pretrain.err.find("pretrain: pretrain.dtype auto = " + chosen.name), std::string::npos) << pretrain.err;
+  const Outcome save = run("pretrain configs/tiny-zero.yaml pretrain.save_dtype=auto --dry-run");
+  EXPECT_EQ(save.code, 2);  // a checkpoint's dtype does not follow the CPU
+  EXPECT_NE(save.err.find("save_dtype': expected fp32 or bf16, got \"auto\""), std::string::npos) << save.err;
   const Outcome bad = run("train configs/tiny-zero.yaml" + model + " rollout.dtype=fp16 --dry-run");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("rollout.dtype': expected fp32, bf16, fp8 or auto, got 'fp16'"), std::string::npos) << bad.err;
