@@ -2,14 +2,16 @@
 // bench/configs/dsv3-small.json, bench/results/trainer.json, 1 thread; paths from the repository
 // root). A synthetic batch of 4 prompts x 4 completions (prompt 48 tokens, completions 16..192):
 //  1. one mini-batch's gradient in micro-batches of 4 rows: ours (rows sorted by length, the head
-//     applied at completion positions only; learner/minibatch_loss.h) against the plain way
+//     applied at completion positions only; learner/minibatch_loss.h), packed (each micro-batch's
+//     rows back to back in one row, no padding) and padded to the micro-batch's longest row,
+//     against the plain way
 //     (micro-batches in batch order, padded to the whole batch, logits at every position through
 //     DeepseekModel::logprobs) — the same loss, printed beside the times;
 //  2. a whole Trainer::step (old log-probs, advantages, update, AdamW) in fp32 and in bf16 compute
-//     with fp32 master weights, beside the same step in PyTorch eager (bench/pytorch/trainer_step.py:
-//     HF transformers' DeepseekV3ForCausalLM on the same checkpoint, batch and LibTorch; micro-batches
-//     in batch order, padded to the batch) with the ratio, and both sides' pre-clip grad norm of the
-//     first step, which must agree. The Python is $GRPO_BENCH_PYTHON, else the project's environment
+//     with fp32 master weights, packed (the default) and padded micro-batches, beside the same step in PyTorch eager
+//     (bench/pytorch/trainer_step.py: HF transformers' DeepseekV3ForCausalLM on the same checkpoint, batch and
+//     LibTorch; micro-batches in batch order, padded to the batch) with the ratio, and both sides' pre-clip grad norm
+//     of the first step, which must agree. The Python is $GRPO_BENCH_PYTHON, else the project's environment
 //     (scripts/pyenv.sh --path); without one, the eager column says why it is missing;
 //  3. the optimizer step (grad-norm clip + AdamW) over the policy's parameters: fused against the
 //     same update op by op in LibTorch.
@@ -26,6 +28,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -162,11 +165,17 @@ int main(int argc, char** argv) {
     for (auto& [name, p] : policy->named_trainable()) p.mutable_grad() = at::Tensor();
   };
   LossSpec spec;
-  double ours_loss = 0, plain_loss = 0;
+  double packed_loss = 0, ours_loss = 0, plain_loss = 0;
+  const double t_packed = seconds(
+      [&] {
+        zero();
+        packed_loss = accumulate_minibatch(*policy, batch, spec, micro, /*pack=*/true).loss;
+      },
+      reps);
   const double t_ours = seconds(
       [&] {
         zero();
-        ours_loss = accumulate_minibatch(*policy, batch, spec, micro).loss;
+        ours_loss = accumulate_minibatch(*policy, batch, spec, micro, /*pack=*/false).loss;
       },
       reps);
   const double t_plain = seconds(
@@ -177,15 +186,20 @@ int main(int argc, char** argv) {
       reps);
   std::printf("1. mini-batch gradient, micro-batches of %lld rows        seconds   completion tok/s   loss\n",
               (long long)micro);
-  std::printf("   ours: length-sorted, head at completion tokens  %9.3f   %16.0f   %.6f\n", t_ours, tokens / t_ours,
+  std::printf("   ours, packed: length-sorted rows back to back     %9.3f   %16.0f   %.6f\n", t_packed,
+              tokens / t_packed, packed_loss);
+  std::printf("   ours, padded: length-sorted, head at completions  %9.3f   %16.0f   %.6f\n", t_ours, tokens / t_ours,
               ours_loss);
-  std::printf("   plain: batch order, full padding, full head     %9.3f   %16.0f   %.6f\n", t_plain, tokens / t_plain,
+  std::printf("   plain: batch order, full padding, full head       %9.3f   %16.0f   %.6f\n", t_plain, tokens / t_plain,
               plain_loss);
-  std::printf("   speed-up %.2fx\n\n", t_plain / t_ours);
-  result["minibatch_gradient"] = {{"ours_s", t_ours},
+  std::printf("   speed-up packed %.2fx, padded %.2fx over plain\n\n", t_plain / t_packed, t_plain / t_ours);
+  result["minibatch_gradient"] = {{"packed_s", t_packed},
+                                  {"ours_s", t_ours},
                                   {"plain_s", t_plain},
+                                  {"packed_tokens_per_s", tokens / t_packed},
                                   {"ours_tokens_per_s", tokens / t_ours},
                                   {"plain_tokens_per_s", tokens / t_plain},
+                                  {"packed_loss", packed_loss},
                                   {"ours_loss", ours_loss},
                                   {"plain_loss", plain_loss}};
 
@@ -200,11 +214,14 @@ int main(int argc, char** argv) {
   const std::string python = eager_python(why);
 
   std::printf("2. Trainer::step (1 epoch, 1 mini-batch, micro %lld)\n", (long long)micro);
-  std::printf("   dtype   grpo s   tok/s   PyTorch eager s   tok/s   grpo speed-up   grad norm grpo | eager\n");
-  for (const char* dtype : {"fp32", "bf16"}) {
+  std::printf("   dtype  rows     grpo s   tok/s   PyTorch eager s   tok/s   grpo speed-up   grad norm grpo | eager\n");
+  std::map<std::string, json> eager_of;  // by dtype: the baseline runs once per dtype
+  for (const auto& [dtype, pack] :
+       {std::pair<const char*, bool>{"fp32", true}, {"fp32", false}, {"bf16", true}, {"bf16", false}}) {
     TrainerOptions o;
     o.dtype = dtype;
     o.micro_batch_size = micro;
+    o.pack_sequences = pack;
     o.lr = 1e-5;
     auto p = std::make_shared<DeepseekModel>(config, o.model_options());
     init_weights(*p, 1);
@@ -216,21 +233,25 @@ int main(int argc, char** argv) {
           if (first_norm < 0) first_norm = st.grad_norm_mean;  // fresh weights, as the baseline's first step
         },
         reps);
-    json eager =
-        python.empty() ? json(nullptr) : eager_step(python, model_dir, batch_file, dtype, threads, reps, micro, why);
-    result["step_" + std::string(dtype) + "_s"] = t;
-    result["step_" + std::string(dtype) + "_tokens_per_s"] = tokens / t;
-    result["step_" + std::string(dtype) + "_grad_norm"] = first_norm;
+    if (!eager_of.count(dtype))
+      eager_of[dtype] =
+          python.empty() ? json(nullptr) : eager_step(python, model_dir, batch_file, dtype, threads, reps, micro, why);
+    const json& eager = eager_of[dtype];
+    const std::string key = std::string(dtype) + (pack ? "" : "_padded");
+    const char* rows = pack ? "packed" : "padded";
+    result["step_" + key + "_s"] = t;
+    result["step_" + key + "_tokens_per_s"] = tokens / t;
+    result["step_" + key + "_grad_norm"] = first_norm;
     if (eager.is_null()) {
-      std::printf("   %-4s   %7.3f   %5.0f   (not run: %s)\n", dtype, t, tokens / t, why.c_str());
+      std::printf("   %-4s  %s  %7.3f   %5.0f   (not run: %s)\n", dtype, rows, t, tokens / t, why.c_str());
       result["eager_" + std::string(dtype)] = {{"not_run", why}};
       continue;
     }
     const double te = eager["step_s"].get<double>();
-    std::printf("   %-4s   %7.3f   %5.0f   %15.3f   %5.0f   %12.2fx   %.6f | %.6f\n", dtype, t, tokens / t, te,
+    std::printf("   %-4s  %s  %7.3f   %5.0f   %15.3f   %5.0f   %12.2fx   %.6f | %.6f\n", dtype, rows, t, tokens / t, te,
                 tokens / te, te / t, first_norm, eager["grad_norm"].get<double>());
     result["eager_" + std::string(dtype)] = eager;
-    result["step_" + std::string(dtype) + "_speedup_vs_eager"] = te / t;
+    result["step_" + key + "_speedup_vs_eager"] = te / t;
   }
   std::filesystem::remove_all(scratch);
   // 3. The optimizer over the policy's parameters with random gradients: clip + AdamW, fused

@@ -17,7 +17,7 @@ void add_expert_loads(std::vector<at::Tensor>& sum, const std::vector<at::Tensor
 }
 
 MiniBatchStats accumulate_minibatch(const CausalLM& policy, const TrainBatch& mb, const LossSpec& spec,
-                                    int64_t micro_batch_size, const RankPart* part) {
+                                    int64_t micro_batch_size, bool pack, const RankPart* part) {
   const LossAggregation mode = spec.policy.aggregation;
   const double whole = part ? part->whole : loss_normaliser(mb, mode);
   const int64_t n = mb.rows(), step = std::max<int64_t>(1, micro_batch_size);
@@ -37,7 +37,7 @@ MiniBatchStats accumulate_minibatch(const CausalLM& policy, const TrainBatch& mb
     const TrainBatch micro = mb.select(by_length.narrow(0, begin, std::min(n, begin + step) - begin));
     const double micro_tokens = micro.tokens();
     const double weight = whole > 0 ? loss_normaliser(micro, mode) / whole : 0.0;
-    CompletionForward f = completion_forward(policy, micro, spec.entropy_coef != 0, spec.sampling);
+    CompletionForward f = completion_forward(policy, micro, spec.entropy_coef != 0, spec.sampling, pack);
 
     const OffPolicyOptions& op = spec.off_policy;
     const at::Tensor keep = off_policy_keep(op, micro.old_logp, micro.rollout_logp, micro.advantages, micro.mask);

@@ -38,16 +38,17 @@ struct MiniBatchStats {
 };
 
 // Forwards and back-propagates `mb` (old_logp and advantages set; ref_logp when kl_coef > 0)
-// through `policy`, `micro_batch_size` rows at a time (rows sorted by length, so that each
-// micro-batch pads little), adding the mini-batch loss's gradient to the .grad() of the policy's
-// trainable parameters.
+// through `policy`, `micro_batch_size` rows at a time (rows sorted by length), adding the
+// mini-batch loss's gradient to the .grad() of the policy's trainable parameters. `pack`: each
+// micro-batch's rows run as one packed row (completion_forward), without padding; otherwise padded
+// to its longest row.
 //
 // Expert parallelism: `mb` is this rank's share of the mini-batch and `part` says how it fits the
 // whole (train_batch.h): the micro-batches are weighted by part->whole, so the gradients summed
 // over ranks are those of the whole mini-batch, and loss/policy_loss are this rank's terms of it
 // (sum them over ranks); the token means are over this rank's tokens.
 MiniBatchStats accumulate_minibatch(const CausalLM& policy, const TrainBatch& mb, const LossSpec& spec,
-                                    int64_t micro_batch_size, const RankPart* part = nullptr);
+                                    int64_t micro_batch_size, bool pack, const RankPart* part = nullptr);
 
 // What a (micro-)batch's loss is normalised by: its completion tokens (token-mean) or its rows.
 double loss_normaliser(const TrainBatch& b, LossAggregation mode);

@@ -168,25 +168,59 @@ at::Tensor replay_routes(const std::vector<ScoredGroup>& groups, const RouteShap
 }
 
 CompletionForward completion_forward(const CausalLM& model, const TrainBatch& batch, bool entropy_grad,
-                                     const rollout::SamplingParams& sampling) {
+                                     const rollout::SamplingParams& sampling, bool pack) {
   const at::Tensor &ids = batch.ids, &mask = batch.mask;
   const int64_t b = ids.size(0), t = ids.size(1);
   CompletionForward out;
-  // The positions that predict a token of their row: every row's own, however the rows are padded.
-  const at::Tensor real = at::arange(t - 1, at::kLong).unsqueeze(0) < (batch.lengths - 1).unsqueeze(1);  // [b, T-1]
-  std::vector<at::Tensor> routes;  // per decoder layer [b·(T-1), k]
+  std::vector<at::Tensor> routes;  // per decoder layer [positions, k]
+  std::vector<at::Tensor> chosen;  // the same for the routers' own choice
   Feed feed;
   feed.expert_load = &out.expert_load;
-  feed.tokens = real;
-  std::vector<at::Tensor> chosen;  // the same for the routers' own choice
   feed.routes = &routes;
   feed.router_choice = &chosen;
-  feed.replay = batch.routes;
-  at::Tensor h = model.hidden(ids.narrow(1, 0, t - 1), feed);  // [b, T-1, D]
-  out.routes = stacked_routes(routes, b, t - 1);
-  out.chosen = stacked_routes(chosen, b, t - 1);
-  at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);                               // [N]
-  at::Tensor logits = model.logits_at(h, rows);                                                   // [N, V]
+  // Packed: every row's positions that predict one of its tokens (0 .. length-2), back to back.
+  std::vector<int64_t> lengths;    // [rows with a prediction]
+  std::vector<at::Tensor> places;  // their positions in the [b·(T-1)] layout
+  if (pack) {
+    const at::Tensor len = batch.lengths.to(at::kLong).contiguous();
+    for (int64_t i = 0; i < b; ++i) {
+      const int64_t n = len.data_ptr<int64_t>()[i] - 1;
+      if (n < 1) continue;
+      lengths.push_back(n);
+      places.push_back(at::arange(n, at::kLong) + i * (t - 1));
+    }
+  }
+  const at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);  // [N] in the [b·(T-1)] layout
+  at::Tensor h, head_rows;  // hidden states, and the rows of h that predict rows' tokens
+  if (lengths.empty()) {
+    // The positions that predict a token of their row: every row's own, however the rows are padded.
+    feed.tokens = at::arange(t - 1, at::kLong).unsqueeze(0) < (batch.lengths - 1).unsqueeze(1);  // [b, T-1]
+    feed.replay = batch.routes;
+    h = model.hidden(ids.narrow(1, 0, t - 1), feed);  // [b, T-1, D]
+    out.routes = stacked_routes(routes, b, t - 1);
+    out.chosen = stacked_routes(chosen, b, t - 1);
+    head_rows = rows;
+  } else {
+    const at::Tensor place = at::cat(places);  // [P]
+    const int64_t p = place.size(0);
+    feed.packed = lengths;
+    if (batch.routes.defined())  // [b, T-1, L, k] -> [1, P, L, k]
+      feed.replay = batch.routes.reshape({b * (t - 1), batch.routes.size(2), batch.routes.size(3)})
+                        .index_select(0, place)
+                        .unsqueeze(0);
+    h = model.hidden(ids.narrow(1, 0, t - 1).reshape({-1}).index_select(0, place).unsqueeze(0), feed);  // [1, P, D]
+    auto unpacked = [&](const std::vector<at::Tensor>& r) {  // [1, P, L, k] -> [b, T-1, L, k], -1 elsewhere
+      const at::Tensor packed = stacked_routes(r, 1, p);
+      if (!packed.defined()) return packed;
+      at::Tensor all = at::full({b * (t - 1), packed.size(2), packed.size(3)}, -1, at::kLong);
+      return all.index_copy_(0, place, packed.squeeze(0)).view({b, t - 1, packed.size(2), packed.size(3)});
+    };
+    out.routes = unpacked(routes);
+    out.chosen = unpacked(chosen);
+    head_rows =
+        at::full({b * (t - 1)}, -1, at::kLong).index_copy_(0, place, at::arange(p, at::kLong)).index_select(0, rows);
+  }
+  at::Tensor logits = model.logits_at(h, head_rows);                                              // [N, V]
   at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows).unsqueeze(1);  // [N, 1]
   at::Tensor lp = rollout::sampling_log_probs(logits, sampling).gather(-1, targets).squeeze(1);   // [N]
   const double temperature = sampling.temperature > 0 ? sampling.temperature : 1.0;

@@ -87,8 +87,11 @@ struct CompletionForward {
 // not depend on the other rows, and equal the rollout engine's bit for bit on the same weights.
 // The entropy is that of softmax(logits / T). `entropy_grad`: keep the entropy in the autograd
 // graph (an entropy bonus); otherwise it is detached.
+// `pack`: the rows go through the model as one packed row (Feed::packed: each row's positions
+// that predict a token, back to back, no padding), so the work scales with the real tokens; the
+// same values as the padded forward up to rounding (the products' sums are grouped differently).
 CompletionForward completion_forward(const CausalLM& model, const TrainBatch& rows, bool entropy_grad = false,
-                                     const rollout::SamplingParams& sampling = {});
+                                     const rollout::SamplingParams& sampling = {}, bool pack = false);
 
 // Under expert parallelism, what a rank's share of a batch needs besides its rows: every rank runs
 // the same number of forward (and backward) passes, because each MoE layer's all-to-all is a

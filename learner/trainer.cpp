@@ -278,13 +278,14 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
       if (dist_) {  // this rank's block of the mini-batch; gradients and statistics summed over ranks
         const RankPart part = rank_part(batch, rows, dist_->size(), options_.micro_batch_size, spec.policy.aggregation);
         const TrainBatch mine = batch.select(rank_rows(rows, dist_->rank(), dist_->size()));
-        m = accumulate_minibatch(*policy_, mine, spec, options_.micro_batch_size, &part);
+        m = accumulate_minibatch(*policy_, mine, spec, options_.micro_batch_size, options_.pack_sequences, &part);
         all_reduce_stats(*dist_, m);
         all_reduce_gradients(*dist_, state_->sharded);
         if (options_.freeze_router) drop_router_grads(*policy_);
         norm = clip_grad_norm(*dist_, state_->sharded, options_.max_grad_norm);
       } else {
-        m = accumulate_minibatch(*policy_, batch.select(rows), spec, options_.micro_batch_size);
+        m = accumulate_minibatch(*policy_, batch.select(rows), spec, options_.micro_batch_size,
+                                 options_.pack_sequences);
         if (options_.freeze_router) drop_router_grads(*policy_);
         norm = clip_grad_norm(state_->params, options_.max_grad_norm);
       }

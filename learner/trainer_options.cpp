@@ -93,6 +93,7 @@ TrainerOptions trainer_options_from_config(const Config& c) {
                    "ppo_epochs",
                    "mini_batches",
                    "micro_batch_size",
+                   "pack_sequences",
                    "advantage",
                    "clip_low",
                    "clip_high",
@@ -146,6 +147,7 @@ TrainerOptions trainer_options_from_config(const Config& c) {
   o.ppo_epochs = c.get<int64_t>("ppo_epochs", o.ppo_epochs);
   o.mini_batches = c.get<int64_t>("mini_batches", o.mini_batches);
   o.micro_batch_size = c.get<int64_t>("micro_batch_size", o.micro_batch_size);
+  o.pack_sequences = c.get<bool>("pack_sequences", o.pack_sequences);
   o.advantage = parse("advantage", "grpo", parse_advantage_estimator);
   o.policy.clip_low = c.get<double>("clip_low", o.policy.clip_low);
   o.policy.clip_high = c.get<double>("clip_high", o.policy.clip_high);

@@ -48,6 +48,12 @@ struct Feed {
   at::Tensor positions;
   // The cache the chunk continues; the chunk is committed to it. Null: the ids are whole sequences.
   LatentContext* context = nullptr;
+  // Packed sequences (no context, one row): the row holds sequences of these lengths back to back
+  // (summing to T). Attention stays inside each sequence (block-diagonal causal) and positions
+  // restart at 0 for each, so every token is computed as in a row of its own, without padding.
+  // Empty: each row is one sequence. Wrong use (a context, several rows, lengths that do not add up
+  // to T or below 1): InputError.
+  std::vector<int64_t> packed;
   // MoE only: one entry per decoder layer, the [E] token counts of its routed experts (undefined
   // for dense layers), for update_correction_biases. A dense model leaves it empty.
   std::vector<at::Tensor>* expert_load = nullptr;

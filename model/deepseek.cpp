@@ -371,8 +371,7 @@ at::Tensor DeepseekModel::run_layers(const at::Tensor& ids, const Feed& feed, At
   if (context && context->num_layers() != config_.num_hidden_layers)
     throw InputError("latent cache has " + std::to_string(context->num_layers()) + " layers, the model " +
                      std::to_string(config_.num_hidden_layers));
-  LatentChunk chunk =
-      context ? context->begin(b, t) : LatentChunk{at::arange(t, at::kLong).unsqueeze(0).expand({b, t}), false};
+  LatentChunk chunk = begin_chunk(context, feed.packed, b, t);
   at::Tensor pos = positions.defined() ? positions : chunk.slots;
   if (pos.dim() == 1) pos = pos.unsqueeze(0);
   pos = pos.expand({b, t});

@@ -206,7 +206,7 @@ void DenseDecoder::load_state(const std::map<std::string, at::Tensor>& weights, 
 }
 
 at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, const at::Tensor& cos,
-                                   const at::Tensor& sin, const at::Tensor& slots, at::Tensor& mask,
+                                   const at::Tensor& sin, const LatentChunk& chunk, at::Tensor& mask,
                                    LatentContext* context, int64_t index) const {
   const int64_t b = x.size(0), t = x.size(1), h = config_.num_attention_heads, hkv = config_.num_key_value_heads,
                 dh = config_.head_dim;
@@ -226,7 +226,13 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
   }
   const int64_t s = k.size(2), rep = h / hkv;
   if (!mask.defined() || mask.size(-1) != s) {  // the same for every layer: built once per forward
-    const at::Tensor allowed = at::arange(s, at::kLong).view({1, 1, s}) <= slots.unsqueeze(-1);  // [B, T, S]
+    at::Tensor allowed = at::arange(s, at::kLong).view({1, 1, s}) <= chunk.slots.unsqueeze(-1);  // [B, T, S]
+    if (!chunk.packed.empty()) {  // block-diagonal: key and query in the same sequence, s <= t
+      const at::Tensor lengths = at::tensor(chunk.packed, at::kLong);
+      const at::Tensor seq = at::repeat_interleave(at::arange(lengths.size(0), at::kLong), lengths);  // [T]
+      allowed = (seq.view({1, t, 1}) == seq.view({1, 1, s})) &
+                (at::arange(s, at::kLong).view({1, 1, s}) <= at::arange(t, at::kLong).view({1, t, 1}));
+    }
     mask = at::zeros({b, t, s}, x.options())
                .masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity())
                .view({b, 1, 1, t, s});
@@ -246,8 +252,7 @@ at::Tensor DenseDecoder::hidden(const at::Tensor& ids, const Feed& feed) const {
   const int64_t b = ids.size(0), t = ids.size(1);
   const at::ScalarType dtype = options_.compute_dtype;
   // slots[b, i]: the position of query i in its row's sequence; it sees the keys s <= slots[b, i].
-  const LatentChunk chunk =
-      feed.context ? feed.context->begin(b, t) : LatentChunk{at::arange(t, at::kLong).expand({b, t}), false};
+  const LatentChunk chunk = begin_chunk(feed.context, feed.packed, b, t);
   at::Tensor positions = feed.positions.defined() ? feed.positions : chunk.slots;
   if (positions.dim() == 1) positions = positions.unsqueeze(0).expand({b, t});
 
@@ -261,7 +266,7 @@ at::Tensor DenseDecoder::hidden(const at::Tensor& ids, const Feed& feed) const {
   at::Tensor x = at::embedding(embed_tokens_, ids).to(dtype);  // [B, T, D]
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DenseLayer& l = layers_[i];
-    x = x + attention(l, rms_norm(x, like(l.input_layernorm, x), eps), cos, sin, chunk.slots, mask, feed.context,
+    x = x + attention(l, rms_norm(x, like(l.input_layernorm, x), eps), cos, sin, chunk, mask, feed.context,
                       static_cast<int64_t>(i));
     at::Tensor y = rms_norm(x, like(l.post_attention_layernorm, x), eps);
     x = x + mlp_forward(l.mlp, y.reshape({b * t, -1})).view({b, t, -1});

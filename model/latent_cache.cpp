@@ -43,4 +43,26 @@ void LatentCache::commit() {
   chunk_ = 0;
 }
 
+LatentChunk begin_chunk(LatentContext* context, const std::vector<int64_t>& packed, int64_t b, int64_t t) {
+  if (packed.empty()) {
+    if (context) return context->begin(b, t);
+    return {at::arange(t, at::kLong).unsqueeze(0).expand({b, t}), false, {}};
+  }
+  if (context) throw InputError("model input: packed sequences cannot continue a cache");
+  if (b != 1) throw InputError("model input: packed sequences go in one row, got " + std::to_string(b) + " rows");
+  int64_t sum = 0;
+  std::vector<at::Tensor> slots;  // [len] each: positions restart per sequence
+  for (size_t i = 0; i < packed.size(); ++i) {
+    if (packed[i] < 1)
+      throw InputError("model input: packed sequence " + std::to_string(i) + " has length " +
+                       std::to_string(packed[i]) + " (expected >= 1)");
+    sum += packed[i];
+    slots.push_back(at::arange(packed[i], at::kLong));
+  }
+  if (sum != t)
+    throw InputError("model input: packed lengths sum to " + std::to_string(sum) + " for a row of " +
+                     std::to_string(t) + " tokens");
+  return {at::cat(slots).unsqueeze(0), false, packed};  // [1, T]
+}
+
 }  // namespace grpo

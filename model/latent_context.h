@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace grpo {
 
@@ -21,6 +22,10 @@ struct LatentChunk {
   at::Tensor slots;
   // Some row continues keys stored before this chunk (decode, a later prefill chunk).
   bool continues = false;
+  // Packed sequences (Feed::packed): the single row is sequences of these lengths back to back;
+  // slots count from 0 in each, and a query sees only the keys of its own sequence, i.e. key
+  // (start of its sequence + s) for s <= its slot. Empty: one sequence per row.
+  std::vector<int64_t> packed;
 };
 
 // Not thread-safe: one forward at a time. Its owner lends it to the model for one forward (a pointer, not kept).
@@ -39,5 +44,10 @@ class LatentContext {
   // The chunk becomes part of every row's keys.
   virtual void commit() = 0;
 };
+
+// The chunk of a forward over ids [B, T]: context->begin(B, T) with a context, else whole
+// sequences (slots 0..T-1 in every row) or, with `packed` lengths, B = 1 row of sequences back to
+// back. InputError for packed lengths with a context, B != 1, a length below 1 or a sum other than T.
+LatentChunk begin_chunk(LatentContext* context, const std::vector<int64_t>& packed, int64_t b, int64_t t);
 
 }  // namespace grpo

@@ -138,12 +138,12 @@ TEST(TrainBatch, MicroBatchAccumulationEqualsWholeMiniBatchGradient) {
     spec.kl_coef = 0.1;
     spec.entropy_coef = 0.01;
     zero_grads(*policy);
-    MiniBatchStats whole = accumulate_minibatch(*policy, b, spec, b.rows());
+    MiniBatchStats whole = accumulate_minibatch(*policy, b, spec, b.rows(), /*pack=*/false);
     const auto g_whole = grads(*policy);
     EXPECT_GT(whole.clip_fraction, 0.0);
     for (int64_t micro : {1, 3, 5}) {
       zero_grads(*policy);
-      MiniBatchStats parts = accumulate_minibatch(*policy, b, spec, micro);
+      MiniBatchStats parts = accumulate_minibatch(*policy, b, spec, micro, /*pack=*/false);
       const auto g = grads(*policy);
       double worst = 0, scale = 0;
       for (size_t i = 0; i < g.size(); ++i) {
@@ -190,14 +190,14 @@ TEST(TrainBatch, OffPolicyCorrectionsKeepMicroBatchAccumulationExact) {
     ASSERT_GT(keep.sum().item<double>(), 0);
     ASSERT_LT(keep.sum().item<double>(), b.tokens());
     zero_grads(*policy);
-    MiniBatchStats whole = accumulate_minibatch(*policy, b, spec, b.rows());
+    MiniBatchStats whole = accumulate_minibatch(*policy, b, spec, b.rows(), /*pack=*/false);
     const auto g_whole = grads(*policy);
     EXPECT_GT(whole.clip_fraction, 0.0);
     const at::Tensor kl = unbiased_kl(current, b.old_logp, b.ref_logp) * b.mask;
     EXPECT_NEAR(whole.kl, kl.sum().item<double>() / b.tokens(), 1e-12);
     for (int64_t micro : {1, 5}) {
       zero_grads(*policy);
-      MiniBatchStats parts = accumulate_minibatch(*policy, b, spec, micro);
+      MiniBatchStats parts = accumulate_minibatch(*policy, b, spec, micro, /*pack=*/false);
       const auto g = grads(*policy);
       double worst = 0;
       for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, max_abs_diff(g[i], g_whole[i]));
