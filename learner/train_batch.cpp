@@ -244,7 +244,8 @@ int64_t forward_passes(int64_t rows, int64_t rows_per_forward) {
 }
 
 at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
-                               const rollout::SamplingParams& sampling, const RankPart* part, at::Tensor* routes) {
+                               const rollout::SamplingParams& sampling, const RankPart* part, at::Tensor* routes,
+                               bool pack) {
   at::NoGradGuard no_grad;
   const int64_t n = batch.rows(), step = std::max<int64_t>(1, rows_per_forward);
   const int64_t width = batch.mask.size(1);
@@ -259,7 +260,7 @@ at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, i
     }
     const at::Tensor rows = by_length.narrow(0, s, std::min(n, s + step) - s);
     TrainBatch chosen = batch.select(rows);
-    CompletionForward f = completion_forward(model, chosen, false, sampling);
+    CompletionForward f = completion_forward(model, chosen, false, sampling, pack);
     out.index_copy_(0, rows, at::constant_pad_nd(f.logp, {0, width - f.logp.size(1)}));  // [rows, T'-1]
     if (routes && f.chosen.defined()) {  // [rows, T'-1, L, k] -> [B, T-1, L, k]
       if (!routes->defined()) *routes = at::full({n, width, f.chosen.size(2), f.chosen.size(3)}, -1, at::kLong);

@@ -107,9 +107,11 @@ struct RankPart {
 // forwards in all. With `routes` (MoE models): also the experts the forwards' routers chose
 // themselves (CompletionForward::chosen: without replay, the experts used), [B, T-1, L_moe, k]
 // int64 (-1 at the padding), as TrainBatch::routes takes them.
+// `pack`: each forward's rows packed (completion_forward); in the no-grad fp32/bf16 path the
+// log-probs are the padded ones bit for bit (batch-invariant kernels, attention within each row).
 at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
                                const rollout::SamplingParams& sampling = {}, const RankPart* part = nullptr,
-                               at::Tensor* routes = nullptr);
+                               at::Tensor* routes = nullptr, bool pack = false);
 
 // Passes of `rows_per_forward` rows that `rows` rows need: ceil(rows / rows_per_forward).
 int64_t forward_passes(int64_t rows, int64_t rows_per_forward);

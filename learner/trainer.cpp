@@ -75,16 +75,17 @@ RankPart rank_part(const TrainBatch& batch, const at::Tensor& rows, int world, i
 // parallelism each rank computes its block of rows and the ranks all-gather them.
 // With `routes` (one process only): also the routers' own choice (completion_logprobs).
 at::Tensor batch_logprobs(const CausalLM& model, const TrainBatch& batch, int64_t rows_per_forward,
-                          const rollout::SamplingParams& sampling, Distributed* dist, at::Tensor* routes = nullptr) {
-  if (!dist) return completion_logprobs(model, batch, rows_per_forward, sampling, nullptr, routes);
+                          const rollout::SamplingParams& sampling, Distributed* dist, bool pack,
+                          at::Tensor* routes = nullptr) {
+  if (!dist) return completion_logprobs(model, batch, rows_per_forward, sampling, nullptr, routes, pack);
   const int world = dist->size();
   const int64_t n = batch.rows(), width = batch.mask.size(1), most = (n + world - 1) / world;
   const at::Tensor all = at::arange(n, at::kLong);
   RankPart part;  // passes only: no loss here
   part.passes = forward_passes(most, rows_per_forward);
   const at::Tensor mine = completion_logprobs(model, batch.select(rank_rows(all, dist->rank(), world)),
-                                              rows_per_forward, sampling, &part);  // [n_r, T_r-1]
-  at::Tensor padded = at::zeros({most, width}, batch.mask.options());              // [most, T-1]
+                                              rows_per_forward, sampling, &part, nullptr, pack);  // [n_r, T_r-1]
+  at::Tensor padded = at::zeros({most, width}, batch.mask.options());                             // [most, T-1]
   padded.narrow(0, 0, mine.size(0)).narrow(1, 0, mine.size(1)).copy_(mine);
   const at::Tensor gathered = dist->all_gather(padded);  // [W, most·(T-1)]
   std::vector<at::Tensor> blocks;
@@ -232,12 +233,13 @@ TrainStats Trainer::step(const std::vector<ScoredGroup>& groups) {
   at::Tensor own_routes;  // the trainer's routers' own choice in this pass (one process)
   const bool r2 = options_.routing_replay == RoutingReplay::kOldPolicy;
   batch.old_logp = batch_logprobs(*policy_, batch, options_.micro_batch_size, options_.sampling(), dist_,
-                                  r2 || rollout_routes.defined() ? &own_routes : nullptr);
+                                  options_.pack_sequences, r2 || rollout_routes.defined() ? &own_routes : nullptr);
   if (r2) batch.routes = own_routes;
   at::Tensor rewards = batch.rewards;  // [B] float64
   const bool kl_in_loss = state_->reference && !options_.kl_in_reward;
   if (state_->reference) {
-    batch.ref_logp = batch_logprobs(*state_->reference, batch, options_.micro_batch_size, options_.sampling(), dist_);
+    batch.ref_logp = batch_logprobs(*state_->reference, batch, options_.micro_batch_size, options_.sampling(), dist_,
+                                    options_.pack_sequences);
     if (options_.kl_in_reward) {
       at::Tensor kl = kl_penalty(batch.old_logp, batch.ref_logp, options_.kl_estimator) * batch.mask;  // [B, T-1]
       st.kl = kl.sum().item<double>() / tokens;

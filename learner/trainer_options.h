@@ -38,7 +38,8 @@ struct TrainerOptions {
   int64_t mini_batches = 1;      // optimizer steps per epoch
   int64_t micro_batch_size = 4;  // sequences per forward/backward
   // Each micro-batch's sequences run back to back in one row (attention within each, positions
-  // restarting), so the forward/backward does no work on padding; false: padded to the longest.
+  // restarting), so the forward/backward and the old/reference log-probs do no work on padding;
+  // false: padded to the longest.
   bool pack_sequences = true;
 
   // GRPO loss

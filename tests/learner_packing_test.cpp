@@ -123,7 +123,7 @@ TEST(PackedSequences, WrongUseIsAnInputError) {
 
 // Groups of prompts with completions of varied lengths (some empty) as a TrainBatch with old,
 // reference log-probs and advantages set so that clipping and KL act.
-TrainBatch scored_batch(const CausalLM& policy, uint64_t seed) {
+TrainBatch scored_batch(const CausalLM& policy, uint64_t seed, at::ScalarType dtype = at::kDouble) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto randint = [&](int64_t lo, int64_t hi) {
     return at::randint(lo, hi, {1}, gen, at::TensorOptions().dtype(at::kLong)).item<int64_t>();
@@ -143,9 +143,9 @@ TrainBatch scored_batch(const CausalLM& policy, uint64_t seed) {
       grp.completions.push_back(comp);
     }
   }
-  TrainBatch b = make_train_batch(groups, {64, 0}, 1, at::kDouble);
-  b.old_logp = completion_logprobs(policy, b, 5) + 0.4 * at::randn(b.mask.sizes(), gen, at::kDouble) * b.mask;
-  b.ref_logp = b.old_logp + 0.3 * at::randn(b.mask.sizes(), gen, at::kDouble) * b.mask;
+  TrainBatch b = make_train_batch(groups, {64, 0}, 1, dtype);
+  b.old_logp = completion_logprobs(policy, b, 5) + 0.4 * at::randn(b.mask.sizes(), gen, dtype) * b.mask;
+  b.ref_logp = b.old_logp + 0.3 * at::randn(b.mask.sizes(), gen, dtype) * b.mask;
   b.advantages = group_advantages(b.rewards, b.group_size, AdvantageEstimator::kGrpo);
   return b;
 }
@@ -186,6 +186,22 @@ TEST(PackedSequences, PackedMicroBatchGradientEqualsPaddedInFp64) {
     ASSERT_EQ(packed.expert_load.size(), padded.expert_load.size());
     for (size_t l = 0; l < packed.expert_load.size(); ++l)
       if (padded.expert_load[l].defined()) EXPECT_TRUE(at::equal(packed.expert_load[l], padded.expert_load[l]));
+  }
+}
+
+// The old log-probs the trainer scores (no grad, fp32 and bf16 kernels) are the padded ones bit
+// for bit when packed: what keeps the rollout/learner log-prob agreement exact.
+TEST(PackedSequences, PackedScoringIsBitIdenticalToPadded) {
+  for (const char* dtype : {"fp32", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    const DeepseekModel policy = random_model(tiny_config({{"initializer_range", 0.05}}), options_of(dtype));
+    const TrainBatch b = scored_batch(policy, 13, at::kFloat);
+    at::Tensor routes_padded, routes_packed;
+    const at::Tensor padded = completion_logprobs(policy, b, 5, {}, nullptr, &routes_padded, /*pack=*/false);
+    const at::Tensor packed = completion_logprobs(policy, b, 5, {}, nullptr, &routes_packed, /*pack=*/true);
+    EXPECT_GT(padded.abs().sum().item<double>(), 0);
+    EXPECT_TRUE(at::equal(packed, padded)) << "largest difference " << max_abs_diff(packed, padded);
+    EXPECT_TRUE(at::equal(routes_packed, routes_padded));
   }
 }
 
