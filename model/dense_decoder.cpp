@@ -208,13 +208,21 @@ void DenseDecoder::load_state(const std::map<std::string, at::Tensor>& weights, 
 at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, const at::Tensor& cos,
                                    const at::Tensor& sin, const LatentChunk& chunk, at::Tensor& mask,
                                    LatentContext* context, int64_t index) const {
-  const int64_t b = x.size(0), t = x.size(1), h = config_.num_attention_heads, hkv = config_.num_key_value_heads,
-                dh = config_.head_dim;
+  int64_t b = x.size(0), t = x.size(1);
+  const int64_t h = config_.num_attention_heads, hkv = config_.num_key_value_heads, dh = config_.head_dim;
   at::Tensor q = split_heads(project_bias(x, l.q_proj, l.q_bias), h, dh);    // [B, H, T, Dh]
   at::Tensor k = split_heads(project_bias(x, l.k_proj, l.k_bias), hkv, dh);  // [B, Hkv, T, Dh]
   at::Tensor v = split_heads(project_bias(x, l.v_proj, l.v_bias), hkv, dh);  // [B, Hkv, T, Dh]
   q = apply_rope(q, cos, sin, /*interleaved=*/false);
   k = apply_rope(k, cos, sin, /*interleaved=*/false);
+  at::Tensor slots = chunk.slots;
+  const bool packed = !chunk.packed.empty();
+  if (packed) {  // the sequences as padded rows [n, ., L, Dh], each seeing its own keys
+    auto rows = [&](const at::Tensor& y) { return packed_to_rows(y.transpose(1, 2), chunk).transpose(1, 2); };
+    q = rows(q), k = rows(k), v = rows(v);
+    b = q.size(0), t = q.size(2);
+    slots = at::arange(t, at::kLong).unsqueeze(0).expand({b, t});
+  }
   if (context) {
     // One cache row per token: [k | v] over the kv heads, [B, T, 2·Hkv·Dh].
     const at::Tensor row =
@@ -226,13 +234,7 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
   }
   const int64_t s = k.size(2), rep = h / hkv;
   if (!mask.defined() || mask.size(-1) != s) {  // the same for every layer: built once per forward
-    at::Tensor allowed = at::arange(s, at::kLong).view({1, 1, s}) <= chunk.slots.unsqueeze(-1);  // [B, T, S]
-    if (!chunk.packed.empty()) {  // block-diagonal: key and query in the same sequence, s <= t
-      const at::Tensor lengths = at::tensor(chunk.packed, at::kLong);
-      const at::Tensor seq = at::repeat_interleave(at::arange(lengths.size(0), at::kLong), lengths);  // [T]
-      allowed = (seq.view({1, t, 1}) == seq.view({1, 1, s})) &
-                (at::arange(s, at::kLong).view({1, 1, s}) <= at::arange(t, at::kLong).view({1, t, 1}));
-    }
+    const at::Tensor allowed = at::arange(s, at::kLong).view({1, 1, s}) <= slots.unsqueeze(-1);  // [B, T, S]
     mask = at::zeros({b, t, s}, x.options())
                .masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity())
                .view({b, 1, 1, t, s});
@@ -244,6 +246,7 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
   at::Tensor probs = dtype == at::kDouble ? scores.softmax(-1) : scores.to(at::kFloat).softmax(-1).to(dtype);
   at::Tensor out = at::matmul(probs.view({b, hkv, rep * t, s}), v);       // [B, Hkv, rep·T, Dh]
   out = out.view({b, h, t, dh}).transpose(1, 2).reshape({b, t, h * dh});  // [B, T, H·Dh]
+  if (packed) out = rows_to_packed(out, chunk);                           // [1, T_packed, H·Dh]
   return project_bias(out, l.o_proj, l.o_bias);                           // [B, T, D]
 }
 

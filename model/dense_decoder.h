@@ -100,9 +100,9 @@ class DenseDecoder : public CausalLM {
 
  private:
   // chunk.slots: [B, T] each query's slot (it sees keys s <= slot; packed sequences: the keys of
-  // its own sequence up to itself); mask: [B, 1, 1, T, S] additive, built by the first layer and
-  // reused (packed: block-diagonal over the whole row). With a context the chunk's keys and values are stored in it at
-  // layer `index` and the S keys it returns are attended to; without one, the chunk's own (S = T).
+  // its own sequence up to itself, attended as padded rows); mask: [B, 1, 1, T, S] additive (packed:
+  // [n, 1, 1, L, L]), built by the first layer and reused. With a context the chunk's keys and values are stored in it
+  // at layer `index` and the S keys it returns are attended to; without one, the chunk's own (S = T).
   at::Tensor attention(const DenseLayer& l, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                        const LatentChunk& chunk, at::Tensor& mask, LatentContext* context, int64_t index) const;
 

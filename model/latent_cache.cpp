@@ -1,6 +1,8 @@
 #include "model/latent_cache.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 
@@ -62,7 +64,33 @@ LatentChunk begin_chunk(LatentContext* context, const std::vector<int64_t>& pack
   if (sum != t)
     throw InputError("model input: packed lengths sum to " + std::to_string(sum) + " for a row of " +
                      std::to_string(t) + " tokens");
-  return {at::cat(slots).unsqueeze(0), false, packed};  // [1, T]
+  const int64_t n = static_cast<int64_t>(packed.size());
+  const int64_t longest = *std::max_element(packed.begin(), packed.end());
+  std::vector<int64_t> gather(static_cast<size_t>(n * longest)), scatter;
+  scatter.reserve(static_cast<size_t>(t));
+  for (int64_t i = 0, start = 0; i < n; start += packed[static_cast<size_t>(i)], ++i)
+    for (int64_t j = 0; j < longest; ++j) {
+      const int64_t len = packed[static_cast<size_t>(i)];
+      gather[static_cast<size_t>(i * longest + j)] = start + std::min(j, len - 1);
+      if (j < len) scatter.push_back(i * longest + j);
+    }
+  return {at::cat(slots).unsqueeze(0), false, packed, at::tensor(gather, at::kLong),
+          at::tensor(scatter, at::kLong)};  // slots [1, T]
+}
+
+at::Tensor packed_to_rows(const at::Tensor& x, const LatentChunk& chunk) {
+  const int64_t n = static_cast<int64_t>(chunk.packed.size()), rows = chunk.gather.size(0);
+  std::vector<int64_t> shape = x.sizes().vec();  // [1, T, ...] -> [n, L, ...]
+  shape[0] = n;
+  shape[1] = rows / n;
+  return x.select(0, 0).index_select(0, chunk.gather).view(shape);
+}
+
+at::Tensor rows_to_packed(const at::Tensor& y, const LatentChunk& chunk) {
+  std::vector<int64_t> shape = y.sizes().vec();  // [n, L, ...] -> [n·L, ...]
+  shape.erase(shape.begin());
+  shape[0] = chunk.gather.size(0);
+  return y.reshape(shape).index_select(0, chunk.scatter).unsqueeze(0);
 }
 
 }  // namespace grpo

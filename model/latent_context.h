@@ -26,7 +26,17 @@ struct LatentChunk {
   // slots count from 0 in each, and a query sees only the keys of its own sequence, i.e. key
   // (start of its sequence + s) for s <= its slot. Empty: one sequence per row.
   std::vector<int64_t> packed;
+  // Packed only: attention runs over the sequences as padded rows [n, L] (L the longest; a few ops
+  // whatever n), the rest of the model over the packed row. gather [n·L]: the packed token at each
+  // padded place (past a sequence's end, its last token again, which no query of it sees);
+  // scatter [T]: each packed token's place in the padded rows. See packed_to_rows.
+  at::Tensor gather, scatter;
 };
+
+// Packed chunk: x [1, T, ...] as padded rows [n, L, ...] (chunk.gather), and back
+// (rows_to_packed: [n, L, ...] -> [1, T, ...]).
+at::Tensor packed_to_rows(const at::Tensor& x, const LatentChunk& chunk);
+at::Tensor rows_to_packed(const at::Tensor& y, const LatentChunk& chunk);
 
 // Not thread-safe: one forward at a time. Its owner lends it to the model for one forward (a pointer, not kept).
 class LatentContext {

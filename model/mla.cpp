@@ -124,15 +124,13 @@ at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tens
   at::Tensor out;  // [B, T, H, v]
   if (chunk.packed.empty()) {
     out = attend(w, c, q, q_rope, keys, chunk.slots, form);
-  } else {  // packed sequences: each attends to its own keys (slots restart at 0 in each)
-    std::vector<at::Tensor> parts;
-    int64_t start = 0;
-    for (const int64_t len : chunk.packed) {
-      parts.push_back(attend(w, c, q.narrow(1, start, len), q_rope.narrow(1, start, len), keys.narrow(1, start, len),
-                             chunk.slots.narrow(1, start, len), form));
-      start += len;
-    }
-    out = at::cat(parts, 1);
+  } else {  // packed sequences: attention over them as padded rows, each seeing its own keys
+    const int64_t longest = chunk.gather.size(0) / static_cast<int64_t>(chunk.packed.size());
+    const at::Tensor slots =
+        at::arange(longest, at::kLong).unsqueeze(0).expand({int64_t(chunk.packed.size()), longest});
+    out = rows_to_packed(
+        attend(w, c, packed_to_rows(q, chunk), packed_to_rows(q_rope, chunk), packed_to_rows(keys, chunk), slots, form),
+        chunk);  // [1, T, H, v]
   }
   return project(out.reshape({b, t, h * vd}), w.o_proj);  // [B, T, D]
 }
