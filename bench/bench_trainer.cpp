@@ -150,16 +150,26 @@ int main(int argc, char** argv) {
   batch.advantages = group_advantages(batch.rewards, batch.group_size, AdvantageEstimator::kGrpo).to(at::kFloat);
   const double tokens = batch.tokens();
   int64_t padded = batch.ids.numel();
+  // The forward inputs of the mini-batch gradient: micro-batches of `micro` length-sorted rows,
+  // padded to their longest (T-1 inputs each) or packed (each row's length-1 inputs).
+  int64_t sorted_padded = 0, packed = 0;
+  {
+    std::vector<int64_t> len(batch.lengths.data_ptr<int64_t>(), batch.lengths.data_ptr<int64_t>() + batch.rows());
+    std::sort(len.begin(), len.end());
+    for (size_t i = 0; i < len.size(); i += size_t(micro)) {
+      const size_t end = std::min(len.size(), i + size_t(micro));
+      sorted_padded += int64_t(end - i) * (len[end - 1] - 1);
+      for (size_t j = i; j < end; ++j) packed += len[j] - 1;
+    }
+  }
 
-  json result = {{"config", config_path},
-                 {"threads", threads},
-                 {"sequences", batch.rows()},
-                 {"completion_tokens", tokens},
-                 {"padded_tokens", padded},
-                 {"best_of_runs", reps},
-                 {"load_average_before", load_average()}};
-  std::printf("bench_trainer: %s, %lld sequences, %.0f completion tokens (%lld padded), %d thread(s), load %.2f\n\n",
+  json result = {{"config", config_path},       {"threads", threads},      {"sequences", batch.rows()},
+                 {"completion_tokens", tokens}, {"padded_tokens", padded}, {"sorted_micro_batch_inputs", sorted_padded},
+                 {"packed_inputs", packed},     {"best_of_runs", reps},    {"load_average_before", load_average()}};
+  std::printf("bench_trainer: %s, %lld sequences, %.0f completion tokens (%lld padded), %d thread(s), load %.2f\n",
               config_path.c_str(), (long long)batch.rows(), tokens, (long long)padded, threads, load_average());
+  std::printf("forward inputs in micro-batches of %lld sorted rows: %lld padded, %lld packed\n\n", (long long)micro,
+              (long long)sorted_padded, (long long)packed);
 
   auto zero = [&] {
     for (auto& [name, p] : policy->named_trainable()) p.mutable_grad() = at::Tensor();

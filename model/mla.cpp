@@ -36,67 +36,89 @@ at::Tensor heads_back(const at::Tensor& x, int64_t b, int64_t t) {
   return x.view({x.size(0), b, t, x.size(2)}).permute({1, 2, 0, 3});
 }
 
+// Where the queries meet the keys: the chunk's rows as they are, or for packed sequences
+// (LatentChunk::packed) those sequences as padded rows [n, L], each query seeing the keys of its
+// own sequence. Per-token work stays outside, on the tokens as given (no padding).
+struct CoreRows {
+  const LatentChunk& chunk;
+  bool packed() const { return !chunk.packed.empty(); }
+  at::Tensor in(const at::Tensor& x) const { return packed() ? packed_to_rows(x, chunk) : x; }   // [B, T, ...] -> rows
+  at::Tensor out(const at::Tensor& y) const { return packed() ? rows_to_packed(y, chunk) : y; }  // rows -> [B, T, ...]
+  at::Tensor slots() const {  // [rows, T'] each query's last visible key
+    if (!packed()) return chunk.slots;
+    const int64_t n = static_cast<int64_t>(chunk.packed.size()), longest = chunk.gather.size(0) / n;
+    return at::arange(longest, at::kLong).unsqueeze(0).expand({n, longest});
+  }
+};
+
 // The attention of queries (q [B, T, H, nope + rope] as projected, of which the nope part is used,
 // and q_rope [B, T, H, rope], its rope part rotated) over keys [B, S, R + rope] (c_kv | rotated
-// k_rope), query (b, t) seeing keys s <= slots[b, t], in `form` (not kAuto): [B, T, H, v].
+// k_rope) in `form` (not kAuto): [B, T, H, v].
 at::Tensor attend(const MlaWeights& w, const ModelConfig& c, const at::Tensor& q, const at::Tensor& q_rope,
-                  const at::Tensor& keys, const at::Tensor& slots, AttentionForm form) {
+                  const at::Tensor& keys, const CoreRows& rows, AttentionForm form) {
   const int64_t b = q.size(0), t = q.size(1), h = c.num_attention_heads;
   const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vd = c.v_head_dim, r = c.kv_lora_rank;
   const at::Tensor q_nope = q.narrow(-1, 0, nope);  // [B, T, H, nope]
-  const int64_t s = keys.size(1);
+  const at::Tensor slots = rows.slots();
   const double scale = c.softmax_scale();
-  at::Tensor latent = keys.narrow(-1, 0, r), k_pe = keys.narrow(-1, r, rope);  // [B, S, R], [B, S, rope]
+  const at::ScalarType act = q.scalar_type();
 
-  at::Tensor out;  // [B, T, H, v]
-  const bool kernel_dtype = q_nope.scalar_type() == at::kFloat || q_nope.scalar_type() == at::kBFloat16;
-  if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled() && kernel_dtype) {
+  if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled() && (act == at::kFloat || act == at::kBFloat16)) {
     // Batch-invariant (model/batch_invariant.h): the per-head products of kernels/mla_absorb.h in
     // fp32 (one rounding to the activations' dtype), the attention over exactly keys 0..slot.
-    const at::Tensor wkv = absorb_weight(w.kv_b_proj, q_nope.scalar_type());  // [H*(nope+v), R]
+    const at::Tensor wkv = absorb_weight(w.kv_b_proj, act);  // [H*(nope+v), R]
     const kernels::MlaDims dims{h, nope, vd, r};
     const auto wtype = wkv.scalar_type() == at::kFloat ? kernels::WeightType::kF32 : kernels::WeightType::kBF16;
     const at::Tensor qf = q.to(at::kFloat).contiguous();       // [B, T, H, nope+rope]
     at::Tensor q_lat = at::empty({b, t, h, r}, qf.options());  // [B, T, H, R]
     kernels::mla_absorb_query(qf.data_ptr<float>(), b * t, nope + rope, dims, wkv.data_ptr(), wtype,
                               q_lat.data_ptr<float>());
-    at::Tensor query = at::cat({q_lat.to(q_nope.scalar_type()), q_rope}, -1);  // [B, T, H, R + rope]
-    const at::Tensor o_lat =
-        attention_invariant(query, keys, slots, r, scale).to(at::kFloat).contiguous();  // [B, T, H, R]
-    at::Tensor o = at::empty({b, t, h, vd}, qf.options());                              // [B, T, H, v]
+    const at::Tensor query = at::cat({q_lat.to(act), q_rope}, -1);  // [B, T, H, R + rope]
+    const at::Tensor o_lat = rows.out(attention_invariant(rows.in(query), rows.in(keys), slots, r, scale))
+                                 .to(at::kFloat)
+                                 .contiguous();             // [B, T, H, R]
+    at::Tensor o = at::empty({b, t, h, vd}, qf.options());  // [B, T, H, v]
     kernels::mla_value_out(o_lat.data_ptr<float>(), b * t, dims, wkv.data_ptr(), wtype, o.data_ptr<float>());
-    out = o.to(q_nope.scalar_type());
-  } else if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled()) {
+    return o.to(act);
+  }
+  if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled()) {
     // fp64: the same products row by row through linear_invariant.
-    at::Tensor wkv = dense_weight(w.kv_b_proj, q_nope.scalar_type()).view({h, nope + vd, r});  // [H, nope+v, R]
+    at::Tensor wkv = dense_weight(w.kv_b_proj, act).view({h, nope + vd, r});  // [H, nope+v, R]
     std::vector<at::Tensor> q_lat(h), o(h);
     for (int64_t i = 0; i < h; ++i)  // q_nope · W_UK per head: [B, T, R]
       q_lat[i] = linear_invariant(q_nope.select(2, i), wkv[i].narrow(0, 0, nope).t());
-    at::Tensor query = at::cat({at::stack(q_lat, 2), q_rope}, -1);         // [B, T, H, R + rope]
-    at::Tensor o_lat = attention_invariant(query, keys, slots, r, scale);  // [B, T, H, R]
-    for (int64_t i = 0; i < h; ++i)                                        // o_lat · W_UVᵀ per head: [B, T, v]
+    const at::Tensor query = at::cat({at::stack(q_lat, 2), q_rope}, -1);  // [B, T, H, R + rope]
+    const at::Tensor o_lat =
+        rows.out(attention_invariant(rows.in(query), rows.in(keys), slots, r, scale));  // [B, T, H, R]
+    for (int64_t i = 0; i < h; ++i)  // o_lat · W_UVᵀ per head: [B, T, v]
       o[i] = linear_invariant(o_lat.select(2, i), wkv[i].narrow(0, nope, vd));
-    out = at::stack(o, 2);  // [B, T, H, v]
-  } else if (form == AttentionForm::kNaive) {
-    at::Tensor kv = project(latent, w.kv_b_proj).view({b, s, h, nope + vd});          // [B, S, H, nope+v]
-    at::Tensor k_nope = kv.narrow(-1, 0, nope).permute({0, 2, 3, 1});                 // [B, H, nope, S]
-    at::Tensor v = kv.narrow(-1, nope, vd).transpose(1, 2);                           // [B, H, S, v]
-    at::Tensor scores = at::matmul(q_nope.transpose(1, 2), k_nope).transpose(1, 2) +  // [B, T, H, S]
-                        at::bmm(q_rope.reshape({b, t * h, rope}), k_pe.transpose(1, 2)).view({b, t, h, s});
-    at::Tensor attn = masked_softmax(scores, slots, scale);     // [B, T, H, S]
-    out = at::matmul(attn.transpose(1, 2), v).transpose(1, 2);  // [B, T, H, v]
-  } else {
-    at::Tensor wkv = dense_weight(w.kv_b_proj, q_nope.scalar_type()).view({h, nope + vd, r});  // [H, nope+v, R]
-    at::Tensor w_uk = wkv.narrow(1, 0, nope);                                                  // [H, nope, R]
-    at::Tensor w_uv = wkv.narrow(1, nope, vd);                                                 // [H, v, R]
-    at::Tensor q_lat = heads_back(at::bmm(heads_first(q_nope), w_uk), b, t);                   // [B, T, H, R]
-    at::Tensor query = at::cat({q_lat, q_rope}, -1).reshape({b, t * h, r + rope});             // [B, T*H, R + rope]
-    at::Tensor scores = at::bmm(query, keys.transpose(1, 2)).view({b, t, h, s});               // [B, T, H, S]
-    at::Tensor attn = masked_softmax(scores, slots, scale).view({b, t * h, s});
-    at::Tensor o_lat = at::bmm(attn, latent).view({b, t, h, r});                // [B, T, H, R]
-    out = heads_back(at::bmm(heads_first(o_lat), w_uv.transpose(1, 2)), b, t);  // [B, T, H, v]
+    return at::stack(o, 2);  // [B, T, H, v]
   }
-  return out;
+  if (form == AttentionForm::kNaive) {
+    const int64_t s = keys.size(1);
+    const at::Tensor kv = project(keys.narrow(-1, 0, r), w.kv_b_proj).view({b, s, h, nope + vd});  // [B, S, H, nope+v]
+    const at::Tensor k_nope = rows.in(kv.narrow(-1, 0, nope)), v = rows.in(kv.narrow(-1, nope, vd));  // [B', S', H, .]
+    const at::Tensor k_pe = rows.in(keys.narrow(-1, r, rope));                                        // [B', S', rope]
+    const at::Tensor qn = rows.in(q_nope), qr = rows.in(q_rope);                                      // [B', T', H, .]
+    const int64_t b2 = qn.size(0), t2 = qn.size(1), s2 = k_nope.size(1);
+    at::Tensor scores =
+        at::matmul(qn.transpose(1, 2), k_nope.permute({0, 2, 3, 1})).transpose(1, 2) +  // [B', T', H, S']
+        at::bmm(qr.reshape({b2, t2 * h, rope}), k_pe.transpose(1, 2)).view({b2, t2, h, s2});
+    at::Tensor attn = masked_softmax(scores, slots, scale);                                // [B', T', H, S']
+    return rows.out(at::matmul(attn.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2));  // [B, T, H, v]
+  }
+  // Absorbed, with autograd.
+  at::Tensor wkv = dense_weight(w.kv_b_proj, act).view({h, nope + vd, r});  // [H, nope+v, R]
+  at::Tensor w_uk = wkv.narrow(1, 0, nope);                                 // [H, nope, R]
+  at::Tensor w_uv = wkv.narrow(1, nope, vd);                                // [H, v, R]
+  at::Tensor q_lat = heads_back(at::bmm(heads_first(q_nope), w_uk), b, t);  // [B, T, H, R]
+  const at::Tensor query = rows.in(at::cat({q_lat, q_rope}, -1));           // [B', T', H, R + rope]
+  const at::Tensor kr = rows.in(keys);                                      // [B', S', R + rope]
+  const int64_t b2 = query.size(0), t2 = query.size(1), s2 = kr.size(1);
+  at::Tensor scores = at::bmm(query.reshape({b2, t2 * h, r + rope}), kr.transpose(1, 2)).view({b2, t2, h, s2});
+  at::Tensor attn = masked_softmax(scores, slots, scale).view({b2, t2 * h, s2});
+  at::Tensor o_lat = rows.out(at::bmm(attn, kr.narrow(-1, 0, r)).view({b2, t2, h, r}));  // [B, T, H, R]
+  return heads_back(at::bmm(heads_first(o_lat), w_uv.transpose(1, 2)), b, t);            // [B, T, H, v]
 }
 
 }  // namespace
@@ -121,18 +143,9 @@ at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tens
   if (ctx) keys = ctx->store(layer, keys);                                                       // [B, S, R + rope]
   if (form == AttentionForm::kAuto)
     form = chunk.continues || !at::GradMode::is_enabled() ? AttentionForm::kAbsorbed : AttentionForm::kNaive;
-  at::Tensor out;  // [B, T, H, v]
-  if (chunk.packed.empty()) {
-    out = attend(w, c, q, q_rope, keys, chunk.slots, form);
-  } else {  // packed sequences: attention over them as padded rows, each seeing its own keys
-    const int64_t longest = chunk.gather.size(0) / static_cast<int64_t>(chunk.packed.size());
-    const at::Tensor slots =
-        at::arange(longest, at::kLong).unsqueeze(0).expand({int64_t(chunk.packed.size()), longest});
-    out = rows_to_packed(
-        attend(w, c, packed_to_rows(q, chunk), packed_to_rows(q_rope, chunk), packed_to_rows(keys, chunk), slots, form),
-        chunk);  // [1, T, H, v]
-  }
-  return project(out.reshape({b, t, h * vd}), w.o_proj);  // [B, T, D]
+  // Packed sequences (chunk.packed): the query-key part over them as padded rows (CoreRows).
+  const at::Tensor out = attend(w, c, q, q_rope, keys, CoreRows{chunk}, form);  // [B, T, H, v]
+  return project(out.reshape({b, t, h * vd}), w.o_proj);                        // [B, T, D]
 }
 
 }  // namespace grpo

@@ -43,9 +43,12 @@ enum class AttentionForm {
   kAbsorbed,
 };
 
-// x: [B, T, D]; cos/sin: [B, T, rope/2] for the chunk's positions; `chunk` as ctx->begin(B, T)
-// returned it, or without a context {slots 0..T-1 per row, false}: the chunk attends causally to
-// itself. With a context the chunk's keys are stored at `layer` first. Returns [B, T, D].
+// x: [B, T, D]; cos/sin: [B, T, rope/2] for the chunk's positions; `chunk` as begin_chunk
+// returned it (model/latent_context.h): from ctx->begin(B, T), or without a context slots 0..T-1
+// per row (the chunk attends causally to itself), or packed sequences in one row (each attends
+// causally to its own tokens: the projections run on the packed row, the query-key products over
+// the sequences as padded rows). With a context the chunk's keys are stored at `layer` first.
+// Returns [B, T, D].
 at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& config, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const LatentChunk& chunk, LatentContext* ctx = nullptr, int64_t layer = 0,
                        AttentionForm form = AttentionForm::kAuto);
