@@ -95,15 +95,16 @@ at::Tensor attend(const MlaWeights& w, const ModelConfig& c, const at::Tensor& q
     return at::stack(o, 2);  // [B, T, H, v]
   }
   if (form == AttentionForm::kNaive) {
+    // The nope and rope parts in one product: [q_nope | q_rope] · [k_nope | k_pe], the rope key
+    // shared by the heads repeated per head.
     const int64_t s = keys.size(1);
     const at::Tensor kv = project(keys.narrow(-1, 0, r), w.kv_b_proj).view({b, s, h, nope + vd});  // [B, S, H, nope+v]
-    const at::Tensor k_nope = rows.in(kv.narrow(-1, 0, nope)), v = rows.in(kv.narrow(-1, nope, vd));  // [B', S', H, .]
-    const at::Tensor k_pe = rows.in(keys.narrow(-1, r, rope));                                        // [B', S', rope]
-    const at::Tensor qn = rows.in(q_nope), qr = rows.in(q_rope);                                      // [B', T', H, .]
-    const int64_t b2 = qn.size(0), t2 = qn.size(1), s2 = k_nope.size(1);
+    const at::Tensor k_pe = keys.narrow(-1, r, rope).unsqueeze(2).expand({b, s, h, rope});         // [B, S, H, rope]
+    const at::Tensor key = rows.in(at::cat({kv.narrow(-1, 0, nope), k_pe}, -1));  // [B', S', H, nope+rope]
+    const at::Tensor v = rows.in(kv.narrow(-1, nope, vd));                        // [B', S', H, v]
+    const at::Tensor query = rows.in(at::cat({q_nope, q_rope}, -1));              // [B', T', H, nope+rope]
     at::Tensor scores =
-        at::matmul(qn.transpose(1, 2), k_nope.permute({0, 2, 3, 1})).transpose(1, 2) +  // [B', T', H, S']
-        at::bmm(qr.reshape({b2, t2 * h, rope}), k_pe.transpose(1, 2)).view({b2, t2, h, s2});
+        at::matmul(query.transpose(1, 2), key.permute({0, 2, 3, 1})).transpose(1, 2);      // [B', T', H, S']
     at::Tensor attn = masked_softmax(scores, slots, scale);                                // [B', T', H, S']
     return rows.out(at::matmul(attn.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2));  // [B, T, H, v]
   }
