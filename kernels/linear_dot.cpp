@@ -16,7 +16,7 @@ namespace {
 struct F32Rows {
   static constexpr int64_t kBytes = 4;
   const float* w;
-  int64_t k;
+  int64_t k, n;
   struct Row {
     const float* p;
     float at(int64_t i) const { return p[i]; }
@@ -30,7 +30,7 @@ struct F32Rows {
 struct Bf16Rows {
   static constexpr int64_t kBytes = 2;
   const uint16_t* w;
-  int64_t k;
+  int64_t k, n;
   struct Row {
     const uint16_t* p;
     float at(int64_t i) const { return detail::bf16_to_float(p[i]); }
@@ -49,7 +49,7 @@ struct Fp8Rows {
   static constexpr int64_t kBytes = 1;
   const uint8_t* w;
   const float* scale;  // [ceil(N/128), ceil(K/128)], each scale_inv · 2^120
-  int64_t k;
+  int64_t k, n;
   struct Row {
     const uint8_t* p;
     const float* scale;  // this row's block row of scales, one per 128 inputs
@@ -132,14 +132,13 @@ __attribute__((target("avx2,fma"))) void tile(const float* x, int64_t ldx, int64
   // The next NR weight rows (the next tile's, adjacent in memory) are prefetched one cache line
   // per row as this tile reads the same offsets: decode streams every weight once, and the
   // hardware prefetcher alone leaves bf16 and FP8 rows (1 KB or less) short of bandwidth.
-  // (Integer addresses: past the last row they point outside W, where a prefetch is harmless.)
-  const uintptr_t next = reinterpret_cast<uintptr_t>(wr[0].p) + static_cast<uintptr_t>(NR * k * Rows::kBytes);
+  typename Rows::Row ahead[NR];
+  int next_rows = 0;
+  for (int c = 0; c < NR && c0 + NR + c < w.n; ++c) ahead[next_rows++] = w.row(c0 + NR + c);
   constexpr int64_t kLine = 64 / Rows::kBytes;  // elements per cache line
   for (int64_t i = 0; i < k8; i += 8) {
     if (prefetch && i % kLine == 0)
-      for (int c = 0; c < NR; ++c)
-        _mm_prefetch(reinterpret_cast<const char*>(next + static_cast<uintptr_t>((c * k + i) * Rows::kBytes)),
-                     _MM_HINT_T0);
+      for (int c = 0; c < next_rows; ++c) _mm_prefetch(reinterpret_cast<const char*>(ahead[c].p + i), _MM_HINT_T0);
     __m256 xv[MR];
     for (int r = 0; r < MR; ++r) xv[r] = _mm256_loadu_ps(x + r * ldx + i);
     for (int c = 0; c < NR; ++c) {
@@ -225,18 +224,18 @@ void run(const float* x, int64_t ldx, int64_t m, int64_t k, const Rows& w, int64
 void dispatch(const float* x, int64_t ldx, int64_t m, int64_t k, const void* w, WeightType wtype, int64_t n, float* y,
               int64_t ldy, bool reference) {
   if (wtype == WeightType::kF32)
-    run(x, ldx, m, k, F32Rows{static_cast<const float*>(w), k}, n, y, ldy, reference);
+    run(x, ldx, m, k, F32Rows{static_cast<const float*>(w), k, n}, n, y, ldy, reference);
   else
-    run(x, ldx, m, k, Bf16Rows{static_cast<const uint16_t*>(w), k}, n, y, ldy, reference);
+    run(x, ldx, m, k, Bf16Rows{static_cast<const uint16_t*>(w), k, n}, n, y, ldy, reference);
 }
 
 void fp8_product(const float* x, int64_t m, int64_t k, const uint8_t* codes, const float* scale_inv, int64_t n,
                  float* y, bool reference) {
   if (m <= 0 || n <= 0) return;
   const std::vector<float> scales = scaled_fp8_scales(scale_inv, n, k);
-  if (!scales.empty()) return run(x, k, m, k, Fp8Rows{codes, scales.data(), k}, n, y, n, reference);
+  if (!scales.empty()) return run(x, k, m, k, Fp8Rows{codes, scales.data(), k, n}, n, y, n, reference);
   const std::vector<float> w = dequantized_fp8(codes, scale_inv, n, k);  // huge scales: the same elements
-  run(x, k, m, k, F32Rows{w.data(), k}, n, y, n, reference);
+  run(x, k, m, k, F32Rows{w.data(), k, n}, n, y, n, reference);
 }
 
 }  // namespace

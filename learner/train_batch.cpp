@@ -210,7 +210,7 @@ CompletionForward completion_forward(const CausalLM& model, const TrainBatch& ba
                         .unsqueeze(0);
     h = model.hidden(ids.narrow(1, 0, t - 1).reshape({-1}).index_select(0, place).unsqueeze(0), feed);  // [1, P, D]
     auto unpacked = [&](const std::vector<at::Tensor>& r) {  // [1, P, L, k] -> [b, T-1, L, k], -1 elsewhere
-      const at::Tensor packed = stacked_routes(r, 1, p);
+      at::Tensor packed = stacked_routes(r, 1, p);
       if (!packed.defined()) return packed;
       at::Tensor all = at::full({b * (t - 1), packed.size(2), packed.size(3)}, -1, at::kLong);
       return all.index_copy_(0, place, packed.squeeze(0)).view({b, t - 1, packed.size(2), packed.size(3)});
