@@ -74,17 +74,29 @@ TEST(PackedSequences, DeepseekWithAutogradInFp64MatchesEachSequenceAlone) {
   m.set_requires_grad(true);
   const double worst = packed_vs_alone(m, sequences(kLengths, m.config().vocab_size, 4));
   EXPECT_LT(worst, 1e-12);
-  // The gradient reaches every sequence's tokens only through its own: a loss on the second
-  // sequence's states leaves the first one's embeddings without gradient.
+  // The backward does not leak across sequences either: a loss on the second sequence's states
+  // gives every parameter the gradient that sequence alone gives.
   Feed feed;
   feed.packed = {4, 6};
   const std::vector<at::Tensor> s = sequences({4, 6}, m.config().vocab_size, 5);
-  at::Tensor x = m.hidden(at::cat(s, 1), feed);
-  x.narrow(1, 4, 6).sum().backward();
-  double grad_sum = 0;
-  for (auto& [name, p] : m.named_trainable())
-    if (p.grad().defined()) grad_sum += p.grad().abs().sum().item<double>();
-  EXPECT_GT(grad_sum, 0);
+  auto grads = [&](const at::Tensor& loss) {
+    loss.backward();
+    std::vector<at::Tensor> g;
+    for (auto& [name, p] : m.named_trainable()) {
+      g.push_back(p.grad().defined() ? p.grad().clone() : at::zeros_like(p));
+      p.mutable_grad() = at::Tensor();
+    }
+    return g;
+  };
+  const auto packed = grads(m.hidden(at::cat(s, 1), feed).narrow(1, 4, 6).pow(2).sum());
+  const auto alone = grads(m.hidden(s[1]).pow(2).sum());
+  double leak = 0, scale = 0;
+  for (size_t i = 0; i < packed.size(); ++i) {
+    leak = std::max(leak, max_abs_diff(packed[i], alone[i]));
+    scale = std::max(scale, alone[i].abs().max().item<double>());
+  }
+  EXPECT_GT(scale, 1e-6);
+  EXPECT_LT(leak, 1e-12);
 }
 
 TEST(PackedSequences, DenseDecodersMatchEachSequenceAlone) {
