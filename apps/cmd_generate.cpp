@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/device_choice.h"
 #include "apps/dtype_choice.h"
 #include "common/cli.h"
 #include "common/error.h"
@@ -53,9 +54,10 @@ int run_generate(const grpo::Args& args) {
   grpo::rollout::EngineOptions eo;
   eo.max_seqs = args.get_int("max-seqs", 1), eo.max_batched_tokens = args.get_int("max-batched-tokens", 1);
   eo.page_size = args.get_int("page-size", 1), eo.num_pages = args.get_int("num-pages", 1);
-  const std::vector<grpo::rollout::Completion> done = grpo::rollout::generate_offline(
-      args.get("model"), grpo::ModelOptions::for_dtype(grpo::dtype_flag(args, "generate")), requests,
-      tok ? &*tok : nullptr, eo);
+  grpo::ModelOptions mo = grpo::ModelOptions::for_dtype(grpo::dtype_flag(args, "generate"));
+  mo.device = grpo::device_flag(args, "generate");
+  const std::vector<grpo::rollout::Completion> done =
+      grpo::rollout::generate_offline(args.get("model"), mo, requests, tok ? &*tok : nullptr, eo);
   for (const auto& c : done) {
     json j = {{"prompt_index", c.request_id},
               {"sample", c.sample_index},
@@ -93,6 +95,7 @@ GRPO_COMMAND("generate", "Sample N completions per prompt with the rollout engin
                {"max-batched-tokens", "N", "tokens fed per engine step", false, "2048"},
                {"page-size", "N", "latent cache page size (tokens)", false, "16"},
                {"num-pages", "N", "latent cache pages", false, "2048"},
+               grpo::device_option(),
                {"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}),
              run_generate);
 

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/device_choice.h"
 #include "apps/dtype_choice.h"
 #include "apps/jsonl_filter.h"
 #include "common/cli.h"
@@ -47,8 +48,9 @@ std::vector<int64_t> parse_ids(const std::string& line, int64_t vocab, int64_t c
 int run_logprobs(const grpo::Args& args) {
   grpo::set_torch_threads(args.get_int("threads", 0));
   // A DeepSeek or a dense (Llama/Qwen2) checkpoint, by its config.json's model_type.
-  const std::unique_ptr<grpo::CausalLM> model =
-      grpo::load_causal_lm(args.get("model"), grpo::ModelOptions::for_dtype(grpo::dtype_flag(args, "logprobs")));
+  grpo::ModelOptions mo = grpo::ModelOptions::for_dtype(grpo::dtype_flag(args, "logprobs"));
+  mo.device = grpo::device_flag(args, "logprobs");
+  const std::unique_ptr<grpo::CausalLM> model = grpo::load_causal_lm(args.get("model"), mo);
   const int64_t vocab = model->spec().vocab_size, context = model->spec().max_position_embeddings;
   // A line of `context` ids, each at most 20 digits and a separator, with room for spacing.
   const size_t max_bytes = static_cast<size_t>(context) * 32 + 4096;
@@ -65,7 +67,7 @@ int run_logprobs(const grpo::Args& args) {
                                " bytes, more than the ids of the model's context of " + std::to_string(context) +
                                " positions (max_position_embeddings)");
       std::vector<int64_t> ids = parse_ids(line, vocab, context);
-      at::Tensor lp = model->logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kFloat).contiguous();
+      at::Tensor lp = model->logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kCPU, at::kFloat).contiguous();
       out["logprobs"] = std::vector<float>(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel());
     } catch (const std::exception& e) {
       out = {{"error", "line " + std::to_string(n) + ": " + e.what()}};
@@ -81,6 +83,7 @@ GRPO_COMMAND("logprobs", "Per-token log-probs of JSONL {\"ids\": [...]} lines un
                {"dtype", "TYPE",
                 "compute dtype: fp32, bf16, or auto (bf16 where the CPU has native bf16 dot products, else fp32)",
                 false, "fp32"},
+               grpo::device_option(),
                {"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}),
              run_logprobs);
 

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <optional>
 
+#include "apps/device_choice.h"
 #include "apps/dtype_choice.h"
 #include "common/cli.h"
 #include "common/host_port.h"
@@ -65,6 +66,8 @@ int run_rollout_server(const grpo::Args& a) {
   }
   const int threads = grpo::set_torch_threads(a.get_int("threads", 0));
   const std::string dtype = grpo::dtype_flag(a, "rollout-server");
+  grpo::ModelOptions mo = grpo::ModelOptions::for_dtype(dtype);
+  mo.device = grpo::device_flag(a, "rollout-server");
 
   // Up before the model loads: /readyz answers 503 until the server serves.
   std::unique_ptr<grpo::Monitor> http;
@@ -72,8 +75,7 @@ int run_rollout_server(const grpo::Args& a) {
     http = std::make_unique<grpo::Monitor>(grpo::MonitorOptions{http_address, "", "rollout-server"});
   const std::optional<grpo::Tokenizer> tok =  // --tokenizer, else the checkpoint's own (if any)
       grpo::load_model_tokenizer(a.get("model"), a.has("tokenizer") ? a.get("tokenizer") : "", false);
-  std::shared_ptr<const grpo::CausalLM> model =
-      grpo::load_causal_lm(a.get("model"), grpo::ModelOptions::for_dtype(dtype));
+  std::shared_ptr<const grpo::CausalLM> model = grpo::load_causal_lm(a.get("model"), mo);
   auto engine = std::make_shared<Engine>(model, version, eo, tok ? &*tok : nullptr);
   model.reset();  // the engine holds it (and drops it at the first weight update)
   RolloutServer server(engine, options);
@@ -82,9 +84,9 @@ int run_rollout_server(const grpo::Args& a) {
     watch_status(server, http->metrics());
     http->set_ready(true);
   }
-  std::cout << "rollout-server listening on " << server.address() << " (" << a.get("model") << ", " << dtype
-            << ", version " << version << ", tokenizer " << (tok ? tok->path() : std::string("none")) << ", " << threads
-            << " threads)" << std::endl;
+  std::cout << "rollout-server listening on " << server.address() << " (" << a.get("model") << ", " << dtype << " on "
+            << grpo::device_name(mo.device) << ", version " << version << ", tokenizer "
+            << (tok ? tok->path() : std::string("none")) << ", " << threads << " threads)" << std::endl;
 
   const int sig = stop.wait("rollout-server");
   std::cerr << "rollout-server: " << strsignal(sig) << ", shutting down (grace " << options.shutdown_grace_ms
@@ -109,6 +111,7 @@ GRPO_COMMAND("rollout-server", "serve a model's rollouts over gRPC (RolloutServi
                 "fp32, bf16, fp8 (FP8 weights, bf16 compute), or auto (bf16 where the CPU has native bf16 dot "
                 "products, else fp32)",
                 false, "fp32"},
+               grpo::device_option(),
                {"version", "N", "weight version of the checkpoint", false, "0"},
                {"address", "HOST:PORT", "listen address (port 0: a free port); overrides server.address", false},
                {"threads", "N", "intra-op threads (0 = all cores)", false, "0"},

@@ -44,4 +44,29 @@ std::vector<CudaDevice> cuda_devices(std::string* why_empty) {
   return out;
 }
 
+bool cuda_memory(int index, int64_t* free_bytes, int64_t* total_bytes, std::string* why) {
+#ifdef GRPO_WITH_CUDA
+  int previous = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(index) != cudaSuccess) {
+    if (why)
+      *why = std::string("cudaSetDevice(") + std::to_string(index) + "): " + cudaGetErrorString(cudaGetLastError());
+    return false;
+  }
+  size_t f = 0, t = 0;
+  const cudaError_t e = cudaMemGetInfo(&f, &t);
+  cudaSetDevice(previous);
+  if (e != cudaSuccess) {
+    if (why) *why = std::string("cudaMemGetInfo: ") + cudaGetErrorString(e);
+    cudaGetLastError();
+    return false;
+  }
+  *free_bytes = static_cast<int64_t>(f), *total_bytes = static_cast<int64_t>(t);
+  return true;
+#else
+  (void)index, (void)free_bytes, (void)total_bytes;
+  if (why) *why = "built without CUDA";
+  return false;
+#endif
+}
+
 }  // namespace grpo::kernels

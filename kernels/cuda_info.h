@@ -1,6 +1,7 @@
 // What this build's CUDA parts are and which CUDA devices the process sees (`grpo info`).
 // Thread-safe: pure queries.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,5 +25,9 @@ struct CudaDevice {
 // The visible devices; empty without a CUDA build, a driver or a GPU. `why_empty` (if given) says
 // which of these it was.
 std::vector<CudaDevice> cuda_devices(std::string* why_empty = nullptr);
+
+// Free and total bytes of CUDA device `index` (cudaMemGetInfo on it); false (and `why`) when that
+// cannot be asked: no CUDA build, no such device, a driver error.
+bool cuda_memory(int index, int64_t* free_bytes, int64_t* total_bytes, std::string* why = nullptr);
 
 }  // namespace grpo::kernels

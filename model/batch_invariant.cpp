@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -15,10 +16,22 @@
 namespace grpo {
 namespace {
 
+std::atomic<bool> g_portable{false};
+
+}  // namespace
+
+void set_portable_ops(bool on) { g_portable = on; }
+
+bool portable_ops(const at::Tensor& t) { return !t.device().is_cpu() || g_portable; }
+
+namespace {
+
 // out[i] = f(in[i]) for every element, in fp32 (fp64 for fp64 input); x's dtype back.
-template <typename F, typename D>
-at::Tensor map_elements(const at::Tensor& x, F f, D d) {
+// The portable path (portable_ops): `aten` on x in that dtype.
+template <typename F, typename D, typename A>
+at::Tensor map_elements(const at::Tensor& x, F f, D d, A aten) {
   const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  if (portable_ops(x)) return aten(x.to(acc)).to(x.scalar_type());
   const at::Tensor in = x.to(acc).contiguous();
   at::Tensor out = at::empty_like(in);
   const int64_t n = in.numel();
@@ -53,7 +66,7 @@ bool dot_kernel_applies(const at::Tensor& x, const at::Tensor& w) {
   auto kind = [](const at::Tensor& t) {
     return t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
   };
-  if (!kind(x) || !kind(w) || w.dim() != 2) return false;
+  if (portable_ops(x) || !kind(x) || !kind(w) || w.dim() != 2) return false;
   return !at::GradMode::is_enabled() || (!x.requires_grad() && !w.requires_grad());
 }
 
@@ -75,7 +88,8 @@ at::Tensor linear_invariant(const at::Tensor& x, const at::Tensor& w) {
                         y.data_ptr<float>());
     return y.to(x.scalar_type()).view(shape);  // [..., out]
   }
-  at::Tensor rows = x.reshape({n, in});  // [N, in]
+  if (portable_ops(x)) return at::matmul(x, like(w, x).t());  // [..., out]
+  at::Tensor rows = x.reshape({n, in});                       // [N, in]
   const int64_t pad = (kInvariantRows - n % kInvariantRows) % kInvariantRows;
   if (pad) rows = at::constant_pad_nd(rows, {0, 0, 0, pad});  // [N + pad, in]
   at::Tensor y = at::mm(rows, like(w, x).t());                // [N + pad, out]
@@ -86,22 +100,25 @@ at::Tensor linear_invariant(const at::Tensor& x, const at::Tensor& w) {
 at::Tensor silu_invariant(const at::Tensor& x) {
   if (at::GradMode::is_enabled()) return at::silu(x);
   return map_elements(
-      x, [](float v) { return v * sigmoid_of(v); }, [](double v) { return v * sigmoid_of(v); });
+      x, [](float v) { return v * sigmoid_of(v); }, [](double v) { return v * sigmoid_of(v); },
+      [](const at::Tensor& v) { return at::silu(v); });
 }
 
 at::Tensor sigmoid_invariant(const at::Tensor& x) {
   if (at::GradMode::is_enabled()) return at::sigmoid(x);
-  return map_elements(x, sigmoid_of<float>, sigmoid_of<double>);
+  return map_elements(x, sigmoid_of<float>, sigmoid_of<double>, [](const at::Tensor& v) { return at::sigmoid(v); });
 }
 
 at::Tensor cos_invariant(const at::Tensor& x) {
   return map_elements(
-      x, [](float v) { return std::cos(v); }, [](double v) { return std::cos(v); });
+      x, [](float v) { return std::cos(v); }, [](double v) { return std::cos(v); },
+      [](const at::Tensor& v) { return at::cos(v); });
 }
 
 at::Tensor sin_invariant(const at::Tensor& x) {
   return map_elements(
-      x, [](float v) { return std::sin(v); }, [](double v) { return std::sin(v); });
+      x, [](float v) { return std::sin(v); }, [](double v) { return std::sin(v); },
+      [](const at::Tensor& v) { return at::sin(v); });
 }
 
 namespace {
@@ -172,6 +189,8 @@ at::Tensor attention_invariant(const at::Tensor& query, const at::Tensor& keys, 
                   value_dim <= keys.size(2),
               "attention_invariant: query ", query.sizes(), ", keys ", keys.sizes(), ", slots ", slots.sizes());
   const at::ScalarType acc = query.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  TORCH_CHECK(query.device().is_cpu() && keys.device().is_cpu(),
+              "attention_invariant: CPU tensors only (another device takes MLA's absorbed form, model/mla.cpp)");
   const at::Tensor q = query.to(acc).contiguous(), kv = keys.to(acc).contiguous();
   const at::Tensor sl = slots.to(at::kLong).contiguous();
   const int64_t* slot = sl.data_ptr<int64_t>();

@@ -21,8 +21,13 @@
 // Row-wise reductions of ATen (softmax, log_softmax, mean over the last dim) and exact element-wise
 // arithmetic (+ − × ÷, sqrt) are already batch-invariant and are used as they are.
 //
-// Pure functions; thread-safe. Autograd flows through linear_invariant, silu_invariant and
-// sigmoid_invariant; the others are forward-only.
+// These are CPU kernels. Tensors on another device (CUDA) take ATen's ops instead (the portable
+// path): the same functions, not batch-invariant; attention_invariant is CPU-only (MLA's absorbed
+// form with ATen's products takes its place there, model/mla.cpp). set_portable_ops(true) sends CPU tensors down
+// that path too, so that tests run on the CPU the code a GPU runs.
+//
+// Pure functions; thread-safe (set_portable_ops: set it before the model runs). Autograd flows
+// through linear_invariant, silu_invariant and sigmoid_invariant; the others are forward-only.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -30,6 +35,11 @@ namespace grpo {
 
 // Rows per GEMM tile of the ATen fallback: its GEMMs have a multiple of this many rows.
 constexpr int64_t kInvariantRows = 16;
+
+// Process-wide (default off): CPU tensors take the portable path as well. For tests.
+void set_portable_ops(bool on);
+// True when `t` takes the portable path: it is not on the CPU, or set_portable_ops(true).
+bool portable_ops(const at::Tensor& t);
 
 // x · wᵀ for x [..., in], w [out, in] -> [..., out] in x's dtype, each row computed as if alone.
 // w is used in x's dtype (a bf16 w under fp32 x is read as it is: widening is exact).

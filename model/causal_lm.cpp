@@ -9,12 +9,13 @@ namespace grpo {
 at::Tensor CausalLM::logprobs(const at::Tensor& ids) const {
   const int64_t t = ids.size(1);
   const at::Tensor all = logits(ids.narrow(1, 0, t - 1));  // [B, T-1, V]
-  return all.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).unsqueeze(-1)).squeeze(-1);
+  return all.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).to(all.device()).unsqueeze(-1)).squeeze(-1);
 }
 
 LatentCache CausalLM::make_cache(int64_t batch, int64_t capacity) const {
   const LmSpec s = spec();
-  return LatentCache(s.num_hidden_layers, batch, capacity, s.cache_width, /*rope_dim=*/0, options().compute_dtype);
+  return LatentCache(s.num_hidden_layers, batch, capacity, s.cache_width, /*rope_dim=*/0, options().compute_dtype,
+                     options().device);
 }
 
 std::unique_ptr<CausalLM> make_causal_lm(const nlohmann::json& config, const std::string& source,

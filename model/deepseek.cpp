@@ -150,7 +150,10 @@ DeepseekModel::DeepseekModel(ModelConfig config, ModelOptions options)
   if (options_.expert_ranks > 1 && config_.n_routed_experts % options_.expert_ranks != 0)
     throw InputError("model options: n_routed_experts (" + std::to_string(config_.n_routed_experts) +
                      ") is not divisible by the " + std::to_string(options_.expert_ranks) + " expert-parallel ranks");
-  const auto o = at::TensorOptions().dtype(options_.param_dtype);
+  if (options_.fp8 && !options_.device.is_cpu())
+    throw InputError("model options: FP8 weights run on the CPU only for now; on " + options_.device.str() +
+                     " use bf16 (--dtype bf16)");
+  const auto o = at::TensorOptions().dtype(options_.param_dtype).device(options_.device);
   const int64_t v = config_.vocab_size, d = config_.hidden_size;
   embed_tokens_ = at::zeros({v, d}, o);
   norm_ = at::zeros({d}, o);
@@ -297,13 +300,14 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
     if (is_scale(name)) continue;
     const at::Tensor& w = weights.at(name);
     if (t->scalar_type() != at::kFloat8_e4m3fn) {
-      staged[name] = w.to(t->scalar_type()).contiguous();  // shares storage with `weights` when nothing changes
+      staged[name] =
+          w.to(t->device(), t->scalar_type()).contiguous();  // shares storage with `weights` when nothing changes
       continue;
     }
     auto scale = weights.find(scale_of(name));
     if (scale != weights.end()) {
-      staged[name] = w.contiguous();
-      staged[scale_of(name)] = scale->second.to(at::kFloat).contiguous();
+      staged[name] = w.to(t->device()).contiguous();
+      staged[scale_of(name)] = scale->second.to(t->device(), at::kFloat).contiguous();
       continue;
     }
     Linear q;
@@ -312,8 +316,8 @@ void DeepseekModel::load_state(const std::map<std::string, at::Tensor>& weights,
     } catch (const InputError& e) {
       throw InputError(source + ": " + name + ": " + e.what());
     }
-    staged[name] = q.weight;
-    staged[scale_of(name)] = q.scale_inv;
+    staged[name] = q.weight.to(t->device());
+    staged[scale_of(name)] = q.scale_inv.to(t->device());
   }
   for (auto& [name, t] : params) {
     bool grad = t->requires_grad();
@@ -355,8 +359,11 @@ at::Tensor DeepseekModel::hidden_states(const at::Tensor& ids, const at::Tensor&
   return run_layers(ids, feed, form);
 }
 
-at::Tensor DeepseekModel::run_layers(const at::Tensor& ids, const Feed& feed, AttentionForm form) const {
-  const at::Tensor &positions = feed.positions, &tokens = feed.tokens;
+at::Tensor DeepseekModel::run_layers(const at::Tensor& ids_in, const Feed& feed, AttentionForm form) const {
+  const at::Device device = options_.device;
+  const at::Tensor ids = ids_in.to(device);
+  const at::Tensor positions = feed.positions.defined() ? feed.positions.to(device) : at::Tensor();
+  const at::Tensor tokens = feed.tokens.defined() ? feed.tokens.to(device) : at::Tensor();
   LatentContext* context = feed.context;
   if (ids.dim() != 2 || ids.scalar_type() != at::kLong)
     throw InputError("model input: expected int64 ids of shape [B, T], got " + shape_str(ids.sizes()) + " " +
@@ -371,7 +378,7 @@ at::Tensor DeepseekModel::run_layers(const at::Tensor& ids, const Feed& feed, At
   if (context && context->num_layers() != config_.num_hidden_layers)
     throw InputError("latent cache has " + std::to_string(context->num_layers()) + " layers, the model " +
                      std::to_string(config_.num_hidden_layers));
-  LatentChunk chunk = begin_chunk(context, feed.packed, b, t);
+  LatentChunk chunk = begin_chunk(context, feed.packed, b, t, device);
   at::Tensor pos = positions.defined() ? positions : chunk.slots;
   if (pos.dim() == 1) pos = pos.unsqueeze(0);
   pos = pos.expand({b, t});
@@ -381,9 +388,10 @@ at::Tensor DeepseekModel::run_layers(const at::Tensor& ids, const Feed& feed, At
     throw InputError("model input: token mask of shape " + shape_str(tokens.sizes()) + " for ids of shape " +
                      shape_str(ids.sizes()));
   const at::Tensor routed_tokens = tokens.defined() ? tokens.reshape({-1}).to(at::kBool) : at::Tensor();  // [B·T]
-  const at::Tensor replay = feed.replay.defined() ? checked_replay(feed.replay, b, t, spec().moe_layers, config_)
-                                                  : at::Tensor();  // [B·T, L_moe, k] or undefined
-  at::Tensor x = embed(embed_tokens_, ids);                        // [B, T, D]
+  const at::Tensor replay = feed.replay.defined()
+                                ? checked_replay(feed.replay.to(device), b, t, spec().moe_layers, config_)
+                                : at::Tensor();  // [B·T, L_moe, k] or undefined
+  at::Tensor x = embed(embed_tokens_, ids);      // [B, T, D]
   if (feed.expert_load) feed.expert_load->assign(layers_.size(), at::Tensor());
   if (feed.routes) feed.routes->assign(layers_.size(), at::Tensor());
   if (feed.router_choice) feed.router_choice->assign(layers_.size(), at::Tensor());
@@ -415,11 +423,12 @@ at::Tensor DeepseekModel::logits(const at::Tensor& ids, const Feed& feed) const 
 }
 
 at::Tensor DeepseekModel::logits_at(const at::Tensor& h, const at::Tensor& rows) const {
-  return head(lm_head(), h.reshape({-1, h.size(-1)}).index_select(0, rows));
+  return head(lm_head(), h.reshape({-1, h.size(-1)}).index_select(0, rows.to(h.device())));
 }
 
-std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {
+std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids_in) const {
   if (mtp_.empty()) throw InputError("mtp_logits: the model was built without MTP modules");
+  const at::Tensor ids = ids_in.to(options_.device);
   const int64_t t = ids.size(1), first_mtp_layer = config_.num_hidden_layers;
   const double eps = config_.rms_norm_eps;
   at::Tensor prev = hidden_states(ids);  // [B, T, D]
@@ -431,7 +440,7 @@ std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids) const {
     at::Tensor e = rms_norm(embed(m.embed_tokens, ids.narrow(1, k, n)), like(m.enorm, prev), eps);  // t_{i+k}
     at::Tensor hp = rms_norm(prev.narrow(1, 0, n), like(m.hnorm, prev), eps);                       // h_i
     at::Tensor z = project(at::cat({e, hp}, -1), m.eh_proj);                                        // [B, n, D]
-    LatentChunk chunk{at::arange(n, at::kLong).unsqueeze(0).expand({ids.size(0), n}), false};
+    LatentChunk chunk{at::arange(n, prev.options().dtype(at::kLong)).unsqueeze(0).expand({ids.size(0), n}), false};
     auto [cos, sin] = rope_cos_sin(config_, chunk.slots, options_.compute_dtype);
     z = decoder_layer(m.block, z, cos, sin, chunk, nullptr, first_mtp_layer + static_cast<int64_t>(k) - 1,
                       AttentionForm::kNaive, {});
@@ -453,7 +462,7 @@ void DeepseekModel::update_correction_biases(const std::vector<at::Tensor>& expe
 }
 
 LatentCache DeepseekModel::make_cache(int64_t batch, int64_t capacity) const {
-  return LatentCache::for_model(config_, batch, capacity, options_.compute_dtype);
+  return LatentCache::for_model(config_, batch, capacity, options_.compute_dtype, options_.device);
 }
 
 }  // namespace grpo

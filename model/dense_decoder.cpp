@@ -112,7 +112,7 @@ DenseDecoder::DenseDecoder(DenseConfig config, ModelOptions options) : config_(s
       throw InputError(std::string("model dtype must be float32, bfloat16 or float64, got ") + c10::toString(t));
   if (options_.fp8 || options_.mtp || options_.expert_ranks != 1)
     throw InputError("dense decoder: FP8 weights, MTP and expert parallelism are not supported");
-  const auto o = at::TensorOptions().dtype(options_.param_dtype);
+  const auto o = at::TensorOptions().dtype(options_.param_dtype).device(options_.device);
   const DenseConfig& c = config_;
   const int64_t d = c.hidden_size, q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
   embed_tokens_ = at::zeros({c.vocab_size, d}, o);
@@ -202,7 +202,8 @@ void DenseDecoder::load_state(const std::map<std::string, at::Tensor>& weights, 
   if (!missing.empty()) throw InputError(source + ": missing tensors: " + name_listing(missing));
   if (!unexpected.empty()) throw InputError(source + ": unexpected tensors: " + name_listing(unexpected));
   at::NoGradGuard no_grad;
-  for (auto& [name, t] : params) *t = weights.at(name).to(options_.param_dtype).clone().contiguous();
+  for (auto& [name, t] : params)
+    *t = weights.at(name).to(options_.device, options_.param_dtype, false, true).contiguous();
 }
 
 at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, const at::Tensor& cos,
@@ -221,7 +222,7 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
     auto rows = [&](const at::Tensor& y) { return packed_to_rows(y.transpose(1, 2), chunk).transpose(1, 2); };
     q = rows(q), k = rows(k), v = rows(v);
     b = q.size(0), t = q.size(2);
-    slots = at::arange(t, at::kLong).unsqueeze(0).expand({b, t});
+    slots = at::arange(t, chunk.slots.options()).unsqueeze(0).expand({b, t});
   }
   if (context) {
     // One cache row per token: [k | v] over the kv heads, [B, T, 2·Hkv·Dh].
@@ -234,7 +235,7 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
   }
   const int64_t s = k.size(2), rep = h / hkv;
   if (!mask.defined() || mask.size(-1) != s) {  // the same for every layer: built once per forward
-    const at::Tensor allowed = at::arange(s, at::kLong).view({1, 1, s}) <= slots.unsqueeze(-1);  // [B, T, S]
+    const at::Tensor allowed = at::arange(s, slots.options()).view({1, 1, s}) <= slots.unsqueeze(-1);  // [B, T, S]
     mask = at::zeros({b, t, s}, x.options())
                .masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity())
                .view({b, 1, 1, t, s});
@@ -250,18 +251,20 @@ at::Tensor DenseDecoder::attention(const DenseLayer& l, const at::Tensor& x, con
   return project_bias(out, l.o_proj, l.o_bias);                           // [B, T, D]
 }
 
-at::Tensor DenseDecoder::hidden(const at::Tensor& ids, const Feed& feed) const {
-  TORCH_CHECK(ids.dim() == 2, "dense decoder: ids must be [B, T]");
+at::Tensor DenseDecoder::hidden(const at::Tensor& ids_in, const Feed& feed) const {
+  TORCH_CHECK(ids_in.dim() == 2, "dense decoder: ids must be [B, T]");
+  const at::Tensor ids = ids_in.to(options_.device);
   const int64_t b = ids.size(0), t = ids.size(1);
   const at::ScalarType dtype = options_.compute_dtype;
   // slots[b, i]: the position of query i in its row's sequence; it sees the keys s <= slots[b, i].
-  const LatentChunk chunk = begin_chunk(feed.context, feed.packed, b, t);
-  at::Tensor positions = feed.positions.defined() ? feed.positions : chunk.slots;
+  const LatentChunk chunk = begin_chunk(feed.context, feed.packed, b, t, options_.device);
+  at::Tensor positions = feed.positions.defined() ? feed.positions.to(options_.device) : chunk.slots;
   if (positions.dim() == 1) positions = positions.unsqueeze(0).expand({b, t});
 
   RopeConfig rope;
   rope.theta = config_.rope_theta;
-  at::Tensor angles = positions.to(at::kDouble).unsqueeze(-1) * rope_inv_freq(rope, config_.head_dim);  // [B, T, Dh/2]
+  at::Tensor angles = positions.to(at::kDouble).unsqueeze(-1) *
+                      rope_inv_freq(rope, config_.head_dim).to(positions.device());                 // [B, T, Dh/2]
   at::Tensor cos = angles.cos().to(dtype).unsqueeze(1), sin = angles.sin().to(dtype).unsqueeze(1);  // [B, 1, T, Dh/2]
 
   const double eps = config_.rms_norm_eps;
@@ -283,7 +286,7 @@ at::Tensor DenseDecoder::logits(const at::Tensor& ids, const Feed& feed) const {
 }
 
 at::Tensor DenseDecoder::logits_at(const at::Tensor& h, const at::Tensor& rows) const {
-  return head_logits(h.reshape({-1, h.size(-1)}).index_select(0, rows), lm_head());
+  return head_logits(h.reshape({-1, h.size(-1)}).index_select(0, rows.to(h.device())), lm_head());
 }
 
 LmSpec DenseDecoder::spec() const {

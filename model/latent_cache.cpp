@@ -9,17 +9,19 @@
 namespace grpo {
 
 LatentCache::LatentCache(int64_t num_layers, int64_t batch, int64_t capacity, int64_t kv_lora_rank, int64_t rope_dim,
-                         at::ScalarType dtype)
+                         at::ScalarType dtype, at::Device device)
     : batch_(batch), capacity_(capacity), kv_lora_rank_(kv_lora_rank), rope_dim_(rope_dim) {
   if (batch <= 0 || capacity <= 0)
     throw InputError("latent cache: batch and capacity must be > 0 (got " + std::to_string(batch) + ", " +
                      std::to_string(capacity) + ")");
-  auto opts = at::TensorOptions().dtype(dtype);
+  auto opts = at::TensorOptions().dtype(dtype).device(device);
   for (int64_t l = 0; l < num_layers; ++l) kv_.push_back(at::zeros({batch, capacity, kv_lora_rank + rope_dim}, opts));
 }
 
-LatentCache LatentCache::for_model(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype) {
-  return LatentCache(config.num_hidden_layers, batch, capacity, config.kv_lora_rank, config.qk_rope_head_dim, dtype);
+LatentCache LatentCache::for_model(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype,
+                                   at::Device device) {
+  return LatentCache(config.num_hidden_layers, batch, capacity, config.kv_lora_rank, config.qk_rope_head_dim, dtype,
+                     device);
 }
 
 LatentChunk LatentCache::begin(int64_t batch, int64_t tokens) {
@@ -45,7 +47,17 @@ void LatentCache::commit() {
   chunk_ = 0;
 }
 
-LatentChunk begin_chunk(LatentContext* context, const std::vector<int64_t>& packed, int64_t b, int64_t t) {
+namespace {
+
+LatentChunk to_device(LatentChunk c, at::Device device) {
+  auto move = [&](at::Tensor& t) {
+    if (t.defined() && t.device() != device) t = t.to(device);
+  };
+  move(c.slots), move(c.gather), move(c.scatter);
+  return c;
+}
+
+LatentChunk host_chunk(LatentContext* context, const std::vector<int64_t>& packed, int64_t b, int64_t t) {
   if (packed.empty()) {
     if (context) return context->begin(b, t);
     return {at::arange(t, at::kLong).unsqueeze(0).expand({b, t}), false, {}};
@@ -76,6 +88,13 @@ LatentChunk begin_chunk(LatentContext* context, const std::vector<int64_t>& pack
     }
   return {at::cat(slots).unsqueeze(0), false, packed, at::tensor(gather, at::kLong),
           at::tensor(scatter, at::kLong)};  // slots [1, T]
+}
+
+}  // namespace
+
+LatentChunk begin_chunk(LatentContext* context, const std::vector<int64_t>& packed, int64_t b, int64_t t,
+                        at::Device device) {
+  return to_device(host_chunk(context, packed, b, t), device);
 }
 
 at::Tensor packed_to_rows(const at::Tensor& x, const LatentChunk& chunk) {

@@ -22,9 +22,10 @@ namespace grpo {
 class LatentCache : public LatentContext {
  public:
   LatentCache(int64_t num_layers, int64_t batch, int64_t capacity, int64_t kv_lora_rank, int64_t rope_dim,
-              at::ScalarType dtype);
+              at::ScalarType dtype, at::Device device = at::kCPU);
   // A cache for every decoder layer of `config`.
-  static LatentCache for_model(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype);
+  static LatentCache for_model(const ModelConfig& config, int64_t batch, int64_t capacity, at::ScalarType dtype,
+                               at::Device device = at::kCPU);
 
   int64_t num_layers() const override { return static_cast<int64_t>(kv_.size()); }
   int64_t batch() const { return batch_; }

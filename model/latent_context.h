@@ -58,6 +58,8 @@ class LatentContext {
 // The chunk of a forward over ids [B, T]: context->begin(B, T) with a context, else whole
 // sequences (slots 0..T-1 in every row) or, with `packed` lengths, B = 1 row of sequences back to
 // back. InputError for packed lengths with a context, B != 1, a length below 1 or a sum other than T.
-LatentChunk begin_chunk(LatentContext* context, const std::vector<int64_t>& packed, int64_t b, int64_t t);
+// The chunk's tensors are on `device` (the model's; contexts build their slots on the CPU).
+LatentChunk begin_chunk(LatentContext* context, const std::vector<int64_t>& packed, int64_t b, int64_t t,
+                        at::Device device = at::kCPU);
 
 }  // namespace grpo

@@ -47,7 +47,7 @@ struct CoreRows {
   at::Tensor slots() const {  // [rows, T'] each query's last visible key
     if (!packed()) return chunk.slots;
     const int64_t n = static_cast<int64_t>(chunk.packed.size()), longest = chunk.gather.size(0) / n;
-    return at::arange(longest, at::kLong).unsqueeze(0).expand({n, longest});
+    return at::arange(longest, chunk.gather.options()).unsqueeze(0).expand({n, longest});
   }
 };
 
@@ -63,7 +63,10 @@ at::Tensor attend(const MlaWeights& w, const ModelConfig& c, const at::Tensor& q
   const double scale = c.softmax_scale();
   const at::ScalarType act = q.scalar_type();
 
-  if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled() && (act == at::kFloat || act == at::kBFloat16)) {
+  // Without autograd on the CPU: the batch-invariant forms. On the portable path (another device,
+  // model/batch_invariant.h) the absorbed form below runs without autograd too.
+  const bool invariant = form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled() && !portable_ops(q);
+  if (invariant && (act == at::kFloat || act == at::kBFloat16)) {
     // Batch-invariant (model/batch_invariant.h): the per-head products of kernels/mla_absorb.h in
     // fp32 (one rounding to the activations' dtype), the attention over exactly keys 0..slot.
     const at::Tensor wkv = absorb_weight(w.kv_b_proj, act);  // [H*(nope+v), R]
@@ -81,7 +84,7 @@ at::Tensor attend(const MlaWeights& w, const ModelConfig& c, const at::Tensor& q
     kernels::mla_value_out(o_lat.data_ptr<float>(), b * t, dims, wkv.data_ptr(), wtype, o.data_ptr<float>());
     return o.to(act);
   }
-  if (form == AttentionForm::kAbsorbed && !at::GradMode::is_enabled()) {
+  if (invariant) {
     // fp64: the same products row by row through linear_invariant.
     at::Tensor wkv = dense_weight(w.kv_b_proj, act).view({h, nope + vd, r});  // [H, nope+v, R]
     std::vector<at::Tensor> q_lat(h), o(h);

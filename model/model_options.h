@@ -20,6 +20,9 @@ struct ModelOptions {
   // (expert_rank+1)·E/expert_ranks) of every MoE layer (E divisible by expert_ranks) and runs them
   // through the runner given to set_routed_experts (learner/expert_parallel.h).
   int64_t expert_rank = 0, expert_ranks = 1;
+  // Where the parameters, the caches and the activations live (model/device.h). FP8 weights are
+  // CPU-only for now.
+  at::Device device = at::kCPU;
 
   // Compute and parameters in one dtype named as the CLI spells it: "fp32" (or "float32"),
   // "bf16" (or "bfloat16"), "fp8" (FP8 linear weights, everything else and the compute bf16), or

@@ -15,7 +15,7 @@ namespace {
 
 // Without autograd, fp32/bf16 activations go through the kernels (swiglu_rows); otherwise ATen ops.
 bool swiglu_kernel_applies(const MlpWeights& w, const at::Tensor& x) {
-  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kBFloat16) return false;
+  if (portable_ops(x) || (x.scalar_type() != at::kFloat && x.scalar_type() != at::kBFloat16)) return false;
   if (!at::GradMode::is_enabled()) return true;
   return !x.requires_grad() && !w.gate_proj.weight.requires_grad() && !w.up_proj.weight.requires_grad() &&
          !w.down_proj.weight.requires_grad();

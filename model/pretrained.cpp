@@ -1,8 +1,24 @@
 #include "model/pretrained.h"
 
+#include "model/device.h"
 #include "model/json_keys.h"
 
 namespace grpo {
+namespace {
+
+// Stops before a model of `weights` is built on a device too small for it: the bytes its
+// parameters take there (floating tensors in the parameter dtype, FP8 codes one byte each).
+void check_fits(const std::map<std::string, at::Tensor>& weights, const ModelOptions& options, const std::string& dir) {
+  if (options.device.is_cpu()) return;
+  int64_t bytes = 0;
+  for (const auto& [name, w] : weights) {
+    const bool as_is = w.scalar_type() == at::kFloat8_e4m3fn || !at::isFloatingType(w.scalar_type());
+    bytes += w.numel() * static_cast<int64_t>(at::elementSize(as_is ? w.scalar_type() : options.param_dtype));
+  }
+  check_device_memory(options.device, bytes, dir);
+}
+
+}  // namespace
 
 DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
   ModelConfig config = ModelConfig::load(dir);
@@ -12,6 +28,7 @@ DeepseekModel load_pretrained(const std::string& dir, ModelOptions options) {
       load_weights(dir, options.param_dtype == at::kDouble ? at::kDouble : at::kFloat, /*keep_fp8=*/options.fp8);
   options.mtp = config.num_nextn_predict_layers > 0 &&
                 weights.count("model.layers." + std::to_string(config.num_hidden_layers) + ".eh_proj.weight");
+  check_fits(weights, options, dir);
   DeepseekModel model(std::move(config), options);
   model.load_state(weights, dir);
   return model;
@@ -21,6 +38,7 @@ DenseDecoder load_dense_pretrained(const std::string& dir, ModelOptions options)
   DenseConfig config = DenseConfig::load(dir);
   std::map<std::string, at::Tensor> weights =
       load_weights(dir, options.param_dtype == at::kDouble ? at::kDouble : at::kFloat);
+  check_fits(weights, options, dir);
   DenseDecoder model(std::move(config), options);
   model.load_state(weights, dir);
   return model;

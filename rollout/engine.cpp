@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/memory_limit.h"
+#include "model/device.h"
 #include "model/routes_tensor.h"
 
 namespace grpo::rollout {
@@ -106,7 +107,10 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
         const double cache_bytes = static_cast<double>(options.num_pages) * static_cast<double>(options.page_size) *
                                    static_cast<double>(spec_.num_hidden_layers * spec_.cache_width) *
                                    static_cast<double>(c10::elementSize(model_options_.compute_dtype));
-        const std::string shortfall = memory_shortfall(cache_bytes);
+        const std::string shortfall = model_options_.device.is_cpu() ? memory_shortfall(cache_bytes) : "";
+        check_device_memory(model_options_.device, static_cast<int64_t>(cache_bytes),
+                            "rollout engine option num_pages (the latent cache: " + std::to_string(options.num_pages) +
+                                " pages of " + std::to_string(options.page_size) + " tokens)");
         check_option(shortfall.empty(), "num_pages: " + std::to_string(options.num_pages) + " pages of " +
                                             std::to_string(options.page_size) + " tokens (the latent cache) " +
                                             shortfall);
@@ -126,7 +130,7 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
       model_(std::move(model)),
       version_(weight_version),
       pool_(spec_.num_hidden_layers, options_.num_pages, options_.page_size, spec_.cache_width,
-            model_options_.compute_dtype),
+            model_options_.compute_dtype, model_options_.device),
       batch_(pool_),
       ids_(at::empty({0, 0}, at::kLong)),
       latest_version_(weight_version) {
@@ -533,7 +537,7 @@ void Engine::run(const std::vector<Chunk>& chunks) {
       rows.push_back({p, static_cast<uint64_t>(s.sample), static_cast<uint64_t>(s.generated())});
     }
   }
-  at::Tensor all = at::cat(logits, 0);
+  at::Tensor all = at::cat(logits, 0).to(at::kCPU);  // [N, V]: drawn on the CPU, with its counter-based seeds
   if (static_cast<int64_t>(source.size()) != all.size(0)) all = all.index_select(0, at::tensor(source, at::kLong));
   std::vector<Draw> draws = sample_tokens(all, rows);
 

@@ -6,13 +6,14 @@
 
 namespace grpo::rollout {
 
-PagePool::PagePool(int64_t num_layers, int64_t num_pages, int64_t page_size, int64_t width, at::ScalarType dtype)
+PagePool::PagePool(int64_t num_layers, int64_t num_pages, int64_t page_size, int64_t width, at::ScalarType dtype,
+                   at::Device device)
     : refs_(num_pages, 0), page_size_(page_size), width_(width) {
   if (num_pages <= 0 || page_size <= 0)
     throw InputError("paged cache: num_pages and page_size must be > 0 (got " + std::to_string(num_pages) + ", " +
                      std::to_string(page_size) + ")");
   for (int64_t l = 0; l < num_layers; ++l)
-    layers_.push_back(at::zeros({num_pages, page_size, width}, at::TensorOptions().dtype(dtype)));
+    layers_.push_back(at::zeros({num_pages, page_size, width}, at::TensorOptions().dtype(dtype).device(device)));
   for (int64_t p = num_pages - 1; p >= 0; --p) free_.push_back(static_cast<int32_t>(p));
 }
 

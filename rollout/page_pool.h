@@ -14,7 +14,9 @@ namespace grpo::rollout {
 
 class PagePool {
  public:
-  PagePool(int64_t num_layers, int64_t num_pages, int64_t page_size, int64_t width, at::ScalarType dtype);
+  // The pages on `device` (the model's).
+  PagePool(int64_t num_layers, int64_t num_pages, int64_t page_size, int64_t width, at::ScalarType dtype,
+           at::Device device = at::kCPU);
 
   int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
   int64_t num_pages() const { return static_cast<int64_t>(refs_.size()); }

@@ -43,6 +43,9 @@ void PagedBatch::set_rows(const std::vector<Row>& rows, int64_t tokens) {
       write[i * tokens + t] = pages[s / ps] * ps + s % ps;
     }
   }
+  const at::Device device = pool_.layer(0).device();
+  page_table_dev_ = page_table_.to(device);
+  write_rows_dev_ = write_rows_.to(device);
 }
 
 LatentChunk PagedBatch::begin(int64_t batch, int64_t tokens) {
@@ -56,10 +59,10 @@ LatentChunk PagedBatch::begin(int64_t batch, int64_t tokens) {
 at::Tensor PagedBatch::store(int64_t layer, const at::Tensor& kv) {
   const at::Tensor& pool = pool_.layer(layer);  // [num_pages, page_size, W]
   const int64_t w = pool_.width();
-  pool.view({-1, w}).index_copy_(0, write_rows_, kv.reshape({-1, w}).to(pool.scalar_type()));
+  pool.view({-1, w}).index_copy_(0, write_rows_dev_, kv.reshape({-1, w}).to(pool.scalar_type()));
   if (!continues_) return kv;                                      // every row starts at slot 0: its keys are the chunk
   keys_.resize_({batch_ * pages_per_row_, pool_.page_size(), w});  // keeps its storage when it fits
-  at::index_select_out(keys_, pool, 0, page_table_);
+  at::index_select_out(keys_, pool, 0, page_table_dev_);
   return keys_.view({batch_, pages_per_row_ * pool_.page_size(), w});
 }
 

@@ -45,7 +45,9 @@ class PagedBatch : public LatentContext {
   at::Tensor page_table_;  // [B * P] int64: each row's pages, padded with its last page
   at::Tensor write_rows_;  // [B * T] int64: pool row (page * page_size + offset) of each new token
   at::Tensor slots_;       // [B, T] int64
-  at::Tensor keys_;        // [B * P, page_size, W] gather buffer
+  // page_table_ and write_rows_ on the pool's device (the same tensors when that is the CPU).
+  at::Tensor page_table_dev_, write_rows_dev_;
+  at::Tensor keys_;  // [B * P, page_size, W] gather buffer
 };
 
 }  // namespace grpo::rollout

@@ -11,6 +11,7 @@
 
 #include "grpo_cli.h"
 #include "kernels/cpu_features.h"
+#include "kernels/cuda_info.h"
 #include "model/deepseek.h"
 #include "model/init.h"
 #include "model/model_options.h"
@@ -218,6 +219,35 @@ TEST_F(CliModel, DtypeAutoSaysItsChoiceAndRunsAsThatDtype) {
   const Result bad = run("logprobs --model " + kFixture + " --dtype fp16", input);
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--dtype: expected fp32, bf16, fp8 or auto, got \"fp16\""), std::string::npos) << bad.err;
+}
+
+// --device on the commands that compute: cpu and auto run (auto is the CPU without a GPU, silently);
+// a GPU that is not there, or a name that is no device, stops before anything loads, saying why.
+TEST_F(CliModel, DeviceFlagChoosesOrStopsWithTheReason) {
+  const std::string input = "{\"ids\": [5, 17, 9, 4, 11]}\n";
+  const Result cpu = run("logprobs --model " + kFixture + " --device cpu", input);
+  ASSERT_EQ(cpu.code, 0) << cpu.err;
+  std::string why;
+  const bool gpu = !grpo::kernels::cuda_devices(&why).empty();
+  const Result automatic = run("logprobs --model " + kFixture, input);
+  ASSERT_EQ(automatic.code, 0) << automatic.err;
+  if (!gpu) {
+    EXPECT_EQ(automatic.out, cpu.out);
+    EXPECT_EQ(automatic.err.find("--device"), std::string::npos) << automatic.err;
+    for (const char* cmd : {"logprobs --model ", "generate --max-new-tokens 2 --prompt-ids 1,2 --model "}) {
+      const Result r = run(std::string(cmd) + kFixture + " --device cuda:1", input);
+      EXPECT_EQ(r.code, 2) << cmd;
+      EXPECT_NE(r.err.find("--device cuda:1: no CUDA device visible (" + why + ")"), std::string::npos) << r.err;
+      EXPECT_TRUE(r.out.empty()) << r.out;
+    }
+  } else {
+    EXPECT_NE(automatic.err.find("logprobs: --device auto = cuda:0"), std::string::npos) << automatic.err;
+  }
+  const Result bad = run("generate --model " + kFixture + " --prompt-ids 1,2 --max-new-tokens 2 --device gpu0");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--device: expected cpu, cuda, cuda:N or auto, got \"gpu0\""), std::string::npos) << bad.err;
+  const Result help = run("generate --help");
+  EXPECT_NE(help.out.find("--device DEV"), std::string::npos) << help.out;
 }
 
 TEST_F(CliModel, BadConfigNamesFileAndKey) {

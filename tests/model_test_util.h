@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/batch_invariant.h"
 #include "model/deepseek.h"
 #include "model/dense_decoder.h"
 #include "model/init.h"
@@ -143,6 +144,14 @@ inline std::vector<int64_t> row(const at::Tensor& ids, int64_t b) {
   at::Tensor r = ids[b].contiguous();
   return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
 }
+
+// Sends CPU tensors down the portable path (the ATen ops a GPU runs) while it lives.
+struct PortableOps {
+  PortableOps() { set_portable_ops(true); }
+  ~PortableOps() { set_portable_ops(false); }
+  PortableOps(const PortableOps&) = delete;
+  PortableOps& operator=(const PortableOps&) = delete;
+};
 
 inline double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();

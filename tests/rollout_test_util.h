@@ -37,7 +37,7 @@ inline std::vector<float> model_logprobs(const DeepseekModel& m, const std::vect
   at::NoGradGuard no_grad;
   std::vector<int64_t> ids = prompt;
   ids.insert(ids.end(), completion.begin(), completion.end());
-  at::Tensor lp = m.logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kFloat);  // [T-1]
+  at::Tensor lp = m.logprobs(at::tensor(ids, at::kLong).unsqueeze(0))[0].to(at::kCPU, at::kFloat);  // [T-1]
   lp = lp.narrow(0, static_cast<int64_t>(prompt.size()) - 1, static_cast<int64_t>(completion.size())).contiguous();
   return std::vector<float>(lp.data_ptr<float>(), lp.data_ptr<float>() + lp.numel());
 }

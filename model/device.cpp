@@ -1,0 +1,62 @@
+#include "model/device.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/cuda_info.h"
+
+namespace grpo {
+namespace {
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
+}  // namespace
+
+DeviceChoice resolve_device(const std::string& name, const std::string& what) {
+  std::string why;
+  const std::vector<kernels::CudaDevice> visible =
+      name == "cpu" ? std::vector<kernels::CudaDevice>{} : kernels::cuda_devices(&why);
+  if (name == "cpu") return {at::kCPU, ""};
+  if (name == "auto") {
+    if (visible.empty()) return {at::kCPU, "no CUDA device visible: " + why};
+    return {at::Device(at::kCUDA, 0), "CUDA device 0 is " + visible[0].name};
+  }
+  int64_t index = -1;
+  if (name == "cuda") {
+    index = 0;
+  } else if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() <= 8 &&
+             name.find_first_not_of("0123456789", 5) == std::string::npos) {
+    index = std::stoll(name.substr(5));
+  } else {
+    throw InputError(what + ": expected cpu, cuda, cuda:N or auto, got \"" + name + "\"");
+  }
+  if (visible.empty()) throw InputError(what + " " + name + ": no CUDA device visible (" + why + ")");
+  if (index >= static_cast<int64_t>(visible.size()))
+    throw InputError(what + " " + name + ": only " + std::to_string(visible.size()) + " CUDA device" +
+                     (visible.size() == 1 ? "" : "s") +
+                     " visible (cuda:0 .. cuda:" + std::to_string(visible.size() - 1) + ")");
+  return {at::Device(at::kCUDA, static_cast<at::DeviceIndex>(index)), ""};
+}
+
+std::string device_name(at::Device device) {
+  return device.is_cpu() ? "cpu" : device.type() == at::kCUDA ? "cuda:" + std::to_string(device.index()) : device.str();
+}
+
+void check_device_memory(at::Device device, int64_t bytes, const std::string& what) {
+  if (!device.is_cuda()) return;
+  const int index = device.has_index() ? device.index() : 0;
+  int64_t free_bytes = 0, total_bytes = 0;
+  std::string why;
+  if (!kernels::cuda_memory(index, &free_bytes, &total_bytes, &why))
+    throw InputError(what + ": cannot read the free memory of " + device_name(device) + ": " + why);
+  if (bytes > free_bytes)
+    throw InputError(what + ": needs " + gib(bytes) + " on " + device_name(device) + ", which has " + gib(free_bytes) +
+                     " free of " + gib(total_bytes));
+}
+
+}  // namespace grpo
