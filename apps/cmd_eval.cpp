@@ -2,6 +2,7 @@
 // override a run config's model, template, reward and data.heldout sections.
 #include <iostream>
 
+#include "apps/device_choice.h"
 #include "apps/dtype_choice.h"
 #include "common/cli.h"
 #include "common/config.h"
@@ -43,6 +44,7 @@ grpo::EvalOptions eval_options(const grpo::Args& a) {
   if (a.has("verifier") && a.get("verifier") != o.verifier) o.reward_options.clear();  // they are reward.verifier's
   a.update("reward-config", o.reward_config), a.update("verifier", o.verifier), a.update("dtype", o.dtype);
   o.dtype = grpo::say_dtype(o.dtype, "eval: dtype");
+  o.device = grpo::device_flag(a, "eval");
   if (!o.reward_address.empty() && a.has("reward-config"))
     throw grpo::InputError("--reward-config and --reward-server: the server uses its own config");
   o.format_verifier = a.get("format-verifier"), o.reward_timeout_ms = a.get_int("reward-timeout-ms", 1);
@@ -99,6 +101,7 @@ GRPO_COMMAND("eval", "pass@k / maj@k of a checkpoint on a prompt dataset (sample
                {"top-k", "K", "0 = all tokens", false, "0"},
                {"seed", "N", "sampling seed (prompt i uses seed + i)", false, "0"},
                {"stop", "TEXT", "stop once a completion contains this, e.g. </answer>", false},
+               grpo::device_option(),
                {"dtype", "TYPE",
                 "fp32, bf16, fp8, or auto (bf16 where the CPU has native bf16 dot products, else fp32)", false, "fp32"},
                {"max-seqs", "N", "sequences decoded together", false, "64"},

@@ -54,7 +54,14 @@ std::vector<std::vector<rollout::Completion>> generate(const EvalOptions& o, con
   std::vector<int64_t> finished(items.size(), 0);
   Progress progress("generate", static_cast<int64_t>(items.size()), o.progress);
   std::vector<rollout::Completion> all = rollout::generate_offline(
-      o.model_dir, ModelOptions::for_dtype(o.dtype), requests, &tok, eo, names, [&](const rollout::Completion& c) {
+      o.model_dir,
+      [&] {
+        ModelOptions m = ModelOptions::for_dtype(o.dtype);
+        m.device = o.device;
+        return m;
+      }(),
+      requests, &tok, eo, names,
+      [&](const rollout::Completion& c) {
         generated += static_cast<int64_t>(c.token_ids.size());
         if (++finished[c.request_id] == o.samples) progress.advance(1, "tokens=" + std::to_string(generated));
       });

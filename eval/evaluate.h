@@ -50,7 +50,8 @@ struct EvalOptions {
   std::vector<int64_t> ks;           // pass@k / maj@k; empty = {1, n}
   rollout::GenerationParams params;  // sampling.seed is ignored: prompt i uses seed + i
   uint64_t seed = 0;
-  std::string dtype = "fp32";  // fp32, bf16 or fp8
+  std::string dtype = "fp32";    // fp32, bf16 or fp8
+  at::Device device = at::kCPU;  // where the model generates (model/device.h)
   int64_t max_seqs = 64, max_batched_tokens = 2048, page_size = 16, num_pages = 2048;
   int threads = 0;  // intra-op threads, 0 = all cores
   bool progress = true;

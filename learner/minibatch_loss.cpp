@@ -28,13 +28,14 @@ MiniBatchStats accumulate_minibatch(const CausalLM& policy, const TrainBatch& mb
   const at::Tensor by_length = std::get<1>(mb.lengths.sort(c10::optional<bool>(true), 0));  // [b]
   for (int64_t i = 0, begin = 0; i < passes; ++i, begin += step) {
     if (begin >= n) {  // this rank's rows are done: a pass without rows, for the other ranks' collectives
-      const TrainBatch none = mb.select(at::empty({0}, at::kLong));
+      const TrainBatch none = mb.select(at::empty({0}, at::kLong)).to(policy.options().device);
       CompletionForward out = completion_forward(policy, none, spec.entropy_coef != 0, spec.sampling);
       (out.logp.sum() * 0.0).backward();                 // its experts' gradients from the other ranks' rows
       add_expert_loads(s.expert_load, out.expert_load);  // zeros: the layers' loads exist on every rank
       continue;
     }
-    const TrainBatch micro = mb.select(by_length.narrow(0, begin, std::min(n, begin + step) - begin));
+    const TrainBatch micro =  // on the policy's device, where its loss is computed
+        mb.select(by_length.narrow(0, begin, std::min(n, begin + step) - begin)).to(policy.options().device);
     const double micro_tokens = micro.tokens();
     const double weight = whole > 0 ? loss_normaliser(micro, mode) / whole : 0.0;
     CompletionForward f = completion_forward(policy, micro, spec.entropy_coef != 0, spec.sampling, pack);

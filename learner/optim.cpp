@@ -134,8 +134,9 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, const std
   std::vector<at::Tensor> m, v;
   for (size_t i = 0; i < slices_.size(); ++i) {
     const std::string key = slices_[i].key();
-    m.push_back(find(key + ".exp_avg", exp_avg_[i]).to(exp_avg_[i].scalar_type()).clone());
-    v.push_back(find(key + ".exp_avg_sq", exp_avg_sq_[i]).to(exp_avg_sq_[i].scalar_type()).clone());
+    m.push_back(find(key + ".exp_avg", exp_avg_[i]).to(exp_avg_[i].device(), exp_avg_[i].scalar_type(), false, true));
+    v.push_back(find(key + ".exp_avg_sq", exp_avg_sq_[i])
+                    .to(exp_avg_sq_[i].device(), exp_avg_sq_[i].scalar_type(), false, true));
   }
   exp_avg_ = std::move(m);
   exp_avg_sq_ = std::move(v);

@@ -35,7 +35,16 @@ at::Tensor stacked_routes(const std::vector<at::Tensor>& routes, int64_t b, int6
 
 double TrainBatch::tokens() const { return mask.sum().item<double>(); }
 
-TrainBatch TrainBatch::select(const at::Tensor& index) const {
+TrainBatch TrainBatch::to(at::Device device) const {
+  TrainBatch out = *this;
+  for (at::Tensor* t : {&out.ids, &out.mask, &out.rollout_logp, &out.rewards, &out.lengths, &out.old_logp,
+                        &out.ref_logp, &out.advantages, &out.routes})
+    if (t->defined()) *t = t->to(device);
+  return out;
+}
+
+TrainBatch TrainBatch::select(const at::Tensor& index_in) const {
+  const at::Tensor index = index_in.to(ids.device());
   // At least 2 columns (one prediction) even when every chosen row is a 1-token prompt with an
   // empty completion; the batch itself always has them (make_train_batch wants a completion token).
   const int64_t longest = index.numel() ? lengths.index_select(0, index).max().item<int64_t>() : 0;
@@ -179,22 +188,23 @@ CompletionForward completion_forward(const CausalLM& model, const TrainBatch& ba
   feed.routes = &routes;
   feed.router_choice = &chosen;
   // Packed: every row's positions that predict one of its tokens (0 .. length-2), back to back.
-  std::vector<int64_t> lengths;    // [rows with a prediction]
-  std::vector<at::Tensor> places;  // their positions in the [b·(T-1)] layout
+  std::vector<int64_t> lengths;                                    // [rows with a prediction]
+  std::vector<at::Tensor> places;                                  // their positions in the [b·(T-1)] layout
+  const at::TensorOptions longs = ids.options().dtype(at::kLong);  // on the batch's device
   if (pack) {
-    const at::Tensor len = batch.lengths.to(at::kLong).contiguous();
+    const at::Tensor len = batch.lengths.to(at::kCPU, at::kLong).contiguous();
     for (int64_t i = 0; i < b; ++i) {
       const int64_t n = len.data_ptr<int64_t>()[i] - 1;
       if (n < 1) continue;
       lengths.push_back(n);
-      places.push_back(at::arange(n, at::kLong) + i * (t - 1));
+      places.push_back(at::arange(n, longs) + i * (t - 1));
     }
   }
   const at::Tensor rows = at::nonzero(mask.reshape({-1}) > 0).squeeze(1);  // [N] in the [b·(T-1)] layout
   at::Tensor h, head_rows;  // hidden states, and the rows of h that predict rows' tokens
   if (lengths.empty()) {
     // The positions that predict a token of their row: every row's own, however the rows are padded.
-    feed.tokens = at::arange(t - 1, at::kLong).unsqueeze(0) < (batch.lengths - 1).unsqueeze(1);  // [b, T-1]
+    feed.tokens = at::arange(t - 1, longs).unsqueeze(0) < (batch.lengths - 1).unsqueeze(1);  // [b, T-1]
     feed.replay = batch.routes;
     h = model.hidden(ids.narrow(1, 0, t - 1), feed);  // [b, T-1, D]
     out.routes = stacked_routes(routes, b, t - 1);
@@ -212,17 +222,17 @@ CompletionForward completion_forward(const CausalLM& model, const TrainBatch& ba
     auto unpacked = [&](const std::vector<at::Tensor>& r) {  // [1, P, L, k] -> [b, T-1, L, k], -1 elsewhere
       at::Tensor packed = stacked_routes(r, 1, p);
       if (!packed.defined()) return packed;
-      at::Tensor all = at::full({b * (t - 1), packed.size(2), packed.size(3)}, -1, at::kLong);
+      at::Tensor all = at::full({b * (t - 1), packed.size(2), packed.size(3)}, -1, packed.options());
       return all.index_copy_(0, place, packed.squeeze(0)).view({b, t - 1, packed.size(2), packed.size(3)});
     };
     out.routes = unpacked(routes);
     out.chosen = unpacked(chosen);
-    head_rows =
-        at::full({b * (t - 1)}, -1, at::kLong).index_copy_(0, place, at::arange(p, at::kLong)).index_select(0, rows);
+    head_rows = at::full({b * (t - 1)}, -1, longs).index_copy_(0, place, at::arange(p, longs)).index_select(0, rows);
   }
-  at::Tensor logits = model.logits_at(h, head_rows);                                              // [N, V]
-  at::Tensor targets = ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows).unsqueeze(1);  // [N, 1]
-  at::Tensor lp = rollout::sampling_log_probs(logits, sampling).gather(-1, targets).squeeze(1);   // [N]
+  at::Tensor logits = model.logits_at(h, head_rows);  // [N, V]
+  at::Tensor targets =
+      ids.narrow(1, 1, t - 1).reshape({-1}).index_select(0, rows).unsqueeze(1).to(logits.device());  // [N, 1]
+  at::Tensor lp = rollout::sampling_log_probs(logits, sampling).gather(-1, targets).squeeze(1);      // [N]
   const double temperature = sampling.temperature > 0 ? sampling.temperature : 1.0;
   at::Tensor z = logits / temperature;                                   // [N, V]
   if (rollout::truncates(sampling)) {                                    // a token cut since it was sampled
@@ -231,7 +241,7 @@ CompletionForward completion_forward(const CausalLM& model, const TrainBatch& ba
   }
   at::Tensor ent = entropy_from_logits(entropy_grad ? z : z.detach());  // [N]
   auto dense = [&](const at::Tensor& v) {
-    return at::zeros({b * (t - 1)}, v.options()).index_put({rows}, v).view({b, t - 1});
+    return at::zeros({b * (t - 1)}, v.options()).index_put({rows.to(v.device())}, v).view({b, t - 1});
   };
   out.logp = dense(lp);
   out.entropy = dense(ent);
@@ -254,13 +264,14 @@ at::Tensor completion_logprobs(const CausalLM& model, const TrainBatch& batch, i
   at::Tensor out = at::zeros_like(batch.mask);                                                 // [B, T-1]
   for (int64_t i = 0, s = 0; i < passes; ++i, s += step) {
     if (s >= n) {  // this rank's rows are done: a pass without rows, for the other ranks' collectives
-      const TrainBatch none = batch.select(at::empty({0}, at::kLong));
+      const TrainBatch none = batch.select(at::empty({0}, at::kLong)).to(model.options().device);
       completion_forward(model, none, false, sampling);
       continue;
     }
     const at::Tensor rows = by_length.narrow(0, s, std::min(n, s + step) - s);
-    TrainBatch chosen = batch.select(rows);
+    TrainBatch chosen = batch.select(rows).to(model.options().device);
     CompletionForward f = completion_forward(model, chosen, false, sampling, pack);
+    f.logp = f.logp.to(out.device()), f.chosen = f.chosen.defined() ? f.chosen.to(out.device()) : f.chosen;
     out.index_copy_(0, rows, at::constant_pad_nd(f.logp, {0, width - f.logp.size(1)}));  // [rows, T'-1]
     if (routes && f.chosen.defined()) {  // [rows, T'-1, L, k] -> [B, T-1, L, k]
       if (!routes->defined()) *routes = at::full({n, width, f.chosen.size(2), f.chosen.size(3)}, -1, at::kLong);

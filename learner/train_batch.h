@@ -34,6 +34,8 @@ struct TrainBatch {
   double tokens() const;  // completion tokens (sum of mask)
   // The rows `index` ([n] int64) with every defined tensor, trimmed to the longest chosen row.
   TrainBatch select(const at::Tensor& index) const;
+  // Every defined tensor on `device` (the same batch when they are there already).
+  TrainBatch to(at::Device device) const;
 };
 
 // Limits checked while building a batch.

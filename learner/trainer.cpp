@@ -38,7 +38,7 @@ std::map<std::string, at::Tensor> cloned_state(const CausalLM& m) {
 uint32_t weights_checksum(const std::map<std::string, at::Tensor>& weights) {
   uint32_t crc = 0;
   for (const auto& [name, t] : weights) {
-    const at::Tensor c = t.detach().contiguous();
+    const at::Tensor c = t.detach().cpu().contiguous();
     crc = crc32c(name, crc);
     crc = crc32c(c.data_ptr(), c.numel() * c.element_size(), crc);
   }

@@ -192,7 +192,7 @@ std::map<std::string, StoredTensor> load_checkpoint_raw(const std::string& path)
 void save_tensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
   std::vector<std::pair<std::string, StoredTensor>> list;
   for (const auto& [name, t] : tensors) {
-    const at::Tensor c = t.detach().contiguous();
+    const at::Tensor c = t.detach().cpu().contiguous();
     list.emplace_back(name, StoredTensor{c, dtype_of(c.scalar_type())});
   }
   write_safetensors(path, list);

@@ -152,7 +152,7 @@ DeepseekModel::DeepseekModel(ModelConfig config, ModelOptions options)
                      ") is not divisible by the " + std::to_string(options_.expert_ranks) + " expert-parallel ranks");
   if (options_.fp8 && !options_.device.is_cpu())
     throw InputError("model options: FP8 weights run on the CPU only for now; on " + options_.device.str() +
-                     " use bf16 (--dtype bf16)");
+                     " use bf16");
   const auto o = at::TensorOptions().dtype(options_.param_dtype).device(options_.device);
   const int64_t v = config_.vocab_size, d = config_.hidden_size;
   embed_tokens_ = at::zeros({v, d}, o);

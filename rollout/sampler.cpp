@@ -48,13 +48,13 @@ namespace {
 // row's log_softmax(logits / T), no grad. Rows that do not truncate keep everything.
 at::Tensor kept_tokens(const at::Tensor& logp, const std::vector<const SamplingParams*>& params) {
   const int64_t n = logp.size(0), v = logp.size(1);
-  at::Tensor keep = at::ones({n, v}, at::kBool);
+  at::Tensor keep = at::ones({n, v}, logp.options().dtype(at::kBool));
   std::vector<int64_t> rows;
   std::vector<double> top_p;
   for (int64_t i = 0; i < n; ++i)
     if (truncates(*params[i])) rows.push_back(i), top_p.push_back(params[i]->top_p);
   if (rows.empty()) return keep;
-  const at::Tensor index = at::tensor(rows, at::kLong);
+  const at::Tensor index = at::tensor(rows, at::kLong).to(logp.device());
   auto [sorted, order] = logp.index_select(0, index).sort(/*stable=*/true, /*dim=*/-1, /*descending=*/true);
   at::Tensor in_k = at::ones_like(sorted, at::kBool);  // [t, V] in descending order
   for (size_t j = 0; j < rows.size(); ++j) {
@@ -64,7 +64,7 @@ at::Tensor kept_tokens(const at::Tensor& logp, const std::vector<const SamplingP
   at::Tensor p = sorted.to(at::kDouble).exp() * in_k;  // [t, V]
   at::Tensor before = p.cumsum(-1) - p;                // mass of the more likely kept tokens
   at::Tensor mass = p.sum(-1, /*keepdim=*/true);
-  at::Tensor kept = in_k & (before < at::tensor(top_p, at::kDouble).unsqueeze(1) * mass);
+  at::Tensor kept = in_k & (before < at::tensor(top_p, at::kDouble).to(logp.device()).unsqueeze(1) * mass);
   return keep.index_copy(0, index, at::zeros_like(kept).scatter(1, order, kept));  // back to vocabulary order
 }
 
@@ -82,7 +82,7 @@ at::Tensor sampling_log_probs(const at::Tensor& logits, const std::vector<const 
     truncating = truncating || truncates(p);
   }
   const at::ScalarType acc = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const at::Tensor z = logits.to(acc) * at::tensor(inv_t, at::kDouble).to(acc).unsqueeze(1);  // [N, V]
+  const at::Tensor z = logits.to(acc) * at::tensor(inv_t, at::kDouble).to(logits.device(), acc).unsqueeze(1);  // [N, V]
   if (!truncating) return z.log_softmax(-1);
   const at::Tensor keep = kept_tokens(z.detach().log_softmax(-1), params);
   return z.masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity()).log_softmax(-1);

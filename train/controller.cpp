@@ -29,6 +29,7 @@
 #include "learner/trainer.h"
 #include "metrics/metrics.h"
 #include "metrics/report.h"
+#include "model/device.h"
 #include "model/pretrained.h"
 #include "reward/client.h"
 #include "rollout/model_tokenizer.h"
@@ -235,6 +236,10 @@ class Loop {
     }
     if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.run.threads;
     ModelOptions model_options = trainer_options_.model_options();
+    model_options.device = cfg_.run.device;
+    if (dist_ && !model_options.device.is_cpu())
+      throw InputError(config_.where("run.device") + ": expert parallelism runs on the CPU (Gloo) only for now; " +
+                       device_name(model_options.device) + " needs the NCCL process group, which is not built yet");
     if (dist_) {  // this rank's expert shard
       model_options.expert_rank = dist_->rank();
       model_options.expert_ranks = dist_->size();

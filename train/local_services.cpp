@@ -34,7 +34,9 @@ LocalServices::LocalServices(const RunConfig& run) {
   tokenizer_ = std::make_unique<Tokenizer>(*load_model_tokenizer(run.model.path, run.model.tokenizer, true));
   const rollout::EngineOptions& eo = run.rollout.engine;  // max_batched_tokens >= max_seqs (rollout/options.h)
   for (int w = 0; w < run.rollout.workers; ++w) {
-    std::shared_ptr<const CausalLM> model = load_causal_lm(run.model.path, ModelOptions::for_dtype(run.rollout.dtype));
+    ModelOptions mo = ModelOptions::for_dtype(run.rollout.dtype);
+    mo.device = run.run.device;
+    std::shared_ptr<const CausalLM> model = load_causal_lm(run.model.path, mo);
     auto engine = std::make_shared<rollout::Engine>(model, /*version=*/0, eo, tokenizer_.get());
     rollout::ServerOptions so;
     so.address = "127.0.0.1:0";

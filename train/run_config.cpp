@@ -5,6 +5,7 @@
 
 #include "common/config_range.h"
 #include "common/error.h"
+#include "model/device.h"
 #include "model/model_options.h"
 #include "rollout/options.h"
 #include "tokenizer/chat_template.h"
@@ -51,7 +52,8 @@ rollout::EngineOptions RolloutSection::default_engine() {
 
 RunSection run_section_from_config(const Config& run) {
   RunSection r;
-  run.require_known({"name", "out_dir", "seed", "threads", "keep_checkpoints"});
+  run.require_known({"name", "out_dir", "seed", "threads", "keep_checkpoints", "device"});
+  r.device = resolve_device(run.get<std::string>("device", "auto"), run.where("device")).device;
   read(run, "name", r.name);
   r.out_dir = run.get<std::string>("out_dir", "runs/" + r.name);
   r.seed = static_cast<uint64_t>(run.get<int64_t>("seed", static_cast<int64_t>(r.seed)));

@@ -22,6 +22,9 @@ struct RunSection {  // run:
   uint64_t seed = 1;
   int threads = 0;           // intra-op threads of the learner and in-process rollouts; 0 = cores
   int keep_checkpoints = 3;  // newest checkpoints kept (the others are deleted)
+  // cpu | cuda | cuda:N | auto (the default: cuda:0 when one is visible), resolved on reading
+  // (model/device.h): where the learner and the in-process rollout workers compute.
+  at::Device device = at::kCPU;
 };
 
 struct ModelSection {     // model:
