@@ -6,10 +6,12 @@
 // in 1x128 e4m3 tiles). Prints a table and writes bench/results/rollout.json (run from the
 // repository root).
 //
-//   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32]
+//   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda]
 //
 // --seqs: only these concurrency rows, and only the decode/prefill table (what
 // bench/llamacpp/compare.sh runs beside llama.cpp).
+// --device: the models, the cache and the naive baseline on that device (model/device.h); off the
+// CPU the FP8 column is left out (FP8 weights are CPU-only for now) and only the table runs.
 //
 // --threads defaults to 1: on a shared 2-core machine, intra-op parallel regions of 2 threads
 // stall for milliseconds whenever another process holds a core (bf16 GEMMs went from ~40 µs to
@@ -29,6 +31,7 @@
 #include "bench/bench_models.h"
 #include "bench/bench_util.h"
 #include "model/deepseek.h"
+#include "model/device.h"
 #include "model/init.h"
 #include "model/model_config.h"
 #include "model/runtime.h"
@@ -95,7 +98,7 @@ double run_naive(const DeepseekModel& model, int64_t batch, int64_t prompt_len, 
   for (int64_t i = 0; i < new_tokens; ++i) {
     at::Tensor logits = model.forward(ids);                          // [B, T, V]
     at::Tensor next = logits.select(1, ids.size(1) - 1).argmax(-1);  // [B]
-    ids = at::cat({ids, next.unsqueeze(1)}, 1);
+    ids = at::cat({ids, next.to(ids.device()).unsqueeze(1)}, 1);
   }
   return batch * new_tokens / seconds_since(t0);
 }
@@ -108,9 +111,18 @@ int main(int argc, char** argv) {
   // --seqs LIST is ours; the rest are the shared engine-bench flags.
   std::vector<int64_t> concurrency = {1, 8, 32, 64};
   bool table_only = false;
+  at::Device device = at::kCPU;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--seqs") == 0 && i + 1 < argc) {
+    if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) {
+      try {
+        device = resolve_device(argv[++i], "--device").device;
+      } catch (const std::exception& e) {
+        std::cerr << "bench_rollout: " << e.what() << "\n";
+        return 2;
+      }
+      table_only = table_only || !device.is_cpu();
+    } else if (std::strcmp(argv[i], "--seqs") == 0 && i + 1 < argc) {
       concurrency.clear();
       for (const char* p = argv[++i]; *p;) {
         char* end = nullptr;
@@ -128,7 +140,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!parse_flags(static_cast<int>(rest.size()), rest.data(), false,
-                   "bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32]", flags))
+                   "bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda]", flags))
     return 2;
   const bool quick = flags.quick;
   const std::string out_path = flags.out;
@@ -137,28 +149,32 @@ int main(int argc, char** argv) {
 
   // Random weights (init_weights, seed 1), bf16; the FP8 model quantises the same weights.
   const std::map<std::string, at::Tensor> state = random_state(config);
-  const auto master = model_with(config, state, ModelOptions());  // the fp32 reference
-  auto bf16 = model_with(config, state, ModelOptions::for_dtype("bf16"));
-  auto fp8 = model_with(config, state, ModelOptions::for_dtype("fp8"));
-  ModelOptions a8_options = ModelOptions::for_dtype("fp8");
-  a8_options.fp8_activations = true;  // W8A8: activations in 1x128 e4m3 tiles too
-  auto w8a8 = model_with(config, state, a8_options);
+  auto on_device = [&](ModelOptions o) {
+    o.device = device;
+    return o;
+  };
+  const auto master = model_with(config, state, on_device(ModelOptions()));  // the fp32 reference
+  auto bf16 = model_with(config, state, on_device(ModelOptions::for_dtype("bf16")));
+  std::shared_ptr<DeepseekModel> fp8, w8a8;  // CPU-only
+  if (device.is_cpu()) {
+    fp8 = model_with(config, state, ModelOptions::for_dtype("fp8"));
+    ModelOptions a8_options = ModelOptions::for_dtype("fp8");
+    a8_options.fp8_activations = true;  // W8A8: activations in 1x128 e4m3 tiles too
+    w8a8 = model_with(config, state, a8_options);
+  }
 
   const int64_t prompt_len = 64, new_tokens = quick ? 8 : 32, naive_tokens = quick ? 2 : 4;
-  json results = {{"config", kSmallConfig},
-                  {"threads", threads},
-                  {"prompt_tokens", prompt_len},
-                  {"engine_new_tokens", new_tokens},
-                  {"naive_new_tokens", naive_tokens},
-                  {"cores", std::thread::hardware_concurrency()},
-                  {"load_average_start", load_average()}};
+  json results = {{"config", kSmallConfig},           {"threads", threads},
+                  {"prompt_tokens", prompt_len},      {"engine_new_tokens", new_tokens},
+                  {"naive_new_tokens", naive_tokens}, {"cores", std::thread::hardware_concurrency()},
+                  {"device", device_name(device)},    {"load_average_start", load_average()}};
 
-  std::cout << "bench_rollout: dsv3-small (random weights), " << threads << " threads, prompts of " << prompt_len
-            << " tokens; load average " << load_average() << " on " << std::thread::hardware_concurrency()
-            << " cores\n\n";
+  std::cout << "bench_rollout: dsv3-small (random weights) on " << device_name(device) << ", " << threads
+            << " threads, prompts of " << prompt_len << " tokens; load average " << load_average() << " on "
+            << std::thread::hardware_concurrency() << " cores\n\n";
   // Decode and prefill tokens/s per dtype: fp32, bf16 (weights and compute) and FP8 weights.
-  const std::vector<std::pair<std::string, std::shared_ptr<const DeepseekModel>>> dtypes = {
-      {"fp32", master}, {"bf16", bf16}, {"fp8", fp8}};
+  std::vector<std::pair<std::string, std::shared_ptr<const DeepseekModel>>> dtypes = {{"fp32", master}, {"bf16", bf16}};
+  if (fp8) dtypes.emplace_back("fp8", fp8);
   std::cout << std::left << std::setw(6) << "seqs" << std::right << std::setw(12) << "naive bf16";
   for (const auto& [name, m] : dtypes) std::cout << std::setw(13) << ("decode " + name);
   for (const auto& [name, m] : dtypes) std::cout << std::setw(14) << ("prefill " + name);
