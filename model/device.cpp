@@ -35,10 +35,10 @@ DeviceChoice resolve_device(const std::string& name, const std::string& what) {
   } else {
     throw InputError(what + ": expected cpu, cuda, cuda:N or auto, got \"" + name + "\"");
   }
-  if (visible.empty()) throw InputError(what + " " + name + ": no CUDA device visible (" + why + ")");
+  if (visible.empty()) throw InputError(what + ": " + name + ", but no CUDA device is visible (" + why + ")");
   if (index >= static_cast<int64_t>(visible.size()))
-    throw InputError(what + " " + name + ": only " + std::to_string(visible.size()) + " CUDA device" +
-                     (visible.size() == 1 ? "" : "s") +
+    throw InputError(what + ": " + name + ", but only " + std::to_string(visible.size()) + " CUDA device" +
+                     (visible.size() == 1 ? " is" : "s are") +
                      " visible (cuda:0 .. cuda:" + std::to_string(visible.size() - 1) + ")");
   return {at::Device(at::kCUDA, static_cast<at::DeviceIndex>(index)), ""};
 }

@@ -59,6 +59,22 @@ TEST_F(DryRun, PrintsTheResolvedConfigAndTheCostAndTrainsNothing) {
   EXPECT_EQ(alias.out, r.out);
 }
 
+TEST_F(DryRun, RunDeviceIsCheckedBeforeAnythingRuns) {
+  if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
+  const grpo_test::CliResult r = train("--dry-run");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("device: auto"), std::string::npos) << r.out;
+  const grpo_test::CliResult bad = train("--dry-run run.device=gpu");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("key 'run.device': expected cpu, cuda, cuda:N or auto, got \"gpu\""), std::string::npos)
+      << bad.err;
+  // ctest hides the GPUs (tests/CMakeLists.txt): cuda names a device that is not there.
+  const grpo_test::CliResult none = train("--dry-run run.device=cuda:1");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("key 'run.device': cuda:1, but no CUDA device is visible"), std::string::npos) << none.err;
+  EXPECT_FALSE(fs::exists(out()));
+}
+
 TEST_F(DryRun, ResumeWithOtherSettingsIsRefusedUnlessAllowed) {
   if (!grpo_test::services_built()) GTEST_SKIP() << "built without services (GRPO_SERVICES=OFF)";
   const grpo_test::CliResult first = train("");

@@ -237,7 +237,8 @@ TEST_F(CliModel, DeviceFlagChoosesOrStopsWithTheReason) {
     for (const char* cmd : {"logprobs --model ", "generate --max-new-tokens 2 --prompt-ids 1,2 --model "}) {
       const Result r = run(std::string(cmd) + kFixture + " --device cuda:1", input);
       EXPECT_EQ(r.code, 2) << cmd;
-      EXPECT_NE(r.err.find("--device cuda:1: no CUDA device visible (" + why + ")"), std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("--device: cuda:1, but no CUDA device is visible (" + why + ")"), std::string::npos)
+          << r.err;
       EXPECT_TRUE(r.out.empty()) << r.out;
     }
   } else {

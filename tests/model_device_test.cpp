@@ -49,7 +49,8 @@ TEST(Device, NamesAndErrors) {
     // No GPU: cuda stops at once, saying why; auto is the CPU and says why too.
     for (const char* name : {"cuda", "cuda:0", "cuda:2"}) {
       const std::string e = error_of(name);
-      EXPECT_NE(e.find(std::string("--device ") + name + ": no CUDA device visible (" + why + ")"), std::string::npos)
+      EXPECT_NE(e.find(std::string("--device: ") + name + ", but no CUDA device is visible (" + why + ")"),
+                std::string::npos)
           << e;
     }
     const DeviceChoice a = resolve_device("auto");
@@ -59,7 +60,7 @@ TEST(Device, NamesAndErrors) {
     EXPECT_EQ(resolve_device("cuda").device, at::Device(at::kCUDA, 0));
     EXPECT_EQ(resolve_device("auto").device, at::Device(at::kCUDA, 0));
     const std::string beyond = "cuda:" + std::to_string(devices.size());
-    EXPECT_NE(error_of(beyond).find("only " + std::to_string(devices.size()) + " CUDA device"), std::string::npos)
+    EXPECT_NE(error_of(beyond).find(", but only " + std::to_string(devices.size()) + " CUDA device"), std::string::npos)
         << error_of(beyond);
   }
   EXPECT_EQ(device_name(at::kCPU), "cpu");

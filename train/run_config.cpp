@@ -53,7 +53,9 @@ rollout::EngineOptions RolloutSection::default_engine() {
 RunSection run_section_from_config(const Config& run) {
   RunSection r;
   run.require_known({"name", "out_dir", "seed", "threads", "keep_checkpoints", "device"});
-  r.device = resolve_device(run.get<std::string>("device", "auto"), run.where("device")).device;
+  const std::string device = run.get<std::string>("device", "auto");
+  r.device = resolve_device(device, run.where("device")).device;
+  r.device_auto = device == "auto";
   read(run, "name", r.name);
   r.out_dir = run.get<std::string>("out_dir", "runs/" + r.name);
   r.seed = static_cast<uint64_t>(run.get<int64_t>("seed", static_cast<int64_t>(r.seed)));

@@ -25,6 +25,7 @@ struct RunSection {  // run:
   // cpu | cuda | cuda:N | auto (the default: cuda:0 when one is visible), resolved on reading
   // (model/device.h): where the learner and the in-process rollout workers compute.
   at::Device device = at::kCPU;
+  bool device_auto = true;  // device came from `auto` (expert parallelism then stays on the CPU)
 };
 
 struct ModelSection {     // model:
