@@ -537,8 +537,9 @@ void Engine::run(const std::vector<Chunk>& chunks) {
       rows.push_back({p, static_cast<uint64_t>(s.sample), static_cast<uint64_t>(s.generated())});
     }
   }
-  at::Tensor all = at::cat(logits, 0).to(at::kCPU);  // [N, V]: drawn on the CPU, with its counter-based seeds
-  if (static_cast<int64_t>(source.size()) != all.size(0)) all = all.index_select(0, at::tensor(source, at::kLong));
+  at::Tensor all = at::cat(logits, 0);  // [N, V] on the model's device, drawn there
+  if (static_cast<int64_t>(source.size()) != all.size(0))
+    all = all.index_select(0, at::tensor(source, at::kLong).to(all.device()));
   std::vector<Draw> draws = sample_tokens(all, rows);
 
   size_t d = 0;

@@ -107,15 +107,18 @@ std::vector<Draw> sample_tokens(const at::Tensor& logits, const std::vector<Samp
     (p.temperature == 0 ? greedy : truncates(p) ? truncated : plain).push_back(i);
   }
   const at::Tensor logp = sampling_log_probs(logits, params);  // [N, V], what every row is drawn from
-  auto index = [](const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong); };
+  // Index and uniforms built on the CPU and moved to the logits' device; the draws come back to the CPU.
+  const at::Device device = logits.device();
+  auto index = [&](const std::vector<int64_t>& ids) { return at::tensor(ids, at::kLong).to(device); };
   auto uniforms = [&](const std::vector<int64_t>& ids) {
     std::vector<double> u;
     u.reserve(ids.size());
     for (int64_t i : ids) u.push_back(counter_uniform(rows[i].params->seed, rows[i].sample, rows[i].step));
-    return at::tensor(u, at::kDouble).unsqueeze(1);  // [n, 1]
+    return at::tensor(u, at::kDouble).to(device).unsqueeze(1);  // [n, 1]
   };
   auto emit = [&](const std::vector<int64_t>& ids, const at::Tensor& tok, const at::Tensor& lp) {
-    const at::Tensor t = tok.reshape({-1}).contiguous(), l = lp.reshape({-1}).to(at::kFloat).contiguous();
+    const at::Tensor t = tok.reshape({-1}).to(at::kCPU).contiguous(),
+                     l = lp.reshape({-1}).to(at::kCPU, at::kFloat).contiguous();
     for (size_t j = 0; j < ids.size(); ++j) out[ids[j]] = {t.data_ptr<int64_t>()[j], l.data_ptr<float>()[j]};
   };
 

@@ -51,7 +51,8 @@ struct Draw {
   float logprob;
 };
 
-// logits: [N, V] (any float dtype; computed in fp32); rows.size() == N. Each Draw's logprob is
+// logits: [N, V] (any float dtype, on any device; computed in fp32 there, the keys' uniforms made on
+// the CPU); rows.size() == N. Each Draw's logprob is
 // sampling_log_probs(logits, its params) at its token.
 std::vector<Draw> sample_tokens(const at::Tensor& logits, const std::vector<SampleRow>& rows);
 

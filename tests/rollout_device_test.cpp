@@ -6,6 +6,7 @@
 
 #include "kernels/cuda_info.h"
 #include "model/batch_invariant.h"
+#include "rollout/sampler.h"
 #include "rollout_test_util.h"
 
 using namespace grpo;
@@ -63,6 +64,30 @@ TEST(EngineDevice, CudaMatchesTheCpu) {
   DeepseekModel gpu(c, o);
   gpu.load_state(cpu.state_dict(), "cpu weights");
   expect_greedy_like_cpu(cpu, shared_model(std::move(gpu)));
+}
+
+// The sampler on cuda:0 draws the CPU's tokens from the same logits and keys (greedy, plain,
+// top-p/top-k rows), with the same log-probs to 1e-5.
+TEST(EngineDevice, CudaSamplerDrawsTheCpuTokens) {
+  std::string why;
+  if (kernels::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const at::Tensor logits = at::randn({48, 500}, gen) * 3;  // [N, V]
+  SamplingParams greedy, plain, nucleus, topk;
+  greedy.temperature = 0;
+  plain.temperature = 0.8;
+  nucleus.temperature = 1.0, nucleus.top_p = 0.9;
+  topk.temperature = 1.2, topk.top_k = 20, topk.top_p = 0.95;
+  std::vector<SampleRow> rows;
+  const SamplingParams* kinds[] = {&greedy, &plain, &nucleus, &topk};
+  for (int64_t i = 0; i < 48; ++i)
+    rows.push_back({kinds[i % 4], static_cast<uint64_t>(i), static_cast<uint64_t>(i / 4)});
+  const std::vector<Draw> cpu = sample_tokens(logits, rows);
+  const std::vector<Draw> gpu = sample_tokens(logits.to(at::Device(at::kCUDA, 0)), rows);
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    EXPECT_EQ(cpu[i].token, gpu[i].token) << "row " << i;
+    EXPECT_NEAR(cpu[i].logprob, gpu[i].logprob, 1e-5) << "row " << i;
+  }
 }
 
 }  // namespace
