@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/json_parse.h"
+#include "model/device.h"
 #include "model/model_options.h"
 
 namespace grpo {
@@ -51,8 +52,8 @@ nlohmann::json read_json_object(const std::string& path, const std::string& what
   return j;
 }
 
-const std::vector<std::string> kLmTrainingKeys = {"seq_len", "batch_size", "log_every",  "optim",   "threads",
-                                                  "seed",    "dtype",      "save_dtype", "out_dir", "log_dir"};
+const std::vector<std::string> kLmTrainingKeys = {"seq_len", "batch_size", "log_every", "optim",   "threads", "seed",
+                                                  "dtype",   "save_dtype", "device",    "out_dir", "log_dir"};
 
 LmTrainingOptions LmTrainingOptions::from_config(const Config& s) {
   LmTrainingOptions o;
@@ -90,6 +91,9 @@ LmTrainingOptions LmTrainingOptions::from_config(const Config& s) {
   o.dtype = s.get<std::string>("dtype", o.dtype);
   check_dtype(o.dtype, s.where("dtype"), true);
   o.dtype = resolve_dtype(o.dtype);  // "auto": chosen by the CPU here
+  const std::string device = s.get<std::string>("device", "auto");
+  o.device = resolve_device(device, s.where("device")).device;
+  o.device_auto = device == "auto";
   o.save_dtype = s.get<std::string>("save_dtype", o.save_dtype);
   check_dtype(o.save_dtype, s.where("save_dtype"), false);
   o.out_dir = s.get<std::string>("out_dir");
@@ -100,6 +104,7 @@ LmTrainingOptions LmTrainingOptions::from_config(const Config& s) {
 ModelOptions LmTrainingOptions::model_options() const {
   ModelOptions o;
   if (dtype == "bf16") o.compute_dtype = at::kBFloat16;
+  o.device = device;
   return o;
 }
 

@@ -38,6 +38,9 @@ struct LmTrainingOptions {
   int threads = 0;
   uint64_t seed = 0;
   std::string dtype = "fp32", save_dtype = "fp32";
+  // `device`: cpu | cuda | cuda:N | auto (default; model/device.h), resolved on reading.
+  at::Device device = at::kCPU;
+  bool device_auto = true;
   std::string out_dir, log_dir;
   std::string http_address;  // the live view's (http/monitor.h); "" = off. Not a section key: the
                              // commands set it from http.address / --http (http/address.h)
@@ -45,7 +48,7 @@ struct LmTrainingOptions {
   // The keys above, from a trainer's section; InputError naming the key. Does not check for
   // unknown keys (the caller lists its own with kLmTrainingKeys).
   static LmTrainingOptions from_config(const Config& section);
-  ModelOptions model_options() const;  // fp32 parameters, compute in `dtype`
+  ModelOptions model_options() const;  // fp32 parameters, compute in `dtype`, on `device`
   DType save_dtype_value() const;
 };
 

@@ -15,6 +15,7 @@
 #include "learner/sharded_checkpoint.h"
 #include "learner/zero1.h"
 #include "model/deepseek.h"
+#include "model/device.h"
 #include "model/init.h"
 #include "model/pretrained.h"
 #include "model/runtime.h"
@@ -225,13 +226,21 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
 
   // Expert parallel: this rank's routed experts only, drawn as in the whole model (same seed).
   ModelOptions model_options = o.train.model_options();
+  if (dist && !model_options.device.is_cpu()) {  // expert parallelism runs on Gloo (the CPU) for now
+    if (!o.train.device_auto)
+      throw InputError("pretrain.device: " + device_name(model_options.device) +
+                       ": expert parallelism runs on the CPU (Gloo) only for now; NCCL is not built yet");
+    model_options.device = at::kCPU;
+  }
   model_options.expert_rank = rank;
   model_options.expert_ranks = world;
   DeepseekModel model(config, model_options);
   if (world == 1) {
     init_weights(model, o.train.seed);
   } else {
-    DeepseekModel whole(config, o.train.model_options());
+    ModelOptions whole_options = o.train.model_options();
+    whole_options.device = at::kCPU;  // expert parallelism: on the CPU (above)
+    DeepseekModel whole(config, whole_options);
     init_weights(whole, o.train.seed);
     model.load_state(whole.state_dict(), "initial weights");
   }
@@ -286,7 +295,9 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     const Batch b = next_batch(corpus, tok, o.train.batch_size, o.train.seq_len);
     r.truncated += b.truncated;
     const int64_t t = b.ids.size(1);
-    const at::Tensor ids = b.ids.narrow(0, rank * rows, rows), mask = b.mask.narrow(0, rank * rows, rows);
+    const at::Device device = model_options.device;
+    const at::Tensor ids = b.ids.narrow(0, rank * rows, rows).to(device),
+                     mask = b.mask.narrow(0, rank * rows, rows).to(device);
     std::vector<at::Tensor> load;  // per layer, [E] tokens routed to each expert (MoE layers)
     at::Tensor logits =
         model.forward(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, V]

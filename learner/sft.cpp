@@ -59,6 +59,13 @@ SftBatch make_sft_batch(const std::vector<const SftExample*>& examples) {
   return out;
 }
 
+SftBatch SftBatch::to(at::Device device) const {
+  SftBatch out = *this;
+  for (at::Tensor* t : {&out.ids, &out.mask, &out.kd_rows, &out.kd_ids, &out.kd_logprobs, &out.kd_valid})
+    if (t->defined()) *t = t->to(device);
+  return out;
+}
+
 SftLoss sft_loss(const at::Tensor& logits, const SftBatch& b, double kd_weight) {
   const int64_t t = logits.size(1);
   SftLoss l;
@@ -158,7 +165,7 @@ SftResult sft(const SftOptions& o, bool show_progress, const StopSignals* stop) 
       }
       examples.push_back(&data[order[cursor++]]);
     }
-    const SftBatch b = make_sft_batch(examples);
+    const SftBatch b = make_sft_batch(examples).to(model.options().device);
     const at::Tensor logits = model.logits(b.ids.narrow(1, 0, b.ids.size(1) - 1));  // [B, L-1, V]
     const SftLoss loss = sft_loss(logits, b, o.kd_weight);
     const LmOptimizer::Step s = optimizer.step(loss.total, step, "sft");

@@ -74,6 +74,7 @@ SftResult sft(const SftOptions& options, bool show_progress = true, const StopSi
 struct SftBatch {
   at::Tensor ids, mask;
   at::Tensor kd_rows, kd_ids, kd_logprobs, kd_valid;
+  SftBatch to(at::Device device) const;  // every defined tensor on `device`
 };
 SftBatch make_sft_batch(const std::vector<const SftExample*>& examples);
 

@@ -2,10 +2,12 @@
 // a GPU runs, here on the CPU) two steps with a reference model, the expert-bias update, packed
 // micro-batches and gradient clipping give the CPU kernels' losses, statistics and weights (fp32,
 // 1e-5); where a CUDA device is visible, the same on cuda:0 against the CPU (1e-4), with the
-// optimizer state on the device. The GPU part skips with the reason without one.
+// optimizer state on the device; an SFT loss and its gradients on cuda:0 against the CPU. The GPU
+// parts skip with the reason without one.
 #include <gtest/gtest.h>
 
 #include "kernels/cuda_info.h"
+#include "learner/sft.h"
 #include "learner/trainer.h"
 #include "model_test_util.h"
 
@@ -88,6 +90,35 @@ TEST(TrainerDevice, CudaMatchesTheCpu) {
   gpu->load_state(random_model(config()).state_dict(), "cpu weights");
   expect_same_run(cpu, two_steps(gpu), 1e-4);
   for (auto& [name, t] : gpu->named_parameters()) EXPECT_TRUE(t->is_cuda()) << name;
+}
+
+// SFT on cuda:0: a batch with teacher top-k rows moved there (SftBatch::to), the loss and every
+// parameter's gradient equal the CPU's (1e-4).
+TEST(TrainerDevice, SftLossAndGradientsOnCudaMatchTheCpu) {
+  std::string why;
+  if (kernels::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why;
+  DenseDecoder cpu = random_dense(dense_config_json("qwen2"));
+  ModelOptions o;
+  o.device = at::Device(at::kCUDA, 0);
+  DenseDecoder gpu(DenseConfig::from_json(dense_config_json("qwen2"), "test"), o);
+  gpu.load_state(cpu.state_dict(), "cpu weights");
+  SftExample a{{2, 5, 7, 9, 11, 3}, 2, {{7, 8, 9}, {9, 1, 2}}, {{-0.1f, -2.5f, -3.0f}, {-0.2f, -1.9f, -4.0f}}};
+  SftExample b{{4, 6, 8, 10}, 3, {}, {}};
+  const SftBatch batch = make_sft_batch({&a, &b});
+  auto loss_and_grads = [&](DenseDecoder& m) {
+    m.set_requires_grad(true);
+    const SftBatch on = batch.to(m.options().device);
+    const at::Tensor logits = m.logits(on.ids.narrow(1, 0, on.ids.size(1) - 1));
+    const SftLoss l = sft_loss(logits, on, 0.5);
+    l.total.backward();
+    std::map<std::string, at::Tensor> g;
+    for (auto& [name, p] : m.named_trainable()) g[name] = p.grad().to(at::kCPU);
+    return std::make_pair(l.total.item<double>(), g);
+  };
+  const auto [want, want_g] = loss_and_grads(cpu);
+  const auto [got, got_g] = loss_and_grads(gpu);
+  EXPECT_NEAR(want, got, 1e-4);
+  for (const auto& [name, g] : want_g) EXPECT_LT(max_abs_diff(g, got_g.at(name)), 1e-4) << name;
 }
 
 }  // namespace
