@@ -81,13 +81,9 @@ TEST(TrainerDevice, PortablePathMatchesTheCpuKernels) {
 }
 
 TEST(TrainerDevice, CudaMatchesTheCpu) {
-  std::string why;
-  if (kernels::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why;
+  if (const std::string why = no_gpu_reason(); !why.empty()) GTEST_SKIP() << "no CUDA device: " << why;
   const TwoSteps cpu = two_steps(std::make_shared<DeepseekModel>(random_model(config())));
-  ModelOptions o;
-  o.device = at::Device(at::kCUDA, 0);
-  auto gpu = std::make_shared<DeepseekModel>(config(), o);
-  gpu->load_state(random_model(config()).state_dict(), "cpu weights");
+  auto gpu = std::make_shared<DeepseekModel>(copied_with(random_model(config()), on_gpu()));
   expect_same_run(cpu, two_steps(gpu), 1e-4);
   for (auto& [name, t] : gpu->named_parameters()) EXPECT_TRUE(t->is_cuda()) << name;
 }
@@ -95,12 +91,9 @@ TEST(TrainerDevice, CudaMatchesTheCpu) {
 // SFT on cuda:0: a batch with teacher top-k rows moved there (SftBatch::to), the loss and every
 // parameter's gradient equal the CPU's (1e-4).
 TEST(TrainerDevice, SftLossAndGradientsOnCudaMatchTheCpu) {
-  std::string why;
-  if (kernels::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why;
+  if (const std::string why = no_gpu_reason(); !why.empty()) GTEST_SKIP() << "no CUDA device: " << why;
   DenseDecoder cpu = random_dense(dense_config_json("qwen2"));
-  ModelOptions o;
-  o.device = at::Device(at::kCUDA, 0);
-  DenseDecoder gpu(DenseConfig::from_json(dense_config_json("qwen2"), "test"), o);
+  DenseDecoder gpu(DenseConfig::from_json(dense_config_json("qwen2"), "test"), on_gpu());
   gpu.load_state(cpu.state_dict(), "cpu weights");
   SftExample a{{2, 5, 7, 9, 11, 3}, 2, {{7, 8, 9}, {9, 1, 2}}, {{-0.1f, -2.5f, -3.0f}, {-0.2f, -1.9f, -4.0f}}};
   SftExample b{{4, 6, 8, 10}, 3, {}, {}};

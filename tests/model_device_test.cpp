@@ -15,8 +15,11 @@
 namespace grpo {
 namespace {
 
+using grpo::testing::copied_with;
 using grpo::testing::dense_config_json;
 using grpo::testing::max_abs_diff;
+using grpo::testing::no_gpu_reason;
+using grpo::testing::on_gpu;
 using grpo::testing::PortableOps;
 using grpo::testing::random_dense;
 using grpo::testing::random_ids;
@@ -31,9 +34,6 @@ std::string error_of(const std::string& name) {
   }
   return "";
 }
-
-// The visible CUDA devices, or "" with `why` set.
-bool have_cuda(std::string* why) { return !kernels::cuda_devices(why).empty(); }
 
 TEST(Device, NamesAndErrors) {
   EXPECT_TRUE(resolve_device("cpu").device.is_cpu());
@@ -69,8 +69,7 @@ TEST(Device, NamesAndErrors) {
 
 TEST(Device, MemoryCheck) {
   check_device_memory(at::kCPU, int64_t{1} << 62, "model");  // the CPU is not checked here
-  std::string why;
-  if (!have_cuda(&why)) GTEST_SKIP() << "no CUDA device: " << why;
+  if (const std::string why = no_gpu_reason(); !why.empty()) GTEST_SKIP() << "no CUDA device: " << why;
   try {
     check_device_memory(at::Device(at::kCUDA, 0), int64_t{1} << 50, "/models/huge");
     FAIL() << "a petabyte fits";
@@ -163,30 +162,21 @@ TEST(PortablePath, TakesNoCpuKernel) {
 // On a GPU: the same weights on cuda:0 and on the CPU, fp32 (1e-4: TF32 is off in LibTorch's
 // default matmul precision) and bf16 (1e-2 relative to the CPU's logits range).
 TEST(CudaModel, MatchesTheCpu) {
-  std::string why;
-  if (!have_cuda(&why)) GTEST_SKIP() << "no CUDA device: " << why;
+  if (const std::string why = no_gpu_reason(); !why.empty()) GTEST_SKIP() << "no CUDA device: " << why;
   const ModelConfig c = small_like_config();
   const DeepseekModel cpu = random_model(c);
-  ModelOptions o;
-  o.device = at::Device(at::kCUDA, 0);
-  DeepseekModel gpu(c, o);
-  gpu.load_state(cpu.state_dict(), "cpu weights");
-  for (const auto& [name, t] : gpu.named_parameters()) ASSERT_TRUE(t->is_cuda()) << name;
+  const DeepseekModel gpu = copied_with(cpu, on_gpu());
+  for (const auto& [name, t] : gpu.state_dict()) ASSERT_TRUE(t.is_cuda()) << name;
   const at::Tensor ids = random_ids(3, 21, c.vocab_size, 11);
   expect_close(three_ways(cpu, ids), three_ways(gpu, ids), 1e-4, "cuda fp32");
 
-  ModelOptions ob = ModelOptions::for_dtype("bf16");
-  ob.device = o.device;
-  DeepseekModel gpu_bf16(c, ob);
-  gpu_bf16.load_state(cpu.state_dict(), "cpu weights");
+  const DeepseekModel gpu_bf16 = copied_with(cpu, on_gpu(ModelOptions::for_dtype("bf16")));
   at::NoGradGuard no_grad;
   const at::Tensor want = cpu.logits(ids), got = gpu_bf16.logits(ids).to(at::kCPU);
   EXPECT_LT(max_abs_diff(want, got) / want.abs().max().item<double>(), 3e-2);
 
   const DenseDecoder dense = random_dense(dense_config_json("llama"));
-  ModelOptions od;
-  od.device = o.device;
-  DenseDecoder dense_gpu(DenseConfig::from_json(dense_config_json("llama"), "test"), od);
+  DenseDecoder dense_gpu(DenseConfig::from_json(dense_config_json("llama"), "test"), on_gpu());
   dense_gpu.load_state(dense.state_dict(), "cpu weights");
   expect_close(three_ways(dense, random_ids(2, 13, 40, 12)), three_ways(dense_gpu, random_ids(2, 13, 40, 12)), 1e-4,
                "cuda dense");

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/cuda_info.h"
 #include "model/batch_invariant.h"
 #include "model/deepseek.h"
 #include "model/dense_decoder.h"
@@ -143,6 +144,23 @@ inline at::Tensor random_ids(int64_t b, int64_t t, int64_t vocab, uint64_t seed 
 inline std::vector<int64_t> row(const at::Tensor& ids, int64_t b) {
   at::Tensor r = ids[b].contiguous();
   return std::vector<int64_t>(r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel());
+}
+
+// Why no CUDA device is visible ("" when one is): GPU tests skip with it.
+inline std::string no_gpu_reason() {
+  std::string why;
+  return kernels::cuda_devices(&why).empty() ? why : "";
+}
+
+// A model of m's config and weights built with `options` (on its device).
+inline DeepseekModel copied_with(const DeepseekModel& m, const ModelOptions& options) {
+  DeepseekModel out(m.config(), options);
+  out.load_state(m.state_dict(), "copied weights");
+  return out;
+}
+inline ModelOptions on_gpu(ModelOptions o = {}) {
+  o.device = at::Device(at::kCUDA, 0);
+  return o;
 }
 
 // Sends CPU tensors down the portable path (the ATen ops a GPU runs) while it lives.

@@ -55,22 +55,15 @@ TEST(EngineDevice, PortablePathMatchesTheCpuKernels) {
 }
 
 TEST(EngineDevice, CudaMatchesTheCpu) {
-  std::string why;
-  if (kernels::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why;
-  const ModelConfig c = small_like_config();
-  const DeepseekModel cpu = random_model(c);
-  ModelOptions o;
-  o.device = at::Device(at::kCUDA, 0);
-  DeepseekModel gpu(c, o);
-  gpu.load_state(cpu.state_dict(), "cpu weights");
-  expect_greedy_like_cpu(cpu, shared_model(std::move(gpu)));
+  if (const std::string why = no_gpu_reason(); !why.empty()) GTEST_SKIP() << "no CUDA device: " << why;
+  const DeepseekModel cpu = random_model(small_like_config());
+  expect_greedy_like_cpu(cpu, shared_model(copied_with(cpu, on_gpu())));
 }
 
 // The sampler on cuda:0 draws the CPU's tokens from the same logits and keys (greedy, plain,
 // top-p/top-k rows), with the same log-probs to 1e-5.
 TEST(EngineDevice, CudaSamplerDrawsTheCpuTokens) {
-  std::string why;
-  if (kernels::cuda_devices(&why).empty()) GTEST_SKIP() << "no CUDA device: " << why;
+  if (const std::string why = no_gpu_reason(); !why.empty()) GTEST_SKIP() << "no CUDA device: " << why;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
   const at::Tensor logits = at::randn({48, 500}, gen) * 3;  // [N, V]
   SamplingParams greedy, plain, nucleus, topk;
