@@ -2,9 +2,9 @@
 # The GPU check: on a machine with an NVIDIA GPU, nvcc and a CUDA build of PyTorch (python3's own),
 # from a clean checkout: builds the binary and the test suites that hold GPU tests against that
 # torch (-DGRPO_SYSTEM_TORCH=ON; -DGRPO_SERVICES=OFF when gRPC or RocksDB is absent), runs every
-# GPU test (each compares a CUDA path with its CPU twin; without a GPU they skip, saying why), then
-# runs the rollout engine's benchmark on the GPU and on the CPU (bench_rollout --device) and prints
-# its tables.
+# GPU test (each compares a CUDA path with its CPU twin; without a GPU they skip, saying why), the
+# live HF transformers oracle with grpo on the GPU (tests/oracles/hf_models.py --device cuda), then
+# the rollout engine's benchmark on the GPU and on the CPU (bench_rollout --device) with its tables.
 # Raw figures go to OUT (default gpu-check.json). Meant to finish within 8 minutes on one H100.
 #
 #   scripts/gpu_check.sh [BUILD_DIR] [OUT]
@@ -48,17 +48,21 @@ for suite in $targets; do
 done
 tests_json="${tests_json%,}]"
 
-# 2. The rollout engine's decode and prefill on the GPU (bench_rollout: dsv3-small, random weights,
+# 2. The binary on the GPU against HF transformers on the CPU (fp32 log-probs within 1e-4, greedy
+#    tokens identical) for DeepSeek V2/V3, Qwen2 and Llama checkpoints.
+if python3 "$root/tests/oracles/hf_models.py" --grpo "$build/apps/grpo" --device cuda; then hf=pass; else hf=fail; failed=1; fi
+
+# 3. The rollout engine's decode and prefill on the GPU (bench_rollout: dsv3-small, random weights,
 #    64-token prompts, 32 new tokens, fp32 and bf16), then the same rows on the CPU as the baseline.
 outdir=$(dirname "$out")
 "$build/bench/bench_rollout" --device cuda --seqs 1,32,128 --threads "$jobs" --out "$outdir/gpu-check-rollout-cuda.json"
 "$build/bench/bench_rollout" --seqs 1,32 --threads "$jobs" --out "$outdir/gpu-check-rollout-cpu.json" | tail -4
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 python3 - "$out" "$gpu" "$tests_json" "$outdir/gpu-check-rollout-cuda.json" "$outdir/gpu-check-rollout-cpu.json" \
-  "$(($(date +%s) - started))" <<'PY'
+  "$(($(date +%s) - started))" "$hf" <<'PY'
 import json, sys
-out, gpu, tests, cuda, cpu, seconds = sys.argv[1:]
-json.dump({"gpu": gpu, "tests": json.loads(tests), "rollout_cuda": json.load(open(cuda)),
+out, gpu, tests, cuda, cpu, seconds, hf = sys.argv[1:]
+json.dump({"gpu": gpu, "tests": json.loads(tests), "hf_oracle_on_cuda": hf, "rollout_cuda": json.load(open(cuda)),
            "rollout_cpu": json.load(open(cpu)), "seconds": int(seconds)}, open(out, "w"), indent=2)
 PY
 echo "gpu_check: $(($(date +%s) - started)) s in all; figures in $out"

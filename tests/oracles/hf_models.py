@@ -25,6 +25,7 @@ some tokens' experts, so that the gating under test is really exercised.
 
 Run by ctest (`ctest -R oracle_hf`) or by hand:
   python tests/oracles/hf_models.py --grpo build/apps/grpo [--arch dsv2,dsv3,qwen2,llama] [--keep DIR]
+      [--device cuda]   (grpo on the GPU, HF on the CPU: scripts/gpu_check.sh)
 Exit code 0 when every check passes, 1 otherwise (a missing Python package is a failure too).
 """
 import argparse
@@ -42,6 +43,7 @@ torch, transformers, safetensors_torch, _ = require("torch", "transformers", "sa
 
 SEED = 1234
 THREADS = 2
+DEVICE = "cpu"  # where grpo computes (--device); HF always runs on the CPU in float32
 LOGPROB_TOL = 1e-4
 ROW_LENGTHS = (16, 20, 24)  # logprobs sequences
 PROMPT_LENGTHS = (6, 9)  # greedy prompts
@@ -214,14 +216,15 @@ def routing_stats(model, rows):
 
 def grpo_logprobs(grpo, ckpt, rows):
     stdin = "".join(json.dumps({"ids": r}) + "\n" for r in rows)
-    out = json_lines(run_grpo(grpo, ["logprobs", "--model", ckpt, "--dtype", "fp32", "--threads", THREADS], stdin))
+    out = json_lines(run_grpo(grpo, ["logprobs", "--model", ckpt, "--dtype", "fp32", "--threads", THREADS,
+                                     "--device", DEVICE], stdin))
     return [o["logprobs"] for o in out]
 
 
 def grpo_greedy(grpo, ckpt, prompts, n):
     stdin = "".join(json.dumps({"prompt_ids": p}) + "\n" for p in prompts)
     args = ["generate", "--model", ckpt, "--prompts", "-", "--max-new-tokens", n, "--temperature", 0,
-            "--dtype", "fp32", "--threads", THREADS]
+            "--dtype", "fp32", "--threads", THREADS, "--device", DEVICE]
     out = sorted(json_lines(run_grpo(grpo, args, stdin)), key=lambda o: o["prompt_index"])
     return [o["output_ids"] for o in out]
 
@@ -306,6 +309,7 @@ def parse_args():
     p.add_argument("--grpo", required=True, help="path to the grpo binary")
     p.add_argument("--arch", default=",".join(ARCHS), help="comma-separated subset of " + ",".join(ARCHS))
     p.add_argument("--keep", metavar="DIR", help="save the checkpoints under DIR (kept) instead of a temp dir")
+    p.add_argument("--device", default="cpu", help="grpo's --device (cuda: the GPU path against HF on the CPU)")
     args = p.parse_args()
     args.arch = [a for a in args.arch.split(",") if a]
     unknown = [a for a in args.arch if a not in ARCHS]
@@ -315,7 +319,9 @@ def parse_args():
 
 
 def main():
+    global DEVICE
     args = parse_args()
+    DEVICE = args.device
     torch.set_num_threads(THREADS)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
