@@ -11,6 +11,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/cuda_info.h"
 #include "kernels/linear_dot.h"
+#include "model/device.h"
 #include "model/model_options.h"
 #include "model/runtime.h"
 
@@ -51,6 +52,8 @@ int run_info(const grpo::Args& args) {
             << "dtype auto    " << chosen.name << " (" << chosen.reason << ")\n"
             << "cuda build    " << build_line() << "\n"
             << "cuda devices  " << devices_line() << "\n";
+  const grpo::DeviceChoice device = grpo::resolve_device("auto");
+  std::cout << "device auto   " << grpo::device_name(device.device) << " (" << device.reason << ")\n";
   return 0;
 }
 

@@ -247,6 +247,10 @@ TEST_F(CliModel, DeviceFlagChoosesOrStopsWithTheReason) {
   const Result bad = run("generate --model " + kFixture + " --prompt-ids 1,2 --max-new-tokens 2 --device gpu0");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("--device: expected cpu, cuda, cuda:N or auto, got \"gpu0\""), std::string::npos) << bad.err;
+  const Result info = run("info");
+  EXPECT_NE(info.out.find(std::string("device auto   ") + (gpu ? "cuda:0" : "cpu (no CUDA device visible: " + why)),
+            std::string::npos)
+      << info.out;
   const Result help = run("generate --help");
   EXPECT_NE(help.out.find("--device DEV"), std::string::npos) << help.out;
 }
