@@ -56,8 +56,9 @@ int run_generate(const grpo::Args& args) {
   eo.page_size = args.get_int("page-size", 1), eo.num_pages = args.get_int("num-pages", 1);
   grpo::ModelOptions mo = grpo::ModelOptions::for_dtype(grpo::dtype_flag(args, "generate"));
   mo.device = grpo::device_flag(args, "generate");
+  grpo::rollout::OfflineTiming timing;
   const std::vector<grpo::rollout::Completion> done =
-      grpo::rollout::generate_offline(args.get("model"), mo, requests, tok ? &*tok : nullptr, eo);
+      grpo::rollout::generate_offline(args.get("model"), mo, requests, tok ? &*tok : nullptr, eo, {}, {}, &timing);
   for (const auto& c : done) {
     json j = {{"prompt_index", c.request_id},
               {"sample", c.sample_index},
@@ -68,6 +69,11 @@ int run_generate(const grpo::Args& args) {
     if (tok) j["text"] = c.text;
     std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   }
+  if (args.flag("timing"))
+    std::cerr << "generate: " << done.size() << " completions, " << timing.generated_tokens << " tokens generated in "
+              << timing.generate_s << " s: " << static_cast<double>(timing.generated_tokens) / timing.generate_s
+              << " tokens/s (prompts " << timing.prompt_tokens << " tokens; model load " << timing.load_s << " s on "
+              << grpo::device_name(mo.device) << ")" << std::endl;
   return 0;
 }
 
@@ -96,6 +102,7 @@ GRPO_COMMAND("generate", "Sample N completions per prompt with the rollout engin
                {"page-size", "N", "latent cache page size (tokens)", false, "16"},
                {"num-pages", "N", "latent cache pages", false, "2048"},
                grpo::device_option(),
+               {"timing", "", "print the generation time and tokens/s on stderr (model load apart)", false},
                {"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}),
              run_generate);
 

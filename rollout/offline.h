@@ -18,9 +18,17 @@
 
 namespace grpo::rollout {
 
+// Where the time went (`timing`, optional): loading the checkpoint onto its device, then generating
+// every request (prefill and decode, until the last completion), and what was generated.
+struct OfflineTiming {
+  double load_s = 0, generate_s = 0;
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+};
+
 std::vector<Completion> generate_offline(const std::string& model_dir, const ModelOptions& model_options,
                                          const std::vector<Request>& requests, const Tokenizer* tokenizer,
                                          const EngineOptions& engine, const std::vector<std::string>& names = {},
-                                         const std::function<void(const Completion&)>& on_done = {});
+                                         const std::function<void(const Completion&)>& on_done = {},
+                                         OfflineTiming* timing = nullptr);
 
 }  // namespace grpo::rollout

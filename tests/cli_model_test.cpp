@@ -251,6 +251,10 @@ TEST_F(CliModel, DeviceFlagChoosesOrStopsWithTheReason) {
   EXPECT_NE(info.out.find(std::string("device auto   ") + (gpu ? "cuda:0" : "cpu (no CUDA device visible: " + why)),
             std::string::npos)
       << info.out;
+  const Result timed = run("generate --model " + kFixture + " --prompt-ids 1,2,3 --max-new-tokens 4 --n 2 --timing");
+  ASSERT_EQ(timed.code, 0) << timed.err;
+  EXPECT_NE(timed.err.find("generate: 2 completions, 8 tokens generated in "), std::string::npos) << timed.err;
+  EXPECT_NE(timed.err.find(" tokens/s (prompts 6 tokens; model load "), std::string::npos) << timed.err;
   const Result help = run("generate --help");
   EXPECT_NE(help.out.find("--device DEV"), std::string::npos) << help.out;
 }
