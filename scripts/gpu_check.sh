@@ -4,7 +4,8 @@
 # torch (-DGRPO_SYSTEM_TORCH=ON; -DGRPO_SERVICES=OFF when gRPC or RocksDB is absent), runs every
 # GPU test (each compares a CUDA path with its CPU twin; without a GPU they skip, saying why), the
 # live HF transformers oracle with grpo on the GPU (tests/oracles/hf_models.py --device cuda), then
-# the rollout engine's benchmark on the GPU and on the CPU (bench_rollout --device) with its tables.
+# the rollout engine's benchmark on the GPU and on the CPU (bench_rollout --device) with its tables,
+# and bench/gpu/decode_vs_hf.py (dsv3-4b beside HF generate on the GPU, the HBM roofline).
 # Raw figures go to OUT (default gpu-check.json). Meant to finish within 8 minutes on one H100.
 #
 #   scripts/gpu_check.sh [BUILD_DIR] [OUT]
@@ -57,13 +58,19 @@ if python3 "$root/tests/oracles/hf_models.py" --grpo "$build/apps/grpo" --device
 outdir=$(dirname "$out")
 "$build/bench/bench_rollout" --device cuda --seqs 1,32,128 --threads "$jobs" --out "$outdir/gpu-check-rollout-cuda.json"
 "$build/bench/bench_rollout" --seqs 1,32 --threads "$jobs" --out "$outdir/gpu-check-rollout-cpu.json" | tail -4
+
+# 4. bench/gpu: decode on dsv3-4b (4.29 B, bf16) beside HF transformers' generate, and the roofline.
+python3 "$root/bench/gpu/decode_vs_hf.py" --grpo "$build/apps/grpo" --device cuda --out "$outdir/gpu-check-decode-hf.json" ||
+  failed=1
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 python3 - "$out" "$gpu" "$tests_json" "$outdir/gpu-check-rollout-cuda.json" "$outdir/gpu-check-rollout-cpu.json" \
-  "$(($(date +%s) - started))" "$hf" <<'PY'
+  "$(($(date +%s) - started))" "$hf" "$outdir/gpu-check-decode-hf.json" <<'PY'
 import json, sys
-out, gpu, tests, cuda, cpu, seconds, hf = sys.argv[1:]
+import os
+out, gpu, tests, cuda, cpu, seconds, hf, decode = sys.argv[1:]
 json.dump({"gpu": gpu, "tests": json.loads(tests), "hf_oracle_on_cuda": hf, "rollout_cuda": json.load(open(cuda)),
-           "rollout_cpu": json.load(open(cpu)), "seconds": int(seconds)}, open(out, "w"), indent=2)
+           "rollout_cpu": json.load(open(cpu)), "decode_vs_hf": json.load(open(decode)) if os.path.exists(decode) else None,
+           "seconds": int(seconds)}, open(out, "w"), indent=2)
 PY
 echo "gpu_check: $(($(date +%s) - started)) s in all; figures in $out"
 exit $failed
