@@ -319,7 +319,9 @@ class Distiller {
     if (o_.topk_logprobs > 0 && !examples.empty()) {
       if (o_.run.model.path.empty())
         throw InputError(config_.where("distill.topk_logprobs") + ": the teacher's log-probs need model.path");
-      const std::unique_ptr<CausalLM> model = load_causal_lm(o_.run.model.path, ModelOptions::for_dtype("fp32"));
+      ModelOptions teacher_options = ModelOptions::for_dtype("fp32");
+      teacher_options.device = o_.run.run.device;  // run.device, as the run's rollouts
+      const std::unique_ptr<CausalLM> model = load_causal_lm(o_.run.model.path, teacher_options);
       Progress bar("teacher", int64_t(examples.size()), how_.progress);
       teacher = teacher_topk(*model, examples, o_.topk_logprobs, o_.topk_batch, &bar);
       bar.finish();
