@@ -54,6 +54,12 @@ int run_generate(const grpo::Args& args) {
   grpo::rollout::EngineOptions eo;
   eo.max_seqs = args.get_int("max-seqs", 1), eo.max_batched_tokens = args.get_int("max-batched-tokens", 1);
   eo.page_size = args.get_int("page-size", 1), eo.num_pages = args.get_int("num-pages", 1);
+  if (args.has("gpu-memory-fraction")) {
+    eo.gpu_memory_fraction = args.get_double("gpu-memory-fraction");
+    if (!(eo.gpu_memory_fraction > 0 && eo.gpu_memory_fraction <= 1))
+      throw grpo::InputError("--gpu-memory-fraction: expected a number in (0, 1], got " +
+                             args.get("gpu-memory-fraction"));
+  }
   grpo::ModelOptions mo = grpo::ModelOptions::for_dtype(grpo::dtype_flag(args, "generate"));
   mo.device = grpo::device_flag(args, "generate");
   grpo::rollout::OfflineTiming timing;
@@ -101,6 +107,8 @@ GRPO_COMMAND("generate", "Sample N completions per prompt with the rollout engin
                {"max-batched-tokens", "N", "tokens fed per engine step", false, "2048"},
                {"page-size", "N", "latent cache page size (tokens)", false, "16"},
                {"num-pages", "N", "latent cache pages", false, "2048"},
+               {"gpu-memory-fraction", "F",
+                "on a GPU: as many cache pages as this share of its free memory holds (instead of --num-pages)", false},
                grpo::device_option(),
                {"timing", "", "print the generation time and tokens/s on stderr (model load apart)", false},
                {"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}),

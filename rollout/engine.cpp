@@ -3,9 +3,11 @@
 #include <ATen/core/grad_mode.h>
 #include <algorithm>
 #include <climits>
+#include <cmath>
 
 #include "common/error.h"
 #include "common/memory_limit.h"
+#include "kernels/cuda_info.h"
 #include "model/device.h"
 #include "model/routes_tensor.h"
 
@@ -103,6 +105,21 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
       options_([&] {
         if (options.max_context == 0) options.max_context = spec_.max_position_embeddings;
         check_option(options.page_size > 0, "page_size must be > 0");
+        check_option(options.gpu_memory_fraction >= 0 && options.gpu_memory_fraction <= 1,
+                     "gpu_memory_fraction must be in [0, 1], got " + std::to_string(options.gpu_memory_fraction));
+        if (options.gpu_memory_fraction > 0 && model_options_.device.is_cuda()) {
+          int64_t free_bytes = 0, total_bytes = 0;
+          std::string why;
+          const bool read = kernels::cuda_memory(model_options_.device.index(), &free_bytes, &total_bytes, &why);
+          check_option(read, "gpu_memory_fraction: cannot read the free memory of " +
+                                 device_name(model_options_.device) + ": " + why);
+          const int64_t page_bytes = options.page_size * spec_.num_hidden_layers * spec_.cache_width *
+                                     static_cast<int64_t>(c10::elementSize(model_options_.compute_dtype));
+          options.num_pages = pages_for_memory(free_bytes, options.gpu_memory_fraction, page_bytes);
+          check_option(options.num_pages > 0, "gpu_memory_fraction " + std::to_string(options.gpu_memory_fraction) +
+                                                  " of the " + std::to_string(free_bytes >> 20) + " MiB free on " +
+                                                  device_name(model_options_.device) + " holds no cache page");
+        }
         check_option(options.num_pages > 0, "num_pages must be > 0");
         const double cache_bytes = static_cast<double>(options.num_pages) * static_cast<double>(options.page_size) *
                                    static_cast<double>(spec_.num_hidden_layers * spec_.cache_width) *
@@ -139,6 +156,11 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
 }
 
 Engine::~Engine() = default;
+
+int64_t pages_for_memory(int64_t free_bytes, double fraction, int64_t page_bytes) {
+  if (free_bytes <= 0 || fraction <= 0 || page_bytes <= 0) return 0;
+  return static_cast<int64_t>(std::floor(static_cast<double>(free_bytes) * fraction / static_cast<double>(page_bytes)));
+}
 
 int64_t Engine::mha_cache_bytes_per_token() const {
   return spec_.num_hidden_layers * spec_.mha_cache_width *

@@ -118,7 +118,13 @@ struct EngineOptions {
   int64_t max_new_tokens_limit = 32768;  // requests asking for more are refused
   int64_t max_context = 0;               // prompt + completion; 0: the model's max_position_embeddings
   int64_t max_queued_requests = 4096;    // submitted but not started; more are refused (EngineFull)
+  // (0, 1]: on a GPU, num_pages is instead as many pages as this share of the device's free memory
+  // holds when the engine starts (pages_for_memory); 0 (default) or on the CPU: num_pages as given.
+  double gpu_memory_fraction = 0;
 };
+
+// Cache pages of `page_bytes` each that `fraction` of `free_bytes` holds (at least 0).
+int64_t pages_for_memory(int64_t free_bytes, double fraction, int64_t page_bytes);
 
 struct EngineStats {
   int64_t weight_version = 0;

@@ -10,7 +10,7 @@
 namespace grpo::rollout {
 EngineOptions engine_options_from_config(const Config& c, EngineOptions o) {
   c.require_known({"page_size", "num_pages", "max_seqs", "max_batched_tokens", "max_new_tokens_limit", "max_context",
-                   "max_queued_requests"});
+                   "max_queued_requests", "gpu_memory_fraction"});
   o.page_size = config_at_least<int64_t>(c, "page_size", o.page_size, 1);
   o.num_pages = config_at_least<int64_t>(c, "num_pages", o.num_pages, 1);
   o.max_seqs = config_at_least<int64_t>(c, "max_seqs", o.max_seqs, 1);
@@ -19,6 +19,10 @@ EngineOptions engine_options_from_config(const Config& c, EngineOptions o) {
   o.max_new_tokens_limit = config_at_least<int64_t>(c, "max_new_tokens_limit", o.max_new_tokens_limit, 1);
   o.max_context = config_at_least<int64_t>(c, "max_context", o.max_context, 0);
   o.max_queued_requests = config_at_least<int64_t>(c, "max_queued_requests", o.max_queued_requests, 1);
+  o.gpu_memory_fraction = c.get<double>("gpu_memory_fraction", o.gpu_memory_fraction);
+  if (!(o.gpu_memory_fraction >= 0 && o.gpu_memory_fraction <= 1))
+    throw InputError(c.where("gpu_memory_fraction") + ": expected a number in [0, 1], got " +
+                     std::to_string(o.gpu_memory_fraction));
   return o;
 }
 

@@ -4,6 +4,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "file_testutil.h"
+#include "rollout/engine.h"
 #include "rollout/options.h"
 
 namespace grpo::rollout {
@@ -22,6 +23,28 @@ TEST(RolloutOptions, EngineSectionKeepsTheCallersDefaults) {
   EXPECT_EQ(o.num_pages, 7);
   EXPECT_EQ(o.max_batched_tokens, 300);  // the default is raised to max_seqs
   EXPECT_EQ(engine_options_from_config(Config::parse("", "r.yaml").sub("engine")).max_seqs, EngineOptions().max_seqs);
+}
+
+// engine.gpu_memory_fraction: read, checked against [0, 1]; the pages a share of free memory holds.
+TEST(RolloutOptions, GpuMemoryFraction) {
+  EXPECT_EQ(engine_options_from_config(Config::parse("engine: {gpu_memory_fraction: 0.85}\n", "r.yaml").sub("engine"))
+                .gpu_memory_fraction,
+            0.85);
+  EXPECT_EQ(EngineOptions().gpu_memory_fraction, 0.0);  // off: num_pages as given
+  for (const char* bad : {"1.5", "-0.1", ".nan"}) {
+    const std::string e = error_of([&] {
+      engine_options_from_config(
+          Config::parse(std::string("engine: {gpu_memory_fraction: ") + bad + "}\n", "r.yaml").sub("engine"));
+    });
+    EXPECT_NE(e.find("r.yaml: key 'engine.gpu_memory_fraction'"), std::string::npos) << bad << ": " << e;
+  }
+  // 80 GiB free, 90 %, pages of 16 tokens x 61 layers x 576 bf16 values (DeepSeek-V3's latent cache).
+  const int64_t page = 16 * 61 * 576 * 2, gib = int64_t{1} << 30;
+  EXPECT_EQ(pages_for_memory(80 * gib, 0.9, page), static_cast<int64_t>(80.0 * 0.9 * gib / page));
+  EXPECT_EQ(pages_for_memory(80 * gib, 0.9, page), 68759);
+  EXPECT_EQ(pages_for_memory(page - 1, 1.0, page), 0);
+  EXPECT_EQ(pages_for_memory(0, 0.9, page), 0);
+  EXPECT_EQ(pages_for_memory(gib, 0.0, page), 0);
 }
 
 TEST(RolloutOptions, ErrorsNameTheFileAndKey) {
