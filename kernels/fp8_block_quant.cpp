@@ -28,7 +28,10 @@ Fp8BlockCodes quantize_fp8_blocks_cuda(const at::Tensor& w, int64_t block) {
   const cudaError_t e =
       launch_fp8_block_quant(x.data_ptr<float>(), rows, cols, block, static_cast<uint8_t*>(q.data_ptr()),
                              s.data_ptr<float>(), flag.data_ptr<int>(), c10::cuda::getCurrentCUDAStream());
-  if (e != cudaSuccess) throw std::runtime_error(std::string("quantize_fp8_blocks_cuda: ") + cudaGetErrorString(e));
+  if (e != cudaSuccess)  // the kernel and the shapes it was launched with
+    throw std::runtime_error("quantize_fp8_blocks_cuda: fp8_block_quant_kernel on w [" + std::to_string(rows) + ", " +
+                             std::to_string(cols) + "], block " + std::to_string(block) + " (" + w.device().str() +
+                             "): " + cudaGetErrorString(e));
   if (flag.item<int>() != 0)
     throw InputError("quantize_fp8_blocks_cuda: input holds inf or NaN, which FP8 blocks cannot scale");
   return {q, s};
