@@ -20,8 +20,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
   echo "gpu_check: nvidia-smi found no GPU" >&2
   exit 1
 }
-# Debian packages fetched beforehand by a machine with package access into .gpu-debs (gRPC,
-# RocksDB, ICU, ...; see the device notes), unpacked when present and we may write to /.
+# Debian packages put in .gpu-debs beforehand (`apt-get download` of gRPC, RocksDB, ICU, ... on a
+# machine with package access), unpacked when present and we may write to /.
 if [ -d "$root/.gpu-debs" ] && [ "$(id -u)" = 0 ]; then
   for f in "$root"/.gpu-debs/*.deb; do dpkg -x "$f" /; done
   ldconfig
