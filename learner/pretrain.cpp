@@ -226,12 +226,7 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
 
   // Expert parallel: this rank's routed experts only, drawn as in the whole model (same seed).
   ModelOptions model_options = o.train.model_options();
-  if (dist && !model_options.device.is_cpu()) {  // expert parallelism runs on Gloo (the CPU) for now
-    if (!o.train.device_auto)
-      throw InputError("pretrain.device: " + device_name(model_options.device) +
-                       ": expert parallelism runs on the CPU (Gloo) only for now; NCCL is not built yet");
-    model_options.device = at::kCPU;
-  }
+  if (dist) model_options.device = expert_parallel_device(model_options.device, o.train.device_auto, "pretrain.device");
   model_options.expert_rank = rank;
   model_options.expert_ranks = world;
   DeepseekModel model(config, model_options);

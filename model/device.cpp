@@ -1,6 +1,7 @@
 #include "model/device.h"
 
 #include <cstdio>
+#include <iostream>
 #include <vector>
 
 #include "common/error.h"
@@ -47,16 +48,30 @@ std::string device_name(at::Device device) {
   return device.is_cpu() ? "cpu" : device.type() == at::kCUDA ? "cuda:" + std::to_string(device.index()) : device.str();
 }
 
+DeviceMemory cuda_memory_of(at::Device device, const std::string& what) {
+  DeviceMemory m;
+  std::string why;
+  if (!kernels::cuda_memory(device.has_index() ? device.index() : 0, &m.free_bytes, &m.total_bytes, &why))
+    throw InputError(what + ": cannot read the free memory of " + device_name(device) + ": " + why);
+  return m;
+}
+
+at::Device expert_parallel_device(at::Device device, bool from_auto, const std::string& what) {
+  if (device.is_cpu()) return device;
+  if (!from_auto)
+    throw InputError(what + ": " + device_name(device) +
+                     ", but expert parallelism runs on the CPU (Gloo) only for now: the NCCL process group is not "
+                     "built yet");
+  std::cerr << what << " auto = cpu (expert parallelism runs on Gloo, the CPU, for now)" << std::endl;
+  return at::kCPU;
+}
+
 void check_device_memory(at::Device device, int64_t bytes, const std::string& what) {
   if (!device.is_cuda()) return;
-  const int index = device.has_index() ? device.index() : 0;
-  int64_t free_bytes = 0, total_bytes = 0;
-  std::string why;
-  if (!kernels::cuda_memory(index, &free_bytes, &total_bytes, &why))
-    throw InputError(what + ": cannot read the free memory of " + device_name(device) + ": " + why);
-  if (bytes > free_bytes)
-    throw InputError(what + ": needs " + gib(bytes) + " on " + device_name(device) + ", which has " + gib(free_bytes) +
-                     " free of " + gib(total_bytes));
+  const DeviceMemory m = cuda_memory_of(device, what);
+  if (bytes > m.free_bytes)
+    throw InputError(what + ": needs " + gib(bytes) + " on " + device_name(device) + ", which has " +
+                     gib(m.free_bytes) + " free of " + gib(m.total_bytes));
 }
 
 }  // namespace grpo

@@ -25,6 +25,18 @@ DeviceChoice resolve_device(const std::string& name, const std::string& what = "
 // "cpu", "cuda:0".
 std::string device_name(at::Device device);
 
+// Free and total bytes of a CUDA device (cuda without an index: device 0); InputError naming `what`
+// and the device when the driver cannot say.
+struct DeviceMemory {
+  int64_t free_bytes = 0, total_bytes = 0;
+};
+DeviceMemory cuda_memory_of(at::Device device, const std::string& what);
+
+// The device of an expert-parallel job, which runs on Gloo (the CPU) for now: the CPU when
+// `device` came from `auto` (said on stderr as "WHAT auto = cpu ..."); InputError naming `what`
+// for an explicit GPU.
+at::Device expert_parallel_device(at::Device device, bool from_auto, const std::string& what);
+
 // Stops before `bytes` are put on `device` when they would not fit: InputError naming `what` (the
 // checkpoint), the device, the memory needed and the memory free (GiB). The CPU is not checked
 // here (the operating system's limits apply, common/memory_limit.h).

@@ -7,7 +7,6 @@
 
 #include "common/error.h"
 #include "common/memory_limit.h"
-#include "kernels/cuda_info.h"
 #include "model/device.h"
 #include "model/routes_tensor.h"
 
@@ -108,11 +107,8 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
         check_option(options.gpu_memory_fraction >= 0 && options.gpu_memory_fraction <= 1,
                      "gpu_memory_fraction must be in [0, 1], got " + std::to_string(options.gpu_memory_fraction));
         if (options.gpu_memory_fraction > 0 && model_options_.device.is_cuda()) {
-          int64_t free_bytes = 0, total_bytes = 0;
-          std::string why;
-          const bool read = kernels::cuda_memory(model_options_.device.index(), &free_bytes, &total_bytes, &why);
-          check_option(read, "gpu_memory_fraction: cannot read the free memory of " +
-                                 device_name(model_options_.device) + ": " + why);
+          const int64_t free_bytes =
+              cuda_memory_of(model_options_.device, "engine options: gpu_memory_fraction").free_bytes;
           const int64_t page_bytes = options.page_size * spec_.num_hidden_layers * spec_.cache_width *
                                      static_cast<int64_t>(c10::elementSize(model_options_.compute_dtype));
           options.num_pages = pages_for_memory(free_bytes, options.gpu_memory_fraction, page_bytes);

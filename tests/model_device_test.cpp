@@ -67,6 +67,20 @@ TEST(Device, NamesAndErrors) {
   EXPECT_EQ(device_name(at::Device(at::kCUDA, 1)), "cuda:1");
 }
 
+TEST(Device, ExpertParallelismKeepsTheCpu) {
+  const at::Device gpu(at::kCUDA, 0);
+  EXPECT_TRUE(expert_parallel_device(at::kCPU, false, "run.device").is_cpu());
+  EXPECT_TRUE(expert_parallel_device(gpu, true, "run.device").is_cpu());  // from auto
+  try {
+    expert_parallel_device(gpu, false, "r.yaml: key 'run.device'");
+    FAIL() << "an explicit GPU under expert parallelism was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("r.yaml: key 'run.device': cuda:0, but expert parallelism runs on the CPU"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Device, MemoryCheck) {
   check_device_memory(at::kCPU, int64_t{1} << 62, "model");  // the CPU is not checked here
   if (const std::string why = no_gpu_reason(); !why.empty()) GTEST_SKIP() << "no CUDA device: " << why;

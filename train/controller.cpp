@@ -237,14 +237,9 @@ class Loop {
     if (trainer_options_.threads == 0) trainer_options_.threads = cfg_.run.threads;
     ModelOptions model_options = trainer_options_.model_options();
     model_options.device = cfg_.run.device;
-    if (dist_ && !model_options.device.is_cpu() && cfg_.run.device_auto) {
-      std::cerr << "grpo learner: run.device auto = cpu (expert parallelism runs on Gloo, the CPU, for now)"
-                << std::endl;
-      model_options.device = at::kCPU;
-    }
-    if (dist_ && !model_options.device.is_cpu())
-      throw InputError(config_.where("run.device") + ": expert parallelism runs on the CPU (Gloo) only for now; " +
-                       device_name(model_options.device) + " needs the NCCL process group, which is not built yet");
+    if (dist_)
+      model_options.device =
+          expert_parallel_device(model_options.device, cfg_.run.device_auto, config_.where("run.device"));
     if (dist_) {  // this rank's expert shard
       model_options.expert_rank = dist_->rank();
       model_options.expert_ranks = dist_->size();
