@@ -6,10 +6,13 @@
 // in 1x128 e4m3 tiles). Prints a table and writes bench/results/rollout.json (run from the
 // repository root).
 //
-//   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda]
+//   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda] [--fused-ab]
 //
 // --seqs: only these concurrency rows, and only the decode/prefill table (what
 // bench/llamacpp/compare.sh runs beside llama.cpp).
+// --fused-ab: only the fused decoder layer (model/fused_layer.h) against the op-by-op path it
+// replaces, decode tokens/s per dtype at the --seqs rows (default 1 and 32), the two alternating
+// three times, best of each, and their ratio.
 // --device: the models, the cache and the naive baseline on that device (model/device.h); off the
 // CPU the FP8 column is left out (FP8 weights are CPU-only for now) and only the table runs.
 //
@@ -32,6 +35,7 @@
 #include "bench/bench_util.h"
 #include "model/deepseek.h"
 #include "model/device.h"
+#include "model/fused_layer.h"
 #include "model/init.h"
 #include "model/model_config.h"
 #include "model/runtime.h"
@@ -110,7 +114,7 @@ int main(int argc, char** argv) {
   flags.out = "bench/results/rollout.json";
   // --seqs LIST is ours; the rest are the shared engine-bench flags.
   std::vector<int64_t> concurrency = {1, 8, 32, 64};
-  bool table_only = false;
+  bool table_only = false, fused_ab = false;
   at::Device device = at::kCPU;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
@@ -122,6 +126,8 @@ int main(int argc, char** argv) {
         return 2;
       }
       table_only = table_only || !device.is_cpu();
+    } else if (std::strcmp(argv[i], "--fused-ab") == 0) {
+      fused_ab = true;
     } else if (std::strcmp(argv[i], "--seqs") == 0 && i + 1 < argc) {
       concurrency.clear();
       for (const char* p = argv[++i]; *p;) {
@@ -140,7 +146,8 @@ int main(int argc, char** argv) {
     }
   }
   if (!parse_flags(static_cast<int>(rest.size()), rest.data(), false,
-                   "bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda]", flags))
+                   "bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda] [--fused-ab]",
+                   flags))
     return 2;
   const bool quick = flags.quick;
   const std::string out_path = flags.out;
@@ -168,6 +175,41 @@ int main(int argc, char** argv) {
                   {"prompt_tokens", prompt_len},      {"engine_new_tokens", new_tokens},
                   {"naive_new_tokens", naive_tokens}, {"cores", std::thread::hardware_concurrency()},
                   {"device", device_name(device)},    {"load_average_start", load_average()}};
+
+  if (fused_ab) {
+    if (concurrency == std::vector<int64_t>{1, 8, 32, 64}) concurrency = {1, 32};
+    std::vector<std::pair<std::string, std::shared_ptr<const DeepseekModel>>> models = {{"fp32", master},
+                                                                                        {"bf16", bf16}};
+    if (fp8) models.emplace_back("fp8", fp8);
+    std::cout << "bench_rollout --fused-ab: dsv3-small, " << threads << " threads, prompts of " << prompt_len
+              << " tokens, " << new_tokens << " new; load average " << load_average() << "\n"
+              << "decode tok/s, best of 3 alternating: op-by-op / fused layer (ratio)\n";
+    json rows = json::array();
+    for (int64_t b : concurrency) {
+      std::cout << "  " << b << (b == 1 ? " sequence: " : " sequences:");
+      for (const auto& [name, m] : models) {
+        double plain = 0, fused = 0;
+        for (int rep = 0; rep < 3; ++rep) {
+          set_fused_layers(false);
+          plain = std::max(plain, run_engine(m, b, 1, prompt_len, new_tokens, false).decode_tps);
+          set_fused_layers(true);
+          fused = std::max(fused, run_engine(m, b, 1, prompt_len, new_tokens, false).decode_tps);
+        }
+        std::cout << "  " << name << " " << std::fixed << std::setprecision(1) << plain << " / " << fused << " ("
+                  << std::setprecision(2) << fused / plain << "x)" << std::flush;
+        rows.push_back({{"sequences", b},
+                        {"dtype", name},
+                        {"op_by_op_decode_tokens_per_s", plain},
+                        {"fused_decode_tokens_per_s", fused}});
+      }
+      std::cout << "\n";
+    }
+    json out = {{"config", kSmallConfig}, {"threads", threads}, {"load_average_end", load_average()}, {"rows", rows}};
+    std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
+    std::ofstream(out_path) << out.dump(2) << "\n";
+    std::cout << "wrote " << out_path << "\n";
+    return 0;
+  }
 
   std::cout << "bench_rollout: dsv3-small (random weights) on " << device_name(device) << ", " << threads
             << " threads, prompts of " << prompt_len << " tokens; load average " << load_average() << " on "

@@ -113,6 +113,7 @@ class DeepseekModel : public CausalLM {
 
   // Latent rows split as c_kv | k_rope (LatentCache::c_kv, k_rope).
   LatentCache make_cache(int64_t batch, int64_t capacity) const override;
+  const std::vector<DecoderLayer>& layers() const { return layers_; }
   const at::Tensor& lm_head() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
 
  private:

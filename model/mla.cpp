@@ -24,12 +24,6 @@ at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& slots, dou
   return z.softmax(-1, acc).to(scores.scalar_type());
 }
 
-// kv_b_proj's weight as the MLA kernels read it (contiguous fp32 or bf16, kernel_weight's rule for
-// activations of `act`); FP8 codes dequantised, as these kernels take no codes.
-at::Tensor absorb_weight(const Linear& w, at::ScalarType act) {
-  return w.is_fp8() ? dense_weight(w, act).contiguous() : kernel_weight(w, act).weight;
-}
-
 // [B, T, H, X] -> [H, B*T, X] and back: heads become the batch of a bmm against per-head weights.
 at::Tensor heads_first(const at::Tensor& x) { return x.permute({2, 0, 1, 3}).reshape({x.size(2), -1, x.size(3)}); }
 at::Tensor heads_back(const at::Tensor& x, int64_t b, int64_t t) {
@@ -126,6 +120,10 @@ at::Tensor attend(const MlaWeights& w, const ModelConfig& c, const at::Tensor& q
 }
 
 }  // namespace
+
+at::Tensor absorb_weight(const Linear& w, at::ScalarType act) {
+  return w.is_fp8() ? dense_weight(w, act).contiguous() : kernel_weight(w, act).weight;
+}
 
 at::Tensor mla_forward(const MlaWeights& w, const ModelConfig& c, const at::Tensor& x, const at::Tensor& cos,
                        const at::Tensor& sin, const LatentChunk& chunk, LatentContext* ctx, int64_t layer,

@@ -43,6 +43,11 @@ enum class AttentionForm {
   kAbsorbed,
 };
 
+// kv_b_proj's weight [H*(nope+v), R] as the absorbed-form kernels (kernels/mla_absorb.h) read it:
+// contiguous fp32 or bf16 by kernel_weight's rule for activations of `act`; FP8 codes dequantised
+// to `act`, as these kernels take no codes.
+at::Tensor absorb_weight(const Linear& w, at::ScalarType act);
+
 // x: [B, T, D]; cos/sin: [B, T, rope/2] for the chunk's positions; `chunk` as begin_chunk
 // returned it (model/latent_context.h): from ctx->begin(B, T), or without a context slots 0..T-1
 // per row (the chunk attends causally to itself), or packed sequences in one row (each attends

@@ -21,9 +21,10 @@ bool swiglu_kernel_applies(const MlpWeights& w, const at::Tensor& x) {
          !w.down_proj.weight.requires_grad();
 }
 
-// down(silu(gate x) · up x) of fp32 rows x [m, D] into out [m, D], all in fp32: gate, up and down
-// products by the kernels, silu(v) = v · 1/(1 + e^−v) with std::exp one element at a time (the
-// formula of silu_invariant). A row's result depends on that row only.
+}  // namespace
+
+// Gate, up and down products by the kernels, silu(v) = v · 1/(1 + e^−v) with std::exp one element
+// at a time (the formula of silu_invariant).
 void swiglu_rows(const MlpWeights& w, at::ScalarType act, const float* x, int64_t m, float* out) {
   if (m == 0) return;
   const KernelWeight gate = kernel_weight(w.gate_proj, act), up = kernel_weight(w.up_proj, act),
@@ -40,8 +41,6 @@ void swiglu_rows(const MlpWeights& w, at::ScalarType act, const float* x, int64_
   });
   project_rows(down, g.data(), m, out);
 }
-
-}  // namespace
 
 at::Tensor mlp_forward(const MlpWeights& w, const at::Tensor& x) {
   if (swiglu_kernel_applies(w, x)) {
@@ -103,11 +102,7 @@ at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, c
   return summed.index_add(0, token, ys).to(x.scalar_type());
 }
 
-namespace {
-
-// The router's choice, or the replayed experts of the rows that have them (moe_forward); with
-// `own`, also the router's choice ([M, k]). xs: [M, D]; replay: [M, k] or undefined.
-Routing route(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, const at::Tensor& replay,
+Routing route_tokens(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, const at::Tensor& replay,
               at::Tensor* own) {
   const at::Tensor logits = router_logits(w, xs);  // [M, E]
   Routing r = moe_gate(logits, w.e_score_correction_bias, spec);
@@ -117,8 +112,6 @@ Routing route(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, c
   return replay_gate(logits, at::where(given, replay, r.experts), spec);
 }
 
-}  // namespace
-
 at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tensor& x, at::Tensor* load,
                        const RoutedExperts* routed, const at::Tensor& tokens, const at::Tensor& replay,
                        at::Tensor* routes, at::Tensor* chosen) {
@@ -126,7 +119,7 @@ at::Tensor moe_forward(const MoeWeights& w, const GateSpec& spec, const at::Tens
   const at::Tensor xs = tokens.defined() ? x.index_select(0, index) : x;                                    // [M, D]
   const at::Tensor forced = replay.defined() && tokens.defined() ? replay.index_select(0, index) : replay;  // [M, k]
   at::Tensor own;                                                                                           // [M, k]
-  Routing r = route(w, spec, xs, forced, chosen ? &own : nullptr);
+  Routing r = route_tokens(w, spec, xs, forced, chosen ? &own : nullptr);
   if (load) *load = expert_load(r, w.gate.size(0));
   auto all_rows = [&](const at::Tensor& e) {  // [M, k] -> [N, k], -1 outside `tokens`
     return tokens.defined() ? at::full({x.size(0), spec.top_k}, -1, e.options()).index_copy(0, index, e) : e;

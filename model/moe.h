@@ -47,6 +47,11 @@ class RoutedExperts {
 // x: [N, D] -> [N, D]
 at::Tensor mlp_forward(const MlpWeights& w, const at::Tensor& x);
 
+// SwiGLU on fp32 rows without autograd: down(silu(gate x) · up x) for x [m, D] -> out [m, D] fp32
+// (not rounded to `act`), the weights read as kernel_weight(·, act) gives them. mlp_forward's
+// no-grad CPU path; a row's result depends on that row only.
+void swiglu_rows(const MlpWeights& w, at::ScalarType act, const float* x, int64_t m, float* out);
+
 // Router logits [N, E] in at least fp32 (x and the router weight are upcast before the matmul).
 at::Tensor router_logits(const MoeWeights& w, const at::Tensor& x);
 
@@ -58,6 +63,12 @@ at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, c
 // through w.experts[i]. xs: [M, D], counts: [E_local] int64 on the CPU -> [M, D] in xs's dtype
 // (M = 0: xs itself, so that autograd still reaches xs — expert parallelism relies on it).
 at::Tensor grouped_experts_forward(const MoeWeights& w, const at::Tensor& xs, const at::Tensor& counts);
+
+// The router's routing of rows xs [M, D] (router_logits, moe_gate); with `replay` ([M, k],
+// undefined: none) the forced experts of the rows whose first id is >= 0, weighed by replay_gate.
+// With `own`, also the router's own choice [M, k] (before replay).
+Routing route_tokens(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, const at::Tensor& replay,
+                     at::Tensor* own);
 
 // The whole MoE block: gate, routed experts (here, or through `routed` when given), shared
 // experts. x: [N, D] -> [N, D]. With `load`, also the tokens routed to each expert ([E] int64,

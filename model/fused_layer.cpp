@@ -1,0 +1,211 @@
+#include "model/fused_layer.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "kernels/latent_attention.h"
+#include "kernels/mla_absorb.h"
+#include "kernels/rms_norm.h"
+#include "model/batch_invariant.h"
+#include "model/linear.h"
+#include "model/mla.h"
+#include "model/moe.h"
+
+namespace grpo {
+namespace {
+
+std::atomic<bool> g_fused{true};
+
+// Rounding to the activations' dtype: what every `.to(act)` of the op-by-op path does.
+struct Act {
+  at::ScalarType type;
+  bool bf16() const { return type == at::kBFloat16; }
+  float operator()(float v) const { return bf16() ? kernels::round_to_bf16(v) : v; }
+  void all(float* p, int64_t n) const {
+    if (bf16())
+      for (int64_t i = 0; i < n; ++i) p[i] = kernels::round_to_bf16(p[i]);
+  }
+};
+
+// y [m, out] = act(x [m, in] · Wᵀ): project() without autograd.
+void linear_rows(const Linear& w, const Act& a, const float* x, int64_t m, std::vector<float>& y) {
+  const KernelWeight k = kernel_weight(w, a.type);
+  y.resize(m * k.out);
+  project_rows(k, x, m, y.data());
+  a.all(y.data(), static_cast<int64_t>(y.size()));
+}
+
+// rms_norm(x, like(weight, x), eps) on rows of `d` values (strides ldx, ldo).
+void norm_rows(const at::Tensor& weight, const Act& a, float eps, const float* x, int64_t ldx, int64_t m, int64_t d,
+               float* out, int64_t ldo) {
+  const at::Tensor w = weight.to(a.type).to(at::kFloat).contiguous();  // [d] the activations' values
+  kernels::rms_norm_rows(x, ldx, m, d, w.data_ptr<float>(), eps, a.bf16(), out, ldo);
+}
+
+// apply_rope of one vector in [d] with its position's c, s [d/2]: out [d] = [x1·c − x2·s | x2·c + x1·s]
+// (x1, x2 the pairs' members: even/odd elements when interleaved, else the halves), act() after
+// every product and sum as the op-by-op path rounds them. in and out must not overlap.
+void rope_vector(const float* in, const float* c, const float* s, int64_t d, bool interleaved, const Act& a,
+                 float* out) {
+  const int64_t half = d / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float x1 = interleaved ? in[2 * i] : in[i];
+    const float x2 = interleaved ? in[2 * i + 1] : in[half + i];
+    out[i] = a(a(x1 * c[i]) - a(x2 * s[i]));
+    out[half + i] = a(a(x2 * c[i]) + a(x1 * s[i]));
+  }
+}
+
+kernels::WeightType weight_type(const at::Tensor& w) {
+  return w.scalar_type() == at::kFloat ? kernels::WeightType::kF32 : kernels::WeightType::kBF16;
+}
+
+// The routed experts (ascending expert id: each token's contributions are summed in that order,
+// from 0, as index_add does in routed_experts_forward) plus the shared experts: ffn [m, D], act()ed.
+void moe_rows(const MoeWeights& w, const GateSpec& gate, const Act& a, const float* y, int64_t m, int64_t d,
+              const FusedLayerCall& call, std::vector<float>& ffn) {
+  at::Tensor own;
+  const at::Tensor ys = at::from_blob(const_cast<float*>(y), {m, d}, at::TensorOptions().dtype(at::kFloat));
+  const Routing r = route_tokens(w, gate, ys, call.replay, call.chosen ? &own : nullptr);
+  if (call.routes) *call.routes = r.experts;
+  if (call.chosen) *call.chosen = own;
+  const at::Tensor ids_t = r.experts.contiguous(), wts_t = r.weights.to(at::kFloat).contiguous();  // [m, k]
+  const int64_t k = ids_t.size(1);
+  const int64_t* ids = ids_t.data_ptr<int64_t>();
+  const float* wts = wts_t.data_ptr<float>();
+  std::vector<float> acc(m * d, 0.0f), xs, out;
+  std::vector<int64_t> pairs;  // (token · k + slot) routed to the expert at hand, in token order
+  for (int64_t e = 0; e < static_cast<int64_t>(w.experts.size()); ++e) {
+    pairs.clear();
+    for (int64_t i = 0; i < m * k; ++i)
+      if (ids[i] == e) pairs.push_back(i);
+    if (pairs.empty()) continue;
+    const int64_t n = static_cast<int64_t>(pairs.size());
+    xs.resize(n * d);
+    out.resize(n * d);
+    for (int64_t p = 0; p < n; ++p) std::copy_n(y + (pairs[p] / k) * d, d, xs.data() + p * d);
+    swiglu_rows(w.experts[e], a.type, xs.data(), n, out.data());
+    for (int64_t p = 0; p < n; ++p) {
+      float* dst = acc.data() + (pairs[p] / k) * d;
+      const float* src = out.data() + p * d;
+      const float weight = wts[pairs[p]];
+      for (int64_t j = 0; j < d; ++j) {
+        const float contribution = a(src[j]) * weight;
+        dst[j] = dst[j] + contribution;
+      }
+    }
+  }
+  ffn.resize(m * d);
+  for (int64_t i = 0; i < m * d; ++i) ffn[i] = a(acc[i]);
+  if (!w.shared_experts.gate_proj.weight.defined()) return;
+  out.resize(m * d);
+  swiglu_rows(w.shared_experts, a.type, y, m, out.data());
+  for (int64_t i = 0; i < m * d; ++i) ffn[i] = a(ffn[i] + a(out[i]));
+}
+
+}  // namespace
+
+void set_fused_layers(bool on) { g_fused = on; }
+
+bool fused_layer_applies(const DecoderLayer& l, const at::Tensor& x, const LatentChunk& chunk, AttentionForm form,
+                         bool token_mask, bool expert_load, bool expert_parallel) {
+  if (!g_fused || at::GradMode::is_enabled() || portable_ops(x) || form == AttentionForm::kNaive) return false;
+  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kBFloat16) return false;
+  if (!chunk.packed.empty() || token_mask || expert_load || expert_parallel) return false;
+  const MlaWeights& a = l.self_attn;
+  return !a.kv_a_proj_with_mqa.quantize_activations && a.kv_a_proj_with_mqa.weight.device().is_cpu();
+}
+
+at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, const GateSpec& gate, const at::Tensor& x,
+                               const at::Tensor& cos, const at::Tensor& sin, const FusedLayerCall& call) {
+  const Act a{x.scalar_type()};
+  const int64_t b = x.size(0), t = x.size(1), m = b * t, d = c.hidden_size, h = c.num_attention_heads;
+  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vd = c.v_head_dim, r = c.kv_lora_rank;
+  const int64_t qk = nope + rope, kw = r + rope, half = rope / 2;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const MlaWeights& w = l.self_attn;
+  const at::Tensor xt = x.to(at::kFloat).contiguous();  // [M, D]
+  const at::Tensor cf = cos.to(at::kFloat).contiguous(), sf = sin.to(at::kFloat).contiguous();  // [M, rope/2]
+  const float *xf = xt.data_ptr<float>(), *cp = cf.data_ptr<float>(), *sp = sf.data_ptr<float>();
+
+  // Queries [M, H, nope + rope] and the chunk's keys [M, R + rope] (c_kv | rotated k_rope).
+  std::vector<float> an(m * d), q, kv;
+  norm_rows(l.input_layernorm, a, eps, xf, d, m, d, an.data(), d);
+  if (c.q_lora_rank) {
+    const int64_t rq = *c.q_lora_rank;
+    std::vector<float> qa;
+    linear_rows(w.q_a_proj, a, an.data(), m, qa);
+    norm_rows(w.q_a_layernorm, a, eps, qa.data(), rq, m, rq, qa.data(), rq);
+    linear_rows(w.q_b_proj, a, qa.data(), m, q);
+  } else {
+    linear_rows(w.q_proj, a, an.data(), m, q);
+  }
+  linear_rows(w.kv_a_proj_with_mqa, a, an.data(), m, kv);
+  at::Tensor fresh = at::empty({b, t, kw}, xt.options());  // [B, T, R + rope]
+  float* kn = fresh.data_ptr<float>();
+  norm_rows(w.kv_a_layernorm, a, eps, kv.data(), kw, m, r, kn, kw);
+  for (int64_t i = 0; i < m; ++i)
+    rope_vector(kv.data() + i * kw + r, cp + i * half, sp + i * half, rope, c.rope_interleave, a, kn + i * kw + r);
+  at::Tensor keys = fresh.to(a.type);
+  if (call.context) keys = call.context->store(call.layer, keys);  // [B, S, R + rope]
+  const at::Tensor kt = keys.to(at::kFloat).contiguous();
+  const int64_t s = kt.size(1);
+
+  // The absorbed attention: query [M, H, R + rope] = [act(q_nope · W_UK) | rope(q_rope)].
+  const at::Tensor wkv = absorb_weight(w.kv_b_proj, a.type);  // [H*(nope+v), R]
+  const kernels::MlaDims dims{h, nope, vd, r};
+  std::vector<float> q_lat(m * h * r), query(m * h * kw);
+  kernels::mla_absorb_query(q.data(), m, qk, dims, wkv.data_ptr(), weight_type(wkv), q_lat.data());
+  for (int64_t i = 0; i < m * h; ++i) {
+    float* qi = query.data() + i * kw;
+    for (int64_t j = 0; j < r; ++j) qi[j] = a(q_lat[i * r + j]);
+    const int64_t tok = i / h;
+    rope_vector(q.data() + i * qk + nope, cp + tok * half, sp + tok * half, rope, c.rope_interleave, a, qi + r);
+  }
+  const at::Tensor slots_t = call.chunk.slots.to(at::kLong).contiguous();  // [B, T]
+  const int64_t* slot = slots_t.data_ptr<int64_t>();
+  for (int64_t i = 0; i < m; ++i)
+    if (slot[i] < 0 || slot[i] >= s)
+      throw InputError("attention: query slot " + std::to_string(slot[i]) + " outside the " + std::to_string(s) +
+                       " keys of its row");
+  std::vector<float> o_lat(m * h * r, 0.0f);
+  const float scale = static_cast<float>(c.softmax_scale());
+  const float* kp = kt.data_ptr<float>();
+  at::parallel_for(0, m, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t count = slot[i] + 1;
+      scratch.resize(h * count);
+      kernels::latent_attention(query.data() + i * h * kw, h, kw, kp + (i / t) * s * kw, count, r, scale,
+                                scratch.data(), o_lat.data() + i * h * r);
+    }
+  });
+  a.all(o_lat.data(), m * h * r);
+  std::vector<float> o(m * h * vd), attn;
+  kernels::mla_value_out(o_lat.data(), m, dims, wkv.data_ptr(), weight_type(wkv), o.data());
+  a.all(o.data(), m * h * vd);
+  linear_rows(w.o_proj, a, o.data(), m, attn);  // [M, D]
+
+  // Residual, norm, feed-forward, residual.
+  std::vector<float> hid(m * d), y(m * d), ffn;
+  for (int64_t i = 0; i < m * d; ++i) hid[i] = a(xf[i] + attn[i]);
+  norm_rows(l.post_attention_layernorm, a, eps, hid.data(), d, m, d, y.data(), d);
+  if (l.is_moe) {
+    moe_rows(l.moe, gate, a, y.data(), m, d, call, ffn);
+  } else {
+    ffn.resize(m * d);
+    swiglu_rows(l.mlp, a.type, y.data(), m, ffn.data());
+    a.all(ffn.data(), m * d);
+  }
+  at::Tensor out = at::empty({b, t, d}, xt.options());
+  float* op = out.data_ptr<float>();
+  for (int64_t i = 0; i < m * d; ++i) op[i] = a(hid[i] + ffn[i]);
+  return out.to(a.type);
+}
+
+}  // namespace grpo
