@@ -3,7 +3,10 @@
 // one row (decode) to thousands (prefill, scoring), at the shapes of bench/configs/dsv3-small.json
 // and DeepSeek-V3. The FP8 baseline is what a LibTorch program does without an FP8 CPU GEMM:
 // dequantise the 128×128-block codes to bf16, then at::mm in bf16. Prints GFLOP/s of both sides and
-// the ratio; writes bench/results/kernels.json.
+// the ratio. Then the decode stream: one row against weights far larger than the caches (as a
+// decode step reads every weight once from memory), in GB/s of weights read, beside the read
+// bandwidth of at::sum over a buffer of the same size measured in the same run. Writes
+// bench/results/kernels.json.
 //
 //   ./build/bench/bench_kernels [--threads N] [--repeats R] [--out FILE] [--quick]
 #include <filesystem>
@@ -95,7 +98,52 @@ int main(int argc, char** argv) {
                        {"linear_dot_s", t_dot},
                        {"linear_dot_over_mm_speed", t_mm / t_dot}});
       }
-  json results = {{"threads", threads}, {"avx2", kernels::linear_dot_uses_avx2()}, {"rows", out}};
+  // The decode stream: M = 1 through 48 matrices of 512 inputs × 1536 outputs (dsv3-small's
+  // widths; 151 MB in fp32, 75 MB bf16, 38 MB FP8: beyond the caches), one after another.
+  std::cout << "\ndecode stream (M = 1, 48 weights of 1536 x 512 in turn), GB/s of weights read:\n";
+  json stream = json::array();
+  {
+    const int64_t count = 48, k = 512, n = 1536;
+    at::manual_seed(2);
+    const at::Tensor x = at::randn({1, k});
+    at::Tensor y = at::empty({1, n});
+    for (const char* wt : {"fp32", "bf16", "fp8"}) {
+      const bool bf16 = std::string(wt) == "bf16", fp8 = std::string(wt) == "fp8";
+      std::vector<at::Tensor> ws, scales;
+      for (int64_t i = 0; i < count; ++i) {
+        const at::Tensor w32 = at::randn({n, k});
+        if (fp8) {
+          const Fp8Blocks q = quantize_fp8_blocks(w32);
+          ws.push_back(q.q);
+          scales.push_back(q.scale);
+        } else {
+          ws.push_back(bf16 ? w32.to(at::kBFloat16).contiguous() : w32);
+        }
+      }
+      const double bytes = static_cast<double>(count) * n * k * ws[0].element_size();
+      const at::Tensor buffer = at::ones({static_cast<int64_t>(bytes / 4)});  // the same bytes, read by at::sum
+      const int reps = std::max(3, flags.repeats);
+      const double t_sum = seconds([&] { (void)buffer.sum(); }, reps);
+      const double t_dot = seconds(
+          [&] {
+            for (int64_t i = 0; i < count; ++i) {
+              if (fp8)
+                kernels::linear_dot_fp8(x.data_ptr<float>(), 1, k, static_cast<const uint8_t*>(ws[i].data_ptr()),
+                                        scales[i].data_ptr<float>(), n, y.data_ptr<float>());
+              else
+                kernels::linear_dot(x.data_ptr<float>(), 1, k, ws[i].data_ptr(),
+                                    bf16 ? kernels::WeightType::kBF16 : kernels::WeightType::kF32, n,
+                                    y.data_ptr<float>());
+            }
+          },
+          reps);
+      std::cout << "  " << std::left << std::setw(6) << wt << std::right << std::fixed << std::setprecision(1)
+                << "linear_dot " << bytes / t_dot / 1e9 << " GB/s, at::sum over the same bytes " << bytes / t_sum / 1e9
+                << " GB/s (" << std::setprecision(2) << t_sum / t_dot << " of it)\n";
+      stream.push_back({{"weights", wt}, {"bytes", bytes}, {"linear_dot_s", t_dot}, {"sum_s", t_sum}});
+    }
+  }
+  json results = {{"threads", threads}, {"avx2", kernels::linear_dot_uses_avx2()}, {"rows", out}, {"decode_stream", stream}};
   std::filesystem::create_directories(std::filesystem::path(flags.out).parent_path());
   std::ofstream(flags.out) << results.dump(2) << "\n";
   std::cout << "\nwrote " << flags.out << "\n";
