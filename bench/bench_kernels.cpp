@@ -8,7 +8,9 @@
 // bandwidth of at::sum over a buffer of the same size measured in the same run. Writes
 // bench/results/kernels.json.
 //
-//   ./build/bench/bench_kernels [--threads N] [--repeats R] [--out FILE] [--quick]
+//   ./build/bench/bench_kernels [--threads N] [--repeats R] [--out FILE] [--quick] [--stream]
+//
+// --stream: the decode stream only.
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -30,7 +32,16 @@ using nlohmann::json;
 int main(int argc, char** argv) {
   Flags flags;
   flags.out = "bench/results/kernels.json";
-  if (!parse_flags(argc, argv, true, "bench_kernels [--threads N] [--repeats R] [--out FILE] [--quick]", flags))
+  bool stream_only = false;
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--stream")
+      stream_only = true;
+    else
+      rest.push_back(argv[i]);
+  }
+  if (!parse_flags(static_cast<int>(rest.size()), rest.data(), true,
+                   "bench_kernels [--threads N] [--repeats R] [--out FILE] [--quick] [--stream]", flags))
     return 2;
   const int threads = set_torch_threads(flags.threads);
   at::NoGradGuard no_grad;
@@ -43,8 +54,8 @@ int main(int argc, char** argv) {
                                      {"small: lm head", 512, 3000},
                                      {"V3: q_b_proj", 1536, 24576 / 4},
                                      {"V3: expert gate/up", 7168, 2048 / 4}};
-  const std::vector<int64_t> rows =
-      flags.quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 4, 32, 256, 2048};
+  std::vector<int64_t> rows = flags.quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 4, 32, 256, 2048};
+  if (stream_only) rows.clear();
   std::cout << "bench_kernels: linear_dot vs at::mm, " << threads << " threads, AVX2 kernel "
             << (kernels::linear_dot_uses_avx2() ? "on" : "off (scalar reference)") << ", load average "
             << load_average() << "\n\n";
@@ -143,7 +154,8 @@ int main(int argc, char** argv) {
       stream.push_back({{"weights", wt}, {"bytes", bytes}, {"linear_dot_s", t_dot}, {"sum_s", t_sum}});
     }
   }
-  json results = {{"threads", threads}, {"avx2", kernels::linear_dot_uses_avx2()}, {"rows", out}, {"decode_stream", stream}};
+  json results = {
+      {"threads", threads}, {"avx2", kernels::linear_dot_uses_avx2()}, {"rows", out}, {"decode_stream", stream}};
   std::filesystem::create_directories(std::filesystem::path(flags.out).parent_path());
   std::ofstream(flags.out) << results.dump(2) << "\n";
   std::cout << "\nwrote " << flags.out << "\n";

@@ -131,14 +131,16 @@ __attribute__((target("avx2,fma"))) void tile(const float* x, int64_t ldx, int64
   const int64_t k8 = k - k % 8;
   // The next NR weight rows (the next tile's, adjacent in memory) are prefetched one cache line
   // per row as this tile reads the same offsets: decode streams every weight once, and the
-  // hardware prefetcher alone leaves bf16 and FP8 rows (1 KB or less) short of bandwidth.
+  // hardware prefetcher alone leaves bf16 and FP8 rows (1 KB or less) short of bandwidth. Into L2
+  // (T1), not L1: L1's few miss buffers capped one decoding row at ~45 % of the read bandwidth
+  // (bench_kernels --stream: fp32 11 -> 17-21 GB/s, bf16 9 -> 17-22 GB/s with T1, at::sum 21-29).
   typename Rows::Row ahead[NR];
   int next_rows = 0;
   for (int c = 0; c < NR && c0 + NR + c < w.n; ++c) ahead[next_rows++] = w.row(c0 + NR + c);
   constexpr int64_t kLine = 64 / Rows::kBytes;  // elements per cache line
   for (int64_t i = 0; i < k8; i += 8) {
     if (prefetch && i % kLine == 0)
-      for (int c = 0; c < next_rows; ++c) _mm_prefetch(reinterpret_cast<const char*>(ahead[c].p + i), _MM_HINT_T0);
+      for (int c = 0; c < next_rows; ++c) _mm_prefetch(reinterpret_cast<const char*>(ahead[c].p + i), _MM_HINT_T1);
     __m256 xv[MR];
     for (int r = 0; r < MR; ++r) xv[r] = _mm256_loadu_ps(x + r * ldx + i);
     for (int c = 0; c < NR; ++c) {

@@ -1,12 +1,8 @@
 #include "kernels/rms_norm.h"
 
-#include <c10/util/BFloat16.h>
-
 #include <cmath>
 
 namespace grpo::kernels {
-
-float round_to_bf16(float v) { return static_cast<float>(c10::BFloat16(v)); }
 
 void rms_norm_rows(const float* x, int64_t ldx, int64_t m, int64_t d, const float* weight, float eps, bool round_bf16,
                    float* out, int64_t ldo) {

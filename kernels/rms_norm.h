@@ -13,6 +13,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/bf16.h"
+
 namespace grpo::kernels {
 
 // x: [M, D] fp32 (row stride ldx >= D); weight: [D] fp32 (a bf16 weight widened, exact);
@@ -20,8 +22,5 @@ namespace grpo::kernels {
 // round_bf16: the activations are bf16 (act() above rounds to bf16).
 void rms_norm_rows(const float* x, int64_t ldx, int64_t m, int64_t d, const float* weight, float eps, bool round_bf16,
                    float* out, int64_t ldo);
-
-// fp32 → bf16 → fp32, rounding to nearest even (LibTorch's cast; NaN stays NaN).
-float round_to_bf16(float v);
 
 }  // namespace grpo::kernels

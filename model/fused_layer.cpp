@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/bf16.h"
 #include "kernels/latent_attention.h"
 #include "kernels/mla_absorb.h"
 #include "kernels/rms_norm.h"
@@ -129,7 +130,7 @@ at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, cons
   const int64_t qk = nope + rope, kw = r + rope, half = rope / 2;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const MlaWeights& w = l.self_attn;
-  const at::Tensor xt = x.to(at::kFloat).contiguous();  // [M, D]
+  const at::Tensor xt = x.to(at::kFloat).contiguous();                                          // [M, D]
   const at::Tensor cf = cos.to(at::kFloat).contiguous(), sf = sin.to(at::kFloat).contiguous();  // [M, rope/2]
   const float *xf = xt.data_ptr<float>(), *cp = cf.data_ptr<float>(), *sp = sf.data_ptr<float>();
 

@@ -25,9 +25,9 @@ struct FusedLayerCall {
   const LatentChunk& chunk;
   LatentContext* context = nullptr;  // null: the chunk attends to itself
   int64_t layer = 0;
-  at::Tensor replay;              // [B·T, k] int64 or undefined (MoE layers)
-  at::Tensor* routes = nullptr;   // out [B·T, k] int64 (MoE layers)
-  at::Tensor* chosen = nullptr;   // out [B·T, k] int64, the router's own choice (MoE layers)
+  at::Tensor replay;             // [B·T, k] int64 or undefined (MoE layers)
+  at::Tensor* routes = nullptr;  // out [B·T, k] int64 (MoE layers)
+  at::Tensor* chosen = nullptr;  // out [B·T, k] int64, the router's own choice (MoE layers)
 };
 
 // True when fused_decoder_layer runs this forward: no grad mode, fp32 or bf16 activations on the

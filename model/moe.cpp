@@ -103,7 +103,7 @@ at::Tensor routed_experts_forward(const MoeWeights& w, const Routing& routing, c
 }
 
 Routing route_tokens(const MoeWeights& w, const GateSpec& spec, const at::Tensor& xs, const at::Tensor& replay,
-              at::Tensor* own) {
+                     at::Tensor* own) {
   const at::Tensor logits = router_logits(w, xs);  // [M, E]
   Routing r = moe_gate(logits, w.e_score_correction_bias, spec);
   if (own) *own = r.experts;

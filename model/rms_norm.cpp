@@ -10,8 +10,8 @@ namespace grpo {
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   at::ScalarType in = x.scalar_type();
   const bool kernel = !at::GradMode::is_enabled() && !portable_ops(x) && weight.device().is_cpu() &&
-                      (in == at::kFloat || in == at::kBFloat16) && weight.scalar_type() == in &&
-                      weight.dim() == 1 && weight.size(0) == x.size(-1);
+                      (in == at::kFloat || in == at::kBFloat16) && weight.scalar_type() == in && weight.dim() == 1 &&
+                      weight.size(0) == x.size(-1);
   if (kernel) {
     const int64_t d = x.size(-1), m = d == 0 ? 0 : x.numel() / d;
     const at::Tensor xf = x.to(at::kFloat).contiguous();       // [M, D] as rows

@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "common/error.h"
+#include "kernels/bf16.h"
 #include "model/fused_layer.h"
 #include "model/moe_gate.h"
 #include "model/rms_norm.h"
@@ -139,7 +141,8 @@ TEST(FusedLayer, EqualsTheOpByOpPathUnderRoutingReplay) {
   }
   expect_same(fused, plain, "replay");
   // The replayed positions went through the other model's experts.
-  EXPECT_TRUE(at::equal(fused.routes[1].view({2, 9, -1}).narrow(1, 4, 5), other.routes[1].view({2, 9, -1}).narrow(1, 4, 5)));
+  EXPECT_TRUE(
+      at::equal(fused.routes[1].view({2, 9, -1}).narrow(1, 4, 5), other.routes[1].view({2, 9, -1}).narrow(1, 4, 5)));
 }
 
 TEST(RmsNormKernel, CloseToFp64AndEachRowAlone) {
@@ -169,6 +172,43 @@ TEST(RmsNormKernel, CloseToFp64AndEachRowAlone) {
     EXPECT_TRUE(g.requires_grad());
   }
   EXPECT_LT((g.detach() - rms_norm(x, w.detach(), 1e-6)).abs().max().item<double>(), 1e-5);
+}
+
+TEST(RoundToBf16, EqualsLibTorchsCastBitForBit) {
+  // Random floats over every exponent, ties, the largest finite values, infinities, NaNs, subnormals:
+  // the same bits as LibTorch's cast.
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(4);
+  const at::Tensor bits = at::randint(0, int64_t{1} << 32, {200000}, gen, at::TensorOptions().dtype(at::kLong));
+  std::vector<float> values;
+  for (int64_t i = 0; i < bits.size(0); ++i) {
+    const uint32_t u = static_cast<uint32_t>(bits[i].item<int64_t>());
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    values.push_back(f);
+  }
+  for (uint32_t u : {0x3F808000u, 0x3F818000u, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x7F800000u, 0xFF800000u, 0x7FC00001u,
+                     0xFFFFFFFFu, 0x00000001u, 0x80008000u, 0x007FFFFFu, 0x00000000u, 0x80000000u}) {
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    values.push_back(f);
+  }
+  const at::Tensor in = at::tensor(values);
+  const at::Tensor want = in.to(at::kBFloat16).to(at::kFloat);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float got = kernels::round_to_bf16(values[i]), expect = want[static_cast<int64_t>(i)].item<float>();
+    if (std::isnan(values[i])) {  // NaN stays NaN (LibTorch's own vector and scalar casts write different NaN bits)
+      ASSERT_TRUE(std::isnan(got));
+      continue;
+    }
+    uint32_t a, b;
+    std::memcpy(&a, &got, sizeof a);
+    std::memcpy(&b, &expect, sizeof b);
+    ASSERT_EQ(a, b) << "input bits " << std::hex << [&] {
+      uint32_t u;
+      std::memcpy(&u, &values[i], sizeof u);
+      return u;
+    }();
+  }
 }
 
 TEST(RowGate, MatchesTheATenGate) {
