@@ -156,6 +156,7 @@ DeepseekModel::DeepseekModel(ModelConfig config, ModelOptions options)
                      " use bf16");
   const auto o = at::TensorOptions().dtype(options_.param_dtype).device(options_.device);
   const int64_t v = config_.vocab_size, d = config_.hidden_size;
+  inv_freq_ = rope_inv_freq(config_.rope, config_.qk_rope_head_dim).to(options_.device);
   embed_tokens_ = at::zeros({v, d}, o);
   norm_ = at::zeros({d}, o);
   if (!config_.tie_word_embeddings) lm_head_ = at::zeros({v, d}, o);
@@ -386,7 +387,7 @@ at::Tensor DeepseekModel::run_layers(const at::Tensor& ids_in, const Feed& feed,
   at::Tensor pos = positions.defined() ? positions : chunk.slots;
   if (pos.dim() == 1) pos = pos.unsqueeze(0);
   pos = pos.expand({b, t});
-  auto [cos, sin] = rope_cos_sin(config_, pos, options_.compute_dtype);  // [B, T, rope/2]
+  auto [cos, sin] = rope_cos_sin(config_, pos, options_.compute_dtype, inv_freq_);  // [B, T, rope/2]
 
   if (tokens.defined() && tokens.sizes() != ids.sizes())
     throw InputError("model input: token mask of shape " + shape_str(tokens.sizes()) + " for ids of shape " +
@@ -445,7 +446,7 @@ std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids_in) cons
     at::Tensor hp = rms_norm(prev.narrow(1, 0, n), like(m.hnorm, prev), eps);                       // h_i
     at::Tensor z = project(at::cat({e, hp}, -1), m.eh_proj);                                        // [B, n, D]
     LatentChunk chunk{at::arange(n, prev.options().dtype(at::kLong)).unsqueeze(0).expand({ids.size(0), n}), false};
-    auto [cos, sin] = rope_cos_sin(config_, chunk.slots, options_.compute_dtype);
+    auto [cos, sin] = rope_cos_sin(config_, chunk.slots, options_.compute_dtype, inv_freq_);
     z = decoder_layer(m.block, z, cos, sin, chunk, nullptr, first_mtp_layer + static_cast<int64_t>(k) - 1,
                       AttentionForm::kNaive, {});
     out.push_back(head(m.shared_head_head, rms_norm(z, like(m.shared_head_norm, z), eps)));

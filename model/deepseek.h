@@ -136,6 +136,7 @@ class DeepseekModel : public CausalLM {
   ModelOptions options_;
   GateSpec gate_;
   at::Tensor embed_tokens_, norm_, lm_head_;
+  at::Tensor inv_freq_;  // [rope/2] fp64 on the model's device: rope_inv_freq of the config, computed once
   std::vector<DecoderLayer> layers_;
   std::vector<MtpModule> mtp_;
   std::shared_ptr<const RoutedExperts> routed_experts_;

@@ -24,9 +24,10 @@ at::Tensor rope_inv_freq(const RopeConfig& rope, int64_t dim);
 double rope_attention_factor(const RopeConfig& rope);
 
 // cos and sin of positions × inv_freq, times the attention factor, in `dtype`.
-// positions: [...] int64 -> each [..., d/2].
+// positions: [...] int64 -> each [..., d/2]. inv_freq: rope_inv_freq(config.rope,
+// qk_rope_head_dim) when the caller keeps it (a model computes it once); undefined: computed here.
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const ModelConfig& config, const at::Tensor& positions,
-                                               at::ScalarType dtype);
+                                               at::ScalarType dtype, const at::Tensor& inv_freq = {});
 
 // Rotates x [..., d] by cos/sin (broadcastable to [..., d/2]); returns [..., d], half-split layout.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved);
