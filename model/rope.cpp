@@ -49,7 +49,7 @@ double rope_attention_factor(const RopeConfig& rope) {
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const ModelConfig& config, const at::Tensor& positions,
                                                at::ScalarType dtype, const at::Tensor& inv_freq) {
   const at::Tensor freq =
-      inv_freq.defined() ? inv_freq : rope_inv_freq(config.rope, config.qk_rope_head_dim);  // [d/2] fp64
+      inv_freq.defined() ? inv_freq : rope_inv_freq(config.rope, config.qk_rope_head_dim);    // [d/2] fp64
   at::Tensor angles = positions.to(at::kDouble).unsqueeze(-1) * freq.to(positions.device());  // [..., d/2]
   double f = rope_attention_factor(config.rope);
   return {(cos_invariant(angles) * f).to(dtype), (sin_invariant(angles) * f).to(dtype)};  // batch-invariant
