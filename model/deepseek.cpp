@@ -337,9 +337,9 @@ at::Tensor DeepseekModel::head(const at::Tensor& weight, const at::Tensor& h) co
 at::Tensor DeepseekModel::decoder_layer(const DecoderLayer& l, const at::Tensor& x, const at::Tensor& cos,
                                         const at::Tensor& sin, const LatentChunk& chunk, LatentContext* context,
                                         int64_t index, AttentionForm form, const MoeFeed& moe) const {
-  if (fused_layer_applies(l, x, chunk, form, moe.tokens.defined(), moe.load != nullptr, options_.expert_ranks > 1))
+  if (fused_layer_applies(l, x, form, moe.tokens.defined(), options_.expert_ranks > 1))
     return fused_decoder_layer(l, config_, gate_, x, cos, sin,
-                               FusedLayerCall{chunk, context, index, moe.replay, moe.routes, moe.chosen});
+                               FusedLayerCall{chunk, context, index, moe.replay, moe.load, moe.routes, moe.chosen});
   const double eps = config_.rms_norm_eps;
   at::Tensor attn_in = rms_norm(x, like(l.input_layernorm, x), eps);
   at::Tensor h = x + mla_forward(l.self_attn, config_, attn_in, cos, sin, chunk, context, index, form);  // [B, T, D]

@@ -73,6 +73,7 @@ void moe_rows(const MoeWeights& w, const GateSpec& gate, const Act& a, const flo
   at::Tensor own;
   const at::Tensor ys = at::from_blob(const_cast<float*>(y), {m, d}, at::TensorOptions().dtype(at::kFloat));
   const Routing r = route_tokens(w, gate, ys, call.replay, call.chosen ? &own : nullptr);
+  if (call.load) *call.load = expert_load(r, w.gate.size(0));
   if (call.routes) *call.routes = r.experts;
   if (call.chosen) *call.chosen = own;
   const at::Tensor ids_t = r.experts.contiguous(), wts_t = r.weights.to(at::kFloat).contiguous();  // [m, k]
@@ -113,11 +114,11 @@ void moe_rows(const MoeWeights& w, const GateSpec& gate, const Act& a, const flo
 
 void set_fused_layers(bool on) { g_fused = on; }
 
-bool fused_layer_applies(const DecoderLayer& l, const at::Tensor& x, const LatentChunk& chunk, AttentionForm form,
-                         bool token_mask, bool expert_load, bool expert_parallel) {
+bool fused_layer_applies(const DecoderLayer& l, const at::Tensor& x, AttentionForm form, bool token_mask,
+                         bool expert_parallel) {
   if (!g_fused || at::GradMode::is_enabled() || portable_ops(x) || form == AttentionForm::kNaive) return false;
   if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kBFloat16) return false;
-  if (!chunk.packed.empty() || token_mask || expert_load || expert_parallel) return false;
+  if (token_mask || expert_parallel) return false;
   const MlaWeights& a = l.self_attn;
   return !a.kv_a_proj_with_mqa.quantize_activations && a.kv_a_proj_with_mqa.weight.device().is_cpu();
 }
@@ -170,10 +171,16 @@ at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, cons
   }
   const at::Tensor slots_t = call.chunk.slots.to(at::kLong).contiguous();  // [B, T]
   const int64_t* slot = slots_t.data_ptr<int64_t>();
-  for (int64_t i = 0; i < m; ++i)
-    if (slot[i] < 0 || slot[i] >= s)
+  // Query i sees keys first[i] .. first[i] + slot[i] of its row: from 0, or in packed sequences
+  // (one row, slots restarting at each sequence) from its own sequence's first token.
+  const bool packed = !call.chunk.packed.empty();
+  std::vector<int64_t> first(m, 0);
+  for (int64_t i = 0; i < m; ++i) {
+    if (packed) first[i] = i % t - slot[i];
+    if (slot[i] < 0 || first[i] < 0 || first[i] + slot[i] >= s)
       throw InputError("attention: query slot " + std::to_string(slot[i]) + " outside the " + std::to_string(s) +
                        " keys of its row");
+  }
   std::vector<float> o_lat(m * h * r, 0.0f);
   const float scale = static_cast<float>(c.softmax_scale());
   const float* kp = kt.data_ptr<float>();
@@ -182,7 +189,7 @@ at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, cons
     for (int64_t i = begin; i < end; ++i) {
       const int64_t count = slot[i] + 1;
       scratch.resize(h * count);
-      kernels::latent_attention(query.data() + i * h * kw, h, kw, kp + (i / t) * s * kw, count, r, scale,
+      kernels::latent_attention(query.data() + i * h * kw, h, kw, kp + ((i / t) * s + first[i]) * kw, count, r, scale,
                                 scratch.data(), o_lat.data() + i * h * r);
     }
   });

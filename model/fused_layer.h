@@ -26,15 +26,16 @@ struct FusedLayerCall {
   LatentContext* context = nullptr;  // null: the chunk attends to itself
   int64_t layer = 0;
   at::Tensor replay;             // [B·T, k] int64 or undefined (MoE layers)
+  at::Tensor* load = nullptr;    // out [E] int64, tokens per routed expert (MoE layers)
   at::Tensor* routes = nullptr;  // out [B·T, k] int64 (MoE layers)
   at::Tensor* chosen = nullptr;  // out [B·T, k] int64, the router's own choice (MoE layers)
 };
 
 // True when fused_decoder_layer runs this forward: no grad mode, fp32 or bf16 activations on the
-// CPU (not the portable path), the absorbed attention (form kAuto or kAbsorbed), a chunk of
-// unpacked rows, no token mask, no expert load, no expert parallelism, no FP8 activations.
-bool fused_layer_applies(const DecoderLayer& l, const at::Tensor& x, const LatentChunk& chunk, AttentionForm form,
-                         bool token_mask, bool expert_load, bool expert_parallel);
+// CPU (not the portable path), the absorbed attention (form kAuto or kAbsorbed), no token mask, no
+// expert parallelism, no FP8 activations. Rows or packed sequences, with or without a cache.
+bool fused_layer_applies(const DecoderLayer& l, const at::Tensor& x, AttentionForm form, bool token_mask,
+                         bool expert_parallel);
 
 // x [B, T, D] -> [B, T, D] in x's dtype; cos/sin [B, T, rope/2] (rope_cos_sin). With a context,
 // the chunk's keys are stored at call.layer first (LatentContext::store).

@@ -35,18 +35,20 @@ struct OpByOp {
 
 struct Result {
   at::Tensor logits;
-  std::vector<at::Tensor> routes, chosen;
+  std::vector<at::Tensor> routes, chosen, load;
 };
 
 Result run(const DeepseekModel& m, const at::Tensor& ids, LatentContext* context = nullptr,
-           const at::Tensor& replay = {}) {
+           const at::Tensor& replay = {}, const std::vector<int64_t>& packed = {}) {
   at::NoGradGuard no_grad;
   Result r;
   Feed feed;
   feed.context = context;
   feed.routes = &r.routes;
   feed.router_choice = &r.chosen;
+  feed.expert_load = &r.load;
   feed.replay = replay;
+  feed.packed = packed;
   r.logits = m.logits(ids, feed);
   return r;
 }
@@ -61,6 +63,7 @@ void expect_same(const Result& fused, const Result& plain, const std::string& wh
     if (fused.routes[i].defined()) {
       EXPECT_TRUE(at::equal(fused.routes[i], plain.routes[i])) << what << " routes, layer " << i;
       EXPECT_TRUE(at::equal(fused.chosen[i], plain.chosen[i])) << what << " router choice, layer " << i;
+      EXPECT_TRUE(at::equal(fused.load[i], plain.load[i])) << what << " expert load, layer " << i;
     }
   }
 }
@@ -74,10 +77,9 @@ void check_model(const ModelConfig& c, const std::string& dtype, const std::stri
   const at::Tensor ids = random_ids(3, 11, c.vocab_size);
   {
     // The fused path is the one that runs (else this test would compare a path with itself).
-    const LatentChunk chunk = begin_chunk(nullptr, {}, 3, 11);
     const at::Tensor x = at::zeros({3, 11, c.hidden_size}, at::TensorOptions().dtype(m.options().compute_dtype));
     at::NoGradGuard no_grad;
-    EXPECT_TRUE(fused_layer_applies(m.layers()[1], x, chunk, AttentionForm::kAuto, false, false, false)) << what;
+    EXPECT_TRUE(fused_layer_applies(m.layers()[1], x, AttentionForm::kAuto, false, false)) << what;
   }
   const Result fused = run(m, ids);
   Result plain;
@@ -120,6 +122,25 @@ TEST(FusedLayer, EqualsTheOpByOpPathForEveryConfigVariant) {
               "fp32", "V2 softmax gate");
   check_model(small_like_config({{"hidden_size", 60}, {"kv_lora_rank", 29}, {"q_lora_rank", 21}}), "fp32",
               "widths off the 8-lane grid");
+}
+
+TEST(FusedLayer, EqualsTheOpByOpPathForPackedSequences) {
+  // Sequences of 4, 1 and 6 tokens back to back in one row (the trainer's scoring).
+  const ModelConfig c = small_like_config();
+  for (const std::string dtype : {"fp32", "bf16"}) {
+    const DeepseekModel m = random_model(c, options_for(dtype));
+    const at::Tensor ids = random_ids(1, 11, c.vocab_size, 13);
+    const Result fused = run(m, ids, nullptr, {}, {4, 1, 6});
+    Result plain;
+    {
+      OpByOp off;
+      plain = run(m, ids, nullptr, {}, {4, 1, 6});
+    }
+    expect_same(fused, plain, dtype + ", packed");
+    // And each sequence alone gives its packed logits (attention stays inside each sequence).
+    EXPECT_TRUE(at::equal(run(m, ids.narrow(1, 4, 1)).logits, fused.logits.narrow(1, 4, 1))) << dtype;
+    EXPECT_TRUE(at::equal(run(m, ids.narrow(1, 5, 6)).logits, fused.logits.narrow(1, 5, 6))) << dtype;
+  }
 }
 
 TEST(FusedLayer, EqualsTheOpByOpPathUnderRoutingReplay) {
