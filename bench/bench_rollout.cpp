@@ -12,7 +12,8 @@
 // bench/llamacpp/compare.sh runs beside llama.cpp).
 // --fused-ab: only the fused decoder layer (model/fused_layer.h) against the op-by-op path it
 // replaces, decode tokens/s per dtype at the --seqs rows (default 1 and 32), the two alternating
-// three times, best of each, and their ratio.
+// three times, best of each, and their ratio; then the ATen operator calls per generated token of
+// each path (a RecordFunction counter, nested calls included).
 // --device: the models, the cache and the naive baseline on that device (model/device.h); off the
 // CPU the FP8 column is left out (FP8 weights are CPU-only for now) and only the table runs.
 //
@@ -20,6 +21,9 @@
 // stall for milliseconds whenever another process holds a core (bf16 GEMMs went from ~40 µs to
 // ~8 ms each in a microbenchmark here), which measures the neighbours, not the engine. The naive
 // baseline and the engine always run with the same thread count.
+#include <ATen/record_function.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -204,7 +208,30 @@ int main(int argc, char** argv) {
       }
       std::cout << "\n";
     }
-    json out = {{"config", kSmallConfig}, {"threads", threads}, {"load_average_end", load_average()}, {"rows", rows}};
+    // ATen calls per generated token (one sequence, 32 tokens; the prompt's forward included):
+    // every operator the dispatcher runs, counted by a RecordFunction callback.
+    static std::atomic<int64_t> calls{0};
+    auto handle = at::addGlobalCallback(
+        at::RecordFunctionCallback([](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
+          ++calls;
+          return nullptr;
+        }).scopes({at::RecordScope::FUNCTION}));
+    json counts;
+    for (bool fused : {false, true}) {
+      set_fused_layers(fused);
+      calls = 0;
+      const EngineRun r = run_engine(bf16, 1, 1, prompt_len, new_tokens, false);
+      const double per_token = static_cast<double>(calls) / static_cast<double>(r.decode_tokens + 1);
+      counts[fused ? "fused" : "op_by_op"] = per_token;
+      std::cout << "ATen calls per generated token, 1 sequence bf16, " << (fused ? "fused" : "op-by-op") << ": "
+                << std::setprecision(0) << per_token << "\n";
+    }
+    at::removeCallback(handle);
+    json out = {{"config", kSmallConfig},
+                {"threads", threads},
+                {"load_average_end", load_average()},
+                {"rows", rows},
+                {"aten_calls_per_token", counts}};
     std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
     std::ofstream(out_path) << out.dump(2) << "\n";
     std::cout << "wrote " << out_path << "\n";
