@@ -33,6 +33,49 @@ struct Act {
   }
 };
 
+// A contiguous fp32 or bf16 CPU tensor's values as fp32, rounded by `a` (like(t, x) then widened;
+// widening is exact): the tensor's own memory when it is fp32 and `a` keeps fp32, else a copy.
+// Plain loops, no ATen call (a decode step makes hundreds of these).
+struct Floats {
+  const float* p = nullptr;
+  std::vector<float> own;
+};
+Floats floats_of(const at::Tensor& t, const Act& a) {
+  Floats f;
+  const at::Tensor c = t.is_contiguous() ? t : t.contiguous();
+  const int64_t n = c.numel();
+  if (c.scalar_type() == at::kFloat && !a.bf16()) {
+    if (c.data_ptr() == t.data_ptr()) {
+      f.p = t.data_ptr<float>();
+      return f;
+    }
+    f.own.assign(c.data_ptr<float>(), c.data_ptr<float>() + n);
+  } else if (c.scalar_type() == at::kFloat) {
+    const float* src = c.data_ptr<float>();
+    f.own.resize(n);
+    for (int64_t i = 0; i < n; ++i) f.own[i] = a(src[i]);
+  } else {
+    TORCH_CHECK(c.scalar_type() == at::kBFloat16, "fused layer: fp32 or bf16 tensors, got ", c.scalar_type());
+    const c10::BFloat16* src = c.data_ptr<c10::BFloat16>();
+    f.own.resize(n);
+    for (int64_t i = 0; i < n; ++i) f.own[i] = static_cast<float>(src[i]);  // a bf16 value: act() keeps it
+  }
+  f.p = f.own.data();
+  return f;
+}
+
+// A new tensor of `shape` in a's dtype holding v (values already rounded by `a`: exact).
+at::Tensor tensor_of(const std::vector<float>& v, at::IntArrayRef shape, const Act& a) {
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(a.type));
+  if (a.bf16()) {
+    c10::BFloat16* dst = out.data_ptr<c10::BFloat16>();
+    for (size_t i = 0; i < v.size(); ++i) dst[i] = c10::BFloat16(v[i]);
+  } else {
+    std::copy(v.begin(), v.end(), out.data_ptr<float>());
+  }
+  return out;
+}
+
 // y [m, out] = act(x [m, in] · Wᵀ): project() without autograd.
 void linear_rows(const Linear& w, const Act& a, const float* x, int64_t m, std::vector<float>& y) {
   const KernelWeight k = kernel_weight(w, a.type);
@@ -44,8 +87,8 @@ void linear_rows(const Linear& w, const Act& a, const float* x, int64_t m, std::
 // rms_norm(x, like(weight, x), eps) on rows of `d` values (strides ldx, ldo).
 void norm_rows(const at::Tensor& weight, const Act& a, float eps, const float* x, int64_t ldx, int64_t m, int64_t d,
                float* out, int64_t ldo) {
-  const at::Tensor w = weight.to(a.type).to(at::kFloat).contiguous();  // [d] the activations' values
-  kernels::rms_norm_rows(x, ldx, m, d, w.data_ptr<float>(), eps, a.bf16(), out, ldo);
+  const Floats w = floats_of(weight, a);  // [d] the activations' values
+  kernels::rms_norm_rows(x, ldx, m, d, w.p, eps, a.bf16(), out, ldo);
 }
 
 // apply_rope of one vector in [d] with its position's c, s [d/2]: out [d] = [x1·c − x2·s | x2·c + x1·s]
@@ -76,7 +119,10 @@ void moe_rows(const MoeWeights& w, const GateSpec& gate, const Act& a, const flo
   if (call.load) *call.load = expert_load(r, w.gate.size(0));
   if (call.routes) *call.routes = r.experts;
   if (call.chosen) *call.chosen = own;
-  const at::Tensor ids_t = r.experts.contiguous(), wts_t = r.weights.to(at::kFloat).contiguous();  // [m, k]
+  const at::Tensor ids_t = r.experts.contiguous();  // [m, k]
+  const at::Tensor wts_t = r.weights.scalar_type() == at::kFloat && r.weights.is_contiguous()
+                               ? r.weights
+                               : r.weights.to(at::kFloat).contiguous();
   const int64_t k = ids_t.size(1);
   const int64_t* ids = ids_t.data_ptr<int64_t>();
   const float* wts = wts_t.data_ptr<float>();
@@ -131,9 +177,8 @@ at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, cons
   const int64_t qk = nope + rope, kw = r + rope, half = rope / 2;
   const float eps = static_cast<float>(c.rms_norm_eps);
   const MlaWeights& w = l.self_attn;
-  const at::Tensor xt = x.to(at::kFloat).contiguous();                                          // [M, D]
-  const at::Tensor cf = cos.to(at::kFloat).contiguous(), sf = sin.to(at::kFloat).contiguous();  // [M, rope/2]
-  const float *xf = xt.data_ptr<float>(), *cp = cf.data_ptr<float>(), *sp = sf.data_ptr<float>();
+  const Floats xv = floats_of(x, a), cv = floats_of(cos, a), sv = floats_of(sin, a);  // [M, D], [M, rope/2] × 2
+  const float *xf = xv.p, *cp = cv.p, *sp = sv.p;
 
   // Queries [M, H, nope + rope] and the chunk's keys [M, R + rope] (c_kv | rotated k_rope).
   std::vector<float> an(m * d), q, kv;
@@ -148,15 +193,15 @@ at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, cons
     linear_rows(w.q_proj, a, an.data(), m, q);
   }
   linear_rows(w.kv_a_proj_with_mqa, a, an.data(), m, kv);
-  at::Tensor fresh = at::empty({b, t, kw}, xt.options());  // [B, T, R + rope]
-  float* kn = fresh.data_ptr<float>();
+  std::vector<float> fresh(m * kw);  // [M, R + rope]
+  float* kn = fresh.data();
   norm_rows(w.kv_a_layernorm, a, eps, kv.data(), kw, m, r, kn, kw);
   for (int64_t i = 0; i < m; ++i)
     rope_vector(kv.data() + i * kw + r, cp + i * half, sp + i * half, rope, c.rope_interleave, a, kn + i * kw + r);
-  at::Tensor keys = fresh.to(a.type);
+  at::Tensor keys = tensor_of(fresh, {b, t, kw}, a);
   if (call.context) keys = call.context->store(call.layer, keys);  // [B, S, R + rope]
-  const at::Tensor kt = keys.to(at::kFloat).contiguous();
-  const int64_t s = kt.size(1);
+  const Floats kv_all = floats_of(keys, a);
+  const int64_t s = keys.size(1);
 
   // The absorbed attention: query [M, H, R + rope] = [act(q_nope · W_UK) | rope(q_rope)].
   const at::Tensor wkv = absorb_weight(w.kv_b_proj, a.type);  // [H*(nope+v), R]
@@ -169,7 +214,9 @@ at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, cons
     const int64_t tok = i / h;
     rope_vector(q.data() + i * qk + nope, cp + tok * half, sp + tok * half, rope, c.rope_interleave, a, qi + r);
   }
-  const at::Tensor slots_t = call.chunk.slots.to(at::kLong).contiguous();  // [B, T]
+  const at::Tensor& slots_in = call.chunk.slots;
+  const at::Tensor slots_t =
+      slots_in.scalar_type() == at::kLong && slots_in.is_contiguous() ? slots_in : slots_in.to(at::kLong).contiguous();
   const int64_t* slot = slots_t.data_ptr<int64_t>();
   // Query i sees keys first[i] .. first[i] + slot[i] of its row: from 0, or in packed sequences
   // (one row, slots restarting at each sequence) from its own sequence's first token.
@@ -183,7 +230,7 @@ at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, cons
   }
   std::vector<float> o_lat(m * h * r, 0.0f);
   const float scale = static_cast<float>(c.softmax_scale());
-  const float* kp = kt.data_ptr<float>();
+  const float* kp = kv_all.p;
   at::parallel_for(0, m, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scratch;
     for (int64_t i = begin; i < end; ++i) {
@@ -210,10 +257,8 @@ at::Tensor fused_decoder_layer(const DecoderLayer& l, const ModelConfig& c, cons
     swiglu_rows(l.mlp, a.type, y.data(), m, ffn.data());
     a.all(ffn.data(), m * d);
   }
-  at::Tensor out = at::empty({b, t, d}, xt.options());
-  float* op = out.data_ptr<float>();
-  for (int64_t i = 0; i < m * d; ++i) op[i] = a(hid[i] + ffn[i]);
-  return out.to(a.type);
+  for (int64_t i = 0; i < m * d; ++i) hid[i] = a(hid[i] + ffn[i]);
+  return tensor_of(hid, {b, t, d}, a);
 }
 
 }  // namespace grpo
