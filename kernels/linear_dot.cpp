@@ -132,8 +132,8 @@ __attribute__((target("avx2,fma"))) void tile(const float* x, int64_t ldx, int64
   // The next NR weight rows (the next tile's, adjacent in memory) are prefetched one cache line
   // per row as this tile reads the same offsets: decode streams every weight once, and the
   // hardware prefetcher alone leaves bf16 and FP8 rows (1 KB or less) short of bandwidth. Into L2
-  // (T1), not L1: L1's few miss buffers capped one decoding row at ~45 % of the read bandwidth
-  // (bench_kernels --stream: fp32 11 -> 17-21 GB/s, bf16 9 -> 17-22 GB/s with T1, at::sum 21-29).
+  // (T1), not L1: L1's few miss buffers capped one decoding row at 35-60 % of the read bandwidth
+  // (bench_kernels --stream: fp32 10-14 -> 17-21 GB/s, bf16 8-9 -> 16-19 GB/s with T1, at::sum 18-29).
   typename Rows::Row ahead[NR];
   int next_rows = 0;
   for (int c = 0; c < NR && c0 + NR + c < w.n; ++c) ahead[next_rows++] = w.row(c0 + NR + c);
