@@ -12,6 +12,14 @@ at::Tensor CausalLM::logprobs(const at::Tensor& ids) const {
   return all.log_softmax(-1).gather(-1, ids.narrow(1, 1, t - 1).to(all.device()).unsqueeze(-1)).squeeze(-1);
 }
 
+at::Tensor CausalLM::mtp_hidden(const at::Tensor&, const at::Tensor&, const Feed&) const {
+  throw InputError("mtp_hidden: this " + spec().model_type + " model has no MTP module");
+}
+
+at::Tensor CausalLM::mtp_logits_at(const at::Tensor&, const at::Tensor&) const {
+  throw InputError("mtp_logits_at: this " + spec().model_type + " model has no MTP module");
+}
+
 LatentCache CausalLM::make_cache(int64_t batch, int64_t capacity) const {
   const LmSpec s = spec();
   return LatentCache(s.num_hidden_layers, batch, capacity, s.cache_width, /*rope_dim=*/0, options().compute_dtype,

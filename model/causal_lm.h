@@ -106,6 +106,18 @@ class CausalLM {
   // log p(ids[:, t+1] | ids[:, :t+1]) for t < T-1: [B, T-1], fp32 (fp64 in fp64 compute).
   at::Tensor logprobs(const at::Tensor& ids) const;
 
+  // Drafting with the first multi-token-prediction module (DeepSeek-V3 §2.2), for speculative
+  // decoding. Whether the model holds one (built with ModelOptions::mtp).
+  virtual bool has_mtp() const { return false; }
+  // The MTP module over a chunk: h [B, T, D] = hidden() of positions s..s+T-1, next_ids [B, T] int64 =
+  // the token after each of them; returns its hidden states [B, T, D] (entry i predicts the token two
+  // after position s + i). With feed.context, the module's own keys are layer num_hidden_layers of
+  // it (a context of num_hidden_layers + 1 layers) and the chunk is committed there. InputError
+  // without an MTP module or for shapes that do not match.
+  virtual at::Tensor mtp_hidden(const at::Tensor& h, const at::Tensor& next_ids, const Feed& feed = {}) const;
+  // Logits [N, V] of the given rows of mtp_hidden's output (rows index the flattened B·T), fp32.
+  virtual at::Tensor mtp_logits_at(const at::Tensor& hm, const at::Tensor& rows) const;
+
   // Aux-loss-free balancing of the routed experts (DeepSeek-V3 §2.1.2) from the loads a forward
   // counted; nothing to do for a model without them.
   virtual void update_correction_biases(const std::vector<at::Tensor>& expert_load, double gamma) {

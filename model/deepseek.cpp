@@ -380,9 +380,11 @@ at::Tensor DeepseekModel::run_layers(const at::Tensor& ids_in, const Feed& feed,
   if (lo < 0 || hi >= config_.vocab_size)
     throw InputError("model input: token id " + std::to_string(lo < 0 ? lo : hi) + " outside [0, " +
                      std::to_string(config_.vocab_size) + ")");
-  if (context && context->num_layers() != config_.num_hidden_layers)
+  // One more layer holds an MTP module's keys (mtp_hidden), unused here.
+  if (context && context->num_layers() != config_.num_hidden_layers &&
+      context->num_layers() != config_.num_hidden_layers + 1)
     throw InputError("latent cache has " + std::to_string(context->num_layers()) + " layers, the model " +
-                     std::to_string(config_.num_hidden_layers));
+                     std::to_string(config_.num_hidden_layers) + " (+1 for an MTP module's keys)");
   LatentChunk chunk = begin_chunk(context, feed.packed, b, t, device);
   at::Tensor pos = positions.defined() ? positions : chunk.slots;
   if (pos.dim() == 1) pos = pos.unsqueeze(0);
@@ -453,6 +455,45 @@ std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids_in) cons
     prev = z;
   }
   return out;
+}
+
+at::Tensor DeepseekModel::mtp_hidden(const at::Tensor& h_in, const at::Tensor& next_ids, const Feed& feed) const {
+  if (mtp_.empty()) throw InputError("mtp_hidden: the model was built without MTP modules");
+  const at::Tensor h = h_in.to(options_.device), ids = next_ids.to(options_.device);
+  if (h.dim() != 3 || ids.dim() != 2 || ids.scalar_type() != at::kLong || h.size(0) != ids.size(0) ||
+      h.size(1) != ids.size(1) || h.size(2) != config_.hidden_size)
+    throw InputError("mtp_hidden: expected hidden [B, T, " + std::to_string(config_.hidden_size) +
+                     "] and int64 ids [B, T], got " + shape_str(h.sizes()) + " and " + shape_str(ids.sizes()) + " " +
+                     c10::toString(ids.scalar_type()));
+  const int64_t b = ids.size(0), t = ids.size(1);
+  if (t == 0) throw InputError("mtp_hidden: empty chunk");
+  if (b && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= config_.vocab_size))
+    throw InputError("mtp_hidden: token id outside [0, " + std::to_string(config_.vocab_size) + ")");
+  LatentContext* context = feed.context;
+  const int64_t layer = config_.num_hidden_layers;  // the module's keys in the context
+  if (context && context->num_layers() != layer + 1)
+    throw InputError("mtp_hidden: latent cache has " + std::to_string(context->num_layers()) + " layers, need " +
+                     std::to_string(layer + 1) + " (the model's and the MTP module's)");
+  const MtpModule& m = mtp_[0];
+  const double eps = config_.rms_norm_eps;
+  LatentChunk chunk = begin_chunk(context, {}, b, t, options_.device);
+  at::Tensor pos = feed.positions.defined() ? feed.positions.to(options_.device) : chunk.slots;
+  if (pos.dim() == 1) pos = pos.unsqueeze(0);
+  auto [cos, sin] = rope_cos_sin(config_, pos.expand({b, t}), options_.compute_dtype, inv_freq_);
+  at::Tensor x = h.to(options_.compute_dtype);
+  at::Tensor e = rms_norm(embed(m.embed_tokens, ids), like(m.enorm, x), eps);  // t_{i+1}
+  at::Tensor hp = rms_norm(x, like(m.hnorm, x), eps);                         // h_i
+  at::Tensor z = project(at::cat({e, hp}, -1), m.eh_proj);                    // [B, T, D]
+  z = decoder_layer(m.block, z, cos, sin, chunk, context, layer, AttentionForm::kAuto, {});
+  if (context) context->commit();
+  return z;
+}
+
+at::Tensor DeepseekModel::mtp_logits_at(const at::Tensor& hm, const at::Tensor& rows) const {
+  if (mtp_.empty()) throw InputError("mtp_logits_at: the model was built without MTP modules");
+  const MtpModule& m = mtp_[0];
+  const at::Tensor z = hm.reshape({-1, hm.size(-1)}).index_select(0, rows.to(hm.device()));
+  return head(m.shared_head_head, rms_norm(z, like(m.shared_head_norm, z), config_.rms_norm_eps));
 }
 
 void DeepseekModel::update_correction_biases(const std::vector<at::Tensor>& expert_load, double gamma) {

@@ -103,6 +103,10 @@ class DeepseekModel : public CausalLM {
   at::Tensor logits_at(const at::Tensor& h, const at::Tensor& rows) const override;
   // MTP depth k (1-based) logits [B, T-k, V]: entry i predicts ids[:, i + k + 1]. Needs options.mtp.
   std::vector<at::Tensor> mtp_logits(const at::Tensor& ids) const;
+  // Depth 1 over a chunk, for drafting (causal_lm.h).
+  bool has_mtp() const override { return !mtp_.empty(); }
+  at::Tensor mtp_hidden(const at::Tensor& h, const at::Tensor& next_ids, const Feed& feed = {}) const override;
+  at::Tensor mtp_logits_at(const at::Tensor& hm, const at::Tensor& rows) const override;
 
   // Aux-loss-free balancing step on every noaux_tc layer's e_score_correction_bias (outside
   // autograd): see balanced_bias. `expert_load` as filled by forward().

@@ -9,6 +9,7 @@
 #include "common/memory_limit.h"
 #include "model/device.h"
 #include "model/routes_tensor.h"
+#include "rollout/speculative.h"
 
 namespace grpo::rollout {
 
@@ -31,6 +32,10 @@ struct Engine::Sequence {
   int64_t cached = 0;
   std::string text;  // decoded so far (for stop strings)
   bool done = false;
+  // Speculative decoding: the MTP module's draft of token tokens.size() (-1: none) and, for a
+  // sampling (T > 0) request, the distribution it was drawn from ([V] fp32 log-probs, CPU).
+  int64_t draft = -1;
+  at::Tensor draft_logq;
 
   bool leader() const { return sample < 0; }
   int64_t prompt_len() const { return static_cast<int64_t>(group->request.prompt.size()); }
@@ -98,7 +103,7 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
       model_config_(model->config_json()),
       model_options_([&] {
         ModelOptions o = model->options();
-        o.mtp = false;  // the engine never uses the MTP modules; new weights may leave them out
+        o.mtp = options.speculative && model->has_mtp();  // drafts with it (new weights may leave it out)
         return o;
       }()),
       options_([&] {
@@ -109,7 +114,7 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
         if (options.gpu_memory_fraction > 0 && model_options_.device.is_cuda()) {
           const int64_t free_bytes =
               cuda_memory_of(model_options_.device, "engine options: gpu_memory_fraction").free_bytes;
-          const int64_t page_bytes = options.page_size * spec_.num_hidden_layers * spec_.cache_width *
+          const int64_t page_bytes = options.page_size * cache_layers() * spec_.cache_width *
                                      static_cast<int64_t>(c10::elementSize(model_options_.compute_dtype));
           options.num_pages = pages_for_memory(free_bytes, options.gpu_memory_fraction, page_bytes);
           check_option(options.num_pages > 0, "gpu_memory_fraction " + std::to_string(options.gpu_memory_fraction) +
@@ -118,7 +123,7 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
         }
         check_option(options.num_pages > 0, "num_pages must be > 0");
         const double cache_bytes = static_cast<double>(options.num_pages) * static_cast<double>(options.page_size) *
-                                   static_cast<double>(spec_.num_hidden_layers * spec_.cache_width) *
+                                   static_cast<double>(cache_layers() * spec_.cache_width) *
                                    static_cast<double>(c10::elementSize(model_options_.compute_dtype));
         const std::string shortfall = model_options_.device.is_cpu() ? memory_shortfall(cache_bytes) : "";
         check_device_memory(model_options_.device, static_cast<int64_t>(cache_bytes),
@@ -142,7 +147,7 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
       eos_ids_(spec_.eos_token_ids),
       model_(std::move(model)),
       version_(weight_version),
-      pool_(spec_.num_hidden_layers, options_.num_pages, options_.page_size, spec_.cache_width,
+      pool_(cache_layers(), options_.num_pages, options_.page_size, spec_.cache_width,
             model_options_.compute_dtype, model_options_.device),
       batch_(pool_),
       ids_(at::empty({0, 0}, at::kLong)),
@@ -283,7 +288,9 @@ void Engine::set_weights(int64_t version, const std::map<std::string, at::Tensor
     current = model_;
   }
   const std::string source = "weights version " + std::to_string(version);
-  std::shared_ptr<CausalLM> model = current->make_empty(model_options_);
+  ModelOptions options = model_options_;  // without MTP tensors the new version does not draft
+  options.mtp = options.mtp && state.count("model.layers." + std::to_string(spec_.num_hidden_layers) + ".eh_proj.weight");
+  std::shared_ptr<CausalLM> model = current->make_empty(options);
   model->load_state(state, source);
   check_state(*current, state, source);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -465,7 +472,8 @@ std::vector<Engine::Chunk> Engine::schedule() {
   //    when the cache runs out.
   for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
     Sequence& s = *running_[i];
-    const int64_t n = std::min(s.pending(), budget);
+    const int64_t n = chunk_tokens(s, budget);
+    if (n == 0) continue;
     bool preempted_self = false;
     while (!make_writable(s, n)) {
       Sequence& victim = *running_.back();
@@ -474,7 +482,7 @@ std::vector<Engine::Chunk> Engine::schedule() {
       if (preempted_self) break;
     }
     if (preempted_self) break;
-    chunks.push_back({&s, s.cached, n});
+    chunks.push_back({&s, s.cached, n, n > s.pending()});
     budget -= n;
   }
   // 2. Waiting sequences join in priority order while sequences, tokens and pages allow.
@@ -483,11 +491,12 @@ std::vector<Engine::Chunk> Engine::schedule() {
   while (!waiting_.empty() && budget > 0) {
     Sequence& s = *waiting_.front();
     if (in_flight + s.width() > options_.max_seqs) break;
-    const int64_t n = std::min(s.pending(), budget);
+    const int64_t n = chunk_tokens(s, budget);
+    if (n == 0) break;
     const int64_t need = ceil_div(s.cached + n, pool_.page_size()) - static_cast<int64_t>(s.pages.size());
     const int64_t reserve = running_.empty() ? 0 : s.width();  // room for their first generated tokens
     if (pool_.free_pages() < need + reserve || !make_writable(s, n)) break;
-    chunks.push_back({&s, s.cached, n});
+    chunks.push_back({&s, s.cached, n, n > s.pending()});
     budget -= n;
     in_flight += s.width();
     SeqPtr owned = std::move(waiting_.front());
@@ -497,13 +506,36 @@ std::vector<Engine::Chunk> Engine::schedule() {
   return chunks;
 }
 
+int64_t Engine::chunk_tokens(const Sequence& s, int64_t budget) const {
+  if (s.draft < 0) return std::min(s.pending(), budget);
+  const int64_t n = std::min(s.pending() + 1, budget);
+  return n == s.pending() ? n - 1 : n;  // the draft goes with the last pending token, never without it
+}
+
+bool Engine::speculating() const { return model_options_.mtp && model_->has_mtp(); }
+
+// A sequence whose chunk reached its last token this step, and what it drew.
+struct Engine::Sampled {
+  Sequence* seq;
+  size_t forward;          // its chunk's forward (index into the step's forwards)
+  int64_t row;             // its chunk's row in that forward
+  int64_t logits_row;      // its first row in the step's logits (the draft's verification, then the bonus)
+  std::vector<Draw> next;  // a sample: its next token (and the bonus after a kept draft); a leader: one per sample
+  bool accepted = false;   // its draft was kept
+  int64_t draft = -1;      // the MTP module's draft for its next step
+  at::Tensor draft_logq;
+};
+
 void Engine::run(const std::vector<Chunk>& chunks) {
   at::NoGradGuard no_grad;
   // One forward per distinct chunk length (all decoding sequences together).
   std::map<int64_t, std::vector<const Chunk*>> by_length;
   for (const Chunk& c : chunks) by_length[c.tokens].push_back(&c);
-  std::vector<at::Tensor> logits;  // [n_i, V] per forward
-  std::vector<Sequence*> sampled;  // sequences whose chunk reached their last token, in logits order
+  std::vector<std::vector<const Chunk*>> forwards;
+  std::vector<at::Tensor> hidden, logits;   // per forward: [B, T, D], [n_i, V]
+  std::vector<std::vector<at::Tensor>> routes;  // per forward, per decoder layer [B·T, k]
+  std::vector<Sampled> sampled;
+  int64_t logits_rows = 0;
   for (auto& [t, group] : by_length) {
     const int64_t b = static_cast<int64_t>(group.size());
     std::vector<PagedBatch::Row> rows;
@@ -512,81 +544,220 @@ void Engine::run(const std::vector<Chunk>& chunks) {
     std::vector<int64_t> last_rows;
     for (int64_t i = 0; i < b; ++i) {
       const Chunk& c = *group[i];
-      rows.push_back({&c.seq->pages, c.start});
-      std::copy_n(c.seq->tokens.begin() + c.start, t, ids + i * t);
-      if (c.start + t == static_cast<int64_t>(c.seq->tokens.size())) {
+      Sequence& s = *c.seq;
+      rows.push_back({&s.pages, c.start});
+      std::copy_n(s.tokens.begin() + c.start, t - (c.draft ? 1 : 0), ids + i * t);
+      if (c.draft) ids[i * t + t - 1] = s.draft;
+      const bool ends = c.start + t == static_cast<int64_t>(s.tokens.size()) + (c.draft ? 1 : 0);
+      if (ends) {
+        sampled.push_back({&s, forwards.size(), i, logits_rows, {}});
+        if (c.draft) last_rows.push_back(i * t + t - 2);
         last_rows.push_back(i * t + t - 1);
-        sampled.push_back(c.seq);
+        logits_rows += c.draft ? 2 : 1;
       }
-      // Prompts (leaders) and recomputes feed prefill tokens; a sample's one pending token is decode.
-      (c.seq->leader() || t > 1 ? counters_.prefill_tokens : counters_.decode_tokens) += t;
+      // Prompts (leaders) and recomputes feed prefill tokens; a sample's last pending token and its draft are decode.
+      const int64_t decode = s.leader() || !ends ? 0 : std::min<int64_t>(t, c.draft ? 2 : 1);
+      counters_.decode_tokens += decode;
+      counters_.prefill_tokens += t - decode;
     }
     batch_.set_rows(rows, t);
     Feed feed;
     feed.context = &batch_;
-    std::vector<at::Tensor> routes;  // per decoder layer [B·T, k]
-    std::vector<char> records(b);    // whose request asked for routes
-    for (int64_t i = 0; i < b; ++i) records[i] = group[i]->seq->group->request.record_routes;
-    if (std::find(records.begin(), records.end(), 1) != records.end()) feed.routes = &routes;
-    at::Tensor h = model_->hidden(ids_, feed);  // [B, T, D]
-    if (!last_rows.empty()) logits.push_back(model_->logits_at(h, at::tensor(last_rows, at::kLong)));
-    for (int64_t i = 0; i < b; ++i) {  // a recompute replaces what it feeds again
-      if (!records[i]) continue;
-      truncate_routes(group[i]->seq->routes, group[i]->start);
-      append_routes(group[i]->seq->routes, routes, i * t, t);
-    }
+    routes.emplace_back();
+    bool records = false;
+    for (const Chunk* c : group) records = records || c->seq->group->request.record_routes;
+    if (records) feed.routes = &routes.back();
+    hidden.push_back(model_->hidden(ids_, feed));  // [B, T, D]
+    if (!last_rows.empty()) logits.push_back(model_->logits_at(hidden.back(), at::tensor(last_rows, at::kLong)));
+    forwards.push_back(group);
   }
-  for (const Chunk& c : chunks) c.seq->cached += c.tokens;
-  if (sampled.empty()) return;
+  if (!sampled.empty()) sampled = draw(sampled, at::cat(logits, 0));
+  if (speculating()) draft_next(forwards, hidden, sampled);
 
-  // One draw per sample: a leader's logits row serves every sample it forks into.
-  std::vector<int64_t> source;  // logits row of each draw
-  std::vector<SampleRow> rows;
-  for (size_t i = 0; i < sampled.size(); ++i) {
-    const Sequence& s = *sampled[i];
-    const SamplingParams* p = &s.group->request.params.sampling;
-    if (s.leader()) {
-      for (int64_t k : s.samples) {
-        source.push_back(static_cast<int64_t>(i));
-        rows.push_back({p, static_cast<uint64_t>(k), 0});
+  // The fed slots that stay (all but a rejected draft's) join the cache, with their routes.
+  std::map<const Sequence*, const Sampled*> outcome;
+  for (const Sampled& d : sampled) outcome[d.seq] = &d;
+  for (size_t f = 0; f < forwards.size(); ++f) {
+    for (size_t i = 0; i < forwards[f].size(); ++i) {
+      const Chunk& c = *forwards[f][i];
+      const auto found = outcome.find(c.seq);
+      const bool rejected = c.draft && !(found != outcome.end() && found->second->accepted);
+      const int64_t kept = c.tokens - (rejected ? 1 : 0);
+      if (c.seq->group->request.record_routes) {  // a recompute replaces what it feeds again
+        truncate_routes(c.seq->routes, c.start);
+        append_routes(c.seq->routes, routes[f], static_cast<int64_t>(i) * c.tokens, kept);
       }
-    } else {
-      source.push_back(static_cast<int64_t>(i));
-      rows.push_back({p, static_cast<uint64_t>(s.sample), static_cast<uint64_t>(s.generated())});
+      c.seq->cached += kept;
     }
   }
-  at::Tensor all = at::cat(logits, 0);  // [N, V] on the model's device, drawn there
-  if (static_cast<int64_t>(source.size()) != all.size(0))
-    all = all.index_select(0, at::tensor(source, at::kLong).to(all.device()));
-  std::vector<Draw> draws = sample_tokens(all, rows);
 
-  size_t d = 0;
-  for (Sequence* s : sampled) {
+  for (Sampled& d : sampled) {
+    Sequence* s = d.seq;
     if (!s->leader()) {
-      finish_token(*s, draws[d].token, draws[d].logprob);
-      ++d;
+      s->draft = -1;
+      s->draft_logq = at::Tensor();
+      for (const Draw& t : d.next)
+        if (!s->done) finish_token(*s, t.token, t.logprob);
+      if (!s->done) {
+        s->draft = d.draft;
+        s->draft_logq = d.draft_logq;
+      }
       continue;
     }
-    // Fork: every sample shares the prompt's pages.
-    for (int64_t k : s->samples) {
+    // Fork: every sample shares the prompt's pages. When drafting, each feeds the prompt's last
+    // token again (the MTP entry of that slot needs the sample's own first token).
+    for (size_t k = 0; k < s->samples.size(); ++k) {
       auto m = std::make_unique<Sequence>();
       m->group = s->group;
-      m->sample = k;
+      m->sample = s->samples[k];
       m->tokens = s->tokens;
       m->routes = s->routes;
       m->pages = s->pages;
       for (int32_t p : m->pages) pool_.retain(p);
-      m->cached = s->cached;
+      m->cached = s->cached - (speculating() ? 1 : 0);
       Sequence& member = *m;
       insert_by_priority(running_, std::move(m));
-      finish_token(member, draws[d].token, draws[d].logprob);
-      ++d;
+      finish_token(member, d.next[k].token, d.next[k].logprob);
     }
     release_pages(*s);
     s->done = true;
   }
   running_.erase(std::remove_if(running_.begin(), running_.end(), [](const SeqPtr& s) { return s->done; }),
                  running_.end());
+}
+
+// Draws every sampled sequence's tokens from `logits` (its rows in Sampled::logits_row order): a
+// leader's row once per sample it forks into; a sample without a draft its next token; a sample
+// with one verifies it (greedy: kept when it is the target's argmax; else speculative sampling)
+// and, when kept, draws the bonus token after it from its second row.
+std::vector<Engine::Sampled> Engine::draw(const std::vector<Sampled>& todo, const at::Tensor& logits) {
+  std::vector<Sampled> out = todo;
+  std::vector<int64_t> source;  // logits row of each sampler row
+  std::vector<SampleRow> rows;
+  std::vector<int64_t> verify;  // rows of the drafts that a sampling (T > 0) request verifies
+  std::vector<const SamplingParams*> verify_params;
+  for (const Sampled& d : out) {
+    const Sequence& s = *d.seq;
+    const SamplingParams* p = &s.group->request.params.sampling;
+    if (s.leader()) {
+      for (int64_t k : s.samples) {
+        source.push_back(d.logits_row);
+        rows.push_back({p, static_cast<uint64_t>(k), 0});
+      }
+      continue;
+    }
+    const auto step = static_cast<uint64_t>(s.generated());
+    source.push_back(d.logits_row);
+    rows.push_back({p, static_cast<uint64_t>(s.sample), step});
+    if (s.draft >= 0) {  // the bonus, drawn as the token after a kept draft would be without drafts
+      source.push_back(d.logits_row + 1);
+      rows.push_back({p, static_cast<uint64_t>(s.sample), step + 1});
+      if (p->temperature > 0) {
+        verify.push_back(d.logits_row);
+        verify_params.push_back(p);
+      }
+    }
+  }
+  bool identity = static_cast<int64_t>(source.size()) == logits.size(0);
+  for (size_t i = 0; identity && i < source.size(); ++i) identity = source[i] == static_cast<int64_t>(i);
+  const at::Tensor all =  // [N, V] on the model's device, drawn there
+      identity ? logits : logits.index_select(0, at::tensor(source, at::kLong).to(logits.device()));
+  const std::vector<Draw> draws = sample_tokens(all, rows);
+  at::Tensor logp;  // [n_verify, V] fp32 CPU: the target distributions the drafts are checked against
+  if (!verify.empty())
+    logp = sampling_log_probs(logits.index_select(0, at::tensor(verify, at::kLong).to(logits.device())),
+                              verify_params)
+               .to(at::kCPU, at::kFloat)
+               .contiguous();
+  const int64_t v = logits.size(1);
+  size_t r = 0, checked = 0;
+  for (Sampled& d : out) {
+    const Sequence& s = *d.seq;
+    if (s.leader()) {
+      d.next.assign(draws.begin() + static_cast<std::ptrdiff_t>(r), draws.begin() + static_cast<std::ptrdiff_t>(r + s.samples.size()));
+      r += s.samples.size();
+      continue;
+    }
+    if (s.draft < 0) {
+      d.next = {draws[r++]};
+      continue;
+    }
+    const SamplingParams& p = s.group->request.params.sampling;
+    Draw first = draws[r];
+    if (p.temperature > 0) {
+      const uint64_t step = static_cast<uint64_t>(s.generated()), sample = static_cast<uint64_t>(s.sample);
+      const float* row = logp.data_ptr<float>() + static_cast<int64_t>(checked++) * v;
+      const Verdict verdict =
+          verify_draft(row, s.draft_logq.data_ptr<float>(), v, s.draft, counter_uniform(p.seed, sample, accept_step(step)),
+                       counter_uniform(p.seed, sample, residual_step(step)));
+      first = {verdict.token, row[verdict.token]};
+    }
+    d.accepted = first.token == s.draft;
+    d.next = {first};
+    if (d.accepted) d.next.push_back(draws[r + 1]);
+    r += 2;
+    ++counters_.draft_tokens;
+    counters_.accepted_drafts += d.accepted ? 1 : 0;
+  }
+  return out;
+}
+
+// The MTP module over every chunk of the step (its keys: the cache's last layer, the same slots),
+// each slot fed the token after it (unknown ones, past what was drawn, get 0: their entries are
+// written again before anything reads them); then each sample that drew its next token gets the
+// draft of the token after that, from the entry of its newest fed token.
+void Engine::draft_next(const std::vector<std::vector<const Chunk*>>& forwards, const std::vector<at::Tensor>& hidden,
+                        std::vector<Sampled>& sampled) {
+  std::map<const Sequence*, Sampled*> by_seq;
+  for (Sampled& d : sampled) by_seq[d.seq] = &d;
+  for (size_t f = 0; f < forwards.size(); ++f) {
+    const std::vector<const Chunk*>& group = forwards[f];
+    const int64_t b = static_cast<int64_t>(group.size()), t = group.front()->tokens;
+    std::vector<PagedBatch::Row> rows;
+    ids_.resize_({b, t});
+    int64_t* ids = ids_.data_ptr<int64_t>();
+    std::vector<int64_t> draft_rows;
+    std::vector<Sampled*> drafting;
+    for (int64_t i = 0; i < b; ++i) {
+      const Chunk& c = *group[i];
+      const Sequence& s = *c.seq;
+      rows.push_back({&s.pages, c.start});
+      const auto found = by_seq.find(&s);
+      Sampled* d = found == by_seq.end() ? nullptr : found->second;
+      const std::vector<Draw> none;
+      const std::vector<Draw>& drawn = d && !s.leader() ? d->next : none;
+      const int64_t known = static_cast<int64_t>(s.tokens.size() + drawn.size());
+      auto token_at = [&](int64_t pos) {
+        if (pos < static_cast<int64_t>(s.tokens.size())) return s.tokens[pos];
+        return pos < known ? drawn[pos - static_cast<int64_t>(s.tokens.size())].token : int64_t{0};
+      };
+      for (int64_t k = 0; k < t; ++k) ids[i * t + k] = token_at(c.start + k + 1);
+      if (d && !s.leader()) {  // the entry of slot known - 2 (its h and the newest token) predicts token `known`
+        draft_rows.push_back(i * t + (known - 2 - c.start));
+        drafting.push_back(d);
+      }
+    }
+    batch_.set_rows(rows, t);
+    Feed feed;
+    feed.context = &batch_;
+    const at::Tensor hm = model_->mtp_hidden(hidden[f], ids_, feed);
+    if (drafting.empty()) continue;
+    const at::Tensor q = model_->mtp_logits_at(hm, at::tensor(draft_rows, at::kLong));  // [n, V]
+    std::vector<SampleRow> draws;
+    std::vector<const SamplingParams*> params;
+    for (Sampled* d : drafting) {
+      const Sequence& s = *d->seq;
+      params.push_back(&s.group->request.params.sampling);
+      const int64_t next = s.generated() + static_cast<int64_t>(d->next.size());  // the drafted token's index
+      draws.push_back({params.back(), static_cast<uint64_t>(s.sample), draft_step(static_cast<uint64_t>(next))});
+    }
+    const std::vector<Draw> drafts = sample_tokens(q, draws);
+    const at::Tensor logq = sampling_log_probs(q, params).to(at::kCPU, at::kFloat).contiguous();  // [n, V]
+    for (size_t j = 0; j < drafting.size(); ++j) {
+      drafting[j]->draft = drafts[j].token;
+      if (params[j]->temperature > 0) drafting[j]->draft_logq = logq[static_cast<int64_t>(j)].clone();
+    }
+  }
 }
 
 void Engine::finish_token(Sequence& s, int64_t token, float logprob) {
@@ -606,6 +777,7 @@ void Engine::complete(Sequence& s, FinishReason reason) {
   c.token_ids.assign(s.tokens.begin() + s.prompt_len(), s.tokens.end());
   c.logprobs = s.logprobs;
   c.routes = std::move(s.routes);
+  if (!c.routes.empty()) truncate_routes(c.routes, static_cast<int64_t>(s.tokens.size()) - 1);  // a kept draft that ended it
   if (tokenizer_) {  // the EOS that ended it is not part of the text
     const size_t n = c.token_ids.size() - (reason == FinishReason::kEos ? 1 : 0);
     c.text = decode_text(*tokenizer_, std::vector<int64_t>(c.token_ids.begin(), c.token_ids.begin() + n));

@@ -22,6 +22,18 @@
 // recomputed (prompt + tokens so far fed again, its own pages; its next tokens are drawn with the
 // same keys, so greedy and seeded results do not change).
 //
+// Speculative decoding (EngineOptions::speculative, on by default; it acts when the model has an
+// MTP module, model/causal_lm.h): after every step that samples a sample's next token, the MTP
+// module (whose keys are one more layer of the paged cache, fed the same slots as the model)
+// drafts the token after it; the next step feeds the pending token and the draft together and
+// verifies the draft by speculative sampling (speculative.h): kept, the target's next token comes
+// from the same forward (two tokens for one step); rejected, the token is drawn from the residual.
+// Either way every token is distributed exactly as without drafts and its log-prob is the
+// target's, the trainer's value; greedy completions are the same tokens as without drafts. Drafts
+// survive preemption (the recompute feeds them too), so seeded results still do not depend on the
+// schedule. A forked sample feeds the prompt's last token again with its first one (the MTP entry
+// of that slot depends on the sample's own first token).
+//
 // Ops per step: one forward per distinct chunk length (all decoding samples together: [B, 1]),
 // the head only on the rows that sample, one batched sampler call. The cache pool, the page
 // tables, slot/index tensors, the gather buffer and the input ids are allocated once and reused
@@ -121,6 +133,8 @@ struct EngineOptions {
   // (0, 1]: on a GPU, num_pages is instead as many pages as this share of the device's free memory
   // holds when the engine starts (pages_for_memory); 0 (default) or on the CPU: num_pages as given.
   double gpu_memory_fraction = 0;
+  // Draft with the model's MTP module (speculative decoding, see above) when it has one.
+  bool speculative = true;
 };
 
 // Cache pages of `page_bytes` each that `fraction` of `free_bytes` holds (at least 0).
@@ -137,6 +151,8 @@ struct EngineStats {
   int64_t prefill_tokens = 0;    // tokens fed for prompts and recomputes
   int64_t decode_tokens = 0;     // tokens fed one per sample per step
   int64_t generated_tokens = 0;  // tokens sampled
+  int64_t draft_tokens = 0;      // MTP drafts verified (fed with the token before them)
+  int64_t accepted_drafts = 0;   // of those, kept
   int64_t preemptions = 0;       // sequences that gave their pages up (recomputed later)
   int64_t restarts = 0;          // unfinished samples started again after a weight swap
   int64_t completions = 0;
@@ -212,8 +228,10 @@ class Engine {
   struct Sequence;
   struct Chunk {
     Sequence* seq;
-    int64_t start, tokens;
+    int64_t start, tokens;  // slots [start, start + tokens), the last one the draft's when `draft`
+    bool draft = false;
   };
+  struct Sampled;
   using SeqPtr = std::unique_ptr<Sequence>;
 
   std::vector<uint64_t> enqueue(std::vector<Request>& validated);
@@ -221,10 +239,18 @@ class Engine {
   void drop_cancelled(const std::set<uint64_t>& ids);
   void apply_pending_weights();
   std::vector<Chunk> schedule();
+  // Tokens of `s` to feed next within `budget` (its pending ones, and its draft after them).
+  int64_t chunk_tokens(const Sequence& s, int64_t budget) const;
+  bool speculating() const;
+  // Layers of the paged cache: the model's, and one for the MTP module when drafting.
+  int64_t cache_layers() const { return spec_.num_hidden_layers + (model_options_.mtp ? 1 : 0); }
   bool make_writable(Sequence& s, int64_t tokens);
   void preempt(Sequence& victim);
   void release_pages(Sequence& s);
   void run(const std::vector<Chunk>& chunks);
+  std::vector<Sampled> draw(const std::vector<Sampled>& todo, const at::Tensor& logits);
+  void draft_next(const std::vector<std::vector<const Chunk*>>& forwards, const std::vector<at::Tensor>& hidden,
+                  std::vector<Sampled>& sampled);
   void finish_token(Sequence& s, int64_t token, float logprob);
   void complete(Sequence& s, FinishReason reason);
   void publish_stats();

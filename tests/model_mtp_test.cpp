@@ -1,10 +1,12 @@
 // Multi-token prediction modules: built from num_nextn_predict_layers, named as DeepSeek-V3's
-// checkpoints (model.layers.{L}.*), causal, trainable, saved and loaded.
+// checkpoints (model.layers.{L}.*), causal, trainable, saved and loaded; depth 1 run chunk by
+// chunk over a cache (drafting) equals it over the whole sequence.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
 #include "common/error.h"
+#include "model/latent_cache.h"
 #include "model/pretrained.h"
 #include "model_test_util.h"
 
@@ -73,6 +75,47 @@ TEST(Mtp, TrainsAndRoundTrips) {
   at::NoGradGuard no_grad;
   EXPECT_EQ(max_abs_diff(back.mtp_logits(ids)[1], m.mtp_logits(ids)[1]), 0.0);
   std::filesystem::remove_all(dir);
+}
+
+// mtp_hidden over a cache (a 5-token chunk, then one token at a time; its keys in the cache's
+// extra layer) gives mtp_logits' depth 1 at every position.
+TEST(Mtp, DraftsChunkByChunkAsOverTheWholeSequence) {
+  ModelConfig c = mtp_config();
+  ModelOptions o;
+  o.mtp = true;
+  DeepseekModel m = random_model(c, o);
+  at::NoGradGuard no_grad;
+  const int64_t t = 12;
+  at::Tensor ids = random_ids(2, t, c.vocab_size, 7);
+  at::Tensor want = m.mtp_logits(ids)[0];  // [2, t-1, V]: position i predicts ids[i + 2]
+  LatentCache main_cache(c.num_hidden_layers, 2, t, c.kv_lora_rank, c.qk_rope_head_dim, at::kFloat);
+  LatentCache mtp_cache(c.num_hidden_layers + 1, 2, t, c.kv_lora_rank, c.qk_rope_head_dim, at::kFloat);
+  std::vector<at::Tensor> got;
+  for (int64_t s = 0; s < t - 1;) {
+    const int64_t n = s == 0 ? 5 : 1;
+    Feed main_feed, mtp_feed;
+    main_feed.context = &main_cache;
+    mtp_feed.context = &mtp_cache;
+    at::Tensor h = m.hidden(ids.narrow(1, s, n), main_feed);                        // [2, n, D]
+    at::Tensor hm = m.mtp_hidden(h, ids.narrow(1, s + 1, n), mtp_feed);             // [2, n, D]
+    got.push_back(m.mtp_logits_at(hm, at::arange(2 * n, at::kLong)).view({2, n, -1}));
+    s += n;
+  }
+  at::Tensor all = at::cat(got, 1);
+  ASSERT_EQ(all.sizes(), want.sizes());
+  EXPECT_LT(max_abs_diff(all, want), 1e-5);
+
+  // Wrong uses name what is wrong.
+  Feed none;
+  EXPECT_THROW(m.mtp_hidden(at::zeros({2, 3, c.hidden_size}), at::zeros({2, 4}, at::kLong), none), InputError);
+  EXPECT_THROW(m.mtp_hidden(at::zeros({1, 1, c.hidden_size}), at::full({1, 1}, c.vocab_size, at::kLong), none),
+               InputError);
+  Feed short_feed;
+  short_feed.context = &main_cache;  // no layer for the MTP module's keys
+  EXPECT_THROW(m.mtp_hidden(at::zeros({2, 1, c.hidden_size}), at::zeros({2, 1}, at::kLong), short_feed), InputError);
+  DeepseekModel plain = random_model(c);
+  EXPECT_FALSE(plain.has_mtp());
+  EXPECT_THROW(plain.mtp_hidden(at::zeros({1, 1, c.hidden_size}), at::zeros({1, 1}, at::kLong), none), InputError);
 }
 
 }  // namespace
