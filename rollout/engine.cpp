@@ -9,7 +9,6 @@
 #include "common/memory_limit.h"
 #include "model/device.h"
 #include "model/routes_tensor.h"
-#include "rollout/speculative.h"
 
 namespace grpo::rollout {
 
@@ -32,10 +31,7 @@ struct Engine::Sequence {
   int64_t cached = 0;
   std::string text;  // decoded so far (for stop strings)
   bool done = false;
-  // Speculative decoding: the MTP module's draft of token tokens.size() (-1: none) and, for a
-  // sampling (T > 0) request, the distribution it was drawn from ([V] fp32 log-probs, CPU).
-  int64_t draft = -1;
-  at::Tensor draft_logq;
+  int64_t draft = -1;  // speculative decoding: the MTP module's draft of token tokens.size() (-1: none)
 
   bool leader() const { return sample < 0; }
   int64_t prompt_len() const { return static_cast<int64_t>(group->request.prompt.size()); }
@@ -473,7 +469,6 @@ std::vector<Engine::Chunk> Engine::schedule() {
   for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
     Sequence& s = *running_[i];
     const int64_t n = chunk_tokens(s, budget);
-    if (n == 0) continue;
     bool preempted_self = false;
     while (!make_writable(s, n)) {
       Sequence& victim = *running_.back();
@@ -492,7 +487,6 @@ std::vector<Engine::Chunk> Engine::schedule() {
     Sequence& s = *waiting_.front();
     if (in_flight + s.width() > options_.max_seqs) break;
     const int64_t n = chunk_tokens(s, budget);
-    if (n == 0) break;
     const int64_t need = ceil_div(s.cached + n, pool_.page_size()) - static_cast<int64_t>(s.pages.size());
     const int64_t reserve = running_.empty() ? 0 : s.width();  // room for their first generated tokens
     if (pool_.free_pages() < need + reserve || !make_writable(s, n)) break;
@@ -507,9 +501,7 @@ std::vector<Engine::Chunk> Engine::schedule() {
 }
 
 int64_t Engine::chunk_tokens(const Sequence& s, int64_t budget) const {
-  if (s.draft < 0) return std::min(s.pending(), budget);
-  const int64_t n = std::min(s.pending() + 1, budget);
-  return n == s.pending() ? n - 1 : n;  // the draft goes with the last pending token, never without it
+  return std::min(s.pending() + (s.draft >= 0 ? 1 : 0), budget);  // the draft after its pending tokens, if room
 }
 
 bool Engine::speculating() const { return model_options_.mtp && model_->has_mtp(); }
@@ -519,11 +511,11 @@ struct Engine::Sampled {
   Sequence* seq;
   size_t forward;          // its chunk's forward (index into the step's forwards)
   int64_t row;             // its chunk's row in that forward
-  int64_t logits_row;      // its first row in the step's logits (the draft's verification, then the bonus)
+  int64_t logits_row;      // its first row in the step's logits (with a draft: the draft's, then the one after)
+  bool drafted;            // its chunk fed its draft
   std::vector<Draw> next;  // a sample: its next token (and the bonus after a kept draft); a leader: one per sample
   bool accepted = false;   // its draft was kept
   int64_t draft = -1;      // the MTP module's draft for its next step
-  at::Tensor draft_logq;
 };
 
 void Engine::run(const std::vector<Chunk>& chunks) {
@@ -550,7 +542,7 @@ void Engine::run(const std::vector<Chunk>& chunks) {
       if (c.draft) ids[i * t + t - 1] = s.draft;
       const bool ends = c.start + t == static_cast<int64_t>(s.tokens.size()) + (c.draft ? 1 : 0);
       if (ends) {
-        sampled.push_back({&s, forwards.size(), i, logits_rows, {}});
+        sampled.push_back({&s, forwards.size(), i, logits_rows, c.draft});
         if (c.draft) last_rows.push_back(i * t + t - 2);
         last_rows.push_back(i * t + t - 1);
         logits_rows += c.draft ? 2 : 1;
@@ -572,7 +564,11 @@ void Engine::run(const std::vector<Chunk>& chunks) {
     forwards.push_back(group);
   }
   if (!sampled.empty()) sampled = draw(sampled, at::cat(logits, 0));
-  if (speculating()) draft_next(forwards, hidden, sampled);
+  if (speculating()) {
+    int64_t decoding = 0;  // samples in flight: drafts pay while the forward reads weights rather than computes
+    for (const SeqPtr& s : running_) decoding += s->width();
+    draft_next(forwards, hidden, sampled, decoding <= options_.speculative_max_seqs);
+  }
 
   // The fed slots that stay (all but a rejected draft's) join the cache, with their routes.
   std::map<const Sequence*, const Sampled*> outcome;
@@ -594,14 +590,9 @@ void Engine::run(const std::vector<Chunk>& chunks) {
   for (Sampled& d : sampled) {
     Sequence* s = d.seq;
     if (!s->leader()) {
-      s->draft = -1;
-      s->draft_logq = at::Tensor();
       for (const Draw& t : d.next)
         if (!s->done) finish_token(*s, t.token, t.logprob);
-      if (!s->done) {
-        s->draft = d.draft;
-        s->draft_logq = d.draft_logq;
-      }
+      s->draft = d.draft;
       continue;
     }
     // Fork: every sample shares the prompt's pages. When drafting, each feeds the prompt's last
@@ -626,16 +617,13 @@ void Engine::run(const std::vector<Chunk>& chunks) {
                  running_.end());
 }
 
-// Draws every sampled sequence's tokens from `logits` (its rows in Sampled::logits_row order): a
-// leader's row once per sample it forks into; a sample without a draft its next token; a sample
-// with one verifies it (greedy: kept when it is the target's argmax; else speculative sampling)
-// and, when kept, draws the bonus token after it from its second row.
+// Draws every sampled sequence's tokens from `logits` (its rows in Sampled::logits_row order), each
+// with the sampler's own key: a leader's row once per sample it forks into; a sample its next token
+// and, when it fed a draft, the token after it too, kept only when the first is the draft.
 std::vector<Engine::Sampled> Engine::draw(const std::vector<Sampled>& todo, const at::Tensor& logits) {
   std::vector<Sampled> out = todo;
   std::vector<int64_t> source;  // logits row of each sampler row
   std::vector<SampleRow> rows;
-  std::vector<int64_t> verify;  // rows of the drafts that a sampling (T > 0) request verifies
-  std::vector<const SamplingParams*> verify_params;
   for (const Sampled& d : out) {
     const Sequence& s = *d.seq;
     const SamplingParams* p = &s.group->request.params.sampling;
@@ -647,15 +635,9 @@ std::vector<Engine::Sampled> Engine::draw(const std::vector<Sampled>& todo, cons
       continue;
     }
     const auto step = static_cast<uint64_t>(s.generated());
-    source.push_back(d.logits_row);
-    rows.push_back({p, static_cast<uint64_t>(s.sample), step});
-    if (s.draft >= 0) {  // the bonus, drawn as the token after a kept draft would be without drafts
-      source.push_back(d.logits_row + 1);
-      rows.push_back({p, static_cast<uint64_t>(s.sample), step + 1});
-      if (p->temperature > 0) {
-        verify.push_back(d.logits_row);
-        verify_params.push_back(p);
-      }
+    for (int64_t r = 0; r < (d.drafted ? 2 : 1); ++r) {
+      source.push_back(d.logits_row + r);
+      rows.push_back({p, static_cast<uint64_t>(s.sample), step + static_cast<uint64_t>(r)});
     }
   }
   bool identity = static_cast<int64_t>(source.size()) == logits.size(0);
@@ -663,39 +645,19 @@ std::vector<Engine::Sampled> Engine::draw(const std::vector<Sampled>& todo, cons
   const at::Tensor all =  // [N, V] on the model's device, drawn there
       identity ? logits : logits.index_select(0, at::tensor(source, at::kLong).to(logits.device()));
   const std::vector<Draw> draws = sample_tokens(all, rows);
-  at::Tensor logp;  // [n_verify, V] fp32 CPU: the target distributions the drafts are checked against
-  if (!verify.empty())
-    logp = sampling_log_probs(logits.index_select(0, at::tensor(verify, at::kLong).to(logits.device())),
-                              verify_params)
-               .to(at::kCPU, at::kFloat)
-               .contiguous();
-  const int64_t v = logits.size(1);
-  size_t r = 0, checked = 0;
+  size_t r = 0;
   for (Sampled& d : out) {
     const Sequence& s = *d.seq;
-    if (s.leader()) {
-      d.next.assign(draws.begin() + static_cast<std::ptrdiff_t>(r), draws.begin() + static_cast<std::ptrdiff_t>(r + s.samples.size()));
-      r += s.samples.size();
-      continue;
-    }
-    if (s.draft < 0) {
-      d.next = {draws[r++]};
-      continue;
-    }
-    const SamplingParams& p = s.group->request.params.sampling;
-    Draw first = draws[r];
-    if (p.temperature > 0) {
-      const uint64_t step = static_cast<uint64_t>(s.generated()), sample = static_cast<uint64_t>(s.sample);
-      const float* row = logp.data_ptr<float>() + static_cast<int64_t>(checked++) * v;
-      const Verdict verdict =
-          verify_draft(row, s.draft_logq.data_ptr<float>(), v, s.draft, counter_uniform(p.seed, sample, accept_step(step)),
-                       counter_uniform(p.seed, sample, residual_step(step)));
-      first = {verdict.token, row[verdict.token]};
-    }
-    d.accepted = first.token == s.draft;
-    d.next = {first};
-    if (d.accepted) d.next.push_back(draws[r + 1]);
-    r += 2;
+    const size_t n = s.leader() ? s.samples.size() : d.drafted ? 2 : 1;
+    d.next.assign(draws.begin() + static_cast<std::ptrdiff_t>(r), draws.begin() + static_cast<std::ptrdiff_t>(r + n));
+    r += n;
+    if (!d.drafted) continue;
+    // Speculative sampling with the draft's distribution q = one-hot(draft): kept with probability
+    // min(1, p(draft)/q(draft)) = p(draft), else a token from norm(max(0, p - q)) = p without the
+    // draft. The target's own draw realises both: it is the draft with probability p(draft), and
+    // otherwise distributed as p without it.
+    d.accepted = d.next[0].token == s.draft;
+    if (!d.accepted) d.next.pop_back();
     ++counters_.draft_tokens;
     counters_.accepted_drafts += d.accepted ? 1 : 0;
   }
@@ -704,10 +666,10 @@ std::vector<Engine::Sampled> Engine::draw(const std::vector<Sampled>& todo, cons
 
 // The MTP module over every chunk of the step (its keys: the cache's last layer, the same slots),
 // each slot fed the token after it (unknown ones, past what was drawn, get 0: their entries are
-// written again before anything reads them); then each sample that drew its next token gets the
-// draft of the token after that, from the entry of its newest fed token.
+// written again before anything reads them); then, with `drafts`, each sample that drew its next
+// token gets the draft of the token after that, from the entry of its newest fed token.
 void Engine::draft_next(const std::vector<std::vector<const Chunk*>>& forwards, const std::vector<at::Tensor>& hidden,
-                        std::vector<Sampled>& sampled) {
+                        std::vector<Sampled>& sampled, bool drafts) {
   std::map<const Sequence*, Sampled*> by_seq;
   for (Sampled& d : sampled) by_seq[d.seq] = &d;
   for (size_t f = 0; f < forwards.size(); ++f) {
@@ -741,22 +703,11 @@ void Engine::draft_next(const std::vector<std::vector<const Chunk*>>& forwards, 
     Feed feed;
     feed.context = &batch_;
     const at::Tensor hm = model_->mtp_hidden(hidden[f], ids_, feed);
-    if (drafting.empty()) continue;
-    const at::Tensor q = model_->mtp_logits_at(hm, at::tensor(draft_rows, at::kLong));  // [n, V]
-    std::vector<SampleRow> draws;
-    std::vector<const SamplingParams*> params;
-    for (Sampled* d : drafting) {
-      const Sequence& s = *d->seq;
-      params.push_back(&s.group->request.params.sampling);
-      const int64_t next = s.generated() + static_cast<int64_t>(d->next.size());  // the drafted token's index
-      draws.push_back({params.back(), static_cast<uint64_t>(s.sample), draft_step(static_cast<uint64_t>(next))});
-    }
-    const std::vector<Draw> drafts = sample_tokens(q, draws);
-    const at::Tensor logq = sampling_log_probs(q, params).to(at::kCPU, at::kFloat).contiguous();  // [n, V]
-    for (size_t j = 0; j < drafting.size(); ++j) {
-      drafting[j]->draft = drafts[j].token;
-      if (params[j]->temperature > 0) drafting[j]->draft_logq = logq[static_cast<int64_t>(j)].clone();
-    }
+    if (drafting.empty() || !drafts) continue;
+    // The draft: the module's most likely token (DeepSeek-V3's MTP drafts are its top-1).
+    const at::Tensor top =
+        model_->mtp_logits_at(hm, at::tensor(draft_rows, at::kLong)).argmax(-1).to(at::kCPU).contiguous();  // [n]
+    for (size_t j = 0; j < drafting.size(); ++j) drafting[j]->draft = top.data_ptr<int64_t>()[j];
   }
 }
 

@@ -23,16 +23,18 @@
 // same keys, so greedy and seeded results do not change).
 //
 // Speculative decoding (EngineOptions::speculative, on by default; it acts when the model has an
-// MTP module, model/causal_lm.h): after every step that samples a sample's next token, the MTP
-// module (whose keys are one more layer of the paged cache, fed the same slots as the model)
-// drafts the token after it; the next step feeds the pending token and the draft together and
-// verifies the draft by speculative sampling (speculative.h): kept, the target's next token comes
-// from the same forward (two tokens for one step); rejected, the token is drawn from the residual.
-// Either way every token is distributed exactly as without drafts and its log-prob is the
-// target's, the trainer's value; greedy completions are the same tokens as without drafts. Drafts
-// survive preemption (the recompute feeds them too), so seeded results still do not depend on the
-// schedule. A forked sample feeds the prompt's last token again with its first one (the MTP entry
-// of that slot depends on the sample's own first token).
+// MTP module, model/causal_lm.h; Leviathan et al. 2023, with DeepSeek-V3's MTP module as the
+// drafter): the MTP module runs over every fed slot (its keys are one more layer of the paged
+// cache); after a step that samples a sample's next token it drafts the token after that, its most
+// likely one. The next step feeds the pending token and the draft together, and the target's own
+// draw of that position (the sampler, its usual key) decides: equal to the draft, the draft is kept
+// and the token after it is drawn from the same forward (two tokens for one step); else the draw
+// stands and the draft's slot is dropped. This is speculative sampling with the draft distribution
+// one-hot(draft) — kept with probability min(1, p(d)/q(d)) = p(d), otherwise a token from
+// norm(max(0, p − q)) — realised by the target's draw itself, so every token, log-prob and route is
+// bit for bit what the engine draws without drafts, whatever the drafts, the batch or the schedule.
+// A forked sample feeds the prompt's last token again with its first one (the MTP entry of that
+// slot depends on the sample's own first token).
 //
 // Ops per step: one forward per distinct chunk length (all decoding samples together: [B, 1]),
 // the head only on the rows that sample, one batched sampler call. The cache pool, the page
@@ -133,8 +135,12 @@ struct EngineOptions {
   // (0, 1]: on a GPU, num_pages is instead as many pages as this share of the device's free memory
   // holds when the engine starts (pages_for_memory); 0 (default) or on the CPU: num_pages as given.
   double gpu_memory_fraction = 0;
-  // Draft with the model's MTP module (speculative decoding, see above) when it has one.
+  // Draft with the model's MTP module (speculative decoding, see above) when it has one, in the
+  // steps where at most speculative_max_seqs samples are in flight (a draft is a second token per
+  // sequence in the forward: it pays while decoding reads weights rather than computes). Neither
+  // changes a completion.
   bool speculative = true;
+  int64_t speculative_max_seqs = 8;
 };
 
 // Cache pages of `page_bytes` each that `fraction` of `free_bytes` holds (at least 0).
@@ -250,7 +256,7 @@ class Engine {
   void run(const std::vector<Chunk>& chunks);
   std::vector<Sampled> draw(const std::vector<Sampled>& todo, const at::Tensor& logits);
   void draft_next(const std::vector<std::vector<const Chunk*>>& forwards, const std::vector<at::Tensor>& hidden,
-                  std::vector<Sampled>& sampled);
+                  std::vector<Sampled>& sampled, bool drafts);
   void finish_token(Sequence& s, int64_t token, float logprob);
   void complete(Sequence& s, FinishReason reason);
   void publish_stats();

@@ -1,14 +1,13 @@
-// Speculative decoding with the MTP module's drafts (rollout/speculative.h, rollout/engine.h):
-// speculative sampling keeps the target distribution (chi-square over many draws, of verify_draft
-// alone and of the engine's sampled tokens against the model's own distributions); greedy
-// completions, their log-probs and routes are the plain engine's; seeded results do not depend on
-// preemption or batch composition; weights without the MTP module stop the drafting.
+// Speculative decoding with the MTP module's drafts (rollout/engine.h): greedy and sampled
+// completions (top-k / top-p too), their log-probs and routes are the plain engine's bit for bit,
+// with drafts kept and dropped, under preemption and whatever the batch; the sampled tokens follow
+// the model's own distributions (chi-square over many seeds); weights without the MTP module stop
+// the drafting.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
-#include "rollout/speculative.h"
 #include "rollout_test_util.h"
 
 using namespace grpo;
@@ -31,40 +30,6 @@ double chi_square_limit(int64_t dof) {
   return k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
 }
 
-TEST(SpeculativeSampling, VerifiedDraftsAreDistributedAsTheTarget) {
-  const float ninf = -std::numeric_limits<float>::infinity();
-  // The target cuts token 5 (top-k) which the draft favours; the draft misses token 0 entirely.
-  std::vector<double> p = {0.30, 0.05, 0.25, 0.10, 0.30, 0.0}, q = {0.0, 0.40, 0.10, 0.10, 0.10, 0.30};
-  std::vector<float> logp, logq;
-  for (size_t i = 0; i < p.size(); ++i) {
-    logp.push_back(p[i] > 0 ? static_cast<float>(std::log(p[i])) : ninf);
-    logq.push_back(q[i] > 0 ? static_cast<float>(std::log(q[i])) : ninf);
-  }
-  const int64_t v = 6, draws = 200000;
-  std::vector<double> counts(v, 0);
-  int64_t accepted = 0;
-  for (int64_t i = 0; i < draws; ++i) {
-    const double u = counter_uniform(11, static_cast<uint64_t>(i), draft_step(3));
-    int64_t d = 0;
-    for (double sum = q[0]; sum <= u && d < v - 1;) sum += q[++d];
-    const Verdict verdict = verify_draft(logp.data(), logq.data(), v, d, counter_uniform(11, i, accept_step(3)),
-                                         counter_uniform(11, i, residual_step(3)));
-    counts[verdict.token] += 1;
-    accepted += verdict.accepted ? 1 : 0;
-    EXPECT_EQ(verdict.accepted, verdict.token == d);
-  }
-  std::vector<double> expected;
-  for (double x : p) expected.push_back(x * draws);
-  EXPECT_EQ(counts[5], 0) << "a token the target cuts is never emitted";
-  EXPECT_LT(chi_square(counts, expected), chi_square_limit(4));
-  double overlap = 0;  // P(accept) = sum min(p, q)
-  for (int64_t i = 0; i < v; ++i) overlap += std::min(p[i], q[i]);
-  EXPECT_NEAR(static_cast<double>(accepted) / draws, overlap, 4 * std::sqrt(overlap * (1 - overlap) / draws));
-  EXPECT_NE(draft_step(7), accept_step(7));
-  EXPECT_NE(accept_step(7), residual_step(7));
-  EXPECT_NE(draft_step(7), uint64_t{7});
-}
-
 ModelConfig mtp_config() { return tiny_config({{"num_nextn_predict_layers", 1}, {"vocab_size", 16}}); }
 
 std::shared_ptr<const DeepseekModel> mtp_model(uint64_t seed = 7) {
@@ -76,6 +41,7 @@ std::shared_ptr<const DeepseekModel> mtp_model(uint64_t seed = 7) {
 EngineOptions spec_options(bool speculative) {
   EngineOptions opt;
   opt.speculative = speculative;
+  opt.speculative_max_seqs = opt.max_seqs;  // drafts at every batch size
   return opt;
 }
 
@@ -110,29 +76,40 @@ void expect_same(const CompletionMap& a, const CompletionMap& b) {
   }
 }
 
-TEST(SpeculativeEngine, GreedyCompletionsAreThePlainEngines) {
+// Greedy, sampling and truncated sampling: the completions with drafts are the plain engine's.
+TEST(SpeculativeEngine, CompletionsAreThePlainEnginesBitForBit) {
   auto m = mtp_model();
-  GenerationParams g;
-  g.sampling.temperature = 0;
-  g.max_new_tokens = 12;
-  const std::vector<Request> reqs = requests(g, mtp_config().vocab_size, /*routes=*/true);
-  EngineStats plain_stats, spec_stats;
-  const CompletionMap plain = run_all(m, spec_options(false), reqs, &plain_stats);
-  const CompletionMap spec = run_all(m, spec_options(true), reqs, &spec_stats);
-  expect_same(plain, spec);
-  EXPECT_EQ(plain_stats.draft_tokens, 0);
-  EXPECT_GT(spec_stats.draft_tokens, 20);
-  EXPECT_GT(spec_stats.accepted_drafts, 0) << "both verdicts are exercised";
-  EXPECT_LT(spec_stats.accepted_drafts, spec_stats.draft_tokens);
-  EXPECT_LT(spec_stats.steps, plain_stats.steps);
-  for (const auto& [key, c] : spec) EXPECT_EQ(c.routes.tokens, c.prompt_tokens + static_cast<int64_t>(c.token_ids.size()) - 1);
-
+  struct Mode {
+    double temperature, top_p;
+    int64_t top_k;
+  };
+  for (const Mode mode : {Mode{0, 1, 0}, Mode{1.0, 1, 0}, Mode{0.6, 0.9, 5}}) {
+    GenerationParams g;
+    g.sampling = {mode.temperature, mode.top_p, mode.top_k, 42};
+    g.max_new_tokens = 12;
+    const std::vector<Request> reqs = requests(g, mtp_config().vocab_size, /*routes=*/true);
+    EngineStats plain_stats, spec_stats;
+    const CompletionMap plain = run_all(m, spec_options(false), reqs, &plain_stats);
+    const CompletionMap spec = run_all(m, spec_options(true), reqs, &spec_stats);
+    SCOPED_TRACE("temperature " + std::to_string(mode.temperature) + " top_k " + std::to_string(mode.top_k));
+    expect_same(plain, spec);
+    EXPECT_EQ(plain_stats.draft_tokens, 0);
+    EXPECT_GT(spec_stats.draft_tokens, 20);
+    EXPECT_GT(spec_stats.accepted_drafts, 0) << "drafts kept and dropped both";
+    EXPECT_LT(spec_stats.accepted_drafts, spec_stats.draft_tokens);
+    EXPECT_EQ(spec_stats.generated_tokens, plain_stats.generated_tokens);
+    EXPECT_LE(spec_stats.steps, plain_stats.steps);
+    for (const auto& [key, c] : spec)
+      EXPECT_EQ(c.routes.tokens, c.prompt_tokens + static_cast<int64_t>(c.token_ids.size()) - 1);
+  }
   Engine spec_engine(m, 0, spec_options(true)), plain_engine(m, 0, spec_options(false));
   EXPECT_EQ(spec_engine.cache_bytes_per_token() * 3, plain_engine.cache_bytes_per_token() * 4)
       << "the MTP module's keys are one more layer of the cache (3 decoder layers)";
 }
 
-TEST(SpeculativeEngine, SeededResultsDoNotDependOnPreemptionOrBatch) {
+// Preemption (a cramped cache), chunked prefill, a small token budget, the batch around a request,
+// and how many sequences may draft change nothing.
+TEST(SpeculativeEngine, SeededResultsDoNotDependOnTheSchedule) {
   auto m = mtp_model();
   GenerationParams g;
   g.sampling.temperature = 1.0;
@@ -141,21 +118,61 @@ TEST(SpeculativeEngine, SeededResultsDoNotDependOnPreemptionOrBatch) {
   const std::vector<Request> reqs = requests(g, mtp_config().vocab_size, /*routes=*/true);
   EngineStats roomy_stats, tight_stats;
   const CompletionMap roomy = run_all(m, spec_options(true), reqs, &roomy_stats);
+  EXPECT_GT(roomy_stats.accepted_drafts, 0);
   EngineOptions tight = spec_options(true);
   tight.num_pages = 12;  // 48 token slots for 12 sequences of up to 31 tokens
   tight.page_size = 4;
   tight.max_batched_tokens = 13;
   tight.max_seqs = 12;
-  const CompletionMap cramped = run_all(m, tight, reqs, &tight_stats);
+  expect_same(roomy, run_all(m, tight, reqs, &tight_stats));
   EXPECT_GT(tight_stats.preemptions, 0);
-  EXPECT_GT(roomy_stats.accepted_drafts, 0);
-  expect_same(roomy, cramped);
-  // One request alone draws what it drew among the others.
+  EXPECT_GT(tight_stats.draft_tokens, 0);
+  EngineOptions few = spec_options(true);
+  few.speculative_max_seqs = 8;  // drafts only once some sequences are done (12 at first)
+  EngineStats few_stats;
+  expect_same(roomy, run_all(m, few, reqs, &few_stats));
+  EXPECT_GT(few_stats.draft_tokens, 0);
+  EXPECT_LT(few_stats.draft_tokens, roomy_stats.draft_tokens);
   const CompletionMap alone = run_all(m, spec_options(true), {reqs[2]});
   for (const auto& [key, c] : alone) {
     const Completion& among = roomy.at({3, key.second});
     EXPECT_EQ(c.token_ids, among.token_ids);
     EXPECT_EQ(c.logprobs, among.logprobs);
+  }
+}
+
+// The drafts are the MTP module's top-1 over the tokens so far (checked through what the engine
+// counts: replaying each completion with mtp_logits over the whole sequence gives which positions
+// were drafted and which drafts were kept).
+TEST(SpeculativeEngine, DraftsAreTheMtpModulesTopToken) {
+  auto m = mtp_model();
+  for (double temperature : {0.0, 1.0}) {
+    Engine engine(m, 0, spec_options(true));
+    GenerationParams g;
+    g.sampling.temperature = temperature;
+    g.sampling.seed = 5;
+    g.max_new_tokens = 24;
+    const std::vector<int64_t> prompt = random_prompt(7, mtp_config().vocab_size, 21);
+    engine.submit({prompt, 6, g});
+    const std::vector<Completion> done = engine.run_until_idle();
+    int64_t drafts = 0, kept = 0;
+    at::NoGradGuard no_grad;
+    for (const Completion& c : done) {
+      std::vector<int64_t> ids = prompt;
+      ids.insert(ids.end(), c.token_ids.begin(), c.token_ids.end());
+      // Entry i of depth 1 predicts ids[i + 2]: the draft of completion token j is entry p + j - 2.
+      const at::Tensor top = m->mtp_logits(at::tensor(ids, at::kLong).unsqueeze(0))[0][0].argmax(-1);
+      const int64_t p = static_cast<int64_t>(prompt.size()), n = static_cast<int64_t>(c.token_ids.size());
+      for (int64_t j = 2; j < n;) {  // token 1 is drawn by the first decode step, which has no draft
+        ++drafts;
+        const bool hit = top[p + j - 2].item<int64_t>() == c.token_ids[j];
+        kept += hit ? 1 : 0;
+        j += hit ? 2 : 1;
+      }
+    }
+    EXPECT_EQ(engine.stats().draft_tokens, drafts) << "temperature " << temperature;
+    EXPECT_EQ(engine.stats().accepted_drafts, kept) << "temperature " << temperature;
+    EXPECT_GT(kept, 0);
   }
 }
 
