@@ -76,11 +76,16 @@ int run_generate(const grpo::Args& args) {
     if (tok) j["text"] = c.text;
     std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   }
-  if (args.flag("timing"))
+  if (args.flag("timing")) {
     std::cerr << "generate: " << done.size() << " completions, " << timing.generated_tokens << " tokens generated in "
               << timing.generate_s << " s: " << static_cast<double>(timing.generated_tokens) / timing.generate_s
               << " tokens/s (prompts " << timing.prompt_tokens << " tokens; model load " << timing.load_s << " s on "
-              << grpo::device_name(mo.device) << ")" << std::endl;
+              << grpo::device_name(mo.device) << ")";
+    if (timing.draft_tokens > 0)
+      std::cerr << "; MTP drafts kept " << timing.accepted_drafts << " of " << timing.draft_tokens << " ("
+                << 100 * timing.accepted_drafts / timing.draft_tokens << " %)";
+    std::cerr << std::endl;
+  }
   return 0;
 }
 

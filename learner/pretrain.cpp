@@ -18,6 +18,7 @@
 #include "model/device.h"
 #include "model/init.h"
 #include "model/pretrained.h"
+#include "model/project.h"
 #include "model/runtime.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/checkpoint_files.h"
@@ -157,7 +158,8 @@ int64_t resume_step(const std::string& path, int world, bool zero1) {
 
 PretrainOptions PretrainOptions::from_config(const Config& s) {
   std::set<std::string> known(kLmTrainingKeys.begin(), kLmTrainingKeys.end());
-  known.insert({"model", "tokenizer", "corpus", "steps", "bias_update_speed", "save_every", "resume", "zero1"});
+  known.insert({"model", "tokenizer", "corpus", "steps", "bias_update_speed", "mtp_weight", "save_every", "resume",
+                "zero1"});
   s.require_known(known);
   PretrainOptions o;
   o.model = model_config_from(s, "model", &o.model_source);
@@ -203,6 +205,9 @@ PretrainOptions PretrainOptions::from_config(const Config& s) {
   if (o.steps < 1) throw InputError(s.where("steps") + ": expected an integer >= 1");
   o.train.lr.total_steps = o.steps;
   o.bias_update_speed = s.get<double>("bias_update_speed", o.bias_update_speed);
+  o.mtp_weight = s.get<double>("mtp_weight", o.mtp_weight);
+  if (!(o.mtp_weight >= 0 && o.mtp_weight <= 10))
+    throw InputError(s.where("mtp_weight") + ": expected a number in [0, 10], got " + std::to_string(o.mtp_weight));
   o.save_every = s.get<int64_t>("save_every", o.save_every);
   if (o.save_every < 0) throw InputError(s.where("save_every") + ": expected an integer >= 0");
   o.resume = s.get<bool>("resume", o.resume);
@@ -226,6 +231,12 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
 
   // Expert parallel: this rank's routed experts only, drawn as in the whole model (same seed).
   ModelOptions model_options = o.train.model_options();
+  const bool mtp = config.num_nextn_predict_layers > 0 && o.mtp_weight > 0;
+  if (mtp && dist)
+    throw InputError(o.model_source + ": num_nextn_predict_layers " + std::to_string(config.num_nextn_predict_layers) +
+                     " with pretrain.mtp_weight " + std::to_string(o.mtp_weight) +
+                     ": the MTP loss is not trained with expert parallelism yet (set mtp_weight: 0)");
+  model_options.mtp = mtp;
   if (dist) model_options.device = expert_parallel_device(model_options.device, o.train.device_auto, "pretrain.device");
   model_options.expert_rank = rank;
   model_options.expert_ranks = world;
@@ -294,12 +305,27 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     const at::Tensor ids = b.ids.narrow(0, rank * rows, rows).to(device),
                      mask = b.mask.narrow(0, rank * rows, rows).to(device);
     std::vector<at::Tensor> load;  // per layer, [E] tokens routed to each expert (MoE layers)
-    at::Tensor logits =
-        model.forward(ids.narrow(1, 0, t - 1), {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, V]
+    const at::Tensor input = ids.narrow(1, 0, t - 1);
+    const at::Tensor h = model.hidden_states(input, {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, D]
+    const at::Tensor logits = head_logits(h, model.lm_head());                                // [B/W, T-1, V]
     const double n_targets = b.mask.sum().item<double>();
     // This rank's share of the mean over the global batch's real target tokens (masked_mean of
     // the whole batch when there is one rank).
     at::Tensor loss = (token_nll(logits, ids.narrow(1, 1, t - 1)) * mask).sum() / n_targets;
+    double mtp_loss = 0;
+    if (mtp) {  // depth k's entry i predicts ids[i + k + 1]: λ/D Σ_k its mean cross-entropy
+      const std::vector<at::Tensor> depths = model.mtp_logits(input, h);
+      at::Tensor sum = at::zeros({}, loss.options());
+      for (size_t k = 1; k <= depths.size(); ++k) {
+        const int64_t n = depths[k - 1].size(1);
+        const at::Tensor m = mask.narrow(1, static_cast<int64_t>(k), n);
+        sum = sum + (token_nll(depths[k - 1], ids.narrow(1, static_cast<int64_t>(k) + 1, n)) * m).sum() /
+                        m.sum().clamp_min(1);
+      }
+      const at::Tensor weighted = sum * (o.mtp_weight / static_cast<double>(config.num_nextn_predict_layers));
+      mtp_loss = sum.item<double>() / static_cast<double>(config.num_nextn_predict_layers);
+      loss = loss + weighted;
+    }
     LmOptimizer::Step s;
     if (dist) {
       optimizer.backward(loss);
@@ -316,6 +342,7 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     if (balance) model.update_correction_biases(load, o.bias_update_speed);
 
     std::map<std::string, double> extra;  // expert balance of this step's batch (1 is perfect); the hook's
+    if (mtp) extra["pretrain/mtp_loss"] = mtp_loss;
     for (size_t i = 0; i < load.size(); ++i)
       if (load[i].defined())
         extra["moe/layer" + std::to_string(i) + "/load_max_over_mean"] = load_max_over_mean(load[i]);

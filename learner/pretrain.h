@@ -21,6 +21,11 @@
 //   seq_len: 128                tokens a sequence may have (longer records are cut, and counted)
 //   steps: 1000
 //   bias_update_speed: 0.001    aux-loss-free balancing step γ of noaux_tc routers (0: off)
+//   mtp_weight: 0.3             λ of the multi-token-prediction loss (DeepSeek-V3 §2.2: λ/D times the
+//                               sum of the D depths' cross-entropies, added to the next-token loss)
+//                               when the model config has num_nextn_predict_layers > 0; the MTP
+//                               modules are trained and saved (the rollout engine drafts with
+//                               them). 0: the model is built and saved without them. One process only
 //   batch_size, optim, threads, seed, dtype, save_dtype, out_dir, log_dir, log_every: the keys
 //   every LM trainer has (learner/lm_training.h)
 //   save_every: 0               `grpo learner` only: a checkpoint every N steps (0: at the end only)
@@ -68,6 +73,7 @@ struct PretrainOptions {
   PretrainCorpusOptions corpus;
   int64_t steps = 1000;
   double bias_update_speed = 1e-3;
+  double mtp_weight = 0.3;
   int64_t save_every = 0;
   bool resume = false;
   bool zero1 = false;

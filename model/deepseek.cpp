@@ -435,10 +435,17 @@ at::Tensor DeepseekModel::logits_at(const at::Tensor& h, const at::Tensor& rows)
 
 std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids_in) const {
   if (mtp_.empty()) throw InputError("mtp_logits: the model was built without MTP modules");
+  return mtp_logits(ids_in, hidden_states(ids_in.to(options_.device)));
+}
+
+std::vector<at::Tensor> DeepseekModel::mtp_logits(const at::Tensor& ids_in, const at::Tensor& h) const {
+  if (mtp_.empty()) throw InputError("mtp_logits: the model was built without MTP modules");
   const at::Tensor ids = ids_in.to(options_.device);
+  if (h.dim() != 3 || h.size(0) != ids.size(0) || h.size(1) != ids.size(1))
+    throw InputError("mtp_logits: hidden states " + shape_str(h.sizes()) + " for ids " + shape_str(ids.sizes()));
   const int64_t t = ids.size(1), first_mtp_layer = config_.num_hidden_layers;
   const double eps = config_.rms_norm_eps;
-  at::Tensor prev = hidden_states(ids);  // [B, T, D]
+  at::Tensor prev = h;  // [B, T, D]
   std::vector<at::Tensor> out;
   for (size_t k = 1; k <= mtp_.size(); ++k) {
     const int64_t n = t - static_cast<int64_t>(k);

@@ -103,6 +103,9 @@ class DeepseekModel : public CausalLM {
   at::Tensor logits_at(const at::Tensor& h, const at::Tensor& rows) const override;
   // MTP depth k (1-based) logits [B, T-k, V]: entry i predicts ids[:, i + k + 1]. Needs options.mtp.
   std::vector<at::Tensor> mtp_logits(const at::Tensor& ids) const;
+  // The same from the main model's hidden states h = hidden(ids) [B, T, D] (training: one forward
+  // for both losses).
+  std::vector<at::Tensor> mtp_logits(const at::Tensor& ids, const at::Tensor& h) const;
   // Depth 1 over a chunk, for drafting (causal_lm.h).
   bool has_mtp() const override { return !mtp_.empty(); }
   at::Tensor mtp_hidden(const at::Tensor& h, const at::Tensor& next_ids, const Feed& feed = {}) const override;

@@ -44,6 +44,8 @@ std::vector<Completion> generate_offline(const std::string& model_dir, const Mod
     timing->load_s = std::chrono::duration<double>(t1 - t0).count();
     timing->generate_s = std::chrono::duration<double>(Clock::now() - t1).count();
     timing->prompt_tokens = timing->generated_tokens = 0;
+    timing->draft_tokens = engine.stats().draft_tokens;
+    timing->accepted_drafts = engine.stats().accepted_drafts;
     for (const Completion& c : done) {
       timing->prompt_tokens += c.prompt_tokens;
       timing->generated_tokens += static_cast<int64_t>(c.token_ids.size());

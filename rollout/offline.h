@@ -23,6 +23,7 @@ namespace grpo::rollout {
 struct OfflineTiming {
   double load_s = 0, generate_s = 0;
   int64_t prompt_tokens = 0, generated_tokens = 0;
+  int64_t draft_tokens = 0, accepted_drafts = 0;  // speculative decoding (EngineStats)
 };
 
 std::vector<Completion> generate_offline(const std::string& model_dir, const ModelOptions& model_options,

@@ -97,6 +97,46 @@ TEST_F(CliPretrain, DemoConfigPretrainsAndTheCheckpointGenerates) {
   EXPECT_NE(bad.err.find("pretrain.optim.lrr"), std::string::npos) << bad.err;
 }
 
+// A model config with an MTP module: pretraining trains it beside the model (its loss logged and
+// falling), the checkpoint holds it, and `grpo generate` drafts with it — the same completions as
+// with --no-speculative, some drafts kept. mtp_weight out of range names the key.
+TEST_F(CliPretrain, MtpModuleTrainsAndDraftsForGenerate) {
+  json model = json::parse(std::ifstream(std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/model.json"));
+  model["num_nextn_predict_layers"] = 1;
+  std::ofstream(dir_ + "/model.json") << model.dump(2);
+  const std::string base = dir_ + "/base";
+  Result r = run("pretrain --config configs/tiny-zero.yaml --quiet pretrain.steps=40 pretrain.batch_size=8 "
+                 "pretrain.log_every=1 pretrain.model=" +
+                 dir_ + "/model.json pretrain.out_dir=" + base + " pretrain.log_dir=" + dir_ + "/logs");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::stringstream metrics;
+  metrics << std::ifstream(dir_ + "/logs/metrics.jsonl").rdbuf();
+  std::vector<double> mtp_loss;
+  for (const json& j : json_lines(metrics.str()))
+    if (j.contains("pretrain/mtp_loss")) mtp_loss.push_back(j["pretrain/mtp_loss"].get<double>());
+  ASSERT_GE(mtp_loss.size(), 10u);
+  EXPECT_LT(mtp_loss.back(), mtp_loss.front() - 0.5) << "the MTP module learns";
+  std::stringstream header;
+  header << std::ifstream(base + "/model.safetensors").rdbuf();
+  EXPECT_NE(header.str().find("model.layers.4.eh_proj.weight"), std::string::npos);
+
+  std::ofstream(dir_ + "/prompts.jsonl") << json{{"prompt", "User: 1 2 3 4\nAssistant: <think>"}}.dump() << "\n"
+                                         << json{{"prompt", "User: 9 3 5\nAssistant: <think>"}}.dump() << "\n";
+  const std::string gen = "generate --model " + base + " --prompts " + dir_ +
+                          "/prompts.jsonl --n 2 --temperature 1 --seed 3 --max-new-tokens 24 --timing";
+  Result drafted = run(gen), plain = run(gen + " --no-speculative");
+  ASSERT_EQ(drafted.code, 0) << drafted.err;
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_EQ(drafted.out, plain.out);
+  EXPECT_NE(drafted.err.find("MTP drafts kept "), std::string::npos) << drafted.err;
+  EXPECT_EQ(drafted.err.find("MTP drafts kept 0 of"), std::string::npos) << drafted.err;
+  EXPECT_EQ(plain.err.find("MTP drafts"), std::string::npos) << plain.err;
+
+  Result bad = run("pretrain --config configs/tiny-zero.yaml pretrain.mtp_weight=-1 pretrain.out_dir=" + base);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("pretrain.mtp_weight"), std::string::npos) << bad.err;
+}
+
 // SIGTERM during `grpo pretrain` (stderr in a pipe, not a terminal): training ends after the
 // current step, the model of that step is saved and the message says so; the start banner and
 // plain progress lines came before.
