@@ -54,7 +54,8 @@ int run_generate(const grpo::Args& args) {
   grpo::rollout::EngineOptions eo;
   eo.max_seqs = args.get_int("max-seqs", 1), eo.max_batched_tokens = args.get_int("max-batched-tokens", 1);
   eo.page_size = args.get_int("page-size", 1), eo.num_pages = args.get_int("num-pages", 1);
-  eo.speculative = !args.flag("no-speculative");
+  eo.speculative = args.flag("speculative");
+  eo.speculative_max_seqs = args.get_int("speculative-max-seqs", 0);
   if (args.has("gpu-memory-fraction")) {
     eo.gpu_memory_fraction = args.get_double("gpu-memory-fraction");
     if (!(eo.gpu_memory_fraction > 0 && eo.gpu_memory_fraction <= 1))
@@ -115,8 +116,10 @@ GRPO_COMMAND("generate", "Sample N completions per prompt with the rollout engin
                {"num-pages", "N", "latent cache pages", false, "2048"},
                {"gpu-memory-fraction", "F",
                 "on a GPU: as many cache pages as this share of its free memory holds (instead of --num-pages)", false},
-               {"no-speculative", "",
-                "do not draft with the checkpoint's MTP module (speculative decoding; same output distribution)", false},
+               {"speculative", "",
+                "draft with the checkpoint's MTP module (speculative decoding; the same completions either way)",
+                false},
+               {"speculative-max-seqs", "N", "draft only in engine steps with at most N samples in flight", false, "8"},
                grpo::device_option(),
                {"timing", "", "print the generation time and tokens/s on stderr (model load apart)", false},
                {"threads", "N", "intra-op threads (0 = all cores)", false, "0"}}),

@@ -7,7 +7,6 @@
 // repository root).
 //
 //   ./build/bench/bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda] [--fused-ab]
-//                               [--speculative-ab]
 //
 // --seqs: only these concurrency rows, and only the decode/prefill table (what
 // bench/llamacpp/compare.sh runs beside llama.cpp).
@@ -15,12 +14,6 @@
 // replaces, decode tokens/s per dtype at the --seqs rows (default 1 and 32), the two alternating
 // three times, best of each, and their ratio; then the ATen operator calls per generated token of
 // each path (a RecordFunction counter, nested calls included).
-// --speculative-ab: decode with the MTP module's drafts (rollout/engine.h) against without, on
-// dsv3-small with one MTP module (random weights: how often a draft is kept is the weights', so
-// greedy, where random drafts are almost never the argmax, shows the cost of drafting, and
-// temperature 1 over the near-uniform distributions of random weights a high acceptance),
-// generated tokens/s in the decode steps at the --seqs rows (default 1 and 32), fp32 and bf16,
-// best of 3 alternating, the ratio and the share of drafts kept.
 // --device: the models, the cache and the naive baseline on that device (model/device.h); off the
 // CPU the FP8 column is left out (FP8 weights are CPU-only for now) and only the table runs.
 //
@@ -62,22 +55,19 @@ namespace {
 struct EngineRun {
   double prefill_tps = 0, decode_tps = 0, prefill_s = 0, decode_s = 0;
   int64_t prefill_tokens = 0, decode_tokens = 0, peak_pages = 0;
-  int64_t decode_generated = 0;  // tokens sampled in the decode steps (more than fed with drafts kept)
-  EngineStats stats;
 };
 
 // `requests` requests of `n` samples each; steps timed one by one and split into steps that fed
 // a prompt (prefill) and pure decode steps.
 EngineRun run_engine(const std::shared_ptr<const DeepseekModel>& model, int64_t requests, int64_t n, int64_t prompt_len,
-                     int64_t new_tokens, bool same_prompt, bool speculative = true, double temperature = 1.0) {
+                     int64_t new_tokens, bool same_prompt) {
   EngineOptions opt;
-  opt.speculative = speculative;
   opt.max_seqs = std::max<int64_t>(requests * n, 1);
   opt.max_batched_tokens = std::max<int64_t>(opt.max_seqs, requests * prompt_len);
   opt.num_pages = 4096;
   Engine engine(model, 0, opt);
   GenerationParams g;
-  g.sampling = {temperature, 1.0, 0, 7};
+  g.sampling = {1.0, 1.0, 0, 7};
   g.max_new_tokens = new_tokens;
   for (int64_t r = 0; r < requests; ++r)
     engine.submit({prompt_of(prompt_len, model->config().vocab_size, same_prompt ? 0 : r + 1), n, g});
@@ -95,11 +85,9 @@ EngineRun run_engine(const std::shared_ptr<const DeepseekModel>& model, int64_t 
     } else {
       out.decode_s += dt;
       out.decode_tokens += after.decode_tokens - before.decode_tokens;
-      out.decode_generated += after.generated_tokens - before.generated_tokens;
     }
   }
   out.peak_pages = engine.stats().peak_pages_used;
-  out.stats = engine.stats();
   engine.poll();
   out.prefill_tps = out.prefill_s > 0 ? out.prefill_tokens / out.prefill_s : 0;
   out.decode_tps = out.decode_s > 0 ? out.decode_tokens / out.decode_s : 0;
@@ -130,7 +118,7 @@ int main(int argc, char** argv) {
   flags.out = "bench/results/rollout.json";
   // --seqs LIST is ours; the rest are the shared engine-bench flags.
   std::vector<int64_t> concurrency = {1, 8, 32, 64};
-  bool table_only = false, fused_ab = false, speculative_ab = false;
+  bool table_only = false, fused_ab = false;
   at::Device device = at::kCPU;
   std::vector<char*> rest = {argv[0]};
   for (int i = 1; i < argc; ++i) {
@@ -144,8 +132,6 @@ int main(int argc, char** argv) {
       table_only = table_only || !device.is_cpu();
     } else if (std::strcmp(argv[i], "--fused-ab") == 0) {
       fused_ab = true;
-    } else if (std::strcmp(argv[i], "--speculative-ab") == 0) {
-      speculative_ab = true;
     } else if (std::strcmp(argv[i], "--seqs") == 0 && i + 1 < argc) {
       concurrency.clear();
       for (const char* p = argv[++i]; *p;) {
@@ -164,8 +150,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!parse_flags(static_cast<int>(rest.size()), rest.data(), false,
-                   "bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda] [--fused-ab] "
-                   "[--speculative-ab]",
+                   "bench_rollout [--threads N] [--out FILE] [--quick] [--seqs 1,32] [--device cuda] [--fused-ab]",
                    flags))
     return 2;
   const bool quick = flags.quick;
@@ -194,61 +179,6 @@ int main(int argc, char** argv) {
                   {"prompt_tokens", prompt_len},      {"engine_new_tokens", new_tokens},
                   {"naive_new_tokens", naive_tokens}, {"cores", std::thread::hardware_concurrency()},
                   {"device", device_name(device)},    {"load_average_start", load_average()}};
-
-  if (speculative_ab) {
-    if (concurrency == std::vector<int64_t>{1, 8, 32, 64}) concurrency = {1, 32};
-    ModelConfig mtp_config = config;
-    mtp_config.num_nextn_predict_layers = 1;
-    ModelOptions mtp_options;
-    mtp_options.mtp = true;
-    DeepseekModel init(mtp_config, mtp_options);
-    init_weights(init, 1);
-    const std::map<std::string, at::Tensor> mtp_state = init.state_dict();
-    std::vector<std::pair<std::string, std::shared_ptr<const DeepseekModel>>> models;
-    for (const char* dtype : {"fp32", "bf16"}) {
-      ModelOptions o = on_device(ModelOptions::for_dtype(dtype));
-      o.mtp = true;
-      models.emplace_back(dtype, model_with(mtp_config, mtp_state, o));
-    }
-    std::cout << "bench_rollout --speculative-ab: dsv3-small + 1 MTP module (random weights), " << threads
-              << " threads, prompts of " << prompt_len << " tokens, " << new_tokens << " new; load average "
-              << load_average() << "\n"
-              << "generated tok/s in decode steps, best of 3 alternating: plain / with drafts (ratio, drafts kept)\n";
-    json rows = json::array();
-    for (double temperature : {0.0, 1.0}) {
-      for (int64_t b : concurrency) {
-        std::cout << "  T=" << temperature << ", " << b << (b == 1 ? " sequence: " : " sequences:");
-        for (const auto& [name, m] : models) {
-          double plain = 0, drafted = 0, kept = 0;
-          for (int rep = 0; rep < 3; ++rep) {
-            plain = std::max(plain, [&] {
-              const EngineRun r = run_engine(m, b, 1, prompt_len, new_tokens, false, false, temperature);
-              return r.decode_generated / r.decode_s;
-            }());
-            const EngineRun r = run_engine(m, b, 1, prompt_len, new_tokens, false, true, temperature);
-            drafted = std::max(drafted, r.decode_generated / r.decode_s);
-            kept = static_cast<double>(r.stats.accepted_drafts) / static_cast<double>(std::max<int64_t>(1, r.stats.draft_tokens));
-          }
-          std::cout << "  " << name << " " << std::fixed << std::setprecision(1) << plain << " / " << drafted << " ("
-                    << std::setprecision(2) << drafted / plain << "x, " << std::setprecision(0) << 100 * kept << " %)"
-                    << std::flush;
-          rows.push_back({{"temperature", temperature},
-                          {"sequences", b},
-                          {"dtype", name},
-                          {"plain_tokens_per_s", plain},
-                          {"speculative_tokens_per_s", drafted},
-                          {"drafts_kept", kept}});
-        }
-        std::cout << "\n";
-      }
-    }
-    json out = {{"config", kSmallConfig}, {"mtp_modules", 1}, {"threads", threads},
-                {"load_average_end", load_average()}, {"rows", rows}};
-    std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
-    std::ofstream(out_path) << out.dump(2) << "\n";
-    std::cout << "wrote " << out_path << "\n";
-    return 0;
-  }
 
   if (fused_ab) {
     if (concurrency == std::vector<int64_t>{1, 8, 32, 64}) concurrency = {1, 32};

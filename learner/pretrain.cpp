@@ -158,8 +158,8 @@ int64_t resume_step(const std::string& path, int world, bool zero1) {
 
 PretrainOptions PretrainOptions::from_config(const Config& s) {
   std::set<std::string> known(kLmTrainingKeys.begin(), kLmTrainingKeys.end());
-  known.insert({"model", "tokenizer", "corpus", "steps", "bias_update_speed", "mtp_weight", "save_every", "resume",
-                "zero1"});
+  known.insert(
+      {"model", "tokenizer", "corpus", "steps", "bias_update_speed", "mtp_weight", "save_every", "resume", "zero1"});
   s.require_known(known);
   PretrainOptions o;
   o.model = model_config_from(s, "model", &o.model_source);
@@ -307,7 +307,7 @@ PretrainResult pretrain(const PretrainOptions& o, bool show_progress, Distribute
     std::vector<at::Tensor> load;  // per layer, [E] tokens routed to each expert (MoE layers)
     const at::Tensor input = ids.narrow(1, 0, t - 1);
     const at::Tensor h = model.hidden_states(input, {}, nullptr, AttentionForm::kAuto, &load);  // [B/W, T-1, D]
-    const at::Tensor logits = head_logits(h, model.lm_head());                                // [B/W, T-1, V]
+    const at::Tensor logits = head_logits(h, model.lm_head());                                  // [B/W, T-1, V]
     const double n_targets = b.mask.sum().item<double>();
     // This rank's share of the mean over the global batch's real target tokens (masked_mean of
     // the whole batch when there is one rank).

@@ -489,8 +489,8 @@ at::Tensor DeepseekModel::mtp_hidden(const at::Tensor& h_in, const at::Tensor& n
   auto [cos, sin] = rope_cos_sin(config_, pos.expand({b, t}), options_.compute_dtype, inv_freq_);
   at::Tensor x = h.to(options_.compute_dtype);
   at::Tensor e = rms_norm(embed(m.embed_tokens, ids), like(m.enorm, x), eps);  // t_{i+1}
-  at::Tensor hp = rms_norm(x, like(m.hnorm, x), eps);                         // h_i
-  at::Tensor z = project(at::cat({e, hp}, -1), m.eh_proj);                    // [B, T, D]
+  at::Tensor hp = rms_norm(x, like(m.hnorm, x), eps);                          // h_i
+  at::Tensor z = project(at::cat({e, hp}, -1), m.eh_proj);                     // [B, T, D]
   z = decoder_layer(m.block, z, cos, sin, chunk, context, layer, AttentionForm::kAuto, {});
   if (context) context->commit();
   return z;

@@ -143,8 +143,8 @@ Engine::Engine(std::shared_ptr<const CausalLM> model, int64_t weight_version, En
       eos_ids_(spec_.eos_token_ids),
       model_(std::move(model)),
       version_(weight_version),
-      pool_(cache_layers(), options_.num_pages, options_.page_size, spec_.cache_width,
-            model_options_.compute_dtype, model_options_.device),
+      pool_(cache_layers(), options_.num_pages, options_.page_size, spec_.cache_width, model_options_.compute_dtype,
+            model_options_.device),
       batch_(pool_),
       ids_(at::empty({0, 0}, at::kLong)),
       latest_version_(weight_version) {
@@ -285,7 +285,8 @@ void Engine::set_weights(int64_t version, const std::map<std::string, at::Tensor
   }
   const std::string source = "weights version " + std::to_string(version);
   ModelOptions options = model_options_;  // without MTP tensors the new version does not draft
-  options.mtp = options.mtp && state.count("model.layers." + std::to_string(spec_.num_hidden_layers) + ".eh_proj.weight");
+  options.mtp =
+      options.mtp && state.count("model.layers." + std::to_string(spec_.num_hidden_layers) + ".eh_proj.weight");
   std::shared_ptr<CausalLM> model = current->make_empty(options);
   model->load_state(state, source);
   check_state(*current, state, source);
@@ -524,7 +525,7 @@ void Engine::run(const std::vector<Chunk>& chunks) {
   std::map<int64_t, std::vector<const Chunk*>> by_length;
   for (const Chunk& c : chunks) by_length[c.tokens].push_back(&c);
   std::vector<std::vector<const Chunk*>> forwards;
-  std::vector<at::Tensor> hidden, logits;   // per forward: [B, T, D], [n_i, V]
+  std::vector<at::Tensor> hidden, logits;       // per forward: [B, T, D], [n_i, V]
   std::vector<std::vector<at::Tensor>> routes;  // per forward, per decoder layer [B·T, k]
   std::vector<Sampled> sampled;
   int64_t logits_rows = 0;
@@ -728,7 +729,8 @@ void Engine::complete(Sequence& s, FinishReason reason) {
   c.token_ids.assign(s.tokens.begin() + s.prompt_len(), s.tokens.end());
   c.logprobs = s.logprobs;
   c.routes = std::move(s.routes);
-  if (!c.routes.empty()) truncate_routes(c.routes, static_cast<int64_t>(s.tokens.size()) - 1);  // a kept draft that ended it
+  if (!c.routes.empty())
+    truncate_routes(c.routes, static_cast<int64_t>(s.tokens.size()) - 1);  // a kept draft that ended it
   if (tokenizer_) {  // the EOS that ended it is not part of the text
     const size_t n = c.token_ids.size() - (reason == FinishReason::kEos ? 1 : 0);
     c.text = decode_text(*tokenizer_, std::vector<int64_t>(c.token_ids.begin(), c.token_ids.begin() + n));

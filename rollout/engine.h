@@ -22,7 +22,7 @@
 // recomputed (prompt + tokens so far fed again, its own pages; its next tokens are drawn with the
 // same keys, so greedy and seeded results do not change).
 //
-// Speculative decoding (EngineOptions::speculative, on by default; it acts when the model has an
+// Speculative decoding (EngineOptions::speculative, off by default; it acts when the model has an
 // MTP module, model/causal_lm.h; Leviathan et al. 2023, with DeepSeek-V3's MTP module as the
 // drafter): the MTP module runs over every fed slot (its keys are one more layer of the paged
 // cache); after a step that samples a sample's next token it drafts the token after that, its most
@@ -137,9 +137,11 @@ struct EngineOptions {
   double gpu_memory_fraction = 0;
   // Draft with the model's MTP module (speculative decoding, see above) when it has one, in the
   // steps where at most speculative_max_seqs samples are in flight (a draft is a second token per
-  // sequence in the forward: it pays while decoding reads weights rather than computes). Neither
-  // changes a completion.
-  bool speculative = true;
+  // sequence in the forward: it can only pay while decoding reads weights rather than computes).
+  // Neither changes a completion. Off by default: on the CPU it has not paid (README, "Speculative
+  // decoding, measured": a MoE model's second token reads other experts, and the MTP module runs
+  // over every token to keep its keys).
+  bool speculative = false;
   int64_t speculative_max_seqs = 8;
 };
 

@@ -10,8 +10,7 @@
 namespace grpo::rollout {
 EngineOptions engine_options_from_config(const Config& c, EngineOptions o) {
   c.require_known({"page_size", "num_pages", "max_seqs", "max_batched_tokens", "max_new_tokens_limit", "max_context",
-                   "max_queued_requests", "gpu_memory_fraction", "speculative",
-                   "speculative_max_seqs"});
+                   "max_queued_requests", "gpu_memory_fraction", "speculative", "speculative_max_seqs"});
   o.page_size = config_at_least<int64_t>(c, "page_size", o.page_size, 1);
   o.num_pages = config_at_least<int64_t>(c, "num_pages", o.num_pages, 1);
   o.max_seqs = config_at_least<int64_t>(c, "max_seqs", o.max_seqs, 1);

@@ -99,15 +99,16 @@ TEST_F(CliPretrain, DemoConfigPretrainsAndTheCheckpointGenerates) {
 
 // A model config with an MTP module: pretraining trains it beside the model (its loss logged and
 // falling), the checkpoint holds it, and `grpo generate` drafts with it — the same completions as
-// with --no-speculative, some drafts kept. mtp_weight out of range names the key.
+// without --speculative, some drafts kept. mtp_weight out of range names the key.
 TEST_F(CliPretrain, MtpModuleTrainsAndDraftsForGenerate) {
   json model = json::parse(std::ifstream(std::string(GRPO_SOURCE_DIR) + "/configs/tiny-zero/model.json"));
   model["num_nextn_predict_layers"] = 1;
   std::ofstream(dir_ + "/model.json") << model.dump(2);
   const std::string base = dir_ + "/base";
-  Result r = run("pretrain --config configs/tiny-zero.yaml --quiet pretrain.steps=40 pretrain.batch_size=8 "
-                 "pretrain.log_every=1 pretrain.model=" +
-                 dir_ + "/model.json pretrain.out_dir=" + base + " pretrain.log_dir=" + dir_ + "/logs");
+  Result r =
+      run("pretrain --config configs/tiny-zero.yaml --quiet pretrain.steps=40 pretrain.batch_size=8 "
+          "pretrain.log_every=1 pretrain.model=" +
+          dir_ + "/model.json pretrain.out_dir=" + base + " pretrain.log_dir=" + dir_ + "/logs");
   ASSERT_EQ(r.code, 0) << r.err;
   std::stringstream metrics;
   metrics << std::ifstream(dir_ + "/logs/metrics.jsonl").rdbuf();
@@ -124,7 +125,7 @@ TEST_F(CliPretrain, MtpModuleTrainsAndDraftsForGenerate) {
                                          << json{{"prompt", "User: 9 3 5\nAssistant: <think>"}}.dump() << "\n";
   const std::string gen = "generate --model " + base + " --prompts " + dir_ +
                           "/prompts.jsonl --n 2 --temperature 1 --seed 3 --max-new-tokens 24 --timing";
-  Result drafted = run(gen), plain = run(gen + " --no-speculative");
+  Result drafted = run(gen + " --speculative"), plain = run(gen);
   ASSERT_EQ(drafted.code, 0) << drafted.err;
   ASSERT_EQ(plain.code, 0) << plain.err;
   EXPECT_EQ(drafted.out, plain.out);

@@ -96,8 +96,8 @@ TEST(Mtp, DraftsChunkByChunkAsOverTheWholeSequence) {
     Feed main_feed, mtp_feed;
     main_feed.context = &main_cache;
     mtp_feed.context = &mtp_cache;
-    at::Tensor h = m.hidden(ids.narrow(1, s, n), main_feed);                        // [2, n, D]
-    at::Tensor hm = m.mtp_hidden(h, ids.narrow(1, s + 1, n), mtp_feed);             // [2, n, D]
+    at::Tensor h = m.hidden(ids.narrow(1, s, n), main_feed);             // [2, n, D]
+    at::Tensor hm = m.mtp_hidden(h, ids.narrow(1, s + 1, n), mtp_feed);  // [2, n, D]
     got.push_back(m.mtp_logits_at(hm, at::arange(2 * n, at::kLong)).view({2, n, -1}));
     s += n;
   }

@@ -23,9 +23,9 @@ TEST(RolloutOptions, EngineSectionKeepsTheCallersDefaults) {
   EXPECT_EQ(o.num_pages, 7);
   EXPECT_EQ(o.max_batched_tokens, 300);  // the default is raised to max_seqs
   EXPECT_EQ(engine_options_from_config(Config::parse("", "r.yaml").sub("engine")).max_seqs, EngineOptions().max_seqs);
-  EXPECT_TRUE(EngineOptions().speculative);
-  EXPECT_FALSE(engine_options_from_config(Config::parse("engine: {speculative: false}\n", "r.yaml").sub("engine"))
-                   .speculative);
+  EXPECT_FALSE(EngineOptions().speculative);
+  EXPECT_TRUE(
+      engine_options_from_config(Config::parse("engine: {speculative: true}\n", "r.yaml").sub("engine")).speculative);
   EXPECT_NE(error_of([] {
               engine_options_from_config(Config::parse("engine: {speculative: maybe}\n", "r.yaml").sub("engine"));
             }).find("engine.speculative"),
