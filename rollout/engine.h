@@ -36,8 +36,9 @@
 // A forked sample feeds the prompt's last token again with its first one (the MTP entry of that
 // slot depends on the sample's own first token).
 //
-// Ops per step: one forward per distinct chunk length (all decoding samples together: [B, 1]),
-// the head only on the rows that sample, one batched sampler call. The cache pool, the page
+// Ops per step: one forward per distinct chunk length (all decoding samples together: [B, 1], or
+// [B, 2] with drafts), the head only on the rows that sample, one batched sampler call; when
+// drafting, the MTP module's forward per chunk length and its head on the drafting rows. The cache pool, the page
 // tables, slot/index tensors, the gather buffer and the input ids are allocated once and reused
 // (PagedBatch, PagePool); nothing is allocated per token outside ATen's own op outputs.
 //
