@@ -510,8 +510,6 @@ bool Engine::speculating() const { return model_options_.mtp && model_->has_mtp(
 // A sequence whose chunk reached its last token this step, and what it drew.
 struct Engine::Sampled {
   Sequence* seq;
-  size_t forward;          // its chunk's forward (index into the step's forwards)
-  int64_t row;             // its chunk's row in that forward
   int64_t logits_row;      // its first row in the step's logits (with a draft: the draft's, then the one after)
   bool drafted;            // its chunk fed its draft
   std::vector<Draw> next;  // a sample: its next token (and the bonus after a kept draft); a leader: one per sample
@@ -543,7 +541,7 @@ void Engine::run(const std::vector<Chunk>& chunks) {
       if (c.draft) ids[i * t + t - 1] = s.draft;
       const bool ends = c.start + t == static_cast<int64_t>(s.tokens.size()) + (c.draft ? 1 : 0);
       if (ends) {
-        sampled.push_back({&s, forwards.size(), i, logits_rows, c.draft});
+        sampled.push_back({&s, logits_rows, c.draft});
         if (c.draft) last_rows.push_back(i * t + t - 2);
         last_rows.push_back(i * t + t - 1);
         logits_rows += c.draft ? 2 : 1;
@@ -564,16 +562,16 @@ void Engine::run(const std::vector<Chunk>& chunks) {
     if (!last_rows.empty()) logits.push_back(model_->logits_at(hidden.back(), at::tensor(last_rows, at::kLong)));
     forwards.push_back(group);
   }
-  if (!sampled.empty()) sampled = draw(sampled, at::cat(logits, 0));
+  if (!sampled.empty()) draw(sampled, at::cat(logits, 0));
+  std::map<const Sequence*, Sampled*> outcome;
+  for (Sampled& d : sampled) outcome[d.seq] = &d;
   if (speculating()) {
     int64_t decoding = 0;  // samples in flight: drafts pay while the forward reads weights rather than computes
     for (const SeqPtr& s : running_) decoding += s->width();
-    draft_next(forwards, hidden, sampled, decoding <= options_.speculative_max_seqs);
+    draft_next(forwards, hidden, outcome, decoding <= options_.speculative_max_seqs);
   }
 
   // The fed slots that stay (all but a rejected draft's) join the cache, with their routes.
-  std::map<const Sequence*, const Sampled*> outcome;
-  for (const Sampled& d : sampled) outcome[d.seq] = &d;
   for (size_t f = 0; f < forwards.size(); ++f) {
     for (size_t i = 0; i < forwards[f].size(); ++i) {
       const Chunk& c = *forwards[f][i];
@@ -621,8 +619,7 @@ void Engine::run(const std::vector<Chunk>& chunks) {
 // Draws every sampled sequence's tokens from `logits` (its rows in Sampled::logits_row order), each
 // with the sampler's own key: a leader's row once per sample it forks into; a sample its next token
 // and, when it fed a draft, the token after it too, kept only when the first is the draft.
-std::vector<Engine::Sampled> Engine::draw(const std::vector<Sampled>& todo, const at::Tensor& logits) {
-  std::vector<Sampled> out = todo;
+void Engine::draw(std::vector<Sampled>& out, const at::Tensor& logits) {
   std::vector<int64_t> source;  // logits row of each sampler row
   std::vector<SampleRow> rows;
   for (const Sampled& d : out) {
@@ -662,7 +659,6 @@ std::vector<Engine::Sampled> Engine::draw(const std::vector<Sampled>& todo, cons
     ++counters_.draft_tokens;
     counters_.accepted_drafts += d.accepted ? 1 : 0;
   }
-  return out;
 }
 
 // The MTP module over every chunk of the step (its keys: the cache's last layer, the same slots),
@@ -670,9 +666,8 @@ std::vector<Engine::Sampled> Engine::draw(const std::vector<Sampled>& todo, cons
 // written again before anything reads them); then, with `drafts`, each sample that drew its next
 // token gets the draft of the token after that, from the entry of its newest fed token.
 void Engine::draft_next(const std::vector<std::vector<const Chunk*>>& forwards, const std::vector<at::Tensor>& hidden,
-                        std::vector<Sampled>& sampled, bool drafts) {
-  std::map<const Sequence*, Sampled*> by_seq;
-  for (Sampled& d : sampled) by_seq[d.seq] = &d;
+                        const std::map<const Sequence*, Sampled*>& sampled, bool drafts) {
+  static const std::vector<Draw> none;
   for (size_t f = 0; f < forwards.size(); ++f) {
     const std::vector<const Chunk*>& group = forwards[f];
     const int64_t b = static_cast<int64_t>(group.size()), t = group.front()->tokens;
@@ -685,9 +680,8 @@ void Engine::draft_next(const std::vector<std::vector<const Chunk*>>& forwards, 
       const Chunk& c = *group[i];
       const Sequence& s = *c.seq;
       rows.push_back({&s.pages, c.start});
-      const auto found = by_seq.find(&s);
-      Sampled* d = found == by_seq.end() ? nullptr : found->second;
-      const std::vector<Draw> none;
+      const auto found = sampled.find(&s);
+      Sampled* d = found == sampled.end() ? nullptr : found->second;
       const std::vector<Draw>& drawn = d && !s.leader() ? d->next : none;
       const int64_t known = static_cast<int64_t>(s.tokens.size() + drawn.size());
       auto token_at = [&](int64_t pos) {

@@ -257,9 +257,9 @@ class Engine {
   void preempt(Sequence& victim);
   void release_pages(Sequence& s);
   void run(const std::vector<Chunk>& chunks);
-  std::vector<Sampled> draw(const std::vector<Sampled>& todo, const at::Tensor& logits);
+  void draw(std::vector<Sampled>& sampled, const at::Tensor& logits);
   void draft_next(const std::vector<std::vector<const Chunk*>>& forwards, const std::vector<at::Tensor>& hidden,
-                  std::vector<Sampled>& sampled, bool drafts);
+                  const std::map<const Sequence*, Sampled*>& sampled, bool drafts);
   void finish_token(Sequence& s, int64_t token, float logprob);
   void complete(Sequence& s, FinishReason reason);
   void publish_stats();
